@@ -1,0 +1,21 @@
+//! Arbiter's domain: the words of `DESIGN.md` as types, and the pure logic that
+//! combines them. Nothing in this crate does IO, spawns tasks or reads the clock
+//! directly; the shell crates pass time and data in.
+
+pub mod action;
+pub mod case;
+pub mod decision;
+pub mod duration;
+pub mod escalation;
+pub mod key;
+pub mod time;
+pub mod verdict;
+
+pub use action::{Action, ActionError, Limits};
+pub use case::{CaseKind, CaseState};
+pub use decision::{Decision, DecisionStatus, FinalVerdict, FiredTrigger, Outcome};
+pub use duration::{DurationError, HumanDuration};
+pub use escalation::{Escalation, Tier};
+pub use key::{Principal, Role};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use verdict::{Severity, Verdict};
