@@ -1,4 +1,22 @@
 //! Arbiter's policy language: a YAML document of per-action settings and named
-//! triggers whose conditions are written in a CEL subset.
+//! triggers whose conditions are written in a CEL subset. See `docs/policy.md`.
+//!
+//! ```
+//! use arbiter_policy::{Policy, cel::Env};
+//! let policy = Policy::parse("triggers:\n  - name: no_admins\n    when: 'args.user == \"root\"'\n    verdict: deny\n").unwrap();
+//! let args = serde_json::json!({"user": "root"});
+//! let empty = serde_json::json!({});
+//! let env = Env { name: "disable_user", args: &args, confidence: Some(0.99), signals: &empty, context: &empty, agent: &empty, trace_id: None };
+//! assert_eq!(policy.evaluate(&env).verdict, arbiter_core::Verdict::Deny);
+//! ```
 
 pub mod cel;
+mod document;
+mod engine;
+mod yaml;
+
+pub use document::{PolicyError, PolicyErrors};
+pub use engine::{ClassConfig, ConditionError, Evaluation, Policy, content_hash};
+
+#[cfg(test)]
+mod tests;

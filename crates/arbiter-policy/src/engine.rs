@@ -1,0 +1,318 @@
+//! The compiled policy: triggers indexed by action class, escalation settings
+//! resolved ahead of time, and the combination rule that turns fired triggers
+//! and the confidence threshold into a verdict.
+
+use crate::cel::{self, Env, Program};
+use crate::document::{self, ClassSpec, PolicyError, PolicyErrors, PolicySpec};
+use arbiter_core::{Escalation, FiredTrigger, HumanDuration, Severity, Verdict};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// Settings for one action class after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassConfig {
+    /// Confidence at or above which the action is allowed when no trigger objects.
+    pub auto_allow_at: Option<f64>,
+    /// Verdict below the threshold: `escalate` or `deny`.
+    pub below_threshold: Verdict,
+    /// Escalation settings when the threshold (or a trigger without overrides) escalates.
+    pub escalation: Escalation,
+}
+
+#[derive(Debug)]
+struct Trigger {
+    name: String,
+    reason: String,
+    verdict: Verdict,
+    actions: Option<Vec<String>>,
+    program: Program,
+}
+
+/// The triggers that can fire for one action class, in policy order, each with
+/// its escalation resolved against the class settings.
+#[derive(Debug)]
+struct ClassIndex {
+    config: ClassConfig,
+    triggers: Vec<(usize, Escalation)>,
+}
+
+/// A compiled, immutable policy version.
+#[derive(Debug)]
+pub struct Policy {
+    name: String,
+    hash: String,
+    source: String,
+    triggers: Vec<Trigger>,
+    classes: HashMap<String, ClassIndex>,
+    unlisted: ClassIndex,
+}
+
+/// A trigger whose condition could not be evaluated for this action (e.g. it
+/// read a field the action does not have). It counts as not fired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionError {
+    /// The trigger's name.
+    pub trigger: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The result of evaluating one action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every trigger that fired, in policy order.
+    pub triggers: Vec<FiredTrigger>,
+    /// Escalation settings, when the verdict is `escalate`.
+    pub escalation: Option<Escalation>,
+    /// One sentence saying why.
+    pub explanation: String,
+    /// Conditions that could not be evaluated.
+    pub condition_errors: Vec<ConditionError>,
+}
+
+fn builtin_defaults() -> ClassConfig {
+    ClassConfig {
+        auto_allow_at: None,
+        below_threshold: Verdict::Escalate,
+        escalation: Escalation {
+            severity: Severity::Medium,
+            reviewers: ["on_call".to_string()].into_iter().collect(),
+            approvals: 1,
+            sla: HumanDuration(30 * 60),
+            fallback: Verdict::Deny,
+            tiers: Vec::new(),
+        },
+    }
+}
+
+fn resolve(spec: &ClassSpec, base: &ClassConfig) -> ClassConfig {
+    ClassConfig {
+        auto_allow_at: spec.auto_allow_at.or(base.auto_allow_at),
+        below_threshold: spec.below_threshold.unwrap_or(base.below_threshold),
+        escalation: spec.escalation.over(&base.escalation),
+    }
+}
+
+/// The content hash of a policy source: hex SHA-256 of its bytes.
+pub fn content_hash(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+impl Policy {
+    /// Parse, check and compile a policy from YAML text.
+    pub fn parse(source: &str) -> Result<Policy, PolicyErrors> {
+        let spec = document::read(source)?;
+        Policy::compile(spec, source)
+    }
+
+    fn compile(spec: PolicySpec, source: &str) -> Result<Policy, PolicyErrors> {
+        let defaults = resolve(&spec.defaults, &builtin_defaults());
+        let mut triggers = Vec::with_capacity(spec.triggers.len());
+        let mut errors = Vec::new();
+        for t in &spec.triggers {
+            match cel::compile(&t.when) {
+                Ok(program) => {
+                    let actions = t.actions.clone().or_else(|| program.implied_actions.clone());
+                    triggers.push(Trigger {
+                        name: t.name.clone(),
+                        reason: t.description.clone().unwrap_or_else(|| format!("condition `{}` held", t.when.trim())),
+                        verdict: t.verdict,
+                        actions,
+                        program,
+                    });
+                }
+                Err(e) => errors.push(PolicyError {
+                    line: t.pos.line,
+                    col: t.pos.col,
+                    field: format!("triggers.{}.when", t.name),
+                    message: e.message,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyErrors(errors));
+        }
+        let mut configs: HashMap<String, ClassConfig> =
+            spec.actions.iter().map(|(name, c)| (name.clone(), resolve(c, &defaults))).collect();
+        // Classes that only triggers mention still get an index entry.
+        for t in &triggers {
+            for a in t.actions.iter().flatten() {
+                configs.entry(a.clone()).or_insert_with(|| defaults.clone());
+            }
+        }
+        let index_for = |class: Option<&str>, config: ClassConfig| -> ClassIndex {
+            let list = triggers
+                .iter()
+                .zip(&spec.triggers)
+                .enumerate()
+                .filter(|(_, (t, _))| match (&t.actions, class) {
+                    (None, _) => true,
+                    (Some(list), Some(c)) => list.iter().any(|a| a == c),
+                    (Some(_), None) => false,
+                })
+                .map(|(i, (_, s))| (i, s.escalation.over(&config.escalation)))
+                .collect();
+            ClassIndex { config, triggers: list }
+        };
+        let classes = configs.into_iter().map(|(name, cfg)| {
+            let idx = index_for(Some(&name), cfg);
+            (name, idx)
+        });
+        let classes = classes.collect();
+        let unlisted = index_for(None, defaults);
+        Ok(Policy { name: spec.name, hash: content_hash(source), source: source.to_string(), triggers, classes, unlisted })
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Content hash of the source this policy was compiled from.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The YAML source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Number of triggers.
+    pub fn trigger_count(&self) -> usize {
+        self.triggers.len()
+    }
+
+    /// The settings that apply to an action class (the defaults for unlisted ones).
+    pub fn class_config(&self, class: &str) -> &ClassConfig {
+        &self.classes.get(class).unwrap_or(&self.unlisted).config
+    }
+
+    /// Evaluate one action: only the triggers indexed for its class run.
+    pub fn evaluate(&self, env: &Env<'_>) -> Evaluation {
+        let (idx, listed) = match self.classes.get(env.name) {
+            Some(i) => (i, true),
+            None => (&self.unlisted, false),
+        };
+        let mut fired = Vec::new();
+        let mut errors = Vec::new();
+        for (ti, esc) in &idx.triggers {
+            let t = &self.triggers[*ti];
+            match t.program.eval_bool(env) {
+                Ok(true) => fired.push((t, esc)),
+                Ok(false) => {}
+                Err(e) => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
+            }
+        }
+        combine(env, &idx.config, listed, &fired, errors)
+    }
+
+    /// The naive baseline used by benchmarks: every trigger is checked in policy
+    /// order, with a fresh copy of the action bound for each condition (as an
+    /// interpreter that builds an activation per rule would), and no index.
+    #[doc(hidden)]
+    pub fn evaluate_naive(&self, env: &Env<'_>) -> Evaluation {
+        let idx = self.classes.get(env.name);
+        let listed = idx.is_some();
+        let config = idx.map_or(&self.unlisted.config, |i| &i.config);
+        let mut fired = Vec::new();
+        let mut errors = Vec::new();
+        for t in &self.triggers {
+            let (args, signals, context, agent) = (env.args.clone(), env.signals.clone(), env.context.clone(), env.agent.clone());
+            let name = env.name.to_string();
+            let own = Env { name: &name, args: &args, signals: &signals, context: &context, agent: &agent, ..*env };
+            let applies = t.actions.as_ref().is_none_or(|a| a.iter().any(|c| c == env.name));
+            match t.program.eval_bool(&own) {
+                Ok(true) if applies => {
+                    let esc = idx.and_then(|i| i.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t)));
+                    let esc = esc.map(|(_, e)| e).unwrap_or(&config.escalation);
+                    fired.push((t, esc));
+                }
+                Err(e) if applies => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
+                _ => {}
+            }
+        }
+        combine(env, config, listed, &fired, errors)
+    }
+}
+
+/// The documented combination rule (see `docs/policy.md`):
+/// 1. any fired `deny` trigger: deny;
+/// 2. else any fired `escalate` trigger: escalate, merging every fired
+///    trigger's settings (and the class's, if the confidence is also below
+///    the threshold) with [`Escalation::merge`];
+/// 3. else any fired `allow` trigger: allow;
+/// 4. else the confidence threshold: allow at or above `auto_allow_at`,
+///    otherwise the class's `below_threshold` verdict.
+fn combine(
+    env: &Env<'_>,
+    config: &ClassConfig,
+    listed: bool,
+    fired: &[(&Trigger, &Escalation)],
+    condition_errors: Vec<ConditionError>,
+) -> Evaluation {
+    let strongest = fired.iter().map(|(t, _)| t.verdict).max();
+    let threshold_met = match (config.auto_allow_at, env.confidence) {
+        (Some(t), Some(c)) => c >= t,
+        _ => false,
+    };
+    let mut explanation = String::new();
+    let names = |v: Verdict| -> String {
+        fired.iter().filter(|(t, _)| t.verdict == v).map(|(t, _)| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ")
+    };
+    let threshold_text = || -> String {
+        match (config.auto_allow_at, env.confidence) {
+            (Some(t), Some(c)) if c >= t => format!("confidence {c} is at or above auto_allow_at {t}"),
+            (Some(t), Some(c)) => format!("confidence {c} is below auto_allow_at {t}"),
+            (Some(t), None) => format!("no confidence given (auto_allow_at is {t})"),
+            (None, _) if listed => format!("`{}` has no auto_allow_at", env.name),
+            (None, _) => format!("`{}` is not listed in the policy; the defaults apply", env.name),
+        }
+    };
+    let (verdict, escalation) = match strongest {
+        Some(Verdict::Deny) => {
+            let _ = write!(explanation, "denied by {}", names(Verdict::Deny));
+            (Verdict::Deny, None)
+        }
+        Some(Verdict::Escalate) => {
+            let mut esc: Option<Escalation> = None;
+            for (t, e) in fired.iter().filter(|(t, _)| t.verdict == Verdict::Escalate) {
+                let _ = t;
+                match &mut esc {
+                    Some(acc) => acc.merge(e),
+                    None => esc = Some((*e).clone()),
+                }
+            }
+            let _ = write!(explanation, "escalated by {}", names(Verdict::Escalate));
+            if !threshold_met && config.below_threshold == Verdict::Escalate {
+                if let Some(acc) = &mut esc {
+                    acc.merge(&config.escalation);
+                }
+                let _ = write!(explanation, "; also {}", threshold_text());
+            }
+            (Verdict::Escalate, esc)
+        }
+        Some(Verdict::Allow) => {
+            let _ = write!(explanation, "allowed by {}", names(Verdict::Allow));
+            (Verdict::Allow, None)
+        }
+        None if threshold_met => {
+            let _ = write!(explanation, "allowed: {} and no trigger objected", threshold_text());
+            (Verdict::Allow, None)
+        }
+        None => {
+            let v = config.below_threshold;
+            let _ = write!(explanation, "{}: {}", if v == Verdict::Deny { "denied" } else { "escalated" }, threshold_text());
+            (v, (v == Verdict::Escalate).then(|| config.escalation.clone()))
+        }
+    };
+    let triggers = fired
+        .iter()
+        .map(|(t, _)| FiredTrigger { name: t.name.clone(), verdict: t.verdict, reason: t.reason.clone() })
+        .collect();
+    Evaluation { verdict, triggers, escalation, explanation, condition_errors }
+}

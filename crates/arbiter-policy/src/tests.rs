@@ -1,0 +1,259 @@
+//! Policy tests: the SOC example, error reporting, and properties of the
+//! combination rule.
+
+use crate::cel::Env;
+use crate::{Evaluation, Policy};
+use arbiter_core::{Severity, Verdict};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const SOC: &str = include_str!("../../../examples/policies/soc.yaml");
+
+fn eval(p: &Policy, name: &str, args: Value, confidence: Option<f64>, signals: Value) -> Evaluation {
+    let ctx = json!({});
+    let agent = json!({"name": "soc-agent", "key_id": "k"});
+    p.evaluate(&Env { name, args: &args, confidence, signals: &signals, context: &ctx, agent: &agent, trace_id: None })
+}
+
+#[test]
+fn soc_policy_compiles_with_forty_triggers() {
+    let p = Policy::parse(SOC).unwrap();
+    assert!(p.trigger_count() >= 40, "{}", p.trigger_count());
+    assert_eq!(p.name(), "soc-triage");
+    assert_eq!(p.hash().len(), 64);
+}
+
+#[test]
+fn soc_routine_close_is_allowed() {
+    let p = Policy::parse(SOC).unwrap();
+    let e = eval(&p, "close_alert", json!({"alert_id": "A1", "resolution": "benign"}), Some(0.95), json!({"alert_severity": "low"}));
+    assert_eq!(e.verdict, Verdict::Allow, "{e:?}");
+    assert!(e.triggers.is_empty());
+}
+
+#[test]
+fn soc_crown_jewel_isolation_needs_two_leads() {
+    let p = Policy::parse(SOC).unwrap();
+    let e = eval(&p, "isolate_host", json!({"host": "db-1", "host_tags": ["server", "crown_jewel"]}), Some(0.99), json!({}));
+    assert_eq!(e.verdict, Verdict::Escalate);
+    let esc = e.escalation.unwrap();
+    assert_eq!(esc.approvals, 2);
+    assert_eq!(esc.severity, Severity::Critical);
+    assert!(esc.reviewers.contains("soc_lead"));
+    assert_eq!(esc.sla.as_secs(), 600);
+    let names: Vec<_> = e.triggers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["isolate_crown_jewel", "isolate_server"]);
+}
+
+#[test]
+fn soc_admins_are_never_disabled_automatically() {
+    let p = Policy::parse(SOC).unwrap();
+    let e = eval(&p, "disable_user", json!({"user": "alice", "user_groups": ["domain_admins"], "is_admin": true}), Some(1.0), json!({}));
+    assert_eq!(e.verdict, Verdict::Escalate);
+    assert_eq!(e.escalation.unwrap().approvals, 2);
+    let e = eval(&p, "disable_user", json!({"user": "breakglass-1", "user_groups": []}), Some(1.0), json!({}));
+    assert_eq!(e.verdict, Verdict::Deny);
+}
+
+#[test]
+fn soc_low_confidence_escalates_and_unknown_classes_escalate() {
+    let p = Policy::parse(SOC).unwrap();
+    let e = eval(&p, "block_ip", json!({"ip": "203.0.113.9", "direction": "inbound"}), Some(0.5), json!({}));
+    assert_eq!(e.verdict, Verdict::Escalate);
+    assert!(e.explanation.contains("below auto_allow_at 0.92"), "{}", e.explanation);
+    let e = eval(&p, "launch_missiles", json!({}), Some(1.0), json!({}));
+    assert_eq!(e.verdict, Verdict::Escalate);
+    assert!(e.explanation.contains("not listed"), "{}", e.explanation);
+}
+
+#[test]
+fn naive_baseline_agrees_with_the_indexed_engine() {
+    let p = Policy::parse(SOC).unwrap();
+    let cases = [
+        ("isolate_host", json!({"host": "web-1", "host_tags": ["server"]}), Some(0.97), json!({"alert_severity": "low"})),
+        ("close_alert", json!({"alert_id": "1", "resolution": "benign"}), Some(0.91), json!({"alert_type": "malware", "asset_type": "server"})),
+        ("disable_user", json!({"user": "bob", "user_groups": []}), Some(0.1), json!({})),
+        ("unknown", json!({}), None, json!({})),
+    ];
+    for (name, args, conf, signals) in cases {
+        let ctx = json!({});
+        let agent = json!({"name": "a"});
+        let env = Env { name, args: &args, confidence: conf, signals: &signals, context: &ctx, agent: &agent, trace_id: None };
+        assert_eq!(p.evaluate(&env), p.evaluate_naive(&env), "{name}");
+    }
+}
+
+#[test]
+fn check_reports_every_error_with_position_and_field() {
+    let src = "\
+policy: broken
+defaults:
+  sla: soon
+  fallback: escalate
+actions:
+  close_alert:
+    auto_allow_at: 1.5
+    colour: blue
+triggers:
+  - name: t1
+    when: 'args.x ==='
+    verdict: deny
+  - name: t1
+    when: 'nme == \"x\"'
+    verdict: escalate
+  - name: t3
+    when: 'true'
+    verdict: deny
+    approvals: 2
+  - when: 'true'
+";
+    let errs = Policy::parse(src).unwrap_err().0;
+    let fields: Vec<_> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert!(fields.contains(&(3, "defaults.sla")), "{errs:#?}");
+    assert!(fields.contains(&(4, "defaults.fallback")), "{errs:#?}");
+    assert!(fields.contains(&(7, "actions.close_alert.auto_allow_at")), "{errs:#?}");
+    assert!(fields.contains(&(8, "actions.close_alert.colour")), "{errs:#?}");
+    assert!(fields.contains(&(11, "triggers[0].when")), "{errs:#?}");
+    assert!(fields.contains(&(14, "triggers[1].when")), "{errs:#?}");
+    assert!(fields.iter().any(|(_, f)| *f == "triggers[1].name"), "{errs:#?}");
+    assert!(fields.contains(&(19, "triggers[2].approvals")), "{errs:#?}");
+    assert!(fields.iter().any(|(_, f)| *f == "triggers[3].name"), "{errs:#?}");
+    // The condition error points into the expression: the stray third `=` is at column 21.
+    let when = errs.iter().find(|e| e.field == "triggers[0].when").unwrap();
+    assert_eq!(when.col, 21, "{when:?}");
+    let rendered = crate::PolicyErrors(errs).render("broken.yaml");
+    assert!(rendered.starts_with("broken.yaml:3:8: defaults.sla:"), "{rendered}");
+}
+
+#[test]
+fn yaml_syntax_errors_have_positions() {
+    let errs = Policy::parse("triggers:\n  - name: x\n   when: [\n").unwrap_err().0;
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].line >= 2, "{errs:?}");
+}
+
+// ------------------------------------------------------------- properties
+
+#[derive(Debug, Clone)]
+struct GenTrigger {
+    verdict: Verdict,
+    fires: bool,
+    scoped: bool,
+    severity: Severity,
+    approvals: u32,
+    sla_min: u32,
+}
+
+fn gen_trigger() -> impl Strategy<Value = GenTrigger> {
+    (0u8..3, any::<bool>(), any::<bool>(), 0u8..4, 1u32..4, 1u32..120).prop_map(|(v, fires, scoped, s, approvals, sla_min)| {
+        GenTrigger {
+            verdict: [Verdict::Allow, Verdict::Escalate, Verdict::Deny][v as usize],
+            fires,
+            scoped,
+            severity: [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][s as usize],
+            approvals,
+            sla_min,
+        }
+    })
+}
+
+fn render(triggers: &[(usize, GenTrigger)], threshold: f64) -> String {
+    let mut s = format!("actions:\n  act:\n    auto_allow_at: {threshold}\n    reviewers: [base]\ntriggers:\n");
+    for (i, t) in triggers {
+        let cond = if t.fires { "confidence >= 0.0" } else { "confidence > 1.0" };
+        s += &format!("  - name: t{i}\n    when: '{cond}'\n    verdict: {}\n", t.verdict);
+        if t.scoped {
+            s += "    actions: [act]\n";
+        }
+        if t.verdict == Verdict::Escalate {
+            s += &format!(
+                "    severity: {}\n    approvals: {}\n    sla: {}m\n    reviewers: [r{i}]\n",
+                t.severity, t.approvals, t.sla_min
+            );
+        }
+    }
+    s
+}
+
+fn run(src: &str, confidence: f64) -> Evaluation {
+    let p = Policy::parse(src).unwrap();
+    eval(&p, "act", json!({}), Some(confidence), json!({}))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn a_firing_deny_always_wins(ts in proptest::collection::vec(gen_trigger(), 1..8), conf in 0.0f64..1.0, th in 0.0f64..1.0) {
+        let ts: Vec<_> = ts.into_iter().enumerate().collect();
+        let e = run(&render(&ts, th), conf);
+        let any_deny = ts.iter().any(|(_, t)| t.fires && t.verdict == Verdict::Deny);
+        let any_esc = ts.iter().any(|(_, t)| t.fires && t.verdict == Verdict::Escalate);
+        let any_allow = ts.iter().any(|(_, t)| t.fires && t.verdict == Verdict::Allow);
+        let expected = if any_deny { Verdict::Deny } else if any_esc { Verdict::Escalate }
+            else if any_allow || conf >= th { Verdict::Allow } else { Verdict::Escalate };
+        prop_assert_eq!(e.verdict, expected);
+        prop_assert_eq!(e.triggers.len(), ts.iter().filter(|(_, t)| t.fires).count());
+    }
+
+    #[test]
+    fn verdict_does_not_depend_on_trigger_order(ts in proptest::collection::vec(gen_trigger(), 1..8), conf in 0.0f64..1.0, seed in any::<u64>()) {
+        let ts: Vec<_> = ts.into_iter().enumerate().collect();
+        let mut shuffled = ts.clone();
+        // Deterministic Fisher-Yates from the seed.
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let a = run(&render(&ts, 0.5), conf);
+        let b = run(&render(&shuffled, 0.5), conf);
+        prop_assert_eq!(a.verdict, b.verdict);
+        let mut an: Vec<_> = a.triggers.iter().map(|t| t.name.clone()).collect();
+        let mut bn: Vec<_> = b.triggers.iter().map(|t| t.name.clone()).collect();
+        an.sort(); bn.sort();
+        prop_assert_eq!(an, bn);
+        match (a.escalation, b.escalation) {
+            (Some(x), Some(y)) => {
+                prop_assert_eq!(x.severity, y.severity);
+                prop_assert_eq!(x.reviewers, y.reviewers);
+                prop_assert_eq!(x.approvals, y.approvals);
+                prop_assert_eq!(x.sla, y.sla);
+                prop_assert_eq!(x.fallback, y.fallback);
+            }
+            (None, None) => {}
+            (x, y) => prop_assert!(false, "{x:?} vs {y:?}"),
+        }
+    }
+
+    #[test]
+    fn escalation_is_the_strictest_of_the_fired_triggers(ts in proptest::collection::vec(gen_trigger(), 1..8)) {
+        let ts: Vec<_> = ts.into_iter().enumerate().collect();
+        let e = run(&render(&ts, 0.0), 0.9);
+        let esc: Vec<_> = ts.iter().filter(|(_, t)| t.fires && t.verdict == Verdict::Escalate).collect();
+        if e.verdict == Verdict::Escalate {
+            let got = e.escalation.unwrap();
+            prop_assert_eq!(got.approvals, esc.iter().map(|(_, t)| t.approvals).max().unwrap());
+            prop_assert_eq!(got.severity, esc.iter().map(|(_, t)| t.severity).max().unwrap());
+            prop_assert_eq!(got.sla.as_secs(), esc.iter().map(|(_, t)| t.sla_min as u64 * 60).min().unwrap());
+            prop_assert_eq!(got.reviewers.len(), esc.len());
+        }
+    }
+
+    #[test]
+    fn evaluation_is_deterministic(conf in 0.0f64..1.0, host in "[a-z]{1,8}", tags in proptest::collection::vec("(server|workstation|crown_jewel|ot)", 0..3)) {
+        let p = Policy::parse(SOC).unwrap();
+        let a = eval(&p, "isolate_host", json!({"host": host, "host_tags": tags}), Some(conf), json!({}));
+        let b = eval(&p, "isolate_host", json!({"host": host, "host_tags": tags}), Some(conf), json!({}));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn arbitrary_conditions_never_panic(src in "\\PC{0,60}") {
+        if let Ok(prog) = crate::cel::compile(&src) {
+            let v = json!({"a": [1, "x", {"b": null}], "s": "text"});
+            let env = Env { name: "n", args: &v, confidence: Some(0.5), signals: &v, context: &v, agent: &v, trace_id: Some("t") };
+            let _ = prog.eval_bool(&env);
+        }
+    }
+}
