@@ -121,6 +121,9 @@ pub struct Decision {
     /// The verdict the agent acts on, once known.
     #[serde(rename = "final", default, skip_serializing_if = "Option::is_none")]
     pub final_verdict: Option<FinalVerdict>,
+    /// Conditions that could not be evaluated (they count as not fired).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub condition_errors: Vec<String>,
     /// Ground truth, once labelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,

@@ -12,8 +12,8 @@ pub mod time;
 pub mod verdict;
 
 pub use action::{Action, ActionError, Limits};
-pub use case::{CaseKind, CaseState};
-pub use decision::{Decision, DecisionStatus, FinalVerdict, FiredTrigger, Outcome};
+pub use case::{Answer, AnswerEffect, AnswerError, Case, CaseKind, CaseState, apply_answer};
+pub use decision::{Decision, DecisionStatus, FinalSource, FinalVerdict, FiredTrigger, Outcome};
 pub use duration::{DurationError, HumanDuration};
 pub use escalation::{Escalation, Tier};
 pub use key::{Principal, Role};

@@ -1,0 +1,665 @@
+//! The SQLite backend: one writer thread that commits concurrent requests in
+//! batches (group commit, one fsync per batch), and a small pool of reader
+//! connections. WAL mode with `synchronous=FULL`: an acknowledged write survives
+//! a killed process and a power cut.
+
+use crate::events::{Event, GENESIS_HASH};
+use crate::{
+    Answered, CaseAnswer, Inserted, KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary, Result, Store,
+    StoreError, finalize,
+};
+use arbiter_core::{
+    AnswerEffect, Case, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp, apply_answer,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::oneshot;
+
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MAX_BATCH: usize = 1024;
+const READERS: usize = 4;
+
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Option<Reply> + Send>;
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > latest {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {current}, newer than this Arbiter knows ({latest}); upgrade Arbiter"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.pragma_update(None, "user_version", version).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                // Dropping the jobs drops their reply channels: callers see `Closed`.
+                continue;
+            }
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        run_batch(&tx, batch, &mut replies);
+        let outcome = tx.commit().map_err(backend);
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
+
+fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>) {
+    for job in batch {
+        // A savepoint per job: a job that fails rolls back alone, and the rest
+        // of the batch still commits.
+        if tx.execute_batch("SAVEPOINT job").is_err() {
+            continue;
+        }
+        match job(tx) {
+            Some(reply) => {
+                let _ = tx.execute_batch("RELEASE job");
+                replies.push(reply);
+            }
+            None => {
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and bring its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_conn(&path)?;
+        migrate(&mut conn)?;
+        let readers = (0..READERS).map(|_| open_conn(&path).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("arbiter-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stop accepting writes, finish the ones queued, and wait for the writer.
+    pub fn close(&self) {
+        self.writer.lock().map(|mut w| w.take()).ok();
+        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+
+    /// Run `f` inside the next group-commit batch; resolves after the batch commits.
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| match f(conn) {
+            Ok(v) => Some(Box::new(move |committed: Result<()>| {
+                let _ = tx.send(committed.map(|()| v));
+            }) as Reply),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                None
+            }
+        });
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run a read on one of the reader connections, off the async threads.
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+}
+
+fn save_decision(conn: &Connection, d: &Decision) -> Result<()> {
+    let body = serde_json::to_string(d).map_err(corrupt)?;
+    conn.execute(
+        "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6 WHERE id = ?1",
+        params![
+            d.id,
+            status_str(d),
+            d.final_verdict.as_ref().map(|f| f.verdict.as_str()),
+            d.outcome.as_ref().map(|o| o.correct),
+            d.outcome.as_ref().and_then(|o| o.cost),
+            body
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn status_str(d: &Decision) -> &'static str {
+    match d.status {
+        arbiter_core::DecisionStatus::Final => "final",
+        arbiter_core::DecisionStatus::Pending => "pending",
+    }
+}
+
+fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
+    let body: Option<String> =
+        conn.query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+}
+
+fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
+    let body = serde_json::to_string(c).map_err(corrupt)?;
+    let sql = if insert {
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    } else {
+        "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7, body = ?8 WHERE id = ?1"
+    };
+    conn.execute(
+        sql,
+        params![c.id, c.kind.as_str(), c.state.as_str(), c.decision_id, c.sla_deadline.0, c.created_at.0, c.updated_at.0, body],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Append one event to the chain, linking it to the last one.
+fn append_event(
+    conn: &Connection,
+    case_id: Option<&str>,
+    decision_id: Option<&str>,
+    kind: &str,
+    actor: &str,
+    at: Timestamp,
+    data: serde_json::Value,
+) -> Result<Event> {
+    let last: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
+    let (seq, prev_hash) = last.map_or((1, GENESIS_HASH.to_string()), |(s, h)| (s as u64 + 1, h));
+    let mut ev = Event {
+        seq,
+        case_id: case_id.map(str::to_string),
+        decision_id: decision_id.map(str::to_string),
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        at,
+        data,
+        prev_hash,
+        hash: String::new(),
+    };
+    ev.hash = ev.compute_hash();
+    conn.execute(
+        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![ev.seq as i64, ev.case_id, ev.decision_id, ev.kind, ev.actor, ev.at.0, ev.data.to_string(), ev.prev_hash, ev.hash],
+    )
+    .map_err(backend)?;
+    Ok(ev)
+}
+
+fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
+    Ok((
+        Event {
+            seq: r.get::<_, i64>(0)? as u64,
+            case_id: r.get(1)?,
+            decision_id: r.get(2)?,
+            kind: r.get(3)?,
+            actor: r.get(4)?,
+            at: Timestamp(r.get(5)?),
+            data: serde_json::Value::Null,
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        },
+        r.get::<_, String>(6)?,
+    ))
+}
+
+const EVENT_COLS: &str = "seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRecord, String, String)> {
+    Ok((
+        KeyRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: Role::Agent,
+            tags: Default::default(),
+            digest: r.get(4)?,
+            created_at: Timestamp(r.get(5)?),
+            revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        },
+        r.get(2)?,
+        r.get(3)?,
+    ))
+}
+
+fn finish_key((mut k, role, tags): (KeyRecord, String, String)) -> Result<KeyRecord> {
+    k.role = role.parse().map_err(StoreError::Corrupt)?;
+    k.tags = serde_json::from_str(&tags).map_err(corrupt)?;
+    Ok(k)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn activate_policy(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
+        let by = by.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
+            )
+            .map_err(backend)?;
+            c.execute(
+                "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES (?1, ?2, ?3)",
+                params![v.hash, at.0, by],
+            )
+            .map_err(backend)?;
+            append_event(c, None, None, "policy.activated", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT v.hash, v.name, v.source, v.created_at, v.created_by FROM policy_activations a
+                 JOIN policy_versions v ON v.hash = a.hash ORDER BY a.seq DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(PolicyVersion {
+                        hash: r.get(0)?,
+                        name: r.get(1)?,
+                        source: r.get(2)?,
+                        created_at: Timestamp(r.get(3)?),
+                        created_by: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT hash, name, source, created_at, created_by FROM policy_versions WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(PolicyVersion {
+                        hash: r.get(0)?,
+                        name: r.get(1)?,
+                        source: r.get(2)?,
+                        created_at: Timestamp(r.get(3)?),
+                        created_by: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
+        self.read(|c| {
+            let active: Option<String> = c
+                .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            let mut st = c
+                .prepare(
+                    "SELECT v.hash, v.name, v.created_at, v.created_by, MAX(a.activated_at) FROM policy_versions v
+                     LEFT JOIN policy_activations a ON a.hash = v.hash GROUP BY v.hash ORDER BY v.created_at DESC, v.hash",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| {
+                    let hash: String = r.get(0)?;
+                    Ok(PolicyVersionSummary {
+                        active: active.as_deref() == Some(hash.as_str()),
+                        hash,
+                        name: r.get(1)?,
+                        created_at: Timestamp(r.get(2)?),
+                        created_by: r.get(3)?,
+                        last_activated_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_key(&self, k: KeyRecord) -> Result<()> {
+        self.write(move |c| {
+            let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
+            c.execute(
+                "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![k.id, k.name, k.role.as_str(), tags, k.digest, k.created_at.0, k.revoked_at.map(|t| t.0)],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StoreError::Conflict(format!("a key with id {} already exists", k.id))
+                }
+                other => backend(other),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys WHERE id = ?1",
+                [id],
+                key_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(finish_key)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare("SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+                .map_err(backend)?;
+            let rows = st.query_map([], key_from_row).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(finish_key)).collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.0])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
+        self.write(move |c| {
+            let d = &new.decision;
+            if let Some(key) = &d.idempotency_key {
+                let prior: Option<(String, String)> = c
+                    .prepare_cached("SELECT request_digest, body FROM decisions WHERE agent = ?1 AND idempotency_key = ?2")
+                    .map_err(backend)?
+                    .query_row(params![d.agent, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(backend)?;
+                if let Some((digest, body)) = prior {
+                    if digest != new.request_digest {
+                        return Err(StoreError::Conflict(format!(
+                            "the idempotency key `{key}` was already used for a different request; use a new key for a new action"
+                        )));
+                    }
+                    return Ok(Inserted::Existing(serde_json::from_str(&body).map_err(corrupt)?));
+                }
+            }
+            let body = serde_json::to_string(d).map_err(corrupt)?;
+            c.prepare_cached(
+                "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                d.id,
+                d.agent,
+                d.idempotency_key,
+                new.request_digest,
+                d.action.name,
+                d.action.confidence,
+                d.verdict.as_str(),
+                status_str(d),
+                d.final_verdict.as_ref().map(|f| f.verdict.as_str()),
+                d.policy_hash,
+                d.case_id,
+                d.trace_id,
+                d.received_at.0,
+                d.event_time.0,
+                body
+            ])
+            .map_err(backend)?;
+            if let Some(case) = &new.case {
+                save_case(c, case, true)?;
+                append_event(
+                    c,
+                    Some(&case.id),
+                    Some(&d.id),
+                    "case.opened",
+                    &d.agent,
+                    d.received_at,
+                    serde_json::json!({
+                        "kind": case.kind, "action": d.action.name, "severity": case.escalation.severity,
+                        "reviewers": case.escalation.reviewers, "approvals": case.escalation.approvals,
+                        "sla_deadline": case.sla_deadline, "policy_hash": d.policy_hash,
+                        "triggers": d.triggers.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                    }),
+                )?;
+            }
+            Ok(Inserted::Created(new.decision))
+        })
+        .await
+    }
+
+    async fn decision(&self, id: &str) -> Result<Option<Decision>> {
+        let id = id.to_string();
+        self.read(move |c| load_decision(c, &id)).await
+    }
+
+    async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            d.outcome = Some(outcome);
+            save_decision(c, &d)?;
+            Ok(d)
+        })
+        .await
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<Case>> {
+        let id = id.to_string();
+        self.read(move |c| load_case(c, &id)).await
+    }
+
+    async fn answer_case(&self, a: CaseAnswer) -> Result<Answered> {
+        self.write(move |c| {
+            let mut case = load_case(c, &a.case_id)?.ok_or_else(|| StoreError::NotFound(format!("case {}", a.case_id)))?;
+            let answer = a.answer.clone();
+            let effect = apply_answer(&mut case, a.answer, &a.reviewer_tags, a.is_admin)?;
+            save_case(c, &case, false)?;
+            let decision_id = case.decision_id.clone();
+            append_event(
+                c,
+                Some(&case.id),
+                decision_id.as_deref(),
+                "case.answered",
+                &answer.by,
+                answer.at,
+                serde_json::json!({
+                    "verdict": answer.verdict, "rationale": answer.rationale,
+                    "modified_args": answer.modified_args, "key_id": answer.key_id,
+                }),
+            )?;
+            let mut decision = None;
+            if let AnswerEffect::Decided(verdict, modified_args) = effect {
+                append_event(
+                    c,
+                    Some(&case.id),
+                    decision_id.as_deref(),
+                    "case.decided",
+                    &answer.by,
+                    answer.at,
+                    serde_json::json!({"verdict": verdict, "modified": modified_args.is_some()}),
+                )?;
+                if let Some(did) = &decision_id {
+                    let mut d = load_decision(c, did)?.ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision", case.id)))?;
+                    let action = modified_args.map(|args| arbiter_core::Action { args, ..d.action.clone() });
+                    finalize(
+                        &mut d,
+                        FinalVerdict {
+                            verdict,
+                            source: FinalSource::Review,
+                            action,
+                            decided_by: case.answers.iter().map(|x| x.by.clone()).collect(),
+                            rationale: case.answers.iter().map(|x| x.rationale.as_str()).collect::<Vec<_>>().join("\n"),
+                            decided_at: answer.at,
+                        },
+                    );
+                    save_decision(c, &d)?;
+                    decision = Some(d);
+                }
+            }
+            Ok(Answered { case, decision })
+        })
+        .await
+    }
+
+    async fn open_case_count(&self) -> Result<u64> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
+        let id = case_id.to_string();
+        self.read(move |c| {
+            let mut st = c
+                .prepare(&format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"))
+                .map_err(backend)?;
+            let rows = st.query_map([id], row_event).map_err(backend)?;
+            rows.map(|r| {
+                let (mut ev, data) = r.map_err(backend)?;
+                ev.data = serde_json::from_str(&data).map_err(corrupt)?;
+                Ok(ev)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn verify_events(&self) -> Result<Option<(u64, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq")).map_err(backend)?;
+            let mut rows = st.query([]).map_err(backend)?;
+            let mut prev = GENESIS_HASH.to_string();
+            let mut expected_seq = 1u64;
+            while let Some(r) = rows.next().map_err(backend)? {
+                let (mut ev, data) = row_event(r).map_err(backend)?;
+                let seq = ev.seq;
+                if seq != expected_seq {
+                    return Ok(Some((seq, format!("expected event {expected_seq} next, found {seq} (events missing)"))));
+                }
+                ev.data = match serde_json::from_str(&data) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Some((seq, format!("data is not valid JSON: {e}")))),
+                };
+                if ev.prev_hash != prev {
+                    return Ok(Some((seq, "prev_hash does not match the previous event's hash".to_string())));
+                }
+                if ev.compute_hash() != ev.hash {
+                    return Ok(Some((seq, "hash does not match the event's contents".to_string())));
+                }
+                prev = ev.hash;
+                expected_seq += 1;
+            }
+            Ok(None)
+        })
+        .await
+    }
+}

@@ -1,0 +1,48 @@
+//! Store integration tests: the conformance suite on SQLite, plus durability
+//! and tamper detection that need a real file.
+
+use arbiter_store::{SqliteStore, Store, conformance};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_data_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        conformance::decisions_and_idempotency(&store).await;
+        store.close();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.decision("d1").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_first_tampered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    let store = SqliteStore::open(&path).unwrap();
+    conformance::cases_and_events(&store).await;
+    assert_eq!(store.verify_events().await.unwrap(), None);
+    // Edit a row behind the store's back, as an attacker with file access would.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE events SET data = replace(data, 'bob checked it', 'nobody checked') WHERE seq = 3", []).unwrap();
+    let (seq, why) = store.verify_events().await.unwrap().expect("tampering must be detected");
+    assert_eq!(seq, 3, "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_database_from_a_newer_arbiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    drop(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
