@@ -187,6 +187,11 @@ impl Policy {
         self.triggers.len()
     }
 
+    /// Whether the policy names this action class (in `actions` or a trigger's scope).
+    pub fn knows_class(&self, class: &str) -> bool {
+        self.classes.contains_key(class)
+    }
+
     /// The settings that apply to an action class (the defaults for unlisted ones).
     pub fn class_config(&self, class: &str) -> &ClassConfig {
         &self.classes.get(class).unwrap_or(&self.unlisted).config

@@ -1,1 +1,213 @@
-//! placeholder
+//! Arbiter's HTTP API. [`serve`] takes an already-bound listener and a
+//! shutdown future, so tests bind port 0 and stop the server cleanly; the
+//! background work (policy refresh across replicas) runs beside it and stops
+//! with it.
+
+pub mod auth;
+mod error;
+mod extract;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+mod waiters;
+
+pub use error::ApiError;
+
+use arbiter_core::{Clock, Limits, Role};
+use arbiter_policy::Policy;
+use arbiter_store::{PolicyVersion, Store};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The policy stored on first start.
+pub const DEFAULT_POLICY: &str = include_str!("default-policy.yaml");
+
+/// Tunables of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Longest `?wait=` a long-poll may ask for.
+    pub max_wait: Duration,
+    /// How often a long-poll re-reads the store even without a wake-up
+    /// (covers decisions finalised by another replica).
+    pub recheck_interval: Duration,
+    /// Shortest rationale a reviewer may give.
+    pub min_rationale_len: usize,
+    /// How long a verified key stays cached.
+    pub key_cache_ttl: Duration,
+    /// How often the active policy is re-read from the store.
+    pub policy_refresh: Duration,
+    /// Bounds on what agents send.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_bytes: 1024 * 1024,
+            max_wait: Duration::from_secs(60),
+            recheck_interval: Duration::from_secs(5),
+            min_rationale_len: 10,
+            key_cache_ttl: Duration::from_secs(5),
+            policy_refresh: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// The active policy, compiled.
+    policy: RwLock<Option<Arc<Policy>>>,
+    /// Verified keys.
+    pub keys: auth::KeyCache,
+    /// Agents waiting on decisions.
+    waiters: waiters::Waiters,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+    /// Tunables.
+    pub config: Config,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    stopping: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Build the state; loads the active policy from the store.
+    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ApiError> {
+        let state = Arc::new(AppState {
+            store,
+            policy: RwLock::new(None),
+            keys: auth::KeyCache::new(config.key_cache_ttl),
+            waiters: waiters::Waiters::default(),
+            metrics: metrics::Metrics::new(),
+            config,
+            clock,
+            stopping: watch::channel(false).0,
+        });
+        state.refresh_policy().await?;
+        Ok(state)
+    }
+
+    /// The active policy, if one is loaded.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_policy(&self, p: Arc<Policy>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    }
+
+    /// Re-read the active policy from the store and compile it if it changed.
+    pub async fn refresh_policy(&self) -> Result<(), ApiError> {
+        let Some(v) = self.store.active_policy().await? else { return Ok(()) };
+        if self.policy().is_some_and(|p| p.hash() == v.hash) {
+            return Ok(());
+        }
+        let p = Policy::parse(&v.source).map_err(|e| {
+            ApiError::Internal(format!("the active policy {} no longer compiles: {e}", v.hash))
+        })?;
+        tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
+        self.set_policy(Arc::new(p));
+        Ok(())
+    }
+
+    /// Compile, store and activate a policy source. Returns the compiled policy
+    /// and whether this version was new.
+    pub async fn activate_source(&self, source: &str, by: &str) -> Result<(Arc<Policy>, bool), ApiError> {
+        let p = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
+        let existed = self.store.policy_version(p.hash()).await?.is_some();
+        let now = self.clock.now();
+        let v = PolicyVersion {
+            hash: p.hash().to_string(),
+            name: p.name().to_string(),
+            source: source.to_string(),
+            created_at: now,
+            created_by: by.to_string(),
+        };
+        self.store.activate_policy(v, now, by).await?;
+        self.set_policy(p.clone());
+        Ok((p, !existed))
+    }
+
+    /// Whether the server is shutting down (long-polls return early).
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+}
+
+/// What first start created, to print once.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// The admin key, when no key existed yet.
+    pub admin_key: Option<String>,
+    /// The hash of the policy stored, when none was active.
+    pub policy_hash: Option<String>,
+}
+
+/// Prepare an empty store: activate `policy_source` (or the default policy)
+/// when none is active, and create an admin key when no key exists.
+pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
+    let mut out = Bootstrap::default();
+    match policy_source {
+        Some(src) => {
+            let (p, _) = state.activate_source(src, "bootstrap").await?;
+            out.policy_hash = Some(p.hash().to_string());
+        }
+        None if state.policy().is_none() => {
+            let (p, _) = state.activate_source(DEFAULT_POLICY, "bootstrap").await?;
+            out.policy_hash = Some(p.hash().to_string());
+        }
+        None => {}
+    }
+    if state.store.keys().await?.is_empty() {
+        let key = auth::generate_key("admin", Role::Admin, Default::default(), state.clock.now())?;
+        state.store.create_key(key.record).await?;
+        out.admin_key = Some(key.secret);
+    }
+    Ok(out)
+}
+
+/// The router with every route, for embedding or tests.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serve the API on `listener` until `shutdown` resolves; then stop accepting,
+/// release long-polls, finish in-flight requests, and stop background work.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let bg = tokio::spawn(background(state.clone()));
+    let st = state.clone();
+    let graceful = async move {
+        shutdown.await;
+        let _ = st.stopping.send(true);
+    };
+    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    let _ = state.stopping.send(true);
+    let _ = bg.await;
+    result
+}
+
+async fn background(state: Arc<AppState>) {
+    let mut stop = state.stopping();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(state.config.policy_refresh) => {
+                if let Err(e) = state.refresh_policy().await {
+                    tracing::warn!(error = %e, "could not refresh the active policy");
+                }
+            }
+        }
+    }
+}

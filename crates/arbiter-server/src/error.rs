@@ -1,0 +1,133 @@
+//! API errors as `application/problem+json` (RFC 9457). Every kind has a stable
+//! `code` (also in `type` as `urn:arbiter:error:<code>`) that clients can match on.
+
+use arbiter_store::StoreError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// The body is JSON of the wrong shape, or a value is out of range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// JSON path of the offending field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A policy document has errors.
+    #[error("the policy has {} error(s)", .0.0.len())]
+    InvalidPolicy(arbiter_policy::PolicyErrors),
+    /// The body is larger than the configured limit.
+    #[error("the request body is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    /// The content type is not one this endpoint reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No key, or a key that is unknown, malformed or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key is valid but its role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist (or the caller may not know it exists).
+    #[error("{0}")]
+    NotFound(String),
+    /// The path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The server is not ready (e.g. no policy is active).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke inside; the message is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
+            ApiError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", "Invalid policy"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+
+    /// Shorthand for a 422 naming a field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Answer(a) => match a {
+                arbiter_core::AnswerError::WrongRole { .. } | arbiter_core::AnswerError::OwnAction => {
+                    ApiError::Forbidden(a.to_string())
+                }
+                other => ApiError::Conflict(other.to_string()),
+            },
+            StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let detail = match &self {
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                "something went wrong inside Arbiter; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("urn:arbiter:error:{code}"),
+            "code": code,
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        match &self {
+            ApiError::Invalid { field, .. } => body["field"] = json!(field),
+            ApiError::InvalidPolicy(errs) => {
+                body["errors"] = errs
+                    .0
+                    .iter()
+                    .map(|e| json!({"line": e.line, "column": e.col, "field": e.field, "message": e.message}))
+                    .collect();
+            }
+            _ => {}
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
+        }
+        resp
+    }
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics on an explicit registry (so tests can run several
+//! servers in one process).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of the decision counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `allow`, `deny` or `escalate`.
+    pub verdict: String,
+    /// The action class, or `other` for classes the policy does not list
+    /// (agents choose names, so they must not choose label cardinality).
+    pub action: String,
+}
+
+/// All of Arbiter's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Decisions made, by verdict and action class.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Time to answer `POST /v1/decisions`, including the durable commit.
+    pub decision_latency: Histogram,
+    /// Time spent evaluating the policy.
+    pub policy_eval: Histogram,
+    /// Cases waiting for people (refreshed from the store at scrape time).
+    pub open_cases: Gauge,
+    /// Requests currently long-polling for a final verdict.
+    pub waiting_agents: Gauge,
+}
+
+impl Metrics {
+    /// Fresh metrics in their own registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("arbiter");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let decision_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let policy_eval = Histogram::new(exponential_buckets(0.000_000_5, 2.0, 16));
+        let open_cases = Gauge::default();
+        let waiting_agents = Gauge::default();
+        registry.register("decisions", "Decisions made, by verdict and action class", decisions.clone());
+        registry.register("decision_latency_seconds", "Time to answer POST /v1/decisions, including the durable commit", decision_latency.clone());
+        registry.register("policy_eval_seconds", "Time spent evaluating the policy for one action", policy_eval.clone());
+        registry.register("open_cases", "Cases waiting for people", open_cases.clone());
+        registry.register("waiting_agents", "Requests long-polling for a final verdict", waiting_agents.clone());
+        Metrics { registry, decisions, decision_latency, policy_eval, open_cases, waiting_agents }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

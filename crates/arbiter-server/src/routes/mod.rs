@@ -1,0 +1,56 @@
+//! The API's routes, one module per resource.
+
+mod cases;
+mod decisions;
+mod keys;
+mod ops;
+mod policy;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Every route, with the paths documented in `docs/openapi.json`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/decisions", post(decisions::propose))
+        .route("/v1/decisions/{id}", get(decisions::get))
+        .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
+        .route("/v1/cases/{id}", get(cases::get))
+        .route("/v1/cases/{id}/decision", post(cases::decide))
+        .route("/v1/cases/{id}/events", get(cases::events))
+        .route("/v1/policy", get(policy::active).put(policy::put))
+        .route("/v1/policy/versions", get(policy::versions))
+        .route("/v1/policy/versions/{hash}", get(policy::version))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .with_state(state)
+}
+
+/// The route table as (method, path) pairs, for the OpenAPI completeness test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/decisions"),
+    ("get", "/v1/decisions/{id}"),
+    ("post", "/v1/decisions/{id}/outcome"),
+    ("get", "/v1/cases/{id}"),
+    ("post", "/v1/cases/{id}/decision"),
+    ("get", "/v1/cases/{id}/events"),
+    ("get", "/v1/policy"),
+    ("put", "/v1/policy"),
+    ("get", "/v1/policy/versions"),
+    ("get", "/v1/policy/versions/{hash}"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];

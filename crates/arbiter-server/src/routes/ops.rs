@@ -1,0 +1,45 @@
+//! Health, readiness, metrics, the OpenAPI document, and fallbacks.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::sync::Arc;
+
+/// The process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The server can answer decisions: the store responds and a policy is loaded.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    state.store.open_case_count().await.map_err(|e| ApiError::Unavailable(format!("the store is not answering: {e}")))?;
+    if state.policy().is_none() {
+        return Err(ApiError::Unavailable("no policy is active".into()));
+    }
+    Ok("ready\n")
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Ok(n) = state.store.open_case_count().await {
+        state.metrics.open_cases.set(n as i64);
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+}
+
+/// The OpenAPI document.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::OPENAPI_JSON)
+}
+
+/// Unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+/// Known path, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this endpoint does not accept that method; see /openapi.json".into())
+}
