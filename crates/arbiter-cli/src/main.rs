@@ -1,1 +1,70 @@
-fn main() {}
+//! The `arbiter` binary: run the server, check and evaluate policies, manage
+//! keys, and load-test a running server.
+
+mod bench;
+mod keys;
+mod policy;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The SOC example policy, embedded so `arbiter bench` and the demo work from any directory.
+pub const SOC_POLICY: &str = include_str!("../../../examples/policies/soc.yaml");
+
+/// Arbiter: decides which actions of an AI agent need a person, and makes the human part fast.
+#[derive(Debug, Parser)]
+#[command(name = "arbiter", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API on the embedded SQLite store (creates it, a default policy and an admin key on first start).
+    Serve(serve::ServeArgs),
+    /// Check, evaluate and inspect policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Create, list and revoke API keys directly in the store.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Load generators.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Openapi => {
+            println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for the commands that need one.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Log to stderr at `info` unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -133,6 +133,8 @@ pub struct PolicySpec {
 struct Reader<'s> {
     src: &'s str,
     errors: Vec<PolicyError>,
+    /// Trigger names seen so far, to report duplicates even on invalid triggers.
+    trigger_names: Vec<String>,
 }
 
 const CLASS_KEYS: &[&str] =
@@ -146,7 +148,7 @@ pub fn read(src: &str) -> Result<PolicySpec, PolicyErrors> {
     let root = crate::yaml::parse(src).map_err(|e| {
         PolicyErrors(vec![PolicyError { line: e.pos.line, col: e.pos.col, field: "(yaml)".into(), message: e.message }])
     })?;
-    let mut r = Reader { src, errors: Vec::new() };
+    let mut r = Reader { src, errors: Vec::new(), trigger_names: Vec::new() };
     let spec = r.policy(&root);
     if r.errors.is_empty() {
         Ok(spec)
@@ -269,9 +271,6 @@ impl Reader<'_> {
                     Node::Seq { items, .. } => {
                         for (i, t) in items.iter().enumerate() {
                             if let Some(t) = self.trigger(t, &format!("triggers[{i}]")) {
-                                if spec.triggers.iter().any(|o| o.name == t.name) {
-                                    self.err(t.pos, &format!("triggers[{i}].name"), format!("duplicate trigger name `{}`", t.name));
-                                }
                                 spec.triggers.push(t);
                             }
                         }
@@ -383,8 +382,15 @@ impl Reader<'_> {
             match k.as_str() {
                 "name" => {
                     name = self.str(v, &f);
-                    if name.as_deref().is_some_and(|s| !is_ident(s)) {
-                        self.err(v.pos(), &f, "trigger names may contain only letters, digits, `_`, `.` and `-`");
+                    if let Some(s) = &name {
+                        if !is_ident(s) {
+                            self.err(v.pos(), &f, "trigger names may contain only letters, digits, `_`, `.` and `-`");
+                        }
+                        if self.trigger_names.contains(s) {
+                            self.err(v.pos(), &f, format!("duplicate trigger name `{s}`"));
+                        } else {
+                            self.trigger_names.push(s.clone());
+                        }
                     }
                 }
                 "description" => description = self.str(v, &f),
@@ -405,16 +411,18 @@ impl Reader<'_> {
             }
         }
         let pos = n.pos();
-        let Some(name) = name else {
-            self.err(pos, &join(field, "name"), "every trigger needs a `name`");
-            return None;
-        };
-        let Some(when) = when else {
-            self.err(pos, &join(field, "when"), "every trigger needs a `when` condition");
-            return None;
-        };
-        let Some(verdict) = verdict else {
-            self.err(pos, &join(field, "verdict"), "every trigger needs a `verdict`: allow, escalate or deny");
+        // A key that is present but invalid was reported already; only report absent ones.
+        let present = |key: &str| entries.iter().any(|(k, _, _)| k == key);
+        let (Some(name), Some(when), Some(verdict)) = (name, when, verdict) else {
+            for (key, message) in [
+                ("name", "every trigger needs a `name`"),
+                ("when", "every trigger needs a `when` condition"),
+                ("verdict", "every trigger needs a `verdict`: allow, escalate or deny"),
+            ] {
+                if !present(key) {
+                    self.err(pos, &join(field, key), message);
+                }
+            }
             return None;
         };
         if verdict != Verdict::Escalate && !esc.is_empty() {

@@ -155,6 +155,7 @@ pub struct Bootstrap {
 pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
     let mut out = Bootstrap::default();
     match policy_source {
+        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
         Some(src) => {
             let (p, _) = state.activate_source(src, "bootstrap").await?;
             out.policy_hash = Some(p.hash().to_string());

@@ -1,0 +1,155 @@
+//! `arbiter policy check|eval`.
+
+use anyhow::{Context, Result, bail};
+use arbiter_core::{Action, Limits, Verdict};
+use arbiter_policy::Policy;
+use arbiter_policy::cel::Env;
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Policy subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check policy files; print every error as `file:line:col: field: message`. Exits 1 if any file has errors.
+    Check {
+        /// Policy files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate one action against a policy file and print the verdict with its explanation.
+    Eval {
+        /// Policy file (YAML).
+        file: PathBuf,
+        /// The action as JSON: {"name": ..., "args": {...}, "confidence": 0.9, "signals": {...}}.
+        /// `@path` reads it from a file.
+        #[arg(long)]
+        action: String,
+        /// Context object as JSON (or `@path`).
+        #[arg(long)]
+        context: Option<String>,
+        /// Agent name the action comes from.
+        #[arg(long, default_value = "cli")]
+        agent: String,
+        /// Trace id.
+        #[arg(long)]
+        trace_id: Option<String>,
+        /// Print the whole evaluation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run a policy subcommand.
+pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Check { files } => check(&files),
+        PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
+            eval(&file, &action, context.as_deref(), &agent, trace_id.as_deref(), json)
+        }
+    }
+}
+
+/// Read and compile a policy file, with every error rendered against its path.
+pub fn load(file: &Path) -> Result<Policy> {
+    let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Policy::parse(&src).map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
+}
+
+fn check(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                failed += 1;
+            }
+            Ok(src) => match Policy::parse(&src) {
+                Ok(p) => println!(
+                    "{}: ok: policy {:?}, {} triggers, version {}",
+                    file.display(),
+                    p.name(),
+                    p.trigger_count(),
+                    &p.hash()[..12]
+                ),
+                Err(errs) => {
+                    eprint!("{}", errs.render(&file.display().to_string()));
+                    eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                    failed += 1;
+                }
+            },
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn json_arg(what: &str, raw: &str) -> Result<Value> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read --{what} file {path}"))?,
+        None => raw.to_string(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("--{what} is not valid JSON"))
+}
+
+fn eval(file: &Path, action: &str, context: Option<&str>, agent: &str, trace_id: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let policy = load(file)?;
+    let action_value = json_arg("action", action)?;
+    let action: Action = serde_path_to_error::deserialize(action_value)
+        .map_err(|e| anyhow::anyhow!("--action: at `{}`: {}", e.path(), e.inner()))?;
+    if let Err(e) = action.validate(&Limits::default()) {
+        bail!("--action: {}: {}", e.field, e.message);
+    }
+    let context = match context {
+        Some(raw) => json_arg("context", raw)?,
+        None => json!({}),
+    };
+    if !context.is_object() {
+        bail!("--context must be a JSON object");
+    }
+    let agent_value = json!({"name": agent, "key_id": ""});
+    let env = Env {
+        name: &action.name,
+        args: &action.args,
+        confidence: action.confidence,
+        signals: &action.signals,
+        context: &context,
+        agent: &agent_value,
+        trace_id,
+    };
+    let ev = policy.evaluate(&env);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("verdict: {}", ev.verdict);
+    println!("why: {}", ev.explanation);
+    if ev.triggers.is_empty() {
+        println!("triggers fired: none");
+    } else {
+        println!("triggers fired:");
+        for t in &ev.triggers {
+            println!("  - {} ({}): {}", t.name, t.verdict, t.reason);
+        }
+    }
+    if let (Verdict::Escalate, Some(esc)) = (ev.verdict, &ev.escalation) {
+        let reviewers: Vec<&str> = esc.reviewers.iter().map(String::as_str).collect();
+        println!(
+            "escalation: severity {}, reviewers [{}], {} approval(s), SLA {}, fallback {}",
+            esc.severity,
+            reviewers.join(", "),
+            esc.approvals,
+            esc.sla,
+            esc.fallback
+        );
+        for (i, tier) in esc.tiers.iter().enumerate() {
+            let r: Vec<&str> = tier.reviewers.iter().map(String::as_str).collect();
+            println!("  then tier {}: [{}] for {}", i + 2, r.join(", "), tier.sla);
+        }
+    }
+    for e in &ev.condition_errors {
+        println!("condition error (trigger counted as not fired): {}: {}", e.trigger, e.message);
+    }
+    println!("policy: {} ({})", policy.name(), &policy.hash()[..12]);
+    Ok(ExitCode::SUCCESS)
+}

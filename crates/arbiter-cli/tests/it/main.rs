@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `arbiter` binary, started on a free port, driven over HTTP.
+
+mod api;
+mod cli;
+mod durability;
+mod support;

@@ -1,0 +1,131 @@
+//! A real `arbiter serve` process on a temporary store.
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_arbiter")
+}
+
+/// The SOC example policy.
+pub fn soc_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies/soc.yaml")
+}
+
+/// A running server process; killed on drop.
+pub struct Server {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The admin key printed on first start (None on restarts).
+    pub admin_key: Option<String>,
+    /// HTTP client.
+    pub http: Client,
+}
+
+impl Server {
+    /// Start `arbiter serve` on `db` with the SOC policy and extra flags.
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .arg("--policy")
+            .arg(soc_policy())
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start arbiter serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut url, mut admin_key) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(u) = line.strip_prefix("listening on ") {
+                url = Some(u.to_string());
+            } else if let Some(k) = line.strip_prefix("admin key: ") {
+                admin_key = Some(k.to_string());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
+    }
+
+    /// Kill the process without warning (SIGKILL).
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Full URL of `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The admin key (first start only).
+    pub fn admin(&self) -> &str {
+        self.admin_key.as_deref().expect("admin key on first start")
+    }
+
+    /// Create a key through the API; returns the secret.
+    pub async fn key(&self, name: &str, role: &str, tags: &[&str]) -> String {
+        let r = self.http.post(self.at("/v1/keys")).bearer_auth(self.admin()).json(&json!({"name": name, "role": role, "tags": tags})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
+    }
+
+    /// POST a decision request with an optional idempotency key.
+    pub async fn propose(&self, key: &str, body: &Value, idem: Option<&str>) -> Response {
+        let mut req = self.http.post(self.at("/v1/decisions")).bearer_auth(key).json(body);
+        if let Some(k) = idem {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+impl Server {
+    /// Start again on a store that already has keys (no admin key is printed).
+    pub fn restart(db: &Path, extra: &[&str]) -> Server {
+        Server::start(db, extra)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An escalating SOC action (isolating a server).
+pub fn escalating_action() -> Value {
+    json!({"action": {"name": "isolate_host", "confidence": 0.9,
+        "args": {"host": "srv-db-01", "host_tags": ["server"], "business_unit": "finance"},
+        "signals": {"alert_type": "malware", "alert_severity": "high"}}})
+}
+
+/// A routine SOC action that the policy allows.
+pub fn allowed_action(alert: &str) -> Value {
+    json!({"action": {"name": "close_alert", "confidence": 0.97,
+        "args": {"alert_id": alert, "resolution": "benign"},
+        "signals": {"alert_type": "benign_noise", "alert_severity": "low", "anomaly_score": 0.1}}})
+}
+
+/// Assert a problem+json response with the given status and error code; returns the body.
+pub async fn assert_problem(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status of {}", r.url());
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], format!("urn:arbiter:error:{code}"), "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    body
+}
