@@ -48,6 +48,8 @@ fn open_conn(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+    // Savepoint sub-journals (one per job in a group commit) stay in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend)?;
     Ok(conn)
 }
 
