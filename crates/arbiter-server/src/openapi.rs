@@ -5,3 +5,47 @@ pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
 
 /// Every (method, path) the router serves, for the completeness test.
 pub use crate::routes::ROUTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(OPENAPI_JSON).expect("docs/openapi.json is valid JSON")
+    }
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc = doc();
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is served but not in docs/openapi.json");
+        }
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                assert!(ROUTES.contains(&(method.as_str(), path.as_str())), "{method} {path} is documented but not served");
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = doc();
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let name = r.strip_prefix("#/components/schemas/").expect("local schema ref");
+                        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {r}");
+                    }
+                    m.values().for_each(|x| walk(x, doc));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, doc)),
+                _ => {}
+            }
+        }
+        walk(&doc, &doc);
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

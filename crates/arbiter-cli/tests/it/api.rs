@@ -261,4 +261,19 @@ async fn openapi_is_served() {
     let doc: Value = s.http.get(s.at("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/v1/decisions"]["post"].is_object());
+    // What the server sends matches what the document promises.
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let d: Value = s.propose(&agent, &escalating_action(), None).await.json().await.unwrap();
+    let case: Value = s.http.get(s.at(&format!("/v1/cases/{}", d["case_id"].as_str().unwrap()))).bearer_auth(s.admin()).send().await.unwrap().json().await.unwrap();
+    let key: Value = s.http.get(s.at("/v1/keys")).bearer_auth(s.admin()).send().await.unwrap().json().await.unwrap();
+    for (schema, value) in [("Decision", &d), ("Case", &case), ("KeyRecord", &key[0]), ("Escalation", &d["escalation"]), ("Action", &d["action"])] {
+        let sch = &doc["components"]["schemas"][schema];
+        let props = sch["properties"].as_object().unwrap();
+        for k in value.as_object().unwrap().keys() {
+            assert!(props.contains_key(k), "{schema}.{k} is sent but not documented");
+        }
+        for r in sch["required"].as_array().unwrap() {
+            assert!(value.get(r.as_str().unwrap()).is_some(), "{schema}.{r} is required but not sent: {value}");
+        }
+    }
 }
