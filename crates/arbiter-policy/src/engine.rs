@@ -216,9 +216,9 @@ impl Policy {
         combine(env, &idx.config, listed, &fired, errors)
     }
 
-    /// The naive baseline used by benchmarks: every trigger is checked in policy
-    /// order, with a fresh copy of the action bound for each condition (as an
-    /// interpreter that builds an activation per rule would), and no index.
+    /// The naive baseline used by benchmarks: every trigger's condition is
+    /// evaluated in policy order, with no index by action class; a trigger
+    /// counts only if it applies to the action's class.
     #[doc(hidden)]
     pub fn evaluate_naive(&self, env: &Env<'_>) -> Evaluation {
         let idx = self.classes.get(env.name);
@@ -227,11 +227,8 @@ impl Policy {
         let mut fired = Vec::new();
         let mut errors = Vec::new();
         for t in &self.triggers {
-            let (args, signals, context, agent) = (env.args.clone(), env.signals.clone(), env.context.clone(), env.agent.clone());
-            let name = env.name.to_string();
-            let own = Env { name: &name, args: &args, signals: &signals, context: &context, agent: &agent, ..*env };
             let applies = t.actions.as_ref().is_none_or(|a| a.iter().any(|c| c == env.name));
-            match t.program.eval_bool(&own) {
+            match t.program.eval_bool(env) {
                 Ok(true) if applies => {
                     let esc = idx.and_then(|i| i.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t)));
                     let esc = esc.map(|(_, e)| e).unwrap_or(&config.escalation);
