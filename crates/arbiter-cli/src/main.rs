@@ -1,6 +1,7 @@
 //! The `arbiter` binary: run the server, check and evaluate policies, manage
 //! keys, and load-test a running server.
 
+mod backup;
 mod bench;
 mod keys;
 mod policy;
@@ -30,6 +31,8 @@ enum Command {
     /// Create, list and revoke API keys directly in the store.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Copy a live store to a new file (consistent snapshot; the server keeps running).
+    Backup(backup::BackupArgs),
     /// Load generators.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Backup(args) => backup::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());

@@ -137,6 +137,18 @@ impl SqliteStore {
         })
     }
 
+    /// Write a consistent snapshot of the whole database to `dest` (which must
+    /// not exist) while the store keeps serving: `VACUUM INTO` reads one
+    /// transaction's view, so concurrent commits are either fully in it or not.
+    pub async fn backup_to(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref().to_path_buf();
+        if dest.exists() {
+            return Err(StoreError::Conflict(format!("{} already exists; choose a new file for the backup", dest.display())));
+        }
+        let target = dest.to_str().ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?.to_string();
+        self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

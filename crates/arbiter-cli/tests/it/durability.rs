@@ -50,3 +50,22 @@ async fn kill_9_and_restart_keeps_every_acknowledged_decision() {
     let escalated = acked.iter().filter(|(_, d)| d["verdict"] == "escalate").count();
     assert!(metrics.contains(&format!("arbiter_open_cases {escalated}")), "{metrics}");
 }
+
+#[tokio::test]
+async fn backup_of_a_live_store_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let s = Server::start(&db, &[]);
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let d: Value = s.propose(&agent, &escalating_action(), None).await.json().await.unwrap();
+    let copy = dir.path().join("copy.db");
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["backup", "--db", db.to_str().unwrap(), "--out", copy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(s);
+    let restored = Server::restart(&copy, &[]);
+    let r = restored.http.get(restored.at(&format!("/v1/decisions/{}", d["id"].as_str().unwrap()))).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -46,3 +46,18 @@ async fn refuses_a_database_from_a_newer_arbiter() {
     let err = SqliteStore::open(&path).err().unwrap();
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_is_a_consistent_openable_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
+    conformance::decisions_and_idempotency(&store).await;
+    conformance::cases_and_events(&store).await;
+    let dest = dir.path().join("backup.db");
+    store.backup_to(&dest).await.unwrap();
+    assert!(store.backup_to(&dest).await.is_err(), "an existing file is never overwritten");
+    let copy = SqliteStore::open(&dest).unwrap();
+    assert!(copy.decision("d1").await.unwrap().is_some());
+    assert_eq!(copy.verify_events().await.unwrap(), None);
+    assert_eq!(copy.keys().await.unwrap(), store.keys().await.unwrap());
+}

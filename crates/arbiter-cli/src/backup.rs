@@ -1,0 +1,34 @@
+//! `arbiter backup`: a consistent copy of a live store.
+
+use anyhow::{Context, Result, bail};
+use arbiter_store::SqliteStore;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `arbiter backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// SQLite database file (may be in use by a running server).
+    #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
+    db: PathBuf,
+    /// Where to write the copy; must not exist.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Copy the store to `--out` without stopping the server.
+pub fn run(args: BackupArgs) -> Result<ExitCode> {
+    if !args.db.exists() {
+        bail!("no store at {}", args.db.display());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = SqliteStore::open(&args.db).with_context(|| format!("cannot open the store at {}", args.db.display()))?;
+        store.backup_to(&args.out).await.with_context(|| format!("backup to {} failed", args.out.display()))?;
+        store.close();
+        anyhow::Ok(())
+    })?;
+    println!("backed up {} to {}", args.db.display(), args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
