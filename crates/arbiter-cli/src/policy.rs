@@ -45,16 +45,30 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { files } => check(&files),
-        PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
-            eval(&file, &action, context.as_deref(), &agent, trace_id.as_deref(), json)
-        }
+        PolicyCommand::Eval {
+            file,
+            action,
+            context,
+            agent,
+            trace_id,
+            json,
+        } => eval(
+            &file,
+            &action,
+            context.as_deref(),
+            &agent,
+            trace_id.as_deref(),
+            json,
+        ),
     }
 }
 
 /// Read and compile a policy file, with every error rendered against its path.
 pub fn load(file: &Path) -> Result<Policy> {
-    let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Policy::parse(&src).map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
+    let src =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Policy::parse(&src)
+        .map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
 }
 
 fn check(files: &[PathBuf]) -> Result<ExitCode> {
@@ -81,18 +95,30 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
             },
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn json_arg(what: &str, raw: &str) -> Result<Value> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read --{what} file {path}"))?,
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --{what} file {path}"))?,
         None => raw.to_string(),
     };
     serde_json::from_str(&text).with_context(|| format!("--{what} is not valid JSON"))
 }
 
-fn eval(file: &Path, action: &str, context: Option<&str>, agent: &str, trace_id: Option<&str>, as_json: bool) -> Result<ExitCode> {
+fn eval(
+    file: &Path,
+    action: &str,
+    context: Option<&str>,
+    agent: &str,
+    trace_id: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let policy = load(file)?;
     let action_value = json_arg("action", action)?;
     let action: Action = serde_path_to_error::deserialize(action_value)
@@ -119,7 +145,10 @@ fn eval(file: &Path, action: &str, context: Option<&str>, agent: &str, trace_id:
     };
     let ev = policy.evaluate(&env);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("verdict: {}", ev.verdict);
@@ -148,7 +177,10 @@ fn eval(file: &Path, action: &str, context: Option<&str>, agent: &str, trace_id:
         }
     }
     for e in &ev.condition_errors {
-        println!("condition error (trigger counted as not fired): {}: {}", e.trigger, e.message);
+        println!(
+            "condition error (trigger counted as not fired): {}: {}",
+            e.trigger, e.message
+        );
     }
     println!("policy: {} ({})", policy.name(), &policy.hash()[..12]);
     Ok(ExitCode::SUCCESS)

@@ -125,13 +125,20 @@ impl Case {
     pub fn current_reviewers(&self) -> &std::collections::BTreeSet<String> {
         match self.tier {
             0 => &self.escalation.reviewers,
-            n => self.escalation.tiers.get(n - 1).map_or(&self.escalation.reviewers, |t| &t.reviewers),
+            n => self
+                .escalation
+                .tiers
+                .get(n - 1)
+                .map_or(&self.escalation.reviewers, |t| &t.reviewers),
         }
     }
 
     /// Distinct approvals so far.
     pub fn approvals(&self) -> usize {
-        self.answers.iter().filter(|a| a.verdict == Verdict::Allow).count()
+        self.answers
+            .iter()
+            .filter(|a| a.verdict == Verdict::Allow)
+            .count()
     }
 }
 
@@ -193,7 +200,11 @@ pub fn apply_answer(
     if answer.by == case.agent {
         return Err(AnswerError::OwnAction);
     }
-    if case.answers.iter().any(|a| a.key_id == answer.key_id || a.by == answer.by) {
+    if case
+        .answers
+        .iter()
+        .any(|a| a.key_id == answer.key_id || a.by == answer.by)
+    {
         return Err(AnswerError::AlreadyAnswered);
     }
     let verdict = answer.verdict;
@@ -207,10 +218,17 @@ pub fn apply_answer(
     let approvals = case.approvals();
     if approvals >= case.escalation.approvals as usize {
         case.state = CaseState::Decided;
-        let modified = case.answers.iter().rev().find_map(|a| a.modified_args.clone());
+        let modified = case
+            .answers
+            .iter()
+            .rev()
+            .find_map(|a| a.modified_args.clone());
         return Ok(AnswerEffect::Decided(Verdict::Allow, modified));
     }
-    Ok(AnswerEffect::NeedsMore { approvals, needed: case.escalation.approvals })
+    Ok(AnswerEffect::NeedsMore {
+        approvals,
+        needed: case.escalation.approvals,
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +262,14 @@ mod tests {
     }
 
     fn answer(by: &str, verdict: Verdict) -> Answer {
-        Answer { by: by.into(), key_id: by.into(), verdict, modified_args: None, rationale: "checked the host".into(), at: Timestamp(1) }
+        Answer {
+            by: by.into(),
+            key_id: by.into(),
+            verdict,
+            modified_args: None,
+            rationale: "checked the host".into(),
+            at: Timestamp(1),
+        }
     }
 
     fn tags(t: &[&str]) -> std::collections::BTreeSet<String> {
@@ -255,17 +280,46 @@ mod tests {
     fn two_approvals_need_two_distinct_reviewers() {
         let mut c = case(2);
         let lead = tags(&["soc_lead"]);
-        assert!(matches!(apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false), Ok(AnswerEffect::NeedsMore { approvals: 1, needed: 2 })));
-        assert_eq!(apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false), Err(AnswerError::AlreadyAnswered));
-        assert_eq!(apply_answer(&mut c, answer("bob", Verdict::Allow), &lead, false), Ok(AnswerEffect::Decided(Verdict::Allow, None)));
-        assert!(matches!(apply_answer(&mut c, answer("cy", Verdict::Allow), &lead, false), Err(AnswerError::NotOpen(_))));
+        assert!(matches!(
+            apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false),
+            Ok(AnswerEffect::NeedsMore {
+                approvals: 1,
+                needed: 2
+            })
+        ));
+        assert_eq!(
+            apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false),
+            Err(AnswerError::AlreadyAnswered)
+        );
+        assert_eq!(
+            apply_answer(&mut c, answer("bob", Verdict::Allow), &lead, false),
+            Ok(AnswerEffect::Decided(Verdict::Allow, None))
+        );
+        assert!(matches!(
+            apply_answer(&mut c, answer("cy", Verdict::Allow), &lead, false),
+            Err(AnswerError::NotOpen(_))
+        ));
     }
 
     #[test]
     fn roles_rejections_and_own_actions() {
         let mut c = case(2);
-        assert!(matches!(apply_answer(&mut c, answer("ann", Verdict::Allow), &tags(&["ux"]), false), Err(AnswerError::WrongRole { .. })));
-        assert_eq!(apply_answer(&mut c, answer("soc-agent", Verdict::Allow), &tags(&["soc_lead"]), false), Err(AnswerError::OwnAction));
-        assert_eq!(apply_answer(&mut c, answer("root", Verdict::Deny), &tags(&[]), true), Ok(AnswerEffect::Decided(Verdict::Deny, None)));
+        assert!(matches!(
+            apply_answer(&mut c, answer("ann", Verdict::Allow), &tags(&["ux"]), false),
+            Err(AnswerError::WrongRole { .. })
+        ));
+        assert_eq!(
+            apply_answer(
+                &mut c,
+                answer("soc-agent", Verdict::Allow),
+                &tags(&["soc_lead"]),
+                false
+            ),
+            Err(AnswerError::OwnAction)
+        );
+        assert_eq!(
+            apply_answer(&mut c, answer("root", Verdict::Deny), &tags(&[]), true),
+            Ok(AnswerEffect::Decided(Verdict::Deny, None))
+        );
     }
 }

@@ -72,7 +72,12 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || TimestampError(s.to_string());
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':'
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
         {
             return Err(bad());
         }
@@ -104,7 +109,10 @@ impl FromStr for Timestamp {
         }
         let offset_secs = match &s[i..] {
             "Z" | "z" => 0,
-            tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
+            tz if tz.len() == 6
+                && (tz.starts_with('+') || tz.starts_with('-'))
+                && &tz[3..4] == ":" =>
+            {
                 let sign = if tz.starts_with('-') { -1 } else { 1 };
                 sign * (num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60)
             }
@@ -141,7 +149,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
 }
@@ -186,7 +196,12 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-25T10:00:00.000Z");
         let t2: Timestamp = "2026-11-25T12:00:00.5+02:00".parse().unwrap();
         assert_eq!(t2.0, t.0 + 500);
-        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-25T10:00:00", "2026-11-25T10:00:00.Z"] {
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-11-25T10:00:00",
+            "2026-11-25T10:00:00.Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

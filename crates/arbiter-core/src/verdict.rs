@@ -43,7 +43,9 @@ impl FromStr for Verdict {
             "allow" => Ok(Verdict::Allow),
             "escalate" => Ok(Verdict::Escalate),
             "deny" => Ok(Verdict::Deny),
-            other => Err(format!("unknown verdict `{other}` (expected allow, escalate or deny)")),
+            other => Err(format!(
+                "unknown verdict `{other}` (expected allow, escalate or deny)"
+            )),
         }
     }
 }

@@ -116,10 +116,16 @@ impl Policy {
         for t in &spec.triggers {
             match cel::compile(&t.when) {
                 Ok(program) => {
-                    let actions = t.actions.clone().or_else(|| program.implied_actions.clone());
+                    let actions = t
+                        .actions
+                        .clone()
+                        .or_else(|| program.implied_actions.clone());
                     triggers.push(Trigger {
                         name: t.name.clone(),
-                        reason: t.description.clone().unwrap_or_else(|| format!("condition `{}` held", t.when.trim())),
+                        reason: t
+                            .description
+                            .clone()
+                            .unwrap_or_else(|| format!("condition `{}` held", t.when.trim())),
                         verdict: t.verdict,
                         actions,
                         program,
@@ -136,8 +142,11 @@ impl Policy {
         if !errors.is_empty() {
             return Err(PolicyErrors(errors));
         }
-        let mut configs: HashMap<String, ClassConfig> =
-            spec.actions.iter().map(|(name, c)| (name.clone(), resolve(c, &defaults))).collect();
+        let mut configs: HashMap<String, ClassConfig> = spec
+            .actions
+            .iter()
+            .map(|(name, c)| (name.clone(), resolve(c, &defaults)))
+            .collect();
         // Classes that only triggers mention still get an index entry.
         for t in &triggers {
             for a in t.actions.iter().flatten() {
@@ -156,7 +165,10 @@ impl Policy {
                 })
                 .map(|(i, (_, s))| (i, s.escalation.over(&config.escalation)))
                 .collect();
-            ClassIndex { config, triggers: list }
+            ClassIndex {
+                config,
+                triggers: list,
+            }
         };
         let classes = configs.into_iter().map(|(name, cfg)| {
             let idx = index_for(Some(&name), cfg);
@@ -164,7 +176,14 @@ impl Policy {
         });
         let classes = classes.collect();
         let unlisted = index_for(None, defaults);
-        Ok(Policy { name: spec.name, hash: content_hash(source), source: source.to_string(), triggers, classes, unlisted })
+        Ok(Policy {
+            name: spec.name,
+            hash: content_hash(source),
+            source: source.to_string(),
+            triggers,
+            classes,
+            unlisted,
+        })
     }
 
     /// The policy's name.
@@ -210,7 +229,10 @@ impl Policy {
             match t.program.eval_bool(env) {
                 Ok(true) => fired.push((t, esc)),
                 Ok(false) => {}
-                Err(e) => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
+                Err(e) => errors.push(ConditionError {
+                    trigger: t.name.clone(),
+                    message: e.0.into_owned(),
+                }),
             }
         }
         combine(env, &idx.config, listed, &fired, errors)
@@ -227,14 +249,24 @@ impl Policy {
         let mut fired = Vec::new();
         let mut errors = Vec::new();
         for t in &self.triggers {
-            let applies = t.actions.as_ref().is_none_or(|a| a.iter().any(|c| c == env.name));
+            let applies = t
+                .actions
+                .as_ref()
+                .is_none_or(|a| a.iter().any(|c| c == env.name));
             match t.program.eval_bool(env) {
                 Ok(true) if applies => {
-                    let esc = idx.and_then(|i| i.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t)));
+                    let esc = idx.and_then(|i| {
+                        i.triggers
+                            .iter()
+                            .find(|(x, _)| std::ptr::eq(&self.triggers[*x], t))
+                    });
                     let esc = esc.map(|(_, e)| e).unwrap_or(&config.escalation);
                     fired.push((t, esc));
                 }
-                Err(e) if applies => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
+                Err(e) if applies => errors.push(ConditionError {
+                    trigger: t.name.clone(),
+                    message: e.0.into_owned(),
+                }),
                 _ => {}
             }
         }
@@ -264,15 +296,25 @@ fn combine(
     };
     let mut explanation = String::new();
     let names = |v: Verdict| -> String {
-        fired.iter().filter(|(t, _)| t.verdict == v).map(|(t, _)| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ")
+        fired
+            .iter()
+            .filter(|(t, _)| t.verdict == v)
+            .map(|(t, _)| format!("`{}`", t.name))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let threshold_text = || -> String {
         match (config.auto_allow_at, env.confidence) {
-            (Some(t), Some(c)) if c >= t => format!("confidence {c} is at or above auto_allow_at {t}"),
+            (Some(t), Some(c)) if c >= t => {
+                format!("confidence {c} is at or above auto_allow_at {t}")
+            }
             (Some(t), Some(c)) => format!("confidence {c} is below auto_allow_at {t}"),
             (Some(t), None) => format!("no confidence given (auto_allow_at is {t})"),
             (None, _) if listed => format!("`{}` has no auto_allow_at", env.name),
-            (None, _) => format!("`{}` is not listed in the policy; the defaults apply", env.name),
+            (None, _) => format!(
+                "`{}` is not listed in the policy; the defaults apply",
+                env.name
+            ),
         }
     };
     let (verdict, escalation) = match strongest {
@@ -303,18 +345,44 @@ fn combine(
             (Verdict::Allow, None)
         }
         None if threshold_met => {
-            let _ = write!(explanation, "allowed: {} and no trigger objected", threshold_text());
+            let _ = write!(
+                explanation,
+                "allowed: {} and no trigger objected",
+                threshold_text()
+            );
             (Verdict::Allow, None)
         }
         None => {
             let v = config.below_threshold;
-            let _ = write!(explanation, "{}: {}", if v == Verdict::Deny { "denied" } else { "escalated" }, threshold_text());
-            (v, (v == Verdict::Escalate).then(|| config.escalation.clone()))
+            let _ = write!(
+                explanation,
+                "{}: {}",
+                if v == Verdict::Deny {
+                    "denied"
+                } else {
+                    "escalated"
+                },
+                threshold_text()
+            );
+            (
+                v,
+                (v == Verdict::Escalate).then(|| config.escalation.clone()),
+            )
         }
     };
     let triggers = fired
         .iter()
-        .map(|(t, _)| FiredTrigger { name: t.name.clone(), verdict: t.verdict, reason: t.reason.clone() })
+        .map(|(t, _)| FiredTrigger {
+            name: t.name.clone(),
+            verdict: t.verdict,
+            reason: t.reason.clone(),
+        })
         .collect();
-    Evaluation { verdict, triggers, escalation, explanation, condition_errors }
+    Evaluation {
+        verdict,
+        triggers,
+        escalation,
+        explanation,
+        condition_errors,
+    }
 }

@@ -21,7 +21,11 @@ impl Auth {
             Ok(&self.0)
         } else {
             let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::Forbidden(format!("{what} needs a key with role {}; this key is `{}`", names.join(" or "), self.0.role)))
+            Err(ApiError::Forbidden(format!(
+                "{what} needs a key with role {}; this key is `{}`",
+                names.join(" or "),
+                self.0.role
+            )))
         }
     }
 }
@@ -29,17 +33,25 @@ impl Auth {
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into()))?;
-        let text = value.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into())
+        })?;
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
         let key = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <key>`".into()))?;
-        state.keys.authenticate(state.store.as_ref(), key.trim()).await.map(Auth)
+        state
+            .keys
+            .authenticate(state.store.as_ref(), key.trim())
+            .await
+            .map(Auth)
     }
 }
 
@@ -60,10 +72,15 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
 /// Parse JSON into `T`: syntax errors are 400, shape errors 422 with the path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so that "not JSON" and "wrong shape" get different answers.
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "(body)".to_string() } else { path };
+        let field = if path == "." {
+            "(body)".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(field, e.into_inner().to_string())
     })
 }
@@ -78,7 +95,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("");
             if !ct.starts_with("application/json") && !ct.contains("+json") {
-                return Err(ApiError::UnsupportedMediaType(format!("send JSON with `Content-Type: application/json`, not `{ct}`")));
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "send JSON with `Content-Type: application/json`, not `{ct}`"
+                )));
             }
         }
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;

@@ -79,7 +79,11 @@ pub struct AppState {
 
 impl AppState {
     /// Build the state; loads the active policy from the store.
-    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ApiError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<AppState>, ApiError> {
         let state = Arc::new(AppState {
             store,
             policy: RwLock::new(None),
@@ -96,7 +100,10 @@ impl AppState {
 
     /// The active policy, if one is loaded.
     pub fn policy(&self) -> Option<Arc<Policy>> {
-        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_policy(&self, p: Arc<Policy>) {
@@ -105,12 +112,17 @@ impl AppState {
 
     /// Re-read the active policy from the store and compile it if it changed.
     pub async fn refresh_policy(&self) -> Result<(), ApiError> {
-        let Some(v) = self.store.active_policy().await? else { return Ok(()) };
+        let Some(v) = self.store.active_policy().await? else {
+            return Ok(());
+        };
         if self.policy().is_some_and(|p| p.hash() == v.hash) {
             return Ok(());
         }
         let p = Policy::parse(&v.source).map_err(|e| {
-            ApiError::Internal(format!("the active policy {} no longer compiles: {e}", v.hash))
+            ApiError::Internal(format!(
+                "the active policy {} no longer compiles: {e}",
+                v.hash
+            ))
         })?;
         tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
         self.set_policy(Arc::new(p));
@@ -119,7 +131,11 @@ impl AppState {
 
     /// Compile, store and activate a policy source. Returns the compiled policy
     /// and whether this version was new.
-    pub async fn activate_source(&self, source: &str, by: &str) -> Result<(Arc<Policy>, bool), ApiError> {
+    pub async fn activate_source(
+        &self,
+        source: &str,
+        by: &str,
+    ) -> Result<(Arc<Policy>, bool), ApiError> {
         let p = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
         let existed = self.store.policy_version(p.hash()).await?.is_some();
         let now = self.clock.now();
@@ -152,10 +168,16 @@ pub struct Bootstrap {
 
 /// Prepare an empty store: activate `policy_source` (or the default policy)
 /// when none is active, and create an admin key when no key exists.
-pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
+pub async fn bootstrap(
+    state: &AppState,
+    policy_source: Option<&str>,
+) -> Result<Bootstrap, ApiError> {
     let mut out = Bootstrap::default();
     match policy_source {
-        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
+        Some(src)
+            if state
+                .policy()
+                .is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
         Some(src) => {
             let (p, _) = state.activate_source(src, "bootstrap").await?;
             out.policy_hash = Some(p.hash().to_string());
@@ -193,7 +215,9 @@ pub async fn serve(
         shutdown.await;
         let _ = st.stopping.send(true);
     };
-    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await;
     let _ = state.stopping.send(true);
     let _ = bg.await;
     result

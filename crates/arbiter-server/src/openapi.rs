@@ -20,11 +20,17 @@ mod tests {
         let doc = doc();
         let paths = doc["paths"].as_object().unwrap();
         for (method, path) in ROUTES {
-            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is served but not in docs/openapi.json");
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} is served but not in docs/openapi.json"
+            );
         }
         for (path, item) in paths {
             for method in item.as_object().unwrap().keys() {
-                assert!(ROUTES.contains(&(method.as_str(), path.as_str())), "{method} {path} is documented but not served");
+                assert!(
+                    ROUTES.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path} is documented but not served"
+                );
             }
         }
     }
@@ -36,8 +42,13 @@ mod tests {
             match v {
                 Value::Object(m) => {
                     if let Some(Value::String(r)) = m.get("$ref") {
-                        let name = r.strip_prefix("#/components/schemas/").expect("local schema ref");
-                        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {r}");
+                        let name = r
+                            .strip_prefix("#/components/schemas/")
+                            .expect("local schema ref");
+                        assert!(
+                            doc["components"]["schemas"].get(name).is_some(),
+                            "dangling $ref {r}"
+                        );
                     }
                     m.values().for_each(|x| walk(x, doc));
                 }

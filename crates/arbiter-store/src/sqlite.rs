@@ -5,8 +5,8 @@
 
 use crate::events::{Event, GENESIS_HASH};
 use crate::{
-    Answered, CaseAnswer, Inserted, KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary, Result, Store,
-    StoreError, finalize,
+    Answered, CaseAnswer, Inserted, KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary,
+    Result, Store, StoreError, finalize,
 };
 use arbiter_core::{
     AnswerEffect, Case, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp, apply_answer,
@@ -43,18 +43,26 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
     // Savepoint sub-journals (one per job in a group commit) stay in memory.
-    conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(backend)?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    let current: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > latest {
         return Err(StoreError::Corrupt(format!(
@@ -63,8 +71,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
-        tx.pragma_update(None, "user_version", version).map_err(backend)?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(version, "applied SQLite migration");
     }
@@ -122,7 +132,9 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_conn(&path)?;
         migrate(&mut conn)?;
-        let readers = (0..READERS).map(|_| open_conn(&path).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+        let readers = (0..READERS)
+            .map(|_| open_conn(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("arbiter-sqlite-writer".into())
@@ -143,10 +155,21 @@ impl SqliteStore {
     pub async fn backup_to(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref().to_path_buf();
         if dest.exists() {
-            return Err(StoreError::Conflict(format!("{} already exists; choose a new file for the backup", dest.display())));
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; choose a new file for the backup",
+                dest.display()
+            )));
         }
-        let target = dest.to_str().ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?.to_string();
-        self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
+        let target = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?
+            .to_string();
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [target])
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await
     }
 
     /// The database file.
@@ -163,7 +186,10 @@ impl SqliteStore {
     }
 
     /// Run `f` inside the next group-commit batch; resolves after the batch commits.
-    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| match f(conn) {
             Ok(v) => Some(Box::new(move |committed: Result<()>| {
@@ -183,11 +209,16 @@ impl SqliteStore {
     }
 
     /// Run a read on one of the reader connections, off the async threads.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+            let conn = readers[i]
+                .lock()
+                .map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
             f(&conn)
         })
         .await
@@ -203,10 +234,13 @@ impl Drop for SqliteStore {
 
 fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
     let body: Option<String> = conn
-        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(backend)?;
-    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+        .transpose()
 }
 
 fn save_decision(conn: &Connection, d: &Decision) -> Result<()> {
@@ -234,9 +268,12 @@ fn status_str(d: &Decision) -> &'static str {
 }
 
 fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
-    let body: Option<String> =
-        conn.query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
-    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+        .transpose()
 }
 
 fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
@@ -248,7 +285,16 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
     };
     conn.execute(
         sql,
-        params![c.id, c.kind.as_str(), c.state.as_str(), c.decision_id, c.sla_deadline.0, c.created_at.0, c.updated_at.0, body],
+        params![
+            c.id,
+            c.kind.as_str(),
+            c.state.as_str(),
+            c.decision_id,
+            c.sla_deadline.0,
+            c.created_at.0,
+            c.updated_at.0,
+            body
+        ],
     )
     .map_err(backend)?;
     Ok(())
@@ -265,7 +311,11 @@ fn append_event(
     data: serde_json::Value,
 ) -> Result<Event> {
     let last: Option<(i64, String)> = conn
-        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(backend)?;
     let (seq, prev_hash) = last.map_or((1, GENESIS_HASH.to_string()), |(s, h)| (s as u64 + 1, h));
@@ -474,7 +524,10 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
-                .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.0])
+                .execute(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, at.0],
+                )
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -555,7 +608,8 @@ impl Store for SqliteStore {
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
         self.write(move |c| {
-            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            let mut d = load_decision(c, &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
             d.outcome = Some(outcome);
             save_decision(c, &d)?;
             Ok(d)
@@ -570,7 +624,8 @@ impl Store for SqliteStore {
 
     async fn answer_case(&self, a: CaseAnswer) -> Result<Answered> {
         self.write(move |c| {
-            let mut case = load_case(c, &a.case_id)?.ok_or_else(|| StoreError::NotFound(format!("case {}", a.case_id)))?;
+            let mut case = load_case(c, &a.case_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("case {}", a.case_id)))?;
             let answer = a.answer.clone();
             let effect = apply_answer(&mut case, a.answer, &a.reviewer_tags, a.is_admin)?;
             save_case(c, &case, false)?;
@@ -599,8 +654,13 @@ impl Store for SqliteStore {
                     serde_json::json!({"verdict": verdict, "modified": modified_args.is_some()}),
                 )?;
                 if let Some(did) = &decision_id {
-                    let mut d = load_decision(c, did)?.ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision", case.id)))?;
-                    let action = modified_args.map(|args| arbiter_core::Action { args, ..d.action.clone() });
+                    let mut d = load_decision(c, did)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("case {} names a missing decision", case.id))
+                    })?;
+                    let action = modified_args.map(|args| arbiter_core::Action {
+                        args,
+                        ..d.action.clone()
+                    });
                     finalize(
                         &mut d,
                         FinalVerdict {
@@ -608,7 +668,12 @@ impl Store for SqliteStore {
                             source: FinalSource::Review,
                             action,
                             decided_by: case.answers.iter().map(|x| x.by.clone()).collect(),
-                            rationale: case.answers.iter().map(|x| x.rationale.as_str()).collect::<Vec<_>>().join("\n"),
+                            rationale: case
+                                .answers
+                                .iter()
+                                .map(|x| x.rationale.as_str())
+                                .collect::<Vec<_>>()
+                                .join("\n"),
                             decided_at: answer.at,
                         },
                     );
@@ -623,9 +688,13 @@ impl Store for SqliteStore {
 
     async fn open_case_count(&self) -> Result<u64> {
         self.read(|c| {
-            c.query_row("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(backend)
+            c.query_row(
+                "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
         })
         .await
     }
@@ -634,7 +703,9 @@ impl Store for SqliteStore {
         let id = case_id.to_string();
         self.read(move |c| {
             let mut st = c
-                .prepare(&format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"))
+                .prepare(&format!(
+                    "SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"
+                ))
                 .map_err(backend)?;
             let rows = st.query_map([id], row_event).map_err(backend)?;
             rows.map(|r| {
@@ -649,7 +720,9 @@ impl Store for SqliteStore {
 
     async fn verify_events(&self) -> Result<Option<(u64, String)>> {
         self.read(|c| {
-            let mut st = c.prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq")).map_err(backend)?;
+            let mut st = c
+                .prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq"))
+                .map_err(backend)?;
             let mut rows = st.query([]).map_err(backend)?;
             let mut prev = GENESIS_HASH.to_string();
             let mut expected_seq = 1u64;
@@ -657,17 +730,26 @@ impl Store for SqliteStore {
                 let (mut ev, data) = row_event(r).map_err(backend)?;
                 let seq = ev.seq;
                 if seq != expected_seq {
-                    return Ok(Some((seq, format!("expected event {expected_seq} next, found {seq} (events missing)"))));
+                    return Ok(Some((
+                        seq,
+                        format!("expected event {expected_seq} next, found {seq} (events missing)"),
+                    )));
                 }
                 ev.data = match serde_json::from_str(&data) {
                     Ok(v) => v,
                     Err(e) => return Ok(Some((seq, format!("data is not valid JSON: {e}")))),
                 };
                 if ev.prev_hash != prev {
-                    return Ok(Some((seq, "prev_hash does not match the previous event's hash".to_string())));
+                    return Ok(Some((
+                        seq,
+                        "prev_hash does not match the previous event's hash".to_string(),
+                    )));
                 }
                 if ev.compute_hash() != ev.hash {
-                    return Ok(Some((seq, "hash does not match the event's contents".to_string())));
+                    return Ok(Some((
+                        seq,
+                        "hash does not match the event's contents".to_string(),
+                    )));
                 }
                 prev = ev.hash;
                 expected_seq += 1;

@@ -5,7 +5,11 @@ use std::process::Command;
 
 fn arbiter(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin()).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -24,12 +28,19 @@ fn policy_check_reports_every_error_with_its_position() {
     let (ok, _, err) = arbiter(&["policy", "check", bad.to_str().unwrap()]);
     assert!(!ok);
     let file = bad.to_str().unwrap();
-    for expected in [format!("{file}:5:20: actions.close_alert.auto_allow_at:"), format!("{file}:6:10: actions.close_alert.sla:"), format!("{file}:14:14: triggers[1].verdict:")] {
+    for expected in [
+        format!("{file}:5:20: actions.close_alert.auto_allow_at:"),
+        format!("{file}:6:10: actions.close_alert.sla:"),
+        format!("{file}:14:14: triggers[1].verdict:"),
+    ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
     assert!(err.contains("triggers[0].when"), "{err}");
     assert!(err.contains("duplicate trigger name `t1`"), "{err}");
-    assert!(!err.contains("needs a `verdict`"), "a present but invalid verdict is reported once:\n{err}");
+    assert!(
+        !err.contains("needs a `verdict`"),
+        "a present but invalid verdict is reported once:\n{err}"
+    );
 
     let (ok, _, err) = arbiter(&["policy", "check", "/no/such/file.yaml"]);
     assert!(!ok);
@@ -52,13 +63,26 @@ fn policy_eval_explains_the_verdict() {
     assert!(out.starts_with("verdict: deny"), "{out}");
 
     let action = r#"{"name": "isolate_host", "confidence": 0.99, "args": {"host": "db-01", "host_tags": ["crown_jewel", "server"]}}"#;
-    let (ok, out, _) = arbiter(&["policy", "eval", soc.to_str().unwrap(), "--action", action, "--json"]);
+    let (ok, out, _) = arbiter(&[
+        "policy",
+        "eval",
+        soc.to_str().unwrap(),
+        "--action",
+        action,
+        "--json",
+    ]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["evaluation"]["verdict"], "escalate");
     assert_eq!(v["evaluation"]["escalation"]["approvals"], 2);
 
-    let (ok, _, err) = arbiter(&["policy", "eval", soc.to_str().unwrap(), "--action", r#"{"name": 3}"#]);
+    let (ok, _, err) = arbiter(&[
+        "policy",
+        "eval",
+        soc.to_str().unwrap(),
+        "--action",
+        r#"{"name": 3}"#,
+    ]);
     assert!(!ok);
     assert!(err.contains("--action: at `name`"), "{err}");
 }
@@ -72,18 +96,41 @@ async fn keys_cli_creates_lists_and_revokes() {
     assert!(!ok && err.contains("no store"), "{err}");
     drop(Server::start(&db, &[]));
 
-    let (ok, key, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "alice", "--role", "reviewer", "--tag", "soc_analyst", "--quiet"]);
+    let (ok, key, err) = arbiter(&[
+        "keys",
+        "create",
+        "--db",
+        dbs,
+        "--name",
+        "alice",
+        "--role",
+        "reviewer",
+        "--tag",
+        "soc_analyst",
+        "--quiet",
+    ]);
     assert!(ok, "{err}");
     let key = key.trim().to_string();
     assert!(key.starts_with("arb_"));
     let (ok, out, _) = arbiter(&["keys", "list", "--db", dbs]);
     assert!(ok);
-    assert!(out.contains("alice") && out.contains("soc_analyst") && !out.contains(&key[17..]), "{out}");
-    let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "x", "--role", "root"]);
+    assert!(
+        out.contains("alice") && out.contains("soc_analyst") && !out.contains(&key[17..]),
+        "{out}"
+    );
+    let (ok, _, err) = arbiter(&[
+        "keys", "create", "--db", dbs, "--name", "x", "--role", "root",
+    ]);
     assert!(!ok && err.contains("unknown role"), "{err}");
 
     let s = Server::restart(&db, &[]);
-    let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.at("/v1/policy"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     drop(s);
 
@@ -93,6 +140,12 @@ async fn keys_cli_creates_lists_and_revokes() {
     let (ok, _, err) = arbiter(&["keys", "revoke", "--db", dbs, id]);
     assert!(!ok && err.contains("no active key"), "{err}");
     let s = Server::restart(&db, &[]);
-    let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.at("/v1/policy"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }

@@ -54,7 +54,12 @@ impl Server {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
+        Server {
+            child,
+            url: url.expect("server printed its address"),
+            admin_key,
+            http: Client::new(),
+        }
     }
 
     /// Kill the process without warning (SIGKILL).
@@ -75,14 +80,28 @@ impl Server {
 
     /// Create a key through the API; returns the secret.
     pub async fn key(&self, name: &str, role: &str, tags: &[&str]) -> String {
-        let r = self.http.post(self.at("/v1/keys")).bearer_auth(self.admin()).json(&json!({"name": name, "role": role, "tags": tags})).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.at("/v1/keys"))
+            .bearer_auth(self.admin())
+            .json(&json!({"name": name, "role": role, "tags": tags}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
-        r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
+        r.json::<Value>().await.unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// POST a decision request with an optional idempotency key.
     pub async fn propose(&self, key: &str, body: &Value, idem: Option<&str>) -> Response {
-        let mut req = self.http.post(self.at("/v1/decisions")).bearer_auth(key).json(body);
+        let mut req = self
+            .http
+            .post(self.at("/v1/decisions"))
+            .bearer_auth(key)
+            .json(body);
         if let Some(k) = idem {
             req = req.header("idempotency-key", k);
         }
@@ -121,11 +140,18 @@ pub fn allowed_action(alert: &str) -> Value {
 /// Assert a problem+json response with the given status and error code; returns the body.
 pub async fn assert_problem(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "status of {}", r.url());
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     assert_eq!(ct, "application/problem+json");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["type"], format!("urn:arbiter:error:{code}"), "{body}");
     assert_eq!(body["status"], status);
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
     body
 }

@@ -143,7 +143,13 @@ struct Lexer<'s> {
 
 impl<'s> Lexer<'s> {
     fn err(&self, start: usize, message: impl Into<String>) -> SyntaxError {
-        SyntaxError { span: Span { start, end: self.pos.max(start + 1) }, message: message.into() }
+        SyntaxError {
+            span: Span {
+                start,
+                end: self.pos.max(start + 1),
+            },
+            message: message.into(),
+        }
     }
 
     fn next(&mut self) -> Result<(Tok, Span), SyntaxError> {
@@ -167,22 +173,28 @@ impl<'s> Lexer<'s> {
         let c = b[start];
         let tok = if c.is_ascii_alphabetic() || c == b'_' {
             // raw strings: r"..." / R'...'
-            if (c == b'r' || c == b'R') && start + 1 < b.len() && (b[start + 1] == b'"' || b[start + 1] == b'\'') {
+            if (c == b'r' || c == b'R')
+                && start + 1 < b.len()
+                && (b[start + 1] == b'"' || b[start + 1] == b'\'')
+            {
                 self.pos += 1;
                 return self.string(start, true);
             }
-            while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_') {
+            while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_')
+            {
                 self.pos += 1;
             }
             Tok::Ident(self.src[start..self.pos].to_string())
-        } else if c.is_ascii_digit() || (c == b'.' && start + 1 < b.len() && b[start + 1].is_ascii_digit()) {
+        } else if c.is_ascii_digit()
+            || (c == b'.' && start + 1 < b.len() && b[start + 1].is_ascii_digit())
+        {
             return self.number(start);
         } else if c == b'"' || c == b'\'' {
             return self.string(start, false);
         } else {
             const PUNCT: [&str; 24] = [
-                "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "?", ":", ".", ",", "(",
-                ")", "[", "]", "{", "}",
+                "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "?",
+                ":", ".", ",", "(", ")", "[", "]", "{", "}",
             ];
             let rest = &self.src[start..];
             match PUNCT.iter().find(|p| rest.starts_with(**p)) {
@@ -197,7 +209,13 @@ impl<'s> Lexer<'s> {
                 }
             }
         };
-        Ok((tok, Span { start, end: self.pos }))
+        Ok((
+            tok,
+            Span {
+                start,
+                end: self.pos,
+            },
+        ))
     }
 
     fn number(&mut self, start: usize) -> Result<(Tok, Span), SyntaxError> {
@@ -208,7 +226,8 @@ impl<'s> Lexer<'s> {
             while self.pos < b.len() && b[self.pos].is_ascii_hexdigit() {
                 self.pos += 1;
             }
-            let v = u64::from_str_radix(&self.src[ds..self.pos], 16).map_err(|_| self.err(start, "invalid hex number"))?;
+            let v = u64::from_str_radix(&self.src[ds..self.pos], 16)
+                .map_err(|_| self.err(start, "invalid hex number"))?;
             return self.int_suffix(start, v);
         }
         let mut is_double = false;
@@ -239,10 +258,20 @@ impl<'s> Lexer<'s> {
         }
         let text = &self.src[start..self.pos];
         if is_double {
-            let v: f64 = text.parse().map_err(|_| self.err(start, "invalid number"))?;
-            return Ok((Tok::Double(v), Span { start, end: self.pos }));
+            let v: f64 = text
+                .parse()
+                .map_err(|_| self.err(start, "invalid number"))?;
+            return Ok((
+                Tok::Double(v),
+                Span {
+                    start,
+                    end: self.pos,
+                },
+            ));
         }
-        let v: u64 = text.parse().map_err(|_| self.err(start, "integer literal too large"))?;
+        let v: u64 = text
+            .parse()
+            .map_err(|_| self.err(start, "integer literal too large"))?;
         self.int_suffix(start, v)
     }
 
@@ -250,11 +279,27 @@ impl<'s> Lexer<'s> {
         let b = self.src.as_bytes();
         if self.pos < b.len() && (b[self.pos] == b'u' || b[self.pos] == b'U') {
             self.pos += 1;
-            return Ok((Tok::UInt(v), Span { start, end: self.pos }));
+            return Ok((
+                Tok::UInt(v),
+                Span {
+                    start,
+                    end: self.pos,
+                },
+            ));
         }
         // `-9223372036854775808` is handled by the parser folding negation.
-        let tok = if v == 1 << 63 { Tok::UInt(v) } else { Tok::Int(i64::try_from(v).map_err(|_| self.err(start, "integer literal too large"))?) };
-        Ok((tok, Span { start, end: self.pos }))
+        let tok = if v == 1 << 63 {
+            Tok::UInt(v)
+        } else {
+            Tok::Int(i64::try_from(v).map_err(|_| self.err(start, "integer literal too large"))?)
+        };
+        Ok((
+            tok,
+            Span {
+                start,
+                end: self.pos,
+            },
+        ))
     }
 
     fn string(&mut self, start: usize, raw: bool) -> Result<(Tok, Span), SyntaxError> {
@@ -272,13 +317,22 @@ impl<'s> Lexer<'s> {
             let rest = &self.src[self.pos..];
             if rest.starts_with(delim) {
                 self.pos += delim.len();
-                return Ok((Tok::Str(out), Span { start, end: self.pos }));
+                return Ok((
+                    Tok::Str(out),
+                    Span {
+                        start,
+                        end: self.pos,
+                    },
+                ));
             }
             let Some(ch) = rest.chars().next() else {
                 return Err(self.err(start, "unterminated string"));
             };
             if ch == '\n' && !triple {
-                return Err(self.err(start, "unterminated string (newline before the closing quote)"));
+                return Err(self.err(
+                    start,
+                    "unterminated string (newline before the closing quote)",
+                ));
             }
             self.pos += ch.len_utf8();
             if ch != '\\' || raw {
@@ -301,9 +355,16 @@ impl<'s> Lexer<'s> {
                         'u' => 4,
                         _ => 8,
                     };
-                    let hex = self.src.get(self.pos..self.pos + n).ok_or_else(|| self.err(start, "short escape"))?;
-                    let cp = u32::from_str_radix(hex, 16).map_err(|_| self.err(self.pos, "invalid escape"))?;
-                    out.push(char::from_u32(cp).ok_or_else(|| self.err(self.pos, "invalid code point"))?);
+                    let hex = self
+                        .src
+                        .get(self.pos..self.pos + n)
+                        .ok_or_else(|| self.err(start, "short escape"))?;
+                    let cp = u32::from_str_radix(hex, 16)
+                        .map_err(|_| self.err(self.pos, "invalid escape"))?;
+                    out.push(
+                        char::from_u32(cp)
+                            .ok_or_else(|| self.err(self.pos, "invalid code point"))?,
+                    );
                     self.pos += n;
                 }
                 other => return Err(self.err(self.pos - 1, format!("unknown escape `\\{other}`"))),
@@ -315,9 +376,17 @@ impl<'s> Lexer<'s> {
 /// Parse a CEL expression into its syntax tree.
 pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
     if src.len() > MAX_LEN {
-        return Err(SyntaxError { span: Span { start: 0, end: 0 }, message: format!("expression longer than {MAX_LEN} bytes") });
+        return Err(SyntaxError {
+            span: Span { start: 0, end: 0 },
+            message: format!("expression longer than {MAX_LEN} bytes"),
+        });
     }
-    let mut p = Parser { lex: Lexer { src, pos: 0 }, tok: Tok::Eof, span: Span::default(), depth: 0 };
+    let mut p = Parser {
+        lex: Lexer { src, pos: 0 },
+        tok: Tok::Eof,
+        span: Span::default(),
+        depth: 0,
+    };
     p.bump()?;
     let e = p.expr()?;
     if p.tok != Tok::Eof {
@@ -349,7 +418,10 @@ impl Parser<'_> {
             Tok::Str(_) => "a string".to_string(),
             _ => "a number".to_string(),
         };
-        SyntaxError { span: self.span, message: format!("expected {wanted}, found {found}") }
+        SyntaxError {
+            span: self.span,
+            message: format!("expected {wanted}, found {found}"),
+        }
     }
 
     fn is(&self, p: &str) -> bool {
@@ -367,7 +439,10 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(SyntaxError { span: self.span, message: format!("expression nests deeper than {MAX_DEPTH} levels") });
+            return Err(SyntaxError {
+                span: self.span,
+                message: format!("expression nests deeper than {MAX_DEPTH} levels"),
+            });
         }
         Ok(())
     }
@@ -380,8 +455,14 @@ impl Parser<'_> {
             let a = self.binary(0)?;
             self.expect(":")?;
             let b = self.expr()?;
-            let span = Span { start: c.span.start, end: b.span.end };
-            Expr { kind: ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)), span }
+            let span = Span {
+                start: c.span.start,
+                end: b.span.end,
+            };
+            Expr {
+                kind: ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)),
+                span,
+            }
         } else {
             c
         };
@@ -419,8 +500,14 @@ impl Parser<'_> {
             self.enter()?;
             let rhs = self.binary(prec + 1)?;
             self.depth -= 1;
-            let span = Span { start: lhs.span.start, end: rhs.span.end };
-            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
+            let span = Span {
+                start: lhs.span.start,
+                end: rhs.span.end,
+            };
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         Ok(lhs)
     }
@@ -438,7 +525,10 @@ impl Parser<'_> {
         self.enter()?;
         let inner = self.unary()?;
         self.depth -= 1;
-        let span = Span { start, end: inner.span.end };
+        let span = Span {
+            start,
+            end: inner.span.end,
+        };
         // Fold negative literals so that i64::MIN is expressible.
         let kind = match (op, &inner.kind) {
             (UnOp::Neg, ExprKind::Int(v)) => ExprKind::Int(-v),
@@ -461,19 +551,41 @@ impl Parser<'_> {
                 self.bump()?;
                 if self.is("(") {
                     let (args, end) = self.args(")")?;
-                    let span = Span { start: e.span.start, end };
-                    e = Expr { kind: ExprKind::Call { target: Some(Box::new(e)), func: name, args }, span };
+                    let span = Span {
+                        start: e.span.start,
+                        end,
+                    };
+                    e = Expr {
+                        kind: ExprKind::Call {
+                            target: Some(Box::new(e)),
+                            func: name,
+                            args,
+                        },
+                        span,
+                    };
                 } else {
-                    let span = Span { start: e.span.start, end };
-                    e = Expr { kind: ExprKind::Select(Box::new(e), name), span };
+                    let span = Span {
+                        start: e.span.start,
+                        end,
+                    };
+                    e = Expr {
+                        kind: ExprKind::Select(Box::new(e), name),
+                        span,
+                    };
                 }
             } else if self.is("[") {
                 self.bump()?;
                 let idx = self.expr()?;
                 let end = self.span.end;
                 self.expect("]")?;
-                let span = Span { start: e.span.start, end };
-                e = Expr { kind: ExprKind::Index(Box::new(e), Box::new(idx)), span };
+                let span = Span {
+                    start: e.span.start,
+                    end,
+                };
+                e = Expr {
+                    kind: ExprKind::Index(Box::new(e), Box::new(idx)),
+                    span,
+                };
             } else {
                 return Ok(e);
             }
@@ -514,11 +626,21 @@ impl Parser<'_> {
                     if self.is("(") {
                         let (args, end) = self.args(")")?;
                         return Ok(Expr {
-                            kind: ExprKind::Call { target: None, func: name, args },
-                            span: Span { start: span.start, end },
+                            kind: ExprKind::Call {
+                                target: None,
+                                func: name,
+                                args,
+                            },
+                            span: Span {
+                                start: span.start,
+                                end,
+                            },
                         });
                     }
-                    return Ok(Expr { kind: ExprKind::Ident(name), span });
+                    return Ok(Expr {
+                        kind: ExprKind::Ident(name),
+                        span,
+                    });
                 }
             },
             Tok::Punct("(") => {
@@ -529,7 +651,13 @@ impl Parser<'_> {
             }
             Tok::Punct("[") => {
                 let (items, end) = self.args("]")?;
-                return Ok(Expr { kind: ExprKind::List(items), span: Span { start: span.start, end } });
+                return Ok(Expr {
+                    kind: ExprKind::List(items),
+                    span: Span {
+                        start: span.start,
+                        end,
+                    },
+                });
             }
             Tok::Punct("{") => {
                 self.bump()?;
@@ -547,7 +675,13 @@ impl Parser<'_> {
                 }
                 let end = self.span.end;
                 self.bump()?;
-                return Ok(Expr { kind: ExprKind::Map(entries), span: Span { start: span.start, end } });
+                return Ok(Expr {
+                    kind: ExprKind::Map(entries),
+                    span: Span {
+                        start: span.start,
+                        end,
+                    },
+                });
             }
             _ => return Err(self.unexpected("an expression")),
         };
@@ -563,10 +697,18 @@ mod tests {
     #[test]
     fn precedence() {
         let e = parse("a || b && c == 1 + 2 * 3").unwrap();
-        let ExprKind::Binary(BinOp::Or, _, rhs) = e.kind else { panic!("{e:?}") };
-        let ExprKind::Binary(BinOp::And, _, rhs) = rhs.kind else { panic!() };
-        let ExprKind::Binary(BinOp::Eq, _, rhs) = rhs.kind else { panic!() };
-        let ExprKind::Binary(BinOp::Add, _, rhs) = rhs.kind else { panic!() };
+        let ExprKind::Binary(BinOp::Or, _, rhs) = e.kind else {
+            panic!("{e:?}")
+        };
+        let ExprKind::Binary(BinOp::And, _, rhs) = rhs.kind else {
+            panic!()
+        };
+        let ExprKind::Binary(BinOp::Eq, _, rhs) = rhs.kind else {
+            panic!()
+        };
+        let ExprKind::Binary(BinOp::Add, _, rhs) = rhs.kind else {
+            panic!()
+        };
         assert!(matches!(rhs.kind, ExprKind::Binary(BinOp::Mul, _, _)));
     }
 
@@ -574,7 +716,10 @@ mod tests {
     fn members_calls_and_literals() {
         parse(r#"args.tags.exists(t, t == "crown_jewel") && size(args.hosts) > 3u"#).unwrap();
         parse(r#"{"a": [1, 2.5, -3, 'x', r"\d+", """tri"""]}["a"][0] == 1 ? true : null"#).unwrap();
-        assert_eq!(parse("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
+        assert_eq!(
+            parse("-9223372036854775808").unwrap().kind,
+            ExprKind::Int(i64::MIN)
+        );
     }
 
     #[test]
@@ -584,7 +729,12 @@ mod tests {
         let e = parse("name === 'x'").unwrap_err();
         assert_eq!(e.span.start, 7);
         assert!(parse("'open").unwrap_err().message.contains("unterminated"));
-        assert!(parse(&"(".repeat(500)).unwrap_err().message.contains("nests"));
+        assert!(
+            parse(&"(".repeat(500))
+                .unwrap_err()
+                .message
+                .contains("nests")
+        );
         assert!(parse("a.").is_err());
         assert!(parse("a ? b").is_err());
         assert!(parse("#").is_err());

@@ -22,13 +22,21 @@ async fn load(state: &AppState, id: &str) -> Result<Case, ApiError> {
 }
 
 /// One case.
-pub async fn get(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Case>, ApiError> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Case>, ApiError> {
     auth.require(READERS, "reading cases")?;
     Ok(Json(load(&state, &id).await?))
 }
 
 /// A case's timeline: its events in order.
-pub async fn events(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Event>>, ApiError> {
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Event>>, ApiError> {
     auth.require(READERS, "reading case events")?;
     load(&state, &id).await?;
     Ok(Json(state.store.case_events(&id).await?))
@@ -80,7 +88,10 @@ pub async fn decide(
     let rationale = req.rationale.trim().to_string();
     let min = state.config.min_rationale_len;
     if rationale.chars().count() < min {
-        return Err(ApiError::invalid("rationale", format!("explain the decision in at least {min} characters")));
+        return Err(ApiError::invalid(
+            "rationale",
+            format!("explain the decision in at least {min} characters"),
+        ));
     }
     if rationale.len() > 16 * 1024 {
         return Err(ApiError::invalid("rationale", "must be at most 16 KiB"));
@@ -91,19 +102,48 @@ pub async fn decide(
                 .map_err(|e| ApiError::invalid(e.field, e.message))?;
             Some(args)
         }
-        (ReviewerChoice::Modify, _) => return Err(ApiError::invalid("args", "`modify` needs the edited arguments as a JSON object")),
-        (_, Some(_)) => return Err(ApiError::invalid("args", "arguments can only be given with `modify`")),
+        (ReviewerChoice::Modify, _) => {
+            return Err(ApiError::invalid(
+                "args",
+                "`modify` needs the edited arguments as a JSON object",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "args",
+                "arguments can only be given with `modify`",
+            ));
+        }
         (_, None) => None,
     };
-    let verdict = if req.decision == ReviewerChoice::Reject { Verdict::Deny } else { Verdict::Allow };
+    let verdict = if req.decision == ReviewerChoice::Reject {
+        Verdict::Deny
+    } else {
+        Verdict::Allow
+    };
     load(&state, &id).await?;
-    let answer = Answer { by: who.name.clone(), key_id: who.key_id.clone(), verdict, modified_args, rationale, at: state.clock.now() };
+    let answer = Answer {
+        by: who.name.clone(),
+        key_id: who.key_id.clone(),
+        verdict,
+        modified_args,
+        rationale,
+        at: state.clock.now(),
+    };
     let answered = state
         .store
-        .answer_case(CaseAnswer { case_id: id, answer, reviewer_tags: who.tags.clone(), is_admin: who.role == Role::Admin })
+        .answer_case(CaseAnswer {
+            case_id: id,
+            answer,
+            reviewer_tags: who.tags.clone(),
+            is_admin: who.role == Role::Admin,
+        })
         .await?;
     if let Some(d) = &answered.decision {
         super::decisions::wake(&state, &d.id);
     }
-    Ok(Json(CaseDecisionResponse { case: answered.case, decision: answered.decision }))
+    Ok(Json(CaseDecisionResponse {
+        case: answered.case,
+        decision: answered.decision,
+    }))
 }

@@ -37,22 +37,39 @@ pub struct CreatedKey {
 }
 
 /// Create a key.
-pub async fn create(State(state): State<Arc<AppState>>, auth: Auth, JsonBody(req): JsonBody<CreateKey>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    JsonBody(req): JsonBody<CreateKey>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     auth.require(&[Role::Admin], "creating keys")?;
     validate_key_fields(&req.name, &req.tags)?;
     let key = generate_key(&req.name, req.role, req.tags, state.clock.now())?;
     state.store.create_key(key.record.clone()).await?;
-    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key: key.secret,
+            record: key.record,
+        }),
+    ))
 }
 
 /// List keys (without secrets).
-pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<KeyRecord>>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<Vec<KeyRecord>>, ApiError> {
     auth.require(&[Role::Admin], "listing keys")?;
     Ok(Json(state.store.keys().await?))
 }
 
 /// Revoke a key; it stops working at once on this server.
-pub async fn revoke(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     auth.require(&[Role::Admin], "revoking keys")?;
     if !state.store.revoke_key(&id, state.clock.now()).await? {
         return Err(ApiError::NotFound(format!("no active key with id {id}")));

@@ -14,7 +14,11 @@ pub async fn healthz() -> &'static str {
 
 /// The server can answer decisions: the store responds and a policy is loaded.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
-    state.store.open_case_count().await.map_err(|e| ApiError::Unavailable(format!("the store is not answering: {e}")))?;
+    state
+        .store
+        .open_case_count()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the store is not answering: {e}")))?;
     if state.policy().is_none() {
         return Err(ApiError::Unavailable("no policy is active".into()));
     }
@@ -26,12 +30,21 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Ok(n) = state.store.open_case_count().await {
         state.metrics.open_cases.set(n as i64);
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }
 
 /// The OpenAPI document.
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::OPENAPI_JSON)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::OPENAPI_JSON,
+    )
 }
 
 /// Unknown path.
@@ -41,5 +54,7 @@ pub async fn not_found() -> ApiError {
 
 /// Known path, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed("this endpoint does not accept that method; see /openapi.json".into())
+    ApiError::MethodNotAllowed(
+        "this endpoint does not accept that method; see /openapi.json".into(),
+    )
 }

@@ -24,42 +24,93 @@ pub struct PolicyView {
 }
 
 /// The active policy.
-pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<PolicyView>, ApiError> {
+pub async fn active(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading the policy")?;
-    let v = state.store.active_policy().await?.ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
-    let triggers = state.policy().filter(|p| p.hash() == v.hash).map_or(0, |p| p.trigger_count());
-    Ok(Json(PolicyView { version: v, triggers, active: true }))
+    let v = state
+        .store
+        .active_policy()
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
+    let triggers = state
+        .policy()
+        .filter(|p| p.hash() == v.hash)
+        .map_or(0, |p| p.trigger_count());
+    Ok(Json(PolicyView {
+        version: v,
+        triggers,
+        active: true,
+    }))
 }
 
 /// Store a new policy version (YAML body) and activate it.
-pub async fn put(State(state): State<Arc<AppState>>, auth: Auth, req: Request) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    req: Request,
+) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     let who = auth.require(&[Role::Admin], "changing the policy")?.clone();
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml").to_string();
-    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"].iter().any(|t| ct.starts_with(t)) {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/yaml")
+        .to_string();
+    if ![
+        "application/yaml",
+        "application/x-yaml",
+        "text/yaml",
+        "text/x-yaml",
+        "text/plain",
+    ]
+    .iter()
+    .any(|t| ct.starts_with(t))
+    {
         return Err(ApiError::UnsupportedMediaType(format!(
             "send the policy file itself with `Content-Type: application/yaml`, not `{ct}`"
         )));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let source = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
+    let source = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
     let (policy, created) = state.activate_source(&source, &who.name).await?;
     let version = state
         .store
         .policy_version(policy.hash())
         .await?
         .ok_or_else(|| ApiError::Internal("the stored policy version vanished".into()))?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(PolicyView { version, triggers: policy.trigger_count(), active: true })))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(PolicyView {
+            version,
+            triggers: policy.trigger_count(),
+            active: true,
+        }),
+    ))
 }
 
 /// Every stored version, newest first.
-pub async fn versions(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
+pub async fn versions(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
     Ok(Json(state.store.policy_versions().await?))
 }
 
 /// One stored version, with its source.
-pub async fn version(State(state): State<Arc<AppState>>, auth: Auth, Path(hash): Path<String>) -> Result<Json<PolicyView>, ApiError> {
+pub async fn version(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(hash): Path<String>,
+) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
     let nf = || ApiError::NotFound(format!("policy version {hash} not found"));
     if hash.len() != 64 {
@@ -68,5 +119,9 @@ pub async fn version(State(state): State<Arc<AppState>>, auth: Auth, Path(hash):
     let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
     let active = state.policy().is_some_and(|p| p.hash() == v.hash);
     let triggers = arbiter_policy::Policy::parse(&v.source).map_or(0, |p| p.trigger_count());
-    Ok(Json(PolicyView { version: v, triggers, active }))
+    Ok(Json(PolicyView {
+        version: v,
+        triggers,
+        active,
+    }))
 }

@@ -32,8 +32,16 @@ async fn verify_names_the_first_tampered_event() {
     assert_eq!(store.verify_events().await.unwrap(), None);
     // Edit a row behind the store's back, as an attacker with file access would.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute("UPDATE events SET data = replace(data, 'bob checked it', 'nobody checked') WHERE seq = 3", []).unwrap();
-    let (seq, why) = store.verify_events().await.unwrap().expect("tampering must be detected");
+    raw.execute(
+        "UPDATE events SET data = replace(data, 'bob checked it', 'nobody checked') WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    let (seq, why) = store
+        .verify_events()
+        .await
+        .unwrap()
+        .expect("tampering must be detected");
     assert_eq!(seq, 3, "{why}");
 }
 
@@ -42,7 +50,10 @@ async fn refuses_a_database_from_a_newer_arbiter() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
     drop(SqliteStore::open(&path).unwrap());
-    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let err = SqliteStore::open(&path).err().unwrap();
     assert!(err.to_string().contains("newer"), "{err}");
 }
@@ -55,7 +66,10 @@ async fn backup_is_a_consistent_openable_copy() {
     conformance::cases_and_events(&store).await;
     let dest = dir.path().join("backup.db");
     store.backup_to(&dest).await.unwrap();
-    assert!(store.backup_to(&dest).await.is_err(), "an existing file is never overwritten");
+    assert!(
+        store.backup_to(&dest).await.is_err(),
+        "an existing file is never overwritten"
+    );
     let copy = SqliteStore::open(&dest).unwrap();
     assert!(copy.decision("d1").await.unwrap().is_some());
     assert_eq!(copy.verify_events().await.unwrap(), None);
