@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::workflow::CaseError;
+
 /// Why a case exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,13 +116,76 @@ pub struct Case {
     pub sla_deadline: Timestamp,
     /// Answers so far.
     pub answers: Vec<Answer>,
+    /// The agent's confidence in the proposed action, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The trace the decision belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The reviewer holding the case, until the lease runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    /// Comments, each tagged with the commenter's perspective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
+    /// The four-stage record, for review cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::Review>,
     /// When it was opened.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
 }
 
+/// A reviewer's time-limited hold on a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Reviewer key name.
+    pub by: String,
+    /// Reviewer key id.
+    pub key_id: String,
+    /// When the lease runs out and the case returns to the queue.
+    pub until: Timestamp,
+}
+
+/// A remark on a case, tagged with the perspective it speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    /// Author key name.
+    pub by: String,
+    /// Perspective (`engineering`, `product`, `data_science`, `ux`, ...), one of the author's role tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The text.
+    pub text: String,
+    /// When.
+    pub at: Timestamp,
+}
+
 impl Case {
+    /// Whether a reviewer holds a lease that is still running at `now`.
+    pub fn held_at(&self, now: Timestamp) -> Option<&Claim> {
+        self.claim.as_ref().filter(|c| c.until > now)
+    }
+
+    /// Whether people still have to act on it (open or claimed).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, CaseState::Open | CaseState::Claimed)
+    }
+
+    /// The next moment the sweeper must look at it: the end of the lease or of
+    /// the current tier's time, whichever comes first. `None` when nothing is
+    /// due (decided or closed, or a review case without a lease).
+    pub fn due_at(&self) -> Option<Timestamp> {
+        if !self.is_active() || self.kind != CaseKind::Approval {
+            return None;
+        }
+        Some(match &self.claim {
+            Some(c) => c.until.min(self.sla_deadline),
+            None => self.sla_deadline,
+        })
+    }
+
     /// Reviewer role tags that may answer in the current tier.
     pub fn current_reviewers(&self) -> &std::collections::BTreeSet<String> {
         match self.tier {
@@ -142,184 +207,3 @@ impl Case {
     }
 }
 
-/// Why a reviewer's answer was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AnswerError {
-    /// The case is not waiting for answers.
-    #[error("the case is {0:?}, not open; it can no longer be answered")]
-    NotOpen(CaseState),
-    /// The reviewer's role tags do not include any role the current tier asks for.
-    #[error("this case needs a reviewer with one of the roles {needed:?}; your key has {have:?}")]
-    WrongRole {
-        /// Roles the current tier accepts.
-        needed: Vec<String>,
-        /// Roles on the reviewer's key.
-        have: Vec<String>,
-    },
-    /// The reviewer already answered this case.
-    #[error("you already answered this case; another reviewer must give the next approval")]
-    AlreadyAnswered,
-    /// The reviewer is the agent that proposed the action.
-    #[error("nobody may approve their own agent's action")]
-    OwnAction,
-}
-
-/// What an accepted answer did to the case.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AnswerEffect {
-    /// More approvals are needed.
-    NeedsMore {
-        /// Approvals so far.
-        approvals: usize,
-        /// Approvals needed.
-        needed: u32,
-    },
-    /// The case is decided with this verdict (and modified arguments, if a reviewer gave them).
-    Decided(Verdict, Option<serde_json::Value>),
-}
-
-/// Apply one reviewer's answer to an open approval case. A rejection decides at
-/// once; approvals decide when the escalation's `approvals` distinct reviewers
-/// have approved; the last modification given wins. Admins may answer any tier.
-pub fn apply_answer(
-    case: &mut Case,
-    answer: Answer,
-    reviewer_tags: &std::collections::BTreeSet<String>,
-    is_admin: bool,
-) -> Result<AnswerEffect, AnswerError> {
-    if !matches!(case.state, CaseState::Open | CaseState::Claimed) {
-        return Err(AnswerError::NotOpen(case.state));
-    }
-    let allowed = case.current_reviewers();
-    if !is_admin && allowed.is_disjoint(reviewer_tags) {
-        return Err(AnswerError::WrongRole {
-            needed: allowed.iter().cloned().collect(),
-            have: reviewer_tags.iter().cloned().collect(),
-        });
-    }
-    if answer.by == case.agent {
-        return Err(AnswerError::OwnAction);
-    }
-    if case
-        .answers
-        .iter()
-        .any(|a| a.key_id == answer.key_id || a.by == answer.by)
-    {
-        return Err(AnswerError::AlreadyAnswered);
-    }
-    let verdict = answer.verdict;
-    let at = answer.at;
-    case.answers.push(answer);
-    case.updated_at = at;
-    if verdict != Verdict::Allow {
-        case.state = CaseState::Decided;
-        return Ok(AnswerEffect::Decided(Verdict::Deny, None));
-    }
-    let approvals = case.approvals();
-    if approvals >= case.escalation.approvals as usize {
-        case.state = CaseState::Decided;
-        let modified = case
-            .answers
-            .iter()
-            .rev()
-            .find_map(|a| a.modified_args.clone());
-        return Ok(AnswerEffect::Decided(Verdict::Allow, modified));
-    }
-    Ok(AnswerEffect::NeedsMore {
-        approvals,
-        needed: case.escalation.approvals,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::duration::HumanDuration;
-    use crate::verdict::Severity;
-
-    fn case(approvals: u32) -> Case {
-        Case {
-            id: "c1".into(),
-            kind: CaseKind::Approval,
-            state: CaseState::Open,
-            decision_id: Some("d1".into()),
-            action_name: "isolate_host".into(),
-            agent: "soc-agent".into(),
-            escalation: Escalation {
-                severity: Severity::High,
-                reviewers: ["soc_lead".to_string()].into_iter().collect(),
-                approvals,
-                sla: HumanDuration(600),
-                fallback: Verdict::Deny,
-                tiers: vec![],
-            },
-            tier: 0,
-            sla_deadline: Timestamp(600_000),
-            answers: vec![],
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-        }
-    }
-
-    fn answer(by: &str, verdict: Verdict) -> Answer {
-        Answer {
-            by: by.into(),
-            key_id: by.into(),
-            verdict,
-            modified_args: None,
-            rationale: "checked the host".into(),
-            at: Timestamp(1),
-        }
-    }
-
-    fn tags(t: &[&str]) -> std::collections::BTreeSet<String> {
-        t.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn two_approvals_need_two_distinct_reviewers() {
-        let mut c = case(2);
-        let lead = tags(&["soc_lead"]);
-        assert!(matches!(
-            apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false),
-            Ok(AnswerEffect::NeedsMore {
-                approvals: 1,
-                needed: 2
-            })
-        ));
-        assert_eq!(
-            apply_answer(&mut c, answer("ann", Verdict::Allow), &lead, false),
-            Err(AnswerError::AlreadyAnswered)
-        );
-        assert_eq!(
-            apply_answer(&mut c, answer("bob", Verdict::Allow), &lead, false),
-            Ok(AnswerEffect::Decided(Verdict::Allow, None))
-        );
-        assert!(matches!(
-            apply_answer(&mut c, answer("cy", Verdict::Allow), &lead, false),
-            Err(AnswerError::NotOpen(_))
-        ));
-    }
-
-    #[test]
-    fn roles_rejections_and_own_actions() {
-        let mut c = case(2);
-        assert!(matches!(
-            apply_answer(&mut c, answer("ann", Verdict::Allow), &tags(&["ux"]), false),
-            Err(AnswerError::WrongRole { .. })
-        ));
-        assert_eq!(
-            apply_answer(
-                &mut c,
-                answer("soc-agent", Verdict::Allow),
-                &tags(&["soc_lead"]),
-                false
-            ),
-            Err(AnswerError::OwnAction)
-        );
-        assert_eq!(
-            apply_answer(&mut c, answer("root", Verdict::Deny), &tags(&[]), true),
-            Ok(AnswerEffect::Decided(Verdict::Deny, None))
-        );
-    }
-}
