@@ -12,7 +12,7 @@ mod sqlite;
 pub use events::{Event, GENESIS_HASH};
 pub use sqlite::SqliteStore;
 
-use arbiter_core::{Answer, AnswerError, Case, Decision, FinalVerdict, Outcome, Role, Timestamp};
+use arbiter_core::{Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -26,9 +26,9 @@ pub enum StoreError {
     /// The request conflicts with what is stored (e.g. an idempotency key reused for a different request).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// A reviewer's answer was refused by the case rules.
+    /// A command was refused by the case rules.
     #[error(transparent)]
-    Answer(#[from] AnswerError),
+    Case(#[from] CaseError),
     /// The database failed; the message says how.
     #[error("database error: {0}")]
     Backend(String),
@@ -115,26 +115,139 @@ pub enum Inserted {
     Existing(Decision),
 }
 
-/// A reviewer's answer to record on a case.
-#[derive(Debug, Clone)]
-pub struct CaseAnswer {
-    /// The case.
-    pub case_id: String,
-    /// The answer.
-    pub answer: Answer,
-    /// Role tags on the reviewer's key.
-    pub reviewer_tags: BTreeSet<String>,
-    /// Whether the reviewer is an admin (may answer any tier).
-    pub is_admin: bool,
+/// The result of a case command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseUpdate {
+    /// The case after the command.
+    pub case: Case,
+    /// The events appended (empty when nothing was due).
+    pub events: Vec<Event>,
+    /// The case's decision, when the command made it final.
+    pub decision: Option<Decision>,
 }
 
-/// The result of an accepted answer.
+/// Which cases to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// Only this kind.
+    pub kind: Option<CaseKind>,
+    /// Only these states (any when empty).
+    pub states: Vec<CaseState>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// How a webhook's body is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Arbiter's JSON event envelope.
+    Json,
+    /// A Slack-compatible message (`{"text": ...}`), for incoming-webhook URLs.
+    Slack,
+}
+
+/// A subscription: event kinds POSTed to a URL, signed with a shared secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Id.
+    pub id: String,
+    /// Where to POST.
+    pub url: String,
+    /// Event kinds (`case.opened`, ...); `*` for all.
+    pub events: BTreeSet<String>,
+    /// Body shape.
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key; shown once at creation.
+    #[serde(skip_serializing)]
+    pub secret: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Who created it.
+    pub created_by: String,
+    /// False once deleted (deliveries are kept).
+    pub active: bool,
+}
+
+impl Webhook {
+    /// Whether this webhook wants events of `kind`.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.active && (self.events.contains("*") || self.events.contains(kind))
+    }
+}
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; will be (re)tried.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Gave up after the last attempt.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One event to send to one webhook, with its attempts so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Id.
+    pub id: u64,
+    /// The webhook.
+    pub webhook_id: String,
+    /// The event's position in the audit log.
+    pub event_seq: u64,
+    /// The event's kind.
+    pub kind: String,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// HTTP status of the last attempt.
+    pub last_status: Option<u16>,
+    /// Error of the last attempt.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A delivery that is due, with what is needed to send it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answered {
-    /// The case after the answer.
-    pub case: Case,
-    /// The decision, now final if the answer decided the case.
-    pub decision: Option<Decision>,
+pub struct DueDelivery {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Its webhook (with the secret).
+    pub webhook: Webhook,
+    /// The event to send.
+    pub event: Event,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    /// When it was made.
+    pub at: Timestamp,
+    /// HTTP status, if the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// When to try again; `None` means delivered (on success) or give up.
+    pub retry_at: Option<Timestamp>,
 }
 
 /// Everything Arbiter persists. Implementations commit before they return.
@@ -168,8 +281,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// One case.
     async fn case(&self, id: &str) -> Result<Option<Case>>;
-    /// Record a reviewer's answer; decides the case and its decision when enough answers are in.
-    async fn answer_case(&self, answer: CaseAnswer) -> Result<Answered>;
+    /// Open a case that has no decision of its own (a review case).
+    async fn open_case(&self, case: Case, actor: &str) -> Result<Case>;
+    /// Run a command on a case: the case rules (`arbiter_core::workflow::handle`)
+    /// give the events, which are appended to the log and folded into the case
+    /// in one transaction; a decided case finalizes its decision.
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate>;
+    /// Cases, newest first.
+    async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>>;
+    /// Every approval case still waiting for people (for the queue).
+    async fn active_approval_cases(&self) -> Result<Vec<Case>>;
+    /// Ids of cases with a lease or tier ending at or before `now`.
+    async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
+    /// Decisions in any of `trace_ids` or with an id in `decision_ids`, in event-time order.
+    async fn decision_chain(&self, trace_ids: &[String], decision_ids: &[String], limit: usize) -> Result<Vec<Decision>>;
     /// Number of cases waiting for people.
     async fn open_case_count(&self) -> Result<u64>;
 
@@ -177,6 +302,25 @@ pub trait Store: Send + Sync + 'static {
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>>;
     /// Walk the whole event chain; the first event whose hash does not verify, if any.
     async fn verify_events(&self) -> Result<Option<(u64, String)>>;
+    /// Rebuild every case from its events and compare with the stored row;
+    /// the first case whose row differs, if any.
+    async fn verify_projections(&self) -> Result<Option<(String, String)>>;
+    /// Events after `after_seq`, in order, at most `limit`.
+    async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+
+    /// Store a webhook.
+    async fn create_webhook(&self, webhook: Webhook) -> Result<()>;
+    /// All webhooks (deleted ones included, marked inactive).
+    async fn webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Deactivate a webhook; false if there is no active one with this id.
+    async fn delete_webhook(&self, id: &str) -> Result<bool>;
+    /// Take up to `limit` pending deliveries due at `now`, leasing them for
+    /// `lease_ms` so that no other worker sends them meanwhile.
+    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>>;
+    /// Record an attempt.
+    async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
+    /// Deliveries of one webhook, newest first.
+    async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
 }
 
 /// Make a decision final with `fin`, keeping the record's own fields consistent.

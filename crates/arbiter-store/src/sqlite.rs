@@ -5,11 +5,11 @@
 
 use crate::events::{Event, GENESIS_HASH};
 use crate::{
-    Answered, CaseAnswer, Inserted, KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary,
-    Result, Store, StoreError, finalize,
+    CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
+    PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat, finalize,
 };
 use arbiter_core::{
-    AnswerEffect, Case, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp, apply_answer,
+    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -18,7 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
+];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
 
@@ -279,13 +282,15 @@ fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
 fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
     let body = serde_json::to_string(c).map_err(corrupt)?;
     let sql = if insert {
-        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     } else {
-        "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7, body = ?8 WHERE id = ?1"
+        "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7,
+         body = ?8, due_at = ?9, trace_id = ?10 WHERE id = ?1"
     };
-    conn.execute(
-        sql,
-        params![
+    conn.prepare_cached(sql)
+        .map_err(backend)?
+        .execute(params![
             c.id,
             c.kind.as_str(),
             c.state.as_str(),
@@ -293,11 +298,144 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
             c.sla_deadline.0,
             c.created_at.0,
             c.updated_at.0,
-            body
-        ],
-    )
-    .map_err(backend)?;
+            body,
+            c.due_at().map(|t| t.0),
+            c.trace_id
+        ])
+        .map_err(backend)?;
     Ok(())
+}
+
+/// Append a case event to the chain and queue it for every webhook that wants it.
+fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
+    let e = append_event(conn, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
+    let hooks: Vec<(String, String)> = conn
+        .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")
+        .map_err(backend)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(backend)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(backend)?;
+    for (id, events) in hooks {
+        let kinds: Vec<String> = serde_json::from_str(&events).map_err(corrupt)?;
+        if kinds.iter().any(|k| k == "*" || k == &e.kind) {
+            conn.prepare_cached(
+                "INSERT INTO webhook_deliveries (webhook_id, event_seq, kind, status, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![id, e.seq as i64, e.kind, at.0])
+            .map_err(backend)?;
+        }
+    }
+    Ok(e)
+}
+
+fn command_actor(cmd: &CaseCommand) -> &str {
+    match cmd {
+        CaseCommand::Claim { by, .. }
+        | CaseCommand::Release { by }
+        | CaseCommand::Reassign { by, .. }
+        | CaseCommand::Answer { by, .. }
+        | CaseCommand::Comment { by, .. }
+        | CaseCommand::RecordStage { by, .. }
+        | CaseCommand::UpdateIntervention { by, .. }
+        | CaseCommand::Close { by, .. }
+        | CaseCommand::Reopen { by, .. } => &by.name,
+        CaseCommand::Sweep => "system",
+    }
+}
+
+/// The final verdict a deciding event gives the case's decision.
+fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Timestamp) -> Option<FinalVerdict> {
+    match ev {
+        CaseEvent::Decided { verdict, modified_args, decided_by } => Some(FinalVerdict {
+            verdict: *verdict,
+            source: FinalSource::Review,
+            action: modified_args.clone().map(|args| arbiter_core::Action { args, ..decision.action.clone() }),
+            decided_by: decided_by.clone(),
+            rationale: case.answers.iter().map(|a| format!("{}: {}", a.by, a.rationale)).collect::<Vec<_>>().join("\n"),
+            decided_at: at,
+        }),
+        CaseEvent::FallbackApplied { verdict, .. } => Some(FinalVerdict {
+            verdict: *verdict,
+            source: FinalSource::SlaExpired,
+            action: None,
+            decided_by: vec![],
+            rationale: format!(
+                "nobody answered within the SLA of {} tier(s) ({} in all); the policy's fallback `{verdict}` applies",
+                case.escalation.tiers.len() + 1,
+                case.escalation.total_sla()
+            ),
+            decided_at: at,
+        }),
+        _ => None,
+    }
+}
+
+fn load_cases(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Case>> {
+    let mut st = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = st.query_map(params, |r| r.get::<_, String>(0)).map_err(backend)?;
+    rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
+}
+
+fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
+    let mut st = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = st.query_map(params, row_event).map_err(backend)?;
+    rows.map(|r| {
+        let (mut ev, data) = r.map_err(backend)?;
+        ev.data = serde_json::from_str(&data).map_err(corrupt)?;
+        Ok(ev)
+    })
+    .collect()
+}
+
+const DELIVERY_COLS: &str =
+    "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
+
+fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    let status: String = r.get(4)?;
+    Ok(Delivery {
+        id: r.get::<_, i64>(0)? as u64,
+        webhook_id: r.get(1)?,
+        event_seq: r.get::<_, i64>(2)? as u64,
+        kind: r.get(3)?,
+        status: match status.as_str() {
+            "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
+            _ => DeliveryStatus::Pending,
+        },
+        attempts: r.get::<_, i64>(5)? as u32,
+        next_attempt_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        last_status: r.get::<_, Option<i64>>(7)?.map(|s| s as u16),
+        last_error: r.get(8)?,
+        created_at: Timestamp(r.get(9)?),
+        delivered_at: r.get::<_, Option<i64>>(10)?.map(Timestamp),
+    })
+}
+
+const WEBHOOK_COLS: &str = "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
+
+fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, String)> {
+    let format: String = r.get(at + 3)?;
+    Ok((
+        Webhook {
+            id: r.get(at)?,
+            url: r.get(at + 1)?,
+            events: Default::default(),
+            format: if format == "slack" { WebhookFormat::Slack } else { WebhookFormat::Json },
+            secret: r.get(at + 4)?,
+            created_at: Timestamp(r.get(at + 5)?),
+            created_by: r.get(at + 6)?,
+            active: r.get::<_, i64>(at + 7)? != 0,
+        },
+        r.get(at + 2)?,
+    ))
+}
+
+fn finish_webhook((mut w, events): (Webhook, String)) -> Result<Webhook> {
+    w.events = serde_json::from_str(&events).map_err(corrupt)?;
+    Ok(w)
 }
 
 /// Append one event to the chain, linking it to the last one.
@@ -580,20 +718,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             if let Some(case) = &new.case {
                 save_case(c, case, true)?;
-                append_event(
-                    c,
-                    Some(&case.id),
-                    Some(&d.id),
-                    "case.opened",
-                    &d.agent,
-                    d.received_at,
-                    serde_json::json!({
-                        "kind": case.kind, "action": d.action.name, "severity": case.escalation.severity,
-                        "reviewers": case.escalation.reviewers, "approvals": case.escalation.approvals,
-                        "sla_deadline": case.sla_deadline, "policy_hash": d.policy_hash,
-                        "triggers": d.triggers.iter().map(|t| &t.name).collect::<Vec<_>>(),
-                    }),
-                )?;
+                append_case_event(c, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;
             }
             Ok(Inserted::Created(new.decision))
         })
@@ -622,66 +747,111 @@ impl Store for SqliteStore {
         self.read(move |c| load_case(c, &id)).await
     }
 
-    async fn answer_case(&self, a: CaseAnswer) -> Result<Answered> {
+    async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
+        let actor = actor.to_string();
         self.write(move |c| {
-            let mut case = load_case(c, &a.case_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("case {}", a.case_id)))?;
-            let answer = a.answer.clone();
-            let effect = apply_answer(&mut case, a.answer, &a.reviewer_tags, a.is_admin)?;
+            save_case(c, &case, true)?;
+            append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
+            Ok(case)
+        })
+        .await
+    }
+
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let changes = arbiter_core::workflow::handle(&case, &command, now)?;
+            let actor = command_actor(&command);
+            let mut events = Vec::with_capacity(changes.len());
+            let mut decided = None;
+            for ev in &changes {
+                case.apply(ev, now);
+                events.push(append_case_event(c, &case, ev, actor, now)?);
+                if ev.final_verdict().is_some() {
+                    decided = Some(ev);
+                }
+            }
+            if changes.is_empty() {
+                return Ok(CaseUpdate { case, events, decision: None });
+            }
             save_case(c, &case, false)?;
-            let decision_id = case.decision_id.clone();
-            append_event(
-                c,
-                Some(&case.id),
-                decision_id.as_deref(),
-                "case.answered",
-                &answer.by,
-                answer.at,
-                serde_json::json!({
-                    "verdict": answer.verdict, "rationale": answer.rationale,
-                    "modified_args": answer.modified_args, "key_id": answer.key_id,
-                }),
-            )?;
             let mut decision = None;
-            if let AnswerEffect::Decided(verdict, modified_args) = effect {
-                append_event(
-                    c,
-                    Some(&case.id),
-                    decision_id.as_deref(),
-                    "case.decided",
-                    &answer.by,
-                    answer.at,
-                    serde_json::json!({"verdict": verdict, "modified": modified_args.is_some()}),
-                )?;
-                if let Some(did) = &decision_id {
-                    let mut d = load_decision(c, did)?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("case {} names a missing decision", case.id))
-                    })?;
-                    let action = modified_args.map(|args| arbiter_core::Action {
-                        args,
-                        ..d.action.clone()
-                    });
-                    finalize(
-                        &mut d,
-                        FinalVerdict {
-                            verdict,
-                            source: FinalSource::Review,
-                            action,
-                            decided_by: case.answers.iter().map(|x| x.by.clone()).collect(),
-                            rationale: case
-                                .answers
-                                .iter()
-                                .map(|x| x.rationale.as_str())
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                            decided_at: answer.at,
-                        },
-                    );
+            if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
+                let mut d = load_decision(c, did)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
+                if let Some(fin) = final_from_event(&case, ev, &d, now) {
+                    finalize(&mut d, fin);
                     save_decision(c, &d)?;
                     decision = Some(d);
                 }
             }
-            Ok(Answered { case, decision })
+            Ok(CaseUpdate { case, events, decision })
+        })
+        .await
+    }
+
+    async fn cases(&self, f: CaseFilter) -> Result<Vec<Case>> {
+        self.read(move |c| {
+            let mut sql = String::from("SELECT body FROM cases WHERE 1 = 1");
+            if let Some(k) = f.kind {
+                sql.push_str(&format!(" AND kind = '{}'", k.as_str()));
+            }
+            if !f.states.is_empty() {
+                let states: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                sql.push_str(&format!(" AND state IN ({})", states.join(", ")));
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?1");
+            load_cases(c, &sql, [f.limit.max(1) as i64])
+        })
+        .await
+    }
+
+    async fn active_approval_cases(&self) -> Result<Vec<Case>> {
+        self.read(|c| {
+            load_cases(
+                c,
+                &format!(
+                    "SELECT body FROM cases WHERE kind = '{}' AND state IN ('{}', '{}')",
+                    CaseKind::Approval.as_str(),
+                    CaseState::Open.as_str(),
+                    CaseState::Claimed.as_str()
+                ),
+                [],
+            )
+        })
+        .await
+    }
+
+    async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2")
+                .map_err(backend)?;
+            let rows = st.query_map(params![now.0, limit as i64], |r| r.get::<_, String>(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn decision_chain(&self, trace_ids: &[String], decision_ids: &[String], limit: usize) -> Result<Vec<Decision>> {
+        let (traces, ids) = (trace_ids.to_vec(), decision_ids.to_vec());
+        self.read(move |c| {
+            if traces.is_empty() && ids.is_empty() {
+                return Ok(vec![]);
+            }
+            let marks = |n: usize, from: usize| (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT body FROM decisions WHERE trace_id IN ({}) OR id IN ({}) ORDER BY event_time, seq LIMIT {}",
+                marks(traces.len(), 1),
+                marks(ids.len(), traces.len() + 1),
+                limit.max(1)
+            );
+            let mut st = c.prepare(&sql).map_err(backend)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(traces.iter().chain(ids.iter())), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
         })
         .await
     }
@@ -701,19 +871,162 @@ impl Store for SqliteStore {
 
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
+        self.read(move |c| load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [id]))
+            .await
+    }
+
+    async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            load_events(
+                c,
+                &format!("SELECT {EVENT_COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                params![after_seq as i64, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn verify_projections(&self) -> Result<Option<(String, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
+            for row in rows {
+                let (id, body) = row.map_err(backend)?;
+                let stored: Case = match serde_json::from_str(&body) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Some((id, format!("the case row is not readable: {e}")))),
+                };
+                let events = load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
+                let mut parsed = Vec::with_capacity(events.len());
+                for e in &events {
+                    match CaseEvent::from_parts(&e.kind, &e.data) {
+                        Ok(ev) => parsed.push((ev, e.at)),
+                        Err(err) => return Ok(Some((id, format!("event {} cannot be read: {err}", e.seq)))),
+                    }
+                }
+                match Case::replay(parsed.iter().map(|(e, t)| (e, *t))) {
+                    None => return Ok(Some((id, "the case has no `case.opened` event".into()))),
+                    Some(rebuilt) if rebuilt != stored => {
+                        return Ok(Some((id, "the case row differs from the replay of its events".into())));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn create_webhook(&self, w: Webhook) -> Result<()> {
+        self.write(move |c| {
+            let events = serde_json::to_string(&w.events).map_err(corrupt)?;
+            let format = match w.format {
+                WebhookFormat::Json => "json",
+                WebhookFormat::Slack => "slack",
+            };
+            c.execute(
+                "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![w.id, w.url, events, format, w.secret, w.created_at.0, w.created_by, w.active],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!("SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id")).map_err(backend)?;
+            let rows = st.query_map([], |r| row_webhook(r, 0)).map_err(backend)?;
+            rows.map(|r| finish_webhook(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c.execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1", [id]).map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>> {
+        self.write(move |c| {
+            let sql = format!(
+                "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2"
+            );
+            let mut st = c.prepare_cached(&sql).map_err(backend)?;
+            let rows = st
+                .query_map(params![now.0, limit as i64], |r| {
+                    let d = row_delivery(r)?;
+                    let w = row_webhook(r, 11)?;
+                    let ev = Event {
+                        seq: r.get::<_, i64>(19)? as u64,
+                        case_id: r.get(20)?,
+                        decision_id: r.get(21)?,
+                        kind: r.get(22)?,
+                        actor: r.get(23)?,
+                        at: Timestamp(r.get(24)?),
+                        data: serde_json::Value::Null,
+                        prev_hash: r.get(26)?,
+                        hash: r.get(27)?,
+                    };
+                    Ok((d, w, ev, r.get::<_, String>(25)?))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (delivery, w, mut event, data) = row.map_err(backend)?;
+                event.data = serde_json::from_str(&data).map_err(corrupt)?;
+                out.push(DueDelivery { delivery, webhook: finish_webhook(w)?, event });
+            }
+            drop(st);
+            for d in &mut out {
+                let until = now.plus_millis(lease_ms);
+                c.execute("UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1", params![d.delivery.id as i64, until.0])
+                    .map_err(backend)?;
+                d.delivery.next_attempt_at = Some(until);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_delivery_attempt(&self, id: u64, a: DeliveryAttempt) -> Result<()> {
+        self.write(move |c| {
+            let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
+            let (status, next, delivered) = match (ok, a.retry_at) {
+                (true, _) => (DeliveryStatus::Delivered, None, Some(a.at.0)),
+                (false, Some(t)) => (DeliveryStatus::Pending, Some(t.0), None),
+                (false, None) => (DeliveryStatus::Failed, None, None),
+            };
+            let n = c
+                .execute(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
+                     last_error = ?5, delivered_at = ?6 WHERE id = ?1",
+                    params![id as i64, status.as_str(), next, a.status.map(i64::from), a.error, delivered],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("delivery {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
+        let id = webhook_id.to_string();
         self.read(move |c| {
             let mut st = c
-                .prepare(&format!(
-                    "SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"
-                ))
+                .prepare_cached(&format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.webhook_id = ?1 ORDER BY d.id DESC LIMIT ?2"))
                 .map_err(backend)?;
-            let rows = st.query_map([id], row_event).map_err(backend)?;
-            rows.map(|r| {
-                let (mut ev, data) = r.map_err(backend)?;
-                ev.data = serde_json::from_str(&data).map_err(corrupt)?;
-                Ok(ev)
-            })
-            .collect()
+            let rows = st.query_map(params![id, limit as i64], row_delivery).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
         })
         .await
     }

@@ -75,3 +75,20 @@ async fn backup_is_a_consistent_openable_copy() {
     assert_eq!(copy.verify_events().await.unwrap(), None);
     assert_eq!(copy.keys().await.unwrap(), store.keys().await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_a_case_row_edited_behind_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    let store = SqliteStore::open(&path).unwrap();
+    conformance::cases_and_events(&store).await;
+    assert_eq!(store.verify_projections().await.unwrap(), None);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let n = raw
+        .execute("UPDATE cases SET body = replace(body, '\"approvals\":2', '\"approvals\":1') WHERE id = 'c2'", [])
+        .unwrap();
+    assert_eq!(n, 1);
+    let (id, why) = store.verify_projections().await.unwrap().expect("an edited projection must be detected");
+    assert_eq!(id, "c2", "{why}");
+    assert_eq!(store.verify_events().await.unwrap(), None, "the chain itself is intact");
+}
