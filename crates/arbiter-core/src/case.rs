@@ -88,6 +88,9 @@ pub struct Answer {
     pub modified_args: Option<serde_json::Value>,
     /// Why, in the reviewer's words.
     pub rationale: String,
+    /// Failure-mode tags (e.g. `wrong_target`, `low_evidence`), for learning across cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_modes: Vec<String>,
     /// When.
     pub at: Timestamp,
 }

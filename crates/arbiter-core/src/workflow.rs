@@ -56,6 +56,8 @@ pub enum CaseCommand {
         modified_args: Option<serde_json::Value>,
         /// Why.
         rationale: String,
+        /// Failure-mode tags.
+        failure_modes: Vec<String>,
     },
     /// Add a comment.
     Comment {
@@ -402,7 +404,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
-        CaseCommand::Answer { by, verdict, modified_args, rationale } => {
+        CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes } => {
             require_approval(case, "only approval cases are answered")?;
             may_answer_tier(case, by)?;
             if let Some(c) = case.held_at(now) {
@@ -425,6 +427,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 verdict: *verdict,
                 modified_args: modified_args.clone(),
                 rationale: rationale.clone(),
+                failure_modes: failure_modes.clone(),
                 at: now,
             };
             let mut events = vec![CaseEvent::Answered { answer: answer.clone() }];

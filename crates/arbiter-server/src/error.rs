@@ -114,11 +114,16 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Answer(a) => match a {
-                arbiter_core::AnswerError::WrongRole { .. }
-                | arbiter_core::AnswerError::OwnAction => ApiError::Forbidden(a.to_string()),
-                other => ApiError::Conflict(other.to_string()),
-            },
+            StoreError::Case(e) => {
+                use arbiter_core::CaseError as E;
+                match e {
+                    E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
+                        ApiError::Forbidden(e.to_string())
+                    }
+                    E::Invalid { field, message } => ApiError::Invalid { field, message },
+                    other => ApiError::Conflict(other.to_string()),
+                }
+            }
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -9,13 +9,15 @@ mod extract;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+pub mod sweeper;
 mod waiters;
+pub mod webhooks;
 
 pub use error::ApiError;
 
-use arbiter_core::{Clock, Limits, Role};
+use arbiter_core::{Actor, CaseCommand, Clock, Limits, Principal, Role};
 use arbiter_policy::Policy;
-use arbiter_store::{PolicyVersion, Store};
+use arbiter_store::{CaseUpdate, PolicyVersion, Store};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -42,6 +44,20 @@ pub struct Config {
     pub policy_refresh: Duration,
     /// Bounds on what agents send.
     pub limits: Limits,
+    /// Default length of a reviewer's claim on a case.
+    pub claim_lease: Duration,
+    /// Longest claim a reviewer may ask for.
+    pub max_claim_lease: Duration,
+    /// How often the sweeper looks for expired leases and SLAs.
+    pub sweep_interval: Duration,
+    /// How often the webhook worker looks for due deliveries.
+    pub webhook_interval: Duration,
+    /// Attempts per webhook delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Timeout of one webhook request.
+    pub webhook_timeout: Duration,
+    /// First retry delay of a failed delivery; each retry waits 3 times longer (at most an hour).
+    pub webhook_retry_base: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +70,13 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(5),
             policy_refresh: Duration::from_secs(5),
             limits: Limits::default(),
+            claim_lease: Duration::from_secs(10 * 60),
+            max_claim_lease: Duration::from_secs(60 * 60),
+            sweep_interval: Duration::from_secs(1),
+            webhook_interval: Duration::from_millis(500),
+            webhook_max_attempts: 8,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: Duration::from_secs(5),
         }
     }
 }
@@ -151,10 +174,25 @@ impl AppState {
         Ok((p, !existed))
     }
 
+    /// Run a command on a case; wakes agents waiting on its decision when the
+    /// command made it final.
+    pub async fn update_case(&self, id: &str, command: CaseCommand) -> Result<CaseUpdate, ApiError> {
+        let update = self.store.update_case(id, command, self.clock.now()).await?;
+        if let Some(d) = &update.decision {
+            self.waiters.wake(&d.id);
+        }
+        Ok(update)
+    }
+
     /// Whether the server is shutting down (long-polls return early).
     fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
     }
+}
+
+/// The case actor for an authenticated caller.
+pub fn actor(p: &Principal) -> Actor {
+    Actor { name: p.name.clone(), key_id: p.key_id.clone(), tags: p.tags.clone(), is_admin: p.role == Role::Admin }
 }
 
 /// What first start created, to print once.
@@ -223,16 +261,41 @@ pub async fn serve(
     result
 }
 
+/// Background work beside the API: policy refresh, the SLA sweeper and the
+/// webhook worker. Each loop stops when the server stops.
 async fn background(state: Arc<AppState>) {
+    let refresh = every(state.clone(), state.config.policy_refresh, |s| async move {
+        if let Err(e) = s.refresh_policy().await {
+            tracing::warn!(error = %e, "could not refresh the active policy");
+        }
+    });
+    let sweep = every(state.clone(), state.config.sweep_interval, |s| async move {
+        if let Err(e) = sweeper::sweep_once(&s).await {
+            tracing::warn!(error = %e, "the SLA sweep failed; retrying");
+        }
+    });
+    let client = webhooks::client(state.config.webhook_timeout);
+    let deliver = every(state.clone(), state.config.webhook_interval, move |s| {
+        let client = client.clone();
+        async move {
+            if let Err(e) = webhooks::deliver_due(&s, &client).await {
+                tracing::warn!(error = %e, "webhook delivery round failed; retrying");
+            }
+        }
+    });
+    tokio::join!(refresh, sweep, deliver);
+}
+
+async fn every<F, Fut>(state: Arc<AppState>, period: Duration, mut f: F)
+where
+    F: FnMut(Arc<AppState>) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut stop = state.stopping();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(state.config.policy_refresh) => {
-                if let Err(e) = state.refresh_policy().await {
-                    tracing::warn!(error = %e, "could not refresh the active policy");
-                }
-            }
+            _ = tokio::time::sleep(period) => f(state.clone()).await,
         }
     }
 }

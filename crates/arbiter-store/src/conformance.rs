@@ -97,6 +97,7 @@ fn approve(by: &str, args: Option<serde_json::Value>) -> CaseCommand {
         verdict: Verdict::Allow,
         modified_args: args,
         rationale: format!("{by} checked it"),
+        failure_modes: vec![],
     }
 }
 

@@ -62,7 +62,7 @@ fn run(case: &mut Case, cmd: CaseCommand, now: i64) -> Result<Vec<CaseEvent>, Ca
 }
 
 fn answer(by: &Actor, verdict: Verdict, args: Option<serde_json::Value>) -> CaseCommand {
-    CaseCommand::Answer { by: by.clone(), verdict, modified_args: args, rationale: "checked the host's EDR timeline".into() }
+    CaseCommand::Answer { by: by.clone(), verdict, modified_args: args, rationale: "checked the host's EDR timeline".into(), failure_modes: vec![] }
 }
 
 #[test]

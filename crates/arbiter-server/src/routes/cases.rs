@@ -1,19 +1,25 @@
-//! `GET /v1/cases/{id}`, `POST /v1/cases/{id}/decision`, `GET /v1/cases/{id}/events`.
+//! Approval cases and the queue: `GET /v1/queue`, `GET /v1/cases[/{id}]`,
+//! claim / release / reassign, the reviewer's decision, comments, the timeline
+//! and the decision chain.
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
-use arbiter_core::{Answer, Case, Role, Verdict};
-use arbiter_store::{CaseAnswer, Event};
+use crate::{AppState, actor};
+use arbiter_core::queue::{self, QueueItem};
+use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Role, Verdict};
+use arbiter_store::{CaseFilter, Event};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 
-const READERS: &[Role] = &[Role::Reviewer, Role::Admin];
+/// Roles that work cases.
+pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
 
-async fn load(state: &AppState, id: &str) -> Result<Case, ApiError> {
+/// Load a case or answer 404.
+pub async fn load(state: &AppState, id: &str) -> Result<Case, ApiError> {
     let nf = || ApiError::NotFound(format!("case {id} not found"));
     if id.len() > 64 {
         return Err(nf());
@@ -21,25 +27,161 @@ async fn load(state: &AppState, id: &str) -> Result<Case, ApiError> {
     state.store.case(id).await?.ok_or_else(nf)
 }
 
+/// The reviewer's queue.
+#[derive(Debug, Serialize)]
+pub struct QueueView {
+    /// When the order was computed.
+    pub now: arbiter_core::Timestamp,
+    /// Cases, most urgent first.
+    pub items: Vec<QueueItem>,
+}
+
+/// The open approval cases this reviewer may answer, most urgent first, with the reasons.
+pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<QueueView>, ApiError> {
+    let who = auth.require(WORKERS, "reading the queue")?;
+    let now = state.clock.now();
+    let mine: Vec<Case> = state
+        .store
+        .active_approval_cases()
+        .await?
+        .into_iter()
+        .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
+        .collect();
+    Ok(Json(QueueView { now, items: queue::order(mine, now) }))
+}
+
+/// Query of `GET /v1/cases`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `approval` or `review`.
+    pub kind: Option<String>,
+    /// Comma-separated states: `open,claimed,decided,closed`.
+    pub state: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Cases, newest first.
+pub async fn list(State(state): State<Arc<AppState>>, auth: Auth, Query(q): Query<ListQuery>) -> Result<Json<Vec<Case>>, ApiError> {
+    auth.require(WORKERS, "listing cases")?;
+    let kind = match q.kind.as_deref() {
+        None | Some("") => None,
+        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?),
+    };
+    let states = match q.state.as_deref() {
+        None | Some("") => vec![],
+        Some(s) => s
+            .split(',')
+            .map(|x| CaseState::parse(x.trim()).ok_or_else(|| ApiError::invalid("state", format!("unknown state `{x}`"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(state.store.cases(CaseFilter { kind, states, limit }).await?))
+}
+
 /// One case.
-pub async fn get(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Case>, ApiError> {
-    auth.require(READERS, "reading cases")?;
+pub async fn get(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Case>, ApiError> {
+    auth.require(WORKERS, "reading cases")?;
     Ok(Json(load(&state, &id).await?))
 }
 
 /// A case's timeline: its events in order.
-pub async fn events(
+pub async fn events(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Event>>, ApiError> {
+    auth.require(WORKERS, "reading case events")?;
+    load(&state, &id).await?;
+    Ok(Json(state.store.case_events(&id).await?))
+}
+
+/// The decisions of a case's traces (and the ones it names), in event-time order.
+pub async fn chain_of(state: &AppState, case: &Case) -> Result<Vec<Decision>, ApiError> {
+    let mut traces: Vec<String> = case.trace_id.iter().cloned().collect();
+    let mut ids: Vec<String> = case.decision_id.iter().cloned().collect();
+    if let Some(r) = &case.review {
+        traces.extend(r.trace_ids.iter().cloned());
+        ids.extend(r.decision_ids.iter().cloned());
+    }
+    if traces.is_empty() {
+        // Without a trace, the chain is the agent's decisions on the same case ids only.
+        return Ok(state.store.decision_chain(&[], &ids, 500).await?);
+    }
+    Ok(state.store.decision_chain(&traces, &ids, 500).await?)
+}
+
+/// `GET /v1/cases/{id}/chain`.
+pub async fn chain(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Decision>>, ApiError> {
+    auth.require(WORKERS, "reading decision chains")?;
+    let case = load(&state, &id).await?;
+    Ok(Json(chain_of(&state, &case).await?))
+}
+
+/// The body of `POST /v1/cases/{id}/claim`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// Lease length (`10m` by default).
+    #[serde(default)]
+    pub lease: Option<arbiter_core::HumanDuration>,
+}
+
+fn lease_ms(state: &AppState, lease: Option<arbiter_core::HumanDuration>) -> Result<i64, ApiError> {
+    let d = lease.map_or(state.config.claim_lease, |l| Duration::from_secs(l.as_secs()));
+    if d.is_zero() || d > state.config.max_claim_lease {
+        return Err(ApiError::invalid("lease", format!("must be between 1s and {}s", state.config.max_claim_lease.as_secs())));
+    }
+    Ok(d.as_millis() as i64)
+}
+
+/// Claim (or renew the claim on) a case.
+pub async fn claim(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Event>>, ApiError> {
-    auth.require(READERS, "reading case events")?;
+    body: Option<JsonBody<ClaimRequest>>,
+) -> Result<Json<Case>, ApiError> {
+    let who = auth.require(WORKERS, "claiming cases")?;
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let cmd = CaseCommand::Claim { by: actor(who), lease_ms: lease_ms(&state, req.lease)? };
     load(&state, &id).await?;
-    Ok(Json(state.store.case_events(&id).await?))
+    Ok(Json(state.update_case(&id, cmd).await?.case))
+}
+
+/// Give the claim back.
+pub async fn release(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Case>, ApiError> {
+    let who = auth.require(WORKERS, "releasing cases")?;
+    load(&state, &id).await?;
+    Ok(Json(state.update_case(&id, CaseCommand::Release { by: actor(who) }).await?.case))
+}
+
+/// The body of `POST /v1/cases/{id}/reassign`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignRequest {
+    /// Id of the reviewer's key.
+    pub key_id: String,
+    /// Lease length (`10m` by default).
+    #[serde(default)]
+    pub lease: Option<arbiter_core::HumanDuration>,
+}
+
+/// An admin gives the case to another reviewer.
+pub async fn reassign(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ReassignRequest>,
+) -> Result<Json<Case>, ApiError> {
+    let who = auth.require(&[Role::Admin], "reassigning cases")?;
+    let key = state
+        .store
+        .key(&req.key_id)
+        .await?
+        .filter(|k| k.revoked_at.is_none() && k.role != Role::Agent)
+        .ok_or_else(|| ApiError::invalid("key_id", format!("no active reviewer key with id {}", req.key_id)))?;
+    let to = arbiter_core::Actor { name: key.name, key_id: key.id, tags: key.tags, is_admin: key.role == Role::Admin };
+    load(&state, &id).await?;
+    let cmd = CaseCommand::Reassign { by: actor(who), to, lease_ms: lease_ms(&state, req.lease)? };
+    Ok(Json(state.update_case(&id, cmd).await?.case))
 }
 
 /// What a reviewer decides.
@@ -65,6 +207,9 @@ pub struct CaseDecisionRequest {
     /// The edited arguments, for `modify`.
     #[serde(default)]
     pub args: Option<Value>,
+    /// Failure-mode tags, e.g. `wrong_target`.
+    #[serde(default)]
+    pub failure_modes: Vec<String>,
 }
 
 /// The answer to `POST /v1/cases/{id}/decision`.
@@ -74,27 +219,37 @@ pub struct CaseDecisionResponse {
     pub case: Case,
     /// The decision, when the answer made it final.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<arbiter_core::Decision>,
+    pub decision: Option<Decision>,
 }
 
-/// A reviewer answers an approval case.
+/// Check a rationale against the configured minimum; returns it trimmed.
+pub fn rationale(state: &AppState, field: &str, text: &str) -> Result<String, ApiError> {
+    let t = text.trim();
+    let min = state.config.min_rationale_len;
+    if t.chars().count() < min {
+        return Err(ApiError::invalid(field, format!("explain it in at least {min} characters")));
+    }
+    if t.len() > 16 * 1024 {
+        return Err(ApiError::invalid(field, "must be at most 16 KiB"));
+    }
+    Ok(t.to_string())
+}
+
+fn tag_ok(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A reviewer answers an approval case (only the holder, if someone holds it).
 pub async fn decide(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CaseDecisionRequest>,
 ) -> Result<Json<CaseDecisionResponse>, ApiError> {
-    let who = auth.require(READERS, "deciding cases")?.clone();
-    let rationale = req.rationale.trim().to_string();
-    let min = state.config.min_rationale_len;
-    if rationale.chars().count() < min {
-        return Err(ApiError::invalid(
-            "rationale",
-            format!("explain the decision in at least {min} characters"),
-        ));
-    }
-    if rationale.len() > 16 * 1024 {
-        return Err(ApiError::invalid("rationale", "must be at most 16 KiB"));
+    let who = auth.require(WORKERS, "deciding cases")?;
+    let rationale = rationale(&state, "rationale", &req.rationale)?;
+    if req.failure_modes.len() > 16 || !req.failure_modes.iter().all(|t| tag_ok(t)) {
+        return Err(ApiError::invalid("failure_modes", "up to 16 tags of letters, digits, `_` and `-`"));
     }
     let modified_args = match (req.decision, req.args) {
         (ReviewerChoice::Modify, Some(args)) if args.is_object() => {
@@ -103,47 +258,41 @@ pub async fn decide(
             Some(args)
         }
         (ReviewerChoice::Modify, _) => {
-            return Err(ApiError::invalid(
-                "args",
-                "`modify` needs the edited arguments as a JSON object",
-            ));
+            return Err(ApiError::invalid("args", "`modify` needs the edited arguments as a JSON object"));
         }
-        (_, Some(_)) => {
-            return Err(ApiError::invalid(
-                "args",
-                "arguments can only be given with `modify`",
-            ));
-        }
+        (_, Some(_)) => return Err(ApiError::invalid("args", "arguments can only be given with `modify`")),
         (_, None) => None,
     };
-    let verdict = if req.decision == ReviewerChoice::Reject {
-        Verdict::Deny
-    } else {
-        Verdict::Allow
-    };
+    let verdict = if req.decision == ReviewerChoice::Reject { Verdict::Deny } else { Verdict::Allow };
     load(&state, &id).await?;
-    let answer = Answer {
-        by: who.name.clone(),
-        key_id: who.key_id.clone(),
-        verdict,
-        modified_args,
-        rationale,
-        at: state.clock.now(),
-    };
-    let answered = state
-        .store
-        .answer_case(CaseAnswer {
-            case_id: id,
-            answer,
-            reviewer_tags: who.tags.clone(),
-            is_admin: who.role == Role::Admin,
-        })
-        .await?;
-    if let Some(d) = &answered.decision {
-        super::decisions::wake(&state, &d.id);
+    let cmd = CaseCommand::Answer { by: actor(who), verdict, modified_args, rationale, failure_modes: req.failure_modes };
+    let update = state.update_case(&id, cmd).await?;
+    Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))
+}
+
+/// The body of `POST /v1/cases/{id}/comments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentRequest {
+    /// The text.
+    pub text: String,
+    /// The perspective it speaks for: one of the author's role tags (`engineering`, `product`, `data_science`, `ux`...).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// Comment on any case.
+pub async fn comment(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<CommentRequest>,
+) -> Result<Json<Case>, ApiError> {
+    let who = auth.require(WORKERS, "commenting")?;
+    if req.text.trim().is_empty() || req.text.len() > 16 * 1024 {
+        return Err(ApiError::invalid("text", "must be 1 character to 16 KiB"));
     }
-    Ok(Json(CaseDecisionResponse {
-        case: answered.case,
-        decision: answered.decision,
-    }))
+    load(&state, &id).await?;
+    let cmd = CaseCommand::Comment { by: actor(who), role: req.role, text: req.text.trim().to_string() };
+    Ok(Json(state.update_case(&id, cmd).await?.case))
 }

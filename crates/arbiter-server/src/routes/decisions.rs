@@ -170,6 +170,11 @@ pub async fn propose(
             tier: 0,
             sla_deadline: now.plus_millis(esc.sla.as_millis()),
             answers: vec![],
+            confidence: decision.action.confidence,
+            trace_id: decision.trace_id.clone(),
+            claim: None,
+            comments: vec![],
+            review: None,
             created_at: now,
             updated_at: now,
         }),
@@ -300,10 +305,6 @@ async fn long_poll(
     }
 }
 
-/// Wake agents waiting on a decision that just became final.
-pub fn wake(state: &AppState, decision_id: &str) {
-    state.waiters.wake(decision_id);
-}
 
 /// The body of `POST /v1/decisions/{id}/outcome`.
 #[derive(Debug, Deserialize)]

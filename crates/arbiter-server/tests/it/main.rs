@@ -1,0 +1,6 @@
+//! The server in process, on port 0, with an injected clock: time moves when
+//! the test says so, and the sweeper and webhook worker run when called.
+
+mod review_workflow;
+mod support;
+mod webhooks;

@@ -1,0 +1,121 @@
+use arbiter_core::{ManualClock, Timestamp};
+use arbiter_server::{AppState, Config};
+use arbiter_store::SqliteStore;
+use reqwest::Client;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const POLICY: &str = r#"
+version: 1
+policy: test
+defaults:
+  reviewers: [soc_analyst]
+  sla: 15m
+  fallback: deny
+  tiers:
+    - reviewers: [soc_lead]
+      sla: 10m
+actions:
+  close_alert:
+    auto_allow_at: 0.9
+  isolate_host:
+    severity: high
+triggers:
+  - name: crown_jewel
+    actions: [isolate_host]
+    when: '"crown_jewel" in args.host_tags'
+    verdict: escalate
+    severity: critical
+    approvals: 2
+"#;
+
+pub struct TestServer {
+    pub url: String,
+    pub state: Arc<AppState>,
+    pub clock: Arc<ManualClock>,
+    pub http: Client,
+    pub admin: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path().join("arbiter.db")).unwrap());
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let config = Config {
+            // Background loops stay quiet; tests call the sweeper and the webhook worker themselves.
+            sweep_interval: Duration::from_secs(3600),
+            webhook_interval: Duration::from_secs(3600),
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_max_attempts: 3,
+            ..Config::default()
+        };
+        let state = AppState::new(store, config, clock.clone()).await.unwrap();
+        let boot = arbiter_server::bootstrap(&state, Some(POLICY)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), stop: Some(tx), _dir: dir }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn key(&self, name: &str, role: &str, tags: &[&str]) -> String {
+        let r: Value = self
+            .http
+            .post(self.at("/v1/keys"))
+            .bearer_auth(&self.admin)
+            .json(&json!({"name": name, "role": role, "tags": tags}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["key"].as_str().unwrap().to_string()
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.at(path)).bearer_auth(key).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.at(path)).bearer_auth(key).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Propose an action; returns (decision id, case id).
+    pub async fn escalate(&self, agent: &str, action: Value) -> (String, String) {
+        let (status, d) = self.post(agent, "/v1/decisions", json!({"action": action, "trace_id": "t-1"})).await;
+        assert_eq!(status, 201, "{d}");
+        assert_eq!(d["verdict"], "escalate", "{d}");
+        (d["id"].as_str().unwrap().into(), d["case_id"].as_str().unwrap().into())
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance_millis(d.as_millis() as i64);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn isolate(host: &str, tags: &[&str], confidence: f64) -> Value {
+    json!({"name": "isolate_host", "confidence": confidence, "args": {"host": host, "host_tags": tags}})
+}
