@@ -1,10 +1,14 @@
 //! The `arbiter` binary: run the server, check and evaluate policies, manage
 //! keys, and load-test a running server.
 
+mod audit;
 mod backup;
 mod bench;
+mod cases;
+mod client;
 mod keys;
 mod policy;
+mod reviews;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +40,23 @@ enum Command {
     /// Load generators.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Work the approval queue (over HTTP; --url/ARBITER_URL, --key/ARBITER_KEY).
+    Cases {
+        #[command(subcommand)]
+        command: cases::CasesCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Work review cases through their four stages (over HTTP).
+    Reviews {
+        #[command(subcommand)]
+        command: reviews::ReviewsCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Verify or export the tamper-evident audit log (directly on the store).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
 }
@@ -48,6 +69,9 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Backup(args) => backup::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Cases { command, api } => cases::run(command, &api),
+        Command::Reviews { command, api } => reviews::run(command, &api),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)

@@ -33,6 +33,15 @@ pub struct ServeArgs {
     /// Shortest rationale a reviewer may give, in characters.
     #[arg(long, env = "ARBITER_MIN_RATIONALE_LEN", default_value_t = 10)]
     pub min_rationale_len: usize,
+    /// Default length of a reviewer's claim on a case, e.g. `10m`.
+    #[arg(long, env = "ARBITER_CLAIM_LEASE", default_value = "10m")]
+    pub claim_lease: arbiter_core::HumanDuration,
+    /// How often the SLA sweeper runs, in milliseconds.
+    #[arg(long, env = "ARBITER_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub sweep_interval_ms: u64,
+    /// How often due webhook deliveries are sent, in milliseconds.
+    #[arg(long, env = "ARBITER_WEBHOOK_INTERVAL_MS", default_value_t = 500)]
+    pub webhook_interval_ms: u64,
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -59,6 +68,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         max_wait: Duration::from_secs(args.max_wait_secs),
         min_rationale_len: args.min_rationale_len,
+        claim_lease: Duration::from_secs(args.claim_lease.as_secs()),
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        webhook_interval: Duration::from_millis(args.webhook_interval_ms.max(10)),
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {

@@ -3,4 +3,5 @@
 mod api;
 mod cli;
 mod durability;
+mod review;
 mod support;

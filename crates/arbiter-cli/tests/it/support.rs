@@ -28,13 +28,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start `arbiter serve` on `db` with the SOC policy and extra flags.
+    /// Start `arbiter serve` on `db` with extra flags (and the SOC policy unless they name one).
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
-            .arg("--policy")
-            .arg(soc_policy())
+            .args(if extra.contains(&"--policy") { vec![] } else { vec!["--policy".into(), soc_policy()] })
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
