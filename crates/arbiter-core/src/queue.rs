@@ -46,7 +46,13 @@ fn key(c: &Case, now: Timestamp) -> (bool, std::cmp::Reverse<Severity>, i64, u64
     let left = c.sla_deadline.0 - now.0;
     // Confidence as an integer so the key is totally ordered (NaN cannot reach here; see Action::validate).
     let conf = (c.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64;
-    (left > DUE_SOON_MS, std::cmp::Reverse(c.escalation.severity), left, conf, c.created_at)
+    (
+        left > DUE_SOON_MS,
+        std::cmp::Reverse(c.escalation.severity),
+        left,
+        conf,
+        c.created_at,
+    )
 }
 
 /// Compare two cases by urgency at `now` (smaller is more urgent).
@@ -58,7 +64,14 @@ pub fn compare(a: &Case, b: &Case, now: Timestamp) -> Ordering {
 /// their queue at `now`: an active approval case whose current tier names one
 /// of their tags (admins see all), not proposed by their own agent, and not
 /// held by someone else.
-pub fn visible_to(case: &Case, name: &str, key_id: &str, tags: &BTreeSet<String>, is_admin: bool, now: Timestamp) -> bool {
+pub fn visible_to(
+    case: &Case,
+    name: &str,
+    key_id: &str,
+    tags: &BTreeSet<String>,
+    is_admin: bool,
+    now: Timestamp,
+) -> bool {
     case.kind == CaseKind::Approval
         && case.is_active()
         && case.agent != name
@@ -93,7 +106,12 @@ pub fn order(mut cases: Vec<Case>, now: Timestamp) -> Vec<QueueItem> {
             if case.tier > 0 {
                 reasons.push(format!("escalated to tier {}", case.tier + 1));
             }
-            QueueItem { position: i + 1, sla_left_ms: left, reasons, case }
+            QueueItem {
+                position: i + 1,
+                sla_left_ms: left,
+                reasons,
+                case,
+            }
         })
         .collect()
 }

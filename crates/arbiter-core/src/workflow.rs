@@ -248,18 +248,23 @@ impl CaseEvent {
     /// The event's payload (what the audit log stores as `data`).
     pub fn data(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
-        v.get_mut("data").map(serde_json::Value::take).unwrap_or_default()
+        v.get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or_default()
     }
 
     /// Rebuild an event from its stored kind and payload.
     pub fn from_parts(kind: &str, data: &serde_json::Value) -> Result<CaseEvent, String> {
-        serde_json::from_value(serde_json::json!({"kind": kind, "data": data})).map_err(|e| format!("event {kind}: {e}"))
+        serde_json::from_value(serde_json::json!({"kind": kind, "data": data}))
+            .map_err(|e| format!("event {kind}: {e}"))
     }
 
     /// The final verdict this event gives the case's decision, if it decides it.
     pub fn final_verdict(&self) -> Option<Verdict> {
         match self {
-            CaseEvent::Decided { verdict, .. } | CaseEvent::FallbackApplied { verdict, .. } => Some(*verdict),
+            CaseEvent::Decided { verdict, .. } | CaseEvent::FallbackApplied { verdict, .. } => {
+                Some(*verdict)
+            }
             _ => None,
         }
     }
@@ -286,7 +291,9 @@ pub enum CaseError {
     #[error("nobody may approve their own agent's action")]
     OwnAction,
     /// Someone else holds the lease.
-    #[error("{holder} holds this case until {until}; only the holder can act on it (an admin can reassign it)")]
+    #[error(
+        "{holder} holds this case until {until}; only the holder can act on it (an admin can reassign it)"
+    )]
     HeldByOther {
         /// The holder.
         holder: String,
@@ -324,7 +331,10 @@ pub enum CaseError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
-    CaseError::Invalid { field: field.into(), message: message.into() }
+    CaseError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 fn tag_list(t: &BTreeSet<String>) -> Vec<String> {
@@ -334,7 +344,10 @@ fn tag_list(t: &BTreeSet<String>) -> Vec<String> {
 fn may_answer_tier(case: &Case, by: &Actor) -> Result<(), CaseError> {
     let allowed = case.current_reviewers();
     if !by.is_admin && allowed.is_disjoint(&by.tags) {
-        return Err(CaseError::WrongRole { needed: tag_list(allowed), have: tag_list(&by.tags) });
+        return Err(CaseError::WrongRole {
+            needed: tag_list(allowed),
+            have: tag_list(&by.tags),
+        });
     }
     if by.name == case.agent {
         return Err(CaseError::OwnAction);
@@ -363,7 +376,10 @@ fn speaks_for(by: &Actor, role: &str) -> Result<(), CaseError> {
     if by.is_admin || by.tags.contains(role) {
         Ok(())
     } else {
-        Err(CaseError::NotYourRole { role: role.to_string(), have: tag_list(&by.tags) })
+        Err(CaseError::NotYourRole {
+            role: role.to_string(),
+            have: tag_list(&by.tags),
+        })
     }
 }
 
@@ -374,23 +390,36 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
         CaseCommand::Claim { by, lease_ms } => {
             require_approval(case, "only approval cases are claimed")?;
             may_answer_tier(case, by)?;
-            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
+            if case
+                .answers
+                .iter()
+                .any(|a| a.key_id == by.key_id || a.by == by.name)
+            {
                 return Err(CaseError::AlreadyAnswered);
             }
             let renewed = match case.held_at(now) {
                 Some(c) if c.key_id != by.key_id => {
-                    return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
+                    return Err(CaseError::HeldByOther {
+                        holder: c.by.clone(),
+                        until: c.until,
+                    });
                 }
                 Some(_) => true,
                 None => false,
             };
-            let claim = Claim { by: by.name.clone(), key_id: by.key_id.clone(), until: now.plus_millis(*lease_ms) };
+            let claim = Claim {
+                by: by.name.clone(),
+                key_id: by.key_id.clone(),
+                until: now.plus_millis(*lease_ms),
+            };
             Ok(vec![CaseEvent::Claimed { claim, renewed }])
         }
         CaseCommand::Release { by } => {
             require_approval(case, "only approval cases are claimed")?;
             match case.held_at(now) {
-                Some(c) if c.key_id == by.key_id || by.is_admin => Ok(vec![CaseEvent::Released { by: c.by.clone() }]),
+                Some(c) if c.key_id == by.key_id || by.is_admin => {
+                    Ok(vec![CaseEvent::Released { by: c.by.clone() }])
+                }
                 _ => Err(CaseError::NotHolder),
             }
         }
@@ -401,18 +430,35 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             require_approval(case, "only approval cases are claimed")?;
             may_answer_tier(case, to)?;
             let from = case.held_at(now).map(|c| c.by.clone());
-            let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
+            let claim = Claim {
+                by: to.name.clone(),
+                key_id: to.key_id.clone(),
+                until: now.plus_millis(*lease_ms),
+            };
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
-        CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes } => {
+        CaseCommand::Answer {
+            by,
+            verdict,
+            modified_args,
+            rationale,
+            failure_modes,
+        } => {
             require_approval(case, "only approval cases are answered")?;
             may_answer_tier(case, by)?;
-            if let Some(c) = case.held_at(now) {
-                if c.key_id != by.key_id {
-                    return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
-                }
+            if let Some(c) = case.held_at(now)
+                && c.key_id != by.key_id
+            {
+                return Err(CaseError::HeldByOther {
+                    holder: c.by.clone(),
+                    until: c.until,
+                });
             }
-            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
+            if case
+                .answers
+                .iter()
+                .any(|a| a.key_id == by.key_id || a.by == by.name)
+            {
                 return Err(CaseError::AlreadyAnswered);
             }
             if !matches!(verdict, Verdict::Allow | Verdict::Deny) {
@@ -430,15 +476,30 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 failure_modes: failure_modes.clone(),
                 at: now,
             };
-            let mut events = vec![CaseEvent::Answered { answer: answer.clone() }];
+            let mut events = vec![CaseEvent::Answered {
+                answer: answer.clone(),
+            }];
             let mut decided_by: Vec<String> = case.answers.iter().map(|a| a.by.clone()).collect();
             decided_by.push(answer.by.clone());
             if *verdict == Verdict::Deny {
-                events.push(CaseEvent::Decided { verdict: Verdict::Deny, modified_args: None, decided_by });
+                events.push(CaseEvent::Decided {
+                    verdict: Verdict::Deny,
+                    modified_args: None,
+                    decided_by,
+                });
             } else if case.approvals() + 1 >= case.escalation.approvals as usize {
                 // The last modification given wins.
-                let modified = modified_args.clone().or_else(|| case.answers.iter().rev().find_map(|a| a.modified_args.clone()));
-                events.push(CaseEvent::Decided { verdict: Verdict::Allow, modified_args: modified, decided_by });
+                let modified = modified_args.clone().or_else(|| {
+                    case.answers
+                        .iter()
+                        .rev()
+                        .find_map(|a| a.modified_args.clone())
+                });
+                events.push(CaseEvent::Decided {
+                    verdict: Verdict::Allow,
+                    modified_args: modified,
+                    decided_by,
+                });
             }
             Ok(events)
         }
@@ -449,10 +510,20 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if text.trim().is_empty() {
                 return Err(invalid("text", "must not be empty"));
             }
-            let comment = Comment { by: by.name.clone(), role: role.clone(), text: text.clone(), at: now };
+            let comment = Comment {
+                by: by.name.clone(),
+                role: role.clone(),
+                text: text.clone(),
+                at: now,
+            };
             Ok(vec![CaseEvent::Commented { comment }])
         }
-        CaseCommand::RecordStage { by, role, rationale, record } => {
+        CaseCommand::RecordStage {
+            by,
+            role,
+            rationale,
+            record,
+        } => {
             let review = require_review(case, "stages are recorded on review cases")?;
             if case.state == CaseState::Closed {
                 return Err(CaseError::NotOpen(case.state));
@@ -461,24 +532,56 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             record.validate().map_err(|(f, m)| invalid(f, m))?;
             if let StageRecord::ResolutionDesign(r) = record {
                 if r.no_intervention_needed.is_some() && !review.interventions.is_empty() {
-                    return Err(invalid("no_intervention_needed", "interventions were already proposed for this review"));
+                    return Err(invalid(
+                        "no_intervention_needed",
+                        "interventions were already proposed for this review",
+                    ));
                 }
                 if !r.interventions.is_empty() && review.no_intervention_needed.is_some() {
-                    return Err(invalid("interventions", "this review already recorded that no intervention is needed"));
+                    return Err(invalid(
+                        "interventions",
+                        "this review already recorded that no intervention is needed",
+                    ));
                 }
             }
-            let entry = StageEntry { by: by.name.clone(), role: role.clone(), rationale: rationale.clone(), at: now, record: record.clone() };
+            let entry = StageEntry {
+                by: by.name.clone(),
+                role: role.clone(),
+                rationale: rationale.clone(),
+                at: now,
+                record: record.clone(),
+            };
             Ok(vec![CaseEvent::StageRecorded { entry }])
         }
-        CaseCommand::UpdateIntervention { by, index, status, note } => {
+        CaseCommand::UpdateIntervention {
+            by,
+            index,
+            status,
+            note,
+        } => {
             let review = require_review(case, "interventions belong to review cases")?;
             let Some(current) = review.interventions.get(*index) else {
-                return Err(invalid("index", format!("the review has {} intervention(s)", review.interventions.len())));
+                return Err(invalid(
+                    "index",
+                    format!(
+                        "the review has {} intervention(s)",
+                        review.interventions.len()
+                    ),
+                ));
             };
-            if *status == InterventionStatus::Verified && current.status < InterventionStatus::Done {
-                return Err(invalid("status", "an intervention is verified only after it is done"));
+            if *status == InterventionStatus::Verified && current.status < InterventionStatus::Done
+            {
+                return Err(invalid(
+                    "status",
+                    "an intervention is verified only after it is done",
+                ));
             }
-            Ok(vec![CaseEvent::InterventionUpdated { index: *index, status: *status, by: by.name.clone(), note: note.clone() }])
+            Ok(vec![CaseEvent::InterventionUpdated {
+                index: *index,
+                status: *status,
+                by: by.name.clone(),
+                note: note.clone(),
+            }])
         }
         CaseCommand::Close { by, reason } => {
             let review = require_review(case, "only review cases are closed")?;
@@ -489,7 +592,10 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if !missing.is_empty() {
                 return Err(CaseError::Incomplete(missing));
             }
-            Ok(vec![CaseEvent::Closed { by: by.name.clone(), reason: reason.clone() }])
+            Ok(vec![CaseEvent::Closed {
+                by: by.name.clone(),
+                reason: reason.clone(),
+            }])
         }
         CaseCommand::Reopen { by, reason } => {
             require_review(case, "only review cases are reopened")?;
@@ -499,7 +605,10 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if reason.trim().is_empty() {
                 return Err(invalid("reason", "say why it is reopened"));
             }
-            Ok(vec![CaseEvent::Reopened { by: by.name.clone(), reason: reason.clone() }])
+            Ok(vec![CaseEvent::Reopened {
+                by: by.name.clone(),
+                reason: reason.clone(),
+            }])
         }
         CaseCommand::Sweep => Ok(sweep(case, now)),
     }
@@ -513,10 +622,12 @@ pub fn sweep(case: &Case, now: Timestamp) -> Vec<CaseEvent> {
     if case.kind != CaseKind::Approval || !case.is_active() {
         return events;
     }
-    if let Some(c) = &case.claim {
-        if c.until <= now {
-            events.push(CaseEvent::LeaseExpired { holder: c.by.clone() });
-        }
+    if let Some(c) = &case.claim
+        && c.until <= now
+    {
+        events.push(CaseEvent::LeaseExpired {
+            holder: c.by.clone(),
+        });
     }
     let mut tier = case.tier;
     let mut deadline = case.sla_deadline;
@@ -533,7 +644,10 @@ pub fn sweep(case: &Case, now: Timestamp) -> Vec<CaseEvent> {
                 tier += 1;
             }
             None => {
-                events.push(CaseEvent::FallbackApplied { verdict: case.escalation.fallback, reason: "sla_expired".into() });
+                events.push(CaseEvent::FallbackApplied {
+                    verdict: case.escalation.fallback,
+                    reason: "sla_expired".into(),
+                });
                 break;
             }
         }
@@ -558,7 +672,11 @@ impl Case {
             CaseEvent::Answered { answer } => {
                 self.answers.push(answer.clone());
                 // An approval that does not decide frees the case for the next approver.
-                if self.claim.as_ref().is_some_and(|c| c.key_id == answer.key_id) {
+                if self
+                    .claim
+                    .as_ref()
+                    .is_some_and(|c| c.key_id == answer.key_id)
+                {
                     self.claim = None;
                     self.state = CaseState::Open;
                 }
@@ -567,7 +685,11 @@ impl Case {
                 self.claim = None;
                 self.state = CaseState::Decided;
             }
-            CaseEvent::TierEscalated { to_tier, sla_deadline, .. } => {
+            CaseEvent::TierEscalated {
+                to_tier,
+                sla_deadline,
+                ..
+            } => {
                 self.tier = *to_tier;
                 self.sla_deadline = *sla_deadline;
                 // The next tier's reviewers take over; a lease from the last tier ends.
@@ -580,8 +702,17 @@ impl Case {
                     r.record(entry.clone());
                 }
             }
-            CaseEvent::InterventionUpdated { index, status, by, note } => {
-                if let Some(x) = self.review.as_mut().and_then(|r| r.interventions.get_mut(*index)) {
+            CaseEvent::InterventionUpdated {
+                index,
+                status,
+                by,
+                note,
+            } => {
+                if let Some(x) = self
+                    .review
+                    .as_mut()
+                    .and_then(|r| r.interventions.get_mut(*index))
+                {
                     x.status = *status;
                     x.updated_by = by.clone();
                     x.note = note.clone();
@@ -594,10 +725,14 @@ impl Case {
     }
 
     /// Rebuild a case from its events (the first must be `case.opened`).
-    pub fn replay<'a>(events: impl IntoIterator<Item = (&'a CaseEvent, Timestamp)>) -> Option<Case> {
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = (&'a CaseEvent, Timestamp)>,
+    ) -> Option<Case> {
         let mut it = events.into_iter();
         let (first, at) = it.next()?;
-        let CaseEvent::Opened { case } = first else { return None };
+        let CaseEvent::Opened { case } = first else {
+            return None;
+        };
         let mut c = (**case).clone();
         c.updated_at = at;
         for (e, at) in it {

@@ -117,9 +117,10 @@ impl From<StoreError> for ApiError {
             StoreError::Case(e) => {
                 use arbiter_core::CaseError as E;
                 match e {
-                    E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
-                        ApiError::Forbidden(e.to_string())
-                    }
+                    E::WrongRole { .. }
+                    | E::OwnAction
+                    | E::AdminOnly(_)
+                    | E::NotYourRole { .. } => ApiError::Forbidden(e.to_string()),
                     E::Invalid { field, message } => ApiError::Invalid { field, message },
                     other => ApiError::Conflict(other.to_string()),
                 }

@@ -109,14 +109,24 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
 impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Option<Self>, Self::Rejection> {
-        let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_string());
+    async fn from_request(
+        req: Request,
+        state: &Arc<AppState>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_string());
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        if let Some(ct) = ct.filter(|ct| !ct.starts_with("application/json") && !ct.contains("+json")) {
-            return Err(ApiError::UnsupportedMediaType(format!("send JSON with `Content-Type: application/json`, not `{ct}`")));
+        if let Some(ct) =
+            ct.filter(|ct| !ct.starts_with("application/json") && !ct.contains("+json"))
+        {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send JSON with `Content-Type: application/json`, not `{ct}`"
+            )));
         }
         parse_json(&bytes).map(|v| Some(JsonBody(v)))
     }

@@ -176,8 +176,15 @@ impl AppState {
 
     /// Run a command on a case; wakes agents waiting on its decision when the
     /// command made it final.
-    pub async fn update_case(&self, id: &str, command: CaseCommand) -> Result<CaseUpdate, ApiError> {
-        let update = self.store.update_case(id, command, self.clock.now()).await?;
+    pub async fn update_case(
+        &self,
+        id: &str,
+        command: CaseCommand,
+    ) -> Result<CaseUpdate, ApiError> {
+        let update = self
+            .store
+            .update_case(id, command, self.clock.now())
+            .await?;
         if let Some(d) = &update.decision {
             self.waiters.wake(&d.id);
         }
@@ -192,7 +199,12 @@ impl AppState {
 
 /// The case actor for an authenticated caller.
 pub fn actor(p: &Principal) -> Actor {
-    Actor { name: p.name.clone(), key_id: p.key_id.clone(), tags: p.tags.clone(), is_admin: p.role == Role::Admin }
+    Actor {
+        name: p.name.clone(),
+        key_id: p.key_id.clone(),
+        tags: p.tags.clone(),
+        is_admin: p.role == Role::Admin,
+    }
 }
 
 /// What first start created, to print once.

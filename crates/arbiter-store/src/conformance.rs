@@ -2,16 +2,17 @@
 //! [`run_all`] with a fresh, empty store.
 
 use crate::{
-    CaseFilter, DeliveryAttempt, DeliveryStatus, Inserted, KeyRecord, NewDecision, PolicyVersion, Store, StoreError,
-    Webhook, WebhookFormat,
+    CaseFilter, DeliveryAttempt, DeliveryStatus, Inserted, KeyRecord, NewDecision, PolicyVersion,
+    Store, StoreError, Webhook, WebhookFormat,
 };
 use arbiter_core::review::{
-    ContextualAnalysis, Entity, Finding, FindingKind, ImpactAssessment, ImpactSeverity, InterventionKind,
-    InterventionSpec, Reproduced, ResolutionDesign, Review, ReviewSource, Scope, StageRecord, TraceInspection,
+    ContextualAnalysis, Entity, Finding, FindingKind, ImpactAssessment, ImpactSeverity,
+    InterventionKind, InterventionSpec, Reproduced, ResolutionDesign, Review, ReviewSource, Scope,
+    StageRecord, TraceInspection,
 };
 use arbiter_core::{
-    Action, Actor, Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, DecisionStatus, Escalation,
-    FinalSource, HumanDuration, Outcome, Role, Severity, Tier, Timestamp, Verdict,
+    Action, Actor, Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, DecisionStatus,
+    Escalation, FinalSource, HumanDuration, Outcome, Role, Severity, Tier, Timestamp, Verdict,
 };
 use serde_json::json;
 
@@ -107,7 +108,14 @@ async fn escalate(store: &dyn Store, n: &str, esc: impl FnOnce(&mut Case)) {
     let mut c = case(&format!("c-{n}"), &format!("d-{n}"), 1);
     c.trace_id = d.trace_id.clone();
     esc(&mut c);
-    store.insert_decision(NewDecision { decision: d, request_digest: n.into(), case: Some(c) }).await.unwrap();
+    store
+        .insert_decision(NewDecision {
+            decision: d,
+            request_digest: n.into(),
+            case: Some(c),
+        })
+        .await
+        .unwrap();
 }
 
 /// Run every conformance check against an empty store.
@@ -236,19 +244,32 @@ pub async fn cases_and_events(store: &dyn Store) {
     };
     store.insert_decision(nd).await.unwrap();
     assert_eq!(store.open_case_count().await.unwrap(), open_before + 1);
-    let first = store.update_case("c2", approve("ann", None), Timestamp(2_000)).await.unwrap();
+    let first = store
+        .update_case("c2", approve("ann", None), Timestamp(2_000))
+        .await
+        .unwrap();
     assert!(first.decision.is_none());
     assert_eq!(first.events.len(), 1);
     assert!(matches!(
-        store.update_case("c2", approve("ann", None), Timestamp(2_000)).await,
+        store
+            .update_case("c2", approve("ann", None), Timestamp(2_000))
+            .await,
         Err(StoreError::Case(CaseError::AlreadyAnswered))
     ));
     assert!(matches!(
-        store.update_case("nope", approve("ann", None), Timestamp(2_000)).await,
+        store
+            .update_case("nope", approve("ann", None), Timestamp(2_000))
+            .await,
         Err(StoreError::NotFound(_))
     ));
-    let second = approve("bob", Some(json!({"host": "web-17", "mode": "network_only"})));
-    let done = store.update_case("c2", second, Timestamp(3_000)).await.unwrap();
+    let second = approve(
+        "bob",
+        Some(json!({"host": "web-17", "mode": "network_only"})),
+    );
+    let done = store
+        .update_case("c2", second, Timestamp(3_000))
+        .await
+        .unwrap();
     let d = done.decision.unwrap();
     assert_eq!(d.status, DecisionStatus::Final);
     let fin = d.final_verdict.unwrap();
@@ -258,7 +279,15 @@ pub async fn cases_and_events(store: &dyn Store) {
     assert_eq!(store.open_case_count().await.unwrap(), open_before);
     let events = store.case_events("c2").await.unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["case.opened", "case.answered", "case.answered", "case.decided"]);
+    assert_eq!(
+        kinds,
+        [
+            "case.opened",
+            "case.answered",
+            "case.answered",
+            "case.decided"
+        ]
+    );
     assert_eq!(events[3].actor, "bob");
     assert_eq!(store.verify_events().await.unwrap(), None);
     assert_eq!(store.verify_projections().await.unwrap(), None);
@@ -274,58 +303,149 @@ pub async fn claims_are_exclusive(store: &dyn Store) {
         (0..8).map(move |i| {
             let by = reviewer(&format!("rev{r}"), &["soc_lead"]);
             async move {
-                let res = store.update_case(&format!("c-claim{i}"), CaseCommand::Claim { by, lease_ms: 600_000 }, now).await;
+                let res = store
+                    .update_case(
+                        &format!("c-claim{i}"),
+                        CaseCommand::Claim {
+                            by,
+                            lease_ms: 600_000,
+                        },
+                        now,
+                    )
+                    .await;
                 (i, r, res)
             }
         })
     });
     let results = futures_join_all(futs).await;
     for i in 0..8 {
-        let winners: Vec<_> = results.iter().filter(|(c, _, res)| *c == i && res.is_ok()).collect();
-        assert_eq!(winners.len(), 1, "case {i} claimed by {} reviewers", winners.len());
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(c, _, res)| *c == i && res.is_ok())
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "case {i} claimed by {} reviewers",
+            winners.len()
+        );
         let losers_ok = results
             .iter()
             .filter(|(c, _, _)| *c == i)
-            .all(|(_, _, res)| res.is_ok() || matches!(res, Err(StoreError::Case(CaseError::HeldByOther { .. }))));
+            .all(|(_, _, res)| {
+                res.is_ok() || matches!(res, Err(StoreError::Case(CaseError::HeldByOther { .. })))
+            });
         assert!(losers_ok);
         let case = store.case(&format!("c-claim{i}")).await.unwrap().unwrap();
         assert_eq!(case.claim.unwrap().by, format!("rev{}", winners[0].1));
     }
     let active = store.active_approval_cases().await.unwrap();
-    assert!(active.iter().filter(|c| c.id.starts_with("c-claim")).all(|c| c.state == CaseState::Claimed));
+    assert!(
+        active
+            .iter()
+            .filter(|c| c.id.starts_with("c-claim"))
+            .all(|c| c.state == CaseState::Claimed)
+    );
 }
 
 /// Leases and tiers come due; the sweep moves the case to the next tier and then applies the fallback.
 pub async fn sla_sweep(store: &dyn Store) {
     escalate(store, "sla", |c| {
-        c.escalation.tiers = vec![Tier { reviewers: ["soc_manager".to_string()].into_iter().collect(), sla: HumanDuration(300) }];
+        c.escalation.tiers = vec![Tier {
+            reviewers: ["soc_manager".to_string()].into_iter().collect(),
+            sla: HumanDuration(300),
+        }];
         c.escalation.fallback = Verdict::Deny;
     })
     .await;
-    store.update_case("c-sla", CaseCommand::Claim { by: reviewer("ann", &["soc_lead"]), lease_ms: 60_000 }, Timestamp(1_000)).await.unwrap();
+    store
+        .update_case(
+            "c-sla",
+            CaseCommand::Claim {
+                by: reviewer("ann", &["soc_lead"]),
+                lease_ms: 60_000,
+            },
+            Timestamp(1_000),
+        )
+        .await
+        .unwrap();
     // the lease ends at 61s, the first tier at 601s, the second at 901s
-    assert!(!store.due_cases(Timestamp(60_999), 100).await.unwrap().contains(&"c-sla".to_string()));
-    assert!(store.due_cases(Timestamp(61_000), 100).await.unwrap().contains(&"c-sla".to_string()));
-    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(61_000)).await.unwrap();
-    assert_eq!(up.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["case.lease_expired"]);
+    assert!(
+        !store
+            .due_cases(Timestamp(60_999), 100)
+            .await
+            .unwrap()
+            .contains(&"c-sla".to_string())
+    );
+    assert!(
+        store
+            .due_cases(Timestamp(61_000), 100)
+            .await
+            .unwrap()
+            .contains(&"c-sla".to_string())
+    );
+    let up = store
+        .update_case("c-sla", CaseCommand::Sweep, Timestamp(61_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        up.events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["case.lease_expired"]
+    );
     assert_eq!(up.events[0].actor, "system");
-    let nothing = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(62_000)).await.unwrap();
+    let nothing = store
+        .update_case("c-sla", CaseCommand::Sweep, Timestamp(62_000))
+        .await
+        .unwrap();
     assert!(nothing.events.is_empty());
-    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(601_000)).await.unwrap();
+    let up = store
+        .update_case("c-sla", CaseCommand::Sweep, Timestamp(601_000))
+        .await
+        .unwrap();
     assert_eq!(up.case.tier, 1);
     assert_eq!(up.case.sla_deadline, Timestamp(901_000));
-    assert!(!store.due_cases(Timestamp(900_999), 100).await.unwrap().contains(&"c-sla".to_string()));
-    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(901_000)).await.unwrap();
-    assert_eq!(up.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["case.fallback_applied"]);
+    assert!(
+        !store
+            .due_cases(Timestamp(900_999), 100)
+            .await
+            .unwrap()
+            .contains(&"c-sla".to_string())
+    );
+    let up = store
+        .update_case("c-sla", CaseCommand::Sweep, Timestamp(901_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        up.events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["case.fallback_applied"]
+    );
     let d = up.decision.expect("the fallback makes the decision final");
     let fin = d.final_verdict.unwrap();
-    assert_eq!((fin.verdict, fin.source), (Verdict::Deny, FinalSource::SlaExpired));
-    assert!(!store.due_cases(Timestamp(i64::MAX), 100).await.unwrap().contains(&"c-sla".to_string()));
+    assert_eq!(
+        (fin.verdict, fin.source),
+        (Verdict::Deny, FinalSource::SlaExpired)
+    );
+    assert!(
+        !store
+            .due_cases(Timestamp(i64::MAX), 100)
+            .await
+            .unwrap()
+            .contains(&"c-sla".to_string())
+    );
 }
 
 /// Review cases open on their own, record stages, close when complete, and see their decision chain.
 pub async fn review_cases(store: &dyn Store) {
-    let mut review = Review::new("Agent isolates too many hosts".into(), ReviewSource::Decision);
+    let mut review = Review::new(
+        "Agent isolates too many hosts".into(),
+        ReviewSource::Decision,
+    );
     review.decision_ids = vec!["d-claim0".into()];
     review.trace_ids = vec!["trace-claim1".into()];
     let mut c = case("r-1", "d-claim0", 1);
@@ -333,26 +453,96 @@ pub async fn review_cases(store: &dyn Store) {
     c.decision_id = None;
     c.review = Some(review);
     store.open_case(c, "eve").await.unwrap();
-    let chain = store.decision_chain(&["trace-claim1".into()], &["d-claim0".into()], 100).await.unwrap();
-    assert_eq!(chain.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d-claim0", "d-claim1"]);
+    let chain = store
+        .decision_chain(&["trace-claim1".into()], &["d-claim0".into()], 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        chain.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d-claim0", "d-claim1"]
+    );
     let eng = reviewer("eve", &["engineering"]);
-    let stage = |record| CaseCommand::RecordStage { by: eng.clone(), role: "engineering".into(), rationale: "from the replay".into(), record };
-    let close = CaseCommand::Close { by: eng.clone(), reason: "resolved".into() };
-    assert!(matches!(store.update_case("r-1", close.clone(), Timestamp(10)).await, Err(StoreError::Case(CaseError::Incomplete(_)))));
+    let stage = |record| CaseCommand::RecordStage {
+        by: eng.clone(),
+        role: "engineering".into(),
+        rationale: "from the replay".into(),
+        record,
+    };
+    let close = CaseCommand::Close {
+        by: eng.clone(),
+        reason: "resolved".into(),
+    };
+    assert!(matches!(
+        store.update_case("r-1", close.clone(), Timestamp(10)).await,
+        Err(StoreError::Case(CaseError::Incomplete(_)))
+    ));
     for record in [
-        StageRecord::ContextualAnalysis(ContextualAnalysis { reproduced: Reproduced::Yes, steps: vec!["replay".into()], environment: "staging".into(), links: vec![] }),
-        StageRecord::TraceInspection(TraceInspection { findings: vec![Finding { decision_id: "d-claim0".into(), span_id: None, kind: FindingKind::WrongAction, note: "isolated a server".into() }] }),
-        StageRecord::ImpactAssessment(ImpactAssessment { severity: ImpactSeverity::S3, scope: Scope { count: 1, entities: vec![Entity { kind: "host".into(), id: "web-17".into() }] }, technical_correctness: "wrong".into(), user_experience: "site down 5m".into() }),
-        StageRecord::ResolutionDesign(ResolutionDesign { interventions: vec![InterventionSpec { kind: InterventionKind::PolicyChange, description: "escalate server isolation".into(), owner: "eve".into(), expected_effect: "no automatic server isolation".into() }], no_intervention_needed: None }),
+        StageRecord::ContextualAnalysis(ContextualAnalysis {
+            reproduced: Reproduced::Yes,
+            steps: vec!["replay".into()],
+            environment: "staging".into(),
+            links: vec![],
+        }),
+        StageRecord::TraceInspection(TraceInspection {
+            findings: vec![Finding {
+                decision_id: "d-claim0".into(),
+                span_id: None,
+                kind: FindingKind::WrongAction,
+                note: "isolated a server".into(),
+            }],
+        }),
+        StageRecord::ImpactAssessment(ImpactAssessment {
+            severity: ImpactSeverity::S3,
+            scope: Scope {
+                count: 1,
+                entities: vec![Entity {
+                    kind: "host".into(),
+                    id: "web-17".into(),
+                }],
+            },
+            technical_correctness: "wrong".into(),
+            user_experience: "site down 5m".into(),
+        }),
+        StageRecord::ResolutionDesign(ResolutionDesign {
+            interventions: vec![InterventionSpec {
+                kind: InterventionKind::PolicyChange,
+                description: "escalate server isolation".into(),
+                owner: "eve".into(),
+                expected_effect: "no automatic server isolation".into(),
+            }],
+            no_intervention_needed: None,
+        }),
     ] {
-        store.update_case("r-1", stage(record), Timestamp(11)).await.unwrap();
+        store
+            .update_case("r-1", stage(record), Timestamp(11))
+            .await
+            .unwrap();
     }
-    let closed = store.update_case("r-1", close, Timestamp(12)).await.unwrap();
+    let closed = store
+        .update_case("r-1", close, Timestamp(12))
+        .await
+        .unwrap();
     assert_eq!(closed.case.state, CaseState::Closed);
     assert!(closed.decision.is_none());
-    let reviews = store.cases(CaseFilter { kind: Some(CaseKind::Review), states: vec![CaseState::Closed], limit: 10 }).await.unwrap();
-    assert_eq!(reviews.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["r-1"]);
-    let kinds: Vec<String> = store.case_events("r-1").await.unwrap().into_iter().map(|e| e.kind).collect();
+    let reviews = store
+        .cases(CaseFilter {
+            kind: Some(CaseKind::Review),
+            states: vec![CaseState::Closed],
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        reviews.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["r-1"]
+    );
+    let kinds: Vec<String> = store
+        .case_events("r-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(kinds.first().map(String::as_str), Some("case.opened"));
     assert_eq!(kinds.last().map(String::as_str), Some("review.closed"));
 }
@@ -362,7 +552,9 @@ pub async fn webhook_outbox(store: &dyn Store) {
     let hook = Webhook {
         id: "wh-1".into(),
         url: "http://127.0.0.1:9/hook".into(),
-        events: ["case.opened".to_string(), "case.claimed".to_string()].into_iter().collect(),
+        events: ["case.opened".to_string(), "case.claimed".to_string()]
+            .into_iter()
+            .collect(),
         format: WebhookFormat::Json,
         secret: "s3cret".into(),
         created_at: Timestamp(1),
@@ -372,28 +564,102 @@ pub async fn webhook_outbox(store: &dyn Store) {
     store.create_webhook(hook.clone()).await.unwrap();
     assert_eq!(store.webhooks().await.unwrap(), vec![hook.clone()]);
     escalate(store, "hook", |_| {}).await;
-    store.update_case("c-hook", CaseCommand::Claim { by: reviewer("ann", &["soc_lead"]), lease_ms: 1_000 }, Timestamp(2_000)).await.unwrap();
-    store.update_case("c-hook", approve("ann", None), Timestamp(2_500)).await.unwrap();
-    let due = store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap();
-    assert_eq!(due.iter().map(|d| d.event.kind.as_str()).collect::<Vec<_>>(), ["case.opened", "case.claimed"]);
+    store
+        .update_case(
+            "c-hook",
+            CaseCommand::Claim {
+                by: reviewer("ann", &["soc_lead"]),
+                lease_ms: 1_000,
+            },
+            Timestamp(2_000),
+        )
+        .await
+        .unwrap();
+    store
+        .update_case("c-hook", approve("ann", None), Timestamp(2_500))
+        .await
+        .unwrap();
+    let due = store
+        .claim_due_deliveries(Timestamp(3_000), 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| d.event.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["case.opened", "case.claimed"]
+    );
     assert_eq!(due[0].webhook.secret, "s3cret");
     assert_eq!(due[0].event.case_id.as_deref(), Some("c-hook"));
-    assert!(store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap().is_empty(), "leased deliveries are not handed out twice");
+    assert!(
+        store
+            .claim_due_deliveries(Timestamp(3_000), 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased deliveries are not handed out twice"
+    );
     let (a, b) = (due[0].delivery.id, due[1].delivery.id);
-    store.record_delivery_attempt(a, DeliveryAttempt { at: Timestamp(3_001), status: Some(200), error: None, retry_at: None }).await.unwrap();
-    store.record_delivery_attempt(b, DeliveryAttempt { at: Timestamp(3_001), status: Some(500), error: None, retry_at: Some(Timestamp(4_000)) }).await.unwrap();
-    let again = store.claim_due_deliveries(Timestamp(4_000), 30_000, 10).await.unwrap();
+    store
+        .record_delivery_attempt(
+            a,
+            DeliveryAttempt {
+                at: Timestamp(3_001),
+                status: Some(200),
+                error: None,
+                retry_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .record_delivery_attempt(
+            b,
+            DeliveryAttempt {
+                at: Timestamp(3_001),
+                status: Some(500),
+                error: None,
+                retry_at: Some(Timestamp(4_000)),
+            },
+        )
+        .await
+        .unwrap();
+    let again = store
+        .claim_due_deliveries(Timestamp(4_000), 30_000, 10)
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [b]);
     assert_eq!(again[0].delivery.attempts, 1);
-    store.record_delivery_attempt(b, DeliveryAttempt { at: Timestamp(4_001), status: None, error: Some("connection refused".into()), retry_at: None }).await.unwrap();
+    store
+        .record_delivery_attempt(
+            b,
+            DeliveryAttempt {
+                at: Timestamp(4_001),
+                status: None,
+                error: Some("connection refused".into()),
+                retry_at: None,
+            },
+        )
+        .await
+        .unwrap();
     let log = store.deliveries("wh-1", 10).await.unwrap();
-    assert_eq!(log.iter().map(|d| d.status).collect::<Vec<_>>(), [DeliveryStatus::Failed, DeliveryStatus::Delivered]);
+    assert_eq!(
+        log.iter().map(|d| d.status).collect::<Vec<_>>(),
+        [DeliveryStatus::Failed, DeliveryStatus::Delivered]
+    );
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].last_error.as_deref(), Some("connection refused"));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;
-    assert!(store.claim_due_deliveries(Timestamp(10_000), 30_000, 10).await.unwrap().is_empty(), "an inactive webhook gets nothing");
+    assert!(
+        store
+            .claim_due_deliveries(Timestamp(10_000), 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an inactive webhook gets nothing"
+    );
 }
 
 /// Many concurrent writers all commit, each exactly once.

@@ -12,7 +12,10 @@ mod sqlite;
 pub use events::{Event, GENESIS_HASH};
 pub use sqlite::SqliteStore;
 
-use arbiter_core::{Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role, Timestamp};
+use arbiter_core::{
+    Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role,
+    Timestamp,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -286,7 +289,12 @@ pub trait Store: Send + Sync + 'static {
     /// Run a command on a case: the case rules (`arbiter_core::workflow::handle`)
     /// give the events, which are appended to the log and folded into the case
     /// in one transaction; a decided case finalizes its decision.
-    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate>;
+    async fn update_case(
+        &self,
+        id: &str,
+        command: CaseCommand,
+        now: Timestamp,
+    ) -> Result<CaseUpdate>;
     /// Cases, newest first.
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>>;
     /// Every approval case still waiting for people (for the queue).
@@ -294,7 +302,12 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of cases with a lease or tier ending at or before `now`.
     async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
     /// Decisions in any of `trace_ids` or with an id in `decision_ids`, in event-time order.
-    async fn decision_chain(&self, trace_ids: &[String], decision_ids: &[String], limit: usize) -> Result<Vec<Decision>>;
+    async fn decision_chain(
+        &self,
+        trace_ids: &[String],
+        decision_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Decision>>;
     /// Number of cases waiting for people.
     async fn open_case_count(&self) -> Result<u64>;
 
@@ -316,7 +329,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_webhook(&self, id: &str) -> Result<bool>;
     /// Take up to `limit` pending deliveries due at `now`, leasing them for
     /// `lease_ms` so that no other worker sends them meanwhile.
-    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>>;
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>>;
     /// Record an attempt.
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.

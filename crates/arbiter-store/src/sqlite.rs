@@ -5,11 +5,13 @@
 
 use crate::events::{Event, GENESIS_HASH};
 use crate::{
-    CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
-    PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat, finalize,
+    CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted,
+    KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary, Result, Store, StoreError,
+    Webhook, WebhookFormat, finalize,
 };
 use arbiter_core::{
-    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp,
+    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict,
+    Outcome, Role, Timestamp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -20,7 +22,10 @@ use tokio::sync::oneshot;
 
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_review_workflow.sql"),
+    ),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -307,8 +312,22 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
 }
 
 /// Append a case event to the chain and queue it for every webhook that wants it.
-fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
-    let e = append_event(conn, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
+fn append_case_event(
+    conn: &Connection,
+    case: &Case,
+    ev: &CaseEvent,
+    actor: &str,
+    at: Timestamp,
+) -> Result<Event> {
+    let e = append_event(
+        conn,
+        Some(&case.id),
+        case.decision_id.as_deref(),
+        ev.kind(),
+        actor,
+        at,
+        ev.data(),
+    )?;
     let hooks: Vec<(String, String)> = conn
         .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")
         .map_err(backend)?
@@ -347,14 +366,31 @@ fn command_actor(cmd: &CaseCommand) -> &str {
 }
 
 /// The final verdict a deciding event gives the case's decision.
-fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Timestamp) -> Option<FinalVerdict> {
+fn final_from_event(
+    case: &Case,
+    ev: &CaseEvent,
+    decision: &Decision,
+    at: Timestamp,
+) -> Option<FinalVerdict> {
     match ev {
-        CaseEvent::Decided { verdict, modified_args, decided_by } => Some(FinalVerdict {
+        CaseEvent::Decided {
+            verdict,
+            modified_args,
+            decided_by,
+        } => Some(FinalVerdict {
             verdict: *verdict,
             source: FinalSource::Review,
-            action: modified_args.clone().map(|args| arbiter_core::Action { args, ..decision.action.clone() }),
+            action: modified_args.clone().map(|args| arbiter_core::Action {
+                args,
+                ..decision.action.clone()
+            }),
             decided_by: decided_by.clone(),
-            rationale: case.answers.iter().map(|a| format!("{}: {}", a.by, a.rationale)).collect::<Vec<_>>().join("\n"),
+            rationale: case
+                .answers
+                .iter()
+                .map(|a| format!("{}: {}", a.by, a.rationale))
+                .collect::<Vec<_>>()
+                .join("\n"),
             decided_at: at,
         }),
         CaseEvent::FallbackApplied { verdict, .. } => Some(FinalVerdict {
@@ -375,8 +411,11 @@ fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Timest
 
 fn load_cases(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Case>> {
     let mut st = conn.prepare_cached(sql).map_err(backend)?;
-    let rows = st.query_map(params, |r| r.get::<_, String>(0)).map_err(backend)?;
-    rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
+    let rows = st
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt))
+        .collect()
 }
 
 fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
@@ -390,8 +429,7 @@ fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> R
     .collect()
 }
 
-const DELIVERY_COLS: &str =
-    "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
+const DELIVERY_COLS: &str = "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 
 fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
     let status: String = r.get(4)?;
@@ -414,7 +452,8 @@ fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-const WEBHOOK_COLS: &str = "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
+const WEBHOOK_COLS: &str =
+    "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
 
 fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, String)> {
     let format: String = r.get(at + 3)?;
@@ -423,7 +462,11 @@ fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, S
             id: r.get(at)?,
             url: r.get(at + 1)?,
             events: Default::default(),
-            format: if format == "slack" { WebhookFormat::Slack } else { WebhookFormat::Json },
+            format: if format == "slack" {
+                WebhookFormat::Slack
+            } else {
+                WebhookFormat::Json
+            },
             secret: r.get(at + 4)?,
             created_at: Timestamp(r.get(at + 5)?),
             created_by: r.get(at + 6)?,
@@ -751,16 +794,30 @@ impl Store for SqliteStore {
         let actor = actor.to_string();
         self.write(move |c| {
             save_case(c, &case, true)?;
-            append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
+            append_case_event(
+                c,
+                &case,
+                &CaseEvent::Opened {
+                    case: Box::new(case.clone()),
+                },
+                &actor,
+                case.created_at,
+            )?;
             Ok(case)
         })
         .await
     }
 
-    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+    async fn update_case(
+        &self,
+        id: &str,
+        command: CaseCommand,
+        now: Timestamp,
+    ) -> Result<CaseUpdate> {
         let id = id.to_string();
         self.write(move |c| {
-            let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let mut case =
+                load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let changes = arbiter_core::workflow::handle(&case, &command, now)?;
             let actor = command_actor(&command);
             let mut events = Vec::with_capacity(changes.len());
@@ -773,20 +830,29 @@ impl Store for SqliteStore {
                 }
             }
             if changes.is_empty() {
-                return Ok(CaseUpdate { case, events, decision: None });
+                return Ok(CaseUpdate {
+                    case,
+                    events,
+                    decision: None,
+                });
             }
             save_case(c, &case, false)?;
             let mut decision = None;
             if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
-                let mut d = load_decision(c, did)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
+                let mut d = load_decision(c, did)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id))
+                })?;
                 if let Some(fin) = final_from_event(&case, ev, &d, now) {
                     finalize(&mut d, fin);
                     save_decision(c, &d)?;
                     decision = Some(d);
                 }
             }
-            Ok(CaseUpdate { case, events, decision })
+            Ok(CaseUpdate {
+                case,
+                events,
+                decision,
+            })
         })
         .await
     }
@@ -798,7 +864,11 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND kind = '{}'", k.as_str()));
             }
             if !f.states.is_empty() {
-                let states: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                let states: Vec<String> = f
+                    .states
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect();
                 sql.push_str(&format!(" AND state IN ({})", states.join(", ")));
             }
             sql.push_str(" ORDER BY seq DESC LIMIT ?1");
@@ -834,7 +904,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn decision_chain(&self, trace_ids: &[String], decision_ids: &[String], limit: usize) -> Result<Vec<Decision>> {
+    async fn decision_chain(
+        &self,
+        trace_ids: &[String],
+        decision_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
         let (traces, ids) = (trace_ids.to_vec(), decision_ids.to_vec());
         self.read(move |c| {
             if traces.is_empty() && ids.is_empty() {
@@ -871,8 +946,14 @@ impl Store for SqliteStore {
 
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
-        self.read(move |c| load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [id]))
-            .await
+        self.read(move |c| {
+            load_events(
+                c,
+                &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"),
+                [id],
+            )
+        })
+        .await
     }
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
@@ -888,26 +969,42 @@ impl Store for SqliteStore {
 
     async fn verify_projections(&self) -> Result<Option<(String, String)>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
+            let mut st = c
+                .prepare("SELECT id, body FROM cases ORDER BY seq")
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(backend)?;
             for row in rows {
                 let (id, body) = row.map_err(backend)?;
                 let stored: Case = match serde_json::from_str(&body) {
                     Ok(c) => c,
                     Err(e) => return Ok(Some((id, format!("the case row is not readable: {e}")))),
                 };
-                let events = load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
+                let events = load_events(
+                    c,
+                    &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"),
+                    [&id],
+                )?;
                 let mut parsed = Vec::with_capacity(events.len());
                 for e in &events {
                     match CaseEvent::from_parts(&e.kind, &e.data) {
                         Ok(ev) => parsed.push((ev, e.at)),
-                        Err(err) => return Ok(Some((id, format!("event {} cannot be read: {err}", e.seq)))),
+                        Err(err) => {
+                            return Ok(Some((
+                                id,
+                                format!("event {} cannot be read: {err}", e.seq),
+                            )));
+                        }
                     }
                 }
                 match Case::replay(parsed.iter().map(|(e, t)| (e, *t))) {
                     None => return Ok(Some((id, "the case has no `case.opened` event".into()))),
                     Some(rebuilt) if rebuilt != stored => {
-                        return Ok(Some((id, "the case row differs from the replay of its events".into())));
+                        return Ok(Some((
+                            id,
+                            "the case row differs from the replay of its events".into(),
+                        )));
                     }
                     Some(_) => {}
                 }
@@ -936,7 +1033,11 @@ impl Store for SqliteStore {
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
         self.read(|c| {
-            let mut st = c.prepare(&format!("SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id")).map_err(backend)?;
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id"
+                ))
+                .map_err(backend)?;
             let rows = st.query_map([], |r| row_webhook(r, 0)).map_err(backend)?;
             rows.map(|r| finish_webhook(r.map_err(backend)?)).collect()
         })
@@ -946,13 +1047,23 @@ impl Store for SqliteStore {
     async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
-            let n = c.execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1", [id]).map_err(backend)?;
+            let n = c
+                .execute(
+                    "UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1",
+                    [id],
+                )
+                .map_err(backend)?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>> {
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>> {
         self.write(move |c| {
             let sql = format!(
                 "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash

@@ -33,7 +33,11 @@ impl Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
-            .args(if extra.contains(&"--policy") { vec![] } else { vec!["--policy".into(), soc_policy()] })
+            .args(if extra.contains(&"--policy") {
+                vec![]
+            } else {
+                vec!["--policy".into(), soc_policy()]
+            })
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

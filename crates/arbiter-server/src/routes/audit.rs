@@ -27,15 +27,33 @@ pub struct Verification {
 }
 
 /// Walk the hash chain and replay every case.
-pub async fn verify(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Verification>, ApiError> {
+pub async fn verify(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<Verification>, ApiError> {
     auth.require(&[Role::Admin], "verifying the audit log")?;
     if let Some((seq, why)) = state.store.verify_events().await? {
-        return Ok(Json(Verification { ok: false, first_bad_event: Some(seq), first_bad_case: None, problem: Some(why) }));
+        return Ok(Json(Verification {
+            ok: false,
+            first_bad_event: Some(seq),
+            first_bad_case: None,
+            problem: Some(why),
+        }));
     }
     if let Some((id, why)) = state.store.verify_projections().await? {
-        return Ok(Json(Verification { ok: false, first_bad_event: None, first_bad_case: Some(id), problem: Some(why) }));
+        return Ok(Json(Verification {
+            ok: false,
+            first_bad_event: None,
+            first_bad_case: Some(id),
+            problem: Some(why),
+        }));
     }
-    Ok(Json(Verification { ok: true, first_bad_event: None, first_bad_case: None, problem: None }))
+    Ok(Json(Verification {
+        ok: true,
+        first_bad_event: None,
+        first_bad_case: None,
+        problem: None,
+    }))
 }
 
 /// Query of `GET /v1/audit/events`.
@@ -50,7 +68,16 @@ pub struct EventsQuery {
 }
 
 /// A page of the audit log, for export.
-pub async fn events(State(state): State<Arc<AppState>>, auth: Auth, Query(q): Query<EventsQuery>) -> Result<Json<Vec<Event>>, ApiError> {
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<Event>>, ApiError> {
     auth.require(&[Role::Admin], "reading the audit log")?;
-    Ok(Json(state.store.events(q.after, q.limit.unwrap_or(1000).clamp(1, 10_000)).await?))
+    Ok(Json(
+        state
+            .store
+            .events(q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))
+            .await?,
+    ))
 }

@@ -305,7 +305,6 @@ async fn long_poll(
     }
 }
 
-
 /// The body of `POST /v1/decisions/{id}/outcome`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

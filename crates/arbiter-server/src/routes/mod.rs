@@ -33,7 +33,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/reviews", post(reviews::open))
         .route("/v1/reviews/{id}", get(reviews::get))
         .route("/v1/reviews/{id}/stages", post(reviews::stage))
-        .route("/v1/reviews/{id}/interventions/{index}", post(reviews::intervention))
+        .route(
+            "/v1/reviews/{id}/interventions/{index}",
+            post(reviews::intervention),
+        )
         .route("/v1/reviews/{id}/close", post(reviews::close))
         .route("/v1/reviews/{id}/reopen", post(reviews::reopen))
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))

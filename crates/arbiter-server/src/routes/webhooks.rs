@@ -54,20 +54,44 @@ pub struct CreatedWebhook {
 }
 
 /// Subscribe a URL to event kinds.
-pub async fn create(State(state): State<Arc<AppState>>, auth: Auth, JsonBody(req): JsonBody<CreateWebhook>) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    JsonBody(req): JsonBody<CreateWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     let who = auth.require(&[Role::Admin], "managing webhooks")?;
     let url = req.url.trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid("url", "must be an http:// or https:// URL"));
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.len() > 2048
+        || url.chars().any(char::is_whitespace)
+    {
+        return Err(ApiError::invalid(
+            "url",
+            "must be an http:// or https:// URL",
+        ));
     }
     if req.events.is_empty() {
-        return Err(ApiError::invalid("events", "subscribe to at least one event kind, or `*`"));
+        return Err(ApiError::invalid(
+            "events",
+            "subscribe to at least one event kind, or `*`",
+        ));
     }
-    if let Some(bad) = req.events.iter().find(|e| *e != "*" && !EVENT_KINDS.contains(&e.as_str())) {
-        return Err(ApiError::invalid("events", format!("unknown event kind `{bad}` (known: {})", EVENT_KINDS.join(", "))));
+    if let Some(bad) = req
+        .events
+        .iter()
+        .find(|e| *e != "*" && !EVENT_KINDS.contains(&e.as_str()))
+    {
+        return Err(ApiError::invalid(
+            "events",
+            format!(
+                "unknown event kind `{bad}` (known: {})",
+                EVENT_KINDS.join(", ")
+            ),
+        ));
     }
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut secret)
+        .map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
     let webhook = Webhook {
         id: uuid::Uuid::now_v7().to_string(),
         url: url.to_string(),
@@ -79,17 +103,30 @@ pub async fn create(State(state): State<Arc<AppState>>, auth: Auth, JsonBody(req
         active: true,
     };
     state.store.create_webhook(webhook.clone()).await?;
-    Ok((StatusCode::CREATED, Json(CreatedWebhook { secret: webhook.secret.clone(), webhook })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook {
+            secret: webhook.secret.clone(),
+            webhook,
+        }),
+    ))
 }
 
 /// All webhooks (without secrets).
-pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<Webhook>>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<Vec<Webhook>>, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     Ok(Json(state.store.webhooks().await?))
 }
 
 /// Stop a webhook; its delivery log stays.
-pub async fn delete(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     if !state.store.delete_webhook(&id).await? {
         return Err(ApiError::NotFound(format!("no active webhook {id}")));
@@ -98,7 +135,11 @@ pub async fn delete(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Pa
 }
 
 /// The delivery log of a webhook, newest first.
-pub async fn deliveries(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Delivery>>, ApiError> {
+pub async fn deliveries(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Delivery>>, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     if !state.store.webhooks().await?.iter().any(|w| w.id == id) {
         return Err(ApiError::NotFound(format!("no webhook {id}")));

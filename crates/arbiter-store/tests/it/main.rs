@@ -88,7 +88,15 @@ async fn verify_catches_a_case_row_edited_behind_the_log() {
         .execute("UPDATE cases SET body = replace(body, '\"approvals\":2', '\"approvals\":1') WHERE id = 'c2'", [])
         .unwrap();
     assert_eq!(n, 1);
-    let (id, why) = store.verify_projections().await.unwrap().expect("an edited projection must be detected");
+    let (id, why) = store
+        .verify_projections()
+        .await
+        .unwrap()
+        .expect("an edited projection must be detected");
     assert_eq!(id, "c2", "{why}");
-    assert_eq!(store.verify_events().await.unwrap(), None, "the chain itself is intact");
+    assert_eq!(
+        store.verify_events().await.unwrap(),
+        None,
+        "the chain itself is intact"
+    );
 }
