@@ -492,11 +492,9 @@ fn append_event(
     data: serde_json::Value,
 ) -> Result<Event> {
     let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .map_err(backend)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
     let (seq, prev_hash) = last.map_or((1, GENESIS_HASH.to_string()), |(s, h)| (s as u64 + 1, h));
@@ -512,8 +510,11 @@ fn append_event(
         hash: String::new(),
     };
     ev.hash = ev.compute_hash();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .map_err(backend)?
+    .execute(
         params![ev.seq as i64, ev.case_id, ev.decision_id, ev.kind, ev.actor, ev.at.0, ev.data.to_string(), ev.prev_hash, ev.hash],
     )
     .map_err(backend)?;
