@@ -301,7 +301,9 @@ pub trait Store: Send + Sync + 'static {
     async fn active_approval_cases(&self) -> Result<Vec<Case>>;
     /// Ids of cases with a lease or tier ending at or before `now`.
     async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>>;
-    /// Decisions in any of `trace_ids` or with an id in `decision_ids`, in event-time order.
+    /// The decision chain: decisions in any of `trace_ids`, with an id in
+    /// `decision_ids`, or in the same session (`context.session_id`) as any of
+    /// those, in event-time order.
     async fn decision_chain(
         &self,
         trace_ids: &[String],

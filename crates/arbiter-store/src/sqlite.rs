@@ -22,10 +22,8 @@ use tokio::sync::oneshot;
 
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (
-        2,
-        include_str!("../migrations/sqlite/0002_review_workflow.sql"),
-    ),
+    (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
+    (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -521,6 +519,16 @@ fn append_event(
     Ok(ev)
 }
 
+fn row_policy_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersion> {
+    Ok(PolicyVersion {
+        hash: r.get(0)?,
+        name: r.get(1)?,
+        source: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+        created_by: r.get(4)?,
+    })
+}
+
 fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
     Ok((
         Event {
@@ -589,15 +597,7 @@ impl Store for SqliteStore {
                 "SELECT v.hash, v.name, v.source, v.created_at, v.created_by FROM policy_activations a
                  JOIN policy_versions v ON v.hash = a.hash ORDER BY a.seq DESC LIMIT 1",
                 [],
-                |r| {
-                    Ok(PolicyVersion {
-                        hash: r.get(0)?,
-                        name: r.get(1)?,
-                        source: r.get(2)?,
-                        created_at: Timestamp(r.get(3)?),
-                        created_by: r.get(4)?,
-                    })
-                },
+                row_policy_version,
             )
             .optional()
             .map_err(backend)
@@ -611,15 +611,7 @@ impl Store for SqliteStore {
             c.query_row(
                 "SELECT hash, name, source, created_at, created_by FROM policy_versions WHERE hash = ?1",
                 [hash],
-                |r| {
-                    Ok(PolicyVersion {
-                        hash: r.get(0)?,
-                        name: r.get(1)?,
-                        source: r.get(2)?,
-                        created_at: Timestamp(r.get(3)?),
-                        created_by: r.get(4)?,
-                    })
-                },
+                row_policy_version,
             )
             .optional()
             .map_err(backend)
@@ -738,8 +730,8 @@ impl Store for SqliteStore {
             let body = serde_json::to_string(d).map_err(corrupt)?;
             c.prepare_cached(
                 "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
-                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(backend)?
             .execute(params![
@@ -757,7 +749,8 @@ impl Store for SqliteStore {
                 d.trace_id,
                 d.received_at.0,
                 d.event_time.0,
-                body
+                body,
+                d.context.get("session_id").and_then(serde_json::Value::as_str)
             ])
             .map_err(backend)?;
             if let Some(case) = &new.case {
@@ -916,16 +909,26 @@ impl Store for SqliteStore {
             if traces.is_empty() && ids.is_empty() {
                 return Ok(vec![]);
             }
-            let marks = |n: usize, from: usize| (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let marks = |n: usize| vec!["?"; n].join(", ");
+            let named = format!("trace_id IN ({}) OR id IN ({})", marks(traces.len()), marks(ids.len()));
+            let params: Vec<&String> = traces.iter().chain(ids.iter()).collect();
+            // The sessions of the named decisions and traces widen the chain.
+            let mut st = c
+                .prepare(&format!("SELECT DISTINCT session_id FROM decisions WHERE ({named}) AND session_id IS NOT NULL"))
+                .map_err(backend)?;
+            let sessions: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(&params), |r| r.get(0))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
             let sql = format!(
-                "SELECT body FROM decisions WHERE trace_id IN ({}) OR id IN ({}) ORDER BY event_time, seq LIMIT {}",
-                marks(traces.len(), 1),
-                marks(ids.len(), traces.len() + 1),
+                "SELECT body FROM decisions WHERE {named} OR session_id IN ({}) ORDER BY event_time, seq LIMIT {}",
+                marks(sessions.len()),
                 limit.max(1)
             );
             let mut st = c.prepare(&sql).map_err(backend)?;
             let rows = st
-                .query_map(rusqlite::params_from_iter(traces.iter().chain(ids.iter())), |r| r.get::<_, String>(0))
+                .query_map(rusqlite::params_from_iter(params.into_iter().chain(sessions.iter())), |r| r.get::<_, String>(0))
                 .map_err(backend)?;
             rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
         })
