@@ -22,8 +22,14 @@ use tokio::sync::oneshot;
 
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
-    (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_review_workflow.sql"),
+    ),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_decision_sessions.sql"),
+    ),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;

@@ -107,7 +107,8 @@ async fn upgrades_a_version_one_database_in_place() {
     let path = dir.path().join("arbiter.db");
     {
         let raw = rusqlite::Connection::open(&path).unwrap();
-        raw.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql")).unwrap();
+        raw.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
         let body = r#"{"id":"old","agent":"a","agent_key_id":"k","action":{"name":"close_alert","args":{},"signals":{}},"trace_id":"t-old","context":{"session_id":"chat-1"},"verdict":"allow","status":"final","triggers":[],"explanation":"x","policy_hash":"h","received_at":"2026-01-01T00:00:00.000Z","event_time":"2026-01-01T00:00:00.000Z","eval_micros":1}"#;
         raw.execute(
@@ -118,12 +119,25 @@ async fn upgrades_a_version_one_database_in_place() {
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    let v: u32 = rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    let v: u32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 3);
     // the new session column was filled from the stored bodies
-    let chain = store.decision_chain(&[], &["old".into()], 10).await.unwrap();
+    let chain = store
+        .decision_chain(&[], &["old".into()], 10)
+        .await
+        .unwrap();
     assert_eq!(chain.len(), 1);
-    let n: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT COUNT(*) FROM decisions WHERE session_id = 'chat-1'", [], |r| r.get(0)).unwrap();
+    let n: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM decisions WHERE session_id = 'chat-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(n, 1);
     conformance::run_all(&store).await;
 }
