@@ -10,7 +10,10 @@ pub mod escalation;
 pub mod key;
 pub mod queue;
 pub mod review;
+pub mod rng;
+pub mod stats;
 pub mod time;
+pub mod tuning;
 pub mod verdict;
 pub mod workflow;
 

@@ -1,0 +1,378 @@
+//! Labelled decision history: what tuning, simulation and backtests learn
+//! from. Read from CSV or JSON Lines (format in `docs/tuning.md`), columnar in
+//! memory so that ten million rows stay compact and fast to scan.
+
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Decisions with their outcomes, one column per field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Action class names; `class[i]` indexes into this.
+    pub classes: Vec<String>,
+    /// Action class of each decision.
+    pub class: Vec<u32>,
+    /// The agent's confidence (0 when it gave none).
+    pub confidence: Vec<f64>,
+    /// Whether the proposed action was right.
+    pub correct: Vec<bool>,
+    /// Cost of an automatic error on this decision (NaN: use the default).
+    pub error_cost: Vec<f32>,
+    /// Cost of escalating this decision (NaN: use the default).
+    pub escalation_cost: Vec<f32>,
+    /// Event time, ms since the epoch.
+    pub timestamp: Vec<i64>,
+    index: HashMap<String, u32>,
+}
+
+/// One decision to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<'a> {
+    /// Event time.
+    pub timestamp: Timestamp,
+    /// Action class.
+    pub action: &'a str,
+    /// Confidence 0..=1.
+    pub confidence: f64,
+    /// Whether the action was right.
+    pub correct: bool,
+    /// Cost of an automatic error.
+    pub error_cost: Option<f64>,
+    /// Cost of an escalation.
+    pub escalation_cost: Option<f64>,
+}
+
+impl History {
+    /// Number of decisions.
+    pub fn len(&self) -> usize {
+        self.class.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.class.is_empty()
+    }
+
+    /// The index of a class, adding it if new.
+    pub fn class_id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.classes.len() as u32;
+        self.classes.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    /// Append a decision.
+    pub fn push(&mut self, r: &Row<'_>) {
+        let c = self.class_id(r.action);
+        self.class.push(c);
+        self.confidence.push(r.confidence);
+        self.correct.push(r.correct);
+        self.error_cost
+            .push(r.error_cost.map_or(f32::NAN, |v| v as f32));
+        self.escalation_cost
+            .push(r.escalation_cost.map_or(f32::NAN, |v| v as f32));
+        self.timestamp.push(r.timestamp.0);
+    }
+}
+
+/// A bad row: where and why. Nothing is skipped silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The column or field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.field, self.message)
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+fn err(line: usize, field: &str, message: impl Into<String>) -> HistoryError {
+    HistoryError {
+        line,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+fn parse_time(line: usize, s: &str) -> Result<Timestamp, HistoryError> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(Timestamp(ms));
+    }
+    s.parse::<Timestamp>().map_err(|e| {
+        err(
+            line,
+            "timestamp",
+            format!("`{s}` is neither RFC 3339 nor milliseconds since the epoch ({e})"),
+        )
+    })
+}
+
+fn parse_confidence(line: usize, s: &str) -> Result<f64, HistoryError> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(err(line, "confidence", format!("{v} is outside 0..1"))),
+        Err(_) => Err(err(line, "confidence", format!("`{s}` is not a number"))),
+    }
+}
+
+fn parse_bool(line: usize, s: &str) -> Result<bool, HistoryError> {
+    match s {
+        "1" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(err(line, "correct", format!("`{s}` is not true/false/1/0"))),
+    }
+}
+
+fn parse_cost(line: usize, field: &str, s: &str) -> Result<Option<f64>, HistoryError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        _ => Err(err(
+            line,
+            field,
+            format!("`{s}` is not a non-negative number"),
+        )),
+    }
+}
+
+fn check_action(line: usize, s: &str) -> Result<(), HistoryError> {
+    if s.is_empty() || s.len() > 128 || s.contains('"') {
+        return Err(err(line, "action", "must be 1 to 128 characters, unquoted"));
+    }
+    Ok(())
+}
+
+/// Parse CSV with a header naming at least `timestamp,action,confidence,correct`
+/// (optional `error_cost`, `escalation_cost`; other columns are ignored).
+pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else {
+        return Err(err(1, "header", "the file is empty"));
+    };
+    let cols: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    let find = |name: &str| cols.iter().position(|c| *c == name);
+    let need = |name: &str| {
+        find(name).ok_or_else(|| {
+            err(
+                1,
+                "header",
+                format!("missing column `{name}` (need timestamp,action,confidence,correct)"),
+            )
+        })
+    };
+    let (ti, ai, ci, oi) = (
+        need("timestamp")?,
+        need("action")?,
+        need("confidence")?,
+        need("correct")?,
+    );
+    let (ei, si) = (find("error_cost"), find("escalation_cost"));
+    let mut h = History::default();
+    let mut fields: Vec<&str> = Vec::with_capacity(cols.len());
+    for (i, raw) in lines {
+        let line = i + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.is_empty() {
+            continue;
+        }
+        fields.clear();
+        fields.extend(raw.split(','));
+        if fields.len() != cols.len() {
+            return Err(err(
+                line,
+                "(row)",
+                format!("has {} fields, the header has {}", fields.len(), cols.len()),
+            ));
+        }
+        let action = fields[ai].trim();
+        check_action(line, action)?;
+        let row = Row {
+            timestamp: parse_time(line, fields[ti].trim())?,
+            action,
+            confidence: parse_confidence(line, fields[ci].trim())?,
+            correct: parse_bool(line, fields[oi].trim())?,
+            error_cost: ei
+                .map(|e| parse_cost(line, "error_cost", fields[e].trim()))
+                .transpose()?
+                .flatten(),
+            escalation_cost: si
+                .map(|e| parse_cost(line, "escalation_cost", fields[e].trim()))
+                .transpose()?
+                .flatten(),
+        };
+        h.push(&row);
+    }
+    Ok(h)
+}
+
+/// Parse JSON Lines: one object per line with `timestamp`, `action`,
+/// `confidence`, `correct` and optional `error_cost`, `escalation_cost`.
+pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
+    let mut h = History::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| err(line, "(json)", e.to_string()))?;
+        let field = |name: &str| v.get(name).ok_or_else(|| err(line, name, "is missing"));
+        let timestamp = match field("timestamp")? {
+            serde_json::Value::Number(n) => Timestamp(
+                n.as_i64()
+                    .ok_or_else(|| err(line, "timestamp", "must be an integer or a string"))?,
+            ),
+            serde_json::Value::String(s) => parse_time(line, s)?,
+            _ => {
+                return Err(err(
+                    line,
+                    "timestamp",
+                    "must be RFC 3339 text or milliseconds",
+                ));
+            }
+        };
+        let action = field("action")?
+            .as_str()
+            .ok_or_else(|| err(line, "action", "must be a string"))?;
+        check_action(line, action)?;
+        let confidence = field("confidence")?
+            .as_f64()
+            .ok_or_else(|| err(line, "confidence", "must be a number"))?;
+        if !(0.0..=1.0).contains(&confidence) {
+            return Err(err(
+                line,
+                "confidence",
+                format!("{confidence} is outside 0..1"),
+            ));
+        }
+        let correct = field("correct")?
+            .as_bool()
+            .ok_or_else(|| err(line, "correct", "must be true or false"))?;
+        let cost = |name: &str| -> Result<Option<f64>, HistoryError> {
+            match v.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(x) => match x.as_f64() {
+                    Some(c) if c.is_finite() && c >= 0.0 => Ok(Some(c)),
+                    _ => Err(err(line, name, "must be a non-negative number")),
+                },
+            }
+        };
+        h.push(&Row {
+            timestamp,
+            action,
+            confidence,
+            correct,
+            error_cost: cost("error_cost")?,
+            escalation_cost: cost("escalation_cost")?,
+        });
+    }
+    Ok(h)
+}
+
+/// Write a history as CSV (the format [`parse_csv`] reads).
+pub fn write_csv(h: &History, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "timestamp,action,confidence,correct,error_cost,escalation_cost"
+    )?;
+    for i in 0..h.len() {
+        let cost = |v: f32| {
+            if v.is_nan() {
+                String::new()
+            } else {
+                format!("{v}")
+            }
+        };
+        writeln!(
+            out,
+            "{},{},{:.4},{},{},{}",
+            Timestamp(h.timestamp[i]),
+            h.classes[h.class[i] as usize],
+            h.confidence[i],
+            u8::from(h.correct[i]),
+            cost(h.error_cost[i]),
+            cost(h.escalation_cost[i])
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_jsonl_agree_and_errors_name_line_and_field() {
+        let csv = "timestamp,action,confidence,correct,error_cost\n2026-01-01T00:00:00Z,close_alert,0.9,1,\n1767225600000,isolate_host,0.5,false,40\n";
+        let h = parse_csv(csv).unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.classes, ["close_alert", "isolate_host"]);
+        assert!(h.error_cost[0].is_nan());
+        assert_eq!(h.error_cost[1], 40.0);
+        let jsonl = "{\"timestamp\":\"2026-01-01T00:00:00Z\",\"action\":\"close_alert\",\"confidence\":0.9,\"correct\":true}\n{\"timestamp\":1767225600000,\"action\":\"isolate_host\",\"confidence\":0.5,\"correct\":false,\"error_cost\":40}\n";
+        let j = parse_jsonl(jsonl).unwrap();
+        assert_eq!(
+            (
+                j.class.clone(),
+                j.confidence.clone(),
+                j.correct.clone(),
+                j.timestamp.clone()
+            ),
+            (
+                h.class.clone(),
+                h.confidence.clone(),
+                h.correct.clone(),
+                h.timestamp.clone()
+            )
+        );
+
+        let bad = "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,a,0.9,1\n2026-01-01T00:00:00Z,a,1.7,1\n";
+        assert_eq!(
+            parse_csv(bad).unwrap_err().to_string(),
+            "line 3: confidence: 1.7 is outside 0..1"
+        );
+        let e = parse_csv("timestamp,action,correct\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (1, "header"));
+        let e = parse_csv("timestamp,action,confidence,correct\nyesterday,a,0.5,1\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "timestamp"));
+        let e = parse_csv("timestamp,action,confidence,correct\n0,a,0.5,maybe\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "correct"));
+        let e = parse_csv("timestamp,action,confidence,correct\n0,a,0.5\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "(row)"));
+        let e = parse_jsonl("{\"timestamp\":0,\"action\":\"a\",\"correct\":true}").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (1, "confidence"));
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let mut h = History::default();
+        h.push(&Row {
+            timestamp: Timestamp(1_000),
+            action: "a",
+            confidence: 0.25,
+            correct: true,
+            error_cost: Some(3.0),
+            escalation_cost: None,
+        });
+        let mut out = Vec::new();
+        write_csv(&h, &mut out).unwrap();
+        let back = parse_csv(std::str::from_utf8(&out).unwrap()).unwrap();
+        assert_eq!(back.confidence, h.confidence);
+        assert_eq!(back.error_cost, h.error_cost);
+        assert_eq!(back.timestamp, h.timestamp);
+    }
+}

@@ -1,0 +1,420 @@
+//! Threshold tuning on history, with guarantees.
+//!
+//! For each action class, a threshold `t` auto-allows decisions whose
+//! confidence is at least `t` and escalates the rest. Thresholds come from a
+//! fixed grid (`j / grid`, plus "never auto-allow"), so the search order is
+//! fixed before the data is seen:
+//!
+//! 1. **Bound (Learn-then-Test).** With `max_auto_error = E` and `delta`, the
+//!    grid is scanned from the most conservative threshold down; each step tests
+//!    "the auto-error rate at this threshold exceeds E" with the exact binomial
+//!    test (equivalently: the one-sided Clopper–Pearson upper bound is ≤ E) at
+//!    level `delta`, and the scan stops at the first threshold that fails.
+//!    Fixed-sequence testing controls the family-wise error at `delta`, so with
+//!    probability ≥ 1 − δ every threshold certified for a class has an
+//!    auto-error rate ≤ E. The scan starts at the first threshold that
+//!    auto-allows at least [`TuneOptions::scan_start`] decisions (where the test
+//!    has power; higher thresholds cover almost nothing); that choice looks only
+//!    at confidences, never at outcomes, so the guarantee holds.
+//! 2. **Budget.** Among certified thresholds, choose one per class to minimise
+//!    the expected cost of automatic errors subject to the total escalated share
+//!    ≤ `max_escalation_rate` ([`allocate`]).
+
+mod allocate;
+pub mod history;
+
+pub use allocate::{Allocation, Choice, allocate, brute_force};
+pub use history::{History, HistoryError};
+
+use crate::stats::{binomial_cdf, clopper_pearson_upper};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What to tune for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneOptions {
+    /// Largest share of all decisions that may escalate (e.g. 0.10).
+    pub max_escalation_rate: f64,
+    /// Per-class bound on the auto-error rate, if any.
+    pub max_auto_error: Option<f64>,
+    /// The bound holds with probability 1 − delta.
+    pub delta: f64,
+    /// Threshold grid resolution: thresholds are `j / grid`.
+    pub grid: u32,
+    /// Thresholds auto-allowing fewer decisions than this are not tested;
+    /// `None` picks [`TuneOptions::scan_start`]'s default.
+    pub min_samples: Option<u64>,
+    /// Cost of an automatic error, per class (default [`TuneOptions::default_error_cost`]).
+    pub error_cost: BTreeMap<String, f64>,
+    /// Cost of an escalation, per class (default [`TuneOptions::default_escalation_cost`]).
+    pub escalation_cost: BTreeMap<String, f64>,
+    /// Cost of an automatic error where neither the row nor the class says.
+    pub default_error_cost: f64,
+    /// Cost of an escalation where neither the row nor the class says.
+    pub default_escalation_cost: f64,
+}
+
+impl TuneOptions {
+    /// The fewest auto-allowed decisions at which the scan tests a threshold.
+    /// Never below the count at which even a spotless record could pass
+    /// (⌈ln δ / ln(1 − E)⌉); by default ⌈10 / E⌉, where the test has the power
+    /// to certify a class whose true rate is well below E. Label-blind.
+    pub fn scan_start(&self) -> u64 {
+        let Some(e) = self.max_auto_error.filter(|e| *e > 0.0 && *e < 1.0) else {
+            return self.min_samples.unwrap_or(1).max(1);
+        };
+        let spotless = (self.delta.ln() / (1.0 - e).ln()).ceil().max(1.0) as u64;
+        self.min_samples
+            .unwrap_or((10.0 / e).ceil() as u64)
+            .max(spotless)
+    }
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        TuneOptions {
+            max_escalation_rate: 0.10,
+            max_auto_error: None,
+            delta: 0.05,
+            grid: 1000,
+            min_samples: None,
+            error_cost: BTreeMap::new(),
+            escalation_cost: BTreeMap::new(),
+            default_error_cost: 1.0,
+            default_escalation_cost: 0.0,
+        }
+    }
+}
+
+/// One class's counts at every grid threshold. Index `j` in `0..=grid` is the
+/// threshold `j / grid`; index `grid + 1` is "never auto-allow".
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassCurve {
+    /// Class name.
+    pub name: String,
+    /// Decisions of this class.
+    pub n: u64,
+    /// Wrong decisions of this class.
+    pub wrong: u64,
+    /// Grid resolution.
+    pub grid: u32,
+    /// `auto[j]`: decisions with confidence ≥ threshold j.
+    pub auto: Vec<u64>,
+    /// `auto_wrong[j]`: wrong decisions among them.
+    pub auto_wrong: Vec<u64>,
+    /// `error_cost[j]`: summed cost of those automatic errors.
+    pub error_cost: Vec<f64>,
+    /// `escalation_cost[j]`: summed cost of escalating everything below threshold j.
+    pub escalation_cost: Vec<f64>,
+}
+
+impl ClassCurve {
+    /// Index of "never auto-allow".
+    pub fn never(&self) -> usize {
+        self.grid as usize + 1
+    }
+
+    /// The threshold at index `j` (`None` for never).
+    pub fn threshold(&self, j: usize) -> Option<f64> {
+        (j <= self.grid as usize).then(|| j as f64 / self.grid as f64)
+    }
+
+    /// Decisions escalated at index `j`.
+    pub fn escalated(&self, j: usize) -> u64 {
+        self.n - self.auto[j]
+    }
+}
+
+/// The grid bin of a confidence: the largest `j` with `confidence ≥ j / grid`,
+/// computed so that it agrees exactly with the policy engine's comparison.
+pub fn bin(confidence: f64, grid: u32) -> usize {
+    let g = grid as f64;
+    let mut j = (confidence * g).floor().clamp(0.0, g) as usize;
+    while j < grid as usize && confidence >= (j + 1) as f64 / g {
+        j += 1;
+    }
+    while j > 0 && confidence < j as f64 / g {
+        j -= 1;
+    }
+    j
+}
+
+/// Build every class's curve in one pass over the history.
+pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
+    let g = opts.grid as usize;
+    let k = h.classes.len();
+    let mut cnt = vec![0u64; k * (g + 1)];
+    let mut wrong = vec![0u64; k * (g + 1)];
+    let mut wcost = vec![0f64; k * (g + 1)];
+    let mut ecost = vec![0f64; k * (g + 1)];
+    let err_default: Vec<f64> = h
+        .classes
+        .iter()
+        .map(|c| {
+            opts.error_cost
+                .get(c)
+                .copied()
+                .unwrap_or(opts.default_error_cost)
+        })
+        .collect();
+    let esc_default: Vec<f64> = h
+        .classes
+        .iter()
+        .map(|c| {
+            opts.escalation_cost
+                .get(c)
+                .copied()
+                .unwrap_or(opts.default_escalation_cost)
+        })
+        .collect();
+    for i in 0..h.len() {
+        let c = h.class[i] as usize;
+        let at = c * (g + 1) + bin(h.confidence[i], opts.grid);
+        cnt[at] += 1;
+        let ec = h.escalation_cost[i];
+        ecost[at] += if ec.is_nan() {
+            esc_default[c]
+        } else {
+            ec as f64
+        };
+        if !h.correct[i] {
+            wrong[at] += 1;
+            let wc = h.error_cost[i];
+            wcost[at] += if wc.is_nan() {
+                err_default[c]
+            } else {
+                wc as f64
+            };
+        }
+    }
+    (0..k)
+        .map(|c| {
+            let base = c * (g + 1);
+            let mut curve = ClassCurve {
+                name: h.classes[c].clone(),
+                n: 0,
+                wrong: 0,
+                grid: opts.grid,
+                auto: vec![0; g + 2],
+                auto_wrong: vec![0; g + 2],
+                error_cost: vec![0.0; g + 2],
+                escalation_cost: vec![0.0; g + 2],
+            };
+            for j in (0..=g).rev() {
+                curve.auto[j] = curve.auto[j + 1] + cnt[base + j];
+                curve.auto_wrong[j] = curve.auto_wrong[j + 1] + wrong[base + j];
+                curve.error_cost[j] = curve.error_cost[j + 1] + wcost[base + j];
+            }
+            curve.n = curve.auto[0];
+            curve.wrong = curve.auto_wrong[0];
+            let mut below = 0.0;
+            for j in 0..=g + 1 {
+                curve.escalation_cost[j] = below;
+                if j <= g {
+                    below += ecost[base + j];
+                }
+            }
+            curve
+        })
+        .collect()
+}
+
+/// The thresholds certified for a class (indexes, most conservative first),
+/// always starting with "never auto-allow".
+pub fn certified(curve: &ClassCurve, opts: &TuneOptions) -> Vec<usize> {
+    let mut out = vec![curve.never()];
+    let start = opts.scan_start();
+    for j in (0..=curve.grid as usize).rev() {
+        let n = curve.auto[j];
+        if n < start {
+            continue;
+        }
+        if let Some(e) = opts.max_auto_error {
+            if binomial_cdf(curve.auto_wrong[j], n, e) > opts.delta {
+                break;
+            }
+        }
+        out.push(j);
+    }
+    out
+}
+
+/// One class's chosen threshold and what it does on the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassResult {
+    /// Class name.
+    pub action: String,
+    /// Decisions in the history.
+    pub decisions: u64,
+    /// The chosen `auto_allow_at` (`None`: never auto-allow).
+    pub threshold: Option<f64>,
+    /// Share of this class auto-allowed.
+    pub auto_share: f64,
+    /// Share of this class escalated.
+    pub escalated_share: f64,
+    /// Auto-allowed decisions that were wrong.
+    pub auto_errors: u64,
+    /// Their rate among auto-allowed decisions.
+    pub auto_error_rate: f64,
+    /// Clopper–Pearson upper bound on that rate (1 − delta).
+    pub auto_error_upper: f64,
+    /// Wrong decisions that went to a person instead.
+    pub errors_caught: u64,
+    /// Cost of automatic errors plus cost of escalations.
+    pub expected_cost: f64,
+    /// The lowest threshold the bound certified (`None`: only never).
+    pub lowest_certified: Option<f64>,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuneResult {
+    /// Per class, in name order.
+    pub classes: Vec<ClassResult>,
+    /// Decisions in the history.
+    pub decisions: u64,
+    /// Share of all decisions escalated with the chosen thresholds.
+    pub escalated_share: f64,
+    /// The budget asked for.
+    pub budget: f64,
+    /// Whether the budget and the bound hold together.
+    pub feasible: bool,
+    /// The smallest escalation budget under which the bound holds.
+    pub min_feasible_budget: f64,
+    /// Automatic errors in all.
+    pub auto_errors: u64,
+    /// Errors caught by review in all.
+    pub errors_caught: u64,
+    /// Total expected cost.
+    pub expected_cost: f64,
+    /// Bound on the gap between this allocation's error cost and the exact optimum.
+    pub optimality_gap: f64,
+}
+
+/// Tune thresholds on `h`. Returns the curves too, for plots.
+pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
+    let curves = curves(h, opts);
+    let allowed: Vec<Vec<usize>> = curves.iter().map(|c| certified(c, opts)).collect();
+    let choices: Vec<Vec<Choice>> = curves
+        .iter()
+        .zip(&allowed)
+        .map(|(c, js)| {
+            js.iter()
+                .map(|&j| Choice {
+                    index: j,
+                    escalations: c.escalated(j),
+                    cost: c.error_cost[j],
+                })
+                .collect()
+        })
+        .collect();
+    let total: u64 = curves.iter().map(|c| c.n).sum();
+    let budget = (opts.max_escalation_rate * total as f64).floor() as u64;
+    let alloc = allocate(&choices, budget);
+    let mut classes: Vec<ClassResult> = curves
+        .iter()
+        .zip(&alloc.picks)
+        .zip(&allowed)
+        .map(|((c, &j), js)| {
+            let auto = c.auto[j];
+            let n = c.n.max(1) as f64;
+            ClassResult {
+                action: c.name.clone(),
+                decisions: c.n,
+                threshold: c.threshold(j),
+                auto_share: auto as f64 / n,
+                escalated_share: c.escalated(j) as f64 / n,
+                auto_errors: c.auto_wrong[j],
+                auto_error_rate: if auto == 0 {
+                    0.0
+                } else {
+                    c.auto_wrong[j] as f64 / auto as f64
+                },
+                auto_error_upper: if auto == 0 {
+                    0.0
+                } else {
+                    clopper_pearson_upper(c.auto_wrong[j], auto, opts.delta)
+                },
+                errors_caught: c.wrong - c.auto_wrong[j],
+                expected_cost: c.error_cost[j] + c.escalation_cost[j],
+                lowest_certified: js.last().and_then(|&l| c.threshold(l)),
+            }
+        })
+        .collect();
+    classes.sort_by(|a, b| a.action.cmp(&b.action));
+    let escalated: u64 = curves
+        .iter()
+        .zip(&alloc.picks)
+        .map(|(c, &j)| c.escalated(j))
+        .sum();
+    let result = TuneResult {
+        decisions: total,
+        escalated_share: escalated as f64 / total.max(1) as f64,
+        budget: opts.max_escalation_rate,
+        feasible: alloc.feasible,
+        min_feasible_budget: alloc.min_escalations as f64 / total.max(1) as f64,
+        auto_errors: classes.iter().map(|c| c.auto_errors).sum(),
+        errors_caught: classes.iter().map(|c| c.errors_caught).sum(),
+        expected_cost: classes.iter().map(|c| c.expected_cost).sum(),
+        optimality_gap: alloc.gap,
+        classes,
+    };
+    (result, curves)
+}
+
+/// A synthetic labelled history: `classes` action classes with different
+/// volumes, base error rates and calibration, over 30 days, from `seed`.
+/// Confidence is drawn so that higher confidence means fewer errors.
+pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
+    let mut rng = crate::rng::Rng::new(seed);
+    let classes = classes.max(1);
+    // class weights (Zipf-like volumes), error rates 1–30%, sharpness
+    let weights: Vec<f64> = (0..classes)
+        .map(|i| 1.0 / (i as f64 + 1.0).powf(0.8))
+        .collect();
+    let total_w: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(classes);
+    let mut acc = 0.0;
+    for w in &weights {
+        acc += w / total_w;
+        cdf.push(acc);
+    }
+    let params: Vec<(f64, f64, f64)> = (0..classes)
+        .map(|_| {
+            (
+                0.01 + 0.29 * rng.uniform(),
+                2.0 + 6.0 * rng.uniform(),
+                5.0 + 30.0 * rng.uniform(),
+            )
+        })
+        .collect();
+    let mut h = History::default();
+    let names: Vec<String> = (0..classes).map(|i| format!("action_{i:03}")).collect();
+    let start = 1_780_000_000_000i64;
+    let span = 30 * 24 * 3600 * 1000i64;
+    for i in 0..decisions {
+        let u = rng.uniform();
+        let c = cdf.partition_point(|&x| x < u).min(classes - 1);
+        let (err_rate, sharp, cost) = params[c];
+        let wrong = rng.chance(err_rate);
+        // wrong decisions lean to low confidence, right ones to high
+        let confidence = if wrong {
+            rng.beta(2.0, sharp.max(1.0) * 0.5 + 1.0)
+        } else {
+            rng.beta(sharp, 1.5)
+        };
+        let ts = start + (i as i64 * span) / decisions.max(1) as i64;
+        h.push(&history::Row {
+            timestamp: crate::time::Timestamp(ts),
+            action: &names[c],
+            confidence: (confidence * 10_000.0).round() / 10_000.0,
+            correct: !wrong,
+            error_cost: Some(cost),
+            escalation_cost: Some(1.0),
+        });
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+use super::*;
+use crate::rng::Rng;
+use proptest::prelude::*;
+
+fn choices_strategy() -> impl Strategy<Value = Vec<Vec<Choice>>> {
+    proptest::collection::vec(
+        proptest::collection::vec((0u64..40, 0u32..60), 1..6).prop_map(|pts| {
+            pts.into_iter()
+                .enumerate()
+                .map(|(i, (e, c))| Choice {
+                    index: i,
+                    escalations: e,
+                    cost: c as f64,
+                })
+                .collect()
+        }),
+        1..5,
+    )
+}
+
+proptest! {
+    /// The budget is never exceeded, the answer is never worse than the exact
+    /// optimum by more than the reported gap, and infeasibility is exact.
+    #[test]
+    fn allocation_matches_brute_force_within_its_gap(classes in choices_strategy(), budget in 0u64..150) {
+        let a = allocate(&classes, budget);
+        let exact = brute_force(&classes, budget);
+        match exact {
+            None => prop_assert!(!a.feasible),
+            Some((_, best)) => {
+                prop_assert!(a.feasible);
+                prop_assert!(a.escalations <= budget);
+                prop_assert!(a.cost >= best - 1e-9, "cheaper than the optimum?");
+                prop_assert!(a.cost - best <= a.gap + 1e-9, "cost {} optimum {} gap {}", a.cost, best, a.gap);
+            }
+        }
+        let picked_e: u64 = classes.iter().zip(&a.picks).map(|(o, &i)| o.iter().find(|c| c.index == i).unwrap().escalations).sum();
+        prop_assert_eq!(picked_e, a.escalations);
+    }
+}
+
+#[test]
+fn bins_agree_with_the_policy_comparison() {
+    let mut rng = Rng::new(3);
+    for _ in 0..100_000 {
+        let c = (rng.uniform() * 10_000.0).round() / 10_000.0;
+        let j = bin(c, 1000);
+        assert!(c >= j as f64 / 1000.0);
+        assert!(j == 1000 || c < (j + 1) as f64 / 1000.0, "{c} -> {j}");
+    }
+    for j in 0..=1000u32 {
+        let t = format!("{}", j as f64 / 1000.0).parse::<f64>().unwrap();
+        assert_eq!(
+            bin(t, 1000),
+            j as usize,
+            "threshold {t} sits in its own bin"
+        );
+    }
+}
+
+fn small_history() -> History {
+    let mut h = History::default();
+    // class a: 100 decisions, confidence i/100, wrong below 0.3
+    for i in 0..100 {
+        let c = i as f64 / 100.0;
+        h.push(&history::Row {
+            timestamp: crate::time::Timestamp(i),
+            action: "a",
+            confidence: c,
+            correct: c >= 0.3,
+            error_cost: None,
+            escalation_cost: None,
+        });
+    }
+    h
+}
+
+#[test]
+fn curves_count_and_bound_certifies_a_prefix() {
+    let h = small_history();
+    let opts = TuneOptions {
+        grid: 100,
+        min_samples: Some(60),
+        max_auto_error: Some(0.05),
+        ..TuneOptions::default()
+    };
+    let cs = curves(&h, &opts);
+    let a = &cs[0];
+    assert_eq!((a.n, a.wrong), (100, 30));
+    assert_eq!(a.auto[30], 70);
+    assert_eq!(a.auto_wrong[30], 0);
+    assert_eq!(a.auto_wrong[29], 1);
+    assert_eq!(a.escalated(a.never()), 100);
+    let cert = certified(a, &opts);
+    assert_eq!(cert[0], a.never());
+    // thresholds above 0.40 auto-allow fewer than 60 and are passed over untested;
+    // 0 errors in 60 passes (0.95^60 = 0.046 ≤ 0.05) ...
+    assert_eq!(cert[1], 40);
+    // ... down to 0 errors in 70; one error in 71 fails (P(X≤1) = 0.12) and ends the scan
+    assert_eq!(*cert.last().unwrap(), 30);
+    assert_eq!(cert.len(), 1 + 11);
+    // a spotless record cannot pass below ⌈ln δ / ln(1 − E)⌉ = 59 samples, whatever min_samples says
+    assert_eq!(
+        TuneOptions {
+            min_samples: Some(10),
+            ..opts.clone()
+        }
+        .scan_start(),
+        59
+    );
+    assert_eq!(
+        TuneOptions {
+            min_samples: None,
+            ..opts.clone()
+        }
+        .scan_start(),
+        200
+    );
+}
+
+#[test]
+fn tune_respects_the_budget_or_says_what_it_needs() {
+    let h = synthetic(200_000, 12, 7);
+    let opts = TuneOptions {
+        max_escalation_rate: 0.10,
+        max_auto_error: Some(0.05),
+        ..TuneOptions::default()
+    };
+    let (r, _) = tune(&h, &opts);
+    if r.feasible {
+        assert!(r.escalated_share <= 0.10 + 1e-12, "{}", r.escalated_share);
+    } else {
+        assert!(r.min_feasible_budget > 0.10);
+        let (r2, _) = tune(
+            &h,
+            &TuneOptions {
+                max_escalation_rate: r.min_feasible_budget,
+                ..opts.clone()
+            },
+        );
+        assert!(r2.feasible, "the reported minimum budget is enough");
+    }
+    for c in &r.classes {
+        if c.threshold.is_some() && c.decisions > 0 {
+            assert!(c.auto_error_upper <= 0.05 + 1e-9, "{c:?}");
+        }
+    }
+    // no bound: the budget alone decides, and more budget never costs more
+    let loose = tune(
+        &h,
+        &TuneOptions {
+            max_escalation_rate: 0.05,
+            max_auto_error: None,
+            ..opts.clone()
+        },
+    )
+    .0;
+    let looser = tune(
+        &h,
+        &TuneOptions {
+            max_escalation_rate: 0.20,
+            max_auto_error: None,
+            ..opts.clone()
+        },
+    )
+    .0;
+    assert!(loose.feasible && looser.feasible);
+    assert!(
+        looser.expected_cost
+            - looser
+                .classes
+                .iter()
+                .map(|c| c.decisions as f64 * c.escalated_share)
+                .sum::<f64>()
+            <= loose.expected_cost
+                - loose
+                    .classes
+                    .iter()
+                    .map(|c| c.decisions as f64 * c.escalated_share)
+                    .sum::<f64>()
+                + 1e-6
+    );
+}
+
+/// Over many random calibration/test splits, the certified thresholds'
+/// true auto-error rate (on held-out data) exceeds the bound in about δ of
+/// the splits or fewer.
+#[test]
+fn the_bound_holds_on_fresh_data_in_at_least_one_minus_delta_of_splits() {
+    let delta = 0.1;
+    let e = 0.05;
+    let mut violations = 0;
+    let mut certified_runs = 0;
+    let runs = 200;
+    for seed in 0..runs {
+        let mut rng = Rng::new(1000 + seed);
+        // one class whose true error rate at confidence c is (1 - c) * 0.3
+        let mut draw = |n: usize| {
+            let mut h = History::default();
+            for i in 0..n {
+                let c = rng.uniform();
+                let wrong = rng.chance((1.0 - c) * 0.3);
+                h.push(&history::Row {
+                    timestamp: crate::time::Timestamp(i as i64),
+                    action: "x",
+                    confidence: c,
+                    correct: !wrong,
+                    error_cost: None,
+                    escalation_cost: None,
+                });
+            }
+            h
+        };
+        let calib = draw(2_000);
+        let opts = TuneOptions {
+            grid: 100,
+            max_auto_error: Some(e),
+            delta,
+            ..TuneOptions::default()
+        };
+        let cs = curves(&calib, &opts);
+        let cert = certified(&cs[0], &opts);
+        let lowest = *cert.last().unwrap();
+        if lowest > 100 {
+            continue;
+        }
+        // the true auto-error rate at threshold t: E[(1-c)*0.3 | c ≥ t] = 0.3 * (1 - t) / 2
+        certified_runs += 1;
+        let t = lowest as f64 / 100.0;
+        if 0.15 * (1.0 - t) > e {
+            violations += 1;
+        }
+    }
+    // the test is not vacuous: nearly every split certifies something
+    assert!(certified_runs >= runs * 9 / 10, "{certified_runs}");
+    eprintln!("bound violated in {violations} of {certified_runs} splits (delta {delta})");
+    assert!(
+        (violations as f64) <= delta * runs as f64 * 1.5,
+        "{violations} of {runs} splits violated the bound"
+    );
+}
