@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod case;
+pub mod chart;
 pub mod decision;
 pub mod duration;
 pub mod escalation;
@@ -11,6 +12,7 @@ pub mod key;
 pub mod queue;
 pub mod review;
 pub mod rng;
+pub mod simulate;
 pub mod stats;
 pub mod time;
 pub mod tuning;

@@ -1,0 +1,240 @@
+//! Small SVG line charts (risk–coverage curves, queue length over time,
+//! dashboards). Plain strings, no dependencies; every label is escaped.
+
+use std::fmt::Write;
+
+/// One line on a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend name.
+    pub name: String,
+    /// (x, y) points in data units.
+    pub points: Vec<(f64, f64)>,
+    /// CSS colour.
+    pub color: &'static str,
+    /// Dashed line.
+    pub dashed: bool,
+}
+
+/// A labelled point to mark (e.g. the chosen threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    /// Position in data units.
+    pub at: (f64, f64),
+    /// Label shown beside it.
+    pub label: String,
+}
+
+/// A chart to draw.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chart {
+    /// Title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Lines.
+    pub series: Vec<Series>,
+    /// Marked points.
+    pub markers: Vec<Marker>,
+    /// A horizontal reference line (e.g. a budget) and its label.
+    pub hline: Option<(f64, String)>,
+}
+
+/// Escape text for SVG/HTML.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn nice(v: f64) -> String {
+    if v.abs() >= 1000.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+impl Chart {
+    /// Render as a standalone SVG document.
+    pub fn svg(&self) -> String {
+        let (w, h) = (640.0, 400.0);
+        let (l, r, t, b) = (70.0, 20.0, 40.0, 50.0);
+        let pts = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .chain(self.markers.iter().map(|m| &m.at));
+        let (mut x0, mut x1, mut y0, mut y1) =
+            (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, f64::NEG_INFINITY);
+        for &(x, y) in pts {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if let Some((y, _)) = self.hline {
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y1) = (0.0, 1.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        if y1 <= y0 {
+            y1 = y0 + 1.0;
+        }
+        y1 *= 1.05;
+        let sx = |x: f64| l + (x - x0) / (x1 - x0) * (w - l - r);
+        let sy = |y: f64| h - b - (y - y0) / (y1 - y0) * (h - t - b);
+        let mut o = String::new();
+        let _ = write!(
+            o,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = write!(
+            o,
+            r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold">{}</text>"#,
+            l,
+            escape(&self.title)
+        );
+        for i in 0..=5 {
+            let fy = y0 + (y1 - y0) * i as f64 / 5.0;
+            let fx = x0 + (x1 - x0) * i as f64 / 5.0;
+            let _ = write!(
+                o,
+                r##"<line x1="{l}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                w - r,
+                l - 6.0,
+                sy(fy) + 4.0,
+                nice(fy),
+                y = sy(fy)
+            );
+            let _ = write!(
+                o,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                sx(fx),
+                h - b + 18.0,
+                nice(fx)
+            );
+        }
+        let _ = write!(
+            o,
+            r##"<line x1="{l}" x2="{l}" y1="{t}" y2="{}" stroke="#333"/><line x1="{l}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
+            h - b,
+            w - r,
+            h - b,
+            h - b
+        );
+        let _ = write!(
+            o,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            (l + w - r) / 2.0,
+            h - 10.0,
+            escape(&self.x_label)
+        );
+        let _ = write!(
+            o,
+            r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            (t + h - b) / 2.0,
+            escape(&self.y_label)
+        );
+        if let Some((y, label)) = &self.hline {
+            let _ = write!(
+                o,
+                r##"<line x1="{l}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#c00">{}</text>"##,
+                w - r,
+                w - r - 4.0,
+                sy(*y) - 4.0,
+                escape(label),
+                yy = sy(*y)
+            );
+        }
+        for (i, s) in self.series.iter().enumerate() {
+            let path: Vec<String> = s
+                .points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let dash = if s.dashed {
+                r#" stroke-dasharray="4 3""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                o,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
+                s.color,
+                path.join(" "),
+                escape(&s.name)
+            );
+            let ly = t + 4.0 + 16.0 * i as f64;
+            let _ = write!(
+                o,
+                r#"<rect x="{}" y="{ly}" width="12" height="3" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+                w - r - 160.0,
+                s.color,
+                w - r - 144.0,
+                ly + 5.0,
+                escape(&s.name)
+            );
+        }
+        for m in &self.markers {
+            let (x, y) = (sx(m.at.0), sy(m.at.1));
+            let _ = write!(
+                o,
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="#111"><title>{}</title></circle><text x="{:.1}" y="{:.1}">{}</text>"##,
+                escape(&m.label),
+                x + 8.0,
+                y - 8.0,
+                escape(&m.label)
+            );
+        }
+        o.push_str("</svg>\n");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_escaped_svg() {
+        let c = Chart {
+            title: "risk <script>".into(),
+            x_label: "coverage".into(),
+            y_label: "error".into(),
+            series: vec![Series {
+                name: "a&b".into(),
+                points: vec![(0.0, 0.0), (1.0, 0.5)],
+                color: "#06c",
+                dashed: false,
+            }],
+            markers: vec![Marker {
+                at: (0.5, 0.2),
+                label: "chosen".into(),
+            }],
+            hline: Some((0.3, "budget".into())),
+        };
+        let svg = c.svg();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains("risk &lt;script&gt;") && svg.contains("a&amp;b"));
+        assert!(!svg.contains("<script>"));
+        assert_eq!(Chart::default().svg().matches("<polyline").count(), 0);
+    }
+}
