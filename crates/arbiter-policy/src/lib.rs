@@ -13,6 +13,7 @@
 pub mod cel;
 mod document;
 mod engine;
+pub mod rewrite;
 mod yaml;
 
 pub use document::{PolicyError, PolicyErrors};
