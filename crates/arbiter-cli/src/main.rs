@@ -6,10 +6,14 @@ mod backup;
 mod bench;
 mod cases;
 mod client;
+mod demo;
+mod history;
 mod keys;
 mod policy;
 mod reviews;
 mod serve;
+mod simulate;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +41,13 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Copy a live store to a new file (consistent snapshot; the server keeps running).
     Backup(backup::BackupArgs),
+    /// Choose per-class thresholds from history under an escalation budget, with an error bound.
+    Tune(tune::TuneArgs),
+    /// Simulate the reviewer load a policy would cause on history.
+    Simulate(simulate::SimulateArgs),
+    /// Demo data.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// Load generators.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -69,6 +80,9 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Backup(args) => backup::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Tune(args) => tune::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Demo(cmd) => demo::run(cmd),
         Command::Cases { command, api } => cases::run(command, &api),
         Command::Reviews { command, api } => reviews::run(command, &api),
         Command::Audit(cmd) => audit::run(cmd),

@@ -18,6 +18,19 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Replay labelled history through a policy (beside the current one) and report what changes.
+    Backtest {
+        /// The policy to test.
+        file: PathBuf,
+        #[command(flatten)]
+        history: crate::history::HistoryArgs,
+        /// The current policy to compare with.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate one action against a policy file and print the verdict with its explanation.
     Eval {
         /// Policy file (YAML).
@@ -45,6 +58,12 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { files } => check(&files),
+        PolicyCommand::Backtest {
+            file,
+            history,
+            against,
+            json,
+        } => backtest(&file, &history, against.as_deref(), json),
         PolicyCommand::Eval {
             file,
             action,
@@ -183,5 +202,71 @@ fn eval(
         );
     }
     println!("policy: {} ({})", policy.name(), &policy.hash()[..12]);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backtest(
+    file: &Path,
+    history: &crate::history::HistoryArgs,
+    against: Option<&Path>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let new = load(file)?;
+    let current = against.map(load).transpose()?;
+    let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_ref());
+    crate::history::replay(history, |r, _| bt.add(r))?;
+    let report = bt.finish();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    let row = |label: &str, s: &arbiter_policy::backtest::PolicyStats| {
+        println!(
+            "{label:<10} {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            format!("{} ({})", s.policy, &s.hash[..8]),
+            s.decisions,
+            pct(s.escalation_rate),
+            s.denied,
+            pct(s.auto_error_rate),
+            s.errors_caught,
+            s.errors_missed,
+            s.right_denied
+        )
+    };
+    println!(
+        "{:<10} {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "",
+        "POLICY",
+        "DECISIONS",
+        "ESCALATED",
+        "DENIED",
+        "AUTO-ERR",
+        "CAUGHT",
+        "MISSED",
+        "RIGHT-DENIED"
+    );
+    row("new", &report.new);
+    if let Some(cur) = &report.current {
+        row("current", cur);
+        println!();
+        println!("{} decisions would change verdict:", report.changed);
+        for c in &report.changes {
+            println!(
+                "  {} -> {}: {} ({} of them wrong actions), e.g. {}",
+                c.from,
+                c.to,
+                c.count,
+                c.wrong,
+                c.examples.join(", ")
+            );
+        }
+    }
+    if report.new.condition_errors > 0 {
+        println!(
+            "note: {} trigger conditions could not be evaluated (the history lacks the fields they read, e.g. args); they count as not fired",
+            report.new.condition_errors
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -478,7 +478,8 @@ impl Reader<'_> {
                         c.auto_allow_at = Some(f64::INFINITY);
                         continue;
                     }
-                    c.auto_allow_at = self.parsed::<f64>(v, &f, "a number between 0 and 1, or `never`");
+                    c.auto_allow_at =
+                        self.parsed::<f64>(v, &f, "a number between 0 and 1, or `never`");
                     if c.auto_allow_at.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
                         self.err(v.pos(), &f, "auto_allow_at must be between 0 and 1");
                     }

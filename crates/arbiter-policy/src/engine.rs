@@ -305,7 +305,9 @@ fn combine(
     };
     let threshold_text = || -> String {
         match (config.auto_allow_at, env.confidence) {
-            (Some(t), _) if t.is_infinite() => format!("`{}` never auto-allows (auto_allow_at: never)", env.name),
+            (Some(t), _) if t.is_infinite() => {
+                format!("`{}` never auto-allows (auto_allow_at: never)", env.name)
+            }
             (Some(t), Some(c)) if c >= t => {
                 format!("confidence {c} is at or above auto_allow_at {t}")
             }

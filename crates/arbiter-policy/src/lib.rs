@@ -10,6 +10,7 @@
 //! assert_eq!(policy.evaluate(&env).verdict, arbiter_core::Verdict::Deny);
 //! ```
 
+pub mod backtest;
 pub mod cel;
 mod document;
 mod engine;

@@ -224,8 +224,19 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
         recorded_at: Timestamp(9),
         recorded_by: "ann".into(),
     };
+    assert!(
+        store
+            .labelled_decisions(10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.id != "d1")
+    );
     let d = store.record_outcome("d1", out.clone()).await.unwrap();
-    assert_eq!(d.outcome, Some(out));
+    assert_eq!(d.outcome, Some(out.clone()));
+    let labelled = store.labelled_decisions(10).await.unwrap();
+    assert_eq!(labelled.iter().filter(|d| d.id == "d1").count(), 1);
+    assert_eq!(labelled.last().unwrap().outcome, Some(out));
     assert!(matches!(
         store
             .record_outcome("nope", d.outcome.clone().unwrap())

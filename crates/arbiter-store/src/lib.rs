@@ -279,6 +279,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted>;
     /// One decision.
     async fn decision(&self, id: &str) -> Result<Option<Decision>>;
+    /// The most recent `limit` decisions with a recorded outcome, oldest first
+    /// (the history that tuning and backtests learn from).
+    async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>>;
     /// Record (or replace) the ground-truth outcome of a decision.
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision>;
 

@@ -413,7 +413,12 @@ fn final_from_event(
     }
 }
 
-fn load_cases(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Case>> {
+/// Rows of one JSON `body` column, parsed.
+fn load_bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>> {
     let mut st = conn.prepare_cached(sql).map_err(backend)?;
     let rows = st
         .query_map(params, |r| r.get::<_, String>(0))
@@ -773,6 +778,19 @@ impl Store for SqliteStore {
         self.read(move |c| load_decision(c, &id)).await
     }
 
+    async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| {
+            let mut out: Vec<Decision> = load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE outcome_correct IS NOT NULL ORDER BY event_time DESC, seq DESC LIMIT ?1",
+                [limit as i64],
+            )?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
         self.write(move |c| {
@@ -872,14 +890,14 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND state IN ({})", states.join(", ")));
             }
             sql.push_str(" ORDER BY seq DESC LIMIT ?1");
-            load_cases(c, &sql, [f.limit.max(1) as i64])
+            load_bodies(c, &sql, [f.limit.max(1) as i64])
         })
         .await
     }
 
     async fn active_approval_cases(&self) -> Result<Vec<Case>> {
         self.read(|c| {
-            load_cases(
+            load_bodies(
                 c,
                 &format!(
                     "SELECT body FROM cases WHERE kind = '{}' AND state IN ('{}', '{}')",

@@ -1,0 +1,182 @@
+//! Reading labelled history for `tune`, `simulate` and `policy backtest`:
+//! from a CSV or JSON Lines file (docs/tuning.md), or from the store.
+
+use anyhow::{Context, Result, bail};
+use arbiter_core::Timestamp;
+use arbiter_core::tuning::{History, history};
+use arbiter_policy::backtest::Replay;
+use arbiter_store::{SqliteStore, Store};
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Where the history comes from.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// A history file: `.csv`, or `.jsonl`/`.ndjson` (JSON Lines).
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    pub history: Option<PathBuf>,
+    /// Read decisions with recorded outcomes from this store instead.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// With --db: the most recent this many labelled decisions.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub limit: usize,
+}
+
+fn is_jsonl(p: &Path) -> Result<bool> {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Ok(false),
+        Some("jsonl" | "ndjson" | "json") => Ok(true),
+        _ => bail!(
+            "{}: name the format by the extension: .csv or .jsonl",
+            p.display()
+        ),
+    }
+}
+
+fn read(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision>> {
+    if !db.exists() {
+        bail!("no store at {}", db.display());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = SqliteStore::open(db)
+            .with_context(|| format!("cannot open the store at {}", db.display()))?;
+        let d = store.labelled_decisions(limit).await?;
+        store.close();
+        Ok(d)
+    })
+}
+
+/// Load the history into columns.
+pub fn load(args: &HistoryArgs) -> Result<History> {
+    let h = match (&args.history, &args.db) {
+        (Some(p), _) => {
+            let text = read(p)?;
+            let parsed = if is_jsonl(p)? {
+                history::parse_jsonl(&text)
+            } else {
+                history::parse_csv(&text)
+            };
+            parsed.map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        (None, Some(db)) => {
+            let mut h = History::default();
+            for d in store_decisions(db, args.limit)? {
+                let o = d
+                    .outcome
+                    .as_ref()
+                    .expect("labelled decisions have outcomes");
+                h.push(&history::Row {
+                    timestamp: d.event_time,
+                    action: &d.action.name,
+                    confidence: d.action.confidence.unwrap_or(0.0),
+                    correct: o.correct,
+                    error_cost: o.cost,
+                    escalation_cost: None,
+                });
+            }
+            h
+        }
+        (None, None) => bail!("give --history FILE or --db STORE"),
+    };
+    if h.is_empty() {
+        bail!("the history is empty: tuning needs decisions with outcomes");
+    }
+    Ok(h)
+}
+
+/// Replay every labelled decision (with its arguments where the source has them).
+pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> Result<u64> {
+    let empty = json!({});
+    let agent = json!({"name": "history", "key_id": ""});
+    let mut n = 0;
+    match (&args.history, &args.db) {
+        (Some(p), _) if is_jsonl(p)? => {
+            for (i, line) in read(p)?.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let v: Value = serde_json::from_str(line)
+                    .with_context(|| format!("{}: line {}", p.display(), i + 1))?;
+                // validate the row the same way tuning does
+                let row = history::parse_jsonl(line).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: line {}: {}: {}",
+                        p.display(),
+                        i + 1,
+                        e.field,
+                        e.message
+                    )
+                })?;
+                let id = v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("line {}", i + 1), str::to_string);
+                let ts = Timestamp(row.timestamp[0]);
+                f(
+                    &Replay {
+                        id: &id,
+                        name: v["action"].as_str().unwrap_or(""),
+                        confidence: v["confidence"].as_f64(),
+                        args: v.get("args").unwrap_or(&empty),
+                        signals: v.get("signals").unwrap_or(&empty),
+                        context: v.get("context").unwrap_or(&empty),
+                        agent: &agent,
+                        correct: v["correct"].as_bool().unwrap_or(true),
+                    },
+                    ts,
+                );
+                n += 1;
+            }
+        }
+        (Some(_), _) => {
+            let h = load(args)?;
+            for i in 0..h.len() {
+                let id = format!("line {}", i + 2);
+                f(
+                    &Replay {
+                        id: &id,
+                        name: &h.classes[h.class[i] as usize],
+                        confidence: Some(h.confidence[i]),
+                        args: &empty,
+                        signals: &empty,
+                        context: &empty,
+                        agent: &agent,
+                        correct: h.correct[i],
+                    },
+                    Timestamp(h.timestamp[i]),
+                );
+                n += 1;
+            }
+        }
+        (None, Some(db)) => {
+            for d in store_decisions(db, args.limit)? {
+                let agent = json!({"name": d.agent, "key_id": d.agent_key_id});
+                f(
+                    &Replay {
+                        id: &d.id,
+                        name: &d.action.name,
+                        confidence: d.action.confidence,
+                        args: &d.action.args,
+                        signals: &d.action.signals,
+                        context: &d.context,
+                        agent: &agent,
+                        correct: d.outcome.as_ref().is_none_or(|o| o.correct),
+                    },
+                    d.event_time,
+                );
+                n += 1;
+            }
+        }
+        (None, None) => bail!("give --history FILE or --db STORE"),
+    }
+    Ok(n)
+}

@@ -1,0 +1,274 @@
+//! `arbiter tune`: choose per-class thresholds from history under an
+//! escalation budget, with a statistical bound on automatic errors.
+
+use crate::history::{self, HistoryArgs};
+use anyhow::{Context, Result, bail};
+use arbiter_core::chart::{Chart, Marker, Series};
+use arbiter_core::tuning::{ClassCurve, TuneOptions, TuneResult, tune};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Options of `arbiter tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    history: HistoryArgs,
+    /// Largest share of all decisions that may escalate (the reviewers' budget).
+    #[arg(long, default_value_t = 0.10)]
+    max_escalation_rate: f64,
+    /// Per-class bound on the error rate of automatically allowed decisions.
+    #[arg(long)]
+    max_auto_error: Option<f64>,
+    /// The bound holds with probability 1 - delta.
+    #[arg(long, default_value_t = 0.05)]
+    delta: f64,
+    /// Cost of an automatic error for a class, e.g. `--cost isolate_host=40` (repeatable; default 1, or the history's error_cost).
+    #[arg(long = "cost", value_parser = parse_kv)]
+    costs: Vec<(String, f64)>,
+    /// Cost of an escalation for a class, e.g. `--escalation-cost close_alert=2` (repeatable; default 0).
+    #[arg(long = "escalation-cost", value_parser = parse_kv)]
+    escalation_costs: Vec<(String, f64)>,
+    /// How to group decisions into classes (only `action` for now).
+    #[arg(long, default_value = "action")]
+    by: String,
+    /// Threshold grid: thresholds are multiples of 1/GRID.
+    #[arg(long, default_value_t = 1000)]
+    grid: u32,
+    /// Least auto-allowed decisions before a threshold is tested (default: max(⌈10/E⌉, the count a spotless record needs)).
+    #[arg(long)]
+    min_samples: Option<u64>,
+    /// The current policy file: with --out, it is rewritten with the chosen thresholds.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Where to write the new policy (needs --policy).
+    #[arg(long, requires = "policy")]
+    out: Option<PathBuf>,
+    /// Write an SVG risk–coverage plot per class into this directory.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected CLASS=COST, got `{s}`"))?;
+    let v: f64 = v.parse().map_err(|_| format!("`{v}` is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("cost must be a non-negative number, got {v}"));
+    }
+    Ok((k.to_string(), v))
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+/// Run `arbiter tune`.
+pub fn run(args: TuneArgs) -> Result<ExitCode> {
+    if args.by != "action" {
+        bail!("--by {}: only `action` is supported so far", args.by);
+    }
+    if !(0.0..=1.0).contains(&args.max_escalation_rate) {
+        bail!("--max-escalation-rate must be between 0 and 1");
+    }
+    if args.max_auto_error.is_some_and(|e| !(0.0 < e && e < 1.0))
+        || !(0.0 < args.delta && args.delta < 1.0)
+    {
+        bail!("--max-auto-error and --delta must be between 0 and 1 (exclusive)");
+    }
+    if args.grid < 10 || args.grid > 100_000 {
+        bail!("--grid must be between 10 and 100000");
+    }
+    let loaded = Instant::now();
+    let h = history::load(&args.history)?;
+    let load_time = loaded.elapsed();
+    let opts = TuneOptions {
+        max_escalation_rate: args.max_escalation_rate,
+        max_auto_error: args.max_auto_error,
+        delta: args.delta,
+        grid: args.grid,
+        min_samples: args.min_samples,
+        error_cost: args.costs.iter().cloned().collect(),
+        escalation_cost: args.escalation_costs.iter().cloned().collect(),
+        ..TuneOptions::default()
+    };
+    let started = Instant::now();
+    let (result, curves) = tune(&h, &opts);
+    let tune_time = started.elapsed();
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for c in &curves {
+            let r = result
+                .classes
+                .iter()
+                .find(|r| r.action == c.name)
+                .expect("every class has a result");
+            let path = dir.join(format!("{}.svg", c.name.replace(['/', '\\', ':'], "_")));
+            std::fs::write(&path, plot(c, r, &opts).svg())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    let new_policy = match (&args.policy, &args.out) {
+        (Some(p), Some(out)) => {
+            let src = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let map: BTreeMap<String, Option<f64>> = result
+                .classes
+                .iter()
+                .map(|c| (c.action.clone(), c.threshold))
+                .collect();
+            let new = arbiter_policy::rewrite::with_thresholds(&src, &map)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            std::fs::write(out, &new).with_context(|| format!("cannot write {}", out.display()))?;
+            Some(out.clone())
+        }
+        _ => None,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"result": result, "load_seconds": load_time.as_secs_f64(), "tune_seconds": tune_time.as_secs_f64()})
+            )?
+        );
+    } else {
+        print_table(&result, &opts);
+        eprintln!(
+            "(loaded {} decisions in {:.2}s; tuned in {:.3}s)",
+            h.len(),
+            load_time.as_secs_f64(),
+            tune_time.as_secs_f64()
+        );
+        if let Some(out) = new_policy {
+            println!(
+                "wrote the policy with these thresholds to {} — backtest it: arbiter policy backtest {} --history ...",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if result.feasible {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn print_table(r: &TuneResult, opts: &TuneOptions) {
+    println!(
+        "{:<24} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>12}",
+        "ACTION", "DECISIONS", "THRESHOLD", "AUTO", "ESCAL.", "AUTO-ERR", "UPPER", "CAUGHT", "COST"
+    );
+    for c in &r.classes {
+        println!(
+            "{:<24} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>12.1}",
+            c.action,
+            c.decisions,
+            c.threshold.map_or("never".to_string(), |t| format!("{t}")),
+            pct(c.auto_share),
+            pct(c.escalated_share),
+            pct(c.auto_error_rate),
+            pct(c.auto_error_upper),
+            c.errors_caught,
+            c.expected_cost
+        );
+    }
+    println!(
+        "{:<24} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>12.1}",
+        "TOTAL",
+        r.decisions,
+        "",
+        pct(1.0 - r.escalated_share),
+        pct(r.escalated_share),
+        pct(r.auto_errors as f64 / ((1.0 - r.escalated_share) * r.decisions as f64).max(1.0)),
+        "",
+        r.errors_caught,
+        r.expected_cost
+    );
+    println!();
+    match (r.feasible, opts.max_auto_error) {
+        (true, Some(e)) => println!(
+            "escalated share {} within the budget {}; every class's auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test)",
+            pct(r.escalated_share),
+            pct(r.budget),
+            pct(e),
+            1.0 - opts.delta
+        ),
+        (true, None) => println!(
+            "escalated share {} within the budget {}",
+            pct(r.escalated_share),
+            pct(r.budget)
+        ),
+        (false, Some(e)) => println!(
+            "INFEASIBLE: the budget {} and the bound {} cannot both hold. The smallest budget that keeps the bound is {}; the thresholds above use it.",
+            pct(r.budget),
+            pct(e),
+            pct(r.min_feasible_budget)
+        ),
+        (false, None) => println!("INFEASIBLE: the budget {} cannot be met", pct(r.budget)),
+    }
+    if r.optimality_gap > 0.0 {
+        println!(
+            "the allocation is within {:.1} cost units of the exact optimum (proven bound)",
+            r.optimality_gap
+        );
+    }
+}
+
+fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOptions) -> Chart {
+    let step = (c.grid as usize / 200).max(1);
+    let mut rate = Vec::new();
+    let mut upper = Vec::new();
+    for j in (0..=c.grid as usize).step_by(step) {
+        let n = c.auto[j];
+        if n == 0 {
+            continue;
+        }
+        let cov = n as f64 / c.n.max(1) as f64;
+        rate.push((cov, c.auto_wrong[j] as f64 / n as f64));
+        upper.push((
+            cov,
+            arbiter_core::stats::clopper_pearson_upper(c.auto_wrong[j], n, opts.delta),
+        ));
+    }
+    let label = match r.threshold {
+        Some(t) => format!(
+            "threshold {t}: {:.1}% auto, {:.2}% errors",
+            100.0 * r.auto_share,
+            100.0 * r.auto_error_rate
+        ),
+        None => "never auto-allow".to_string(),
+    };
+    Chart {
+        title: format!("{}: risk vs coverage ({} decisions)", c.name, c.n),
+        x_label: "share auto-allowed (coverage)".into(),
+        y_label: "auto-error rate".into(),
+        series: vec![
+            Series {
+                name: "error rate".into(),
+                points: rate,
+                color: "#0a6ebd",
+                dashed: false,
+            },
+            Series {
+                name: format!("upper bound (1-δ = {})", 1.0 - opts.delta),
+                points: upper,
+                color: "#888",
+                dashed: true,
+            },
+        ],
+        markers: vec![Marker {
+            at: (r.auto_share, r.auto_error_rate),
+            label,
+        }],
+        hline: opts
+            .max_auto_error
+            .map(|e| (e, format!("bound {:.1}%", 100.0 * e))),
+    }
+}

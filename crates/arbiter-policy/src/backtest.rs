@@ -1,0 +1,252 @@
+//! Backtests: replay labelled history through a policy (and the current one
+//! beside it) and count what would change.
+
+use crate::Policy;
+use crate::cel::Env;
+use arbiter_core::Verdict;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One labelled decision to replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay<'a> {
+    /// Where it came from (decision id or `line N`), for examples.
+    pub id: &'a str,
+    /// Action class.
+    pub name: &'a str,
+    /// Confidence.
+    pub confidence: Option<f64>,
+    /// Tool arguments (empty object when the history has none).
+    pub args: &'a Value,
+    /// Signals.
+    pub signals: &'a Value,
+    /// Context.
+    pub context: &'a Value,
+    /// `{name, key_id}` of the agent.
+    pub agent: &'a Value,
+    /// Whether the action was right.
+    pub correct: bool,
+}
+
+/// How one policy does on the history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PolicyStats {
+    /// Policy name.
+    pub policy: String,
+    /// Policy version hash.
+    pub hash: String,
+    /// Decisions replayed.
+    pub decisions: u64,
+    /// Allowed automatically.
+    pub allowed: u64,
+    /// Escalated to a person.
+    pub escalated: u64,
+    /// Denied automatically.
+    pub denied: u64,
+    /// Share escalated.
+    pub escalation_rate: f64,
+    /// Wrong decisions among those allowed automatically.
+    pub auto_error_rate: f64,
+    /// Wrong decisions stopped (escalated or denied).
+    pub errors_caught: u64,
+    /// Wrong decisions allowed automatically.
+    pub errors_missed: u64,
+    /// Right decisions denied automatically.
+    pub right_denied: u64,
+    /// Trigger conditions that could not be evaluated (e.g. the history lacks arguments).
+    pub condition_errors: u64,
+}
+
+impl PolicyStats {
+    fn add(&mut self, v: Verdict, correct: bool, condition_errors: usize) {
+        self.decisions += 1;
+        self.condition_errors += condition_errors as u64;
+        match v {
+            Verdict::Allow => {
+                self.allowed += 1;
+                if !correct {
+                    self.errors_missed += 1;
+                }
+            }
+            Verdict::Escalate => {
+                self.escalated += 1;
+                if !correct {
+                    self.errors_caught += 1;
+                }
+            }
+            Verdict::Deny => {
+                self.denied += 1;
+                if correct {
+                    self.right_denied += 1;
+                } else {
+                    self.errors_caught += 1;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.escalation_rate = self.escalated as f64 / self.decisions.max(1) as f64;
+        self.auto_error_rate = self.errors_missed as f64 / self.allowed.max(1) as f64;
+    }
+}
+
+/// Decisions whose verdict differs between the two policies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerdictChange {
+    /// The current policy's verdict.
+    pub from: Verdict,
+    /// The new policy's verdict.
+    pub to: Verdict,
+    /// How many.
+    pub count: u64,
+    /// Of those, how many were wrong actions.
+    pub wrong: u64,
+    /// Up to five examples (ids).
+    pub examples: Vec<String>,
+}
+
+/// The backtest result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestReport {
+    /// The policy under test.
+    pub new: PolicyStats,
+    /// The policy it is compared with.
+    pub current: Option<PolicyStats>,
+    /// Verdict changes, most frequent first.
+    pub changes: Vec<VerdictChange>,
+    /// Decisions whose verdict changes.
+    pub changed: u64,
+}
+
+/// A backtest in progress: feed it replays, then [`Backtest::finish`].
+pub struct Backtest<'p> {
+    new: &'p Policy,
+    current: Option<&'p Policy>,
+    new_stats: PolicyStats,
+    cur_stats: PolicyStats,
+    changes: BTreeMap<(Verdict, Verdict), VerdictChange>,
+}
+
+impl<'p> Backtest<'p> {
+    /// Start a backtest of `new`, compared with `current` if given.
+    pub fn new(new: &'p Policy, current: Option<&'p Policy>) -> Backtest<'p> {
+        let stats = |p: &Policy| PolicyStats {
+            policy: p.name().to_string(),
+            hash: p.hash().to_string(),
+            ..PolicyStats::default()
+        };
+        Backtest {
+            new,
+            current,
+            new_stats: stats(new),
+            cur_stats: current.map(stats).unwrap_or_default(),
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// Replay one decision.
+    pub fn add(&mut self, r: &Replay<'_>) {
+        let env = Env {
+            name: r.name,
+            args: r.args,
+            confidence: r.confidence,
+            signals: r.signals,
+            context: r.context,
+            agent: r.agent,
+            trace_id: None,
+        };
+        let a = self.new.evaluate(&env);
+        self.new_stats
+            .add(a.verdict, r.correct, a.condition_errors.len());
+        if let Some(cur) = self.current {
+            let b = cur.evaluate(&env);
+            self.cur_stats
+                .add(b.verdict, r.correct, b.condition_errors.len());
+            if a.verdict != b.verdict {
+                let ch = self
+                    .changes
+                    .entry((b.verdict, a.verdict))
+                    .or_insert_with(|| VerdictChange {
+                        from: b.verdict,
+                        to: a.verdict,
+                        count: 0,
+                        wrong: 0,
+                        examples: vec![],
+                    });
+                ch.count += 1;
+                ch.wrong += u64::from(!r.correct);
+                if ch.examples.len() < 5 {
+                    ch.examples.push(r.id.to_string());
+                }
+            }
+        }
+    }
+
+    /// The report.
+    pub fn finish(mut self) -> BacktestReport {
+        self.new_stats.finish();
+        self.cur_stats.finish();
+        let mut changes: Vec<VerdictChange> = self.changes.into_values().collect();
+        changes.sort_by(|a, b| b.count.cmp(&a.count));
+        BacktestReport {
+            changed: changes.iter().map(|c| c.count).sum(),
+            new: self.new_stats,
+            current: self.current.map(|_| self.cur_stats),
+            changes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_and_changes() {
+        let strict =
+            Policy::parse("version: 1\npolicy: strict\nactions:\n  a:\n    auto_allow_at: 0.9\n")
+                .unwrap();
+        let loose =
+            Policy::parse("version: 1\npolicy: loose\nactions:\n  a:\n    auto_allow_at: 0.5\n")
+                .unwrap();
+        let e = json!({});
+        let mut bt = Backtest::new(&strict, Some(&loose));
+        for (i, (c, ok)) in [(0.95, true), (0.7, false), (0.6, true), (0.3, false)]
+            .iter()
+            .enumerate()
+        {
+            let id = format!("line {}", i + 2);
+            bt.add(&Replay {
+                id: &id,
+                name: "a",
+                confidence: Some(*c),
+                args: &e,
+                signals: &e,
+                context: &e,
+                agent: &e,
+                correct: *ok,
+            });
+        }
+        let r = bt.finish();
+        assert_eq!(
+            (
+                r.new.allowed,
+                r.new.escalated,
+                r.new.errors_caught,
+                r.new.errors_missed
+            ),
+            (1, 3, 2, 0)
+        );
+        let cur = r.current.unwrap();
+        assert_eq!((cur.allowed, cur.escalated, cur.errors_missed), (3, 1, 1));
+        assert_eq!(r.changed, 2);
+        assert_eq!(r.changes[0].from, Verdict::Allow);
+        assert_eq!(r.changes[0].to, Verdict::Escalate);
+        assert_eq!(r.changes[0].wrong, 1);
+        assert_eq!(r.changes[0].examples, ["line 3", "line 4"]);
+        assert_eq!(r.new.escalation_rate, 0.75);
+    }
+}
