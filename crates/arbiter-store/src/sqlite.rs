@@ -591,12 +591,24 @@ impl Store for SqliteStore {
                 params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
             )
             .map_err(backend)?;
+            let previous: Option<String> = c
+                .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
             c.execute(
                 "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES (?1, ?2, ?3)",
                 params![v.hash, at.0, by],
             )
             .map_err(backend)?;
-            append_event(c, None, None, "policy.activated", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
+            append_event(
+                c,
+                None,
+                None,
+                "policy.activated",
+                &by,
+                at,
+                serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
+            )?;
             Ok(())
         })
         .await

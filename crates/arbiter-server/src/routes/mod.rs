@@ -47,6 +47,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policy", get(policy::active).put(policy::put))
         .route("/v1/policy/versions", get(policy::versions))
         .route("/v1/policy/versions/{hash}", get(policy::version))
+        .route(
+            "/v1/policy/versions/{hash}/activate",
+            post(policy::activate),
+        )
+        .route(
+            "/v1/policy/versions/{hash}/backtest",
+            post(policy::backtest),
+        )
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/healthz", get(ops::healthz))
@@ -89,6 +97,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/policy"),
     ("get", "/v1/policy/versions"),
     ("get", "/v1/policy/versions/{hash}"),
+    ("post", "/v1/policy/versions/{hash}/activate"),
+    ("post", "/v1/policy/versions/{hash}/backtest"),
     ("get", "/v1/keys"),
     ("post", "/v1/keys"),
     ("delete", "/v1/keys/{id}"),

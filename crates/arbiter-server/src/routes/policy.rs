@@ -125,3 +125,93 @@ pub async fn version(
         active,
     }))
 }
+
+/// Activate a stored version again (roll back or forward); recorded as a `policy.activated` event.
+pub async fn activate(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(hash): Path<String>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let who = auth.require(&[Role::Admin], "activating policies")?.clone();
+    let nf = || ApiError::NotFound(format!("policy version {hash} not found"));
+    if hash.len() != 64 {
+        return Err(nf());
+    }
+    let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
+    let (policy, _) = state.activate_source(&v.source, &who.name).await?;
+    Ok(Json(PolicyView {
+        version: v,
+        triggers: policy.trigger_count(),
+        active: true,
+    }))
+}
+
+/// The body of `POST /v1/policy/versions/{hash}/backtest`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestRequest {
+    /// Compare with this version instead of the active one.
+    #[serde(default)]
+    pub against: Option<String>,
+    /// Replay the most recent this many labelled decisions (default 100000, at most 1000000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Replay the decisions with recorded outcomes through a stored version, beside the active one.
+pub async fn backtest(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(hash): Path<String>,
+    body: Option<crate::extract::JsonBody<BacktestRequest>>,
+) -> Result<Json<arbiter_policy::backtest::BacktestReport>, ApiError> {
+    auth.require(&[Role::Reviewer, Role::Admin], "backtesting policies")?;
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let compile = |v: PolicyVersion| {
+        arbiter_policy::Policy::parse(&v.source).map_err(|e| {
+            ApiError::Internal(format!("stored version {} no longer compiles: {e}", v.hash))
+        })
+    };
+    let load = |h: String| {
+        let store = state.store.clone();
+        async move {
+            let nf = || ApiError::NotFound(format!("policy version {h} not found"));
+            if h.len() != 64 {
+                return Err(nf());
+            }
+            store.policy_version(&h).await?.ok_or_else(nf)
+        }
+    };
+    let new = compile(load(hash).await?)?;
+    let current = match req.against {
+        Some(h) => Some(compile(load(h).await?)?),
+        None => state
+            .store
+            .active_policy()
+            .await?
+            .map(compile)
+            .transpose()?,
+    };
+    let limit = req.limit.unwrap_or(100_000).clamp(1, 1_000_000);
+    let decisions = state.store.labelled_decisions(limit).await?;
+    let report = tokio::task::spawn_blocking(move || {
+        let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_ref());
+        for d in &decisions {
+            let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
+            bt.add(&arbiter_policy::backtest::Replay {
+                id: &d.id,
+                name: &d.action.name,
+                confidence: d.action.confidence,
+                args: &d.action.args,
+                signals: &d.action.signals,
+                context: &d.context,
+                agent: &agent,
+                correct: d.outcome.as_ref().is_none_or(|o| o.correct),
+            });
+        }
+        bt.finish()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("backtest failed: {e}")))?;
+    Ok(Json(report))
+}
