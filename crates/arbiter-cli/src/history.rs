@@ -59,8 +59,9 @@ fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision
 pub fn load(args: &HistoryArgs) -> Result<History> {
     let h = match (&args.history, &args.db) {
         (Some(p), _) => {
+            let jsonl = is_jsonl(p)?;
             let text = read(p)?;
-            let parsed = if is_jsonl(p)? {
+            let parsed = if jsonl {
                 history::parse_jsonl(&text)
             } else {
                 history::parse_csv(&text)

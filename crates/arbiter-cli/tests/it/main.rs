@@ -5,3 +5,4 @@ mod cli;
 mod durability;
 mod review;
 mod support;
+mod tuning;

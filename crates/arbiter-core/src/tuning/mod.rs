@@ -363,12 +363,12 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
 }
 
 /// A synthetic labelled history: `classes` action classes with different
-/// volumes, base error rates and calibration, over 30 days, from `seed`.
+/// volumes, base error rates (1–15%) and calibration, over 30 days, from `seed`.
 /// Confidence is drawn so that higher confidence means fewer errors.
 pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
     let mut rng = crate::rng::Rng::new(seed);
     let classes = classes.max(1);
-    // class weights (Zipf-like volumes), error rates 1–30%, sharpness
+    // class weights (Zipf-like volumes), error rates 1–15%, sharpness
     let weights: Vec<f64> = (0..classes)
         .map(|i| 1.0 / (i as f64 + 1.0).powf(0.8))
         .collect();
@@ -382,8 +382,8 @@ pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
     let params: Vec<(f64, f64, f64)> = (0..classes)
         .map(|_| {
             (
-                0.01 + 0.29 * rng.uniform(),
-                2.0 + 6.0 * rng.uniform(),
+                0.01 + 0.14 * rng.uniform(),
+                6.0 + 14.0 * rng.uniform(),
                 5.0 + 30.0 * rng.uniform(),
             )
         })
@@ -399,9 +399,9 @@ pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
         let wrong = rng.chance(err_rate);
         // wrong decisions lean to low confidence, right ones to high
         let confidence = if wrong {
-            rng.beta(2.0, sharp.max(1.0) * 0.5 + 1.0)
+            rng.beta(2.0, 3.0)
         } else {
-            rng.beta(sharp, 1.5)
+            rng.beta(sharp, 1.0)
         };
         let ts = start + (i as i64 * span) / decisions.max(1) as i64;
         h.push(&history::Row {

@@ -1,0 +1,176 @@
+//! `demo generate`, `tune`, `simulate` and `policy backtest` on the real binary.
+
+use crate::support::{bin, soc_policy};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn generate(dir: &Path, name: &str, seed: &str) -> String {
+    let p = dir.join(name);
+    let (code, _, err) = run(&[
+        "demo",
+        "generate",
+        "--decisions",
+        "50000",
+        "--classes",
+        "6",
+        "--seed",
+        seed,
+        "--out",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        generate(dir.path(), "a.csv", "5"),
+        generate(dir.path(), "b.csv", "5"),
+        generate(dir.path(), "c.csv", "6"),
+    );
+    let (a, b, c) = (
+        std::fs::read(a).unwrap(),
+        std::fs::read(b).unwrap(),
+        std::fs::read(c).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let j = generate(dir.path(), "a.jsonl", "5");
+    assert_eq!(std::fs::read_to_string(j).unwrap().lines().count(), 50_000);
+}
+
+#[test]
+fn tune_keeps_the_budget_writes_a_policy_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = generate(dir.path(), "h.csv", "11");
+    let out = dir.path().join("tuned.yaml");
+    let plots = dir.path().join("plots");
+    let soc = soc_policy();
+    let (code, json, err) = run(&[
+        "tune",
+        "--history",
+        &h,
+        "--max-escalation-rate",
+        "0.10",
+        "--max-auto-error",
+        "0.05",
+        "--delta",
+        "0.05",
+        "--policy",
+        soc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let r = &v["result"];
+    assert_eq!(r["feasible"], true);
+    assert!(r["escalated_share"].as_f64().unwrap() <= 0.10);
+    assert_eq!(r["decisions"], 50_000);
+    let classes = r["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 6);
+    for c in classes {
+        if !c["threshold"].is_null() {
+            assert!(
+                c["auto_error_upper"].as_f64().unwrap() <= 0.05 + 1e-9,
+                "{c}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 6);
+    let svg = std::fs::read_to_string(plots.join("action_000.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("risk vs coverage"));
+    // the new policy keeps the SOC triggers and carries the thresholds
+    let (code, checked, _) = run(&["policy", "check", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{checked}");
+    let tuned = std::fs::read_to_string(&out).unwrap();
+    let t0 = classes
+        .iter()
+        .find(|c| c["action"] == "action_000")
+        .unwrap()["threshold"]
+        .clone();
+    let expect = match t0.as_f64() {
+        Some(t) => format!("auto_allow_at: {t}"),
+        None => "auto_allow_at: never".into(),
+    };
+    assert!(tuned.contains(&expect), "{expect} missing");
+
+    // an impossible budget: exit 2, and the smallest budget that keeps the bound
+    let (code, text, _) = run(&[
+        "tune",
+        "--history",
+        &h,
+        "--max-escalation-rate",
+        "0.01",
+        "--max-auto-error",
+        "0.01",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("INFEASIBLE") && text.contains("smallest budget"),
+        "{text}"
+    );
+
+    // the new policy through a backtest and a reviewer-load simulation
+    let (code, bt, err) = run(&[
+        "policy",
+        "backtest",
+        out.to_str().unwrap(),
+        "--history",
+        &h,
+        "--against",
+        soc.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bt: Value = serde_json::from_str(&bt).unwrap();
+    assert_eq!(bt["new"]["decisions"], 50_000);
+    assert!(bt["changed"].as_u64().unwrap() > 0);
+    let (code, sim, err) = run(&[
+        "simulate",
+        "--history",
+        &h,
+        "--policy",
+        out.to_str().unwrap(),
+        "--reviewers",
+        "3",
+        "--review-median",
+        "3m",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sim: Value = serde_json::from_str(&sim).unwrap();
+    assert!(sim["escalations"].as_u64().unwrap() > 0);
+    assert!(sim["erlang_c"]["p_wait"].as_f64().is_some());
+}
+
+#[test]
+fn bad_history_rows_are_named_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.csv");
+    std::fs::write(&p, "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,a,0.5,1\n2026-01-01T00:00:00Z,a,0.5,perhaps\n").unwrap();
+    let (code, _, err) = run(&["tune", "--history", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("line 3: correct: `perhaps` is not true/false/1/0"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["tune", "--history", "history.txt"]);
+    assert_eq!(code, 1);
+    assert!(err.contains(".csv or .jsonl"), "{err}");
+}
