@@ -189,7 +189,7 @@ impl<'p> Backtest<'p> {
         self.new_stats.finish();
         self.cur_stats.finish();
         let mut changes: Vec<VerdictChange> = self.changes.into_values().collect();
-        changes.sort_by(|a, b| b.count.cmp(&a.count));
+        changes.sort_by_key(|c| std::cmp::Reverse(c.count));
         BacktestReport {
             changed: changes.iter().map(|c| c.count).sum(),
             new: self.new_stats,

@@ -229,10 +229,10 @@ pub fn certified(curve: &ClassCurve, opts: &TuneOptions) -> Vec<usize> {
         if n < start {
             continue;
         }
-        if let Some(e) = opts.max_auto_error {
-            if binomial_cdf(curve.auto_wrong[j], n, e) > opts.delta {
-                break;
-            }
+        if let Some(e) = opts.max_auto_error
+            && binomial_cdf(curve.auto_wrong[j], n, e) > opts.delta
+        {
+            break;
         }
         out.push(j);
     }
