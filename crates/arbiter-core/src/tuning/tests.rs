@@ -239,3 +239,27 @@ fn the_bound_holds_on_fresh_data_in_at_least_one_minus_delta_of_splits() {
         "{violations} of {runs} splits violated the bound"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// On the data it was tuned on, a feasible answer never escalates more
+    /// than the budget, and certified thresholds meet the bound's upper limit.
+    #[test]
+    fn tuned_thresholds_never_exceed_the_budget(seed in 0u64..10_000, n in 200usize..3_000, k in 1usize..6, budget in 0.0f64..0.6, e in proptest::option::of(0.02f64..0.3)) {
+        let h = synthetic(n, k, seed);
+        let opts = TuneOptions { max_escalation_rate: budget, max_auto_error: e, grid: 100, ..TuneOptions::default() };
+        let (r, curves) = tune(&h, &opts);
+        let escalated: u64 = r.classes.iter().map(|c| (c.escalated_share * c.decisions as f64).round() as u64).sum();
+        if r.feasible {
+            prop_assert!(escalated as f64 <= (budget * n as f64).floor() + 1e-9, "{escalated} > {budget} of {n}");
+        } else {
+            prop_assert!(r.min_feasible_budget > budget);
+        }
+        for c in &r.classes {
+            if let (Some(bound), Some(_)) = (e, c.threshold) {
+                prop_assert!(c.auto_error_upper <= bound + 1e-9);
+            }
+        }
+        prop_assert_eq!(curves.iter().map(|c| c.n).sum::<u64>(), n as u64);
+    }
+}
