@@ -4,6 +4,7 @@
 //! with it.
 
 pub mod auth;
+pub mod drift;
 mod error;
 mod extract;
 pub mod metrics;
@@ -58,6 +59,10 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// First retry delay of a failed delivery; each retry waits 3 times longer (at most an hour).
     pub webhook_retry_base: Duration,
+    /// Drift detection windows and thresholds.
+    pub drift: arbiter_core::drift::DriftConfig,
+    /// How often drift is evaluated (0: never in the background).
+    pub drift_interval: Duration,
 }
 
 impl Default for Config {
@@ -77,6 +82,8 @@ impl Default for Config {
             webhook_max_attempts: 8,
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: Duration::from_secs(5),
+            drift: arbiter_core::drift::DriftConfig::default(),
+            drift_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct AppState {
     /// The injected clock.
     pub clock: Arc<dyn Clock>,
     stopping: watch::Sender<bool>,
+    /// The latest drift evaluation.
+    drift_status: RwLock<Option<drift::DriftStatus>>,
 }
 
 impl AppState {
@@ -116,6 +125,7 @@ impl AppState {
             config,
             clock,
             stopping: watch::channel(false).0,
+            drift_status: RwLock::new(None),
         });
         state.refresh_policy().await?;
         Ok(state)
@@ -189,6 +199,11 @@ impl AppState {
             self.waiters.wake(&d.id);
         }
         Ok(update)
+    }
+
+    /// The latest drift evaluation, if one ran.
+    pub fn drift_status(&self) -> Option<drift::DriftStatus> {
+        self.drift_status.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the server is shutting down (long-polls return early).
@@ -295,7 +310,13 @@ async fn background(state: Arc<AppState>) {
             }
         }
     });
-    tokio::join!(refresh, sweep, deliver);
+    let drift_every = if state.config.drift_interval.is_zero() { Duration::from_secs(100 * 365 * 24 * 3600) } else { state.config.drift_interval };
+    let monitor = every(state.clone(), drift_every, |s| async move {
+        if let Err(e) = drift::run_once(&s).await {
+            tracing::warn!(error = %e, "drift evaluation failed; retrying");
+        }
+    });
+    tokio::join!(refresh, sweep, deliver, monitor);
 }
 
 async fn every<F, Fut>(state: Arc<AppState>, period: Duration, mut f: F)

@@ -660,6 +660,8 @@ pub async fn webhook_outbox(store: &dyn Store) {
     );
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].last_error.as_deref(), Some("connection refused"));
+    let e = store.record_event("drift.alarm", "system", Timestamp(3_002), json!({"action": "isolate_host"})).await.unwrap();
+    assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;

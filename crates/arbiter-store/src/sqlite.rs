@@ -1007,6 +1007,42 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
+        let (kind, actor) = (kind.to_string(), actor.to_string());
+        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data)).await
+    }
+
+    async fn drift_points(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Timestamp, String, arbiter_core::drift::Point)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time, id, action_name, verdict, confidence, outcome_correct FROM decisions
+                     WHERE event_time >= ?1 AND event_time < ?2 ORDER BY event_time, seq",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![from.0, to.0], |r| {
+                    Ok((
+                        Timestamp(r.get(0)?),
+                        r.get::<_, String>(1)?,
+                        arbiter_core::drift::Point {
+                            action: r.get(2)?,
+                            escalated: r.get::<_, String>(3)? == "escalate",
+                            confidence: r.get(4)?,
+                            correct: r.get(5)?,
+                        },
+                    ))
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn verify_projections(&self) -> Result<Option<(String, String)>> {
         self.read(|c| {
             let mut st = c

@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/drift", get(ops::drift))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/policy", get(policy::active).put(policy::put))
@@ -91,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhooks"),
     ("delete", "/v1/webhooks/{id}"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/drift"),
     ("get", "/v1/audit/verify"),
     ("get", "/v1/audit/events"),
     ("get", "/v1/policy"),

@@ -58,3 +58,15 @@ pub async fn method_not_allowed() -> ApiError {
         "this endpoint does not accept that method; see /openapi.json".into(),
     )
 }
+
+/// The latest drift evaluation (evaluated now if none ran yet).
+pub async fn drift(
+    State(state): State<Arc<AppState>>,
+    auth: crate::extract::Auth,
+) -> Result<axum::Json<crate::drift::DriftStatus>, ApiError> {
+    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift statistics")?;
+    match state.drift_status() {
+        Some(s) => Ok(axum::Json(s)),
+        None => Ok(axum::Json(crate::drift::run_once(&state).await?)),
+    }
+}

@@ -1,0 +1,115 @@
+//! Drift monitoring, run by the server: every `drift_interval` the recent
+//! window of decisions is compared with the reference window before it
+//! (`arbiter_core::drift`). Each alarm is recorded as a `drift.alarm` event
+//! and opens one review case per action class and alarm kind — none while
+//! one is still open — with the evidence attached for contextual analysis.
+
+use crate::{ApiError, AppState};
+use arbiter_core::drift::{self, Alarm, DriftReport};
+use arbiter_core::review::{Review, ReviewSource};
+use arbiter_core::{Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict};
+use arbiter_store::CaseFilter;
+use serde::Serialize;
+use serde_json::json;
+
+/// The latest evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftStatus {
+    /// When it ran (the injected clock).
+    pub evaluated_at: Timestamp,
+    /// The recent window `[from, to)`.
+    pub window: (Timestamp, Timestamp),
+    /// The reference window before it.
+    pub reference: (Timestamp, Timestamp),
+    /// The configuration used.
+    pub config: drift::DriftConfig,
+    /// Statistics and alarms.
+    pub report: DriftReport,
+    /// Review cases opened by this evaluation.
+    pub opened_reviews: Vec<String>,
+}
+
+fn already_open(cases: &[Case], alarm: &Alarm) -> bool {
+    cases.iter().any(|c| {
+        c.review.as_ref().is_some_and(|r| {
+            r.source == ReviewSource::DriftAlarm
+                && r.evidence["alarm"]["action"] == alarm.action
+                && r.evidence["alarm"]["kind"] == alarm.kind.as_str()
+        })
+    })
+}
+
+/// Evaluate drift now; record alarms and open review cases. Returns the status.
+pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
+    let cfg = state.config.drift.clone();
+    let now = state.clock.now();
+    let cur_from = now.plus_millis(-cfg.window_ms);
+    let ref_from = cur_from.plus_millis(-cfg.reference_ms);
+    let points = state.store.drift_points(ref_from, now).await?;
+    let split = points.partition_point(|(t, _, _)| *t < cur_from);
+    let reference: Vec<drift::Point> = points[..split].iter().map(|(_, _, p)| p.clone()).collect();
+    let current: Vec<drift::Point> = points[split..].iter().map(|(_, _, p)| p.clone()).collect();
+    let report = drift::evaluate(&reference, &current, &cfg);
+    let mut opened = Vec::new();
+    if !report.alarms.is_empty() {
+        let open_reviews = state
+            .store
+            .cases(CaseFilter { kind: Some(CaseKind::Review), states: vec![CaseState::Open, CaseState::Claimed], limit: 1000 })
+            .await?;
+        for alarm in &report.alarms {
+            if already_open(&open_reviews, alarm) {
+                continue;
+            }
+            let stats = report.classes.iter().find(|c| c.action == alarm.action);
+            let samples: Vec<String> =
+                points[split..].iter().rev().filter(|(_, _, p)| p.action == alarm.action).take(10).map(|(_, id, _)| id.clone()).collect();
+            let evidence = json!({
+                "alarm": {"action": alarm.action, "kind": alarm.kind.as_str(), "summary": alarm.summary},
+                "statistics": stats,
+                "window": {"from": cur_from, "to": now, "decisions": report.decisions},
+                "reference": {"from": ref_from, "to": cur_from, "decisions": report.reference_decisions},
+                "config": cfg,
+                "sample_decisions": samples,
+            });
+            state.store.record_event("drift.alarm", "drift-monitor", now, evidence.clone()).await?;
+            let mut review = Review::new(format!("Drift: {}", alarm.summary), ReviewSource::DriftAlarm);
+            review.description = format!(
+                "Opened automatically by the drift monitor at {now}. Compare the recent window ({cur_from} to {now}) with the reference before it; the evidence and sample decisions are attached."
+            );
+            review.decision_ids = samples;
+            review.evidence = evidence;
+            let case = Case {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: CaseKind::Review,
+                state: CaseState::Open,
+                decision_id: None,
+                action_name: alarm.action.clone(),
+                agent: String::new(),
+                escalation: Escalation {
+                    severity: Severity::High,
+                    reviewers: ["engineering", "product", "data_science", "ux", "soc_lead"].map(String::from).into_iter().collect(),
+                    approvals: 1,
+                    sla: HumanDuration(7 * 24 * 3600),
+                    fallback: Verdict::Deny,
+                    tiers: vec![],
+                },
+                tier: 0,
+                sla_deadline: now.plus_millis(7 * 24 * 3600 * 1000),
+                answers: vec![],
+                confidence: None,
+                trace_id: None,
+                claim: None,
+                comments: vec![],
+                review: Some(review),
+                created_at: now,
+                updated_at: now,
+            };
+            let case = state.store.open_case(case, "drift-monitor").await?;
+            tracing::warn!(action = %alarm.action, kind = alarm.kind.as_str(), review = %case.id, "drift alarm: {}", alarm.summary);
+            opened.push(case.id);
+        }
+    }
+    let status = DriftStatus { evaluated_at: now, window: (cur_from, now), reference: (ref_from, cur_from), config: cfg, report, opened_reviews: opened };
+    *state.drift_status.write().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+    Ok(status)
+}
