@@ -46,7 +46,11 @@ const HOUR: i64 = 3_600_000;
 
 /// Drift points for a simulated run: each proposal evaluated by the SOC policy,
 /// labelled 30 minutes after the fact.
-pub fn timed_points(proposals: &[arbiter_core::soc::Proposal], policy: &arbiter_policy::Policy, start: i64) -> Vec<drift::Timed> {
+pub fn timed_points(
+    proposals: &[arbiter_core::soc::Proposal],
+    policy: &arbiter_policy::Policy,
+    start: i64,
+) -> Vec<drift::Timed> {
     let agent = serde_json::json!({"name": "soc-triage-agent", "key_id": ""});
     let empty = serde_json::json!({});
     proposals
@@ -78,7 +82,8 @@ pub fn timed_points(proposals: &[arbiter_core::soc::Proposal], policy: &arbiter_
 }
 
 fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
-    let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy =
+        arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = drift::DriftConfig::default();
     let warm = cfg.window_ms + cfg.reference_ms;
     let step = 15 * 60_000;
@@ -89,7 +94,16 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for seed in 1..=seeds {
         // a day with over-isolation from `drift_at`
-        let day = soc::Soc::run(soc::SocConfig { seed, alerts_per_hour: rate, drift: soc::DriftMode::OverIsolation, drift_at_ms: drift_at, ..Default::default() }, drift_at + 8 * HOUR);
+        let day = soc::Soc::run(
+            soc::SocConfig {
+                seed,
+                alerts_per_hour: rate,
+                drift: soc::DriftMode::OverIsolation,
+                drift_at_ms: drift_at,
+                ..Default::default()
+            },
+            drift_at + 8 * HOUR,
+        );
         let pts = timed_points(&day, &policy, 0);
         let alarms = drift::scan(&pts, warm, drift_at + 8 * HOUR, step, &cfg);
         let early = alarms.iter().filter(|(t, _)| *t < drift_at).count();
@@ -100,7 +114,14 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
             None => missed += 1,
         }
         // a week without drift
-        let week = soc::Soc::run(soc::SocConfig { seed: 1000 + seed, alerts_per_hour: rate, ..Default::default() }, warm + 7 * 24 * HOUR);
+        let week = soc::Soc::run(
+            soc::SocConfig {
+                seed: 1000 + seed,
+                alerts_per_hour: rate,
+                ..Default::default()
+            },
+            warm + 7 * 24 * HOUR,
+        );
         let wpts = timed_points(&week, &policy, 0);
         let fa = drift::scan(&wpts, warm, warm + 7 * 24 * HOUR, step, &cfg);
         false_alarms += fa.len() + early;
@@ -118,17 +139,29 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
     let worst = delays.last().copied().unwrap_or(f64::NAN);
     let per_week = false_alarms as f64 / seeds as f64;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
             "seeds": seeds, "alerts_per_hour": rate, "config": cfg, "median_delay_hours": median, "max_delay_hours": worst,
-            "missed": missed, "false_alarms_per_week": per_week, "runs": rows}))?);
+            "missed": missed, "false_alarms_per_week": per_week, "runs": rows}))?
+        );
     } else {
         for r in &rows {
-            println!("seed {:>3}: detected after {:>5} ({}), false alarms: {} before drift, {} in a clean week",
-                r["seed"], r["detection_delay_hours"].as_f64().map_or("never".into(), |d| format!("{d:.2}h")),
-                r["first_alarm"].as_str().unwrap_or("-"), r["false_alarms_before_drift"], r["false_alarms_in_clean_week"]);
+            println!(
+                "seed {:>3}: detected after {:>5} ({}), false alarms: {} before drift, {} in a clean week",
+                r["seed"],
+                r["detection_delay_hours"]
+                    .as_f64()
+                    .map_or("never".into(), |d| format!("{d:.2}h")),
+                r["first_alarm"].as_str().unwrap_or("-"),
+                r["false_alarms_before_drift"],
+                r["false_alarms_in_clean_week"]
+            );
         }
-        println!("\n{seeds} seeds at {rate} alerts/hour: over-isolation detected in {} of {seeds} (median {median:.2} h, worst {worst:.2} h after it started); {per_week:.2} false alarms per simulated week",
-            seeds as usize - missed);
+        println!(
+            "\n{seeds} seeds at {rate} alerts/hour: over-isolation detected in {} of {seeds} (median {median:.2} h, worst {worst:.2} h after it started); {per_week:.2} false alarms per simulated week",
+            seeds as usize - missed
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

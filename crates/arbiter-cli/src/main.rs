@@ -7,6 +7,8 @@ mod bench;
 mod cases;
 mod client;
 mod demo;
+mod demo_run;
+mod drift;
 mod history;
 mod keys;
 mod policy;
@@ -45,9 +47,13 @@ enum Command {
     Tune(tune::TuneArgs),
     /// Simulate the reviewer load a policy would cause on history.
     Simulate(simulate::SimulateArgs),
-    /// Demo data.
-    #[command(subcommand)]
-    Demo(demo::DemoCommand),
+    /// Run the whole loop on a simulated SOC day: agent, reviewers, drift, review case.
+    Demo {
+        #[command(subcommand)]
+        command: Option<demo::DemoCommand>,
+        #[command(flatten)]
+        args: demo_run::DemoArgs,
+    },
     /// Load generators.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,6 +68,13 @@ enum Command {
     Reviews {
         #[command(subcommand)]
         command: reviews::ReviewsCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// The drift monitor's statistics and alarms (over HTTP).
+    Drift {
+        #[command(subcommand)]
+        command: drift::DriftCommand,
         #[command(flatten)]
         api: client::ApiArgs,
     },
@@ -82,10 +95,17 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Tune(args) => tune::run(args),
         Command::Simulate(args) => simulate::run(args),
-        Command::Demo(cmd) => demo::run(cmd),
+        Command::Demo {
+            command: Some(cmd), ..
+        } => demo::run(cmd),
+        Command::Demo {
+            command: None,
+            args,
+        } => demo_run::run(args),
         Command::Cases { command, api } => cases::run(command, &api),
         Command::Reviews { command, api } => reviews::run(command, &api),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Drift { command, api } => drift::run(command, &api),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)
@@ -105,6 +125,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Log to stderr at `error` unless `RUST_LOG` says otherwise (for commands with their own output).
+fn init_logging_quiet() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Log to stderr at `info` unless `RUST_LOG` says otherwise.

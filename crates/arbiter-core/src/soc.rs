@@ -34,17 +34,23 @@ pub struct SocConfig {
 
 impl Default for SocConfig {
     fn default() -> Self {
-        SocConfig { seed: 1, alerts_per_hour: 400.0, drift: DriftMode::None, drift_at_ms: i64::MAX, accuracy: 0.92 }
+        SocConfig {
+            seed: 1,
+            alerts_per_hour: 400.0,
+            drift: DriftMode::None,
+            drift_at_ms: i64::MAX,
+            accuracy: 0.92,
+        }
     }
 }
 
 /// The kinds of alert, with their share of the stream and how often they are real.
 pub const ALERT_TYPES: &[(&str, f64, f64)] = &[
-    ("malware", 0.15, 0.45),
+    ("malware", 0.15, 0.20),
     ("phishing", 0.20, 0.30),
     ("brute_force", 0.15, 0.25),
     ("impossible_travel", 0.10, 0.20),
-    ("data_exfiltration", 0.05, 0.35),
+    ("data_exfiltration", 0.05, 0.15),
     ("benign_noise", 0.35, 0.02),
 ];
 
@@ -71,7 +77,7 @@ pub struct Soc {
     rng: Rng,
     t_ms: f64,
     n: u64,
-    isolations: Vec<i64>,
+    isolations: Vec<(i64, usize)>,
 }
 
 fn host(rng: &mut Rng) -> (String, Vec<&'static str>) {
@@ -92,7 +98,13 @@ fn user(rng: &mut Rng) -> (String, bool) {
 
 impl Soc {
     fn new(cfg: SocConfig) -> Soc {
-        Soc { rng: Rng::new(cfg.seed), cfg, t_ms: 0.0, n: 0, isolations: Vec::new() }
+        Soc {
+            rng: Rng::new(cfg.seed),
+            cfg,
+            t_ms: 0.0,
+            n: 0,
+            isolations: Vec::new(),
+        }
     }
 
     /// All proposals in `[0, until_ms)`.
@@ -114,16 +126,25 @@ impl Soc {
         let rng = &mut self.rng;
         let u = rng.uniform();
         let mut acc = 0.0;
-        let &(kind, _, p_real) = ALERT_TYPES.iter().find(|(_, share, _)| {
-            acc += share;
-            u < acc
-        }).unwrap_or(&ALERT_TYPES[ALERT_TYPES.len() - 1]);
+        let &(kind, _, p_real) = ALERT_TYPES
+            .iter()
+            .find(|(_, share, _)| {
+                acc += share;
+                u < acc
+            })
+            .unwrap_or(&ALERT_TYPES[ALERT_TYPES.len() - 1]);
         let real = rng.chance(p_real);
         let severity = match (real, rng.uniform()) {
-            (true, x) if x < 0.3 => "high",
-            (true, x) if x < 0.35 => "critical",
-            (_, x) if x < 0.6 => "low",
-            _ => "medium",
+            (true, x) if x < 0.5 => "high",
+            (true, x) if x < 0.6 => "critical",
+            (true, _) => "medium",
+            (false, x) if x < 0.6 => "low",
+            (false, _) => "medium",
+        };
+        let anomaly = if real {
+            rng.beta(3.0, 3.0)
+        } else {
+            rng.beta(1.2, 8.0)
         };
         let (h, host_tags) = host(rng);
         let (usr, is_admin) = user(rng);
@@ -140,7 +161,7 @@ impl Soc {
         };
         let drifting = at >= self.cfg.drift_at_ms;
         // Calibrated: the agent's confidence is the probability that it is right.
-        let mut confidence = rng.beta(14.0, 1.4).clamp(0.01, 0.999);
+        let mut confidence = rng.beta(40.0, 1.5).clamp(0.01, 0.999);
         let mut correct = rng.chance(confidence.min(self.cfg.accuracy.max(confidence - 0.05)));
         let mut drifted = false;
         let mut name = if correct {
@@ -176,22 +197,34 @@ impl Soc {
             name = "open_ticket";
             correct = true;
         }
-        let recent = self.isolations.iter().filter(|t| **t > at - 3_600_000).count();
+        // Isolations in the last hour on the host's network segment (one of eight).
+        let segment = rng.below(8) as usize;
+        let recent = self
+            .isolations
+            .iter()
+            .filter(|(t, s)| *t > at - 3_600_000 && *s == segment)
+            .count();
         if name == "isolate_host" {
-            self.isolations.push(at);
+            self.isolations.push((at, segment));
             if self.isolations.len() > 10_000 {
                 self.isolations.drain(..5_000);
             }
         }
-        let signals = json!({"alert_type": kind, "alert_severity": severity, "anomaly_score": (rng.uniform() * 100.0).round() / 100.0,
+        let signals = json!({"alert_type": kind, "alert_severity": severity, "anomaly_score": (anomaly * 100.0).round() / 100.0,
             "hosts_isolated_last_hour": recent, "repeat_count": rng.below(4)});
         let unit = ["finance", "sales", "engineering", "hr"][rng.below(4) as usize];
         let args = match name {
             "isolate_host" => json!({"host": h, "host_tags": host_tags, "business_unit": unit}),
             "block_ip" => json!({"ip": ip, "direction": "inbound", "duration_hours": 24}),
-            "disable_user" => json!({"user": usr, "user_groups": if is_admin { vec!["staff", "domain_admins"] } else { vec!["staff"] }, "is_admin": is_admin, "is_service_account": false}),
-            "close_alert" => json!({"alert_id": format!("A-{}", self.n), "resolution": if kind == "benign_noise" { "benign" } else { "false_positive" }}),
-            _ => json!({"title": format!("{kind} on {h}"), "priority": if real { "p2" } else { "p3" }, "queue": "soc"}),
+            "disable_user" => {
+                json!({"user": usr, "user_groups": if is_admin { vec!["staff", "domain_admins"] } else { vec!["staff"] }, "is_admin": is_admin, "is_service_account": false})
+            }
+            "close_alert" => {
+                json!({"alert_id": format!("A-{}", self.n), "resolution": if kind == "benign_noise" { "benign" } else { "false_positive" }})
+            }
+            _ => {
+                json!({"title": format!("{kind} on {h}"), "priority": if real { "p2" } else { "p3" }, "queue": "soc"})
+            }
         };
         Proposal {
             offset_ms: at,
@@ -212,9 +245,27 @@ mod tests {
 
     #[test]
     fn deterministic_by_seed() {
-        let a = Soc::run(SocConfig { seed: 5, ..SocConfig::default() }, DAY);
-        let b = Soc::run(SocConfig { seed: 5, ..SocConfig::default() }, DAY);
-        let c = Soc::run(SocConfig { seed: 6, ..SocConfig::default() }, DAY);
+        let a = Soc::run(
+            SocConfig {
+                seed: 5,
+                ..SocConfig::default()
+            },
+            DAY,
+        );
+        let b = Soc::run(
+            SocConfig {
+                seed: 5,
+                ..SocConfig::default()
+            },
+            DAY,
+        );
+        let c = Soc::run(
+            SocConfig {
+                seed: 6,
+                ..SocConfig::default()
+            },
+            DAY,
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!((9000..10_200).contains(&a.len()), "{}", a.len());
@@ -222,17 +273,47 @@ mod tests {
 
     #[test]
     fn calibrated_before_drift_and_over_isolating_after() {
-        let day = Soc::run(SocConfig { seed: 9, drift: DriftMode::OverIsolation, drift_at_ms: DAY / 2, ..SocConfig::default() }, DAY);
-        let (before, after): (Vec<&Proposal>, Vec<&Proposal>) = day.iter().partition(|p| p.offset_ms < DAY / 2);
-        let share = |ps: &[&Proposal]| ps.iter().filter(|p| p.action["name"] == "isolate_host").count() as f64 / ps.len() as f64;
+        let day = Soc::run(
+            SocConfig {
+                seed: 9,
+                drift: DriftMode::OverIsolation,
+                drift_at_ms: DAY / 2,
+                ..SocConfig::default()
+            },
+            DAY,
+        );
+        let (before, after): (Vec<&Proposal>, Vec<&Proposal>) =
+            day.iter().partition(|p| p.offset_ms < DAY / 2);
+        let share = |ps: &[&Proposal]| {
+            ps.iter()
+                .filter(|p| p.action["name"] == "isolate_host")
+                .count() as f64
+                / ps.len() as f64
+        };
         let precision = |ps: &[&Proposal]| {
-            let iso: Vec<_> = ps.iter().filter(|p| p.action["name"] == "isolate_host").collect();
+            let iso: Vec<_> = ps
+                .iter()
+                .filter(|p| p.action["name"] == "isolate_host")
+                .collect();
             iso.iter().filter(|p| p.correct).count() as f64 / iso.len() as f64
         };
-        assert!(share(&after) > 2.5 * share(&before), "{} vs {}", share(&after), share(&before));
-        assert!(precision(&after) < precision(&before) - 0.3, "{} vs {}", precision(&after), precision(&before));
+        assert!(
+            share(&after) > 2.5 * share(&before),
+            "{} vs {}",
+            share(&after),
+            share(&before)
+        );
+        assert!(
+            precision(&after) < precision(&before) - 0.3,
+            "{} vs {}",
+            precision(&after),
+            precision(&before)
+        );
         // calibration: among confident proposals (≥ 0.9) before drift, most are right
-        let confident: Vec<_> = before.iter().filter(|p| p.action["confidence"].as_f64().unwrap() >= 0.9).collect();
+        let confident: Vec<_> = before
+            .iter()
+            .filter(|p| p.action["confidence"].as_f64().unwrap() >= 0.9)
+            .collect();
         let right = confident.iter().filter(|p| p.correct).count() as f64 / confident.len() as f64;
         assert!(right > 0.88, "{right}");
     }

@@ -7,7 +7,9 @@
 use crate::{ApiError, AppState};
 use arbiter_core::drift::{self, Alarm, DriftReport};
 use arbiter_core::review::{Review, ReviewSource};
-use arbiter_core::{Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict};
+use arbiter_core::{
+    Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict,
+};
 use arbiter_store::CaseFilter;
 use serde::Serialize;
 use serde_json::json;
@@ -54,15 +56,24 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
     if !report.alarms.is_empty() {
         let open_reviews = state
             .store
-            .cases(CaseFilter { kind: Some(CaseKind::Review), states: vec![CaseState::Open, CaseState::Claimed], limit: 1000 })
+            .cases(CaseFilter {
+                kind: Some(CaseKind::Review),
+                states: vec![CaseState::Open, CaseState::Claimed],
+                limit: 1000,
+            })
             .await?;
         for alarm in &report.alarms {
             if already_open(&open_reviews, alarm) {
                 continue;
             }
             let stats = report.classes.iter().find(|c| c.action == alarm.action);
-            let samples: Vec<String> =
-                points[split..].iter().rev().filter(|(_, _, p)| p.action == alarm.action).take(10).map(|(_, id, _)| id.clone()).collect();
+            let samples: Vec<String> = points[split..]
+                .iter()
+                .rev()
+                .filter(|(_, _, p)| p.action == alarm.action)
+                .take(10)
+                .map(|(_, id, _)| id.clone())
+                .collect();
             let evidence = json!({
                 "alarm": {"action": alarm.action, "kind": alarm.kind.as_str(), "summary": alarm.summary},
                 "statistics": stats,
@@ -71,8 +82,14 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
                 "config": cfg,
                 "sample_decisions": samples,
             });
-            state.store.record_event("drift.alarm", "drift-monitor", now, evidence.clone()).await?;
-            let mut review = Review::new(format!("Drift: {}", alarm.summary), ReviewSource::DriftAlarm);
+            state
+                .store
+                .record_event("drift.alarm", "drift-monitor", now, evidence.clone())
+                .await?;
+            let mut review = Review::new(
+                format!("Drift: {}", alarm.summary),
+                ReviewSource::DriftAlarm,
+            );
             review.description = format!(
                 "Opened automatically by the drift monitor at {now}. Compare the recent window ({cur_from} to {now}) with the reference before it; the evidence and sample decisions are attached."
             );
@@ -87,7 +104,10 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
                 agent: String::new(),
                 escalation: Escalation {
                     severity: Severity::High,
-                    reviewers: ["engineering", "product", "data_science", "ux", "soc_lead"].map(String::from).into_iter().collect(),
+                    reviewers: ["engineering", "product", "data_science", "ux", "soc_lead"]
+                        .map(String::from)
+                        .into_iter()
+                        .collect(),
                     approvals: 1,
                     sla: HumanDuration(7 * 24 * 3600),
                     fallback: Verdict::Deny,
@@ -109,7 +129,17 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
             opened.push(case.id);
         }
     }
-    let status = DriftStatus { evaluated_at: now, window: (cur_from, now), reference: (ref_from, cur_from), config: cfg, report, opened_reviews: opened };
-    *state.drift_status.write().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+    let status = DriftStatus {
+        evaluated_at: now,
+        window: (cur_from, now),
+        reference: (ref_from, cur_from),
+        config: cfg,
+        report,
+        opened_reviews: opened,
+    };
+    *state
+        .drift_status
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
     Ok(status)
 }

@@ -203,7 +203,10 @@ impl AppState {
 
     /// The latest drift evaluation, if one ran.
     pub fn drift_status(&self) -> Option<drift::DriftStatus> {
-        self.drift_status.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.drift_status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether the server is shutting down (long-polls return early).
@@ -310,7 +313,11 @@ async fn background(state: Arc<AppState>) {
             }
         }
     });
-    let drift_every = if state.config.drift_interval.is_zero() { Duration::from_secs(100 * 365 * 24 * 3600) } else { state.config.drift_interval };
+    let drift_every = if state.config.drift_interval.is_zero() {
+        Duration::from_secs(100 * 365 * 24 * 3600)
+    } else {
+        state.config.drift_interval
+    };
     let monitor = every(state.clone(), drift_every, |s| async move {
         if let Err(e) = drift::run_once(&s).await {
             tracing::warn!(error = %e, "drift evaluation failed; retrying");

@@ -660,8 +660,24 @@ pub async fn webhook_outbox(store: &dyn Store) {
     );
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].last_error.as_deref(), Some("connection refused"));
-    let e = store.record_event("drift.alarm", "system", Timestamp(3_002), json!({"action": "isolate_host"})).await.unwrap();
-    assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
+    // Floats that do not survive a naive print/parse round trip must still verify.
+    let awkward: Vec<f64> = (1..200)
+        .map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2)
+        .collect();
+    let data = json!({"action": "isolate_host", "p": 7.815303959546327e-12, "rates": [0.1440501043841336, 0.057667103538663174], "values": awkward});
+    let e = store
+        .record_event("drift.alarm", "system", Timestamp(3_002), data)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.verify_events().await.unwrap(),
+        None,
+        "float data verifies after a round trip"
+    );
+    assert_eq!(
+        (e.kind.as_str(), e.case_id.as_deref()),
+        ("drift.alarm", None)
+    );
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;

@@ -324,10 +324,20 @@ pub trait Store: Send + Sync + 'static {
     /// the first case whose row differs, if any.
     async fn verify_projections(&self) -> Result<Option<(String, String)>>;
     /// Append an event that belongs to no case (e.g. `drift.alarm`) to the audit log.
-    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
+    async fn record_event(
+        &self,
+        kind: &str,
+        actor: &str,
+        at: Timestamp,
+        data: serde_json::Value,
+    ) -> Result<Event>;
     /// Decisions with event time in `[from, to)`, oldest first, as drift
     /// detection sees them: (event time, decision id, point).
-    async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<(Timestamp, String, arbiter_core::drift::Point)>>;
+    async fn drift_points(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Timestamp, String, arbiter_core::drift::Point)>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
 

@@ -1007,9 +1007,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
+    async fn record_event(
+        &self,
+        kind: &str,
+        actor: &str,
+        at: Timestamp,
+        data: serde_json::Value,
+    ) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data)).await
+        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data))
+            .await
     }
 
     async fn drift_points(
