@@ -39,6 +39,9 @@ pub enum DemoCommand {
         /// Output file: `.csv` or `.jsonl`.
         #[arg(long)]
         out: PathBuf,
+        /// Generate the simulated SOC agent's decisions instead (JSON Lines then carry args and signals).
+        #[arg(long)]
+        soc: bool,
     },
 }
 
@@ -172,9 +175,17 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
         DemoCommand::Evaluate { seeds, rate, json } => evaluate(seeds, rate, json),
         DemoCommand::Generate {
             decisions,
+            seed,
+            out,
+            soc: true,
+            ..
+        } => generate_soc(decisions, seed, &out),
+        DemoCommand::Generate {
+            decisions,
             classes,
             seed,
             out,
+            soc: false,
         } => {
             if classes == 0 || classes > 10_000 {
                 bail!("--classes must be between 1 and 10000");
@@ -209,4 +220,56 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A labelled history of the simulated SOC agent (400 alerts an hour, no drift).
+fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<ExitCode> {
+    let rate = 400.0;
+    // enough simulated time for `decisions` proposals, then cut
+    let hours = (decisions as f64 / rate * 1.1).ceil() as i64 + 1;
+    let mut props = soc::Soc::run(
+        soc::SocConfig {
+            seed,
+            alerts_per_hour: rate,
+            ..Default::default()
+        },
+        hours * HOUR,
+    );
+    props.truncate(decisions);
+    let start = 1_780_000_000_000i64;
+    let jsonl = match out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => false,
+        Some("jsonl" | "ndjson") => true,
+        _ => bail!("{}: use a .csv or .jsonl file name", out.display()),
+    };
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    if !jsonl {
+        writeln!(w, "timestamp,action,confidence,correct")?;
+    }
+    for p in &props {
+        let ts = Timestamp(start + p.offset_ms);
+        if jsonl {
+            let v = serde_json::json!({"id": p.alert_id, "timestamp": ts.to_string(), "action": p.action["name"], "confidence": p.action["confidence"],
+                "correct": p.correct, "args": p.action["args"], "signals": p.action["signals"]});
+            serde_json::to_writer(&mut w, &v)?;
+            w.write_all(b"\n")?;
+        } else {
+            writeln!(
+                w,
+                "{ts},{},{},{}",
+                p.action["name"].as_str().unwrap_or(""),
+                p.action["confidence"],
+                u8::from(p.correct)
+            )?;
+        }
+    }
+    w.flush()?;
+    eprintln!(
+        "wrote {} simulated SOC decisions (seed {seed}) to {}",
+        props.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

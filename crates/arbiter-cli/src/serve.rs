@@ -42,6 +42,18 @@ pub struct ServeArgs {
     /// How often due webhook deliveries are sent, in milliseconds.
     #[arg(long, env = "ARBITER_WEBHOOK_INTERVAL_MS", default_value_t = 500)]
     pub webhook_interval_ms: u64,
+    /// Drift detection: length of the recent window.
+    #[arg(long, env = "ARBITER_DRIFT_WINDOW", default_value = "2h")]
+    pub drift_window: arbiter_core::HumanDuration,
+    /// Drift detection: length of the reference window before it.
+    #[arg(long, env = "ARBITER_DRIFT_REFERENCE", default_value = "12h")]
+    pub drift_reference: arbiter_core::HumanDuration,
+    /// Drift detection: how often to evaluate (`0s` turns it off).
+    #[arg(long, env = "ARBITER_DRIFT_INTERVAL", default_value = "5m")]
+    pub drift_interval: arbiter_core::HumanDuration,
+    /// Drift detection: PSI at or above which a confidence distribution has drifted.
+    #[arg(long, env = "ARBITER_DRIFT_PSI", default_value_t = 0.2)]
+    pub drift_psi: f64,
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -71,6 +83,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         claim_lease: Duration::from_secs(args.claim_lease.as_secs()),
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         webhook_interval: Duration::from_millis(args.webhook_interval_ms.max(10)),
+        drift: arbiter_core::drift::DriftConfig {
+            window_ms: args.drift_window.as_millis(),
+            reference_ms: args.drift_reference.as_millis(),
+            psi_alarm: args.drift_psi,
+            ..Default::default()
+        },
+        drift_interval: Duration::from_secs(args.drift_interval.as_secs()),
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {

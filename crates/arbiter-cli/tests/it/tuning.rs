@@ -49,6 +49,28 @@ fn generation_is_deterministic() {
     assert_ne!(a, c);
     let j = generate(dir.path(), "a.jsonl", "5");
     assert_eq!(std::fs::read_to_string(j).unwrap().lines().count(), 50_000);
+    // the simulated SOC agent's history, with arguments for backtests
+    let soc = |name: &str, seed: &str| {
+        let p = dir.path().join(name);
+        let (code, _, err) = run(&[
+            "demo",
+            "generate",
+            "--soc",
+            "--decisions",
+            "3000",
+            "--seed",
+            seed,
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(p).unwrap()
+    };
+    let (x, y) = (soc("s1.jsonl", "4"), soc("s2.jsonl", "4"));
+    assert_eq!(x, y);
+    assert_eq!(x.lines().count(), 3000);
+    let first: Value = serde_json::from_str(x.lines().next().unwrap()).unwrap();
+    assert!(first["args"].is_object() && first["signals"]["alert_type"].is_string());
 }
 
 #[test]
