@@ -39,19 +39,13 @@ fn open(db: &PathBuf) -> Result<SqliteStore> {
 
 /// Run an audit subcommand.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         match cmd {
             AuditCommand::Verify { db } => {
                 let store = open(&db)?;
                 let chain = store.verify_events().await?;
-                let cases = if chain.is_none() {
-                    store.verify_projections().await?
-                } else {
-                    None
-                };
+                let cases = if chain.is_none() { store.verify_projections().await? } else { None };
                 store.close();
                 match (chain, cases) {
                     (Some((seq, why)), _) => {
@@ -72,8 +66,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 let store = open(&db)?;
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
-                        std::fs::File::create(p)
-                            .with_context(|| format!("cannot create {}", p.display()))?,
+                        std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
                     )),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
                 };

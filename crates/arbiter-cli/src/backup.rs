@@ -22,16 +22,11 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     if !args.db.exists() {
         bail!("no store at {}", args.db.display());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let store = SqliteStore::open(&args.db)
-            .with_context(|| format!("cannot open the store at {}", args.db.display()))?;
-        store
-            .backup_to(&args.out)
-            .await
-            .with_context(|| format!("backup to {} failed", args.out.display()))?;
+        let store =
+            SqliteStore::open(&args.db).with_context(|| format!("cannot open the store at {}", args.db.display()))?;
+        store.backup_to(&args.out).await.with_context(|| format!("backup to {} failed", args.out.display()))?;
         store.close();
         anyhow::Ok(())
     })?;

@@ -159,9 +159,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     };
     let rt = crate::runtime()?;
     let tally = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(args.concurrency)
-            .build()?;
+        let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
         // With our own server, load it the way an agent would: with an agent key.
         let key = if _child.is_some() {
             let created: Value = client
@@ -173,24 +171,17 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                 .error_for_status()?
                 .json()
                 .await?;
-            created["key"]
-                .as_str()
-                .context("no key in the response")?
-                .to_string()
+            created["key"].as_str().context("no key in the response")?.to_string()
         } else {
             key
         };
         let started = Instant::now();
         let warm_until = started + Duration::from_secs(args.warmup.0);
         let end = warm_until + Duration::from_secs(args.duration.0);
-        let run_id = format!(
-            "{:x}",
-            started.elapsed().as_nanos() ^ std::process::id() as u128
-        );
+        let run_id = format!("{:x}", started.elapsed().as_nanos() ^ std::process::id() as u128);
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
-            let (client, url, key, run_id) =
-                (client.clone(), url.clone(), key.clone(), run_id.clone());
+            let (client, url, key, run_id) = (client.clone(), url.clone(), key.clone(), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut i = t as u64;
@@ -199,10 +190,8 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                     if sent >= end {
                         break;
                     }
-                    let body = serde_json::to_vec(
-                        &json!({"action": action_for(i), "trace_id": format!("bench-{t}")}),
-                    )
-                    .unwrap_or_default();
+                    let body = serde_json::to_vec(&json!({"action": action_for(i), "trace_id": format!("bench-{t}")}))
+                        .unwrap_or_default();
                     let res = client
                         .post(format!("{url}/v1/decisions"))
                         .bearer_auth(&key)
@@ -212,9 +201,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                         .send()
                         .await;
                     let outcome = match res {
-                        Ok(r) if r.status().is_success() => {
-                            r.json::<Value>().await.map_err(|e| e.to_string())
-                        }
+                        Ok(r) if r.status().is_success() => r.json::<Value>().await.map_err(|e| e.to_string()),
                         Ok(r) => {
                             let status = r.status();
                             Err(format!("{status}: {}", r.text().await.unwrap_or_default()))
@@ -228,9 +215,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                     }
                     match outcome {
                         Ok(v) => {
-                            tally
-                                .latencies_us
-                                .push((done - sent).as_micros().min(u32::MAX as u128) as u32);
+                            tally.latencies_us.push((done - sent).as_micros().min(u32::MAX as u128) as u32);
                             match v["verdict"].as_str() {
                                 Some("allow") => tally.allow += 1,
                                 Some("escalate") => tally.escalate += 1,
@@ -266,12 +251,8 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     let secs = args.duration.0 as f64;
     let ok = lat.len() as u64;
     let rate = ok as f64 / secs;
-    let (p50, p90, p99, max) = (
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.9),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
-    );
+    let (p50, p90, p99, max) =
+        (percentile(&lat, 0.5), percentile(&lat, 0.9), percentile(&lat, 0.99), percentile(&lat, 1.0));
     if args.json {
         println!(
             "{}",
@@ -280,10 +261,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                 "allow": tally.allow, "escalate": tally.escalate, "deny": tally.deny, "errors": tally.errors})
         );
     } else {
-        println!(
-            "arbiter bench decide: {} connections for {} against {url}",
-            args.concurrency, args.duration
-        );
+        println!("arbiter bench decide: {} connections for {} against {url}", args.concurrency, args.duration);
         println!(
             "decisions: {ok} (allow {}, escalate {}, deny {}), errors: {}",
             tally.allow, tally.escalate, tally.deny, tally.errors
@@ -294,9 +272,5 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if let Some(e) = tally.first_error {
         eprintln!("first error: {e}");
     }
-    Ok(if tally.errors == 0 && ok > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if tally.errors == 0 && ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

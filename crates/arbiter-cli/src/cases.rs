@@ -87,11 +87,7 @@ fn print_case(c: &Value) {
         c["state"].as_str().unwrap_or("")
     );
     if let Some(claim) = c["claim"].as_object() {
-        println!(
-            "claimed by {} until {}",
-            claim["by"].as_str().unwrap_or(""),
-            claim["until"].as_str().unwrap_or("")
-        );
+        println!("claimed by {} until {}", claim["by"].as_str().unwrap_or(""), claim["until"].as_str().unwrap_or(""));
     }
 }
 
@@ -99,12 +95,7 @@ fn print_case(c: &Value) {
 pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
     let api = Api::new(api)?;
     match cmd {
-        CasesCommand::List {
-            all,
-            kind,
-            state,
-            json,
-        } => {
+        CasesCommand::List { all, kind, state, json } => {
             if all {
                 let mut q = vec![];
                 if let Some(k) = kind {
@@ -123,10 +114,7 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                     "CASE", "KIND", "STATE", "SEVERITY", "ACTION"
                 );
                 for c in cases.as_array().into_iter().flatten() {
-                    let title = c["review"]["title"]
-                        .as_str()
-                        .or(c["agent"].as_str())
-                        .unwrap_or("");
+                    let title = c["review"]["title"].as_str().or(c["agent"].as_str()).unwrap_or("");
                     println!(
                         "{:<38} {:<9} {:<8} {:<9} {:<16} {}",
                         s(c, "id"),
@@ -155,15 +143,9 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             );
             for i in items {
                 let c = &i["case"];
-                let conf = c["confidence"]
-                    .as_f64()
-                    .map_or("-".into(), |v| format!("{v:.2}"));
-                let reasons: Vec<&str> = i["reasons"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let conf = c["confidence"].as_f64().map_or("-".into(), |v| format!("{v:.2}"));
+                let reasons: Vec<&str> =
+                    i["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                 println!(
                     "{:>3} {:<38} {:<9} {:<14} {:<14} {:>5} {:>8}  {}",
                     i["position"],
@@ -197,21 +179,11 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             print_case(&case);
             if !decision.is_null() {
                 let a = &decision["action"];
-                println!(
-                    "\nproposed by {}: {} {}",
-                    s(&decision, "agent"),
-                    s(a, "name"),
-                    a["args"]
-                );
+                println!("\nproposed by {}: {} {}", s(&decision, "agent"), s(a, "name"), a["args"]);
                 println!("confidence {}  signals {}", a["confidence"], a["signals"]);
                 println!("why escalated: {}", s(&decision, "explanation"));
                 for t in decision["triggers"].as_array().into_iter().flatten() {
-                    println!(
-                        "  - {} ({}): {}",
-                        s(t, "name"),
-                        s(t, "verdict"),
-                        s(t, "reason")
-                    );
+                    println!("  - {} ({}): {}", s(t, "name"), s(t, "verdict"), s(t, "reason"));
                 }
                 let e = &case["escalation"];
                 println!(
@@ -231,10 +203,7 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                 println!("  {}  {:<26} {}", s(e, "at"), s(e, "kind"), s(e, "actor"));
             }
             if chain.as_array().is_some_and(|c| c.len() > 1) {
-                println!(
-                    "\ndecision chain ({} decisions in the same trace):",
-                    chain.as_array().map_or(0, Vec::len)
-                );
+                println!("\ndecision chain ({} decisions in the same trace):", chain.as_array().map_or(0, Vec::len));
                 for d in chain.as_array().into_iter().flatten() {
                     println!(
                         "  {}  {:<14} {:<9} {}",
@@ -249,23 +218,13 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
         CasesCommand::Claim { id, lease } => {
             let body = lease.map_or(json!({}), |l| json!({"lease": l}));
             let c = api.post(&format!("/v1/cases/{id}/claim"), &body)?;
-            println!(
-                "claimed {id} until {}",
-                c["claim"]["until"].as_str().unwrap_or("?")
-            );
+            println!("claimed {id} until {}", c["claim"]["until"].as_str().unwrap_or("?"));
         }
         CasesCommand::Release { id } => {
             api.post(&format!("/v1/cases/{id}/release"), &json!({}))?;
             println!("released {id}");
         }
-        CasesCommand::Decide {
-            id,
-            approve,
-            reject,
-            modify,
-            rationale,
-            failure_modes,
-        } => {
+        CasesCommand::Decide { id, approve, reject, modify, rationale, failure_modes } => {
             let body = match (approve, reject, modify) {
                 (true, _, _) => {
                     json!({"decision": "approve", "rationale": rationale, "failure_modes": failure_modes})
@@ -280,24 +239,18 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             };
             let r = api.post(&format!("/v1/cases/{id}/decision"), &body)?;
             match r["decision"]["final"].as_object() {
-                Some(f) => println!(
-                    "decided {id}: {} (the agent has its answer)",
-                    f["verdict"].as_str().unwrap_or("?")
-                ),
+                Some(f) => {
+                    println!("decided {id}: {} (the agent has its answer)", f["verdict"].as_str().unwrap_or("?"))
+                }
                 None => println!(
                     "recorded your answer on {id}; {} of {} approvals so far",
-                    r["case"]["answers"]
-                        .as_array()
-                        .map_or(0, |a| a.iter().filter(|x| x["verdict"] == "allow").count()),
+                    r["case"]["answers"].as_array().map_or(0, |a| a.iter().filter(|x| x["verdict"] == "allow").count()),
                     r["case"]["escalation"]["approvals"]
                 ),
             }
         }
         CasesCommand::Comment { id, text, role } => {
-            api.post(
-                &format!("/v1/cases/{id}/comments"),
-                &json!({"text": text, "role": role}),
-            )?;
+            api.post(&format!("/v1/cases/{id}/comments"), &json!({"text": text, "role": role}))?;
             println!("commented on {id}");
         }
     }
@@ -310,10 +263,5 @@ pub fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 fn list(v: &Value) -> String {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    v.as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
 }

@@ -8,12 +8,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// Arbiter server.
-    #[arg(
-        long,
-        env = "ARBITER_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "ARBITER_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
     /// API key (reviewer or admin).
     #[arg(long, env = "ARBITER_KEY", hide_env_values = true, global = true)]
@@ -32,19 +27,10 @@ impl Api {
     /// Connect (lazily) with the given arguments.
     pub fn new(args: &ApiArgs) -> Result<Api> {
         let Some(key) = args.key.clone() else {
-            bail!(
-                "no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)"
-            );
+            bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(Api {
-            url: args.url.trim_end_matches('/').to_string(),
-            key,
-            http: reqwest::Client::new(),
-            rt,
-        })
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Api { url: args.url.trim_end_matches('/').to_string(), key, http: reqwest::Client::new(), rt })
     }
 
     fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
@@ -56,19 +42,13 @@ impl Api {
                 .with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
             let status = r.status();
             let text = r.text().await?;
-            let body: Value = if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            };
+            let body: Value =
+                if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
             if status.is_success() {
                 return Ok(body);
             }
             let detail = body["detail"].as_str().unwrap_or("");
-            let field = body["field"]
-                .as_str()
-                .map(|f| format!(" (field `{f}`)"))
-                .unwrap_or_default();
+            let field = body["field"].as_str().map(|f| format!(" (field `{f}`)")).unwrap_or_default();
             match body["code"].as_str() {
                 Some(code) => bail!("{} {code}: {detail}{field}", status.as_u16()),
                 None => bail!("{status}: {body}"),
@@ -90,8 +70,7 @@ impl Api {
 /// Parse a JSON argument, or read it from a file when it starts with `@`.
 pub fn json_arg(what: &str, raw: &str) -> Result<Value> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {what} file {path}"))?,
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {what} file {path}"))?,
         None => raw.to_string(),
     };
     serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON"))

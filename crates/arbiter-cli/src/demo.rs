@@ -85,8 +85,7 @@ pub fn timed_points(
 }
 
 fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
-    let policy =
-        arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = drift::DriftConfig::default();
     let warm = cfg.window_ms + cfg.reference_ms;
     let step = 15 * 60_000;
@@ -118,11 +117,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
         }
         // a week without drift
         let week = soc::Soc::run(
-            soc::SocConfig {
-                seed: 1000 + seed,
-                alerts_per_hour: rate,
-                ..Default::default()
-            },
+            soc::SocConfig { seed: 1000 + seed, alerts_per_hour: rate, ..Default::default() },
             warm + 7 * 24 * HOUR,
         );
         let wpts = timed_points(&week, &policy, 0);
@@ -153,9 +148,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
             println!(
                 "seed {:>3}: detected after {:>5} ({}), false alarms: {} before drift, {} in a clean week",
                 r["seed"],
-                r["detection_delay_hours"]
-                    .as_f64()
-                    .map_or("never".into(), |d| format!("{d:.2}h")),
+                r["detection_delay_hours"].as_f64().map_or("never".into(), |d| format!("{d:.2}h")),
                 r["first_alarm"].as_str().unwrap_or("-"),
                 r["false_alarms_before_drift"],
                 r["false_alarms_in_clean_week"]
@@ -173,26 +166,13 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
 pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
     match cmd {
         DemoCommand::Evaluate { seeds, rate, json } => evaluate(seeds, rate, json),
-        DemoCommand::Generate {
-            decisions,
-            seed,
-            out,
-            soc: true,
-            ..
-        } => generate_soc(decisions, seed, &out),
-        DemoCommand::Generate {
-            decisions,
-            classes,
-            seed,
-            out,
-            soc: false,
-        } => {
+        DemoCommand::Generate { decisions, seed, out, soc: true, .. } => generate_soc(decisions, seed, &out),
+        DemoCommand::Generate { decisions, classes, seed, out, soc: false } => {
             if classes == 0 || classes > 10_000 {
                 bail!("--classes must be between 1 and 10000");
             }
             let h = synthetic(decisions, classes, seed);
-            let file = std::fs::File::create(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
+            let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             match out.extension().and_then(|e| e.to_str()) {
                 Some("csv") => history::write_csv(&h, &mut w)?,
@@ -213,10 +193,7 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
                 _ => bail!("{}: use a .csv or .jsonl file name", out.display()),
             }
             w.flush()?;
-            eprintln!(
-                "wrote {decisions} decisions over {classes} action classes (seed {seed}) to {}",
-                out.display()
-            );
+            eprintln!("wrote {decisions} decisions over {classes} action classes (seed {seed}) to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -227,14 +204,7 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
     let rate = 400.0;
     // enough simulated time for `decisions` proposals, then cut
     let hours = (decisions as f64 / rate * 1.1).ceil() as i64 + 1;
-    let mut props = soc::Soc::run(
-        soc::SocConfig {
-            seed,
-            alerts_per_hour: rate,
-            ..Default::default()
-        },
-        hours * HOUR,
-    );
+    let mut props = soc::Soc::run(soc::SocConfig { seed, alerts_per_hour: rate, ..Default::default() }, hours * HOUR);
     props.truncate(decisions);
     let start = 1_780_000_000_000i64;
     let jsonl = match out.extension().and_then(|e| e.to_str()) {
@@ -242,8 +212,7 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
         Some("jsonl" | "ndjson") => true,
         _ => bail!("{}: use a .csv or .jsonl file name", out.display()),
     };
-    let file =
-        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     if !jsonl {
         writeln!(w, "timestamp,action,confidence,correct")?;
@@ -266,10 +235,6 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
         }
     }
     w.flush()?;
-    eprintln!(
-        "wrote {} simulated SOC decisions (seed {seed}) to {}",
-        props.len(),
-        out.display()
-    );
+    eprintln!("wrote {} simulated SOC decisions (seed {seed}) to {}", props.len(), out.display());
     Ok(ExitCode::SUCCESS)
 }

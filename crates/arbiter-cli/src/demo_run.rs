@@ -87,14 +87,12 @@ fn hhmm(ms: i64) -> String {
 /// Run the demo.
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     crate::init_logging_quiet();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let db = args.data_dir.join("arbiter.db");
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", db.display()));
         if p.exists() {
-            std::fs::remove_file(&p)
-                .with_context(|| format!("cannot replace the old demo store {}", p.display()))?;
+            std::fs::remove_file(&p).with_context(|| format!("cannot replace the old demo store {}", p.display()))?;
         }
     }
     crate::runtime()?.block_on(demo(args, db))
@@ -106,22 +104,14 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let real_now = arbiter_core::SystemClock.now();
     let start = Timestamp(real_now.0 - args.hours * HOUR);
     let clock = Arc::new(ManualClock::new(start));
-    let config = Config {
-        drift_interval: Duration::ZERO,
-        ..Config::default()
-    };
+    let config = Config { drift_interval: Duration::ZERO, ..Config::default() };
     let state = AppState::new(store.clone(), config, clock.clone()).await?;
     let boot = arbiter_server::bootstrap(&state, Some(crate::SOC_POLICY)).await?;
-    let admin = boot
-        .admin_key
-        .context("a fresh store prints an admin key")?;
+    let admin = boot.admin_key.context("a fresh store prints an admin key")?;
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "note: cannot listen on {} ({e}); using a free port instead",
-                args.listen
-            );
+            eprintln!("note: cannot listen on {} ({e}); using a free port instead", args.listen);
             tokio::net::TcpListener::bind("127.0.0.1:0").await?
         }
     };
@@ -160,18 +150,9 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         ])
         .collect();
     for (name, tags) in &pool {
-        reviewers.push(Reviewer {
-            name,
-            key: key(name, "reviewer", tags).await?,
-            busy_until: 0,
-            working: None,
-        });
+        reviewers.push(Reviewer { name, key: key(name, "reviewer", tags).await?, busy_until: 0, working: None });
     }
-    let lead_key = reviewers
-        .iter()
-        .find(|r| r.name == "lee")
-        .map(|r| r.key.clone())
-        .unwrap_or_default();
+    let lead_key = reviewers.iter().find(|r| r.name == "lee").map(|r| r.key.clone()).unwrap_or_default();
     let drift = match args.drift {
         DriftArg::OverIsolation => DriftMode::OverIsolation,
         DriftArg::ConfidenceSlide => DriftMode::ConfidenceSlide,
@@ -180,19 +161,10 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let drift_at = args.drift_at * HOUR;
     let total = args.hours * HOUR;
     let proposals = Soc::run(
-        SocConfig {
-            seed: args.seed,
-            alerts_per_hour: args.rate,
-            drift,
-            drift_at_ms: drift_at,
-            ..SocConfig::default()
-        },
+        SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at, ..SocConfig::default() },
         total,
     );
-    println!(
-        "Arbiter demo: a simulated security operations center, {} hours, seed {}",
-        args.hours, args.seed
-    );
+    println!("Arbiter demo: a simulated security operations center, {} hours, seed {}", args.hours, args.seed);
     println!("  server:     {url}   (store: {})", db.display());
     println!(
         "  policy:     soc-triage, {} triggers (examples/policies/soc.yaml)",
@@ -206,12 +178,8 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         args.rate,
         match drift {
             DriftMode::None => "no drift injected".to_string(),
-            DriftMode::OverIsolation => format!(
-                "the agent starts over-isolating hosts at {}",
-                hhmm(drift_at)
-            ),
-            DriftMode::ConfidenceSlide =>
-                format!("the agent's confidence slides from {}", hhmm(drift_at)),
+            DriftMode::OverIsolation => format!("the agent starts over-isolating hosts at {}", hhmm(drift_at)),
+            DriftMode::ConfidenceSlide => format!("the agent's confidence slides from {}", hhmm(drift_at)),
         }
     );
     println!();
@@ -240,11 +208,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
             let d = r.context("the agent's proposal failed")?;
             let verdict = d["verdict"].as_str().unwrap_or("?").to_string();
             *tally.by_verdict.entry(verdict.clone()).or_default() += 1;
-            let slot = if p.offset_ms < drift_at {
-                &mut tally.escalated_before
-            } else {
-                &mut tally.escalated_after
-            };
+            let slot = if p.offset_ms < drift_at { &mut tally.escalated_before } else { &mut tally.escalated_after };
             slot.1 += 1;
             if verdict == "escalate" {
                 slot.0 += 1;
@@ -252,11 +216,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
                     truth.insert(c.to_string(), (p.correct, p.action["args"].clone()));
                 }
             }
-            labels.push_back((
-                p.offset_ms + 30 * MIN,
-                d["id"].as_str().unwrap_or_default().to_string(),
-                p.correct,
-            ));
+            labels.push_back((p.offset_ms + 30 * MIN, d["id"].as_str().unwrap_or_default().to_string(), p.correct));
         }
         // 2. outcome labels arrive 30 minutes later
         let mut due = Vec::new();
@@ -264,7 +224,10 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
             due.push(labels.pop_front().expect("checked"));
         }
         futures_util::future::join_all(due.iter().map(|(_, id, ok)| {
-            http.post(format!("{url}/v1/decisions/{id}/outcome")).bearer_auth(&agent).json(&json!({"correct": ok, "label": if *ok { "confirmed" } else { "wrong_action" }})).send()
+            http.post(format!("{url}/v1/decisions/{id}/outcome"))
+                .bearer_auth(&agent)
+                .json(&json!({"correct": ok, "label": if *ok { "confirmed" } else { "wrong_action" }}))
+                .send()
         }))
         .await;
         // 3. reviewers finish and pick up work from their queues
@@ -288,35 +251,19 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
                 } else {
                     json!({"decision": "reject", "rationale": "the evidence does not support this action"})
                 };
-                let res = http
-                    .post(format!("{url}/v1/cases/{case}/decision"))
-                    .bearer_auth(&r.key)
-                    .json(&body)
-                    .send()
-                    .await?;
+                let res =
+                    http.post(format!("{url}/v1/cases/{case}/decision")).bearer_auth(&r.key).json(&body).send().await?;
                 if res.status().is_success() {
                     tally.answered += 1;
                     tally.modified += u64::from(modify);
                 }
             }
             if r.working.is_none() && r.busy_until <= t {
-                let q: Value = http
-                    .get(format!("{url}/v1/queue"))
-                    .bearer_auth(&r.key)
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                let top = q["items"]
-                    .as_array()
-                    .and_then(|i| i.iter().find(|i| i["case"]["claim"].is_null()).cloned());
+                let q: Value = http.get(format!("{url}/v1/queue")).bearer_auth(&r.key).send().await?.json().await?;
+                let top = q["items"].as_array().and_then(|i| i.iter().find(|i| i["case"]["claim"].is_null()).cloned());
                 if let Some(item) = top {
                     let case = item["case"]["id"].as_str().unwrap_or_default().to_string();
-                    let res = http
-                        .post(format!("{url}/v1/cases/{case}/claim"))
-                        .bearer_auth(&r.key)
-                        .send()
-                        .await?;
+                    let res = http.post(format!("{url}/v1/cases/{case}/claim")).bearer_auth(&r.key).send().await?;
                     if res.status().is_success() {
                         let took = (rng.lognormal(4.0, 0.5) * MIN as f64) as i64;
                         r.working = Some((case, t + took.max(MIN)));
@@ -330,22 +277,13 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         if t % (15 * MIN) == 0 && t > 0 {
             let status = arbiter_server::drift::run_once(&state).await?;
             for a in &status.report.alarms {
-                if !alarms
-                    .iter()
-                    .any(|(_, x)| x["action"] == a.action && x["kind"] == a.kind.as_str())
-                {
+                if !alarms.iter().any(|(_, x)| x["action"] == a.action && x["kind"] == a.kind.as_str()) {
                     println!("[{}] drift alarm: {}", hhmm(t), a.summary);
-                    alarms.push((
-                        t,
-                        json!({"action": a.action, "kind": a.kind.as_str(), "summary": a.summary}),
-                    ));
+                    alarms.push((t, json!({"action": a.action, "kind": a.kind.as_str(), "summary": a.summary})));
                 }
             }
             for id in &status.opened_reviews {
-                println!(
-                    "[{}] review case: {id} opened with the evidence attached",
-                    hhmm(t)
-                );
+                println!("[{}] review case: {id} opened with the evidence attached", hhmm(t));
                 reviews.push(id.clone());
             }
         }
@@ -363,11 +301,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
     let (tiers, fallbacks) = count_sla_events(&store).await?;
     println!();
-    println!(
-        "Replayed {} simulated hours in {:.1} s.",
-        args.hours,
-        wall.elapsed().as_secs_f64()
-    );
+    println!("Replayed {} simulated hours in {:.1} s.", args.hours, wall.elapsed().as_secs_f64());
     println!(
         "Decisions: {n}: allowed {} ({:.1}%), escalated {} ({:.1}%), denied {} ({:.1}%)",
         get("allow"),
@@ -401,15 +335,10 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     if let Some(first) = reviews.first() {
         println!("\nLook closer (the server is at {url}):");
         println!("  export ARBITER_URL={url} ARBITER_KEY={lead_key}");
-        println!(
-            "  arbiter reviews show {first}          # the drift review case and its evidence"
-        );
+        println!("  arbiter reviews show {first}          # the drift review case and its evidence");
         println!("  arbiter cases list                        # the lead's queue");
         println!("  curl -s $ARBITER_URL/v1/drift -H \"Authorization: Bearer $ARBITER_KEY\"");
-        println!(
-            "  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05",
-            db.display()
-        );
+        println!("  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05", db.display());
         println!("  arbiter audit verify --db {}", db.display());
     }
     let code = if alarms.iter().any(|(at, _)| *at >= drift_at) || matches!(drift, DriftMode::None) {
@@ -449,14 +378,8 @@ async fn count_sla_events(store: &SqliteStore) -> Result<(u64, u64)> {
         let page = store.events(after, 10_000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        tiers += page
-            .iter()
-            .filter(|e| e.kind == "case.tier_escalated")
-            .count() as u64;
-        fallbacks += page
-            .iter()
-            .filter(|e| e.kind == "case.fallback_applied")
-            .count() as u64;
+        tiers += page.iter().filter(|e| e.kind == "case.tier_escalated").count() as u64;
+        fallbacks += page.iter().filter(|e| e.kind == "case.fallback_applied").count() as u64;
     }
     Ok((tiers, fallbacks))
 }

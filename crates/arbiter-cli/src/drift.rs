@@ -41,10 +41,7 @@ pub fn run(cmd: DriftCommand, api: &ApiArgs) -> Result<ExitCode> {
         s["reference"][1].as_str().unwrap_or("?"),
         s["report"]["reference_decisions"]
     );
-    println!(
-        "{:<18} {:>17} {:>17} {:>17} {:>6} {:>6}",
-        "ACTION", "SHARE", "ESCALATED", "WRONG", "PSI", "KS D"
-    );
+    println!("{:<18} {:>17} {:>17} {:>17} {:>6} {:>6}", "ACTION", "SHARE", "ESCALATED", "WRONG", "PSI", "KS D");
     for c in s["report"]["classes"].as_array().into_iter().flatten() {
         println!(
             "{:<18} {:>17} {:>17} {:>17} {:>6} {:>6}",
@@ -53,15 +50,10 @@ pub fn run(cmd: DriftCommand, api: &ApiArgs) -> Result<ExitCode> {
             rate(&c["escalation_rate"]),
             rate(&c["error_rate"]),
             c["psi"].as_f64().map_or("-".into(), |p| format!("{p:.2}")),
-            c["ks"][0]
-                .as_f64()
-                .map_or("-".into(), |d| format!("{d:.2}"))
+            c["ks"][0].as_f64().map_or("-".into(), |d| format!("{d:.2}"))
         );
     }
-    let alarms = s["report"]["alarms"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let alarms = s["report"]["alarms"].as_array().cloned().unwrap_or_default();
     if alarms.is_empty() {
         println!("no alarms");
     }

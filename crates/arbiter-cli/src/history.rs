@@ -28,10 +28,7 @@ fn is_jsonl(p: &Path) -> Result<bool> {
     match p.extension().and_then(|e| e.to_str()) {
         Some("csv") => Ok(false),
         Some("jsonl" | "ndjson" | "json") => Ok(true),
-        _ => bail!(
-            "{}: name the format by the extension: .csv or .jsonl",
-            p.display()
-        ),
+        _ => bail!("{}: name the format by the extension: .csv or .jsonl", p.display()),
     }
 }
 
@@ -43,12 +40,9 @@ fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision
     if !db.exists() {
         bail!("no store at {}", db.display());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let store = SqliteStore::open(db)
-            .with_context(|| format!("cannot open the store at {}", db.display()))?;
+        let store = SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))?;
         let d = store.labelled_decisions(limit).await?;
         store.close();
         Ok(d)
@@ -61,20 +55,13 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         (Some(p), _) => {
             let jsonl = is_jsonl(p)?;
             let text = read(p)?;
-            let parsed = if jsonl {
-                history::parse_jsonl(&text)
-            } else {
-                history::parse_csv(&text)
-            };
+            let parsed = if jsonl { history::parse_jsonl(&text) } else { history::parse_csv(&text) };
             parsed.map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
         (None, Some(db)) => {
             let mut h = History::default();
             for d in store_decisions(db, args.limit)? {
-                let o = d
-                    .outcome
-                    .as_ref()
-                    .expect("labelled decisions have outcomes");
+                let o = d.outcome.as_ref().expect("labelled decisions have outcomes");
                 h.push(&history::Row {
                     timestamp: d.event_time,
                     action: &d.action.name,
@@ -105,22 +92,12 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
                 if line.trim().is_empty() {
                     continue;
                 }
-                let v: Value = serde_json::from_str(line)
-                    .with_context(|| format!("{}: line {}", p.display(), i + 1))?;
+                let v: Value =
+                    serde_json::from_str(line).with_context(|| format!("{}: line {}", p.display(), i + 1))?;
                 // validate the row the same way tuning does
-                let row = history::parse_jsonl(line).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: line {}: {}: {}",
-                        p.display(),
-                        i + 1,
-                        e.field,
-                        e.message
-                    )
-                })?;
-                let id = v
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("line {}", i + 1), str::to_string);
+                let row = history::parse_jsonl(line)
+                    .map_err(|e| anyhow::anyhow!("{}: line {}: {}: {}", p.display(), i + 1, e.field, e.message))?;
+                let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line {}", i + 1), str::to_string);
                 let ts = Timestamp(row.timestamp[0]);
                 f(
                     &Replay {

@@ -62,22 +62,13 @@ fn open(db: &PathBuf) -> Result<SqliteStore> {
 
 /// Run a key subcommand.
 pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         match cmd {
-            KeysCommand::Create {
-                db,
-                name,
-                role,
-                tags,
-                quiet,
-            } => {
+            KeysCommand::Create { db, name, role, tags, quiet } => {
                 let store = open(&db)?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
-                arbiter_server::auth::validate_key_fields(&name, &tags)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                arbiter_server::auth::validate_key_fields(&name, &tags).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let key = arbiter_server::auth::generate_key(&name, role, tags, SystemClock.now())
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 store.create_key(key.record.clone()).await?;
@@ -85,10 +76,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 if quiet {
                     println!("{}", key.secret);
                 } else {
-                    println!(
-                        "created {} key {} for {:?}",
-                        key.record.role, key.record.id, key.record.name
-                    );
+                    println!("created {} key {} for {:?}", key.record.role, key.record.id, key.record.name);
                     println!("key: {}", key.secret);
                     println!("(shown once: Arbiter stores only its SHA-256 digest)");
                 }
@@ -100,24 +88,14 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&keys)?);
                 } else {
-                    println!(
-                        "{:<14} {:<9} {:<24} {:<24} STATUS",
-                        "ID", "ROLE", "NAME", "TAGS"
-                    );
+                    println!("{:<14} {:<9} {:<24} {:<24} STATUS", "ID", "ROLE", "NAME", "TAGS");
                     for k in keys {
                         let tags: Vec<&str> = k.tags.iter().map(String::as_str).collect();
                         let status = match k.revoked_at {
                             Some(t) => format!("revoked {t}"),
                             None => format!("active since {}", k.created_at),
                         };
-                        println!(
-                            "{:<14} {:<9} {:<24} {:<24} {}",
-                            k.id,
-                            k.role,
-                            k.name,
-                            tags.join(","),
-                            status
-                        );
+                        println!("{:<14} {:<9} {:<24} {:<24} {}", k.id, k.role, k.name, tags.join(","), status);
                     }
                 }
             }

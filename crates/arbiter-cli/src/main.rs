@@ -95,13 +95,8 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Tune(args) => tune::run(args),
         Command::Simulate(args) => simulate::run(args),
-        Command::Demo {
-            command: Some(cmd), ..
-        } => demo::run(cmd),
-        Command::Demo {
-            command: None,
-            args,
-        } => demo_run::run(args),
+        Command::Demo { command: Some(cmd), .. } => demo::run(cmd),
+        Command::Demo { command: None, args } => demo_run::run(args),
         Command::Cases { command, api } => cases::run(command, &api),
         Command::Reviews { command, api } => reviews::run(command, &api),
         Command::Audit(cmd) => audit::run(cmd),
@@ -122,27 +117,17 @@ fn main() -> ExitCode {
 
 /// A multi-threaded tokio runtime for the commands that need one.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// Log to stderr at `error` unless `RUST_LOG` says otherwise (for commands with their own output).
 fn init_logging_quiet() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Log to stderr at `info` unless `RUST_LOG` says otherwise.
 fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

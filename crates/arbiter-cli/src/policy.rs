@@ -58,36 +58,17 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { files } => check(&files),
-        PolicyCommand::Backtest {
-            file,
-            history,
-            against,
-            json,
-        } => backtest(&file, &history, against.as_deref(), json),
-        PolicyCommand::Eval {
-            file,
-            action,
-            context,
-            agent,
-            trace_id,
-            json,
-        } => eval(
-            &file,
-            &action,
-            context.as_deref(),
-            &agent,
-            trace_id.as_deref(),
-            json,
-        ),
+        PolicyCommand::Backtest { file, history, against, json } => backtest(&file, &history, against.as_deref(), json),
+        PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
+            eval(&file, &action, context.as_deref(), &agent, trace_id.as_deref(), json)
+        }
     }
 }
 
 /// Read and compile a policy file, with every error rendered against its path.
 pub fn load(file: &Path) -> Result<Policy> {
-    let src =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Policy::parse(&src)
-        .map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
+    let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Policy::parse(&src).map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
 }
 
 fn check(files: &[PathBuf]) -> Result<ExitCode> {
@@ -114,17 +95,12 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
             },
         }
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn json_arg(what: &str, raw: &str) -> Result<Value> {
     let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read --{what} file {path}"))?,
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read --{what} file {path}"))?,
         None => raw.to_string(),
     };
     serde_json::from_str(&text).with_context(|| format!("--{what} is not valid JSON"))
@@ -164,10 +140,7 @@ fn eval(
     };
     let ev = policy.evaluate(&env);
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?
-        );
+        println!("{}", serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("verdict: {}", ev.verdict);
@@ -196,10 +169,7 @@ fn eval(
         }
     }
     for e in &ev.condition_errors {
-        println!(
-            "condition error (trigger counted as not fired): {}: {}",
-            e.trigger, e.message
-        );
+        println!("condition error (trigger counted as not fired): {}: {}", e.trigger, e.message);
     }
     println!("policy: {} ({})", policy.name(), &policy.hash()[..12]);
     Ok(ExitCode::SUCCESS)
@@ -236,15 +206,7 @@ fn backtest(
     };
     println!(
         "{:<10} {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "",
-        "POLICY",
-        "DECISIONS",
-        "ESCALATED",
-        "DENIED",
-        "AUTO-ERR",
-        "CAUGHT",
-        "MISSED",
-        "RIGHT-DENIED"
+        "", "POLICY", "DECISIONS", "ESCALATED", "DENIED", "AUTO-ERR", "CAUGHT", "MISSED", "RIGHT-DENIED"
     );
     row("new", &report.new);
     if let Some(cur) = &report.current {

@@ -79,13 +79,7 @@ pub enum ReviewsCommand {
 pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
     let api = Api::new(api)?;
     match cmd {
-        ReviewsCommand::Open {
-            title,
-            description,
-            from_case,
-            decisions,
-            traces,
-        } => {
+        ReviewsCommand::Open { title, description, from_case, decisions, traces } => {
             let r = api.post("/v1/reviews", &json!({"title": title, "description": description, "from_case": from_case, "decision_ids": decisions, "trace_ids": traces}))?;
             println!("opened review {}", s(&r, "id"));
         }
@@ -97,12 +91,7 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
             }
             let c = &v["case"];
             let r = &c["review"];
-            println!(
-                "review {}: {}  [{}]",
-                s(c, "id"),
-                s(r, "title"),
-                s(c, "state")
-            );
+            println!("review {}: {}  [{}]", s(c, "id"), s(r, "title"), s(c, "state"));
             for e in r["entries"].as_array().into_iter().flatten() {
                 println!(
                     "  {} by {} ({}) at {}: {}",
@@ -125,63 +114,31 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
                 );
             }
             for cm in c["comments"].as_array().into_iter().flatten() {
-                println!(
-                    "  comment by {} ({}): {}",
-                    s(cm, "by"),
-                    cm["role"].as_str().unwrap_or("-"),
-                    s(cm, "text")
-                );
+                println!("  comment by {} ({}): {}", s(cm, "by"), cm["role"].as_str().unwrap_or("-"), s(cm, "text"));
             }
-            let missing: Vec<&str> = v["missing"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let missing: Vec<&str> = v["missing"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             if missing.is_empty() {
                 println!("ready to close");
             } else {
                 println!("missing before it can close: {}", missing.join("; "));
             }
-            println!(
-                "decision chain: {} decision(s)",
-                v["chain"].as_array().map_or(0, Vec::len)
-            );
+            println!("decision chain: {} decision(s)", v["chain"].as_array().map_or(0, Vec::len));
         }
-        ReviewsCommand::Stage {
-            id,
-            stage,
-            fields,
-            role,
-            rationale,
-        } => {
+        ReviewsCommand::Stage { id, stage, fields, role, rationale } => {
             let mut body = json_arg("FIELDS", &fields)?;
-            let Some(obj) = body.as_object_mut() else {
-                bail!("FIELDS must be a JSON object")
-            };
+            let Some(obj) = body.as_object_mut() else { bail!("FIELDS must be a JSON object") };
             obj.insert("stage".into(), json!(stage));
             obj.insert("role".into(), json!(role));
             obj.insert("rationale".into(), json!(rationale));
             api.post(&format!("/v1/reviews/{id}/stages"), &body)?;
             println!("recorded {stage} on {id}");
         }
-        ReviewsCommand::Intervention {
-            id,
-            index,
-            status,
-            note,
-        } => {
-            api.post(
-                &format!("/v1/reviews/{id}/interventions/{index}"),
-                &json!({"status": status, "note": note}),
-            )?;
+        ReviewsCommand::Intervention { id, index, status, note } => {
+            api.post(&format!("/v1/reviews/{id}/interventions/{index}"), &json!({"status": status, "note": note}))?;
             println!("intervention {index} of {id} is now {status}");
         }
         ReviewsCommand::Close { id, reason } => {
-            api.post(
-                &format!("/v1/reviews/{id}/close"),
-                &json!({"reason": reason}),
-            )?;
+            api.post(&format!("/v1/reviews/{id}/close"), &json!({"reason": reason}))?;
             println!("closed review {id}");
         }
     }

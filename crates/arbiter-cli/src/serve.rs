@@ -60,22 +60,18 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     crate::init_logging();
     let policy_source = match &args.policy {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read policy file {}", p.display()))?,
-        ),
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("cannot read policy file {}", p.display()))?)
+        }
         None => None,
     };
     if let (Some(path), Some(src)) = (&args.policy, &policy_source)
         && let Err(e) = arbiter_policy::Policy::parse(src)
     {
-        anyhow::bail!(
-            "the policy file has errors:\n{}",
-            e.render(&path.display().to_string())
-        );
+        anyhow::bail!("the policy file has errors:\n{}", e.render(&path.display().to_string()));
     }
-    let store = SqliteStore::open(&args.db)
-        .with_context(|| format!("cannot open the store at {}", args.db.display()))?;
+    let store =
+        SqliteStore::open(&args.db).with_context(|| format!("cannot open the store at {}", args.db.display()))?;
     let config = Config {
         max_body_bytes: args.max_body_bytes,
         max_wait: Duration::from_secs(args.max_wait_secs),

@@ -43,10 +43,7 @@ pub struct SimulateArgs {
 
 fn parse_hours(s: &str) -> Result<(u32, u32), String> {
     let (a, b) = s.split_once('-').ok_or("expected START-END, e.g. 8-18")?;
-    let (a, b): (u32, u32) = (
-        a.parse().map_err(|_| "bad start hour")?,
-        b.parse().map_err(|_| "bad end hour")?,
-    );
+    let (a, b): (u32, u32) = (a.parse().map_err(|_| "bad start hour")?, b.parse().map_err(|_| "bad end hour")?);
     if a >= b || b > 24 {
         return Err("hours must satisfy 0 ≤ START < END ≤ 24".into());
     }
@@ -83,10 +80,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         let ev = policy.evaluate(&env);
         if ev.verdict == Verdict::Escalate {
             let sla = ev.escalation.map_or(30 * 60_000, |e| e.sla.as_millis());
-            arrivals.push(Arrival {
-                at_ms: at.0,
-                sla_ms: sla,
-            });
+            arrivals.push(Arrival { at_ms: at.0, sla_ms: sla });
         }
     })?;
     if arrivals.is_empty() {
@@ -102,18 +96,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let r = simulate(&arrivals, &opts);
     if let Some(p) = &args.plot {
         let chart = Chart {
-            title: format!(
-                "Queue length, {} reviewers ({} escalations)",
-                args.reviewers, r.escalations
-            ),
+            title: format!("Queue length, {} reviewers ({} escalations)", args.reviewers, r.escalations),
             x_label: "hours".into(),
             y_label: "escalations waiting".into(),
-            series: vec![Series {
-                name: "waiting".into(),
-                points: r.queue.clone(),
-                color: "#0a6ebd",
-                dashed: false,
-            }],
+            series: vec![Series { name: "waiting".into(), points: r.queue.clone(), color: "#0a6ebd", dashed: false }],
             markers: vec![],
             hline: None,
         };
@@ -129,30 +115,15 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         r.hours,
         args.reviewers,
         args.working_hours
-            .map_or(" around the clock".to_string(), |(a, b)| format!(
-                " working {a:02}:00–{b:02}:00 UTC"
-            ))
+            .map_or(" around the clock".to_string(), |(a, b)| format!(" working {a:02}:00–{b:02}:00 UTC"))
     );
     println!(
         "escalations per hour: median {:.0}, p95 {:.0}, peak {:.0}",
         r.per_hour_median, r.per_hour_p95, r.per_hour_peak
     );
-    println!(
-        "queue wait: mean {}, p50 {}, p95 {}",
-        mins(r.wait_mean_s),
-        mins(r.wait_p50_s),
-        mins(r.wait_p95_s)
-    );
-    println!(
-        "SLA breaches: {} ({:.1}%)",
-        r.sla_breaches,
-        100.0 * r.sla_breach_share
-    );
-    println!(
-        "reviewer utilisation: {:.0}%   largest backlog: {}",
-        100.0 * r.utilisation,
-        r.max_backlog
-    );
+    println!("queue wait: mean {}, p50 {}, p95 {}", mins(r.wait_mean_s), mins(r.wait_p50_s), mins(r.wait_p95_s));
+    println!("SLA breaches: {} ({:.1}%)", r.sla_breaches, 100.0 * r.sla_breach_share);
+    println!("reviewer utilisation: {:.0}%   largest backlog: {}", 100.0 * r.utilisation, r.max_backlog);
     let e = &r.erlang_c;
     println!(
         "Erlang C at the average rate ({:.1}/h, {:.1} reviews/h per reviewer, ρ = {:.2}): P(wait) {:.2}, mean wait {}",

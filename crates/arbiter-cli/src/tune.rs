@@ -55,9 +55,7 @@ pub struct TuneArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(String, f64), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected CLASS=COST, got `{s}`"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected CLASS=COST, got `{s}`"))?;
     let v: f64 = v.parse().map_err(|_| format!("`{v}` is not a number"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("cost must be a non-negative number, got {v}"));
@@ -77,9 +75,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.max_escalation_rate) {
         bail!("--max-escalation-rate must be between 0 and 1");
     }
-    if args.max_auto_error.is_some_and(|e| !(0.0 < e && e < 1.0))
-        || !(0.0 < args.delta && args.delta < 1.0)
-    {
+    if args.max_auto_error.is_some_and(|e| !(0.0 < e && e < 1.0)) || !(0.0 < args.delta && args.delta < 1.0) {
         bail!("--max-auto-error and --delta must be between 0 and 1 (exclusive)");
     }
     if args.grid < 10 || args.grid > 100_000 {
@@ -104,11 +100,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for c in &curves {
-            let r = result
-                .classes
-                .iter()
-                .find(|r| r.action == c.name)
-                .expect("every class has a result");
+            let r = result.classes.iter().find(|r| r.action == c.name).expect("every class has a result");
             let path = dir.join(format!("{}.svg", c.name.replace(['/', '\\', ':'], "_")));
             std::fs::write(&path, plot(c, r, &opts).svg())
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -116,13 +108,9 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     }
     let new_policy = match (&args.policy, &args.out) {
         (Some(p), Some(out)) => {
-            let src = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            let map: BTreeMap<String, Option<f64>> = result
-                .classes
-                .iter()
-                .map(|c| (c.action.clone(), c.threshold))
-                .collect();
+            let src = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let map: BTreeMap<String, Option<f64>> =
+                result.classes.iter().map(|c| (c.action.clone(), c.threshold)).collect();
             let new = arbiter_policy::rewrite::with_thresholds(&src, &map)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             std::fs::write(out, &new).with_context(|| format!("cannot write {}", out.display()))?;
@@ -153,11 +141,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if result.feasible {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if result.feasible { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 fn print_table(r: &TuneResult, opts: &TuneOptions) {
@@ -200,11 +184,7 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
             pct(e),
             1.0 - opts.delta
         ),
-        (true, None) => println!(
-            "escalated share {} within the budget {}",
-            pct(r.escalated_share),
-            pct(r.budget)
-        ),
+        (true, None) => println!("escalated share {} within the budget {}", pct(r.escalated_share), pct(r.budget)),
         (false, Some(e)) => println!(
             "INFEASIBLE: the budget {} and the bound {} cannot both hold. The smallest budget that keeps the bound is {}; the thresholds above use it.",
             pct(r.budget),
@@ -214,10 +194,7 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
         (false, None) => println!("INFEASIBLE: the budget {} cannot be met", pct(r.budget)),
     }
     if r.optimality_gap > 0.0 {
-        println!(
-            "the allocation is within {:.1} cost units of the exact optimum (proven bound)",
-            r.optimality_gap
-        );
+        println!("the allocation is within {:.1} cost units of the exact optimum (proven bound)", r.optimality_gap);
     }
 }
 
@@ -232,17 +209,12 @@ fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOption
         }
         let cov = n as f64 / c.n.max(1) as f64;
         rate.push((cov, c.auto_wrong[j] as f64 / n as f64));
-        upper.push((
-            cov,
-            arbiter_core::stats::clopper_pearson_upper(c.auto_wrong[j], n, opts.delta),
-        ));
+        upper.push((cov, arbiter_core::stats::clopper_pearson_upper(c.auto_wrong[j], n, opts.delta)));
     }
     let label = match r.threshold {
-        Some(t) => format!(
-            "threshold {t}: {:.1}% auto, {:.2}% errors",
-            100.0 * r.auto_share,
-            100.0 * r.auto_error_rate
-        ),
+        Some(t) => {
+            format!("threshold {t}: {:.1}% auto, {:.2}% errors", 100.0 * r.auto_share, 100.0 * r.auto_error_rate)
+        }
         None => "never auto-allow".to_string(),
     };
     Chart {
@@ -250,12 +222,7 @@ fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOption
         x_label: "share auto-allowed (coverage)".into(),
         y_label: "auto-error rate".into(),
         series: vec![
-            Series {
-                name: "error rate".into(),
-                points: rate,
-                color: "#0a6ebd",
-                dashed: false,
-            },
+            Series { name: "error rate".into(), points: rate, color: "#0a6ebd", dashed: false },
             Series {
                 name: format!("upper bound (1-δ = {})", 1.0 - opts.delta),
                 points: upper,
@@ -263,12 +230,7 @@ fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOption
                 dashed: true,
             },
         ],
-        markers: vec![Marker {
-            at: (r.auto_share, r.auto_error_rate),
-            label,
-        }],
-        hline: opts
-            .max_auto_error
-            .map(|e| (e, format!("bound {:.1}%", 100.0 * e))),
+        markers: vec![Marker { at: (r.auto_share, r.auto_error_rate), label }],
+        hline: opts.max_auto_error.map(|e| (e, format!("bound {:.1}%", 100.0 * e))),
     }
 }

@@ -38,11 +38,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_name_len: 128,
-            max_depth: 16,
-            max_string_len: 64 * 1024,
-        }
+        Limits { max_name_len: 128, max_depth: 16, max_string_len: 64 * 1024 }
     }
 }
 
@@ -61,38 +57,19 @@ impl Action {
     /// name, a confidence in `[0, 1]`, objects where objects belong, and
     /// bounded nesting and string sizes.
     pub fn validate(&self, limits: &Limits) -> Result<(), ActionError> {
-        let err = |field: &str, message: String| ActionError {
-            field: field.to_string(),
-            message,
-        };
+        let err = |field: &str, message: String| ActionError { field: field.to_string(), message };
         if self.name.is_empty() || self.name.len() > limits.max_name_len {
-            return Err(err(
-                "action.name",
-                format!("must be 1 to {} bytes long", limits.max_name_len),
-            ));
+            return Err(err("action.name", format!("must be 1 to {} bytes long", limits.max_name_len)));
         }
-        if !self
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-        {
-            return Err(err(
-                "action.name",
-                "may contain only ASCII letters, digits, `_`, `.` and `-`".to_string(),
-            ));
+        if !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
+            return Err(err("action.name", "may contain only ASCII letters, digits, `_`, `.` and `-`".to_string()));
         }
         if let Some(c) = self.confidence
             && (!(0.0..=1.0).contains(&c) || c.is_nan())
         {
-            return Err(err(
-                "action.confidence",
-                format!("must be between 0 and 1, got {c}"),
-            ));
+            return Err(err("action.confidence", format!("must be between 0 and 1, got {c}")));
         }
-        for (field, v) in [
-            ("action.args", &self.args),
-            ("action.signals", &self.signals),
-        ] {
+        for (field, v) in [("action.args", &self.args), ("action.signals", &self.signals)] {
             if !v.is_object() {
                 return Err(err(field, "must be a JSON object".to_string()));
             }
@@ -103,12 +80,7 @@ impl Action {
 }
 
 /// Check nesting depth and string sizes of an arbitrary JSON value.
-pub fn check_value(
-    field: &str,
-    v: &Value,
-    limits: &Limits,
-    depth: usize,
-) -> Result<(), ActionError> {
+pub fn check_value(field: &str, v: &Value, limits: &Limits, depth: usize) -> Result<(), ActionError> {
     if depth > limits.max_depth {
         return Err(ActionError {
             field: field.to_string(),
@@ -120,12 +92,8 @@ pub fn check_value(
             field: field.to_string(),
             message: format!("has a string longer than {} bytes", limits.max_string_len),
         }),
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|i| check_value(field, i, limits, depth + 1)),
-        Value::Object(m) => m
-            .values()
-            .try_for_each(|i| check_value(field, i, limits, depth + 1)),
+        Value::Array(items) => items.iter().try_for_each(|i| check_value(field, i, limits, depth + 1)),
+        Value::Object(m) => m.values().try_for_each(|i| check_value(field, i, limits, depth + 1)),
         _ => Ok(()),
     }
 }
@@ -141,28 +109,18 @@ mod tests {
 
     #[test]
     fn accepts_a_normal_action() {
-        let a =
-            action(json!({"name": "isolate_host", "args": {"host": "web-17"}, "confidence": 0.8}));
+        let a = action(json!({"name": "isolate_host", "args": {"host": "web-17"}, "confidence": 0.8}));
         a.validate(&Limits::default()).unwrap();
     }
 
     #[test]
     fn names_the_bad_field() {
         let a = action(json!({"name": "x", "confidence": 1.5}));
-        assert_eq!(
-            a.validate(&Limits::default()).unwrap_err().field,
-            "action.confidence"
-        );
+        assert_eq!(a.validate(&Limits::default()).unwrap_err().field, "action.confidence");
         let a = action(json!({"name": "bad name<script>"}));
-        assert_eq!(
-            a.validate(&Limits::default()).unwrap_err().field,
-            "action.name"
-        );
+        assert_eq!(a.validate(&Limits::default()).unwrap_err().field, "action.name");
         let a = action(json!({"name": "x", "args": [1]}));
-        assert_eq!(
-            a.validate(&Limits::default()).unwrap_err().field,
-            "action.args"
-        );
+        assert_eq!(a.validate(&Limits::default()).unwrap_err().field, "action.args");
         let mut deep = json!(1);
         for _ in 0..40 {
             deep = json!([deep]);

@@ -193,19 +193,12 @@ impl Case {
     pub fn current_reviewers(&self) -> &std::collections::BTreeSet<String> {
         match self.tier {
             0 => &self.escalation.reviewers,
-            n => self
-                .escalation
-                .tiers
-                .get(n - 1)
-                .map_or(&self.escalation.reviewers, |t| &t.reviewers),
+            n => self.escalation.tiers.get(n - 1).map_or(&self.escalation.reviewers, |t| &t.reviewers),
         }
     }
 
     /// Distinct approvals so far.
     pub fn approvals(&self) -> usize {
-        self.answers
-            .iter()
-            .filter(|a| a.verdict == Verdict::Allow)
-            .count()
+        self.answers.iter().filter(|a| a.verdict == Verdict::Allow).count()
     }
 }

@@ -73,13 +73,8 @@ impl Chart {
     pub fn svg(&self) -> String {
         let (w, h) = (640.0, 400.0);
         let (l, r, t, b) = (70.0, 20.0, 40.0, 50.0);
-        let pts = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .chain(self.markers.iter().map(|m| &m.at));
-        let (mut x0, mut x1, mut y0, mut y1) =
-            (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, f64::NEG_INFINITY);
+        let pts = self.series.iter().flat_map(|s| s.points.iter()).chain(self.markers.iter().map(|m| &m.at));
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, f64::NEG_INFINITY);
         for &(x, y) in pts {
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -124,13 +119,8 @@ impl Chart {
                 nice(fy),
                 y = sy(fy)
             );
-            let _ = write!(
-                o,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                sx(fx),
-                h - b + 18.0,
-                nice(fx)
-            );
+            let _ =
+                write!(o, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, sx(fx), h - b + 18.0, nice(fx));
         }
         let _ = write!(
             o,
@@ -165,16 +155,8 @@ impl Chart {
             );
         }
         for (i, s) in self.series.iter().enumerate() {
-            let path: Vec<String> = s
-                .points
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-                .collect();
-            let dash = if s.dashed {
-                r#" stroke-dasharray="4 3""#
-            } else {
-                ""
-            };
+            let path: Vec<String> = s.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
+            let dash = if s.dashed { r#" stroke-dasharray="4 3""# } else { "" };
             let _ = write!(
                 o,
                 r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
@@ -225,10 +207,7 @@ mod tests {
                 color: "#06c",
                 dashed: false,
             }],
-            markers: vec![Marker {
-                at: (0.5, 0.2),
-                label: "chosen".into(),
-            }],
+            markers: vec![Marker { at: (0.5, 0.2), label: "chosen".into() }],
             hline: Some((0.3, "budget".into())),
         };
         let svg = c.svg();

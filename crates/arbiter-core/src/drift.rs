@@ -164,9 +164,7 @@ pub fn psi(reference: &[f64], current: &[f64], bins: usize) -> f64 {
     let mut r = reference.to_vec();
     r.sort_by(f64::total_cmp);
     // interior cut points at reference quantiles (deduplicated)
-    let mut cuts: Vec<f64> = (1..bins)
-        .map(|i| r[(i * r.len() / bins).min(r.len() - 1)])
-        .collect();
+    let mut cuts: Vec<f64> = (1..bins).map(|i| r[(i * r.len() / bins).min(r.len() - 1)]).collect();
     cuts.dedup();
     let count = |v: &[f64]| {
         let mut c = vec![0f64; cuts.len() + 1];
@@ -224,19 +222,8 @@ pub fn ks(a: &[f64], b: &[f64]) -> (f64, f64) {
     (d, p.clamp(0.0, 1.0))
 }
 
-fn rate_test(
-    ref_e: u64,
-    ref_n: u64,
-    e: u64,
-    n: u64,
-    two_sided: bool,
-    cfg: &DriftConfig,
-) -> RateTest {
-    let p0 = if ref_n == 0 {
-        0.0
-    } else {
-        ref_e as f64 / ref_n as f64
-    };
+fn rate_test(ref_e: u64, ref_n: u64, e: u64, n: u64, two_sided: bool, cfg: &DriftConfig) -> RateTest {
+    let p0 = if ref_n == 0 { 0.0 } else { ref_e as f64 / ref_n as f64 };
     let rate = if n == 0 { 0.0 } else { e as f64 / n as f64 };
     let mut p_value = 1.0;
     let expected = p0 * n as f64;
@@ -246,17 +233,9 @@ fn rate_test(
     {
         // Guard p0 away from 0 and 1 so that an event never seen in the reference can still be tested.
         let p0g = p0.clamp(0.5 / ref_n as f64, 1.0 - 0.5 / ref_n as f64);
-        let upper = if e == 0 {
-            1.0
-        } else {
-            1.0 - binomial_cdf(e - 1, n, p0g)
-        };
+        let upper = if e == 0 { 1.0 } else { 1.0 - binomial_cdf(e - 1, n, p0g) };
         let lower = binomial_cdf(e, n, p0g);
-        p_value = if two_sided {
-            (2.0 * upper.min(lower)).min(1.0)
-        } else {
-            upper
-        };
+        p_value = if two_sided { (2.0 * upper.min(lower)).min(1.0) } else { upper };
     }
     RateTest {
         reference_events: ref_e,
@@ -277,11 +256,7 @@ fn moved(t: &RateTest, cfg: &DriftConfig, up_only: bool) -> bool {
     } else {
         0.0
     };
-    let big = if up_only {
-        rel >= cfg.min_relative_change
-    } else {
-        rel.abs() >= cfg.min_relative_change
-    };
+    let big = if up_only { rel >= cfg.min_relative_change } else { rel.abs() >= cfg.min_relative_change };
     t.p_value < cfg.rate_alpha && big
 }
 
@@ -324,14 +299,21 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
         let share = rate_test(a.n, rn, b.n, cn, true, cfg);
         let escalation_rate = rate_test(a.escalated, a.n, b.escalated, b.n, true, cfg);
         let error_rate = rate_test(a.wrong, a.labelled, b.wrong, b.labelled, false, cfg);
-        let enough = a.conf.len() >= cfg.min_confidence_samples
-            && b.conf.len() >= cfg.min_confidence_samples;
+        let enough = a.conf.len() >= cfg.min_confidence_samples && b.conf.len() >= cfg.min_confidence_samples;
         let psi_v = enough.then(|| psi(&a.conf, &b.conf, 10));
         let ks_v = enough.then(|| ks(&a.conf, &b.conf));
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         if moved(&share, cfg, false) {
-            alarms.push(Alarm { action: name.into(), kind: AlarmKind::Share, summary: format!(
-                "`{name}` is {} of decisions in the recent window against {} before (p = {:.1e})", pct(share.rate), pct(share.reference_rate), share.p_value) });
+            alarms.push(Alarm {
+                action: name.into(),
+                kind: AlarmKind::Share,
+                summary: format!(
+                    "`{name}` is {} of decisions in the recent window against {} before (p = {:.1e})",
+                    pct(share.rate),
+                    pct(share.reference_rate),
+                    share.p_value
+                ),
+            });
         }
         if moved(&escalation_rate, cfg, false) {
             alarms.push(Alarm {
@@ -349,8 +331,14 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
             && p >= cfg.psi_alarm
             && kp < cfg.ks_alpha
         {
-            alarms.push(Alarm { action: name.into(), kind: AlarmKind::Confidence, summary: format!(
-                    "`{name}`'s confidence distribution moved: PSI {p:.2} (alarm at {}), KS D = {d:.2} (p = {kp:.1e})", cfg.psi_alarm) });
+            alarms.push(Alarm {
+                action: name.into(),
+                kind: AlarmKind::Confidence,
+                summary: format!(
+                    "`{name}`'s confidence distribution moved: PSI {p:.2} (alarm at {}), KS D = {d:.2} (p = {kp:.1e})",
+                    cfg.psi_alarm
+                ),
+            });
         }
         if moved(&error_rate, cfg, true) {
             alarms.push(Alarm {
@@ -364,21 +352,9 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
                 ),
             });
         }
-        classes.push(ClassDrift {
-            action: name.into(),
-            share,
-            escalation_rate,
-            error_rate,
-            psi: psi_v,
-            ks: ks_v,
-        });
+        classes.push(ClassDrift { action: name.into(), share, escalation_rate, error_rate, psi: psi_v, ks: ks_v });
     }
-    DriftReport {
-        reference_decisions: rn,
-        decisions: cn,
-        classes,
-        alarms,
-    }
+    DriftReport { reference_decisions: rn, decisions: cn, classes, alarms }
 }
 
 /// A decision with its event time and the time its outcome became known.
@@ -405,35 +381,22 @@ pub fn windows(timed: &[Timed], now: i64, cfg: &DriftConfig) -> (Vec<Point>, Vec
         if t.labelled_at.is_none_or(|l| l > now) {
             p.correct = None;
         }
-        if t.at < cur_from {
-            reference.push(p)
-        } else {
-            current.push(p)
-        }
+        if t.at < cur_from { reference.push(p) } else { current.push(p) }
     }
     (reference, current)
 }
 
 /// Alarm episodes found by evaluating every `step_ms` from `from` to `to`:
 /// (time, alarm) for each alarm that was not already raised at the previous step.
-pub fn scan(
-    timed: &[Timed],
-    from: i64,
-    to: i64,
-    step_ms: i64,
-    cfg: &DriftConfig,
-) -> Vec<(i64, Alarm)> {
+pub fn scan(timed: &[Timed], from: i64, to: i64, step_ms: i64, cfg: &DriftConfig) -> Vec<(i64, Alarm)> {
     let mut out = Vec::new();
     let mut active: std::collections::BTreeSet<(String, AlarmKind)> = Default::default();
     let mut now = from;
     while now <= to {
         let (r, c) = windows(timed, now, cfg);
         let report = evaluate(&r, &c, cfg);
-        let raised: std::collections::BTreeSet<(String, AlarmKind)> = report
-            .alarms
-            .iter()
-            .map(|a| (a.action.clone(), a.kind))
-            .collect();
+        let raised: std::collections::BTreeSet<(String, AlarmKind)> =
+            report.alarms.iter().map(|a| (a.action.clone(), a.kind)).collect();
         for a in report.alarms {
             if !active.contains(&(a.action.clone(), a.kind)) {
                 out.push((now, a));
@@ -457,13 +420,8 @@ mod tests {
         assert!(same.abs() < 1e-12);
         // current: half in bin 0, half in bin 9 → each 0.5 vs 0.1; others ε
         let current: Vec<f64> = (0..50).map(|_| 1.0).chain((0..50).map(|_| 95.0)).collect();
-        let expected =
-            2.0 * (0.5 - 0.1) * (0.5f64 / 0.1).ln() + 8.0 * (1e-4 - 0.1) * (1e-4f64 / 0.1).ln();
-        assert!(
-            (psi(&reference, &current, 10) - expected).abs() < 1e-9,
-            "{}",
-            psi(&reference, &current, 10)
-        );
+        let expected = 2.0 * (0.5 - 0.1) * (0.5f64 / 0.1).ln() + 8.0 * (1e-4 - 0.1) * (1e-4f64 / 0.1).ln();
+        assert!((psi(&reference, &current, 10) - expected).abs() < 1e-9, "{}", psi(&reference, &current, 10));
     }
 
     #[test]
@@ -506,21 +464,13 @@ mod tests {
         let mut drifted = pts("close_alert", 1000, 10, 0.8);
         drifted.extend(pts("isolate_host", 330, 2, 0.8));
         let r = evaluate(&reference, &drifted, &cfg);
-        assert!(
-            r.alarms
-                .iter()
-                .any(|a| a.action == "isolate_host" && a.kind == AlarmKind::Share),
-            "{:?}",
-            r.alarms
-        );
+        assert!(r.alarms.iter().any(|a| a.action == "isolate_host" && a.kind == AlarmKind::Share), "{:?}", r.alarms);
         // confidence slides down by 0.15 for close_alert
         let mut slid = pts("close_alert", 1000, 10, 0.65);
         slid.extend(pts("isolate_host", 100, 2, 0.8));
         let r = evaluate(&reference, &slid, &cfg);
         assert!(
-            r.alarms
-                .iter()
-                .any(|a| a.action == "close_alert" && a.kind == AlarmKind::Confidence),
+            r.alarms.iter().any(|a| a.action == "close_alert" && a.kind == AlarmKind::Confidence),
             "{:?}",
             r.alarms
         );
@@ -528,11 +478,7 @@ mod tests {
         let mut esc = pts("close_alert", 1000, 2, 0.8);
         esc.extend(pts("isolate_host", 100, 2, 0.8));
         let r = evaluate(&reference, &esc, &cfg);
-        assert!(
-            r.alarms.iter().any(|a| a.kind == AlarmKind::EscalationRate),
-            "{:?}",
-            r.alarms
-        );
+        assert!(r.alarms.iter().any(|a| a.kind == AlarmKind::EscalationRate), "{:?}", r.alarms);
         // error rate among labelled decisions rises from 5% to 30%
         let label = |v: &mut Vec<Point>, every: usize| {
             for (i, p) in v.iter_mut().enumerate() {
@@ -545,15 +491,8 @@ mod tests {
         label(&mut lcur, 3);
         let r = evaluate(&lref, &lcur, &cfg);
         let e = r.classes[0].error_rate.clone();
-        assert_eq!(
-            (e.reference_events, e.reference_trials, e.events, e.trials),
-            (50, 1000, 100, 300)
-        );
-        assert!(
-            r.alarms.iter().any(|a| a.kind == AlarmKind::ErrorRate),
-            "{:?}",
-            r.alarms
-        );
+        assert_eq!((e.reference_events, e.reference_trials, e.events, e.trials), (50, 1000, 100, 300));
+        assert!(r.alarms.iter().any(|a| a.kind == AlarmKind::ErrorRate), "{:?}", r.alarms);
     }
 
     #[test]
@@ -561,11 +500,7 @@ mod tests {
         // 10 events in 100 against a reference of 10/1000: P(X ≥ 10 | 100, 0.01) = 7.6316e-8 (scipy binom.sf(9, 100, 0.01))
         let cfg = DriftConfig::default();
         let t = rate_test(10, 1000, 10, 100, false, &cfg);
-        assert!(
-            (t.p_value - 7.631_587_532e-8).abs() < 1e-14,
-            "{}",
-            t.p_value
-        );
+        assert!((t.p_value - 7.631_587_532e-8).abs() < 1e-14, "{}", t.p_value);
         assert!(moved(&t, &cfg, true));
         // a reference of 20 trials is too young to test against
         assert_eq!(rate_test(0, 20, 10, 40, false, &cfg).p_value, 1.0);

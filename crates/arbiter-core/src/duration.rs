@@ -33,10 +33,7 @@ impl HumanDuration {
 impl FromStr for HumanDuration {
     type Err = DurationError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let err = |why| DurationError {
-            text: text.to_string(),
-            why,
-        };
+        let err = |why| DurationError { text: text.to_string(), why };
         let s = text.trim();
         if s.is_empty() {
             return Err(err("it is empty"));
@@ -59,10 +56,7 @@ impl FromStr for HumanDuration {
                 return Err(err("a unit must follow a number"));
             }
             let n: u64 = digits.parse().map_err(|_| err("number too large"))?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| err("number too large"))?;
+            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| err("number too large"))?;
             digits.clear();
         }
         if !digits.is_empty() {
@@ -107,13 +101,7 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        for (text, secs) in [
-            ("90s", 90),
-            ("15m", 900),
-            ("2h", 7200),
-            ("1d", 86400),
-            ("1h30m", 5400),
-        ] {
+        for (text, secs) in [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.as_secs(), secs, "{text}");
         }

@@ -43,8 +43,7 @@ impl Escalation {
     /// when severities and ladder lengths tie, so callers merge in a fixed
     /// (policy) order to stay deterministic.
     pub fn merge(&mut self, other: &Escalation) {
-        let other_wins_tiers =
-            (other.severity, other.tiers.len()) > (self.severity, self.tiers.len());
+        let other_wins_tiers = (other.severity, other.tiers.len()) > (self.severity, self.tiers.len());
         if other_wins_tiers {
             self.tiers = other.tiers.clone();
         }
@@ -57,11 +56,7 @@ impl Escalation {
 
     /// Total time across all tiers before the fallback applies.
     pub fn total_sla(&self) -> HumanDuration {
-        HumanDuration(
-            self.tiers
-                .iter()
-                .fold(self.sla.0, |acc, t| acc.saturating_add(t.sla.0)),
-        )
+        HumanDuration(self.tiers.iter().fold(self.sla.0, |acc, t| acc.saturating_add(t.sla.0)))
     }
 }
 
@@ -70,13 +65,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn esc(
-        sev: Severity,
-        roles: &[&str],
-        approvals: u32,
-        sla: u64,
-        fallback: Verdict,
-    ) -> Escalation {
+    fn esc(sev: Severity, roles: &[&str], approvals: u32, sla: u64, fallback: Verdict) -> Escalation {
         Escalation {
             severity: sev,
             reviewers: roles.iter().map(|s| s.to_string()).collect(),
@@ -100,26 +89,16 @@ mod tests {
     }
 
     fn arb() -> impl Strategy<Value = Escalation> {
-        (
-            0u8..4,
-            proptest::collection::btree_set("[a-c]", 0..3),
-            1u32..4,
-            1u64..5000,
-            any::<bool>(),
-        )
-            .prop_map(|(s, r, a, sla, deny)| Escalation {
-                severity: [
-                    Severity::Low,
-                    Severity::Medium,
-                    Severity::High,
-                    Severity::Critical,
-                ][s as usize],
+        (0u8..4, proptest::collection::btree_set("[a-c]", 0..3), 1u32..4, 1u64..5000, any::<bool>()).prop_map(
+            |(s, r, a, sla, deny)| Escalation {
+                severity: [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][s as usize],
                 reviewers: r,
                 approvals: a,
                 sla: HumanDuration(sla),
                 fallback: if deny { Verdict::Deny } else { Verdict::Allow },
                 tiers: vec![],
-            })
+            },
+        )
     }
 
     proptest! {

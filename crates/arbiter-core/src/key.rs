@@ -41,9 +41,7 @@ impl FromStr for Role {
             "agent" => Ok(Role::Agent),
             "reviewer" => Ok(Role::Reviewer),
             "admin" => Ok(Role::Admin),
-            other => Err(format!(
-                "unknown role `{other}` (expected agent, reviewer or admin)"
-            )),
+            other => Err(format!("unknown role `{other}` (expected agent, reviewer or admin)")),
         }
     }
 }

@@ -46,13 +46,7 @@ fn key(c: &Case, now: Timestamp) -> (bool, std::cmp::Reverse<Severity>, i64, u64
     let left = c.sla_deadline.0 - now.0;
     // Confidence as an integer so the key is totally ordered (NaN cannot reach here; see Action::validate).
     let conf = (c.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64;
-    (
-        left > DUE_SOON_MS,
-        std::cmp::Reverse(c.escalation.severity),
-        left,
-        conf,
-        c.created_at,
-    )
+    (left > DUE_SOON_MS, std::cmp::Reverse(c.escalation.severity), left, conf, c.created_at)
 }
 
 /// Compare two cases by urgency at `now` (smaller is more urgent).
@@ -106,12 +100,7 @@ pub fn order(mut cases: Vec<Case>, now: Timestamp) -> Vec<QueueItem> {
             if case.tier > 0 {
                 reasons.push(format!("escalated to tier {}", case.tier + 1));
             }
-            QueueItem {
-                position: i + 1,
-                sla_left_ms: left,
-                reasons,
-                case,
-            }
+            QueueItem { position: i + 1, sla_left_ms: left, reasons, case }
         })
         .collect()
 }

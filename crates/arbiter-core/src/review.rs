@@ -37,12 +37,8 @@ pub enum Stage {
 
 impl Stage {
     /// All stages in order.
-    pub const ALL: [Stage; 4] = [
-        Stage::ContextualAnalysis,
-        Stage::TraceInspection,
-        Stage::ImpactAssessment,
-        Stage::ResolutionDesign,
-    ];
+    pub const ALL: [Stage; 4] =
+        [Stage::ContextualAnalysis, Stage::TraceInspection, Stage::ImpactAssessment, Stage::ResolutionDesign];
 
     /// The snake_case name used in the API.
     pub fn as_str(self) -> &'static str {
@@ -277,14 +273,8 @@ impl StageRecord {
     /// Decision ids this record points at (to check they exist).
     pub fn referenced_decisions(&self) -> Vec<&str> {
         match self {
-            StageRecord::ContextualAnalysis(c) => c
-                .links
-                .iter()
-                .filter_map(|l| l.decision_id.as_deref())
-                .collect(),
-            StageRecord::TraceInspection(t) => {
-                t.findings.iter().map(|f| f.decision_id.as_str()).collect()
-            }
+            StageRecord::ContextualAnalysis(c) => c.links.iter().filter_map(|l| l.decision_id.as_deref()).collect(),
+            StageRecord::TraceInspection(t) => t.findings.iter().map(|f| f.decision_id.as_str()).collect(),
             _ => Vec::new(),
         }
     }
@@ -310,10 +300,7 @@ impl StageRecord {
         match self {
             StageRecord::ContextualAnalysis(c) => {
                 if c.steps.is_empty() {
-                    return Err((
-                        "steps".into(),
-                        "list the steps taken to reproduce it".into(),
-                    ));
+                    return Err(("steps".into(), "list the steps taken to reproduce it".into()));
                 }
                 count("steps", c.steps.len(), 100)?;
                 for (i, s) in c.steps.iter().enumerate() {
@@ -323,10 +310,7 @@ impl StageRecord {
                 count("links", c.links.len(), 200)?;
                 for (i, l) in c.links.iter().enumerate() {
                     if l.decision_id.is_none() && l.trace_id.is_none() && l.url.is_none() {
-                        return Err((
-                            format!("links[{i}]"),
-                            "a link needs a decision_id, trace_id or url".into(),
-                        ));
+                        return Err((format!("links[{i}]"), "a link needs a decision_id, trace_id or url".into()));
                     }
                 }
             }
@@ -342,10 +326,7 @@ impl StageRecord {
             }
             StageRecord::ImpactAssessment(a) => {
                 if (a.scope.entities.len() as u64) > a.scope.count {
-                    return Err((
-                        "scope.count".into(),
-                        "is smaller than the number of entities listed".into(),
-                    ));
+                    return Err(("scope.count".into(), "is smaller than the number of entities listed".into()));
                 }
                 count("scope.entities", a.scope.entities.len(), 10_000)?;
                 for (i, e) in a.scope.entities.iter().enumerate() {
@@ -360,7 +341,8 @@ impl StageRecord {
                     (None, true) => {
                         return Err((
                             "interventions".into(),
-                            "propose at least one intervention, or say why none is needed in `no_intervention_needed`".into(),
+                            "propose at least one intervention, or say why none is needed in `no_intervention_needed`"
+                                .into(),
                         ));
                     }
                     (Some(_), false) => {
@@ -376,10 +358,7 @@ impl StageRecord {
                 for (i, x) in r.interventions.iter().enumerate() {
                     text(&format!("interventions[{i}].description"), &x.description)?;
                     text(&format!("interventions[{i}].owner"), &x.owner)?;
-                    text(
-                        &format!("interventions[{i}].expected_effect"),
-                        &x.expected_effect,
-                    )?;
+                    text(&format!("interventions[{i}].expected_effect"), &x.expected_effect)?;
                 }
             }
         }
@@ -479,15 +458,9 @@ impl Review {
 
     /// What is still missing before the review can close (empty when it can).
     pub fn missing(&self) -> Vec<String> {
-        let mut out: Vec<String> = Stage::ALL
-            .iter()
-            .filter(|s| !self.has(**s))
-            .map(|s| format!("a {} entry", s.as_str()))
-            .collect();
-        if self.has(Stage::ResolutionDesign)
-            && self.interventions.is_empty()
-            && self.no_intervention_needed.is_none()
-        {
+        let mut out: Vec<String> =
+            Stage::ALL.iter().filter(|s| !self.has(**s)).map(|s| format!("a {} entry", s.as_str())).collect();
+        if self.has(Stage::ResolutionDesign) && self.interventions.is_empty() && self.no_intervention_needed.is_none() {
             out.push("an intervention, or a recorded decision that none is needed".into());
         }
         out

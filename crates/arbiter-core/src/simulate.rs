@@ -108,13 +108,7 @@ pub fn erlang_c(lambda: f64, mu: f64, c: u32) -> ErlangC {
         let pw = c as f64 * b / (c as f64 - a * (1.0 - b));
         (pw, pw / (c as f64 * mu - lambda) * 3600.0)
     };
-    ErlangC {
-        arrivals_per_hour: lambda,
-        service_per_hour: mu,
-        utilisation: rho,
-        p_wait,
-        mean_wait_s,
-    }
+    ErlangC { arrivals_per_hour: lambda, service_per_hour: mu, utilisation: rho, p_wait, mean_wait_s }
 }
 
 /// Simulate `arrivals` (any order) through the reviewer pool.
@@ -129,11 +123,7 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
     let (mut busy_ms, mut breaches) = (0f64, 0usize);
     for a in &arr {
         // FIFO with identical reviewers: the earliest free one takes the next in line.
-        let (k, &f) = free
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, f)| **f)
-            .expect("at least one reviewer");
+        let (k, &f) = free.iter().enumerate().min_by_key(|(_, f)| **f).expect("at least one reviewer");
         let start = in_hours(a.at_ms.max(f), opts.working_hours);
         let service = (if opts.review_sigma > 0.0 {
             rng.lognormal(opts.review_median_s, opts.review_sigma)
@@ -191,13 +181,9 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
         queue.push(((t - first) as f64 / HOUR_MS as f64, (ai - si) as f64));
         t += step;
     }
-    let on_duty_hours_per_day = opts
-        .working_hours
-        .map_or(24.0, |(s, e)| e.saturating_sub(s) as f64);
-    let on_duty_ms =
-        (hours.max(1.0 / 60.0) * on_duty_hours_per_day / 24.0) * HOUR_MS as f64 * c as f64;
-    let mean_service_h =
-        opts.review_median_s * (opts.review_sigma * opts.review_sigma / 2.0).exp() / 3600.0;
+    let on_duty_hours_per_day = opts.working_hours.map_or(24.0, |(s, e)| e.saturating_sub(s) as f64);
+    let on_duty_ms = (hours.max(1.0 / 60.0) * on_duty_hours_per_day / 24.0) * HOUR_MS as f64 * c as f64;
+    let mean_service_h = opts.review_median_s * (opts.review_sigma * opts.review_sigma / 2.0).exp() / 3600.0;
     SimResult {
         escalations: arr.len(),
         hours,
@@ -211,11 +197,7 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
         sla_breach_share: breaches as f64 / arr.len().max(1) as f64,
         utilisation: (busy_ms / on_duty_ms).min(1.0),
         max_backlog: max_backlog as usize,
-        erlang_c: erlang_c(
-            arr.len() as f64 / hours.max(1e-9),
-            1.0 / mean_service_h.max(1e-9),
-            opts.reviewers,
-        ),
+        erlang_c: erlang_c(arr.len() as f64 / hours.max(1e-9), 1.0 / mean_service_h.max(1e-9), opts.reviewers),
         queue,
     }
 }
@@ -238,21 +220,10 @@ mod tests {
     #[test]
     fn deterministic_queue_by_hand() {
         // 1 reviewer, 10-minute reviews, 3 arrivals at once: waits 0, 10, 20 minutes
-        let arr: Vec<Arrival> = (0..3)
-            .map(|_| Arrival {
-                at_ms: 0,
-                sla_ms: 15 * 60_000,
-            })
-            .collect();
+        let arr: Vec<Arrival> = (0..3).map(|_| Arrival { at_ms: 0, sla_ms: 15 * 60_000 }).collect();
         let r = simulate(
             &arr,
-            &SimOptions {
-                reviewers: 1,
-                review_median_s: 600.0,
-                review_sigma: 0.0,
-                working_hours: None,
-                seed: 1,
-            },
+            &SimOptions { reviewers: 1, review_median_s: 600.0, review_sigma: 0.0, working_hours: None, seed: 1 },
         );
         assert_eq!(r.wait_p50_s, 600.0);
         assert_eq!(r.sla_breaches, 1);
@@ -268,21 +239,12 @@ mod tests {
         let arr: Vec<Arrival> = (0..40_000)
             .map(|_| {
                 t += rng.exponential(3600.0 / lambda_h);
-                Arrival {
-                    at_ms: (t * 1000.0) as i64,
-                    sla_ms: 3_600_000,
-                }
+                Arrival { at_ms: (t * 1000.0) as i64, sla_ms: 3_600_000 }
             })
             .collect();
         // Deterministic 6-minute reviews (M/D/c): the utilisation must match the formula's ρ,
         // and the waits must not exceed the M/M/c (Erlang-C) mean by much.
-        let opts = SimOptions {
-            reviewers,
-            review_median_s: 360.0,
-            review_sigma: 0.0,
-            working_hours: None,
-            seed: 2,
-        };
+        let opts = SimOptions { reviewers, review_median_s: 360.0, review_sigma: 0.0, working_hours: None, seed: 2 };
         let r = simulate(&arr, &opts);
         assert!(
             (r.utilisation - r.erlang_c.utilisation).abs() < 0.03,
@@ -290,10 +252,7 @@ mod tests {
             r.utilisation,
             r.erlang_c.utilisation
         );
-        assert!(
-            r.wait_p50_s <= r.erlang_c.mean_wait_s,
-            "M/D/c waits less than M/M/c"
-        );
+        assert!(r.wait_p50_s <= r.erlang_c.mean_wait_s, "M/D/c waits less than M/M/c");
         assert!(r.wait_p95_s > 0.0);
         // Log-normal reviews with σ = √ln 2 have a coefficient of variation of 1, like the
         // exponential: the simulated mean wait must then be close to Erlang C's.
@@ -306,19 +265,8 @@ mod tests {
             },
         );
         let rel = (mm.wait_mean_s - mm.erlang_c.mean_wait_s).abs() / mm.erlang_c.mean_wait_s;
-        assert!(
-            rel < 0.2,
-            "simulated {} s vs Erlang C {} s",
-            mm.wait_mean_s,
-            mm.erlang_c.mean_wait_s
-        );
-        let more = simulate(
-            &arr,
-            &SimOptions {
-                reviewers: 5,
-                ..opts.clone()
-            },
-        );
+        assert!(rel < 0.2, "simulated {} s vs Erlang C {} s", mm.wait_mean_s, mm.erlang_c.mean_wait_s);
+        let more = simulate(&arr, &SimOptions { reviewers: 5, ..opts.clone() });
         assert!(more.wait_p95_s < r.wait_p95_s && more.sla_breaches <= r.sla_breaches);
     }
 
@@ -327,10 +275,7 @@ mod tests {
         // arrival at 20:00 UTC with working hours 8–18: starts at 08:00 next day
         let at = 20 * HOUR_MS;
         let r = simulate(
-            &[Arrival {
-                at_ms: at,
-                sla_ms: HOUR_MS,
-            }],
+            &[Arrival { at_ms: at, sla_ms: HOUR_MS }],
             &SimOptions {
                 reviewers: 2,
                 review_median_s: 60.0,

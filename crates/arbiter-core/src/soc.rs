@@ -34,13 +34,7 @@ pub struct SocConfig {
 
 impl Default for SocConfig {
     fn default() -> Self {
-        SocConfig {
-            seed: 1,
-            alerts_per_hour: 400.0,
-            drift: DriftMode::None,
-            drift_at_ms: i64::MAX,
-            accuracy: 0.92,
-        }
+        SocConfig { seed: 1, alerts_per_hour: 400.0, drift: DriftMode::None, drift_at_ms: i64::MAX, accuracy: 0.92 }
     }
 }
 
@@ -98,13 +92,7 @@ fn user(rng: &mut Rng) -> (String, bool) {
 
 impl Soc {
     fn new(cfg: SocConfig) -> Soc {
-        Soc {
-            rng: Rng::new(cfg.seed),
-            cfg,
-            t_ms: 0.0,
-            n: 0,
-            isolations: Vec::new(),
-        }
+        Soc { rng: Rng::new(cfg.seed), cfg, t_ms: 0.0, n: 0, isolations: Vec::new() }
     }
 
     /// All proposals in `[0, until_ms)`.
@@ -141,11 +129,7 @@ impl Soc {
             (false, x) if x < 0.6 => "low",
             (false, _) => "medium",
         };
-        let anomaly = if real {
-            rng.beta(3.0, 3.0)
-        } else {
-            rng.beta(1.2, 8.0)
-        };
+        let anomaly = if real { rng.beta(3.0, 3.0) } else { rng.beta(1.2, 8.0) };
         let (h, host_tags) = host(rng);
         let (usr, is_admin) = user(rng);
         let ip = format!("203.0.{}.{}", rng.below(256), rng.below(256));
@@ -199,11 +183,7 @@ impl Soc {
         }
         // Isolations in the last hour on the host's network segment (one of eight).
         let segment = rng.below(8) as usize;
-        let recent = self
-            .isolations
-            .iter()
-            .filter(|(t, s)| *t > at - 3_600_000 && *s == segment)
-            .count();
+        let recent = self.isolations.iter().filter(|(t, s)| *t > at - 3_600_000 && *s == segment).count();
         if name == "isolate_host" {
             self.isolations.push((at, segment));
             if self.isolations.len() > 10_000 {
@@ -245,27 +225,9 @@ mod tests {
 
     #[test]
     fn deterministic_by_seed() {
-        let a = Soc::run(
-            SocConfig {
-                seed: 5,
-                ..SocConfig::default()
-            },
-            DAY,
-        );
-        let b = Soc::run(
-            SocConfig {
-                seed: 5,
-                ..SocConfig::default()
-            },
-            DAY,
-        );
-        let c = Soc::run(
-            SocConfig {
-                seed: 6,
-                ..SocConfig::default()
-            },
-            DAY,
-        );
+        let a = Soc::run(SocConfig { seed: 5, ..SocConfig::default() }, DAY);
+        let b = Soc::run(SocConfig { seed: 5, ..SocConfig::default() }, DAY);
+        let c = Soc::run(SocConfig { seed: 6, ..SocConfig::default() }, DAY);
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!((9000..10_200).contains(&a.len()), "{}", a.len());
@@ -274,46 +236,21 @@ mod tests {
     #[test]
     fn calibrated_before_drift_and_over_isolating_after() {
         let day = Soc::run(
-            SocConfig {
-                seed: 9,
-                drift: DriftMode::OverIsolation,
-                drift_at_ms: DAY / 2,
-                ..SocConfig::default()
-            },
+            SocConfig { seed: 9, drift: DriftMode::OverIsolation, drift_at_ms: DAY / 2, ..SocConfig::default() },
             DAY,
         );
-        let (before, after): (Vec<&Proposal>, Vec<&Proposal>) =
-            day.iter().partition(|p| p.offset_ms < DAY / 2);
+        let (before, after): (Vec<&Proposal>, Vec<&Proposal>) = day.iter().partition(|p| p.offset_ms < DAY / 2);
         let share = |ps: &[&Proposal]| {
-            ps.iter()
-                .filter(|p| p.action["name"] == "isolate_host")
-                .count() as f64
-                / ps.len() as f64
+            ps.iter().filter(|p| p.action["name"] == "isolate_host").count() as f64 / ps.len() as f64
         };
         let precision = |ps: &[&Proposal]| {
-            let iso: Vec<_> = ps
-                .iter()
-                .filter(|p| p.action["name"] == "isolate_host")
-                .collect();
+            let iso: Vec<_> = ps.iter().filter(|p| p.action["name"] == "isolate_host").collect();
             iso.iter().filter(|p| p.correct).count() as f64 / iso.len() as f64
         };
-        assert!(
-            share(&after) > 2.5 * share(&before),
-            "{} vs {}",
-            share(&after),
-            share(&before)
-        );
-        assert!(
-            precision(&after) < precision(&before) - 0.3,
-            "{} vs {}",
-            precision(&after),
-            precision(&before)
-        );
+        assert!(share(&after) > 2.5 * share(&before), "{} vs {}", share(&after), share(&before));
+        assert!(precision(&after) < precision(&before) - 0.3, "{} vs {}", precision(&after), precision(&before));
         // calibration: among confident proposals (≥ 0.9) before drift, most are right
-        let confident: Vec<_> = before
-            .iter()
-            .filter(|p| p.action["confidence"].as_f64().unwrap() >= 0.9)
-            .collect();
+        let confident: Vec<_> = before.iter().filter(|p| p.action["confidence"].as_f64().unwrap() >= 0.9).collect();
         let right = confident.iter().filter(|p| p.correct).count() as f64 / confident.len() as f64;
         assert!(right > 0.88, "{right}");
     }

@@ -52,13 +52,7 @@ impl fmt::Display for Timestamp {
         let secs = self.0.div_euclid(1000);
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        write!(f, "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
     }
 }
 
@@ -109,10 +103,7 @@ impl FromStr for Timestamp {
         }
         let offset_secs = match &s[i..] {
             "Z" | "z" => 0,
-            tz if tz.len() == 6
-                && (tz.starts_with('+') || tz.starts_with('-'))
-                && &tz[3..4] == ":" =>
-            {
+            tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
                 let sign = if tz.starts_with('-') { -1 } else { 1 };
                 sign * (num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60)
             }
@@ -149,9 +140,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
 }
@@ -196,12 +185,7 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-25T10:00:00.000Z");
         let t2: Timestamp = "2026-11-25T12:00:00.5+02:00".parse().unwrap();
         assert_eq!(t2.0, t.0 + 500);
-        for bad in [
-            "2026-13-01T00:00:00Z",
-            "yesterday",
-            "2026-11-25T10:00:00",
-            "2026-11-25T10:00:00.Z",
-        ] {
+        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-25T10:00:00", "2026-11-25T10:00:00.Z"] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

@@ -43,9 +43,7 @@ impl FromStr for Verdict {
             "allow" => Ok(Verdict::Allow),
             "escalate" => Ok(Verdict::Escalate),
             "deny" => Ok(Verdict::Deny),
-            other => Err(format!(
-                "unknown verdict `{other}` (expected allow, escalate or deny)"
-            )),
+            other => Err(format!("unknown verdict `{other}` (expected allow, escalate or deny)")),
         }
     }
 }
@@ -90,9 +88,7 @@ impl FromStr for Severity {
             "medium" => Ok(Severity::Medium),
             "high" => Ok(Severity::High),
             "critical" => Ok(Severity::Critical),
-            other => Err(format!(
-                "unknown severity `{other}` (expected low, medium, high or critical)"
-            )),
+            other => Err(format!("unknown severity `{other}` (expected low, medium, high or critical)")),
         }
     }
 }

@@ -248,9 +248,7 @@ impl CaseEvent {
     /// The event's payload (what the audit log stores as `data`).
     pub fn data(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
-        v.get_mut("data")
-            .map(serde_json::Value::take)
-            .unwrap_or_default()
+        v.get_mut("data").map(serde_json::Value::take).unwrap_or_default()
     }
 
     /// Rebuild an event from its stored kind and payload.
@@ -262,9 +260,7 @@ impl CaseEvent {
     /// The final verdict this event gives the case's decision, if it decides it.
     pub fn final_verdict(&self) -> Option<Verdict> {
         match self {
-            CaseEvent::Decided { verdict, .. } | CaseEvent::FallbackApplied { verdict, .. } => {
-                Some(*verdict)
-            }
+            CaseEvent::Decided { verdict, .. } | CaseEvent::FallbackApplied { verdict, .. } => Some(*verdict),
             _ => None,
         }
     }
@@ -291,9 +287,7 @@ pub enum CaseError {
     #[error("nobody may approve their own agent's action")]
     OwnAction,
     /// Someone else holds the lease.
-    #[error(
-        "{holder} holds this case until {until}; only the holder can act on it (an admin can reassign it)"
-    )]
+    #[error("{holder} holds this case until {until}; only the holder can act on it (an admin can reassign it)")]
     HeldByOther {
         /// The holder.
         holder: String,
@@ -331,10 +325,7 @@ pub enum CaseError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
-    CaseError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+    CaseError::Invalid { field: field.into(), message: message.into() }
 }
 
 fn tag_list(t: &BTreeSet<String>) -> Vec<String> {
@@ -344,10 +335,7 @@ fn tag_list(t: &BTreeSet<String>) -> Vec<String> {
 fn may_answer_tier(case: &Case, by: &Actor) -> Result<(), CaseError> {
     let allowed = case.current_reviewers();
     if !by.is_admin && allowed.is_disjoint(&by.tags) {
-        return Err(CaseError::WrongRole {
-            needed: tag_list(allowed),
-            have: tag_list(&by.tags),
-        });
+        return Err(CaseError::WrongRole { needed: tag_list(allowed), have: tag_list(&by.tags) });
     }
     if by.name == case.agent {
         return Err(CaseError::OwnAction);
@@ -376,10 +364,7 @@ fn speaks_for(by: &Actor, role: &str) -> Result<(), CaseError> {
     if by.is_admin || by.tags.contains(role) {
         Ok(())
     } else {
-        Err(CaseError::NotYourRole {
-            role: role.to_string(),
-            have: tag_list(&by.tags),
-        })
+        Err(CaseError::NotYourRole { role: role.to_string(), have: tag_list(&by.tags) })
     }
 }
 
@@ -390,36 +375,23 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
         CaseCommand::Claim { by, lease_ms } => {
             require_approval(case, "only approval cases are claimed")?;
             may_answer_tier(case, by)?;
-            if case
-                .answers
-                .iter()
-                .any(|a| a.key_id == by.key_id || a.by == by.name)
-            {
+            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
                 return Err(CaseError::AlreadyAnswered);
             }
             let renewed = match case.held_at(now) {
                 Some(c) if c.key_id != by.key_id => {
-                    return Err(CaseError::HeldByOther {
-                        holder: c.by.clone(),
-                        until: c.until,
-                    });
+                    return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
                 }
                 Some(_) => true,
                 None => false,
             };
-            let claim = Claim {
-                by: by.name.clone(),
-                key_id: by.key_id.clone(),
-                until: now.plus_millis(*lease_ms),
-            };
+            let claim = Claim { by: by.name.clone(), key_id: by.key_id.clone(), until: now.plus_millis(*lease_ms) };
             Ok(vec![CaseEvent::Claimed { claim, renewed }])
         }
         CaseCommand::Release { by } => {
             require_approval(case, "only approval cases are claimed")?;
             match case.held_at(now) {
-                Some(c) if c.key_id == by.key_id || by.is_admin => {
-                    Ok(vec![CaseEvent::Released { by: c.by.clone() }])
-                }
+                Some(c) if c.key_id == by.key_id || by.is_admin => Ok(vec![CaseEvent::Released { by: c.by.clone() }]),
                 _ => Err(CaseError::NotHolder),
             }
         }
@@ -430,35 +402,18 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             require_approval(case, "only approval cases are claimed")?;
             may_answer_tier(case, to)?;
             let from = case.held_at(now).map(|c| c.by.clone());
-            let claim = Claim {
-                by: to.name.clone(),
-                key_id: to.key_id.clone(),
-                until: now.plus_millis(*lease_ms),
-            };
+            let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
-        CaseCommand::Answer {
-            by,
-            verdict,
-            modified_args,
-            rationale,
-            failure_modes,
-        } => {
+        CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes } => {
             require_approval(case, "only approval cases are answered")?;
             may_answer_tier(case, by)?;
             if let Some(c) = case.held_at(now)
                 && c.key_id != by.key_id
             {
-                return Err(CaseError::HeldByOther {
-                    holder: c.by.clone(),
-                    until: c.until,
-                });
+                return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
             }
-            if case
-                .answers
-                .iter()
-                .any(|a| a.key_id == by.key_id || a.by == by.name)
-            {
+            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
                 return Err(CaseError::AlreadyAnswered);
             }
             if !matches!(verdict, Verdict::Allow | Verdict::Deny) {
@@ -476,30 +431,16 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 failure_modes: failure_modes.clone(),
                 at: now,
             };
-            let mut events = vec![CaseEvent::Answered {
-                answer: answer.clone(),
-            }];
+            let mut events = vec![CaseEvent::Answered { answer: answer.clone() }];
             let mut decided_by: Vec<String> = case.answers.iter().map(|a| a.by.clone()).collect();
             decided_by.push(answer.by.clone());
             if *verdict == Verdict::Deny {
-                events.push(CaseEvent::Decided {
-                    verdict: Verdict::Deny,
-                    modified_args: None,
-                    decided_by,
-                });
+                events.push(CaseEvent::Decided { verdict: Verdict::Deny, modified_args: None, decided_by });
             } else if case.approvals() + 1 >= case.escalation.approvals as usize {
                 // The last modification given wins.
-                let modified = modified_args.clone().or_else(|| {
-                    case.answers
-                        .iter()
-                        .rev()
-                        .find_map(|a| a.modified_args.clone())
-                });
-                events.push(CaseEvent::Decided {
-                    verdict: Verdict::Allow,
-                    modified_args: modified,
-                    decided_by,
-                });
+                let modified =
+                    modified_args.clone().or_else(|| case.answers.iter().rev().find_map(|a| a.modified_args.clone()));
+                events.push(CaseEvent::Decided { verdict: Verdict::Allow, modified_args: modified, decided_by });
             }
             Ok(events)
         }
@@ -510,20 +451,10 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if text.trim().is_empty() {
                 return Err(invalid("text", "must not be empty"));
             }
-            let comment = Comment {
-                by: by.name.clone(),
-                role: role.clone(),
-                text: text.clone(),
-                at: now,
-            };
+            let comment = Comment { by: by.name.clone(), role: role.clone(), text: text.clone(), at: now };
             Ok(vec![CaseEvent::Commented { comment }])
         }
-        CaseCommand::RecordStage {
-            by,
-            role,
-            rationale,
-            record,
-        } => {
+        CaseCommand::RecordStage { by, role, rationale, record } => {
             let review = require_review(case, "stages are recorded on review cases")?;
             if case.state == CaseState::Closed {
                 return Err(CaseError::NotOpen(case.state));
@@ -553,28 +484,13 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             };
             Ok(vec![CaseEvent::StageRecorded { entry }])
         }
-        CaseCommand::UpdateIntervention {
-            by,
-            index,
-            status,
-            note,
-        } => {
+        CaseCommand::UpdateIntervention { by, index, status, note } => {
             let review = require_review(case, "interventions belong to review cases")?;
             let Some(current) = review.interventions.get(*index) else {
-                return Err(invalid(
-                    "index",
-                    format!(
-                        "the review has {} intervention(s)",
-                        review.interventions.len()
-                    ),
-                ));
+                return Err(invalid("index", format!("the review has {} intervention(s)", review.interventions.len())));
             };
-            if *status == InterventionStatus::Verified && current.status < InterventionStatus::Done
-            {
-                return Err(invalid(
-                    "status",
-                    "an intervention is verified only after it is done",
-                ));
+            if *status == InterventionStatus::Verified && current.status < InterventionStatus::Done {
+                return Err(invalid("status", "an intervention is verified only after it is done"));
             }
             Ok(vec![CaseEvent::InterventionUpdated {
                 index: *index,
@@ -592,10 +508,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if !missing.is_empty() {
                 return Err(CaseError::Incomplete(missing));
             }
-            Ok(vec![CaseEvent::Closed {
-                by: by.name.clone(),
-                reason: reason.clone(),
-            }])
+            Ok(vec![CaseEvent::Closed { by: by.name.clone(), reason: reason.clone() }])
         }
         CaseCommand::Reopen { by, reason } => {
             require_review(case, "only review cases are reopened")?;
@@ -605,10 +518,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if reason.trim().is_empty() {
                 return Err(invalid("reason", "say why it is reopened"));
             }
-            Ok(vec![CaseEvent::Reopened {
-                by: by.name.clone(),
-                reason: reason.clone(),
-            }])
+            Ok(vec![CaseEvent::Reopened { by: by.name.clone(), reason: reason.clone() }])
         }
         CaseCommand::Sweep => Ok(sweep(case, now)),
     }
@@ -625,9 +535,7 @@ pub fn sweep(case: &Case, now: Timestamp) -> Vec<CaseEvent> {
     if let Some(c) = &case.claim
         && c.until <= now
     {
-        events.push(CaseEvent::LeaseExpired {
-            holder: c.by.clone(),
-        });
+        events.push(CaseEvent::LeaseExpired { holder: c.by.clone() });
     }
     let mut tier = case.tier;
     let mut deadline = case.sla_deadline;
@@ -672,11 +580,7 @@ impl Case {
             CaseEvent::Answered { answer } => {
                 self.answers.push(answer.clone());
                 // An approval that does not decide frees the case for the next approver.
-                if self
-                    .claim
-                    .as_ref()
-                    .is_some_and(|c| c.key_id == answer.key_id)
-                {
+                if self.claim.as_ref().is_some_and(|c| c.key_id == answer.key_id) {
                     self.claim = None;
                     self.state = CaseState::Open;
                 }
@@ -685,11 +589,7 @@ impl Case {
                 self.claim = None;
                 self.state = CaseState::Decided;
             }
-            CaseEvent::TierEscalated {
-                to_tier,
-                sla_deadline,
-                ..
-            } => {
+            CaseEvent::TierEscalated { to_tier, sla_deadline, .. } => {
                 self.tier = *to_tier;
                 self.sla_deadline = *sla_deadline;
                 // The next tier's reviewers take over; a lease from the last tier ends.
@@ -702,17 +602,8 @@ impl Case {
                     r.record(entry.clone());
                 }
             }
-            CaseEvent::InterventionUpdated {
-                index,
-                status,
-                by,
-                note,
-            } => {
-                if let Some(x) = self
-                    .review
-                    .as_mut()
-                    .and_then(|r| r.interventions.get_mut(*index))
-                {
+            CaseEvent::InterventionUpdated { index, status, by, note } => {
+                if let Some(x) = self.review.as_mut().and_then(|r| r.interventions.get_mut(*index)) {
                     x.status = *status;
                     x.updated_by = by.clone();
                     x.note = note.clone();
@@ -725,9 +616,7 @@ impl Case {
     }
 
     /// Rebuild a case from its events (the first must be `case.opened`).
-    pub fn replay<'a>(
-        events: impl IntoIterator<Item = (&'a CaseEvent, Timestamp)>,
-    ) -> Option<Case> {
+    pub fn replay<'a>(events: impl IntoIterator<Item = (&'a CaseEvent, Timestamp)>) -> Option<Case> {
         let mut it = events.into_iter();
         let (first, at) = it.next()?;
         let CaseEvent::Opened { case } = first else {

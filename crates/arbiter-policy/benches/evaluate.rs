@@ -57,13 +57,7 @@ fn mix() -> Vec<(String, Option<f64>, Value, Value, Value)> {
             json!({"alert_type": "impossible_travel", "repeat_count": 1}),
             json!({}),
         ),
-        (
-            "reset_password".into(),
-            Some(0.91),
-            json!({"user": "asmith"}),
-            json!({}),
-            json!({}),
-        ),
+        ("reset_password".into(), Some(0.91), json!({"user": "asmith"}), json!({}), json!({})),
         ("unknown_tool".into(), None, json!({}), json!({}), json!({})),
     ]
 }
@@ -86,18 +80,11 @@ fn bench(c: &mut Criterion) {
         .collect();
     // Both engines must agree before their speeds are compared.
     for env in &envs {
-        assert_eq!(
-            policy.evaluate(env),
-            policy.evaluate_naive(env),
-            "engines disagree on {}",
-            env.name
-        );
+        assert_eq!(policy.evaluate(env), policy.evaluate_naive(env), "engines disagree on {}", env.name);
     }
     let n = envs.len() as u32;
-    let mut group = c.benchmark_group(format!(
-        "soc.yaml ({} triggers), per action over a mix of {n}",
-        policy.trigger_count()
-    ));
+    let mut group =
+        c.benchmark_group(format!("soc.yaml ({} triggers), per action over a mix of {n}", policy.trigger_count()));
     group.bench_function("indexed", |b| {
         b.iter_custom(|iters| {
             let start = std::time::Instant::now();

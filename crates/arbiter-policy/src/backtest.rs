@@ -158,23 +158,18 @@ impl<'p> Backtest<'p> {
             trace_id: None,
         };
         let a = self.new.evaluate(&env);
-        self.new_stats
-            .add(a.verdict, r.correct, a.condition_errors.len());
+        self.new_stats.add(a.verdict, r.correct, a.condition_errors.len());
         if let Some(cur) = self.current {
             let b = cur.evaluate(&env);
-            self.cur_stats
-                .add(b.verdict, r.correct, b.condition_errors.len());
+            self.cur_stats.add(b.verdict, r.correct, b.condition_errors.len());
             if a.verdict != b.verdict {
-                let ch = self
-                    .changes
-                    .entry((b.verdict, a.verdict))
-                    .or_insert_with(|| VerdictChange {
-                        from: b.verdict,
-                        to: a.verdict,
-                        count: 0,
-                        wrong: 0,
-                        examples: vec![],
-                    });
+                let ch = self.changes.entry((b.verdict, a.verdict)).or_insert_with(|| VerdictChange {
+                    from: b.verdict,
+                    to: a.verdict,
+                    count: 0,
+                    wrong: 0,
+                    examples: vec![],
+                });
                 ch.count += 1;
                 ch.wrong += u64::from(!r.correct);
                 if ch.examples.len() < 5 {
@@ -206,18 +201,11 @@ mod tests {
 
     #[test]
     fn counts_and_changes() {
-        let strict =
-            Policy::parse("version: 1\npolicy: strict\nactions:\n  a:\n    auto_allow_at: 0.9\n")
-                .unwrap();
-        let loose =
-            Policy::parse("version: 1\npolicy: loose\nactions:\n  a:\n    auto_allow_at: 0.5\n")
-                .unwrap();
+        let strict = Policy::parse("version: 1\npolicy: strict\nactions:\n  a:\n    auto_allow_at: 0.9\n").unwrap();
+        let loose = Policy::parse("version: 1\npolicy: loose\nactions:\n  a:\n    auto_allow_at: 0.5\n").unwrap();
         let e = json!({});
         let mut bt = Backtest::new(&strict, Some(&loose));
-        for (i, (c, ok)) in [(0.95, true), (0.7, false), (0.6, true), (0.3, false)]
-            .iter()
-            .enumerate()
-        {
+        for (i, (c, ok)) in [(0.95, true), (0.7, false), (0.6, true), (0.3, false)].iter().enumerate() {
             let id = format!("line {}", i + 2);
             bt.add(&Replay {
                 id: &id,
@@ -231,15 +219,7 @@ mod tests {
             });
         }
         let r = bt.finish();
-        assert_eq!(
-            (
-                r.new.allowed,
-                r.new.escalated,
-                r.new.errors_caught,
-                r.new.errors_missed
-            ),
-            (1, 3, 2, 0)
-        );
+        assert_eq!((r.new.allowed, r.new.escalated, r.new.errors_caught, r.new.errors_missed), (1, 3, 2, 0));
         let cur = r.current.unwrap();
         assert_eq!((cur.allowed, cur.escalated, cur.errors_missed), (3, 1, 1));
         assert_eq!(r.changed, 2);

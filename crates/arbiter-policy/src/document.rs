@@ -23,11 +23,7 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.line, self.col, self.field, self.message
-        )
+        write!(f, "{}:{}: {}: {}", self.line, self.col, self.field, self.message)
     }
 }
 
@@ -76,10 +72,7 @@ impl EscalationSpec {
     pub fn over(&self, base: &Escalation) -> Escalation {
         Escalation {
             severity: self.severity.unwrap_or(base.severity),
-            reviewers: self
-                .reviewers
-                .clone()
-                .unwrap_or_else(|| base.reviewers.clone()),
+            reviewers: self.reviewers.clone().unwrap_or_else(|| base.reviewers.clone()),
             approvals: self.approvals.unwrap_or(base.approvals),
             sla: self.sla.unwrap_or(base.sla),
             fallback: self.fallback.unwrap_or(base.fallback),
@@ -144,16 +137,8 @@ struct Reader<'s> {
     trigger_names: Vec<String>,
 }
 
-const CLASS_KEYS: &[&str] = &[
-    "auto_allow_at",
-    "below_threshold",
-    "severity",
-    "reviewers",
-    "approvals",
-    "sla",
-    "fallback",
-    "tiers",
-];
+const CLASS_KEYS: &[&str] =
+    &["auto_allow_at", "below_threshold", "severity", "reviewers", "approvals", "sla", "fallback", "tiers"];
 const TRIGGER_KEYS: &[&str] = &[
     "name",
     "description",
@@ -171,18 +156,9 @@ const TRIGGER_KEYS: &[&str] = &[
 /// Read a policy document from YAML text.
 pub fn read(src: &str) -> Result<PolicySpec, PolicyErrors> {
     let root = crate::yaml::parse(src).map_err(|e| {
-        PolicyErrors(vec![PolicyError {
-            line: e.pos.line,
-            col: e.pos.col,
-            field: "(yaml)".into(),
-            message: e.message,
-        }])
+        PolicyErrors(vec![PolicyError { line: e.pos.line, col: e.pos.col, field: "(yaml)".into(), message: e.message }])
     })?;
-    let mut r = Reader {
-        src,
-        errors: Vec::new(),
-        trigger_names: Vec::new(),
-    };
+    let mut r = Reader { src, errors: Vec::new(), trigger_names: Vec::new() };
     let spec = r.policy(&root);
     if r.errors.is_empty() {
         Ok(spec)
@@ -193,10 +169,7 @@ pub fn read(src: &str) -> Result<PolicySpec, PolicyErrors> {
 }
 
 fn is_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl Reader<'_> {
@@ -209,12 +182,7 @@ impl Reader<'_> {
         });
     }
 
-    fn map<'n>(
-        &mut self,
-        n: &'n Node,
-        field: &str,
-        allowed: &[&str],
-    ) -> Option<&'n [(String, Pos, Node)]> {
+    fn map<'n>(&mut self, n: &'n Node, field: &str, allowed: &[&str]) -> Option<&'n [(String, Pos, Node)]> {
         match n {
             Node::Map { entries, .. } => {
                 for (k, kpos, _) in entries {
@@ -222,10 +190,7 @@ impl Reader<'_> {
                         self.err(
                             *kpos,
                             &join(field, k),
-                            format!(
-                                "unknown field `{k}` (expected one of: {})",
-                                allowed.join(", ")
-                            ),
+                            format!("unknown field `{k}` (expected one of: {})", allowed.join(", ")),
                         );
                     }
                 }
@@ -233,11 +198,7 @@ impl Reader<'_> {
             }
             _ if n.is_null() => Some(&[]),
             other => {
-                self.err(
-                    other.pos(),
-                    field,
-                    "expected a mapping of `key: value` pairs",
-                );
+                self.err(other.pos(), field, "expected a mapping of `key: value` pairs");
                 None
             }
         }
@@ -262,15 +223,7 @@ impl Reader<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 let msg = e.to_string();
-                self.err(
-                    n.pos(),
-                    field,
-                    if msg.is_empty() {
-                        format!("expected {what}")
-                    } else {
-                        msg
-                    },
-                );
+                self.err(n.pos(), field, if msg.is_empty() { format!("expected {what}") } else { msg });
                 None
             }
         }
@@ -286,58 +239,30 @@ impl Reader<'_> {
                         if is_ident(&s) {
                             out.push(s);
                         } else {
-                            self.err(
-                                item.pos(),
-                                &f,
-                                "names may contain only letters, digits, `_`, `.` and `-`",
-                            );
+                            self.err(item.pos(), &f, "names may contain only letters, digits, `_`, `.` and `-`");
                         }
                     }
                 }
                 Some(out)
             }
             other => {
-                self.err(
-                    other.pos(),
-                    field,
-                    "expected a list, e.g. `[soc_analyst, soc_lead]`",
-                );
+                self.err(other.pos(), field, "expected a list, e.g. `[soc_analyst, soc_lead]`");
                 None
             }
         }
     }
 
     fn policy(&mut self, root: &Node) -> PolicySpec {
-        let mut spec = PolicySpec {
-            name: "policy".into(),
-            ..Default::default()
-        };
-        let Some(entries) = self.map(
-            root,
-            "(root)",
-            &[
-                "version",
-                "policy",
-                "description",
-                "defaults",
-                "actions",
-                "triggers",
-            ],
-        ) else {
+        let mut spec = PolicySpec { name: "policy".into(), ..Default::default() };
+        let Some(entries) =
+            self.map(root, "(root)", &["version", "policy", "description", "defaults", "actions", "triggers"])
+        else {
             return spec;
         };
         for (k, _, v) in entries {
             match k.as_str() {
-                "version"
-                    if self
-                        .parsed::<u32>(v, "version", "a number")
-                        .is_some_and(|n| n != 1) =>
-                {
-                    self.err(
-                        v.pos(),
-                        "version",
-                        "this Arbiter reads policy format version 1",
-                    );
+                "version" if self.parsed::<u32>(v, "version", "a number").is_some_and(|n| n != 1) => {
+                    self.err(v.pos(), "version", "this Arbiter reads policy format version 1");
                 }
                 "policy" => {
                     if let Some(s) = self.str(v, "policy") {
@@ -347,24 +272,22 @@ impl Reader<'_> {
                 "description" => spec.description = self.str(v, "description"),
                 "defaults" => spec.defaults = self.class(v, "defaults"),
                 "actions" => match v {
-                    Node::Map {
-                        entries: classes, ..
-                    } => {
+                    Node::Map { entries: classes, .. } => {
                         for (name, kpos, cv) in classes {
                             let f = format!("actions.{name}");
                             if !is_ident(name) {
-                                self.err(*kpos, &f, "action class names may contain only letters, digits, `_`, `.` and `-`");
+                                self.err(
+                                    *kpos,
+                                    &f,
+                                    "action class names may contain only letters, digits, `_`, `.` and `-`",
+                                );
                             }
                             let c = self.class(cv, &f);
                             spec.actions.push((name.clone(), c));
                         }
                     }
                     other if other.is_null() => {}
-                    other => self.err(
-                        other.pos(),
-                        "actions",
-                        "expected a mapping from action class to its settings",
-                    ),
+                    other => self.err(other.pos(), "actions", "expected a mapping from action class to its settings"),
                 },
                 "triggers" => match v {
                     Node::Seq { items, .. } => {
@@ -383,13 +306,7 @@ impl Reader<'_> {
         spec
     }
 
-    fn escalation_field(
-        &mut self,
-        esc: &mut EscalationSpec,
-        key: &str,
-        v: &Node,
-        field: &str,
-    ) -> bool {
+    fn escalation_field(&mut self, esc: &mut EscalationSpec, key: &str, v: &Node, field: &str) -> bool {
         match key {
             "severity" => esc.severity = self.parsed(v, field, "a severity"),
             "reviewers" => {
@@ -413,7 +330,11 @@ impl Reader<'_> {
             "fallback" => {
                 esc.fallback = self.parsed(v, field, "a verdict");
                 if esc.fallback == Some(Verdict::Escalate) {
-                    self.err(v.pos(), field, "the fallback applies when nobody answered, so it must be `allow` or `deny`");
+                    self.err(
+                        v.pos(),
+                        field,
+                        "the fallback applies when nobody answered, so it must be `allow` or `deny`",
+                    );
                 }
             }
             "tiers" => esc.tiers = self.tiers(v, field),
@@ -424,11 +345,7 @@ impl Reader<'_> {
 
     fn tiers(&mut self, v: &Node, field: &str) -> Option<Vec<Tier>> {
         let Node::Seq { items, .. } = v else {
-            self.err(
-                v.pos(),
-                field,
-                "expected a list of `{reviewers: [...], sla: 30m}` tiers",
-            );
+            self.err(v.pos(), field, "expected a list of `{reviewers: [...], sla: 30m}` tiers");
             return None;
         };
         let mut out = Vec::new();
@@ -447,15 +364,8 @@ impl Reader<'_> {
                 }
             }
             match (reviewers, sla) {
-                (Some(r), Some(s)) if !r.is_empty() => out.push(Tier {
-                    reviewers: r.into_iter().collect(),
-                    sla: s,
-                }),
-                _ => self.err(
-                    item.pos(),
-                    &f,
-                    "each tier needs `reviewers` (non-empty) and `sla`",
-                ),
+                (Some(r), Some(s)) if !r.is_empty() => out.push(Tier { reviewers: r.into_iter().collect(), sla: s }),
+                _ => self.err(item.pos(), &f, "each tier needs `reviewers` (non-empty) and `sla`"),
             }
         }
         Some(out)
@@ -478,8 +388,7 @@ impl Reader<'_> {
                         c.auto_allow_at = Some(f64::INFINITY);
                         continue;
                     }
-                    c.auto_allow_at =
-                        self.parsed::<f64>(v, &f, "a number between 0 and 1, or `never`");
+                    c.auto_allow_at = self.parsed::<f64>(v, &f, "a number between 0 and 1, or `never`");
                     if c.auto_allow_at.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
                         self.err(v.pos(), &f, "auto_allow_at must be between 0 and 1");
                     }
@@ -487,7 +396,11 @@ impl Reader<'_> {
                 "below_threshold" => {
                     c.below_threshold = self.parsed(v, &f, "a verdict");
                     if c.below_threshold == Some(Verdict::Allow) {
-                        self.err(v.pos(), &f, "below_threshold must be `escalate` or `deny` (raise or drop auto_allow_at to allow more)");
+                        self.err(
+                            v.pos(),
+                            &f,
+                            "below_threshold must be `escalate` or `deny` (raise or drop auto_allow_at to allow more)",
+                        );
                     }
                 }
                 _ => {
@@ -500,8 +413,7 @@ impl Reader<'_> {
 
     fn trigger(&mut self, n: &Node, field: &str) -> Option<TriggerSpec> {
         let entries = self.map(n, field, TRIGGER_KEYS)?;
-        let (mut name, mut description, mut actions, mut when, mut verdict) =
-            (None, None, None, None, None);
+        let (mut name, mut description, mut actions, mut when, mut verdict) = (None, None, None, None, None);
         let mut esc = EscalationSpec::default();
         let mut esc_pos = None;
         for (k, kpos, v) in entries {
@@ -511,11 +423,7 @@ impl Reader<'_> {
                     name = self.str(v, &f);
                     if let Some(s) = &name {
                         if !is_ident(s) {
-                            self.err(
-                                v.pos(),
-                                &f,
-                                "trigger names may contain only letters, digits, `_`, `.` and `-`",
-                            );
+                            self.err(v.pos(), &f, "trigger names may contain only letters, digits, `_`, `.` and `-`");
                         }
                         if self.trigger_names.contains(s) {
                             self.err(v.pos(), &f, format!("duplicate trigger name `{s}`"));
@@ -550,10 +458,7 @@ impl Reader<'_> {
             for (key, message) in [
                 ("name", "every trigger needs a `name`"),
                 ("when", "every trigger needs a `when` condition"),
-                (
-                    "verdict",
-                    "every trigger needs a `verdict`: allow, escalate or deny",
-                ),
+                ("verdict", "every trigger needs a `verdict`: allow, escalate or deny"),
             ] {
                 if !present(key) {
                     self.err(pos, &join(field, key), message);
@@ -565,17 +470,13 @@ impl Reader<'_> {
             && !esc.is_empty()
             && let Some((p, f)) = esc_pos
         {
-            self.err(p, &f, format!("escalation settings only apply to `verdict: escalate` triggers, this one is `{verdict}`"));
+            self.err(
+                p,
+                &f,
+                format!("escalation settings only apply to `verdict: escalate` triggers, this one is `{verdict}`"),
+            );
         }
-        Some(TriggerSpec {
-            name,
-            description,
-            actions,
-            when,
-            verdict,
-            escalation: esc,
-            pos,
-        })
+        Some(TriggerSpec { name, description, actions, when, verdict, escalation: esc, pos })
     }
 
     /// Map an offset inside a scalar's text to a file position.
@@ -588,28 +489,13 @@ impl Reader<'_> {
             ScalarStyle::Literal | ScalarStyle::Folded => {
                 // Block scalars start on the next line; find its indentation in the source.
                 let line_no = pos.line + 1 + before.matches('\n').count();
-                let indent = self
-                    .src
-                    .lines()
-                    .nth(line_no - 1)
-                    .map(|l| l.len() - l.trim_start().len())
-                    .unwrap_or(0);
-                let col = before
-                    .rsplit('\n')
-                    .next()
-                    .map(|s| s.chars().count())
-                    .unwrap_or(0);
-                Pos {
-                    line: line_no,
-                    col: indent + col + 1,
-                }
+                let indent = self.src.lines().nth(line_no - 1).map(|l| l.len() - l.trim_start().len()).unwrap_or(0);
+                let col = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0);
+                Pos { line: line_no, col: indent + col + 1 }
             }
             _ if !before.contains('\n') => {
                 let quote = usize::from(!matches!(style, ScalarStyle::Plain));
-                Pos {
-                    line: pos.line,
-                    col: pos.col + quote + before.chars().count(),
-                }
+                Pos { line: pos.line, col: pos.col + quote + before.chars().count() }
             }
             _ => *pos,
         }
@@ -617,9 +503,5 @@ impl Reader<'_> {
 }
 
 fn join(field: &str, key: &str) -> String {
-    if field == "(root)" {
-        key.to_string()
-    } else {
-        format!("{field}.{key}")
-    }
+    if field == "(root)" { key.to_string() } else { format!("{field}.{key}") }
 }

@@ -116,16 +116,10 @@ impl Policy {
         for t in &spec.triggers {
             match cel::compile(&t.when) {
                 Ok(program) => {
-                    let actions = t
-                        .actions
-                        .clone()
-                        .or_else(|| program.implied_actions.clone());
+                    let actions = t.actions.clone().or_else(|| program.implied_actions.clone());
                     triggers.push(Trigger {
                         name: t.name.clone(),
-                        reason: t
-                            .description
-                            .clone()
-                            .unwrap_or_else(|| format!("condition `{}` held", t.when.trim())),
+                        reason: t.description.clone().unwrap_or_else(|| format!("condition `{}` held", t.when.trim())),
                         verdict: t.verdict,
                         actions,
                         program,
@@ -142,11 +136,8 @@ impl Policy {
         if !errors.is_empty() {
             return Err(PolicyErrors(errors));
         }
-        let mut configs: HashMap<String, ClassConfig> = spec
-            .actions
-            .iter()
-            .map(|(name, c)| (name.clone(), resolve(c, &defaults)))
-            .collect();
+        let mut configs: HashMap<String, ClassConfig> =
+            spec.actions.iter().map(|(name, c)| (name.clone(), resolve(c, &defaults))).collect();
         // Classes that only triggers mention still get an index entry.
         for t in &triggers {
             for a in t.actions.iter().flatten() {
@@ -165,10 +156,7 @@ impl Policy {
                 })
                 .map(|(i, (_, s))| (i, s.escalation.over(&config.escalation)))
                 .collect();
-            ClassIndex {
-                config,
-                triggers: list,
-            }
+            ClassIndex { config, triggers: list }
         };
         let classes = configs.into_iter().map(|(name, cfg)| {
             let idx = index_for(Some(&name), cfg);
@@ -229,10 +217,7 @@ impl Policy {
             match t.program.eval_bool(env) {
                 Ok(true) => fired.push((t, esc)),
                 Ok(false) => {}
-                Err(e) => errors.push(ConditionError {
-                    trigger: t.name.clone(),
-                    message: e.0.into_owned(),
-                }),
+                Err(e) => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
             }
         }
         combine(env, &idx.config, listed, &fired, errors)
@@ -249,24 +234,14 @@ impl Policy {
         let mut fired = Vec::new();
         let mut errors = Vec::new();
         for t in &self.triggers {
-            let applies = t
-                .actions
-                .as_ref()
-                .is_none_or(|a| a.iter().any(|c| c == env.name));
+            let applies = t.actions.as_ref().is_none_or(|a| a.iter().any(|c| c == env.name));
             match t.program.eval_bool(env) {
                 Ok(true) if applies => {
-                    let esc = idx.and_then(|i| {
-                        i.triggers
-                            .iter()
-                            .find(|(x, _)| std::ptr::eq(&self.triggers[*x], t))
-                    });
+                    let esc = idx.and_then(|i| i.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t)));
                     let esc = esc.map(|(_, e)| e).unwrap_or(&config.escalation);
                     fired.push((t, esc));
                 }
-                Err(e) if applies => errors.push(ConditionError {
-                    trigger: t.name.clone(),
-                    message: e.0.into_owned(),
-                }),
+                Err(e) if applies => errors.push(ConditionError { trigger: t.name.clone(), message: e.0.into_owned() }),
                 _ => {}
             }
         }
@@ -314,10 +289,7 @@ fn combine(
             (Some(t), Some(c)) => format!("confidence {c} is below auto_allow_at {t}"),
             (Some(t), None) => format!("no confidence given (auto_allow_at is {t})"),
             (None, _) if listed => format!("`{}` has no auto_allow_at", env.name),
-            (None, _) => format!(
-                "`{}` is not listed in the policy; the defaults apply",
-                env.name
-            ),
+            (None, _) => format!("`{}` is not listed in the policy; the defaults apply", env.name),
         }
     };
     let (verdict, escalation) = match strongest {
@@ -348,11 +320,7 @@ fn combine(
             (Verdict::Allow, None)
         }
         None if threshold_met => {
-            let _ = write!(
-                explanation,
-                "allowed: {} and no trigger objected",
-                threshold_text()
-            );
+            let _ = write!(explanation, "allowed: {} and no trigger objected", threshold_text());
             (Verdict::Allow, None)
         }
         None => {
@@ -360,32 +328,15 @@ fn combine(
             let _ = write!(
                 explanation,
                 "{}: {}",
-                if v == Verdict::Deny {
-                    "denied"
-                } else {
-                    "escalated"
-                },
+                if v == Verdict::Deny { "denied" } else { "escalated" },
                 threshold_text()
             );
-            (
-                v,
-                (v == Verdict::Escalate).then(|| config.escalation.clone()),
-            )
+            (v, (v == Verdict::Escalate).then(|| config.escalation.clone()))
         }
     };
     let triggers = fired
         .iter()
-        .map(|(t, _)| FiredTrigger {
-            name: t.name.clone(),
-            verdict: t.verdict,
-            reason: t.reason.clone(),
-        })
+        .map(|(t, _)| FiredTrigger { name: t.name.clone(), verdict: t.verdict, reason: t.reason.clone() })
         .collect();
-    Evaluation {
-        verdict,
-        triggers,
-        escalation,
-        explanation,
-        condition_errors,
-    }
+    Evaluation { verdict, triggers, escalation, explanation, condition_errors }
 }

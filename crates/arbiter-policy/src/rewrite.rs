@@ -18,10 +18,7 @@ pub enum RewriteError {
 
 fn get<'n>(n: &'n Node, key: &str) -> Option<(&'n yaml::Pos, &'n Node)> {
     match n {
-        Node::Map { entries, .. } => entries
-            .iter()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, p, v)| (p, v)),
+        Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| k == key).map(|(_, p, v)| (p, v)),
         _ => None,
     }
 }
@@ -39,13 +36,9 @@ pub fn format_threshold(t: f64) -> String {
 /// Set `auto_allow_at` of each class in `thresholds` (`None`: `never`, the
 /// class never auto-allows) and return the new source. Classes the file does
 /// not list are added under `actions:`. The result is parsed again and checked.
-pub fn with_thresholds(
-    source: &str,
-    thresholds: &BTreeMap<String, Option<f64>>,
-) -> Result<String, RewriteError> {
+pub fn with_thresholds(source: &str, thresholds: &BTreeMap<String, Option<f64>>) -> Result<String, RewriteError> {
     Policy::parse(source).map_err(RewriteError::Invalid)?;
-    let root = yaml::parse(source)
-        .map_err(|e| RewriteError::Layout(format!("cannot read the YAML: {}", e.message)))?;
+    let root = yaml::parse(source).map_err(|e| RewriteError::Layout(format!("cannot read the YAML: {}", e.message)))?;
     let mut lines: Vec<String> = source.lines().map(str::to_string).collect();
     // (line index, kind) edits applied bottom-up: Replace(col, old, new), Delete, Insert(text lines)
     enum Edit {
@@ -69,28 +62,21 @@ pub fn with_thresholds(
                     Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| k == class),
                     n if n.is_null() => None,
                     _ => {
-                        return Err(RewriteError::Layout(
-                            "`actions` is not a block mapping".into(),
-                        ));
+                        return Err(RewriteError::Layout("`actions` is not a block mapping".into()));
                     }
                 };
                 match entry {
                     None => {
                         let Some(v) = &value else { continue };
                         let ind = match anode {
-                            Node::Map { entries, .. } if !entries.is_empty() => {
-                                entries[0].1.col - 1
-                            }
+                            Node::Map { entries, .. } if !entries.is_empty() => entries[0].1.col - 1,
                             _ => akey.col - 1 + 2,
                         };
                         let pad = " ".repeat(ind);
                         edits.push((
                             akey.line,
                             order,
-                            Edit::Insert(vec![
-                                format!("{pad}{class}:"),
-                                format!("{pad}  auto_allow_at: {v}"),
-                            ]),
+                            Edit::Insert(vec![format!("{pad}{class}:"), format!("{pad}  auto_allow_at: {v}")]),
                         ));
                     }
                     Some((_, kpos, cnode)) => match (get(cnode, "auto_allow_at"), cnode) {
@@ -103,46 +89,28 @@ pub fn with_thresholds(
                                 )));
                             }
                             if let Some(v) = &value {
-                                edits.push((
-                                    pos.line - 1,
-                                    order,
-                                    Edit::Replace(pos.col - 1, text.clone(), v.clone()),
-                                ));
+                                edits.push((pos.line - 1, order, Edit::Replace(pos.col - 1, text.clone(), v.clone())));
                             }
                         }
                         (Some(_), _) => {
-                            return Err(RewriteError::Layout(format!(
-                                "`{class}.auto_allow_at` is not a number"
-                            )));
+                            return Err(RewriteError::Layout(format!("`{class}.auto_allow_at` is not a number")));
                         }
                         (None, Node::Map { entries, .. }) if !entries.is_empty() => {
                             let Some(v) = &value else { continue };
                             let first = &entries[0].1;
                             if indent_of(&lines[first.line - 1]) != first.col - 1 {
-                                return Err(RewriteError::Layout(format!(
-                                    "`{class}` is written in flow style"
-                                )));
+                                return Err(RewriteError::Layout(format!("`{class}` is written in flow style")));
                             }
                             let pad = " ".repeat(first.col - 1);
-                            edits.push((
-                                first.line - 1,
-                                order,
-                                Edit::Insert(vec![format!("{pad}auto_allow_at: {v}")]),
-                            ));
+                            edits.push((first.line - 1, order, Edit::Insert(vec![format!("{pad}auto_allow_at: {v}")])));
                         }
                         (None, n) if n.is_null() => {
                             let Some(v) = &value else { continue };
                             let pad = " ".repeat(kpos.col - 1 + 2);
-                            edits.push((
-                                kpos.line,
-                                order,
-                                Edit::Insert(vec![format!("{pad}auto_allow_at: {v}")]),
-                            ));
+                            edits.push((kpos.line, order, Edit::Insert(vec![format!("{pad}auto_allow_at: {v}")])));
                         }
                         _ => {
-                            return Err(RewriteError::Layout(format!(
-                                "`{class}` is written in flow style"
-                            )));
+                            return Err(RewriteError::Layout(format!("`{class}` is written in flow style")));
                         }
                     },
                 }
@@ -170,9 +138,7 @@ pub fn with_thresholds(
     for (class, t) in thresholds {
         let got = check.class_config(class).auto_allow_at;
         if got != Some(t.unwrap_or(f64::INFINITY)) {
-            return Err(RewriteError::Layout(format!(
-                "could not set `{class}` to {t:?} (the file now gives {got:?})"
-            )));
+            return Err(RewriteError::Layout(format!("could not set `{class}` to {t:?} (the file now gives {got:?})")));
         }
     }
     Ok(out)
@@ -200,10 +166,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(
-            out.contains("    auto_allow_at: 0.937   # keep this comment\n"),
-            "{out}"
-        );
+        assert!(out.contains("    auto_allow_at: 0.937   # keep this comment\n"), "{out}");
         assert!(out.starts_with("# header comment\n"));
         let p = Policy::parse(&out).unwrap();
         assert_eq!(p.class_config("block_ip").auto_allow_at, Some(0.5));
@@ -216,10 +179,7 @@ mod tests {
         );
         // no threshold: `never`, which overrides the defaults' 0.99
         let out = with_thresholds(SRC, &set(&[("close_alert", None)])).unwrap();
-        assert!(
-            out.contains("    auto_allow_at: never   # keep this comment\n"),
-            "{out}"
-        );
+        assert!(out.contains("    auto_allow_at: never   # keep this comment\n"), "{out}");
         let p = Policy::parse(&out).unwrap();
         let (args, empty) = (serde_json::json!({}), serde_json::json!({}));
         let env = crate::cel::Env {
@@ -237,19 +197,13 @@ mod tests {
     #[test]
     fn a_file_without_actions_gets_them() {
         let out = with_thresholds("version: 1\npolicy: p\n", &set(&[("a", Some(0.8))])).unwrap();
-        assert_eq!(
-            Policy::parse(&out).unwrap().class_config("a").auto_allow_at,
-            Some(0.8)
-        );
+        assert_eq!(Policy::parse(&out).unwrap().class_config("a").auto_allow_at, Some(0.8));
     }
 
     #[test]
     fn flow_style_is_refused_not_mangled() {
         let src = "version: 1\npolicy: p\nactions:\n  a: {severity: low}\n";
-        assert!(matches!(
-            with_thresholds(src, &set(&[("a", Some(0.5))])),
-            Err(RewriteError::Layout(_))
-        ));
+        assert!(matches!(with_thresholds(src, &set(&[("a", Some(0.5))])), Err(RewriteError::Layout(_))));
     }
 
     #[test]
@@ -257,11 +211,7 @@ mod tests {
         let src = include_str!("../../../examples/policies/soc.yaml");
         let out = with_thresholds(
             src,
-            &set(&[
-                ("isolate_host", Some(0.97)),
-                ("close_alert", Some(0.85)),
-                ("new_tool", Some(0.6)),
-            ]),
+            &set(&[("isolate_host", Some(0.97)), ("close_alert", Some(0.85)), ("new_tool", Some(0.6))]),
         )
         .unwrap();
         let (a, b) = (Policy::parse(src).unwrap(), Policy::parse(&out).unwrap());

@@ -9,24 +9,10 @@ use serde_json::{Value, json};
 
 const SOC: &str = include_str!("../../../examples/policies/soc.yaml");
 
-fn eval(
-    p: &Policy,
-    name: &str,
-    args: Value,
-    confidence: Option<f64>,
-    signals: Value,
-) -> Evaluation {
+fn eval(p: &Policy, name: &str, args: Value, confidence: Option<f64>, signals: Value) -> Evaluation {
     let ctx = json!({});
     let agent = json!({"name": "soc-agent", "key_id": "k"});
-    p.evaluate(&Env {
-        name,
-        args: &args,
-        confidence,
-        signals: &signals,
-        context: &ctx,
-        agent: &agent,
-        trace_id: None,
-    })
+    p.evaluate(&Env { name, args: &args, confidence, signals: &signals, context: &ctx, agent: &agent, trace_id: None })
 }
 
 #[test]
@@ -83,32 +69,16 @@ fn soc_admins_are_never_disabled_automatically() {
     );
     assert_eq!(e.verdict, Verdict::Escalate);
     assert_eq!(e.escalation.unwrap().approvals, 2);
-    let e = eval(
-        &p,
-        "disable_user",
-        json!({"user": "breakglass-1", "user_groups": []}),
-        Some(1.0),
-        json!({}),
-    );
+    let e = eval(&p, "disable_user", json!({"user": "breakglass-1", "user_groups": []}), Some(1.0), json!({}));
     assert_eq!(e.verdict, Verdict::Deny);
 }
 
 #[test]
 fn soc_low_confidence_escalates_and_unknown_classes_escalate() {
     let p = Policy::parse(SOC).unwrap();
-    let e = eval(
-        &p,
-        "block_ip",
-        json!({"ip": "203.0.113.9", "direction": "inbound"}),
-        Some(0.5),
-        json!({}),
-    );
+    let e = eval(&p, "block_ip", json!({"ip": "203.0.113.9", "direction": "inbound"}), Some(0.5), json!({}));
     assert_eq!(e.verdict, Verdict::Escalate);
-    assert!(
-        e.explanation.contains("below auto_allow_at 0.92"),
-        "{}",
-        e.explanation
-    );
+    assert!(e.explanation.contains("below auto_allow_at 0.92"), "{}", e.explanation);
     let e = eval(&p, "launch_missiles", json!({}), Some(1.0), json!({}));
     assert_eq!(e.verdict, Verdict::Escalate);
     assert!(e.explanation.contains("not listed"), "{}", e.explanation);
@@ -130,12 +100,7 @@ fn naive_baseline_agrees_with_the_indexed_engine() {
             Some(0.91),
             json!({"alert_type": "malware", "asset_type": "server"}),
         ),
-        (
-            "disable_user",
-            json!({"user": "bob", "user_groups": []}),
-            Some(0.1),
-            json!({}),
-        ),
+        ("disable_user", json!({"user": "bob", "user_groups": []}), Some(0.1), json!({})),
         ("unknown", json!({}), None, json!({})),
     ];
     for (name, args, conf, signals) in cases {
@@ -182,40 +147,23 @@ triggers:
     let fields: Vec<_> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
     assert!(fields.contains(&(3, "defaults.sla")), "{errs:#?}");
     assert!(fields.contains(&(4, "defaults.fallback")), "{errs:#?}");
-    assert!(
-        fields.contains(&(7, "actions.close_alert.auto_allow_at")),
-        "{errs:#?}"
-    );
-    assert!(
-        fields.contains(&(8, "actions.close_alert.colour")),
-        "{errs:#?}"
-    );
+    assert!(fields.contains(&(7, "actions.close_alert.auto_allow_at")), "{errs:#?}");
+    assert!(fields.contains(&(8, "actions.close_alert.colour")), "{errs:#?}");
     assert!(fields.contains(&(11, "triggers[0].when")), "{errs:#?}");
     assert!(fields.contains(&(14, "triggers[1].when")), "{errs:#?}");
-    assert!(
-        fields.iter().any(|(_, f)| *f == "triggers[1].name"),
-        "{errs:#?}"
-    );
+    assert!(fields.iter().any(|(_, f)| *f == "triggers[1].name"), "{errs:#?}");
     assert!(fields.contains(&(19, "triggers[2].approvals")), "{errs:#?}");
-    assert!(
-        fields.iter().any(|(_, f)| *f == "triggers[3].name"),
-        "{errs:#?}"
-    );
+    assert!(fields.iter().any(|(_, f)| *f == "triggers[3].name"), "{errs:#?}");
     // The condition error points into the expression: the stray third `=` is at column 21.
     let when = errs.iter().find(|e| e.field == "triggers[0].when").unwrap();
     assert_eq!(when.col, 21, "{when:?}");
     let rendered = crate::PolicyErrors(errs).render("broken.yaml");
-    assert!(
-        rendered.starts_with("broken.yaml:3:8: defaults.sla:"),
-        "{rendered}"
-    );
+    assert!(rendered.starts_with("broken.yaml:3:8: defaults.sla:"), "{rendered}");
 }
 
 #[test]
 fn yaml_syntax_errors_have_positions() {
-    let errs = Policy::parse("triggers:\n  - name: x\n   when: [\n")
-        .unwrap_err()
-        .0;
+    let errs = Policy::parse("triggers:\n  - name: x\n   when: [\n").unwrap_err().0;
     assert_eq!(errs.len(), 1);
     assert!(errs[0].line >= 2, "{errs:?}");
 }
@@ -233,43 +181,23 @@ struct GenTrigger {
 }
 
 fn gen_trigger() -> impl Strategy<Value = GenTrigger> {
-    (
-        0u8..3,
-        any::<bool>(),
-        any::<bool>(),
-        0u8..4,
-        1u32..4,
-        1u32..120,
-    )
-        .prop_map(|(v, fires, scoped, s, approvals, sla_min)| GenTrigger {
+    (0u8..3, any::<bool>(), any::<bool>(), 0u8..4, 1u32..4, 1u32..120).prop_map(
+        |(v, fires, scoped, s, approvals, sla_min)| GenTrigger {
             verdict: [Verdict::Allow, Verdict::Escalate, Verdict::Deny][v as usize],
             fires,
             scoped,
-            severity: [
-                Severity::Low,
-                Severity::Medium,
-                Severity::High,
-                Severity::Critical,
-            ][s as usize],
+            severity: [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][s as usize],
             approvals,
             sla_min,
-        })
+        },
+    )
 }
 
 fn render(triggers: &[(usize, GenTrigger)], threshold: f64) -> String {
-    let mut s = format!(
-        "actions:\n  act:\n    auto_allow_at: {threshold}\n    reviewers: [base]\ntriggers:\n"
-    );
+    let mut s = format!("actions:\n  act:\n    auto_allow_at: {threshold}\n    reviewers: [base]\ntriggers:\n");
     for (i, t) in triggers {
-        let cond = if t.fires {
-            "confidence >= 0.0"
-        } else {
-            "confidence > 1.0"
-        };
-        s += &format!(
-            "  - name: t{i}\n    when: '{cond}'\n    verdict: {}\n",
-            t.verdict
-        );
+        let cond = if t.fires { "confidence >= 0.0" } else { "confidence > 1.0" };
+        s += &format!("  - name: t{i}\n    when: '{cond}'\n    verdict: {}\n", t.verdict);
         if t.scoped {
             s += "    actions: [act]\n";
         }

@@ -75,16 +75,10 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
     let mut root: Option<Node> = None;
     for ev in Parser::new_from_str(src) {
         let (ev, span) = ev.map_err(|e| YamlError {
-            pos: Pos {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            },
+            pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
             message: e.info().to_string(),
         })?;
-        let pos = Pos {
-            line: span.start.line(),
-            col: span.start.col() + 1,
-        };
+        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
         let done = match ev {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
             Event::DocumentStart(_) => {
@@ -98,16 +92,9 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
             }
             Event::DocumentEnd => None,
             Event::Alias(_) => {
-                return Err(YamlError {
-                    pos,
-                    message: "YAML aliases (`*name`) are not supported in policies".into(),
-                });
+                return Err(YamlError { pos, message: "YAML aliases (`*name`) are not supported in policies".into() });
             }
-            Event::Scalar(text, style, _, _) => Some(Node::Scalar {
-                text: text.into_owned(),
-                style,
-                pos,
-            }),
+            Event::Scalar(text, style, _, _) => Some(Node::Scalar { text: text.into_owned(), style, pos }),
             Event::SequenceStart(..) => {
                 stack.push(Frame::Seq(Vec::new(), pos));
                 None
@@ -119,19 +106,13 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
             Event::SequenceEnd => match stack.pop() {
                 Some(Frame::Seq(items, pos)) => Some(Node::Seq { items, pos }),
                 _ => {
-                    return Err(YamlError {
-                        pos,
-                        message: "unbalanced sequence".into(),
-                    });
+                    return Err(YamlError { pos, message: "unbalanced sequence".into() });
                 }
             },
             Event::MappingEnd => match stack.pop() {
                 Some(Frame::Map(entries, _, pos)) => Some(Node::Map { entries, pos }),
                 _ => {
-                    return Err(YamlError {
-                        pos,
-                        message: "unbalanced mapping".into(),
-                    });
+                    return Err(YamlError { pos, message: "unbalanced mapping".into() });
                 }
             },
         };
@@ -142,29 +123,20 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
             Some(Frame::Map(entries, pending, _)) => match pending.take() {
                 Some((k, kpos)) => {
                     if entries.iter().any(|(e, _, _)| *e == k) {
-                        return Err(YamlError {
-                            pos: kpos,
-                            message: format!("duplicate key `{k}`"),
-                        });
+                        return Err(YamlError { pos: kpos, message: format!("duplicate key `{k}`") });
                     }
                     entries.push((k, kpos, node));
                 }
                 None => match node {
                     Node::Scalar { text, pos, .. } => *pending = Some((text, pos)),
                     other => {
-                        return Err(YamlError {
-                            pos: other.pos(),
-                            message: "mapping keys must be plain text".into(),
-                        });
+                        return Err(YamlError { pos: other.pos(), message: "mapping keys must be plain text".into() });
                     }
                 },
             },
         }
     }
-    root.ok_or(YamlError {
-        pos: Pos { line: 1, col: 1 },
-        message: "the policy file is empty".into(),
-    })
+    root.ok_or(YamlError { pos: Pos { line: 1, col: 1 }, message: "the policy file is empty".into() })
 }
 
 #[cfg(test)]
@@ -174,30 +146,16 @@ mod tests {
     #[test]
     fn positions_and_shapes() {
         let n = parse("a: 1\nb:\n  - x\n  - {c: d}\n").unwrap();
-        let Node::Map { entries, .. } = n else {
-            panic!()
-        };
+        let Node::Map { entries, .. } = n else { panic!() };
         assert_eq!(entries[1].1, Pos { line: 2, col: 1 });
-        let Node::Seq { items, .. } = &entries[1].2 else {
-            panic!()
-        };
+        let Node::Seq { items, .. } = &entries[1].2 else { panic!() };
         assert_eq!(items[0].pos(), Pos { line: 3, col: 5 });
     }
 
     #[test]
     fn refuses_duplicates_aliases_and_garbage() {
-        assert!(
-            parse("a: 1\na: 2\n")
-                .unwrap_err()
-                .message
-                .contains("duplicate")
-        );
-        assert!(
-            parse("a: &x 1\nb: *x\n")
-                .unwrap_err()
-                .message
-                .contains("alias")
-        );
+        assert!(parse("a: 1\na: 2\n").unwrap_err().message.contains("duplicate"));
+        assert!(parse("a: &x 1\nb: *x\n").unwrap_err().message.contains("alias"));
         assert_eq!(parse("a: [1, 2\n").unwrap_err().pos.line, 2);
         assert!(parse("").is_err());
     }

@@ -24,32 +24,18 @@ pub struct NewKey {
 
 fn random_hex(bytes: usize) -> Result<String, ApiError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf)
-        .map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
     Ok(hex::encode(buf))
 }
 
 /// Generate a key `arb_<id>_<secret>` with a 256-bit random secret.
-pub fn generate_key(
-    name: &str,
-    role: Role,
-    tags: BTreeSet<String>,
-    now: Timestamp,
-) -> Result<NewKey, ApiError> {
+pub fn generate_key(name: &str, role: Role, tags: BTreeSet<String>, now: Timestamp) -> Result<NewKey, ApiError> {
     let id = random_hex(6)?;
     let secret = format!("{KEY_PREFIX}{id}_{}", random_hex(32)?);
     let digest = Sha256::digest(secret.as_bytes()).to_vec();
     Ok(NewKey {
         secret,
-        record: KeyRecord {
-            id,
-            name: name.to_string(),
-            role,
-            tags,
-            digest,
-            created_at: now,
-            revoked_at: None,
-        },
+        record: KeyRecord { id, name: name.to_string(), role, tags, digest, created_at: now, revoked_at: None },
     })
 }
 
@@ -58,20 +44,13 @@ pub fn validate_key_fields(name: &str, tags: &BTreeSet<String>) -> Result<(), Ap
     let ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
     };
     if !ok(name) {
-        return Err(ApiError::invalid(
-            "name",
-            "use 1-64 letters, digits, `_`, `-`, `.` or `@`",
-        ));
+        return Err(ApiError::invalid("name", "use 1-64 letters, digits, `_`, `-`, `.` or `@`"));
     }
     if let Some(t) = tags.iter().find(|t| !ok(t)) {
-        return Err(ApiError::invalid(
-            "tags",
-            format!("tag `{t}`: use 1-64 letters, digits, `_`, `-`, `.` or `@`"),
-        ));
+        return Err(ApiError::invalid("tags", format!("tag `{t}`: use 1-64 letters, digits, `_`, `-`, `.` or `@`")));
     }
     Ok(())
 }
@@ -99,10 +78,7 @@ pub struct KeyCache {
 impl KeyCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        KeyCache {
-            ttl,
-            map: Mutex::new(HashMap::new()),
-        }
+        KeyCache { ttl, map: Mutex::new(HashMap::new()) }
     }
 
     /// Forget a key (after revocation).
@@ -113,41 +89,25 @@ impl KeyCache {
     }
 
     /// Verify a presented key and return who it belongs to.
-    pub async fn authenticate(
-        &self,
-        store: &dyn Store,
-        presented: &str,
-    ) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, store: &dyn Store, presented: &str) -> Result<Principal, ApiError> {
         let bad = || ApiError::Unauthorized("the API key is not valid".into());
         let id = key_id(presented).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into(),
-            )
+            ApiError::Unauthorized("malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into())
         })?;
-        let cached = self.map.lock().ok().and_then(|m| {
-            m.get(id)
-                .filter(|c| c.fetched.elapsed() < self.ttl)
-                .map(|c| c.record.clone())
-        });
+        let cached = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).filter(|c| c.fetched.elapsed() < self.ttl).map(|c| c.record.clone()));
         let record = match cached {
             Some(r) => r,
             None => {
-                let r = store
-                    .key(id)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(bad)?;
+                let r = store.key(id).await.map_err(ApiError::from)?.ok_or_else(bad)?;
                 if let Ok(mut m) = self.map.lock() {
                     if m.len() > 100_000 {
                         m.clear();
                     }
-                    m.insert(
-                        id.to_string(),
-                        Cached {
-                            record: r.clone(),
-                            fetched: Instant::now(),
-                        },
-                    );
+                    m.insert(id.to_string(), Cached { record: r.clone(), fetched: Instant::now() });
                 }
                 r
             }
@@ -157,16 +117,9 @@ impl KeyCache {
             return Err(bad());
         }
         if record.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized(
-                "this API key has been revoked".into(),
-            ));
+            return Err(ApiError::Unauthorized("this API key has been revoked".into()));
         }
-        Ok(Principal {
-            key_id: record.id,
-            name: record.name,
-            role: record.role,
-            tags: record.tags,
-        })
+        Ok(Principal { key_id: record.id, name: record.name, role: record.role, tags: record.tags })
     }
 }
 

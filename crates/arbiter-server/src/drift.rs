@@ -7,9 +7,7 @@
 use crate::{ApiError, AppState};
 use arbiter_core::drift::{self, Alarm, DriftReport};
 use arbiter_core::review::{Review, ReviewSource};
-use arbiter_core::{
-    Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict,
-};
+use arbiter_core::{Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict};
 use arbiter_store::CaseFilter;
 use serde::Serialize;
 use serde_json::json;
@@ -82,14 +80,8 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
                 "config": cfg,
                 "sample_decisions": samples,
             });
-            state
-                .store
-                .record_event("drift.alarm", "drift-monitor", now, evidence.clone())
-                .await?;
-            let mut review = Review::new(
-                format!("Drift: {}", alarm.summary),
-                ReviewSource::DriftAlarm,
-            );
+            state.store.record_event("drift.alarm", "drift-monitor", now, evidence.clone()).await?;
+            let mut review = Review::new(format!("Drift: {}", alarm.summary), ReviewSource::DriftAlarm);
             review.description = format!(
                 "Opened automatically by the drift monitor at {now}. Compare the recent window ({cur_from} to {now}) with the reference before it; the evidence and sample decisions are attached."
             );
@@ -137,9 +129,6 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
         report,
         opened_reviews: opened,
     };
-    *state
-        .drift_status
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+    *state.drift_status.write().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
     Ok(status)
 }

@@ -33,25 +33,17 @@ impl Auth {
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into())
-        })?;
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into()))?;
+        let text = value.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
         let key = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <key>`".into()))?;
-        state
-            .keys
-            .authenticate(state.store.as_ref(), key.trim())
-            .await
-            .map(Auth)
+        state.keys.authenticate(state.store.as_ref(), key.trim()).await.map(Auth)
     }
 }
 
@@ -76,11 +68,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "(body)".to_string()
-        } else {
-            path
-        };
+        let field = if path == "." { "(body)".to_string() } else { path };
         ApiError::invalid(field, e.into_inner().to_string())
     })
 }
@@ -109,21 +97,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
 impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(
-        req: Request,
-        state: &Arc<AppState>,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").to_string());
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Option<Self>, Self::Rejection> {
+        let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_string());
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        if let Some(ct) =
-            ct.filter(|ct| !ct.starts_with("application/json") && !ct.contains("+json"))
-        {
+        if let Some(ct) = ct.filter(|ct| !ct.starts_with("application/json") && !ct.contains("+json")) {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "send JSON with `Content-Type: application/json`, not `{ct}`"
             )));

@@ -111,11 +111,7 @@ pub struct AppState {
 
 impl AppState {
     /// Build the state; loads the active policy from the store.
-    pub async fn new(
-        store: Arc<dyn Store>,
-        config: Config,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<AppState>, ApiError> {
+    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ApiError> {
         let state = Arc::new(AppState {
             store,
             policy: RwLock::new(None),
@@ -133,10 +129,7 @@ impl AppState {
 
     /// The active policy, if one is loaded.
     pub fn policy(&self) -> Option<Arc<Policy>> {
-        self.policy
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set_policy(&self, p: Arc<Policy>) {
@@ -151,12 +144,8 @@ impl AppState {
         if self.policy().is_some_and(|p| p.hash() == v.hash) {
             return Ok(());
         }
-        let p = Policy::parse(&v.source).map_err(|e| {
-            ApiError::Internal(format!(
-                "the active policy {} no longer compiles: {e}",
-                v.hash
-            ))
-        })?;
+        let p = Policy::parse(&v.source)
+            .map_err(|e| ApiError::Internal(format!("the active policy {} no longer compiles: {e}", v.hash)))?;
         tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
         self.set_policy(Arc::new(p));
         Ok(())
@@ -164,11 +153,7 @@ impl AppState {
 
     /// Compile, store and activate a policy source. Returns the compiled policy
     /// and whether this version was new.
-    pub async fn activate_source(
-        &self,
-        source: &str,
-        by: &str,
-    ) -> Result<(Arc<Policy>, bool), ApiError> {
+    pub async fn activate_source(&self, source: &str, by: &str) -> Result<(Arc<Policy>, bool), ApiError> {
         let p = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
         let existed = self.store.policy_version(p.hash()).await?.is_some();
         let now = self.clock.now();
@@ -186,15 +171,8 @@ impl AppState {
 
     /// Run a command on a case; wakes agents waiting on its decision when the
     /// command made it final.
-    pub async fn update_case(
-        &self,
-        id: &str,
-        command: CaseCommand,
-    ) -> Result<CaseUpdate, ApiError> {
-        let update = self
-            .store
-            .update_case(id, command, self.clock.now())
-            .await?;
+    pub async fn update_case(&self, id: &str, command: CaseCommand) -> Result<CaseUpdate, ApiError> {
+        let update = self.store.update_case(id, command, self.clock.now()).await?;
         if let Some(d) = &update.decision {
             self.waiters.wake(&d.id);
         }
@@ -203,10 +181,7 @@ impl AppState {
 
     /// The latest drift evaluation, if one ran.
     pub fn drift_status(&self) -> Option<drift::DriftStatus> {
-        self.drift_status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.drift_status.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the server is shutting down (long-polls return early).
@@ -217,12 +192,7 @@ impl AppState {
 
 /// The case actor for an authenticated caller.
 pub fn actor(p: &Principal) -> Actor {
-    Actor {
-        name: p.name.clone(),
-        key_id: p.key_id.clone(),
-        tags: p.tags.clone(),
-        is_admin: p.role == Role::Admin,
-    }
+    Actor { name: p.name.clone(), key_id: p.key_id.clone(), tags: p.tags.clone(), is_admin: p.role == Role::Admin }
 }
 
 /// What first start created, to print once.
@@ -236,16 +206,10 @@ pub struct Bootstrap {
 
 /// Prepare an empty store: activate `policy_source` (or the default policy)
 /// when none is active, and create an admin key when no key exists.
-pub async fn bootstrap(
-    state: &AppState,
-    policy_source: Option<&str>,
-) -> Result<Bootstrap, ApiError> {
+pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
     let mut out = Bootstrap::default();
     match policy_source {
-        Some(src)
-            if state
-                .policy()
-                .is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
+        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
         Some(src) => {
             let (p, _) = state.activate_source(src, "bootstrap").await?;
             out.policy_hash = Some(p.hash().to_string());
@@ -283,9 +247,7 @@ pub async fn serve(
         shutdown.await;
         let _ = st.stopping.send(true);
     };
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
     let _ = state.stopping.send(true);
     let _ = bg.await;
     result

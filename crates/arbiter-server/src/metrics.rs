@@ -42,11 +42,7 @@ impl Metrics {
         let policy_eval = Histogram::new(exponential_buckets(0.000_000_5, 2.0, 16));
         let open_cases = Gauge::default();
         let waiting_agents = Gauge::default();
-        registry.register(
-            "decisions",
-            "Decisions made, by verdict and action class",
-            decisions.clone(),
-        );
+        registry.register("decisions", "Decisions made, by verdict and action class", decisions.clone());
         registry.register(
             "decision_latency_seconds",
             "Time to answer POST /v1/decisions, including the durable commit",
@@ -58,19 +54,8 @@ impl Metrics {
             policy_eval.clone(),
         );
         registry.register("open_cases", "Cases waiting for people", open_cases.clone());
-        registry.register(
-            "waiting_agents",
-            "Requests long-polling for a final verdict",
-            waiting_agents.clone(),
-        );
-        Metrics {
-            registry,
-            decisions,
-            decision_latency,
-            policy_eval,
-            open_cases,
-            waiting_agents,
-        }
+        registry.register("waiting_agents", "Requests long-polling for a final verdict", waiting_agents.clone());
+        Metrics { registry, decisions, decision_latency, policy_eval, open_cases, waiting_agents }
     }
 
     /// The text exposition format.

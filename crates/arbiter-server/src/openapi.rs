@@ -42,13 +42,8 @@ mod tests {
             match v {
                 Value::Object(m) => {
                     if let Some(Value::String(r)) = m.get("$ref") {
-                        let name = r
-                            .strip_prefix("#/components/schemas/")
-                            .expect("local schema ref");
-                        assert!(
-                            doc["components"]["schemas"].get(name).is_some(),
-                            "dangling $ref {r}"
-                        );
+                        let name = r.strip_prefix("#/components/schemas/").expect("local schema ref");
+                        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {r}");
                     }
                     m.values().for_each(|x| walk(x, doc));
                 }

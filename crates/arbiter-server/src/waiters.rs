@@ -26,21 +26,12 @@ impl Waiters {
             let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
             m.entry(decision_id.to_string()).or_default().clone()
         };
-        Waiter {
-            owner: self,
-            id: decision_id.to_string(),
-            notify,
-        }
+        Waiter { owner: self, id: decision_id.to_string(), notify }
     }
 
     /// Wake everyone waiting on `decision_id`.
     pub fn wake(&self, decision_id: &str) {
-        let n = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(decision_id)
-            .cloned();
+        let n = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(decision_id).cloned();
         if let Some(n) = n {
             n.notify_waiters();
         }

@@ -27,8 +27,7 @@ pub fn client(timeout: Duration) -> reqwest::Client {
 
 /// `v1=` signature: hex HMAC-SHA256 of `"{timestamp}.{body}"` under `secret`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes keys of any length");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -38,8 +37,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// Delay before retry number `attempts` (1 after the first failure): 3^(n-1) × `base`, at most an hour.
 pub fn backoff(base: Duration, attempts: u32) -> Duration {
     let factor = 3u64.saturating_pow(attempts.saturating_sub(1));
-    Duration::from_millis((base.as_millis() as u64).saturating_mul(factor))
-        .min(Duration::from_secs(3600))
+    Duration::from_millis((base.as_millis() as u64).saturating_mul(factor)).min(Duration::from_secs(3600))
 }
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -52,10 +50,7 @@ pub fn summary(e: &Event) -> String {
     let d = &e.data;
     match e.kind.as_str() {
         "case.opened" if d["case"]["kind"] == "review" => {
-            format!(
-                "New review case {case}: {}",
-                s(d, &["case", "review", "title"])
-            )
+            format!("New review case {case}: {}", s(d, &["case", "review", "title"]))
         }
         "case.opened" => format!(
             "New {} case {case}: `{}` proposed by {} waits for {}",
@@ -64,12 +59,7 @@ pub fn summary(e: &Event) -> String {
             s(d, &["case", "agent"]),
             d["case"]["escalation"]["reviewers"]
                 .as_array()
-                .map_or(String::new(), |r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
+                .map_or(String::new(), |r| { r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ") })
         ),
         "case.claimed" => format!("{} claimed case {case}", s(d, &["claim", "by"])),
         "case.decided" => format!(
@@ -90,15 +80,10 @@ pub fn summary(e: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join(", "))
         ),
-        "case.fallback_applied" => format!(
-            "Case {case}: SLA expired; the fallback `{}` was applied",
-            s(d, &["verdict"])
-        ),
-        "review.closed" => format!(
-            "Review {case} closed by {}: {}",
-            s(d, &["by"]),
-            s(d, &["reason"])
-        ),
+        "case.fallback_applied" => {
+            format!("Case {case}: SLA expired; the fallback `{}` was applied", s(d, &["verdict"]))
+        }
+        "review.closed" => format!("Review {case} closed by {}: {}", s(d, &["by"]), s(d, &["reason"])),
         other => format!("{other} on case {case} by {}", e.actor),
     }
 }
@@ -126,57 +111,32 @@ async fn send(state: &AppState, client: &reqwest::Client, due: &DueDelivery) -> 
         .header("content-type", "application/json")
         .header("arbiter-event", &due.event.kind)
         .header("arbiter-delivery", due.delivery.id.to_string())
-        .header(
-            "arbiter-signature",
-            format!("t={ts},v1={}", sign(&due.webhook.secret, ts, &body)),
-        )
+        .header("arbiter-signature", format!("t={ts},v1={}", sign(&due.webhook.secret, ts, &body)))
         .body(body)
         .send()
         .await;
     let (status, error) = match result {
         Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-        Ok(r) => (
-            Some(r.status().as_u16()),
-            Some(format!("the receiver answered {}", r.status())),
-        ),
-        Err(e) => (
-            None,
-            Some(if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                e.to_string()
-            }),
-        ),
+        Ok(r) => (Some(r.status().as_u16()), Some(format!("the receiver answered {}", r.status()))),
+        Err(e) => (None, Some(if e.is_timeout() { "timed out".to_string() } else { e.to_string() })),
     };
     let attempts = due.delivery.attempts + 1;
-    let retry_at = (error.is_some() && attempts < state.config.webhook_max_attempts).then(|| {
-        now.plus_millis(backoff(state.config.webhook_retry_base, attempts).as_millis() as i64)
-    });
+    let retry_at = (error.is_some() && attempts < state.config.webhook_max_attempts)
+        .then(|| now.plus_millis(backoff(state.config.webhook_retry_base, attempts).as_millis() as i64));
     if let Some(e) = &error {
         tracing::warn!(webhook = %due.webhook.id, delivery = due.delivery.id, attempts, error = %e, "webhook delivery failed");
     }
-    DeliveryAttempt {
-        at: state.clock.now(),
-        status,
-        error,
-        retry_at,
-    }
+    DeliveryAttempt { at: state.clock.now(), status, error, retry_at }
 }
 
 /// Send every delivery due now; returns how many were attempted.
 pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ApiError> {
     let lease = (state.config.webhook_timeout * 2).as_millis() as i64;
-    let due = state
-        .store
-        .claim_due_deliveries(state.clock.now(), lease, BATCH)
-        .await?;
+    let due = state.store.claim_due_deliveries(state.clock.now(), lease, BATCH).await?;
     let n = due.len();
     let attempts = futures_util::future::join_all(due.iter().map(|d| send(state, client, d))).await;
     for (d, attempt) in due.iter().zip(attempts) {
-        state
-            .store
-            .record_delivery_attempt(d.delivery.id, attempt)
-            .await?;
+        state.store.record_delivery_attempt(d.delivery.id, attempt).await?;
     }
     Ok(n)
 }
@@ -197,10 +157,7 @@ mod tests {
         // and our envelope signs "<t>.<body>"
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
         mac.update(b"12.{}");
-        assert_eq!(
-            sign("k", 12, b"{}"),
-            hex::encode(mac.finalize().into_bytes())
-        );
+        assert_eq!(sign("k", 12, b"{}"), hex::encode(mac.finalize().into_bytes()));
     }
 
     #[test]

@@ -2,17 +2,16 @@
 //! [`run_all`] with a fresh, empty store.
 
 use crate::{
-    CaseFilter, DeliveryAttempt, DeliveryStatus, Inserted, KeyRecord, NewDecision, PolicyVersion,
-    Store, StoreError, Webhook, WebhookFormat,
+    CaseFilter, DeliveryAttempt, DeliveryStatus, Inserted, KeyRecord, NewDecision, PolicyVersion, Store, StoreError,
+    Webhook, WebhookFormat,
 };
 use arbiter_core::review::{
-    ContextualAnalysis, Entity, Finding, FindingKind, ImpactAssessment, ImpactSeverity,
-    InterventionKind, InterventionSpec, Reproduced, ResolutionDesign, Review, ReviewSource, Scope,
-    StageRecord, TraceInspection,
+    ContextualAnalysis, Entity, Finding, FindingKind, ImpactAssessment, ImpactSeverity, InterventionKind,
+    InterventionSpec, Reproduced, ResolutionDesign, Review, ReviewSource, Scope, StageRecord, TraceInspection,
 };
 use arbiter_core::{
-    Action, Actor, Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, DecisionStatus,
-    Escalation, FinalSource, HumanDuration, Outcome, Role, Severity, Tier, Timestamp, Verdict,
+    Action, Actor, Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, DecisionStatus, Escalation,
+    FinalSource, HumanDuration, Outcome, Role, Severity, Tier, Timestamp, Verdict,
 };
 use serde_json::json;
 
@@ -30,16 +29,8 @@ fn decision(id: &str, idem: Option<&str>, case_id: Option<&str>) -> Decision {
         },
         trace_id: Some("trace-1".into()),
         context: json!({}),
-        verdict: if case_id.is_some() {
-            Verdict::Escalate
-        } else {
-            Verdict::Allow
-        },
-        status: if case_id.is_some() {
-            DecisionStatus::Pending
-        } else {
-            DecisionStatus::Final
-        },
+        verdict: if case_id.is_some() { Verdict::Escalate } else { Verdict::Allow },
+        status: if case_id.is_some() { DecisionStatus::Pending } else { DecisionStatus::Final },
         triggers: vec![],
         explanation: "test".into(),
         escalation: None,
@@ -108,14 +99,7 @@ async fn escalate(store: &dyn Store, n: &str, esc: impl FnOnce(&mut Case)) {
     let mut c = case(&format!("c-{n}"), &format!("d-{n}"), 1);
     c.trace_id = d.trace_id.clone();
     esc(&mut c);
-    store
-        .insert_decision(NewDecision {
-            decision: d,
-            request_digest: n.into(),
-            case: Some(c),
-        })
-        .await
-        .unwrap();
+    store.insert_decision(NewDecision { decision: d, request_digest: n.into(), case: Some(c) }).await.unwrap();
 }
 
 /// Run every conformance check against an empty store.
@@ -143,28 +127,16 @@ pub async fn policies(store: &dyn Store) {
         created_at: Timestamp(t),
         created_by: "admin".into(),
     };
-    store
-        .activate_policy(v("a", 1), Timestamp(1), "admin")
-        .await
-        .unwrap();
-    store
-        .activate_policy(v("b", 2), Timestamp(2), "admin")
-        .await
-        .unwrap();
+    store.activate_policy(v("a", 1), Timestamp(1), "admin").await.unwrap();
+    store.activate_policy(v("b", 2), Timestamp(2), "admin").await.unwrap();
     assert_eq!(store.active_policy().await.unwrap().unwrap().hash, "b");
     // Re-activating an older version (a rollback) keeps one copy of it.
-    store
-        .activate_policy(v("a", 3), Timestamp(3), "admin")
-        .await
-        .unwrap();
+    store.activate_policy(v("a", 3), Timestamp(3), "admin").await.unwrap();
     assert_eq!(store.active_policy().await.unwrap().unwrap().hash, "a");
     let versions = store.policy_versions().await.unwrap();
     assert_eq!(versions.len(), 2);
     assert!(versions.iter().find(|x| x.hash == "a").unwrap().active);
-    assert_eq!(
-        store.policy_version("a").await.unwrap().unwrap().created_at,
-        Timestamp(1)
-    );
+    assert_eq!(store.policy_version("a").await.unwrap().unwrap().created_at, Timestamp(1));
 }
 
 /// Keys round-trip, ids are unique, and revocation happens once.
@@ -179,31 +151,18 @@ pub async fn keys(store: &dyn Store) {
         revoked_at: None,
     };
     store.create_key(k.clone()).await.unwrap();
-    assert!(matches!(
-        store.create_key(k.clone()).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(store.create_key(k.clone()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.key("abc").await.unwrap().unwrap(), k);
     assert!(store.revoke_key("abc", Timestamp(9)).await.unwrap());
     assert!(!store.revoke_key("abc", Timestamp(10)).await.unwrap());
-    assert_eq!(
-        store.key("abc").await.unwrap().unwrap().revoked_at,
-        Some(Timestamp(9))
-    );
+    assert_eq!(store.key("abc").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
     assert!(store.keys().await.unwrap().iter().any(|x| x.id == "abc"));
 }
 
 /// A retried idempotency key returns the first decision; a reused key with a different request is refused.
 pub async fn decisions_and_idempotency(store: &dyn Store) {
-    let first = NewDecision {
-        decision: decision("d1", Some("idem-1"), None),
-        request_digest: "r1".into(),
-        case: None,
-    };
-    assert!(matches!(
-        store.insert_decision(first.clone()).await.unwrap(),
-        Inserted::Created(_)
-    ));
+    let first = NewDecision { decision: decision("d1", Some("idem-1"), None), request_digest: "r1".into(), case: None };
+    assert!(matches!(store.insert_decision(first.clone()).await.unwrap(), Inserted::Created(_)));
     let mut retry = first.clone();
     retry.decision.id = "d1-retry".into();
     match store.insert_decision(retry).await.unwrap() {
@@ -213,10 +172,7 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
     assert!(store.decision("d1-retry").await.unwrap().is_none());
     let mut different = first.clone();
     different.request_digest = "r2".into();
-    assert!(matches!(
-        store.insert_decision(different).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(store.insert_decision(different).await, Err(StoreError::Conflict(_))));
     let out = Outcome {
         correct: false,
         cost: Some(12.5),
@@ -224,25 +180,13 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
         recorded_at: Timestamp(9),
         recorded_by: "ann".into(),
     };
-    assert!(
-        store
-            .labelled_decisions(10)
-            .await
-            .unwrap()
-            .iter()
-            .all(|d| d.id != "d1")
-    );
+    assert!(store.labelled_decisions(10).await.unwrap().iter().all(|d| d.id != "d1"));
     let d = store.record_outcome("d1", out.clone()).await.unwrap();
     assert_eq!(d.outcome, Some(out.clone()));
     let labelled = store.labelled_decisions(10).await.unwrap();
     assert_eq!(labelled.iter().filter(|d| d.id == "d1").count(), 1);
     assert_eq!(labelled.last().unwrap().outcome, Some(out));
-    assert!(matches!(
-        store
-            .record_outcome("nope", d.outcome.clone().unwrap())
-            .await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.record_outcome("nope", d.outcome.clone().unwrap()).await, Err(StoreError::NotFound(_))));
 }
 
 /// Cases open with their decision, answers are recorded as chained events, and the decision becomes final.
@@ -255,32 +199,19 @@ pub async fn cases_and_events(store: &dyn Store) {
     };
     store.insert_decision(nd).await.unwrap();
     assert_eq!(store.open_case_count().await.unwrap(), open_before + 1);
-    let first = store
-        .update_case("c2", approve("ann", None), Timestamp(2_000))
-        .await
-        .unwrap();
+    let first = store.update_case("c2", approve("ann", None), Timestamp(2_000)).await.unwrap();
     assert!(first.decision.is_none());
     assert_eq!(first.events.len(), 1);
     assert!(matches!(
-        store
-            .update_case("c2", approve("ann", None), Timestamp(2_000))
-            .await,
+        store.update_case("c2", approve("ann", None), Timestamp(2_000)).await,
         Err(StoreError::Case(CaseError::AlreadyAnswered))
     ));
     assert!(matches!(
-        store
-            .update_case("nope", approve("ann", None), Timestamp(2_000))
-            .await,
+        store.update_case("nope", approve("ann", None), Timestamp(2_000)).await,
         Err(StoreError::NotFound(_))
     ));
-    let second = approve(
-        "bob",
-        Some(json!({"host": "web-17", "mode": "network_only"})),
-    );
-    let done = store
-        .update_case("c2", second, Timestamp(3_000))
-        .await
-        .unwrap();
+    let second = approve("bob", Some(json!({"host": "web-17", "mode": "network_only"})));
+    let done = store.update_case("c2", second, Timestamp(3_000)).await.unwrap();
     let d = done.decision.unwrap();
     assert_eq!(d.status, DecisionStatus::Final);
     let fin = d.final_verdict.unwrap();
@@ -290,15 +221,7 @@ pub async fn cases_and_events(store: &dyn Store) {
     assert_eq!(store.open_case_count().await.unwrap(), open_before);
     let events = store.case_events("c2").await.unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "case.opened",
-            "case.answered",
-            "case.answered",
-            "case.decided"
-        ]
-    );
+    assert_eq!(kinds, ["case.opened", "case.answered", "case.answered", "case.decided"]);
     assert_eq!(events[3].actor, "bob");
     assert_eq!(store.verify_events().await.unwrap(), None);
     assert_eq!(store.verify_projections().await.unwrap(), None);
@@ -314,149 +237,67 @@ pub async fn claims_are_exclusive(store: &dyn Store) {
         (0..8).map(move |i| {
             let by = reviewer(&format!("rev{r}"), &["soc_lead"]);
             async move {
-                let res = store
-                    .update_case(
-                        &format!("c-claim{i}"),
-                        CaseCommand::Claim {
-                            by,
-                            lease_ms: 600_000,
-                        },
-                        now,
-                    )
-                    .await;
+                let res =
+                    store.update_case(&format!("c-claim{i}"), CaseCommand::Claim { by, lease_ms: 600_000 }, now).await;
                 (i, r, res)
             }
         })
     });
     let results = futures_join_all(futs).await;
     for i in 0..8 {
-        let winners: Vec<_> = results
-            .iter()
-            .filter(|(c, _, res)| *c == i && res.is_ok())
-            .collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "case {i} claimed by {} reviewers",
-            winners.len()
-        );
+        let winners: Vec<_> = results.iter().filter(|(c, _, res)| *c == i && res.is_ok()).collect();
+        assert_eq!(winners.len(), 1, "case {i} claimed by {} reviewers", winners.len());
         let losers_ok = results
             .iter()
             .filter(|(c, _, _)| *c == i)
-            .all(|(_, _, res)| {
-                res.is_ok() || matches!(res, Err(StoreError::Case(CaseError::HeldByOther { .. })))
-            });
+            .all(|(_, _, res)| res.is_ok() || matches!(res, Err(StoreError::Case(CaseError::HeldByOther { .. }))));
         assert!(losers_ok);
         let case = store.case(&format!("c-claim{i}")).await.unwrap().unwrap();
         assert_eq!(case.claim.unwrap().by, format!("rev{}", winners[0].1));
     }
     let active = store.active_approval_cases().await.unwrap();
-    assert!(
-        active
-            .iter()
-            .filter(|c| c.id.starts_with("c-claim"))
-            .all(|c| c.state == CaseState::Claimed)
-    );
+    assert!(active.iter().filter(|c| c.id.starts_with("c-claim")).all(|c| c.state == CaseState::Claimed));
 }
 
 /// Leases and tiers come due; the sweep moves the case to the next tier and then applies the fallback.
 pub async fn sla_sweep(store: &dyn Store) {
     escalate(store, "sla", |c| {
-        c.escalation.tiers = vec![Tier {
-            reviewers: ["soc_manager".to_string()].into_iter().collect(),
-            sla: HumanDuration(300),
-        }];
+        c.escalation.tiers =
+            vec![Tier { reviewers: ["soc_manager".to_string()].into_iter().collect(), sla: HumanDuration(300) }];
         c.escalation.fallback = Verdict::Deny;
     })
     .await;
     store
         .update_case(
             "c-sla",
-            CaseCommand::Claim {
-                by: reviewer("ann", &["soc_lead"]),
-                lease_ms: 60_000,
-            },
+            CaseCommand::Claim { by: reviewer("ann", &["soc_lead"]), lease_ms: 60_000 },
             Timestamp(1_000),
         )
         .await
         .unwrap();
     // the lease ends at 61s, the first tier at 601s, the second at 901s
-    assert!(
-        !store
-            .due_cases(Timestamp(60_999), 100)
-            .await
-            .unwrap()
-            .contains(&"c-sla".to_string())
-    );
-    assert!(
-        store
-            .due_cases(Timestamp(61_000), 100)
-            .await
-            .unwrap()
-            .contains(&"c-sla".to_string())
-    );
-    let up = store
-        .update_case("c-sla", CaseCommand::Sweep, Timestamp(61_000))
-        .await
-        .unwrap();
-    assert_eq!(
-        up.events
-            .iter()
-            .map(|e| e.kind.as_str())
-            .collect::<Vec<_>>(),
-        ["case.lease_expired"]
-    );
+    assert!(!store.due_cases(Timestamp(60_999), 100).await.unwrap().contains(&"c-sla".to_string()));
+    assert!(store.due_cases(Timestamp(61_000), 100).await.unwrap().contains(&"c-sla".to_string()));
+    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(61_000)).await.unwrap();
+    assert_eq!(up.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["case.lease_expired"]);
     assert_eq!(up.events[0].actor, "system");
-    let nothing = store
-        .update_case("c-sla", CaseCommand::Sweep, Timestamp(62_000))
-        .await
-        .unwrap();
+    let nothing = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(62_000)).await.unwrap();
     assert!(nothing.events.is_empty());
-    let up = store
-        .update_case("c-sla", CaseCommand::Sweep, Timestamp(601_000))
-        .await
-        .unwrap();
+    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(601_000)).await.unwrap();
     assert_eq!(up.case.tier, 1);
     assert_eq!(up.case.sla_deadline, Timestamp(901_000));
-    assert!(
-        !store
-            .due_cases(Timestamp(900_999), 100)
-            .await
-            .unwrap()
-            .contains(&"c-sla".to_string())
-    );
-    let up = store
-        .update_case("c-sla", CaseCommand::Sweep, Timestamp(901_000))
-        .await
-        .unwrap();
-    assert_eq!(
-        up.events
-            .iter()
-            .map(|e| e.kind.as_str())
-            .collect::<Vec<_>>(),
-        ["case.fallback_applied"]
-    );
+    assert!(!store.due_cases(Timestamp(900_999), 100).await.unwrap().contains(&"c-sla".to_string()));
+    let up = store.update_case("c-sla", CaseCommand::Sweep, Timestamp(901_000)).await.unwrap();
+    assert_eq!(up.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["case.fallback_applied"]);
     let d = up.decision.expect("the fallback makes the decision final");
     let fin = d.final_verdict.unwrap();
-    assert_eq!(
-        (fin.verdict, fin.source),
-        (Verdict::Deny, FinalSource::SlaExpired)
-    );
-    assert!(
-        !store
-            .due_cases(Timestamp(i64::MAX), 100)
-            .await
-            .unwrap()
-            .contains(&"c-sla".to_string())
-    );
+    assert_eq!((fin.verdict, fin.source), (Verdict::Deny, FinalSource::SlaExpired));
+    assert!(!store.due_cases(Timestamp(i64::MAX), 100).await.unwrap().contains(&"c-sla".to_string()));
 }
 
 /// Review cases open on their own, record stages, close when complete, and see their decision chain.
 pub async fn review_cases(store: &dyn Store) {
-    let mut review = Review::new(
-        "Agent isolates too many hosts".into(),
-        ReviewSource::Decision,
-    );
+    let mut review = Review::new("Agent isolates too many hosts".into(), ReviewSource::Decision);
     review.decision_ids = vec!["d-claim0".into()];
     review.trace_ids = vec!["trace-claim1".into()];
     let mut c = case("r-1", "d-claim0", 1);
@@ -464,14 +305,8 @@ pub async fn review_cases(store: &dyn Store) {
     c.decision_id = None;
     c.review = Some(review);
     store.open_case(c, "eve").await.unwrap();
-    let chain = store
-        .decision_chain(&["trace-claim1".into()], &["d-claim0".into()], 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        chain.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-        ["d-claim0", "d-claim1"]
-    );
+    let chain = store.decision_chain(&["trace-claim1".into()], &["d-claim0".into()], 100).await.unwrap();
+    assert_eq!(chain.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d-claim0", "d-claim1"]);
     let eng = reviewer("eve", &["engineering"]);
     let stage = |record| CaseCommand::RecordStage {
         by: eng.clone(),
@@ -479,10 +314,7 @@ pub async fn review_cases(store: &dyn Store) {
         rationale: "from the replay".into(),
         record,
     };
-    let close = CaseCommand::Close {
-        by: eng.clone(),
-        reason: "resolved".into(),
-    };
+    let close = CaseCommand::Close { by: eng.clone(), reason: "resolved".into() };
     assert!(matches!(
         store.update_case("r-1", close.clone(), Timestamp(10)).await,
         Err(StoreError::Case(CaseError::Incomplete(_)))
@@ -504,13 +336,7 @@ pub async fn review_cases(store: &dyn Store) {
         }),
         StageRecord::ImpactAssessment(ImpactAssessment {
             severity: ImpactSeverity::S3,
-            scope: Scope {
-                count: 1,
-                entities: vec![Entity {
-                    kind: "host".into(),
-                    id: "web-17".into(),
-                }],
-            },
+            scope: Scope { count: 1, entities: vec![Entity { kind: "host".into(), id: "web-17".into() }] },
             technical_correctness: "wrong".into(),
             user_experience: "site down 5m".into(),
         }),
@@ -524,36 +350,17 @@ pub async fn review_cases(store: &dyn Store) {
             no_intervention_needed: None,
         }),
     ] {
-        store
-            .update_case("r-1", stage(record), Timestamp(11))
-            .await
-            .unwrap();
+        store.update_case("r-1", stage(record), Timestamp(11)).await.unwrap();
     }
-    let closed = store
-        .update_case("r-1", close, Timestamp(12))
-        .await
-        .unwrap();
+    let closed = store.update_case("r-1", close, Timestamp(12)).await.unwrap();
     assert_eq!(closed.case.state, CaseState::Closed);
     assert!(closed.decision.is_none());
     let reviews = store
-        .cases(CaseFilter {
-            kind: Some(CaseKind::Review),
-            states: vec![CaseState::Closed],
-            limit: 10,
-        })
+        .cases(CaseFilter { kind: Some(CaseKind::Review), states: vec![CaseState::Closed], limit: 10 })
         .await
         .unwrap();
-    assert_eq!(
-        reviews.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        ["r-1"]
-    );
-    let kinds: Vec<String> = store
-        .case_events("r-1")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    assert_eq!(reviews.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["r-1"]);
+    let kinds: Vec<String> = store.case_events("r-1").await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.first().map(String::as_str), Some("case.opened"));
     assert_eq!(kinds.last().map(String::as_str), Some("review.closed"));
 }
@@ -563,9 +370,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
     let hook = Webhook {
         id: "wh-1".into(),
         url: "http://127.0.0.1:9/hook".into(),
-        events: ["case.opened".to_string(), "case.claimed".to_string()]
-            .into_iter()
-            .collect(),
+        events: ["case.opened".to_string(), "case.claimed".to_string()].into_iter().collect(),
         format: WebhookFormat::Json,
         secret: "s3cret".into(),
         created_at: Timestamp(1),
@@ -578,67 +383,36 @@ pub async fn webhook_outbox(store: &dyn Store) {
     store
         .update_case(
             "c-hook",
-            CaseCommand::Claim {
-                by: reviewer("ann", &["soc_lead"]),
-                lease_ms: 1_000,
-            },
+            CaseCommand::Claim { by: reviewer("ann", &["soc_lead"]), lease_ms: 1_000 },
             Timestamp(2_000),
         )
         .await
         .unwrap();
-    store
-        .update_case("c-hook", approve("ann", None), Timestamp(2_500))
-        .await
-        .unwrap();
-    let due = store
-        .claim_due_deliveries(Timestamp(3_000), 30_000, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        due.iter()
-            .map(|d| d.event.kind.as_str())
-            .collect::<Vec<_>>(),
-        ["case.opened", "case.claimed"]
-    );
+    store.update_case("c-hook", approve("ann", None), Timestamp(2_500)).await.unwrap();
+    let due = store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.event.kind.as_str()).collect::<Vec<_>>(), ["case.opened", "case.claimed"]);
     assert_eq!(due[0].webhook.secret, "s3cret");
     assert_eq!(due[0].event.case_id.as_deref(), Some("c-hook"));
     assert!(
-        store
-            .claim_due_deliveries(Timestamp(3_000), 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap().is_empty(),
         "leased deliveries are not handed out twice"
     );
     let (a, b) = (due[0].delivery.id, due[1].delivery.id);
     store
         .record_delivery_attempt(
             a,
-            DeliveryAttempt {
-                at: Timestamp(3_001),
-                status: Some(200),
-                error: None,
-                retry_at: None,
-            },
+            DeliveryAttempt { at: Timestamp(3_001), status: Some(200), error: None, retry_at: None },
         )
         .await
         .unwrap();
     store
         .record_delivery_attempt(
             b,
-            DeliveryAttempt {
-                at: Timestamp(3_001),
-                status: Some(500),
-                error: None,
-                retry_at: Some(Timestamp(4_000)),
-            },
+            DeliveryAttempt { at: Timestamp(3_001), status: Some(500), error: None, retry_at: Some(Timestamp(4_000)) },
         )
         .await
         .unwrap();
-    let again = store
-        .claim_due_deliveries(Timestamp(4_000), 30_000, 10)
-        .await
-        .unwrap();
+    let again = store.claim_due_deliveries(Timestamp(4_000), 30_000, 10).await.unwrap();
     assert_eq!(again.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [b]);
     assert_eq!(again[0].delivery.attempts, 1);
     store
@@ -654,39 +428,20 @@ pub async fn webhook_outbox(store: &dyn Store) {
         .await
         .unwrap();
     let log = store.deliveries("wh-1", 10).await.unwrap();
-    assert_eq!(
-        log.iter().map(|d| d.status).collect::<Vec<_>>(),
-        [DeliveryStatus::Failed, DeliveryStatus::Delivered]
-    );
+    assert_eq!(log.iter().map(|d| d.status).collect::<Vec<_>>(), [DeliveryStatus::Failed, DeliveryStatus::Delivered]);
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].last_error.as_deref(), Some("connection refused"));
     // Floats that do not survive a naive print/parse round trip must still verify.
-    let awkward: Vec<f64> = (1..200)
-        .map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2)
-        .collect();
+    let awkward: Vec<f64> = (1..200).map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2).collect();
     let data = json!({"action": "isolate_host", "p": 7.815303959546327e-12, "rates": [0.1440501043841336, 0.057667103538663174], "values": awkward});
-    let e = store
-        .record_event("drift.alarm", "system", Timestamp(3_002), data)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.verify_events().await.unwrap(),
-        None,
-        "float data verifies after a round trip"
-    );
-    assert_eq!(
-        (e.kind.as_str(), e.case_id.as_deref()),
-        ("drift.alarm", None)
-    );
+    let e = store.record_event("drift.alarm", "system", Timestamp(3_002), data).await.unwrap();
+    assert_eq!(store.verify_events().await.unwrap(), None, "float data verifies after a round trip");
+    assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;
     assert!(
-        store
-            .claim_due_deliveries(Timestamp(10_000), 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        store.claim_due_deliveries(Timestamp(10_000), 30_000, 10).await.unwrap().is_empty(),
         "an inactive webhook gets nothing"
     );
 }
@@ -695,32 +450,20 @@ pub async fn webhook_outbox(store: &dyn Store) {
 pub async fn concurrent_writes(store: &dyn Store) {
     let futs = (0..200).map(|i| {
         let nd = NewDecision {
-            decision: decision(
-                &format!("cw-{i}"),
-                Some(&format!("cw-idem-{}", i % 100)),
-                None,
-            ),
+            decision: decision(&format!("cw-{i}"), Some(&format!("cw-idem-{}", i % 100)), None),
             request_digest: format!("cw-{}", i % 100),
             case: None,
         };
         store.insert_decision(nd)
     });
     let results = futures_join_all(futs).await;
-    let created = results
-        .iter()
-        .filter(|r| matches!(r, Ok(Inserted::Created(_))))
-        .count();
-    let existing = results
-        .iter()
-        .filter(|r| matches!(r, Ok(Inserted::Existing(_))))
-        .count();
+    let created = results.iter().filter(|r| matches!(r, Ok(Inserted::Created(_)))).count();
+    let existing = results.iter().filter(|r| matches!(r, Ok(Inserted::Existing(_)))).count();
     assert_eq!((created, existing), (100, 100), "{results:?}");
 }
 
 /// Await a batch of futures concurrently without pulling in a futures crate.
-async fn futures_join_all<F: std::future::Future>(
-    futs: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -733,14 +476,8 @@ async fn futures_join_all<F: std::future::Future>(
                 }
             }
         }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
     })
     .await;
-    out.into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
+    out.into_iter().map(|o| o.expect("every future completed")).collect()
 }

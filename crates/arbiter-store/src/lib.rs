@@ -13,8 +13,7 @@ pub use events::{Event, GENESIS_HASH};
 pub use sqlite::SqliteStore;
 
 use arbiter_core::{
-    Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role,
-    Timestamp,
+    Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role, Timestamp,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -292,12 +291,7 @@ pub trait Store: Send + Sync + 'static {
     /// Run a command on a case: the case rules (`arbiter_core::workflow::handle`)
     /// give the events, which are appended to the log and folded into the case
     /// in one transaction; a decided case finalizes its decision.
-    async fn update_case(
-        &self,
-        id: &str,
-        command: CaseCommand,
-        now: Timestamp,
-    ) -> Result<CaseUpdate>;
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate>;
     /// Cases, newest first.
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>>;
     /// Every approval case still waiting for people (for the queue).
@@ -324,13 +318,7 @@ pub trait Store: Send + Sync + 'static {
     /// the first case whose row differs, if any.
     async fn verify_projections(&self) -> Result<Option<(String, String)>>;
     /// Append an event that belongs to no case (e.g. `drift.alarm`) to the audit log.
-    async fn record_event(
-        &self,
-        kind: &str,
-        actor: &str,
-        at: Timestamp,
-        data: serde_json::Value,
-    ) -> Result<Event>;
+    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
     /// Decisions with event time in `[from, to)`, oldest first, as drift
     /// detection sees them: (event time, decision id, point).
     async fn drift_points(
@@ -349,12 +337,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_webhook(&self, id: &str) -> Result<bool>;
     /// Take up to `limit` pending deliveries due at `now`, leasing them for
     /// `lease_ms` so that no other worker sends them meanwhile.
-    async fn claim_due_deliveries(
-        &self,
-        now: Timestamp,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<DueDelivery>>;
+    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>>;
     /// Record an attempt.
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.

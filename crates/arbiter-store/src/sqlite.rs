@@ -5,13 +5,11 @@
 
 use crate::events::{Event, GENESIS_HASH};
 use crate::{
-    CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted,
-    KeyRecord, NewDecision, PolicyVersion, PolicyVersionSummary, Result, Store, StoreError,
-    Webhook, WebhookFormat, finalize,
+    CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
+    PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat, finalize,
 };
 use arbiter_core::{
-    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict,
-    Outcome, Role, Timestamp,
+    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -22,14 +20,8 @@ use tokio::sync::oneshot;
 
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (
-        2,
-        include_str!("../migrations/sqlite/0002_review_workflow.sql"),
-    ),
-    (
-        3,
-        include_str!("../migrations/sqlite/0003_decision_sessions.sql"),
-    ),
+    (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
+    (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -55,26 +47,19 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(backend)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(backend)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(backend)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(backend)?;
+    let conn =
+        Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
     // Savepoint sub-journals (one per job in a group commit) stay in memory.
-    conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(backend)?;
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend)?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: u32 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(backend)?;
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > latest {
         return Err(StoreError::Corrupt(format!(
@@ -83,10 +68,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(backend)?;
+        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.pragma_update(None, "user_version", version).map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(version, "applied SQLite migration");
     }
@@ -144,9 +127,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_conn(&path)?;
         migrate(&mut conn)?;
-        let readers = (0..READERS)
-            .map(|_| open_conn(&path).map(Mutex::new))
-            .collect::<Result<Vec<_>>>()?;
+        let readers = (0..READERS).map(|_| open_conn(&path).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("arbiter-sqlite-writer".into())
@@ -172,16 +153,9 @@ impl SqliteStore {
                 dest.display()
             )));
         }
-        let target = dest
-            .to_str()
-            .ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?
-            .to_string();
-        self.read(move |c| {
-            c.execute("VACUUM INTO ?1", [target])
-                .map(|_| ())
-                .map_err(backend)
-        })
-        .await
+        let target =
+            dest.to_str().ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?.to_string();
+        self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
     }
 
     /// The database file.
@@ -198,10 +172,7 @@ impl SqliteStore {
     }
 
     /// Run `f` inside the next group-commit batch; resolves after the batch commits.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| match f(conn) {
             Ok(v) => Some(Box::new(move |committed: Result<()>| {
@@ -221,16 +192,11 @@ impl SqliteStore {
     }
 
     /// Run a read on one of the reader connections, off the async threads.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i]
-                .lock()
-                .map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
             f(&conn)
         })
         .await
@@ -245,14 +211,9 @@ impl Drop for SqliteStore {
 }
 
 fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
-    let body: Option<String> = conn
-        .query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(backend)?;
-    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
-        .transpose()
+    let body: Option<String> =
+        conn.query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
 fn save_decision(conn: &Connection, d: &Decision) -> Result<()> {
@@ -280,12 +241,9 @@ fn status_str(d: &Decision) -> &'static str {
 }
 
 fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
-    let body: Option<String> = conn
-        .query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
-    body.map(|b| serde_json::from_str(&b).map_err(corrupt))
-        .transpose()
+    let body: Option<String> =
+        conn.query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
 fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
@@ -316,22 +274,8 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
 }
 
 /// Append a case event to the chain and queue it for every webhook that wants it.
-fn append_case_event(
-    conn: &Connection,
-    case: &Case,
-    ev: &CaseEvent,
-    actor: &str,
-    at: Timestamp,
-) -> Result<Event> {
-    let e = append_event(
-        conn,
-        Some(&case.id),
-        case.decision_id.as_deref(),
-        ev.kind(),
-        actor,
-        at,
-        ev.data(),
-    )?;
+fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
+    let e = append_event(conn, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
     let hooks: Vec<(String, String)> = conn
         .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")
         .map_err(backend)?
@@ -370,31 +314,14 @@ fn command_actor(cmd: &CaseCommand) -> &str {
 }
 
 /// The final verdict a deciding event gives the case's decision.
-fn final_from_event(
-    case: &Case,
-    ev: &CaseEvent,
-    decision: &Decision,
-    at: Timestamp,
-) -> Option<FinalVerdict> {
+fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Timestamp) -> Option<FinalVerdict> {
     match ev {
-        CaseEvent::Decided {
-            verdict,
-            modified_args,
-            decided_by,
-        } => Some(FinalVerdict {
+        CaseEvent::Decided { verdict, modified_args, decided_by } => Some(FinalVerdict {
             verdict: *verdict,
             source: FinalSource::Review,
-            action: modified_args.clone().map(|args| arbiter_core::Action {
-                args,
-                ..decision.action.clone()
-            }),
+            action: modified_args.clone().map(|args| arbiter_core::Action { args, ..decision.action.clone() }),
             decided_by: decided_by.clone(),
-            rationale: case
-                .answers
-                .iter()
-                .map(|a| format!("{}: {}", a.by, a.rationale))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            rationale: case.answers.iter().map(|a| format!("{}: {}", a.by, a.rationale)).collect::<Vec<_>>().join("\n"),
             decided_at: at,
         }),
         CaseEvent::FallbackApplied { verdict, .. } => Some(FinalVerdict {
@@ -420,11 +347,8 @@ fn load_bodies<T: serde::de::DeserializeOwned>(
     params: impl rusqlite::Params,
 ) -> Result<Vec<T>> {
     let mut st = conn.prepare_cached(sql).map_err(backend)?;
-    let rows = st
-        .query_map(params, |r| r.get::<_, String>(0))
-        .map_err(backend)?;
-    rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt))
-        .collect()
+    let rows = st.query_map(params, |r| r.get::<_, String>(0)).map_err(backend)?;
+    rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
 }
 
 fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
@@ -461,8 +385,7 @@ fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-const WEBHOOK_COLS: &str =
-    "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
+const WEBHOOK_COLS: &str = "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
 
 fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, String)> {
     let format: String = r.get(at + 3)?;
@@ -471,11 +394,7 @@ fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, S
             id: r.get(at)?,
             url: r.get(at + 1)?,
             events: Default::default(),
-            format: if format == "slack" {
-                WebhookFormat::Slack
-            } else {
-                WebhookFormat::Json
-            },
+            format: if format == "slack" { WebhookFormat::Slack } else { WebhookFormat::Json },
             secret: r.get(at + 4)?,
             created_at: Timestamp(r.get(at + 5)?),
             created_by: r.get(at + 6)?,
@@ -709,7 +628,9 @@ impl Store for SqliteStore {
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(|c| {
             let mut st = c
-                .prepare("SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+                .prepare(
+                    "SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+                )
                 .map_err(backend)?;
             let rows = st.query_map([], key_from_row).map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(finish_key)).collect()
@@ -721,10 +642,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
-                .execute(
-                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                    params![id, at.0],
-                )
+                .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.0])
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -806,8 +724,7 @@ impl Store for SqliteStore {
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
         self.write(move |c| {
-            let mut d = load_decision(c, &id)?
-                .ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
             d.outcome = Some(outcome);
             save_decision(c, &d)?;
             Ok(d)
@@ -824,30 +741,16 @@ impl Store for SqliteStore {
         let actor = actor.to_string();
         self.write(move |c| {
             save_case(c, &case, true)?;
-            append_case_event(
-                c,
-                &case,
-                &CaseEvent::Opened {
-                    case: Box::new(case.clone()),
-                },
-                &actor,
-                case.created_at,
-            )?;
+            append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
             Ok(case)
         })
         .await
     }
 
-    async fn update_case(
-        &self,
-        id: &str,
-        command: CaseCommand,
-        now: Timestamp,
-    ) -> Result<CaseUpdate> {
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
         self.write(move |c| {
-            let mut case =
-                load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let changes = arbiter_core::workflow::handle(&case, &command, now)?;
             let actor = command_actor(&command);
             let mut events = Vec::with_capacity(changes.len());
@@ -860,29 +763,20 @@ impl Store for SqliteStore {
                 }
             }
             if changes.is_empty() {
-                return Ok(CaseUpdate {
-                    case,
-                    events,
-                    decision: None,
-                });
+                return Ok(CaseUpdate { case, events, decision: None });
             }
             save_case(c, &case, false)?;
             let mut decision = None;
             if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
-                let mut d = load_decision(c, did)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id))
-                })?;
+                let mut d = load_decision(c, did)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
                 if let Some(fin) = final_from_event(&case, ev, &d, now) {
                     finalize(&mut d, fin);
                     save_decision(c, &d)?;
                     decision = Some(d);
                 }
             }
-            Ok(CaseUpdate {
-                case,
-                events,
-                decision,
-            })
+            Ok(CaseUpdate { case, events, decision })
         })
         .await
     }
@@ -894,11 +788,7 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND kind = '{}'", k.as_str()));
             }
             if !f.states.is_empty() {
-                let states: Vec<String> = f
-                    .states
-                    .iter()
-                    .map(|s| format!("'{}'", s.as_str()))
-                    .collect();
+                let states: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
                 sql.push_str(&format!(" AND state IN ({})", states.join(", ")));
             }
             sql.push_str(" ORDER BY seq DESC LIMIT ?1");
@@ -926,7 +816,9 @@ impl Store for SqliteStore {
     async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached("SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2")
+                .prepare_cached(
+                    "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+                )
                 .map_err(backend)?;
             let rows = st.query_map(params![now.0, limit as i64], |r| r.get::<_, String>(0)).map_err(backend)?;
             rows.collect::<rusqlite::Result<_>>().map_err(backend)
@@ -950,7 +842,9 @@ impl Store for SqliteStore {
             let params: Vec<&String> = traces.iter().chain(ids.iter()).collect();
             // The sessions of the named decisions and traces widen the chain.
             let mut st = c
-                .prepare(&format!("SELECT DISTINCT session_id FROM decisions WHERE ({named}) AND session_id IS NOT NULL"))
+                .prepare(&format!(
+                    "SELECT DISTINCT session_id FROM decisions WHERE ({named}) AND session_id IS NOT NULL"
+                ))
                 .map_err(backend)?;
             let sessions: Vec<String> = st
                 .query_map(rusqlite::params_from_iter(&params), |r| r.get(0))
@@ -964,7 +858,9 @@ impl Store for SqliteStore {
             );
             let mut st = c.prepare(&sql).map_err(backend)?;
             let rows = st
-                .query_map(rusqlite::params_from_iter(params.into_iter().chain(sessions.iter())), |r| r.get::<_, String>(0))
+                .query_map(rusqlite::params_from_iter(params.into_iter().chain(sessions.iter())), |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?;
             rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
         })
@@ -973,13 +869,9 @@ impl Store for SqliteStore {
 
     async fn open_case_count(&self) -> Result<u64> {
         self.read(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(backend)
+            c.query_row("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
         })
         .await
     }
@@ -987,11 +879,7 @@ impl Store for SqliteStore {
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
         self.read(move |c| {
-            load_events(
-                c,
-                &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"),
-                [id],
-            )
+            load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [id])
         })
         .await
     }
@@ -1007,16 +895,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_event(
-        &self,
-        kind: &str,
-        actor: &str,
-        at: Timestamp,
-        data: serde_json::Value,
-    ) -> Result<Event> {
+    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data))
-            .await
+        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data)).await
     }
 
     async fn drift_points(
@@ -1052,42 +933,29 @@ impl Store for SqliteStore {
 
     async fn verify_projections(&self) -> Result<Option<(String, String)>> {
         self.read(|c| {
-            let mut st = c
-                .prepare("SELECT id, body FROM cases ORDER BY seq")
-                .map_err(backend)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(backend)?;
+            let mut st = c.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
             for row in rows {
                 let (id, body) = row.map_err(backend)?;
                 let stored: Case = match serde_json::from_str(&body) {
                     Ok(c) => c,
                     Err(e) => return Ok(Some((id, format!("the case row is not readable: {e}")))),
                 };
-                let events = load_events(
-                    c,
-                    &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"),
-                    [&id],
-                )?;
+                let events =
+                    load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
                 let mut parsed = Vec::with_capacity(events.len());
                 for e in &events {
                     match CaseEvent::from_parts(&e.kind, &e.data) {
                         Ok(ev) => parsed.push((ev, e.at)),
                         Err(err) => {
-                            return Ok(Some((
-                                id,
-                                format!("event {} cannot be read: {err}", e.seq),
-                            )));
+                            return Ok(Some((id, format!("event {} cannot be read: {err}", e.seq))));
                         }
                     }
                 }
                 match Case::replay(parsed.iter().map(|(e, t)| (e, *t))) {
                     None => return Ok(Some((id, "the case has no `case.opened` event".into()))),
                     Some(rebuilt) if rebuilt != stored => {
-                        return Ok(Some((
-                            id,
-                            "the case row differs from the replay of its events".into(),
-                        )));
+                        return Ok(Some((id, "the case row differs from the replay of its events".into())));
                     }
                     Some(_) => {}
                 }
@@ -1117,9 +985,7 @@ impl Store for SqliteStore {
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
         self.read(|c| {
             let mut st = c
-                .prepare(&format!(
-                    "SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id"
-                ))
+                .prepare(&format!("SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id"))
                 .map_err(backend)?;
             let rows = st.query_map([], |r| row_webhook(r, 0)).map_err(backend)?;
             rows.map(|r| finish_webhook(r.map_err(backend)?)).collect()
@@ -1130,23 +996,13 @@ impl Store for SqliteStore {
     async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1",
-                    [id],
-                )
-                .map_err(backend)?;
+            let n = c.execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1", [id]).map_err(backend)?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn claim_due_deliveries(
-        &self,
-        now: Timestamp,
-        lease_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<DueDelivery>> {
+    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>> {
         self.write(move |c| {
             let sql = format!(
                 "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash
@@ -1227,9 +1083,7 @@ impl Store for SqliteStore {
 
     async fn verify_events(&self) -> Result<Option<(u64, String)>> {
         self.read(|c| {
-            let mut st = c
-                .prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq"))
-                .map_err(backend)?;
+            let mut st = c.prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq")).map_err(backend)?;
             let mut rows = st.query([]).map_err(backend)?;
             let mut prev = GENESIS_HASH.to_string();
             let mut expected_seq = 1u64;
@@ -1247,16 +1101,10 @@ impl Store for SqliteStore {
                     Err(e) => return Ok(Some((seq, format!("data is not valid JSON: {e}")))),
                 };
                 if ev.prev_hash != prev {
-                    return Ok(Some((
-                        seq,
-                        "prev_hash does not match the previous event's hash".to_string(),
-                    )));
+                    return Ok(Some((seq, "prev_hash does not match the previous event's hash".to_string())));
                 }
                 if ev.compute_hash() != ev.hash {
-                    return Ok(Some((
-                        seq,
-                        "hash does not match the event's contents".to_string(),
-                    )));
+                    return Ok(Some((seq, "hash does not match the event's contents".to_string())));
                 }
                 prev = ev.hash;
                 expected_seq += 1;

@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 fn server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(
-        &dir.path().join("arbiter.db"),
-        &["--max-body-bytes", "4096"],
-    );
+    let s = Server::start(&dir.path().join("arbiter.db"), &["--max-body-bytes", "4096"]);
     (dir, s)
 }
 
@@ -31,21 +28,8 @@ async fn allowed_and_escalated_decisions() {
     let d: Value = r.json().await.unwrap();
     assert_eq!(d["verdict"], "escalate");
     assert_eq!(d["status"], "pending");
-    assert!(
-        d["triggers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "isolate_server"),
-        "{d}"
-    );
-    assert!(
-        d["triggers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| !t["reason"].as_str().unwrap().is_empty())
-    );
+    assert!(d["triggers"].as_array().unwrap().iter().any(|t| t["name"] == "isolate_server"), "{d}");
+    assert!(d["triggers"].as_array().unwrap().iter().all(|t| !t["reason"].as_str().unwrap().is_empty()));
     let case_id = d["case_id"].as_str().unwrap();
     let admin = s.admin();
     let case: Value = s
@@ -72,28 +56,11 @@ async fn allowed_and_escalated_decisions() {
         .unwrap();
     assert_eq!(events[0]["kind"], "case.opened", "{events}");
 
-    let metrics = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host"} 1"#),
-        "{metrics}"
-    );
+    let metrics = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host"} 1"#), "{metrics}");
     assert!(metrics.contains("arbiter_open_cases 1"), "{metrics}");
-    assert!(
-        metrics.contains("arbiter_decision_latency_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("arbiter_decision_latency_seconds_bucket"), "{metrics}");
 }
 
 #[tokio::test]
@@ -115,29 +82,12 @@ async fn idempotent_retry_returns_the_same_decision() {
     // Concurrent retries of a new key still create exactly one decision.
     let mut handles = Vec::new();
     for _ in 0..16 {
-        let (http, url, agent, body) = (
-            s.http.clone(),
-            s.at("/v1/decisions"),
-            agent.clone(),
-            body.clone(),
-        );
+        let (http, url, agent, body) = (s.http.clone(), s.at("/v1/decisions"), agent.clone(), body.clone());
         handles.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(agent)
-                .header("idempotency-key", "burst")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let r =
+                http.post(url).bearer_auth(agent).header("idempotency-key", "burst").json(&body).send().await.unwrap();
             let status = r.status().as_u16();
-            (
-                status,
-                r.json::<Value>().await.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
+            (status, r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string())
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -149,23 +99,13 @@ async fn idempotent_retry_returns_the_same_decision() {
     }
     assert_eq!((ids.len(), created), (1, 1));
     // The same key with another body is a client error, not a silent replay.
-    let other = s
-        .propose(&agent, &allowed_action("A-9"), Some("retry-1"))
-        .await;
+    let other = s.propose(&agent, &allowed_action("A-9"), Some("retry-1")).await;
     assert_problem(other, 409, "conflict").await;
     // Another agent may use the same key for its own decision.
     let agent2 = s.key("other-agent", "agent", &[]).await;
     let r = s.propose(&agent2, &body, Some("retry-1")).await;
     assert_eq!(r.status(), 201);
-    let open = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let open = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(open.contains("arbiter_open_cases 3"), "{open}");
 }
 
@@ -174,37 +114,19 @@ async fn long_poll_times_out_then_returns_when_decided() {
     let (_dir, s) = server();
     let agent = s.key("soc-agent", "agent", &[]).await;
     let analyst = s.key("alice", "reviewer", &["soc_analyst"]).await;
-    let d: Value = s
-        .propose(&agent, &escalating_action(), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.propose(&agent, &escalating_action(), None).await.json().await.unwrap();
     let id = d["id"].as_str().unwrap().to_string();
     let case_id = d["case_id"].as_str().unwrap().to_string();
 
     let started = Instant::now();
-    let r = s
-        .http
-        .get(s.at(&format!("/v1/decisions/{id}?wait=1s")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.at(&format!("/v1/decisions/{id}?wait=1s"))).bearer_auth(&agent).send().await.unwrap();
     let waited = started.elapsed();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "pending");
-    assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_secs(5),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(5), "{waited:?}");
 
     let poll = {
-        let (http, url, agent) = (
-            s.http.clone(),
-            s.at(&format!("/v1/decisions/{id}?wait=30s")),
-            agent.clone(),
-        );
+        let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{id}?wait=30s")), agent.clone());
         tokio::spawn(async move {
             let r = http.get(url).bearer_auth(agent).send().await.unwrap();
             (Instant::now(), r.json::<Value>().await.unwrap())
@@ -229,14 +151,17 @@ async fn long_poll_times_out_then_returns_when_decided() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        assert_problem(short, 422, "invalid_request").await["field"],
-        "rationale"
-    );
+    assert_eq!(assert_problem(short, 422, "invalid_request").await["field"], "rationale");
     let decided_at = Instant::now();
-    let r = s.http.post(s.at(&format!("/v1/cases/{case_id}/decision"))).bearer_auth(&analyst)
+    let r = s
+        .http
+        .post(s.at(&format!("/v1/cases/{case_id}/decision")))
+        .bearer_auth(&analyst)
         .json(&json!({"decision": "modify", "rationale": "isolate only the workstation, not the server",
-            "args": {"host": "ws-0042", "host_tags": ["workstation"]}})).send().await.unwrap();
+            "args": {"host": "ws-0042", "host_tags": ["workstation"]}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (returned_at, d) = poll.await.unwrap();
     assert!(returned_at.saturating_duration_since(decided_at) < Duration::from_millis(500));
@@ -245,21 +170,10 @@ async fn long_poll_times_out_then_returns_when_decided() {
     assert_eq!(d["final"]["source"], "review");
     assert_eq!(d["final"]["action"]["args"]["host"], "ws-0042");
     assert_eq!(d["final"]["decided_by"][0], "alice");
-    assert!(
-        d["final"]["rationale"]
-            .as_str()
-            .unwrap()
-            .contains("workstation")
-    );
+    assert!(d["final"]["rationale"].as_str().unwrap().contains("workstation"));
     // A final decision answers at once, whatever the wait.
     let started = Instant::now();
-    let r = s
-        .http
-        .get(s.at(&format!("/v1/decisions/{id}?wait=30s")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.at(&format!("/v1/decisions/{id}?wait=30s"))).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -271,149 +185,64 @@ async fn every_error_is_problem_json() {
     let reviewer = s.key("bob", "reviewer", &["soc_analyst"]).await;
     let url = s.at("/v1/decisions");
     let post = |key: &str, body: &str, ct: &str| {
-        s.http
-            .post(&url)
-            .bearer_auth(key)
-            .header("content-type", ct)
-            .body(body.to_string())
+        s.http.post(&url).bearer_auth(key).header("content-type", ct).body(body.to_string())
     };
 
     // 400 malformed JSON
-    assert_problem(
-        post(&agent, "{\"action\": ", "application/json")
+    assert_problem(post(&agent, "{\"action\": ", "application/json").send().await.unwrap(), 400, "malformed_json")
+        .await;
+    // 422 wrong shape, naming the field
+    let b = assert_problem(
+        post(&agent, r#"{"action": {"name": "close_alert", "confidence": "high"}}"#, "application/json")
             .send()
             .await
             .unwrap(),
-        400,
-        "malformed_json",
-    )
-    .await;
-    // 422 wrong shape, naming the field
-    let b = assert_problem(
-        post(
-            &agent,
-            r#"{"action": {"name": "close_alert", "confidence": "high"}}"#,
-            "application/json",
-        )
-        .send()
-        .await
-        .unwrap(),
         422,
         "invalid_request",
     )
     .await;
     assert_eq!(b["field"], "action.confidence");
     let b = assert_problem(
-        post(
-            &agent,
-            r#"{"action": {"name": "close_alert", "confidence": 1.5}}"#,
-            "application/json",
-        )
-        .send()
-        .await
-        .unwrap(),
+        post(&agent, r#"{"action": {"name": "close_alert", "confidence": 1.5}}"#, "application/json")
+            .send()
+            .await
+            .unwrap(),
         422,
         "invalid_request",
     )
     .await;
     assert_eq!(b["field"], "action.confidence");
     let b = assert_problem(
-        post(
-            &agent,
-            r#"{"action": {"name": "x"}, "surprise": 1}"#,
-            "application/json",
-        )
-        .send()
-        .await
-        .unwrap(),
+        post(&agent, r#"{"action": {"name": "x"}, "surprise": 1}"#, "application/json").send().await.unwrap(),
         422,
         "invalid_request",
     )
     .await;
     assert!(b["detail"].as_str().unwrap().contains("surprise"), "{b}");
     let b = assert_problem(
-        post(&agent, r#"{"action": {"name": ""}}"#, "application/json")
-            .send()
-            .await
-            .unwrap(),
+        post(&agent, r#"{"action": {"name": ""}}"#, "application/json").send().await.unwrap(),
         422,
         "invalid_request",
     )
     .await;
     assert_eq!(b["field"], "action.name");
     // 413 over the configured limit (4096 bytes here)
-    let big = format!(
-        r#"{{"action": {{"name": "close_alert", "args": {{"blob": "{}"}}}}}}"#,
-        "x".repeat(10_000)
-    );
-    assert_problem(
-        post(&agent, &big, "application/json").send().await.unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
+    let big = format!(r#"{{"action": {{"name": "close_alert", "args": {{"blob": "{}"}}}}}}"#, "x".repeat(10_000));
+    assert_problem(post(&agent, &big, "application/json").send().await.unwrap(), 413, "payload_too_large").await;
     // 415 wrong content type
-    assert_problem(
-        post(&agent, "{}", "text/plain").send().await.unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
+    assert_problem(post(&agent, "{}", "text/plain").send().await.unwrap(), 415, "unsupported_media_type").await;
     // 401 missing, malformed and unknown keys
-    let r = s
-        .http
-        .post(&url)
-        .json(&allowed_action("A"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(&url).json(&allowed_action("A")).send().await.unwrap();
     assert!(r.headers().contains_key("www-authenticate"));
     assert_problem(r, 401, "unauthorized").await;
-    assert_problem(
-        post("not-a-key", "{}", "application/json")
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
+    assert_problem(post("not-a-key", "{}", "application/json").send().await.unwrap(), 401, "unauthorized").await;
     let forged = format!("{}0", &agent[..agent.len() - 1]);
-    assert_problem(
-        post(&forged, "{}", "application/json")
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
+    assert_problem(post(&forged, "{}", "application/json").send().await.unwrap(), 401, "unauthorized").await;
     // 403 wrong role
+    assert_problem(s.propose(&reviewer, &allowed_action("A"), None).await, 403, "forbidden").await;
+    assert_problem(s.http.get(s.at("/v1/keys")).bearer_auth(&agent).send().await.unwrap(), 403, "forbidden").await;
     assert_problem(
-        s.propose(&reviewer, &allowed_action("A"), None).await,
-        403,
-        "forbidden",
-    )
-    .await;
-    assert_problem(
-        s.http
-            .get(s.at("/v1/keys"))
-            .bearer_auth(&agent)
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "forbidden",
-    )
-    .await;
-    assert_problem(
-        s.http
-            .put(s.at("/v1/policy"))
-            .bearer_auth(&reviewer)
-            .body("x")
-            .send()
-            .await
-            .unwrap(),
+        s.http.put(s.at("/v1/policy")).bearer_auth(&reviewer).body("x").send().await.unwrap(),
         403,
         "forbidden",
     )
@@ -421,39 +250,19 @@ async fn every_error_is_problem_json() {
     // 404 unknown decision, case, route; another agent's decision is invisible
     let missing = "0190aaaa-0000-7000-8000-000000000000";
     assert_problem(
-        s.http
-            .get(s.at(&format!("/v1/decisions/{missing}")))
-            .bearer_auth(&agent)
-            .send()
-            .await
-            .unwrap(),
+        s.http.get(s.at(&format!("/v1/decisions/{missing}"))).bearer_auth(&agent).send().await.unwrap(),
         404,
         "not_found",
     )
     .await;
     assert_problem(
-        s.http
-            .get(s.at(&format!("/v1/cases/{missing}")))
-            .bearer_auth(&reviewer)
-            .send()
-            .await
-            .unwrap(),
+        s.http.get(s.at(&format!("/v1/cases/{missing}"))).bearer_auth(&reviewer).send().await.unwrap(),
         404,
         "not_found",
     )
     .await;
-    assert_problem(
-        s.http.get(s.at("/v1/nothing-here")).send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    let mine: Value = s
-        .propose(&agent, &allowed_action("A-2"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_problem(s.http.get(s.at("/v1/nothing-here")).send().await.unwrap(), 404, "not_found").await;
+    let mine: Value = s.propose(&agent, &allowed_action("A-2"), None).await.json().await.unwrap();
     let other = s.key("other-agent", "agent", &[]).await;
     let r = s
         .http
@@ -464,32 +273,16 @@ async fn every_error_is_problem_json() {
         .unwrap();
     assert_problem(r, 404, "not_found").await;
     // 405
-    assert_problem(
-        s.http
-            .delete(&url)
-            .bearer_auth(&agent)
-            .send()
-            .await
-            .unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    assert_problem(s.http.delete(&url).bearer_auth(&agent).send().await.unwrap(), 405, "method_not_allowed").await;
     // a bad wait
     let r = s
         .http
-        .get(s.at(&format!(
-            "/v1/decisions/{}?wait=soon",
-            mine["id"].as_str().unwrap()
-        )))
+        .get(s.at(&format!("/v1/decisions/{}?wait=soon", mine["id"].as_str().unwrap())))
         .bearer_auth(&agent)
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        assert_problem(r, 422, "invalid_request").await["field"],
-        "wait"
-    );
+    assert_eq!(assert_problem(r, 422, "invalid_request").await["field"], "wait");
 
     // Hostile input never crashes the server: deep nesting, odd unicode, huge numbers.
     let deep = format!(
@@ -497,42 +290,20 @@ async fn every_error_is_problem_json() {
         "[".repeat(200),
         "]".repeat(200)
     );
-    let r = post(&agent, &deep, "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = post(&agent, &deep, "application/json").send().await.unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     let weird = json!({"action": {"name": "close_alert\u{0}<script>", "args": {"n": 1e308, "s": "\u{202e}"}}});
     let r = s.propose(&agent, &weird, None).await;
-    assert!(
-        r.status().is_client_error() || r.status().is_success(),
-        "{}",
-        r.status()
-    );
-    assert_eq!(
-        s.http.get(s.at("/healthz")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        s.http.get(s.at("/readyz")).send().await.unwrap().status(),
-        200
-    );
+    assert!(r.status().is_client_error() || r.status().is_success(), "{}", r.status());
+    assert_eq!(s.http.get(s.at("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.get(s.at("/readyz")).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
 async fn policy_versions_are_stored_and_activated() {
     let (_dir, s) = server();
     let admin = s.admin();
-    let active: Value = s
-        .http
-        .get(s.at("/v1/policy"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active: Value = s.http.get(s.at("/v1/policy")).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(active["name"], "soc-triage");
     assert!(active["triggers"].as_u64().unwrap() >= 40);
 
@@ -549,12 +320,7 @@ async fn policy_versions_are_stored_and_activated() {
     let b = assert_problem(r, 422, "invalid_policy").await;
     let errors = b["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{b}");
-    assert!(
-        errors
-            .iter()
-            .all(|e| e["line"].as_u64().is_some() && e["column"].as_u64().is_some()),
-        "{b}"
-    );
+    assert!(errors.iter().all(|e| e["line"].as_u64().is_some() && e["column"].as_u64().is_some()), "{b}");
 
     let strict = "version: 1\npolicy: strict\ndescription: everything waits\ndefaults:\n  reviewers: [soc_analyst]\n";
     let r = s
@@ -580,39 +346,18 @@ async fn policy_versions_are_stored_and_activated() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let versions: Value = s
-        .http
-        .get(s.at("/v1/policy/versions"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Value =
+        s.http.get(s.at("/v1/policy/versions")).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
     // Decisions now name the new version.
     let agent = s.key("soc-agent", "agent", &[]).await;
-    let d: Value = s
-        .propose(&agent, &allowed_action("A-3"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.propose(&agent, &allowed_action("A-3"), None).await.json().await.unwrap();
     assert_eq!(d["policy_hash"], v["hash"]);
     assert_eq!(d["verdict"], "escalate");
-    let old = versions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "soc-triage")
-        .unwrap();
+    let old = versions.as_array().unwrap().iter().find(|x| x["name"] == "soc-triage").unwrap();
     let r: Value = s
         .http
-        .get(s.at(&format!(
-            "/v1/policy/versions/{}",
-            old["hash"].as_str().unwrap()
-        )))
+        .get(s.at(&format!("/v1/policy/versions/{}", old["hash"].as_str().unwrap())))
         .bearer_auth(admin)
         .send()
         .await
@@ -629,37 +374,14 @@ async fn keys_through_the_api() {
     let (_dir, s) = server();
     let admin = s.admin();
     let agent = s.key("soc-agent", "agent", &[]).await;
-    let keys: Value = s
-        .http
-        .get(s.at("/v1/keys"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = s.http.get(s.at("/v1/keys")).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
     let listed = keys.to_string();
     assert!(!listed.contains(&agent[20..]), "secrets are never listed");
     let id = agent.split('_').nth(1).unwrap();
-    assert_eq!(
-        s.propose(&agent, &allowed_action("A"), None).await.status(),
-        201
-    );
-    let r = s
-        .http
-        .delete(s.at(&format!("/v1/keys/{id}")))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(s.propose(&agent, &allowed_action("A"), None).await.status(), 201);
+    let r = s.http.delete(s.at(&format!("/v1/keys/{id}"))).bearer_auth(admin).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    assert_problem(
-        s.propose(&agent, &allowed_action("B"), None).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    assert_problem(s.propose(&agent, &allowed_action("B"), None).await, 401, "unauthorized").await;
     let r = s
         .http
         .post(s.at("/v1/keys"))
@@ -668,34 +390,18 @@ async fn keys_through_the_api() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        assert_problem(r, 422, "invalid_request").await["field"],
-        "role"
-    );
+    assert_eq!(assert_problem(r, 422, "invalid_request").await["field"], "role");
 }
 
 #[tokio::test]
 async fn openapi_is_served() {
     let (_dir, s) = server();
-    let doc: Value = s
-        .http
-        .get(s.at("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = s.http.get(s.at("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/v1/decisions"]["post"].is_object());
     // What the server sends matches what the document promises.
     let agent = s.key("soc-agent", "agent", &[]).await;
-    let d: Value = s
-        .propose(&agent, &escalating_action(), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.propose(&agent, &escalating_action(), None).await.json().await.unwrap();
     let case: Value = s
         .http
         .get(s.at(&format!("/v1/cases/{}", d["case_id"].as_str().unwrap())))
@@ -706,16 +412,7 @@ async fn openapi_is_served() {
         .json()
         .await
         .unwrap();
-    let key: Value = s
-        .http
-        .get(s.at("/v1/keys"))
-        .bearer_auth(s.admin())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key: Value = s.http.get(s.at("/v1/keys")).bearer_auth(s.admin()).send().await.unwrap().json().await.unwrap();
     for (schema, value) in [
         ("Decision", &d),
         ("Case", &case),
@@ -726,16 +423,10 @@ async fn openapi_is_served() {
         let sch = &doc["components"]["schemas"][schema];
         let props = sch["properties"].as_object().unwrap();
         for k in value.as_object().unwrap().keys() {
-            assert!(
-                props.contains_key(k),
-                "{schema}.{k} is sent but not documented"
-            );
+            assert!(props.contains_key(k), "{schema}.{k} is sent but not documented");
         }
         for r in sch["required"].as_array().unwrap() {
-            assert!(
-                value.get(r.as_str().unwrap()).is_some(),
-                "{schema}.{r} is required but not sent: {value}"
-            );
+            assert!(value.get(r.as_str().unwrap()).is_some(), "{schema}.{r} is required but not sent: {value}");
         }
     }
 }

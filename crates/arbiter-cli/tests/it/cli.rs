@@ -37,10 +37,7 @@ fn policy_check_reports_every_error_with_its_position() {
     }
     assert!(err.contains("triggers[0].when"), "{err}");
     assert!(err.contains("duplicate trigger name `t1`"), "{err}");
-    assert!(
-        !err.contains("needs a `verdict`"),
-        "a present but invalid verdict is reported once:\n{err}"
-    );
+    assert!(!err.contains("needs a `verdict`"), "a present but invalid verdict is reported once:\n{err}");
 
     let (ok, _, err) = arbiter(&["policy", "check", "/no/such/file.yaml"]);
     assert!(!ok);
@@ -63,26 +60,13 @@ fn policy_eval_explains_the_verdict() {
     assert!(out.starts_with("verdict: deny"), "{out}");
 
     let action = r#"{"name": "isolate_host", "confidence": 0.99, "args": {"host": "db-01", "host_tags": ["crown_jewel", "server"]}}"#;
-    let (ok, out, _) = arbiter(&[
-        "policy",
-        "eval",
-        soc.to_str().unwrap(),
-        "--action",
-        action,
-        "--json",
-    ]);
+    let (ok, out, _) = arbiter(&["policy", "eval", soc.to_str().unwrap(), "--action", action, "--json"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["evaluation"]["verdict"], "escalate");
     assert_eq!(v["evaluation"]["escalation"]["approvals"], 2);
 
-    let (ok, _, err) = arbiter(&[
-        "policy",
-        "eval",
-        soc.to_str().unwrap(),
-        "--action",
-        r#"{"name": 3}"#,
-    ]);
+    let (ok, _, err) = arbiter(&["policy", "eval", soc.to_str().unwrap(), "--action", r#"{"name": 3}"#]);
     assert!(!ok);
     assert!(err.contains("--action: at `name`"), "{err}");
 }
@@ -114,23 +98,12 @@ async fn keys_cli_creates_lists_and_revokes() {
     assert!(key.starts_with("arb_"));
     let (ok, out, _) = arbiter(&["keys", "list", "--db", dbs]);
     assert!(ok);
-    assert!(
-        out.contains("alice") && out.contains("soc_analyst") && !out.contains(&key[17..]),
-        "{out}"
-    );
-    let (ok, _, err) = arbiter(&[
-        "keys", "create", "--db", dbs, "--name", "x", "--role", "root",
-    ]);
+    assert!(out.contains("alice") && out.contains("soc_analyst") && !out.contains(&key[17..]), "{out}");
+    let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "x", "--role", "root"]);
     assert!(!ok && err.contains("unknown role"), "{err}");
 
     let s = Server::restart(&db, &[]);
-    let r = s
-        .http
-        .get(s.at("/v1/policy"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     drop(s);
 
@@ -140,12 +113,6 @@ async fn keys_cli_creates_lists_and_revokes() {
     let (ok, _, err) = arbiter(&["keys", "revoke", "--db", dbs, id]);
     assert!(!ok && err.contains("no active key"), "{err}");
     let s = Server::restart(&db, &[]);
-    let r = s
-        .http
-        .get(s.at("/v1/policy"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }

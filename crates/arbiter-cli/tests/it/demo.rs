@@ -28,11 +28,7 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("drift alarm: `isolate_host`"), "{text}");
     assert!(text.contains("Drift caught"), "{text}");
     let review = text
@@ -45,46 +41,19 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     // The store holds the alarm event and the review case with its evidence, and the audit log verifies.
     let db = data.join("arbiter.db");
     let c = rusqlite::Connection::open(&db).unwrap();
-    let body: String = c
-        .query_row("SELECT body FROM cases WHERE id = ?1", [&review], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let body: String = c.query_row("SELECT body FROM cases WHERE id = ?1", [&review], |r| r.get(0)).unwrap();
     let case: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(case["kind"], "review");
     assert_eq!(case["review"]["source"], "drift_alarm");
     assert!(case["review"]["evidence"]["statistics"].is_object());
-    let alarms: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'drift.alarm'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let alarms: i64 = c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'drift.alarm'", [], |r| r.get(0)).unwrap();
     assert!(alarms >= 1);
-    let labelled: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM decisions WHERE outcome_correct IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let labelled: i64 =
+        c.query_row("SELECT COUNT(*) FROM decisions WHERE outcome_correct IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert!(labelled > 1000, "outcomes were posted: {labelled}");
-    let decided: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'case.decided'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let decided: i64 =
+        c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'case.decided'", [], |r| r.get(0)).unwrap();
     assert!(decided > 10, "reviewers worked the queue: {decided}");
-    let verify = Command::new(bin())
-        .args(["audit", "verify", "--db", db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    let verify = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }

@@ -17,11 +17,7 @@ async fn kill_9_and_restart_keeps_every_acknowledged_decision() {
         handles.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0..25 {
-                let body = if i % 3 == 0 {
-                    escalating_action()
-                } else {
-                    allowed_action(&format!("A-{t}-{i}"))
-                };
+                let body = if i % 3 == 0 { escalating_action() } else { allowed_action(&format!("A-{t}-{i}")) };
                 let r = http
                     .post(&url)
                     .bearer_auth(&agent)
@@ -44,49 +40,23 @@ async fn kill_9_and_restart_keeps_every_acknowledged_decision() {
     s.kill9();
 
     let s = Server::restart(&db, &[]);
-    assert!(
-        s.admin_key.is_none(),
-        "a restart does not mint another admin key"
-    );
+    assert!(s.admin_key.is_none(), "a restart does not mint another admin key");
     for (idem, d) in &acked {
         let id = d["id"].as_str().unwrap();
-        let r = s
-            .http
-            .get(s.at(&format!("/v1/decisions/{id}")))
-            .bearer_auth(&agent)
-            .send()
-            .await
-            .unwrap();
+        let r = s.http.get(s.at(&format!("/v1/decisions/{id}"))).bearer_auth(&agent).send().await.unwrap();
         assert_eq!(r.status(), 200, "decision {id} lost");
         let back: Value = r.json().await.unwrap();
         assert_eq!(&back, d);
         // and a retry after the crash is still recognised
-        let body = if d["verdict"] == "escalate" {
-            escalating_action()
-        } else {
-            serde_json::json!({"action": d["action"]})
-        };
+        let body =
+            if d["verdict"] == "escalate" { escalating_action() } else { serde_json::json!({"action": d["action"]}) };
         let r = s.propose(&agent, &body, Some(idem)).await;
         assert_eq!(r.status(), 200, "retry of {idem} after restart");
         assert_eq!(r.json::<Value>().await.unwrap()["id"], d["id"]);
     }
-    let metrics = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let escalated = acked
-        .iter()
-        .filter(|(_, d)| d["verdict"] == "escalate")
-        .count();
-    assert!(
-        metrics.contains(&format!("arbiter_open_cases {escalated}")),
-        "{metrics}"
-    );
+    let metrics = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
+    let escalated = acked.iter().filter(|(_, d)| d["verdict"] == "escalate").count();
+    assert!(metrics.contains(&format!("arbiter_open_cases {escalated}")), "{metrics}");
 }
 
 #[tokio::test]
@@ -95,28 +65,13 @@ async fn backup_of_a_live_store_restores() {
     let db = dir.path().join("arbiter.db");
     let s = Server::start(&db, &[]);
     let agent = s.key("soc-agent", "agent", &[]).await;
-    let d: Value = s
-        .propose(&agent, &escalating_action(), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.propose(&agent, &escalating_action(), None).await.json().await.unwrap();
     let copy = dir.path().join("copy.db");
     let out = std::process::Command::new(crate::support::bin())
-        .args([
-            "backup",
-            "--db",
-            db.to_str().unwrap(),
-            "--out",
-            copy.to_str().unwrap(),
-        ])
+        .args(["backup", "--db", db.to_str().unwrap(), "--out", copy.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     drop(s);
     let restored = Server::restart(&copy, &[]);
     let r = restored

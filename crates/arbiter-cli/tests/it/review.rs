@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 
 /// Run `arbiter` with a reviewer's key against `s`.
 fn arbiter(s: &Server, key: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env("ARBITER_URL", &s.url)
-        .env("ARBITER_KEY", key)
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(args).env("ARBITER_URL", &s.url).env("ARBITER_KEY", key).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -27,21 +22,9 @@ fn ok(r: (bool, String, String)) -> String {
 }
 
 async fn wait_for(s: &Server, agent: &str, id: &str) -> tokio::task::JoinHandle<(Instant, Value)> {
-    let (http, url, agent) = (
-        s.http.clone(),
-        s.at(&format!("/v1/decisions/{id}?wait=30s")),
-        agent.to_string(),
-    );
+    let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{id}?wait=30s")), agent.to_string());
     tokio::spawn(async move {
-        let v: Value = http
-            .get(url)
-            .bearer_auth(agent)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = http.get(url).bearer_auth(agent).send().await.unwrap().json().await.unwrap();
         (Instant::now(), v)
     })
 }
@@ -65,35 +48,18 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
     let dan = s.key("dan", "reviewer", &["data_science"]).await;
 
     // 1. An escalated action; the analyst claims it from the terminal and modifies it.
-    let d: Value = s
-        .propose(&agent, &isolate("srv-web-3", &["server"], 0.9), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.propose(&agent, &isolate("srv-web-3", &["server"], 0.9), None).await.json().await.unwrap();
     assert_eq!(d["status"], "pending");
-    let (id, case) = (
-        d["id"].as_str().unwrap().to_string(),
-        d["case_id"].as_str().unwrap().to_string(),
-    );
+    let (id, case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
     let poll = wait_for(&s, &agent, &id).await;
     let queue = ok(arbiter(&s, &ann, &["cases", "list"]));
-    assert!(
-        queue.contains(&case) && queue.contains("isolate_host"),
-        "{queue}"
-    );
+    assert!(queue.contains(&case) && queue.contains("isolate_host"), "{queue}");
     let shown = ok(arbiter(&s, &ann, &["cases", "show", &case]));
-    assert!(
-        shown.contains("isolate_server") && shown.contains("case.opened"),
-        "{shown}"
-    );
+    assert!(shown.contains("isolate_server") && shown.contains("case.opened"), "{shown}");
     let claimed = ok(arbiter(&s, &ann, &["cases", "claim", &case]));
     assert!(claimed.contains("claimed"), "{claimed}");
     let (ok_, _, err) = arbiter(&s, &bob, &["cases", "claim", &case]);
-    assert!(
-        !ok_ && err.contains("409") && err.contains("ann holds this case"),
-        "{err}"
-    );
+    assert!(!ok_ && err.contains("409") && err.contains("ann holds this case"), "{err}");
     let (ok_, _, err) = arbiter(&s, &lee, &["cases", "claim", &case]);
     assert!(!ok_ && err.contains("403"), "not this tier's role: {err}");
     let decided_at = Instant::now();
@@ -120,67 +86,16 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
     assert_eq!(fin["final"]["decided_by"], json!(["ann"]));
 
     // 2. A crown jewel needs two leads.
-    let d: Value = s
-        .propose(&agent, &isolate("db-core-1", &["crown_jewel"], 0.99), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let (cj, cj_case) = (
-        d["id"].as_str().unwrap().to_string(),
-        d["case_id"].as_str().unwrap().to_string(),
-    );
-    let (ok_, _, err) = arbiter(
-        &s,
-        &ann,
-        &[
-            "cases",
-            "decide",
-            &cj_case,
-            "--approve",
-            "-r",
-            "analysts may not answer this",
-        ],
-    );
+    let d: Value = s.propose(&agent, &isolate("db-core-1", &["crown_jewel"], 0.99), None).await.json().await.unwrap();
+    let (cj, cj_case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
+    let (ok_, _, err) =
+        arbiter(&s, &ann, &["cases", "decide", &cj_case, "--approve", "-r", "analysts may not answer this"]);
     assert!(!ok_ && err.contains("403"), "{err}");
-    let first = ok(arbiter(
-        &s,
-        &lee,
-        &[
-            "cases",
-            "decide",
-            &cj_case,
-            "--approve",
-            "-r",
-            "EDR shows active encryption",
-        ],
-    ));
+    let first = ok(arbiter(&s, &lee, &["cases", "decide", &cj_case, "--approve", "-r", "EDR shows active encryption"]));
     assert!(first.contains("1 of 2 approvals"), "{first}");
-    let (ok_, _, err) = arbiter(
-        &s,
-        &lee,
-        &[
-            "cases",
-            "decide",
-            &cj_case,
-            "--approve",
-            "-r",
-            "approving again myself",
-        ],
-    );
+    let (ok_, _, err) = arbiter(&s, &lee, &["cases", "decide", &cj_case, "--approve", "-r", "approving again myself"]);
     assert!(!ok_ && err.contains("409"), "{err}");
-    ok(arbiter(
-        &s,
-        &lou,
-        &[
-            "cases",
-            "decide",
-            &cj_case,
-            "--approve",
-            "-r",
-            "confirmed with the DB owner",
-        ],
-    ));
+    ok(arbiter(&s, &lou, &["cases", "decide", &cj_case, "--approve", "-r", "confirmed with the DB owner"]));
     let d: Value = s
         .http
         .get(s.at(&format!("/v1/decisions/{cj}")))
@@ -236,11 +151,7 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
         "engineering",
         json!({"findings": [{"decision_id": id, "kind": "wrong_action", "note": "full isolation where process kill sufficed"}]}),
     );
-    let (ok_, _, err) = arbiter(
-        &s,
-        &eve,
-        &["reviews", "close", &rid, "-r", "trying to close early"],
-    );
+    let (ok_, _, err) = arbiter(&s, &eve, &["reviews", "close", &rid, "-r", "trying to close early"]);
     assert!(!ok_ && err.contains("impact_assessment"), "{err}");
     stage(
         &dan,
@@ -259,76 +170,22 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
     ok(arbiter(
         &s,
         &eve,
-        &[
-            "cases",
-            "comment",
-            &rid,
-            "--role",
-            "engineering",
-            "--text",
-            "tool v3 adds network_only mode",
-        ],
+        &["cases", "comment", &rid, "--role", "engineering", "--text", "tool v3 adds network_only mode"],
     ));
     let shown = ok(arbiter(&s, &eve, &["reviews", "show", &rid]));
-    assert!(
-        shown.contains("ready to close") && shown.contains("prompt_refinement"),
-        "{shown}"
-    );
-    ok(arbiter(
-        &s,
-        &eve,
-        &[
-            "reviews",
-            "intervention",
-            &rid,
-            "0",
-            "--status",
-            "in_progress",
-        ],
-    ));
-    ok(arbiter(
-        &s,
-        &eve,
-        &[
-            "reviews",
-            "close",
-            &rid,
-            "-r",
-            "prompt refined; monitoring the isolation rate",
-        ],
-    ));
-    let all = ok(arbiter(
-        &s,
-        &eve,
-        &[
-            "cases", "list", "--all", "--kind", "review", "--state", "closed",
-        ],
-    ));
+    assert!(shown.contains("ready to close") && shown.contains("prompt_refinement"), "{shown}");
+    ok(arbiter(&s, &eve, &["reviews", "intervention", &rid, "0", "--status", "in_progress"]));
+    ok(arbiter(&s, &eve, &["reviews", "close", &rid, "-r", "prompt refined; monitoring the isolation rate"]));
+    let all = ok(arbiter(&s, &eve, &["cases", "list", "--all", "--kind", "review", "--state", "closed"]));
     assert!(all.contains(&rid), "{all}");
 
     // 4. The audit log verifies, and an edit behind the server's back is caught.
     let dbs = db.to_str().unwrap();
-    let verified = Command::new(bin())
-        .args(["audit", "verify", "--db", dbs])
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    let verified = Command::new(bin()).args(["audit", "verify", "--db", dbs]).output().unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
     let export = dir.path().join("audit.jsonl");
-    let exported = Command::new(bin())
-        .args([
-            "audit",
-            "export",
-            "--db",
-            dbs,
-            "--out",
-            export.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let exported =
+        Command::new(bin()).args(["audit", "export", "--db", dbs, "--out", export.to_str().unwrap()]).output().unwrap();
     assert!(exported.status.success());
     let lines = std::fs::read_to_string(&export).unwrap();
     let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
@@ -338,10 +195,7 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
         &db,
         "UPDATE events SET data = replace(data, 'keep the web tier', 'isolate everything') WHERE kind = 'case.answered'",
     );
-    let failed = Command::new(bin())
-        .args(["audit", "verify", "--db", dbs])
-        .output()
-        .unwrap();
+    let failed = Command::new(bin()).args(["audit", "verify", "--db", dbs]).output().unwrap();
     let text = String::from_utf8_lossy(&failed.stdout);
     assert!(!failed.status.success());
     let bad_seq: u64 = lines
@@ -351,18 +205,12 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
         .unwrap()["seq"]
         .as_u64()
         .unwrap();
-    assert!(
-        text.contains(&format!("event {bad_seq} does not verify")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("event {bad_seq} does not verify")), "{text}");
 }
 
 fn tamper(db: &Path, sql: &str) {
     let c = rusqlite::Connection::open(db).unwrap();
-    assert!(
-        c.execute(sql, []).unwrap() > 0,
-        "the tampering statement changed nothing"
-    );
+    assert!(c.execute(sql, []).unwrap() > 0, "the tampering statement changed nothing");
 }
 
 #[tokio::test]
@@ -372,41 +220,19 @@ async fn sla_expiry_moves_to_tier_two_and_then_the_fallback() {
     std::fs::write(&policy, "version: 1\npolicy: fast-sla\ndefaults:\n  reviewers: [soc_analyst]\n  sla: 1s\n  fallback: deny\n  tiers:\n    - reviewers: [soc_lead]\n      sla: 1s\n").unwrap();
     let s = Server::start(
         &dir.path().join("arbiter.db"),
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--sweep-interval-ms",
-            "50",
-        ],
+        &["--policy", policy.to_str().unwrap(), "--sweep-interval-ms", "50"],
     );
     let agent = s.key("soc-triage-agent", "agent", &[]).await;
-    let d: Value = s
-        .propose(&agent, &isolate("ws-1", &["workstation"], 0.5), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let (id, case) = (
-        d["id"].as_str().unwrap().to_string(),
-        d["case_id"].as_str().unwrap().to_string(),
-    );
+    let d: Value = s.propose(&agent, &isolate("ws-1", &["workstation"], 0.5), None).await.json().await.unwrap();
+    let (id, case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
     let started = Instant::now();
-    let r = s
-        .http
-        .get(s.at(&format!("/v1/decisions/{id}?wait=10s")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.at(&format!("/v1/decisions/{id}?wait=10s"))).bearer_auth(&agent).send().await.unwrap();
     let fin: Value = r.json().await.unwrap();
     let waited = started.elapsed();
     assert_eq!(fin["status"], "final", "{fin}");
     assert_eq!(fin["final"]["verdict"], "deny");
     assert_eq!(fin["final"]["source"], "sla_expired");
-    assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5), "{waited:?}");
     let events: Value = s
         .http
         .get(s.at(&format!("/v1/cases/{case}/events")))
@@ -417,20 +243,8 @@ async fn sla_expiry_moves_to_tier_two_and_then_the_fallback() {
         .json()
         .await
         .unwrap();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "case.opened",
-            "case.tier_escalated",
-            "case.fallback_applied"
-        ]
-    );
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["case.opened", "case.tier_escalated", "case.fallback_applied"]);
     assert_eq!(events[1]["data"]["reviewers"], json!(["soc_lead"]));
     assert_eq!(events[2]["data"]["reason"], "sla_expired");
     assert_eq!(events[2]["actor"], "system");

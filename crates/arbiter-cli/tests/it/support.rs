@@ -33,11 +33,7 @@ impl Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
-            .args(if extra.contains(&"--policy") {
-                vec![]
-            } else {
-                vec!["--policy".into(), soc_policy()]
-            })
+            .args(if extra.contains(&"--policy") { vec![] } else { vec!["--policy".into(), soc_policy()] })
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -57,12 +53,7 @@ impl Server {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            url: url.expect("server printed its address"),
-            admin_key,
-            http: Client::new(),
-        }
+        Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
     }
 
     /// Kill the process without warning (SIGKILL).
@@ -92,19 +83,12 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        r.json::<Value>().await.unwrap()["key"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
     }
 
     /// POST a decision request with an optional idempotency key.
     pub async fn propose(&self, key: &str, body: &Value, idem: Option<&str>) -> Response {
-        let mut req = self
-            .http
-            .post(self.at("/v1/decisions"))
-            .bearer_auth(key)
-            .json(body);
+        let mut req = self.http.post(self.at("/v1/decisions")).bearer_auth(key).json(body);
         if let Some(k) = idem {
             req = req.header("idempotency-key", k);
         }
@@ -143,18 +127,11 @@ pub fn allowed_action(alert: &str) -> Value {
 /// Assert a problem+json response with the given status and error code; returns the body.
 pub async fn assert_problem(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "status of {}", r.url());
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     assert_eq!(ct, "application/problem+json");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["type"], format!("urn:arbiter:error:{code}"), "{body}");
     assert_eq!(body["status"], status);
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
     body
 }

@@ -35,16 +35,9 @@ fn generate(dir: &Path, name: &str, seed: &str) -> String {
 #[test]
 fn generation_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        generate(dir.path(), "a.csv", "5"),
-        generate(dir.path(), "b.csv", "5"),
-        generate(dir.path(), "c.csv", "6"),
-    );
-    let (a, b, c) = (
-        std::fs::read(a).unwrap(),
-        std::fs::read(b).unwrap(),
-        std::fs::read(c).unwrap(),
-    );
+    let (a, b, c) =
+        (generate(dir.path(), "a.csv", "5"), generate(dir.path(), "b.csv", "5"), generate(dir.path(), "c.csv", "6"));
+    let (a, b, c) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), std::fs::read(c).unwrap());
     assert_eq!(a, b);
     assert_ne!(a, c);
     let j = generate(dir.path(), "a.jsonl", "5");
@@ -52,17 +45,8 @@ fn generation_is_deterministic() {
     // the simulated SOC agent's history, with arguments for backtests
     let soc = |name: &str, seed: &str| {
         let p = dir.path().join(name);
-        let (code, _, err) = run(&[
-            "demo",
-            "generate",
-            "--soc",
-            "--decisions",
-            "3000",
-            "--seed",
-            seed,
-            "--out",
-            p.to_str().unwrap(),
-        ]);
+        let (code, _, err) =
+            run(&["demo", "generate", "--soc", "--decisions", "3000", "--seed", seed, "--out", p.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
         std::fs::read_to_string(p).unwrap()
     };
@@ -108,10 +92,7 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
     assert_eq!(classes.len(), 6);
     for c in classes {
         if !c["threshold"].is_null() {
-            assert!(
-                c["auto_error_upper"].as_f64().unwrap() <= 0.05 + 1e-9,
-                "{c}"
-            );
+            assert!(c["auto_error_upper"].as_f64().unwrap() <= 0.05 + 1e-9, "{c}");
         }
     }
     assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 6);
@@ -121,11 +102,7 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
     let (code, checked, _) = run(&["policy", "check", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{checked}");
     let tuned = std::fs::read_to_string(&out).unwrap();
-    let t0 = classes
-        .iter()
-        .find(|c| c["action"] == "action_000")
-        .unwrap()["threshold"]
-        .clone();
+    let t0 = classes.iter().find(|c| c["action"] == "action_000").unwrap()["threshold"].clone();
     let expect = match t0.as_f64() {
         Some(t) => format!("auto_allow_at: {t}"),
         None => "auto_allow_at: never".into(),
@@ -133,20 +110,9 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
     assert!(tuned.contains(&expect), "{expect} missing");
 
     // an impossible budget: exit 2, and the smallest budget that keeps the bound
-    let (code, text, _) = run(&[
-        "tune",
-        "--history",
-        &h,
-        "--max-escalation-rate",
-        "0.01",
-        "--max-auto-error",
-        "0.01",
-    ]);
+    let (code, text, _) = run(&["tune", "--history", &h, "--max-escalation-rate", "0.01", "--max-auto-error", "0.01"]);
     assert_eq!(code, 2);
-    assert!(
-        text.contains("INFEASIBLE") && text.contains("smallest budget"),
-        "{text}"
-    );
+    assert!(text.contains("INFEASIBLE") && text.contains("smallest budget"), "{text}");
 
     // the new policy through a backtest and a reviewer-load simulation
     let (code, bt, err) = run(&[
@@ -185,13 +151,14 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
 fn bad_history_rows_are_named_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.csv");
-    std::fs::write(&p, "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,a,0.5,1\n2026-01-01T00:00:00Z,a,0.5,perhaps\n").unwrap();
+    std::fs::write(
+        &p,
+        "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,a,0.5,1\n2026-01-01T00:00:00Z,a,0.5,perhaps\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["tune", "--history", p.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("line 3: correct: `perhaps` is not true/false/1/0"),
-        "{err}"
-    );
+    assert!(err.contains("line 3: correct: `perhaps` is not true/false/1/0"), "{err}");
     let (code, _, err) = run(&["tune", "--history", "history.txt"]);
     assert_eq!(code, 1);
     assert!(err.contains(".csv or .jsonl"), "{err}");

@@ -55,9 +55,7 @@ struct Step {
 impl Eq for Step {}
 impl Ord for Step {
     fn cmp(&self, o: &Self) -> Ordering {
-        self.ratio
-            .total_cmp(&o.ratio)
-            .then_with(|| o.class.cmp(&self.class))
+        self.ratio.total_cmp(&o.ratio).then_with(|| o.class.cmp(&self.class))
     }
 }
 impl PartialOrd for Step {
@@ -70,12 +68,7 @@ impl PartialOrd for Step {
 /// point towards more escalations and less cost (indices into `opts`).
 fn hull(opts: &[Choice]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..opts.len()).collect();
-    order.sort_by(|&a, &b| {
-        opts[a]
-            .escalations
-            .cmp(&opts[b].escalations)
-            .then(opts[a].cost.total_cmp(&opts[b].cost))
-    });
+    order.sort_by(|&a, &b| opts[a].escalations.cmp(&opts[b].escalations).then(opts[a].cost.total_cmp(&opts[b].cost)));
     // Keep a strictly decreasing cost (Pareto front).
     let mut front: Vec<usize> = Vec::new();
     for i in order {
@@ -109,19 +102,9 @@ pub fn allocate(classes: &[Vec<Choice>], budget: u64) -> Allocation {
     let hulls: Vec<Vec<usize>> = classes.iter().map(|o| hull(o)).collect();
     let mut at: Vec<usize> = vec![0; classes.len()]; // position on the hull
     let mut cur: Vec<usize> = hulls.iter().map(|h| h[0]).collect(); // option index
-    let min_escalations: u64 = classes
-        .iter()
-        .zip(&cur)
-        .map(|(o, &i)| o[i].escalations)
-        .sum();
+    let min_escalations: u64 = classes.iter().zip(&cur).map(|(o, &i)| o[i].escalations).sum();
     let mut used = min_escalations;
-    let total_cost = |cur: &[usize]| {
-        classes
-            .iter()
-            .zip(cur)
-            .map(|(o, &i)| o[i].cost)
-            .sum::<f64>()
-    };
+    let total_cost = |cur: &[usize]| classes.iter().zip(cur).map(|(o, &i)| o[i].cost).sum::<f64>();
     if min_escalations > budget {
         let cost = total_cost(&cur);
         return Allocation {
@@ -137,13 +120,7 @@ pub fn allocate(classes: &[Vec<Choice>], budget: u64) -> Allocation {
         let h = &hulls[c];
         let (a, b) = (classes[c][*h.get(pos)?], classes[c][*h.get(pos + 1)?]);
         let (de, dc) = (b.escalations - a.escalations, a.cost - b.cost);
-        Some(Step {
-            ratio: dc / de as f64,
-            class: c,
-            to: pos + 1,
-            de,
-            dc,
-        })
+        Some(Step { ratio: dc / de as f64, class: c, to: pos + 1, de, dc })
     };
     let mut heap: BinaryHeap<Step> = (0..classes.len()).filter_map(|c| step(c, 0)).collect();
     // The linear relaxation's bound: the first step that does not fit, taken fractionally.
@@ -218,14 +195,7 @@ pub fn brute_force(classes: &[Vec<Choice>], budget: u64) -> Option<(Vec<usize>, 
         for (i, o) in classes[c].iter().enumerate() {
             if o.escalations <= left {
                 picked.push(i);
-                go(
-                    classes,
-                    c + 1,
-                    left - o.escalations,
-                    acc + o.cost,
-                    picked,
-                    best,
-                );
+                go(classes, c + 1, left - o.escalations, acc + o.cost, picked, best);
                 picked.pop();
             }
         }

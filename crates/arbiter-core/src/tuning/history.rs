@@ -71,10 +71,8 @@ impl History {
         self.class.push(c);
         self.confidence.push(r.confidence);
         self.correct.push(r.correct);
-        self.error_cost
-            .push(r.error_cost.map_or(f32::NAN, |v| v as f32));
-        self.escalation_cost
-            .push(r.escalation_cost.map_or(f32::NAN, |v| v as f32));
+        self.error_cost.push(r.error_cost.map_or(f32::NAN, |v| v as f32));
+        self.escalation_cost.push(r.escalation_cost.map_or(f32::NAN, |v| v as f32));
         self.timestamp.push(r.timestamp.0);
     }
 }
@@ -99,11 +97,7 @@ impl fmt::Display for HistoryError {
 impl std::error::Error for HistoryError {}
 
 fn err(line: usize, field: &str, message: impl Into<String>) -> HistoryError {
-    HistoryError {
-        line,
-        field: field.to_string(),
-        message: message.into(),
-    }
+    HistoryError { line, field: field.to_string(), message: message.into() }
 }
 
 fn parse_time(line: usize, s: &str) -> Result<Timestamp, HistoryError> {
@@ -111,11 +105,7 @@ fn parse_time(line: usize, s: &str) -> Result<Timestamp, HistoryError> {
         return Ok(Timestamp(ms));
     }
     s.parse::<Timestamp>().map_err(|e| {
-        err(
-            line,
-            "timestamp",
-            format!("`{s}` is neither RFC 3339 nor milliseconds since the epoch ({e})"),
-        )
+        err(line, "timestamp", format!("`{s}` is neither RFC 3339 nor milliseconds since the epoch ({e})"))
     })
 }
 
@@ -141,11 +131,7 @@ fn parse_cost(line: usize, field: &str, s: &str) -> Result<Option<f64>, HistoryE
     }
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
-        _ => Err(err(
-            line,
-            field,
-            format!("`{s}` is not a non-negative number"),
-        )),
+        _ => Err(err(line, field, format!("`{s}` is not a non-negative number"))),
     }
 }
 
@@ -167,19 +153,10 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
     let find = |name: &str| cols.iter().position(|c| *c == name);
     let need = |name: &str| {
         find(name).ok_or_else(|| {
-            err(
-                1,
-                "header",
-                format!("missing column `{name}` (need timestamp,action,confidence,correct)"),
-            )
+            err(1, "header", format!("missing column `{name}` (need timestamp,action,confidence,correct)"))
         })
     };
-    let (ti, ai, ci, oi) = (
-        need("timestamp")?,
-        need("action")?,
-        need("confidence")?,
-        need("correct")?,
-    );
+    let (ti, ai, ci, oi) = (need("timestamp")?, need("action")?, need("confidence")?, need("correct")?);
     let (ei, si) = (find("error_cost"), find("escalation_cost"));
     let mut h = History::default();
     let mut fields: Vec<&str> = Vec::with_capacity(cols.len());
@@ -192,11 +169,7 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
         fields.clear();
         fields.extend(raw.split(','));
         if fields.len() != cols.len() {
-            return Err(err(
-                line,
-                "(row)",
-                format!("has {} fields, the header has {}", fields.len(), cols.len()),
-            ));
+            return Err(err(line, "(row)", format!("has {} fields, the header has {}", fields.len(), cols.len())));
         }
         let action = fields[ai].trim();
         check_action(line, action)?;
@@ -205,14 +178,8 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
             action,
             confidence: parse_confidence(line, fields[ci].trim())?,
             correct: parse_bool(line, fields[oi].trim())?,
-            error_cost: ei
-                .map(|e| parse_cost(line, "error_cost", fields[e].trim()))
-                .transpose()?
-                .flatten(),
-            escalation_cost: si
-                .map(|e| parse_cost(line, "escalation_cost", fields[e].trim()))
-                .transpose()?
-                .flatten(),
+            error_cost: ei.map(|e| parse_cost(line, "error_cost", fields[e].trim())).transpose()?.flatten(),
+            escalation_cost: si.map(|e| parse_cost(line, "escalation_cost", fields[e].trim())).transpose()?.flatten(),
         };
         h.push(&row);
     }
@@ -228,40 +195,24 @@ pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
         if raw.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| err(line, "(json)", e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| err(line, "(json)", e.to_string()))?;
         let field = |name: &str| v.get(name).ok_or_else(|| err(line, name, "is missing"));
         let timestamp = match field("timestamp")? {
-            serde_json::Value::Number(n) => Timestamp(
-                n.as_i64()
-                    .ok_or_else(|| err(line, "timestamp", "must be an integer or a string"))?,
-            ),
+            serde_json::Value::Number(n) => {
+                Timestamp(n.as_i64().ok_or_else(|| err(line, "timestamp", "must be an integer or a string"))?)
+            }
             serde_json::Value::String(s) => parse_time(line, s)?,
             _ => {
-                return Err(err(
-                    line,
-                    "timestamp",
-                    "must be RFC 3339 text or milliseconds",
-                ));
+                return Err(err(line, "timestamp", "must be RFC 3339 text or milliseconds"));
             }
         };
-        let action = field("action")?
-            .as_str()
-            .ok_or_else(|| err(line, "action", "must be a string"))?;
+        let action = field("action")?.as_str().ok_or_else(|| err(line, "action", "must be a string"))?;
         check_action(line, action)?;
-        let confidence = field("confidence")?
-            .as_f64()
-            .ok_or_else(|| err(line, "confidence", "must be a number"))?;
+        let confidence = field("confidence")?.as_f64().ok_or_else(|| err(line, "confidence", "must be a number"))?;
         if !(0.0..=1.0).contains(&confidence) {
-            return Err(err(
-                line,
-                "confidence",
-                format!("{confidence} is outside 0..1"),
-            ));
+            return Err(err(line, "confidence", format!("{confidence} is outside 0..1")));
         }
-        let correct = field("correct")?
-            .as_bool()
-            .ok_or_else(|| err(line, "correct", "must be true or false"))?;
+        let correct = field("correct")?.as_bool().ok_or_else(|| err(line, "correct", "must be true or false"))?;
         let cost = |name: &str| -> Result<Option<f64>, HistoryError> {
             match v.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -285,17 +236,10 @@ pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
 
 /// Write a history as CSV (the format [`parse_csv`] reads).
 pub fn write_csv(h: &History, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "timestamp,action,confidence,correct,error_cost,escalation_cost"
-    )?;
+    writeln!(out, "timestamp,action,confidence,correct,error_cost,escalation_cost")?;
     for i in 0..h.len() {
         let cost = |v: f32| {
-            if v.is_nan() {
-                String::new()
-            } else {
-                format!("{v}")
-            }
+            if v.is_nan() { String::new() } else { format!("{v}") }
         };
         writeln!(
             out,
@@ -326,25 +270,12 @@ mod tests {
         let jsonl = "{\"timestamp\":\"2026-01-01T00:00:00Z\",\"action\":\"close_alert\",\"confidence\":0.9,\"correct\":true}\n{\"timestamp\":1767225600000,\"action\":\"isolate_host\",\"confidence\":0.5,\"correct\":false,\"error_cost\":40}\n";
         let j = parse_jsonl(jsonl).unwrap();
         assert_eq!(
-            (
-                j.class.clone(),
-                j.confidence.clone(),
-                j.correct.clone(),
-                j.timestamp.clone()
-            ),
-            (
-                h.class.clone(),
-                h.confidence.clone(),
-                h.correct.clone(),
-                h.timestamp.clone()
-            )
+            (j.class.clone(), j.confidence.clone(), j.correct.clone(), j.timestamp.clone()),
+            (h.class.clone(), h.confidence.clone(), h.correct.clone(), h.timestamp.clone())
         );
 
         let bad = "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,a,0.9,1\n2026-01-01T00:00:00Z,a,1.7,1\n";
-        assert_eq!(
-            parse_csv(bad).unwrap_err().to_string(),
-            "line 3: confidence: 1.7 is outside 0..1"
-        );
+        assert_eq!(parse_csv(bad).unwrap_err().to_string(), "line 3: confidence: 1.7 is outside 0..1");
         let e = parse_csv("timestamp,action,correct\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (1, "header"));
         let e = parse_csv("timestamp,action,confidence,correct\nyesterday,a,0.5,1\n").unwrap_err();

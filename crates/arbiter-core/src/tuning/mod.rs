@@ -64,9 +64,7 @@ impl TuneOptions {
             return self.min_samples.unwrap_or(1).max(1);
         };
         let spotless = (self.delta.ln() / (1.0 - e).ln()).ceil().max(1.0) as u64;
-        self.min_samples
-            .unwrap_or((10.0 / e).ceil() as u64)
-            .max(spotless)
+        self.min_samples.unwrap_or((10.0 / e).ceil() as u64).max(spotless)
     }
 }
 
@@ -147,44 +145,23 @@ pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
     let mut wrong = vec![0u64; k * (g + 1)];
     let mut wcost = vec![0f64; k * (g + 1)];
     let mut ecost = vec![0f64; k * (g + 1)];
-    let err_default: Vec<f64> = h
-        .classes
-        .iter()
-        .map(|c| {
-            opts.error_cost
-                .get(c)
-                .copied()
-                .unwrap_or(opts.default_error_cost)
-        })
-        .collect();
+    let err_default: Vec<f64> =
+        h.classes.iter().map(|c| opts.error_cost.get(c).copied().unwrap_or(opts.default_error_cost)).collect();
     let esc_default: Vec<f64> = h
         .classes
         .iter()
-        .map(|c| {
-            opts.escalation_cost
-                .get(c)
-                .copied()
-                .unwrap_or(opts.default_escalation_cost)
-        })
+        .map(|c| opts.escalation_cost.get(c).copied().unwrap_or(opts.default_escalation_cost))
         .collect();
     for i in 0..h.len() {
         let c = h.class[i] as usize;
         let at = c * (g + 1) + bin(h.confidence[i], opts.grid);
         cnt[at] += 1;
         let ec = h.escalation_cost[i];
-        ecost[at] += if ec.is_nan() {
-            esc_default[c]
-        } else {
-            ec as f64
-        };
+        ecost[at] += if ec.is_nan() { esc_default[c] } else { ec as f64 };
         if !h.correct[i] {
             wrong[at] += 1;
             let wc = h.error_cost[i];
-            wcost[at] += if wc.is_nan() {
-                err_default[c]
-            } else {
-                wc as f64
-            };
+            wcost[at] += if wc.is_nan() { err_default[c] } else { wc as f64 };
         }
     }
     (0..k)
@@ -299,13 +276,7 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
         .iter()
         .zip(&allowed)
         .map(|(c, js)| {
-            js.iter()
-                .map(|&j| Choice {
-                    index: j,
-                    escalations: c.escalated(j),
-                    cost: c.error_cost[j],
-                })
-                .collect()
+            js.iter().map(|&j| Choice { index: j, escalations: c.escalated(j), cost: c.error_cost[j] }).collect()
         })
         .collect();
     let total: u64 = curves.iter().map(|c| c.n).sum();
@@ -325,11 +296,7 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
                 auto_share: auto as f64 / n,
                 escalated_share: c.escalated(j) as f64 / n,
                 auto_errors: c.auto_wrong[j],
-                auto_error_rate: if auto == 0 {
-                    0.0
-                } else {
-                    c.auto_wrong[j] as f64 / auto as f64
-                },
+                auto_error_rate: if auto == 0 { 0.0 } else { c.auto_wrong[j] as f64 / auto as f64 },
                 auto_error_upper: if auto == 0 {
                     0.0
                 } else {
@@ -342,11 +309,7 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
         })
         .collect();
     classes.sort_by(|a, b| a.action.cmp(&b.action));
-    let escalated: u64 = curves
-        .iter()
-        .zip(&alloc.picks)
-        .map(|(c, &j)| c.escalated(j))
-        .sum();
+    let escalated: u64 = curves.iter().zip(&alloc.picks).map(|(c, &j)| c.escalated(j)).sum();
     let result = TuneResult {
         decisions: total,
         escalated_share: escalated as f64 / total.max(1) as f64,
@@ -369,9 +332,7 @@ pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
     let mut rng = crate::rng::Rng::new(seed);
     let classes = classes.max(1);
     // class weights (Zipf-like volumes), error rates 1–15%, sharpness
-    let weights: Vec<f64> = (0..classes)
-        .map(|i| 1.0 / (i as f64 + 1.0).powf(0.8))
-        .collect();
+    let weights: Vec<f64> = (0..classes).map(|i| 1.0 / (i as f64 + 1.0).powf(0.8)).collect();
     let total_w: f64 = weights.iter().sum();
     let mut cdf = Vec::with_capacity(classes);
     let mut acc = 0.0;
@@ -380,13 +341,7 @@ pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
         cdf.push(acc);
     }
     let params: Vec<(f64, f64, f64)> = (0..classes)
-        .map(|_| {
-            (
-                0.01 + 0.14 * rng.uniform(),
-                6.0 + 14.0 * rng.uniform(),
-                5.0 + 30.0 * rng.uniform(),
-            )
-        })
+        .map(|_| (0.01 + 0.14 * rng.uniform(), 6.0 + 14.0 * rng.uniform(), 5.0 + 30.0 * rng.uniform()))
         .collect();
     let mut h = History::default();
     let names: Vec<String> = (0..classes).map(|i| format!("action_{i:03}")).collect();
@@ -398,11 +353,7 @@ pub fn synthetic(decisions: usize, classes: usize, seed: u64) -> History {
         let (err_rate, sharp, cost) = params[c];
         let wrong = rng.chance(err_rate);
         // wrong decisions lean to low confidence, right ones to high
-        let confidence = if wrong {
-            rng.beta(2.0, 3.0)
-        } else {
-            rng.beta(sharp, 1.0)
-        };
+        let confidence = if wrong { rng.beta(2.0, 3.0) } else { rng.beta(sharp, 1.0) };
         let ts = start + (i as i64 * span) / decisions.max(1) as i64;
         h.push(&history::Row {
             timestamp: crate::time::Timestamp(ts),

@@ -5,14 +5,7 @@ use proptest::prelude::*;
 fn choices_strategy() -> impl Strategy<Value = Vec<Vec<Choice>>> {
     proptest::collection::vec(
         proptest::collection::vec((0u64..40, 0u32..60), 1..6).prop_map(|pts| {
-            pts.into_iter()
-                .enumerate()
-                .map(|(i, (e, c))| Choice {
-                    index: i,
-                    escalations: e,
-                    cost: c as f64,
-                })
-                .collect()
+            pts.into_iter().enumerate().map(|(i, (e, c))| Choice { index: i, escalations: e, cost: c as f64 }).collect()
         }),
         1..5,
     )
@@ -50,11 +43,7 @@ fn bins_agree_with_the_policy_comparison() {
     }
     for j in 0..=1000u32 {
         let t = format!("{}", j as f64 / 1000.0).parse::<f64>().unwrap();
-        assert_eq!(
-            bin(t, 1000),
-            j as usize,
-            "threshold {t} sits in its own bin"
-        );
+        assert_eq!(bin(t, 1000), j as usize, "threshold {t} sits in its own bin");
     }
 }
 
@@ -78,12 +67,7 @@ fn small_history() -> History {
 #[test]
 fn curves_count_and_bound_certifies_a_prefix() {
     let h = small_history();
-    let opts = TuneOptions {
-        grid: 100,
-        min_samples: Some(60),
-        max_auto_error: Some(0.05),
-        ..TuneOptions::default()
-    };
+    let opts = TuneOptions { grid: 100, min_samples: Some(60), max_auto_error: Some(0.05), ..TuneOptions::default() };
     let cs = curves(&h, &opts);
     let a = &cs[0];
     assert_eq!((a.n, a.wrong), (100, 30));
@@ -100,44 +84,20 @@ fn curves_count_and_bound_certifies_a_prefix() {
     assert_eq!(*cert.last().unwrap(), 30);
     assert_eq!(cert.len(), 1 + 11);
     // a spotless record cannot pass below ⌈ln δ / ln(1 − E)⌉ = 59 samples, whatever min_samples says
-    assert_eq!(
-        TuneOptions {
-            min_samples: Some(10),
-            ..opts.clone()
-        }
-        .scan_start(),
-        59
-    );
-    assert_eq!(
-        TuneOptions {
-            min_samples: None,
-            ..opts.clone()
-        }
-        .scan_start(),
-        200
-    );
+    assert_eq!(TuneOptions { min_samples: Some(10), ..opts.clone() }.scan_start(), 59);
+    assert_eq!(TuneOptions { min_samples: None, ..opts.clone() }.scan_start(), 200);
 }
 
 #[test]
 fn tune_respects_the_budget_or_says_what_it_needs() {
     let h = synthetic(200_000, 12, 7);
-    let opts = TuneOptions {
-        max_escalation_rate: 0.10,
-        max_auto_error: Some(0.05),
-        ..TuneOptions::default()
-    };
+    let opts = TuneOptions { max_escalation_rate: 0.10, max_auto_error: Some(0.05), ..TuneOptions::default() };
     let (r, _) = tune(&h, &opts);
     if r.feasible {
         assert!(r.escalated_share <= 0.10 + 1e-12, "{}", r.escalated_share);
     } else {
         assert!(r.min_feasible_budget > 0.10);
-        let (r2, _) = tune(
-            &h,
-            &TuneOptions {
-                max_escalation_rate: r.min_feasible_budget,
-                ..opts.clone()
-            },
-        );
+        let (r2, _) = tune(&h, &TuneOptions { max_escalation_rate: r.min_feasible_budget, ..opts.clone() });
         assert!(r2.feasible, "the reported minimum budget is enough");
     }
     for c in &r.classes {
@@ -146,38 +106,12 @@ fn tune_respects_the_budget_or_says_what_it_needs() {
         }
     }
     // no bound: the budget alone decides, and more budget never costs more
-    let loose = tune(
-        &h,
-        &TuneOptions {
-            max_escalation_rate: 0.05,
-            max_auto_error: None,
-            ..opts.clone()
-        },
-    )
-    .0;
-    let looser = tune(
-        &h,
-        &TuneOptions {
-            max_escalation_rate: 0.20,
-            max_auto_error: None,
-            ..opts.clone()
-        },
-    )
-    .0;
+    let loose = tune(&h, &TuneOptions { max_escalation_rate: 0.05, max_auto_error: None, ..opts.clone() }).0;
+    let looser = tune(&h, &TuneOptions { max_escalation_rate: 0.20, max_auto_error: None, ..opts.clone() }).0;
     assert!(loose.feasible && looser.feasible);
     assert!(
-        looser.expected_cost
-            - looser
-                .classes
-                .iter()
-                .map(|c| c.decisions as f64 * c.escalated_share)
-                .sum::<f64>()
-            <= loose.expected_cost
-                - loose
-                    .classes
-                    .iter()
-                    .map(|c| c.decisions as f64 * c.escalated_share)
-                    .sum::<f64>()
+        looser.expected_cost - looser.classes.iter().map(|c| c.decisions as f64 * c.escalated_share).sum::<f64>()
+            <= loose.expected_cost - loose.classes.iter().map(|c| c.decisions as f64 * c.escalated_share).sum::<f64>()
                 + 1e-6
     );
 }
@@ -212,12 +146,7 @@ fn the_bound_holds_on_fresh_data_in_at_least_one_minus_delta_of_splits() {
             h
         };
         let calib = draw(2_000);
-        let opts = TuneOptions {
-            grid: 100,
-            max_auto_error: Some(e),
-            delta,
-            ..TuneOptions::default()
-        };
+        let opts = TuneOptions { grid: 100, max_auto_error: Some(e), delta, ..TuneOptions::default() };
         let cs = curves(&calib, &opts);
         let cert = certified(&cs[0], &opts);
         let lowest = *cert.last().unwrap();
@@ -234,10 +163,7 @@ fn the_bound_holds_on_fresh_data_in_at_least_one_minus_delta_of_splits() {
     // the test is not vacuous: nearly every split certifies something
     assert!(certified_runs >= runs * 9 / 10, "{certified_runs}");
     eprintln!("bound violated in {violations} of {certified_runs} splits (delta {delta})");
-    assert!(
-        (violations as f64) <= delta * runs as f64 * 1.5,
-        "{violations} of {runs} splits violated the bound"
-    );
+    assert!((violations as f64) <= delta * runs as f64 * 1.5, "{violations} of {runs} splits violated the bound");
 }
 
 proptest! {

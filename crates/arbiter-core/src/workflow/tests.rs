@@ -13,21 +13,11 @@ fn tags(t: &[&str]) -> BTreeSet<String> {
 }
 
 fn reviewer(name: &str, t: &[&str]) -> Actor {
-    Actor {
-        name: name.into(),
-        key_id: format!("k-{name}"),
-        tags: tags(t),
-        is_admin: false,
-    }
+    Actor { name: name.into(), key_id: format!("k-{name}"), tags: tags(t), is_admin: false }
 }
 
 fn admin() -> Actor {
-    Actor {
-        name: "root".into(),
-        key_id: "k-root".into(),
-        tags: tags(&[]),
-        is_admin: true,
-    }
+    Actor { name: "root".into(), key_id: "k-root".into(), tags: tags(&[]), is_admin: true }
 }
 
 fn approval(approvals: u32) -> Case {
@@ -45,14 +35,8 @@ fn approval(approvals: u32) -> Case {
             sla: HumanDuration(15 * 60),
             fallback: Verdict::Deny,
             tiers: vec![
-                Tier {
-                    reviewers: tags(&["soc_lead"]),
-                    sla: HumanDuration(10 * 60),
-                },
-                Tier {
-                    reviewers: tags(&["incident_commander"]),
-                    sla: HumanDuration(10 * 60),
-                },
+                Tier { reviewers: tags(&["soc_lead"]), sla: HumanDuration(10 * 60) },
+                Tier { reviewers: tags(&["incident_commander"]), sla: HumanDuration(10 * 60) },
             ],
         },
         tier: 0,
@@ -92,49 +76,19 @@ fn claims_are_exclusive_expire_and_renew() {
     let mut c = approval(1);
     let ann = reviewer("ann", &["soc_analyst"]);
     let bob = reviewer("bob", &["soc_analyst"]);
-    run(
-        &mut c,
-        CaseCommand::Claim {
-            by: ann.clone(),
-            lease_ms: 10 * MIN,
-        },
-        0,
-    )
-    .unwrap();
+    run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: 10 * MIN }, 0).unwrap();
     assert_eq!(c.state, CaseState::Claimed);
     assert!(matches!(
-        run(
-            &mut c,
-            CaseCommand::Claim {
-                by: bob.clone(),
-                lease_ms: 10 * MIN
-            },
-            MIN
-        ),
+        run(&mut c, CaseCommand::Claim { by: bob.clone(), lease_ms: 10 * MIN }, MIN),
         Err(CaseError::HeldByOther { .. })
     ));
-    assert!(matches!(
-        run(&mut c, answer(&bob, Verdict::Allow, None), MIN),
-        Err(CaseError::HeldByOther { .. })
-    ));
+    assert!(matches!(run(&mut c, answer(&bob, Verdict::Allow, None), MIN), Err(CaseError::HeldByOther { .. })));
     // renewal by the holder
-    let ev = run(
-        &mut c,
-        CaseCommand::Claim {
-            by: ann.clone(),
-            lease_ms: 10 * MIN,
-        },
-        5 * MIN,
-    )
-    .unwrap();
+    let ev = run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: 10 * MIN }, 5 * MIN).unwrap();
     assert_eq!(
         ev,
         vec![CaseEvent::Claimed {
-            claim: Claim {
-                by: "ann".into(),
-                key_id: "k-ann".into(),
-                until: Timestamp(15 * MIN)
-            },
+            claim: Claim { by: "ann".into(), key_id: "k-ann".into(), until: Timestamp(15 * MIN) },
             renewed: true
         }]
     );
@@ -144,45 +98,17 @@ fn claims_are_exclusive_expire_and_renew() {
     c2.sla_deadline = Timestamp(60 * MIN);
     run(&mut c2, CaseCommand::Sweep, 15 * MIN).unwrap();
     assert_eq!((c2.state, c2.claim.clone()), (CaseState::Open, None));
-    run(
-        &mut c2,
-        CaseCommand::Claim {
-            by: bob.clone(),
-            lease_ms: 10 * MIN,
-        },
-        15 * MIN,
-    )
-    .unwrap();
+    run(&mut c2, CaseCommand::Claim { by: bob.clone(), lease_ms: 10 * MIN }, 15 * MIN).unwrap();
     // release: only the holder (or an admin)
-    assert_eq!(
-        run(&mut c2, CaseCommand::Release { by: ann.clone() }, 16 * MIN),
-        Err(CaseError::NotHolder)
-    );
+    assert_eq!(run(&mut c2, CaseCommand::Release { by: ann.clone() }, 16 * MIN), Err(CaseError::NotHolder));
     run(&mut c2, CaseCommand::Release { by: bob.clone() }, 16 * MIN).unwrap();
     assert_eq!(c2.state, CaseState::Open);
     // reassign: admins only
     assert_eq!(
-        run(
-            &mut c2,
-            CaseCommand::Reassign {
-                by: ann.clone(),
-                to: bob.clone(),
-                lease_ms: MIN
-            },
-            17 * MIN
-        ),
+        run(&mut c2, CaseCommand::Reassign { by: ann.clone(), to: bob.clone(), lease_ms: MIN }, 17 * MIN),
         Err(CaseError::AdminOnly("reassign a case"))
     );
-    run(
-        &mut c2,
-        CaseCommand::Reassign {
-            by: admin(),
-            to: bob.clone(),
-            lease_ms: MIN,
-        },
-        17 * MIN,
-    )
-    .unwrap();
+    run(&mut c2, CaseCommand::Reassign { by: admin(), to: bob.clone(), lease_ms: MIN }, 17 * MIN).unwrap();
     assert_eq!(c2.claim.as_ref().unwrap().by, "bob");
 }
 
@@ -191,48 +117,16 @@ fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
     let mut c = approval(2);
     let ann = reviewer("ann", &["soc_analyst"]);
     let bob = reviewer("bob", &["soc_analyst"]);
-    run(
-        &mut c,
-        CaseCommand::Claim {
-            by: ann.clone(),
-            lease_ms: 10 * MIN,
-        },
-        0,
-    )
-    .unwrap();
-    let ev = run(
-        &mut c,
-        answer(&ann, Verdict::Allow, Some(serde_json::json!({"host": "a"}))),
-        MIN,
-    )
-    .unwrap();
+    run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: 10 * MIN }, 0).unwrap();
+    let ev = run(&mut c, answer(&ann, Verdict::Allow, Some(serde_json::json!({"host": "a"}))), MIN).unwrap();
     assert_eq!(ev.len(), 1, "one approval of two does not decide");
+    assert_eq!((c.state, c.claim.clone()), (CaseState::Open, None), "the approver's lease ends");
+    assert_eq!(run(&mut c, answer(&ann, Verdict::Allow, None), MIN), Err(CaseError::AlreadyAnswered));
     assert_eq!(
-        (c.state, c.claim.clone()),
-        (CaseState::Open, None),
-        "the approver's lease ends"
-    );
-    assert_eq!(
-        run(&mut c, answer(&ann, Verdict::Allow, None), MIN),
+        run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: MIN }, MIN),
         Err(CaseError::AlreadyAnswered)
     );
-    assert_eq!(
-        run(
-            &mut c,
-            CaseCommand::Claim {
-                by: ann.clone(),
-                lease_ms: MIN
-            },
-            MIN
-        ),
-        Err(CaseError::AlreadyAnswered)
-    );
-    let ev = run(
-        &mut c,
-        answer(&bob, Verdict::Allow, Some(serde_json::json!({"host": "b"}))),
-        2 * MIN,
-    )
-    .unwrap();
+    let ev = run(&mut c, answer(&bob, Verdict::Allow, Some(serde_json::json!({"host": "b"}))), 2 * MIN).unwrap();
     assert_eq!(
         ev[1],
         CaseEvent::Decided {
@@ -243,11 +137,7 @@ fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
     );
     assert_eq!(c.state, CaseState::Decided);
     assert!(matches!(
-        run(
-            &mut c,
-            answer(&reviewer("cy", &["soc_analyst"]), Verdict::Allow, None),
-            3 * MIN
-        ),
+        run(&mut c, answer(&reviewer("cy", &["soc_analyst"]), Verdict::Allow, None), 3 * MIN),
         Err(CaseError::NotOpen(_))
     ));
 }
@@ -256,43 +146,19 @@ fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
 fn roles_rejections_and_own_actions() {
     let mut c = approval(2);
     assert!(matches!(
-        run(
-            &mut c,
-            answer(&reviewer("ux1", &["ux"]), Verdict::Allow, None),
-            0
-        ),
+        run(&mut c, answer(&reviewer("ux1", &["ux"]), Verdict::Allow, None), 0),
         Err(CaseError::WrongRole { .. })
     ));
     assert_eq!(
-        run(
-            &mut c,
-            answer(
-                &reviewer("soc-agent", &["soc_analyst"]),
-                Verdict::Allow,
-                None
-            ),
-            0
-        ),
+        run(&mut c, answer(&reviewer("soc-agent", &["soc_analyst"]), Verdict::Allow, None), 0),
         Err(CaseError::OwnAction)
     );
     assert!(matches!(
-        run(
-            &mut c,
-            answer(
-                &reviewer("ann", &["soc_analyst"]),
-                Verdict::Deny,
-                Some(serde_json::json!({}))
-            ),
-            0
-        ),
+        run(&mut c, answer(&reviewer("ann", &["soc_analyst"]), Verdict::Deny, Some(serde_json::json!({}))), 0),
         Err(CaseError::Invalid { .. })
     ));
     let ev = run(&mut c, answer(&admin(), Verdict::Deny, None), 0).unwrap();
-    assert_eq!(
-        ev.last().unwrap().final_verdict(),
-        Some(Verdict::Deny),
-        "one rejection decides"
-    );
+    assert_eq!(ev.last().unwrap().final_verdict(), Some(Verdict::Deny), "one rejection decides");
 }
 
 #[test]
@@ -300,15 +166,7 @@ fn sla_moves_through_tiers_then_applies_the_fallback() {
     let mut c = approval(1);
     let ann = reviewer("ann", &["soc_analyst"]);
     let lead = reviewer("lee", &["soc_lead"]);
-    run(
-        &mut c,
-        CaseCommand::Claim {
-            by: ann.clone(),
-            lease_ms: 30 * MIN,
-        },
-        0,
-    )
-    .unwrap();
+    run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: 30 * MIN }, 0).unwrap();
     assert_eq!(sweep(&c, Timestamp(15 * MIN - 1)), vec![]);
     let ev = run(&mut c, CaseCommand::Sweep, 15 * MIN).unwrap();
     assert_eq!(
@@ -320,34 +178,18 @@ fn sla_moves_through_tiers_then_applies_the_fallback() {
             sla_deadline: Timestamp(25 * MIN)
         }]
     );
-    assert_eq!(
-        (c.tier, c.state, c.claim.is_none()),
-        (1, CaseState::Open, true)
-    );
+    assert_eq!((c.tier, c.state, c.claim.is_none()), (1, CaseState::Open, true));
     // the first tier's reviewers no longer answer; the lead does
     assert!(matches!(
         run(&mut c.clone(), answer(&ann, Verdict::Allow, None), 16 * MIN),
         Err(CaseError::WrongRole { .. })
     ));
-    assert!(
-        run(
-            &mut c.clone(),
-            answer(&lead, Verdict::Allow, None),
-            16 * MIN
-        )
-        .is_ok()
-    );
+    assert!(run(&mut c.clone(), answer(&lead, Verdict::Allow, None), 16 * MIN).is_ok());
     // a sweeper away for a long time catches up in one pass: tier 3, then the fallback
     let ev = run(&mut c, CaseCommand::Sweep, 60 * MIN).unwrap();
     assert_eq!(ev.len(), 2);
     assert!(matches!(ev[0], CaseEvent::TierEscalated { to_tier: 2, .. }));
-    assert_eq!(
-        ev[1],
-        CaseEvent::FallbackApplied {
-            verdict: Verdict::Deny,
-            reason: "sla_expired".into()
-        }
-    );
+    assert_eq!(ev[1], CaseEvent::FallbackApplied { verdict: Verdict::Deny, reason: "sla_expired".into() });
     assert_eq!(c.state, CaseState::Decided);
     assert_eq!(c.due_at(), None);
     assert_eq!(sweep(&c, Timestamp(120 * MIN)), vec![]);
@@ -357,20 +199,12 @@ fn review_case() -> Case {
     let mut c = approval(1);
     c.id = "r1".into();
     c.kind = CaseKind::Review;
-    c.review = Some(Review::new(
-        "Over-isolation of workstations".into(),
-        ReviewSource::Manual,
-    ));
+    c.review = Some(Review::new("Over-isolation of workstations".into(), ReviewSource::Manual));
     c
 }
 
 fn stage(by: &Actor, role: &str, record: StageRecord) -> CaseCommand {
-    CaseCommand::RecordStage {
-        by: by.clone(),
-        role: role.into(),
-        rationale: "based on the replay".into(),
-        record,
-    }
+    CaseCommand::RecordStage { by: by.clone(), role: role.into(), rationale: "based on the replay".into(), record }
 }
 
 #[test]
@@ -378,10 +212,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
     let mut c = review_case();
     let eng = reviewer("eve", &["engineering"]);
     let ds = reviewer("dan", &["data_science"]);
-    let close = |by: &Actor| CaseCommand::Close {
-        by: by.clone(),
-        reason: "done".into(),
-    };
+    let close = |by: &Actor| CaseCommand::Close { by: by.clone(), reason: "done".into() };
     assert!(matches!(run(&mut c, close(&eng), 0), Err(CaseError::Incomplete(m)) if m.len() == 4));
     run(
         &mut c,
@@ -392,10 +223,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
                 reproduced: Reproduced::Partly,
                 steps: vec!["replayed alert 8812 against prompt v12".into()],
                 environment: "staging, model snapshot 2026-11-20".into(),
-                links: vec![Link {
-                    decision_id: Some("d1".into()),
-                    ..Link::default()
-                }],
+                links: vec![Link { decision_id: Some("d1".into()), ..Link::default() }],
             }),
         ),
         0,
@@ -403,27 +231,11 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
     .unwrap();
     // speaking for a role one does not have
     assert!(matches!(
-        run(
-            &mut c,
-            stage(
-                &eng,
-                "ux",
-                StageRecord::TraceInspection(TraceInspection { findings: vec![] })
-            ),
-            0
-        ),
+        run(&mut c, stage(&eng, "ux", StageRecord::TraceInspection(TraceInspection { findings: vec![] })), 0),
         Err(CaseError::NotYourRole { .. })
     ));
     assert!(matches!(
-        run(
-            &mut c,
-            stage(
-                &eng,
-                "engineering",
-                StageRecord::TraceInspection(TraceInspection { findings: vec![] })
-            ),
-            0
-        ),
+        run(&mut c, stage(&eng, "engineering", StageRecord::TraceInspection(TraceInspection { findings: vec![] })), 0),
         Err(CaseError::Invalid { .. })
     ));
     run(
@@ -450,13 +262,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
             "data_science",
             StageRecord::ImpactAssessment(ImpactAssessment {
                 severity: ImpactSeverity::S2,
-                scope: Scope {
-                    count: 37,
-                    entities: vec![Entity {
-                        kind: "host".into(),
-                        id: "ws-0042".into(),
-                    }],
-                },
+                scope: Scope { count: 37, entities: vec![Entity { kind: "host".into(), id: "ws-0042".into() }] },
                 technical_correctness: "31 of 37 isolations were unnecessary".into(),
                 user_experience: "37 employees lost network access for 2h".into(),
             }),
@@ -473,10 +279,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
             stage(
                 &eng,
                 "engineering",
-                StageRecord::ResolutionDesign(ResolutionDesign {
-                    interventions: vec![],
-                    no_intervention_needed: None
-                })
+                StageRecord::ResolutionDesign(ResolutionDesign { interventions: vec![], no_intervention_needed: None })
             ),
             0
         ),
@@ -503,30 +306,14 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
     let r = c.review.as_ref().unwrap();
     assert_eq!(r.interventions.len(), 1);
     assert!(r.missing().is_empty());
-    let upd = |status| CaseCommand::UpdateIntervention {
-        by: eng.clone(),
-        index: 0,
-        status,
-        note: None,
-    };
-    assert!(matches!(
-        run(&mut c, upd(InterventionStatus::Verified), 1),
-        Err(CaseError::Invalid { .. })
-    ));
+    let upd = |status| CaseCommand::UpdateIntervention { by: eng.clone(), index: 0, status, note: None };
+    assert!(matches!(run(&mut c, upd(InterventionStatus::Verified), 1), Err(CaseError::Invalid { .. })));
     run(&mut c, upd(InterventionStatus::Done), 1).unwrap();
     run(&mut c, upd(InterventionStatus::Verified), 2).unwrap();
     run(&mut c, close(&eng), 3).unwrap();
     assert_eq!(c.state, CaseState::Closed);
     assert!(run(&mut c, close(&eng), 3).is_err());
-    run(
-        &mut c,
-        CaseCommand::Reopen {
-            by: eng.clone(),
-            reason: "the drift came back".into(),
-        },
-        4,
-    )
-    .unwrap();
+    run(&mut c, CaseCommand::Reopen { by: eng.clone(), reason: "the drift came back".into() }, 4).unwrap();
     assert_eq!(c.state, CaseState::Open);
 }
 
@@ -536,24 +323,12 @@ fn comments_speak_only_for_the_authors_roles() {
     let pm = reviewer("pat", &["product"]);
     run(
         &mut c,
-        CaseCommand::Comment {
-            by: pm.clone(),
-            role: Some("product".into()),
-            text: "customers noticed".into(),
-        },
+        CaseCommand::Comment { by: pm.clone(), role: Some("product".into()), text: "customers noticed".into() },
         0,
     )
     .unwrap();
     assert!(matches!(
-        run(
-            &mut c,
-            CaseCommand::Comment {
-                by: pm.clone(),
-                role: Some("ux".into()),
-                text: "x".into()
-            },
-            0
-        ),
+        run(&mut c, CaseCommand::Comment { by: pm.clone(), role: Some("ux".into()), text: "x".into() }, 0),
         Err(CaseError::NotYourRole { .. })
     ));
     assert_eq!(c.comments.len(), 1);
@@ -563,15 +338,7 @@ fn comments_speak_only_for_the_authors_roles() {
 fn events_round_trip_through_their_stored_form() {
     let mut c = approval(1);
     let ann = reviewer("ann", &["soc_analyst"]);
-    let events = run(
-        &mut c,
-        CaseCommand::Claim {
-            by: ann.clone(),
-            lease_ms: MIN,
-        },
-        0,
-    )
-    .unwrap();
+    let events = run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: MIN }, 0).unwrap();
     for e in events {
         assert_eq!(CaseEvent::from_parts(e.kind(), &e.data()).unwrap(), e);
     }
@@ -641,13 +408,7 @@ fn queue_orders_by_due_soon_severity_time_left_confidence_age() {
         mk("high-later", Severity::High, 140, Some(0.9), 95),
         mk("high-sooner", Severity::High, 120, Some(0.9), 95),
         mk("high-sooner-unsure", Severity::High, 120, Some(0.4), 95),
-        mk(
-            "high-sooner-unsure-older",
-            Severity::High,
-            120,
-            Some(0.4),
-            80,
-        ),
+        mk("high-sooner-unsure-older", Severity::High, 120, Some(0.4), 80),
         mk("overdue", Severity::Medium, 99, None, 50),
     ];
     let q = queue::order(cases, now);
@@ -666,24 +427,9 @@ fn queue_orders_by_due_soon_severity_time_left_confidence_age() {
     );
     assert_eq!(q[0].reasons[0], "SLA overdue by 1m");
     assert_eq!(q[1].reasons[0], "due soon: 3m left on the SLA");
-    assert_eq!(
-        q[2].reasons[..2],
-        [
-            "severity critical".to_string(),
-            "30m left on the SLA".to_string()
-        ]
-    );
-    assert_eq!(
-        q[3].reasons[2..],
-        [
-            "agent confidence 0.40".to_string(),
-            "waiting 20m".to_string()
-        ]
-    );
-    assert_eq!(
-        q.iter().map(|i| i.position).collect::<Vec<_>>(),
-        (1..=7).collect::<Vec<_>>()
-    );
+    assert_eq!(q[2].reasons[..2], ["severity critical".to_string(), "30m left on the SLA".to_string()]);
+    assert_eq!(q[3].reasons[2..], ["agent confidence 0.40".to_string(), "waiting 20m".to_string()]);
+    assert_eq!(q.iter().map(|i| i.position).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
 }
 
 #[test]
@@ -692,39 +438,12 @@ fn queue_visibility() {
     let mut c = approval(1);
     let soc = tags(&["soc_analyst"]);
     assert!(queue::visible_to(&c, "ann", "k-ann", &soc, false, now));
-    assert!(!queue::visible_to(
-        &c,
-        "ann",
-        "k-ann",
-        &tags(&["ux"]),
-        false,
-        now
-    ));
-    assert!(queue::visible_to(
-        &c,
-        "root",
-        "k-root",
-        &tags(&[]),
-        true,
-        now
-    ));
-    assert!(
-        !queue::visible_to(&c, "soc-agent", "k-x", &soc, false, now),
-        "never one's own agent"
-    );
-    c.claim = Some(Claim {
-        by: "bob".into(),
-        key_id: "k-bob".into(),
-        until: Timestamp(MIN),
-    });
-    assert!(
-        !queue::visible_to(&c, "ann", "k-ann", &soc, false, now),
-        "held by someone else"
-    );
-    assert!(
-        queue::visible_to(&c, "bob", "k-bob", &soc, false, now),
-        "the holder still sees it"
-    );
+    assert!(!queue::visible_to(&c, "ann", "k-ann", &tags(&["ux"]), false, now));
+    assert!(queue::visible_to(&c, "root", "k-root", &tags(&[]), true, now));
+    assert!(!queue::visible_to(&c, "soc-agent", "k-x", &soc, false, now), "never one's own agent");
+    c.claim = Some(Claim { by: "bob".into(), key_id: "k-bob".into(), until: Timestamp(MIN) });
+    assert!(!queue::visible_to(&c, "ann", "k-ann", &soc, false, now), "held by someone else");
+    assert!(queue::visible_to(&c, "bob", "k-bob", &soc, false, now), "the holder still sees it");
     assert!(
         queue::visible_to(&c, "ann", "k-ann", &soc, false, Timestamp(MIN)),
         "an expired lease is back in the queue"

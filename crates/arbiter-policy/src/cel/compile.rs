@@ -62,10 +62,7 @@ impl fmt::Display for CompileError {
 
 impl From<SyntaxError> for CompileError {
     fn from(e: SyntaxError) -> Self {
-        CompileError {
-            span: e.span,
-            message: e.message,
-        }
+        CompileError { span: e.span, message: e.message }
     }
 }
 
@@ -143,13 +140,7 @@ pub(crate) enum Node {
     Matches(Box<Node>, Box<Regex>),
     MatchesDyn(Box<Node>, Box<Node>),
     Conv(Conv, Box<Node>),
-    Comprehension {
-        kind: Macro,
-        range: Box<Node>,
-        slot: usize,
-        filter: Option<Box<Node>>,
-        body: Box<Node>,
-    },
+    Comprehension { kind: Macro, range: Box<Node>, slot: usize, filter: Option<Box<Node>>, body: Box<Node> },
 }
 
 /// A checked, compiled condition, ready to evaluate many times.
@@ -165,25 +156,16 @@ pub struct Program {
 /// Parse, check and compile a condition.
 pub fn compile(src: &str) -> Result<Program, CompileError> {
     let expr = parse(src)?;
-    let mut c = Compiler {
-        scopes: Vec::new(),
-        max_locals: 0,
-    };
+    let mut c = Compiler { scopes: Vec::new(), max_locals: 0 };
     let root = c.node(&expr)?;
-    Ok(Program {
-        root,
-        locals: c.max_locals,
-        implied_actions: implied_actions(&expr),
-    })
+    Ok(Program { root, locals: c.max_locals, implied_actions: implied_actions(&expr) })
 }
 
 fn implied_actions(e: &Expr) -> Option<Vec<String>> {
     match &e.kind {
         ExprKind::Binary(BinOp::And, a, b) => implied_actions(a).or_else(|| implied_actions(b)),
         ExprKind::Binary(BinOp::Eq, a, b) => match (&a.kind, &b.kind) {
-            (ExprKind::Ident(n), ExprKind::Str(s)) | (ExprKind::Str(s), ExprKind::Ident(n))
-                if n == "name" =>
-            {
+            (ExprKind::Ident(n), ExprKind::Str(s)) | (ExprKind::Str(s), ExprKind::Ident(n)) if n == "name" => {
                 Some(vec![s.clone()])
             }
             _ => None,
@@ -208,10 +190,7 @@ struct Compiler {
 }
 
 fn err(span: Span, message: impl Into<String>) -> CompileError {
-    CompileError {
-        span,
-        message: message.into(),
-    }
+    CompileError { span, message: message.into() }
 }
 
 impl Compiler {
@@ -233,35 +212,16 @@ impl Compiler {
                 } else if let Some(root) = Root::lookup(name) {
                     Node::Var(root)
                 } else {
-                    return Err(err(
-                        e.span,
-                        format!("unknown variable `{name}` (available: {})", Root::NAMES),
-                    ));
+                    return Err(err(e.span, format!("unknown variable `{name}` (available: {})", Root::NAMES)));
                 }
             }
-            ExprKind::Select(target, field) => {
-                Node::Select(Box::new(self.node(target)?), field.as_str().into())
-            }
-            ExprKind::Index(target, idx) => {
-                Node::Index(Box::new(self.node(target)?), Box::new(self.node(idx)?))
-            }
+            ExprKind::Select(target, field) => Node::Select(Box::new(self.node(target)?), field.as_str().into()),
+            ExprKind::Index(target, idx) => Node::Index(Box::new(self.node(target)?), Box::new(self.node(idx)?)),
             ExprKind::List(items) => {
-                let nodes = items
-                    .iter()
-                    .map(|i| self.node(i))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let nodes = items.iter().map(|i| self.node(i)).collect::<Result<Vec<_>, _>>()?;
                 if nodes.iter().all(|n| matches!(n, Node::Const(_))) {
                     Node::Const(Value::Array(
-                        nodes
-                            .into_iter()
-                            .map(|n| {
-                                if let Node::Const(v) = n {
-                                    v
-                                } else {
-                                    unreachable!()
-                                }
-                            })
-                            .collect(),
+                        nodes.into_iter().map(|n| if let Node::Const(v) = n { v } else { unreachable!() }).collect(),
                     ))
                 } else {
                     Node::List(nodes)
@@ -270,13 +230,8 @@ impl Compiler {
             ExprKind::Map(entries) => {
                 let mut m = serde_json::Map::new();
                 for (k, v) in entries {
-                    let (Node::Const(Value::String(k)), Node::Const(v)) =
-                        (self.node(k)?, self.node(v)?)
-                    else {
-                        return Err(err(
-                            e.span,
-                            "map literals must have constant string keys and constant values",
-                        ));
+                    let (Node::Const(Value::String(k)), Node::Const(v)) = (self.node(k)?, self.node(v)?) else {
+                        return Err(err(e.span, "map literals must have constant string keys and constant values"));
                     };
                     m.insert(k, v);
                 }
@@ -284,11 +239,9 @@ impl Compiler {
             }
             ExprKind::Unary(UnOp::Not, inner) => Node::Not(Box::new(self.node(inner)?)),
             ExprKind::Unary(UnOp::Neg, inner) => Node::Neg(Box::new(self.node(inner)?)),
-            ExprKind::Cond(c, a, b) => Node::Cond(
-                Box::new(self.node(c)?),
-                Box::new(self.node(a)?),
-                Box::new(self.node(b)?),
-            ),
+            ExprKind::Cond(c, a, b) => {
+                Node::Cond(Box::new(self.node(c)?), Box::new(self.node(a)?), Box::new(self.node(b)?))
+            }
             ExprKind::Binary(op, a, b) => {
                 let (l, r) = (Box::new(self.node(a)?), self.node(b)?);
                 match op {
@@ -307,56 +260,32 @@ impl Compiler {
                     BinOp::Rem => Node::Arith(Arith::Rem, l, Box::new(r)),
                     BinOp::In => match &r {
                         Node::Const(Value::Array(items)) if items.iter().all(Value::is_string) => {
-                            Node::InSet(
-                                l,
-                                items
-                                    .iter()
-                                    .filter_map(Value::as_str)
-                                    .map(Box::from)
-                                    .collect(),
-                            )
+                            Node::InSet(l, items.iter().filter_map(Value::as_str).map(Box::from).collect())
                         }
                         _ => Node::In(l, Box::new(r)),
                     },
                 }
             }
-            ExprKind::Call { target, func, args } => {
-                self.call(e.span, target.as_deref(), func, args)?
-            }
+            ExprKind::Call { target, func, args } => self.call(e.span, target.as_deref(), func, args)?,
         };
         Ok(n)
     }
 
     fn arity(&self, span: Span, func: &str, args: &[Expr], n: usize) -> Result<(), CompileError> {
         if args.len() != n {
-            return Err(err(
-                span,
-                format!("`{func}` takes {n} argument(s), got {}", args.len()),
-            ));
+            return Err(err(span, format!("`{func}` takes {n} argument(s), got {}", args.len())));
         }
         Ok(())
     }
 
-    fn call(
-        &mut self,
-        span: Span,
-        target: Option<&Expr>,
-        func: &str,
-        args: &[Expr],
-    ) -> Result<Node, CompileError> {
+    fn call(&mut self, span: Span, target: Option<&Expr>, func: &str, args: &[Expr]) -> Result<Node, CompileError> {
         match (func, target) {
             ("has", None) => {
                 self.arity(span, func, args, 1)?;
                 let ExprKind::Select(inner, field) = &args[0].kind else {
-                    return Err(err(
-                        args[0].span,
-                        "`has` takes a field selection such as `has(args.host)`",
-                    ));
+                    return Err(err(args[0].span, "`has` takes a field selection such as `has(args.host)`"));
                 };
-                Ok(Node::Has(
-                    Box::new(self.node(inner)?),
-                    field.as_str().into(),
-                ))
+                Ok(Node::Has(Box::new(self.node(inner)?), field.as_str().into()))
             }
             ("size", None) => {
                 self.arity(span, func, args, 1)?;
@@ -378,11 +307,7 @@ impl Compiler {
             }
             ("lowerAscii" | "upperAscii", Some(t)) => {
                 self.arity(span, func, args, 0)?;
-                let conv = if func == "lowerAscii" {
-                    Conv::Lower
-                } else {
-                    Conv::Upper
-                };
+                let conv = if func == "lowerAscii" { Conv::Lower } else { Conv::Upper };
                 Ok(Node::Conv(conv, Box::new(self.node(t)?)))
             }
             ("startsWith" | "endsWith" | "contains", Some(t)) => {
@@ -392,11 +317,7 @@ impl Compiler {
                     "endsWith" => StrFn::EndsWith,
                     _ => StrFn::Contains,
                 };
-                Ok(Node::Str(
-                    f,
-                    Box::new(self.node(t)?),
-                    Box::new(self.node(&args[0])?),
-                ))
+                Ok(Node::Str(f, Box::new(self.node(t)?), Box::new(self.node(&args[0])?)))
             }
             ("matches", _) => {
                 let (subject, pattern) = match target {
@@ -415,9 +336,7 @@ impl Compiler {
                         let re = regex::RegexBuilder::new(p)
                             .size_limit(1 << 20)
                             .build()
-                            .map_err(|e| {
-                                err(pattern.span, format!("invalid regular expression: {e}"))
-                            })?;
+                            .map_err(|e| err(pattern.span, format!("invalid regular expression: {e}")))?;
                         Ok(Node::Matches(subject, Box::new(re)))
                     }
                     _ => Ok(Node::MatchesDyn(subject, Box::new(self.node(pattern)?))),
@@ -435,16 +354,11 @@ impl Compiler {
                 if !ok_arity {
                     return Err(err(
                         span,
-                        format!(
-                            "`{func}` takes a variable and an expression, e.g. `{func}(x, x > 0)`"
-                        ),
+                        format!("`{func}` takes a variable and an expression, e.g. `{func}(x, x > 0)`"),
                     ));
                 }
                 let ExprKind::Ident(var) = &args[0].kind else {
-                    return Err(err(
-                        args[0].span,
-                        format!("the first argument of `{func}` must be a variable name"),
-                    ));
+                    return Err(err(args[0].span, format!("the first argument of `{func}` must be a variable name")));
                 };
                 let range = Box::new(self.node(t)?);
                 self.scopes.push(var.clone());
@@ -452,20 +366,11 @@ impl Compiler {
                 let slot = self.scopes.len() - 1;
                 let result = (|| {
                     let (filter, body) = if args.len() == 3 {
-                        (
-                            Some(Box::new(self.node(&args[1])?)),
-                            Box::new(self.node(&args[2])?),
-                        )
+                        (Some(Box::new(self.node(&args[1])?)), Box::new(self.node(&args[2])?))
                     } else {
                         (None, Box::new(self.node(&args[1])?))
                     };
-                    Ok(Node::Comprehension {
-                        kind,
-                        range,
-                        slot,
-                        filter,
-                        body,
-                    })
+                    Ok(Node::Comprehension { kind, range, slot, filter, body })
                 })();
                 self.scopes.pop();
                 result

@@ -144,11 +144,7 @@ fn val_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
         (Val::Null, Val::Null) => true,
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Json(Value::Object(x)), Val::Json(Value::Object(y))) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    y.get(k)
-                        .is_some_and(|w| val_eq(&from_json(v), &from_json(w)))
-                })
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| val_eq(&from_json(v), &from_json(w))))
         }
         _ => {
             if let (Some(x), Some(y)) = (a.items(), b.items()) {
@@ -166,13 +162,8 @@ fn ordering(a: &Val<'_>, b: &Val<'_>) -> Result<Ordering, EvalError> {
     if let (Val::Bool(x), Val::Bool(y)) = (a, b) {
         return Ok(x.cmp(y));
     }
-    num_cmp(a, b).ok_or_else(|| {
-        EvalError(Cow::Owned(format!(
-            "cannot compare {} with {}",
-            a.type_name(),
-            b.type_name()
-        )))
-    })
+    num_cmp(a, b)
+        .ok_or_else(|| EvalError(Cow::Owned(format!("cannot compare {} with {}", a.type_name(), b.type_name()))))
 }
 
 impl Program {
@@ -182,10 +173,7 @@ impl Program {
         locals.resize(self.locals, Val::Null);
         match ev(&self.root, env, &mut locals)? {
             Val::Bool(b) => Ok(b),
-            other => Err(EvalError(Cow::Owned(format!(
-                "condition gave a {}, not a bool",
-                other.type_name()
-            )))),
+            other => Err(EvalError(Cow::Owned(format!("condition gave a {}, not a bool", other.type_name())))),
         }
     }
 }
@@ -193,10 +181,7 @@ impl Program {
 fn as_bool(v: R<'_>) -> Result<bool, EvalError> {
     match v? {
         Val::Bool(b) => Ok(b),
-        other => Err(EvalError(Cow::Owned(format!(
-            "expected a bool, got {}",
-            other.type_name()
-        )))),
+        other => Err(EvalError(Cow::Owned(format!("expected a bool, got {}", other.type_name())))),
     }
 }
 
@@ -219,20 +204,14 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
                 None => return Err(EvalError(Cow::Owned(format!("no such key: {field}")))),
             },
             other => {
-                return Err(EvalError(Cow::Owned(format!(
-                    "cannot select `{field}` from a {}",
-                    other.type_name()
-                ))));
+                return Err(EvalError(Cow::Owned(format!("cannot select `{field}` from a {}", other.type_name()))));
             }
         },
         Node::Has(t, field) => match ev(t, env, loc)? {
             Val::Json(Value::Object(m)) => Val::Bool(m.contains_key(&**field)),
             Val::Null => Val::Bool(false),
             other => {
-                return Err(EvalError(Cow::Owned(format!(
-                    "has() needs a map, got {}",
-                    other.type_name()
-                ))));
+                return Err(EvalError(Cow::Owned(format!("has() needs a map, got {}", other.type_name()))));
             }
         },
         Node::Index(t, i) => {
@@ -278,16 +257,10 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
         }
         Node::Not(a) => Val::Bool(!as_bool(ev(a, env, loc))?),
         Node::Neg(a) => match ev(a, env, loc)? {
-            Val::Int(i) => Val::Int(
-                i.checked_neg()
-                    .ok_or(EvalError(Cow::Borrowed("integer overflow")))?,
-            ),
+            Val::Int(i) => Val::Int(i.checked_neg().ok_or(EvalError(Cow::Borrowed("integer overflow")))?),
             Val::Double(d) => Val::Double(-d),
             other => {
-                return Err(EvalError(Cow::Owned(format!(
-                    "cannot negate a {}",
-                    other.type_name()
-                ))));
+                return Err(EvalError(Cow::Owned(format!("cannot negate a {}", other.type_name()))));
             }
         },
         // CEL's commutative logic: an error on one side is absorbed when the
@@ -330,30 +303,16 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
         Node::In(a, b) => {
             let (a, b) = (ev(a, env, loc)?, ev(b, env, loc)?);
             match &b {
-                Val::Json(Value::Object(m)) => {
-                    Val::Bool(a.as_str().is_some_and(|k| m.contains_key(k)))
-                }
-                Val::Json(Value::Array(items)) => {
-                    Val::Bool(items.iter().any(|i| val_eq(&a, &from_json(i))))
-                }
+                Val::Json(Value::Object(m)) => Val::Bool(a.as_str().is_some_and(|k| m.contains_key(k))),
+                Val::Json(Value::Array(items)) => Val::Bool(items.iter().any(|i| val_eq(&a, &from_json(i)))),
                 Val::List(items) => Val::Bool(items.iter().any(|i| val_eq(&a, i))),
                 other => {
-                    return Err(EvalError(Cow::Owned(format!(
-                        "`in` needs a list or map, got {}",
-                        other.type_name()
-                    ))));
+                    return Err(EvalError(Cow::Owned(format!("`in` needs a list or map, got {}", other.type_name()))));
                 }
             }
         }
-        Node::InSet(a, set) => {
-            Val::Bool(ev(a, env, loc)?.as_str().is_some_and(|s| set.contains(s)))
-        }
-        Node::List(items) => Val::List(Rc::new(
-            items
-                .iter()
-                .map(|i| ev(i, env, loc))
-                .collect::<Result<_, _>>()?,
-        )),
+        Node::InSet(a, set) => Val::Bool(ev(a, env, loc)?.as_str().is_some_and(|s| set.contains(s))),
+        Node::List(items) => Val::List(Rc::new(items.iter().map(|i| ev(i, env, loc)).collect::<Result<_, _>>()?)),
         Node::Size(a) => {
             let v = ev(a, env, loc)?;
             let n = match &v {
@@ -363,10 +322,7 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
                 other => match other.as_str() {
                     Some(s) => s.chars().count(),
                     None => {
-                        return Err(EvalError(Cow::Owned(format!(
-                            "size() of a {}",
-                            other.type_name()
-                        ))));
+                        return Err(EvalError(Cow::Owned(format!("size() of a {}", other.type_name()))));
                     }
                 },
             };
@@ -399,22 +355,13 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
             Val::Bool(re.is_match(s))
         }
         Node::Conv(c, a) => convert(*c, ev(a, env, loc)?)?,
-        Node::Comprehension {
-            kind,
-            range,
-            slot,
-            filter,
-            body,
-        } => {
+        Node::Comprehension { kind, range, slot, filter, body } => {
             let range = ev(range, env, loc)?;
             let items: Vec<Val<'a>> = match &range {
                 Val::Json(Value::Object(m)) => m.keys().map(|k| Val::Str(k.as_str())).collect(),
-                other => other.items().ok_or_else(|| {
-                    EvalError(Cow::Owned(format!(
-                        "cannot iterate over a {}",
-                        other.type_name()
-                    )))
-                })?,
+                other => other
+                    .items()
+                    .ok_or_else(|| EvalError(Cow::Owned(format!("cannot iterate over a {}", other.type_name()))))?,
             };
             comprehension(*kind, items, *slot, filter.as_deref(), body, env, loc)?
         }
@@ -494,10 +441,7 @@ fn arith<'a>(op: Arith, a: Val<'a>, b: Val<'a>) -> R<'a> {
             .ok_or_else(overflow)?,
         ),
         _ if a.as_f64().is_some() && b.as_f64().is_some() => {
-            let (x, y) = (
-                a.as_f64().unwrap_or_default(),
-                b.as_f64().unwrap_or_default(),
-            );
+            let (x, y) = (a.as_f64().unwrap_or_default(), b.as_f64().unwrap_or_default());
             Val::Double(match op {
                 Arith::Add => x + y,
                 Arith::Sub => x - y,
@@ -527,42 +471,23 @@ fn arith<'a>(op: Arith, a: Val<'a>, b: Val<'a>) -> R<'a> {
 }
 
 fn convert(c: Conv, v: Val<'_>) -> R<'_> {
-    let bad = |v: &Val<'_>| {
-        EvalError(Cow::Owned(format!(
-            "cannot convert a {} with {c:?}",
-            v.type_name()
-        )))
-    };
+    let bad = |v: &Val<'_>| EvalError(Cow::Owned(format!("cannot convert a {} with {c:?}", v.type_name())));
     Ok(match c {
         Conv::Int => match &v {
             Val::Int(i) => Val::Int(*i),
             Val::UInt(u) => Val::Int(i64::try_from(*u).map_err(|_| bad(&v))?),
             Val::Double(d) if d.is_finite() && d.abs() < 9.2e18 => Val::Int(*d as i64),
-            other => Val::Int(
-                other
-                    .as_str()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or_else(|| bad(&v))?,
-            ),
+            other => Val::Int(other.as_str().and_then(|s| s.trim().parse().ok()).ok_or_else(|| bad(&v))?),
         },
         Conv::UInt => match &v {
             Val::Int(i) => Val::UInt(u64::try_from(*i).map_err(|_| bad(&v))?),
             Val::UInt(u) => Val::UInt(*u),
             Val::Double(d) if d.is_finite() && *d >= 0.0 && *d < 1.8e19 => Val::UInt(*d as u64),
-            other => Val::UInt(
-                other
-                    .as_str()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or_else(|| bad(&v))?,
-            ),
+            other => Val::UInt(other.as_str().and_then(|s| s.trim().parse().ok()).ok_or_else(|| bad(&v))?),
         },
         Conv::Double => match v.as_f64() {
             Some(d) => Val::Double(d),
-            None => Val::Double(
-                v.as_str()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or_else(|| bad(&v))?,
-            ),
+            None => Val::Double(v.as_str().and_then(|s| s.trim().parse().ok()).ok_or_else(|| bad(&v))?),
         },
         Conv::String => match &v {
             Val::Str(_) | Val::Owned(_) => v,
@@ -574,14 +499,7 @@ fn convert(c: Conv, v: Val<'_>) -> R<'_> {
         },
         Conv::Lower | Conv::Upper => {
             let s = v.as_str().ok_or_else(|| bad(&v))?;
-            Val::Owned(
-                if c == Conv::Lower {
-                    s.to_ascii_lowercase()
-                } else {
-                    s.to_ascii_uppercase()
-                }
-                .into(),
-            )
+            Val::Owned(if c == Conv::Lower { s.to_ascii_lowercase() } else { s.to_ascii_uppercase() }.into())
         }
     })
 }
@@ -593,7 +511,8 @@ mod tests {
     use serde_json::json;
 
     fn run(src: &str) -> Result<bool, EvalError> {
-        let args = json!({"host": "web-17", "tags": ["server", "crown_jewel"], "count": 12, "nested": {"a": {"b": 1.5}}});
+        let args =
+            json!({"host": "web-17", "tags": ["server", "crown_jewel"], "count": 12, "nested": {"a": {"b": 1.5}}});
         let signals = json!({"anomaly": 0.7, "alert_type": "malware"});
         let ctx = json!({});
         let agent = json!({"name": "soc-agent", "key_id": "k1"});
@@ -658,53 +577,17 @@ mod tests {
 
     #[test]
     fn compile_rejects_unknown_names_and_bad_regexes() {
-        assert!(
-            compile("nme == 'x'")
-                .unwrap_err()
-                .message
-                .contains("unknown variable")
-        );
-        assert!(
-            compile("args.x.frobnicate()")
-                .unwrap_err()
-                .message
-                .contains("unknown function")
-        );
-        assert!(
-            compile("args.x.matches('(')")
-                .unwrap_err()
-                .message
-                .contains("regular expression")
-        );
-        assert!(
-            compile("size(1, 2)")
-                .unwrap_err()
-                .message
-                .contains("argument")
-        );
-        assert_eq!(
-            compile(r#"name == "a" && x"#).err().map(|e| e.span.start),
-            Some(15)
-        );
+        assert!(compile("nme == 'x'").unwrap_err().message.contains("unknown variable"));
+        assert!(compile("args.x.frobnicate()").unwrap_err().message.contains("unknown function"));
+        assert!(compile("args.x.matches('(')").unwrap_err().message.contains("regular expression"));
+        assert!(compile("size(1, 2)").unwrap_err().message.contains("argument"));
+        assert_eq!(compile(r#"name == "a" && x"#).err().map(|e| e.span.start), Some(15));
     }
 
     #[test]
     fn implied_actions_from_leading_conjuncts() {
-        assert_eq!(
-            compile(r#"name == "a" && confidence < 0.5"#)
-                .unwrap()
-                .implied_actions,
-            Some(vec!["a".into()])
-        );
-        assert_eq!(
-            compile(r#"name in ["a", "b"]"#).unwrap().implied_actions,
-            Some(vec!["a".into(), "b".into()])
-        );
-        assert_eq!(
-            compile(r#"name == "a" || confidence < 0.5"#)
-                .unwrap()
-                .implied_actions,
-            None
-        );
+        assert_eq!(compile(r#"name == "a" && confidence < 0.5"#).unwrap().implied_actions, Some(vec!["a".into()]));
+        assert_eq!(compile(r#"name in ["a", "b"]"#).unwrap().implied_actions, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(compile(r#"name == "a" || confidence < 0.5"#).unwrap().implied_actions, None);
     }
 }

@@ -143,13 +143,7 @@ struct Lexer<'s> {
 
 impl<'s> Lexer<'s> {
     fn err(&self, start: usize, message: impl Into<String>) -> SyntaxError {
-        SyntaxError {
-            span: Span {
-                start,
-                end: self.pos.max(start + 1),
-            },
-            message: message.into(),
-        }
+        SyntaxError { span: Span { start, end: self.pos.max(start + 1) }, message: message.into() }
     }
 
     fn next(&mut self) -> Result<(Tok, Span), SyntaxError> {
@@ -173,28 +167,22 @@ impl<'s> Lexer<'s> {
         let c = b[start];
         let tok = if c.is_ascii_alphabetic() || c == b'_' {
             // raw strings: r"..." / R'...'
-            if (c == b'r' || c == b'R')
-                && start + 1 < b.len()
-                && (b[start + 1] == b'"' || b[start + 1] == b'\'')
-            {
+            if (c == b'r' || c == b'R') && start + 1 < b.len() && (b[start + 1] == b'"' || b[start + 1] == b'\'') {
                 self.pos += 1;
                 return self.string(start, true);
             }
-            while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_')
-            {
+            while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_') {
                 self.pos += 1;
             }
             Tok::Ident(self.src[start..self.pos].to_string())
-        } else if c.is_ascii_digit()
-            || (c == b'.' && start + 1 < b.len() && b[start + 1].is_ascii_digit())
-        {
+        } else if c.is_ascii_digit() || (c == b'.' && start + 1 < b.len() && b[start + 1].is_ascii_digit()) {
             return self.number(start);
         } else if c == b'"' || c == b'\'' {
             return self.string(start, false);
         } else {
             const PUNCT: [&str; 24] = [
-                "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "?",
-                ":", ".", ",", "(", ")", "[", "]", "{", "}",
+                "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "?", ":", ".", ",", "(",
+                ")", "[", "]", "{", "}",
             ];
             let rest = &self.src[start..];
             match PUNCT.iter().find(|p| rest.starts_with(**p)) {
@@ -209,13 +197,7 @@ impl<'s> Lexer<'s> {
                 }
             }
         };
-        Ok((
-            tok,
-            Span {
-                start,
-                end: self.pos,
-            },
-        ))
+        Ok((tok, Span { start, end: self.pos }))
     }
 
     fn number(&mut self, start: usize) -> Result<(Tok, Span), SyntaxError> {
@@ -226,8 +208,8 @@ impl<'s> Lexer<'s> {
             while self.pos < b.len() && b[self.pos].is_ascii_hexdigit() {
                 self.pos += 1;
             }
-            let v = u64::from_str_radix(&self.src[ds..self.pos], 16)
-                .map_err(|_| self.err(start, "invalid hex number"))?;
+            let v =
+                u64::from_str_radix(&self.src[ds..self.pos], 16).map_err(|_| self.err(start, "invalid hex number"))?;
             return self.int_suffix(start, v);
         }
         let mut is_double = false;
@@ -258,20 +240,10 @@ impl<'s> Lexer<'s> {
         }
         let text = &self.src[start..self.pos];
         if is_double {
-            let v: f64 = text
-                .parse()
-                .map_err(|_| self.err(start, "invalid number"))?;
-            return Ok((
-                Tok::Double(v),
-                Span {
-                    start,
-                    end: self.pos,
-                },
-            ));
+            let v: f64 = text.parse().map_err(|_| self.err(start, "invalid number"))?;
+            return Ok((Tok::Double(v), Span { start, end: self.pos }));
         }
-        let v: u64 = text
-            .parse()
-            .map_err(|_| self.err(start, "integer literal too large"))?;
+        let v: u64 = text.parse().map_err(|_| self.err(start, "integer literal too large"))?;
         self.int_suffix(start, v)
     }
 
@@ -279,13 +251,7 @@ impl<'s> Lexer<'s> {
         let b = self.src.as_bytes();
         if self.pos < b.len() && (b[self.pos] == b'u' || b[self.pos] == b'U') {
             self.pos += 1;
-            return Ok((
-                Tok::UInt(v),
-                Span {
-                    start,
-                    end: self.pos,
-                },
-            ));
+            return Ok((Tok::UInt(v), Span { start, end: self.pos }));
         }
         // `-9223372036854775808` is handled by the parser folding negation.
         let tok = if v == 1 << 63 {
@@ -293,13 +259,7 @@ impl<'s> Lexer<'s> {
         } else {
             Tok::Int(i64::try_from(v).map_err(|_| self.err(start, "integer literal too large"))?)
         };
-        Ok((
-            tok,
-            Span {
-                start,
-                end: self.pos,
-            },
-        ))
+        Ok((tok, Span { start, end: self.pos }))
     }
 
     fn string(&mut self, start: usize, raw: bool) -> Result<(Tok, Span), SyntaxError> {
@@ -317,22 +277,13 @@ impl<'s> Lexer<'s> {
             let rest = &self.src[self.pos..];
             if rest.starts_with(delim) {
                 self.pos += delim.len();
-                return Ok((
-                    Tok::Str(out),
-                    Span {
-                        start,
-                        end: self.pos,
-                    },
-                ));
+                return Ok((Tok::Str(out), Span { start, end: self.pos }));
             }
             let Some(ch) = rest.chars().next() else {
                 return Err(self.err(start, "unterminated string"));
             };
             if ch == '\n' && !triple {
-                return Err(self.err(
-                    start,
-                    "unterminated string (newline before the closing quote)",
-                ));
+                return Err(self.err(start, "unterminated string (newline before the closing quote)"));
             }
             self.pos += ch.len_utf8();
             if ch != '\\' || raw {
@@ -355,16 +306,9 @@ impl<'s> Lexer<'s> {
                         'u' => 4,
                         _ => 8,
                     };
-                    let hex = self
-                        .src
-                        .get(self.pos..self.pos + n)
-                        .ok_or_else(|| self.err(start, "short escape"))?;
-                    let cp = u32::from_str_radix(hex, 16)
-                        .map_err(|_| self.err(self.pos, "invalid escape"))?;
-                    out.push(
-                        char::from_u32(cp)
-                            .ok_or_else(|| self.err(self.pos, "invalid code point"))?,
-                    );
+                    let hex = self.src.get(self.pos..self.pos + n).ok_or_else(|| self.err(start, "short escape"))?;
+                    let cp = u32::from_str_radix(hex, 16).map_err(|_| self.err(self.pos, "invalid escape"))?;
+                    out.push(char::from_u32(cp).ok_or_else(|| self.err(self.pos, "invalid code point"))?);
                     self.pos += n;
                 }
                 other => return Err(self.err(self.pos - 1, format!("unknown escape `\\{other}`"))),
@@ -381,12 +325,7 @@ pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
             message: format!("expression longer than {MAX_LEN} bytes"),
         });
     }
-    let mut p = Parser {
-        lex: Lexer { src, pos: 0 },
-        tok: Tok::Eof,
-        span: Span::default(),
-        depth: 0,
-    };
+    let mut p = Parser { lex: Lexer { src, pos: 0 }, tok: Tok::Eof, span: Span::default(), depth: 0 };
     p.bump()?;
     let e = p.expr()?;
     if p.tok != Tok::Eof {
@@ -418,10 +357,7 @@ impl Parser<'_> {
             Tok::Str(_) => "a string".to_string(),
             _ => "a number".to_string(),
         };
-        SyntaxError {
-            span: self.span,
-            message: format!("expected {wanted}, found {found}"),
-        }
+        SyntaxError { span: self.span, message: format!("expected {wanted}, found {found}") }
     }
 
     fn is(&self, p: &str) -> bool {
@@ -429,11 +365,7 @@ impl Parser<'_> {
     }
 
     fn expect(&mut self, p: &str) -> Result<(), SyntaxError> {
-        if self.is(p) {
-            self.bump()
-        } else {
-            Err(self.unexpected(&format!("`{p}`")))
-        }
+        if self.is(p) { self.bump() } else { Err(self.unexpected(&format!("`{p}`"))) }
     }
 
     fn enter(&mut self) -> Result<(), SyntaxError> {
@@ -455,14 +387,8 @@ impl Parser<'_> {
             let a = self.binary(0)?;
             self.expect(":")?;
             let b = self.expr()?;
-            let span = Span {
-                start: c.span.start,
-                end: b.span.end,
-            };
-            Expr {
-                kind: ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)),
-                span,
-            }
+            let span = Span { start: c.span.start, end: b.span.end };
+            Expr { kind: ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)), span }
         } else {
             c
         };
@@ -500,14 +426,8 @@ impl Parser<'_> {
             self.enter()?;
             let rhs = self.binary(prec + 1)?;
             self.depth -= 1;
-            let span = Span {
-                start: lhs.span.start,
-                end: rhs.span.end,
-            };
-            lhs = Expr {
-                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                span,
-            };
+            let span = Span { start: lhs.span.start, end: rhs.span.end };
+            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
         }
         Ok(lhs)
     }
@@ -525,10 +445,7 @@ impl Parser<'_> {
         self.enter()?;
         let inner = self.unary()?;
         self.depth -= 1;
-        let span = Span {
-            start,
-            end: inner.span.end,
-        };
+        let span = Span { start, end: inner.span.end };
         // Fold negative literals so that i64::MIN is expressible.
         let kind = match (op, &inner.kind) {
             (UnOp::Neg, ExprKind::Int(v)) => ExprKind::Int(-v),
@@ -551,41 +468,19 @@ impl Parser<'_> {
                 self.bump()?;
                 if self.is("(") {
                     let (args, end) = self.args(")")?;
-                    let span = Span {
-                        start: e.span.start,
-                        end,
-                    };
-                    e = Expr {
-                        kind: ExprKind::Call {
-                            target: Some(Box::new(e)),
-                            func: name,
-                            args,
-                        },
-                        span,
-                    };
+                    let span = Span { start: e.span.start, end };
+                    e = Expr { kind: ExprKind::Call { target: Some(Box::new(e)), func: name, args }, span };
                 } else {
-                    let span = Span {
-                        start: e.span.start,
-                        end,
-                    };
-                    e = Expr {
-                        kind: ExprKind::Select(Box::new(e), name),
-                        span,
-                    };
+                    let span = Span { start: e.span.start, end };
+                    e = Expr { kind: ExprKind::Select(Box::new(e), name), span };
                 }
             } else if self.is("[") {
                 self.bump()?;
                 let idx = self.expr()?;
                 let end = self.span.end;
                 self.expect("]")?;
-                let span = Span {
-                    start: e.span.start,
-                    end,
-                };
-                e = Expr {
-                    kind: ExprKind::Index(Box::new(e), Box::new(idx)),
-                    span,
-                };
+                let span = Span { start: e.span.start, end };
+                e = Expr { kind: ExprKind::Index(Box::new(e), Box::new(idx)), span };
             } else {
                 return Ok(e);
             }
@@ -626,21 +521,11 @@ impl Parser<'_> {
                     if self.is("(") {
                         let (args, end) = self.args(")")?;
                         return Ok(Expr {
-                            kind: ExprKind::Call {
-                                target: None,
-                                func: name,
-                                args,
-                            },
-                            span: Span {
-                                start: span.start,
-                                end,
-                            },
+                            kind: ExprKind::Call { target: None, func: name, args },
+                            span: Span { start: span.start, end },
                         });
                     }
-                    return Ok(Expr {
-                        kind: ExprKind::Ident(name),
-                        span,
-                    });
+                    return Ok(Expr { kind: ExprKind::Ident(name), span });
                 }
             },
             Tok::Punct("(") => {
@@ -651,13 +536,7 @@ impl Parser<'_> {
             }
             Tok::Punct("[") => {
                 let (items, end) = self.args("]")?;
-                return Ok(Expr {
-                    kind: ExprKind::List(items),
-                    span: Span {
-                        start: span.start,
-                        end,
-                    },
-                });
+                return Ok(Expr { kind: ExprKind::List(items), span: Span { start: span.start, end } });
             }
             Tok::Punct("{") => {
                 self.bump()?;
@@ -675,13 +554,7 @@ impl Parser<'_> {
                 }
                 let end = self.span.end;
                 self.bump()?;
-                return Ok(Expr {
-                    kind: ExprKind::Map(entries),
-                    span: Span {
-                        start: span.start,
-                        end,
-                    },
-                });
+                return Ok(Expr { kind: ExprKind::Map(entries), span: Span { start: span.start, end } });
             }
             _ => return Err(self.unexpected("an expression")),
         };
@@ -697,18 +570,10 @@ mod tests {
     #[test]
     fn precedence() {
         let e = parse("a || b && c == 1 + 2 * 3").unwrap();
-        let ExprKind::Binary(BinOp::Or, _, rhs) = e.kind else {
-            panic!("{e:?}")
-        };
-        let ExprKind::Binary(BinOp::And, _, rhs) = rhs.kind else {
-            panic!()
-        };
-        let ExprKind::Binary(BinOp::Eq, _, rhs) = rhs.kind else {
-            panic!()
-        };
-        let ExprKind::Binary(BinOp::Add, _, rhs) = rhs.kind else {
-            panic!()
-        };
+        let ExprKind::Binary(BinOp::Or, _, rhs) = e.kind else { panic!("{e:?}") };
+        let ExprKind::Binary(BinOp::And, _, rhs) = rhs.kind else { panic!() };
+        let ExprKind::Binary(BinOp::Eq, _, rhs) = rhs.kind else { panic!() };
+        let ExprKind::Binary(BinOp::Add, _, rhs) = rhs.kind else { panic!() };
         assert!(matches!(rhs.kind, ExprKind::Binary(BinOp::Mul, _, _)));
     }
 
@@ -716,10 +581,7 @@ mod tests {
     fn members_calls_and_literals() {
         parse(r#"args.tags.exists(t, t == "crown_jewel") && size(args.hosts) > 3u"#).unwrap();
         parse(r#"{"a": [1, 2.5, -3, 'x', r"\d+", """tri"""]}["a"][0] == 1 ? true : null"#).unwrap();
-        assert_eq!(
-            parse("-9223372036854775808").unwrap().kind,
-            ExprKind::Int(i64::MIN)
-        );
+        assert_eq!(parse("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
     }
 
     #[test]
@@ -729,12 +591,7 @@ mod tests {
         let e = parse("name === 'x'").unwrap_err();
         assert_eq!(e.span.start, 7);
         assert!(parse("'open").unwrap_err().message.contains("unterminated"));
-        assert!(
-            parse(&"(".repeat(500))
-                .unwrap_err()
-                .message
-                .contains("nests")
-        );
+        assert!(parse(&"(".repeat(500)).unwrap_err().message.contains("nests"));
         assert!(parse("a.").is_err());
         assert!(parse("a ? b").is_err());
         assert!(parse("#").is_err());

@@ -27,10 +27,7 @@ pub struct Verification {
 }
 
 /// Walk the hash chain and replay every case.
-pub async fn verify(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-) -> Result<Json<Verification>, ApiError> {
+pub async fn verify(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Verification>, ApiError> {
     auth.require(&[Role::Admin], "verifying the audit log")?;
     if let Some((seq, why)) = state.store.verify_events().await? {
         return Ok(Json(Verification {
@@ -48,12 +45,7 @@ pub async fn verify(
             problem: Some(why),
         }));
     }
-    Ok(Json(Verification {
-        ok: true,
-        first_bad_event: None,
-        first_bad_case: None,
-        problem: None,
-    }))
+    Ok(Json(Verification { ok: true, first_bad_event: None, first_bad_case: None, problem: None }))
 }
 
 /// Query of `GET /v1/audit/events`.
@@ -74,10 +66,5 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     auth.require(&[Role::Admin], "reading the audit log")?;
-    Ok(Json(
-        state
-            .store
-            .events(q.after, q.limit.unwrap_or(1000).clamp(1, 10_000))
-            .await?,
-    ))
+    Ok(Json(state.store.events(q.after, q.limit.unwrap_or(1000).clamp(1, 10_000)).await?))
 }

@@ -37,10 +37,7 @@ pub struct QueueView {
 }
 
 /// The open approval cases this reviewer may answer, most urgent first, with the reasons.
-pub async fn queue(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-) -> Result<Json<QueueView>, ApiError> {
+pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<QueueView>, ApiError> {
     let who = auth.require(WORKERS, "reading the queue")?;
     let now = state.clock.now();
     let mine: Vec<Case> = state
@@ -48,21 +45,9 @@ pub async fn queue(
         .active_approval_cases()
         .await?
         .into_iter()
-        .filter(|c| {
-            queue::visible_to(
-                c,
-                &who.name,
-                &who.key_id,
-                &who.tags,
-                who.role == Role::Admin,
-                now,
-            )
-        })
+        .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
         .collect();
-    Ok(Json(QueueView {
-        now,
-        items: queue::order(mine, now),
-    }))
+    Ok(Json(QueueView { now, items: queue::order(mine, now) }))
 }
 
 /// Query of `GET /v1/cases`.
@@ -86,32 +71,19 @@ pub async fn list(
     auth.require(WORKERS, "listing cases")?;
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
-        Some(k) => Some(
-            CaseKind::parse(k)
-                .ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?,
-        ),
+        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?),
     };
     let states = match q.state.as_deref() {
         None | Some("") => vec![],
         Some(s) => s
             .split(',')
             .map(|x| {
-                CaseState::parse(x.trim())
-                    .ok_or_else(|| ApiError::invalid("state", format!("unknown state `{x}`")))
+                CaseState::parse(x.trim()).ok_or_else(|| ApiError::invalid("state", format!("unknown state `{x}`")))
             })
             .collect::<Result<_, _>>()?,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(
-        state
-            .store
-            .cases(CaseFilter {
-                kind,
-                states,
-                limit,
-            })
-            .await?,
-    ))
+    Ok(Json(state.store.cases(CaseFilter { kind, states, limit }).await?))
 }
 
 /// One case.
@@ -171,16 +143,11 @@ pub struct ClaimRequest {
 }
 
 fn lease_ms(state: &AppState, lease: Option<arbiter_core::HumanDuration>) -> Result<i64, ApiError> {
-    let d = lease.map_or(state.config.claim_lease, |l| {
-        Duration::from_secs(l.as_secs())
-    });
+    let d = lease.map_or(state.config.claim_lease, |l| Duration::from_secs(l.as_secs()));
     if d.is_zero() || d > state.config.max_claim_lease {
         return Err(ApiError::invalid(
             "lease",
-            format!(
-                "must be between 1s and {}s",
-                state.config.max_claim_lease.as_secs()
-            ),
+            format!("must be between 1s and {}s", state.config.max_claim_lease.as_secs()),
         ));
     }
     Ok(d.as_millis() as i64)
@@ -195,10 +162,7 @@ pub async fn claim(
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "claiming cases")?;
     let req = body.map(|b| b.0).unwrap_or_default();
-    let cmd = CaseCommand::Claim {
-        by: actor(who),
-        lease_ms: lease_ms(&state, req.lease)?,
-    };
+    let cmd = CaseCommand::Claim { by: actor(who), lease_ms: lease_ms(&state, req.lease)? };
     load(&state, &id).await?;
     Ok(Json(state.update_case(&id, cmd).await?.case))
 }
@@ -211,12 +175,7 @@ pub async fn release(
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "releasing cases")?;
     load(&state, &id).await?;
-    Ok(Json(
-        state
-            .update_case(&id, CaseCommand::Release { by: actor(who) })
-            .await?
-            .case,
-    ))
+    Ok(Json(state.update_case(&id, CaseCommand::Release { by: actor(who) }).await?.case))
 }
 
 /// The body of `POST /v1/cases/{id}/reassign`.
@@ -243,24 +202,10 @@ pub async fn reassign(
         .key(&req.key_id)
         .await?
         .filter(|k| k.revoked_at.is_none() && k.role != Role::Agent)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "key_id",
-                format!("no active reviewer key with id {}", req.key_id),
-            )
-        })?;
-    let to = arbiter_core::Actor {
-        name: key.name,
-        key_id: key.id,
-        tags: key.tags,
-        is_admin: key.role == Role::Admin,
-    };
+        .ok_or_else(|| ApiError::invalid("key_id", format!("no active reviewer key with id {}", req.key_id)))?;
+    let to = arbiter_core::Actor { name: key.name, key_id: key.id, tags: key.tags, is_admin: key.role == Role::Admin };
     load(&state, &id).await?;
-    let cmd = CaseCommand::Reassign {
-        by: actor(who),
-        to,
-        lease_ms: lease_ms(&state, req.lease)?,
-    };
+    let cmd = CaseCommand::Reassign { by: actor(who), to, lease_ms: lease_ms(&state, req.lease)? };
     Ok(Json(state.update_case(&id, cmd).await?.case))
 }
 
@@ -307,10 +252,7 @@ pub fn rationale(state: &AppState, field: &str, text: &str) -> Result<String, Ap
     let t = text.trim();
     let min = state.config.min_rationale_len;
     if t.chars().count() < min {
-        return Err(ApiError::invalid(
-            field,
-            format!("explain it in at least {min} characters"),
-        ));
+        return Err(ApiError::invalid(field, format!("explain it in at least {min} characters")));
     }
     if t.len() > 16 * 1024 {
         return Err(ApiError::invalid(field, "must be at most 16 KiB"));
@@ -319,10 +261,7 @@ pub fn rationale(state: &AppState, field: &str, text: &str) -> Result<String, Ap
 }
 
 fn tag_ok(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 64
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A reviewer answers an approval case (only the holder, if someone holds it).
@@ -335,10 +274,7 @@ pub async fn decide(
     let who = auth.require(WORKERS, "deciding cases")?;
     let rationale = rationale(&state, "rationale", &req.rationale)?;
     if req.failure_modes.len() > 16 || !req.failure_modes.iter().all(|t| tag_ok(t)) {
-        return Err(ApiError::invalid(
-            "failure_modes",
-            "up to 16 tags of letters, digits, `_` and `-`",
-        ));
+        return Err(ApiError::invalid("failure_modes", "up to 16 tags of letters, digits, `_` and `-`"));
     }
     let modified_args = match (req.decision, req.args) {
         (ReviewerChoice::Modify, Some(args)) if args.is_object() => {
@@ -347,37 +283,19 @@ pub async fn decide(
             Some(args)
         }
         (ReviewerChoice::Modify, _) => {
-            return Err(ApiError::invalid(
-                "args",
-                "`modify` needs the edited arguments as a JSON object",
-            ));
+            return Err(ApiError::invalid("args", "`modify` needs the edited arguments as a JSON object"));
         }
         (_, Some(_)) => {
-            return Err(ApiError::invalid(
-                "args",
-                "arguments can only be given with `modify`",
-            ));
+            return Err(ApiError::invalid("args", "arguments can only be given with `modify`"));
         }
         (_, None) => None,
     };
-    let verdict = if req.decision == ReviewerChoice::Reject {
-        Verdict::Deny
-    } else {
-        Verdict::Allow
-    };
+    let verdict = if req.decision == ReviewerChoice::Reject { Verdict::Deny } else { Verdict::Allow };
     load(&state, &id).await?;
-    let cmd = CaseCommand::Answer {
-        by: actor(who),
-        verdict,
-        modified_args,
-        rationale,
-        failure_modes: req.failure_modes,
-    };
+    let cmd =
+        CaseCommand::Answer { by: actor(who), verdict, modified_args, rationale, failure_modes: req.failure_modes };
     let update = state.update_case(&id, cmd).await?;
-    Ok(Json(CaseDecisionResponse {
-        case: update.case,
-        decision: update.decision,
-    }))
+    Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))
 }
 
 /// The body of `POST /v1/cases/{id}/comments`.
@@ -403,10 +321,6 @@ pub async fn comment(
         return Err(ApiError::invalid("text", "must be 1 character to 16 KiB"));
     }
     load(&state, &id).await?;
-    let cmd = CaseCommand::Comment {
-        by: actor(who),
-        role: req.role,
-        text: req.text.trim().to_string(),
-    };
+    let cmd = CaseCommand::Comment { by: actor(who), role: req.role, text: req.text.trim().to_string() };
     Ok(Json(state.update_case(&id, cmd).await?.case))
 }

@@ -6,8 +6,8 @@ use crate::extract::{Auth, JsonBody};
 use crate::metrics::DecisionLabels;
 use arbiter_core::action::check_value;
 use arbiter_core::{
-    Action, Case, CaseKind, CaseState, Decision, DecisionStatus, FinalSource, FinalVerdict,
-    HumanDuration, Outcome, Principal, Role, Timestamp, Verdict,
+    Action, Case, CaseKind, CaseState, Decision, DecisionStatus, FinalSource, FinalVerdict, HumanDuration, Outcome,
+    Principal, Role, Timestamp, Verdict,
 };
 use arbiter_policy::cel::Env;
 use arbiter_store::{Inserted, NewDecision};
@@ -46,38 +46,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let s = v
-        .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?
-        .trim();
+    let s = v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?.trim();
     if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "must be 1 to 255 printable ASCII characters without spaces",
-        ));
+        return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces"));
     }
     Ok(Some(s.to_string()))
 }
 
 fn validate(req: &DecisionRequest, state: &AppState) -> Result<(), ApiError> {
     let limits = &state.config.limits;
-    req.action
-        .validate(limits)
-        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    req.action.validate(limits).map_err(|e| ApiError::invalid(e.field, e.message))?;
     if let Some(ctx) = &req.context {
         if !ctx.is_object() {
             return Err(ApiError::invalid("context", "must be a JSON object"));
         }
-        check_value("context", ctx, limits, 0)
-            .map_err(|e| ApiError::invalid(e.field, e.message))?;
+        check_value("context", ctx, limits, 0).map_err(|e| ApiError::invalid(e.field, e.message))?;
     }
     if let Some(t) = &req.trace_id
         && (t.is_empty() || t.len() > 256 || t.chars().any(char::is_control))
     {
-        return Err(ApiError::invalid(
-            "trace_id",
-            "must be 1 to 256 characters without control characters",
-        ));
+        return Err(ApiError::invalid("trace_id", "must be 1 to 256 characters without control characters"));
     }
     Ok(())
 }
@@ -90,14 +78,12 @@ pub async fn propose(
     JsonBody(req): JsonBody<DecisionRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let agent = auth
-        .require(&[Role::Agent, Role::Admin], "proposing actions")?
-        .clone();
+    let agent = auth.require(&[Role::Agent, Role::Admin], "proposing actions")?.clone();
     let idem = idempotency_key(&headers)?;
     validate(&req, &state)?;
-    let policy = state.policy().ok_or_else(|| {
-        ApiError::Unavailable("no policy is active; activate one with PUT /v1/policy".into())
-    })?;
+    let policy = state
+        .policy()
+        .ok_or_else(|| ApiError::Unavailable("no policy is active; activate one with PUT /v1/policy".into()))?;
     let request_digest = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
 
     let empty = Value::Object(Default::default());
@@ -137,11 +123,7 @@ pub async fn propose(
         trace_id: req.trace_id,
         context,
         verdict: eval.verdict,
-        status: if case_id.is_some() {
-            DecisionStatus::Pending
-        } else {
-            DecisionStatus::Final
-        },
+        status: if case_id.is_some() { DecisionStatus::Pending } else { DecisionStatus::Final },
         triggers: eval.triggers,
         explanation: eval.explanation,
         escalation: eval.escalation.clone(),
@@ -151,11 +133,7 @@ pub async fn propose(
         event_time: req.event_time.unwrap_or(now),
         eval_micros: eval_time.as_micros() as u64,
         final_verdict,
-        condition_errors: eval
-            .condition_errors
-            .iter()
-            .map(|e| format!("{}: {}", e.trigger, e.message))
-            .collect(),
+        condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
         outcome: None,
     };
     let case = match (case_id, &eval.escalation) {
@@ -180,41 +158,24 @@ pub async fn propose(
         }),
         _ => None,
     };
-    let inserted = state
-        .store
-        .insert_decision(NewDecision {
-            decision,
-            request_digest,
-            case,
-        })
-        .await?;
+    let inserted = state.store.insert_decision(NewDecision { decision, request_digest, case }).await?;
     let (status, decision, replayed) = match inserted {
         Inserted::Created(d) => (StatusCode::CREATED, d, false),
         Inserted::Existing(d) => (StatusCode::OK, d, true),
     };
     if !replayed {
-        let action = if policy.knows_class(&decision.action.name) {
-            decision.action.name.clone()
-        } else {
-            "other".to_string()
-        };
+        let action =
+            if policy.knows_class(&decision.action.name) { decision.action.name.clone() } else { "other".to_string() };
         state
             .metrics
             .decisions
-            .get_or_create(&DecisionLabels {
-                verdict: decision.verdict.as_str().into(),
-                action,
-            })
+            .get_or_create(&DecisionLabels { verdict: decision.verdict.as_str().into(), action })
             .inc();
-        state
-            .metrics
-            .decision_latency
-            .observe(started.elapsed().as_secs_f64());
+        state.metrics.decision_latency.observe(started.elapsed().as_secs_f64());
     }
     let mut resp = (status, Json(decision)).into_response();
     if replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
 }
@@ -230,9 +191,7 @@ fn parse_wait(text: &str, max: Duration) -> Result<Duration, ApiError> {
     let d = match text.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => Duration::from_secs(
-            text.parse::<HumanDuration>()
-                .map_err(|e| ApiError::invalid("wait", e.to_string()))?
-                .as_secs(),
+            text.parse::<HumanDuration>().map_err(|e| ApiError::invalid("wait", e.to_string()))?.as_secs(),
         ),
     };
     Ok(d.min(max))
@@ -258,12 +217,7 @@ pub async fn get(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<Decision>, ApiError> {
-    let wait = q
-        .wait
-        .as_deref()
-        .map(|w| parse_wait(w, state.config.max_wait))
-        .transpose()?
-        .unwrap_or_default();
+    let wait = q.wait.as_deref().map(|w| parse_wait(w, state.config.max_wait)).transpose()?.unwrap_or_default();
     let d = visible(&state, &auth.0, &id).await?;
     if d.status == DecisionStatus::Final || wait.is_zero() {
         return Ok(Json(d));
@@ -274,12 +228,7 @@ pub async fn get(
     result.map(Json)
 }
 
-async fn long_poll(
-    state: &AppState,
-    who: &Principal,
-    id: &str,
-    wait: Duration,
-) -> Result<Decision, ApiError> {
+async fn long_poll(state: &AppState, who: &Principal, id: &str, wait: Duration) -> Result<Decision, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut stopping = state.stopping();
     let waiter = state.waiters.register(id);
@@ -290,10 +239,7 @@ async fn long_poll(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let d = visible(state, who, id).await?;
-        if d.status == DecisionStatus::Final
-            || tokio::time::Instant::now() >= deadline
-            || *stopping.borrow()
-        {
+        if d.status == DecisionStatus::Final || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
             return Ok(d);
         }
         let recheck = tokio::time::Instant::now() + state.config.recheck_interval;
@@ -330,11 +276,7 @@ pub async fn outcome(
     if req.cost.is_some_and(|c| !c.is_finite()) {
         return Err(ApiError::invalid("cost", "must be a finite number"));
     }
-    if req
-        .label
-        .as_ref()
-        .is_some_and(|l| l.is_empty() || l.len() > 128)
-    {
+    if req.label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 128) {
         return Err(ApiError::invalid("label", "must be 1 to 128 characters"));
     }
     let out = Outcome {

@@ -46,20 +46,11 @@ pub async fn create(
     validate_key_fields(&req.name, &req.tags)?;
     let key = generate_key(&req.name, req.role, req.tags, state.clock.now())?;
     state.store.create_key(key.record.clone()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key: key.secret,
-            record: key.record,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
 }
 
 /// List keys (without secrets).
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-) -> Result<Json<Vec<KeyRecord>>, ApiError> {
+pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<KeyRecord>>, ApiError> {
     auth.require(&[Role::Admin], "listing keys")?;
     Ok(Json(state.store.keys().await?))
 }

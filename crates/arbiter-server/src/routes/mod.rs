@@ -33,10 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/reviews", post(reviews::open))
         .route("/v1/reviews/{id}", get(reviews::get))
         .route("/v1/reviews/{id}/stages", post(reviews::stage))
-        .route(
-            "/v1/reviews/{id}/interventions/{index}",
-            post(reviews::intervention),
-        )
+        .route("/v1/reviews/{id}/interventions/{index}", post(reviews::intervention))
         .route("/v1/reviews/{id}/close", post(reviews::close))
         .route("/v1/reviews/{id}/reopen", post(reviews::reopen))
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
@@ -48,14 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policy", get(policy::active).put(policy::put))
         .route("/v1/policy/versions", get(policy::versions))
         .route("/v1/policy/versions/{hash}", get(policy::version))
-        .route(
-            "/v1/policy/versions/{hash}/activate",
-            post(policy::activate),
-        )
-        .route(
-            "/v1/policy/versions/{hash}/backtest",
-            post(policy::backtest),
-        )
+        .route("/v1/policy/versions/{hash}/activate", post(policy::activate))
+        .route("/v1/policy/versions/{hash}/backtest", post(policy::backtest))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/healthz", get(ops::healthz))

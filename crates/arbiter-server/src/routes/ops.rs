@@ -30,21 +30,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Ok(n) = state.store.open_case_count().await {
         state.metrics.open_cases.set(n as i64);
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
 /// The OpenAPI document.
 pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::OPENAPI_JSON,
-    )
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::OPENAPI_JSON)
 }
 
 /// Unknown path.
@@ -54,9 +45,7 @@ pub async fn not_found() -> ApiError {
 
 /// Known path, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed(
-        "this endpoint does not accept that method; see /openapi.json".into(),
-    )
+    ApiError::MethodNotAllowed("this endpoint does not accept that method; see /openapi.json".into())
 }
 
 /// The latest drift evaluation (evaluated now if none ran yet).
@@ -64,10 +53,7 @@ pub async fn drift(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
 ) -> Result<axum::Json<crate::drift::DriftStatus>, ApiError> {
-    auth.require(
-        &[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin],
-        "reading drift statistics",
-    )?;
+    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift statistics")?;
     match state.drift_status() {
         Some(s) => Ok(axum::Json(s)),
         None => Ok(axum::Json(crate::drift::run_once(&state).await?)),

@@ -24,25 +24,11 @@ pub struct PolicyView {
 }
 
 /// The active policy.
-pub async fn active(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-) -> Result<Json<PolicyView>, ApiError> {
+pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading the policy")?;
-    let v = state
-        .store
-        .active_policy()
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
-    let triggers = state
-        .policy()
-        .filter(|p| p.hash() == v.hash)
-        .map_or(0, |p| p.trigger_count());
-    Ok(Json(PolicyView {
-        version: v,
-        triggers,
-        active: true,
-    }))
+    let v = state.store.active_policy().await?.ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
+    let triggers = state.policy().filter(|p| p.hash() == v.hash).map_or(0, |p| p.trigger_count());
+    Ok(Json(PolicyView { version: v, triggers, active: true }))
 }
 
 /// Store a new policy version (YAML body) and activate it.
@@ -52,48 +38,27 @@ pub async fn put(
     req: Request,
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     let who = auth.require(&[Role::Admin], "changing the policy")?.clone();
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/yaml")
-        .to_string();
-    if ![
-        "application/yaml",
-        "application/x-yaml",
-        "text/yaml",
-        "text/x-yaml",
-        "text/plain",
-    ]
-    .iter()
-    .any(|t| ct.starts_with(t))
+    let ct =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml").to_string();
+    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"]
+        .iter()
+        .any(|t| ct.starts_with(t))
     {
         return Err(ApiError::UnsupportedMediaType(format!(
             "send the policy file itself with `Content-Type: application/yaml`, not `{ct}`"
         )));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let source = String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
+    let source =
+        String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
     let (policy, created) = state.activate_source(&source, &who.name).await?;
     let version = state
         .store
         .policy_version(policy.hash())
         .await?
         .ok_or_else(|| ApiError::Internal("the stored policy version vanished".into()))?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(PolicyView {
-            version,
-            triggers: policy.trigger_count(),
-            active: true,
-        }),
-    ))
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(PolicyView { version, triggers: policy.trigger_count(), active: true })))
 }
 
 /// Every stored version, newest first.
@@ -119,11 +84,7 @@ pub async fn version(
     let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
     let active = state.policy().is_some_and(|p| p.hash() == v.hash);
     let triggers = arbiter_policy::Policy::parse(&v.source).map_or(0, |p| p.trigger_count());
-    Ok(Json(PolicyView {
-        version: v,
-        triggers,
-        active,
-    }))
+    Ok(Json(PolicyView { version: v, triggers, active }))
 }
 
 /// Activate a stored version again (roll back or forward); recorded as a `policy.activated` event.
@@ -139,11 +100,7 @@ pub async fn activate(
     }
     let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
     let (policy, _) = state.activate_source(&v.source, &who.name).await?;
-    Ok(Json(PolicyView {
-        version: v,
-        triggers: policy.trigger_count(),
-        active: true,
-    }))
+    Ok(Json(PolicyView { version: v, triggers: policy.trigger_count(), active: true }))
 }
 
 /// The body of `POST /v1/policy/versions/{hash}/backtest`.
@@ -168,9 +125,8 @@ pub async fn backtest(
     auth.require(&[Role::Reviewer, Role::Admin], "backtesting policies")?;
     let req = body.map(|b| b.0).unwrap_or_default();
     let compile = |v: PolicyVersion| {
-        arbiter_policy::Policy::parse(&v.source).map_err(|e| {
-            ApiError::Internal(format!("stored version {} no longer compiles: {e}", v.hash))
-        })
+        arbiter_policy::Policy::parse(&v.source)
+            .map_err(|e| ApiError::Internal(format!("stored version {} no longer compiles: {e}", v.hash)))
     };
     let load = |h: String| {
         let store = state.store.clone();
@@ -185,12 +141,7 @@ pub async fn backtest(
     let new = compile(load(hash).await?)?;
     let current = match req.against {
         Some(h) => Some(compile(load(h).await?)?),
-        None => state
-            .store
-            .active_policy()
-            .await?
-            .map(compile)
-            .transpose()?,
+        None => state.store.active_policy().await?.map(compile).transpose()?,
     };
     let limit = req.limit.unwrap_or(100_000).clamp(1, 1_000_000);
     let decisions = state.store.labelled_decisions(limit).await?;

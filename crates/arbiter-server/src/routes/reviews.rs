@@ -6,9 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, actor};
 use arbiter_core::review::{InterventionStatus, Review, ReviewSource, StageRecord};
-use arbiter_core::{
-    Case, CaseCommand, CaseKind, CaseState, Decision, Escalation, HumanDuration, Severity, Verdict,
-};
+use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Escalation, HumanDuration, Severity, Verdict};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -50,26 +48,15 @@ pub struct OpenReview {
 
 fn ids_ok(field: &str, ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > 200 || ids.iter().any(|i| i.is_empty() || i.len() > 256) {
-        return Err(ApiError::invalid(
-            field,
-            "up to 200 ids of 1 to 256 characters",
-        ));
+        return Err(ApiError::invalid(field, "up to 200 ids of 1 to 256 characters"));
     }
     Ok(())
 }
 
-async fn require_decisions(
-    state: &AppState,
-    field: &str,
-    ids: &[&str],
-) -> Result<Vec<Decision>, ApiError> {
+async fn require_decisions(state: &AppState, field: &str, ids: &[&str]) -> Result<Vec<Decision>, ApiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let d = state
-            .store
-            .decision(id)
-            .await?
-            .ok_or_else(|| ApiError::invalid(field, format!("no decision {id}")))?;
+        let d = state.store.decision(id).await?.ok_or_else(|| ApiError::invalid(field, format!("no decision {id}")))?;
         out.push(d);
     }
     Ok(out)
@@ -96,9 +83,7 @@ pub async fn open(
     let mut source = req.source.unwrap_or(ReviewSource::Manual);
     let (mut action_name, mut agent) = (String::new(), String::new());
     if let Some(cid) = &req.from_case {
-        let from = load(&state, cid)
-            .await
-            .map_err(|_| ApiError::invalid("from_case", format!("no case {cid}")))?;
+        let from = load(&state, cid).await.map_err(|_| ApiError::invalid("from_case", format!("no case {cid}")))?;
         source = ReviewSource::Case;
         decision_ids.extend(from.decision_id.clone());
         trace_ids.extend(from.trace_id.clone());
@@ -117,11 +102,8 @@ pub async fn open(
     decision_ids.dedup();
     trace_ids.sort();
     trace_ids.dedup();
-    let reviewers = req.reviewers.unwrap_or_else(|| {
-        ["engineering", "product", "data_science", "ux"]
-            .map(String::from)
-            .to_vec()
-    });
+    let reviewers =
+        req.reviewers.unwrap_or_else(|| ["engineering", "product", "data_science", "ux"].map(String::from).to_vec());
     if reviewers.is_empty() || reviewers.len() > 32 {
         return Err(ApiError::invalid("reviewers", "name 1 to 32 role tags"));
     }
@@ -158,10 +140,7 @@ pub async fn open(
         created_at: now,
         updated_at: now,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(state.store.open_case(case, &who.name).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(state.store.open_case(case, &who.name).await?)))
 }
 
 /// A review case with what it still needs and its decision chain.
@@ -178,9 +157,7 @@ pub struct ReviewView {
 async fn load_review(state: &AppState, id: &str) -> Result<Case, ApiError> {
     let case = load(state, id).await?;
     if case.kind != CaseKind::Review {
-        return Err(ApiError::NotFound(format!(
-            "case {id} is not a review case"
-        )));
+        return Err(ApiError::NotFound(format!("case {id} is not a review case")));
     }
     Ok(case)
 }
@@ -193,17 +170,9 @@ pub async fn get(
 ) -> Result<Json<ReviewView>, ApiError> {
     auth.require(WORKERS, "reading reviews")?;
     let case = load_review(&state, &id).await?;
-    let missing = case
-        .review
-        .as_ref()
-        .map(Review::missing)
-        .unwrap_or_default();
+    let missing = case.review.as_ref().map(Review::missing).unwrap_or_default();
     let chain = chain_of(&state, &case).await?;
-    Ok(Json(ReviewView {
-        case,
-        missing,
-        chain,
-    }))
+    Ok(Json(ReviewView { case, missing, chain }))
 }
 
 /// The body of `POST /v1/reviews/{id}/stages`: the stage record's fields plus these.
@@ -229,16 +198,8 @@ pub async fn stage(
     let rationale = rationale(&state, "rationale", &req.rationale)?;
     load_review(&state, &id).await?;
     require_decisions(&state, "record", &req.record.referenced_decisions()).await?;
-    let cmd = CaseCommand::RecordStage {
-        by: actor(who),
-        role: req.role,
-        rationale,
-        record: req.record,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(state.update_case(&id, cmd).await?.case),
-    ))
+    let cmd = CaseCommand::RecordStage { by: actor(who), role: req.role, rationale, record: req.record };
+    Ok((StatusCode::CREATED, Json(state.update_case(&id, cmd).await?.case)))
 }
 
 /// The body of `POST /v1/reviews/{id}/interventions/{index}`.
@@ -264,12 +225,7 @@ pub async fn intervention(
         return Err(ApiError::invalid("note", "must be at most 16 KiB"));
     }
     load_review(&state, &id).await?;
-    let cmd = CaseCommand::UpdateIntervention {
-        by: actor(who),
-        index,
-        status: req.status,
-        note: req.note,
-    };
+    let cmd = CaseCommand::UpdateIntervention { by: actor(who), index, status: req.status, note: req.note };
     Ok(Json(state.update_case(&id, cmd).await?.case))
 }
 
@@ -291,18 +247,7 @@ pub async fn close(
     let who = auth.require(WORKERS, "closing reviews")?;
     let reason = rationale(&state, "reason", &req.reason)?;
     load_review(&state, &id).await?;
-    Ok(Json(
-        state
-            .update_case(
-                &id,
-                CaseCommand::Close {
-                    by: actor(who),
-                    reason,
-                },
-            )
-            .await?
-            .case,
-    ))
+    Ok(Json(state.update_case(&id, CaseCommand::Close { by: actor(who), reason }).await?.case))
 }
 
 /// Reopen a closed review.
@@ -315,16 +260,5 @@ pub async fn reopen(
     let who = auth.require(WORKERS, "reopening reviews")?;
     let reason = rationale(&state, "reason", &req.reason)?;
     load_review(&state, &id).await?;
-    Ok(Json(
-        state
-            .update_case(
-                &id,
-                CaseCommand::Reopen {
-                    by: actor(who),
-                    reason,
-                },
-            )
-            .await?
-            .case,
-    ))
+    Ok(Json(state.update_case(&id, CaseCommand::Reopen { by: actor(who), reason }).await?.case))
 }

@@ -65,33 +65,19 @@ pub async fn create(
         || url.len() > 2048
         || url.chars().any(char::is_whitespace)
     {
-        return Err(ApiError::invalid(
-            "url",
-            "must be an http:// or https:// URL",
-        ));
+        return Err(ApiError::invalid("url", "must be an http:// or https:// URL"));
     }
     if req.events.is_empty() {
-        return Err(ApiError::invalid(
-            "events",
-            "subscribe to at least one event kind, or `*`",
-        ));
+        return Err(ApiError::invalid("events", "subscribe to at least one event kind, or `*`"));
     }
-    if let Some(bad) = req
-        .events
-        .iter()
-        .find(|e| *e != "*" && !EVENT_KINDS.contains(&e.as_str()))
-    {
+    if let Some(bad) = req.events.iter().find(|e| *e != "*" && !EVENT_KINDS.contains(&e.as_str())) {
         return Err(ApiError::invalid(
             "events",
-            format!(
-                "unknown event kind `{bad}` (known: {})",
-                EVENT_KINDS.join(", ")
-            ),
+            format!("unknown event kind `{bad}` (known: {})", EVENT_KINDS.join(", ")),
         ));
     }
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut secret).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
     let webhook = Webhook {
         id: uuid::Uuid::now_v7().to_string(),
         url: url.to_string(),
@@ -103,20 +89,11 @@ pub async fn create(
         active: true,
     };
     state.store.create_webhook(webhook.clone()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedWebhook {
-            secret: webhook.secret.clone(),
-            webhook,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedWebhook { secret: webhook.secret.clone(), webhook })))
 }
 
 /// All webhooks (without secrets).
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-) -> Result<Json<Vec<Webhook>>, ApiError> {
+pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<Webhook>>, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     Ok(Json(state.store.webhooks().await?))
 }

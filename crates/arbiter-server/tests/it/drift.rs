@@ -37,16 +37,13 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     let mut tasks = Vec::new();
     for chunk in proposals.chunks(proposals.len() / 8 + 1) {
         let (http, url, agent) = (s.http.clone(), s.at("/v1/decisions"), agent.clone());
-        let bodies: Vec<Value> = chunk.iter().map(|p| json!({"action": p.action, "trace_id": p.trace_id, "event_time": Timestamp(start + p.offset_ms)})).collect();
+        let bodies: Vec<Value> = chunk
+            .iter()
+            .map(|p| json!({"action": p.action, "trace_id": p.trace_id, "event_time": Timestamp(start + p.offset_ms)}))
+            .collect();
         tasks.push(tokio::spawn(async move {
             for b in bodies {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&agent)
-                    .json(&b)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = http.post(&url).bearer_auth(&agent).json(&b).send().await.unwrap();
                 assert_eq!(r.status(), 201);
             }
         }));
@@ -61,68 +58,24 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     // One hour into the over-isolation: an alarm on isolate_host, and a review case with evidence.
     s.advance(Duration::from_secs(3600));
     let status = run_once(&s.state).await.unwrap();
-    assert!(
-        status
-            .report
-            .alarms
-            .iter()
-            .any(|a| a.action == "isolate_host"),
-        "{:?}",
-        status.report.alarms
-    );
+    assert!(status.report.alarms.iter().any(|a| a.action == "isolate_host"), "{:?}", status.report.alarms);
     assert!(!status.opened_reviews.is_empty());
-    let (_, review) = s
-        .get(
-            &s.admin,
-            &format!("/v1/reviews/{}", status.opened_reviews[0]),
-        )
-        .await;
+    let (_, review) = s.get(&s.admin, &format!("/v1/reviews/{}", status.opened_reviews[0])).await;
     assert_eq!(review["case"]["review"]["source"], "drift_alarm");
     assert_eq!(review["case"]["action_name"], "isolate_host");
-    assert!(
-        review["case"]["review"]["evidence"]["statistics"]["share"]["rate"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
-    assert_eq!(
-        review["case"]["review"]["evidence"]["sample_decisions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        10
-    );
-    assert_eq!(
-        review["chain"].as_array().unwrap().len(),
-        10,
-        "the sample decisions are the chain"
-    );
+    assert!(review["case"]["review"]["evidence"]["statistics"]["share"]["rate"].as_f64().unwrap() > 0.0);
+    assert_eq!(review["case"]["review"]["evidence"]["sample_decisions"].as_array().unwrap().len(), 10);
+    assert_eq!(review["chain"].as_array().unwrap().len(), 10, "the sample decisions are the chain");
     // Evaluating again while the review is open opens nothing new.
     s.advance(Duration::from_secs(900));
     let again = run_once(&s.state).await.unwrap();
     assert!(!again.report.alarms.is_empty());
-    assert!(
-        again.opened_reviews.is_empty(),
-        "no duplicate review while one is open"
-    );
+    assert!(again.opened_reviews.is_empty(), "no duplicate review while one is open");
     // GET /v1/drift shows the latest statistics; the alarms are in the audit log.
     let (code, d) = s.get(&s.admin, "/v1/drift").await;
     assert_eq!(code, 200);
-    assert!(
-        d["report"]["classes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["action"] == "isolate_host")
-    );
-    let (_, events) = s
-        .get(&s.admin, "/v1/audit/events?after=0&limit=10000")
-        .await;
-    let alarms = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "drift.alarm")
-        .count();
+    assert!(d["report"]["classes"].as_array().unwrap().iter().any(|c| c["action"] == "isolate_host"));
+    let (_, events) = s.get(&s.admin, "/v1/audit/events?after=0&limit=10000").await;
+    let alarms = events.as_array().unwrap().iter().filter(|e| e["kind"] == "drift.alarm").count();
     assert_eq!(alarms, status.opened_reviews.len());
 }

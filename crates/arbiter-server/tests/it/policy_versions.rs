@@ -6,31 +6,21 @@ async fn backtest_a_stored_version_then_roll_back() {
     let s = TestServer::start().await;
     let agent = s.key("soc-agent", "agent", &[]).await;
     // history: close_alert at several confidences, with outcomes
-    for (i, (conf, ok)) in [
-        (0.95, true),
-        (0.92, false),
-        (0.85, true),
-        (0.8, false),
-        (0.99, true),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (code, d) = s.post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": conf, "args": {"alert_id": format!("A-{i}")}}})).await;
-        assert_eq!(code, 201, "{d}");
-        let (code, _) = s
+    for (i, (conf, ok)) in [(0.95, true), (0.92, false), (0.85, true), (0.8, false), (0.99, true)].iter().enumerate() {
+        let (code, d) = s
             .post(
                 &agent,
-                &format!("/v1/decisions/{}/outcome", d["id"].as_str().unwrap()),
-                json!({"correct": ok}),
+                "/v1/decisions",
+                json!({"action": {"name": "close_alert", "confidence": conf, "args": {"alert_id": format!("A-{i}")}}}),
             )
+            .await;
+        assert_eq!(code, 201, "{d}");
+        let (code, _) = s
+            .post(&agent, &format!("/v1/decisions/{}/outcome", d["id"].as_str().unwrap()), json!({"correct": ok}))
             .await;
         assert_eq!(code, 200);
     }
-    let original = s.get(&s.admin, "/v1/policy").await.1["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let original = s.get(&s.admin, "/v1/policy").await.1["hash"].as_str().unwrap().to_string();
     let stricter = POLICY.replace("auto_allow_at: 0.9", "auto_allow_at: 0.97");
     let r = s
         .http
@@ -42,18 +32,10 @@ async fn backtest_a_stored_version_then_roll_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let stricter_hash = r.json::<Value>().await.unwrap()["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let stricter_hash = r.json::<Value>().await.unwrap()["hash"].as_str().unwrap().to_string();
     // backtest the stricter version against the original one
-    let (code, bt) = s
-        .post(
-            &s.admin,
-            &format!("/v1/policy/versions/{stricter_hash}/backtest"),
-            json!({"against": original}),
-        )
-        .await;
+    let (code, bt) =
+        s.post(&s.admin, &format!("/v1/policy/versions/{stricter_hash}/backtest"), json!({"against": original})).await;
     assert_eq!(code, 200, "{bt}");
     assert_eq!(bt["new"]["decisions"], 5);
     assert_eq!(bt["new"]["allowed"], 1);
@@ -64,57 +46,19 @@ async fn backtest_a_stored_version_then_roll_back() {
     assert_eq!(bt["changes"][0]["from"], "allow");
     assert_eq!(bt["changes"][0]["wrong"], 1);
     // roll back to the original
-    let (code, v) = s
-        .post(
-            &s.admin,
-            &format!("/v1/policy/versions/{original}/activate"),
-            json!({}),
-        )
-        .await;
+    let (code, v) = s.post(&s.admin, &format!("/v1/policy/versions/{original}/activate"), json!({})).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(s.get(&s.admin, "/v1/policy").await.1["hash"], original);
-    let (_, d) = s
-        .post(
-            &agent,
-            "/v1/decisions",
-            json!({"action": {"name": "close_alert", "confidence": 0.93}}),
-        )
-        .await;
-    assert_eq!(
-        (d["verdict"].as_str(), d["policy_hash"].as_str()),
-        (Some("allow"), Some(original.as_str()))
-    );
+    let (_, d) = s.post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": 0.93}})).await;
+    assert_eq!((d["verdict"].as_str(), d["policy_hash"].as_str()), (Some("allow"), Some(original.as_str())));
     // the activations are in the audit log, each naming the version it replaced
     let (_, events) = s.get(&s.admin, "/v1/audit/events?after=0&limit=100").await;
-    let acts: Vec<&Value> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "policy.activated")
-        .collect();
+    let acts: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "policy.activated").collect();
     assert_eq!(acts.len(), 3);
     assert_eq!(acts[2]["data"]["hash"], original);
     assert_eq!(acts[2]["data"]["previous"], stricter_hash);
     // only admins activate; unknown versions are 404
     let reviewer = s.key("ann", "reviewer", &["soc_analyst"]).await;
-    assert_eq!(
-        s.post(
-            &reviewer,
-            &format!("/v1/policy/versions/{original}/activate"),
-            json!({})
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        s.post(
-            &s.admin,
-            &format!("/v1/policy/versions/{}/activate", "0".repeat(64)),
-            json!({})
-        )
-        .await
-        .0,
-        404
-    );
+    assert_eq!(s.post(&reviewer, &format!("/v1/policy/versions/{original}/activate"), json!({})).await.0, 403);
+    assert_eq!(s.post(&s.admin, &format!("/v1/policy/versions/{}/activate", "0".repeat(64)), json!({})).await.0, 404);
 }

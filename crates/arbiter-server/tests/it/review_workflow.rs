@@ -9,23 +9,12 @@ async fn queue_lists_most_urgent_first_with_reasons() {
     let agent = s.key("soc-agent", "agent", &[]).await;
     let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
     let ux = s.key("uma", "reviewer", &["ux"]).await;
-    let (_, calm) = s
-        .escalate(&agent, isolate("ws-1", &["workstation"], 0.8))
-        .await;
-    let (_, unsure) = s
-        .escalate(&agent, isolate("ws-2", &["workstation"], 0.3))
-        .await;
-    let (_, critical) = s
-        .escalate(&agent, isolate("db-1", &["crown_jewel"], 0.9))
-        .await;
+    let (_, calm) = s.escalate(&agent, isolate("ws-1", &["workstation"], 0.8)).await;
+    let (_, unsure) = s.escalate(&agent, isolate("ws-2", &["workstation"], 0.3)).await;
+    let (_, critical) = s.escalate(&agent, isolate("db-1", &["crown_jewel"], 0.9)).await;
     let (status, q) = s.get(&ann, "/v1/queue").await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = q["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["case"]["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = q["items"].as_array().unwrap().iter().map(|i| i["case"]["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [critical.as_str(), unsure.as_str(), calm.as_str()]);
     assert_eq!(q["items"][0]["reasons"][0], "severity critical");
     assert_eq!(q["items"][1]["reasons"][2], "agent confidence 0.30");
@@ -35,12 +24,7 @@ async fn queue_lists_most_urgent_first_with_reasons() {
     assert_eq!(s.get(&agent, "/v1/queue").await.0, 403);
     // a claimed case leaves other reviewers' queues
     let bob = s.key("bob", "reviewer", &["soc_analyst"]).await;
-    assert_eq!(
-        s.post(&ann, &format!("/v1/cases/{critical}/claim"), json!({}))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(s.post(&ann, &format!("/v1/cases/{critical}/claim"), json!({})).await.0, 200);
     let (_, q) = s.get(&bob, "/v1/queue").await;
     assert_eq!(q["items"].as_array().unwrap().len(), 2);
 }
@@ -49,28 +33,15 @@ async fn queue_lists_most_urgent_first_with_reasons() {
 async fn thirty_two_reviewers_never_hold_one_case_together() {
     let s = TestServer::start().await;
     let agent = s.key("soc-agent", "agent", &[]).await;
-    let (_, case) = s
-        .escalate(&agent, isolate("ws-1", &["workstation"], 0.8))
-        .await;
+    let (_, case) = s.escalate(&agent, isolate("ws-1", &["workstation"], 0.8)).await;
     let mut keys = Vec::new();
     for i in 0..32 {
-        keys.push(
-            s.key(&format!("rev{i}"), "reviewer", &["soc_analyst"])
-                .await,
-        );
+        keys.push(s.key(&format!("rev{i}"), "reviewer", &["soc_analyst"]).await);
     }
     let mut tasks = Vec::new();
     for k in keys.clone() {
         let (http, url) = (s.http.clone(), s.at(&format!("/v1/cases/{case}/claim")));
-        tasks.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(k)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
+        tasks.push(tokio::spawn(async move { http.post(url).bearer_auth(k).send().await.unwrap().status().as_u16() }));
     }
     let mut codes = Vec::new();
     for t in tasks {
@@ -79,37 +50,18 @@ async fn thirty_two_reviewers_never_hold_one_case_together() {
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 31, "{codes:?}");
     // only the holder decides
-    let holder = s.get(&s.admin, &format!("/v1/cases/{case}")).await.1["claim"]["by"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let holder = s.get(&s.admin, &format!("/v1/cases/{case}")).await.1["claim"]["by"].as_str().unwrap().to_string();
     let idx: usize = holder.trim_start_matches("rev").parse().unwrap();
     let other = &keys[(idx + 1) % 32];
     let body = json!({"decision": "approve", "rationale": "confirmed malware on the host"});
-    assert_eq!(
-        s.post(other, &format!("/v1/cases/{case}/decision"), body.clone())
-            .await
-            .0,
-        409
-    );
+    assert_eq!(s.post(other, &format!("/v1/cases/{case}/decision"), body.clone()).await.0, 409);
     // the lease runs out (10 minutes by default): the case returns to the queue
     s.advance(Duration::from_secs(10 * 60));
     sweep_once(&s.state).await.unwrap();
     let (_, c) = s.get(&s.admin, &format!("/v1/cases/{case}")).await;
     assert_eq!(c["state"], "open");
-    assert_eq!(
-        s.post(
-            other,
-            &format!("/v1/cases/{case}/claim"),
-            json!({"lease": "2m"})
-        )
-        .await
-        .0,
-        200
-    );
-    let (status, out) = s
-        .post(other, &format!("/v1/cases/{case}/decision"), body)
-        .await;
+    assert_eq!(s.post(other, &format!("/v1/cases/{case}/claim"), json!({"lease": "2m"})).await.0, 200);
+    let (status, out) = s.post(other, &format!("/v1/cases/{case}/decision"), body).await;
     assert_eq!(status, 200, "{out}");
     let events: Vec<String> = s
         .get(&s.admin, &format!("/v1/cases/{case}/events"))
@@ -122,14 +74,7 @@ async fn thirty_two_reviewers_never_hold_one_case_together() {
         .collect();
     assert_eq!(
         events,
-        [
-            "case.opened",
-            "case.claimed",
-            "case.lease_expired",
-            "case.claimed",
-            "case.answered",
-            "case.decided"
-        ]
+        ["case.opened", "case.claimed", "case.lease_expired", "case.claimed", "case.answered", "case.decided"]
     );
 }
 
@@ -139,9 +84,7 @@ async fn sla_expiry_moves_to_tier_two_then_applies_the_fallback() {
     let agent = s.key("soc-agent", "agent", &[]).await;
     let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
     let lead = s.key("lee", "reviewer", &["soc_lead"]).await;
-    let (did, case) = s
-        .escalate(&agent, isolate("ws-1", &["workstation"], 0.8))
-        .await;
+    let (did, case) = s.escalate(&agent, isolate("ws-1", &["workstation"], 0.8)).await;
     s.advance(Duration::from_secs(15 * 60 - 1));
     assert_eq!(sweep_once(&s.state).await.unwrap(), 0);
     s.advance(Duration::from_secs(1));
@@ -149,22 +92,9 @@ async fn sla_expiry_moves_to_tier_two_then_applies_the_fallback() {
     let (_, c) = s.get(&s.admin, &format!("/v1/cases/{case}")).await;
     assert_eq!(c["tier"], 1);
     // tier two belongs to the lead; the analyst no longer sees or answers it
-    assert_eq!(
-        s.get(&ann, "/v1/queue").await.1["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(s.get(&ann, "/v1/queue").await.1["items"].as_array().unwrap().len(), 0);
     let (_, q) = s.get(&lead, "/v1/queue").await;
-    assert!(
-        q["items"][0]["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r == "escalated to tier 2"),
-        "{q}"
-    );
+    assert!(q["items"][0]["reasons"].as_array().unwrap().iter().any(|r| r == "escalated to tier 2"), "{q}");
     let (code, _) = s
         .post(
             &ann,
@@ -175,21 +105,9 @@ async fn sla_expiry_moves_to_tier_two_then_applies_the_fallback() {
     assert_eq!(code, 403);
     // the agent waits; the fallback answers it as soon as the sweeper applies it
     let poll = {
-        let (http, url, agent) = (
-            s.http.clone(),
-            s.at(&format!("/v1/decisions/{did}?wait=30s")),
-            agent.clone(),
-        );
+        let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{did}?wait=30s")), agent.clone());
         tokio::spawn(async move {
-            let v: Value = http
-                .get(url)
-                .bearer_auth(agent)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = http.get(url).bearer_auth(agent).send().await.unwrap().json().await.unwrap();
             (Instant::now(), v)
         })
     };
@@ -198,11 +116,7 @@ async fn sla_expiry_moves_to_tier_two_then_applies_the_fallback() {
     let swept = Instant::now();
     assert_eq!(sweep_once(&s.state).await.unwrap(), 1);
     let (returned, d) = poll.await.unwrap();
-    assert!(
-        returned.duration_since(swept) < Duration::from_millis(100),
-        "{:?}",
-        returned.duration_since(swept)
-    );
+    assert!(returned.duration_since(swept) < Duration::from_millis(100), "{:?}", returned.duration_since(swept));
     assert_eq!(d["final"]["verdict"], "deny");
     assert_eq!(d["final"]["source"], "sla_expired");
     let kinds: Vec<String> = s
@@ -214,14 +128,7 @@ async fn sla_expiry_moves_to_tier_two_then_applies_the_fallback() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        kinds,
-        [
-            "case.opened",
-            "case.tier_escalated",
-            "case.fallback_applied"
-        ]
-    );
+    assert_eq!(kinds, ["case.opened", "case.tier_escalated", "case.fallback_applied"]);
     let (_, v) = s.get(&s.admin, "/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");
 }
@@ -232,29 +139,21 @@ async fn two_approvals_and_the_waiting_agent_gets_the_modified_action() {
     let agent = s.key("soc-agent", "agent", &[]).await;
     let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
     let bob = s.key("bob", "reviewer", &["soc_analyst"]).await;
-    let (did, case) = s
-        .escalate(&agent, isolate("db-1", &["crown_jewel"], 0.9))
-        .await;
+    let (did, case) = s.escalate(&agent, isolate("db-1", &["crown_jewel"], 0.9)).await;
     let poll = {
-        let (http, url, agent) = (
-            s.http.clone(),
-            s.at(&format!("/v1/decisions/{did}?wait=30s")),
-            agent.clone(),
-        );
+        let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{did}?wait=30s")), agent.clone());
         tokio::spawn(async move {
-            let v: Value = http
-                .get(url)
-                .bearer_auth(agent)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = http.get(url).bearer_auth(agent).send().await.unwrap().json().await.unwrap();
             (Instant::now(), v)
         })
     };
-    let (code, r) = s.post(&ann, &format!("/v1/cases/{case}/decision"), json!({"decision": "approve", "rationale": "ransomware confirmed by EDR", "failure_modes": ["none"]})).await;
+    let (code, r) = s
+        .post(
+            &ann,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "approve", "rationale": "ransomware confirmed by EDR", "failure_modes": ["none"]}),
+        )
+        .await;
     assert_eq!(code, 200, "{r}");
     assert!(r["decision"].is_null(), "one of two approvals");
     assert_eq!(
@@ -270,8 +169,14 @@ async fn two_approvals_and_the_waiting_agent_gets_the_modified_action() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!poll.is_finished());
     let decided = Instant::now();
-    let (code, _) = s.post(&bob, &format!("/v1/cases/{case}/decision"), json!({"decision": "modify", "rationale": "network-only isolation keeps the DB replicating",
-        "args": {"host": "db-1", "host_tags": ["crown_jewel"], "mode": "network_only"}})).await;
+    let (code, _) = s
+        .post(
+            &bob,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "modify", "rationale": "network-only isolation keeps the DB replicating",
+        "args": {"host": "db-1", "host_tags": ["crown_jewel"], "mode": "network_only"}}),
+        )
+        .await;
     assert_eq!(code, 200);
     let (returned, d) = poll.await.unwrap();
     assert!(returned.duration_since(decided) < Duration::from_millis(100));
@@ -287,15 +192,9 @@ async fn a_review_case_through_four_stages() {
     let eng = s.key("eve", "reviewer", &["engineering"]).await;
     let ds = s.key("dan", "reviewer", &["data_science"]).await;
     let pm = s.key("pat", "reviewer", &["product"]).await;
-    let (did, case) = s
-        .escalate(&agent, isolate("ws-9", &["workstation"], 0.7))
-        .await;
+    let (did, case) = s.escalate(&agent, isolate("ws-9", &["workstation"], 0.7)).await;
     let (code, r) = s
-        .post(
-            &eng,
-            "/v1/reviews",
-            json!({"title": "Isolated a workstation on a benign alert", "from_case": case}),
-        )
+        .post(&eng, "/v1/reviews", json!({"title": "Isolated a workstation on a benign alert", "from_case": case}))
         .await;
     assert_eq!(code, 201, "{r}");
     let rid = r["id"].as_str().unwrap().to_string();
@@ -306,26 +205,38 @@ async fn a_review_case_through_four_stages() {
     assert_eq!(view["chain"][0]["id"], did);
     let stages = format!("/v1/reviews/{rid}/stages");
     let stage = |body: Value| s.post(&eng, &stages, body);
-    let (code, e) = stage(json!({"stage": "contextual_analysis", "role": "engineering", "rationale": "replayed the alert in staging",
-        "reproduced": "yes", "steps": ["replay alert A-1"], "environment": "staging", "links": [{"decision_id": did}]})).await;
+    let (code, e) = stage(
+        json!({"stage": "contextual_analysis", "role": "engineering", "rationale": "replayed the alert in staging",
+        "reproduced": "yes", "steps": ["replay alert A-1"], "environment": "staging", "links": [{"decision_id": did}]}),
+    )
+    .await;
     assert_eq!(code, 201, "{e}");
-    let (code, e) = stage(json!({"stage": "trace_inspection", "role": "engineering", "rationale": "the tool call chain shows it",
-        "findings": [{"decision_id": "nope", "kind": "wrong_action", "note": "x"}]})).await;
-    assert_eq!(
-        (code, e["field"].as_str()),
-        (422, Some("record")),
-        "unknown decisions are refused"
-    );
-    let (code, _) = stage(json!({"stage": "trace_inspection", "role": "engineering", "rationale": "the tool call chain shows it",
-        "findings": [{"decision_id": did, "kind": "misread_intent", "note": "took a benign alert for malware"}]})).await;
+    let (code, e) =
+        stage(json!({"stage": "trace_inspection", "role": "engineering", "rationale": "the tool call chain shows it",
+        "findings": [{"decision_id": "nope", "kind": "wrong_action", "note": "x"}]}))
+        .await;
+    assert_eq!((code, e["field"].as_str()), (422, Some("record")), "unknown decisions are refused");
+    let (code, _) =
+        stage(json!({"stage": "trace_inspection", "role": "engineering", "rationale": "the tool call chain shows it",
+        "findings": [{"decision_id": did, "kind": "misread_intent", "note": "took a benign alert for malware"}]}))
+        .await;
     assert_eq!(code, 201);
-    let (code, _) = stage(json!({"stage": "impact_assessment", "role": "data_science", "rationale": "counted from the decision log",
+    let (code, _) = stage(
+        json!({"stage": "impact_assessment", "role": "data_science", "rationale": "counted from the decision log",
         "severity": "S3", "scope": {"count": 1, "entities": [{"kind": "host", "id": "ws-9"}]},
-        "technical_correctness": "wrong action", "user_experience": "one employee offline 20 minutes"})).await;
+        "technical_correctness": "wrong action", "user_experience": "one employee offline 20 minutes"}),
+    )
+    .await;
     assert_eq!(code, 403, "eve cannot speak for data science");
-    let (code, _) = s.post(&ds, &format!("/v1/reviews/{rid}/stages"), json!({"stage": "impact_assessment", "role": "data_science", "rationale": "counted from the decision log",
+    let (code, _) = s
+        .post(
+            &ds,
+            &format!("/v1/reviews/{rid}/stages"),
+            json!({"stage": "impact_assessment", "role": "data_science", "rationale": "counted from the decision log",
         "severity": "S3", "scope": {"count": 1, "entities": [{"kind": "host", "id": "ws-9"}]},
-        "technical_correctness": "wrong action", "user_experience": "one employee offline 20 minutes"})).await;
+        "technical_correctness": "wrong action", "user_experience": "one employee offline 20 minutes"}),
+        )
+        .await;
     assert_eq!(code, 201);
     let (code, _) = s
         .post(
@@ -335,18 +246,9 @@ async fn a_review_case_through_four_stages() {
         )
         .await;
     assert_eq!(code, 200);
-    let (code, e) = s
-        .post(
-            &eng,
-            &format!("/v1/reviews/{rid}/close"),
-            json!({"reason": "not yet, surely"}),
-        )
-        .await;
+    let (code, e) = s.post(&eng, &format!("/v1/reviews/{rid}/close"), json!({"reason": "not yet, surely"})).await;
     assert_eq!(code, 409, "{e}");
-    assert!(
-        e["detail"].as_str().unwrap().contains("resolution_design"),
-        "{e}"
-    );
+    assert!(e["detail"].as_str().unwrap().contains("resolution_design"), "{e}");
     let (code, _) = stage(json!({"stage": "resolution_design", "role": "engineering", "rationale": "a confirmation step prevents this class of error",
         "interventions": [{"kind": "tool_change", "description": "confirm before isolate_host", "owner": "eve", "expected_effect": "no isolation on benign alerts"}]})).await;
     assert_eq!(code, 201);
@@ -358,13 +260,8 @@ async fn a_review_case_through_four_stages() {
         )
         .await;
     assert_eq!(code, 200);
-    let (code, c) = s
-        .post(
-            &eng,
-            &format!("/v1/reviews/{rid}/close"),
-            json!({"reason": "fixed by a confirmation step"}),
-        )
-        .await;
+    let (code, c) =
+        s.post(&eng, &format!("/v1/reviews/{rid}/close"), json!({"reason": "fixed by a confirmation step"})).await;
     assert_eq!(code, 200, "{c}");
     assert_eq!(c["state"], "closed");
     let (_, list) = s.get(&eng, "/v1/cases?kind=review&state=closed").await;

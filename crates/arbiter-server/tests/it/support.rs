@@ -54,24 +54,14 @@ impl TestServer {
             ..Config::default()
         };
         let state = AppState::new(store, config, clock.clone()).await.unwrap();
-        let boot = arbiter_server::bootstrap(&state, Some(POLICY))
-            .await
-            .unwrap();
+        let boot = arbiter_server::bootstrap(&state, Some(POLICY)).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
-        TestServer {
-            url,
-            state,
-            clock,
-            http: Client::new(),
-            admin: boot.admin_key.unwrap(),
-            stop: Some(tx),
-            _dir: dir,
-        }
+        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), stop: Some(tx), _dir: dir }
     }
 
     pub fn at(&self, path: &str) -> String {
@@ -94,45 +84,23 @@ impl TestServer {
     }
 
     pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.at(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(self.at(path)).bearer_auth(key).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.at(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(self.at(path)).bearer_auth(key).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Propose an action; returns (decision id, case id).
     pub async fn escalate(&self, agent: &str, action: Value) -> (String, String) {
-        let (status, d) = self
-            .post(
-                agent,
-                "/v1/decisions",
-                json!({"action": action, "trace_id": "t-1"}),
-            )
-            .await;
+        let (status, d) = self.post(agent, "/v1/decisions", json!({"action": action, "trace_id": "t-1"})).await;
         assert_eq!(status, 201, "{d}");
         assert_eq!(d["verdict"], "escalate", "{d}");
-        (
-            d["id"].as_str().unwrap().into(),
-            d["case_id"].as_str().unwrap().into(),
-        )
+        (d["id"].as_str().unwrap().into(), d["case_id"].as_str().unwrap().into())
     }
 
     pub fn advance(&self, d: Duration) {
