@@ -436,6 +436,14 @@ pub async fn webhook_outbox(store: &dyn Store) {
     let data = json!({"action": "isolate_host", "p": 7.815303959546327e-12, "rates": [0.1440501043841336, 0.057667103538663174], "values": awkward});
     let e = store.record_event("drift.alarm", "system", Timestamp(3_002), data).await.unwrap();
     assert_eq!(store.verify_events().await.unwrap(), None, "float data verifies after a round trip");
+    let first = store.setting_or_insert("console_secret", "aaa").await.unwrap();
+    assert_eq!(first, "aaa");
+    assert_eq!(store.setting_or_insert("console_secret", "bbb").await.unwrap(), "aaa", "set once, then kept");
+    let dash = store.dashboard(Timestamp(0)).await.unwrap();
+    assert!(dash.hourly.iter().map(|h| h.1).sum::<u64>() > 0);
+    assert!(dash.by_class.iter().any(|(a, v, _)| a == "isolate_host" && v == "escalate"));
+    assert!(!dash.time_to_decision_ms.is_empty(), "decided cases count");
+    assert!(dash.sla_fallbacks >= 1 && dash.tier_escalations >= 1 && dash.drift_alarms >= 1);
     assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());

@@ -252,6 +252,25 @@ pub struct DeliveryAttempt {
     pub retry_at: Option<Timestamp>,
 }
 
+/// Aggregates for the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dashboard {
+    /// Per hour (by event time): (hour start, decisions, escalated).
+    pub hourly: Vec<(Timestamp, u64, u64)>,
+    /// (action class, verdict, decisions).
+    pub by_class: Vec<(String, String, u64)>,
+    /// Milliseconds from case opened to decided, per decided case.
+    pub time_to_decision_ms: Vec<i64>,
+    /// Cases that hit the fallback after their SLA.
+    pub sla_fallbacks: u64,
+    /// Tier escalations.
+    pub tier_escalations: u64,
+    /// Drift alarms.
+    pub drift_alarms: u64,
+    /// Open work: (kind, state, count).
+    pub open_cases: Vec<(String, String, u64)>,
+}
+
 /// Everything Arbiter persists. Implementations commit before they return.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -317,6 +336,10 @@ pub trait Store: Send + Sync + 'static {
     /// Rebuild every case from its events and compare with the stored row;
     /// the first case whose row differs, if any.
     async fn verify_projections(&self) -> Result<Option<(String, String)>>;
+    /// A server-wide setting, set to `value` first if it has none (atomic across replicas).
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
+    /// Aggregates for the console's dashboard since `since`.
+    async fn dashboard(&self, since: Timestamp) -> Result<Dashboard>;
     /// Append an event that belongs to no case (e.g. `drift.alarm`) to the audit log.
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
     /// Decisions with event time in `[from, to)`, oldest first, as drift

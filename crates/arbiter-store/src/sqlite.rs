@@ -22,6 +22,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
     (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
+    (4, include_str!("../migrations/sqlite/0004_settings.sql")),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -891,6 +892,67 @@ impl Store for SqliteStore {
                 &format!("SELECT {EVENT_COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
                 params![after_seq as i64, limit as i64],
             )
+        })
+        .await
+    }
+
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
+        let (name, value) = (name.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)", params![name, value]).map_err(backend)?;
+            c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).map_err(backend)
+        })
+        .await
+    }
+
+    async fn dashboard(&self, since: Timestamp) -> Result<crate::Dashboard> {
+        self.read(move |c| {
+            let mut d = crate::Dashboard::default();
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time / 3600000, COUNT(*), SUM(verdict = 'escalate') FROM decisions WHERE event_time >= ?1 GROUP BY 1 ORDER BY 1",
+                )
+                .map_err(backend)?;
+            d.hourly = st
+                .query_map([since.0], |r| Ok((Timestamp(r.get::<_, i64>(0)? * 3_600_000), r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            let mut st = c
+                .prepare_cached("SELECT action_name, verdict, COUNT(*) FROM decisions WHERE event_time >= ?1 GROUP BY 1, 2 ORDER BY 1, 2")
+                .map_err(backend)?;
+            d.by_class = st
+                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            let mut st = c
+                .prepare_cached(
+                    "SELECT e.at - c.created_at FROM events e JOIN cases c ON c.id = e.case_id WHERE e.kind = 'case.decided' AND e.at >= ?1",
+                )
+                .map_err(backend)?;
+            d.time_to_decision_ms = st
+                .query_map([since.0], |r| r.get::<_, i64>(0))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            let count = |kind: &str| -> Result<u64> {
+                c.query_row("SELECT COUNT(*) FROM events WHERE kind = ?1 AND at >= ?2", params![kind, since.0], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(backend)
+            };
+            d.sla_fallbacks = count("case.fallback_applied")?;
+            d.tier_escalations = count("case.tier_escalated")?;
+            d.drift_alarms = count("drift.alarm")?;
+            let mut st = c
+                .prepare_cached("SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2")
+                .map_err(backend)?;
+            d.open_cases = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            Ok(d)
         })
         .await
     }
