@@ -88,30 +88,42 @@ impl KeyCache {
         }
     }
 
-    /// Verify a presented key and return who it belongs to.
-    pub async fn authenticate(&self, store: &dyn Store, presented: &str) -> Result<Principal, ApiError> {
-        let bad = || ApiError::Unauthorized("the API key is not valid".into());
-        let id = key_id(presented).ok_or_else(|| {
-            ApiError::Unauthorized("malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into())
-        })?;
+    /// The key record with id `id`, from the cache while it is fresh.
+    async fn record(&self, store: &dyn Store, id: &str) -> Result<Option<KeyRecord>, ApiError> {
         let cached = self
             .map
             .lock()
             .ok()
             .and_then(|m| m.get(id).filter(|c| c.fetched.elapsed() < self.ttl).map(|c| c.record.clone()));
-        let record = match cached {
-            Some(r) => r,
-            None => {
-                let r = store.key(id).await.map_err(ApiError::from)?.ok_or_else(bad)?;
-                if let Ok(mut m) = self.map.lock() {
-                    if m.len() > 100_000 {
-                        m.clear();
-                    }
-                    m.insert(id.to_string(), Cached { record: r.clone(), fetched: Instant::now() });
-                }
-                r
+        if let Some(r) = cached {
+            return Ok(Some(r));
+        }
+        let Some(r) = store.key(id).await.map_err(ApiError::from)? else { return Ok(None) };
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() > 100_000 {
+                m.clear();
             }
-        };
+            m.insert(id.to_string(), Cached { record: r.clone(), fetched: Instant::now() });
+        }
+        Ok(Some(r))
+    }
+
+    /// The principal of an active key, by id (console sessions carry the id, not the secret).
+    pub async fn principal_by_id(&self, store: &dyn Store, id: &str) -> Result<Principal, ApiError> {
+        let record = self.record(store, id).await?.ok_or_else(|| ApiError::Unauthorized("unknown key".into()))?;
+        if record.revoked_at.is_some() {
+            return Err(ApiError::Unauthorized("this API key has been revoked".into()));
+        }
+        Ok(Principal { key_id: record.id, name: record.name, role: record.role, tags: record.tags })
+    }
+
+    /// Check a presented key and return who it belongs to.
+    pub async fn authenticate(&self, store: &dyn Store, presented: &str) -> Result<Principal, ApiError> {
+        let bad = || ApiError::Unauthorized("the API key is not valid".into());
+        let id = key_id(presented).ok_or_else(|| {
+            ApiError::Unauthorized("malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into())
+        })?;
+        let record = self.record(store, id).await?.ok_or_else(bad)?;
         let digest = Sha256::digest(presented.as_bytes());
         if !bool::from(digest.as_slice().ct_eq(&record.digest)) {
             return Err(bad());

@@ -53,6 +53,22 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// What to tell the user (internal details are logged, not shown).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                "something went wrong inside Arbiter; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
@@ -104,13 +120,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();
-        let detail = match &self {
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                "something went wrong inside Arbiter; the server log has the details".to_string()
-            }
-            other => other.to_string(),
-        };
+        let detail = self.detail();
         let mut body = json!({
             "type": format!("urn:arbiter:error:{code}"),
             "code": code,

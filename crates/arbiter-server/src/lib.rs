@@ -4,12 +4,13 @@
 //! with it.
 
 pub mod auth;
+pub mod console;
 pub mod drift;
 mod error;
 mod extract;
 pub mod metrics;
 pub mod openapi;
-mod routes;
+pub(crate) mod routes;
 pub mod sweeper;
 mod waiters;
 pub mod webhooks;
@@ -107,6 +108,8 @@ pub struct AppState {
     stopping: watch::Sender<bool>,
     /// The latest drift evaluation.
     drift_status: RwLock<Option<drift::DriftStatus>>,
+    /// The console's session-signing secret, shared by all replicas through the store.
+    console_secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl AppState {
@@ -122,6 +125,7 @@ impl AppState {
             clock,
             stopping: watch::channel(false).0,
             drift_status: RwLock::new(None),
+            console_secret: tokio::sync::OnceCell::new(),
         });
         state.refresh_policy().await?;
         Ok(state)
@@ -177,6 +181,19 @@ impl AppState {
             self.waiters.wake(&d.id);
         }
         Ok(update)
+    }
+
+    /// The secret that signs console sessions (created once per store).
+    pub async fn console_secret(&self) -> Result<Vec<u8>, ApiError> {
+        self.console_secret
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+                let hex_secret = self.store.setting_or_insert("console_session_secret", &hex::encode(fresh)).await?;
+                hex::decode(hex_secret).map_err(|e| ApiError::Internal(format!("the stored console secret is not hex: {e}")))
+            })
+            .await
+            .cloned()
     }
 
     /// The latest drift evaluation, if one ran.

@@ -1,7 +1,7 @@
 //! The API's routes, one module per resource.
 
 mod audit;
-mod cases;
+pub(crate) mod cases;
 mod decisions;
 mod keys;
 mod ops;
@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .merge(crate::console::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)
