@@ -164,6 +164,19 @@ impl Chart {
                 path.join(" "),
                 escape(&s.name)
             );
+            // Every point carries its numbers on hover (and is visible even when alone).
+            for &(x, y) in &s.points {
+                let _ = write!(
+                    o,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"><title>{}: {}, {}</title></circle>"#,
+                    sx(x),
+                    sy(y),
+                    s.color,
+                    escape(&s.name),
+                    nice(x),
+                    nice(y)
+                );
+            }
             let ly = t + 4.0 + 16.0 * i as f64;
             let _ = write!(
                 o,

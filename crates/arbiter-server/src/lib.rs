@@ -190,7 +190,8 @@ impl AppState {
                 let mut fresh = [0u8; 32];
                 getrandom::fill(&mut fresh).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
                 let hex_secret = self.store.setting_or_insert("console_session_secret", &hex::encode(fresh)).await?;
-                hex::decode(hex_secret).map_err(|e| ApiError::Internal(format!("the stored console secret is not hex: {e}")))
+                hex::decode(hex_secret)
+                    .map_err(|e| ApiError::Internal(format!("the stored console secret is not hex: {e}")))
             })
             .await
             .cloned()

@@ -899,7 +899,8 @@ impl Store for SqliteStore {
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
         let (name, value) = (name.to_string(), value.to_string());
         self.write(move |c| {
-            c.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)", params![name, value]).map_err(backend)?;
+            c.execute("INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)", params![name, value])
+                .map_err(backend)?;
             c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).map_err(backend)
         })
         .await

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `arbiter` binary, started on a free port, driven over HTTP.
 
 mod api;
+mod browser;
 mod cli;
 mod demo;
 mod durability;

@@ -7,15 +7,15 @@
 
 mod pages;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 use arbiter_core::{Principal, Role, Timestamp};
+use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use hmac::{KeyInit, Mac};
 use std::sync::Arc;
 
@@ -74,10 +74,12 @@ pub fn csrf_token(secret: &[u8], session: &str) -> String {
 }
 
 fn cookie(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == COOKIE).then(|| v.to_string())
-    })
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
+        |c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE).then(|| v.to_string())
+        },
+    )
 }
 
 /// The signed-in reviewer of a console request.
@@ -99,9 +101,7 @@ pub enum ConsoleRejection {
 impl IntoResponse for ConsoleRejection {
     fn into_response(self) -> Response {
         match self {
-            ConsoleRejection::Login(back) => {
-                Redirect::to(&format!("/login?next={}", urlencode(&back))).into_response()
-            }
+            ConsoleRejection::Login(back) => Redirect::to(&format!("/login?next={}", urlencode(&back))).into_response(),
             ConsoleRejection::Error(e) => error_page(e),
         }
     }
@@ -114,13 +114,17 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
         let back = parts.uri.path_and_query().map_or("/queue".to_string(), |p| p.to_string());
         let Some(value) = cookie(parts) else { return Err(ConsoleRejection::Login(back)) };
         let secret = state.console_secret().await.map_err(ConsoleRejection::Error)?;
-        let Some(id) = check_session(&secret, &value, state.clock.now()) else { return Err(ConsoleRejection::Login(back)) };
+        let Some(id) = check_session(&secret, &value, state.clock.now()) else {
+            return Err(ConsoleRejection::Login(back));
+        };
         let who = match state.keys.principal_by_id(state.store.as_ref(), id).await {
             Ok(p) => p,
             Err(_) => return Err(ConsoleRejection::Login(back)),
         };
         if who.role == Role::Agent {
-            return Err(ConsoleRejection::Error(ApiError::Forbidden("agent keys cannot use the reviewer console".into())));
+            return Err(ConsoleRejection::Error(ApiError::Forbidden(
+                "agent keys cannot use the reviewer console".into(),
+            )));
         }
         Ok(Viewer { csrf: csrf_token(&secret, &value), who })
     }
@@ -133,7 +137,9 @@ impl Viewer {
         if ok {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("the form expired or did not come from this console; reload the page and try again".into()))
+            Err(ApiError::Forbidden(
+                "the form expired or did not come from this console; reload the page and try again".into(),
+            ))
         }
     }
 }
@@ -192,7 +198,11 @@ pub fn secure_headers(h: &mut axum::http::HeaderMap) {
 /// An error as a page.
 pub fn error_page(e: ApiError) -> Response {
     let status = e.status();
-    let body = format!(r#"<h1>{}</h1><p class="error">{}</p><p><a href="/queue">Back to the queue</a></p>"#, status.as_u16(), esc(&e.detail()));
+    let body = format!(
+        r#"<h1>{}</h1><p class="error">{}</p><p><a href="/queue">Back to the queue</a></p>"#,
+        status.as_u16(),
+        esc(&e.detail())
+    );
     let mut r = page("Error", None, &body);
     *r.status_mut() = status;
     r

@@ -1,17 +1,17 @@
 //! The console's pages and forms.
 
-use super::{error_page, esc, page, session_value, urlencode, Viewer, COOKIE, SESSION_MS};
+use super::{COOKIE, SESSION_MS, Viewer, error_page, esc, page, session_value, urlencode};
 use crate::error::ApiError;
 use crate::routes::cases::rationale;
-use crate::{actor, AppState};
+use crate::{AppState, actor};
 use arbiter_core::chart::{Chart, Series};
 use arbiter_core::queue;
 use arbiter_core::review::*;
 use arbiter_core::{Case, CaseCommand, CaseKind, Role, Timestamp, Verdict};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ fn json_pretty(v: &serde_json::Value) -> String {
 pub async fn login_form(Query(q): Query<HashMap<String, String>>) -> Response {
     let next = q.get("next").map_or("/queue", String::as_str);
     let body = format!(
-        r#"<h1>Sign in</h1>{}<form method="post" action="/login" class="card" style="max-width:32rem">
+        r#"<h1>Sign in</h1>{}<form method="post" action="/login" class="card narrow">
 <label for="key">API key</label><input type="text" id="key" name="key" autocomplete="off" autofocus required placeholder="arb_…">
 <input type="hidden" name="next" value="{}"><button type="submit">Sign in</button>
 <p class="muted">Use a reviewer or admin key (<code>arbiter keys create --role reviewer --tag soc_analyst</code>). The key is exchanged for a session cookie and never stored in the browser.</p></form>"#,
@@ -110,7 +110,10 @@ pub async fn logout(viewer: Viewer, Form(f): Form<Fields>) -> Response {
         return error_page(e);
     }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("arbiter_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("arbiter_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
     r
 }
 
@@ -125,7 +128,9 @@ fn queue_rows(items: &[queue::QueueItem], now: Timestamp) -> String {
         let c = &i.case;
         let sev = c.escalation.severity.as_str();
         let conf = c.confidence.map_or("–".to_string(), |v| format!("{v:.2}"));
-        let held = c.held_at(now).map_or(String::new(), |h| format!(r#" <span class="pill">claimed by {}</span>"#, esc(&h.by)));
+        let held = c
+            .held_at(now)
+            .map_or(String::new(), |h| format!(r#" <span class="pill">claimed by {}</span>"#, esc(&h.by)));
         let _ = write!(
             o,
             r#"<tr class="row"><td>{}</td><td><a href="/cases/{id}" data-case="{id}"><span class="sev sev-{sev}">{sev}</span> {}</a>{held}</td><td>{}</td><td class="opt">{conf}</td><td><span data-deadline="{}">{}</span></td><td class="opt">{}</td><td class="opt"><small>{}</small></td></tr>"#,
@@ -143,14 +148,21 @@ fn queue_rows(items: &[queue::QueueItem], now: Timestamp) -> String {
 }
 
 /// `GET /queue`: the cases this reviewer may answer, most urgent first.
-pub async fn queue(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn queue(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let now = state.clock.now();
     let who = &viewer.who;
     let cases = match state.store.active_approval_cases().await {
         Ok(c) => c,
         Err(e) => return error_page(e.into()),
     };
-    let mine: Vec<Case> = cases.into_iter().filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now)).collect();
+    let mine: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
+        .collect();
     let items = queue::order(mine, now);
     let rows = queue_rows(&items, now);
     if q.contains_key("rows") {
@@ -161,13 +173,23 @@ pub async fn queue(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q):
     }
     let reviews = state
         .store
-        .cases(arbiter_store::CaseFilter { kind: Some(CaseKind::Review), states: vec![arbiter_core::CaseState::Open], limit: 20 })
+        .cases(arbiter_store::CaseFilter {
+            kind: Some(CaseKind::Review),
+            states: vec![arbiter_core::CaseState::Open],
+            limit: 20,
+        })
         .await
         .unwrap_or_default();
     let mut rv = String::new();
     for c in &reviews {
         let title = c.review.as_ref().map_or("", |r| r.title.as_str());
-        let _ = write!(rv, r#"<li><a href="/reviews/{}">{}</a> <small>{}</small></li>"#, esc(&c.id), esc(title), esc(&c.created_at.to_string()));
+        let _ = write!(
+            rv,
+            r#"<li><a href="/reviews/{}">{}</a> <small>{}</small></li>"#,
+            esc(&c.id),
+            esc(title),
+            esc(&c.created_at.to_string())
+        );
     }
     let body = format!(
         r#"<h1>Your queue <small>({} waiting)</small></h1>{}
@@ -185,14 +207,24 @@ pub async fn queue(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q):
 // ---------------------------------------------------------------- case
 
 /// `GET /cases/{id}`.
-pub async fn case(State(state): State<Arc<AppState>>, viewer: Viewer, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn case(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     match render_case(&state, &viewer, &id, &q).await {
         Ok(r) => r,
         Err(e) => error_page(e),
     }
 }
 
-async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn render_case(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let case = crate::routes::cases::load(state, id).await?;
     if case.kind == CaseKind::Review {
         return Ok(Redirect::to(&format!("/reviews/{}", urlencode(id))).into_response());
@@ -225,7 +257,11 @@ async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<St
         case.escalation.approvals,
         case.approvals(),
         case.escalation.fallback,
-        held.map_or(String::new(), |h| format!(" · claimed by <b>{}</b> until {}", esc(&h.by), esc(&h.until.to_string())))
+        held.map_or(String::new(), |h| format!(
+            " · claimed by <b>{}</b> until {}",
+            esc(&h.by),
+            esc(&h.until.to_string())
+        ))
     );
     o.push_str(r#"<div class="grid"><div>"#);
     if let Some(d) = &decision {
@@ -236,7 +272,14 @@ async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<St
             Some(t) => format!("class threshold {t}"),
             None => "no threshold".to_string(),
         };
-        let _ = write!(o, r#"<div class="card"><h2>Proposed action</h2><p><b>{}</b> · confidence <b>{}</b> <small>({})</small></p><pre>{}</pre>"#, esc(&d.action.name), conf, esc(&th), json_pretty(&d.action.args));
+        let _ = write!(
+            o,
+            r#"<div class="card"><h2>Proposed action</h2><p><b>{}</b> · confidence <b>{}</b> <small>({})</small></p><pre>{}</pre>"#,
+            esc(&d.action.name),
+            conf,
+            esc(&th),
+            json_pretty(&d.action.args)
+        );
         if d.action.signals.as_object().is_some_and(|m| !m.is_empty()) {
             let _ = write!(o, "<h2>Signals</h2><pre>{}</pre>", json_pretty(&d.action.signals));
         }
@@ -247,7 +290,11 @@ async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<St
         for t in &d.triggers {
             let _ = write!(o, "<li><b>{}</b> ({}): {}</li>", esc(&t.name), t.verdict, esc(&t.reason));
         }
-        let _ = write!(o, "</ul><p class=\"muted\">Policy version <code>{}</code></p></div>", esc(&d.policy_hash[..12.min(d.policy_hash.len())]));
+        let _ = write!(
+            o,
+            "</ul><p class=\"muted\">Policy version <code>{}</code></p></div>",
+            esc(&d.policy_hash[..12.min(d.policy_hash.len())])
+        );
     }
     // actions
     let csrf = esc(&viewer.csrf);
@@ -256,23 +303,31 @@ async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<St
         o.push_str(r#"<div class="card"><h2>Decide</h2>"#);
         match held {
             Some(h) if h.key_id == viewer.who.key_id => {
-                let _ = write!(o, r#"<form method="post" action="{action_url}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" name="op" value="release" class="secondary">Release</button><button type="submit" name="op" value="claim" class="secondary">Renew claim</button></form>"#);
+                let _ = write!(
+                    o,
+                    r#"<form method="post" action="{action_url}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" name="op" value="release" class="secondary">Release</button><button type="submit" name="op" value="claim" class="secondary">Renew claim</button></form>"#
+                );
             }
             Some(h) => {
                 let _ = write!(o, r#"<p class="muted">{} holds this case.</p>"#, esc(&h.by));
             }
             None => {
-                let _ = write!(o, r#"<form method="post" action="{action_url}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" name="op" value="claim" accesskey="c">Claim</button></form>"#);
+                let _ = write!(
+                    o,
+                    r#"<form method="post" action="{action_url}" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" name="op" value="claim" accesskey="c">Claim</button></form>"#
+                );
             }
         }
-        let args = decision.as_ref().map_or(String::from("{}"), |d| serde_json::to_string_pretty(&d.action.args).unwrap_or_default());
+        let args = decision
+            .as_ref()
+            .map_or(String::from("{}"), |d| serde_json::to_string_pretty(&d.action.args).unwrap_or_default());
         let _ = write!(
             o,
             r#"<form method="post" action="{action_url}"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="decide">
-<fieldset style="border:0;padding:0;margin:.6rem 0"><legend class="muted">Your answer</legend>
-<label style="display:inline;font-weight:400"><input type="radio" name="decision" value="approve" checked> Approve</label>
-<label style="display:inline;font-weight:400;margin-left:1rem"><input type="radio" name="decision" value="modify"> Modify and approve</label>
-<label style="display:inline;font-weight:400;margin-left:1rem"><input type="radio" name="decision" value="reject"> Reject</label></fieldset>
+<fieldset class="choices"><legend class="muted">Your answer</legend>
+<label class="choice"><input type="radio" name="decision" value="approve" checked> Approve</label>
+<label class="choice"><input type="radio" name="decision" value="modify"> Modify and approve</label>
+<label class="choice"><input type="radio" name="decision" value="reject"> Reject</label></fieldset>
 <div id="modify-args"><label for="args">Arguments the agent will receive (JSON, for “modify”)</label><textarea id="args" name="args" rows="6">{}</textarea></div>
 <label for="rationale">Rationale (required)</label><textarea id="rationale" name="rationale" required minlength="{}"></textarea>
 <label for="failure_modes">Failure-mode tags (optional, comma-separated)</label><input type="text" id="failure_modes" name="failure_modes">
@@ -281,18 +336,29 @@ async fn render_case(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<St
             state.config.min_rationale_len
         );
     }
-    let roles: String = viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
+    let roles: String =
+        viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
     let _ = write!(
         o,
         r#"<div class="card"><h2>Comments</h2><ul>{}</ul><form method="post" action="{action_url}"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="comment">
 <label for="comment">Comment</label><textarea id="comment" name="text" required></textarea><label for="role">Speaking as</label><select id="role" name="role"><option value="">(no role)</option>{roles}</select><button type="submit" class="secondary">Add comment</button>
 <button type="submit" name="op" value="promote" class="secondary" formnovalidate>Open a review case from this</button></form></div>"#,
-        case.comments.iter().map(|c| format!("<li><b>{}</b> {} <small>{}</small>: {}</li>", esc(&c.by), c.role.as_deref().map(|r| format!(r#"<span class="pill">{}</span>"#, esc(r))).unwrap_or_default(), esc(&c.at.to_string()), esc(&c.text))).collect::<String>()
+        case.comments
+            .iter()
+            .map(|c| format!(
+                "<li><b>{}</b> {} <small>{}</small>: {}</li>",
+                esc(&c.by),
+                c.role.as_deref().map(|r| format!(r#"<span class="pill">{}</span>"#, esc(r))).unwrap_or_default(),
+                esc(&c.at.to_string()),
+                esc(&c.text)
+            ))
+            .collect::<String>()
     );
     o.push_str("</div><div>");
     o.push_str(r#"<div class="card"><h2>Timeline</h2><ol class="timeline">"#);
     for e in &events {
-        let _ = write!(o, "<li><code>{}</code> <b>{}</b> by {}</li>", esc(&e.at.to_string()), esc(&e.kind), esc(&e.actor));
+        let _ =
+            write!(o, "<li><code>{}</code> <b>{}</b> by {}</li>", esc(&e.at.to_string()), esc(&e.kind), esc(&e.actor));
     }
     o.push_str("</ol></div>");
     o.push_str(&chain_card(&chain, case.decision_id.as_deref()));
@@ -323,7 +389,12 @@ fn chain_card(chain: &[arbiter_core::Decision], current: Option<&str>) -> String
 }
 
 /// `POST /cases/{id}/act`: claim, release, decide, comment, promote.
-pub async fn case_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
+pub async fn case_act(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
     let here = format!("/cases/{}", urlencode(&id));
     if let Err(e) = viewer.check_csrf(field(&f, "csrf")) {
         return error_page(e);
@@ -334,7 +405,9 @@ pub async fn case_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path(i
     let result: Result<(Option<String>, Option<String>), ApiError> = async {
         match op {
             "claim" => {
-                state.update_case(&id, CaseCommand::Claim { by, lease_ms: state.config.claim_lease.as_millis() as i64 }).await?;
+                state
+                    .update_case(&id, CaseCommand::Claim { by, lease_ms: state.config.claim_lease.as_millis() as i64 })
+                    .await?;
                 Ok((None, Some("Claimed: nobody else can decide it while you hold it.".into())))
             }
             "release" => {
@@ -350,7 +423,8 @@ pub async fn case_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path(i
                     if !v.is_object() {
                         return Err(ApiError::invalid("args", "the arguments must be a JSON object"));
                     }
-                    arbiter_core::action::check_value("args", &v, &state.config.limits, 0).map_err(|e| ApiError::invalid(e.field, e.message))?;
+                    arbiter_core::action::check_value("args", &v, &state.config.limits, 0)
+                        .map_err(|e| ApiError::invalid(e.field, e.message))?;
                     Some(v)
                 } else {
                     None
@@ -360,8 +434,14 @@ pub async fn case_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path(i
                     "reject" => Verdict::Deny,
                     _ => return Err(ApiError::invalid("decision", "choose approve, modify or reject")),
                 };
-                let failure_modes: Vec<String> = field(&f, "failure_modes").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                let u = state.update_case(&id, CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes }).await?;
+                let failure_modes: Vec<String> = field(&f, "failure_modes")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let u = state
+                    .update_case(&id, CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes })
+                    .await?;
                 let msg = match u.decision.and_then(|d| d.final_verdict) {
                     Some(fv) => format!("Decided: {} — the agent has its answer.", fv.verdict),
                     None => "Your approval is recorded; another reviewer must approve too.".to_string(),
@@ -428,20 +508,35 @@ async fn open_review_from(state: &AppState, viewer: &Viewer, from: &Case) -> Res
 // ---------------------------------------------------------------- review
 
 fn options(values: &[&str], selected: &str) -> String {
-    values.iter().map(|v| format!(r#"<option value="{v}"{}>{v}</option>"#, if *v == selected { " selected" } else { "" })).collect()
+    values
+        .iter()
+        .map(|v| format!(r#"<option value="{v}"{}>{v}</option>"#, if *v == selected { " selected" } else { "" }))
+        .collect()
 }
 
 /// `GET /reviews/{id}`.
-pub async fn review(State(state): State<Arc<AppState>>, viewer: Viewer, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn review(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     match render_review(&state, &viewer, &id, &q).await {
         Ok(r) => r,
         Err(e) => error_page(e),
     }
 }
 
-async fn render_review(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn render_review(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let case = crate::routes::cases::load(state, id).await?;
-    let Some(r) = case.review.clone() else { return Ok(Redirect::to(&format!("/cases/{}", urlencode(id))).into_response()) };
+    let Some(r) = case.review.clone() else {
+        return Ok(Redirect::to(&format!("/cases/{}", urlencode(id))).into_response());
+    };
     let chain = crate::routes::cases::chain_of(state, &case).await?;
     let csrf = esc(&viewer.csrf);
     let url = format!("/reviews/{}/act", esc(id));
@@ -464,15 +559,32 @@ async fn render_review(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<
         let _ = write!(o, r#"<p class="error">Missing before it can close: {}</p>"#, esc(&missing.join("; ")));
     }
     if !r.evidence.is_null() {
-        let _ = write!(o, r#"<details class="card"><summary>Evidence attached when it was opened</summary><pre>{}</pre></details>"#, json_pretty(&r.evidence));
+        let _ = write!(
+            o,
+            r#"<details class="card"><summary>Evidence attached when it was opened</summary><pre>{}</pre></details>"#,
+            json_pretty(&r.evidence)
+        );
     }
     o.push_str(r#"<div class="grid"><div>"#);
     for stage in Stage::ALL {
         let entries: Vec<&StageEntry> = r.entries.iter().filter(|e| e.record.stage() == stage).collect();
-        let _ = write!(o, r#"<div class="card"><h2>{} {}</h2>"#, stage_title(stage), if entries.is_empty() { "<span class=\"pill\">missing</span>" } else { "<span class=\"pill\">✓</span>" });
+        let _ = write!(
+            o,
+            r#"<div class="card"><h2>{} {}</h2>"#,
+            stage_title(stage),
+            if entries.is_empty() { "<span class=\"pill\">missing</span>" } else { "<span class=\"pill\">✓</span>" }
+        );
         for e in entries {
             let record = serde_json::to_value(&e.record).unwrap_or_default();
-            let _ = write!(o, "<p><b>{}</b> <span class=\"pill\">{}</span> <small>{}</small><br>{}</p><pre>{}</pre>", esc(&e.by), esc(&e.role), esc(&e.at.to_string()), esc(&e.rationale), json_pretty(&record));
+            let _ = write!(
+                o,
+                "<p><b>{}</b> <span class=\"pill\">{}</span> <small>{}</small><br>{}</p><pre>{}</pre>",
+                esc(&e.by),
+                esc(&e.role),
+                esc(&e.at.to_string()),
+                esc(&e.rationale),
+                json_pretty(&record)
+            );
         }
         if case.state != arbiter_core::CaseState::Closed {
             o.push_str(&stage_form(stage, &url, &csrf, viewer, &chain));
@@ -497,22 +609,40 @@ async fn render_review(state: &AppState, viewer: &Viewer, id: &str, q: &HashMap<
             esc(&i.spec.description),
             esc(&i.spec.owner),
             esc(&i.spec.expected_effect),
-            options(&["proposed", "in_progress", "done", "verified"], &serde_json::to_value(i.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            options(
+                &["proposed", "in_progress", "done", "verified"],
+                &serde_json::to_value(i.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+            ),
             esc(i.note.as_deref().unwrap_or(""))
         );
     }
     o.push_str("</div>");
-    let roles: String = viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
+    let roles: String =
+        viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
     let _ = write!(
         o,
         r#"<div class="card"><h2>Perspectives</h2><ul>{}</ul><form method="post" action="/cases/{}/act"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="comment"><label>Comment</label><textarea name="text" required></textarea><label>Speaking as</label><select name="role">{roles}</select><button type="submit" class="secondary">Add</button></form></div>"#,
-        case.comments.iter().map(|c| format!("<li><b>{}</b> {}: {}</li>", esc(&c.by), c.role.as_deref().map(|r| format!(r#"<span class="pill">{}</span>"#, esc(r))).unwrap_or_default(), esc(&c.text))).collect::<String>(),
+        case.comments
+            .iter()
+            .map(|c| format!(
+                "<li><b>{}</b> {}: {}</li>",
+                esc(&c.by),
+                c.role.as_deref().map(|r| format!(r#"<span class="pill">{}</span>"#, esc(r))).unwrap_or_default(),
+                esc(&c.text)
+            ))
+            .collect::<String>(),
         esc(id)
     );
     if case.state == arbiter_core::CaseState::Closed {
-        let _ = write!(o, r#"<form method="post" action="{url}" class="card"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="reopen"><label>Why reopen</label><input type="text" name="reason" required><button type="submit" class="secondary">Reopen</button></form>"#);
+        let _ = write!(
+            o,
+            r#"<form method="post" action="{url}" class="card"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="reopen"><label>Why reopen</label><input type="text" name="reason" required><button type="submit" class="secondary">Reopen</button></form>"#
+        );
     } else {
-        let _ = write!(o, r#"<form method="post" action="{url}" class="card"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="close"><label for="close-reason">Closing remark</label><input type="text" id="close-reason" name="reason" required><button type="submit">Close the review</button></form>"#);
+        let _ = write!(
+            o,
+            r#"<form method="post" action="{url}" class="card"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="close"><label for="close-reason">Closing remark</label><input type="text" id="close-reason" name="reason" required><button type="submit">Close the review</button></form>"#
+        );
     }
     o.push_str(&chain_card(&chain, None));
     o.push_str("</div></div>");
@@ -529,8 +659,12 @@ fn stage_title(s: Stage) -> &'static str {
 }
 
 fn stage_form(stage: Stage, url: &str, csrf: &str, viewer: &Viewer, chain: &[arbiter_core::Decision]) -> String {
-    let roles: String = viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
-    let decisions: String = chain.iter().map(|d| format!(r#"<option value="{0}">{1} · {0}</option>"#, esc(&d.id), esc(&d.action.name))).collect();
+    let roles: String =
+        viewer.who.tags.iter().map(|t| format!(r#"<option value="{0}">{0}</option>"#, esc(t))).collect();
+    let decisions: String = chain
+        .iter()
+        .map(|d| format!(r#"<option value="{0}">{1} · {0}</option>"#, esc(&d.id), esc(&d.action.name)))
+        .collect();
     let s = stage.as_str();
     let fields = match stage {
         Stage::ContextualAnalysis => format!(
@@ -539,7 +673,10 @@ fn stage_form(stage: Stage, url: &str, csrf: &str, viewer: &Viewer, chain: &[arb
         ),
         Stage::TraceInspection => format!(
             r#"<label>Decision</label><select name="decision_id">{decisions}</select><label>Trace span (optional)</label><input type="text" name="span_id"><label>Kind</label><select name="kind">{}</select><label>Finding</label><textarea name="note" required></textarea>"#,
-            options(&["misread_intent", "wrong_action", "wrong_arguments", "missing_context", "tool_failure", "other"], "wrong_action")
+            options(
+                &["misread_intent", "wrong_action", "wrong_arguments", "missing_context", "tool_failure", "other"],
+                "wrong_action"
+            )
         ),
         Stage::ImpactAssessment => format!(
             r#"<label>Severity</label><select name="severity">{}</select><label>Entities affected (count)</label><input type="number" name="count" min="0" value="1"><label>Entities (kind:id, one per line)</label><textarea name="entities"></textarea><label>Technical correctness</label><textarea name="technical_correctness" required></textarea><label>User experience</label><textarea name="user_experience" required></textarea>"#,
@@ -547,7 +684,18 @@ fn stage_form(stage: Stage, url: &str, csrf: &str, viewer: &Viewer, chain: &[arb
         ),
         Stage::ResolutionDesign => format!(
             r#"<label>Intervention</label><select name="kind">{}</select><label>Description</label><input type="text" name="description"><label>Owner</label><input type="text" name="owner"><label>Expected effect</label><input type="text" name="expected_effect"><label>…or why no intervention is needed</label><input type="text" name="no_intervention_needed">"#,
-            options(&["prompt_refinement", "workflow_redesign", "new_skill", "tool_change", "policy_change", "ux_change", "training"], "policy_change")
+            options(
+                &[
+                    "prompt_refinement",
+                    "workflow_redesign",
+                    "new_skill",
+                    "tool_change",
+                    "policy_change",
+                    "ux_change",
+                    "training"
+                ],
+                "policy_change"
+            )
         ),
     };
     format!(
@@ -560,21 +708,27 @@ fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
     let bad = |field: &str, m: &str| ApiError::invalid(field, m);
     Ok(match field(f, "stage") {
         "contextual_analysis" => StageRecord::ContextualAnalysis(ContextualAnalysis {
-            reproduced: serde_json::from_value(serde_json::json!(field(f, "reproduced"))).map_err(|_| bad("reproduced", "yes, partly or no"))?,
+            reproduced: serde_json::from_value(serde_json::json!(field(f, "reproduced")))
+                .map_err(|_| bad("reproduced", "yes, partly or no"))?,
             steps: lines(field(f, "steps")),
             environment: field(f, "environment").trim().to_string(),
-            links: lines(field(f, "links")).into_iter().map(|d| Link { decision_id: Some(d), ..Link::default() }).collect(),
+            links: lines(field(f, "links"))
+                .into_iter()
+                .map(|d| Link { decision_id: Some(d), ..Link::default() })
+                .collect(),
         }),
         "trace_inspection" => StageRecord::TraceInspection(TraceInspection {
             findings: vec![Finding {
                 decision_id: field(f, "decision_id").to_string(),
                 span_id: Some(field(f, "span_id").trim().to_string()).filter(|s| !s.is_empty()),
-                kind: serde_json::from_value(serde_json::json!(field(f, "kind"))).map_err(|_| bad("kind", "unknown finding kind"))?,
+                kind: serde_json::from_value(serde_json::json!(field(f, "kind")))
+                    .map_err(|_| bad("kind", "unknown finding kind"))?,
                 note: field(f, "note").trim().to_string(),
             }],
         }),
         "impact_assessment" => StageRecord::ImpactAssessment(ImpactAssessment {
-            severity: serde_json::from_value(serde_json::json!(field(f, "severity"))).map_err(|_| bad("severity", "S1 to S4"))?,
+            severity: serde_json::from_value(serde_json::json!(field(f, "severity")))
+                .map_err(|_| bad("severity", "S1 to S4"))?,
             scope: Scope {
                 count: field(f, "count").trim().parse().map_err(|_| bad("count", "a whole number"))?,
                 entities: lines(field(f, "entities"))
@@ -593,7 +747,8 @@ fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
             if why.is_empty() {
                 StageRecord::ResolutionDesign(ResolutionDesign {
                     interventions: vec![InterventionSpec {
-                        kind: serde_json::from_value(serde_json::json!(field(f, "kind"))).map_err(|_| bad("kind", "unknown intervention kind"))?,
+                        kind: serde_json::from_value(serde_json::json!(field(f, "kind")))
+                            .map_err(|_| bad("kind", "unknown intervention kind"))?,
                         description: field(f, "description").trim().to_string(),
                         owner: field(f, "owner").trim().to_string(),
                         expected_effect: field(f, "expected_effect").trim().to_string(),
@@ -601,7 +756,10 @@ fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
                     no_intervention_needed: None,
                 })
             } else {
-                StageRecord::ResolutionDesign(ResolutionDesign { interventions: vec![], no_intervention_needed: Some(why.to_string()) })
+                StageRecord::ResolutionDesign(ResolutionDesign {
+                    interventions: vec![],
+                    no_intervention_needed: Some(why.to_string()),
+                })
             }
         }
         _ => return Err(bad("stage", "unknown stage")),
@@ -609,7 +767,12 @@ fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
 }
 
 /// `POST /reviews/{id}/act`: stage entries, interventions, close, reopen.
-pub async fn review_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
+pub async fn review_act(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
     let here = format!("/reviews/{}", urlencode(&id));
     if let Err(e) = viewer.check_csrf(field(&f, "csrf")) {
         return error_page(e);
@@ -625,12 +788,18 @@ pub async fn review_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path
                     }
                 }
                 let rationale = rationale(&state, "rationale", field(&f, "rationale"))?;
-                state.update_case(&id, CaseCommand::RecordStage { by, role: field(&f, "role").to_string(), rationale, record }).await?;
+                state
+                    .update_case(
+                        &id,
+                        CaseCommand::RecordStage { by, role: field(&f, "role").to_string(), rationale, record },
+                    )
+                    .await?;
                 Ok("Entry recorded.")
             }
             "intervention" => {
                 let index = field(&f, "index").parse().map_err(|_| ApiError::invalid("index", "a number"))?;
-                let status = serde_json::from_value(serde_json::json!(field(&f, "status"))).map_err(|_| ApiError::invalid("status", "unknown status"))?;
+                let status = serde_json::from_value(serde_json::json!(field(&f, "status")))
+                    .map_err(|_| ApiError::invalid("status", "unknown status"))?;
                 let note = Some(field(&f, "note").trim().to_string()).filter(|n| !n.is_empty());
                 state.update_case(&id, CaseCommand::UpdateIntervention { by, index, status, note }).await?;
                 Ok("Intervention updated.")
@@ -658,7 +827,11 @@ pub async fn review_act(State(state): State<Arc<AppState>>, viewer: Viewer, Path
 // ---------------------------------------------------------------- dashboard
 
 /// `GET /dashboard`.
-pub async fn dashboard(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn dashboard(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).unwrap_or(24).clamp(1, 24 * 90);
     let now = state.clock.now();
     let since = now.plus_millis(-hours * 3_600_000);
@@ -667,7 +840,11 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, viewer: Viewer, Query
         Err(e) => return error_page(e.into()),
     };
     let budget = 0.10;
-    let points: Vec<(f64, f64)> = d.hourly.iter().map(|(t, n, e)| ((t.0 - since.0) as f64 / 3_600_000.0, *e as f64 / (*n).max(1) as f64)).collect();
+    let points: Vec<(f64, f64)> = d
+        .hourly
+        .iter()
+        .map(|(t, n, e)| ((t.0 - since.0) as f64 / 3_600_000.0, *e as f64 / (*n).max(1) as f64))
+        .collect();
     let chart = Chart {
         title: format!("Escalation rate per hour, last {hours} h"),
         x_label: "hours".into(),
@@ -696,7 +873,7 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, viewer: Viewer, Query
         let sum: u64 = c.iter().sum();
         let _ = write!(
             rows,
-            r#"<tr><td>{}</td><td>{sum}</td><td>{}</td><td>{}</td><td>{}</td><td><span class="bar" style="width:{}px" title="{sum} decisions"></span></td></tr>"#,
+            r##"<tr><td>{}</td><td>{sum}</td><td>{}</td><td>{}</td><td>{}</td><td><svg width="200" height="10" role="img" aria-label="{sum} decisions"><title>{sum} decisions</title><rect width="{}" height="10" fill="#0a6ebd"/></svg></td></tr>"##,
             esc(a),
             c[0],
             c[1],
@@ -708,10 +885,22 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, viewer: Viewer, Query
     let reviews: u64 = d.open_cases.iter().filter(|(k, _, _)| k == "review").map(|(_, _, n)| n).sum();
     let mut drift = String::from("<p class=\"muted\">No drift evaluation yet.</p>");
     if let Some(s) = state.drift_status() {
-        drift = String::from("<table><thead><tr><th>Action</th><th>Share</th><th>Escalated</th><th>Wrong</th><th>PSI</th></tr></thead><tbody>");
+        drift = String::from(
+            "<table><thead><tr><th>Action</th><th>Share</th><th>Escalated</th><th>Wrong</th><th>PSI</th></tr></thead><tbody>",
+        );
         for c in &s.report.classes {
-            let r = |t: &arbiter_core::drift::RateTest| format!("{:.1}% → {:.1}%", 100.0 * t.reference_rate, 100.0 * t.rate);
-            let _ = write!(drift, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&c.action), r(&c.share), r(&c.escalation_rate), r(&c.error_rate), c.psi.map_or("–".into(), |p| format!("{p:.2}")));
+            let r = |t: &arbiter_core::drift::RateTest| {
+                format!("{:.1}% → {:.1}%", 100.0 * t.reference_rate, 100.0 * t.rate)
+            };
+            let _ = write!(
+                drift,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.action),
+                r(&c.share),
+                r(&c.escalation_rate),
+                r(&c.error_rate),
+                c.psi.map_or("–".into(), |p| format!("{p:.2}"))
+            );
         }
         drift.push_str("</tbody></table>");
         for a in &s.report.alarms {
@@ -774,7 +963,11 @@ fn diff(a: &str, b: &str) -> String {
 }
 
 /// `GET /policy`: the active version, history, a diff between two versions.
-pub async fn policy(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn policy(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let versions = match state.store.policy_versions().await {
         Ok(v) => v,
         Err(e) => return error_page(e.into()),
@@ -783,16 +976,38 @@ pub async fn policy(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q)
     let csrf = esc(&viewer.csrf);
     let mut o = format!("<h1>Policy</h1>{}", flash(&q));
     if let (Some(a), Some(p)) = (active, state.policy()) {
-        let _ = write!(o, r#"<p>Active: <b>{}</b> <code>{}</code> · {} triggers · activated {}</p>"#, esc(&a.name), esc(&a.hash[..12]), p.trigger_count(), esc(&a.last_activated_at.map(|t| t.to_string()).unwrap_or_default()));
+        let _ = write!(
+            o,
+            r#"<p>Active: <b>{}</b> <code>{}</code> · {} triggers · activated {}</p>"#,
+            esc(&a.name),
+            esc(&a.hash[..12]),
+            p.trigger_count(),
+            esc(&a.last_activated_at.map(|t| t.to_string()).unwrap_or_default())
+        );
     }
     o.push_str("<h2>Versions</h2><table><thead><tr><th>Name</th><th>Hash</th><th>Stored</th><th>By</th><th></th></tr></thead><tbody>");
-    let opts: String = versions.iter().map(|v| format!(r#"<option value="{}">{} · {}</option>"#, esc(&v.hash), esc(&v.name), esc(&v.hash[..12]))).collect();
+    let opts: String = versions
+        .iter()
+        .map(|v| format!(r#"<option value="{}">{} · {}</option>"#, esc(&v.hash), esc(&v.name), esc(&v.hash[..12])))
+        .collect();
     for v in &versions {
-        let _ = write!(o, "<tr><td>{}{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><a href=\"/policy?view={}\">source</a></td></tr>", esc(&v.name), if v.active { " <span class=\"pill\">active</span>" } else { "" }, esc(&v.hash[..12]), esc(&v.created_at.to_string()), esc(&v.created_by), esc(&v.hash));
+        let _ = write!(
+            o,
+            "<tr><td>{}{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><a href=\"/policy?view={}\">source</a></td></tr>",
+            esc(&v.name),
+            if v.active { " <span class=\"pill\">active</span>" } else { "" },
+            esc(&v.hash[..12]),
+            esc(&v.created_at.to_string()),
+            esc(&v.created_by),
+            esc(&v.hash)
+        );
     }
     o.push_str("</tbody></table>");
-    let _ = write!(o, r#"<div class="grid"><form method="get" action="/policy" class="card"><h2>Compare two versions</h2><label>From</label><select name="from">{opts}</select><label>To</label><select name="to">{opts}</select><button type="submit" class="secondary">Diff</button></form>
-<form method="post" action="/policy/backtest" class="card"><h2>Backtest</h2><input type="hidden" name="csrf" value="{csrf}"><label>Version to test</label><select name="hash">{opts}</select><p class="muted">Replays the most recent 100,000 decisions with recorded outcomes beside the active version.</p><button type="submit">Run backtest</button></form></div>"#);
+    let _ = write!(
+        o,
+        r#"<div class="grid"><form method="get" action="/policy" class="card"><h2>Compare two versions</h2><label>From</label><select name="from">{opts}</select><label>To</label><select name="to">{opts}</select><button type="submit" class="secondary">Diff</button></form>
+<form method="post" action="/policy/backtest" class="card"><h2>Backtest</h2><input type="hidden" name="csrf" value="{csrf}"><label>Version to test</label><select name="hash">{opts}</select><p class="muted">Replays the most recent 100,000 decisions with recorded outcomes beside the active version.</p><button type="submit">Run backtest</button></form></div>"#
+    );
     let get = |h: &str| {
         let store = state.store.clone();
         let h = h.to_string();
@@ -800,7 +1015,13 @@ pub async fn policy(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q)
     };
     if let (Some(f), Some(t)) = (q.get("from"), q.get("to")) {
         if let (Some(a), Some(b)) = (get(f).await, get(t).await) {
-            let _ = write!(o, "<h2>Diff {} → {}</h2>{}", esc(&a.hash[..12]), esc(&b.hash[..12]), diff(&a.source, &b.source));
+            let _ = write!(
+                o,
+                "<h2>Diff {} → {}</h2>{}",
+                esc(&a.hash[..12]),
+                esc(&b.hash[..12]),
+                diff(&a.source, &b.source)
+            );
         }
     }
     if let Some(h) = q.get("view") {
@@ -818,7 +1039,11 @@ pub async fn policy_backtest(State(state): State<Arc<AppState>>, viewer: Viewer,
     }
     let hash = field(&f, "hash").to_string();
     let run = async {
-        let v = state.store.policy_version(&hash).await?.ok_or_else(|| ApiError::NotFound(format!("policy version {hash}")))?;
+        let v = state
+            .store
+            .policy_version(&hash)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("policy version {hash}")))?;
         let new = arbiter_policy::Policy::parse(&v.source).map_err(|e| ApiError::Internal(e.to_string()))?;
         let current = state.policy();
         let decisions = state.store.labelled_decisions(100_000).await?;
@@ -826,7 +1051,16 @@ pub async fn policy_backtest(State(state): State<Arc<AppState>>, viewer: Viewer,
             let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_deref());
             for d in &decisions {
                 let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
-                bt.add(&arbiter_policy::backtest::Replay { id: &d.id, name: &d.action.name, confidence: d.action.confidence, args: &d.action.args, signals: &d.action.signals, context: &d.context, agent: &agent, correct: d.outcome.as_ref().is_none_or(|o| o.correct) });
+                bt.add(&arbiter_policy::backtest::Replay {
+                    id: &d.id,
+                    name: &d.action.name,
+                    confidence: d.action.confidence,
+                    args: &d.action.args,
+                    signals: &d.action.signals,
+                    context: &d.context,
+                    agent: &agent,
+                    correct: d.outcome.as_ref().is_none_or(|o| o.correct),
+                });
             }
             bt.finish()
         })
@@ -838,11 +1072,23 @@ pub async fn policy_backtest(State(state): State<Arc<AppState>>, viewer: Viewer,
         Ok(r) => r,
         Err(e) => return back("/policy", Some(&e.detail()), None),
     };
-    let mut o = String::from("<h1>Backtest</h1><table><thead><tr><th></th><th>Policy</th><th>Decisions</th><th>Escalated</th><th>Auto-error rate</th><th>Caught</th><th>Missed</th></tr></thead><tbody>");
+    let mut o = String::from(
+        "<h1>Backtest</h1><table><thead><tr><th></th><th>Policy</th><th>Decisions</th><th>Escalated</th><th>Auto-error rate</th><th>Caught</th><th>Missed</th></tr></thead><tbody>",
+    );
     let mut bars = Vec::new();
     for (label, s) in [("tested", Some(&report.new)), ("active", report.current.as_ref())] {
         let Some(s) = s else { continue };
-        let _ = write!(o, "<tr><td>{label}</td><td>{} <code>{}</code></td><td>{}</td><td>{:.1}%</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>", esc(&s.policy), esc(&s.hash[..12]), s.decisions, 100.0 * s.escalation_rate, 100.0 * s.auto_error_rate, s.errors_caught, s.errors_missed);
+        let _ = write!(
+            o,
+            "<tr><td>{label}</td><td>{} <code>{}</code></td><td>{}</td><td>{:.1}%</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.policy),
+            esc(&s.hash[..12]),
+            s.decisions,
+            100.0 * s.escalation_rate,
+            100.0 * s.auto_error_rate,
+            s.errors_caught,
+            s.errors_missed
+        );
         bars.push((label, s.escalation_rate, s.auto_error_rate));
     }
     o.push_str("</tbody></table>");
@@ -851,12 +1097,31 @@ pub async fn policy_backtest(State(state): State<Arc<AppState>>, viewer: Viewer,
         x_label: "escalation rate".into(),
         y_label: "auto-error rate".into(),
         series: vec![],
-        markers: bars.iter().map(|(l, e, a)| arbiter_core::chart::Marker { at: (*e, *a), label: format!("{l}: {:.1}% / {:.2}%", 100.0 * e, 100.0 * a) }).collect(),
+        markers: bars
+            .iter()
+            .map(|(l, e, a)| arbiter_core::chart::Marker {
+                at: (*e, *a),
+                label: format!("{l}: {:.1}% / {:.2}%", 100.0 * e, 100.0 * a),
+            })
+            .collect(),
         hline: None,
     };
-    let _ = write!(o, r#"<div class="card">{}</div><h2>{} decisions would change verdict</h2><ul>"#, chart.svg(), report.changed);
+    let _ = write!(
+        o,
+        r#"<div class="card">{}</div><h2>{} decisions would change verdict</h2><ul>"#,
+        chart.svg(),
+        report.changed
+    );
     for c in &report.changes {
-        let _ = write!(o, "<li>{} → {}: {} ({} wrong actions) e.g. {}</li>", c.from, c.to, c.count, c.wrong, esc(&c.examples.join(", ")));
+        let _ = write!(
+            o,
+            "<li>{} → {}: {} ({} wrong actions) e.g. {}</li>",
+            c.from,
+            c.to,
+            c.count,
+            c.wrong,
+            esc(&c.examples.join(", "))
+        );
     }
     o.push_str("</ul><p><a href=\"/policy\">Back to the policy</a></p>");
     page("Backtest", Some(&viewer), &o)
