@@ -1013,21 +1013,16 @@ pub async fn policy(
         let h = h.to_string();
         async move { store.policy_version(&h).await.ok().flatten() }
     };
-    if let (Some(f), Some(t)) = (q.get("from"), q.get("to")) {
-        if let (Some(a), Some(b)) = (get(f).await, get(t).await) {
-            let _ = write!(
-                o,
-                "<h2>Diff {} → {}</h2>{}",
-                esc(&a.hash[..12]),
-                esc(&b.hash[..12]),
-                diff(&a.source, &b.source)
-            );
-        }
+    if let (Some(f), Some(t)) = (q.get("from"), q.get("to"))
+        && let (Some(a), Some(b)) = (get(f).await, get(t).await)
+    {
+        let _ =
+            write!(o, "<h2>Diff {} → {}</h2>{}", esc(&a.hash[..12]), esc(&b.hash[..12]), diff(&a.source, &b.source));
     }
-    if let Some(h) = q.get("view") {
-        if let Some(v) = get(h).await {
-            let _ = write!(o, "<h2>Source of {}</h2><pre>{}</pre>", esc(&v.hash[..12]), esc(&v.source));
-        }
+    if let Some(h) = q.get("view")
+        && let Some(v) = get(h).await
+    {
+        let _ = write!(o, "<h2>Source of {}</h2><pre>{}</pre>", esc(&v.hash[..12]), esc(&v.source));
     }
     page("Policy", Some(&viewer), &o)
 }
