@@ -17,6 +17,19 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Propose SOC actions as fast as `--concurrency` agents can; print decisions/s and latency percentiles.
     Decide(DecideArgs),
+    /// Time the reviewer console's pages on a store with many decisions and open cases.
+    Console(ConsoleArgs),
+}
+
+/// Options of `arbiter bench console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Decisions to load first (the simulated SOC agent; about one in eight escalates).
+    #[arg(long, default_value_t = 100_000)]
+    decisions: usize,
+    /// Requests per page.
+    #[arg(long, default_value_t = 30)]
+    requests: usize,
 }
 
 /// Options of `arbiter bench decide`.
@@ -46,6 +59,7 @@ pub struct DecideArgs {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Decide(args) => decide(args),
+        BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
     }
 }
 
@@ -273,4 +287,127 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         eprintln!("first error: {e}");
     }
     Ok(if tally.errors == 0 && ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn console(args: ConsoleArgs) -> Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let store = std::sync::Arc::new(arbiter_store::SqliteStore::open(dir.path().join("bench.db"))?);
+    let state = arbiter_server::AppState::new(
+        store.clone(),
+        arbiter_server::Config::default(),
+        std::sync::Arc::new(arbiter_core::SystemClock),
+    )
+    .await?;
+    let admin = arbiter_server::bootstrap(&state, Some(crate::SOC_POLICY)).await?.admin_key.context("admin key")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let key = |name: &str, role: &str, tags: &[&str]| {
+        let req = http
+            .post(format!("{url}/v1/keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": name, "role": role, "tags": tags}));
+        async move {
+            anyhow::Ok(
+                req.send().await?.error_for_status()?.json::<Value>().await?["key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    let agent = key("soc-triage-agent", "agent", &[]).await?;
+    let reviewer = key(
+        "rita",
+        "reviewer",
+        &[
+            "soc_analyst",
+            "soc_lead",
+            "identity_team",
+            "network_team",
+            "incident_commander",
+            "data_protection",
+            "engineering",
+        ],
+    )
+    .await?;
+    // Load the store through the API, as agents would.
+    let loaded = Instant::now();
+    let start = state.clock.now().0 - 24 * 3_600_000;
+    let hours = (args.decisions as f64 / 400.0 * 1.1).ceil() as i64 + 1;
+    let mut props =
+        arbiter_core::soc::Soc::run(arbiter_core::soc::SocConfig { seed: 1, ..Default::default() }, hours * 3_600_000);
+    props.truncate(args.decisions);
+    let mut case_ids = Vec::new();
+    for chunk in props.chunks(256) {
+        let res = futures_util::future::join_all(chunk.iter().map(|p| {
+            let body = json!({"action": p.action, "trace_id": p.trace_id, "event_time": arbiter_core::Timestamp(start + p.offset_ms * 24 * 3_600_000 / (hours * 3_600_000))});
+            let req = http.post(format!("{url}/v1/decisions")).bearer_auth(&agent).json(&body);
+            async move { anyhow::Ok(req.send().await?.error_for_status()?.json::<Value>().await?) }
+        }))
+        .await;
+        for r in res {
+            if let Some(c) = r?["case_id"].as_str() {
+                case_ids.push(c.to_string());
+            }
+        }
+    }
+    let review: Value = http
+        .post(format!("{url}/v1/reviews"))
+        .bearer_auth(&reviewer)
+        .json(&json!({"title": "bench review", "from_case": case_ids[0]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let review_id = review["id"].as_str().unwrap_or_default().to_string();
+    let open = arbiter_store::Store::open_case_count(store.as_ref()).await?;
+    println!("loaded {} decisions and {} open cases in {:.1}s", props.len(), open, loaded.elapsed().as_secs_f64());
+    // Sign in like a browser.
+    let login =
+        http.post(format!("{url}/login")).form(&[("key", reviewer.as_str()), ("next", "/queue")]).send().await?;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("no session cookie")?
+        .to_string();
+    let pages = [
+        ("queue (all open cases visible)", "/queue".to_string()),
+        ("case", format!("/cases/{}", case_ids[case_ids.len() / 2])),
+        ("review case", format!("/reviews/{review_id}")),
+        ("dashboard (24 h)", "/dashboard".to_string()),
+        ("policy", "/policy".to_string()),
+    ];
+    println!("{:<32} {:>9} {:>9} {:>9}", "page", "p50 ms", "p95 ms", "bytes");
+    for (name, path) in pages {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..args.requests {
+            let t = Instant::now();
+            let r = http.get(format!("{url}{path}")).header("cookie", &cookie).send().await?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            size = body.len();
+            if !status.is_success() {
+                bail!("{path} answered {status}");
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name:<32} {:>9.1} {:>9.1} {size:>9}",
+            arbiter_core::stats::quantile_sorted(&times, 0.5),
+            arbiter_core::stats::quantile_sorted(&times, 0.95)
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    store.close();
+    Ok(ExitCode::SUCCESS)
 }

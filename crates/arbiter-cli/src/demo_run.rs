@@ -166,6 +166,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     );
     println!("Arbiter demo: a simulated security operations center, {} hours, seed {}", args.hours, args.seed);
     println!("  server:     {url}   (store: {})", db.display());
+    println!("  console:    {url}/   (sign in with the lead key below)");
     println!(
         "  policy:     soc-triage, {} triggers (examples/policies/soc.yaml)",
         state.policy().map_or(0, |p| p.trigger_count())
@@ -333,7 +334,9 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         _ => println!("The drift was NOT caught within the replay."),
     }
     if let Some(first) = reviews.first() {
-        println!("\nLook closer (the server is at {url}):");
+        println!(
+            "\nLook closer: open the reviewer console at {url}/ and sign in with the lead key above, or from a terminal:"
+        );
         println!("  export ARBITER_URL={url} ARBITER_KEY={lead_key}");
         println!("  arbiter reviews show {first}          # the drift review case and its evidence");
         println!("  arbiter cases list                        # the lead's queue");

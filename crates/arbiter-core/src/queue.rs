@@ -75,10 +75,19 @@ pub fn visible_to(
 }
 
 /// Order `cases` by urgency at `now` and explain each position.
-pub fn order(mut cases: Vec<Case>, now: Timestamp) -> Vec<QueueItem> {
-    cases.sort_by(|a, b| compare(a, b, now));
-    cases
+pub fn order(cases: Vec<Case>, now: Timestamp) -> Vec<QueueItem> {
+    top(cases.iter(), now, usize::MAX).1
+}
+
+/// The `limit` most urgent of `cases` at `now`, explained, and how many there were in all.
+pub fn top<'a>(cases: impl Iterator<Item = &'a Case>, now: Timestamp, limit: usize) -> (usize, Vec<QueueItem>) {
+    let mut refs: Vec<&Case> = cases.collect();
+    let total = refs.len();
+    refs.sort_by(|a, b| compare(a, b, now));
+    refs.truncate(limit);
+    let items = refs
         .into_iter()
+        .cloned()
         .enumerate()
         .map(|(i, case)| {
             let left = case.sla_deadline.0 - now.0;
@@ -102,5 +111,6 @@ pub fn order(mut cases: Vec<Case>, now: Timestamp) -> Vec<QueueItem> {
             }
             QueueItem { position: i + 1, sla_left_ms: left, reasons, case }
         })
-        .collect()
+        .collect();
+    (total, items)
 }

@@ -110,6 +110,10 @@ pub struct AppState {
     drift_status: RwLock<Option<drift::DriftStatus>>,
     /// The console's session-signing secret, shared by all replicas through the store.
     console_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// Bumped whenever this server changes an approval case.
+    cases_version: std::sync::atomic::AtomicU64,
+    /// Active approval cases as last read: (version, when, cases).
+    active_cases: std::sync::Mutex<Option<(u64, std::time::Instant, Arc<Vec<arbiter_core::Case>>)>>,
 }
 
 impl AppState {
@@ -126,6 +130,8 @@ impl AppState {
             stopping: watch::channel(false).0,
             drift_status: RwLock::new(None),
             console_secret: tokio::sync::OnceCell::new(),
+            cases_version: std::sync::atomic::AtomicU64::new(0),
+            active_cases: std::sync::Mutex::new(None),
         });
         state.refresh_policy().await?;
         Ok(state)
@@ -177,10 +183,34 @@ impl AppState {
     /// command made it final.
     pub async fn update_case(&self, id: &str, command: CaseCommand) -> Result<CaseUpdate, ApiError> {
         let update = self.store.update_case(id, command, self.clock.now()).await?;
+        if !update.events.is_empty() {
+            self.cases_changed();
+        }
         if let Some(d) = &update.decision {
             self.waiters.wake(&d.id);
         }
         Ok(update)
+    }
+
+    /// Note that an approval case changed here (queue reads see it at once).
+    pub fn cases_changed(&self) {
+        self.cases_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Every approval case still waiting for people, for queues. Reads are
+    /// shared for up to a second unless this server changed a case meanwhile
+    /// (changes made by other replicas show within that second).
+    pub async fn active_approval_cases(&self) -> Result<Arc<Vec<arbiter_core::Case>>, ApiError> {
+        let version = self.cases_version.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((v, at, cases)) = self.active_cases.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if *v == version && at.elapsed() < Duration::from_secs(1) {
+                return Ok(cases.clone());
+            }
+        }
+        let cases = Arc::new(self.store.active_approval_cases().await?);
+        *self.active_cases.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((version, std::time::Instant::now(), cases.clone()));
+        Ok(cases)
     }
 
     /// The secret that signs console sessions (created once per store).

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_review_workflow.sql")),
     (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
     (4, include_str!("../migrations/sqlite/0004_settings.sql")),
+    (5, include_str!("../migrations/sqlite/0005_dashboard.sql")),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
@@ -695,6 +696,13 @@ impl Store for SqliteStore {
                 d.context.get("session_id").and_then(serde_json::Value::as_str)
             ])
             .map_err(backend)?;
+            c.prepare_cached(
+                "INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decisions + 1",
+            )
+            .map_err(backend)?
+            .execute(params![d.event_time.0.div_euclid(3_600_000), d.action.name, d.verdict.as_str()])
+            .map_err(backend)?;
             if let Some(case) = &new.case {
                 save_case(c, case, true)?;
                 append_case_event(c, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;
@@ -909,24 +917,27 @@ impl Store for SqliteStore {
     async fn dashboard(&self, since: Timestamp) -> Result<crate::Dashboard> {
         self.read(move |c| {
             let mut d = crate::Dashboard::default();
+            // The hourly roll-up gives both the hourly series and the per-class counts.
             let mut st = c
-                .prepare_cached(
-                    "SELECT event_time / 3600000, COUNT(*), SUM(verdict = 'escalate') FROM decisions WHERE event_time >= ?1 GROUP BY 1 ORDER BY 1",
-                )
+                .prepare_cached("SELECT hour, action_name, verdict, decisions FROM decision_hourly WHERE hour >= ?1")
                 .map_err(backend)?;
-            d.hourly = st
-                .query_map([since.0], |r| Ok((Timestamp(r.get::<_, i64>(0)? * 3_600_000), r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))
+            let rows: Vec<(i64, String, String, u64)> = st
+                .query_map([since.0.div_euclid(3_600_000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
-            let mut st = c
-                .prepare_cached("SELECT action_name, verdict, COUNT(*) FROM decisions WHERE event_time >= ?1 GROUP BY 1, 2 ORDER BY 1, 2")
-                .map_err(backend)?;
-            d.by_class = st
-                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))
-                .map_err(backend)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(backend)?;
+            let mut hourly: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
+            let mut by_class: std::collections::BTreeMap<(String, String), u64> = Default::default();
+            for (h, action, verdict, n) in rows {
+                let slot = hourly.entry(h).or_default();
+                slot.0 += n;
+                if verdict == "escalate" {
+                    slot.1 += n;
+                }
+                *by_class.entry((action, verdict)).or_default() += n;
+            }
+            d.hourly = hourly.into_iter().map(|(h, (n, e))| (Timestamp(h * 3_600_000), n, e)).collect();
+            d.by_class = by_class.into_iter().map(|((a, v), n)| (a, v, n)).collect();
             let mut st = c
                 .prepare_cached(
                     "SELECT e.at - c.created_at FROM events e JOIN cases c ON c.id = e.case_id WHERE e.kind = 'case.decided' AND e.at >= ?1",

@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 type Fields = Vec<(String, String)>;
 
+/// Rows shown on the queue page (the most urgent ones).
+const QUEUE_PAGE: usize = 100;
+
 fn field<'a>(f: &'a Fields, name: &str) -> &'a str {
     f.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
 }
@@ -155,16 +158,23 @@ pub async fn queue(
 ) -> Response {
     let now = state.clock.now();
     let who = &viewer.who;
-    let cases = match state.store.active_approval_cases().await {
+    let cases = match state.active_approval_cases().await {
         Ok(c) => c,
-        Err(e) => return error_page(e.into()),
+        Err(e) => return error_page(e),
     };
-    let mine: Vec<Case> = cases
-        .into_iter()
-        .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
-        .collect();
-    let items = queue::order(mine, now);
-    let rows = queue_rows(&items, now);
+    let visible =
+        cases.iter().filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now));
+    // The most urgent page of the queue; the count says how much more is waiting.
+    let (total, items) = queue::top(visible, now, QUEUE_PAGE);
+    let shown = &items[..];
+    let mut rows = queue_rows(shown, now);
+    if total > shown.len() {
+        let _ = write!(
+            rows,
+            r#"<tr><td colspan="7" class="muted">… and {} more, less urgent.</td></tr>"#,
+            total - shown.len()
+        );
+    }
     if q.contains_key("rows") {
         let mut r = (StatusCode::OK, rows).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -197,7 +207,7 @@ pub async fn queue(
 <table><thead><tr><th>#</th><th>Case</th><th>Agent</th><th class="opt">Confidence</th><th>SLA left</th><th class="opt">Tier</th><th class="opt">Why here</th></tr></thead>
 <tbody id="queue-rows">{rows}</tbody></table>
 <h2>Open review cases</h2><ul>{}</ul>"#,
-        items.len(),
+        total,
         flash(&q),
         if rv.is_empty() { "<li class=\"muted\">None.</li>".to_string() } else { rv }
     );

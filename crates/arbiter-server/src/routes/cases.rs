@@ -41,10 +41,10 @@ pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Jso
     let who = auth.require(WORKERS, "reading the queue")?;
     let now = state.clock.now();
     let mine: Vec<Case> = state
-        .store
         .active_approval_cases()
         .await?
-        .into_iter()
+        .iter()
+        .cloned()
         .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
         .collect();
     Ok(Json(QueueView { now, items: queue::order(mine, now) }))

@@ -159,6 +159,9 @@ pub async fn propose(
         _ => None,
     };
     let inserted = state.store.insert_decision(NewDecision { decision, request_digest, case }).await?;
+    if matches!(&inserted, Inserted::Created(d) if d.case_id.is_some()) {
+        state.cases_changed();
+    }
     let (status, decision, replayed) = match inserted {
         Inserted::Created(d) => (StatusCode::CREATED, d, false),
         Inserted::Existing(d) => (StatusCode::OK, d, true),

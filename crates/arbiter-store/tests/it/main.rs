@@ -99,7 +99,7 @@ async fn upgrades_a_version_one_database_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 4, "every migration applied");
+    assert_eq!(v, 5, "every migration applied");
     // the new session column was filled from the stored bodies
     let chain = store.decision_chain(&[], &["old".into()], 10).await.unwrap();
     assert_eq!(chain.len(), 1);
