@@ -89,6 +89,9 @@ impl Default for Config {
     }
 }
 
+/// A shared read of the active approval cases: (version, when, cases).
+type CasesRead = (u64, std::time::Instant, Arc<Vec<arbiter_core::Case>>);
+
 /// Everything a request handler can reach.
 pub struct AppState {
     /// Persistence.
@@ -113,7 +116,7 @@ pub struct AppState {
     /// Bumped whenever this server changes an approval case.
     cases_version: std::sync::atomic::AtomicU64,
     /// Active approval cases as last read: (version, when, cases).
-    active_cases: std::sync::Mutex<Option<(u64, std::time::Instant, Arc<Vec<arbiter_core::Case>>)>>,
+    active_cases: std::sync::Mutex<Option<CasesRead>>,
 }
 
 impl AppState {
@@ -202,10 +205,11 @@ impl AppState {
     /// (changes made by other replicas show within that second).
     pub async fn active_approval_cases(&self) -> Result<Arc<Vec<arbiter_core::Case>>, ApiError> {
         let version = self.cases_version.load(std::sync::atomic::Ordering::Acquire);
-        if let Some((v, at, cases)) = self.active_cases.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if *v == version && at.elapsed() < Duration::from_secs(1) {
-                return Ok(cases.clone());
-            }
+        if let Some((v, at, cases)) = self.active_cases.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *v == version
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(cases.clone());
         }
         let cases = Arc::new(self.store.active_approval_cases().await?);
         *self.active_cases.lock().unwrap_or_else(|e| e.into_inner()) =

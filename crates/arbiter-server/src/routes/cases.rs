@@ -40,14 +40,10 @@ pub struct QueueView {
 pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<QueueView>, ApiError> {
     let who = auth.require(WORKERS, "reading the queue")?;
     let now = state.clock.now();
-    let mine: Vec<Case> = state
-        .active_approval_cases()
-        .await?
-        .iter()
-        .cloned()
-        .filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now))
-        .collect();
-    Ok(Json(QueueView { now, items: queue::order(mine, now) }))
+    let cases = state.active_approval_cases().await?;
+    let mine =
+        cases.iter().filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now));
+    Ok(Json(QueueView { now, items: queue::top(mine, now, usize::MAX).1 }))
 }
 
 /// Query of `GET /v1/cases`.
