@@ -166,6 +166,47 @@ pub struct Comment {
 }
 
 impl Case {
+    /// A new, open review case about `action_name` / `agent`, worked by
+    /// `reviewers`. Review cases have no SLA tiers or fallback; their deadline
+    /// (a week) only orders them.
+    pub fn new_review(
+        id: String,
+        review: crate::review::Review,
+        action_name: String,
+        agent: String,
+        severity: crate::verdict::Severity,
+        reviewers: std::collections::BTreeSet<String>,
+        now: Timestamp,
+    ) -> Case {
+        let week = crate::duration::HumanDuration(7 * 24 * 3600);
+        Case {
+            id,
+            kind: CaseKind::Review,
+            state: CaseState::Open,
+            decision_id: None,
+            action_name,
+            agent,
+            escalation: Escalation {
+                severity,
+                reviewers,
+                approvals: 1,
+                sla: week,
+                fallback: Verdict::Deny,
+                tiers: vec![],
+            },
+            tier: 0,
+            sla_deadline: now.plus_millis(week.as_millis()),
+            answers: vec![],
+            confidence: None,
+            trace_id: None,
+            claim: None,
+            comments: vec![],
+            review: Some(review),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether a reviewer holds a lease that is still running at `now`.
     pub fn held_at(&self, now: Timestamp) -> Option<&Claim> {
         self.claim.as_ref().filter(|c| c.until > now)

@@ -179,6 +179,22 @@ impl<'p> Backtest<'p> {
         }
     }
 
+    /// Replay a stored decision (its arguments, signals and context included;
+    /// a decision without an outcome counts as right).
+    pub fn add_decision(&mut self, d: &arbiter_core::Decision) {
+        let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
+        self.add(&Replay {
+            id: &d.id,
+            name: &d.action.name,
+            confidence: d.action.confidence,
+            args: &d.action.args,
+            signals: &d.action.signals,
+            context: &d.context,
+            agent: &agent,
+            correct: d.outcome.as_ref().is_none_or(|o| o.correct),
+        });
+    }
+
     /// The report.
     pub fn finish(mut self) -> BacktestReport {
         self.new_stats.finish();

@@ -7,7 +7,7 @@
 use crate::{ApiError, AppState};
 use arbiter_core::drift::{self, Alarm, DriftReport};
 use arbiter_core::review::{Review, ReviewSource};
-use arbiter_core::{Case, CaseKind, CaseState, Escalation, HumanDuration, Severity, Timestamp, Verdict};
+use arbiter_core::{Case, CaseKind, CaseState, Severity, Timestamp};
 use arbiter_store::CaseFilter;
 use serde::Serialize;
 use serde_json::json;
@@ -87,35 +87,15 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
             );
             review.decision_ids = samples;
             review.evidence = evidence;
-            let case = Case {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: CaseKind::Review,
-                state: CaseState::Open,
-                decision_id: None,
-                action_name: alarm.action.clone(),
-                agent: String::new(),
-                escalation: Escalation {
-                    severity: Severity::High,
-                    reviewers: ["engineering", "product", "data_science", "ux", "soc_lead"]
-                        .map(String::from)
-                        .into_iter()
-                        .collect(),
-                    approvals: 1,
-                    sla: HumanDuration(7 * 24 * 3600),
-                    fallback: Verdict::Deny,
-                    tiers: vec![],
-                },
-                tier: 0,
-                sla_deadline: now.plus_millis(7 * 24 * 3600 * 1000),
-                answers: vec![],
-                confidence: None,
-                trace_id: None,
-                claim: None,
-                comments: vec![],
-                review: Some(review),
-                created_at: now,
-                updated_at: now,
-            };
+            let case = Case::new_review(
+                uuid::Uuid::now_v7().to_string(),
+                review,
+                alarm.action.clone(),
+                String::new(),
+                Severity::High,
+                ["engineering", "product", "data_science", "ux", "soc_lead"].map(String::from).into_iter().collect(),
+                now,
+            );
             let case = state.store.open_case(case, "drift-monitor").await?;
             tracing::warn!(action = %alarm.action, kind = alarm.kind.as_str(), review = %case.id, "drift alarm: {}", alarm.summary);
             opened.push(case.id);

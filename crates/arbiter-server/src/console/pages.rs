@@ -488,30 +488,15 @@ async fn open_review_from(state: &AppState, viewer: &Viewer, from: &Case) -> Res
     review.decision_ids = from.decision_id.iter().cloned().collect();
     review.trace_ids = from.trace_id.iter().cloned().collect();
     review.from_case = Some(from.id.clone());
-    let case = Case {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: CaseKind::Review,
-        state: arbiter_core::CaseState::Open,
-        decision_id: None,
-        action_name: from.action_name.clone(),
-        agent: from.agent.clone(),
-        escalation: arbiter_core::Escalation {
-            reviewers: ["engineering", "product", "data_science", "ux"].map(String::from).into_iter().collect(),
-            sla: arbiter_core::HumanDuration(7 * 24 * 3600),
-            tiers: vec![],
-            ..from.escalation.clone()
-        },
-        tier: 0,
-        sla_deadline: now.plus_millis(7 * 24 * 3600 * 1000),
-        answers: vec![],
-        confidence: None,
-        trace_id: None,
-        claim: None,
-        comments: vec![],
-        review: Some(review),
-        created_at: now,
-        updated_at: now,
-    };
+    let case = Case::new_review(
+        uuid::Uuid::now_v7().to_string(),
+        review,
+        from.action_name.clone(),
+        from.agent.clone(),
+        from.escalation.severity,
+        ["engineering", "product", "data_science", "ux"].map(String::from).into_iter().collect(),
+        now,
+    );
     Ok(state.store.open_case(case, &viewer.who.name).await?.id)
 }
 
@@ -1055,17 +1040,7 @@ pub async fn policy_backtest(State(state): State<Arc<AppState>>, viewer: Viewer,
         let report = tokio::task::spawn_blocking(move || {
             let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_deref());
             for d in &decisions {
-                let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
-                bt.add(&arbiter_policy::backtest::Replay {
-                    id: &d.id,
-                    name: &d.action.name,
-                    confidence: d.action.confidence,
-                    args: &d.action.args,
-                    signals: &d.action.signals,
-                    context: &d.context,
-                    agent: &agent,
-                    correct: d.outcome.as_ref().is_none_or(|o| o.correct),
-                });
+                bt.add_decision(d);
             }
             bt.finish()
         })

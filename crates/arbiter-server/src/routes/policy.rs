@@ -148,17 +148,7 @@ pub async fn backtest(
     let report = tokio::task::spawn_blocking(move || {
         let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_ref());
         for d in &decisions {
-            let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
-            bt.add(&arbiter_policy::backtest::Replay {
-                id: &d.id,
-                name: &d.action.name,
-                confidence: d.action.confidence,
-                args: &d.action.args,
-                signals: &d.action.signals,
-                context: &d.context,
-                agent: &agent,
-                correct: d.outcome.as_ref().is_none_or(|o| o.correct),
-            });
+            bt.add_decision(d);
         }
         bt.finish()
     })

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, actor};
 use arbiter_core::review::{InterventionStatus, Review, ReviewSource, StageRecord};
-use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Escalation, HumanDuration, Severity, Verdict};
+use arbiter_core::{Case, CaseCommand, CaseKind, Decision, Severity};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -114,32 +114,15 @@ pub async fn open(
     review.trace_ids = trace_ids;
     review.from_case = req.from_case;
     review.evidence = req.evidence.unwrap_or(Value::Null);
-    let case = Case {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: CaseKind::Review,
-        state: CaseState::Open,
-        decision_id: None,
+    let case = Case::new_review(
+        uuid::Uuid::now_v7().to_string(),
+        review,
         action_name,
         agent,
-        escalation: Escalation {
-            severity: req.severity.unwrap_or(Severity::Medium),
-            reviewers: reviewers.into_iter().collect(),
-            approvals: 1,
-            sla: HumanDuration(7 * 24 * 3600),
-            fallback: Verdict::Deny,
-            tiers: vec![],
-        },
-        tier: 0,
-        sla_deadline: now.plus_millis(7 * 24 * 3600 * 1000),
-        answers: vec![],
-        confidence: None,
-        trace_id: None,
-        claim: None,
-        comments: vec![],
-        review: Some(review),
-        created_at: now,
-        updated_at: now,
-    };
+        req.severity.unwrap_or(Severity::Medium),
+        reviewers.into_iter().collect(),
+        now,
+    );
     Ok((StatusCode::CREATED, Json(state.store.open_case(case, &who.name).await?)))
 }
 
