@@ -269,3 +269,47 @@ async fn a_review_case_through_four_stages() {
     let (_, v) = s.get(&s.admin, "/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_agents_wait_at_once_and_all_wake_on_the_decision() {
+    let s = TestServer::start().await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    let (did, case) = s.escalate(&agent, isolate("ws-1", &["workstation"], 0.8)).await;
+    // Each waiter holds its own connection; no thread is spent per waiter.
+    let mut waiters = Vec::new();
+    for _ in 0..3000 {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let (url, agent) = (s.at(&format!("/v1/decisions/{did}?wait=60s")), agent.clone());
+        waiters.push(tokio::spawn(async move {
+            http.get(url).bearer_auth(agent).send().await.unwrap().json::<Value>().await.unwrap()
+        }));
+    }
+    // wait until they are all parked on the decision
+    let started = Instant::now();
+    while s
+        .state
+        .metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("arbiter_waiting_agents "))
+        .map_or(0.0, |l| l.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap())
+        < 3000.0
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "waiters did not all arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let decided = Instant::now();
+    let (code, _) = s
+        .post(
+            &ann,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "approve", "rationale": "confirmed on the EDR console"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    for w in waiters {
+        assert_eq!(w.await.unwrap()["status"], "final");
+    }
+    assert!(decided.elapsed() < Duration::from_secs(10), "{:?}", decided.elapsed());
+}
