@@ -11,54 +11,111 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Options of `arbiter serve`.
-#[derive(Debug, Args)]
+/// Options of `arbiter serve`. Each can come from a flag, an `ARBITER_*`
+/// environment variable, or the TOML file given by `--config`, in that order
+/// of precedence; the defaults apply to what none of them sets.
+#[derive(Debug, Default, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
-    /// SQLite database file; created with its schema if missing.
-    #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
-    pub db: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "ARBITER_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    /// A TOML file with any of these options (keys as the flags, with `_`), e.g. `db = "/var/lib/arbiter/arbiter.db"`.
+    #[arg(long, env = "ARBITER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// SQLite database file; created with its schema if missing [default: ./arbiter.db].
+    #[arg(long, env = "ARBITER_DB")]
+    pub db: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (printed) [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARBITER_LISTEN")]
+    pub listen: Option<String>,
     /// Policy file to activate at start (stored as a new version if it changed).
     /// Without it, the active policy stays, or a default policy is stored on first start.
     #[arg(long, env = "ARBITER_POLICY")]
     pub policy: Option<PathBuf>,
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "ARBITER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
-    /// Longest long-poll (`?wait=`) a client may ask for, in seconds.
-    #[arg(long, env = "ARBITER_MAX_WAIT_SECS", default_value_t = 60)]
-    pub max_wait_secs: u64,
-    /// Shortest rationale a reviewer may give, in characters.
-    #[arg(long, env = "ARBITER_MIN_RATIONALE_LEN", default_value_t = 10)]
-    pub min_rationale_len: usize,
-    /// Default length of a reviewer's claim on a case, e.g. `10m`.
-    #[arg(long, env = "ARBITER_CLAIM_LEASE", default_value = "10m")]
-    pub claim_lease: arbiter_core::HumanDuration,
-    /// How often the SLA sweeper runs, in milliseconds.
-    #[arg(long, env = "ARBITER_SWEEP_INTERVAL_MS", default_value_t = 1000)]
-    pub sweep_interval_ms: u64,
-    /// How often due webhook deliveries are sent, in milliseconds.
-    #[arg(long, env = "ARBITER_WEBHOOK_INTERVAL_MS", default_value_t = 500)]
-    pub webhook_interval_ms: u64,
-    /// Drift detection: length of the recent window.
-    #[arg(long, env = "ARBITER_DRIFT_WINDOW", default_value = "2h")]
-    pub drift_window: arbiter_core::HumanDuration,
-    /// Drift detection: length of the reference window before it.
-    #[arg(long, env = "ARBITER_DRIFT_REFERENCE", default_value = "12h")]
-    pub drift_reference: arbiter_core::HumanDuration,
-    /// Drift detection: how often to evaluate (`0s` turns it off).
-    #[arg(long, env = "ARBITER_DRIFT_INTERVAL", default_value = "5m")]
-    pub drift_interval: arbiter_core::HumanDuration,
-    /// Drift detection: PSI at or above which a confidence distribution has drifted.
-    #[arg(long, env = "ARBITER_DRIFT_PSI", default_value_t = 0.2)]
-    pub drift_psi: f64,
+    /// Largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, env = "ARBITER_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Longest long-poll (`?wait=`) a client may ask for, in seconds [default: 60].
+    #[arg(long, env = "ARBITER_MAX_WAIT_SECS")]
+    pub max_wait_secs: Option<u64>,
+    /// Shortest rationale a reviewer may give, in characters [default: 10].
+    #[arg(long, env = "ARBITER_MIN_RATIONALE_LEN")]
+    pub min_rationale_len: Option<usize>,
+    /// Default length of a reviewer's claim on a case [default: 10m].
+    #[arg(long, env = "ARBITER_CLAIM_LEASE")]
+    pub claim_lease: Option<arbiter_core::HumanDuration>,
+    /// How often the SLA sweeper runs, in milliseconds [default: 1000].
+    #[arg(long, env = "ARBITER_SWEEP_INTERVAL_MS")]
+    pub sweep_interval_ms: Option<u64>,
+    /// How often due webhook deliveries are sent, in milliseconds [default: 500].
+    #[arg(long, env = "ARBITER_WEBHOOK_INTERVAL_MS")]
+    pub webhook_interval_ms: Option<u64>,
+    /// Drift detection: length of the recent window [default: 2h].
+    #[arg(long, env = "ARBITER_DRIFT_WINDOW")]
+    pub drift_window: Option<arbiter_core::HumanDuration>,
+    /// Drift detection: length of the reference window before it [default: 12h].
+    #[arg(long, env = "ARBITER_DRIFT_REFERENCE")]
+    pub drift_reference: Option<arbiter_core::HumanDuration>,
+    /// Drift detection: how often to evaluate; `0s` turns it off [default: 5m].
+    #[arg(long, env = "ARBITER_DRIFT_INTERVAL")]
+    pub drift_interval: Option<arbiter_core::HumanDuration>,
+    /// Drift detection: PSI at or above which a confidence distribution has drifted [default: 0.2].
+    #[arg(long, env = "ARBITER_DRIFT_PSI")]
+    pub drift_psi: Option<f64>,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// Read a config file; errors name the file, line, column and field.
+pub fn read_config(path: &std::path::Path) -> Result<ServeArgs> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str::<ServeArgs>(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+        anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+    })
+}
+
+impl ServeArgs {
+    /// Fill what flags and environment left unset from `file`.
+    fn or(self, file: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            config: self.config,
+            db: self.db.or(file.db),
+            listen: self.listen.or(file.listen),
+            policy: self.policy.or(file.policy),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
+            max_wait_secs: self.max_wait_secs.or(file.max_wait_secs),
+            min_rationale_len: self.min_rationale_len.or(file.min_rationale_len),
+            claim_lease: self.claim_lease.or(file.claim_lease),
+            sweep_interval_ms: self.sweep_interval_ms.or(file.sweep_interval_ms),
+            webhook_interval_ms: self.webhook_interval_ms.or(file.webhook_interval_ms),
+            drift_window: self.drift_window.or(file.drift_window),
+            drift_reference: self.drift_reference.or(file.drift_reference),
+            drift_interval: self.drift_interval.or(file.drift_interval),
+            drift_psi: self.drift_psi.or(file.drift_psi),
+        }
+    }
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     crate::init_logging();
+    let args = match &args.config {
+        Some(path) => {
+            let file = read_config(path)?;
+            args.or(file)
+        }
+        None => args,
+    };
+    let db = args.db.clone().unwrap_or_else(|| PathBuf::from("./arbiter.db"));
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let hd = |v: Option<arbiter_core::HumanDuration>, default: u64| v.unwrap_or(arbiter_core::HumanDuration(default));
     let policy_source = match &args.policy {
         Some(p) => {
             Some(std::fs::read_to_string(p).with_context(|| format!("cannot read policy file {}", p.display()))?)
@@ -70,37 +127,35 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("the policy file has errors:\n{}", e.render(&path.display().to_string()));
     }
-    let store =
-        SqliteStore::open(&args.db).with_context(|| format!("cannot open the store at {}", args.db.display()))?;
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?;
     let config = Config {
-        max_body_bytes: args.max_body_bytes,
-        max_wait: Duration::from_secs(args.max_wait_secs),
-        min_rationale_len: args.min_rationale_len,
-        claim_lease: Duration::from_secs(args.claim_lease.as_secs()),
-        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
-        webhook_interval: Duration::from_millis(args.webhook_interval_ms.max(10)),
+        max_body_bytes: args.max_body_bytes.unwrap_or(1024 * 1024),
+        max_wait: Duration::from_secs(args.max_wait_secs.unwrap_or(60)),
+        min_rationale_len: args.min_rationale_len.unwrap_or(10),
+        claim_lease: Duration::from_secs(hd(args.claim_lease, 600).as_secs()),
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.unwrap_or(1000).max(10)),
+        webhook_interval: Duration::from_millis(args.webhook_interval_ms.unwrap_or(500).max(10)),
         drift: arbiter_core::drift::DriftConfig {
-            window_ms: args.drift_window.as_millis(),
-            reference_ms: args.drift_reference.as_millis(),
-            psi_alarm: args.drift_psi,
+            window_ms: hd(args.drift_window, 2 * 3600).as_millis(),
+            reference_ms: hd(args.drift_reference, 12 * 3600).as_millis(),
+            psi_alarm: args.drift_psi.unwrap_or(0.2),
             ..Default::default()
         },
-        drift_interval: Duration::from_secs(args.drift_interval.as_secs()),
+        drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {
         let store = Arc::new(store);
         let state = AppState::new(store.clone(), config, Arc::new(SystemClock)).await?;
         let boot = arbiter_server::bootstrap(&state, policy_source.as_deref()).await?;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let active = state.policy().map(|p| format!("{} ({})", p.name(), &p.hash()[..12])).unwrap_or_default();
         // Machine-readable lines on stdout (tests and scripts read them); logs go to stderr.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
-        writeln!(out, "store: {}", args.db.display())?;
+        writeln!(out, "store: {}", db.display())?;
         writeln!(out, "policy: {active}")?;
         if let Some(key) = &boot.admin_key {
             writeln!(out, "admin key: {key}")?;

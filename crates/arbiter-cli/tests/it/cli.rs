@@ -116,3 +116,33 @@ async fn keys_cli_creates_lists_and_revokes() {
     let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[test]
+fn serve_reads_a_toml_config_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("arbiter.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nmin_rationale_len = 20\nclaim_lease = \"never\"\n").unwrap();
+    let out = Command::new(bin()).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", cfg.display())), "{err}");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nmax_body_bytez = 10\n").unwrap();
+    let out = Command::new(bin()).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(":2:1:") && err.contains("max_body_bytez"), "{err}");
+    // a good file: the server starts where it says (flags still win over it)
+    let db = dir.path().join("from-config.db");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\ndb = \"{}\"\n", db.display())).unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let store_line = lines.find(|l| l.as_ref().is_ok_and(|l| l.starts_with("store: "))).unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(store_line, format!("store: {}", db.display()));
+    assert!(db.exists());
+}
