@@ -222,6 +222,11 @@ pub fn ks(a: &[f64], b: &[f64]) -> (f64, f64) {
     (d, p.clamp(0.0, 1.0))
 }
 
+/// A p-value for people: `p = 4.8e-7`, or `p < 1e-16` below double precision's resolution.
+fn fmt_p(p: f64) -> String {
+    if p < 1e-16 { "p < 1e-16".to_string() } else { format!("p = {p:.1e}") }
+}
+
 fn rate_test(ref_e: u64, ref_n: u64, e: u64, n: u64, two_sided: bool, cfg: &DriftConfig) -> RateTest {
     let p0 = if ref_n == 0 { 0.0 } else { ref_e as f64 / ref_n as f64 };
     let rate = if n == 0 { 0.0 } else { e as f64 / n as f64 };
@@ -308,10 +313,10 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
                 action: name.into(),
                 kind: AlarmKind::Share,
                 summary: format!(
-                    "`{name}` is {} of decisions in the recent window against {} before (p = {:.1e})",
+                    "`{name}` is {} of decisions in the recent window against {} before ({})",
                     pct(share.rate),
                     pct(share.reference_rate),
-                    share.p_value
+                    fmt_p(share.p_value)
                 ),
             });
         }
@@ -320,10 +325,10 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
                 action: name.into(),
                 kind: AlarmKind::EscalationRate,
                 summary: format!(
-                    "`{name}` escalates {} of the time against {} before (p = {:.1e})",
+                    "`{name}` escalates {} of the time against {} before ({})",
                     pct(escalation_rate.rate),
                     pct(escalation_rate.reference_rate),
-                    escalation_rate.p_value
+                    fmt_p(escalation_rate.p_value)
                 ),
             });
         }
@@ -335,8 +340,9 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
                 action: name.into(),
                 kind: AlarmKind::Confidence,
                 summary: format!(
-                    "`{name}`'s confidence distribution moved: PSI {p:.2} (alarm at {}), KS D = {d:.2} (p = {kp:.1e})",
-                    cfg.psi_alarm
+                    "`{name}`'s confidence distribution moved: PSI {p:.2} (alarm at {}), KS D = {d:.2} ({})",
+                    cfg.psi_alarm,
+                    fmt_p(kp)
                 ),
             });
         }
@@ -345,10 +351,10 @@ pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Dr
                 action: name.into(),
                 kind: AlarmKind::ErrorRate,
                 summary: format!(
-                    "`{name}` was wrong in {} of labelled decisions against {} before (p = {:.1e})",
+                    "`{name}` was wrong in {} of labelled decisions against {} before ({})",
                     pct(error_rate.rate),
                     pct(error_rate.reference_rate),
-                    error_rate.p_value
+                    fmt_p(error_rate.p_value)
                 ),
             });
         }

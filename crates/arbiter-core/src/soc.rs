@@ -28,13 +28,11 @@ pub struct SocConfig {
     pub drift: DriftMode,
     /// When the drift starts, ms after the start.
     pub drift_at_ms: i64,
-    /// How often the agent picks the right action before drift.
-    pub accuracy: f64,
 }
 
 impl Default for SocConfig {
     fn default() -> Self {
-        SocConfig { seed: 1, alerts_per_hour: 400.0, drift: DriftMode::None, drift_at_ms: i64::MAX, accuracy: 0.92 }
+        SocConfig { seed: 1, alerts_per_hour: 400.0, drift: DriftMode::None, drift_at_ms: i64::MAX }
     }
 }
 
@@ -146,7 +144,7 @@ impl Soc {
         let drifting = at >= self.cfg.drift_at_ms;
         // Calibrated: the agent's confidence is the probability that it is right.
         let mut confidence = rng.beta(40.0, 1.5).clamp(0.01, 0.999);
-        let mut correct = rng.chance(confidence.min(self.cfg.accuracy.max(confidence - 0.05)));
+        let mut correct = rng.chance(confidence);
         let mut drifted = false;
         let mut name = if correct {
             right
