@@ -97,13 +97,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
     for seed in 1..=seeds {
         // a day with over-isolation from `drift_at`
         let day = soc::Soc::run(
-            soc::SocConfig {
-                seed,
-                alerts_per_hour: rate,
-                drift: soc::DriftMode::OverIsolation,
-                drift_at_ms: drift_at,
-                ..Default::default()
-            },
+            soc::SocConfig { seed, alerts_per_hour: rate, drift: soc::DriftMode::OverIsolation, drift_at_ms: drift_at },
             drift_at + 8 * HOUR,
         );
         let pts = timed_points(&day, &policy, 0);

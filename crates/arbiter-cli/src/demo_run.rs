@@ -160,10 +160,8 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     };
     let drift_at = args.drift_at * HOUR;
     let total = args.hours * HOUR;
-    let proposals = Soc::run(
-        SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at, ..SocConfig::default() },
-        total,
-    );
+    let proposals =
+        Soc::run(SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at }, total);
     println!("Arbiter demo: a simulated security operations center, {} hours, seed {}", args.hours, args.seed);
     println!("  server:     {url}   (store: {})", db.display());
     println!("  console:    {url}/   (sign in with the lead key below)");

@@ -25,13 +25,7 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     let start = s.clock.now().0;
     let drift_at = 15 * HOUR;
     let proposals = Soc::run(
-        SocConfig {
-            seed: 3,
-            alerts_per_hour: 300.0,
-            drift: DriftMode::OverIsolation,
-            drift_at_ms: drift_at,
-            ..SocConfig::default()
-        },
+        SocConfig { seed: 3, alerts_per_hour: 300.0, drift: DriftMode::OverIsolation, drift_at_ms: drift_at },
         drift_at + 2 * HOUR,
     );
     let mut tasks = Vec::new();
