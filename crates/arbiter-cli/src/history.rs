@@ -137,20 +137,7 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
         }
         (None, Some(db)) => {
             for d in store_decisions(db, args.limit)? {
-                let agent = json!({"name": d.agent, "key_id": d.agent_key_id});
-                f(
-                    &Replay {
-                        id: &d.id,
-                        name: &d.action.name,
-                        confidence: d.action.confidence,
-                        args: &d.action.args,
-                        signals: &d.action.signals,
-                        context: &d.context,
-                        agent: &agent,
-                        correct: d.outcome.as_ref().is_none_or(|o| o.correct),
-                    },
-                    d.event_time,
-                );
+                Replay::of_decision(&d, |r| f(r, d.event_time));
                 n += 1;
             }
         }

@@ -29,6 +29,24 @@ pub struct Replay<'a> {
     pub correct: bool,
 }
 
+impl Replay<'_> {
+    /// Call `f` with the replay of a stored decision (its arguments, signals
+    /// and context included; a decision without an outcome counts as right).
+    pub fn of_decision<T>(d: &arbiter_core::Decision, f: impl FnOnce(&Replay<'_>) -> T) -> T {
+        let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
+        f(&Replay {
+            id: &d.id,
+            name: &d.action.name,
+            confidence: d.action.confidence,
+            args: &d.action.args,
+            signals: &d.action.signals,
+            context: &d.context,
+            agent: &agent,
+            correct: d.outcome.as_ref().is_none_or(|o| o.correct),
+        })
+    }
+}
+
 /// How one policy does on the history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyStats {
@@ -182,17 +200,7 @@ impl<'p> Backtest<'p> {
     /// Replay a stored decision (its arguments, signals and context included;
     /// a decision without an outcome counts as right).
     pub fn add_decision(&mut self, d: &arbiter_core::Decision) {
-        let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
-        self.add(&Replay {
-            id: &d.id,
-            name: &d.action.name,
-            confidence: d.action.confidence,
-            args: &d.action.args,
-            signals: &d.action.signals,
-            context: &d.context,
-            agent: &agent,
-            correct: d.outcome.as_ref().is_none_or(|o| o.correct),
-        });
+        Replay::of_decision(d, |r| self.add(r));
     }
 
     /// The report.

@@ -56,4 +56,31 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     assert!(decided > 10, "reviewers worked the queue: {decided}");
     let verify = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+
+    // The day's labelled decisions are history for tuning and backtests, read straight from the store.
+    let tune = Command::new(bin())
+        .args([
+            "tune",
+            "--db",
+            db.to_str().unwrap(),
+            "--max-escalation-rate",
+            "0.10",
+            "--max-auto-error",
+            "0.05",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(tune.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&tune.stderr));
+    let t: Value = serde_json::from_slice(&tune.stdout).unwrap();
+    assert_eq!(t["result"]["decisions"].as_i64().unwrap(), labelled);
+    let soc = crate::support::soc_policy();
+    let bt = Command::new(bin())
+        .args(["policy", "backtest", soc.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
+    let b: Value = serde_json::from_slice(&bt.stdout).unwrap();
+    assert_eq!(b["new"]["decisions"].as_i64().unwrap(), labelled);
+    assert_eq!(b["new"]["condition_errors"], 0, "stored decisions carry their arguments");
 }
