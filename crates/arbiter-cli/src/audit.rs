@@ -1,7 +1,7 @@
 //! `arbiter audit verify|export`, directly on the store.
 
-use anyhow::{Context, Result, bail};
-use arbiter_store::{SqliteStore, Store};
+use anyhow::{Context, Result};
+use arbiter_store::Store;
 use clap::Subcommand;
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,20 +30,13 @@ pub enum AuditCommand {
     },
 }
 
-fn open(db: &PathBuf) -> Result<SqliteStore> {
-    if !db.exists() {
-        bail!("no store at {}", db.display());
-    }
-    SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))
-}
-
 /// Run an audit subcommand.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = crate::current_thread()?;
     rt.block_on(async move {
         match cmd {
             AuditCommand::Verify { db } => {
-                let store = open(&db)?;
+                let store = crate::open_store(&db)?;
                 let chain = store.verify_events().await?;
                 let cases = if chain.is_none() { store.verify_projections().await? } else { None };
                 store.close();
@@ -63,7 +56,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 }
             }
             AuditCommand::Export { db, out, after } => {
-                let store = open(&db)?;
+                let store = crate::open_store(&db)?;
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

@@ -1,7 +1,6 @@
 //! `arbiter backup`: a consistent copy of a live store.
 
-use anyhow::{Context, Result, bail};
-use arbiter_store::SqliteStore;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,13 +18,8 @@ pub struct BackupArgs {
 
 /// Copy the store to `--out` without stopping the server.
 pub fn run(args: BackupArgs) -> Result<ExitCode> {
-    if !args.db.exists() {
-        bail!("no store at {}", args.db.display());
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let store =
-            SqliteStore::open(&args.db).with_context(|| format!("cannot open the store at {}", args.db.display()))?;
+    crate::current_thread()?.block_on(async {
+        let store = crate::open_store(&args.db)?;
         store.backup_to(&args.out).await.with_context(|| format!("backup to {} failed", args.out.display()))?;
         store.close();
         anyhow::Ok(())

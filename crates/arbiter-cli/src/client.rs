@@ -29,7 +29,7 @@ impl Api {
         let Some(key) = args.key.clone() else {
             bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = crate::current_thread()?;
         Ok(Api { url: args.url.trim_end_matches('/').to_string(), key, http: reqwest::Client::new(), rt })
     }
 

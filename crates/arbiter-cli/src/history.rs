@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use arbiter_core::Timestamp;
 use arbiter_core::tuning::{History, history};
 use arbiter_policy::backtest::Replay;
-use arbiter_store::{SqliteStore, Store};
+use arbiter_store::Store;
 use clap::Args;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -37,12 +37,8 @@ fn read(p: &Path) -> Result<String> {
 }
 
 fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision>> {
-    if !db.exists() {
-        bail!("no store at {}", db.display());
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let store = SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))?;
+    crate::current_thread()?.block_on(async {
+        let store = crate::open_store(db)?;
         let d = store.labelled_decisions(limit).await?;
         store.close();
         Ok(d)

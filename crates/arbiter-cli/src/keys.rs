@@ -1,9 +1,9 @@
 //! `arbiter keys create|list|revoke`, working directly on the store (a running
 //! server sees new keys at once and revocations within its key-cache TTL, 5 s).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use arbiter_core::{Clock, Role, SystemClock};
-use arbiter_store::{SqliteStore, Store};
+use arbiter_store::Store;
 use clap::Subcommand;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -49,24 +49,13 @@ pub enum KeysCommand {
     },
 }
 
-fn open(db: &PathBuf) -> Result<SqliteStore> {
-    if !db.exists() {
-        bail!(
-            "no store at {}; start `arbiter serve --db {}` once to create it, or pass --db",
-            db.display(),
-            db.display()
-        );
-    }
-    SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))
-}
-
 /// Run a key subcommand.
 pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = crate::current_thread()?;
     rt.block_on(async move {
         match cmd {
             KeysCommand::Create { db, name, role, tags, quiet } => {
-                let store = open(&db)?;
+                let store = crate::open_store(&db)?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
                 arbiter_server::auth::validate_key_fields(&name, &tags).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let key = arbiter_server::auth::generate_key(&name, role, tags, SystemClock.now())
@@ -82,7 +71,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::List { db, json } => {
-                let store = open(&db)?;
+                let store = crate::open_store(&db)?;
                 let keys = store.keys().await?;
                 store.close();
                 if json {
@@ -100,7 +89,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Revoke { db, id } => {
-                let store = open(&db)?;
+                let store = crate::open_store(&db)?;
                 let done = store.revoke_key(&id, SystemClock.now()).await?;
                 store.close();
                 if !done {

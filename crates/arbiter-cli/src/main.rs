@@ -115,6 +115,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// A single-threaded tokio runtime, for commands that only talk to the store or one server.
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Open an existing store (commands other than `serve` never create one).
+fn open_store(db: &std::path::Path) -> anyhow::Result<arbiter_store::SqliteStore> {
+    use anyhow::Context;
+    if !db.exists() {
+        anyhow::bail!(
+            "no store at {}; start `arbiter serve --db {}` once to create it, or pass --db",
+            db.display(),
+            db.display()
+        );
+    }
+    arbiter_store::SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))
+}
+
 /// A multi-threaded tokio runtime for the commands that need one.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)

@@ -68,16 +68,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let policy = crate::policy::load(&args.policy)?;
     let mut arrivals = Vec::new();
     history::replay(&args.history, |r, at| {
-        let env = arbiter_policy::cel::Env {
-            name: r.name,
-            args: r.args,
-            confidence: r.confidence,
-            signals: r.signals,
-            context: r.context,
-            agent: r.agent,
-            trace_id: None,
-        };
-        let ev = policy.evaluate(&env);
+        let ev = policy.evaluate(&r.env());
         if ev.verdict == Verdict::Escalate {
             let sla = ev.escalation.map_or(30 * 60_000, |e| e.sla.as_millis());
             arrivals.push(Arrival { at_ms: at.0, sla_ms: sla });

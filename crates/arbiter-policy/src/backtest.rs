@@ -29,7 +29,20 @@ pub struct Replay<'a> {
     pub correct: bool,
 }
 
-impl Replay<'_> {
+impl<'a> Replay<'a> {
+    /// What the policy sees of this decision.
+    pub fn env(&self) -> Env<'a> {
+        Env {
+            name: self.name,
+            args: self.args,
+            confidence: self.confidence,
+            signals: self.signals,
+            context: self.context,
+            agent: self.agent,
+            trace_id: None,
+        }
+    }
+
     /// Call `f` with the replay of a stored decision (its arguments, signals
     /// and context included; a decision without an outcome counts as right).
     pub fn of_decision<T>(d: &arbiter_core::Decision, f: impl FnOnce(&Replay<'_>) -> T) -> T {
@@ -166,15 +179,7 @@ impl<'p> Backtest<'p> {
 
     /// Replay one decision.
     pub fn add(&mut self, r: &Replay<'_>) {
-        let env = Env {
-            name: r.name,
-            args: r.args,
-            confidence: r.confidence,
-            signals: r.signals,
-            context: r.context,
-            agent: r.agent,
-            trace_id: None,
-        };
+        let env = r.env();
         let a = self.new.evaluate(&env);
         self.new_stats.add(a.verdict, r.correct, a.condition_errors.len());
         if let Some(cur) = self.current {

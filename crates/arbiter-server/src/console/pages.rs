@@ -223,10 +223,7 @@ pub async fn case(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match render_case(&state, &viewer, &id, &q).await {
-        Ok(r) => r,
-        Err(e) => error_page(e),
-    }
+    render_case(&state, &viewer, &id, &q).await.unwrap_or_else(error_page)
 }
 
 async fn render_case(
@@ -516,10 +513,7 @@ pub async fn review(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match render_review(&state, &viewer, &id, &q).await {
-        Ok(r) => r,
-        Err(e) => error_page(e),
-    }
+    render_review(&state, &viewer, &id, &q).await.unwrap_or_else(error_page)
 }
 
 async fn render_review(
@@ -777,11 +771,8 @@ pub async fn review_act(
         match field(&f, "op") {
             "stage" => {
                 let record = stage_record(&f)?;
-                for d in record.referenced_decisions() {
-                    if state.store.decision(d).await?.is_none() {
-                        return Err(ApiError::invalid("decision_id", format!("no decision {d}")));
-                    }
-                }
+                crate::routes::reviews::require_decisions(&state, "decision_id", &record.referenced_decisions())
+                    .await?;
                 let rationale = rationale(&state, "rationale", field(&f, "rationale"))?;
                 state
                     .update_case(

@@ -6,7 +6,7 @@ mod decisions;
 mod keys;
 mod ops;
 mod policy;
-mod reviews;
+pub(crate) mod reviews;
 mod webhooks;
 
 use crate::AppState;

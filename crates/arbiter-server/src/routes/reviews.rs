@@ -53,7 +53,7 @@ fn ids_ok(field: &str, ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn require_decisions(state: &AppState, field: &str, ids: &[&str]) -> Result<Vec<Decision>, ApiError> {
+pub(crate) async fn require_decisions(state: &AppState, field: &str, ids: &[&str]) -> Result<Vec<Decision>, ApiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let d = state.store.decision(id).await?.ok_or_else(|| ApiError::invalid(field, format!("no decision {id}")))?;
