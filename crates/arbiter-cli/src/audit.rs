@@ -10,8 +10,23 @@ use std::process::ExitCode;
 /// Audit subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain and replay every case against its row; name the first problem. Exits 1 if any.
+    /// Walk the hash chain, check every decision row against it and replay every case against its row;
+    /// name the first problem. Exits 1 if any.
     Verify {
+        /// SQLite database file.
+        #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
+        db: PathBuf,
+        /// `SEQ:HASH` printed earlier by `arbiter audit anchor`: also prove the log still extends it
+        /// (deleting the newest events together with their rows is caught only this way).
+        #[arg(long)]
+        anchor: Option<arbiter_store::ChainHead>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the chain head (`SEQ:HASH`): store it elsewhere (a ticket, a second system) and later pass it to
+    /// `audit verify --anchor` to prove nothing before it was removed or rewritten.
+    Anchor {
         /// SQLite database file.
         #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
         db: PathBuf,
@@ -35,25 +50,36 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let rt = crate::current_thread()?;
     rt.block_on(async move {
         match cmd {
-            AuditCommand::Verify { db } => {
+            AuditCommand::Verify { db, anchor, json } => {
                 let store = crate::open_store(&db)?;
-                let chain = store.verify_events().await?;
-                let cases = if chain.is_none() { store.verify_projections().await? } else { None };
+                let report = store.verify_audit(anchor.clone()).await?;
                 store.close();
-                match (chain, cases) {
-                    (Some((seq, why)), _) => {
-                        println!("FAILED: event {seq} does not verify: {why}");
-                        Ok(ExitCode::FAILURE)
-                    }
-                    (None, Some((id, why))) => {
-                        println!("FAILED: case {id}: {why}");
-                        Ok(ExitCode::FAILURE)
-                    }
-                    (None, None) => {
-                        println!("ok: the hash chain is intact and every case matches its events");
-                        Ok(ExitCode::SUCCESS)
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    match &report.problem {
+                        Some(p) => println!("FAILED: {p}"),
+                        None => println!(
+                            "ok: {} events chained{}; {} decisions and {} cases match the chain{}",
+                            report.events,
+                            report.head.as_ref().map_or(String::new(), |h| format!(" (head {h})")),
+                            report.decisions,
+                            report.cases,
+                            if anchor.is_some() { "; it extends the anchor" } else { "" }
+                        ),
                     }
                 }
+                Ok(if report.problem.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            }
+            AuditCommand::Anchor { db } => {
+                let store = crate::open_store(&db)?;
+                let head = store.chain_head().await?;
+                store.close();
+                match head {
+                    Some(h) => println!("{h}"),
+                    None => anyhow::bail!("the audit log of {} is empty; there is nothing to anchor yet", db.display()),
+                }
+                Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { db, out, after } => {
                 let store = crate::open_store(&db)?;

@@ -198,9 +198,34 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             if let Some(r) = case["review"].as_object() {
                 println!("\nreview: {}", r["title"].as_str().unwrap_or(""));
             }
+            let proposed = &decision["action"]["args"];
             println!("\ntimeline:");
             for e in events.as_array().into_iter().flatten() {
                 println!("  {}  {:<26} {}", s(e, "at"), s(e, "kind"), s(e, "actor"));
+                let data = &e["data"];
+                match s(e, "kind") {
+                    "case.answered" => {
+                        let a = &data["answer"];
+                        println!("      {}: {}", s(a, "verdict"), s(a, "rationale"));
+                        if let Some(args) = a.get("modified_args").filter(|v| v.is_object()) {
+                            println!("      modified the arguments:");
+                            for change in arbiter_core::diff::args_diff(proposed, args) {
+                                println!("        {change}");
+                            }
+                        }
+                    }
+                    "case.requirements_raised" => {
+                        let esc = &data["escalation"];
+                        println!(
+                            "      the modified action needs {} approval(s) from [{}], severity {} (triggers: {})",
+                            esc["approvals"],
+                            list(&esc["reviewers"]),
+                            s(esc, "severity"),
+                            list(&data["triggers"])
+                        );
+                    }
+                    _ => {}
+                }
             }
             if chain.as_array().is_some_and(|c| c.len() > 1) {
                 println!("\ndecision chain ({} decisions in the same trace):", chain.as_array().map_or(0, Vec::len));

@@ -89,6 +89,12 @@ pub struct Answer {
     /// Failure-mode tags (e.g. `wrong_target`, `low_evidence`), for learning across cases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failure_modes: Vec<String>,
+    /// Digest (RFC 8785 canonical JSON, SHA-256) of the arguments this answer
+    /// approves or rejects: the modified ones for a modification, otherwise
+    /// the case's arguments at the time. An approval counts only toward
+    /// exactly these arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_digest: Option<String>,
     /// When.
     pub at: Timestamp,
 }
@@ -123,6 +129,9 @@ pub struct Case {
     /// The trace the decision belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Digest of the arguments the agent proposed (approval cases); see [`Answer::args_digest`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_digest: Option<String>,
     /// The reviewer holding the case, until the lease runs out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
@@ -164,6 +173,36 @@ pub struct Comment {
 }
 
 impl Case {
+    /// A new, open approval case for `decision`, answered under `escalation`
+    /// (its first tier's time starts `now`).
+    pub fn new_approval(
+        id: String,
+        decision: &crate::decision::Decision,
+        escalation: Escalation,
+        now: Timestamp,
+    ) -> Case {
+        Case {
+            id,
+            kind: CaseKind::Approval,
+            state: CaseState::Open,
+            decision_id: Some(decision.id.clone()),
+            action_name: decision.action.name.clone(),
+            agent: decision.agent.clone(),
+            sla_deadline: now.plus_millis(escalation.sla.as_millis()),
+            escalation,
+            tier: 0,
+            answers: vec![],
+            confidence: decision.action.confidence,
+            trace_id: decision.trace_id.clone(),
+            args_digest: Some(crate::canonical::args_digest(&decision.action.args)),
+            claim: None,
+            comments: vec![],
+            review: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// A new, open review case about `action_name` / `agent`, worked by
     /// `reviewers`. Review cases have no SLA tiers or fallback; their deadline
     /// (a week) only orders them.
@@ -197,6 +236,7 @@ impl Case {
             answers: vec![],
             confidence: None,
             trace_id: None,
+            args_digest: None,
             claim: None,
             comments: vec![],
             review: Some(review),
@@ -236,8 +276,44 @@ impl Case {
         }
     }
 
-    /// Distinct approvals so far.
+    /// Digest of the arguments the case would now let the agent run: the
+    /// latest modification's, or the proposed ones.
+    pub fn candidate_digest(&self) -> Option<&str> {
+        self.answers
+            .iter()
+            .rev()
+            .find(|a| a.modified_args.is_some())
+            .map_or(self.args_digest.as_deref(), |a| a.args_digest.as_deref())
+    }
+
+    /// The arguments of the latest modification, if any reviewer modified them.
+    pub fn candidate_args(&self) -> Option<&serde_json::Value> {
+        self.answers.iter().rev().find_map(|a| a.modified_args.as_ref())
+    }
+
+    /// Approvals that count toward the candidate arguments (one per reviewer):
+    /// an approval given for other arguments never counts.
     pub fn approvals(&self) -> usize {
-        self.answers.iter().filter(|a| a.verdict == Verdict::Allow).count()
+        self.approvers().len()
+    }
+
+    /// Names of the reviewers whose approvals count toward the candidate arguments.
+    pub fn approvers(&self) -> Vec<&str> {
+        let digest = self.candidate_digest();
+        let mut names: Vec<&str> = Vec::new();
+        for a in &self.answers {
+            if a.verdict == Verdict::Allow && a.args_digest.as_deref() == digest && !names.contains(&a.by.as_str()) {
+                names.push(&a.by);
+            }
+        }
+        names
+    }
+
+    /// Whether `name` (or key `key_id`) already gave an answer that still
+    /// counts: an approval of the candidate arguments (a reviewer may approve
+    /// again after someone else modified them).
+    pub fn has_answered(&self, name: &str, key_id: &str) -> bool {
+        let digest = self.candidate_digest();
+        self.answers.iter().any(|a| (a.key_id == key_id || a.by == name) && a.args_digest.as_deref() == digest)
     }
 }

@@ -3,9 +3,11 @@
 //! directly; the shell crates pass time and data in.
 
 pub mod action;
+pub mod canonical;
 pub mod case;
 pub mod chart;
 pub mod decision;
+pub mod diff;
 pub mod drift;
 pub mod duration;
 pub mod escalation;
@@ -29,4 +31,4 @@ pub use escalation::{Escalation, Tier};
 pub use key::{Principal, Role};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verdict::{Severity, Verdict};
-pub use workflow::{Actor, CaseCommand, CaseError, CaseEvent};
+pub use workflow::{Actor, CaseCommand, CaseError, CaseEvent, ModificationCheck};

@@ -71,7 +71,7 @@ pub fn visible_to(
         && case.agent != name
         && (is_admin || !case.current_reviewers().is_disjoint(tags))
         && case.held_at(now).is_none_or(|c| c.key_id == key_id)
-        && !case.answers.iter().any(|a| a.key_id == key_id)
+        && !case.has_answered(name, key_id)
 }
 
 /// Order `cases` by urgency at `now` and explain each position.

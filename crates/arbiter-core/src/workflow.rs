@@ -54,6 +54,9 @@ pub enum CaseCommand {
         verdict: Verdict,
         /// Edited arguments, for a modification.
         modified_args: Option<serde_json::Value>,
+        /// What the policy says about the modified action (required with
+        /// `modified_args`): a modification is a new action.
+        check: Option<ModificationCheck>,
         /// Why.
         rationale: String,
         /// Failure-mode tags.
@@ -108,6 +111,19 @@ pub enum CaseCommand {
     Sweep,
 }
 
+/// The policy's verdict on a reviewer's modified action, evaluated by the
+/// caller exactly as if an agent had proposed it, against the policy version
+/// the case was opened under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModificationCheck {
+    /// The verdict the modified action gets.
+    pub verdict: Verdict,
+    /// Names of the triggers that fired on it.
+    pub triggers: Vec<String>,
+    /// Its requirements, when the verdict is `escalate`.
+    pub escalation: Option<crate::escalation::Escalation>,
+}
+
 /// One change to a case; the payload of an audit-log event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data")]
@@ -151,6 +167,18 @@ pub enum CaseEvent {
     Answered {
         /// The answer.
         answer: Answer,
+    },
+    /// A reviewer's modification needs more than the case asked for: the
+    /// case's requirements become the union (never looser), and approvals
+    /// count only toward the modified arguments.
+    #[serde(rename = "case.requirements_raised")]
+    RequirementsRaised {
+        /// The requirements from now on.
+        escalation: crate::escalation::Escalation,
+        /// The modified arguments they apply to.
+        args_digest: String,
+        /// The triggers that fired on the modified action.
+        triggers: Vec<String>,
     },
     /// Enough answers are in: the case is decided.
     #[serde(rename = "case.decided")]
@@ -234,6 +262,7 @@ impl CaseEvent {
             CaseEvent::LeaseExpired { .. } => "case.lease_expired",
             CaseEvent::Reassigned { .. } => "case.reassigned",
             CaseEvent::Answered { .. } => "case.answered",
+            CaseEvent::RequirementsRaised { .. } => "case.requirements_raised",
             CaseEvent::Decided { .. } => "case.decided",
             CaseEvent::TierEscalated { .. } => "case.tier_escalated",
             CaseEvent::FallbackApplied { .. } => "case.fallback_applied",
@@ -283,6 +312,15 @@ pub enum CaseError {
     /// The reviewer already answered this case.
     #[error("you already answered this case; another reviewer must give the next approval")]
     AlreadyAnswered,
+    /// The policy denies the action as modified.
+    #[error(
+        "the policy denies the modified action (triggers: {}); a reviewer cannot approve what the policy forbids",
+        .triggers.join(", ")
+    )]
+    ModificationDenied {
+        /// The deny triggers that fired on the modified action.
+        triggers: Vec<String>,
+    },
     /// The reviewer is the agent that proposed the action.
     #[error("nobody may approve their own agent's action")]
     OwnAction,
@@ -322,6 +360,26 @@ pub enum CaseError {
         /// Why.
         message: String,
     },
+}
+
+impl CaseError {
+    /// A stable code that clients can match on (the problem+json `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaseError::NotOpen(_) => "not_open",
+            CaseError::WrongRole { .. } => "wrong_role",
+            CaseError::AlreadyAnswered => "already_answered",
+            CaseError::ModificationDenied { .. } => "modification_denied",
+            CaseError::OwnAction => "own_action",
+            CaseError::HeldByOther { .. } => "case_held",
+            CaseError::NotHolder => "not_holder",
+            CaseError::AdminOnly(_) => "admin_only",
+            CaseError::WrongKind(..) => "wrong_kind",
+            CaseError::Incomplete(_) => "review_incomplete",
+            CaseError::NotYourRole { .. } => "not_your_role",
+            CaseError::Invalid { .. } => "invalid_request",
+        }
+    }
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
@@ -375,7 +433,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
         CaseCommand::Claim { by, lease_ms } => {
             require_approval(case, "only approval cases are claimed")?;
             may_answer_tier(case, by)?;
-            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
+            if case.has_answered(&by.name, &by.key_id) {
                 return Err(CaseError::AlreadyAnswered);
             }
             let renewed = match case.held_at(now) {
@@ -405,7 +463,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
-        CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes } => {
+        CaseCommand::Answer { by, verdict, modified_args, check, rationale, failure_modes } => {
             require_approval(case, "only approval cases are answered")?;
             may_answer_tier(case, by)?;
             if let Some(c) = case.held_at(now)
@@ -413,7 +471,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             {
                 return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
             }
-            if case.answers.iter().any(|a| a.key_id == by.key_id || a.by == by.name) {
+            if case.has_answered(&by.name, &by.key_id) {
                 return Err(CaseError::AlreadyAnswered);
             }
             if !matches!(verdict, Verdict::Allow | Verdict::Deny) {
@@ -422,6 +480,38 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if *verdict == Verdict::Deny && modified_args.is_some() {
                 return Err(invalid("args", "a rejection cannot modify the arguments"));
             }
+            let mut events = Vec::new();
+            let mut required = case.escalation.approvals as usize;
+            let digest = match modified_args {
+                Some(args) => {
+                    let digest = crate::canonical::args_digest(args);
+                    let Some(check) = check else {
+                        return Err(invalid("args", "a modification must be checked against the case's policy first"));
+                    };
+                    match check.verdict {
+                        Verdict::Deny => {
+                            return Err(CaseError::ModificationDenied { triggers: check.triggers.clone() });
+                        }
+                        Verdict::Escalate => {
+                            let mut raised = case.escalation.clone();
+                            if let Some(e) = &check.escalation {
+                                raised.merge(e);
+                            }
+                            required = raised.approvals as usize;
+                            if raised != case.escalation {
+                                events.push(CaseEvent::RequirementsRaised {
+                                    escalation: raised,
+                                    args_digest: digest.clone(),
+                                    triggers: check.triggers.clone(),
+                                });
+                            }
+                        }
+                        Verdict::Allow => {}
+                    }
+                    Some(digest)
+                }
+                None => case.candidate_digest().map(str::to_string),
+            };
             let answer = Answer {
                 by: by.name.clone(),
                 key_id: by.key_id.clone(),
@@ -429,18 +519,37 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 modified_args: modified_args.clone(),
                 rationale: rationale.clone(),
                 failure_modes: failure_modes.clone(),
+                args_digest: digest.clone(),
                 at: now,
             };
-            let mut events = vec![CaseEvent::Answered { answer: answer.clone() }];
-            let mut decided_by: Vec<String> = case.answers.iter().map(|a| a.by.clone()).collect();
-            decided_by.push(answer.by.clone());
+            events.push(CaseEvent::Answered { answer: answer.clone() });
             if *verdict == Verdict::Deny {
+                let mut decided_by: Vec<String> = case.answers.iter().map(|a| a.by.clone()).collect();
+                decided_by.push(answer.by.clone());
+                decided_by.dedup();
                 events.push(CaseEvent::Decided { verdict: Verdict::Deny, modified_args: None, decided_by });
-            } else if case.approvals() + 1 >= case.escalation.approvals as usize {
-                // The last modification given wins.
-                let modified =
-                    modified_args.clone().or_else(|| case.answers.iter().rev().find_map(|a| a.modified_args.clone()));
-                events.push(CaseEvent::Decided { verdict: Verdict::Allow, modified_args: modified, decided_by });
+                return Ok(events);
+            }
+            // Approvals count only toward the exact arguments they approved.
+            let mut approvers: Vec<String> = Vec::new();
+            for a in &case.answers {
+                if a.verdict == Verdict::Allow
+                    && a.args_digest == digest
+                    && a.by != by.name
+                    && !approvers.contains(&a.by)
+                {
+                    approvers.push(a.by.clone());
+                }
+            }
+            approvers.push(answer.by.clone());
+            if approvers.len() >= required {
+                // The arguments the agent runs: this modification, or the latest one before it.
+                let modified = modified_args.clone().or_else(|| case.candidate_args().cloned());
+                events.push(CaseEvent::Decided {
+                    verdict: Verdict::Allow,
+                    modified_args: modified,
+                    decided_by: approvers,
+                });
             }
             Ok(events)
         }
@@ -589,6 +698,7 @@ impl Case {
                 self.claim = None;
                 self.state = CaseState::Decided;
             }
+            CaseEvent::RequirementsRaised { escalation, .. } => self.escalation = escalation.clone(),
             CaseEvent::TierEscalated { to_tier, sla_deadline, .. } => {
                 self.tier = *to_tier;
                 self.sla_deadline = *sla_deadline;

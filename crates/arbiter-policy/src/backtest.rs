@@ -46,7 +46,7 @@ impl<'a> Replay<'a> {
     /// Call `f` with the replay of a stored decision (its arguments, signals
     /// and context included; a decision without an outcome counts as right).
     pub fn of_decision<T>(d: &arbiter_core::Decision, f: impl FnOnce(&Replay<'_>) -> T) -> T {
-        let agent = serde_json::json!({"name": d.agent, "key_id": d.agent_key_id});
+        let agent = crate::cel::agent_value(&d.agent, &d.agent_key_id);
         f(&Replay {
             id: &d.id,
             name: &d.action.name,

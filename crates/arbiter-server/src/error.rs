@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The case rules refused a command; each kind has its own code.
+    #[error(transparent)]
+    Case(arbiter_core::CaseError),
     /// The server is not ready (e.g. no policy is active).
     #[error("{0}")]
     Unavailable(String),
@@ -85,6 +88,20 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Case(e) => {
+                use arbiter_core::CaseError as E;
+                let (status, title) = match e {
+                    E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
+                        (StatusCode::FORBIDDEN, "Forbidden")
+                    }
+                    E::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid request"),
+                    E::ModificationDenied { .. } => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "Modification denied by the policy")
+                    }
+                    _ => (StatusCode::CONFLICT, "Conflict"),
+                };
+                (status, e.code(), title)
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
@@ -101,16 +118,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Case(e) => {
-                use arbiter_core::CaseError as E;
-                match e {
-                    E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
-                        ApiError::Forbidden(e.to_string())
-                    }
-                    E::Invalid { field, message } => ApiError::Invalid { field, message },
-                    other => ApiError::Conflict(other.to_string()),
-                }
+            StoreError::Case(arbiter_core::CaseError::Invalid { field, message }) => {
+                ApiError::Invalid { field, message }
             }
+            StoreError::Case(e) => ApiError::Case(e),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
             other => ApiError::Internal(other.to_string()),
         }
@@ -130,6 +141,14 @@ impl IntoResponse for ApiError {
         });
         match &self {
             ApiError::Invalid { field, .. } => body["field"] = json!(field),
+            ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
+                body["field"] = json!("args");
+                body["triggers"] = json!(triggers);
+            }
+            ApiError::Case(arbiter_core::CaseError::WrongRole { needed, have }) => {
+                body["needed"] = json!(needed);
+                body["have"] = json!(have);
+            }
             ApiError::InvalidPolicy(errs) => {
                 body["errors"] = errs
                     .0

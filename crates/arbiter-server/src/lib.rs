@@ -3,6 +3,7 @@
 //! background work (policy refresh across replicas) runs beside it and stops
 //! with it.
 
+pub mod app;
 pub mod auth;
 pub mod console;
 pub mod drift;
@@ -117,6 +118,8 @@ pub struct AppState {
     cases_version: std::sync::atomic::AtomicU64,
     /// Active approval cases as last read: (version, when, cases).
     active_cases: std::sync::Mutex<Option<CasesRead>>,
+    /// Stored policy versions compiled on demand (cases are checked against the version that opened them).
+    versions: std::sync::Mutex<std::collections::HashMap<String, Arc<Policy>>>,
 }
 
 impl AppState {
@@ -135,6 +138,7 @@ impl AppState {
             console_secret: tokio::sync::OnceCell::new(),
             cases_version: std::sync::atomic::AtomicU64::new(0),
             active_cases: std::sync::Mutex::new(None),
+            versions: Default::default(),
         });
         state.refresh_policy().await?;
         Ok(state)
@@ -143,6 +147,31 @@ impl AppState {
     /// The active policy, if one is loaded.
     pub fn policy(&self) -> Option<Arc<Policy>> {
         self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The stored policy version `hash`, compiled (kept for the next call).
+    pub async fn policy_version(&self, hash: &str) -> Result<Arc<Policy>, ApiError> {
+        if let Some(p) = self.policy().filter(|p| p.hash() == hash) {
+            return Ok(p);
+        }
+        if let Some(p) = self.versions.lock().unwrap_or_else(|e| e.into_inner()).get(hash) {
+            return Ok(p.clone());
+        }
+        let v = self
+            .store
+            .policy_version(hash)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("policy version {hash} is referenced but not stored")))?;
+        let p = Arc::new(
+            Policy::parse(&v.source)
+                .map_err(|e| ApiError::Internal(format!("stored policy version {hash} no longer compiles: {e}")))?,
+        );
+        let mut cache = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 32 {
+            cache.clear();
+        }
+        cache.insert(hash.to_string(), p.clone());
+        Ok(p)
     }
 
     fn set_policy(&self, p: Arc<Policy>) {

@@ -26,7 +26,7 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, ApiError> {
                 }
                 Ok(_) => {}
                 // Another replica swept it first, or it was decided meanwhile.
-                Err(ApiError::NotFound(_) | ApiError::Conflict(_)) => {}
+                Err(ApiError::NotFound(_) | ApiError::Conflict(_) | ApiError::Case(_)) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -80,6 +80,20 @@ pub fn summary(e: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join(", "))
         ),
+        "case.requirements_raised" => format!(
+            "Case {case}: a reviewer's modification needs more ({} approval(s) from {}; triggers {})",
+            d["escalation"]["approvals"].as_u64().unwrap_or(1),
+            d["escalation"]["reviewers"].as_array().map_or(String::new(), |r| r
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")),
+            d["triggers"].as_array().map_or(String::new(), |r| r
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
+        ),
         "case.fallback_applied" => {
             format!("Case {case}: SLA expired; the fallback `{}` was applied", s(d, &["verdict"]))
         }

@@ -66,6 +66,7 @@ fn case(id: &str, decision_id: &str, approvals: u32) -> Case {
         answers: vec![],
         confidence: Some(0.7),
         trace_id: Some("trace-1".into()),
+        args_digest: Some(arbiter_core::canonical::args_digest(&json!({"host": "web-17"}))),
         claim: None,
         comments: vec![],
         review: None,
@@ -87,6 +88,11 @@ fn approve(by: &str, args: Option<serde_json::Value>) -> CaseCommand {
     CaseCommand::Answer {
         by: reviewer(by, &["soc_lead"]),
         verdict: Verdict::Allow,
+        check: args.as_ref().map(|_| arbiter_core::ModificationCheck {
+            verdict: Verdict::Allow,
+            triggers: vec![],
+            escalation: None,
+        }),
         modified_args: args,
         rationale: format!("{by} checked it"),
         failure_modes: vec![],
@@ -113,8 +119,14 @@ pub async fn run_all(store: &dyn Store) {
     sla_sweep(store).await;
     review_cases(store).await;
     webhook_outbox(store).await;
-    assert_eq!(store.verify_events().await.unwrap(), None);
-    assert_eq!(store.verify_projections().await.unwrap(), None);
+    assert_verified(store).await;
+}
+
+/// `verify_audit` finds nothing wrong; returns its report.
+pub async fn assert_verified(store: &dyn Store) -> crate::AuditReport {
+    let report = store.verify_audit(None).await.unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
+    report
 }
 
 /// Policy versions are stored once and the latest activation wins.
@@ -199,7 +211,8 @@ pub async fn cases_and_events(store: &dyn Store) {
     };
     store.insert_decision(nd).await.unwrap();
     assert_eq!(store.open_case_count().await.unwrap(), open_before + 1);
-    let first = store.update_case("c2", approve("ann", None), Timestamp(2_000)).await.unwrap();
+    let first = approve("ann", Some(json!({"host": "web-17", "mode": "network_only"})));
+    let first = store.update_case("c2", first, Timestamp(2_000)).await.unwrap();
     assert!(first.decision.is_none());
     assert_eq!(first.events.len(), 1);
     assert!(matches!(
@@ -210,8 +223,8 @@ pub async fn cases_and_events(store: &dyn Store) {
         store.update_case("nope", approve("ann", None), Timestamp(2_000)).await,
         Err(StoreError::NotFound(_))
     ));
-    let second = approve("bob", Some(json!({"host": "web-17", "mode": "network_only"})));
-    let done = store.update_case("c2", second, Timestamp(3_000)).await.unwrap();
+    // bob approves the arguments as they stand: ann's modification
+    let done = store.update_case("c2", approve("bob", None), Timestamp(3_000)).await.unwrap();
     let d = done.decision.unwrap();
     assert_eq!(d.status, DecisionStatus::Final);
     let fin = d.final_verdict.unwrap();
@@ -223,8 +236,8 @@ pub async fn cases_and_events(store: &dyn Store) {
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["case.opened", "case.answered", "case.answered", "case.decided"]);
     assert_eq!(events[3].actor, "bob");
-    assert_eq!(store.verify_events().await.unwrap(), None);
-    assert_eq!(store.verify_projections().await.unwrap(), None);
+    let report = assert_verified(store).await;
+    assert!(report.decisions >= 2 && report.cases >= 1, "{report:?}");
 }
 
 /// Under 32 concurrent reviewers claiming the same cases, no case is ever held by two.
@@ -435,7 +448,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
     let awkward: Vec<f64> = (1..200).map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2).collect();
     let data = json!({"action": "isolate_host", "p": 7.815303959546327e-12, "rates": [0.1440501043841336, 0.057667103538663174], "values": awkward});
     let e = store.record_event("drift.alarm", "system", Timestamp(3_002), data).await.unwrap();
-    assert_eq!(store.verify_events().await.unwrap(), None, "float data verifies after a round trip");
+    assert_eq!(store.verify_audit(None).await.unwrap().problem, None, "float data verifies after a round trip");
     let first = store.setting_or_insert("console_secret", "aaa").await.unwrap();
     assert_eq!(first, "aaa");
     assert_eq!(store.setting_or_insert("console_secret", "bbb").await.unwrap(), "aaa", "set once, then kept");

@@ -7,9 +7,11 @@
 
 pub mod conformance;
 mod events;
+pub mod rules;
 mod sqlite;
 
 pub use events::{Event, GENESIS_HASH};
+pub use rules::{AuditProblem, AuditReport, ChainHead};
 pub use sqlite::SqliteStore;
 
 use arbiter_core::{
@@ -331,11 +333,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events of one case, in order.
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>>;
-    /// Walk the whole event chain; the first event whose hash does not verify, if any.
-    async fn verify_events(&self) -> Result<Option<(u64, String)>>;
-    /// Rebuild every case from its events and compare with the stored row;
-    /// the first case whose row differs, if any.
-    async fn verify_projections(&self) -> Result<Option<(String, String)>>;
+    /// Check the whole audit log in one snapshot: every event's hash and
+    /// link, that the chain still extends `anchor` (if given), every decision
+    /// row against the digest the chain committed for it, and every case row
+    /// against the replay of its events. Stops at the first problem.
+    async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport>;
+    /// The last event of the chain (to store elsewhere as an anchor).
+    async fn chain_head(&self) -> Result<Option<ChainHead>>;
     /// A server-wide setting, set to `value` first if it has none (atomic across replicas).
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
     /// Aggregates for the console's dashboard since `since`.

@@ -4,13 +4,15 @@
 //! a killed process and a power cut.
 
 use crate::events::{Event, GENESIS_HASH};
+use crate::rules::{
+    AuditProblem, AuditReport, ChainBatch, ChainHead, ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger,
+    command_actor, final_from_event,
+};
 use crate::{
     CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat, finalize,
 };
-use arbiter_core::{
-    Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, FinalSource, FinalVerdict, Outcome, Role, Timestamp,
-};
+use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
@@ -24,12 +26,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_decision_sessions.sql")),
     (4, include_str!("../migrations/sqlite/0004_settings.sql")),
     (5, include_str!("../migrations/sqlite/0005_dashboard.sql")),
+    (6, include_str!("../migrations/sqlite/0006_trust.sql")),
 ];
 const MAX_BATCH: usize = 1024;
 const READERS: usize = 4;
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Option<Reply> + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut ChainBatch) -> Option<Reply> + Send>;
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
@@ -71,11 +74,39 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        if *version == 6 {
+            commit_existing_decisions(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version).map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(version, "applied SQLite migration");
     }
     Ok(())
+}
+
+/// Decisions written before they were chained are committed by the upgrade
+/// (events marked `backfill`, 10,000 decisions each): from then on, editing
+/// them is detected.
+fn commit_existing_decisions(conn: &Connection) -> Result<()> {
+    let flush = |chain: &mut ChainBatch| -> Result<()> {
+        if let Some((mut data, at)) = chain.take() {
+            data["backfill"] = serde_json::Value::Bool(true);
+            append_event(conn, None, None, DECISIONS_COMMITTED, "system", at, data)?;
+        }
+        Ok(())
+    };
+    let mut chain = ChainBatch::default();
+    let mut st = conn.prepare("SELECT id, body, received_at FROM decisions ORDER BY seq").map_err(backend)?;
+    let mut rows = st.query([]).map_err(backend)?;
+    while let Some(r) = rows.next().map_err(backend)? {
+        let (id, body, at): (String, String, i64) =
+            (r.get(0).map_err(backend)?, r.get(1).map_err(backend)?, r.get(2).map_err(backend)?);
+        chain.cover(&id, &body, Timestamp(at));
+        if chain.len() >= 10_000 {
+            flush(&mut chain)?;
+        }
+    }
+    flush(&mut chain)
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
@@ -96,27 +127,49 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         };
         let mut replies = Vec::with_capacity(batch.len());
-        run_batch(&tx, batch, &mut replies);
-        let outcome = tx.commit().map_err(backend);
+        let mut chain = ChainBatch::default();
+        run_batch(&tx, batch, &mut replies, &mut chain);
+        // The decisions this batch wrote are committed to the audit chain in
+        // the same transaction: one event for the whole batch.
+        let committed = match chain.take() {
+            Some((data, at)) => append_event(&tx, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ()),
+            None => Ok(()),
+        };
+        let outcome = match committed {
+            Ok(()) => fail_point("commit").and_then(|()| tx.commit().map_err(backend)),
+            Err(e) => Err(e),
+        };
         for reply in replies {
             reply(outcome.clone());
         }
     }
 }
 
-fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>) {
+/// Test hook: `ARBITER_TEST_FAIL=commit` makes every commit fail (the
+/// durability tests prove that no write is acknowledged unless it commits).
+fn fail_point(name: &str) -> Result<()> {
+    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
+        Some(n) if n == name => Err(StoreError::Backend(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)"))),
+        _ => Ok(()),
+    }
+}
+
+fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>, chain: &mut ChainBatch) {
     for job in batch {
         // A savepoint per job: a job that fails rolls back alone, and the rest
         // of the batch still commits.
         if tx.execute_batch("SAVEPOINT job").is_err() {
             continue;
         }
-        match job(tx) {
+        let covered = chain.len();
+        match job(tx, chain) {
             Some(reply) => {
                 let _ = tx.execute_batch("RELEASE job");
                 replies.push(reply);
             }
             None => {
+                chain.truncate(covered);
                 let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
             }
         }
@@ -175,8 +228,17 @@ impl SqliteStore {
 
     /// Run `f` inside the next group-commit batch; resolves after the batch commits.
     async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        self.write_chained(move |c, _| f(c)).await
+    }
+
+    /// Like [`SqliteStore::write`], for jobs that write decision rows: they
+    /// record them in the batch's chain commitment.
+    async fn write_chained<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut ChainBatch) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| match f(conn) {
+        let job: Job = Box::new(move |conn, chain| match f(conn, chain) {
             Ok(v) => Some(Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.map(|()| v));
             }) as Reply),
@@ -218,28 +280,18 @@ fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
-fn save_decision(conn: &Connection, d: &Decision) -> Result<()> {
+/// Rewrite a decision row (after it became final or got an outcome) and commit it to the chain.
+fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decision, at: Timestamp) -> Result<()> {
     let body = serde_json::to_string(d).map_err(corrupt)?;
-    conn.execute(
+    let col = DecisionColumns::of(d);
+    conn.prepare_cached(
         "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6 WHERE id = ?1",
-        params![
-            d.id,
-            status_str(d),
-            d.final_verdict.as_ref().map(|f| f.verdict.as_str()),
-            d.outcome.as_ref().map(|o| o.correct),
-            d.outcome.as_ref().and_then(|o| o.cost),
-            body
-        ],
     )
+    .map_err(backend)?
+    .execute(params![d.id, col.status, col.final_verdict, col.outcome_correct, col.outcome_cost, body])
     .map_err(backend)?;
+    chain.cover(&d.id, &body, at);
     Ok(())
-}
-
-fn status_str(d: &Decision) -> &'static str {
-    match d.status {
-        arbiter_core::DecisionStatus::Final => "final",
-        arbiter_core::DecisionStatus::Pending => "pending",
-    }
 }
 
 fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
@@ -251,11 +303,11 @@ fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
 fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
     let body = serde_json::to_string(c).map_err(corrupt)?;
     let sql = if insert {
-        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     } else {
         "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7,
-         body = ?8, due_at = ?9, trace_id = ?10 WHERE id = ?1"
+         body = ?8, due_at = ?9, trace_id = ?10, agent = ?11 WHERE id = ?1"
     };
     conn.prepare_cached(sql)
         .map_err(backend)?
@@ -269,7 +321,8 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
             c.updated_at.0,
             body,
             c.due_at().map(|t| t.0),
-            c.trace_id
+            c.trace_id,
+            c.agent
         ])
         .map_err(backend)?;
     Ok(())
@@ -298,48 +351,6 @@ fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str
         }
     }
     Ok(e)
-}
-
-fn command_actor(cmd: &CaseCommand) -> &str {
-    match cmd {
-        CaseCommand::Claim { by, .. }
-        | CaseCommand::Release { by }
-        | CaseCommand::Reassign { by, .. }
-        | CaseCommand::Answer { by, .. }
-        | CaseCommand::Comment { by, .. }
-        | CaseCommand::RecordStage { by, .. }
-        | CaseCommand::UpdateIntervention { by, .. }
-        | CaseCommand::Close { by, .. }
-        | CaseCommand::Reopen { by, .. } => &by.name,
-        CaseCommand::Sweep => "system",
-    }
-}
-
-/// The final verdict a deciding event gives the case's decision.
-fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Timestamp) -> Option<FinalVerdict> {
-    match ev {
-        CaseEvent::Decided { verdict, modified_args, decided_by } => Some(FinalVerdict {
-            verdict: *verdict,
-            source: FinalSource::Review,
-            action: modified_args.clone().map(|args| arbiter_core::Action { args, ..decision.action.clone() }),
-            decided_by: decided_by.clone(),
-            rationale: case.answers.iter().map(|a| format!("{}: {}", a.by, a.rationale)).collect::<Vec<_>>().join("\n"),
-            decided_at: at,
-        }),
-        CaseEvent::FallbackApplied { verdict, .. } => Some(FinalVerdict {
-            verdict: *verdict,
-            source: FinalSource::SlaExpired,
-            action: None,
-            decided_by: vec![],
-            rationale: format!(
-                "nobody answered within the SLA of {} tier(s) ({} in all); the policy's fallback `{verdict}` applies",
-                case.escalation.tiers.len() + 1,
-                case.escalation.total_sla()
-            ),
-            decided_at: at,
-        }),
-        _ => None,
-    }
 }
 
 /// Rows of one JSON `body` column, parsed.
@@ -476,6 +487,12 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
         },
         r.get::<_, String>(6)?,
     ))
+}
+
+/// The stored text of an enum column as the static name it should be, so that
+/// a forged value compares unequal instead of failing to parse.
+fn static_str(s: &str) -> &'static str {
+    ["allow", "escalate", "deny", "final", "pending"].into_iter().find(|k| *k == s).unwrap_or("(unknown)")
 }
 
 const EVENT_COLS: &str = "seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash";
@@ -652,7 +669,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
-        self.write(move |c| {
+        self.write_chained(move |c, chain| {
             let d = &new.decision;
             if let Some(key) = &d.idempotency_key {
                 let prior: Option<(String, String)> = c
@@ -671,6 +688,7 @@ impl Store for SqliteStore {
                 }
             }
             let body = serde_json::to_string(d).map_err(corrupt)?;
+            let col = DecisionColumns::of(d);
             c.prepare_cached(
                 "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
                  final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id)
@@ -679,23 +697,24 @@ impl Store for SqliteStore {
             .map_err(backend)?
             .execute(params![
                 d.id,
-                d.agent,
-                d.idempotency_key,
+                col.agent,
+                col.idempotency_key,
                 new.request_digest,
-                d.action.name,
-                d.action.confidence,
-                d.verdict.as_str(),
-                status_str(d),
-                d.final_verdict.as_ref().map(|f| f.verdict.as_str()),
-                d.policy_hash,
-                d.case_id,
-                d.trace_id,
-                d.received_at.0,
-                d.event_time.0,
+                col.action_name,
+                col.confidence,
+                col.verdict,
+                col.status,
+                col.final_verdict,
+                col.policy_hash,
+                col.case_id,
+                col.trace_id,
+                col.received_at,
+                col.event_time,
                 body,
-                d.context.get("session_id").and_then(serde_json::Value::as_str)
+                col.session_id,
             ])
             .map_err(backend)?;
+            chain.cover(&d.id, &body, d.received_at);
             c.prepare_cached(
                 "INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decisions + 1",
@@ -732,10 +751,11 @@ impl Store for SqliteStore {
 
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
-        self.write(move |c| {
+        self.write_chained(move |c, chain| {
             let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            let at = outcome.recorded_at;
             d.outcome = Some(outcome);
-            save_decision(c, &d)?;
+            save_decision(c, chain, &d, at)?;
             Ok(d)
         })
         .await
@@ -758,7 +778,7 @@ impl Store for SqliteStore {
 
     async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
-        self.write(move |c| {
+        self.write_chained(move |c, chain| {
             let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
             let changes = arbiter_core::workflow::handle(&case, &command, now)?;
             let actor = command_actor(&command);
@@ -781,7 +801,7 @@ impl Store for SqliteStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
                 if let Some(fin) = final_from_event(&case, ev, &d, now) {
                     finalize(&mut d, fin);
-                    save_decision(c, &d)?;
+                    save_decision(c, chain, &d, now)?;
                     decision = Some(d);
                 }
             }
@@ -1005,40 +1025,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn verify_projections(&self) -> Result<Option<(String, String)>> {
-        self.read(|c| {
-            let mut st = c.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
-            for row in rows {
-                let (id, body) = row.map_err(backend)?;
-                let stored: Case = match serde_json::from_str(&body) {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Some((id, format!("the case row is not readable: {e}")))),
-                };
-                let events =
-                    load_events(c, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
-                let mut parsed = Vec::with_capacity(events.len());
-                for e in &events {
-                    match CaseEvent::from_parts(&e.kind, &e.data) {
-                        Ok(ev) => parsed.push((ev, e.at)),
-                        Err(err) => {
-                            return Ok(Some((id, format!("event {} cannot be read: {err}", e.seq))));
-                        }
-                    }
-                }
-                match Case::replay(parsed.iter().map(|(e, t)| (e, *t))) {
-                    None => return Ok(Some((id, "the case has no `case.opened` event".into()))),
-                    Some(rebuilt) if rebuilt != stored => {
-                        return Ok(Some((id, "the case row differs from the replay of its events".into())));
-                    }
-                    Some(_) => {}
-                }
-            }
-            Ok(None)
-        })
-        .await
-    }
-
     async fn create_webhook(&self, w: Webhook) -> Result<()> {
         self.write(move |c| {
             let events = serde_json::to_string(&w.events).map_err(corrupt)?;
@@ -1155,35 +1141,109 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn verify_events(&self) -> Result<Option<(u64, String)>> {
-        self.read(|c| {
-            let mut st = c.prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq")).map_err(backend)?;
-            let mut rows = st.query([]).map_err(backend)?;
-            let mut prev = GENESIS_HASH.to_string();
-            let mut expected_seq = 1u64;
-            while let Some(r) = rows.next().map_err(backend)? {
-                let (mut ev, data) = row_event(r).map_err(backend)?;
-                let seq = ev.seq;
-                if seq != expected_seq {
-                    return Ok(Some((
-                        seq,
-                        format!("expected event {expected_seq} next, found {seq} (events missing)"),
-                    )));
+    async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
+        self.read(move |c| {
+            // One read transaction: every check sees the same snapshot.
+            let tx = c.unchecked_transaction().map_err(backend)?;
+            let mut report = AuditReport::default();
+            let mut walk = ChainWalk::default();
+            let mut ledger = DecisionLedger::default();
+            {
+                let mut st = tx.prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq")).map_err(backend)?;
+                let mut rows = st.query([]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let (mut ev, data) = row_event(r).map_err(backend)?;
+                    ev.data = match serde_json::from_str(&data) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            report.problem =
+                                Some(AuditProblem::Event { seq: ev.seq, why: format!("data is not valid JSON: {e}") });
+                            return Ok(report);
+                        }
+                    };
+                    let step = walk.step(&ev).and_then(|()| {
+                        if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) }
+                    });
+                    if let Err(p) = step {
+                        report.problem = Some(p);
+                        return Ok(report);
+                    }
+                    report.events += 1;
+                    report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
                 }
-                ev.data = match serde_json::from_str(&data) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Some((seq, format!("data is not valid JSON: {e}")))),
-                };
-                if ev.prev_hash != prev {
-                    return Ok(Some((seq, "prev_hash does not match the previous event's hash".to_string())));
-                }
-                if ev.compute_hash() != ev.hash {
-                    return Ok(Some((seq, "hash does not match the event's contents".to_string())));
-                }
-                prev = ev.hash;
-                expected_seq += 1;
             }
-            Ok(None)
+            if let Some(anchor) = &anchor {
+                let at = load_events(&tx, &format!("SELECT {EVENT_COLS} FROM events WHERE seq = ?1"), [anchor.seq as i64])?;
+                if let Err(p) = crate::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
+                    report.problem = Some(p);
+                    return Ok(report);
+                }
+            }
+            {
+                let mut st = tx
+                    .prepare(
+                        "SELECT id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
+                         policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost
+                         FROM decisions ORDER BY seq",
+                    )
+                    .map_err(backend)?;
+                let mut rows = st.query([]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let id: String = r.get(0).map_err(backend)?;
+                    let body: String = r.get(1).map_err(backend)?;
+                    let text = |i: usize| -> Result<String> { r.get::<_, String>(i).map_err(backend) };
+                    let stored = DecisionColumns {
+                        agent: text(2)?,
+                        idempotency_key: r.get(3).map_err(backend)?,
+                        action_name: text(4)?,
+                        confidence: r.get(5).map_err(backend)?,
+                        verdict: static_str(&text(6)?),
+                        status: static_str(&text(7)?),
+                        final_verdict: r.get::<_, Option<String>>(8).map_err(backend)?.as_deref().map(static_str),
+                        policy_hash: text(9)?,
+                        case_id: r.get(10).map_err(backend)?,
+                        trace_id: r.get(11).map_err(backend)?,
+                        received_at: r.get(12).map_err(backend)?,
+                        event_time: r.get(13).map_err(backend)?,
+                        session_id: r.get(14).map_err(backend)?,
+                        outcome_correct: r.get(15).map_err(backend)?,
+                        outcome_cost: r.get(16).map_err(backend)?,
+                    };
+                    if let Err(p) = ledger.check(&id, &body, &stored) {
+                        report.problem = Some(p);
+                        return Ok(report);
+                    }
+                    report.decisions += 1;
+                }
+            }
+            if let Err(p) = ledger.finish() {
+                report.problem = Some(p);
+                return Ok(report);
+            }
+            let mut st = tx.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
+            for row in rows {
+                let (id, body) = row.map_err(backend)?;
+                let events =
+                    load_events(&tx, &format!("SELECT {EVENT_COLS} FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
+                if let Err(p) = crate::rules::check_projection(&id, &body, &events) {
+                    report.problem = Some(p);
+                    return Ok(report);
+                }
+                report.cases += 1;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn chain_head(&self) -> Result<Option<ChainHead>> {
+        self.read(|c| {
+            c.query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok(ChainHead { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
+            })
+            .optional()
+            .map_err(backend)
         })
         .await
     }

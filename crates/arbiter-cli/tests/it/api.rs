@@ -236,7 +236,10 @@ async fn every_error_is_problem_json() {
     assert!(r.headers().contains_key("www-authenticate"));
     assert_problem(r, 401, "unauthorized").await;
     assert_problem(post("not-a-key", "{}", "application/json").send().await.unwrap(), 401, "unauthorized").await;
-    let forged = format!("{}0", &agent[..agent.len() - 1]);
+    // flip the last hex digit, so the forged key always differs from the real one
+    let last = if agent.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &agent[..agent.len() - 1]);
+    assert_ne!(forged, agent);
     assert_problem(post(&forged, "{}", "application/json").send().await.unwrap(), 401, "unauthorized").await;
     // 403 wrong role
     assert_problem(s.propose(&reviewer, &allowed_action("A"), None).await, 403, "forbidden").await;

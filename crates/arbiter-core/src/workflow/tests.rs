@@ -44,6 +44,7 @@ fn approval(approvals: u32) -> Case {
         answers: vec![],
         confidence: Some(0.8),
         trace_id: None,
+        args_digest: Some(crate::canonical::args_digest(&serde_json::json!({"host": "ws-1"}))),
         claim: None,
         comments: vec![],
         review: None,
@@ -65,8 +66,25 @@ fn answer(by: &Actor, verdict: Verdict, args: Option<serde_json::Value>) -> Case
     CaseCommand::Answer {
         by: by.clone(),
         verdict,
+        check: args.as_ref().map(|_| allowed()),
         modified_args: args,
         rationale: "checked the host's EDR timeline".into(),
+        failure_modes: vec![],
+    }
+}
+
+/// The policy allows the modified action outright (no stricter requirements).
+fn allowed() -> ModificationCheck {
+    ModificationCheck { verdict: Verdict::Allow, triggers: vec![], escalation: None }
+}
+
+fn modify(by: &Actor, args: serde_json::Value, check: ModificationCheck) -> CaseCommand {
+    CaseCommand::Answer {
+        by: by.clone(),
+        verdict: Verdict::Allow,
+        modified_args: Some(args),
+        check: Some(check),
+        rationale: "narrower action is enough here".into(),
         failure_modes: vec![],
     }
 }
@@ -113,7 +131,7 @@ fn claims_are_exclusive_expire_and_renew() {
 }
 
 #[test]
-fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
+fn two_approvals_need_two_distinct_reviewers_of_the_same_arguments() {
     let mut c = approval(2);
     let ann = reviewer("ann", &["soc_analyst"]);
     let bob = reviewer("bob", &["soc_analyst"]);
@@ -126,12 +144,13 @@ fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
         run(&mut c, CaseCommand::Claim { by: ann.clone(), lease_ms: MIN }, MIN),
         Err(CaseError::AlreadyAnswered)
     );
-    let ev = run(&mut c, answer(&bob, Verdict::Allow, Some(serde_json::json!({"host": "b"}))), 2 * MIN).unwrap();
+    // a plain approval approves the arguments as they stand: ann's modification
+    let ev = run(&mut c, answer(&bob, Verdict::Allow, None), 2 * MIN).unwrap();
     assert_eq!(
         ev[1],
         CaseEvent::Decided {
             verdict: Verdict::Allow,
-            modified_args: Some(serde_json::json!({"host": "b"})),
+            modified_args: Some(serde_json::json!({"host": "a"})),
             decided_by: vec!["ann".into(), "bob".into()]
         }
     );
@@ -140,6 +159,95 @@ fn two_approvals_need_two_distinct_reviewers_and_last_modification_wins() {
         run(&mut c, answer(&reviewer("cy", &["soc_analyst"]), Verdict::Allow, None), 3 * MIN),
         Err(CaseError::NotOpen(_))
     ));
+}
+
+#[test]
+fn an_approval_never_counts_toward_other_arguments() {
+    let mut c = approval(2);
+    let ann = reviewer("ann", &["soc_analyst"]);
+    let bob = reviewer("bob", &["soc_analyst"]);
+    let cy = reviewer("cy", &["soc_analyst"]);
+    run(&mut c, answer(&ann, Verdict::Allow, None), MIN).unwrap();
+    assert_eq!(c.approvals(), 1);
+    // bob changes the arguments: ann approved other ones, so only bob's approval counts
+    let ev = run(&mut c, answer(&bob, Verdict::Allow, Some(serde_json::json!({"host": "b"}))), 2 * MIN).unwrap();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!((c.state, c.approvals(), c.approvers()), (CaseState::Open, 1, vec!["bob"]));
+    assert_eq!(c.candidate_digest(), Some(crate::canonical::args_digest(&serde_json::json!({"host": "b"}))).as_deref());
+    // ann may approve again, now the new arguments; that decides
+    let ev = run(&mut c, answer(&ann, Verdict::Allow, None), 3 * MIN).unwrap();
+    assert_eq!(
+        ev.last().unwrap(),
+        &CaseEvent::Decided {
+            verdict: Verdict::Allow,
+            modified_args: Some(serde_json::json!({"host": "b"})),
+            decided_by: vec!["bob".into(), "ann".into()]
+        }
+    );
+    // the same modification written differently (key order, spacing) is the same arguments
+    let mut c = approval(2);
+    run(&mut c, answer(&ann, Verdict::Allow, Some(serde_json::json!({"host": "b", "mode": "net"}))), MIN).unwrap();
+    let same: serde_json::Value = serde_json::from_str(r#"{ "mode":"net", "host":"b" }"#).unwrap();
+    let ev = run(&mut c, answer(&cy, Verdict::Allow, Some(same)), 2 * MIN).unwrap();
+    assert!(matches!(ev.last(), Some(CaseEvent::Decided { .. })), "{ev:?}");
+}
+
+#[test]
+fn a_modification_is_checked_like_a_new_action() {
+    let ann = reviewer("ann", &["soc_analyst"]);
+    let bob = reviewer("bob", &["soc_analyst"]);
+    let lee = reviewer("lee", &["soc_lead"]);
+    let dc = serde_json::json!({"host": "dc-01", "host_tags": ["domain_controller"]});
+    // unchecked modifications are refused
+    let mut c = approval(1);
+    let unchecked = CaseCommand::Answer {
+        by: ann.clone(),
+        verdict: Verdict::Allow,
+        modified_args: Some(dc.clone()),
+        check: None,
+        rationale: "looks fine to me".into(),
+        failure_modes: vec![],
+    };
+    assert!(matches!(run(&mut c, unchecked, MIN), Err(CaseError::Invalid { .. })));
+    // a modification the policy denies is refused, naming the triggers
+    let denied =
+        ModificationCheck { verdict: Verdict::Deny, triggers: vec!["isolate_ot_device".into()], escalation: None };
+    assert_eq!(
+        run(&mut c, modify(&ann, dc.clone(), denied), MIN),
+        Err(CaseError::ModificationDenied { triggers: vec!["isolate_ot_device".into()] })
+    );
+    assert!(c.answers.is_empty());
+    // stricter requirements raise the case's to the union; the case stays open
+    let stricter = Escalation {
+        severity: Severity::Critical,
+        reviewers: tags(&["soc_lead", "identity_team"]),
+        approvals: 2,
+        sla: HumanDuration(10 * 60),
+        fallback: Verdict::Deny,
+        tiers: vec![],
+    };
+    let check = ModificationCheck {
+        verdict: Verdict::Escalate,
+        triggers: vec!["isolate_domain_controller".into()],
+        escalation: Some(stricter),
+    };
+    let ev = run(&mut c, modify(&ann, dc.clone(), check), MIN).unwrap();
+    assert!(
+        matches!(&ev[0], CaseEvent::RequirementsRaised { triggers, .. } if triggers == &["isolate_domain_controller"])
+    );
+    assert_eq!(ev.len(), 2, "raised and answered, not decided: {ev:?}");
+    assert_eq!(c.state, CaseState::Open);
+    assert_eq!(c.escalation.approvals, 2);
+    assert_eq!(c.escalation.severity, Severity::Critical);
+    assert_eq!(c.escalation.reviewers, tags(&["identity_team", "soc_analyst", "soc_lead"]));
+    // the second approval of those arguments decides, with the modified arguments
+    let ev = run(&mut c, answer(&lee, Verdict::Allow, None), 2 * MIN).unwrap();
+    assert!(matches!(ev.last(), Some(CaseEvent::Decided { modified_args: Some(a), .. }) if a == &dc));
+    // a modification the policy allows outright keeps the case's requirements
+    let mut c = approval(1);
+    let ev = run(&mut c, modify(&bob, serde_json::json!({"host": "ws-1", "mode": "net"}), allowed()), MIN).unwrap();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(c.escalation.approvals, 1);
 }
 
 #[test]
@@ -381,7 +489,14 @@ proptest! {
             if let (Some(a), Some(b)) = (before.held_at(Timestamp(now)), c.held_at(Timestamp(now))) {
                 prop_assert!(a.key_id == b.key_id || matches!(cmd, CaseCommand::Reassign { .. }), "a live lease was taken over");
             }
-            prop_assert!(c.answers.iter().filter(|a| a.verdict == Verdict::Allow).count() <= approvals as usize);
+            // Open cases lack approvals of their current arguments; an approved
+            // case has exactly enough approvals of the arguments it runs.
+            if c.is_active() {
+                prop_assert!(c.approvals() < c.escalation.approvals as usize);
+            }
+            if let Some(CaseEvent::Decided { verdict: Verdict::Allow, .. }) = log.last().map(|(e, _)| e) {
+                prop_assert_eq!(c.approvals(), c.escalation.approvals as usize);
+            }
         }
         let rebuilt = Case::replay(log.iter().map(|(e, t)| (e, *t))).unwrap();
         let mut expected = c.clone();

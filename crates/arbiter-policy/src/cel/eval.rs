@@ -28,6 +28,32 @@ pub struct Env<'a> {
     pub trace_id: Option<&'a str>,
 }
 
+impl<'a> Env<'a> {
+    /// What the policy sees of `action`, proposed with `context` by `agent`
+    /// (built with [`agent_value`]) in trace `trace_id`.
+    pub fn of(
+        action: &'a arbiter_core::Action,
+        context: &'a Value,
+        agent: &'a Value,
+        trace_id: Option<&'a str>,
+    ) -> Self {
+        Env {
+            name: &action.name,
+            args: &action.args,
+            confidence: action.confidence,
+            signals: &action.signals,
+            context,
+            agent,
+            trace_id,
+        }
+    }
+}
+
+/// The `agent` a condition reads: `{name, key_id}` of the proposing key.
+pub fn agent_value(name: &str, key_id: &str) -> Value {
+    serde_json::json!({"name": name, "key_id": key_id})
+}
+
 /// A value during evaluation.
 #[derive(Debug, Clone)]
 pub enum Val<'a> {

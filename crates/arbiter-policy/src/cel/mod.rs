@@ -13,5 +13,5 @@ mod eval;
 mod parse;
 
 pub use compile::{CompileError, Program, Root, compile};
-pub use eval::{Env, EvalError, Val};
+pub use eval::{Env, EvalError, Val, agent_value};
 pub use parse::{Span, SyntaxError, parse};

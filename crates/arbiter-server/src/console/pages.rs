@@ -7,7 +7,7 @@ use crate::{AppState, actor};
 use arbiter_core::chart::{Chart, Series};
 use arbiter_core::queue;
 use arbiter_core::review::*;
-use arbiter_core::{Case, CaseCommand, CaseKind, Role, Timestamp, Verdict};
+use arbiter_core::{Case, CaseCommand, CaseKind, Role, Timestamp};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -325,9 +325,18 @@ async fn render_case(
                 );
             }
         }
-        let args = decision
-            .as_ref()
-            .map_or(String::from("{}"), |d| serde_json::to_string_pretty(&d.action.args).unwrap_or_default());
+        // The arguments as they stand: the latest modification, or the proposed ones.
+        let current = case.candidate_args().cloned().or_else(|| decision.as_ref().map(|d| d.action.args.clone()));
+        let args = current.map_or(String::from("{}"), |a| serde_json::to_string_pretty(&a).unwrap_or_default());
+        if let (Some(m), Some(d)) = (case.candidate_args(), &decision) {
+            o.push_str(
+                r#"<p><b>A reviewer modified the arguments.</b> Approving now approves these:</p><ul class="diff">"#,
+            );
+            for change in arbiter_core::diff::args_diff(&d.action.args, m) {
+                let _ = write!(o, "<li><code>{}</code></li>", esc(&change.to_string()));
+            }
+            o.push_str("</ul>");
+        }
         let _ = write!(
             o,
             r#"<form method="post" action="{action_url}"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="op" value="decide">
@@ -363,9 +372,25 @@ async fn render_case(
     );
     o.push_str("</div><div>");
     o.push_str(r#"<div class="card"><h2>Timeline</h2><ol class="timeline">"#);
+    let proposed = decision.as_ref().map(|d| d.action.args.clone()).unwrap_or_default();
     for e in &events {
-        let _ =
-            write!(o, "<li><code>{}</code> <b>{}</b> by {}</li>", esc(&e.at.to_string()), esc(&e.kind), esc(&e.actor));
+        let _ = write!(o, "<li><code>{}</code> <b>{}</b> by {}", esc(&e.at.to_string()), esc(&e.kind), esc(&e.actor));
+        if let Some(args) = e.data["answer"].get("modified_args").filter(|v| v.is_object()) {
+            o.push_str(r#"<ul class="diff">"#);
+            for change in arbiter_core::diff::args_diff(&proposed, args) {
+                let _ = write!(o, "<li><code>{}</code></li>", esc(&change.to_string()));
+            }
+            o.push_str("</ul>");
+        }
+        if e.kind == "case.requirements_raised" {
+            let _ = write!(
+                o,
+                r#"<p class="muted">The modified action needs {} approval(s) from {}.</p>"#,
+                e.data["escalation"]["approvals"],
+                esc(&e.data["escalation"]["reviewers"].to_string())
+            );
+        }
+        o.push_str("</li>");
     }
     o.push_str("</ol></div>");
     o.push_str(&chain_card(&chain, case.decision_id.as_deref()));
@@ -422,33 +447,28 @@ pub async fn case_act(
                 Ok((None, Some("Released back to the queue.".into())))
             }
             "decide" => {
-                let rationale = rationale(&state, "rationale", field(&f, "rationale"))?;
-                let choice = field(&f, "decision");
-                let modified_args = if choice == "modify" {
-                    let v: serde_json::Value = serde_json::from_str(field(&f, "args"))
-                        .map_err(|e| ApiError::invalid("args", format!("the arguments are not valid JSON: {e}")))?;
-                    if !v.is_object() {
-                        return Err(ApiError::invalid("args", "the arguments must be a JSON object"));
-                    }
-                    arbiter_core::action::check_value("args", &v, &state.config.limits, 0)
-                        .map_err(|e| ApiError::invalid(e.field, e.message))?;
-                    Some(v)
+                let choice = crate::app::cases::ReviewerChoice::parse(field(&f, "decision"))
+                    .ok_or_else(|| ApiError::invalid("decision", "choose approve, modify or reject"))?;
+                let args = if choice == crate::app::cases::ReviewerChoice::Modify {
+                    Some(
+                        serde_json::from_str::<serde_json::Value>(field(&f, "args"))
+                            .map_err(|e| ApiError::invalid("args", format!("the arguments are not valid JSON: {e}")))?,
+                    )
                 } else {
                     None
-                };
-                let verdict = match choice {
-                    "approve" | "modify" => Verdict::Allow,
-                    "reject" => Verdict::Deny,
-                    _ => return Err(ApiError::invalid("decision", "choose approve, modify or reject")),
                 };
                 let failure_modes: Vec<String> = field(&f, "failure_modes")
                     .split(',')
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect();
-                let u = state
-                    .update_case(&id, CaseCommand::Answer { by, verdict, modified_args, rationale, failure_modes })
-                    .await?;
+                let input = crate::app::cases::AnswerInput {
+                    choice,
+                    rationale: field(&f, "rationale").to_string(),
+                    args,
+                    failure_modes,
+                };
+                let u = crate::app::cases::answer(&state, &viewer.who, &id, input).await?;
                 let msg = match u.decision.and_then(|d| d.final_verdict) {
                     Some(fv) => format!("Decided: {} — the agent has its answer.", fv.verdict),
                     None => "Your approval is recorded; another reviewer must approve too.".to_string(),

@@ -13,39 +13,31 @@ use std::sync::Arc;
 /// The result of verifying the audit log.
 #[derive(Debug, Serialize)]
 pub struct Verification {
-    /// True when the chain and every case projection check out.
+    /// True when the chain, every decision row and every case projection check out.
     pub ok: bool,
-    /// The first event whose hash does not verify.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_event: Option<u64>,
-    /// The first case whose row differs from the replay of its events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_case: Option<String>,
-    /// What is wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
+    /// What was checked, and the first problem found.
+    #[serde(flatten)]
+    pub report: arbiter_store::AuditReport,
 }
 
-/// Walk the hash chain and replay every case.
-pub async fn verify(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Verification>, ApiError> {
+/// Query of `GET /v1/audit/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// `SEQ:HASH` of an event recorded earlier (`arbiter audit anchor`): the chain must still extend it.
+    pub anchor: Option<String>,
+}
+
+/// Walk the hash chain, check every decision row against it, and replay every case.
+pub async fn verify(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Json<Verification>, ApiError> {
     auth.require(&[Role::Admin], "verifying the audit log")?;
-    if let Some((seq, why)) = state.store.verify_events().await? {
-        return Ok(Json(Verification {
-            ok: false,
-            first_bad_event: Some(seq),
-            first_bad_case: None,
-            problem: Some(why),
-        }));
-    }
-    if let Some((id, why)) = state.store.verify_projections().await? {
-        return Ok(Json(Verification {
-            ok: false,
-            first_bad_event: None,
-            first_bad_case: Some(id),
-            problem: Some(why),
-        }));
-    }
-    Ok(Json(Verification { ok: true, first_bad_event: None, first_bad_case: None, problem: None }))
+    let anchor = q.anchor.map(|a| a.parse().map_err(|e: String| ApiError::invalid("anchor", e))).transpose()?;
+    let report = state.store.verify_audit(anchor).await?;
+    Ok(Json(Verification { ok: report.problem.is_none(), report }))
 }
 
 /// Query of `GET /v1/audit/events`.

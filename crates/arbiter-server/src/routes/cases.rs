@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, actor};
 use arbiter_core::queue::{self, QueueItem};
-use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Role, Verdict};
+use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Role};
 use arbiter_store::{CaseFilter, Event};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,14 +18,7 @@ use std::time::Duration;
 /// Roles that work cases.
 pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
 
-/// Load a case or answer 404.
-pub async fn load(state: &AppState, id: &str) -> Result<Case, ApiError> {
-    let nf = || ApiError::NotFound(format!("case {id} not found"));
-    if id.len() > 64 {
-        return Err(nf());
-    }
-    state.store.case(id).await?.ok_or_else(nf)
-}
+pub use crate::app::cases::{ReviewerChoice, load, rationale};
 
 /// The reviewer's queue.
 #[derive(Debug, Serialize)]
@@ -205,18 +198,6 @@ pub async fn reassign(
     Ok(Json(state.update_case(&id, cmd).await?.case))
 }
 
-/// What a reviewer decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewerChoice {
-    /// Let the agent go ahead as proposed.
-    Approve,
-    /// Refuse the action.
-    Reject,
-    /// Approve with edited arguments, which the agent receives instead of its own.
-    Modify,
-}
-
 /// The body of `POST /v1/cases/{id}/decision`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,23 +224,6 @@ pub struct CaseDecisionResponse {
     pub decision: Option<Decision>,
 }
 
-/// Check a rationale against the configured minimum; returns it trimmed.
-pub fn rationale(state: &AppState, field: &str, text: &str) -> Result<String, ApiError> {
-    let t = text.trim();
-    let min = state.config.min_rationale_len;
-    if t.chars().count() < min {
-        return Err(ApiError::invalid(field, format!("explain it in at least {min} characters")));
-    }
-    if t.len() > 16 * 1024 {
-        return Err(ApiError::invalid(field, "must be at most 16 KiB"));
-    }
-    Ok(t.to_string())
-}
-
-fn tag_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// A reviewer answers an approval case (only the holder, if someone holds it).
 pub async fn decide(
     State(state): State<Arc<AppState>>,
@@ -268,29 +232,13 @@ pub async fn decide(
     JsonBody(req): JsonBody<CaseDecisionRequest>,
 ) -> Result<Json<CaseDecisionResponse>, ApiError> {
     let who = auth.require(WORKERS, "deciding cases")?;
-    let rationale = rationale(&state, "rationale", &req.rationale)?;
-    if req.failure_modes.len() > 16 || !req.failure_modes.iter().all(|t| tag_ok(t)) {
-        return Err(ApiError::invalid("failure_modes", "up to 16 tags of letters, digits, `_` and `-`"));
-    }
-    let modified_args = match (req.decision, req.args) {
-        (ReviewerChoice::Modify, Some(args)) if args.is_object() => {
-            arbiter_core::action::check_value("args", &args, &state.config.limits, 0)
-                .map_err(|e| ApiError::invalid(e.field, e.message))?;
-            Some(args)
-        }
-        (ReviewerChoice::Modify, _) => {
-            return Err(ApiError::invalid("args", "`modify` needs the edited arguments as a JSON object"));
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::invalid("args", "arguments can only be given with `modify`"));
-        }
-        (_, None) => None,
+    let input = crate::app::cases::AnswerInput {
+        choice: req.decision,
+        rationale: req.rationale,
+        args: req.args,
+        failure_modes: req.failure_modes,
     };
-    let verdict = if req.decision == ReviewerChoice::Reject { Verdict::Deny } else { Verdict::Allow };
-    load(&state, &id).await?;
-    let cmd =
-        CaseCommand::Answer { by: actor(who), verdict, modified_args, rationale, failure_modes: req.failure_modes };
-    let update = state.update_case(&id, cmd).await?;
+    let update = crate::app::cases::answer(&state, who, &id, input).await?;
     Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))
 }
 

@@ -20,6 +20,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "case.lease_expired",
     "case.reassigned",
     "case.answered",
+    "case.requirements_raised",
     "case.decided",
     "case.tier_escalated",
     "case.fallback_applied",

@@ -5,4 +5,5 @@ mod drift;
 mod policy_versions;
 mod review_workflow;
 mod support;
+mod trust;
 mod webhooks;

@@ -40,12 +40,20 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// The SOC example policy.
+pub const SOC_POLICY: &str = include_str!("../../../../examples/policies/soc.yaml");
+
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::with(POLICY, |_| {}).await
+    }
+
+    /// A server on `policy`, with the test configuration changed by `tweak`.
+    pub async fn with(policy: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("arbiter.db")).unwrap());
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let config = Config {
+        let mut config = Config {
             // Background loops stay quiet; tests call the sweeper and the webhook worker themselves.
             sweep_interval: Duration::from_secs(3600),
             webhook_interval: Duration::from_secs(3600),
@@ -53,8 +61,9 @@ impl TestServer {
             webhook_max_attempts: 3,
             ..Config::default()
         };
+        tweak(&mut config);
         let state = AppState::new(store, config, clock.clone()).await.unwrap();
-        let boot = arbiter_server::bootstrap(&state, Some(POLICY)).await.unwrap();
+        let boot = arbiter_server::bootstrap(&state, Some(policy)).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -101,6 +110,41 @@ impl TestServer {
         assert_eq!(status, 201, "{d}");
         assert_eq!(d["verdict"], "escalate", "{d}");
         (d["id"].as_str().unwrap().into(), d["case_id"].as_str().unwrap().into())
+    }
+
+    /// Requests long-polling right now (the `arbiter_waiting_agents` gauge).
+    pub fn waiting_agents(&self) -> f64 {
+        self.state
+            .metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("arbiter_waiting_agents "))
+            .map_or(0.0, |l| l.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap())
+    }
+
+    /// Wait (at most a minute) until `n` agents are parked on a long-poll, so a
+    /// test proves that they were waiting, not that they arrived late.
+    pub async fn until_waiting(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.waiting_agents() < n as f64 {
+            assert!(started.elapsed() < Duration::from_secs(60), "{n} waiter(s) never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Long-poll a decision for `wait_secs` in the background; yields when it returned and what it got.
+    pub fn poll(
+        &self,
+        key: &str,
+        decision: &str,
+        wait_secs: u64,
+    ) -> tokio::task::JoinHandle<(std::time::Instant, Value)> {
+        let (http, url, key) =
+            (self.http.clone(), self.at(&format!("/v1/decisions/{decision}?wait={wait_secs}s")), key.to_string());
+        tokio::spawn(async move {
+            let v: Value = http.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+            (std::time::Instant::now(), v)
+        })
     }
 
     pub fn advance(&self, d: Duration) {

@@ -23,19 +23,167 @@ async fn reopening_keeps_data_and_schema() {
     assert!(store.decision("d1").await.unwrap().is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_names_the_first_tampered_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("arbiter.db");
-    let store = SqliteStore::open(&path).unwrap();
+/// A store with decisions, cases and events, saved as a pristine file that
+/// each tamper scenario copies and edits behind the store's back, as an
+/// attacker with file access would.
+async fn pristine(dir: &std::path::Path) -> std::path::PathBuf {
+    let store = SqliteStore::open(dir.join("live.db")).unwrap();
+    conformance::decisions_and_idempotency(&store).await;
     conformance::cases_and_events(&store).await;
-    assert_eq!(store.verify_events().await.unwrap(), None);
-    // Edit a row behind the store's back, as an attacker with file access would.
+    conformance::sla_sweep(&store).await;
+    let report = conformance::assert_verified(&store).await;
+    assert!(report.events >= 8 && report.decisions >= 3 && report.cases >= 2, "{report:?}");
+    let path = dir.join("pristine.db");
+    store.backup_to(&path).await.unwrap();
+    path
+}
+
+/// Copy the pristine store, run `sql` on the copy, and verify it (with `anchor`).
+async fn tampered(
+    pristine: &std::path::Path,
+    name: &str,
+    sql: &str,
+    anchor: Option<arbiter_store::ChainHead>,
+) -> arbiter_store::AuditProblem {
+    let path = pristine.with_file_name(format!("{name}.db"));
+    std::fs::copy(pristine, &path).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute("UPDATE events SET data = replace(data, 'bob checked it', 'nobody checked') WHERE seq = 3", [])
+    raw.execute_batch(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(raw.changes() > 0 || sql.contains("INSERT"), "{name}: the edit changed nothing");
+    drop(raw);
+    let store = SqliteStore::open(&path).unwrap();
+    let report = store.verify_audit(anchor).await.unwrap();
+    let summary = format!("{report:?}");
+    report.problem.unwrap_or_else(|| panic!("{name}: tampering went unnoticed: {summary}"))
+}
+
+fn event_seq(p: &arbiter_store::AuditProblem) -> u64 {
+    match p {
+        arbiter_store::AuditProblem::Event { seq, .. } => *seq,
+        other => panic!("expected an event problem, got {other:?}"),
+    }
+}
+
+fn decision_id(p: &arbiter_store::AuditProblem) -> &str {
+    match p {
+        arbiter_store::AuditProblem::Decision { id, .. } => id,
+        other => panic!("expected a decision problem, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_first_tampered_event_whatever_was_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pristine(dir.path()).await;
+    // the first answer on a case, somewhere in the middle of the chain
+    let n: i64 = rusqlite::Connection::open(&p)
+        .unwrap()
+        .query_row("SELECT MIN(seq) FROM events WHERE kind = 'case.answered'", [], |r| r.get(0))
         .unwrap();
-    let (seq, why) = store.verify_events().await.unwrap().expect("tampering must be detected");
-    assert_eq!(seq, 3, "{why}");
+    let n = n as u64;
+    assert!(n > 2);
+    for (name, edit) in [
+        ("data", "data = replace(data, 'checked it', 'did not check')"),
+        ("kind", "kind = 'case.commented'"),
+        ("actor", "actor = 'mallory'"),
+        ("at", "at = at + 1"),
+        ("case_id", "case_id = 'c-other'"),
+    ] {
+        let sql = format!("UPDATE events SET {edit} WHERE seq = {n}");
+        assert_eq!(event_seq(&tampered(&p, name, &sql, None).await), n, "{name}");
+    }
+    // deleting an event in the middle leaves a gap
+    let prob = tampered(&p, "delete", &format!("DELETE FROM events WHERE seq = {n}"), None).await;
+    assert_eq!(event_seq(&prob), n + 1, "{prob:?}");
+    // reordering two events breaks their links
+    let sql = format!(
+        "UPDATE events SET seq = -1 WHERE seq = {n}; UPDATE events SET seq = {n} WHERE seq = {n} + 1;
+         UPDATE events SET seq = {n} + 1 WHERE seq = -1"
+    );
+    assert_eq!(event_seq(&tampered(&p, "reorder", &sql, None).await), n, "reorder");
+    // inserting an event (linked to its predecessor) breaks the link of the one after it
+    let sql = format!(
+        "UPDATE events SET seq = seq + 1000 WHERE seq >= {n}; UPDATE events SET seq = seq - 999 WHERE seq >= 1000;
+         INSERT INTO events (seq, kind, actor, at, data, prev_hash, hash)
+           SELECT {n}, 'case.commented', 'mallory', at, '{{}}', hash, hash FROM events WHERE seq = {n} - 1"
+    );
+    assert_eq!(event_seq(&tampered(&p, "insert", &sql, None).await), n, "insert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_decision_rows_edited_inserted_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pristine(dir.path()).await;
+    // the forged verdict of the issue: a final deny turned into allow, in the body and the column
+    let prob = tampered(
+        &p,
+        "verdict",
+        "UPDATE decisions SET final_verdict = 'allow', body = replace(body, '\"verdict\":\"deny\"', '\"verdict\":\"allow\"')
+         WHERE id = 'd-sla'",
+        None,
+    )
+    .await;
+    assert_eq!(decision_id(&prob), "d-sla", "{prob:?}");
+    // the arguments edited
+    let prob =
+        tampered(&p, "args", "UPDATE decisions SET body = replace(body, 'web-17', 'dc-01') WHERE id = 'd2'", None)
+            .await;
+    assert_eq!(decision_id(&prob), "d2", "{prob:?}");
+    // only an indexed column edited (what tuning and drift read)
+    let prob = tampered(&p, "column", "UPDATE decisions SET confidence = 0.99 WHERE id = 'd2'", None).await;
+    assert!(
+        matches!(&prob, arbiter_store::AuditProblem::Decision { id, why } if id == "d2" && why.contains("confidence"))
+    );
+    // a row deleted
+    let prob = tampered(&p, "deleted", "DELETE FROM decisions WHERE id = 'd2'", None).await;
+    assert_eq!(decision_id(&prob), "d2", "{prob:?}");
+    // a row inserted
+    let prob = tampered(
+        &p,
+        "inserted",
+        "INSERT INTO decisions (id, agent, request_digest, action_name, verdict, status, policy_hash, received_at, event_time, body)
+         SELECT 'forged', agent, 'x', action_name, verdict, status, policy_hash, received_at, event_time,
+                replace(body, '\"id\":\"d1\"', '\"id\":\"forged\"') FROM decisions WHERE id = 'd1'",
+        None,
+    )
+    .await;
+    assert_eq!(decision_id(&prob), "forged", "{prob:?}");
+    // the row and the chain's record of it edited together: the chain event no longer verifies
+    let prob = tampered(
+        &p,
+        "row_and_leaf",
+        "UPDATE decisions SET body = replace(body, 'web-17', 'dc-01') WHERE id = 'd2';
+         UPDATE events SET data = '{\"decisions\":[]}' WHERE kind = 'decisions.committed'",
+        None,
+    )
+    .await;
+    assert!(matches!(prob, arbiter_store::AuditProblem::Event { .. }), "{prob:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_catches_the_newest_events_deleted_with_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pristine(dir.path()).await;
+    let store = SqliteStore::open(&p).unwrap();
+    let head = store.chain_head().await.unwrap().unwrap();
+    assert_eq!(store.verify_audit(Some(head.clone())).await.unwrap().problem, None);
+    drop(store);
+    // Dropping the last events and every row they cover leaves a valid plain chain...
+    let last_case_event = "DELETE FROM events WHERE seq >= (SELECT MIN(seq) FROM events WHERE case_id = 'c-sla'); DELETE FROM cases WHERE id = 'c-sla';";
+    let drop_rows = "DELETE FROM decisions WHERE id = 'd-sla';";
+    let sql = format!("{last_case_event} {drop_rows}");
+    let path = p.with_file_name("truncated.db");
+    std::fs::copy(&p, &path).unwrap();
+    rusqlite::Connection::open(&path).unwrap().execute_batch(&sql).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.verify_audit(None).await.unwrap().problem, None, "a plain chain cannot see a truncation");
+    // ...but not one that must extend the anchor taken before.
+    let prob = store.verify_audit(Some(head.clone())).await.unwrap().problem.unwrap();
+    assert!(matches!(prob, arbiter_store::AuditProblem::Anchor { .. }), "{prob:?}");
+    // A rewritten event at the anchor's position is caught too.
+    let forged = arbiter_store::ChainHead { seq: head.seq - 3, hash: "0".repeat(64) };
+    let prob = store.verify_audit(Some(forged)).await.unwrap().problem.unwrap();
+    assert!(matches!(prob, arbiter_store::AuditProblem::Anchor { .. }), "{prob:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,25 +207,22 @@ async fn backup_is_a_consistent_openable_copy() {
     assert!(store.backup_to(&dest).await.is_err(), "an existing file is never overwritten");
     let copy = SqliteStore::open(&dest).unwrap();
     assert!(copy.decision("d1").await.unwrap().is_some());
-    assert_eq!(copy.verify_events().await.unwrap(), None);
+    conformance::assert_verified(&copy).await;
     assert_eq!(copy.keys().await.unwrap(), store.keys().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_catches_a_case_row_edited_behind_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("arbiter.db");
-    let store = SqliteStore::open(&path).unwrap();
-    conformance::cases_and_events(&store).await;
-    assert_eq!(store.verify_projections().await.unwrap(), None);
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    let n = raw
-        .execute("UPDATE cases SET body = replace(body, '\"approvals\":2', '\"approvals\":1') WHERE id = 'c2'", [])
-        .unwrap();
-    assert_eq!(n, 1);
-    let (id, why) = store.verify_projections().await.unwrap().expect("an edited projection must be detected");
-    assert_eq!(id, "c2", "{why}");
-    assert_eq!(store.verify_events().await.unwrap(), None, "the chain itself is intact");
+    let p = pristine(dir.path()).await;
+    let prob = tampered(
+        &p,
+        "case",
+        "UPDATE cases SET body = replace(body, '\"approvals\":2', '\"approvals\":1') WHERE id = 'c2'",
+        None,
+    )
+    .await;
+    assert!(matches!(&prob, arbiter_store::AuditProblem::Case { id, .. } if id == "c2"), "{prob:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +236,7 @@ async fn upgrades_a_version_one_database_in_place() {
         let body = r#"{"id":"old","agent":"a","agent_key_id":"k","action":{"name":"close_alert","args":{},"signals":{}},"trace_id":"t-old","context":{"session_id":"chat-1"},"verdict":"allow","status":"final","triggers":[],"explanation":"x","policy_hash":"h","received_at":"2026-01-01T00:00:00.000Z","event_time":"2026-01-01T00:00:00.000Z","eval_micros":1}"#;
         raw.execute(
             "INSERT INTO decisions (id, agent, request_digest, action_name, verdict, status, policy_hash, trace_id, received_at, event_time, body)
-             VALUES ('old', 'a', 'r', 'close_alert', 'allow', 'final', 'h', 't-old', 0, 0, ?1)",
+             VALUES ('old', 'a', 'r', 'close_alert', 'allow', 'final', 'h', 't-old', 1767225600000, 1767225600000, ?1)",
             [body],
         )
         .unwrap();
@@ -99,7 +244,10 @@ async fn upgrades_a_version_one_database_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 5, "every migration applied");
+    assert_eq!(v, 6, "every migration applied");
+    // the decision written before decisions were chained is committed by the upgrade
+    let report = conformance::assert_verified(&store).await;
+    assert_eq!(report.decisions, 1);
     // the new session column was filled from the stored bodies
     let chain = store.decision_chain(&[], &["old".into()], 10).await.unwrap();
     assert_eq!(chain.len(), 1);

@@ -1,0 +1,128 @@
+//! Proposals: an agent's action evaluated against the active policy and
+//! stored (with its approval case, when it escalates) before the answer.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::metrics::DecisionLabels;
+use arbiter_core::action::check_value;
+use arbiter_core::{Action, Case, Decision, DecisionStatus, FinalSource, FinalVerdict, Principal, Timestamp, Verdict};
+use arbiter_policy::cel::{Env, agent_value};
+use arbiter_store::{Inserted, NewDecision};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+
+/// The body of `POST /v1/decisions`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The proposed action.
+    pub action: Action,
+    /// Correlates the decisions of one agent run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// Free-form context (alert, ticket, conversation ids, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// When the action happened, if not now (replays and simulations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<Timestamp>,
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn validate(req: &DecisionRequest, state: &AppState) -> Result<(), ApiError> {
+    let limits = &state.config.limits;
+    req.action.validate(limits).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    if let Some(ctx) = &req.context {
+        if !ctx.is_object() {
+            return Err(ApiError::invalid("context", "must be a JSON object"));
+        }
+        check_value("context", ctx, limits, 0).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    }
+    if let Some(t) = &req.trace_id
+        && (t.is_empty() || t.len() > 256 || t.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("trace_id", "must be 1 to 256 characters without control characters"));
+    }
+    Ok(())
+}
+
+/// Evaluate and store one proposal. `Inserted::Existing` is the decision an
+/// earlier request with the same idempotency key got.
+pub async fn propose(
+    state: &AppState,
+    agent: &Principal,
+    req: DecisionRequest,
+    idempotency_key: Option<String>,
+) -> Result<Inserted, ApiError> {
+    let started = Instant::now();
+    validate(&req, state)?;
+    let policy = state
+        .policy()
+        .ok_or_else(|| ApiError::Unavailable("no policy is active; activate one with PUT /v1/policy".into()))?;
+    let request_digest = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
+
+    let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
+    let agent_v = agent_value(&agent.name, &agent.key_id);
+    let eval_started = Instant::now();
+    let eval = policy.evaluate(&Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
+    let eval_time = eval_started.elapsed();
+    state.metrics.policy_eval.observe(eval_time.as_secs_f64());
+
+    let now = state.clock.now();
+    let escalated = eval.verdict == Verdict::Escalate;
+    let final_verdict = (!escalated).then(|| FinalVerdict {
+        verdict: eval.verdict,
+        source: FinalSource::Policy,
+        action: None,
+        decided_by: vec![],
+        rationale: eval.explanation.clone(),
+        decided_at: now,
+    });
+    let decision = Decision {
+        id: new_id(),
+        agent: agent.name.clone(),
+        agent_key_id: agent.key_id.clone(),
+        idempotency_key,
+        action: req.action,
+        trace_id: req.trace_id,
+        context,
+        verdict: eval.verdict,
+        status: if escalated { DecisionStatus::Pending } else { DecisionStatus::Final },
+        triggers: eval.triggers,
+        explanation: eval.explanation,
+        escalation: eval.escalation.clone(),
+        policy_hash: policy.hash().to_string(),
+        case_id: None,
+        received_at: now,
+        event_time: req.event_time.unwrap_or(now),
+        eval_micros: eval_time.as_micros() as u64,
+        final_verdict,
+        condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
+        outcome: None,
+    };
+    let mut decision = decision;
+    let case = match (escalated, eval.escalation) {
+        (true, Some(esc)) => {
+            let case = Case::new_approval(new_id(), &decision, esc, now);
+            decision.case_id = Some(case.id.clone());
+            Some(case)
+        }
+        _ => None,
+    };
+    let inserted = state.store.insert_decision(NewDecision { decision, request_digest, case }).await?;
+    if let Inserted::Created(d) = &inserted {
+        if d.case_id.is_some() {
+            state.cases_changed();
+        }
+        let action = if policy.knows_class(&d.action.name) { d.action.name.clone() } else { "other".to_string() };
+        state.metrics.decisions.get_or_create(&DecisionLabels { verdict: d.verdict.as_str().into(), action }).inc();
+        state.metrics.decision_latency.observe(started.elapsed().as_secs_f64());
+    }
+    Ok(inserted)
+}

@@ -1,0 +1,6 @@
+//! The operations Arbiter offers, written once. API routes and console pages
+//! are thin adapters over these: they parse the request, call one operation,
+//! and render its result.
+
+pub mod cases;
+pub mod decisions;
