@@ -86,6 +86,8 @@ fn start_child() -> Result<(ChildServer, String, String)> {
         .arg(dir.path().join("bench.db"))
         .arg("--policy")
         .arg(&policy)
+        // Every escalation opens its case, however many pile up: the load is the point.
+        .args(["--max-open-cases-per-agent", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -179,7 +181,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
             let created: Value = client
                 .post(format!("{url}/v1/keys"))
                 .bearer_auth(&key)
-                .json(&json!({"name": "bench-agent", "role": "agent"}))
+                .json(&json!({"name": "bench-agent", "role": "agent", "rate_limit": "unlimited"}))
                 .send()
                 .await?
                 .error_for_status()?

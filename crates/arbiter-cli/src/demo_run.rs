@@ -123,7 +123,11 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let http = reqwest::Client::new();
     let key = |name: &str, role: &str, tags: &[&str]| {
         let (http, url, admin) = (http.clone(), url.clone(), admin.clone());
-        let body = json!({"name": name, "role": role, "tags": tags});
+        let mut body = json!({"name": name, "role": role, "tags": tags});
+        if role == "agent" {
+            // The simulated agent replays a day in seconds: no rate limit on its key.
+            body["rate_limit"] = json!("unlimited");
+        }
         async move {
             let v: Value = http
                 .post(format!("{url}/v1/keys"))

@@ -26,7 +26,31 @@ pub enum KeysCommand {
         /// Reviewer role tag (repeatable), e.g. `--tag soc_analyst --tag on_call`.
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// The key stops working after this long, e.g. `90d`.
+        #[arg(long)]
+        expires: Option<arbiter_core::HumanDuration>,
+        /// The key's own proposal rate limit (`10/s`, `600/m:50`, `unlimited`) instead of its role's.
+        #[arg(long)]
+        rate_limit: Option<arbiter_core::rate::RateLimit>,
+        /// A key with this name exists and this is another key for the same person (their approvals count once).
+        #[arg(long)]
+        same_principal: bool,
         /// Print only the key (for scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Rotate a key without downtime: print a new key for the same principal; the old one keeps working for
+    /// `--old-expires` (default 7d), then stops.
+    Rotate {
+        /// SQLite database file.
+        #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
+        db: PathBuf,
+        /// The old key's id.
+        id: String,
+        /// How long the old key keeps working.
+        #[arg(long, default_value = "7d")]
+        old_expires: arbiter_core::HumanDuration,
+        /// Print only the new key (for scripts).
         #[arg(long)]
         quiet: bool,
     },
@@ -54,20 +78,42 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
     let rt = crate::current_thread()?;
     rt.block_on(async move {
         match cmd {
-            KeysCommand::Create { db, name, role, tags, quiet } => {
+            KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet } => {
                 let store = crate::open_store(&db)?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
-                arbiter_server::auth::validate_key_fields(&name, &tags).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let key = arbiter_server::auth::generate_key(&name, role, tags, SystemClock.now())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                store.create_key(key.record.clone()).await?;
+                let spec =
+                    arbiter_server::auth::KeySpec { name, role, tags, expires_in: expires, rate_limit, same_principal };
+                let key = arbiter_server::auth::create_key(&store, spec, SystemClock.now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"));
                 store.close();
+                let key = key?;
+                if quiet {
+                    println!("{}", key.secret);
+                } else {
+                    println!("created {} key {} for {:?}", key.record.role, key.record.id, key.record.name);
+                    if let Some(t) = key.record.expires_at {
+                        println!("expires: {t}");
+                    }
+                    println!("key: {}", key.secret);
+                    println!("(shown once: Arbiter stores only its SHA-256 digest)");
+                }
+            }
+            KeysCommand::Rotate { db, id, old_expires, quiet } => {
+                let store = crate::open_store(&db)?;
+                let key = arbiter_server::auth::rotate_key(&store, &id, old_expires, SystemClock.now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"));
+                store.close();
+                let key = key?;
                 if quiet {
                     println!("{}", key.secret);
                 } else {
                     println!("created {} key {} for {:?}", key.record.role, key.record.id, key.record.name);
                     println!("key: {}", key.secret);
-                    println!("(shown once: Arbiter stores only its SHA-256 digest)");
+                    println!(
+                        "the old key {id} keeps working for {old_expires}, then stops; switch callers to the new key"
+                    );
                 }
             }
             KeysCommand::List { db, json } => {
@@ -80,9 +126,12 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                     println!("{:<14} {:<9} {:<24} {:<24} STATUS", "ID", "ROLE", "NAME", "TAGS");
                     for k in keys {
                         let tags: Vec<&str> = k.tags.iter().map(String::as_str).collect();
-                        let status = match k.revoked_at {
-                            Some(t) => format!("revoked {t}"),
-                            None => format!("active since {}", k.created_at),
+                        let now = SystemClock.now();
+                        let status = match (k.revoked_at, k.expires_at) {
+                            (Some(t), _) => format!("revoked {t}"),
+                            (None, Some(t)) if t <= now => format!("expired {t}"),
+                            (None, Some(t)) => format!("active since {}, expires {t}", k.created_at),
+                            (None, None) => format!("active since {}", k.created_at),
                         };
                         println!("{:<14} {:<9} {:<24} {:<24} {}", k.id, k.role, k.name, tags.join(","), status);
                     }

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// Policy subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check policy files; print every error as `file:line:col: field: message`. Exits 1 if any file has errors.
+    /// Check policy files; print every error as `file:line:col: field: message`, and warnings (such as an `allow`
+    /// trigger that reads only what the agent itself sends). Exits 1 if any file has errors.
     Check {
         /// Policy files (YAML).
         #[arg(required = true)]
@@ -80,13 +81,22 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
                 failed += 1;
             }
             Ok(src) => match Policy::parse(&src) {
-                Ok(p) => println!(
-                    "{}: ok: policy {:?}, {} triggers, version {}",
-                    file.display(),
-                    p.name(),
-                    p.trigger_count(),
-                    &p.hash()[..12]
-                ),
+                Ok(p) => {
+                    for w in p.warnings() {
+                        eprintln!("{}:{w} (warning)", file.display());
+                    }
+                    println!(
+                        "{}: ok: policy {:?}, {} triggers, version {}{}",
+                        file.display(),
+                        p.name(),
+                        p.trigger_count(),
+                        &p.hash()[..12],
+                        match p.warnings().len() {
+                            0 => String::new(),
+                            n => format!(", {n} warning(s)"),
+                        }
+                    );
+                }
                 Err(errs) => {
                     eprint!("{}", errs.render(&file.display().to_string()));
                     eprintln!("{}: {} error(s)", file.display(), errs.0.len());

@@ -61,6 +61,34 @@ pub struct ServeArgs {
     /// Drift detection: PSI at or above which a confidence distribution has drifted [default: 0.2].
     #[arg(long, env = "ARBITER_DRIFT_PSI")]
     pub drift_psi: Option<f64>,
+    /// The URL people reach this server at; with `https://` the console's session cookie is `Secure`.
+    #[arg(long, env = "ARBITER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Let webhooks reach loopback, link-local and private addresses (refused by default: an internal
+    /// request from the server is how SSRF attacks reach metadata services and admin ports).
+    #[arg(long, env = "ARBITER_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_private: Option<bool>,
+    /// Private networks (CIDR, e.g. `10.20.0.0/16`) or host names webhooks may reach although private;
+    /// repeatable or comma-separated (in the config file: a list).
+    #[arg(long = "webhook-allow", env = "ARBITER_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Option<Vec<String>>,
+    /// Timeout of one webhook attempt [default: 10s].
+    #[arg(long, env = "ARBITER_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<arbiter_core::HumanDuration>,
+    /// Proposal rate limit of agent keys without their own (`50/s:200`, `600/m`, `unlimited`) [default: 50/s:200].
+    #[arg(long, env = "ARBITER_AGENT_RATE_LIMIT")]
+    pub agent_rate_limit: Option<arbiter_core::rate::RateLimit>,
+    /// Proposal rate limit of admin keys without their own [default: 50/s:200].
+    #[arg(long, env = "ARBITER_ADMIN_RATE_LIMIT")]
+    pub admin_rate_limit: Option<arbiter_core::rate::RateLimit>,
+    /// Open approval cases one agent may have; past it, its escalations get the policy's fallback at once
+    /// (reason `agent_case_cap`) and an alarm is raised. 0 means no cap [default: 200].
+    #[arg(long, env = "ARBITER_MAX_OPEN_CASES_PER_AGENT")]
+    pub max_open_cases_per_agent: Option<u64>,
+    /// Activating a policy version that changes more than this share of verdicts on the last 2,000 decisions
+    /// needs `force=true` [default: 0.2].
+    #[arg(long, env = "ARBITER_POLICY_GUARD")]
+    pub policy_guard: Option<f64>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -99,6 +127,14 @@ impl ServeArgs {
             drift_reference: self.drift_reference.or(file.drift_reference),
             drift_interval: self.drift_interval.or(file.drift_interval),
             drift_psi: self.drift_psi.or(file.drift_psi),
+            public_url: self.public_url.or(file.public_url),
+            webhook_allow_private: self.webhook_allow_private.or(file.webhook_allow_private),
+            webhook_allow: self.webhook_allow.or(file.webhook_allow),
+            webhook_timeout: self.webhook_timeout.or(file.webhook_timeout),
+            agent_rate_limit: self.agent_rate_limit.or(file.agent_rate_limit),
+            admin_rate_limit: self.admin_rate_limit.or(file.admin_rate_limit),
+            max_open_cases_per_agent: self.max_open_cases_per_agent.or(file.max_open_cases_per_agent),
+            policy_guard: self.policy_guard.or(file.policy_guard),
         }
     }
 }
@@ -127,8 +163,38 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("the policy file has errors:\n{}", e.render(&path.display().to_string()));
     }
+    let mut outbound = arbiter_server::outbound::OutboundPolicy {
+        allow_private: args.webhook_allow_private.unwrap_or(false),
+        ..Default::default()
+    };
+    for entry in args.webhook_allow.iter().flatten() {
+        match entry.parse::<arbiter_server::outbound::IpNet>() {
+            Ok(net) => outbound.allow_networks.push(net),
+            Err(_) if !entry.is_empty() && !entry.contains('/') => outbound.allow_hosts.push(entry.clone()),
+            Err(e) => anyhow::bail!("webhook_allow: {e}"),
+        }
+    }
+    if let Some(g) = args.policy_guard
+        && !(0.0..=1.0).contains(&g)
+    {
+        anyhow::bail!("policy_guard must be a share between 0 and 1, got {g}");
+    }
+    let defaults = arbiter_server::RoleRates::default();
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?;
     let config = Config {
+        public_url: args.public_url.clone(),
+        outbound,
+        webhook_timeout: Duration::from_secs(hd(args.webhook_timeout, 10).as_secs().max(1)),
+        rate_limits: arbiter_server::RoleRates {
+            agent: args.agent_rate_limit.unwrap_or(defaults.agent),
+            admin: args.admin_rate_limit.unwrap_or(defaults.admin),
+        },
+        max_open_cases_per_agent: match args.max_open_cases_per_agent {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(200),
+        },
+        policy_guard: args.policy_guard.unwrap_or(0.2),
         max_body_bytes: args.max_body_bytes.unwrap_or(1024 * 1024),
         max_wait: Duration::from_secs(args.max_wait_secs.unwrap_or(60)),
         min_rationale_len: args.min_rationale_len.unwrap_or(10),

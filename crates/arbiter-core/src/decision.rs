@@ -39,6 +39,21 @@ pub enum FinalSource {
     Review,
     /// Nobody answered in time; the fallback verdict applied.
     SlaExpired,
+    /// The agent already had its cap of open approval cases; the fallback
+    /// verdict applied at once instead of opening another.
+    AgentCaseCap,
+}
+
+impl FinalSource {
+    /// The snake_case name used in the API (and as the reason code).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinalSource::Policy => "policy",
+            FinalSource::Review => "review",
+            FinalSource::SlaExpired => "sla_expired",
+            FinalSource::AgentCaseCap => "agent_case_cap",
+        }
+    }
 }
 
 /// The verdict the agent acts on.

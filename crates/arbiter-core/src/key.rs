@@ -47,7 +47,7 @@ impl FromStr for Role {
 }
 
 /// The authenticated caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Principal {
     /// The key's id (public part of the key).
     pub key_id: String,
@@ -57,4 +57,7 @@ pub struct Principal {
     pub role: Role,
     /// Reviewer role tags such as `soc_analyst`.
     pub tags: BTreeSet<String>,
+    /// The key's own proposal rate limit (its role's applies when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::rate::RateLimit>,
 }

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod escalation;
 pub mod key;
 pub mod queue;
+pub mod rate;
 pub mod review;
 pub mod rng;
 pub mod simulate;

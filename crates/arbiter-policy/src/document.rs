@@ -259,6 +259,16 @@ impl Reader<'_> {
         else {
             return spec;
         };
+        for required in ["version", "policy"] {
+            if !entries.iter().any(|(k, _, _)| k == required) {
+                let hint = if required == "version" {
+                    "start the file with `version: 1`"
+                } else {
+                    "name the policy, e.g. `policy: soc-triage`"
+                };
+                self.err(root.pos(), required, format!("missing; {hint}"));
+            }
+        }
         for (k, _, v) in entries {
             match k.as_str() {
                 "version" if self.parsed::<u32>(v, "version", "a number").is_some_and(|n| n != 1) => {

@@ -47,6 +47,7 @@ pub struct Policy {
     triggers: Vec<Trigger>,
     classes: HashMap<String, ClassIndex>,
     unlisted: ClassIndex,
+    warnings: Vec<PolicyError>,
 }
 
 /// A trigger whose condition could not be evaluated for this action (e.g. it
@@ -97,6 +98,11 @@ fn resolve(spec: &ClassSpec, base: &ClassConfig) -> ClassConfig {
     }
 }
 
+/// Variables whose value the agent chooses when it proposes an action. A
+/// condition that reads only these is the agent's own say-so.
+const AGENT_SUPPLIED: [cel::Root; 5] =
+    [cel::Root::Args, cel::Root::Signals, cel::Root::Context, cel::Root::Name, cel::Root::TraceId];
+
 /// The content hash of a policy source: hex SHA-256 of its bytes.
 pub fn content_hash(source: &str) -> String {
     hex::encode(Sha256::digest(source.as_bytes()))
@@ -113,9 +119,21 @@ impl Policy {
         let defaults = resolve(&spec.defaults, &builtin_defaults());
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         for t in &spec.triggers {
             match cel::compile(&t.when) {
                 Ok(program) => {
+                    if t.verdict == Verdict::Allow && program.roots().iter().all(|r| AGENT_SUPPLIED.contains(r)) {
+                        warnings.push(PolicyError {
+                            line: t.pos.line,
+                            col: t.pos.col,
+                            field: format!("triggers.{}.when", t.name),
+                            message: "this `allow` trigger reads only what the agent itself sends (args, signals, \
+                                      context): any agent can allow itself by sending those fields; also require \
+                                      something the agent does not control, such as `agent.name`"
+                                .to_string(),
+                        });
+                    }
                     let actions = t.actions.clone().or_else(|| program.implied_actions.clone());
                     triggers.push(Trigger {
                         name: t.name.clone(),
@@ -171,7 +189,14 @@ impl Policy {
             triggers,
             classes,
             unlisted,
+            warnings,
         })
+    }
+
+    /// Things that compile but are probably mistakes (e.g. an agent-controlled
+    /// relaxation), in file order; `policy check` prints them.
+    pub fn warnings(&self) -> &[PolicyError] {
+        &self.warnings
     }
 
     /// The policy's name.

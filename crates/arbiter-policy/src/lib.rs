@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use arbiter_policy::{Policy, cel::Env};
-//! let policy = Policy::parse("triggers:\n  - name: no_admins\n    when: 'args.user == \"root\"'\n    verdict: deny\n").unwrap();
+//! let policy = Policy::parse("version: 1\npolicy: demo\ntriggers:\n  - name: no_admins\n    when: 'args.user == \"root\"'\n    verdict: deny\n").unwrap();
 //! let args = serde_json::json!({"user": "root"});
 //! let empty = serde_json::json!({});
 //! let env = Env { name: "disable_user", args: &args, confidence: Some(0.99), signals: &empty, context: &empty, agent: &empty, trace_id: None };

@@ -157,8 +157,39 @@ triggers:
     // The condition error points into the expression: the stray third `=` is at column 21.
     let when = errs.iter().find(|e| e.field == "triggers[0].when").unwrap();
     assert_eq!(when.col, 21, "{when:?}");
+    assert!(fields.contains(&(1, "version")), "a policy without `version` is refused: {errs:#?}");
     let rendered = crate::PolicyErrors(errs).render("broken.yaml");
-    assert!(rendered.starts_with("broken.yaml:3:8: defaults.sla:"), "{rendered}");
+    assert!(rendered.starts_with("broken.yaml:1:1: version: missing"), "{rendered}");
+    assert!(rendered.contains("broken.yaml:3:8: defaults.sla:"), "{rendered}");
+}
+
+#[test]
+fn an_empty_document_is_not_a_policy() {
+    for src in ["{}", "actions: {}\n"] {
+        let errs = Policy::parse(src).unwrap_err().0;
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"version") && fields.contains(&"policy"), "{src:?}: {errs:?}");
+    }
+}
+
+#[test]
+fn check_warns_about_allow_triggers_the_agent_controls() {
+    let src = "version: 1\npolicy: p\ntriggers:
+  - name: dry_run
+    when: 'has(context.dry_run) && context.dry_run'
+    verdict: allow
+  - name: sandbox_dry_run
+    when: 'agent.name == \"sandbox\" && context.dry_run == true'
+    verdict: allow
+  - name: deny_by_signal
+    when: 'signals.x == 1'
+    verdict: deny
+";
+    let p = Policy::parse(src).unwrap();
+    let w: Vec<&str> = p.warnings().iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(w, ["triggers.dry_run.when"]);
+    assert_eq!(p.warnings()[0].line, 4);
+    assert!(Policy::parse(SOC).unwrap().warnings().is_empty(), "{:?}", Policy::parse(SOC).unwrap().warnings());
 }
 
 #[test]
@@ -194,7 +225,9 @@ fn gen_trigger() -> impl Strategy<Value = GenTrigger> {
 }
 
 fn render(triggers: &[(usize, GenTrigger)], threshold: f64) -> String {
-    let mut s = format!("actions:\n  act:\n    auto_allow_at: {threshold}\n    reviewers: [base]\ntriggers:\n");
+    let mut s = format!(
+        "version: 1\npolicy: generated\nactions:\n  act:\n    auto_allow_at: {threshold}\n    reviewers: [base]\ntriggers:\n"
+    );
     for (i, t) in triggers {
         let cond = if t.fires { "confidence >= 0.0" } else { "confidence > 1.0" };
         s += &format!("  - name: t{i}\n    when: '{cond}'\n    verdict: {}\n", t.verdict);

@@ -35,8 +35,89 @@ pub fn generate_key(name: &str, role: Role, tags: BTreeSet<String>, now: Timesta
     let digest = Sha256::digest(secret.as_bytes()).to_vec();
     Ok(NewKey {
         secret,
-        record: KeyRecord { id, name: name.to_string(), role, tags, digest, created_at: now, revoked_at: None },
+        record: KeyRecord {
+            id,
+            name: name.to_string(),
+            role,
+            tags,
+            digest,
+            created_at: now,
+            revoked_at: None,
+            expires_at: None,
+            rate_limit: None,
+        },
     })
+}
+
+/// A key's name is its principal: approvals by two keys of one name count
+/// once, and nobody approves their own agent's action. So a second key with
+/// an existing name must be meant (`same_principal`), never an accident.
+pub fn check_principal(existing: &[KeyRecord], name: &str, same_principal: bool) -> Result<(), ApiError> {
+    match existing.iter().find(|k| k.name == name) {
+        Some(k) if !same_principal => Err(ApiError::Conflict(format!(
+            "a key named `{name}` already exists (id {}, role {}); keys with one name are one person, whose approvals \
+             count once. To add or rotate a key for that person, pass same_principal (CLI: --same-principal); \
+             otherwise choose another name",
+            k.id, k.role
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a new key should be.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// Who the key is for (its principal); for agents, the agent's name.
+    pub name: String,
+    /// agent, reviewer or admin.
+    pub role: Role,
+    /// Reviewer role tags.
+    pub tags: BTreeSet<String>,
+    /// How long until it stops working on its own.
+    pub expires_in: Option<arbiter_core::HumanDuration>,
+    /// Its own proposal rate limit.
+    pub rate_limit: Option<arbiter_core::rate::RateLimit>,
+    /// The name is meant to be an existing principal's (a second key for that person).
+    pub same_principal: bool,
+}
+
+/// Create and store a key as `spec` says; the secret is in the result, shown once.
+pub async fn create_key(store: &dyn Store, spec: KeySpec, now: Timestamp) -> Result<NewKey, ApiError> {
+    validate_key_fields(&spec.name, &spec.tags)?;
+    check_principal(&store.keys().await?, &spec.name, spec.same_principal)?;
+    let mut key = generate_key(&spec.name, spec.role, spec.tags, now)?;
+    key.record.expires_at = spec.expires_in.map(|d| now.plus_millis(d.as_millis()));
+    key.record.rate_limit = spec.rate_limit;
+    store.create_key(key.record.clone()).await?;
+    Ok(key)
+}
+
+/// Rotate key `id` without downtime: a new key for the same principal (role,
+/// tags and rate limit too), while the old one keeps working until
+/// `old_expires_in` from now.
+pub async fn rotate_key(
+    store: &dyn Store,
+    id: &str,
+    old_expires_in: arbiter_core::HumanDuration,
+    now: Timestamp,
+) -> Result<NewKey, ApiError> {
+    let old = store.key(id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id {id}")))?;
+    if let Some(why) = old.inactive_at(now) {
+        return Err(ApiError::Conflict(format!("{why}; create a new key instead of rotating this one")));
+    }
+    let spec = KeySpec {
+        name: old.name.clone(),
+        role: old.role,
+        tags: old.tags.clone(),
+        expires_in: None,
+        rate_limit: old.rate_limit,
+        same_principal: true,
+    };
+    let key = create_key(store, spec, now).await?;
+    let until = now.plus_millis(old_expires_in.as_millis());
+    let until = old.expires_at.map_or(until, |t| t.min(until));
+    store.set_key_expiry(id, Some(until)).await?;
+    Ok(key)
 }
 
 /// Check the name and tags of a key to be created.
@@ -109,16 +190,38 @@ impl KeyCache {
     }
 
     /// The principal of an active key, by id (console sessions carry the id, not the secret).
-    pub async fn principal_by_id(&self, store: &dyn Store, id: &str) -> Result<Principal, ApiError> {
+    pub async fn principal_by_id(&self, store: &dyn Store, id: &str, now: Timestamp) -> Result<Principal, ApiError> {
+        Ok(self.active_by_id(store, id, now).await?.0)
+    }
+
+    /// The principal and record of an active key, by id.
+    pub async fn active_by_id(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(Principal, KeyRecord), ApiError> {
         let record = self.record(store, id).await?.ok_or_else(|| ApiError::Unauthorized("unknown key".into()))?;
-        if record.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized("this API key has been revoked".into()));
+        if let Some(why) = record.inactive_at(now) {
+            return Err(ApiError::Unauthorized(why));
         }
-        Ok(Principal { key_id: record.id, name: record.name, role: record.role, tags: record.tags })
+        let p = Principal {
+            key_id: record.id.clone(),
+            name: record.name.clone(),
+            role: record.role,
+            tags: record.tags.clone(),
+            rate_limit: record.rate_limit,
+        };
+        Ok((p, record))
     }
 
     /// Check a presented key and return who it belongs to.
-    pub async fn authenticate(&self, store: &dyn Store, presented: &str) -> Result<Principal, ApiError> {
+    pub async fn authenticate(
+        &self,
+        store: &dyn Store,
+        presented: &str,
+        now: Timestamp,
+    ) -> Result<Principal, ApiError> {
         let bad = || ApiError::Unauthorized("the API key is not valid".into());
         let id = key_id(presented).ok_or_else(|| {
             ApiError::Unauthorized("malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into())
@@ -128,10 +231,16 @@ impl KeyCache {
         if !bool::from(digest.as_slice().ct_eq(&record.digest)) {
             return Err(bad());
         }
-        if record.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized("this API key has been revoked".into()));
+        if let Some(why) = record.inactive_at(now) {
+            return Err(ApiError::Unauthorized(why));
         }
-        Ok(Principal { key_id: record.id, name: record.name, role: record.role, tags: record.tags })
+        Ok(Principal {
+            key_id: record.id,
+            name: record.name,
+            role: record.role,
+            tags: record.tags,
+            rate_limit: record.rate_limit,
+        })
     }
 }
 

@@ -44,9 +44,24 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A policy activation would change too many verdicts and was not forced.
+    #[error(
+        "activating this version changes {changed} of the last {replayed} verdicts ({pct:.1}%, more than the {guard:.0}% guard); \
+         review the backtest and repeat with force=true to activate it anyway",
+        changed = .0.changed, replayed = .0.replayed, pct = .0.share * 100.0, guard = .0.guard * 100.0
+    )]
+    PolicyChangeUnconfirmed(Box<crate::app::policy::ActivationImpact>),
     /// The case rules refused a command; each kind has its own code.
     #[error(transparent)]
     Case(arbiter_core::CaseError),
+    /// The key proposed faster than its rate limit.
+    #[error("this key may propose at most {limit}; wait {retry_after_ms} ms (Retry-After) and try again")]
+    RateLimited {
+        /// Milliseconds until a proposal is accepted again.
+        retry_after_ms: u64,
+        /// The limit that applies.
+        limit: arbiter_core::rate::RateLimit,
+    },
     /// The server is not ready (e.g. no policy is active).
     #[error("{0}")]
     Unavailable(String),
@@ -88,6 +103,9 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PolicyChangeUnconfirmed(_) => {
+                (StatusCode::CONFLICT, "policy_change_unconfirmed", "Policy change needs confirmation")
+            }
             ApiError::Case(e) => {
                 use arbiter_core::CaseError as E;
                 let (status, title) = match e {
@@ -103,6 +121,7 @@ impl ApiError {
                 (status, e.code(), title)
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
@@ -141,6 +160,7 @@ impl IntoResponse for ApiError {
         });
         match &self {
             ApiError::Invalid { field, .. } => body["field"] = json!(field),
+            ApiError::PolicyChangeUnconfirmed(impact) => body["impact"] = json!(impact),
             ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
                 body["field"] = json!("args");
                 body["triggers"] = json!(triggers);
@@ -160,6 +180,12 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::RateLimited { retry_after_ms, .. } = &self {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
         }

@@ -43,7 +43,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <key>`".into()))?;
-        state.keys.authenticate(state.store.as_ref(), key.trim()).await.map(Auth)
+        state.keys.authenticate(state.store.as_ref(), key.trim(), state.clock.now()).await.map(Auth)
     }
 }
 
@@ -73,6 +73,63 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Whether a `Content-Type` value names JSON: `application/json` or any
+/// `application/*+json`, compared without case and without parameters.
+pub fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
+    match content_type {
+        Some(ct) if is_json(ct) => Ok(()),
+        Some(ct) => {
+            Err(ApiError::UnsupportedMediaType(format!("send JSON with `Content-Type: application/json`, not `{ct}`")))
+        }
+        None => Err(ApiError::UnsupportedMediaType(
+            "the body is JSON but the request has no Content-Type; send `Content-Type: application/json`".into(),
+        )),
+    }
+}
+
+fn content_type(req: &Request) -> Option<String> {
+    req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)").to_string())
+}
+
+/// The query string parsed into `T`; errors are problem+json naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "(query)".to_string() } else { path };
+            ApiError::invalid(field, format!("bad query string: {}", e.into_inner()))
+        })
+    }
+}
+
+/// Path parameters parsed into `T`; a value that does not fit (a number too
+/// large, say) is problem+json naming the parameter, not the framework's text.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => {
+                Err(ApiError::invalid("(path)", format!("bad path parameter: {}", rejection.body_text())))
+            }
+        }
+    }
+}
+
 /// A JSON request body of type `T`, limited to the configured size.
 pub struct JsonBody<T>(pub T);
 
@@ -80,14 +137,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or("");
-            if !ct.starts_with("application/json") && !ct.contains("+json") {
-                return Err(ApiError::UnsupportedMediaType(format!(
-                    "send JSON with `Content-Type: application/json`, not `{ct}`"
-                )));
-            }
-        }
+        require_json(content_type(&req).as_deref())?;
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
         parse_json(&bytes).map(JsonBody)
     }
@@ -98,16 +148,12 @@ impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Option<Self>, Self::Rejection> {
-        let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_string());
+        let ct = content_type(&req);
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        if let Some(ct) = ct.filter(|ct| !ct.starts_with("application/json") && !ct.contains("+json")) {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "send JSON with `Content-Type: application/json`, not `{ct}`"
-            )));
-        }
+        require_json(ct.as_deref())?;
         parse_json(&bytes).map(|v| Some(JsonBody(v)))
     }
 }

@@ -9,8 +9,10 @@ pub mod console;
 pub mod drift;
 mod error;
 mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub(crate) mod routes;
 pub mod sweeper;
 mod waiters;
@@ -59,12 +61,27 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Timeout of one webhook request.
     pub webhook_timeout: Duration,
+    /// Requests in flight at once to one webhook endpoint.
+    pub webhook_concurrency: usize,
+    /// Where webhooks may be sent (private networks are refused by default).
+    pub outbound: outbound::OutboundPolicy,
     /// First retry delay of a failed delivery; each retry waits 3 times longer (at most an hour).
     pub webhook_retry_base: Duration,
     /// Drift detection windows and thresholds.
     pub drift: arbiter_core::drift::DriftConfig,
     /// How often drift is evaluated (0: never in the background).
     pub drift_interval: Duration,
+    /// The URL people reach this server at (`https://...` makes the console cookie `Secure`).
+    pub public_url: Option<String>,
+    /// Proposals per key, by role, unless the key carries its own limit.
+    pub rate_limits: RoleRates,
+    /// Open approval cases one agent may have; past it, escalations get their fallback at once.
+    pub max_open_cases_per_agent: Option<u64>,
+    /// Activating a policy version that changes more than this share of the
+    /// verdicts on recent history needs `force=true`.
+    pub policy_guard: f64,
+    /// How many recent decisions that check replays (0 turns it off).
+    pub policy_guard_window: usize,
 }
 
 impl Default for Config {
@@ -83,9 +100,34 @@ impl Default for Config {
             webhook_interval: Duration::from_millis(500),
             webhook_max_attempts: 8,
             webhook_timeout: Duration::from_secs(10),
+            webhook_concurrency: 4,
+            outbound: outbound::OutboundPolicy::default(),
             webhook_retry_base: Duration::from_secs(5),
             drift: arbiter_core::drift::DriftConfig::default(),
             drift_interval: Duration::from_secs(5 * 60),
+            public_url: None,
+            rate_limits: RoleRates::default(),
+            max_open_cases_per_agent: Some(200),
+            policy_guard: 0.2,
+            policy_guard_window: 2000,
+        }
+    }
+}
+
+/// Default proposal rate limits by role (a key's own limit wins).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoleRates {
+    /// Agent keys.
+    pub agent: arbiter_core::rate::RateLimit,
+    /// Admin keys (admins may propose too).
+    pub admin: arbiter_core::rate::RateLimit,
+}
+
+impl Default for RoleRates {
+    fn default() -> Self {
+        RoleRates {
+            agent: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
+            admin: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
         }
     }
 }
@@ -118,6 +160,12 @@ pub struct AppState {
     cases_version: std::sync::atomic::AtomicU64,
     /// Active approval cases as last read: (version, when, cases).
     active_cases: std::sync::Mutex<Option<CasesRead>>,
+    /// Proposal rate limits.
+    pub limiter: limits::RateLimiter,
+    /// Rate-limit alarms, one per episode and key.
+    rate_episodes: limits::Episodes,
+    /// Case-cap alarms, one per episode and agent.
+    cap_episodes: limits::Episodes,
     /// Stored policy versions compiled on demand (cases are checked against the version that opened them).
     versions: std::sync::Mutex<std::collections::HashMap<String, Arc<Policy>>>,
 }
@@ -139,6 +187,9 @@ impl AppState {
             cases_version: std::sync::atomic::AtomicU64::new(0),
             active_cases: std::sync::Mutex::new(None),
             versions: Default::default(),
+            limiter: Default::default(),
+            rate_episodes: Default::default(),
+            cap_episodes: Default::default(),
         });
         state.refresh_policy().await?;
         Ok(state)
@@ -347,15 +398,8 @@ async fn background(state: Arc<AppState>) {
             tracing::warn!(error = %e, "the SLA sweep failed; retrying");
         }
     });
-    let client = webhooks::client(state.config.webhook_timeout);
-    let deliver = every(state.clone(), state.config.webhook_interval, move |s| {
-        let client = client.clone();
-        async move {
-            if let Err(e) = webhooks::deliver_due(&s, &client).await {
-                tracing::warn!(error = %e, "webhook delivery round failed; retrying");
-            }
-        }
-    });
+    let client = webhooks::client(state.config.webhook_timeout, Arc::new(state.config.outbound.clone()));
+    let deliver = webhooks::run(state.clone(), client);
     let drift_every = if state.config.drift_interval.is_zero() {
         Duration::from_secs(100 * 365 * 24 * 3600)
     } else {

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub open_cases: Gauge,
     /// Requests currently long-polling for a final verdict.
     pub waiting_agents: Gauge,
+    /// Proposals refused with 429 because the key exceeded its rate limit.
+    pub rate_limited: Counter,
+    /// Escalations that got their fallback at once because the agent had too many open cases.
+    pub case_cap_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -55,7 +59,28 @@ impl Metrics {
         );
         registry.register("open_cases", "Cases waiting for people", open_cases.clone());
         registry.register("waiting_agents", "Requests long-polling for a final verdict", waiting_agents.clone());
-        Metrics { registry, decisions, decision_latency, policy_eval, open_cases, waiting_agents }
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited_proposals",
+            "Proposals refused with 429 because the key exceeded its rate limit",
+            rate_limited.clone(),
+        );
+        let case_cap_fallbacks = Counter::default();
+        registry.register(
+            "case_cap_fallbacks",
+            "Escalations that got their fallback at once because the agent had too many open approval cases",
+            case_cap_fallbacks.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            decision_latency,
+            policy_eval,
+            open_cases,
+            waiting_agents,
+            rate_limited,
+            case_cap_fallbacks,
+        }
     }
 
     /// The text exposition format.

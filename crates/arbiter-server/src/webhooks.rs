@@ -1,25 +1,36 @@
 //! Webhook delivery: events queued by the store (in the same transaction that
 //! appended them) are POSTed to subscribers, signed with HMAC-SHA256 over the
 //! timestamp and the body, and retried with exponential backoff. Every attempt
-//! is recorded in the delivery log.
+//! is recorded in the delivery log before it is sent, so a crash mid-send
+//! retries it (at least once, with the same delivery id).
+//!
+//! Deliveries are independent: each is its own task with its own timeout,
+//! and each endpoint has at most `webhook_concurrency` requests in flight, so
+//! a receiver that hangs holds up only its own deliveries.
 //!
 //! Receivers verify `Arbiter-Signature: t=<unix seconds>,v1=<hex>` where
 //! `v1 = HMAC-SHA256(secret, "<t>.<body>")`, and should reject old timestamps.
 
+use crate::outbound::{CheckedResolver, OutboundPolicy};
 use crate::{ApiError, AppState};
 use arbiter_store::{DeliveryAttempt, DueDelivery, Event, WebhookFormat};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Deliveries sent per round.
-const BATCH: usize = 32;
+/// Deliveries in flight at once, over all endpoints.
+const MAX_IN_FLIGHT: usize = 256;
 
-/// The HTTP client used for deliveries.
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// The HTTP client used for deliveries: a timeout per attempt, no redirects,
+/// and a resolver that refuses addresses the outbound policy does not allow.
+pub fn client(timeout: Duration, policy: Arc<OutboundPolicy>) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(CheckedResolver(policy)))
         .user_agent(concat!("arbiter-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()
@@ -116,25 +127,40 @@ pub fn body(due: &DueDelivery) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// The address check for an IP written in the URL itself (the resolver is
+/// not asked for those).
+fn literal_address_refused(policy: &OutboundPolicy, url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    policy.check(host, ip).err()
+}
+
 async fn send(state: &AppState, client: &reqwest::Client, due: &DueDelivery) -> DeliveryAttempt {
     let body = body(due);
     let now = state.clock.now();
     let ts = now.millis().div_euclid(1000);
-    let result = client
-        .post(&due.webhook.url)
-        .header("content-type", "application/json")
-        .header("arbiter-event", &due.event.kind)
-        .header("arbiter-delivery", due.delivery.id.to_string())
-        .header("arbiter-signature", format!("t={ts},v1={}", sign(&due.webhook.secret, ts, &body)))
-        .body(body)
-        .send()
-        .await;
-    let (status, error) = match result {
-        Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-        Ok(r) => (Some(r.status().as_u16()), Some(format!("the receiver answered {}", r.status()))),
-        Err(e) => (None, Some(if e.is_timeout() { "timed out".to_string() } else { e.to_string() })),
+    let (status, error) = match literal_address_refused(&state.config.outbound, &due.webhook.url) {
+        Some(why) => (None, Some(why)),
+        None => {
+            let result = client
+                .post(&due.webhook.url)
+                .header("content-type", "application/json")
+                .header("arbiter-event", &due.event.kind)
+                .header("arbiter-delivery", due.delivery.id.to_string())
+                .header("arbiter-signature", format!("t={ts},v1={}", sign(&due.webhook.secret, ts, &body)))
+                .body(body)
+                .send()
+                .await;
+            match result {
+                Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+                Ok(r) => (Some(r.status().as_u16()), Some(format!("the receiver answered {}", r.status()))),
+                Err(e) => (None, Some(describe(&e))),
+            }
+        }
     };
-    let attempts = due.delivery.attempts + 1;
+    // `attempts` already counts this attempt (recorded when it was claimed).
+    let attempts = due.delivery.attempts;
     let retry_at = (error.is_some() && attempts < state.config.webhook_max_attempts)
         .then(|| now.plus_millis(backoff(state.config.webhook_retry_base, attempts).as_millis() as i64));
     if let Some(e) = &error {
@@ -143,16 +169,106 @@ async fn send(state: &AppState, client: &reqwest::Client, due: &DueDelivery) -> 
     DeliveryAttempt { at: state.clock.now(), status, error, retry_at }
 }
 
-/// Send every delivery due now; returns how many were attempted.
+/// A transport error in words, with the cause (e.g. the outbound policy's refusal).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+fn lease_ms(state: &AppState) -> i64 {
+    // An attempt is leased for its timeout and a margin: if this process dies
+    // mid-send, the delivery is due again after that.
+    (state.config.webhook_timeout + Duration::from_secs(5)).as_millis() as i64
+}
+
+/// Send every delivery due now, concurrently, and wait for all of them;
+/// returns how many were attempted. (The server runs [`run`]; this is one
+/// round of it, for tests and tools.)
 pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ApiError> {
-    let lease = (state.config.webhook_timeout * 2).as_millis() as i64;
-    let due = state.store.claim_due_deliveries(state.clock.now(), lease, BATCH).await?;
+    let due = state
+        .store
+        .claim_due_deliveries(
+            state.clock.now(),
+            lease_ms(state),
+            MAX_IN_FLIGHT,
+            state.config.webhook_concurrency,
+            HashMap::new(),
+        )
+        .await?;
     let n = due.len();
     let attempts = futures_util::future::join_all(due.iter().map(|d| send(state, client, d))).await;
     for (d, attempt) in due.iter().zip(attempts) {
         state.store.record_delivery_attempt(d.delivery.id, attempt).await?;
     }
     Ok(n)
+}
+
+/// The delivery worker: claims due deliveries whenever a slot is free or
+/// `webhook_interval` passed, sends each in its own task, and stops with the
+/// server (deliveries cut short are retried after their lease).
+pub async fn run(state: Arc<AppState>, client: reqwest::Client) {
+    let mut stop = state.stopping();
+    let mut in_flight: HashMap<String, usize> = HashMap::new();
+    let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(state.config.webhook_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(webhook) = done
+                    && let Some(n) = in_flight.get_mut(&webhook)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        in_flight.remove(&webhook);
+                    }
+                }
+            }
+        }
+        let free = MAX_IN_FLIGHT.saturating_sub(tasks.len());
+        if free == 0 {
+            continue;
+        }
+        let claimed = state
+            .store
+            .claim_due_deliveries(
+                state.clock.now(),
+                lease_ms(&state),
+                free,
+                state.config.webhook_concurrency,
+                in_flight.clone(),
+            )
+            .await;
+        let due = match claimed {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim webhook deliveries; retrying");
+                continue;
+            }
+        };
+        for d in due {
+            *in_flight.entry(d.webhook.id.clone()).or_default() += 1;
+            let (state, client) = (state.clone(), client.clone());
+            tasks.spawn(async move {
+                let attempt = send(&state, &client, &d).await;
+                if let Err(e) = state.store.record_delivery_attempt(d.delivery.id, attempt).await {
+                    tracing::warn!(delivery = d.delivery.id, error = %e, "could not record a webhook attempt; it will be retried");
+                }
+                d.webhook.id
+            });
+        }
+    }
+    tasks.shutdown().await;
 }
 
 #[cfg(test)]

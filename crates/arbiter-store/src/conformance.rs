@@ -105,7 +105,10 @@ async fn escalate(store: &dyn Store, n: &str, esc: impl FnOnce(&mut Case)) {
     let mut c = case(&format!("c-{n}"), &format!("d-{n}"), 1);
     c.trace_id = d.trace_id.clone();
     esc(&mut c);
-    store.insert_decision(NewDecision { decision: d, request_digest: n.into(), case: Some(c) }).await.unwrap();
+    store
+        .insert_decision(NewDecision { decision: d, request_digest: n.into(), case: Some(c), open_case_cap: None })
+        .await
+        .unwrap();
 }
 
 /// Run every conformance check against an empty store.
@@ -119,6 +122,7 @@ pub async fn run_all(store: &dyn Store) {
     sla_sweep(store).await;
     review_cases(store).await;
     webhook_outbox(store).await;
+    case_cap(store).await;
     assert_verified(store).await;
 }
 
@@ -161,10 +165,34 @@ pub async fn keys(store: &dyn Store) {
         digest: vec![1, 2, 3],
         created_at: Timestamp(5),
         revoked_at: None,
+        expires_at: None,
+        rate_limit: Some("5/s:10".parse().unwrap()),
     };
     store.create_key(k.clone()).await.unwrap();
     assert!(matches!(store.create_key(k.clone()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.key("abc").await.unwrap().unwrap(), k);
+    // expiry: set, read back, cleared
+    assert!(store.set_key_expiry("abc", Some(Timestamp(7))).await.unwrap());
+    let expiring = store.key("abc").await.unwrap().unwrap();
+    assert_eq!(expiring.expires_at, Some(Timestamp(7)));
+    assert_eq!(expiring.inactive_at(Timestamp(6)), None);
+    assert!(expiring.inactive_at(Timestamp(7)).unwrap().contains("expired"));
+    assert!(store.set_key_expiry("abc", None).await.unwrap());
+    assert!(!store.set_key_expiry("nope", None).await.unwrap());
+    // console sessions end once
+    let sess = crate::ConsoleSession {
+        id: "s1".into(),
+        key_id: "abc".into(),
+        created_at: Timestamp(5),
+        expires_at: Timestamp(500),
+        revoked_at: None,
+    };
+    store.create_session(sess.clone()).await.unwrap();
+    assert_eq!(store.session("s1").await.unwrap(), Some(sess));
+    assert!(store.end_session("s1", Timestamp(6)).await.unwrap());
+    assert!(!store.end_session("s1", Timestamp(7)).await.unwrap());
+    assert_eq!(store.session("s1").await.unwrap().unwrap().revoked_at, Some(Timestamp(6)));
+    assert_eq!(store.session("nope").await.unwrap(), None);
     assert!(store.revoke_key("abc", Timestamp(9)).await.unwrap());
     assert!(!store.revoke_key("abc", Timestamp(10)).await.unwrap());
     assert_eq!(store.key("abc").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
@@ -173,7 +201,12 @@ pub async fn keys(store: &dyn Store) {
 
 /// A retried idempotency key returns the first decision; a reused key with a different request is refused.
 pub async fn decisions_and_idempotency(store: &dyn Store) {
-    let first = NewDecision { decision: decision("d1", Some("idem-1"), None), request_digest: "r1".into(), case: None };
+    let first = NewDecision {
+        decision: decision("d1", Some("idem-1"), None),
+        request_digest: "r1".into(),
+        case: None,
+        open_case_cap: None,
+    };
     assert!(matches!(store.insert_decision(first.clone()).await.unwrap(), Inserted::Created(_)));
     let mut retry = first.clone();
     retry.decision.id = "d1-retry".into();
@@ -193,6 +226,9 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
         recorded_by: "ann".into(),
     };
     assert!(store.labelled_decisions(10).await.unwrap().iter().all(|d| d.id != "d1"));
+    let recent = store.recent_decisions(1).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert!(store.recent_decisions(1000).await.unwrap().iter().any(|d| d.id == "d1"), "unlabelled ones count");
     let d = store.record_outcome("d1", out.clone()).await.unwrap();
     assert_eq!(d.outcome, Some(out.clone()));
     let labelled = store.labelled_decisions(10).await.unwrap();
@@ -208,6 +244,7 @@ pub async fn cases_and_events(store: &dyn Store) {
         decision: decision("d2", None, Some("c2")),
         request_digest: "r".into(),
         case: Some(case("c2", "d2", 2)),
+        open_case_cap: None,
     };
     store.insert_decision(nd).await.unwrap();
     assert_eq!(store.open_case_count().await.unwrap(), open_before + 1);
@@ -238,6 +275,42 @@ pub async fn cases_and_events(store: &dyn Store) {
     assert_eq!(events[3].actor, "bob");
     let report = assert_verified(store).await;
     assert!(report.decisions >= 2 && report.cases >= 1, "{report:?}");
+}
+
+/// Past an agent's cap of open approval cases, escalations get their
+/// fallback at once and open no case; the count is exact under concurrency.
+pub async fn case_cap(store: &dyn Store) {
+    let futs = (0..12).map(|i| {
+        let mut d = decision(&format!("cap-{i}"), None, Some(&format!("c-cap-{i}")));
+        d.agent = "looping-agent".into();
+        d.escalation = Some(case("x", "x", 1).escalation);
+        let mut c = case(&format!("c-cap-{i}"), &format!("cap-{i}"), 1);
+        c.agent = "looping-agent".into();
+        store.insert_decision(NewDecision {
+            decision: d,
+            request_digest: format!("cap-{i}"),
+            case: Some(c),
+            open_case_cap: Some(5),
+        })
+    });
+    let results = futures_join_all(futs).await;
+    let mut opened = 0;
+    for r in results {
+        let Inserted::Created(d) = r.unwrap() else { panic!("new decisions") };
+        match &d.final_verdict {
+            None => opened += 1,
+            Some(f) => {
+                assert_eq!(f.source, arbiter_core::FinalSource::AgentCaseCap);
+                assert_eq!(f.verdict, Verdict::Deny, "the escalation's fallback");
+                assert_eq!(d.case_id, None);
+                assert!(store.case(&format!("c-cap-{}", &d.id[4..])).await.unwrap().is_none());
+            }
+        }
+    }
+    assert_eq!(opened, 5, "exactly the cap is opened");
+    // another agent is not affected
+    escalate(store, "cap-other", |_| {}).await;
+    assert!(store.case("c-cap-other").await.unwrap().is_some());
 }
 
 /// Under 32 concurrent reviewers claiming the same cases, no case is ever held by two.
@@ -402,37 +475,52 @@ pub async fn webhook_outbox(store: &dyn Store) {
         .await
         .unwrap();
     store.update_case("c-hook", approve("ann", None), Timestamp(2_500)).await.unwrap();
-    let due = store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap();
-    assert_eq!(due.iter().map(|d| d.event.kind.as_str()).collect::<Vec<_>>(), ["case.opened", "case.claimed"]);
-    assert_eq!(due[0].webhook.secret, "s3cret");
-    assert_eq!(due[0].event.case_id.as_deref(), Some("c-hook"));
+    let none = std::collections::HashMap::new;
+    // at most `per_webhook` at once, counting the ones in flight
+    let busy: std::collections::HashMap<String, usize> = [("wh-1".to_string(), 4)].into_iter().collect();
+    assert!(store.claim_due_deliveries(Timestamp(3_000), 30_000, 10, 4, busy).await.unwrap().is_empty());
+    let one = store.claim_due_deliveries(Timestamp(3_000), 30_000, 10, 1, none()).await.unwrap();
+    assert_eq!(one.iter().map(|d| d.event.kind.as_str()).collect::<Vec<_>>(), ["case.opened"]);
+    assert_eq!(one[0].delivery.attempts, 1, "the attempt is recorded before it is sent");
+    let due = store.claim_due_deliveries(Timestamp(3_000), 30_000, 10, 4, none()).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.event.kind.as_str()).collect::<Vec<_>>(), ["case.claimed"]);
     assert!(
-        store.claim_due_deliveries(Timestamp(3_000), 30_000, 10).await.unwrap().is_empty(),
+        store.claim_due_deliveries(Timestamp(3_000), 30_000, 10, 4, none()).await.unwrap().is_empty(),
         "leased deliveries are not handed out twice"
     );
+    // a worker that died mid-send: the lease runs out and the same delivery is due again
+    let retried = store.claim_due_deliveries(Timestamp(33_000), 30_000, 10, 4, none()).await.unwrap();
+    assert_eq!(retried.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [one[0].delivery.id, due[0].delivery.id]);
+    assert_eq!(retried[0].delivery.attempts, 2);
+    let due = retried;
     let (a, b) = (due[0].delivery.id, due[1].delivery.id);
     store
         .record_delivery_attempt(
             a,
-            DeliveryAttempt { at: Timestamp(3_001), status: Some(200), error: None, retry_at: None },
+            DeliveryAttempt { at: Timestamp(33_001), status: Some(200), error: None, retry_at: None },
         )
         .await
         .unwrap();
-    store
-        .record_delivery_attempt(
-            b,
-            DeliveryAttempt { at: Timestamp(3_001), status: Some(500), error: None, retry_at: Some(Timestamp(4_000)) },
-        )
-        .await
-        .unwrap();
-    let again = store.claim_due_deliveries(Timestamp(4_000), 30_000, 10).await.unwrap();
-    assert_eq!(again.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [b]);
-    assert_eq!(again[0].delivery.attempts, 1);
     store
         .record_delivery_attempt(
             b,
             DeliveryAttempt {
-                at: Timestamp(4_001),
+                at: Timestamp(33_001),
+                status: Some(500),
+                error: None,
+                retry_at: Some(Timestamp(34_000)),
+            },
+        )
+        .await
+        .unwrap();
+    let again = store.claim_due_deliveries(Timestamp(34_000), 30_000, 10, 4, none()).await.unwrap();
+    assert_eq!(again.iter().map(|d| d.delivery.id).collect::<Vec<_>>(), [b]);
+    assert_eq!(again[0].delivery.attempts, 3);
+    store
+        .record_delivery_attempt(
+            b,
+            DeliveryAttempt {
+                at: Timestamp(34_001),
                 status: None,
                 error: Some("connection refused".into()),
                 retry_at: None,
@@ -442,7 +530,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
         .unwrap();
     let log = store.deliveries("wh-1", 10).await.unwrap();
     assert_eq!(log.iter().map(|d| d.status).collect::<Vec<_>>(), [DeliveryStatus::Failed, DeliveryStatus::Delivered]);
-    assert_eq!(log[0].attempts, 2);
+    assert_eq!((log[0].attempts, log[1].attempts), (3, 2));
     assert_eq!(log[0].last_error.as_deref(), Some("connection refused"));
     // Floats that do not survive a naive print/parse round trip must still verify.
     let awkward: Vec<f64> = (1..200).map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2).collect();
@@ -462,7 +550,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;
     assert!(
-        store.claim_due_deliveries(Timestamp(10_000), 30_000, 10).await.unwrap().is_empty(),
+        store.claim_due_deliveries(Timestamp(100_000), 30_000, 10, 4, none()).await.unwrap().is_empty(),
         "an inactive webhook gets nothing"
     );
 }
@@ -474,6 +562,7 @@ pub async fn concurrent_writes(store: &dyn Store) {
             decision: decision(&format!("cw-{i}"), Some(&format!("cw-idem-{}", i % 100)), None),
             request_digest: format!("cw-{}", i % 100),
             case: None,
+            open_case_cap: None,
         };
         store.insert_decision(nd)
     });

@@ -97,6 +97,41 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// When it stops working on its own (rotation, short-lived keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Its own proposal rate limit, instead of its role's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<arbiter_core::rate::RateLimit>,
+}
+
+impl KeyRecord {
+    /// Why the key does not work at `now` (revoked or expired), if it does not.
+    pub fn inactive_at(&self, now: Timestamp) -> Option<String> {
+        if let Some(t) = self.revoked_at {
+            return Some(format!("this API key was revoked at {t}"));
+        }
+        match self.expires_at {
+            Some(t) if t <= now => Some(format!("this API key expired at {t}; ask an admin for a new one")),
+            _ => None,
+        }
+    }
+}
+
+/// A signed-in console session, stored so that signing out (or revoking the
+/// key) ends it on every replica at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    /// Random id, carried (signed) in the cookie.
+    pub id: String,
+    /// The key that signed in.
+    pub key_id: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it ends on its own.
+    pub expires_at: Timestamp,
+    /// When it was ended (signed out).
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// A decision to store, with the case it opens (if escalated).
@@ -108,6 +143,10 @@ pub struct NewDecision {
     pub request_digest: String,
     /// The approval case to open with it, for escalations.
     pub case: Option<Case>,
+    /// At most this many open approval cases per agent: past it, the case is
+    /// not opened and the escalation's fallback applies at once
+    /// ([`rules::apply_case_cap`]). Counted in the same transaction.
+    pub open_case_cap: Option<u64>,
 }
 
 /// The result of storing a decision.
@@ -176,7 +215,7 @@ pub struct Webhook {
 impl Webhook {
     /// Whether this webhook wants events of `kind`.
     pub fn wants(&self, kind: &str) -> bool {
-        self.active && (self.events.contains("*") || self.events.contains(kind))
+        self.active && rules::webhook_wants(&self.events, kind)
     }
 }
 
@@ -293,6 +332,15 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self) -> Result<Vec<KeyRecord>>;
     /// Revoke a key; false if it does not exist or was already revoked.
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Set (or clear) when a key expires; false if there is no such key.
+    async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool>;
+
+    /// Store a new console session.
+    async fn create_session(&self, session: ConsoleSession) -> Result<()>;
+    /// One console session.
+    async fn session(&self, id: &str) -> Result<Option<ConsoleSession>>;
+    /// End a console session; false if it does not exist or already ended.
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool>;
 
     /// Store a decision (and its case) atomically, or return the earlier
     /// decision with the same agent and idempotency key.
@@ -302,6 +350,9 @@ pub trait Store: Send + Sync + 'static {
     /// The most recent `limit` decisions with a recorded outcome, oldest first
     /// (the history that tuning and backtests learn from).
     async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>>;
+    /// The most recent `limit` decisions (by event time), oldest first,
+    /// labelled or not (what a policy change is checked against).
+    async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>>;
     /// Record (or replace) the ground-truth outcome of a decision.
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision>;
 
@@ -362,10 +413,20 @@ pub trait Store: Send + Sync + 'static {
     async fn webhooks(&self) -> Result<Vec<Webhook>>;
     /// Deactivate a webhook; false if there is no active one with this id.
     async fn delete_webhook(&self, id: &str) -> Result<bool>;
-    /// Take up to `limit` pending deliveries due at `now`, leasing them for
-    /// `lease_ms` so that no other worker sends them meanwhile.
-    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>>;
-    /// Record an attempt.
+    /// Take up to `limit` pending deliveries due at `now`, oldest first, and at
+    /// most `per_webhook` per webhook counting the `in_flight` ones the caller
+    /// is already sending. Each taken delivery counts its attempt now (before
+    /// it is sent) and is leased for `lease_ms`, so no other worker sends it
+    /// meanwhile and a crash mid-send retries it after the lease.
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+        per_webhook: usize,
+        in_flight: std::collections::HashMap<String, usize>,
+    ) -> Result<Vec<DueDelivery>>;
+    /// Record how the attempt counted by the last claim went.
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;

@@ -65,6 +65,31 @@ pub fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Ti
     }
 }
 
+/// Apply the per-agent cap on open approval cases: the escalation's fallback
+/// applies at once (source `agent_case_cap`), and no case is opened.
+pub fn apply_case_cap(d: &mut Decision, open: u64, cap: u64) {
+    let fallback = d.escalation.as_ref().map_or(Verdict::Deny, |e| e.fallback);
+    d.case_id = None;
+    d.status = arbiter_core::DecisionStatus::Final;
+    d.final_verdict = Some(FinalVerdict {
+        verdict: fallback,
+        source: FinalSource::AgentCaseCap,
+        action: None,
+        decided_by: vec![],
+        rationale: format!(
+            "{} already has {open} open approval cases (the cap is {cap}); no new case was opened and the policy's \
+             fallback `{fallback}` applies at once",
+            d.agent
+        ),
+        decided_at: d.received_at,
+    });
+}
+
+/// Whether a webhook subscribed to `kinds` wants an event of `kind` (`*` is every kind).
+pub fn webhook_wants(kinds: &std::collections::BTreeSet<String>, kind: &str) -> bool {
+    kinds.contains("*") || kinds.contains(kind)
+}
+
 /// The digest of a stored decision body, as the chain records it (hex SHA-256 of the exact text).
 pub fn body_digest(body: &str) -> String {
     hex::encode(Sha256::digest(body.as_bytes()))

@@ -131,12 +131,14 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         run_batch(&tx, batch, &mut replies, &mut chain);
         // The decisions this batch wrote are committed to the audit chain in
         // the same transaction: one event for the whole batch.
+        let wrote_decisions = !chain.is_empty();
         let committed = match chain.take() {
             Some((data, at)) => append_event(&tx, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ()),
             None => Ok(()),
         };
         let outcome = match committed {
-            Ok(()) => fail_point("commit").and_then(|()| tx.commit().map_err(backend)),
+            Ok(()) if wrote_decisions => fail_point("decision_commit").and_then(|()| tx.commit().map_err(backend)),
+            Ok(()) => tx.commit().map_err(backend),
             Err(e) => Err(e),
         };
         for reply in replies {
@@ -145,8 +147,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Test hook: `ARBITER_TEST_FAIL=commit` makes every commit fail (the
-/// durability tests prove that no write is acknowledged unless it commits).
+/// Test hook: `ARBITER_TEST_FAIL=decision_commit` makes every commit of a
+/// batch that wrote decisions fail, so the durability tests can prove that
+/// no decision is acknowledged unless it committed.
 fn fail_point(name: &str) -> Result<()> {
     static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
@@ -211,6 +214,17 @@ impl SqliteStore {
         let target =
             dest.to_str().ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?.to_string();
         self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
+    }
+
+    /// The writer connection's `journal_mode` and `synchronous` (2 is FULL):
+    /// what an acknowledged write's durability rests on.
+    pub async fn durability(&self) -> Result<(String, i64)> {
+        self.write(|c| {
+            let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).map_err(backend)?;
+            let sync: i64 = c.pragma_query_value(None, "synchronous", |r| r.get(0)).map_err(backend)?;
+            Ok((mode, sync))
+        })
+        .await
     }
 
     /// The database file.
@@ -331,6 +345,13 @@ fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
 /// Append a case event to the chain and queue it for every webhook that wants it.
 fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
     let e = append_event(conn, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
+    queue_deliveries(conn, &e)?;
+    Ok(e)
+}
+
+/// Queue `e` for every active webhook that wants its kind (the outbox is
+/// written in the same transaction as the event).
+fn queue_deliveries(conn: &Connection, e: &Event) -> Result<()> {
     let hooks: Vec<(String, String)> = conn
         .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")
         .map_err(backend)?
@@ -339,18 +360,18 @@ fn append_case_event(conn: &Connection, case: &Case, ev: &CaseEvent, actor: &str
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
     for (id, events) in hooks {
-        let kinds: Vec<String> = serde_json::from_str(&events).map_err(corrupt)?;
-        if kinds.iter().any(|k| k == "*" || k == &e.kind) {
+        let kinds: std::collections::BTreeSet<String> = serde_json::from_str(&events).map_err(corrupt)?;
+        if crate::rules::webhook_wants(&kinds, &e.kind) {
             conn.prepare_cached(
                 "INSERT INTO webhook_deliveries (webhook_id, event_seq, kind, status, next_attempt_at, created_at)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
             )
             .map_err(backend)?
-            .execute(params![id, e.seq as i64, e.kind, at.0])
+            .execute(params![id, e.seq as i64, e.kind, e.at.0])
             .map_err(backend)?;
         }
     }
-    Ok(e)
+    Ok(())
 }
 
 /// Rows of one JSON `body` column, parsed.
@@ -497,7 +518,11 @@ fn static_str(s: &str) -> &'static str {
 
 const EVENT_COLS: &str = "seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash";
 
-fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRecord, String, String)> {
+const KEY_COLS: &str = "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit";
+
+type KeyRow = (KeyRecord, String, String, Option<String>);
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((
         KeyRecord {
             id: r.get(0)?,
@@ -507,15 +532,19 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRecord, String, S
             digest: r.get(4)?,
             created_at: Timestamp(r.get(5)?),
             revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+            expires_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+            rate_limit: None,
         },
         r.get(2)?,
         r.get(3)?,
+        r.get(8)?,
     ))
 }
 
-fn finish_key((mut k, role, tags): (KeyRecord, String, String)) -> Result<KeyRecord> {
+fn finish_key((mut k, role, tags, rate): KeyRow) -> Result<KeyRecord> {
     k.role = role.parse().map_err(StoreError::Corrupt)?;
     k.tags = serde_json::from_str(&tags).map_err(corrupt)?;
+    k.rate_limit = rate.map(|r| r.parse().map_err(StoreError::Corrupt)).transpose()?;
     Ok(k)
 }
 
@@ -614,8 +643,19 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
             c.execute(
-                "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![k.id, k.name, k.role.as_str(), tags, k.digest, k.created_at.0, k.revoked_at.map(|t| t.0)],
+                "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    k.id,
+                    k.name,
+                    k.role.as_str(),
+                    tags,
+                    k.digest,
+                    k.created_at.0,
+                    k.revoked_at.map(|t| t.0),
+                    k.expires_at.map(|t| t.0),
+                    k.rate_limit.map(|r| r.to_string())
+                ],
             )
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -631,26 +671,19 @@ impl Store for SqliteStore {
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.query_row(
-                "SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys WHERE id = ?1",
-                [id],
-                key_from_row,
-            )
-            .optional()
-            .map_err(backend)?
-            .map(finish_key)
-            .transpose()
+            c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"), [id], key_from_row)
+                .optional()
+                .map_err(backend)?
+                .map(finish_key)
+                .transpose()
         })
         .await
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(|c| {
-            let mut st = c
-                .prepare(
-                    "SELECT id, name, role, tags, digest, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
-                )
-                .map_err(backend)?;
+            let mut st =
+                c.prepare(&format!("SELECT {KEY_COLS} FROM api_keys ORDER BY created_at, id")).map_err(backend)?;
             let rows = st.query_map([], key_from_row).map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(finish_key)).collect()
         })
@@ -668,8 +701,87 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE api_keys SET expires_at = ?2 WHERE id = ?1", params![id, expires_at.map(|t| t.0)])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    session.id,
+                    session.key_id,
+                    session.created_at.0,
+                    session.expires_at.0,
+                    session.revoked_at.map(|t| t.0)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<crate::ConsoleSession>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = ?1",
+            )
+            .map_err(backend)?
+            .query_row([id], |r| {
+                Ok(crate::ConsoleSession {
+                    id: r.get(0)?,
+                    key_id: r.get(1)?,
+                    created_at: Timestamp(r.get(2)?),
+                    expires_at: Timestamp(r.get(3)?),
+                    revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE console_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, at.0],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
         self.write_chained(move |c, chain| {
+            let mut new = new;
+            if let (Some(cap), Some(_)) = (new.open_case_cap, &new.case) {
+                let open: i64 = c
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM cases WHERE agent = ?1 AND kind = 'approval' AND state IN ('open', 'claimed')",
+                    )
+                    .map_err(backend)?
+                    .query_row([&new.decision.agent], |r| r.get(0))
+                    .map_err(backend)?;
+                if open as u64 >= cap {
+                    crate::rules::apply_case_cap(&mut new.decision, open as u64, cap);
+                    new.case = None;
+                }
+            }
             let d = &new.decision;
             if let Some(key) = &d.idempotency_key {
                 let prior: Option<(String, String)> = c
@@ -741,6 +853,19 @@ impl Store for SqliteStore {
             let mut out: Vec<Decision> = load_bodies(
                 c,
                 "SELECT body FROM decisions WHERE outcome_correct IS NOT NULL ORDER BY event_time DESC, seq DESC LIMIT ?1",
+                [limit as i64],
+            )?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| {
+            let mut out: Vec<Decision> = load_bodies(
+                c,
+                "SELECT body FROM decisions ORDER BY event_time DESC, seq DESC LIMIT ?1",
                 [limit as i64],
             )?;
             out.reverse();
@@ -991,7 +1116,12 @@ impl Store for SqliteStore {
 
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| append_event(c, None, None, &kind, &actor, at, data)).await
+        self.write(move |c| {
+            let e = append_event(c, None, None, &kind, &actor, at, data)?;
+            queue_deliveries(c, &e)?;
+            Ok(e)
+        })
+        .await
     }
 
     async fn drift_points(
@@ -1062,16 +1192,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due_deliveries(&self, now: Timestamp, lease_ms: i64, limit: usize) -> Result<Vec<DueDelivery>> {
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+        per_webhook: usize,
+        in_flight: std::collections::HashMap<String, usize>,
+    ) -> Result<Vec<DueDelivery>> {
         self.write(move |c| {
+            // Oldest first within each webhook, at most `per_webhook` each; the
+            // ones in flight use up their webhook's share.
             let sql = format!(
-                "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash
-                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2"
+                "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
+                 FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rn
+                       FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1) q
+                 JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
+                 WHERE q.rn <= ?2 ORDER BY d.next_attempt_at, d.id"
             );
             let mut st = c.prepare_cached(&sql).map_err(backend)?;
             let rows = st
-                .query_map(params![now.0, limit as i64], |r| {
+                .query_map(params![now.0, per_webhook as i64], |r| {
                     let d = row_delivery(r)?;
                     let w = row_webhook(r, 11)?;
                     let ev = Event {
@@ -1085,20 +1226,29 @@ impl Store for SqliteStore {
                         prev_hash: r.get(26)?,
                         hash: r.get(27)?,
                     };
-                    Ok((d, w, ev, r.get::<_, String>(25)?))
+                    Ok((d, w, ev, r.get::<_, String>(25)?, r.get::<_, i64>(28)? as usize))
                 })
                 .map_err(backend)?;
             let mut out = Vec::new();
             for row in rows {
-                let (delivery, w, mut event, data) = row.map_err(backend)?;
+                let (delivery, w, mut event, data, rank) = row.map_err(backend)?;
+                if out.len() >= limit {
+                    break;
+                }
+                if rank + in_flight.get(&delivery.webhook_id).copied().unwrap_or(0) > per_webhook {
+                    continue;
+                }
                 event.data = serde_json::from_str(&data).map_err(corrupt)?;
                 out.push(DueDelivery { delivery, webhook: finish_webhook(w)?, event });
             }
             drop(st);
+            let until = now.plus_millis(lease_ms);
             for d in &mut out {
-                let until = now.plus_millis(lease_ms);
-                c.execute("UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1", params![d.delivery.id as i64, until.0])
+                c.prepare_cached("UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1")
+                    .map_err(backend)?
+                    .execute(params![d.delivery.id as i64, until.0])
                     .map_err(backend)?;
+                d.delivery.attempts += 1;
                 d.delivery.next_attempt_at = Some(until);
             }
             Ok(out)
@@ -1116,7 +1266,7 @@ impl Store for SqliteStore {
             };
             let n = c
                 .execute(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
+                    "UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, last_status = ?4,
                      last_error = ?5, delivered_at = ?6 WHERE id = ?1",
                     params![id as i64, status.as_str(), next, a.status.map(i64::from), a.error, delivered],
                 )

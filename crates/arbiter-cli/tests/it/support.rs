@@ -30,29 +30,44 @@ pub struct Server {
 impl Server {
     /// Start `arbiter serve` on `db` with extra flags (and the SOC policy unless they name one).
     pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Server::start_env(db, extra, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables. A server that
+    /// does not print `ready` within 60 s fails the test instead of hanging it.
+    pub fn start_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(if extra.contains(&"--policy") { vec![] } else { vec!["--policy".into(), soc_policy()] })
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start arbiter serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut url, mut admin_key) = (None, None);
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(u) = line.strip_prefix("listening on ") {
-                url = Some(u.to_string());
-            } else if let Some(k) = line.strip_prefix("admin key: ") {
-                admin_key = Some(k.to_string());
-            } else if line == "ready" {
-                break;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut url, mut admin_key) = (None, None);
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if let Some(u) = line.strip_prefix("listening on ") {
+                    url = Some(u.to_string());
+                } else if let Some(k) = line.strip_prefix("admin key: ") {
+                    admin_key = Some(k.to_string());
+                } else if line == "ready" {
+                    let _ = tx.send((url.take(), admin_key.take()));
+                    break;
+                }
             }
-        }
-        std::thread::spawn(move || for _ in lines {});
+            for _ in lines {}
+        });
+        let Ok((url, admin_key)) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("`arbiter serve` did not print `ready` within 60 s (see its stderr above)");
+        };
         Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
     }
 
@@ -74,14 +89,17 @@ impl Server {
 
     /// Create a key through the API; returns the secret.
     pub async fn key(&self, name: &str, role: &str, tags: &[&str]) -> String {
-        let r = self
-            .http
-            .post(self.at("/v1/keys"))
-            .bearer_auth(self.admin())
-            .json(&json!({"name": name, "role": role, "tags": tags}))
-            .send()
-            .await
-            .unwrap();
+        self.key_with(json!({"name": name, "role": role, "tags": tags})).await
+    }
+
+    /// Create an agent key without a rate limit, for tests that load the server.
+    pub async fn loader(&self, name: &str) -> String {
+        self.key_with(json!({"name": name, "role": "agent", "rate_limit": "unlimited"})).await
+    }
+
+    /// Create a key from a full `POST /v1/keys` body; returns the secret.
+    pub async fn key_with(&self, body: Value) -> String {
+        let r = self.http.post(self.at("/v1/keys")).bearer_auth(self.admin()).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201);
         r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
     }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// The variables a condition can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Root {
     /// `name`: the action class.
     Name,
@@ -151,6 +151,54 @@ pub struct Program {
     /// Action classes this condition can only match, when it starts with a
     /// conjunct `name == "x"` or `name in [...]`; used to index triggers.
     pub implied_actions: Option<Vec<String>>,
+}
+
+impl Program {
+    /// The variables the condition reads.
+    pub fn roots(&self) -> std::collections::BTreeSet<Root> {
+        let mut out = std::collections::BTreeSet::new();
+        self.root.roots(&mut out);
+        out
+    }
+}
+
+impl Node {
+    fn roots(&self, out: &mut std::collections::BTreeSet<Root>) {
+        match self {
+            Node::Var(r) => {
+                out.insert(*r);
+            }
+            Node::Const(_) | Node::Local(_) => {}
+            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::InSet(a, _) | Node::Size(a) => {
+                a.roots(out)
+            }
+            Node::Matches(a, _) | Node::Conv(_, a) => a.roots(out),
+            Node::Index(a, b)
+            | Node::And(a, b)
+            | Node::Or(a, b)
+            | Node::Cmp(_, a, b)
+            | Node::Arith(_, a, b)
+            | Node::In(a, b)
+            | Node::Str(_, a, b)
+            | Node::MatchesDyn(a, b) => {
+                a.roots(out);
+                b.roots(out);
+            }
+            Node::Cond(a, b, c) => {
+                a.roots(out);
+                b.roots(out);
+                c.roots(out);
+            }
+            Node::List(items) => items.iter().for_each(|i| i.roots(out)),
+            Node::Comprehension { range, filter, body, .. } => {
+                range.roots(out);
+                if let Some(f) = filter {
+                    f.roots(out);
+                }
+                body.roots(out);
+            }
+        }
+    }
 }
 
 /// Parse, check and compile a condition.

@@ -61,6 +61,19 @@ pub async fn propose(
     idempotency_key: Option<String>,
 ) -> Result<Inserted, ApiError> {
     let started = Instant::now();
+    let now = state.clock.now();
+    let limit = crate::limits::RateLimiter::limit_for(agent, &state.config.rate_limits);
+    if let Err(retry_after_ms) = state.limiter.take(agent, limit, now) {
+        state.metrics.rate_limited.inc();
+        if state.rate_episodes.starts(&agent.key_id, now) {
+            let data = serde_json::json!({"key_id": agent.key_id, "agent": agent.name, "limit": limit.to_string()});
+            if let Err(e) = state.store.record_event("agent.rate_limited", &agent.name, now, data).await {
+                tracing::warn!(error = %e, "could not record the rate-limit alarm");
+            }
+            tracing::warn!(agent = %agent.name, key = %agent.key_id, %limit, "an agent exceeds its proposal rate limit");
+        }
+        return Err(ApiError::RateLimited { retry_after_ms, limit });
+    }
     validate(&req, state)?;
     let policy = state
         .policy()
@@ -74,7 +87,6 @@ pub async fn propose(
     let eval_time = eval_started.elapsed();
     state.metrics.policy_eval.observe(eval_time.as_secs_f64());
 
-    let now = state.clock.now();
     let escalated = eval.verdict == Verdict::Escalate;
     let final_verdict = (!escalated).then(|| FinalVerdict {
         verdict: eval.verdict,
@@ -115,7 +127,21 @@ pub async fn propose(
         }
         _ => None,
     };
-    let inserted = state.store.insert_decision(NewDecision { decision, request_digest, case }).await?;
+    let open_case_cap = state.config.max_open_cases_per_agent;
+    let inserted = state.store.insert_decision(NewDecision { decision, request_digest, case, open_case_cap }).await?;
+    if let Inserted::Created(d) = &inserted
+        && d.final_verdict.as_ref().is_some_and(|f| f.source == FinalSource::AgentCaseCap)
+    {
+        state.metrics.case_cap_fallbacks.inc();
+        if state.cap_episodes.starts(&d.agent, now) {
+            let data = serde_json::json!({"agent": d.agent, "cap": open_case_cap, "decision_id": d.id,
+                                          "fallback": d.final_verdict.as_ref().map(|f| f.verdict)});
+            if let Err(e) = state.store.record_event("agent.case_cap", &d.agent, now, data).await {
+                tracing::warn!(error = %e, "could not record the case-cap alarm");
+            }
+            tracing::warn!(agent = %d.agent, cap = ?open_case_cap, "an agent reached its cap of open approval cases");
+        }
+    }
     if let Inserted::Created(d) = &inserted {
         if d.case_id.is_some() {
             state.cases_changed();

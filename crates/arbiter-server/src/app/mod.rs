@@ -4,3 +4,4 @@
 
 pub mod cases;
 pub mod decisions;
+pub mod policy;

@@ -9,7 +9,7 @@ mod pages;
 
 use crate::AppState;
 use crate::error::ApiError;
-use arbiter_core::{Principal, Role, Timestamp};
+use arbiter_core::{Principal, Role};
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -53,19 +53,48 @@ fn mac(secret: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
-/// A session cookie value for `key_id`, valid until `until`.
-pub fn session_value(secret: &[u8], key_id: &str, until: Timestamp) -> String {
-    let until = until.0.to_string();
-    format!("{key_id}.{until}.{}", mac(secret, &[b"session", key_id.as_bytes(), until.as_bytes()]))
+/// The cookie value for stored session `session_id`: the id and its MAC.
+pub fn session_value(secret: &[u8], session_id: &str) -> String {
+    format!("{session_id}.{}", mac(secret, &[b"session", session_id.as_bytes()]))
 }
 
-/// The key id in a valid, unexpired session cookie value.
-pub fn check_session<'a>(secret: &[u8], value: &'a str, now: Timestamp) -> Option<&'a str> {
-    let mut it = value.splitn(3, '.');
-    let (id, until, sig) = (it.next()?, it.next()?, it.next()?);
-    let expected = mac(secret, &[b"session", id.as_bytes(), until.as_bytes()]);
+/// The session id in a cookie value whose MAC verifies (the session itself
+/// is then looked up: signing out ends it server-side).
+pub fn check_session<'a>(secret: &[u8], value: &'a str) -> Option<&'a str> {
+    let (id, sig) = value.split_once('.')?;
+    let expected = mac(secret, &[b"session", id.as_bytes()]);
     let same: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into();
-    (same && until.parse::<i64>().ok()? > now.0).then_some(id)
+    (same && !id.is_empty()).then_some(id)
+}
+
+/// Start a stored session for `key_id`; returns the `Set-Cookie` value.
+pub async fn start_session(state: &AppState, key_id: &str) -> Result<String, ApiError> {
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    let now = state.clock.now();
+    let session = arbiter_store::ConsoleSession {
+        id: hex::encode(raw),
+        key_id: key_id.to_string(),
+        created_at: now,
+        expires_at: now.plus_millis(SESSION_MS),
+        revoked_at: None,
+    };
+    state.store.create_session(session.clone()).await?;
+    let secret = state.console_secret().await?;
+    let secure =
+        if state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) { "; Secure" } else { "" };
+    Ok(format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session_value(&secret, &session.id),
+        SESSION_MS / 1000
+    ))
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_cookie(state: &AppState) -> String {
+    let secure =
+        if state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) { "; Secure" } else { "" };
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
 /// The CSRF token of a session (bound to the cookie value).
@@ -88,6 +117,8 @@ pub struct Viewer {
     pub who: Principal,
     /// The CSRF token for forms on this page.
     pub csrf: String,
+    /// The stored session.
+    pub session_id: String,
 }
 
 /// Where a request without a valid session goes.
@@ -114,10 +145,15 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
         let back = parts.uri.path_and_query().map_or("/queue".to_string(), |p| p.to_string());
         let Some(value) = cookie(parts) else { return Err(ConsoleRejection::Login(back)) };
         let secret = state.console_secret().await.map_err(ConsoleRejection::Error)?;
-        let Some(id) = check_session(&secret, &value, state.clock.now()) else {
+        let Some(sid) = check_session(&secret, &value) else {
             return Err(ConsoleRejection::Login(back));
         };
-        let who = match state.keys.principal_by_id(state.store.as_ref(), id).await {
+        let now = state.clock.now();
+        let session = state.store.session(sid).await.map_err(|e| ConsoleRejection::Error(e.into()))?;
+        let Some(session) = session.filter(|s| s.revoked_at.is_none() && s.expires_at > now) else {
+            return Err(ConsoleRejection::Login(back));
+        };
+        let who = match state.keys.principal_by_id(state.store.as_ref(), &session.key_id, now).await {
             Ok(p) => p,
             Err(_) => return Err(ConsoleRejection::Login(back)),
         };
@@ -126,7 +162,7 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 "agent keys cannot use the reviewer console".into(),
             )));
         }
-        Ok(Viewer { csrf: csrf_token(&secret, &value), who })
+        Ok(Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id })
     }
 }
 

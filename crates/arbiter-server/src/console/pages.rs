@@ -1,7 +1,8 @@
 //! The console's pages and forms.
 
-use super::{COOKIE, SESSION_MS, Viewer, error_page, esc, page, session_value, urlencode};
+use super::{Viewer, error_page, esc, page, urlencode};
 use crate::error::ApiError;
+use crate::extract::{Path, Query};
 use crate::routes::cases::rationale;
 use crate::{AppState, actor};
 use arbiter_core::chart::{Chart, Series};
@@ -9,7 +10,7 @@ use arbiter_core::queue;
 use arbiter_core::review::*;
 use arbiter_core::{Case, CaseCommand, CaseKind, Role, Timestamp};
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
@@ -70,7 +71,7 @@ pub async fn login_form(Query(q): Query<HashMap<String, String>>) -> Response {
     let next = q.get("next").map_or("/queue", String::as_str);
     let body = format!(
         r#"<h1>Sign in</h1>{}<form method="post" action="/login" class="card narrow">
-<label for="key">API key</label><input type="text" id="key" name="key" autocomplete="off" autofocus required placeholder="arb_…">
+<label for="key">API key</label><input type="password" id="key" name="key" autocomplete="off" autofocus required placeholder="arb_…">
 <input type="hidden" name="next" value="{}"><button type="submit">Sign in</button>
 <p class="muted">Use a reviewer or admin key (<code>arbiter keys create --role reviewer --tag soc_analyst</code>). The key is exchanged for a session cookie and never stored in the browser.</p></form>"#,
         flash(&q),
@@ -87,36 +88,36 @@ fn safe_next(next: &str) -> &str {
 /// `POST /login`: exchange an API key for a session cookie.
 pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) -> Response {
     let next = safe_next(field(&f, "next")).to_string();
-    let who = match state.keys.authenticate(state.store.as_ref(), field(&f, "key").trim()).await {
+    let who = match state.keys.authenticate(state.store.as_ref(), field(&f, "key").trim(), state.clock.now()).await {
         Ok(p) => p,
         Err(e) => return back("/login", Some(&e.detail()), None),
     };
     if who.role == Role::Agent {
         return back("/login", Some("agent keys cannot use the reviewer console; use a reviewer or admin key"), None);
     }
-    let secret = match state.console_secret().await {
-        Ok(s) => s,
+    let cookie = match super::start_session(&state, &who.key_id).await {
+        Ok(c) => c,
         Err(e) => return error_page(e),
     };
-    let value = session_value(&secret, &who.key_id, state.clock.now().plus_millis(SESSION_MS));
     let mut r = Redirect::to(&next).into_response();
-    let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_MS / 1000);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-/// `POST /logout`.
-pub async fn logout(viewer: Viewer, Form(f): Form<Fields>) -> Response {
+/// `POST /logout`: ends the stored session, so the old cookie stops working at once.
+pub async fn logout(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f): Form<Fields>) -> Response {
     if let Err(e) = viewer.check_csrf(field(&f, "csrf")) {
         return error_page(e);
     }
+    if let Err(e) = state.store.end_session(&viewer.session_id, state.clock.now()).await {
+        return error_page(e.into());
+    }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("arbiter_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&super::clear_cookie(&state)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
     r
 }
 
@@ -1126,12 +1127,12 @@ mod tests {
     #[test]
     fn sessions_and_csrf() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let v = session_value(secret, "abc123", Timestamp(10_000));
-        assert_eq!(super::super::check_session(secret, &v, Timestamp(9_999)), Some("abc123"));
-        assert_eq!(super::super::check_session(secret, &v, Timestamp(10_000)), None, "expired");
-        assert_eq!(super::super::check_session(b"another secret", &v, Timestamp(0)), None, "forged");
+        let v = super::super::session_value(secret, "abc123");
+        assert_eq!(super::super::check_session(secret, &v), Some("abc123"));
+        assert_eq!(super::super::check_session(b"another secret", &v), None, "forged");
         let tampered = v.replacen("abc123", "abc124", 1);
-        assert_eq!(super::super::check_session(secret, &tampered, Timestamp(0)), None);
+        assert_eq!(super::super::check_session(secret, &tampered), None);
+        assert_eq!(super::super::check_session(secret, "abc123"), None, "no MAC");
         assert_ne!(csrf_token(secret, &v), csrf_token(secret, &tampered));
         assert_eq!(safe_next("//evil.example/x"), "/queue");
         assert_eq!(safe_next("https://evil.example"), "/queue");

@@ -3,10 +3,11 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Auth;
+use crate::extract::Query;
 use arbiter_core::Role;
 use arbiter_store::Event;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

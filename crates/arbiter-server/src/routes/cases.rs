@@ -4,12 +4,13 @@
 
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
+use crate::extract::{Path, Query};
 use crate::{AppState, actor};
 use arbiter_core::queue::{self, QueueItem};
 use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Role};
 use arbiter_store::{CaseFilter, Event};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;

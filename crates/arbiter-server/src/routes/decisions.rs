@@ -3,10 +3,11 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
+use crate::extract::{Path, Query};
 use arbiter_core::{Decision, DecisionStatus, HumanDuration, Outcome, Principal, Role};
 use arbiter_store::Inserted;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

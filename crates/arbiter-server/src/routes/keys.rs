@@ -1,13 +1,14 @@
 //! `GET|POST /v1/keys`, `DELETE /v1/keys/{id}` (admin only).
 
 use crate::AppState;
-use crate::auth::{generate_key, validate_key_fields};
+use crate::auth::{KeySpec, create_key, rotate_key};
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
 use arbiter_core::Role;
 use arbiter_store::KeyRecord;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -24,6 +25,15 @@ pub struct CreateKey {
     /// Reviewer role tags such as `soc_analyst`.
     #[serde(default)]
     pub tags: BTreeSet<String>,
+    /// The key stops working after this long (`90d`, `12h`).
+    #[serde(default)]
+    pub expires_in: Option<arbiter_core::HumanDuration>,
+    /// The key's own proposal rate limit (`10/s`, `600/m:50`, `unlimited`) instead of its role's.
+    #[serde(default)]
+    pub rate_limit: Option<arbiter_core::rate::RateLimit>,
+    /// The name belongs to an existing principal: this is a second key for the same person.
+    #[serde(default)]
+    pub same_principal: bool,
 }
 
 /// A created key: the only time the secret is shown.
@@ -43,9 +53,39 @@ pub async fn create(
     JsonBody(req): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     auth.require(&[Role::Admin], "creating keys")?;
-    validate_key_fields(&req.name, &req.tags)?;
-    let key = generate_key(&req.name, req.role, req.tags, state.clock.now())?;
-    state.store.create_key(key.record.clone()).await?;
+    let spec = KeySpec {
+        name: req.name,
+        role: req.role,
+        tags: req.tags,
+        expires_in: req.expires_in,
+        rate_limit: req.rate_limit,
+        same_principal: req.same_principal,
+    };
+    let key = create_key(state.store.as_ref(), spec, state.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
+}
+
+/// The body of `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old key keeps working (default `7d`), so callers can switch without downtime.
+    #[serde(default)]
+    pub old_expires_in: Option<arbiter_core::HumanDuration>,
+}
+
+/// Rotate a key: a new key for the same principal; the old one works until it expires.
+pub async fn rotate(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Option<JsonBody<RotateKey>>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    auth.require(&[Role::Admin], "rotating keys")?;
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let grace = req.old_expires_in.unwrap_or(arbiter_core::HumanDuration(7 * 24 * 3600));
+    let key = rotate_key(state.store.as_ref(), &id, grace, state.clock.now()).await?;
+    state.keys.invalidate(&id);
     Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
 }
 

@@ -14,90 +14,87 @@ use axum::Router;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// Every route, with the paths documented in `docs/openapi.json`.
+/// The API's routes, recorded as they are registered, so the OpenAPI
+/// document is checked against exactly what is served.
+struct Api {
+    router: Router<Arc<AppState>>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Api {
+    fn on<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let route = match method {
+            "get" => get(handler),
+            "post" => post(handler),
+            "put" => axum::routing::put(handler),
+            "delete" => axum::routing::delete(handler),
+            other => unreachable!("no method {other} in the API"),
+        };
+        self.table.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+}
+
+fn api() -> Api {
+    Api { router: Router::new(), table: Vec::new() }
+        .on("post", "/v1/decisions", decisions::propose)
+        .on("get", "/v1/decisions/{id}", decisions::get)
+        .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)
+        .on("get", "/v1/queue", cases::queue)
+        .on("get", "/v1/cases", cases::list)
+        .on("get", "/v1/cases/{id}", cases::get)
+        .on("post", "/v1/cases/{id}/claim", cases::claim)
+        .on("post", "/v1/cases/{id}/release", cases::release)
+        .on("post", "/v1/cases/{id}/reassign", cases::reassign)
+        .on("post", "/v1/cases/{id}/decision", cases::decide)
+        .on("post", "/v1/cases/{id}/comments", cases::comment)
+        .on("get", "/v1/cases/{id}/events", cases::events)
+        .on("get", "/v1/cases/{id}/chain", cases::chain)
+        .on("post", "/v1/reviews", reviews::open)
+        .on("get", "/v1/reviews/{id}", reviews::get)
+        .on("post", "/v1/reviews/{id}/stages", reviews::stage)
+        .on("post", "/v1/reviews/{id}/interventions/{index}", reviews::intervention)
+        .on("post", "/v1/reviews/{id}/close", reviews::close)
+        .on("post", "/v1/reviews/{id}/reopen", reviews::reopen)
+        .on("get", "/v1/webhooks", webhooks::list)
+        .on("post", "/v1/webhooks", webhooks::create)
+        .on("delete", "/v1/webhooks/{id}", webhooks::delete)
+        .on("get", "/v1/webhooks/{id}/deliveries", webhooks::deliveries)
+        .on("get", "/v1/drift", ops::drift)
+        .on("get", "/v1/audit/verify", audit::verify)
+        .on("get", "/v1/audit/events", audit::events)
+        .on("get", "/v1/policy", policy::active)
+        .on("put", "/v1/policy", policy::put)
+        .on("get", "/v1/policy/versions", policy::versions)
+        .on("get", "/v1/policy/versions/{hash}", policy::version)
+        .on("post", "/v1/policy/versions/{hash}/activate", policy::activate)
+        .on("post", "/v1/policy/versions/{hash}/backtest", policy::backtest)
+        .on("get", "/v1/keys", keys::list)
+        .on("post", "/v1/keys", keys::create)
+        .on("delete", "/v1/keys/{id}", keys::revoke)
+        .on("post", "/v1/keys/{id}/rotate", keys::rotate)
+        .on("get", "/healthz", ops::healthz)
+        .on("get", "/readyz", ops::readyz)
+        .on("get", "/metrics", ops::metrics)
+        .on("get", "/openapi.json", ops::openapi)
+}
+
+/// Every API route as `(method, path)`, exactly as the router registers them.
+pub fn table() -> Vec<(&'static str, &'static str)> {
+    api().table
+}
+
+/// Every route: the API, the console, and problem+json fallbacks.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/decisions", post(decisions::propose))
-        .route("/v1/decisions/{id}", get(decisions::get))
-        .route("/v1/decisions/{id}/outcome", post(decisions::outcome))
-        .route("/v1/queue", get(cases::queue))
-        .route("/v1/cases", get(cases::list))
-        .route("/v1/cases/{id}", get(cases::get))
-        .route("/v1/cases/{id}/claim", post(cases::claim))
-        .route("/v1/cases/{id}/release", post(cases::release))
-        .route("/v1/cases/{id}/reassign", post(cases::reassign))
-        .route("/v1/cases/{id}/decision", post(cases::decide))
-        .route("/v1/cases/{id}/comments", post(cases::comment))
-        .route("/v1/cases/{id}/events", get(cases::events))
-        .route("/v1/cases/{id}/chain", get(cases::chain))
-        .route("/v1/reviews", post(reviews::open))
-        .route("/v1/reviews/{id}", get(reviews::get))
-        .route("/v1/reviews/{id}/stages", post(reviews::stage))
-        .route("/v1/reviews/{id}/interventions/{index}", post(reviews::intervention))
-        .route("/v1/reviews/{id}/close", post(reviews::close))
-        .route("/v1/reviews/{id}/reopen", post(reviews::reopen))
-        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
-        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
-        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/v1/drift", get(ops::drift))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/audit/events", get(audit::events))
-        .route("/v1/policy", get(policy::active).put(policy::put))
-        .route("/v1/policy/versions", get(policy::versions))
-        .route("/v1/policy/versions/{hash}", get(policy::version))
-        .route("/v1/policy/versions/{hash}/activate", post(policy::activate))
-        .route("/v1/policy/versions/{hash}/backtest", post(policy::backtest))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+    api()
+        .router
         .merge(crate::console::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)
 }
-
-/// The route table as (method, path) pairs, for the OpenAPI completeness test.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/v1/decisions"),
-    ("get", "/v1/decisions/{id}"),
-    ("post", "/v1/decisions/{id}/outcome"),
-    ("get", "/v1/queue"),
-    ("get", "/v1/cases"),
-    ("get", "/v1/cases/{id}"),
-    ("post", "/v1/cases/{id}/claim"),
-    ("post", "/v1/cases/{id}/release"),
-    ("post", "/v1/cases/{id}/reassign"),
-    ("post", "/v1/cases/{id}/decision"),
-    ("post", "/v1/cases/{id}/comments"),
-    ("get", "/v1/cases/{id}/events"),
-    ("get", "/v1/cases/{id}/chain"),
-    ("post", "/v1/reviews"),
-    ("get", "/v1/reviews/{id}"),
-    ("post", "/v1/reviews/{id}/stages"),
-    ("post", "/v1/reviews/{id}/interventions/{index}"),
-    ("post", "/v1/reviews/{id}/close"),
-    ("post", "/v1/reviews/{id}/reopen"),
-    ("get", "/v1/webhooks"),
-    ("post", "/v1/webhooks"),
-    ("delete", "/v1/webhooks/{id}"),
-    ("get", "/v1/webhooks/{id}/deliveries"),
-    ("get", "/v1/drift"),
-    ("get", "/v1/audit/verify"),
-    ("get", "/v1/audit/events"),
-    ("get", "/v1/policy"),
-    ("put", "/v1/policy"),
-    ("get", "/v1/policy/versions"),
-    ("get", "/v1/policy/versions/{hash}"),
-    ("post", "/v1/policy/versions/{hash}/activate"),
-    ("post", "/v1/policy/versions/{hash}/backtest"),
-    ("get", "/v1/keys"),
-    ("post", "/v1/keys"),
-    ("delete", "/v1/keys/{id}"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("get", "/openapi.json"),
-];

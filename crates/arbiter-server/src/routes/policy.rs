@@ -3,10 +3,11 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, read_body};
+use crate::extract::{Path, Query};
 use arbiter_core::Role;
 use arbiter_store::{PolicyVersion, PolicyVersionSummary};
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use serde::Serialize;
 use std::sync::Arc;
@@ -31,19 +32,27 @@ pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
     Ok(Json(PolicyView { version: v, triggers, active: true }))
 }
 
+/// Query of `PUT /v1/policy` and `POST /v1/policy/versions/{hash}/activate`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateQuery {
+    /// Activate even if the version changes more verdicts on recent history than the guard allows.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Store a new policy version (YAML body) and activate it.
 pub async fn put(
     State(state): State<Arc<AppState>>,
     auth: Auth,
+    Query(q): Query<ActivateQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     let who = auth.require(&[Role::Admin], "changing the policy")?.clone();
     let ct =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml").to_string();
-    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"]
-        .iter()
-        .any(|t| ct.starts_with(t))
-    {
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"].contains(&media.as_str()) {
         return Err(ApiError::UnsupportedMediaType(format!(
             "send the policy file itself with `Content-Type: application/yaml`, not `{ct}`"
         )));
@@ -51,7 +60,7 @@ pub async fn put(
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
     let source =
         String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
-    let (policy, created) = state.activate_source(&source, &who.name).await?;
+    let (policy, created, _) = crate::app::policy::activate(&state, &source, &who.name, q.force).await?;
     let version = state
         .store
         .policy_version(policy.hash())
@@ -92,6 +101,7 @@ pub async fn activate(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(hash): Path<String>,
+    Query(q): Query<ActivateQuery>,
 ) -> Result<Json<PolicyView>, ApiError> {
     let who = auth.require(&[Role::Admin], "activating policies")?.clone();
     let nf = || ApiError::NotFound(format!("policy version {hash} not found"));
@@ -99,7 +109,7 @@ pub async fn activate(
         return Err(nf());
     }
     let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
-    let (policy, _) = state.activate_source(&v.source, &who.name).await?;
+    let (policy, _, _) = crate::app::policy::activate(&state, &v.source, &who.name, q.force).await?;
     Ok(Json(PolicyView { version: v, triggers: policy.trigger_count(), active: true }))
 }
 

@@ -3,12 +3,13 @@
 
 use super::cases::{WORKERS, chain_of, load, rationale};
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, actor};
 use arbiter_core::review::{InterventionStatus, Review, ReviewSource, StageRecord};
 use arbiter_core::{Case, CaseCommand, CaseKind, Decision, Severity};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

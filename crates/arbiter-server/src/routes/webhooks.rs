@@ -2,11 +2,12 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
 use arbiter_core::Role;
 use arbiter_store::{Delivery, Webhook, WebhookFormat};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -29,6 +30,9 @@ pub const EVENT_KINDS: &[&str] = &[
     "review.intervention_updated",
     "review.closed",
     "review.reopened",
+    "drift.alarm",
+    "agent.rate_limited",
+    "agent.case_cap",
 ];
 
 /// The body of `POST /v1/webhooks`.
@@ -68,6 +72,7 @@ pub async fn create(
     {
         return Err(ApiError::invalid("url", "must be an http:// or https:// URL"));
     }
+    state.config.outbound.check_url(url).await.map_err(|why| ApiError::invalid("url", why))?;
     if req.events.is_empty() {
         return Err(ApiError::invalid("events", "subscribe to at least one event kind, or `*`"));
     }

@@ -21,7 +21,7 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let agent = s.key("soc-triage-agent", "agent", &[]).await;
+    let agent = s.loader("soc-triage-agent").await;
     let start = s.clock.now().0;
     let drift_at = 15 * HOUR;
     let proposals = Soc::run(
@@ -53,7 +53,7 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     s.advance(Duration::from_secs(3600));
     let status = run_once(&s.state).await.unwrap();
     assert!(status.report.alarms.iter().any(|a| a.action == "isolate_host"), "{:?}", status.report.alarms);
-    assert!(!status.opened_reviews.is_empty());
+    assert_eq!(status.opened_reviews.len(), 1, "one review case for the alarm: {:?}", status.opened_reviews);
     let (_, review) = s.get(&s.admin, &format!("/v1/reviews/{}", status.opened_reviews[0])).await;
     assert_eq!(review["case"]["review"]["source"], "drift_alarm");
     assert_eq!(review["case"]["action_name"], "isolate_host");
@@ -71,5 +71,7 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     assert!(d["report"]["classes"].as_array().unwrap().iter().any(|c| c["action"] == "isolate_host"));
     let (_, events) = s.get(&s.admin, "/v1/audit/events?after=0&limit=10000").await;
     let alarms = events.as_array().unwrap().iter().filter(|e| e["kind"] == "drift.alarm").count();
-    assert_eq!(alarms, status.opened_reviews.len());
+    assert_eq!(alarms, 1, "exactly one drift.alarm event");
+    let (_, reviews) = s.get(&s.admin, "/v1/cases?kind=review").await;
+    assert_eq!(reviews.as_array().unwrap().len(), 1, "exactly one review case: {reviews}");
 }

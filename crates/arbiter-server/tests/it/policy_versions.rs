@@ -22,15 +22,20 @@ async fn backtest_a_stored_version_then_roll_back() {
     }
     let original = s.get(&s.admin, "/v1/policy").await.1["hash"].as_str().unwrap().to_string();
     let stricter = POLICY.replace("auto_allow_at: 0.9", "auto_allow_at: 0.97");
-    let r = s
-        .http
-        .put(s.at("/v1/policy"))
-        .bearer_auth(&s.admin)
-        .header("content-type", "application/yaml")
-        .body(stricter)
-        .send()
-        .await
-        .unwrap();
+    let put = |q: &'static str| {
+        s.http
+            .put(s.at(&format!("/v1/policy{q}")))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/yaml")
+            .body(stricter.clone())
+            .send()
+    };
+    // 2 of the 5 recent verdicts change: more than the 20% guard, so it must be confirmed
+    let r = put("").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!((p["impact"]["changed"].as_u64(), p["impact"]["replayed"].as_u64()), (Some(2), Some(5)), "{p}");
+    let r = put("?force=true").await.unwrap();
     assert_eq!(r.status(), 201);
     let stricter_hash = r.json::<Value>().await.unwrap()["hash"].as_str().unwrap().to_string();
     // backtest the stricter version against the original one
@@ -47,6 +52,8 @@ async fn backtest_a_stored_version_then_roll_back() {
     assert_eq!(bt["changes"][0]["wrong"], 1);
     // roll back to the original
     let (code, v) = s.post(&s.admin, &format!("/v1/policy/versions/{original}/activate"), json!({})).await;
+    assert_eq!((code, v["code"].as_str()), (409, Some("policy_change_unconfirmed")), "{v}");
+    let (code, v) = s.post(&s.admin, &format!("/v1/policy/versions/{original}/activate?force=true"), json!({})).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(s.get(&s.admin, "/v1/policy").await.1["hash"], original);
     let (_, d) = s.post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": 0.93}})).await;

@@ -92,6 +92,23 @@ impl TestServer {
         r["key"].as_str().unwrap().to_string()
     }
 
+    /// An agent key without a rate limit, for tests that propose in bulk on the manual clock
+    /// (where a token bucket never refills).
+    pub async fn loader(&self, name: &str) -> String {
+        let r: Value = self
+            .http
+            .post(self.at("/v1/keys"))
+            .bearer_auth(&self.admin)
+            .json(&json!({"name": name, "role": "agent", "rate_limit": "unlimited"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["key"].as_str().unwrap().to_string()
+    }
+
     pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(self.at(path)).bearer_auth(key).json(&body).send().await.unwrap();
         let status = r.status().as_u16();

@@ -85,3 +85,217 @@ async fn an_approval_of_the_proposal_does_not_count_toward_a_modification() {
     assert_eq!(out["decision"]["final"]["action"]["args"]["mode"], "network_only", "{out}");
     assert_eq!(out["decision"]["final"]["decided_by"], json!(["bob", "ann"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_documents_must_name_themselves_and_big_changes_need_force() {
+    let s = TestServer::with(SOC_POLICY, |_| {}).await;
+    let put = |body: &str, query: &str| {
+        s.http
+            .put(s.at(&format!("/v1/policy{query}")))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/yaml")
+            .body(body.to_string())
+            .send()
+    };
+    let before = s.get(&s.admin, "/v1/policy").await.1["hash"].clone();
+    let r = put("{}", "").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "invalid_policy");
+    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"version") && fields.contains(&"policy"), "{p}");
+    assert_eq!(s.get(&s.admin, "/v1/policy").await.1["hash"], before, "the SOC policy stays active");
+
+    // History: routine closes the SOC policy allows.
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    for i in 0..20 {
+        let body = json!({"action": {"name": "close_alert", "confidence": 0.97, "args": {"alert_id": format!("A-{i}"), "resolution": "benign"},
+                          "signals": {"alert_type": "benign_noise", "alert_severity": "low"}}});
+        assert_eq!(s.post(&agent, "/v1/decisions", body).await.0, 201);
+    }
+    // A version that escalates everything changes all 20 verdicts: refused without force, with the backtest.
+    let strict = "version: 1\npolicy: strict\ndefaults:\n  reviewers: [soc_analyst]\n";
+    let r = put(strict, "").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "policy_change_unconfirmed", "{p}");
+    assert_eq!((p["impact"]["replayed"].as_u64(), p["impact"]["changed"].as_u64()), (Some(20), Some(20)), "{p}");
+    assert_eq!(p["impact"]["backtest"]["changes"][0]["from"], "allow");
+    assert_eq!(s.get(&s.admin, "/v1/policy").await.1["hash"], before);
+    // Confirmed, it goes through.
+    let r = put(strict, "?force=true").await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_ne!(s.get(&s.admin, "/v1/policy").await.1["hash"], before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_agent_is_rate_limited_and_capped() {
+    let s = TestServer::with(SOC_POLICY, |c| c.max_open_cases_per_agent = Some(2)).await;
+    let (status, created) =
+        s.post(&s.admin, "/v1/keys", json!({"name": "loopy", "role": "agent", "rate_limit": "1/s:4"})).await;
+    assert_eq!(status, 201, "{created}");
+    let agent = created["key"].as_str().unwrap().to_string();
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        let r = s
+            .http
+            .post(s.at("/v1/decisions"))
+            .bearer_auth(&agent)
+            .json(&json!({"action": workstation_isolation(), "context": {"n": i}}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        outcomes.push((status, retry, r.json::<Value>().await.unwrap()));
+    }
+    // the burst of 4 passes; the fifth is refused until a token is back
+    assert_eq!(outcomes.iter().map(|o| o.0).collect::<Vec<_>>(), [201, 201, 201, 201, 429]);
+    assert_eq!(outcomes[4].1.as_deref(), Some("1"));
+    assert_eq!(outcomes[4].2["code"], "rate_limited");
+    // two cases open; past the cap the escalations get their fallback at once, with the reason code
+    assert!(outcomes[..2].iter().all(|o| o.2["status"] == "pending" && o.2["case_id"].is_string()));
+    for o in &outcomes[2..4] {
+        assert_eq!(o.2["status"], "final", "{}", o.2);
+        assert_eq!(o.2["final"]["source"], "agent_case_cap");
+        assert_eq!(o.2["final"]["verdict"], "deny", "the isolate_host fallback");
+        assert!(o.2.get("case_id").is_none());
+    }
+    let metrics = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("arbiter_rate_limited_proposals_total 1"), "{metrics}");
+    assert!(metrics.contains("arbiter_case_cap_fallbacks_total 2"), "{metrics}");
+    // the audit log holds one alarm of each kind (one per episode, not per refusal)
+    let (_, events) = s.get(&s.admin, "/v1/audit/events?limit=1000").await;
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "agent.rate_limited").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "agent.case_cap").count(), 1, "{kinds:?}");
+    // a second later the key may propose again
+    s.advance(std::time::Duration::from_secs(1));
+    let (status, _) = s.post(&agent, "/v1/decisions", json!({"action": workstation_isolation()})).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_expire_rotate_and_one_person_approves_once() {
+    let s = TestServer::start().await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    // a name is a principal: a second `ann` needs to say so
+    let ann1 = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    let (status, e) =
+        s.post(&s.admin, "/v1/keys", json!({"name": "ann", "role": "reviewer", "tags": ["soc_analyst"]})).await;
+    assert_eq!((status, e["code"].as_str()), (409, Some("conflict")), "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("same_principal"), "{e}");
+    let (status, second) = s
+        .post(
+            &s.admin,
+            "/v1/keys",
+            json!({"name": "ann", "role": "reviewer", "tags": ["soc_analyst"], "same_principal": true, "expires_in": "1h"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let ann2 = second["key"].as_str().unwrap().to_string();
+    // two keys of one person give one approval
+    let (_, case) = s.escalate(&agent, crate::support::isolate("db-1", &["crown_jewel"], 0.9)).await;
+    let ok = json!({"decision": "approve", "rationale": "checked the EDR timeline"});
+    assert_eq!(s.post(&ann1, &format!("/v1/cases/{case}/decision"), ok.clone()).await.0, 200);
+    let (status, e) = s.post(&ann2, &format!("/v1/cases/{case}/decision"), ok).await;
+    assert_eq!((status, e["code"].as_str()), (409, Some("already_answered")), "{e}");
+    // the second key expires after its hour
+    assert_eq!(s.get(&ann2, "/v1/queue").await.0, 200);
+    s.advance(std::time::Duration::from_secs(3600));
+    let (status, e) = s.get(&ann2, "/v1/queue").await;
+    assert_eq!(status, 401);
+    assert!(e["detail"].as_str().unwrap().contains("expired"), "{e}");
+    // rotation: old and new both work until the old one's grace ends
+    let id = ann1.split('_').nth(1).unwrap().to_string();
+    let (status, rotated) = s.post(&s.admin, &format!("/v1/keys/{id}/rotate"), json!({"old_expires_in": "10m"})).await;
+    assert_eq!(status, 201, "{rotated}");
+    let new = rotated["key"].as_str().unwrap().to_string();
+    assert_eq!(rotated["name"], "ann");
+    assert_eq!(s.get(&ann1, "/v1/queue").await.0, 200);
+    assert_eq!(s.get(&new, "/v1/queue").await.0, 200);
+    s.advance(std::time::Duration::from_secs(601));
+    assert_eq!(s.get(&ann1, "/v1/queue").await.0, 401);
+    assert_eq!(s.get(&new, "/v1/queue").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_at_once() {
+    let s =
+        TestServer::with(crate::support::POLICY, |c| c.public_url = Some("https://arbiter.example.com".into())).await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.get(s.at("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"type="password" id="key""#), "the key field hides what is typed");
+    let r = http.post(s.at("/login")).form(&[("key", ann.as_str()), ("next", "/queue")]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let page = http.get(s.at("/queue")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let csrf = html.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let out =
+        http.post(s.at("/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    // the old cookie no longer signs anyone in, although the browser was told nothing
+    let again = http.get(s.at("/queue")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(again.status(), 303);
+    assert!(again.headers()["location"].to_str().unwrap().starts_with("/login"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejected_request_is_problem_json() {
+    let s = TestServer::start().await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let problem = |r: reqwest::Response, status: u16| async move {
+        assert_eq!(r.status().as_u16(), status, "{}", r.url());
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{}", r.url());
+        r.json::<Value>().await.unwrap()
+    };
+    for q in ["limit=abc", "limit=-1", "surprise=1", "after=1.5"] {
+        let r = s.http.get(s.at(&format!("/v1/audit/events?{q}"))).bearer_auth(&s.admin).send().await.unwrap();
+        let p = problem(r, 422).await;
+        assert_eq!(p["code"], "invalid_request", "{q}: {p}");
+    }
+    let r = s.http.get(s.at("/v1/audit/events?limit=abc")).bearer_auth(&s.admin).send().await.unwrap();
+    assert_eq!(problem(r, 422).await["field"], "limit");
+    let huge = "/v1/reviews/x/interventions/999999999999999999999999999";
+    let r = s.http.post(s.at(huge)).bearer_auth(&s.admin).json(&json!({"status": "done"})).send().await.unwrap();
+    assert_eq!(problem(r, 422).await["code"], "invalid_request");
+    // media types: case does not matter, look-alikes and a missing type are refused
+    let body = serde_json::to_vec(&json!({"action": {"name": "close_alert", "confidence": 0.95}})).unwrap();
+    let post = |ct: Option<&str>| {
+        let mut req = s.http.post(s.at("/v1/decisions")).bearer_auth(&agent).body(body.clone());
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    assert_eq!(post(Some("APPLICATION/JSON; charset=UTF-8")).await.unwrap().status(), 201);
+    assert_eq!(post(Some("application/vnd.api+json")).await.unwrap().status(), 201);
+    for ct in [Some("application/jsonx"), Some("text/json"), None] {
+        let p = problem(post(ct).await.unwrap(), 415).await;
+        assert_eq!(p["code"], "unsupported_media_type", "{ct:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_is_served() {
+    let s = TestServer::start().await;
+    let doc: Value = serde_json::from_str(arbiter_server::openapi::OPENAPI_JSON).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{index}", "0").replace(['{', '}'], "");
+        for method in item.as_object().unwrap().keys() {
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            // No key: a served route answers 401 (or its public answer), never the 404/405 fallbacks.
+            let r = s.http.request(m, s.at(&concrete)).send().await.unwrap();
+            let status = r.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path} -> {status}: {}", r.text().await.unwrap());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, arbiter_server::openapi::routes().len());
+}

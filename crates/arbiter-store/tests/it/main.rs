@@ -11,6 +11,15 @@ async fn sqlite_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_durable_wal_with_full_sync() {
+    // A kill keeps the OS page cache, so only these settings make an
+    // acknowledged write survive a power cut: WAL, and an fsync per commit.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
+    assert_eq!(store.durability().await.unwrap(), ("wal".to_string(), 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_keeps_data_and_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
