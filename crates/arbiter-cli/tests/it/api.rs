@@ -123,7 +123,8 @@ async fn long_poll_times_out_then_returns_when_decided() {
     let waited = started.elapsed();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "pending");
-    assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(5), "{waited:?}");
+    // It really waited for its second (and then answered, rather than hang).
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
 
     let poll = {
         let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{id}?wait=30s")), agent.clone());
@@ -132,7 +133,7 @@ async fn long_poll_times_out_then_returns_when_decided() {
             (Instant::now(), r.json::<Value>().await.unwrap())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.until_waiting(1).await;
     // An agent can never decide, not even its own case.
     let r = s
         .http
@@ -164,7 +165,8 @@ async fn long_poll_times_out_then_returns_when_decided() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let (returned_at, d) = poll.await.unwrap();
-    assert!(returned_at.saturating_duration_since(decided_at) < Duration::from_millis(500));
+    // woken by the decision, well before its 30 s wait ran out
+    assert!(returned_at.saturating_duration_since(decided_at) < Duration::from_secs(15));
     assert_eq!(d["status"], "final");
     assert_eq!(d["final"]["verdict"], "allow");
     assert_eq!(d["final"]["source"], "review");
@@ -175,7 +177,7 @@ async fn long_poll_times_out_then_returns_when_decided() {
     let started = Instant::now();
     let r = s.http.get(s.at(&format!("/v1/decisions/{id}?wait=30s"))).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(15), "it did not wait out its 30 s");
 }
 
 #[tokio::test]

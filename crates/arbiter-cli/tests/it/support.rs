@@ -104,6 +104,24 @@ impl Server {
         r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
     }
 
+    /// Requests long-polling right now (the `arbiter_waiting_agents` gauge).
+    pub async fn waiting_agents(&self) -> f64 {
+        let text = self.http.get(self.at("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("arbiter_waiting_agents "))
+            .map_or(0.0, |l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+    }
+
+    /// Wait (at most a minute) until `n` agents are parked on a long-poll, so a
+    /// test proves that they were waiting, not that they arrived late.
+    pub async fn until_waiting(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.waiting_agents().await < n as f64 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{n} waiter(s) never arrived");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// POST a decision request with an optional idempotency key.
     pub async fn propose(&self, key: &str, body: &Value, idem: Option<&str>) -> Response {
         let mut req = self.http.post(self.at("/v1/decisions")).bearer_auth(key).json(body);
