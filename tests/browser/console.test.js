@@ -60,8 +60,32 @@ async function signIn(page, key) {
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
 }
 
-async function noScriptRan(page) {
+// The page's CSP alone would stop the payloads from running, so that is not
+// proof of escaping: check that the injected markup does not exist as
+// elements at all, and check the CSP header separately.
+async function noInjectedMarkup(page) {
   assert.equal(await page.evaluate(() => window.__xss), undefined, "agent-supplied HTML executed");
+  const injected = await page.evaluate(() =>
+    document.querySelectorAll('main img[src="x"], main [onerror], main script').length);
+  assert.equal(injected, 0, "agent-supplied HTML became elements");
+}
+
+// Open a console page: it answers 200 with the security headers and a heading.
+async function visit(page, path) {
+  const res = await page.goto(url + path);
+  await checkPage(page, res);
+  return res;
+}
+
+async function checkPage(page, res) {
+  assert.equal(res.status(), 200, `${page.url()} answered ${res.status()}`);
+  const h = await res.allHeaders();
+  assert.match(h["content-security-policy"] || "", /script-src 'self'/, page.url());
+  assert.doesNotMatch(h["content-security-policy"] || "", /unsafe-inline/, page.url());
+  assert.equal(h["x-content-type-options"], "nosniff", page.url());
+  assert.equal(h["cache-control"], "no-store", page.url());
+  assert.ok((await page.locator("main h1").count()) >= 1, `${page.url()} has no heading`);
+  await noInjectedMarkup(page);
 }
 
 test("a reviewer works the queue and the agent receives the modified action", async () => {
@@ -77,6 +101,13 @@ test("a reviewer works the queue and the agent receives the modified action", as
   assert.equal(proposed.body.verdict, "escalate");
   const id = proposed.body.id;
   const waiting = api(agent, "GET", `/v1/decisions/${id}?wait=60s`);
+  // Two calmer cases below it, so that moving through the queue means something.
+  for (const host of ["ws-1", "ws-2"]) {
+    const calm = await api(agent, "POST", "/v1/decisions", {
+      action: { name: "isolate_host", confidence: 0.9, args: { host, host_tags: ["workstation"] }, signals: { alert_type: "malware", alert_severity: "medium" } },
+    });
+    assert.equal(calm.body.verdict, "escalate", JSON.stringify(calm.body));
+  }
 
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await ctx.newPage();
@@ -87,14 +118,25 @@ test("a reviewer works the queue and the agent receives the modified action", as
   await page.screenshot({ path: join(artifacts, "login.png") });
   await signIn(page, rita);
   assert.match(page.url(), /\/queue$/);
+  await checkPage(page, await page.reload());
   await page.screenshot({ path: join(artifacts, "queue.png"), fullPage: true });
-  await noScriptRan(page);
-  // Keyboard: the first row has focus; j/k move, Enter opens.
+  // Keyboard: the first row has focus; j/k move, Enter opens the focused one.
+  const rows = await page.locator("#queue-rows a[data-case]").evaluateAll((as) => as.map((a) => a.dataset.case));
+  assert.equal(rows.length, 3);
+  const focused = () => page.evaluate(() => document.activeElement.dataset.case);
+  assert.equal(await focused(), rows[0]);
   await page.keyboard.press("j");
+  assert.equal(await focused(), rows[1]);
+  await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  assert.equal(await focused(), rows[2], "j stops at the last row");
   await page.keyboard.press("k");
+  await page.keyboard.press("k");
+  assert.equal(await focused(), rows[0]);
+  assert.equal(rows[0], proposed.body.case_id, "the most urgent case comes first");
   await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
-  assert.match(page.url(), /\/cases\//);
-  await noScriptRan(page);
+  assert.match(page.url(), new RegExp(`/cases/${rows[0]}$`));
+  await checkPage(page, await page.reload());
   assert.ok((await page.textContent("main")).includes("<script>window.__xss=2</script>"), "the payload is shown as text");
   await page.screenshot({ path: join(artifacts, "case.png"), fullPage: true });
   // Click 1 was opening the case; click 2: claim; click 3: submit the modified approval.
@@ -117,7 +159,8 @@ test("a reviewer works the queue and the agent receives the modified action", as
   await page.goto(url + `/cases/${proposed.body.case_id}`);
   await Promise.all([page.waitForNavigation(), page.click("button[value=promote]")]);
   assert.match(page.url(), /\/reviews\//);
-  await noScriptRan(page);
+  const reviewUrl = page.url();
+  await checkPage(page, await page.reload());
   const stage = async (name, fill) => {
     const form = page.locator(`form:has(input[name=stage][value=${name}])`);
     await form.locator("xpath=..").locator("summary").click();
@@ -152,18 +195,22 @@ test("a reviewer works the queue and the agent receives the modified action", as
   assert.ok((await page.textContent("main")).includes("state closed"));
 
   for (const [path, name] of [["/dashboard", "dashboard"], ["/policy", "policy"]]) {
-    await page.goto(url + path);
-    await noScriptRan(page);
+    await visit(page, path);
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
   }
   // A diff and a backtest from the policy page.
-  await Promise.all([page.waitForNavigation(), page.click("form[action='/policy/backtest'] button")]);
+  const [bt] = await Promise.all([page.waitForNavigation(), page.click("form[action='/policy/backtest'] button")]);
+  await checkPage(page, bt);
   assert.ok((await page.textContent("main")).includes("Backtest"));
   await page.screenshot({ path: join(artifacts, "backtest.png"), fullPage: true });
-  // Phones: the queue stays readable at 390 px.
+  // Phones: every page fits 390 px without sideways scrolling.
   await page.setViewportSize({ width: 390, height: 800 });
-  await page.goto(url + "/queue");
-  await page.screenshot({ path: join(artifacts, "queue-phone.png"), fullPage: true });
+  for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"]]) {
+    await visit(page, path);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${path} is ${width} px wide on a phone`);
+    await page.screenshot({ path: join(artifacts, `${name}-phone.png`), fullPage: true });
+  }
   await ctx.close();
 });
 
@@ -175,10 +222,26 @@ test("forms refuse requests without the session's CSRF token, and agents cannot 
   assert.match(page.url(), /\/login\?err=/);
   assert.ok((await page.textContent("main")).includes("agent keys cannot use the reviewer console"));
   await signIn(page, admin);
-  const res = await page.evaluate(async () => {
-    const r = await fetch("/logout", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "csrf=forged" });
-    return r.status;
+  // Every form checks the token: sign-out, a case's decision, a review's stages, the backtest.
+  const agentKey = (await api(admin, "POST", "/v1/keys", { name: "csrf-agent", role: "agent" })).body.key;
+  const esc = await api(agentKey, "POST", "/v1/decisions", {
+    action: { name: "isolate_host", confidence: 0.5, args: { host: "ws-9", host_tags: ["workstation"] } },
   });
-  assert.equal(res, 403);
+  const review = await api(admin, "POST", "/v1/reviews", { title: "csrf check", from_case: esc.body.case_id });
+  const forms = [
+    ["/logout", "csrf=forged"],
+    [`/cases/${esc.body.case_id}/act`, "csrf=forged&op=decide&decision=approve&rationale=approved+by+a+forged+form"],
+    [`/reviews/${review.body.id}/act`, "csrf=forged&op=close&reason=closed+by+a+forged+form"],
+    ["/policy/backtest", "csrf=forged"],
+  ];
+  for (const [path, body] of forms) {
+    const status = await page.evaluate(async ([path, body]) => {
+      const r = await fetch(path, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
+      return r.status;
+    }, [path, body]);
+    assert.equal(status, 403, `${path} accepted a forged token`);
+  }
+  const still = await api(admin, "GET", `/v1/cases/${esc.body.case_id}`);
+  assert.equal(still.body.state, "open", "the forged decision did nothing");
   await ctx.close();
 });

@@ -88,25 +88,66 @@ mod tests {
         assert_eq!(a.reviewers.len(), 2);
     }
 
+    fn arb_tier() -> impl Strategy<Value = Tier> {
+        (proptest::collection::btree_set("[d-f]", 1..3), 1u64..5000)
+            .prop_map(|(reviewers, sla)| Tier { reviewers, sla: HumanDuration(sla) })
+    }
+
     fn arb() -> impl Strategy<Value = Escalation> {
-        (0u8..4, proptest::collection::btree_set("[a-c]", 0..3), 1u32..4, 1u64..5000, any::<bool>()).prop_map(
-            |(s, r, a, sla, deny)| Escalation {
+        (
+            0u8..4,
+            proptest::collection::btree_set("[a-c]", 0..3),
+            1u32..4,
+            1u64..5000,
+            any::<bool>(),
+            proptest::collection::vec(arb_tier(), 0..3),
+        )
+            .prop_map(|(s, r, a, sla, deny, tiers)| Escalation {
                 severity: [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][s as usize],
                 reviewers: r,
                 approvals: a,
                 sla: HumanDuration(sla),
                 fallback: if deny { Verdict::Deny } else { Verdict::Allow },
-                tiers: vec![],
-            },
-        )
+                tiers,
+            })
+    }
+
+    #[test]
+    fn the_more_severe_side_brings_its_ladder() {
+        let lead = Tier { reviewers: ["soc_lead".to_string()].into_iter().collect(), sla: HumanDuration(600) };
+        let ic = Tier { reviewers: ["incident_commander".to_string()].into_iter().collect(), sla: HumanDuration(600) };
+        let mut a = esc(Severity::High, &["soc_analyst"], 1, 900, Verdict::Deny);
+        a.tiers = vec![lead.clone(), ic.clone()];
+        let mut b = esc(Severity::Critical, &["soc_lead"], 2, 600, Verdict::Deny);
+        b.tiers = vec![ic.clone()];
+        let mut m = a.clone();
+        m.merge(&b);
+        assert_eq!(m.tiers, vec![ic.clone()], "critical beats high, although its ladder is shorter");
+        // equal severity: the longer ladder wins, whichever side it is on
+        let mut c = esc(Severity::Critical, &["x"], 1, 900, Verdict::Deny);
+        c.tiers = vec![lead.clone(), ic.clone()];
+        let (mut bc, mut cb) = (b.clone(), c.clone());
+        bc.merge(&c);
+        cb.merge(&b);
+        assert_eq!((bc.tiers.len(), cb.tiers.len()), (2, 2));
+        assert_eq!(m.total_sla(), HumanDuration(600 + 600));
     }
 
     proptest! {
         #[test]
-        fn merge_is_commutative_without_tiers(a in arb(), b in arb()) {
+        fn merge_is_commutative_but_for_tied_ladders(a in arb(), b in arb()) {
             let mut ab = a.clone(); ab.merge(&b);
             let mut ba = b.clone(); ba.merge(&a);
-            prop_assert_eq!(ab, ba);
+            let tie = (a.severity, a.tiers.len()) == (b.severity, b.tiers.len());
+            if !tie || a.tiers == b.tiers {
+                prop_assert_eq!(ab, ba);
+            } else {
+                // with a tie, each keeps its own ladder; everything else agrees
+                prop_assert_eq!(&ab.tiers, &a.tiers);
+                prop_assert_eq!(&ba.tiers, &b.tiers);
+                ab.tiers.clear(); ba.tiers.clear();
+                prop_assert_eq!(ab, ba);
+            }
         }
 
         #[test]
@@ -116,6 +157,26 @@ mod tests {
             prop_assert!(m.sla <= a.sla && m.sla <= b.sla);
             prop_assert!(m.approvals >= a.approvals && m.approvals >= b.approvals);
             prop_assert!(a.reviewers.is_subset(&m.reviewers) && b.reviewers.is_subset(&m.reviewers));
+            // the fallback: deny if either side denies
+            prop_assert!(m.fallback >= a.fallback && m.fallback >= b.fallback);
+            prop_assert_eq!(m.fallback == Verdict::Deny, a.fallback == Verdict::Deny || b.fallback == Verdict::Deny);
+            // the ladder is one of the two, the one of the more severe side
+            prop_assert!(m.tiers == a.tiers || m.tiers == b.tiers);
+            if a.severity != b.severity {
+                let stricter = if a.severity > b.severity { &a } else { &b };
+                prop_assert_eq!(&m.tiers, &stricter.tiers);
+            }
+        }
+
+        #[test]
+        fn merging_is_idempotent_and_associative(a in arb(), b in arb(), c in arb()) {
+            let mut aa = a.clone(); aa.merge(&a);
+            prop_assert_eq!(&aa, &a);
+            let mut left = a.clone(); left.merge(&b); left.merge(&c);
+            let mut bc = b.clone(); bc.merge(&c);
+            let mut right = a.clone(); right.merge(&bc);
+            left.tiers.clear(); right.tiers.clear();
+            prop_assert_eq!(left, right);
         }
     }
 }

@@ -253,16 +253,16 @@ impl Policy {
     /// counts only if it applies to the action's class.
     #[doc(hidden)]
     pub fn evaluate_naive(&self, env: &Env<'_>) -> Evaluation {
-        let idx = self.classes.get(env.name);
-        let listed = idx.is_some();
-        let config = idx.map_or(&self.unlisted.config, |i| &i.config);
+        let listed = self.classes.contains_key(env.name);
+        let idx = self.classes.get(env.name).unwrap_or(&self.unlisted);
+        let config = &idx.config;
         let mut fired = Vec::new();
         let mut errors = Vec::new();
         for t in &self.triggers {
             let applies = t.actions.as_ref().is_none_or(|a| a.iter().any(|c| c == env.name));
             match t.program.eval_bool(env) {
                 Ok(true) if applies => {
-                    let esc = idx.and_then(|i| i.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t)));
+                    let esc = idx.triggers.iter().find(|(x, _)| std::ptr::eq(&self.triggers[*x], t));
                     let esc = esc.map(|(_, e)| e).unwrap_or(&config.escalation);
                     fired.push((t, esc));
                 }

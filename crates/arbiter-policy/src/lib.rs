@@ -21,4 +21,6 @@ pub use document::{PolicyError, PolicyErrors};
 pub use engine::{ClassConfig, ConditionError, Evaluation, Policy, content_hash};
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -111,6 +111,11 @@ async fn escalate(store: &dyn Store, n: &str, esc: impl FnOnce(&mut Case)) {
         .unwrap();
 }
 
+/// A final, policy-allowed decision with id `id` (for tests that need many).
+pub fn sample_decision(id: &str) -> Decision {
+    decision(id, None, None)
+}
+
 /// Run every conformance check against an empty store.
 pub async fn run_all(store: &dyn Store) {
     policies(store).await;

@@ -146,3 +146,63 @@ fn serve_reads_a_toml_config_and_names_bad_lines() {
     assert_eq!(store_line, format!("store: {}", db.display()));
     assert!(db.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_win_over_the_environment_which_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("arbiter.toml");
+    std::fs::write(&cfg, "max_body_bytes = 1000\n").unwrap();
+    let cfgs = cfg.to_str().unwrap();
+    async fn status(s: &Server, agent: &str, size: usize) -> u16 {
+        let body = serde_json::json!({"action": {"name": "close_alert", "confidence": 0.97, "args": {"pad": "x".repeat(size)}}});
+        s.propose(agent, &body, None).await.status().as_u16()
+    }
+    // the file alone: 1000 bytes
+    let s = Server::start_env(&dir.path().join("a.db"), &["--config", cfgs], &[]);
+    let agent = s.loader("agent").await;
+    assert_eq!(status(&s, &agent, 1500).await, 413);
+    drop(s);
+    // the environment over the file: 2000 bytes
+    let s = Server::start_env(&dir.path().join("b.db"), &["--config", cfgs], &[("ARBITER_MAX_BODY_BYTES", "2000")]);
+    let agent = s.loader("agent").await;
+    assert_eq!(status(&s, &agent, 1500).await, 201);
+    assert_eq!(status(&s, &agent, 2500).await, 413);
+    drop(s);
+    // a flag over both: 3000 bytes
+    let s = Server::start_env(
+        &dir.path().join("c.db"),
+        &["--config", cfgs, "--max-body-bytes", "3000"],
+        &[("ARBITER_MAX_BODY_BYTES", "2000")],
+    );
+    let agent = s.loader("agent").await;
+    assert_eq!(status(&s, &agent, 2500).await, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_long_polls_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let s = Server::start(&db, &[]);
+    let agent = s.key("agent", "agent", &[]).await;
+    let d: serde_json::Value =
+        s.propose(&agent, &crate::support::escalating_action(), None).await.json().await.unwrap();
+    let id = d["id"].as_str().unwrap().to_string();
+    let poll = {
+        let (http, url, agent) = (s.http.clone(), s.at(&format!("/v1/decisions/{id}?wait=60s")), agent.clone());
+        tokio::spawn(async move {
+            let r = http.get(url).bearer_auth(agent).send().await.unwrap();
+            (std::time::Instant::now(), r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    s.until_waiting(1).await;
+    let stopping = std::time::Instant::now();
+    let clean = tokio::task::spawn_blocking(move || s.terminate()).await.unwrap();
+    assert!(clean, "the server exits with success on SIGTERM");
+    let (returned, status, body) = poll.await.unwrap();
+    // released by the shutdown, long before its 60 s wait ran out, with the decision as it is
+    assert!(returned.duration_since(stopping) < std::time::Duration::from_secs(30));
+    assert_eq!((status, body["status"].as_str()), (200, Some("pending")), "{body}");
+    // and the store is consistent afterwards
+    let out = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -59,5 +59,8 @@ async fn the_api_matches_its_openapi_document() {
     };
     let (selected, tested) = (number_after("Selected:"), number_after("Tested:"));
     let served = arbiter_server::openapi::routes().len();
-    assert!(tested == selected && selected + 1 >= served, "tested {tested} of {selected} selected, {served} served:\n{text}");
+    assert!(
+        tested == selected && selected + 1 >= served,
+        "tested {tested} of {selected} selected, {served} served:\n{text}"
+    );
 }

@@ -171,7 +171,8 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
     assert!(lines.lines().count() > 10);
     // A forged verdict in a decision row (in a copy): the row no longer matches what the chain committed.
     let copy = dir.path().join("copy.db");
-    let backed_up = Command::new(bin()).args(["backup", "--db", dbs, "--out", copy.to_str().unwrap()]).output().unwrap();
+    let backed_up =
+        Command::new(bin()).args(["backup", "--db", dbs, "--out", copy.to_str().unwrap()]).output().unwrap();
     assert!(backed_up.status.success());
     tamper(
         &copy,

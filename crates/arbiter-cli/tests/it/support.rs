@@ -71,6 +71,21 @@ impl Server {
         Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
     }
 
+    /// Ask the server to stop (SIGTERM) and wait for it to exit; returns whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server did not stop on SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Kill the process without warning (SIGKILL).
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

@@ -32,8 +32,10 @@ proptest! {
     }
 }
 
+/// The tuner's bins against the comparison `confidence >= threshold` (the
+/// policy engine's, tested against the engine itself in `arbiter-policy`).
 #[test]
-fn bins_agree_with_the_policy_comparison() {
+fn bins_agree_with_the_threshold_comparison() {
     let mut rng = Rng::new(3);
     for _ in 0..100_000 {
         let c = (rng.uniform() * 10_000.0).round() / 10_000.0;
@@ -175,16 +177,30 @@ proptest! {
         let h = synthetic(n, k, seed);
         let opts = TuneOptions { max_escalation_rate: budget, max_auto_error: e, grid: 100, ..TuneOptions::default() };
         let (r, curves) = tune(&h, &opts);
-        let escalated: u64 = r.classes.iter().map(|c| (c.escalated_share * c.decisions as f64).round() as u64).sum();
+        // Recompute everything from the history rows and the chosen thresholds, as the policy would apply them.
+        let mut escalated = 0u64;
+        for class in &r.classes {
+            let id = h.classes.iter().position(|x| *x == class.action).unwrap() as u32;
+            let rows: Vec<usize> = (0..h.len()).filter(|&i| h.class[i] == id).collect();
+            let auto: Vec<usize> = rows.iter().copied().filter(|&i| class.threshold.is_some_and(|t| h.confidence[i] >= t)).collect();
+            let wrong = auto.iter().filter(|&&i| !h.correct[i]).count() as u64;
+            escalated += (rows.len() - auto.len()) as u64;
+            prop_assert_eq!(class.decisions, rows.len() as u64);
+            prop_assert_eq!(class.auto_errors, wrong, "{}", class.action);
+            prop_assert!((class.auto_share - auto.len() as f64 / rows.len() as f64).abs() < 1e-12);
+            prop_assert!((class.escalated_share - (rows.len() - auto.len()) as f64 / rows.len() as f64).abs() < 1e-12);
+            if let (Some(bound), Some(_)) = (e, class.threshold) {
+                // the bound, recomputed from the counts: Clopper–Pearson at 1 − δ
+                let upper = crate::stats::clopper_pearson_upper(wrong, auto.len() as u64, opts.delta);
+                prop_assert!((class.auto_error_upper - upper).abs() < 1e-12, "{} vs {upper}", class.auto_error_upper);
+                prop_assert!(upper <= bound + 1e-9, "{}: upper {upper} above {bound}", class.action);
+            }
+        }
         if r.feasible {
             prop_assert!(escalated as f64 <= (budget * n as f64).floor() + 1e-9, "{escalated} > {budget} of {n}");
+            prop_assert!((r.escalated_share - escalated as f64 / n as f64).abs() < 1e-12);
         } else {
             prop_assert!(r.min_feasible_budget > budget);
-        }
-        for c in &r.classes {
-            if let (Some(bound), Some(_)) = (e, c.threshold) {
-                prop_assert!(c.auto_error_upper <= bound + 1e-9);
-            }
         }
         prop_assert_eq!(curves.iter().map(|c| c.n).sum::<u64>(), n as u64);
     }

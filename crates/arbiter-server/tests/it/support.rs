@@ -37,7 +37,7 @@ pub struct TestServer {
     pub http: Client,
     pub admin: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 /// The SOC example policy.
@@ -70,7 +70,7 @@ impl TestServer {
         tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
-        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), stop: Some(tx), _dir: dir }
+        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), stop: Some(tx), dir }
     }
 
     pub fn at(&self, path: &str) -> String {
