@@ -41,11 +41,12 @@ before(async () => {
     if (line.startsWith("admin key: ")) admin = line.slice("admin key: ".length);
     if (line === "ready") break;
   }
+  assert.ok(url && admin, "the server exited before it was ready");
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
   });
-});
+}, { timeout: 60_000 }); // a server that never prints `ready` fails the run instead of hanging it
 
 after(async () => {
   await browser?.close();
