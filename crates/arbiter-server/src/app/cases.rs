@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::{AppState, actor};
 use arbiter_core::{Action, Case, CaseCommand, ModificationCheck, Principal, Verdict};
-use arbiter_policy::cel::{Env, agent_value};
+use arbiter_policy::cel::agent_value;
 use arbiter_store::CaseUpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,7 +92,7 @@ pub async fn check_modification(state: &AppState, case: &Case, args: &Value) -> 
     let policy = state.policy_version(&d.policy_hash).await?;
     let modified = Action { args: args.clone(), ..d.action.clone() };
     let agent = agent_value(&d.agent, &d.agent_key_id);
-    let eval = policy.evaluate(&Env::of(&modified, &d.context, &agent, d.trace_id.as_deref()));
+    let eval = policy.evaluate(&arbiter_policy::env_of(&modified, &d.context, &agent, d.trace_id.as_deref()));
     let triggers = eval
         .triggers
         .iter()

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::metrics::DecisionLabels;
 use arbiter_core::action::check_value;
 use arbiter_core::{Action, Case, Decision, DecisionStatus, FinalSource, FinalVerdict, Principal, Timestamp, Verdict};
-use arbiter_policy::cel::{Env, agent_value};
+use arbiter_policy::cel::agent_value;
 use arbiter_store::{Inserted, NewDecision};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,7 +83,7 @@ pub async fn propose(
     let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
     let agent_v = agent_value(&agent.name, &agent.key_id);
     let eval_started = Instant::now();
-    let eval = policy.evaluate(&Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
+    let eval = policy.evaluate(&arbiter_policy::env_of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
     let eval_time = eval_started.elapsed();
     state.metrics.policy_eval.observe(eval_time.as_secs_f64());
 

@@ -102,6 +102,7 @@ pub(crate) enum Conv {
     UInt,
     Double,
     String,
+    Bool,
     Lower,
     Upper,
 }
@@ -120,6 +121,7 @@ pub(crate) enum Macro {
 #[derive(Debug)]
 pub(crate) enum Node {
     Const(Value),
+    UInt(u64),
     Var(Root),
     Local(usize),
     Select(Box<Node>, Box<str>),
@@ -168,7 +170,7 @@ impl Node {
             Node::Var(r) => {
                 out.insert(*r);
             }
-            Node::Const(_) | Node::Local(_) => {}
+            Node::Const(_) | Node::UInt(_) | Node::Local(_) => {}
             Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::InSet(a, _) | Node::Size(a) => {
                 a.roots(out)
             }
@@ -247,7 +249,8 @@ impl Compiler {
             ExprKind::Null => Node::Const(Value::Null),
             ExprKind::Bool(b) => Node::Const(Value::Bool(*b)),
             ExprKind::Int(i) => Node::Const(Value::from(*i)),
-            ExprKind::UInt(u) => Node::Const(Value::from(*u)),
+            // JSON numbers would lose the type: `1u` must stay a uint
+            ExprKind::UInt(u) => Node::UInt(*u),
             ExprKind::Double(d) => Node::Const(
                 serde_json::Number::from_f64(*d)
                     .map(Value::Number)
@@ -343,12 +346,15 @@ impl Compiler {
                 self.arity(span, func, args, 0)?;
                 Ok(Node::Size(Box::new(self.node(t)?)))
             }
-            ("int" | "uint" | "double" | "string", None) => {
+            ("int" | "uint" | "double" | "string" | "bool" | "dyn", None) => {
                 self.arity(span, func, args, 1)?;
                 let conv = match func {
                     "int" => Conv::Int,
                     "uint" => Conv::UInt,
                     "double" => Conv::Double,
+                    "bool" => Conv::Bool,
+                    // `dyn()` only turns off type checking, which this subset does at run time anyway
+                    "dyn" => return self.node(&args[0]),
                     _ => Conv::String,
                 };
                 Ok(Node::Conv(conv, Box::new(self.node(&args[0])?)))
@@ -426,7 +432,7 @@ impl Compiler {
             (f, _) => Err(err(
                 span,
                 format!(
-                    "unknown function `{f}` (available: has, size, int, uint, double, string, startsWith, endsWith, contains, matches, lowerAscii, upperAscii, all, exists, exists_one, filter, map)"
+                    "unknown function `{f}` (available: has, size, int, uint, double, string, bool, dyn, startsWith, endsWith, contains, matches, lowerAscii, upperAscii, all, exists, exists_one, filter, map)"
                 ),
             )),
         }

@@ -298,11 +298,22 @@ impl<'s> Lexer<'s> {
                 'n' => out.push('\n'),
                 't' => out.push('\t'),
                 'r' => out.push('\r'),
-                '0' => out.push('\0'),
+                'a' => out.push('\u{7}'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'v' => out.push('\u{b}'),
                 '\\' | '"' | '\'' | '`' | '?' => out.push(e),
-                'u' | 'U' | 'x' => {
+                // CEL's octal escapes: exactly three digits, at most \377
+                '0'..='3' => {
+                    let rest = self.src.get(self.pos..self.pos + 2).ok_or_else(|| self.err(start, "short escape"))?;
+                    let oct = format!("{e}{rest}");
+                    let cp = u32::from_str_radix(&oct, 8).map_err(|_| self.err(self.pos, "invalid octal escape"))?;
+                    out.push(char::from_u32(cp).ok_or_else(|| self.err(self.pos, "invalid code point"))?);
+                    self.pos += 2;
+                }
+                'u' | 'U' | 'x' | 'X' => {
                     let n = match e {
-                        'x' => 2,
+                        'x' | 'X' => 2,
                         'u' => 4,
                         _ => 8,
                     };
@@ -448,7 +459,8 @@ impl Parser<'_> {
         let span = Span { start, end: inner.span.end };
         // Fold negative literals so that i64::MIN is expressible.
         let kind = match (op, &inner.kind) {
-            (UnOp::Neg, ExprKind::Int(v)) => ExprKind::Int(-v),
+            // `-(i64::MIN)` overflows: left to the evaluator, which reports it
+            (UnOp::Neg, ExprKind::Int(v)) if *v != i64::MIN => ExprKind::Int(-v),
             (UnOp::Neg, ExprKind::UInt(v)) if *v == 1 << 63 => ExprKind::Int(i64::MIN),
             (UnOp::Neg, ExprKind::Double(v)) => ExprKind::Double(-v),
             _ => ExprKind::Unary(op, Box::new(inner)),
@@ -582,6 +594,8 @@ mod tests {
         parse(r#"args.tags.exists(t, t == "crown_jewel") && size(args.hosts) > 3u"#).unwrap();
         parse(r#"{"a": [1, 2.5, -3, 'x', r"\d+", """tri"""]}["a"][0] == 1 ? true : null"#).unwrap();
         assert_eq!(parse("-9223372036854775808").unwrap().kind, ExprKind::Int(i64::MIN));
+        // negating i64::MIN again is not folded (it would overflow while parsing)
+        assert!(matches!(parse("-(-9223372036854775808)").unwrap().kind, ExprKind::Unary(UnOp::Neg, _)));
     }
 
     #[test]

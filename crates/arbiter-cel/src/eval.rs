@@ -28,27 +28,6 @@ pub struct Env<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-impl<'a> Env<'a> {
-    /// What the policy sees of `action`, proposed with `context` by `agent`
-    /// (built with [`agent_value`]) in trace `trace_id`.
-    pub fn of(
-        action: &'a arbiter_core::Action,
-        context: &'a Value,
-        agent: &'a Value,
-        trace_id: Option<&'a str>,
-    ) -> Self {
-        Env {
-            name: &action.name,
-            args: &action.args,
-            confidence: action.confidence,
-            signals: &action.signals,
-            context,
-            agent,
-            trace_id,
-        }
-    }
-}
-
 /// The `agent` a condition reads: `{name, key_id}` of the proposing key.
 pub fn agent_value(name: &str, key_id: &str) -> Value {
     serde_json::json!({"name": name, "key_id": key_id})
@@ -193,6 +172,13 @@ fn ordering(a: &Val<'_>, b: &Val<'_>) -> Result<Ordering, EvalError> {
 }
 
 impl Program {
+    /// Evaluate the expression to its value (conditions use [`Program::eval_bool`]).
+    pub fn eval<'a>(&'a self, env: &Env<'a>) -> Result<Val<'a>, EvalError> {
+        let mut locals = Vec::new();
+        locals.resize(self.locals, Val::Null);
+        ev(&self.root, env, &mut locals)
+    }
+
     /// Evaluate the condition; a non-boolean result is an error.
     pub fn eval_bool(&self, env: &Env<'_>) -> Result<bool, EvalError> {
         let mut locals = Vec::new();
@@ -202,6 +188,17 @@ impl Program {
             other => Err(EvalError(Cow::Owned(format!("condition gave a {}, not a bool", other.type_name())))),
         }
     }
+}
+
+/// A list index: an int, a uint, or a double with an integral value (as in CEL);
+/// `None` for a negative one (out of range).
+fn list_index(i: &Val<'_>) -> Result<Option<usize>, EvalError> {
+    Ok(match *i {
+        Val::Int(x) => usize::try_from(x).ok(),
+        Val::UInt(x) => usize::try_from(x).ok(),
+        Val::Double(d) if d.fract() == 0.0 && d.is_finite() => (d >= 0.0).then_some(d as usize),
+        _ => return fail("a list index must be an integer"),
+    })
 }
 
 fn as_bool(v: R<'_>) -> Result<bool, EvalError> {
@@ -214,6 +211,7 @@ fn as_bool(v: R<'_>) -> Result<bool, EvalError> {
 fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
     Ok(match n {
         Node::Const(v) => from_json(v),
+        Node::UInt(u) => Val::UInt(*u),
         Node::Var(root) => match root {
             Root::Name => Val::Str(env.name),
             Root::Args => from_json(env.args),
@@ -250,23 +248,15 @@ fn ev<'a>(n: &'a Node, env: &Env<'a>, loc: &mut Vec<Val<'a>>) -> R<'a> {
                         None => return Err(EvalError(Cow::Owned(format!("no such key: {k}")))),
                     }
                 }
-                (Val::Json(Value::Array(a)), Val::Int(_) | Val::UInt(_)) => {
-                    let idx = match i {
-                        Val::Int(x) => usize::try_from(x).ok(),
-                        Val::UInt(x) => usize::try_from(x).ok(),
-                        _ => None,
-                    };
+                (Val::Json(Value::Array(a)), Val::Int(_) | Val::UInt(_) | Val::Double(_)) => {
+                    let idx = list_index(&i)?;
                     match idx.and_then(|x| a.get(x)) {
                         Some(v) => from_json(v),
                         None => return fail("index out of range"),
                     }
                 }
-                (Val::List(l), Val::Int(_) | Val::UInt(_)) => {
-                    let idx = match i {
-                        Val::Int(x) => usize::try_from(x).ok(),
-                        Val::UInt(x) => usize::try_from(x).ok(),
-                        _ => None,
-                    };
+                (Val::List(l), Val::Int(_) | Val::UInt(_) | Val::Double(_)) => {
+                    let idx = list_index(&i)?;
                     match idx.and_then(|x| l.get(x)) {
                         Some(v) => v.clone(),
                         None => return fail("index out of range"),
@@ -473,7 +463,8 @@ fn arith<'a>(op: Arith, a: Val<'a>, b: Val<'a>) -> R<'a> {
                 Arith::Sub => x - y,
                 Arith::Mul => x * y,
                 Arith::Div => x / y,
-                Arith::Rem => x % y,
+                // CEL has no remainder of doubles
+                Arith::Rem => return fail("`%` takes integers, not doubles"),
             })
         }
         _ if op == Arith::Add && a.as_str().is_some() && b.as_str().is_some() => {
@@ -522,6 +513,15 @@ fn convert(c: Conv, v: Val<'_>) -> R<'_> {
             Val::Double(d) => Val::Owned(d.to_string().into()),
             Val::Bool(b) => Val::Owned(b.to_string().into()),
             _ => return Err(bad(&v)),
+        },
+        Conv::Bool => match &v {
+            Val::Bool(_) => v,
+            // CEL accepts these spellings
+            _ => match v.as_str() {
+                Some("true" | "t" | "True" | "TRUE" | "1") => Val::Bool(true),
+                Some("false" | "f" | "False" | "FALSE" | "0") => Val::Bool(false),
+                _ => return Err(bad(&v)),
+            },
         },
         Conv::Lower | Conv::Upper => {
             let s = v.as_str().ok_or_else(|| bad(&v))?;
