@@ -46,9 +46,9 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
     let cur_from = now.plus_millis(-cfg.window_ms);
     let ref_from = cur_from.plus_millis(-cfg.reference_ms);
     let points = state.store.drift_points(ref_from, now).await?;
-    let split = points.partition_point(|(t, _, _)| *t < cur_from);
-    let reference: Vec<drift::Point> = points[..split].iter().map(|(_, _, p)| p.clone()).collect();
-    let current: Vec<drift::Point> = points[split..].iter().map(|(_, _, p)| p.clone()).collect();
+    let split = points.partition_point(|p| p.at < cur_from);
+    let reference: Vec<drift::Point> = points[..split].iter().map(|p| p.point.clone()).collect();
+    let current: Vec<drift::Point> = points[split..].iter().map(|p| p.point.clone()).collect();
     let report = drift::evaluate(&reference, &current, &cfg);
     let mut opened = Vec::new();
     if !report.alarms.is_empty() {
@@ -68,9 +68,9 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
             let samples: Vec<String> = points[split..]
                 .iter()
                 .rev()
-                .filter(|(_, _, p)| p.action == alarm.action)
+                .filter(|p| p.point.action == alarm.action)
                 .take(10)
-                .map(|(_, id, _)| id.clone())
+                .map(|p| p.decision_id.clone())
                 .collect();
             let evidence = json!({
                 "alarm": {"action": alarm.action, "kind": alarm.kind.as_str(), "summary": alarm.summary},

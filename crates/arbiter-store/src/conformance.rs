@@ -546,8 +546,8 @@ pub async fn webhook_outbox(store: &dyn Store) {
     assert_eq!(first, "aaa");
     assert_eq!(store.setting_or_insert("console_secret", "bbb").await.unwrap(), "aaa", "set once, then kept");
     let dash = store.dashboard(Timestamp(0)).await.unwrap();
-    assert!(dash.hourly.iter().map(|h| h.1).sum::<u64>() > 0);
-    assert!(dash.by_class.iter().any(|(a, v, _)| a == "isolate_host" && v == "escalate"));
+    assert!(dash.hourly.iter().map(|h| h.decisions).sum::<u64>() > 0);
+    assert!(dash.by_class.iter().any(|c| c.action == "isolate_host" && c.verdict == Verdict::Escalate));
     assert!(!dash.time_to_decision_ms.is_empty(), "decided cases count");
     assert!(dash.sla_fallbacks >= 1 && dash.tier_escalations >= 1 && dash.drift_alarms >= 1);
     assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));

@@ -5,6 +5,7 @@
 //! specific leaks through it, so a PostgreSQL backend can implement the same
 //! trait and run the same [`conformance`] tests.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod events;
 pub mod rules;
@@ -190,6 +191,21 @@ pub enum WebhookFormat {
     Slack,
 }
 
+impl WebhookFormat {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Json => "json",
+            WebhookFormat::Slack => "slack",
+        }
+    }
+
+    /// Parse a stored name (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Self> {
+        [WebhookFormat::Json, WebhookFormat::Slack].into_iter().find(|f| f.as_str() == s)
+    }
+}
+
 /// A subscription: event kinds POSTed to a URL, signed with a shared secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
@@ -239,6 +255,13 @@ impl DeliveryStatus {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
         }
+    }
+
+    /// Parse a stored name (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Self> {
+        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
     }
 }
 
@@ -293,13 +316,57 @@ pub struct DeliveryAttempt {
     pub retry_at: Option<Timestamp>,
 }
 
+/// Decisions in one hour (by event time).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourCount {
+    /// Start of the hour.
+    pub hour: Timestamp,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Of those, escalated by the policy.
+    pub escalated: u64,
+}
+
+/// Decisions of one action class with one policy verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassCount {
+    /// The action class.
+    pub action: String,
+    /// The policy's verdict.
+    pub verdict: arbiter_core::Verdict,
+    /// How many.
+    pub decisions: u64,
+}
+
+/// Cases of one kind in one state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseCount {
+    /// Approval or review.
+    pub kind: CaseKind,
+    /// Open or claimed.
+    pub state: CaseState,
+    /// How many.
+    pub cases: u64,
+}
+
+/// One decision as the drift monitor sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftPoint {
+    /// Its event time.
+    pub at: Timestamp,
+    /// Its id.
+    pub decision_id: String,
+    /// What the statistics read.
+    pub point: arbiter_core::drift::Point,
+}
+
 /// Aggregates for the dashboard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Dashboard {
-    /// Per hour (by event time): (hour start, decisions, escalated).
-    pub hourly: Vec<(Timestamp, u64, u64)>,
-    /// (action class, verdict, decisions).
-    pub by_class: Vec<(String, String, u64)>,
+    /// Per hour (by event time).
+    pub hourly: Vec<HourCount>,
+    /// Per action class and policy verdict.
+    pub by_class: Vec<ClassCount>,
     /// Milliseconds from case opened to decided, per decided case.
     pub time_to_decision_ms: Vec<i64>,
     /// Cases that hit the fallback after their SLA.
@@ -308,8 +375,8 @@ pub struct Dashboard {
     pub tier_escalations: u64,
     /// Drift alarms.
     pub drift_alarms: u64,
-    /// Open work: (kind, state, count).
-    pub open_cases: Vec<(String, String, u64)>,
+    /// Open work, by kind and state.
+    pub open_cases: Vec<CaseCount>,
 }
 
 /// Everything Arbiter persists. Implementations commit before they return.
@@ -397,13 +464,8 @@ pub trait Store: Send + Sync + 'static {
     async fn dashboard(&self, since: Timestamp) -> Result<Dashboard>;
     /// Append an event that belongs to no case (e.g. `drift.alarm`) to the audit log.
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
-    /// Decisions with event time in `[from, to)`, oldest first, as drift
-    /// detection sees them: (event time, decision id, point).
-    async fn drift_points(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<(Timestamp, String, arbiter_core::drift::Point)>>;
+    /// Decisions with event time in `[from, to)`, oldest first, as drift detection sees them.
+    async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
 

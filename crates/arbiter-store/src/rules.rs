@@ -2,6 +2,21 @@
 //! what a deciding event does to its decision, which indexed columns a
 //! decision row carries, and how the audit chain covers decisions. A backend
 //! adds SQL and nothing else.
+//!
+//! # Appending to the chain with several writers
+//!
+//! An append reads the chain head (the last event's `seq` and `hash`) and
+//! writes the next event in the same transaction. Two writers that read the
+//! same head would fork the chain, so appends must be serialized for exactly
+//! that span:
+//!
+//! - SQLite has one writer thread, and a write transaction holds the
+//!   database's write lock: appends are serialized by construction.
+//! - PostgreSQL (several replicas) must take a lock on the head before
+//!   reading it — `SELECT ... FROM chain_head FOR UPDATE` on a one-row table,
+//!   or `pg_advisory_xact_lock(<chain key>)` — and hold it only until the
+//!   transaction commits. The `seq` column stays a primary key, so a lost
+//!   lock is a failed insert, never a silent fork.
 
 use arbiter_core::{Case, CaseCommand, CaseEvent, Decision, FinalSource, FinalVerdict, Timestamp, Verdict};
 use serde::{Deserialize, Serialize};
@@ -63,6 +78,23 @@ pub fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Ti
         }),
         _ => None,
     }
+}
+
+/// The idempotency protocol: a request whose agent and `Idempotency-Key`
+/// match a stored decision gets that decision back if it is the same request
+/// (same digest), and a conflict if it is another one.
+pub fn idempotent_replay(
+    key: &str,
+    stored_digest: &str,
+    request_digest: &str,
+    stored: Decision,
+) -> crate::Result<crate::Inserted> {
+    if stored_digest != request_digest {
+        return Err(crate::StoreError::Conflict(format!(
+            "the idempotency key `{key}` was already used for a different request; use a new key for a new action"
+        )));
+    }
+    Ok(crate::Inserted::Existing(stored))
 }
 
 /// Apply the per-agent cap on open approval cases: the escalation's fallback

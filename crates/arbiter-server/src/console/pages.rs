@@ -850,7 +850,7 @@ pub async fn dashboard(
     let points: Vec<(f64, f64)> = d
         .hourly
         .iter()
-        .map(|(t, n, e)| ((t.0 - since.0) as f64 / 3_600_000.0, *e as f64 / (*n).max(1) as f64))
+        .map(|h| ((h.hour.0 - since.0) as f64 / 3_600_000.0, h.escalated as f64 / h.decisions.max(1) as f64))
         .collect();
     let chart = Chart {
         title: format!("Escalation rate per hour, last {hours} h"),
@@ -860,19 +860,15 @@ pub async fn dashboard(
         markers: vec![],
         hline: Some((budget, "budget 10%".into())),
     };
-    let total: u64 = d.hourly.iter().map(|h| h.1).sum();
-    let escalated: u64 = d.hourly.iter().map(|h| h.2).sum();
+    let total: u64 = d.hourly.iter().map(|h| h.decisions).sum();
+    let escalated: u64 = d.hourly.iter().map(|h| h.escalated).sum();
     let mut ttd: Vec<f64> = d.time_to_decision_ms.iter().map(|m| *m as f64).collect();
     ttd.sort_by(f64::total_cmp);
     let p = |q: f64| human_ms(arbiter_core::stats::quantile_sorted(&ttd, q) as i64);
     let mut classes: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
-    for (a, v, n) in &d.by_class {
-        let slot = classes.entry(a.as_str()).or_default();
-        match v.as_str() {
-            "allow" => slot[0] += n,
-            "escalate" => slot[1] += n,
-            _ => slot[2] += n,
-        }
+    for c in &d.by_class {
+        let slot = classes.entry(c.action.as_str()).or_default();
+        slot[c.verdict as usize] += c.decisions;
     }
     let max = classes.values().map(|c| c.iter().sum::<u64>()).max().unwrap_or(1).max(1);
     let mut rows = String::new();
@@ -888,8 +884,8 @@ pub async fn dashboard(
             (sum * 200 / max).max(1)
         );
     }
-    let open: u64 = d.open_cases.iter().filter(|(k, _, _)| k == "approval").map(|(_, _, n)| n).sum();
-    let reviews: u64 = d.open_cases.iter().filter(|(k, _, _)| k == "review").map(|(_, _, n)| n).sum();
+    let count = |kind: CaseKind| -> u64 { d.open_cases.iter().filter(|c| c.kind == kind).map(|c| c.cases).sum() };
+    let (open, reviews) = (count(CaseKind::Approval), count(CaseKind::Review));
     let mut drift = String::from("<p class=\"muted\">No drift evaluation yet.</p>");
     if let Some(s) = state.drift_status() {
         drift = String::from(

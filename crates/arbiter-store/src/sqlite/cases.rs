@@ -1,0 +1,149 @@
+//! Case rows: the projection of each case's events, and the queries the queue and the sweeper need.
+
+use super::*;
+
+pub(super) fn load_case(conn: &Connection, id: &str) -> Result<Option<Case>> {
+    let body: Option<String> =
+        conn.query_row("SELECT body FROM cases WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+}
+
+pub(super) fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()> {
+    let body = serde_json::to_string(c).map_err(corrupt)?;
+    let sql = if insert {
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    } else {
+        "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7,
+         body = ?8, due_at = ?9, trace_id = ?10, agent = ?11 WHERE id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .map_err(backend)?
+        .execute(params![
+            c.id,
+            c.kind.as_str(),
+            c.state.as_str(),
+            c.decision_id,
+            c.sla_deadline.0,
+            c.created_at.0,
+            c.updated_at.0,
+            body,
+            c.due_at().map(|t| t.0),
+            c.trace_id,
+            c.agent
+        ])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Append a case event to the chain and queue it for every webhook that wants it.
+pub(super) fn append_case_event(
+    conn: &Connection,
+    case: &Case,
+    ev: &CaseEvent,
+    actor: &str,
+    at: Timestamp,
+) -> Result<Event> {
+    let e = append_event(conn, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
+    queue_deliveries(conn, &e)?;
+    Ok(e)
+}
+
+impl SqliteStore {
+    pub(super) async fn case(&self, id: &str) -> Result<Option<Case>> {
+        let id = id.to_string();
+        self.read(move |c| load_case(c, &id)).await
+    }
+
+    pub(super) async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
+        let actor = actor.to_string();
+        self.write(move |c| {
+            save_case(c, &case, true)?;
+            append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
+            Ok(case)
+        })
+        .await
+    }
+
+    pub(super) async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+        let id = id.to_string();
+        self.write_chained(move |c, chain| {
+            let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+            let changes = arbiter_core::workflow::handle(&case, &command, now)?;
+            let actor = command_actor(&command);
+            let mut events = Vec::with_capacity(changes.len());
+            let mut decided = None;
+            for ev in &changes {
+                case.apply(ev, now);
+                events.push(append_case_event(c, &case, ev, actor, now)?);
+                if ev.final_verdict().is_some() {
+                    decided = Some(ev);
+                }
+            }
+            if changes.is_empty() {
+                return Ok(CaseUpdate { case, events, decision: None });
+            }
+            save_case(c, &case, false)?;
+            let mut decision = None;
+            if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
+                let mut d = load_decision(c, did)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
+                if let Some(fin) = final_from_event(&case, ev, &d, now) {
+                    finalize(&mut d, fin);
+                    save_decision(c, chain, &d, now)?;
+                    decision = Some(d);
+                }
+            }
+            Ok(CaseUpdate { case, events, decision })
+        })
+        .await
+    }
+
+    pub(super) async fn cases(&self, f: CaseFilter) -> Result<Vec<Case>> {
+        self.read(move |c| {
+            // Every filter is a bound parameter; the state list travels as one JSON array.
+            let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
+            let states = serde_json::to_string(&states).map_err(corrupt)?;
+            load_bodies(
+                c,
+                "SELECT body FROM cases WHERE (?1 IS NULL OR kind = ?1)
+                 AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2))) ORDER BY seq DESC LIMIT ?3",
+                params![f.kind.map(|k| k.as_str()), states, f.limit.max(1) as i64],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn active_approval_cases(&self) -> Result<Vec<Case>> {
+        self.read(|c| {
+            load_bodies(
+                c,
+                "SELECT body FROM cases WHERE kind = ?1 AND state IN (?2, ?3)",
+                params![CaseKind::Approval.as_str(), CaseState::Open.as_str(), CaseState::Claimed.as_str()],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = st.query_map(params![now.0, limit as i64], |r| r.get::<_, String>(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn open_case_count(&self) -> Result<u64> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+}

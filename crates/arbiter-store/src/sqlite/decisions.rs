@@ -1,0 +1,199 @@
+//! Decision rows: insert (with the idempotency protocol and the open-case cap), read, outcomes, chains and drift points.
+
+use super::*;
+
+pub(super) fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
+    let body: Option<String> =
+        conn.query_row("SELECT body FROM decisions WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+}
+
+/// Rewrite a decision row (after it became final or got an outcome) and commit it to the chain.
+pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decision, at: Timestamp) -> Result<()> {
+    let body = serde_json::to_string(d).map_err(corrupt)?;
+    let col = DecisionColumns::of(d);
+    conn.prepare_cached(
+        "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6 WHERE id = ?1",
+    )
+    .map_err(backend)?
+    .execute(params![d.id, col.status, col.final_verdict, col.outcome_correct, col.outcome_cost, body])
+    .map_err(backend)?;
+    chain.cover(&d.id, &body, at);
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
+        self.write_chained(move |c, chain| {
+            let mut new = new;
+            if let (Some(cap), Some(_)) = (new.open_case_cap, &new.case) {
+                let open: i64 = c
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM cases WHERE agent = ?1 AND kind = 'approval' AND state IN ('open', 'claimed')",
+                    )
+                    .map_err(backend)?
+                    .query_row([&new.decision.agent], |r| r.get(0))
+                    .map_err(backend)?;
+                if open as u64 >= cap {
+                    crate::rules::apply_case_cap(&mut new.decision, open as u64, cap);
+                    new.case = None;
+                }
+            }
+            let d = &new.decision;
+            if let Some(key) = &d.idempotency_key {
+                let prior: Option<(String, String)> = c
+                    .prepare_cached("SELECT request_digest, body FROM decisions WHERE agent = ?1 AND idempotency_key = ?2")
+                    .map_err(backend)?
+                    .query_row(params![d.agent, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(backend)?;
+                if let Some((digest, body)) = prior {
+                    let stored: Decision = serde_json::from_str(&body).map_err(corrupt)?;
+                    return crate::rules::idempotent_replay(key, &digest, &new.request_digest, stored);
+                }
+            }
+            let body = serde_json::to_string(d).map_err(corrupt)?;
+            let col = DecisionColumns::of(d);
+            c.prepare_cached(
+                "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                d.id,
+                col.agent,
+                col.idempotency_key,
+                new.request_digest,
+                col.action_name,
+                col.confidence,
+                col.verdict,
+                col.status,
+                col.final_verdict,
+                col.policy_hash,
+                col.case_id,
+                col.trace_id,
+                col.received_at,
+                col.event_time,
+                body,
+                col.session_id,
+            ])
+            .map_err(backend)?;
+            chain.cover(&d.id, &body, d.received_at);
+            c.prepare_cached(
+                "INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decisions + 1",
+            )
+            .map_err(backend)?
+            .execute(params![d.event_time.0.div_euclid(3_600_000), d.action.name, d.verdict.as_str()])
+            .map_err(backend)?;
+            if let Some(case) = &new.case {
+                save_case(c, case, true)?;
+                append_case_event(c, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;
+            }
+            Ok(Inserted::Created(new.decision))
+        })
+        .await
+    }
+
+    pub(super) async fn decision(&self, id: &str) -> Result<Option<Decision>> {
+        let id = id.to_string();
+        self.read(move |c| load_decision(c, &id)).await
+    }
+
+    pub(super) async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| {
+            let mut out: Vec<Decision> = load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE outcome_correct IS NOT NULL ORDER BY event_time DESC, seq DESC LIMIT ?1",
+                [limit as i64],
+            )?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| {
+            let mut out: Vec<Decision> = load_bodies(
+                c,
+                "SELECT body FROM decisions ORDER BY event_time DESC, seq DESC LIMIT ?1",
+                [limit as i64],
+            )?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
+        let id = id.to_string();
+        self.write_chained(move |c, chain| {
+            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            let at = outcome.recorded_at;
+            d.outcome = Some(outcome);
+            save_decision(c, chain, &d, at)?;
+            Ok(d)
+        })
+        .await
+    }
+
+    pub(super) async fn decision_chain(
+        &self,
+        trace_ids: &[String],
+        decision_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
+        let (traces, ids) = (trace_ids.to_vec(), decision_ids.to_vec());
+        self.read(move |c| {
+            if traces.is_empty() && ids.is_empty() {
+                return Ok(vec![]);
+            }
+            // The id lists travel as JSON arrays, bound like any other parameter.
+            let traces = serde_json::to_string(&traces).map_err(corrupt)?;
+            let ids = serde_json::to_string(&ids).map_err(corrupt)?;
+            // The sessions of the named decisions and traces widen the chain.
+            let mut st = c
+                .prepare_cached(
+                    "SELECT body FROM decisions
+                     WHERE trace_id IN (SELECT value FROM json_each(?1)) OR id IN (SELECT value FROM json_each(?2))
+                        OR session_id IN (SELECT DISTINCT session_id FROM decisions
+                            WHERE (trace_id IN (SELECT value FROM json_each(?1)) OR id IN (SELECT value FROM json_each(?2)))
+                              AND session_id IS NOT NULL)
+                     ORDER BY event_time, seq LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = st.query_map(params![traces, ids, limit.max(1) as i64], |r| r.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
+        })
+        .await
+    }
+
+    pub(super) async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<crate::DriftPoint>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time, id, action_name, verdict, confidence, outcome_correct FROM decisions
+                     WHERE event_time >= ?1 AND event_time < ?2 ORDER BY event_time, seq",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![from.0, to.0], |r| {
+                    Ok(crate::DriftPoint {
+                        at: Timestamp(r.get(0)?),
+                        decision_id: r.get(1)?,
+                        point: arbiter_core::drift::Point {
+                            action: r.get(2)?,
+                            escalated: r.get::<_, String>(3)? == "escalate",
+                            confidence: r.get(4)?,
+                            correct: r.get(5)?,
+                        },
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+}

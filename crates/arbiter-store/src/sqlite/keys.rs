@@ -1,0 +1,168 @@
+//! API keys and console sessions.
+
+use super::*;
+
+/// The columns of a key row, as a literal for `concat!` (SQL text stays static).
+macro_rules! key_cols {
+    () => {
+        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit"
+    };
+}
+
+pub(super) type KeyRow = (KeyRecord, String, String, Option<String>);
+
+pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((
+        KeyRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: Role::Agent,
+            tags: Default::default(),
+            digest: r.get(4)?,
+            created_at: Timestamp(r.get(5)?),
+            revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+            expires_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+            rate_limit: None,
+        },
+        r.get(2)?,
+        r.get(3)?,
+        r.get(8)?,
+    ))
+}
+
+pub(super) fn finish_key((mut k, role, tags, rate): KeyRow) -> Result<KeyRecord> {
+    k.role = role.parse().map_err(StoreError::Corrupt)?;
+    k.tags = serde_json::from_str(&tags).map_err(corrupt)?;
+    k.rate_limit = rate.map(|r| r.parse().map_err(StoreError::Corrupt)).transpose()?;
+    Ok(k)
+}
+
+impl SqliteStore {
+    pub(super) async fn create_key(&self, k: KeyRecord) -> Result<()> {
+        self.write(move |c| {
+            let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
+            c.execute(
+                "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    k.id,
+                    k.name,
+                    k.role.as_str(),
+                    tags,
+                    k.digest,
+                    k.created_at.0,
+                    k.revoked_at.map(|t| t.0),
+                    k.expires_at.map(|t| t.0),
+                    k.rate_limit.map(|r| r.to_string())
+                ],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StoreError::Conflict(format!("a key with id {} already exists", k.id))
+                }
+                other => backend(other),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = ?1"), [id], key_from_row)
+                .optional()
+                .map_err(backend)?
+                .map(finish_key)
+                .transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare(concat!("SELECT ", key_cols!(), " FROM api_keys ORDER BY created_at, id"))
+                .map_err(backend)?;
+            let rows = st.query_map([], key_from_row).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(finish_key)).collect()
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.0])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE api_keys SET expires_at = ?2 WHERE id = ?1", params![id, expires_at.map(|t| t.0)])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    session.id,
+                    session.key_id,
+                    session.created_at.0,
+                    session.expires_at.0,
+                    session.revoked_at.map(|t| t.0)
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn session(&self, id: &str) -> Result<Option<crate::ConsoleSession>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = ?1",
+            )
+            .map_err(backend)?
+            .query_row([id], |r| {
+                Ok(crate::ConsoleSession {
+                    id: r.get(0)?,
+                    key_id: r.get(1)?,
+                    created_at: Timestamp(r.get(2)?),
+                    expires_at: Timestamp(r.get(3)?),
+                    revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE console_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, at.0],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}

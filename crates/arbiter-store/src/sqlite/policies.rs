@@ -1,0 +1,104 @@
+//! Stored policy versions and their activations.
+
+use super::*;
+
+pub(super) fn row_policy_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersion> {
+    Ok(PolicyVersion {
+        hash: r.get(0)?,
+        name: r.get(1)?,
+        source: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+        created_by: r.get(4)?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn activate_policy(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
+        let by = by.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
+            )
+            .map_err(backend)?;
+            let previous: Option<String> = c
+                .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            c.execute(
+                "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES (?1, ?2, ?3)",
+                params![v.hash, at.0, by],
+            )
+            .map_err(backend)?;
+            append_event(
+                c,
+                None,
+                None,
+                "policy.activated",
+                &by,
+                at,
+                serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT v.hash, v.name, v.source, v.created_at, v.created_by FROM policy_activations a
+                 JOIN policy_versions v ON v.hash = a.hash ORDER BY a.seq DESC LIMIT 1",
+                [],
+                row_policy_version,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT hash, name, source, created_at, created_by FROM policy_versions WHERE hash = ?1",
+                [hash],
+                row_policy_version,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
+        self.read(|c| {
+            let active: Option<String> = c
+                .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            let mut st = c
+                .prepare(
+                    "SELECT v.hash, v.name, v.created_at, v.created_by, MAX(a.activated_at) FROM policy_versions v
+                     LEFT JOIN policy_activations a ON a.hash = v.hash GROUP BY v.hash ORDER BY v.created_at DESC, v.hash",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| {
+                    let hash: String = r.get(0)?;
+                    Ok(PolicyVersionSummary {
+                        active: active.as_deref() == Some(hash.as_str()),
+                        hash,
+                        name: r.get(1)?,
+                        created_at: Timestamp(r.get(2)?),
+                        created_by: r.get(3)?,
+                        last_activated_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+}

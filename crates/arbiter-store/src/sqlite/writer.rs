@@ -1,0 +1,79 @@
+//! The writer thread: group commit. Every write job runs in the next batch, inside its own savepoint, and the batch commits once (one fsync for many requests); the decisions a batch wrote are committed to the audit chain in the same transaction.
+
+use super::*;
+
+pub(super) const MAX_BATCH: usize = 1024;
+
+pub(super) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+
+pub(super) type Job = Box<dyn FnOnce(&Connection, &mut ChainBatch) -> Option<Reply> + Send>;
+
+pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                // Dropping the jobs drops their reply channels: callers see `Closed`.
+                continue;
+            }
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut chain = ChainBatch::default();
+        run_batch(&tx, batch, &mut replies, &mut chain);
+        // The decisions this batch wrote are committed to the audit chain in
+        // the same transaction: one event for the whole batch.
+        let wrote_decisions = !chain.is_empty();
+        let committed = match chain.take() {
+            Some((data, at)) => append_event(&tx, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ()),
+            None => Ok(()),
+        };
+        let outcome = match committed {
+            Ok(()) if wrote_decisions => fail_point("decision_commit").and_then(|()| tx.commit().map_err(backend)),
+            Ok(()) => tx.commit().map_err(backend),
+            Err(e) => Err(e),
+        };
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
+
+/// Test hook: `ARBITER_TEST_FAIL=decision_commit` makes every commit of a
+/// batch that wrote decisions fail, so the durability tests can prove that
+/// no decision is acknowledged unless it committed.
+pub(super) fn fail_point(name: &str) -> Result<()> {
+    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
+        Some(n) if n == name => Err(StoreError::Backend(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)"))),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>, chain: &mut ChainBatch) {
+    for job in batch {
+        // A savepoint per job: a job that fails rolls back alone, and the rest
+        // of the batch still commits.
+        if tx.execute_batch("SAVEPOINT job").is_err() {
+            continue;
+        }
+        let covered = chain.len();
+        match job(tx, chain) {
+            Some(reply) => {
+                let _ = tx.execute_batch("RELEASE job");
+                replies.push(reply);
+            }
+            None => {
+                chain.truncate(covered);
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+    }
+}
