@@ -276,9 +276,9 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
             }
         }
         // 4. time-driven work: SLA tiers and fallbacks, the drift monitor
-        arbiter_server::sweeper::sweep_once(&state).await?;
+        arbiter_server::jobs::sweeper::sweep_once(&state).await?;
         if t % (15 * MIN) == 0 && t > 0 {
-            let status = arbiter_server::drift::run_once(&state).await?;
+            let status = arbiter_server::jobs::drift::run_once(&state).await?;
             for a in &status.report.alarms {
                 if !alarms.iter().any(|(_, x)| x["action"] == a.action && x["kind"] == a.kind.as_str()) {
                     println!("[{}] drift alarm: {}", hhmm(t), a.summary);
@@ -296,7 +296,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         t += MIN;
     }
     clock.set(Timestamp(start.0 + total));
-    arbiter_server::sweeper::sweep_once(&state).await?;
+    arbiter_server::jobs::sweeper::sweep_once(&state).await?;
 
     // The walkthrough
     let n: u64 = tally.by_verdict.values().sum();

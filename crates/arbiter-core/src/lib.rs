@@ -2,6 +2,32 @@
 //! combines them. Nothing in this crate does IO, spawns tasks or reads the clock
 //! directly; the shell crates pass time and data in.
 
+/// `ALL`, `as_str` and `parse` for a fieldless enum, from its variants' wire
+/// names (the same names serde uses; a test in each module holds them equal).
+macro_rules! wire_names {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            /// Every value, in declaration order (option lists are built from it).
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
+
+            /// The name used in the API, storage and forms.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(<$t>::$v => $s),*
+                }
+            }
+
+            /// Parse a name written by [`Self::as_str`].
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some(<$t>::$v),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 pub mod action;
 pub mod canonical;
 pub mod case;

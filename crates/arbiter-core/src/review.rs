@@ -5,6 +5,38 @@
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The perspectives that work a review case unless it names others: the
+/// multidisciplinary team of engineering, product, data science and UX.
+pub const DEFAULT_REVIEWERS: [&str; 4] = ["engineering", "product", "data_science", "ux"];
+
+wire_names!(ReviewSource {
+    Manual => "manual", Case => "case", Decision => "decision", DriftAlarm => "drift_alarm", UserReport => "user_report"
+});
+wire_names!(Reproduced { Yes => "yes", Partly => "partly", No => "no" });
+wire_names!(FindingKind {
+    MisreadIntent => "misread_intent", WrongAction => "wrong_action", WrongArguments => "wrong_arguments",
+    MissingContext => "missing_context", ToolFailure => "tool_failure", Other => "other"
+});
+wire_names!(ImpactSeverity { S1 => "S1", S2 => "S2", S3 => "S3", S4 => "S4" });
+wire_names!(InterventionKind {
+    PromptRefinement => "prompt_refinement", WorkflowRedesign => "workflow_redesign", NewSkill => "new_skill",
+    ToolChange => "tool_change", PolicyChange => "policy_change", UxChange => "ux_change", Training => "training"
+});
+wire_names!(InterventionStatus { Proposed => "proposed", InProgress => "in_progress", Done => "done", Verified => "verified" });
+
+impl ReviewSource {
+    /// A name for people (`Drift alarm`), not the wire name.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReviewSource::Manual => "Opened by hand",
+            ReviewSource::Case => "From an approval case",
+            ReviewSource::Decision => "From decisions",
+            ReviewSource::DriftAlarm => "Drift alarm",
+            ReviewSource::UserReport => "User report",
+        }
+    }
+}
+
 /// Where a review case came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -484,5 +516,29 @@ impl Review {
             }
         }
         self.entries.push(entry);
+    }
+}
+
+#[cfg(test)]
+mod wire_name_tests {
+    use super::*;
+
+    fn same<T: Serialize + Copy>(all: &[T], name: impl Fn(T) -> &'static str) {
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(name(*v)));
+        }
+    }
+
+    #[test]
+    fn wire_names_match_serde() {
+        same(ReviewSource::ALL, ReviewSource::as_str);
+        same(Reproduced::ALL, Reproduced::as_str);
+        same(FindingKind::ALL, FindingKind::as_str);
+        same(ImpactSeverity::ALL, ImpactSeverity::as_str);
+        same(InterventionKind::ALL, InterventionKind::as_str);
+        same(InterventionStatus::ALL, InterventionStatus::as_str);
+        for k in InterventionKind::ALL {
+            assert_eq!(InterventionKind::parse(k.as_str()), Some(*k));
+        }
     }
 }

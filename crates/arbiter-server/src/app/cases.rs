@@ -102,6 +102,89 @@ pub async fn check_modification(state: &AppState, case: &Case, args: &Value) -> 
     Ok(ModificationCheck { verdict: eval.verdict, triggers, escalation: eval.escalation })
 }
 
+/// The decisions of a case's traces (and the ones it names), in event-time order.
+pub async fn chain_of(state: &AppState, case: &Case) -> Result<Vec<arbiter_core::Decision>, ApiError> {
+    let mut traces: Vec<String> = case.trace_id.iter().cloned().collect();
+    let mut ids: Vec<String> = case.decision_id.iter().cloned().collect();
+    if let Some(r) = &case.review {
+        traces.extend(r.trace_ids.iter().cloned());
+        ids.extend(r.decision_ids.iter().cloned());
+    }
+    Ok(state.store.decision_chain(&traces, &ids, 500).await?)
+}
+
+/// A claim's lease: the configured default, at most the configured maximum.
+pub fn lease_ms(state: &AppState, lease: Option<arbiter_core::HumanDuration>) -> Result<i64, ApiError> {
+    let d = lease.map_or(state.config.claim_lease, |l| std::time::Duration::from_secs(l.as_secs()));
+    if d.is_zero() || d > state.config.max_claim_lease {
+        return Err(ApiError::invalid(
+            "lease",
+            format!("must be between 1s and {}s", state.config.max_claim_lease.as_secs()),
+        ));
+    }
+    Ok(d.as_millis() as i64)
+}
+
+/// Claim (or renew the claim on) a case.
+pub async fn claim(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    lease: Option<arbiter_core::HumanDuration>,
+) -> Result<Case, ApiError> {
+    let cmd = CaseCommand::Claim { by: actor(who), lease_ms: lease_ms(state, lease)? };
+    load(state, id).await?;
+    Ok(state.update_case(id, cmd).await?.case)
+}
+
+/// Give the claim back.
+pub async fn release(state: &AppState, who: &Principal, id: &str) -> Result<Case, ApiError> {
+    load(state, id).await?;
+    Ok(state.update_case(id, CaseCommand::Release { by: actor(who) }).await?.case)
+}
+
+/// An admin gives the case to the reviewer whose key is `key_id`.
+pub async fn reassign(
+    state: &AppState,
+    admin: &Principal,
+    id: &str,
+    key_id: &str,
+    lease: Option<arbiter_core::HumanDuration>,
+) -> Result<Case, ApiError> {
+    let key = state
+        .store
+        .key(key_id)
+        .await?
+        .filter(|k| k.inactive_at(state.clock.now()).is_none() && k.role != arbiter_core::Role::Agent)
+        .ok_or_else(|| ApiError::invalid("key_id", format!("no active reviewer key with id {key_id}")))?;
+    let to = arbiter_core::Actor {
+        name: key.name,
+        key_id: key.id,
+        tags: key.tags,
+        is_admin: key.role == arbiter_core::Role::Admin,
+    };
+    load(state, id).await?;
+    let cmd = CaseCommand::Reassign { by: actor(admin), to, lease_ms: lease_ms(state, lease)? };
+    Ok(state.update_case(id, cmd).await?.case)
+}
+
+/// Comment on any case, speaking for one of the author's roles (or none).
+pub async fn comment(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    role: Option<String>,
+    text: &str,
+) -> Result<Case, ApiError> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 16 * 1024 {
+        return Err(ApiError::invalid("text", "must be 1 character to 16 KiB"));
+    }
+    load(state, id).await?;
+    let cmd = CaseCommand::Comment { by: actor(who), role: role.filter(|r| !r.is_empty()), text: text.to_string() };
+    Ok(state.update_case(id, cmd).await?.case)
+}
+
 /// A reviewer answers an approval case (only the holder, if someone holds it).
 pub async fn answer(
     state: &AppState,

@@ -5,3 +5,4 @@
 pub mod cases;
 pub mod decisions;
 pub mod policy;
+pub mod reviews;

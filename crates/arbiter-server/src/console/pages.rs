@@ -3,12 +3,11 @@
 use super::{Viewer, error_page, esc, page, urlencode};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
-use crate::routes::cases::rationale;
-use crate::{AppState, actor};
+use crate::{AppState, app};
 use arbiter_core::chart::{Chart, Series};
 use arbiter_core::queue;
 use arbiter_core::review::*;
-use arbiter_core::{Case, CaseCommand, CaseKind, Role, Timestamp};
+use arbiter_core::{CaseKind, Role, Timestamp};
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -432,19 +431,17 @@ pub async fn case_act(
     if let Err(e) = viewer.check_csrf(field(&f, "csrf")) {
         return error_page(e);
     }
-    let by = actor(&viewer.who);
+    let who = &viewer.who;
     // the last `op` wins (the promote button overrides the hidden comment op)
     let op = f.iter().rev().find(|(k, _)| k == "op").map_or("", |(_, v)| v.as_str());
     let result: Result<(Option<String>, Option<String>), ApiError> = async {
         match op {
             "claim" => {
-                state
-                    .update_case(&id, CaseCommand::Claim { by, lease_ms: state.config.claim_lease.as_millis() as i64 })
-                    .await?;
+                app::cases::claim(&state, who, &id, None).await?;
                 Ok((None, Some("Claimed: nobody else can decide it while you hold it.".into())))
             }
             "release" => {
-                state.update_case(&id, CaseCommand::Release { by }).await?;
+                app::cases::release(&state, who, &id).await?;
                 Ok((None, Some("Released back to the queue.".into())))
             }
             "decide" => {
@@ -477,18 +474,19 @@ pub async fn case_act(
                 Ok((Some("/queue".to_string()), Some(msg)))
             }
             "comment" => {
-                let text = field(&f, "text").trim().to_string();
-                if text.is_empty() || text.len() > 16 * 1024 {
-                    return Err(ApiError::invalid("text", "write a comment (up to 16 KiB)"));
-                }
-                let role = Some(field(&f, "role").to_string()).filter(|r| !r.is_empty());
-                state.update_case(&id, CaseCommand::Comment { by, role, text }).await?;
+                let role = Some(field(&f, "role").to_string());
+                app::cases::comment(&state, who, &id, role, field(&f, "text")).await?;
                 Ok((None, Some("Comment added.".into())))
             }
             "promote" => {
-                let from = crate::routes::cases::load(&state, &id).await?;
-                let rid = open_review_from(&state, &viewer, &from).await?;
-                Ok((Some(format!("/reviews/{}", urlencode(&rid))), Some("Review case opened.".into())))
+                let from = app::cases::load(&state, &id).await?;
+                let input = app::reviews::OpenReview {
+                    title: format!("Review of {} by {}", from.action_name, from.agent),
+                    from_case: Some(from.id.clone()),
+                    ..Default::default()
+                };
+                let review = app::reviews::open(&state, who, input).await?;
+                Ok((Some(format!("/reviews/{}", urlencode(&review.id))), Some("Review case opened.".into())))
             }
             _ => Err(ApiError::invalid("op", "unknown action")),
         }
@@ -498,24 +496,6 @@ pub async fn case_act(
         Ok((to, msg)) => back(to.as_deref().unwrap_or(&here), None, msg.as_deref()),
         Err(e) => back(&here, Some(&e.detail()), None),
     }
-}
-
-async fn open_review_from(state: &AppState, viewer: &Viewer, from: &Case) -> Result<String, ApiError> {
-    let now = state.clock.now();
-    let mut review = Review::new(format!("Review of {} by {}", from.action_name, from.agent), ReviewSource::Case);
-    review.decision_ids = from.decision_id.iter().cloned().collect();
-    review.trace_ids = from.trace_id.iter().cloned().collect();
-    review.from_case = Some(from.id.clone());
-    let case = Case::new_review(
-        uuid::Uuid::now_v7().to_string(),
-        review,
-        from.action_name.clone(),
-        from.agent.clone(),
-        from.escalation.severity,
-        ["engineering", "product", "data_science", "ux"].map(String::from).into_iter().collect(),
-        now,
-    );
-    Ok(state.store.open_case(case, &viewer.who.name).await?.id)
 }
 
 // ---------------------------------------------------------------- review
@@ -787,38 +767,29 @@ pub async fn review_act(
     if let Err(e) = viewer.check_csrf(field(&f, "csrf")) {
         return error_page(e);
     }
-    let by = actor(&viewer.who);
+    let who = &viewer.who;
     let result: Result<&str, ApiError> = async {
         match field(&f, "op") {
             "stage" => {
                 let record = stage_record(&f)?;
-                crate::routes::reviews::require_decisions(&state, "decision_id", &record.referenced_decisions())
-                    .await?;
-                let rationale = rationale(&state, "rationale", field(&f, "rationale"))?;
-                state
-                    .update_case(
-                        &id,
-                        CaseCommand::RecordStage { by, role: field(&f, "role").to_string(), rationale, record },
-                    )
-                    .await?;
+                let role = field(&f, "role").to_string();
+                app::reviews::record_stage(&state, who, &id, role, field(&f, "rationale"), record).await?;
                 Ok("Entry recorded.")
             }
             "intervention" => {
                 let index = field(&f, "index").parse().map_err(|_| ApiError::invalid("index", "a number"))?;
-                let status = serde_json::from_value(serde_json::json!(field(&f, "status")))
-                    .map_err(|_| ApiError::invalid("status", "unknown status"))?;
+                let status = InterventionStatus::parse(field(&f, "status"))
+                    .ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
                 let note = Some(field(&f, "note").trim().to_string()).filter(|n| !n.is_empty());
-                state.update_case(&id, CaseCommand::UpdateIntervention { by, index, status, note }).await?;
+                app::reviews::update_intervention(&state, who, &id, index, status, note).await?;
                 Ok("Intervention updated.")
             }
             "close" => {
-                let reason = rationale(&state, "reason", field(&f, "reason"))?;
-                state.update_case(&id, CaseCommand::Close { by, reason }).await?;
+                app::reviews::close(&state, who, &id, field(&f, "reason")).await?;
                 Ok("Review closed.")
             }
             "reopen" => {
-                let reason = rationale(&state, "reason", field(&f, "reason"))?;
-                state.update_case(&id, CaseCommand::Reopen { by, reason }).await?;
+                app::reviews::reopen(&state, who, &id, field(&f, "reason")).await?;
                 Ok("Review reopened.")
             }
             _ => Err(ApiError::invalid("op", "unknown action")),

@@ -5,21 +5,20 @@
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
-use crate::{AppState, actor};
+use crate::{AppState, app};
 use arbiter_core::queue::{self, QueueItem};
-use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Role};
+use arbiter_core::{Case, CaseKind, CaseState, Decision, Role};
 use arbiter_store::{CaseFilter, Event};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Roles that work cases.
 pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
 
-pub use crate::app::cases::{ReviewerChoice, load, rationale};
+pub use crate::app::cases::{ReviewerChoice, load};
 
 /// The reviewer's queue.
 #[derive(Debug, Serialize)]
@@ -97,20 +96,7 @@ pub async fn events(
     Ok(Json(state.store.case_events(&id).await?))
 }
 
-/// The decisions of a case's traces (and the ones it names), in event-time order.
-pub async fn chain_of(state: &AppState, case: &Case) -> Result<Vec<Decision>, ApiError> {
-    let mut traces: Vec<String> = case.trace_id.iter().cloned().collect();
-    let mut ids: Vec<String> = case.decision_id.iter().cloned().collect();
-    if let Some(r) = &case.review {
-        traces.extend(r.trace_ids.iter().cloned());
-        ids.extend(r.decision_ids.iter().cloned());
-    }
-    if traces.is_empty() {
-        // Without a trace, the chain is the agent's decisions on the same case ids only.
-        return Ok(state.store.decision_chain(&[], &ids, 500).await?);
-    }
-    Ok(state.store.decision_chain(&traces, &ids, 500).await?)
-}
+pub use crate::app::cases::chain_of;
 
 /// `GET /v1/cases/{id}/chain`.
 pub async fn chain(
@@ -132,17 +118,6 @@ pub struct ClaimRequest {
     pub lease: Option<arbiter_core::HumanDuration>,
 }
 
-fn lease_ms(state: &AppState, lease: Option<arbiter_core::HumanDuration>) -> Result<i64, ApiError> {
-    let d = lease.map_or(state.config.claim_lease, |l| Duration::from_secs(l.as_secs()));
-    if d.is_zero() || d > state.config.max_claim_lease {
-        return Err(ApiError::invalid(
-            "lease",
-            format!("must be between 1s and {}s", state.config.max_claim_lease.as_secs()),
-        ));
-    }
-    Ok(d.as_millis() as i64)
-}
-
 /// Claim (or renew the claim on) a case.
 pub async fn claim(
     State(state): State<Arc<AppState>>,
@@ -151,10 +126,8 @@ pub async fn claim(
     body: Option<JsonBody<ClaimRequest>>,
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "claiming cases")?;
-    let req = body.map(|b| b.0).unwrap_or_default();
-    let cmd = CaseCommand::Claim { by: actor(who), lease_ms: lease_ms(&state, req.lease)? };
-    load(&state, &id).await?;
-    Ok(Json(state.update_case(&id, cmd).await?.case))
+    let lease = body.and_then(|b| b.0.lease);
+    Ok(Json(app::cases::claim(&state, who, &id, lease).await?))
 }
 
 /// Give the claim back.
@@ -164,8 +137,7 @@ pub async fn release(
     Path(id): Path<String>,
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "releasing cases")?;
-    load(&state, &id).await?;
-    Ok(Json(state.update_case(&id, CaseCommand::Release { by: actor(who) }).await?.case))
+    Ok(Json(app::cases::release(&state, who, &id).await?))
 }
 
 /// The body of `POST /v1/cases/{id}/reassign`.
@@ -187,16 +159,7 @@ pub async fn reassign(
     JsonBody(req): JsonBody<ReassignRequest>,
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(&[Role::Admin], "reassigning cases")?;
-    let key = state
-        .store
-        .key(&req.key_id)
-        .await?
-        .filter(|k| k.revoked_at.is_none() && k.role != Role::Agent)
-        .ok_or_else(|| ApiError::invalid("key_id", format!("no active reviewer key with id {}", req.key_id)))?;
-    let to = arbiter_core::Actor { name: key.name, key_id: key.id, tags: key.tags, is_admin: key.role == Role::Admin };
-    load(&state, &id).await?;
-    let cmd = CaseCommand::Reassign { by: actor(who), to, lease_ms: lease_ms(&state, req.lease)? };
-    Ok(Json(state.update_case(&id, cmd).await?.case))
+    Ok(Json(app::cases::reassign(&state, who, &id, &req.key_id, req.lease).await?))
 }
 
 /// The body of `POST /v1/cases/{id}/decision`.
@@ -262,10 +225,5 @@ pub async fn comment(
     JsonBody(req): JsonBody<CommentRequest>,
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "commenting")?;
-    if req.text.trim().is_empty() || req.text.len() > 16 * 1024 {
-        return Err(ApiError::invalid("text", "must be 1 character to 16 KiB"));
-    }
-    load(&state, &id).await?;
-    let cmd = CaseCommand::Comment { by: actor(who), role: req.role, text: req.text.trim().to_string() };
-    Ok(Json(state.update_case(&id, cmd).await?.case))
+    Ok(Json(app::cases::comment(&state, who, &id, req.role, &req.text).await?))
 }

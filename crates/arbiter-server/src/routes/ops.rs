@@ -52,10 +52,10 @@ pub async fn method_not_allowed() -> ApiError {
 pub async fn drift(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
-) -> Result<axum::Json<crate::drift::DriftStatus>, ApiError> {
+) -> Result<axum::Json<crate::jobs::drift::DriftStatus>, ApiError> {
     auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift statistics")?;
     match state.drift_status() {
         Some(s) => Ok(axum::Json(s)),
-        None => Ok(axum::Json(crate::drift::run_once(&state).await?)),
+        None => Ok(axum::Json(crate::jobs::drift::run_once(&state).await?)),
     }
 }

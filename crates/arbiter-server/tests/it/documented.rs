@@ -1,7 +1,7 @@
 //! Behaviour the documentation promises, each pinned by a test.
 
 use crate::support::{POLICY, TestServer, isolate};
-use arbiter_server::sweeper::sweep_once;
+use arbiter_server::jobs::sweeper::sweep_once;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,8 +141,11 @@ async fn webhooks_announce_tier_escalations() {
     let (_, case) = s.escalate(&agent, isolate("ws-1", &["workstation"], 0.5)).await;
     s.advance(Duration::from_secs(15 * 60));
     assert_eq!(sweep_once(&s.state).await.unwrap(), 1);
-    let client = arbiter_server::webhooks::client(Duration::from_secs(5), Arc::new(s.state.config.outbound.clone()));
-    assert_eq!(arbiter_server::webhooks::deliver_due(&s.state, &client).await.unwrap(), 1);
+    let client = arbiter_server::jobs::webhook_delivery::client(
+        Duration::from_secs(5),
+        Arc::new(s.state.config.outbound.clone()),
+    );
+    assert_eq!(arbiter_server::jobs::webhook_delivery::deliver_due(&s.state, &client).await.unwrap(), 1);
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];

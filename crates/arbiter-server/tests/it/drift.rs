@@ -1,7 +1,7 @@
 use crate::support::TestServer;
 use arbiter_core::soc::{DriftMode, Soc, SocConfig};
 use arbiter_core::{Clock, Timestamp};
-use arbiter_server::drift::run_once;
+use arbiter_server::jobs::drift::run_once;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 use crate::support::{POLICY, TestServer, isolate};
+use arbiter_server::jobs::webhook_delivery::{client, deliver_due, sign};
 use arbiter_server::outbound::OutboundPolicy;
-use arbiter_server::webhooks::{client, deliver_due, sign};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;

@@ -29,6 +29,17 @@ pub struct DriftStatus {
     pub opened_reviews: Vec<String>,
 }
 
+/// Who works a drift review: the review team, and the reviewers the active
+/// policy names for that action class (they know what normal looks like).
+fn drift_reviewers(state: &AppState, action: &str) -> std::collections::BTreeSet<String> {
+    let mut roles: std::collections::BTreeSet<String> =
+        arbiter_core::review::DEFAULT_REVIEWERS.iter().map(|r| r.to_string()).collect();
+    if let Some(p) = state.policy() {
+        roles.extend(p.class_config(action).escalation.reviewers.iter().cloned());
+    }
+    roles
+}
+
 fn already_open(cases: &[Case], alarm: &Alarm) -> bool {
     cases.iter().any(|c| {
         c.review.as_ref().is_some_and(|r| {
@@ -93,7 +104,7 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
                 alarm.action.clone(),
                 String::new(),
                 Severity::High,
-                ["engineering", "product", "data_science", "ux", "soc_lead"].map(String::from).into_iter().collect(),
+                drift_reviewers(state, &alarm.action),
                 now,
             );
             let case = state.store.open_case(case, "drift-monitor").await?;

@@ -1,0 +1,106 @@
+//! The server's tunables, with the defaults `arbiter serve` documents.
+
+use crate::outbound;
+use arbiter_core::Limits;
+use std::time::Duration;
+
+/// Tunables of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Longest `?wait=` a long-poll may ask for.
+    pub max_wait: Duration,
+    /// How often a long-poll re-reads the store even without a wake-up
+    /// (covers decisions finalised by another replica).
+    pub recheck_interval: Duration,
+    /// Shortest rationale a reviewer may give.
+    pub min_rationale_len: usize,
+    /// How long a verified key stays cached.
+    pub key_cache_ttl: Duration,
+    /// How often the active policy is re-read from the store.
+    pub policy_refresh: Duration,
+    /// Bounds on what agents send.
+    pub limits: Limits,
+    /// Default length of a reviewer's claim on a case.
+    pub claim_lease: Duration,
+    /// Longest claim a reviewer may ask for.
+    pub max_claim_lease: Duration,
+    /// How often the sweeper looks for expired leases and SLAs.
+    pub sweep_interval: Duration,
+    /// How often the webhook worker looks for due deliveries.
+    pub webhook_interval: Duration,
+    /// Attempts per webhook delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Timeout of one webhook request.
+    pub webhook_timeout: Duration,
+    /// Requests in flight at once to one webhook endpoint.
+    pub webhook_concurrency: usize,
+    /// Where webhooks may be sent (private networks are refused by default).
+    pub outbound: outbound::OutboundPolicy,
+    /// First retry delay of a failed delivery; each retry waits 3 times longer (at most an hour).
+    pub webhook_retry_base: Duration,
+    /// Drift detection windows and thresholds.
+    pub drift: arbiter_core::drift::DriftConfig,
+    /// How often drift is evaluated (0: never in the background).
+    pub drift_interval: Duration,
+    /// The URL people reach this server at (`https://...` makes the console cookie `Secure`).
+    pub public_url: Option<String>,
+    /// Proposals per key, by role, unless the key carries its own limit.
+    pub rate_limits: RoleRates,
+    /// Open approval cases one agent may have; past it, escalations get their fallback at once.
+    pub max_open_cases_per_agent: Option<u64>,
+    /// Activating a policy version that changes more than this share of the
+    /// verdicts on recent history needs `force=true`.
+    pub policy_guard: f64,
+    /// How many recent decisions that check replays (0 turns it off).
+    pub policy_guard_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_bytes: 1024 * 1024,
+            max_wait: Duration::from_secs(60),
+            recheck_interval: Duration::from_secs(5),
+            min_rationale_len: 10,
+            key_cache_ttl: Duration::from_secs(5),
+            policy_refresh: Duration::from_secs(5),
+            limits: Limits::default(),
+            claim_lease: Duration::from_secs(10 * 60),
+            max_claim_lease: Duration::from_secs(60 * 60),
+            sweep_interval: Duration::from_secs(1),
+            webhook_interval: Duration::from_millis(500),
+            webhook_max_attempts: 8,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_concurrency: 4,
+            outbound: outbound::OutboundPolicy::default(),
+            webhook_retry_base: Duration::from_secs(5),
+            drift: arbiter_core::drift::DriftConfig::default(),
+            drift_interval: Duration::from_secs(5 * 60),
+            public_url: None,
+            rate_limits: RoleRates::default(),
+            max_open_cases_per_agent: Some(200),
+            policy_guard: 0.2,
+            policy_guard_window: 2000,
+        }
+    }
+}
+
+/// Default proposal rate limits by role (a key's own limit wins).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoleRates {
+    /// Agent keys.
+    pub agent: arbiter_core::rate::RateLimit,
+    /// Admin keys (admins may propose too).
+    pub admin: arbiter_core::rate::RateLimit,
+}
+
+impl Default for RoleRates {
+    fn default() -> Self {
+        RoleRates {
+            agent: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
+            admin: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
+        }
+    }
+}

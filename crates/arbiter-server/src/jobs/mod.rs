@@ -1,0 +1,52 @@
+//! Background work beside the API, each loop stopping with the server: the
+//! policy refresh (replicas converge on the active version), the SLA sweeper,
+//! the webhook deliveries and the drift monitor (only when it is on).
+
+pub mod drift;
+pub mod policy_refresh;
+pub mod sweeper;
+pub mod webhook_delivery;
+
+use crate::AppState;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run every background job until the server stops.
+pub async fn run(state: Arc<AppState>) {
+    let refresh = every(state.clone(), state.config.policy_refresh, policy_refresh::run_once);
+    let sweep = every(state.clone(), state.config.sweep_interval, |s| async move {
+        if let Err(e) = sweeper::sweep_once(&s).await {
+            tracing::warn!(error = %e, "the SLA sweep failed; retrying");
+        }
+    });
+    let client = webhook_delivery::client(state.config.webhook_timeout, Arc::new(state.config.outbound.clone()));
+    let deliver = webhook_delivery::run(state.clone(), client);
+    let monitor = async {
+        if state.config.drift_interval.is_zero() {
+            return; // turned off: no loop at all
+        }
+        every(state.clone(), state.config.drift_interval, |s| async move {
+            if let Err(e) = drift::run_once(&s).await {
+                tracing::warn!(error = %e, "drift evaluation failed; retrying");
+            }
+        })
+        .await
+    };
+    tokio::join!(refresh, sweep, deliver, monitor);
+}
+
+/// Call `f` every `period` until the server stops.
+async fn every<F, Fut>(state: Arc<AppState>, period: Duration, mut f: F)
+where
+    F: FnMut(Arc<AppState>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut stop = state.stopping();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => f(state.clone()).await,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Re-read the active policy version from the store, so that an activation
+//! made through another replica (or the CLI) takes effect here within
+//! `policy_refresh` (5 s by default).
+
+use crate::AppState;
+use std::sync::Arc;
+
+/// One refresh; failures are logged and retried at the next tick.
+pub async fn run_once(state: Arc<AppState>) {
+    if let Err(e) = state.refresh_policy().await {
+        tracing::warn!(error = %e, "could not refresh the active policy");
+    }
+}

@@ -1,0 +1,69 @@
+//! Starting and stopping: first-start bootstrap, the router, and [`serve`],
+//! which takes an already-bound listener and a shutdown future (tests bind
+//! port 0 and stop it cleanly) and runs the background jobs beside the API.
+
+use crate::{ApiError, AppState, auth, jobs, routes};
+use arbiter_core::Role;
+use std::future::Future;
+use std::sync::Arc;
+
+/// The policy stored on first start.
+pub const DEFAULT_POLICY: &str = include_str!("default-policy.yaml");
+
+/// What first start created, to print once.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// The admin key, when no key existed yet.
+    pub admin_key: Option<String>,
+    /// The hash of the policy stored, when none was active.
+    pub policy_hash: Option<String>,
+}
+
+/// Prepare an empty store: activate `policy_source` (or the default policy)
+/// when none is active, and create an admin key when no key exists.
+pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
+    let mut out = Bootstrap::default();
+    match policy_source {
+        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
+        Some(src) => {
+            let (p, _) = state.activate_source(src, "bootstrap").await?;
+            out.policy_hash = Some(p.hash().to_string());
+        }
+        None if state.policy().is_none() => {
+            let (p, _) = state.activate_source(DEFAULT_POLICY, "bootstrap").await?;
+            out.policy_hash = Some(p.hash().to_string());
+        }
+        None => {}
+    }
+    if state.store.keys().await?.is_empty() {
+        let key = auth::generate_key("admin", Role::Admin, Default::default(), state.clock.now())?;
+        state.store.create_key(key.record).await?;
+        out.admin_key = Some(key.secret);
+    }
+    Ok(out)
+}
+
+/// The router with every route, for embedding or tests.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serve the API on `listener` until `shutdown` resolves; then stop accepting,
+/// release long-polls, finish in-flight requests, and stop background work.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let bg = tokio::spawn(jobs::run(state.clone()));
+    let st = state.clone();
+    let graceful = async move {
+        shutdown.await;
+        st.stop();
+    };
+    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    state.stop();
+    let _ = bg.await;
+    result
+}

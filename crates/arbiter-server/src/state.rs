@@ -1,0 +1,210 @@
+//! Everything a request handler can reach: the store, the active policy, the
+//! key cache, waiters, metrics, the clock, and the limits on runaway agents.
+
+use crate::{ApiError, Config, auth, jobs, limits, metrics, waiters};
+use arbiter_core::{Actor, CaseCommand, Clock, Principal, Role};
+use arbiter_policy::Policy;
+use arbiter_store::{CaseUpdate, PolicyVersion, Store};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A shared read of the active approval cases: (version, when, cases).
+type CasesRead = (u64, std::time::Instant, Arc<Vec<arbiter_core::Case>>);
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// The active policy, compiled.
+    policy: RwLock<Option<Arc<Policy>>>,
+    /// Verified keys.
+    pub keys: auth::KeyCache,
+    /// Agents waiting on decisions.
+    pub(crate) waiters: waiters::Waiters,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+    /// Tunables.
+    pub config: Config,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    stopping: watch::Sender<bool>,
+    /// The latest drift evaluation.
+    pub(crate) drift_status: RwLock<Option<jobs::drift::DriftStatus>>,
+    /// The console's session-signing secret, shared by all replicas through the store.
+    console_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// Bumped whenever this server changes an approval case.
+    cases_version: std::sync::atomic::AtomicU64,
+    /// Active approval cases as last read: (version, when, cases).
+    active_cases: std::sync::Mutex<Option<CasesRead>>,
+    /// Proposal rate limits.
+    pub limiter: limits::RateLimiter,
+    /// Rate-limit alarms, one per episode and key.
+    pub(crate) rate_episodes: limits::Episodes,
+    /// Case-cap alarms, one per episode and agent.
+    pub(crate) cap_episodes: limits::Episodes,
+    /// Stored policy versions compiled on demand (cases are checked against the version that opened them).
+    versions: std::sync::Mutex<std::collections::HashMap<String, Arc<Policy>>>,
+}
+
+impl AppState {
+    /// Build the state; loads the active policy from the store.
+    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ApiError> {
+        let state = Arc::new(AppState {
+            store,
+            policy: RwLock::new(None),
+            keys: auth::KeyCache::new(config.key_cache_ttl),
+            waiters: waiters::Waiters::default(),
+            metrics: metrics::Metrics::new(),
+            config,
+            clock,
+            stopping: watch::channel(false).0,
+            drift_status: RwLock::new(None),
+            console_secret: tokio::sync::OnceCell::new(),
+            cases_version: std::sync::atomic::AtomicU64::new(0),
+            active_cases: std::sync::Mutex::new(None),
+            versions: Default::default(),
+            limiter: Default::default(),
+            rate_episodes: Default::default(),
+            cap_episodes: Default::default(),
+        });
+        state.refresh_policy().await?;
+        Ok(state)
+    }
+
+    /// The active policy, if one is loaded.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The stored policy version `hash`, compiled (kept for the next call).
+    pub async fn policy_version(&self, hash: &str) -> Result<Arc<Policy>, ApiError> {
+        if let Some(p) = self.policy().filter(|p| p.hash() == hash) {
+            return Ok(p);
+        }
+        if let Some(p) = self.versions.lock().unwrap_or_else(|e| e.into_inner()).get(hash) {
+            return Ok(p.clone());
+        }
+        let v = self
+            .store
+            .policy_version(hash)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("policy version {hash} is referenced but not stored")))?;
+        let p = Arc::new(
+            Policy::parse(&v.source)
+                .map_err(|e| ApiError::Internal(format!("stored policy version {hash} no longer compiles: {e}")))?,
+        );
+        let mut cache = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 32 {
+            cache.clear();
+        }
+        cache.insert(hash.to_string(), p.clone());
+        Ok(p)
+    }
+
+    fn set_policy(&self, p: Arc<Policy>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+    }
+
+    /// Re-read the active policy from the store and compile it if it changed.
+    pub async fn refresh_policy(&self) -> Result<(), ApiError> {
+        let Some(v) = self.store.active_policy().await? else {
+            return Ok(());
+        };
+        if self.policy().is_some_and(|p| p.hash() == v.hash) {
+            return Ok(());
+        }
+        let p = Policy::parse(&v.source)
+            .map_err(|e| ApiError::Internal(format!("the active policy {} no longer compiles: {e}", v.hash)))?;
+        tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
+        self.set_policy(Arc::new(p));
+        Ok(())
+    }
+
+    /// Compile, store and activate a policy source. Returns the compiled policy
+    /// and whether this version was new.
+    pub async fn activate_source(&self, source: &str, by: &str) -> Result<(Arc<Policy>, bool), ApiError> {
+        let p = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
+        let existed = self.store.policy_version(p.hash()).await?.is_some();
+        let now = self.clock.now();
+        let v = PolicyVersion {
+            hash: p.hash().to_string(),
+            name: p.name().to_string(),
+            source: source.to_string(),
+            created_at: now,
+            created_by: by.to_string(),
+        };
+        self.store.activate_policy(v, now, by).await?;
+        self.set_policy(p.clone());
+        Ok((p, !existed))
+    }
+
+    /// Run a command on a case; wakes agents waiting on its decision when the
+    /// command made it final.
+    pub async fn update_case(&self, id: &str, command: CaseCommand) -> Result<CaseUpdate, ApiError> {
+        let update = self.store.update_case(id, command, self.clock.now()).await?;
+        if !update.events.is_empty() {
+            self.cases_changed();
+        }
+        if let Some(d) = &update.decision {
+            self.waiters.wake(&d.id);
+        }
+        Ok(update)
+    }
+
+    /// Note that an approval case changed here (queue reads see it at once).
+    pub fn cases_changed(&self) {
+        self.cases_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Every approval case still waiting for people, for queues. Reads are
+    /// shared for up to a second unless this server changed a case meanwhile
+    /// (changes made by other replicas show within that second).
+    pub async fn active_approval_cases(&self) -> Result<Arc<Vec<arbiter_core::Case>>, ApiError> {
+        let version = self.cases_version.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((v, at, cases)) = self.active_cases.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *v == version
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(cases.clone());
+        }
+        let cases = Arc::new(self.store.active_approval_cases().await?);
+        *self.active_cases.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((version, std::time::Instant::now(), cases.clone()));
+        Ok(cases)
+    }
+
+    /// The secret that signs console sessions (created once per store).
+    pub async fn console_secret(&self) -> Result<Vec<u8>, ApiError> {
+        self.console_secret
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+                let hex_secret = self.store.setting_or_insert("console_session_secret", &hex::encode(fresh)).await?;
+                hex::decode(hex_secret)
+                    .map_err(|e| ApiError::Internal(format!("the stored console secret is not hex: {e}")))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The latest drift evaluation, if one ran.
+    pub fn drift_status(&self) -> Option<jobs::drift::DriftStatus> {
+        self.drift_status.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the server is shutting down (long-polls return early).
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tell long-polls and background jobs that the server is stopping.
+    pub(crate) fn stop(&self) {
+        let _ = self.stopping.send(true);
+    }
+}
+
+/// The case actor for an authenticated caller.
+pub fn actor(p: &Principal) -> Actor {
+    Actor { name: p.name.clone(), key_id: p.key_id.clone(), tags: p.tags.clone(), is_admin: p.role == Role::Admin }
+}
