@@ -4,13 +4,30 @@
 //! a temporary directory (durable SQLite, the SOC policy), so the figure is
 //! the one a user gets from a default install on the same machine.
 
+use crate::client::Client;
+use crate::embedded::Embedded;
+use crate::table::Table;
 use anyhow::{Context, Result, bail};
-use arbiter_core::HumanDuration;
+use arbiter_api::decisions::DecisionRequest;
+use arbiter_api::keys::CreateKey;
+use arbiter_api::reviews::OpenReview;
+use arbiter_core::rate::RateLimit;
+use arbiter_core::soc::{Soc, SocConfig};
+use arbiter_core::stats::quantile_sorted;
+use arbiter_core::{Action, HumanDuration, Role, SystemClock, Timestamp, Verdict};
+use arbiter_server::Config;
+use arbiter_store::{SqliteStore, Store};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use futures_util::future::join_all;
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
 
 /// Benchmark subcommands.
 #[derive(Debug, Subcommand)]
@@ -117,57 +134,70 @@ fn start_child() -> Result<(ChildServer, String, String)> {
 
 /// A realistic mix of SOC proposals: mostly routine closes and tickets, some
 /// disruptive actions that escalate, a few that are denied outright.
-fn action_for(i: u64) -> Value {
+fn action_for(i: u64) -> Action {
     let host = format!("ws-{:04}", i % 5000);
-    match i % 20 {
-        0..=9 => json!({"name": "close_alert", "confidence": 0.97,
-            "args": {"alert_id": format!("A-{i}"), "resolution": "benign"},
-            "signals": {"alert_type": "benign_noise", "alert_severity": "low", "anomaly_score": 0.1}}),
-        10..=12 => json!({"name": "open_ticket", "confidence": 0.8,
-            "args": {"title": "Suspicious login", "priority": "p3", "queue": "soc"},
-            "signals": {"alert_type": "brute_force", "alert_severity": "medium"}}),
-        13..=14 => json!({"name": "block_ip", "confidence": 0.95,
-            "args": {"ip": format!("203.0.{}.{}", (i / 256) % 256, i % 256), "direction": "inbound", "duration_hours": 24},
-            "signals": {"alert_type": "brute_force", "alert_severity": "medium", "ip_reputation": "malicious", "ip_internal": false}}),
-        15..=16 => json!({"name": "isolate_host", "confidence": 0.9,
-            "args": {"host": host, "host_tags": ["workstation"], "business_unit": "sales"},
-            "signals": {"alert_type": "malware", "alert_severity": "high", "hosts_isolated_last_hour": 1}}),
-        17 => json!({"name": "disable_user", "confidence": 0.93,
-            "args": {"user": format!("user{}", i % 900), "user_groups": ["staff"], "is_admin": false, "is_service_account": false},
-            "signals": {"alert_type": "impossible_travel", "alert_severity": "medium", "repeat_count": 3}}),
-        18 => json!({"name": "close_alert", "confidence": 0.6,
-            "args": {"alert_id": format!("A-{i}"), "resolution": "false_positive"},
-            "signals": {"alert_type": "phishing", "alert_severity": "medium"}}),
-        _ => json!({"name": "block_ip", "confidence": 0.99,
-            "args": {"ip": "8.8.8.8", "direction": "outbound", "duration_hours": 1},
-            "signals": {"alert_type": "data_exfiltration", "alert_severity": "high"}}),
-    }
+    let (name, confidence, args, signals) = match i % 20 {
+        0..=9 => (
+            "close_alert",
+            0.97,
+            json!({"alert_id": format!("A-{i}"), "resolution": "benign"}),
+            json!({"alert_type": "benign_noise", "alert_severity": "low", "anomaly_score": 0.1}),
+        ),
+        10..=12 => (
+            "open_ticket",
+            0.8,
+            json!({"title": "Suspicious login", "priority": "p3", "queue": "soc"}),
+            json!({"alert_type": "brute_force", "alert_severity": "medium"}),
+        ),
+        13..=14 => (
+            "block_ip",
+            0.95,
+            json!({"ip": format!("203.0.{}.{}", (i / 256) % 256, i % 256), "direction": "inbound", "duration_hours": 24}),
+            json!({"alert_type": "brute_force", "alert_severity": "medium", "ip_reputation": "malicious", "ip_internal": false}),
+        ),
+        15..=16 => (
+            "isolate_host",
+            0.9,
+            json!({"host": host, "host_tags": ["workstation"], "business_unit": "sales"}),
+            json!({"alert_type": "malware", "alert_severity": "high", "hosts_isolated_last_hour": 1}),
+        ),
+        17 => (
+            "disable_user",
+            0.93,
+            json!({"user": format!("user{}", i % 900), "user_groups": ["staff"], "is_admin": false, "is_service_account": false}),
+            json!({"alert_type": "impossible_travel", "alert_severity": "medium", "repeat_count": 3}),
+        ),
+        18 => (
+            "close_alert",
+            0.6,
+            json!({"alert_id": format!("A-{i}"), "resolution": "false_positive"}),
+            json!({"alert_type": "phishing", "alert_severity": "medium"}),
+        ),
+        _ => (
+            "block_ip",
+            0.99,
+            json!({"ip": "8.8.8.8", "direction": "outbound", "duration_hours": 1}),
+            json!({"alert_type": "data_exfiltration", "alert_severity": "high"}),
+        ),
+    };
+    Action { name: name.into(), args, confidence: Some(confidence), signals }
 }
 
+/// What one connection (and then all of them) saw after the warm-up.
 #[derive(Default)]
 struct Tally {
-    latencies_us: Vec<u32>,
-    allow: u64,
-    escalate: u64,
-    deny: u64,
+    latencies_ms: Vec<f64>,
+    verdicts: BTreeMap<Verdict, u64>,
     errors: u64,
     first_error: Option<String>,
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx] as f64 / 1000.0
 }
 
 fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let (_child, url, key) = match (&args.url, &args.key) {
-        (Some(u), Some(k)) => (None, u.trim_end_matches('/').to_string(), k.clone()),
+    let (child, url, key) = match (&args.url, &args.key) {
+        (Some(u), Some(k)) => (None, u.clone(), k.clone()),
         _ => {
             let (child, url, admin) = start_child()?;
             (Some(child), url, admin)
@@ -175,29 +205,29 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     };
     let rt = crate::runtime()?;
     let tally = rt.block_on(async {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+        let mut client = Client::new(http, &url, key);
         // With our own server, load it the way an agent would: with an agent key.
-        let key = if _child.is_some() {
-            let created: Value = client
-                .post(format!("{url}/v1/keys"))
-                .bearer_auth(&key)
-                .json(&json!({"name": "bench-agent", "role": "agent", "rate_limit": "unlimited"}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
+        if child.is_some() {
+            let created = client
+                .create_key(&CreateKey {
+                    name: "bench-agent".into(),
+                    role: Role::Agent,
+                    tags: Default::default(),
+                    expires_in: None,
+                    rate_limit: Some(RateLimit::Unlimited),
+                    same_principal: false,
+                })
                 .await?;
-            created["key"].as_str().context("no key in the response")?.to_string()
-        } else {
-            key
-        };
+            client = client.as_key(created.key);
+        }
         let started = Instant::now();
         let warm_until = started + Duration::from_secs(args.warmup.0);
         let end = warm_until + Duration::from_secs(args.duration.0);
         let run_id = format!("{:x}", started.elapsed().as_nanos() ^ std::process::id() as u128);
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
-            let (client, url, key, run_id) = (client.clone(), url.clone(), key.clone(), run_id.clone());
+            let (client, run_id) = (client.clone(), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut i = t as u64;
@@ -206,42 +236,26 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                     if sent >= end {
                         break;
                     }
-                    let body = serde_json::to_vec(&json!({"action": action_for(i), "trace_id": format!("bench-{t}")}))
-                        .unwrap_or_default();
-                    let res = client
-                        .post(format!("{url}/v1/decisions"))
-                        .bearer_auth(&key)
-                        .header("content-type", "application/json")
-                        .header("idempotency-key", format!("bench-{run_id}-{t}-{i}"))
-                        .body(body)
-                        .send()
-                        .await;
-                    let outcome = match res {
-                        Ok(r) if r.status().is_success() => r.json::<Value>().await.map_err(|e| e.to_string()),
-                        Ok(r) => {
-                            let status = r.status();
-                            Err(format!("{status}: {}", r.text().await.unwrap_or_default()))
-                        }
-                        Err(e) => Err(e.to_string()),
+                    let req = DecisionRequest {
+                        action: action_for(i),
+                        trace_id: Some(format!("bench-{t}")),
+                        context: None,
+                        event_time: None,
                     };
+                    let outcome = client.propose(&req, Some(&format!("bench-{run_id}-{t}-{i}"))).await;
                     let done = Instant::now();
                     i += args.concurrency as u64;
                     if sent < warm_until {
                         continue;
                     }
                     match outcome {
-                        Ok(v) => {
-                            tally.latencies_us.push((done - sent).as_micros().min(u32::MAX as u128) as u32);
-                            match v["verdict"].as_str() {
-                                Some("allow") => tally.allow += 1,
-                                Some("escalate") => tally.escalate += 1,
-                                Some("deny") => tally.deny += 1,
-                                _ => {}
-                            }
+                        Ok(d) => {
+                            tally.latencies_ms.push((done - sent).as_secs_f64() * 1000.0);
+                            *tally.verdicts.entry(d.verdict).or_default() += 1;
                         }
                         Err(e) => {
                             tally.errors += 1;
-                            tally.first_error.get_or_insert(e);
+                            tally.first_error.get_or_insert(format!("{e:#}"));
                         }
                     }
                 }
@@ -251,10 +265,10 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         let mut all = Tally::default();
         for task in tasks {
             let t = task.await?;
-            all.latencies_us.extend(t.latencies_us);
-            all.allow += t.allow;
-            all.escalate += t.escalate;
-            all.deny += t.deny;
+            all.latencies_ms.extend(t.latencies_ms);
+            for (v, n) in t.verdicts {
+                *all.verdicts.entry(v).or_default() += n;
+            }
             all.errors += t.errors;
             if all.first_error.is_none() {
                 all.first_error = t.first_error;
@@ -262,26 +276,25 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         }
         anyhow::Ok(all)
     })?;
-    let mut lat = tally.latencies_us;
-    lat.sort_unstable();
+    let mut lat = tally.latencies_ms;
+    lat.sort_by(f64::total_cmp);
     let secs = args.duration.0 as f64;
     let ok = lat.len() as u64;
     let rate = ok as f64 / secs;
-    let (p50, p90, p99, max) =
-        (percentile(&lat, 0.5), percentile(&lat, 0.9), percentile(&lat, 0.99), percentile(&lat, 1.0));
+    let q = |p: f64| quantile_sorted(&lat, p);
+    let (p50, p90, p99, max) = (q(0.5), q(0.9), q(0.99), q(1.0));
+    let count = |v: Verdict| tally.verdicts.get(&v).copied().unwrap_or(0);
+    let (allow, escalate, deny) = (count(Verdict::Allow), count(Verdict::Escalate), count(Verdict::Deny));
     if args.json {
         println!(
             "{}",
             json!({"url": url, "concurrency": args.concurrency, "duration_secs": secs, "decisions": ok,
                 "decisions_per_sec": rate, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
-                "allow": tally.allow, "escalate": tally.escalate, "deny": tally.deny, "errors": tally.errors})
+                "allow": allow, "escalate": escalate, "deny": deny, "errors": tally.errors})
         );
     } else {
         println!("arbiter bench decide: {} connections for {} against {url}", args.concurrency, args.duration);
-        println!(
-            "decisions: {ok} (allow {}, escalate {}, deny {}), errors: {}",
-            tally.allow, tally.escalate, tally.deny, tally.errors
-        );
+        println!("decisions: {ok} (allow {allow}, escalate {escalate}, deny {deny}), errors: {}", tally.errors);
         println!("throughput: {rate:.0} decisions/s");
         println!("latency: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
     }
@@ -293,39 +306,27 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
 
 async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let store = std::sync::Arc::new(arbiter_store::SqliteStore::open(dir.path().join("bench.db"))?);
-    let state = arbiter_server::AppState::new(
-        store.clone(),
-        arbiter_server::Config::default(),
-        std::sync::Arc::new(arbiter_core::SystemClock),
-    )
-    .await?;
-    let admin = arbiter_server::bootstrap(&state, Some(crate::SOC_POLICY)).await?.admin_key.context("admin key")?;
+    let store = Arc::new(SqliteStore::open(dir.path().join("bench.db"))?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let key = |name: &str, role: &str, tags: &[&str]| {
-        let req = http
-            .post(format!("{url}/v1/keys"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": name, "role": role, "tags": tags}));
-        async move {
-            anyhow::Ok(
-                req.send().await?.error_for_status()?.json::<Value>().await?["key"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        }
+    // Every escalation opens its case, however many pile up: the worst case for the queue is the point.
+    let config = Config { max_open_cases_per_agent: None, ..Config::default() };
+    let server = Embedded::start(store, config, Arc::new(SystemClock), listener).await?;
+    let key = |name: &str, role: Role, tags: &[&str]| {
+        let req = CreateKey {
+            name: name.into(),
+            role,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            expires_in: None,
+            rate_limit: Some(RateLimit::Unlimited),
+            same_principal: false,
+        };
+        let admin = server.admin.clone();
+        async move { anyhow::Ok(admin.as_key(admin.create_key(&req).await?.key)) }
     };
-    let agent = key("soc-triage-agent", "agent", &[]).await?;
+    let agent = key("soc-triage-agent", Role::Agent, &[]).await?;
     let reviewer = key(
         "rita",
-        "reviewer",
+        Role::Reviewer,
         &[
             "soc_analyst",
             "soc_lead",
@@ -337,41 +338,49 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         ],
     )
     .await?;
-    // Load the store through the API, as agents would.
+    // Load the store through the API, as agents would: a day's worth of timestamps.
     let loaded = Instant::now();
-    let start = state.clock.now().0 - 24 * 3_600_000;
+    let start = server.state.clock.now().0 - DAY;
     let hours = (args.decisions as f64 / 400.0 * 1.1).ceil() as i64 + 1;
-    let mut props =
-        arbiter_core::soc::Soc::run(arbiter_core::soc::SocConfig { seed: 1, ..Default::default() }, hours * 3_600_000);
+    let mut props = Soc::run(SocConfig { seed: 1, ..Default::default() }, hours * HOUR);
     props.truncate(args.decisions);
     let mut case_ids = Vec::new();
     for chunk in props.chunks(256) {
-        let res = futures_util::future::join_all(chunk.iter().map(|p| {
-            let body = json!({"action": p.action, "trace_id": p.trace_id, "event_time": arbiter_core::Timestamp(start + p.offset_ms * 24 * 3_600_000 / (hours * 3_600_000))});
-            let req = http.post(format!("{url}/v1/decisions")).bearer_auth(&agent).json(&body);
-            async move { anyhow::Ok(req.send().await?.error_for_status()?.json::<Value>().await?) }
+        let answers = join_all(chunk.iter().map(|p| {
+            let req = DecisionRequest {
+                action: p.action.clone(),
+                trace_id: Some(p.trace_id.clone()),
+                context: None,
+                event_time: Some(Timestamp(start + p.offset_ms * DAY / (hours * HOUR))),
+            };
+            let agent = &agent;
+            async move { agent.propose(&req, None).await }
         }))
         .await;
-        for r in res {
-            if let Some(c) = r?["case_id"].as_str() {
-                case_ids.push(c.to_string());
-            }
+        for d in answers {
+            case_ids.extend(d?.case_id);
         }
     }
-    let review: Value = http
-        .post(format!("{url}/v1/reviews"))
-        .bearer_auth(&reviewer)
-        .json(&json!({"title": "bench review", "from_case": case_ids[0]}))
-        .send()
-        .await?
-        .json()
+    let Some(first_case) = case_ids.first() else { bail!("no proposal escalated: nothing to show on the pages") };
+    let review = reviewer
+        .open_review(&OpenReview {
+            title: "bench review".into(),
+            description: String::new(),
+            source: None,
+            from_case: Some(first_case.clone()),
+            decision_ids: vec![],
+            trace_ids: vec![],
+            reviewers: None,
+            severity: None,
+            evidence: None,
+        })
         .await?;
-    let review_id = review["id"].as_str().unwrap_or_default().to_string();
-    let open = arbiter_store::Store::open_case_count(store.as_ref()).await?;
+    let open = server.store.open_case_count().await?;
     println!("loaded {} decisions and {} open cases in {:.1}s", props.len(), open, loaded.elapsed().as_secs_f64());
     // Sign in like a browser.
-    let login =
-        http.post(format!("{url}/login")).form(&[("key", reviewer.as_str()), ("next", "/queue")]).send().await?;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let url = server.url();
+    let login = http.post(format!("{url}/login")).form(&[("key", reviewer.key()), ("next", "/queue")]).send().await?;
     let cookie = login
         .headers()
         .get("set-cookie")
@@ -382,11 +391,11 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     let pages = [
         ("queue (all open cases visible)", "/queue".to_string()),
         ("case", format!("/cases/{}", case_ids[case_ids.len() / 2])),
-        ("review case", format!("/reviews/{review_id}")),
+        ("review case", format!("/reviews/{}", review.id)),
         ("dashboard (24 h)", "/dashboard".to_string()),
         ("policy", "/policy".to_string()),
     ];
-    println!("{:<32} {:>9} {:>9} {:>9}", "page", "p50 ms", "p95 ms", "bytes");
+    let mut table = Table::new(&["PAGE", "P50 MS", "P95 MS", "BYTES"]).right(&[1, 2, 3]);
     for (name, path) in pages {
         let mut times = Vec::new();
         let mut size = 0;
@@ -402,14 +411,14 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             }
         }
         times.sort_by(f64::total_cmp);
-        println!(
-            "{name:<32} {:>9.1} {:>9.1} {size:>9}",
-            arbiter_core::stats::quantile_sorted(&times, 0.5),
-            arbiter_core::stats::quantile_sorted(&times, 0.95)
-        );
+        table.row(vec![
+            name.to_string(),
+            format!("{:.1}", quantile_sorted(&times, 0.5)),
+            format!("{:.1}", quantile_sorted(&times, 0.95)),
+            size.to_string(),
+        ]);
     }
-    let _ = stop.send(());
-    server.await??;
-    store.close();
+    table.print();
+    server.stop().await?;
     Ok(ExitCode::SUCCESS)
 }

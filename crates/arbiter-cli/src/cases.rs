@@ -1,9 +1,14 @@
 //! `arbiter cases list|show|claim|release|decide|comment`: an on-call reviewer's terminal.
 
-use crate::client::{Api, ApiArgs, human_ms, json_arg};
+use crate::client::{Api, ApiArgs, json_arg};
+use crate::table::Table;
 use anyhow::{Result, bail};
+use arbiter_api::cases::{CaseDecisionRequest, CaseDecisionResponse, QueueView, ReviewerChoice};
+use arbiter_core::audit::Event;
+use arbiter_core::duration::human_ms;
+use arbiter_core::{Case, Decision, FinalSource};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::ExitCode;
 
 /// Case subcommands.
@@ -78,16 +83,50 @@ pub enum CasesCommand {
     },
 }
 
-fn print_case(c: &Value) {
-    println!(
-        "case {}  [{} {}]  state {}",
-        c["id"].as_str().unwrap_or(""),
-        c["kind"].as_str().unwrap_or(""),
-        c["escalation"]["severity"].as_str().unwrap_or(""),
-        c["state"].as_str().unwrap_or("")
-    );
-    if let Some(claim) = c["claim"].as_object() {
-        println!("claimed by {} until {}", claim["by"].as_str().unwrap_or(""), claim["until"].as_str().unwrap_or(""));
+/// A case's one-line header.
+fn print_case(c: &Case) {
+    println!("case {}  [{} {}]  state {}", c.id, c.kind.as_str(), c.escalation.severity, c.state.as_str());
+    if let Some(claim) = &c.claim {
+        println!("claimed by {} until {}", claim.by, claim.until);
+    }
+}
+
+fn roles(r: &std::collections::BTreeSet<String>) -> String {
+    r.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The decision record of a decided case: the final verdict, who settled it
+/// and how, and every answer with its rationale, tags and modification.
+fn print_decision_record(case: &Case, decision: &Decision) {
+    let Some(fin) = &decision.final_verdict else { return };
+    let source = match fin.source {
+        FinalSource::Review => "reviewers",
+        FinalSource::Policy => "the policy",
+        FinalSource::SlaExpired => "the SLA fallback (nobody answered in time)",
+        FinalSource::AgentCaseCap => "the open-case cap (the fallback applied at once)",
+    };
+    println!("\ndecision: {} by {} at {}", fin.verdict, source, fin.decided_at);
+    if !fin.decided_by.is_empty() {
+        println!("decided by: {}", fin.decided_by.join(", "));
+    }
+    if let Some(a) = &fin.action {
+        println!("the agent runs modified arguments:");
+        for change in arbiter_core::diff::args_diff(&decision.action.args, &a.args) {
+            println!("  {change}");
+        }
+    }
+    if fin.source != FinalSource::Review {
+        println!("why: {}", fin.rationale);
+    }
+    if !case.answers.is_empty() {
+        println!("answers:");
+        for a in &case.answers {
+            let tags =
+                if a.failure_modes.is_empty() { String::new() } else { format!(" [{}]", a.failure_modes.join(", ")) };
+            let what =
+                if a.modified_args.is_some() { "modified and approved".to_string() } else { a.verdict.to_string() };
+            println!("  {} {} at {}{tags}: {}", a.by, what, a.at, a.rationale);
+        }
     }
 }
 
@@ -104,68 +143,59 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                 if let Some(s) = state {
                     q.push(format!("state={s}"));
                 }
-                let cases = api.get(&format!("/v1/cases?{}", q.join("&")))?;
+                let cases: Vec<Case> = api.get_as(&format!("/v1/cases?{}", q.join("&")))?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&cases)?);
                     return Ok(ExitCode::SUCCESS);
                 }
-                println!(
-                    "{:<38} {:<9} {:<8} {:<9} {:<16} TITLE / AGENT",
-                    "CASE", "KIND", "STATE", "SEVERITY", "ACTION"
-                );
-                for c in cases.as_array().into_iter().flatten() {
-                    let title = c["review"]["title"].as_str().or(c["agent"].as_str()).unwrap_or("");
-                    println!(
-                        "{:<38} {:<9} {:<8} {:<9} {:<16} {}",
-                        s(c, "id"),
-                        s(c, "kind"),
-                        s(c, "state"),
-                        c["escalation"]["severity"].as_str().unwrap_or(""),
-                        s(c, "action_name"),
-                        title
-                    );
+                let mut t = Table::new(&["CASE", "KIND", "STATE", "SEVERITY", "ACTION", "TITLE / AGENT"]);
+                for c in &cases {
+                    let title = c.review.as_ref().map_or(c.agent.clone(), |r| r.title.clone());
+                    t.row(vec![
+                        c.id.clone(),
+                        c.kind.as_str().into(),
+                        c.state.as_str().into(),
+                        c.escalation.severity.to_string(),
+                        c.action_name.clone(),
+                        title,
+                    ]);
                 }
+                t.print();
                 return Ok(ExitCode::SUCCESS);
             }
-            let q = api.get("/v1/queue")?;
+            let q: QueueView = api.get_as("/v1/queue")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&q)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let items = q["items"].as_array().cloned().unwrap_or_default();
-            if items.is_empty() {
+            if q.items.is_empty() {
                 println!("your queue is empty");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "{:>3} {:<38} {:<9} {:<14} {:<14} {:>5} {:>8}  WHY",
-                "#", "CASE", "SEVERITY", "ACTION", "AGENT", "CONF", "SLA"
-            );
-            for i in items {
-                let c = &i["case"];
-                let conf = c["confidence"].as_f64().map_or("-".into(), |v| format!("{v:.2}"));
-                let reasons: Vec<&str> =
-                    i["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                println!(
-                    "{:>3} {:<38} {:<9} {:<14} {:<14} {:>5} {:>8}  {}",
-                    i["position"],
-                    s(c, "id"),
-                    c["escalation"]["severity"].as_str().unwrap_or(""),
-                    s(c, "action_name"),
-                    s(c, "agent"),
-                    conf,
-                    human_ms(i["sla_left_ms"].as_i64().unwrap_or(0)),
-                    reasons.join("; ")
-                );
+            let mut t =
+                Table::new(&["#", "CASE", "SEVERITY", "ACTION", "AGENT", "CONF", "SLA", "WHY"]).right(&[0, 5, 6]);
+            for i in &q.items {
+                let c = &i.case;
+                t.row(vec![
+                    i.position.to_string(),
+                    c.id.clone(),
+                    c.escalation.severity.to_string(),
+                    c.action_name.clone(),
+                    c.agent.clone(),
+                    c.confidence.map_or("-".into(), |v| format!("{v:.2}")),
+                    if i.sla_left_ms < 0 { format!("-{}", human_ms(i.sla_left_ms)) } else { human_ms(i.sla_left_ms) },
+                    i.reasons.join("; "),
+                ]);
             }
+            t.print();
         }
         CasesCommand::Show { id, json } => {
-            let case = api.get(&format!("/v1/cases/{id}"))?;
-            let events = api.get(&format!("/v1/cases/{id}/events"))?;
-            let chain = api.get(&format!("/v1/cases/{id}/chain"))?;
-            let decision = match case["decision_id"].as_str() {
-                Some(d) => api.get(&format!("/v1/decisions/{d}"))?,
-                None => Value::Null,
+            let case: Case = api.get_as(&format!("/v1/cases/{id}"))?;
+            let events: Vec<Event> = api.get_as(&format!("/v1/cases/{id}/events"))?;
+            let chain: Vec<Decision> = api.get_as(&format!("/v1/cases/{id}/chain"))?;
+            let decision: Option<Decision> = match &case.decision_id {
+                Some(d) => Some(api.get_as(&format!("/v1/decisions/{d}"))?),
+                None => None,
             };
             if json {
                 println!(
@@ -177,100 +207,91 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             print_case(&case);
-            if !decision.is_null() {
-                let a = &decision["action"];
-                println!("\nproposed by {}: {} {}", s(&decision, "agent"), s(a, "name"), a["args"]);
-                println!("confidence {}  signals {}", a["confidence"], a["signals"]);
-                println!("why escalated: {}", s(&decision, "explanation"));
-                for t in decision["triggers"].as_array().into_iter().flatten() {
-                    println!("  - {} ({}): {}", s(t, "name"), s(t, "verdict"), s(t, "reason"));
+            if let Some(d) = &decision {
+                let a = &d.action;
+                println!("\nproposed by {}: {} {}", d.agent, a.name, a.args);
+                println!("confidence {}  signals {}", a.confidence.map_or("none".into(), |c| c.to_string()), a.signals);
+                println!("policy version {}", &d.policy_hash[..12.min(d.policy_hash.len())]);
+                println!("why escalated: {}", d.explanation);
+                for t in &d.triggers {
+                    println!("  - {} ({}): {}", t.name, t.verdict, t.reason);
                 }
-                let e = &case["escalation"];
-                println!(
-                    "needs {} approval(s) from [{}], tier {}, SLA deadline {}, fallback {}",
-                    e["approvals"],
-                    list(&e["reviewers"]),
-                    case["tier"].as_u64().unwrap_or(0) + 1,
-                    s(&case, "sla_deadline"),
-                    s(e, "fallback")
-                );
+                let e = &case.escalation;
+                if case.is_active() {
+                    println!(
+                        "needs {} approval(s) of the same arguments from [{}]; {} so far; tier {} [{}], SLA deadline {}, fallback {}",
+                        e.approvals,
+                        roles(&e.reviewers),
+                        case.approvals(),
+                        case.tier + 1,
+                        roles(case.current_reviewers()),
+                        case.sla_deadline,
+                        e.fallback
+                    );
+                } else {
+                    print_decision_record(&case, d);
+                }
             }
-            if let Some(r) = case["review"].as_object() {
-                println!("\nreview: {}", r["title"].as_str().unwrap_or(""));
+            if let Some(r) = &case.review {
+                println!("\nreview: {}", r.title);
             }
-            let proposed = &decision["action"]["args"];
+            let proposed = decision.as_ref().map(|d| d.action.args.clone()).unwrap_or_default();
             println!("\ntimeline:");
-            for e in events.as_array().into_iter().flatten() {
-                println!("  {}  {:<26} {}", s(e, "at"), s(e, "kind"), s(e, "actor"));
-                let data = &e["data"];
-                match s(e, "kind") {
-                    "case.answered" => {
-                        let a = &data["answer"];
-                        println!("      {}: {}", s(a, "verdict"), s(a, "rationale"));
-                        if let Some(args) = a.get("modified_args").filter(|v| v.is_object()) {
+            for e in &events {
+                println!("  {}  {:<26} {}", e.at, e.kind, e.actor);
+                match arbiter_core::CaseEvent::from_parts(&e.kind, &e.data) {
+                    Ok(arbiter_core::CaseEvent::Answered { answer }) => {
+                        println!("      {}: {}", answer.verdict, answer.rationale);
+                        if let Some(args) = &answer.modified_args {
                             println!("      modified the arguments:");
-                            for change in arbiter_core::diff::args_diff(proposed, args) {
+                            for change in arbiter_core::diff::args_diff(&proposed, args) {
                                 println!("        {change}");
                             }
                         }
                     }
-                    "case.requirements_raised" => {
-                        let esc = &data["escalation"];
-                        println!(
-                            "      the modified action needs {} approval(s) from [{}], severity {} (triggers: {})",
-                            esc["approvals"],
-                            list(&esc["reviewers"]),
-                            s(esc, "severity"),
-                            list(&data["triggers"])
-                        );
-                    }
+                    Ok(arbiter_core::CaseEvent::RequirementsRaised { escalation, triggers, .. }) => println!(
+                        "      the modified action needs {} approval(s) from [{}], severity {} (triggers: {})",
+                        escalation.approvals,
+                        roles(&escalation.reviewers),
+                        escalation.severity,
+                        triggers.join(", ")
+                    ),
                     _ => {}
                 }
             }
-            if chain.as_array().is_some_and(|c| c.len() > 1) {
-                println!("\ndecision chain ({} decisions in the same trace):", chain.as_array().map_or(0, Vec::len));
-                for d in chain.as_array().into_iter().flatten() {
-                    println!(
-                        "  {}  {:<14} {:<9} {}",
-                        s(d, "event_time"),
-                        d["action"]["name"].as_str().unwrap_or(""),
-                        s(d, "verdict"),
-                        s(d, "id")
-                    );
+            if chain.len() > 1 {
+                println!("\ndecision chain ({} decisions in the same trace or session):", chain.len());
+                let mut t = Table::new(&["TIME", "ACTION", "VERDICT", "DECISION"]);
+                for d in &chain {
+                    t.row(vec![d.event_time.to_string(), d.action.name.clone(), d.verdict.to_string(), d.id.clone()]);
                 }
+                t.print();
             }
         }
         CasesCommand::Claim { id, lease } => {
             let body = lease.map_or(json!({}), |l| json!({"lease": l}));
-            let c = api.post(&format!("/v1/cases/{id}/claim"), &body)?;
-            println!("claimed {id} until {}", c["claim"]["until"].as_str().unwrap_or("?"));
+            let c: Case = api.post_as(&format!("/v1/cases/{id}/claim"), &body)?;
+            println!("claimed {id} until {}", c.claim.map_or("?".into(), |c| c.until.to_string()));
         }
         CasesCommand::Release { id } => {
             api.post(&format!("/v1/cases/{id}/release"), &json!({}))?;
             println!("released {id}");
         }
         CasesCommand::Decide { id, approve, reject, modify, rationale, failure_modes } => {
-            let body = match (approve, reject, modify) {
-                (true, _, _) => {
-                    json!({"decision": "approve", "rationale": rationale, "failure_modes": failure_modes})
-                }
-                (_, true, _) => {
-                    json!({"decision": "reject", "rationale": rationale, "failure_modes": failure_modes})
-                }
-                (_, _, Some(args)) => {
-                    json!({"decision": "modify", "rationale": rationale, "failure_modes": failure_modes, "args": json_arg("--modify", &args)?})
-                }
+            let (decision, args) = match (approve, reject, modify) {
+                (true, _, _) => (ReviewerChoice::Approve, None),
+                (_, true, _) => (ReviewerChoice::Reject, None),
+                (_, _, Some(args)) => (ReviewerChoice::Modify, Some(json_arg("--modify", &args)?)),
                 _ => bail!("say --approve, --reject or --modify ARGS"),
             };
-            let r = api.post(&format!("/v1/cases/{id}/decision"), &body)?;
-            match r["decision"]["final"].as_object() {
-                Some(f) => {
-                    println!("decided {id}: {} (the agent has its answer)", f["verdict"].as_str().unwrap_or("?"))
-                }
+            let body = CaseDecisionRequest { decision, rationale, args, failure_modes };
+            let r: CaseDecisionResponse = api.post_as(&format!("/v1/cases/{id}/decision"), &body)?;
+            match r.decision.and_then(|d| d.final_verdict) {
+                Some(f) => println!("decided {id}: {} (the agent has its answer)", f.verdict),
                 None => println!(
-                    "recorded your answer on {id}; {} of {} approvals so far",
-                    r["case"]["answers"].as_array().map_or(0, |a| a.iter().filter(|x| x["verdict"] == "allow").count()),
-                    r["case"]["escalation"]["approvals"]
+                    "recorded your answer on {id}; {} of {} approvals of these arguments so far",
+                    r.case.approvals(),
+                    r.case.escalation.approvals
                 ),
             }
         }
@@ -280,13 +301,4 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A string field, or "".
-pub fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str().unwrap_or("")
-}
-
-fn list(v: &Value) -> String {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
 }

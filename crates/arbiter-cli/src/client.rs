@@ -1,7 +1,16 @@
-//! A small client for the HTTP API, used by the reviewer commands.
+//! Clients of the HTTP API: an async typed one for the demo and the load
+//! generators, and a blocking one for the reviewer commands.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use arbiter_api::cases::{CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, QueueView};
+use arbiter_api::decisions::{DecisionRequest, OutcomeRequest};
+use arbiter_api::keys::{CreateKey, CreatedKey};
+use arbiter_api::problem::Problem;
+use arbiter_api::reviews::OpenReview;
+use arbiter_core::{Case, Decision};
 use clap::Args;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Where the server is and who is calling.
@@ -15,11 +24,105 @@ pub struct ApiArgs {
     pub key: Option<String>,
 }
 
-/// A connection to the API.
-pub struct Api {
+/// An async connection to the API as one key, with typed calls for the
+/// endpoints the demo and the load generators use. Errors come back as the
+/// server's [`Problem`], so callers see its stable code and advice.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
     url: String,
     key: String,
-    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the server at `url` (no trailing slash needed) calling as `key`.
+    pub fn new(http: reqwest::Client, url: &str, key: impl Into<String>) -> Client {
+        Client { http, url: url.trim_end_matches('/').to_string(), key: key.into() }
+    }
+
+    /// The same server, calling as another key.
+    pub fn as_key(&self, key: impl Into<String>) -> Client {
+        Client { http: self.http.clone(), url: self.url.clone(), key: key.into() }
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key it calls as.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> Result<T> {
+        let r =
+            req.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let status = r.status();
+        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<Problem>(&text) {
+                Ok(problem) => problem.into(),
+                Err(_) => anyhow!("{what}: {status}: {text}"),
+            });
+        }
+        let text = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))
+    }
+
+    /// GET a path and read the answer as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.url)), &format!("GET {path}")).await
+    }
+
+    /// POST JSON to a path and read the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body), &format!("POST {path}")).await
+    }
+
+    /// `POST /v1/keys`.
+    pub async fn create_key(&self, req: &CreateKey) -> Result<CreatedKey> {
+        self.post("/v1/keys", req).await
+    }
+
+    /// `POST /v1/decisions`, with an idempotency key when given.
+    pub async fn propose(&self, req: &DecisionRequest, idempotency_key: Option<&str>) -> Result<Decision> {
+        let mut r = self.http.post(format!("{}/v1/decisions", self.url)).json(req);
+        if let Some(k) = idempotency_key {
+            r = r.header("idempotency-key", k);
+        }
+        self.send(r, "POST /v1/decisions").await
+    }
+
+    /// `POST /v1/decisions/{id}/outcome`.
+    pub async fn report_outcome(&self, decision_id: &str, req: &OutcomeRequest) -> Result<Decision> {
+        self.post(&format!("/v1/decisions/{decision_id}/outcome"), req).await
+    }
+
+    /// `GET /v1/queue`: the caller's queue, most urgent first.
+    pub async fn queue(&self) -> Result<QueueView> {
+        self.get("/v1/queue").await
+    }
+
+    /// `POST /v1/cases/{id}/claim` with the default lease.
+    pub async fn claim(&self, case_id: &str) -> Result<Case> {
+        self.post(&format!("/v1/cases/{case_id}/claim"), &ClaimRequest::default()).await
+    }
+
+    /// `POST /v1/cases/{id}/decision`.
+    pub async fn answer(&self, case_id: &str, req: &CaseDecisionRequest) -> Result<CaseDecisionResponse> {
+        self.post(&format!("/v1/cases/{case_id}/decision"), req).await
+    }
+
+    /// `POST /v1/reviews`.
+    pub async fn open_review(&self, req: &OpenReview) -> Result<Case> {
+        self.post("/v1/reviews", req).await
+    }
+}
+
+/// A blocking connection to the API, for the reviewer commands.
+pub struct Api {
+    client: Client,
     rt: tokio::runtime::Runtime,
 }
 
@@ -30,40 +133,22 @@ impl Api {
             bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
         let rt = crate::current_thread()?;
-        Ok(Api { url: args.url.trim_end_matches('/').to_string(), key, http: reqwest::Client::new(), rt })
+        Ok(Api { client: Client::new(reqwest::Client::new(), &args.url, key), rt })
     }
 
-    fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        self.rt.block_on(async {
-            let r = req
-                .bearer_auth(&self.key)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
-            let status = r.status();
-            let text = r.text().await?;
-            let body: Value =
-                if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-            if status.is_success() {
-                return Ok(body);
-            }
-            let detail = body["detail"].as_str().unwrap_or("");
-            let field = body["field"].as_str().map(|f| format!(" (field `{f}`)")).unwrap_or_default();
-            match body["code"].as_str() {
-                Some(code) => bail!("{} {code}: {detail}{field}", status.as_u16()),
-                None => bail!("{status}: {body}"),
-            }
-        })
+    /// GET a path and read the answer as `T`.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.rt.block_on(self.client.get(path))
     }
 
-    /// GET a path.
-    pub fn get(&self, path: &str) -> Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.url)))
+    /// POST JSON to a path and read the answer as `T`.
+    pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.rt.block_on(self.client.post(path, body))
     }
 
-    /// POST JSON to a path.
+    /// POST JSON to a path; the answer as JSON.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
+        self.post_as(path, body)
     }
 }
 
@@ -74,15 +159,4 @@ pub fn json_arg(what: &str, raw: &str) -> Result<Value> {
         None => raw.to_string(),
     };
     serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON"))
-}
-
-/// Format milliseconds as `4m`, `1h05m`, or `-2m` when overdue.
-pub fn human_ms(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "" };
-    let s = ms.abs() / 1000;
-    match s {
-        0..=59 => format!("{sign}{s}s"),
-        60..=3599 => format!("{sign}{}m", s / 60),
-        _ => format!("{sign}{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
 }

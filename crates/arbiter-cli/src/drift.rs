@@ -1,9 +1,11 @@
 //! `arbiter drift status`: the drift monitor's latest statistics (over HTTP).
 
 use crate::client::{Api, ApiArgs};
+use crate::table::Table;
 use anyhow::Result;
+use arbiter_api::drift::DriftStatus;
+use arbiter_core::drift::RateTest;
 use clap::Subcommand;
-use serde_json::Value;
 use std::process::ExitCode;
 
 /// Drift subcommands.
@@ -17,53 +19,47 @@ pub enum DriftCommand {
     },
 }
 
-fn rate(v: &Value) -> String {
-    let r = |k: &str| v[k].as_f64().unwrap_or(0.0) * 100.0;
-    format!("{:>5.1}% → {:>5.1}%", r("reference_rate"), r("rate"))
+/// `12.0% → 31.5%`: the reference rate, then the recent one.
+fn rate(t: &RateTest) -> String {
+    format!("{:.1}% → {:.1}%", t.reference_rate * 100.0, t.rate * 100.0)
 }
 
 /// Run a drift subcommand.
 pub fn run(cmd: DriftCommand, api: &ApiArgs) -> Result<ExitCode> {
     let api = Api::new(api)?;
     let DriftCommand::Status { json } = cmd;
-    let s = api.get("/v1/drift")?;
+    let s: DriftStatus = api.get_as("/v1/drift")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "evaluated at {}; window {} – {} ({} decisions) against {} – {} ({} decisions)",
-        s["evaluated_at"].as_str().unwrap_or("?"),
-        s["window"][0].as_str().unwrap_or("?"),
-        s["window"][1].as_str().unwrap_or("?"),
-        s["report"]["decisions"],
-        s["reference"][0].as_str().unwrap_or("?"),
-        s["reference"][1].as_str().unwrap_or("?"),
-        s["report"]["reference_decisions"]
+        s.evaluated_at,
+        s.window.0,
+        s.window.1,
+        s.report.decisions,
+        s.reference.0,
+        s.reference.1,
+        s.report.reference_decisions
     );
-    println!("{:<18} {:>17} {:>17} {:>17} {:>6} {:>6}", "ACTION", "SHARE", "ESCALATED", "WRONG", "PSI", "KS D");
-    for c in s["report"]["classes"].as_array().into_iter().flatten() {
-        println!(
-            "{:<18} {:>17} {:>17} {:>17} {:>6} {:>6}",
-            c["action"].as_str().unwrap_or(""),
-            rate(&c["share"]),
-            rate(&c["escalation_rate"]),
-            rate(&c["error_rate"]),
-            c["psi"].as_f64().map_or("-".into(), |p| format!("{p:.2}")),
-            c["ks"][0].as_f64().map_or("-".into(), |d| format!("{d:.2}"))
-        );
+    let mut t = Table::new(&["ACTION", "SHARE", "ESCALATED", "WRONG", "PSI", "KS D"]).right(&[1, 2, 3, 4, 5]);
+    for c in &s.report.classes {
+        t.row(vec![
+            c.action.clone(),
+            rate(&c.share),
+            rate(&c.escalation_rate),
+            rate(&c.error_rate),
+            c.psi.map_or("-".into(), |p| format!("{p:.2}")),
+            c.ks.map_or("-".into(), |(d, _)| format!("{d:.2}")),
+        ]);
     }
-    let alarms = s["report"]["alarms"].as_array().cloned().unwrap_or_default();
-    if alarms.is_empty() {
+    t.print();
+    if s.report.alarms.is_empty() {
         println!("no alarms");
     }
-    for a in alarms {
-        println!(
-            "ALARM {} {}: {}",
-            a["action"].as_str().unwrap_or(""),
-            a["kind"].as_str().unwrap_or(""),
-            a["summary"].as_str().unwrap_or("")
-        );
+    for a in &s.report.alarms {
+        println!("ALARM {} {}: {}", a.action, a.kind.as_str(), a.summary);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,14 +7,15 @@ mod bench;
 mod cases;
 mod client;
 mod demo;
-mod demo_run;
 mod drift;
+mod embedded;
 mod history;
 mod keys;
 mod policy;
 mod reviews;
 mod serve;
 mod simulate;
+mod table;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -52,7 +53,7 @@ enum Command {
         #[command(subcommand)]
         command: Option<demo::DemoCommand>,
         #[command(flatten)]
-        args: demo_run::DemoArgs,
+        args: demo::DemoArgs,
     },
     /// Load generators.
     #[command(subcommand)]
@@ -95,8 +96,8 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Tune(args) => tune::run(args),
         Command::Simulate(args) => simulate::run(args),
-        Command::Demo { command: Some(cmd), .. } => demo::run(cmd),
-        Command::Demo { command: None, args } => demo_run::run(args),
+        Command::Demo { command: Some(cmd), .. } => demo::run_command(cmd),
+        Command::Demo { command: None, args } => demo::run(args),
         Command::Cases { command, api } => cases::run(command, &api),
         Command::Reviews { command, api } => reviews::run(command, &api),
         Command::Audit(cmd) => audit::run(cmd),

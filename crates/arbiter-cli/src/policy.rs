@@ -1,11 +1,12 @@
 //! `arbiter policy check|eval`.
 
+use crate::client::json_arg;
 use anyhow::{Context, Result, bail};
 use arbiter_core::{Action, Limits, Verdict};
 use arbiter_policy::Policy;
 use arbiter_policy::cel::Env;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -108,14 +109,6 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn json_arg(what: &str, raw: &str) -> Result<Value> {
-    let text = match raw.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read --{what} file {path}"))?,
-        None => raw.to_string(),
-    };
-    serde_json::from_str(&text).with_context(|| format!("--{what} is not valid JSON"))
-}
-
 fn eval(
     file: &Path,
     action: &str,
@@ -125,14 +118,14 @@ fn eval(
     as_json: bool,
 ) -> Result<ExitCode> {
     let policy = load(file)?;
-    let action_value = json_arg("action", action)?;
+    let action_value = json_arg("--action", action)?;
     let action: Action = serde_path_to_error::deserialize(action_value)
         .map_err(|e| anyhow::anyhow!("--action: at `{}`: {}", e.path(), e.inner()))?;
     if let Err(e) = action.validate(&Limits::default()) {
         bail!("--action: {}: {}", e.field, e.message);
     }
     let context = match context {
-        Some(raw) => json_arg("context", raw)?,
+        Some(raw) => json_arg("--context", raw)?,
         None => json!({}),
     };
     if !context.is_object() {

@@ -1,10 +1,11 @@
 //! `arbiter reviews open|show|stage|intervention|close`: work a review case from a terminal.
 
-use crate::cases::s;
 use crate::client::{Api, ApiArgs, json_arg};
 use anyhow::{Result, bail};
+use arbiter_api::reviews::ReviewView;
+use arbiter_core::Case;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::ExitCode;
 
 /// Review subcommands.
@@ -80,49 +81,42 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
     let api = Api::new(api)?;
     match cmd {
         ReviewsCommand::Open { title, description, from_case, decisions, traces } => {
-            let r = api.post("/v1/reviews", &json!({"title": title, "description": description, "from_case": from_case, "decision_ids": decisions, "trace_ids": traces}))?;
-            println!("opened review {}", s(&r, "id"));
+            let body = json!({"title": title, "description": description, "from_case": from_case,
+                              "decision_ids": decisions, "trace_ids": traces});
+            let r: Case = api.post_as("/v1/reviews", &body)?;
+            println!("opened review {}", r.id);
         }
         ReviewsCommand::Show { id, json } => {
-            let v = api.get(&format!("/v1/reviews/{id}"))?;
+            let v: ReviewView = api.get_as(&format!("/v1/reviews/{id}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let c = &v["case"];
-            let r = &c["review"];
-            println!("review {}: {}  [{}]", s(c, "id"), s(r, "title"), s(c, "state"));
-            for e in r["entries"].as_array().into_iter().flatten() {
+            let c = &v.case;
+            let Some(r) = &c.review else { bail!("case {id} has no review record") };
+            println!("review {}: {}  [{}]  ({})", c.id, r.title, c.state.as_str(), r.source.label());
+            for e in &r.entries {
+                println!("  {} by {} ({}) at {}: {}", e.record.stage().as_str(), e.by, e.role, e.at, e.rationale);
+            }
+            for (i, x) in r.interventions.iter().enumerate() {
                 println!(
-                    "  {} by {} ({}) at {}: {}",
-                    s(e, "stage"),
-                    s(e, "by"),
-                    s(e, "role"),
-                    s(e, "at"),
-                    s(e, "rationale")
+                    "  intervention {i} [{}] {}: {} (owner {}, expect: {})",
+                    x.status.as_str(),
+                    x.spec.kind.as_str(),
+                    x.spec.description,
+                    x.spec.owner,
+                    x.spec.expected_effect
                 );
             }
-            for i in r["interventions"].as_array().into_iter().flatten() {
-                println!(
-                    "  intervention {} [{}] {}: {} (owner {}, expect: {})",
-                    i["index"],
-                    s(i, "status"),
-                    s(i, "kind"),
-                    s(i, "description"),
-                    s(i, "owner"),
-                    s(i, "expected_effect")
-                );
+            for cm in &c.comments {
+                println!("  comment by {} ({}): {}", cm.by, cm.role.as_deref().unwrap_or("-"), cm.text);
             }
-            for cm in c["comments"].as_array().into_iter().flatten() {
-                println!("  comment by {} ({}): {}", s(cm, "by"), cm["role"].as_str().unwrap_or("-"), s(cm, "text"));
-            }
-            let missing: Vec<&str> = v["missing"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            if missing.is_empty() {
+            if v.missing.is_empty() {
                 println!("ready to close");
             } else {
-                println!("missing before it can close: {}", missing.join("; "));
+                println!("missing before it can close: {}", v.missing.join("; "));
             }
-            println!("decision chain: {} decision(s)", v["chain"].as_array().map_or(0, Vec::len));
+            println!("decision chain: {} decision(s)", v.chain.len());
         }
         ReviewsCommand::Stage { id, stage, fields, role, rationale } => {
             let mut body = json_arg("FIELDS", &fields)?;

@@ -116,3 +116,28 @@ mod tests {
         }
     }
 }
+
+/// A span of milliseconds for people, by its magnitude: `42s`, `4m`, `1h05m`.
+/// Callers say whether it is overdue, left or past.
+pub fn human_ms(ms: i64) -> String {
+    let s = ms.unsigned_abs() / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::human_ms;
+
+    #[test]
+    fn spans_read_by_magnitude() {
+        assert_eq!(human_ms(0), "0s");
+        assert_eq!(human_ms(59_999), "59s");
+        assert_eq!(human_ms(-240_000), "4m");
+        assert_eq!(human_ms(3_900_000), "1h05m");
+        assert_eq!(human_ms(i64::MIN), "2562047788015h12m");
+    }
+}

@@ -1,5 +1,6 @@
 //! Who is calling: API key roles and the authenticated principal.
 
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -60,4 +61,59 @@ pub struct Principal {
     /// The key's own proposal rate limit (its role's applies when `None`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::rate::RateLimit>,
+}
+
+/// A stored API key (the secret itself is never stored, only its digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Public id, the middle part of the key.
+    pub id: String,
+    /// Name; for agents the agent's name.
+    pub name: String,
+    /// What the key may do.
+    pub role: Role,
+    /// Reviewer role tags.
+    pub tags: BTreeSet<String>,
+    /// SHA-256 digest of the whole key.
+    #[serde(skip)]
+    pub digest: Vec<u8>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// When it stops working on its own (rotation, short-lived keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Its own proposal rate limit, instead of its role's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::rate::RateLimit>,
+}
+
+impl KeyRecord {
+    /// Why the key does not work at `now` (revoked or expired), if it does not.
+    pub fn inactive_at(&self, now: Timestamp) -> Option<String> {
+        if let Some(t) = self.revoked_at {
+            return Some(format!("this API key was revoked at {t}"));
+        }
+        match self.expires_at {
+            Some(t) if t <= now => Some(format!("this API key expired at {t}; ask an admin for a new one")),
+            _ => None,
+        }
+    }
+}
+
+/// A signed-in console session, stored so that signing out (or revoking the
+/// key) ends it on every replica at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    /// Random id, carried (signed) in the cookie.
+    pub id: String,
+    /// The key that signed in.
+    pub key_id: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it ends on its own.
+    pub expires_at: Timestamp,
+    /// When it was ended (signed out).
+    pub revoked_at: Option<Timestamp>,
 }

@@ -29,6 +29,7 @@ macro_rules! wire_names {
 }
 
 pub mod action;
+pub mod audit;
 pub mod canonical;
 pub mod case;
 pub mod chart;
@@ -38,6 +39,7 @@ pub mod drift;
 pub mod duration;
 pub mod escalation;
 pub mod key;
+pub mod policy_version;
 pub mod queue;
 pub mod rate;
 pub mod review;
@@ -48,6 +50,7 @@ pub mod stats;
 pub mod time;
 pub mod tuning;
 pub mod verdict;
+pub mod webhook;
 pub mod workflow;
 
 pub use action::{Action, ActionError, Limits};

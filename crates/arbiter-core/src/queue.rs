@@ -11,9 +11,10 @@
 //! 5. **age**: older first; then the case id, so the order is total.
 
 use crate::case::{Case, CaseKind};
+use crate::duration::human_ms;
 use crate::time::Timestamp;
 use crate::verdict::Severity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use std::collections::BTreeSet;
 pub const DUE_SOON_MS: i64 = 5 * 60 * 1000;
 
 /// One line of the queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueItem {
     /// 1-based position.
     pub position: usize,
@@ -31,15 +32,6 @@ pub struct QueueItem {
     pub reasons: Vec<String>,
     /// The case.
     pub case: Case,
-}
-
-fn human(ms: i64) -> String {
-    let s = ms.abs() / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 fn key(c: &Case, now: Timestamp) -> (bool, std::cmp::Reverse<Severity>, i64, u64, Timestamp) {
@@ -93,19 +85,19 @@ pub fn top<'a>(cases: impl Iterator<Item = &'a Case>, now: Timestamp, limit: usi
             let left = case.sla_deadline.0 - now.0;
             let mut reasons = Vec::with_capacity(5);
             if left <= 0 {
-                reasons.push(format!("SLA overdue by {}", human(left)));
+                reasons.push(format!("SLA overdue by {}", human_ms(left)));
             } else if left <= DUE_SOON_MS {
-                reasons.push(format!("due soon: {} left on the SLA", human(left)));
+                reasons.push(format!("due soon: {} left on the SLA", human_ms(left)));
             }
             reasons.push(format!("severity {}", case.escalation.severity));
             if left > DUE_SOON_MS {
-                reasons.push(format!("{} left on the SLA", human(left)));
+                reasons.push(format!("{} left on the SLA", human_ms(left)));
             }
             reasons.push(match case.confidence {
                 Some(c) => format!("agent confidence {c:.2}"),
                 None => "agent gave no confidence".into(),
             });
-            reasons.push(format!("waiting {}", human(now.0 - case.created_at.0)));
+            reasons.push(format!("waiting {}", human_ms(now.0 - case.created_at.0)));
             if case.tier > 0 {
                 reasons.push(format!("escalated to tier {}", case.tier + 1));
             }

@@ -3,8 +3,9 @@
 //! calibrated confidence — until it drifts. Deterministic: the same seed gives
 //! the same day.
 
+use crate::Action;
 use crate::rng::Rng;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// How the agent's behaviour shifts after the drift point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +54,8 @@ pub struct Proposal {
     pub offset_ms: i64,
     /// Alert id.
     pub alert_id: String,
-    /// The action (`name`, `args`, `confidence`, `signals`) as the agent sends it.
-    pub action: Value,
+    /// The action as the agent sends it.
+    pub action: Action,
     /// The trace (one per alert).
     pub trace_id: String,
     /// Whether the proposed action is the right one (known later, as the outcome).
@@ -207,7 +208,12 @@ impl Soc {
         Proposal {
             offset_ms: at,
             alert_id: format!("A-{}", self.n),
-            action: json!({"name": name, "confidence": (confidence * 1000.0).round() / 1000.0, "args": args, "signals": signals}),
+            action: Action {
+                name: name.to_string(),
+                args,
+                confidence: Some((confidence * 1000.0).round() / 1000.0),
+                signals,
+            },
             trace_id: format!("triage-{}", self.n),
             correct,
             drifted,
@@ -238,17 +244,16 @@ mod tests {
             DAY,
         );
         let (before, after): (Vec<&Proposal>, Vec<&Proposal>) = day.iter().partition(|p| p.offset_ms < DAY / 2);
-        let share = |ps: &[&Proposal]| {
-            ps.iter().filter(|p| p.action["name"] == "isolate_host").count() as f64 / ps.len() as f64
-        };
+        let share =
+            |ps: &[&Proposal]| ps.iter().filter(|p| p.action.name == "isolate_host").count() as f64 / ps.len() as f64;
         let precision = |ps: &[&Proposal]| {
-            let iso: Vec<_> = ps.iter().filter(|p| p.action["name"] == "isolate_host").collect();
+            let iso: Vec<_> = ps.iter().filter(|p| p.action.name == "isolate_host").collect();
             iso.iter().filter(|p| p.correct).count() as f64 / iso.len() as f64
         };
         assert!(share(&after) > 2.5 * share(&before), "{} vs {}", share(&after), share(&before));
         assert!(precision(&after) < precision(&before) - 0.3, "{} vs {}", precision(&after), precision(&before));
         // calibration: among confident proposals (≥ 0.9) before drift, most are right
-        let confident: Vec<_> = before.iter().filter(|p| p.action["confidence"].as_f64().unwrap() >= 0.9).collect();
+        let confident: Vec<_> = before.iter().filter(|p| p.action.confidence.unwrap() >= 0.9).collect();
         let right = confident.iter().filter(|p| p.correct).count() as f64 / confident.len() as f64;
         assert!(right > 0.88, "{right}");
     }

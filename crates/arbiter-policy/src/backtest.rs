@@ -4,7 +4,7 @@
 use crate::Policy;
 use crate::cel::Env;
 use arbiter_core::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -61,7 +61,7 @@ impl<'a> Replay<'a> {
 }
 
 /// How one policy does on the history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyStats {
     /// Policy name.
     pub policy: String,
@@ -124,7 +124,7 @@ impl PolicyStats {
 }
 
 /// Decisions whose verdict differs between the two policies.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerdictChange {
     /// The current policy's verdict.
     pub from: Verdict,
@@ -139,7 +139,7 @@ pub struct VerdictChange {
 }
 
 /// The backtest result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BacktestReport {
     /// The policy under test.
     pub new: PolicyStats,

@@ -7,20 +7,18 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod events;
 pub mod rules;
 mod sqlite;
 
-pub use events::{Event, GENESIS_HASH};
-pub use rules::{AuditProblem, AuditReport, ChainHead};
+pub use arbiter_core::audit::{AuditProblem, AuditReport, ChainHead, Event, GENESIS_HASH};
+pub use arbiter_core::key::{ConsoleSession, KeyRecord};
+pub use arbiter_core::policy_version::{PolicyVersion, PolicyVersionSummary};
+pub use arbiter_core::webhook::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 pub use sqlite::SqliteStore;
 
-use arbiter_core::{
-    Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Role, Timestamp,
-};
+use arbiter_core::{Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Timestamp};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use serde::Serialize;
 
 /// What went wrong in the store.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,93 +45,6 @@ pub enum StoreError {
 
 /// Result alias for store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A stored, immutable policy version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyVersion {
-    /// Content hash (hex SHA-256 of `source`).
-    pub hash: String,
-    /// The policy's name.
-    pub name: String,
-    /// The YAML source.
-    pub source: String,
-    /// When it was first stored.
-    pub created_at: Timestamp,
-    /// Who stored it (key name).
-    pub created_by: String,
-}
-
-/// A stored policy version without its source, for listings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyVersionSummary {
-    /// Content hash.
-    pub hash: String,
-    /// The policy's name.
-    pub name: String,
-    /// When it was first stored.
-    pub created_at: Timestamp,
-    /// Who stored it.
-    pub created_by: String,
-    /// When it was most recently activated, if ever.
-    pub last_activated_at: Option<Timestamp>,
-    /// Whether it is the active version now.
-    pub active: bool,
-}
-
-/// A stored API key (the secret itself is never stored, only its digest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    /// Public id, the middle part of the key.
-    pub id: String,
-    /// Name; for agents the agent's name.
-    pub name: String,
-    /// What the key may do.
-    pub role: Role,
-    /// Reviewer role tags.
-    pub tags: BTreeSet<String>,
-    /// SHA-256 digest of the whole key.
-    #[serde(skip)]
-    pub digest: Vec<u8>,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<Timestamp>,
-    /// When it stops working on its own (rotation, short-lived keys).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<Timestamp>,
-    /// Its own proposal rate limit, instead of its role's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<arbiter_core::rate::RateLimit>,
-}
-
-impl KeyRecord {
-    /// Why the key does not work at `now` (revoked or expired), if it does not.
-    pub fn inactive_at(&self, now: Timestamp) -> Option<String> {
-        if let Some(t) = self.revoked_at {
-            return Some(format!("this API key was revoked at {t}"));
-        }
-        match self.expires_at {
-            Some(t) if t <= now => Some(format!("this API key expired at {t}; ask an admin for a new one")),
-            _ => None,
-        }
-    }
-}
-
-/// A signed-in console session, stored so that signing out (or revoking the
-/// key) ends it on every replica at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSession {
-    /// Random id, carried (signed) in the cookie.
-    pub id: String,
-    /// The key that signed in.
-    pub key_id: String,
-    /// When.
-    pub created_at: Timestamp,
-    /// When it ends on its own.
-    pub expires_at: Timestamp,
-    /// When it was ended (signed out).
-    pub revoked_at: Option<Timestamp>,
-}
 
 /// A decision to store, with the case it opens (if escalated).
 #[derive(Debug, Clone)]
@@ -179,117 +90,6 @@ pub struct CaseFilter {
     pub states: Vec<CaseState>,
     /// At most this many, newest first.
     pub limit: usize,
-}
-
-/// How a webhook's body is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// Arbiter's JSON event envelope.
-    Json,
-    /// A Slack-compatible message (`{"text": ...}`), for incoming-webhook URLs.
-    Slack,
-}
-
-impl WebhookFormat {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookFormat::Json => "json",
-            WebhookFormat::Slack => "slack",
-        }
-    }
-
-    /// Parse a stored name (`None` for anything else).
-    pub fn parse(s: &str) -> Option<Self> {
-        [WebhookFormat::Json, WebhookFormat::Slack].into_iter().find(|f| f.as_str() == s)
-    }
-}
-
-/// A subscription: event kinds POSTed to a URL, signed with a shared secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Webhook {
-    /// Id.
-    pub id: String,
-    /// Where to POST.
-    pub url: String,
-    /// Event kinds (`case.opened`, ...); `*` for all.
-    pub events: BTreeSet<String>,
-    /// Body shape.
-    pub format: WebhookFormat,
-    /// HMAC-SHA256 key; shown once at creation.
-    #[serde(skip_serializing)]
-    pub secret: String,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// Who created it.
-    pub created_by: String,
-    /// False once deleted (deliveries are kept).
-    pub active: bool,
-}
-
-impl Webhook {
-    /// Whether this webhook wants events of `kind`.
-    pub fn wants(&self, kind: &str) -> bool {
-        self.active && rules::webhook_wants(&self.events, kind)
-    }
-}
-
-/// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Not delivered yet; will be (re)tried.
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// Gave up after the last attempt.
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Parse a stored name (`None` for anything else).
-    pub fn parse(s: &str) -> Option<Self> {
-        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed]
-            .into_iter()
-            .find(|d| d.as_str() == s)
-    }
-}
-
-/// One event to send to one webhook, with its attempts so far.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    /// Id.
-    pub id: u64,
-    /// The webhook.
-    pub webhook_id: String,
-    /// The event's position in the audit log.
-    pub event_seq: u64,
-    /// The event's kind.
-    pub kind: String,
-    /// Where it is.
-    pub status: DeliveryStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// When the next attempt is due (pending only).
-    pub next_attempt_at: Option<Timestamp>,
-    /// HTTP status of the last attempt.
-    pub last_status: Option<u16>,
-    /// Error of the last attempt.
-    pub last_error: Option<String>,
-    /// When it was queued.
-    pub created_at: Timestamp,
-    /// When it was delivered.
-    pub delivered_at: Option<Timestamp>,
 }
 
 /// A delivery that is due, with what is needed to send it.

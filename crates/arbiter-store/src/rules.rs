@@ -18,8 +18,9 @@
 //!   transaction commits. The `seq` column stays a primary key, so a lost
 //!   lock is a failed insert, never a silent fork.
 
+use arbiter_core::audit::{AuditProblem, ChainHead};
 use arbiter_core::{Case, CaseCommand, CaseEvent, Decision, FinalSource, FinalVerdict, Timestamp, Verdict};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The event kind that commits decision rows to the chain: one per written
@@ -119,7 +120,7 @@ pub fn apply_case_cap(d: &mut Decision, open: u64, cap: u64) {
 
 /// Whether a webhook subscribed to `kinds` wants an event of `kind` (`*` is every kind).
 pub fn webhook_wants(kinds: &std::collections::BTreeSet<String>, kind: &str) -> bool {
-    kinds.contains("*") || kinds.contains(kind)
+    arbiter_core::webhook::subscribes(kinds, kind)
 }
 
 /// The digest of a stored decision body, as the chain records it (hex SHA-256 of the exact text).
@@ -258,95 +259,6 @@ pub fn committed_leaves(data: &serde_json::Value) -> Result<Vec<(String, String)
         decisions: Vec<(String, String)>,
     }
     serde_json::from_value::<Committed>(data.clone()).map(|c| c.decisions).map_err(|e| e.to_string())
-}
-
-/// A point in the chain: an event's sequence number and hash. Stored
-/// elsewhere, it lets `audit verify --anchor` prove that no event up to it
-/// was removed since.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    /// Sequence number.
-    pub seq: u64,
-    /// Hash of that event.
-    pub hash: String,
-}
-
-impl std::fmt::Display for ChainHead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.seq, self.hash)
-    }
-}
-
-impl std::str::FromStr for ChainHead {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (seq, hash) = s.split_once(':').ok_or_else(|| format!("expected SEQ:HASH, got `{s}`"))?;
-        let seq = seq.parse().map_err(|_| format!("`{seq}` is not a sequence number"))?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("`{hash}` is not a 64-digit hex hash"));
-        }
-        Ok(ChainHead { seq, hash: hash.to_ascii_lowercase() })
-    }
-}
-
-/// What `audit verify` found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct AuditReport {
-    /// Events whose hash and link were checked.
-    pub events: u64,
-    /// Decision rows checked against the chain.
-    pub decisions: u64,
-    /// Case rows checked against the replay of their events.
-    pub cases: u64,
-    /// The last event.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub head: Option<ChainHead>,
-    /// The first problem, if any (checking stops there).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<AuditProblem>,
-}
-
-/// The first thing that does not verify.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum AuditProblem {
-    /// An event's hash, link or sequence is wrong.
-    Event {
-        /// Its sequence number.
-        seq: u64,
-        /// What is wrong.
-        why: String,
-    },
-    /// A decision row differs from what the chain committed (or is missing from it).
-    Decision {
-        /// Its id.
-        id: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// A case row differs from the replay of its events.
-    Case {
-        /// Its id.
-        id: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// The chain does not extend the given anchor.
-    Anchor {
-        /// What is wrong.
-        why: String,
-    },
-}
-
-impl std::fmt::Display for AuditProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuditProblem::Event { seq, why } => write!(f, "event {seq} does not verify: {why}"),
-            AuditProblem::Decision { id, why } => write!(f, "decision {id}: {why}"),
-            AuditProblem::Case { id, why } => write!(f, "case {id}: {why}"),
-            AuditProblem::Anchor { why } => write!(f, "anchor: {why}"),
-        }
-    }
 }
 
 /// Checks decision rows against the digests the chain committed: built from

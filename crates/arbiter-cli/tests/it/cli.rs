@@ -206,3 +206,28 @@ async fn sigterm_releases_long_polls_and_stops_cleanly() {
     let out = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// The documented load generators run against their own server and report
+/// every request as answered: `decide` with an agent key (no 429s), `console`
+/// with every escalation opening its case and every page answering 200.
+#[test]
+fn the_benchmarks_run_and_report_no_errors() {
+    let (ok, out, err) =
+        arbiter(&["bench", "decide", "--concurrency", "4", "--duration", "1s", "--warmup", "0s", "--json"]);
+    assert!(ok, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["decisions"].as_u64().unwrap() > 0, "{report}");
+    let verdicts = ["allow", "escalate", "deny"].map(|v| report[v].as_u64().unwrap());
+    assert_eq!(verdicts.iter().sum::<u64>(), report["decisions"].as_u64().unwrap(), "{report}");
+    assert!(verdicts.iter().all(|n| *n > 0), "the mix exercises every verdict: {report}");
+
+    let (ok, out, err) = arbiter(&["bench", "console", "--decisions", "3000", "--requests", "2"]);
+    assert!(ok, "{out}\n{err}");
+    let loaded = out.lines().next().unwrap();
+    let open: u64 = loaded.split(" and ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(open > 250, "more open cases than the per-agent cap of 200: {loaded}");
+    for page in ["queue", "case", "review case", "dashboard", "policy"] {
+        assert!(out.lines().any(|l| l.starts_with(page)), "{page} missing:\n{out}");
+    }
+}

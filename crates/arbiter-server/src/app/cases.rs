@@ -3,42 +3,11 @@
 
 use crate::error::ApiError;
 use crate::{AppState, actor};
+pub use arbiter_api::cases::ReviewerChoice;
 use arbiter_core::{Action, Case, CaseCommand, ModificationCheck, Principal, Verdict};
 use arbiter_policy::cel::agent_value;
 use arbiter_store::CaseUpdate;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// What a reviewer decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewerChoice {
-    /// Let the agent go ahead as proposed (or as last modified).
-    Approve,
-    /// Refuse the action.
-    Reject,
-    /// Approve with edited arguments, which the agent receives instead of its own.
-    Modify,
-}
-
-impl ReviewerChoice {
-    /// Every choice, in the order forms offer them.
-    pub const ALL: [ReviewerChoice; 3] = [ReviewerChoice::Approve, ReviewerChoice::Modify, ReviewerChoice::Reject];
-
-    /// The name used in the API and forms.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewerChoice::Approve => "approve",
-            ReviewerChoice::Reject => "reject",
-            ReviewerChoice::Modify => "modify",
-        }
-    }
-
-    /// Parse a form or API value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
 
 /// A reviewer's answer, as any client sends it.
 #[derive(Debug, Clone)]

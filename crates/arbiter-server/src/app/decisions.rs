@@ -4,31 +4,14 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::DecisionLabels;
+pub use arbiter_api::decisions::DecisionRequest;
 use arbiter_core::action::check_value;
-use arbiter_core::{Action, Case, Decision, DecisionStatus, FinalSource, FinalVerdict, Principal, Timestamp, Verdict};
+use arbiter_core::{Case, Decision, DecisionStatus, FinalSource, FinalVerdict, Principal, Verdict};
 use arbiter_policy::cel::agent_value;
 use arbiter_store::{Inserted, NewDecision};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
-
-/// The body of `POST /v1/decisions`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionRequest {
-    /// The proposed action.
-    pub action: Action,
-    /// Correlates the decisions of one agent run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    /// Free-form context (alert, ticket, conversation ids, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Value>,
-    /// When the action happened, if not now (replays and simulations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_time: Option<Timestamp>,
-}
 
 /// A new time-ordered id.
 pub fn new_id() -> String {

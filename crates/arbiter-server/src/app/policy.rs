@@ -3,25 +3,10 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+pub use arbiter_api::policy::ActivationImpact;
 use arbiter_policy::Policy;
-use arbiter_policy::backtest::{Backtest, BacktestReport};
-use serde::Serialize;
+use arbiter_policy::backtest::Backtest;
 use std::sync::Arc;
-
-/// What activating a version would change on recent decisions.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActivationImpact {
-    /// Recent decisions replayed through the active and the new version.
-    pub replayed: u64,
-    /// Of those, decisions whose verdict would change.
-    pub changed: u64,
-    /// `changed / replayed`.
-    pub share: f64,
-    /// The share above which activation needs `force=true`.
-    pub guard: f64,
-    /// The backtest behind these figures.
-    pub backtest: BacktestReport,
-}
 
 /// Compile `source` and, unless `force`, refuse it when it would change more
 /// than the configured share of verdicts on recent history. Then store and

@@ -3,9 +3,9 @@
 
 use crate::error::ApiError;
 use crate::{AppState, actor};
+pub use arbiter_api::reviews::ReviewView;
 use arbiter_core::review::{DEFAULT_REVIEWERS, InterventionStatus, Review, ReviewSource, StageRecord};
 use arbiter_core::{Case, CaseCommand, CaseKind, Decision, Principal, Severity};
-use serde::Serialize;
 use serde_json::Value;
 
 /// What opening a review needs; every client fills the same fields.
@@ -106,17 +106,6 @@ pub async fn open(state: &AppState, who: &Principal, req: OpenReview) -> Result<
         now,
     );
     Ok(state.store.open_case(case, &who.name).await?)
-}
-
-/// A review case with what it still needs and its decision chain.
-#[derive(Debug, Serialize)]
-pub struct ReviewView {
-    /// The case (with its review record).
-    pub case: Case,
-    /// What is missing before it can close (empty: it can close).
-    pub missing: Vec<String>,
-    /// The decisions of its traces, in event-time order.
-    pub chain: Vec<Decision>,
 }
 
 /// Load a review case (404 for an approval case).

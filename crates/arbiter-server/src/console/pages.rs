@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::{AppState, app};
 use arbiter_core::chart::{Chart, Series};
+use arbiter_core::duration::human_ms;
 use arbiter_core::queue;
 use arbiter_core::review::*;
 use arbiter_core::{CaseKind, Role, Timestamp};
@@ -48,15 +49,6 @@ fn flash(q: &HashMap<String, String>) -> String {
         let _ = write!(o, r#"<p class="ok" role="status">{}</p>"#, esc(m));
     }
     o
-}
-
-fn human_ms(ms: i64) -> String {
-    let s = ms.abs() / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 fn json_pretty(v: &serde_json::Value) -> String {

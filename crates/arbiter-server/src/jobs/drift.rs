@@ -5,29 +5,12 @@
 //! one is still open — with the evidence attached for contextual analysis.
 
 use crate::{ApiError, AppState};
-use arbiter_core::drift::{self, Alarm, DriftReport};
+pub use arbiter_api::drift::DriftStatus;
+use arbiter_core::drift::{self, Alarm};
 use arbiter_core::review::{Review, ReviewSource};
-use arbiter_core::{Case, CaseKind, CaseState, Severity, Timestamp};
+use arbiter_core::{Case, CaseKind, CaseState, Severity};
 use arbiter_store::CaseFilter;
-use serde::Serialize;
 use serde_json::json;
-
-/// The latest evaluation.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftStatus {
-    /// When it ran (the injected clock).
-    pub evaluated_at: Timestamp,
-    /// The recent window `[from, to)`.
-    pub window: (Timestamp, Timestamp),
-    /// The reference window before it.
-    pub reference: (Timestamp, Timestamp),
-    /// The configuration used.
-    pub config: drift::DriftConfig,
-    /// Statistics and alarms.
-    pub report: DriftReport,
-    /// Review cases opened by this evaluation.
-    pub opened_reviews: Vec<String>,
-}
 
 /// Who works a drift review: the review team, and the reviewers the active
 /// policy names for that action class (they know what normal looks like).

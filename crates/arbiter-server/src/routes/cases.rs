@@ -6,28 +6,20 @@ use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
 use crate::{AppState, app};
-use arbiter_core::queue::{self, QueueItem};
+use arbiter_api::cases::{
+    CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, CommentRequest, ListQuery, QueueView, ReassignRequest,
+};
+use arbiter_core::queue::{self};
 use arbiter_core::{Case, CaseKind, CaseState, Decision, Role};
 use arbiter_store::{CaseFilter, Event};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Roles that work cases.
 pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
 
-pub use crate::app::cases::{ReviewerChoice, load};
-
-/// The reviewer's queue.
-#[derive(Debug, Serialize)]
-pub struct QueueView {
-    /// When the order was computed.
-    pub now: arbiter_core::Timestamp,
-    /// Cases, most urgent first.
-    pub items: Vec<QueueItem>,
-}
+pub use crate::app::cases::load;
 
 /// The open approval cases this reviewer may answer, most urgent first, with the reasons.
 pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<QueueView>, ApiError> {
@@ -37,18 +29,6 @@ pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Jso
     let mine =
         cases.iter().filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now));
     Ok(Json(QueueView { now, items: queue::top(mine, now, usize::MAX).1 }))
-}
-
-/// Query of `GET /v1/cases`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// `approval` or `review`.
-    pub kind: Option<String>,
-    /// Comma-separated states: `open,claimed,decided,closed`.
-    pub state: Option<String>,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<usize>,
 }
 
 /// Cases, newest first.
@@ -109,15 +89,6 @@ pub async fn chain(
     Ok(Json(chain_of(&state, &case).await?))
 }
 
-/// The body of `POST /v1/cases/{id}/claim`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// Lease length (`10m` by default).
-    #[serde(default)]
-    pub lease: Option<arbiter_core::HumanDuration>,
-}
-
 /// Claim (or renew the claim on) a case.
 pub async fn claim(
     State(state): State<Arc<AppState>>,
@@ -140,17 +111,6 @@ pub async fn release(
     Ok(Json(app::cases::release(&state, who, &id).await?))
 }
 
-/// The body of `POST /v1/cases/{id}/reassign`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReassignRequest {
-    /// Id of the reviewer's key.
-    pub key_id: String,
-    /// Lease length (`10m` by default).
-    #[serde(default)]
-    pub lease: Option<arbiter_core::HumanDuration>,
-}
-
 /// An admin gives the case to another reviewer.
 pub async fn reassign(
     State(state): State<Arc<AppState>>,
@@ -160,32 +120,6 @@ pub async fn reassign(
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(&[Role::Admin], "reassigning cases")?;
     Ok(Json(app::cases::reassign(&state, who, &id, &req.key_id, req.lease).await?))
-}
-
-/// The body of `POST /v1/cases/{id}/decision`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseDecisionRequest {
-    /// approve, reject or modify.
-    pub decision: ReviewerChoice,
-    /// Why; required, with a configurable minimum length.
-    pub rationale: String,
-    /// The edited arguments, for `modify`.
-    #[serde(default)]
-    pub args: Option<Value>,
-    /// Failure-mode tags, e.g. `wrong_target`.
-    #[serde(default)]
-    pub failure_modes: Vec<String>,
-}
-
-/// The answer to `POST /v1/cases/{id}/decision`.
-#[derive(Debug, Serialize)]
-pub struct CaseDecisionResponse {
-    /// The case after the answer.
-    pub case: Case,
-    /// The decision, when the answer made it final.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<Decision>,
 }
 
 /// A reviewer answers an approval case (only the holder, if someone holds it).
@@ -204,17 +138,6 @@ pub async fn decide(
     };
     let update = crate::app::cases::answer(&state, who, &id, input).await?;
     Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))
-}
-
-/// The body of `POST /v1/cases/{id}/comments`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommentRequest {
-    /// The text.
-    pub text: String,
-    /// The perspective it speaks for: one of the author's role tags (`engineering`, `product`, `data_science`, `ux`...).
-    #[serde(default)]
-    pub role: Option<String>,
 }
 
 /// Comment on any case.

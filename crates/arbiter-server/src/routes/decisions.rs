@@ -4,13 +4,13 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
+use arbiter_api::decisions::{OutcomeRequest, WaitQuery};
 use arbiter_core::{Decision, DecisionStatus, HumanDuration, Outcome, Principal, Role};
 use arbiter_store::Inserted;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,13 +45,6 @@ pub async fn propose(
         resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
-}
-
-/// Query of `GET /v1/decisions/{id}`.
-#[derive(Debug, Deserialize)]
-pub struct WaitQuery {
-    /// How long to wait for a final verdict: `30s`, `2m`, or seconds as a number.
-    pub wait: Option<String>,
 }
 
 fn parse_wait(text: &str, max: Duration) -> Result<Duration, ApiError> {
@@ -116,20 +109,6 @@ async fn long_poll(state: &AppState, who: &Principal, id: &str, wait: Duration) 
             _ = stopping.changed() => {}
         }
     }
-}
-
-/// The body of `POST /v1/decisions/{id}/outcome`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutcomeRequest {
-    /// Was the agent's proposed action the right thing to do?
-    pub correct: bool,
-    /// Cost incurred, in the team's unit.
-    #[serde(default)]
-    pub cost: Option<f64>,
-    /// A label such as `true_positive`.
-    #[serde(default)]
-    pub label: Option<String>,
 }
 
 /// Record the ground truth about a decision.

@@ -5,46 +5,13 @@ use crate::auth::{KeySpec, create_key, rotate_key};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
+use arbiter_api::keys::{CreateKey, CreatedKey, RotateKey};
 use arbiter_core::Role;
 use arbiter_store::KeyRecord;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// The body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKey {
-    /// Who the key is for; for agents, the agent's name.
-    pub name: String,
-    /// agent, reviewer or admin.
-    pub role: Role,
-    /// Reviewer role tags such as `soc_analyst`.
-    #[serde(default)]
-    pub tags: BTreeSet<String>,
-    /// The key stops working after this long (`90d`, `12h`).
-    #[serde(default)]
-    pub expires_in: Option<arbiter_core::HumanDuration>,
-    /// The key's own proposal rate limit (`10/s`, `600/m:50`, `unlimited`) instead of its role's.
-    #[serde(default)]
-    pub rate_limit: Option<arbiter_core::rate::RateLimit>,
-    /// The name belongs to an existing principal: this is a second key for the same person.
-    #[serde(default)]
-    pub same_principal: bool,
-}
-
-/// A created key: the only time the secret is shown.
-#[derive(Debug, Serialize)]
-pub struct CreatedKey {
-    /// The full key. Store it now; Arbiter keeps only its digest.
-    pub key: String,
-    /// The stored record.
-    #[serde(flatten)]
-    pub record: KeyRecord,
-}
 
 /// Create a key.
 pub async fn create(
@@ -63,15 +30,6 @@ pub async fn create(
     };
     let key = create_key(state.store.as_ref(), spec, state.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
-}
-
-/// The body of `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKey {
-    /// How long the old key keeps working (default `7d`), so callers can switch without downtime.
-    #[serde(default)]
-    pub old_expires_in: Option<arbiter_core::HumanDuration>,
 }
 
 /// Rotate a key: a new key for the same principal; the old one works until it expires.

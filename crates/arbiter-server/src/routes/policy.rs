@@ -4,25 +4,13 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, read_body};
 use crate::extract::{Path, Query};
+use arbiter_api::policy::{ActivateQuery, BacktestRequest, PolicyView};
 use arbiter_core::Role;
 use arbiter_store::{PolicyVersion, PolicyVersionSummary};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use serde::Serialize;
 use std::sync::Arc;
-
-/// A policy version with its compiled facts.
-#[derive(Debug, Serialize)]
-pub struct PolicyView {
-    /// The stored version.
-    #[serde(flatten)]
-    pub version: PolicyVersion,
-    /// Number of triggers.
-    pub triggers: usize,
-    /// Whether it is the active version.
-    pub active: bool,
-}
 
 /// The active policy.
 pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<PolicyView>, ApiError> {
@@ -30,15 +18,6 @@ pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
     let v = state.store.active_policy().await?.ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
     let triggers = state.policy().filter(|p| p.hash() == v.hash).map_or(0, |p| p.trigger_count());
     Ok(Json(PolicyView { version: v, triggers, active: true }))
-}
-
-/// Query of `PUT /v1/policy` and `POST /v1/policy/versions/{hash}/activate`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActivateQuery {
-    /// Activate even if the version changes more verdicts on recent history than the guard allows.
-    #[serde(default)]
-    pub force: bool,
 }
 
 /// Store a new policy version (YAML body) and activate it.
@@ -111,18 +90,6 @@ pub async fn activate(
     let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
     let (policy, _, _) = crate::app::policy::activate(&state, &v.source, &who.name, q.force).await?;
     Ok(Json(PolicyView { version: v, triggers: policy.trigger_count(), active: true }))
-}
-
-/// The body of `POST /v1/policy/versions/{hash}/backtest`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BacktestRequest {
-    /// Compare with this version instead of the active one.
-    #[serde(default)]
-    pub against: Option<String>,
-    /// Replay the most recent this many labelled decisions (default 100000, at most 1000000).
-    #[serde(default)]
-    pub limit: Option<usize>,
 }
 
 /// Replay the decisions with recorded outcomes through a stored version, beside the active one.

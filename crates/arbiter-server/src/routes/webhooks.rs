@@ -4,13 +4,12 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
+use arbiter_api::webhooks::{CreateWebhook, CreatedWebhook};
 use arbiter_core::Role;
 use arbiter_store::{Delivery, Webhook, WebhookFormat};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Event kinds a webhook may subscribe to (`*` for all).
@@ -34,29 +33,6 @@ pub const EVENT_KINDS: &[&str] = &[
     "agent.rate_limited",
     "agent.case_cap",
 ];
-
-/// The body of `POST /v1/webhooks`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
-    /// Where to POST (http or https).
-    pub url: String,
-    /// Event kinds, or `["*"]`.
-    pub events: BTreeSet<String>,
-    /// `json` (default) or `slack`.
-    #[serde(default)]
-    pub format: Option<WebhookFormat>,
-}
-
-/// A created webhook: the only time the signing secret is shown.
-#[derive(Debug, Serialize)]
-pub struct CreatedWebhook {
-    /// HMAC-SHA256 key for `Arbiter-Signature`.
-    pub secret: String,
-    /// The stored webhook.
-    #[serde(flatten)]
-    pub webhook: Webhook,
-}
 
 /// Subscribe a URL to event kinds.
 pub async fn create(

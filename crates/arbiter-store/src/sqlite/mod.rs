@@ -3,15 +3,14 @@
 //! connections. WAL mode with `synchronous=FULL`: an acknowledged write survives
 //! a killed process and a power cut.
 
-use crate::events::{Event, GENESIS_HASH};
 use crate::rules::{
-    AuditProblem, AuditReport, ChainBatch, ChainHead, ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger,
-    command_actor, final_from_event,
+    ChainBatch, ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger, command_actor, final_from_event,
 };
 use crate::{
     CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat, finalize,
 };
+use arbiter_core::audit::{AuditProblem, AuditReport, ChainHead, Event, GENESIS_HASH};
 use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};

@@ -59,16 +59,7 @@ pub fn timed_points(
     proposals
         .iter()
         .map(|p| {
-            let a = &p.action;
-            let env = arbiter_policy::cel::Env {
-                name: a["name"].as_str().unwrap_or(""),
-                args: &a["args"],
-                confidence: a["confidence"].as_f64(),
-                signals: &a["signals"],
-                context: &empty,
-                agent: &agent,
-                trace_id: None,
-            };
+            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
             let verdict = policy.evaluate(&env).verdict;
             drift::Timed {
                 at: start + p.offset_ms,
@@ -214,18 +205,12 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
     for p in &props {
         let ts = Timestamp(start + p.offset_ms);
         if jsonl {
-            let v = serde_json::json!({"id": p.alert_id, "timestamp": ts.to_string(), "action": p.action["name"], "confidence": p.action["confidence"],
-                "correct": p.correct, "args": p.action["args"], "signals": p.action["signals"]});
+            let v = serde_json::json!({"id": p.alert_id, "timestamp": ts.to_string(), "action": p.action.name, "confidence": p.action.confidence,
+                "correct": p.correct, "args": p.action.args, "signals": p.action.signals});
             serde_json::to_writer(&mut w, &v)?;
             w.write_all(b"\n")?;
         } else {
-            writeln!(
-                w,
-                "{ts},{},{},{}",
-                p.action["name"].as_str().unwrap_or(""),
-                p.action["confidence"],
-                u8::from(p.correct)
-            )?;
+            writeln!(w, "{ts},{},{},{}", p.action.name, serde_json::json!(p.action.confidence), u8::from(p.correct))?;
         }
     }
     w.flush()?;

@@ -1,0 +1,28 @@
+//! Webhook subscriptions.
+
+use arbiter_core::webhook::{Webhook, WebhookFormat};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The body of `POST /v1/webhooks`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Where to POST (http or https).
+    pub url: String,
+    /// Event kinds, or `["*"]`.
+    pub events: BTreeSet<String>,
+    /// `json` (default) or `slack`.
+    #[serde(default)]
+    pub format: Option<WebhookFormat>,
+}
+
+/// A created webhook: the only time the signing secret is shown.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedWebhook {
+    /// HMAC-SHA256 key for `Arbiter-Signature`.
+    pub secret: String,
+    /// The stored webhook.
+    #[serde(flatten)]
+    pub webhook: Webhook,
+}

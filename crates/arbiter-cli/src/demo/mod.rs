@@ -1,0 +1,186 @@
+//! `arbiter demo`: the whole loop on a simulated SOC day. Starts the server on
+//! the embedded store (with a clock that the demo moves through simulated
+//! time), replays the triage agent's proposals over HTTP like any agent, lets a
+//! simulated reviewer pool work the queue, posts outcome labels after a delay,
+//! runs the SLA sweeper and the drift monitor, and prints a walkthrough.
+//!
+//! [`day`] drives the simulated time, [`reviewers`] is the reviewer pool,
+//! [`report`] the walkthrough; [`offline`] holds the subcommands that need no
+//! server (`generate`, `evaluate`).
+
+mod day;
+mod offline;
+mod report;
+mod reviewers;
+
+pub use offline::{DemoCommand, run as run_command};
+
+use crate::embedded::Embedded;
+use anyhow::{Context, Result};
+use arbiter_api::keys::CreateKey;
+use arbiter_core::rate::RateLimit;
+use arbiter_core::soc::{DriftMode, Soc, SocConfig};
+use arbiter_core::{Clock, ManualClock, Role, Timestamp};
+use arbiter_server::Config;
+use arbiter_store::SqliteStore;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+
+/// Which drift to inject.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DriftArg {
+    /// The agent starts isolating far more hosts, mostly wrongly.
+    OverIsolation,
+    /// The agent's confidence slides down.
+    ConfidenceSlide,
+    /// No drift.
+    None,
+}
+
+impl From<DriftArg> for DriftMode {
+    fn from(d: DriftArg) -> DriftMode {
+        match d {
+            DriftArg::OverIsolation => DriftMode::OverIsolation,
+            DriftArg::ConfidenceSlide => DriftMode::ConfidenceSlide,
+            DriftArg::None => DriftMode::None,
+        }
+    }
+}
+
+/// Options of `arbiter demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its store (replaced on every run).
+    #[arg(long, default_value = "./arbiter-demo")]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Random seed of the simulated SOC.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Simulated hours to replay.
+    #[arg(long, default_value_t = 24)]
+    hours: i64,
+    /// Hour at which the drift starts.
+    #[arg(long, default_value_t = 16)]
+    drift_at: i64,
+    /// The drift to inject.
+    #[arg(long, value_enum, default_value = "over-isolation")]
+    drift: DriftArg,
+    /// Alerts per hour.
+    #[arg(long, default_value_t = 400.0)]
+    rate: f64,
+    /// Analysts in the simulated reviewer pool.
+    #[arg(long, default_value_t = 4)]
+    analysts: usize,
+    /// Stop after the walkthrough instead of serving for exploration.
+    #[arg(long)]
+    exit: bool,
+}
+
+/// `16:00`: a time of the simulated day.
+fn hhmm(ms: i64) -> String {
+    format!("{:02}:{:02}", ms / HOUR, (ms % HOUR) / MIN)
+}
+
+/// Run the demo.
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    crate::init_logging_quiet();
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("arbiter.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot replace the old demo store {}", p.display()))?;
+        }
+    }
+    crate::runtime()?.block_on(demo(args, db))
+}
+
+async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
+    let wall = Instant::now();
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let start = Timestamp(arbiter_core::SystemClock.now().0 - args.hours * HOUR);
+    let clock = Arc::new(ManualClock::new(start));
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("note: cannot listen on {} ({e}); using a free port instead", args.listen);
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?
+        }
+    };
+    // The demo runs the drift monitor itself, at simulated quarter hours.
+    let config = Config { drift_interval: Duration::ZERO, ..Config::default() };
+    let server = Embedded::start(store, config, clock.clone(), listener).await?;
+    let agent = server
+        .admin
+        .create_key(&CreateKey {
+            name: "soc-triage-agent".into(),
+            role: Role::Agent,
+            tags: Default::default(),
+            expires_in: None,
+            // The simulated agent replays a day in seconds: no rate limit on its key.
+            rate_limit: Some(RateLimit::Unlimited),
+            same_principal: false,
+        })
+        .await?;
+    let agent = server.admin.as_key(agent.key);
+    let mut pool = reviewers::Pool::hire(&server.admin, args.analysts, args.seed).await?;
+    let drift: DriftMode = args.drift.into();
+    let drift_at = args.drift_at * HOUR;
+    let total = args.hours * HOUR;
+    let proposals =
+        Soc::run(SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at }, total);
+    report::intro(&report::Intro {
+        args: &args,
+        url: server.url(),
+        db: &db,
+        triggers: server.state.policy().map_or(0, |p| p.trigger_count()),
+        admin_key: server.admin.key(),
+        lead_key: pool.lead_key(),
+        alerts: proposals.len(),
+        drift,
+        drift_at,
+    });
+    let day = day::Day { start, total, drift_at, seed: args.seed };
+    let summary = day.replay(&server, &clock, &agent, &proposals, &mut pool).await?;
+    let sla = report::sla_counts(server.store.as_ref()).await?;
+    report::walkthrough(&report::Walkthrough {
+        args: &args,
+        url: server.url(),
+        db: &db,
+        lead_key: pool.lead_key(),
+        elapsed: wall.elapsed(),
+        drift,
+        drift_at,
+        summary: &summary,
+        pool: pool.tally(),
+        sla,
+    });
+    let caught = summary.alarms.iter().any(|a| a.at >= drift_at) || drift == DriftMode::None;
+    let code = if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    if !args.exit {
+        println!("\nThe server keeps running for exploration; Ctrl-C to stop.");
+        // From here on, time is real time again.
+        let follower = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                loop {
+                    clock.set(arbiter_core::SystemClock.now().max(clock.now()));
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        let _ = tokio::signal::ctrl_c().await;
+        follower.abort();
+    }
+    server.stop().await?;
+    Ok(code)
+}

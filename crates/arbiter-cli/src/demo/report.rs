@@ -1,0 +1,126 @@
+//! What the demo prints: the introduction before the replay and the
+//! walkthrough after it.
+
+use super::day::Summary;
+use super::reviewers::PoolTally;
+use super::{DemoArgs, HOUR, hhmm};
+use anyhow::Result;
+use arbiter_core::Verdict;
+use arbiter_core::soc::DriftMode;
+use arbiter_store::Store;
+use std::path::Path;
+use std::time::Duration;
+
+/// Before the replay.
+pub struct Intro<'a> {
+    pub args: &'a DemoArgs,
+    pub url: &'a str,
+    pub db: &'a Path,
+    pub triggers: usize,
+    pub admin_key: &'a str,
+    pub lead_key: &'a str,
+    pub alerts: usize,
+    pub drift: DriftMode,
+    pub drift_at: i64,
+}
+
+/// Print where everything is and what is about to happen.
+pub fn intro(i: &Intro) {
+    println!("Arbiter demo: a simulated security operations center, {} hours, seed {}", i.args.hours, i.args.seed);
+    println!("  server:     {}   (store: {})", i.url, i.db.display());
+    println!("  console:    {}/   (sign in with the lead key below)", i.url);
+    println!("  policy:     soc-triage, {} triggers (examples/policies/soc.yaml)", i.triggers);
+    println!("  admin key:  {}", i.admin_key);
+    println!("  lead key:   {}   (reviewer lee: soc_lead)", i.lead_key);
+    let drift = match i.drift {
+        DriftMode::None => "no drift injected".to_string(),
+        DriftMode::OverIsolation => format!("the agent starts over-isolating hosts at {}", hhmm(i.drift_at)),
+        DriftMode::ConfidenceSlide => format!("the agent's confidence slides from {}", hhmm(i.drift_at)),
+    };
+    println!("  replaying {} alerts at ~{:.0}/hour; {drift}", i.alerts, i.args.rate);
+    println!();
+}
+
+/// How many cases moved to a later tier and how many fell back after their SLA.
+#[derive(Debug, Clone, Copy)]
+pub struct SlaCounts {
+    pub tier_escalations: u64,
+    pub fallbacks: u64,
+}
+
+/// Count the SLA events in the audit log.
+pub async fn sla_counts(store: &dyn Store) -> Result<SlaCounts> {
+    let mut counts = SlaCounts { tier_escalations: 0, fallbacks: 0 };
+    let mut after = 0;
+    loop {
+        let page = store.events(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        counts.tier_escalations += page.iter().filter(|e| e.kind == "case.tier_escalated").count() as u64;
+        counts.fallbacks += page.iter().filter(|e| e.kind == "case.fallback_applied").count() as u64;
+    }
+    Ok(counts)
+}
+
+/// After the replay.
+pub struct Walkthrough<'a> {
+    pub args: &'a DemoArgs,
+    pub url: &'a str,
+    pub db: &'a Path,
+    pub lead_key: &'a str,
+    pub elapsed: Duration,
+    pub drift: DriftMode,
+    pub drift_at: i64,
+    pub summary: &'a Summary,
+    pub pool: PoolTally,
+    pub sla: SlaCounts,
+}
+
+/// Print what happened and where to look closer.
+pub fn walkthrough(w: &Walkthrough) {
+    let s = w.summary;
+    let n: u64 = s.by_verdict.values().sum();
+    let get = |v: Verdict| s.by_verdict.get(&v).copied().unwrap_or(0);
+    let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+    println!();
+    println!("Replayed {} simulated hours in {:.1} s.", w.args.hours, w.elapsed.as_secs_f64());
+    println!(
+        "Decisions: {n}: allowed {} ({:.1}%), escalated {} ({:.1}%), denied {} ({:.1}%)",
+        get(Verdict::Allow),
+        pct(get(Verdict::Allow), n),
+        get(Verdict::Escalate),
+        pct(get(Verdict::Escalate), n),
+        get(Verdict::Deny),
+        pct(get(Verdict::Deny), n)
+    );
+    println!(
+        "Escalation rate against a 10% reviewer budget: {:.1}% before {}, {:.1}% after",
+        pct(s.escalated_before.0, s.escalated_before.1),
+        hhmm(w.drift_at),
+        pct(s.escalated_after.0, s.escalated_after.1)
+    );
+    println!(
+        "Reviewers answered {} cases ({} modified, {} human mistakes); {} moved to a later tier, {} fell back after their SLA",
+        w.pool.answered, w.pool.modified, w.pool.human_errors, w.sla.tier_escalations, w.sla.fallbacks
+    );
+    let first_after = s.alarms.iter().find(|a| a.at >= w.drift_at);
+    match (w.drift, first_after) {
+        (DriftMode::None, _) => println!("No drift injected; {} alarm(s) raised", s.alarms.len()),
+        (_, Some(a)) => {
+            println!("Drift caught {:.2} h after it started: {}", (a.at - w.drift_at) as f64 / HOUR as f64, a.summary)
+        }
+        (_, None) => println!("The drift was NOT caught within the replay."),
+    }
+    if let Some(first) = s.reviews.first() {
+        println!(
+            "\nLook closer: open the reviewer console at {}/ and sign in with the lead key above, or from a terminal:",
+            w.url
+        );
+        println!("  export ARBITER_URL={} ARBITER_KEY={}", w.url, w.lead_key);
+        println!("  arbiter reviews show {first}          # the drift review case and its evidence");
+        println!("  arbiter cases list                        # the lead's queue");
+        println!("  curl -s $ARBITER_URL/v1/drift -H \"Authorization: Bearer $ARBITER_KEY\"");
+        println!("  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05", w.db.display());
+        println!("  arbiter audit verify --db {}", w.db.display());
+    }
+}

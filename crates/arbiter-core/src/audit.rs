@@ -1,0 +1,140 @@
+//! The audit log's records: hash-chained events, chain heads (anchors) and
+//! what verifying the log found.
+
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One append-only audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// The case it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// The decision it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
+    /// What happened, e.g. `case.opened`.
+    pub kind: String,
+    /// Who did it (key name, or `system`).
+    pub actor: String,
+    /// When.
+    pub at: Timestamp,
+    /// Details.
+    pub data: serde_json::Value,
+    /// Hash of the previous event.
+    pub prev_hash: String,
+    /// Hash of this event.
+    pub hash: String,
+}
+
+impl Event {
+    /// The hash this event should carry: SHA-256 over `prev_hash` and a
+    /// canonical JSON encoding (sorted keys, no whitespace) of its own fields.
+    pub fn compute_hash(&self) -> String {
+        // serde_json's map is ordered by key, so this encoding is canonical.
+        let body = serde_json::json!({
+            "seq": self.seq, "case_id": self.case_id, "decision_id": self.decision_id,
+            "kind": self.kind, "actor": self.actor, "at": self.at.millis(), "data": self.data,
+        });
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(body.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// A point in the chain: an event's sequence number and hash. Stored
+/// elsewhere, it lets `audit verify --anchor` prove that no event up to it
+/// was removed since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// Sequence number.
+    pub seq: u64,
+    /// Hash of that event.
+    pub hash: String,
+}
+
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for ChainHead {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = s.split_once(':').ok_or_else(|| format!("expected SEQ:HASH, got `{s}`"))?;
+        let seq = seq.parse().map_err(|_| format!("`{seq}` is not a sequence number"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{hash}` is not a 64-digit hex hash"));
+        }
+        Ok(ChainHead { seq, hash: hash.to_ascii_lowercase() })
+    }
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Events whose hash and link were checked.
+    pub events: u64,
+    /// Decision rows checked against the chain.
+    pub decisions: u64,
+    /// Case rows checked against the replay of their events.
+    pub cases: u64,
+    /// The last event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<ChainHead>,
+    /// The first problem, if any (checking stops there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<AuditProblem>,
+}
+
+/// The first thing that does not verify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditProblem {
+    /// An event's hash, link or sequence is wrong.
+    Event {
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A decision row differs from what the chain committed (or is missing from it).
+    Decision {
+        /// Its id.
+        id: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A case row differs from the replay of its events.
+    Case {
+        /// Its id.
+        id: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The chain does not extend the given anchor.
+    Anchor {
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl std::fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditProblem::Event { seq, why } => write!(f, "event {seq} does not verify: {why}"),
+            AuditProblem::Decision { id, why } => write!(f, "decision {id}: {why}"),
+            AuditProblem::Case { id, why } => write!(f, "case {id}: {why}"),
+            AuditProblem::Anchor { why } => write!(f, "anchor: {why}"),
+        }
+    }
+}
