@@ -36,6 +36,16 @@ impl ReviewerChoice {
     }
 }
 
+impl arbiter_core::WireName for ReviewerChoice {
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// The reviewer's queue.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct QueueView {

@@ -2,7 +2,20 @@
 //! combines them. Nothing in this crate does IO, spawns tasks or reads the clock
 //! directly; the shell crates pass time and data in.
 
-/// `ALL`, `as_str` and `parse` for a fieldless enum, from its variants' wire
+/// A closed set of values with stable wire names (the API, storage and
+/// forms all use them): what option lists and parsers are built from.
+pub trait WireName: Copy + Eq + 'static {
+    /// Every value, in declaration order.
+    fn all() -> &'static [Self];
+    /// The value's wire name.
+    fn wire_name(self) -> &'static str;
+    /// The value with this wire name.
+    fn from_wire_name(s: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|v| v.wire_name() == s)
+    }
+}
+
+/// `ALL`, `as_str` and `parse` (and [`WireName`]) for a fieldless enum, from its variants' wire
 /// names (the same names serde uses; a test in each module holds them equal).
 macro_rules! wire_names {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
@@ -23,6 +36,16 @@ macro_rules! wire_names {
                     $($s => Some(<$t>::$v),)*
                     _ => None,
                 }
+            }
+        }
+
+        impl $crate::WireName for $t {
+            fn all() -> &'static [$t] {
+                <$t>::ALL
+            }
+
+            fn wire_name(self) -> &'static str {
+                self.as_str()
             }
         }
     };

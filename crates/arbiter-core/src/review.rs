@@ -12,6 +12,10 @@ pub const DEFAULT_REVIEWERS: [&str; 4] = ["engineering", "product", "data_scienc
 wire_names!(ReviewSource {
     Manual => "manual", Case => "case", Decision => "decision", DriftAlarm => "drift_alarm", UserReport => "user_report"
 });
+wire_names!(Stage {
+    ContextualAnalysis => "contextual_analysis", TraceInspection => "trace_inspection",
+    ImpactAssessment => "impact_assessment", ResolutionDesign => "resolution_design"
+});
 wire_names!(Reproduced { Yes => "yes", Partly => "partly", No => "no" });
 wire_names!(FindingKind {
     MisreadIntent => "misread_intent", WrongAction => "wrong_action", WrongArguments => "wrong_arguments",
@@ -65,22 +69,6 @@ pub enum Stage {
     ImpactAssessment,
     /// The interventions that resolve it.
     ResolutionDesign,
-}
-
-impl Stage {
-    /// All stages in order.
-    pub const ALL: [Stage; 4] =
-        [Stage::ContextualAnalysis, Stage::TraceInspection, Stage::ImpactAssessment, Stage::ResolutionDesign];
-
-    /// The snake_case name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::ContextualAnalysis => "contextual_analysis",
-            Stage::TraceInspection => "trace_inspection",
-            Stage::ImpactAssessment => "impact_assessment",
-            Stage::ResolutionDesign => "resolution_design",
-        }
-    }
 }
 
 /// Whether a failure could be reproduced in a controlled environment.

@@ -24,7 +24,7 @@ pub struct NewKey {
 
 fn random_hex(bytes: usize) -> Result<String, ApiError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| ApiError::internal("no randomness available", e))?;
     Ok(hex::encode(buf))
 }
 

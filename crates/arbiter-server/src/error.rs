@@ -65,9 +65,15 @@ pub enum ApiError {
     /// The server is not ready (e.g. no policy is active).
     #[error("{0}")]
     Unavailable(String),
-    /// Something broke inside; the message is logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Something broke inside; the context and its cause are logged, not sent.
+    #[error("internal error: {context}")]
+    Internal {
+        /// What the server was doing.
+        context: String,
+        /// What failed underneath, kept for the log.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl ApiError {
@@ -76,15 +82,41 @@ impl ApiError {
         self.parts().0
     }
 
-    /// What to tell the user (internal details are logged, not shown).
+    /// What to tell the user: internal details stay in the log ([`ApiError::log`]).
     pub fn detail(&self) -> String {
         match self {
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                "something went wrong inside Arbiter; the server log has the details".to_string()
-            }
+            ApiError::Internal { .. } => "something went wrong inside Arbiter; the server log has the details".into(),
             other => other.to_string(),
         }
+    }
+
+    /// Log an internal error with its whole chain of causes; other errors are
+    /// the caller's, not the server's, and are not logged. Called once per
+    /// failed request, where the error becomes a response or a console message.
+    pub fn log(&self) {
+        if let ApiError::Internal { .. } = self {
+            let mut chain = self.to_string();
+            let mut cause = std::error::Error::source(self);
+            while let Some(c) = cause {
+                chain.push_str(": ");
+                chain.push_str(&c.to_string());
+                cause = c.source();
+            }
+            tracing::error!(error = %chain, "internal error");
+        }
+    }
+
+    /// Something broke inside while doing `context`, caused by `source`.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> ApiError {
+        ApiError::Internal { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// Something broke inside, with no underlying error to keep.
+    pub fn internal_msg(context: impl Into<String>) -> ApiError {
+        ApiError::Internal { context: context.into(), source: None }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
@@ -122,7 +154,7 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+            ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
 
@@ -142,13 +174,14 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Case(e) => ApiError::Case(e),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal("the store failed", other),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.log();
         let (status, code, title) = self.parts();
         let detail = self.detail();
         let mut body = json!({

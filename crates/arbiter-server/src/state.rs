@@ -89,10 +89,10 @@ impl AppState {
             .store
             .policy_version(hash)
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("policy version {hash} is referenced but not stored")))?;
+            .ok_or_else(|| ApiError::internal_msg(format!("policy version {hash} is referenced but not stored")))?;
         let p = Arc::new(
             Policy::parse(&v.source)
-                .map_err(|e| ApiError::Internal(format!("stored policy version {hash} no longer compiles: {e}")))?,
+                .map_err(|e| ApiError::internal(format!("stored policy version {hash} no longer compiles"), e))?,
         );
         let mut cache = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= 32 {
@@ -115,7 +115,7 @@ impl AppState {
             return Ok(());
         }
         let p = Policy::parse(&v.source)
-            .map_err(|e| ApiError::Internal(format!("the active policy {} no longer compiles: {e}", v.hash)))?;
+            .map_err(|e| ApiError::internal(format!("the active policy {} no longer compiles", v.hash), e))?;
         tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
         self.set_policy(Arc::new(p));
         Ok(())
@@ -179,10 +179,9 @@ impl AppState {
         self.console_secret
             .get_or_try_init(|| async {
                 let mut fresh = [0u8; 32];
-                getrandom::fill(&mut fresh).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+                getrandom::fill(&mut fresh).map_err(|e| ApiError::internal("no randomness available", e))?;
                 let hex_secret = self.store.setting_or_insert("console_session_secret", &hex::encode(fresh)).await?;
-                hex::decode(hex_secret)
-                    .map_err(|e| ApiError::Internal(format!("the stored console secret is not hex: {e}")))
+                hex::decode(hex_secret).map_err(|e| ApiError::internal("the stored console secret is not hex", e))
             })
             .await
             .cloned()

@@ -20,8 +20,12 @@ use arbiter_core::{Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, 
 use async_trait::async_trait;
 use serde::Serialize;
 
+/// The underlying failure of a [`StoreError::Backend`]: shared, because one
+/// failed group commit fails every write in it.
+pub type BackendSource = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong in the store.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
@@ -32,15 +36,33 @@ pub enum StoreError {
     /// A command was refused by the case rules.
     #[error(transparent)]
     Case(#[from] CaseError),
-    /// The database failed; the message says how.
-    #[error("database error: {0}")]
-    Backend(String),
+    /// The database failed: what the store was doing, and the database's own error.
+    #[error("database error: {context}")]
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// The database driver's (or the OS's) error, when there is one.
+        #[source]
+        source: Option<BackendSource>,
+    },
     /// Stored data could not be read back (corruption or a newer schema).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     /// The store has shut down.
     #[error("the store is shut down")]
     Closed,
+}
+
+impl StoreError {
+    /// A database failure while doing `context`, caused by `source`.
+    pub fn backend(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend { context: context.into(), source: Some(std::sync::Arc::new(source)) }
+    }
+
+    /// A database failure with no underlying error to keep.
+    pub fn backend_msg(context: impl Into<String>) -> StoreError {
+        StoreError::Backend { context: context.into(), source: None }
+    }
 }
 
 /// Result alias for store calls.

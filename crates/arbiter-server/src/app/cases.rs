@@ -57,7 +57,7 @@ pub async fn check_modification(state: &AppState, case: &Case, args: &Value) -> 
         .store
         .decision(did)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("case {} names a missing decision {did}", case.id)))?;
+        .ok_or_else(|| ApiError::internal_msg(format!("case {} names a missing decision {did}", case.id)))?;
     let policy = state.policy_version(&d.policy_hash).await?;
     let modified = Action { args: args.clone(), ..d.action.clone() };
     let agent = agent_value(&d.agent, &d.agent_key_id);

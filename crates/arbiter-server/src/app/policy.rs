@@ -1,11 +1,13 @@
 //! Policy activation, guarded: a version that would change more than a set
-//! share of the verdicts on recent history needs an explicit `force`.
+//! share of the verdicts on recent history needs an explicit `force`; and
+//! backtests of stored versions on labelled history.
 
 use crate::AppState;
 use crate::error::ApiError;
 pub use arbiter_api::policy::ActivationImpact;
+use arbiter_core::policy_version::PolicyVersion;
 use arbiter_policy::Policy;
-use arbiter_policy::backtest::Backtest;
+use arbiter_policy::backtest::{Backtest, BacktestReport};
 use std::sync::Arc;
 
 /// Compile `source` and, unless `force`, refuse it when it would change more
@@ -57,5 +59,50 @@ pub async fn impact(state: &AppState, candidate: Arc<Policy>) -> Result<Option<A
         })
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("the activation backtest failed: {e}")))
+    .map_err(|e| ApiError::internal("the activation backtest failed", e))
+}
+
+/// Labelled decisions a backtest replays unless told otherwise.
+pub const BACKTEST_DEFAULT_LIMIT: usize = 100_000;
+/// The most labelled decisions one backtest may replay.
+pub const BACKTEST_MAX_LIMIT: usize = 1_000_000;
+
+/// A stored policy version by its full hash.
+pub async fn version(state: &AppState, hash: &str) -> Result<PolicyVersion, ApiError> {
+    let not_found = || ApiError::NotFound(format!("policy version {hash} not found"));
+    if hash.len() != 64 {
+        return Err(not_found());
+    }
+    state.store.policy_version(hash).await?.ok_or_else(not_found)
+}
+
+fn compile(v: &PolicyVersion) -> Result<Policy, ApiError> {
+    Policy::parse(&v.source).map_err(|e| ApiError::internal(format!("stored version {} no longer compiles", v.hash), e))
+}
+
+/// Replay the most recent `limit` decisions with recorded outcomes through the
+/// stored version `hash`, beside `against` (another stored version) or, by
+/// default, the active one.
+pub async fn backtest(
+    state: &AppState,
+    hash: &str,
+    against: Option<&str>,
+    limit: Option<usize>,
+) -> Result<BacktestReport, ApiError> {
+    let new = compile(&version(state, hash).await?)?;
+    let current = match against {
+        Some(h) => Some(compile(&version(state, h).await?)?),
+        None => state.store.active_policy().await?.as_ref().map(compile).transpose()?,
+    };
+    let limit = limit.unwrap_or(BACKTEST_DEFAULT_LIMIT).clamp(1, BACKTEST_MAX_LIMIT);
+    let decisions = state.store.labelled_decisions(limit).await?;
+    tokio::task::spawn_blocking(move || {
+        let mut bt = Backtest::new(&new, current.as_ref());
+        for d in &decisions {
+            bt.add_decision(d);
+        }
+        bt.finish()
+    })
+    .await
+    .map_err(|e| ApiError::internal("the backtest task failed", e))
 }

@@ -6,7 +6,7 @@ use crate::extract::{Auth, read_body};
 use crate::extract::{Path, Query};
 use arbiter_api::policy::{ActivateQuery, BacktestRequest, PolicyView};
 use arbiter_core::Role;
-use arbiter_store::{PolicyVersion, PolicyVersionSummary};
+use arbiter_store::PolicyVersionSummary;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -44,7 +44,7 @@ pub async fn put(
         .store
         .policy_version(policy.hash())
         .await?
-        .ok_or_else(|| ApiError::Internal("the stored policy version vanished".into()))?;
+        .ok_or_else(|| ApiError::internal_msg("the stored policy version vanished"))?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(PolicyView { version, triggers: policy.trigger_count(), active: true })))
 }
@@ -65,11 +65,7 @@ pub async fn version(
     Path(hash): Path<String>,
 ) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
-    let nf = || ApiError::NotFound(format!("policy version {hash} not found"));
-    if hash.len() != 64 {
-        return Err(nf());
-    }
-    let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
+    let v = crate::app::policy::version(&state, &hash).await?;
     let active = state.policy().is_some_and(|p| p.hash() == v.hash);
     let triggers = arbiter_policy::Policy::parse(&v.source).map_or(0, |p| p.trigger_count());
     Ok(Json(PolicyView { version: v, triggers, active }))
@@ -83,11 +79,7 @@ pub async fn activate(
     Query(q): Query<ActivateQuery>,
 ) -> Result<Json<PolicyView>, ApiError> {
     let who = auth.require(&[Role::Admin], "activating policies")?.clone();
-    let nf = || ApiError::NotFound(format!("policy version {hash} not found"));
-    if hash.len() != 64 {
-        return Err(nf());
-    }
-    let v = state.store.policy_version(&hash).await?.ok_or_else(nf)?;
+    let v = crate::app::policy::version(&state, &hash).await?;
     let (policy, _, _) = crate::app::policy::activate(&state, &v.source, &who.name, q.force).await?;
     Ok(Json(PolicyView { version: v, triggers: policy.trigger_count(), active: true }))
 }
@@ -101,35 +93,6 @@ pub async fn backtest(
 ) -> Result<Json<arbiter_policy::backtest::BacktestReport>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "backtesting policies")?;
     let req = body.map(|b| b.0).unwrap_or_default();
-    let compile = |v: PolicyVersion| {
-        arbiter_policy::Policy::parse(&v.source)
-            .map_err(|e| ApiError::Internal(format!("stored version {} no longer compiles: {e}", v.hash)))
-    };
-    let load = |h: String| {
-        let store = state.store.clone();
-        async move {
-            let nf = || ApiError::NotFound(format!("policy version {h} not found"));
-            if h.len() != 64 {
-                return Err(nf());
-            }
-            store.policy_version(&h).await?.ok_or_else(nf)
-        }
-    };
-    let new = compile(load(hash).await?)?;
-    let current = match req.against {
-        Some(h) => Some(compile(load(h).await?)?),
-        None => state.store.active_policy().await?.map(compile).transpose()?,
-    };
-    let limit = req.limit.unwrap_or(100_000).clamp(1, 1_000_000);
-    let decisions = state.store.labelled_decisions(limit).await?;
-    let report = tokio::task::spawn_blocking(move || {
-        let mut bt = arbiter_policy::backtest::Backtest::new(&new, current.as_ref());
-        for d in &decisions {
-            bt.add_decision(d);
-        }
-        bt.finish()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("backtest failed: {e}")))?;
+    let report = crate::app::policy::backtest(&state, &hash, req.against.as_deref(), req.limit).await?;
     Ok(Json(report))
 }

@@ -59,7 +59,7 @@ pub async fn create(
         ));
     }
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut secret).map_err(|e| ApiError::internal("no randomness available", e))?;
     let webhook = Webhook {
         id: uuid::Uuid::now_v7().to_string(),
         url: url.to_string(),

@@ -21,7 +21,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.execute_batch(sql).map_err(|e| StoreError::backend(format!("migration {version} failed"), e))?;
         if *version == 6 {
             commit_existing_decisions(&tx)?;
         }

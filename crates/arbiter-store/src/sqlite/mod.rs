@@ -52,7 +52,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
     match e {
         // a stored value this version cannot read is corruption (or a newer schema), not a database failure
         rusqlite::Error::FromSqlConversionFailure(col, _, why) => StoreError::Corrupt(format!("column {col}: {why}")),
-        other => StoreError::Backend(other.to_string()),
+        other => StoreError::backend("SQLite failed", other),
     }
 }
 
@@ -70,8 +70,7 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
-    let conn =
-        Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    let conn = Connection::open(path).map_err(|e| StoreError::backend(format!("cannot open {}", path.display()), e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
@@ -92,7 +91,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("arbiter-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::backend("cannot start the writer thread", e))?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(Some(tx)),
@@ -114,7 +113,7 @@ impl SqliteStore {
             )));
         }
         let target =
-            dest.to_str().ok_or_else(|| StoreError::Backend("the backup path must be valid UTF-8".into()))?.to_string();
+            dest.to_str().ok_or_else(|| StoreError::backend_msg("the backup path must be valid UTF-8"))?.to_string();
         self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
     }
 
@@ -176,11 +175,13 @@ impl SqliteStore {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+            let conn = readers[i]
+                .lock()
+                .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?;
             f(&conn)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+        .map_err(|e| StoreError::backend("the read task failed", e))?
     }
 }
 

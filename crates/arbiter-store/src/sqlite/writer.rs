@@ -52,7 +52,9 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 pub(super) fn fail_point(name: &str) -> Result<()> {
     static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
-        Some(n) if n == name => Err(StoreError::Backend(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)"))),
+        Some(n) if n == name => {
+            Err(StoreError::backend_msg(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)")))
+        }
         _ => Ok(()),
     }
 }

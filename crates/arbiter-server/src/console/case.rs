@@ -1,0 +1,306 @@
+//! `GET /cases/{id}`: an approval case with everything needed to answer it
+//! (the proposed action, why it escalated, the modification so far, the
+//! timeline and the decision chain), and its forms.
+
+use super::auth::Viewer;
+use super::forms::{self, Fields, field, last};
+use super::layout::{QueryMap, done, error_page, failed, flash, frame, join, json_block, severity, short, urlencode};
+use crate::AppState;
+use crate::app;
+use crate::error::ApiError;
+use crate::extract::{Path, Query};
+use arbiter_api::cases::ReviewerChoice;
+use arbiter_core::audit::Event;
+use arbiter_core::duration::human_ms;
+use arbiter_core::{Case, CaseKind, Claim, Decision, WireName};
+use axum::Form;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use std::sync::Arc;
+
+/// `GET /cases/{id}` (a review case redirects to its own page).
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<QueryMap>,
+) -> Response {
+    render(&state, &viewer, &id, &q).await.unwrap_or_else(error_page)
+}
+
+async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Result<Response, ApiError> {
+    let case = app::cases::load(state, id).await?;
+    if case.kind == CaseKind::Review {
+        return Ok(Redirect::to(&format!("/reviews/{}", urlencode(id))).into_response());
+    }
+    let decision = match &case.decision_id {
+        Some(d) => state.store.decision(d).await?,
+        None => None,
+    };
+    let events = state.store.case_events(id).await?;
+    let chain = app::cases::chain_of(state, &case).await?;
+    let now = state.clock.now();
+    let held = case.held_at(now);
+    let body = html! {
+        h1 { (severity(case.escalation.severity)) " " (case.action_name) " " small { "from " (case.agent) } }
+        (flash(q))
+        p {
+            "State " b { (case.state.as_str()) }
+            " · tier " (case.tier + 1) " (" (join(case.current_reviewers())) ")"
+            " · SLA " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
+            " · needs " (case.escalation.approvals) " approval(s), " (case.approvals()) " so far"
+            " · fallback " b { (case.escalation.fallback.to_string()) }
+            @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (h.until.to_string()) }
+        }
+        div.grid {
+            div {
+                @if let Some(d) = &decision { (proposed_action(state, d)) }
+                @if case.is_active() { (decide_card(state, viewer, &case, decision.as_ref(), held)) }
+                (comments_card(viewer, &case))
+            }
+            div {
+                (timeline(&events, decision.as_ref()))
+                (chain_card(&chain, case.decision_id.as_deref()))
+            }
+        }
+    };
+    Ok(frame(&format!("Case {}", case.action_name), Some(viewer), body))
+}
+
+fn proposed_action(state: &AppState, d: &Decision) -> Markup {
+    let threshold = match state.policy().and_then(|p| p.class_config(&d.action.name).auto_allow_at) {
+        Some(t) if t.is_infinite() => "never auto-allowed".to_string(),
+        Some(t) => format!("class threshold {t}"),
+        None => "no threshold".to_string(),
+    };
+    let non_empty = |v: &serde_json::Value| v.as_object().is_some_and(|m| !m.is_empty());
+    html! {
+        div.card {
+            h2 { "Proposed action" }
+            p {
+                b { (d.action.name) } " · confidence "
+                b { (d.action.confidence.map_or("none given".to_string(), |c| format!("{c:.3}"))) }
+                " " small { "(" (threshold) ")" }
+            }
+            (json_block(&d.action.args))
+            @if non_empty(&d.action.signals) { h2 { "Signals" } (json_block(&d.action.signals)) }
+            @if non_empty(&d.context) { h2 { "Context" } (json_block(&d.context)) }
+            h2 { "Why it escalated" }
+            p { (d.explanation) }
+            ul {
+                @for t in &d.triggers { li { b { (t.name) } " (" (t.verdict.to_string()) "): " (t.reason) } }
+            }
+            p.muted { "Policy version " code { (short(&d.policy_hash)) } }
+        }
+    }
+}
+
+fn decide_card(
+    state: &AppState,
+    viewer: &Viewer,
+    case: &Case,
+    decision: Option<&Decision>,
+    held: Option<&Claim>,
+) -> Markup {
+    let action_url = format!("/cases/{}/act", case.id);
+    // The arguments as they stand: the latest modification, or the proposed ones.
+    let current = case.candidate_args().cloned().or_else(|| decision.map(|d| d.action.args.clone()));
+    let args = current.map_or_else(|| "{}".to_string(), |a| serde_json::to_string_pretty(&a).unwrap_or_default());
+    html! {
+        div.card {
+            h2 { "Decide" }
+            @match held {
+                Some(h) if h.key_id == viewer.who.key_id => {
+                    form.inline method="post" action=(action_url) {
+                        (viewer.csrf_field())
+                        button.secondary type="submit" name="op" value="release" { "Release" }
+                        button.secondary type="submit" name="op" value="claim" { "Renew claim" }
+                    }
+                }
+                Some(h) => { p.muted { (h.by) " holds this case." } }
+                None => {
+                    form.inline method="post" action=(action_url) {
+                        (viewer.csrf_field())
+                        button type="submit" name="op" value="claim" accesskey="c" { "Claim" }
+                    }
+                }
+            }
+            @if let (Some(m), Some(d)) = (case.candidate_args(), decision) {
+                p { b { "A reviewer modified the arguments." } " Approving now approves these:" }
+                (arg_changes(&d.action.args, m))
+            }
+            form method="post" action=(action_url) {
+                (viewer.csrf_field())
+                input type="hidden" name="op" value="decide";
+                fieldset.choices {
+                    legend.muted { "Your answer" }
+                    @for c in ReviewerChoice::all() {
+                        label.choice {
+                            input type="radio" name="decision" value=(c.wire_name()) checked[*c == ReviewerChoice::Approve];
+                            " " (choice_label(*c))
+                        }
+                    }
+                }
+                div #modify-args {
+                    label for="args" { "Arguments the agent will receive (JSON, for “modify”)" }
+                    textarea #args name="args" rows="6" { (args) }
+                }
+                label for="rationale" { "Rationale (required)" }
+                textarea #rationale name="rationale" required minlength=(state.config.min_rationale_len) {}
+                label for="failure_modes" { "Failure-mode tags (optional, comma-separated)" }
+                input type="text" #failure_modes name="failure_modes";
+                button type="submit" { "Submit decision" }
+            }
+        }
+    }
+}
+
+fn choice_label(c: ReviewerChoice) -> &'static str {
+    match c {
+        ReviewerChoice::Approve => "Approve",
+        ReviewerChoice::Modify => "Modify and approve",
+        ReviewerChoice::Reject => "Reject",
+    }
+}
+
+fn comments_card(viewer: &Viewer, case: &Case) -> Markup {
+    html! {
+        div.card {
+            h2 { "Comments" }
+            ul {
+                @for c in &case.comments {
+                    li {
+                        b { (c.by) } " "
+                        @if let Some(r) = &c.role { span.pill { (r) } " " }
+                        small { (c.at.to_string()) } ": " (c.text)
+                    }
+                }
+            }
+            form method="post" action={ "/cases/" (case.id) "/act" } {
+                (viewer.csrf_field())
+                input type="hidden" name="op" value="comment";
+                label for="comment" { "Comment" }
+                textarea #comment name="text" required {}
+                label for="role" { "Speaking as" }
+                select #role name="role" { option value="" { "(no role)" } (forms::tag_options(&viewer.who.tags)) }
+                button.secondary type="submit" { "Add comment" }
+                button.secondary type="submit" name="op" value="promote" formnovalidate { "Open a review case from this" }
+            }
+        }
+    }
+}
+
+/// What a modification changed, one line per argument.
+fn arg_changes(proposed: &serde_json::Value, modified: &serde_json::Value) -> Markup {
+    html! {
+        ul.diff { @for change in arbiter_core::diff::args_diff(proposed, modified) { li { code { (change.to_string()) } } } }
+    }
+}
+
+fn timeline(events: &[Event], decision: Option<&Decision>) -> Markup {
+    let proposed = decision.map(|d| d.action.args.clone()).unwrap_or_default();
+    let names = |v: &serde_json::Value| -> String {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    };
+    html! {
+        div.card {
+            h2 { "Timeline" }
+            ol.timeline {
+                @for e in events {
+                    li {
+                        code { (e.at.to_string()) } " " b { (e.kind) } " by " (e.actor)
+                        @if let Some(args) = e.data["answer"].get("modified_args").filter(|v| v.is_object()) {
+                            (arg_changes(&proposed, args))
+                        }
+                        @if e.kind == "case.requirements_raised" {
+                            p.muted {
+                                "The modified action needs " (e.data["escalation"]["approvals"].as_u64().unwrap_or(1))
+                                " approval(s) from " (names(&e.data["escalation"]["reviewers"])) "."
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The decisions of the same trace or session, oldest first; `current` is marked.
+pub fn chain_card(chain: &[Decision], current: Option<&str>) -> Markup {
+    html! {
+        div.card {
+            h2 { "Decision chain" }
+            @if chain.len() <= 1 && current.is_some() {
+                p.muted { "No earlier decisions in this trace or session." }
+            }
+            ol {
+                @for d in chain {
+                    li {
+                        code { (d.event_time.to_string()) } " " b { (d.action.name) } " "
+                        @if let Some(c) = d.action.confidence { "(" (format!("{c:.2}")) ") " }
+                        "→ " (d.final_verdict.as_ref().map_or(d.verdict, |f| f.verdict).to_string())
+                        @if Some(d.id.as_str()) == current { " " span.pill { "this case" } }
+                        br;
+                        small { (d.id) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /cases/{id}/act`: claim, release, decide, comment, promote.
+pub async fn act(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    let here = format!("/cases/{}", urlencode(&id));
+    if let Err(e) = viewer.check_csrf(&f) {
+        return error_page(e);
+    }
+    let who = &viewer.who;
+    // (where to go next, what to say)
+    let result: Result<(String, String), ApiError> = async {
+        match last(&f, "op") {
+            "claim" => {
+                app::cases::claim(&state, who, &id, None).await?;
+                Ok((here.clone(), "Claimed: nobody else can decide it while you hold it.".into()))
+            }
+            "release" => {
+                app::cases::release(&state, who, &id).await?;
+                Ok((here.clone(), "Released back to the queue.".into()))
+            }
+            "decide" => {
+                let u = app::cases::answer(&state, who, &id, forms::answer(&f)?).await?;
+                let msg = match u.decision.and_then(|d| d.final_verdict) {
+                    Some(fv) => format!("Decided: {} — the agent has its answer.", fv.verdict),
+                    None => "Your approval is recorded; another reviewer must approve too.".to_string(),
+                };
+                Ok(("/queue".to_string(), msg))
+            }
+            "comment" => {
+                app::cases::comment(&state, who, &id, Some(field(&f, "role").to_string()), field(&f, "text")).await?;
+                Ok((here.clone(), "Comment added.".into()))
+            }
+            "promote" => {
+                let from = app::cases::load(&state, &id).await?;
+                let input = app::reviews::OpenReview {
+                    title: format!("Review of {} by {}", from.action_name, from.agent),
+                    from_case: Some(from.id.clone()),
+                    ..Default::default()
+                };
+                let review = app::reviews::open(&state, who, input).await?;
+                Ok((format!("/reviews/{}", urlencode(&review.id)), "Review case opened.".into()))
+            }
+            _ => Err(ApiError::invalid("op", "unknown action")),
+        }
+    }
+    .await;
+    match result {
+        Ok((to, msg)) => done(&to, &msg),
+        Err(e) => failed(&here, &e),
+    }
+}

@@ -1,0 +1,128 @@
+//! `GET /dashboard`: decisions and escalations per hour against the reviewer
+//! budget, per action class, time to decision, SLA events, and drift.
+
+use super::auth::Viewer;
+use super::layout::{QueryMap, error_page, frame};
+use crate::AppState;
+use crate::extract::Query;
+use arbiter_core::chart::{Chart, Series};
+use arbiter_core::drift::RateTest;
+use arbiter_core::duration::human_ms;
+use arbiter_core::stats::quantile_sorted;
+use arbiter_core::{CaseKind, Verdict};
+use axum::extract::State;
+use axum::response::Response;
+use maud::{Markup, PreEscaped, html};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The escalation budget drawn on the chart.
+const BUDGET: f64 = 0.10;
+const HOUR_MS: i64 = 3_600_000;
+/// Width of the per-class bars, px.
+const BAR_WIDTH: u64 = 200;
+
+/// `GET /dashboard?hours=N` (1 to 90 days; 24 by default).
+pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+    let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).unwrap_or(24).clamp(1, 24 * 90);
+    let now = state.clock.now();
+    let since = now.plus_millis(-hours * HOUR_MS);
+    let d = match state.store.dashboard(since).await {
+        Ok(d) => d,
+        Err(e) => return error_page(e.into()),
+    };
+    let points: Vec<(f64, f64)> = d
+        .hourly
+        .iter()
+        .map(|h| ((h.hour.0 - since.0) as f64 / HOUR_MS as f64, h.escalated as f64 / h.decisions.max(1) as f64))
+        .collect();
+    let chart = Chart {
+        title: format!("Escalation rate per hour, last {hours} h"),
+        x_label: "hours".into(),
+        y_label: "share escalated".into(),
+        series: vec![Series { name: "escalated".into(), points, color: "#0a6ebd", dashed: false }],
+        markers: vec![],
+        hline: Some((BUDGET, "budget 10%".into())),
+    };
+    let total: u64 = d.hourly.iter().map(|h| h.decisions).sum();
+    let escalated: u64 = d.hourly.iter().map(|h| h.escalated).sum();
+    let mut ttd: Vec<f64> = d.time_to_decision_ms.iter().map(|m| *m as f64).collect();
+    ttd.sort_by(f64::total_cmp);
+    let ttd_at = |q: f64| human_ms(quantile_sorted(&ttd, q) as i64);
+    // per class: decisions by verdict
+    let mut classes: BTreeMap<&str, BTreeMap<Verdict, u64>> = BTreeMap::new();
+    for c in &d.by_class {
+        *classes.entry(c.action.as_str()).or_default().entry(c.verdict).or_default() += c.decisions;
+    }
+    let class_total = |c: &BTreeMap<Verdict, u64>| c.values().sum::<u64>();
+    let max = classes.values().map(class_total).max().unwrap_or(1).max(1);
+    let open_of = |kind: CaseKind| -> u64 { d.open_cases.iter().filter(|c| c.kind == kind).map(|c| c.cases).sum() };
+    let body = html! {
+        h1 { "Dashboard " small { "last " (hours) " hours" } }
+        div.grid {
+            div.card {
+                h2 { "Decisions" }
+                p {
+                    b { (total) } " decisions, " b { (escalated) } " escalated ("
+                    (format!("{:.1}", 100.0 * escalated as f64 / total.max(1) as f64)) "%, budget "
+                    (format!("{:.0}", 100.0 * BUDGET)) "%)"
+                }
+                p { "Open approval cases: " b { (open_of(CaseKind::Approval)) } " · open reviews: " b { (open_of(CaseKind::Review)) } }
+                p { "Time to decision: p50 " b { (ttd_at(0.5)) } ", p95 " b { (ttd_at(0.95)) } " (" (ttd.len()) " decided)" }
+                p {
+                    "SLA: " b { (d.tier_escalations) } " tier escalations, " b { (d.sla_fallbacks) }
+                    " fallbacks after the SLA · drift alarms: " b { (d.drift_alarms) }
+                }
+            }
+            // The chart renders (and escapes) its own SVG.
+            div.card { (PreEscaped(chart.svg())) }
+        }
+        h2 { "By action class" }
+        table {
+            thead { tr { th { "Action" } th { "Decisions" } th { "Allowed" } th { "Escalated" } th { "Denied" } th {} } }
+            tbody {
+                @for (action, c) in &classes {
+                    @let sum = class_total(c);
+                    tr {
+                        td { (action) } td { (sum) }
+                        @for v in [Verdict::Allow, Verdict::Escalate, Verdict::Deny] { td { (c.get(&v).copied().unwrap_or(0)) } }
+                        td {
+                            svg width=(BAR_WIDTH) height="10" role="img" aria-label={ (sum) " decisions" } {
+                                title { (sum) " decisions" }
+                                rect width=((sum * BAR_WIDTH / max).max(1)) height="10" fill="#0a6ebd" {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Drift" }
+        (drift(&state))
+        p.muted {
+            a href="/dashboard?hours=1" { "1 h" } " · " a href="/dashboard?hours=24" { "24 h" } " · "
+            a href="/dashboard?hours=168" { "7 days" }
+        }
+    };
+    frame("Dashboard", Some(&viewer), body)
+}
+
+fn drift(state: &AppState) -> Markup {
+    let Some(s) = state.drift_status() else {
+        return html! { p.muted { "No drift evaluation yet." } };
+    };
+    let rate = |t: &RateTest| format!("{:.1}% → {:.1}%", 100.0 * t.reference_rate, 100.0 * t.rate);
+    html! {
+        table {
+            thead { tr { th { "Action" } th { "Share" } th { "Escalated" } th { "Wrong" } th { "PSI" } } }
+            tbody {
+                @for c in &s.report.classes {
+                    tr {
+                        td { (c.action) } td { (rate(&c.share)) } td { (rate(&c.escalation_rate)) } td { (rate(&c.error_rate)) }
+                        td { (c.psi.map_or("–".into(), |p| format!("{p:.2}"))) }
+                    }
+                }
+            }
+        }
+        @for a in &s.report.alarms { p.error { "ALARM: " (a.summary) } }
+    }
+}
