@@ -95,7 +95,7 @@ pub(crate) enum StrFn {
     Contains,
 }
 
-/// Conversions.
+/// Conversion functions: `int()`, `uint()`, `double()`, `string()`, `bool()`, and the `lowerAscii()`/`upperAscii()` string methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Conv {
     Int,

@@ -118,7 +118,7 @@ pub enum ExprKind {
         target: Option<Box<Expr>>,
         /// Function name.
         func: String,
-        /// Arguments.
+        /// The call's arguments, in order.
         args: Vec<Expr>,
     },
     /// `[a, b]`

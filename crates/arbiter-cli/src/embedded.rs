@@ -4,12 +4,10 @@
 use crate::client::Client;
 use anyhow::{Context, Result};
 use arbiter_core::Clock;
-use arbiter_server::{AppState, Config};
+use arbiter_server::{AppState, Config, RunningServer};
 use arbiter_store::SqliteStore;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A running in-process server.
 pub struct Embedded {
@@ -19,8 +17,7 @@ pub struct Embedded {
     pub store: Arc<SqliteStore>,
     /// The admin key created on the fresh store.
     pub admin: Client,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: RunningServer,
 }
 
 impl Embedded {
@@ -34,13 +31,9 @@ impl Embedded {
         let state = AppState::new(store.clone(), config, clock).await?;
         let boot = arbiter_server::bootstrap(&state, Some(crate::SOC_POLICY)).await?;
         let admin_key = boot.admin_key.context("the store is not fresh: it already has keys")?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = RunningServer::start(state.clone(), listener)?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(Embedded { state, store, admin: Client::new(http, &url, admin_key), stop, server })
+        Ok(Embedded { state, store, admin: Client::new(http, server.url(), admin_key), server })
     }
 
     /// The server's base URL.
@@ -50,8 +43,7 @@ impl Embedded {
 
     /// Stop serving, wait for in-flight requests, and close the store.
     pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        self.server.await.context("the server task panicked")?.context("the server failed")?;
+        self.server.stop().await.context("the server failed")?;
         self.store.close();
         Ok(())
     }

@@ -131,16 +131,8 @@ fn eval(
     if !context.is_object() {
         bail!("--context must be a JSON object");
     }
-    let agent_value = json!({"name": agent, "key_id": ""});
-    let env = Env {
-        name: &action.name,
-        args: &action.args,
-        confidence: action.confidence,
-        signals: &action.signals,
-        context: &context,
-        agent: &agent_value,
-        trace_id,
-    };
+    let agent_value = arbiter_policy::cel::agent_value(agent, "");
+    let env = Env::of(&action, &context, &agent_value, trace_id);
     let ev = policy.evaluate(&env);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?);

@@ -23,9 +23,9 @@ pub struct Event {
     pub kind: String,
     /// Who did it (key name, or `system`).
     pub actor: String,
-    /// When.
+    /// When it happened (the server's clock).
     pub at: Timestamp,
-    /// Details.
+    /// The event's details; their shape depends on `kind` (see docs/api.md).
     pub data: serde_json::Value,
     /// Hash of the previous event.
     pub prev_hash: String,

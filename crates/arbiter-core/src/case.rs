@@ -95,7 +95,7 @@ pub struct Answer {
     /// exactly these arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_digest: Option<String>,
-    /// When.
+    /// When it happened (the server's clock).
     pub at: Timestamp,
 }
 
@@ -168,7 +168,7 @@ pub struct Comment {
     pub role: Option<String>,
     /// The text.
     pub text: String,
-    /// When.
+    /// When it happened (the server's clock).
     pub at: Timestamp,
 }
 

@@ -28,13 +28,13 @@ pub struct Marker {
 /// A chart to draw.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Chart {
-    /// Title.
+    /// Heading drawn above the plot.
     pub title: String,
     /// X axis label.
     pub x_label: String,
     /// Y axis label.
     pub y_label: String,
-    /// Lines.
+    /// The lines to draw, each with its own colour and legend entry.
     pub series: Vec<Series>,
     /// Marked points.
     pub markers: Vec<Marker>,

@@ -92,6 +92,54 @@ pub struct Outcome {
     pub recorded_by: String,
 }
 
+/// A trigger whose condition could not be evaluated for this action (e.g. it
+/// read a field the action does not have). It counts as not fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionError {
+    /// The trigger's name.
+    pub trigger: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The result of evaluating one action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every trigger that fired, in policy order.
+    pub triggers: Vec<FiredTrigger>,
+    /// Escalation settings, when the verdict is `escalate`.
+    pub escalation: Option<Escalation>,
+    /// One sentence saying why.
+    pub explanation: String,
+    /// Conditions that could not be evaluated.
+    pub condition_errors: Vec<ConditionError>,
+}
+
+/// What the gateway knows of a proposal besides the policy's evaluation.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    /// The decision's new id.
+    pub id: String,
+    /// The proposing agent (its key's principal name).
+    pub agent: String,
+    /// Id of the key the agent used.
+    pub agent_key_id: String,
+    /// The agent's idempotency key, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// The proposed action.
+    pub action: Action,
+    /// The agent run it belongs to.
+    pub trace_id: Option<String>,
+    /// Free-form context (an object).
+    pub context: Value,
+    /// When the gateway received it.
+    pub received_at: Timestamp,
+    /// When it happened according to the agent (defaults to `received_at`).
+    pub event_time: Option<Timestamp>,
+}
+
 /// The stored record of one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -142,4 +190,105 @@ pub struct Decision {
     /// Ground truth, once labelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+}
+
+impl Decision {
+    /// The record of `proposal` evaluated by policy version `policy_hash`:
+    /// final at once unless it escalates (then pending, waiting for a person).
+    pub fn from_evaluation(proposal: Proposal, eval: Evaluation, policy_hash: &str, eval_micros: u64) -> Decision {
+        let escalated = eval.verdict == Verdict::Escalate;
+        let final_verdict = (!escalated).then(|| FinalVerdict {
+            verdict: eval.verdict,
+            source: FinalSource::Policy,
+            action: None,
+            decided_by: vec![],
+            rationale: eval.explanation.clone(),
+            decided_at: proposal.received_at,
+        });
+        Decision {
+            id: proposal.id,
+            agent: proposal.agent,
+            agent_key_id: proposal.agent_key_id,
+            idempotency_key: proposal.idempotency_key,
+            action: proposal.action,
+            trace_id: proposal.trace_id,
+            context: proposal.context,
+            verdict: eval.verdict,
+            status: if escalated { DecisionStatus::Pending } else { DecisionStatus::Final },
+            triggers: eval.triggers,
+            explanation: eval.explanation,
+            escalation: eval.escalation,
+            policy_hash: policy_hash.to_string(),
+            case_id: None,
+            received_at: proposal.received_at,
+            event_time: proposal.event_time.unwrap_or(proposal.received_at),
+            eval_micros,
+            final_verdict,
+            condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
+            outcome: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HumanDuration, Severity};
+
+    fn proposal(event_time: Option<Timestamp>) -> Proposal {
+        Proposal {
+            id: "d1".into(),
+            agent: "soc-agent".into(),
+            agent_key_id: "k1".into(),
+            idempotency_key: None,
+            action: Action {
+                name: "isolate_host".into(),
+                args: serde_json::json!({"host": "ws-1"}),
+                confidence: Some(0.5),
+                signals: serde_json::json!({}),
+            },
+            trace_id: Some("t1".into()),
+            context: serde_json::json!({}),
+            received_at: Timestamp(1_000),
+            event_time,
+        }
+    }
+
+    fn evaluation(verdict: Verdict) -> Evaluation {
+        Evaluation {
+            verdict,
+            triggers: vec![],
+            escalation: (verdict == Verdict::Escalate).then(|| Escalation {
+                severity: Severity::High,
+                reviewers: ["soc_analyst".to_string()].into_iter().collect(),
+                approvals: 1,
+                sla: HumanDuration(900),
+                fallback: Verdict::Deny,
+                tiers: vec![],
+            }),
+            explanation: "because".into(),
+            condition_errors: vec![ConditionError { trigger: "t".into(), message: "no field `x`".into() }],
+        }
+    }
+
+    #[test]
+    fn a_verdict_that_needs_nobody_is_final_at_once() {
+        for verdict in [Verdict::Allow, Verdict::Deny] {
+            let d = Decision::from_evaluation(proposal(None), evaluation(verdict), "h", 3);
+            assert_eq!(d.status, DecisionStatus::Final);
+            let f = d.final_verdict.expect("final");
+            assert_eq!((f.verdict, f.source, f.decided_at), (verdict, FinalSource::Policy, Timestamp(1_000)));
+            assert_eq!(f.rationale, "because");
+            assert_eq!(d.event_time, Timestamp(1_000), "event time defaults to receipt");
+            assert_eq!(d.condition_errors, vec!["t: no field `x`".to_string()]);
+        }
+    }
+
+    #[test]
+    fn an_escalation_waits_for_a_person() {
+        let d = Decision::from_evaluation(proposal(Some(Timestamp(7))), evaluation(Verdict::Escalate), "h", 3);
+        assert_eq!(d.status, DecisionStatus::Pending);
+        assert!(d.final_verdict.is_none() && d.escalation.is_some() && d.case_id.is_none());
+        assert_eq!((d.event_time, d.policy_hash.as_str(), d.eval_micros), (Timestamp(7), "h", 3));
+    }
 }

@@ -110,7 +110,7 @@ pub struct ConsoleSession {
     pub id: String,
     /// The key that signed in.
     pub key_id: String,
-    /// When.
+    /// When the key was created.
     pub created_at: Timestamp,
     /// When it ends on its own.
     pub expires_at: Timestamp,

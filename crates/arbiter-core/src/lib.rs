@@ -1,4 +1,4 @@
-//! Arbiter's domain: the words of `DESIGN.md` as types, and the pure logic that
+//! Arbiter's domain: its vocabulary (actions, verdicts, decisions, cases, reviews) as types, and the pure logic that
 //! combines them. Nothing in this crate does IO, spawns tasks or reads the clock
 //! directly; the shell crates pass time and data in.
 

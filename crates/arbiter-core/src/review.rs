@@ -75,7 +75,7 @@ pub enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reproduced {
-    /// Fully.
+    /// Reproduced fully: the same input gives the same wrong action.
     Yes,
     /// Some of it.
     Partly,
@@ -162,11 +162,11 @@ pub struct TraceInspection {
 pub enum ImpactSeverity {
     /// Critical: major damage or exposure.
     S1,
-    /// Serious.
+    /// Serious: real harm, limited in scope or quickly reversed.
     S2,
-    /// Moderate.
+    /// Moderate: a wrong action with little harm done.
     S3,
-    /// Minor.
+    /// Minor: a near miss or a cosmetic problem.
     S4,
 }
 
@@ -233,7 +233,7 @@ pub enum InterventionStatus {
     Proposed,
     /// Being done.
     InProgress,
-    /// Done.
+    /// Made; its effect is not verified yet.
     Done,
     /// Done, and its effect was checked.
     Verified,
@@ -395,7 +395,7 @@ pub struct StageEntry {
     pub role: String,
     /// Why the author concludes what the record says.
     pub rationale: String,
-    /// When.
+    /// When it happened (the server's clock).
     pub at: Timestamp,
     /// The structured content.
     #[serde(flatten)]

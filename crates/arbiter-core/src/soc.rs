@@ -221,6 +221,59 @@ impl Soc {
     }
 }
 
+/// Proposal `i` of a steady, repeating mix for load tests (period 20): half
+/// routine closes, tickets, some disruptive actions that escalate under the
+/// SOC example policy, and one in twenty denied outright. Unlike the
+/// simulated alert stream ([`Soc::run`]), every verdict occurs at a fixed rate.
+pub fn load_mix(i: u64) -> Action {
+    let host = format!("ws-{:04}", i % 5000);
+    let (name, confidence, args, signals) = match i % 20 {
+        0..=9 => (
+            "close_alert",
+            0.97,
+            json!({"alert_id": format!("A-{i}"), "resolution": "benign"}),
+            json!({"alert_type": "benign_noise", "alert_severity": "low", "anomaly_score": 0.1}),
+        ),
+        10..=12 => (
+            "open_ticket",
+            0.8,
+            json!({"title": "Suspicious login", "priority": "p3", "queue": "soc"}),
+            json!({"alert_type": "brute_force", "alert_severity": "medium"}),
+        ),
+        13..=14 => (
+            "block_ip",
+            0.95,
+            json!({"ip": format!("203.0.{}.{}", (i / 256) % 256, i % 256), "direction": "inbound", "duration_hours": 24}),
+            json!({"alert_type": "brute_force", "alert_severity": "medium", "ip_reputation": "malicious", "ip_internal": false}),
+        ),
+        15..=16 => (
+            "isolate_host",
+            0.9,
+            json!({"host": host, "host_tags": ["workstation"], "business_unit": "sales"}),
+            json!({"alert_type": "malware", "alert_severity": "high", "hosts_isolated_last_hour": 1}),
+        ),
+        17 => (
+            "disable_user",
+            0.93,
+            json!({"user": format!("user{}", i % 900), "user_groups": ["staff"], "is_admin": false, "is_service_account": false}),
+            json!({"alert_type": "impossible_travel", "alert_severity": "medium", "repeat_count": 3}),
+        ),
+        18 => (
+            "close_alert",
+            0.6,
+            json!({"alert_id": format!("A-{i}"), "resolution": "false_positive"}),
+            json!({"alert_type": "phishing", "alert_severity": "medium"}),
+        ),
+        _ => (
+            "block_ip",
+            0.99,
+            json!({"ip": "8.8.8.8", "direction": "outbound", "duration_hours": 1}),
+            json!({"alert_type": "data_exfiltration", "alert_severity": "high"}),
+        ),
+    };
+    Action { name: name.into(), args, confidence: Some(confidence), signals }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

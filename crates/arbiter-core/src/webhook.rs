@@ -32,7 +32,7 @@ impl WebhookFormat {
 /// A subscription: event kinds POSTed to a URL, signed with a shared secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
-    /// Id.
+    /// Time-ordered unique id (used in `DELETE /v1/webhooks/{id}`).
     pub id: String,
     /// Where to POST.
     pub url: String,
@@ -40,8 +40,9 @@ pub struct Webhook {
     pub events: BTreeSet<String>,
     /// Body shape.
     pub format: WebhookFormat,
-    /// HMAC-SHA256 key; shown once at creation.
-    #[serde(skip_serializing)]
+    /// HMAC-SHA256 key; shown once at creation, never serialized again
+    /// (a client reading a webhook gets an empty one).
+    #[serde(skip_serializing, default)]
     pub secret: String,
     /// When it was created.
     pub created_at: Timestamp,
@@ -91,7 +92,7 @@ impl DeliveryStatus {
 /// One event to send to one webhook, with its attempts so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// Id.
+    /// Sequential id of the delivery.
     pub id: u64,
     /// The webhook.
     pub webhook_id: String,

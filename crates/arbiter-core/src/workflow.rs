@@ -27,14 +27,14 @@ pub struct Actor {
 pub enum CaseCommand {
     /// Take (or renew) the lease on an approval case.
     Claim {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// Lease length in milliseconds.
         lease_ms: i64,
     },
     /// Give the lease back.
     Release {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
     },
     /// An admin hands the case to another reviewer.
@@ -48,7 +48,7 @@ pub enum CaseCommand {
     },
     /// Approve (`Allow`, optionally with edited arguments) or reject (`Deny`).
     Answer {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// `Allow` or `Deny`.
         verdict: Verdict,
@@ -57,14 +57,14 @@ pub enum CaseCommand {
         /// What the policy says about the modified action (required with
         /// `modified_args`): a modification is a new action.
         check: Option<ModificationCheck>,
-        /// Why.
+        /// Why, in the reviewer's words (required; a minimum length applies).
         rationale: String,
         /// Failure-mode tags.
         failure_modes: Vec<String>,
     },
     /// Add a comment.
     Comment {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// The perspective, one of the author's tags.
         role: Option<String>,
@@ -73,18 +73,18 @@ pub enum CaseCommand {
     },
     /// Record a stage entry on a review case.
     RecordStage {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// The author's role for this entry.
         role: String,
-        /// Why.
+        /// Why, in the reviewer's words (required; a minimum length applies).
         rationale: String,
         /// The content.
         record: StageRecord,
     },
     /// Move an intervention along.
     UpdateIntervention {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// Its index.
         index: usize,
@@ -95,16 +95,16 @@ pub enum CaseCommand {
     },
     /// Close a review case.
     Close {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
         /// Closing remark.
         reason: String,
     },
     /// Reopen a closed review case.
     Reopen {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: Actor,
-        /// Why.
+        /// Why, in the person's words (kept in the audit log).
         reason: String,
     },
     /// Apply what time has made due: expired leases, tier escalation, the fallback.
@@ -225,19 +225,19 @@ pub enum CaseEvent {
     /// An intervention changed status.
     #[serde(rename = "review.intervention_updated")]
     InterventionUpdated {
-        /// Which.
+        /// The intervention's position in the review's list, from 0.
         index: usize,
         /// New status.
         status: InterventionStatus,
-        /// Who.
+        /// The person (or the system) giving the command.
         by: String,
-        /// Note.
+        /// How the change was made or its effect verified.
         note: Option<String>,
     },
     /// The review was closed.
     #[serde(rename = "review.closed")]
     Closed {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: String,
         /// Closing remark.
         reason: String,
@@ -245,9 +245,9 @@ pub enum CaseEvent {
     /// The review was reopened.
     #[serde(rename = "review.reopened")]
     Reopened {
-        /// Who.
+        /// The person (or the system) giving the command.
         by: String,
-        /// Why.
+        /// Why, in the person's words (kept in the audit log).
         reason: String,
     },
 }
@@ -357,7 +357,7 @@ pub enum CaseError {
     Invalid {
         /// The field.
         field: String,
-        /// Why.
+        /// What is wrong, for the person who sent it.
         message: String,
     },
 }

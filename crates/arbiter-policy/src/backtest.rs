@@ -15,13 +15,13 @@ pub struct Replay<'a> {
     pub id: &'a str,
     /// Action class.
     pub name: &'a str,
-    /// Confidence.
+    /// The agent's confidence, if it gave one.
     pub confidence: Option<f64>,
     /// Tool arguments (empty object when the history has none).
     pub args: &'a Value,
-    /// Signals.
+    /// The action's other signals (an object).
     pub signals: &'a Value,
-    /// Context.
+    /// The context the agent attached (an object).
     pub context: &'a Value,
     /// `{name, key_id}` of the agent.
     pub agent: &'a Value,

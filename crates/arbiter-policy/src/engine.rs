@@ -50,30 +50,7 @@ pub struct Policy {
     warnings: Vec<PolicyError>,
 }
 
-/// A trigger whose condition could not be evaluated for this action (e.g. it
-/// read a field the action does not have). It counts as not fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConditionError {
-    /// The trigger's name.
-    pub trigger: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// The result of evaluating one action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Evaluation {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Every trigger that fired, in policy order.
-    pub triggers: Vec<FiredTrigger>,
-    /// Escalation settings, when the verdict is `escalate`.
-    pub escalation: Option<Escalation>,
-    /// One sentence saying why.
-    pub explanation: String,
-    /// Conditions that could not be evaluated.
-    pub condition_errors: Vec<ConditionError>,
-}
+pub use arbiter_core::decision::{ConditionError, Evaluation};
 
 fn builtin_defaults() -> ClassConfig {
     ClassConfig {

@@ -21,26 +21,6 @@ mod yaml;
 pub use document::{PolicyError, PolicyErrors};
 pub use engine::{ClassConfig, ConditionError, Evaluation, Policy, content_hash};
 
-/// What the policy sees of `action`, proposed with `context` by `agent` (built
-/// with [`cel::agent_value`]) in trace `trace_id`: one way to bind an action,
-/// for proposals, modifications, backtests and replays alike.
-pub fn env_of<'a>(
-    action: &'a arbiter_core::Action,
-    context: &'a serde_json::Value,
-    agent: &'a serde_json::Value,
-    trace_id: Option<&'a str>,
-) -> cel::Env<'a> {
-    cel::Env {
-        name: &action.name,
-        args: &action.args,
-        confidence: action.confidence,
-        signals: &action.signals,
-        context,
-        agent,
-        trace_id,
-    }
-}
-
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

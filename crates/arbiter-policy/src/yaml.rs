@@ -57,9 +57,9 @@ impl Node {
 /// A YAML syntax error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
-    /// Where.
+    /// Line and column of the offending token.
     pub pos: Pos,
-    /// What.
+    /// What is wrong there.
     pub message: String,
 }
 

@@ -67,3 +67,48 @@ pub async fn serve(
     let _ = bg.await;
     result
 }
+
+/// A server running on a tokio task of this process: how the demo, the load
+/// generators and the tests start one. Dropping it stops it without waiting;
+/// [`RunningServer::stop`] waits for in-flight requests.
+pub struct RunningServer {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Serve `state` on `listener` (bind port 0 for a free port).
+    pub fn start(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<RunningServer> {
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(RunningServer { url, stop: Some(stop), task: Some(task) })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stop accepting, let in-flight requests finish, stop background work.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -14,7 +14,7 @@ type CasesRead = (u64, std::time::Instant, Arc<Vec<arbiter_core::Case>>);
 
 /// Everything a request handler can reach.
 pub struct AppState {
-    /// Persistence.
+    /// Where decisions, cases, keys and the audit log are kept.
     pub store: Arc<dyn Store>,
     /// The active policy, compiled.
     policy: RwLock<Option<Arc<Policy>>>,
@@ -24,7 +24,7 @@ pub struct AppState {
     pub(crate) waiters: waiters::Waiters,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
-    /// Tunables.
+    /// The server's settings (from flags, environment and the config file).
     pub config: Config,
     /// The injected clock.
     pub clock: Arc<dyn Clock>,

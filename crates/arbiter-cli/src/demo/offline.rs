@@ -54,12 +54,12 @@ pub fn timed_points(
     policy: &arbiter_policy::Policy,
     start: i64,
 ) -> Vec<drift::Timed> {
-    let agent = serde_json::json!({"name": "soc-triage-agent", "key_id": ""});
+    let agent = arbiter_policy::cel::agent_value("soc-triage-agent", "");
     let empty = serde_json::json!({});
     proposals
         .iter()
         .map(|p| {
-            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
+            let env = arbiter_policy::cel::Env::of(&p.action, &empty, &agent, None);
             let verdict = policy.evaluate(&env).verdict;
             drift::Timed {
                 at: start + p.offset_ms,

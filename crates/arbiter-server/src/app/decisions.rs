@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::DecisionLabels;
 pub use arbiter_api::decisions::DecisionRequest;
 use arbiter_core::action::check_value;
-use arbiter_core::{Case, Decision, DecisionStatus, FinalSource, FinalVerdict, Principal, Verdict};
+use arbiter_core::decision::Proposal;
+use arbiter_core::{Case, Decision, FinalSource, Principal, Verdict};
 use arbiter_policy::cel::agent_value;
 use arbiter_store::{Inserted, NewDecision};
 use serde_json::Value;
@@ -66,20 +67,12 @@ pub async fn propose(
     let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
     let agent_v = agent_value(&agent.name, &agent.key_id);
     let eval_started = Instant::now();
-    let eval = policy.evaluate(&arbiter_policy::env_of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
+    let eval = policy.evaluate(&arbiter_policy::cel::Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
     let eval_time = eval_started.elapsed();
     state.metrics.policy_eval.observe(eval_time.as_secs_f64());
 
-    let escalated = eval.verdict == Verdict::Escalate;
-    let final_verdict = (!escalated).then(|| FinalVerdict {
-        verdict: eval.verdict,
-        source: FinalSource::Policy,
-        action: None,
-        decided_by: vec![],
-        rationale: eval.explanation.clone(),
-        decided_at: now,
-    });
-    let decision = Decision {
+    let escalation = eval.escalation.clone();
+    let proposal = Proposal {
         id: new_id(),
         agent: agent.name.clone(),
         agent_key_id: agent.key_id.clone(),
@@ -87,23 +80,12 @@ pub async fn propose(
         action: req.action,
         trace_id: req.trace_id,
         context,
-        verdict: eval.verdict,
-        status: if escalated { DecisionStatus::Pending } else { DecisionStatus::Final },
-        triggers: eval.triggers,
-        explanation: eval.explanation,
-        escalation: eval.escalation.clone(),
-        policy_hash: policy.hash().to_string(),
-        case_id: None,
         received_at: now,
-        event_time: req.event_time.unwrap_or(now),
-        eval_micros: eval_time.as_micros() as u64,
-        final_verdict,
-        condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
-        outcome: None,
+        event_time: req.event_time,
     };
-    let mut decision = decision;
-    let case = match (escalated, eval.escalation) {
-        (true, Some(esc)) => {
+    let mut decision = Decision::from_evaluation(proposal, eval, policy.hash(), eval_time.as_micros() as u64);
+    let case = match (decision.verdict, escalation) {
+        (Verdict::Escalate, Some(esc)) => {
             let case = Case::new_approval(new_id(), &decision, esc, now);
             decision.case_id = Some(case.id.clone());
             Some(case)

@@ -36,7 +36,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub http: Client,
     pub admin: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: arbiter_server::RunningServer,
     pub dir: tempfile::TempDir,
 }
 
@@ -65,12 +65,9 @@ impl TestServer {
         let state = AppState::new(store, config, clock.clone()).await.unwrap();
         let boot = arbiter_server::bootstrap(&state, Some(policy)).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(arbiter_server::serve(listener, state.clone(), async {
-            let _ = rx.await;
-        }));
-        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), stop: Some(tx), dir }
+        let server = arbiter_server::RunningServer::start(state.clone(), listener).unwrap();
+        let url = server.url().to_string();
+        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), _server: server, dir }
     }
 
     pub fn at(&self, path: &str) -> String {
@@ -166,14 +163,6 @@ impl TestServer {
 
     pub fn advance(&self, d: Duration) {
         self.clock.advance_millis(d.as_millis() as i64);
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
