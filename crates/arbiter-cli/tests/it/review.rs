@@ -206,8 +206,11 @@ fn tamper(db: &Path, sql: &str) {
     assert!(c.execute(sql, []).unwrap() > 0, "the tampering statement changed nothing");
 }
 
+/// The tier → fallback rules are tested on the injected clock in the server's
+/// tests; this one checks the wiring of the real binary: its own sweeper loop
+/// (`--sweep-interval-ms`) applies them on real time and wakes the waiting agent.
 #[tokio::test]
-async fn sla_expiry_moves_to_tier_two_and_then_the_fallback() {
+async fn the_served_binary_sweeps_slas_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("fast-sla.yaml");
     std::fs::write(&policy, "version: 1\npolicy: fast-sla\ndefaults:\n  reviewers: [soc_analyst]\n  sla: 1s\n  fallback: deny\n  tiers:\n    - reviewers: [soc_lead]\n      sla: 1s\n").unwrap();
