@@ -121,6 +121,13 @@ pub enum AuditProblem {
         /// What is wrong.
         why: String,
     },
+    /// A lesson row differs from its last `lesson.*` event.
+    Lesson {
+        /// Its id.
+        id: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The chain does not extend the given anchor.
     Anchor {
         /// What is wrong.
@@ -134,6 +141,7 @@ impl std::fmt::Display for AuditProblem {
             AuditProblem::Event { seq, why } => write!(f, "event {seq} does not verify: {why}"),
             AuditProblem::Decision { id, why } => write!(f, "decision {id}: {why}"),
             AuditProblem::Case { id, why } => write!(f, "case {id}: {why}"),
+            AuditProblem::Lesson { id, why } => write!(f, "lesson {id}: {why}"),
             AuditProblem::Anchor { why } => write!(f, "anchor: {why}"),
         }
     }

@@ -56,25 +56,34 @@ pub mod audit;
 pub mod canonical;
 pub mod case;
 pub mod chart;
+pub mod dataset;
 pub mod decision;
 pub mod diff;
 pub mod drift;
 pub mod duration;
 pub mod escalation;
+pub mod insight;
 pub mod key;
+pub mod lesson;
 pub mod policy_version;
 pub mod queue;
 pub mod rate;
+pub mod recurrence;
 pub mod review;
 pub mod rng;
+pub mod search;
 pub mod simulate;
 pub mod soc;
 pub mod stats;
+pub mod suggest;
 pub mod time;
 pub mod tuning;
 pub mod verdict;
 pub mod webhook;
 pub mod workflow;
+
+#[cfg(test)]
+mod learning_tests;
 
 pub use action::{Action, ActionError, Limits};
 pub use case::{Answer, Case, CaseKind, CaseState, Claim, Comment};

@@ -251,6 +251,44 @@ pub struct InterventionSpec {
     pub owner: String,
     /// The effect it should have, to verify later.
     pub expected_effect: String,
+    /// For a `policy_change` or `tool_change`: the stored policy version that
+    /// carries it (a tool change such as a confirmation step is expressed as a
+    /// trigger, e.g. escalate unless `signals.confirmed == true`). Can also be
+    /// linked later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+}
+
+impl InterventionKind {
+    /// Whether this kind of change is carried by a policy version, and so
+    /// must be backtested on the review's decisions before the review closes.
+    pub fn needs_policy_check(self) -> bool {
+        matches!(self, InterventionKind::PolicyChange | InterventionKind::ToolChange)
+    }
+}
+
+/// The backtest of an intervention's policy version on the review's own
+/// decisions: would they now be escalated or denied?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterventionCheck {
+    /// The version that was replayed.
+    pub policy_version: String,
+    /// The decisions replayed (the review's failing decisions).
+    pub decisions: Vec<String>,
+    /// Of them, the ones the version would still allow.
+    pub still_allowed: Vec<String>,
+    /// When it ran.
+    pub at: Timestamp,
+    /// Who ran it.
+    pub by: String,
+}
+
+impl InterventionCheck {
+    /// True when there was something to check and every decision would now
+    /// be escalated or denied.
+    pub fn passed(&self) -> bool {
+        !self.decisions.is_empty() && self.still_allowed.is_empty()
+    }
 }
 
 /// Stage 4: the interventions, or the recorded decision that none is needed.
@@ -419,6 +457,9 @@ pub struct Intervention {
     /// Note on the last change (e.g. how the effect was verified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The latest backtest of its policy version on the review's decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<InterventionCheck>,
 }
 
 /// The review record of a review case.
@@ -483,7 +524,36 @@ impl Review {
         if self.has(Stage::ResolutionDesign) && self.interventions.is_empty() && self.no_intervention_needed.is_none() {
             out.push("an intervention, or a recorded decision that none is needed".into());
         }
+        for x in self.interventions.iter().filter(|x| x.spec.kind.needs_policy_check()) {
+            let (i, kind) = (x.index, x.spec.kind.as_str());
+            match (&x.spec.policy_version, &x.check) {
+                (None, _) => out.push(format!("intervention {i} ({kind}) linked to the policy version that carries it")),
+                (Some(v), Some(c)) if c.policy_version == *v && c.passed() => {}
+                (Some(_), Some(c)) if c.decisions.is_empty() => out.push(format!(
+                    "intervention {i} ({kind}): decisions to check it against (cite the failing decisions in the trace inspection)"
+                )),
+                (Some(_), _) => out.push(format!(
+                    "intervention {i} ({kind}): a backtest of its policy version showing the review's decisions would now be escalated or denied"
+                )),
+            }
+        }
         out
+    }
+
+    /// The decisions the review is about, as the learning loop reads them:
+    /// the ones its trace inspection found wrong, else the ones it was opened with.
+    pub fn failing_decisions(&self) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        for e in &self.entries {
+            if let StageRecord::TraceInspection(t) = &e.record {
+                for f in &t.findings {
+                    if !found.contains(&f.decision_id) {
+                        found.push(f.decision_id.clone());
+                    }
+                }
+            }
+        }
+        if found.is_empty() { self.decision_ids.clone() } else { found }
     }
 
     /// Add a stage entry (the projection of a `review.stage_recorded` event).
@@ -497,6 +567,7 @@ impl Review {
                     updated_at: entry.at,
                     updated_by: entry.by.clone(),
                     note: None,
+                    check: None,
                 });
             }
             if let Some(why) = &r.no_intervention_needed {

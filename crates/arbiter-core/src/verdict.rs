@@ -28,6 +28,11 @@ impl Verdict {
             Verdict::Deny => "deny",
         }
     }
+
+    /// Parse a name written by [`Verdict::as_str`].
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [Verdict::Allow, Verdict::Escalate, Verdict::Deny].into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 impl fmt::Display for Verdict {

@@ -3,7 +3,7 @@
 //! The event log is the source of truth; a case row is `apply` over its events.
 
 use crate::case::{Answer, Case, CaseKind, CaseState, Claim, Comment};
-use crate::review::{InterventionStatus, Review, StageEntry, StageRecord};
+use crate::review::{InterventionCheck, InterventionStatus, Review, StageEntry, StageRecord};
 use crate::time::Timestamp;
 use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,24 @@ pub enum CaseCommand {
         status: InterventionStatus,
         /// A note (how it was done or verified).
         note: Option<String>,
+    },
+    /// Link an intervention to the stored policy version that carries it.
+    LinkPolicyVersion {
+        /// The person (or the system) giving the command.
+        by: Actor,
+        /// The intervention's position in the review's list, from 0.
+        index: usize,
+        /// The version's content hash (the caller checks it is stored).
+        policy_version: String,
+    },
+    /// Attach the backtest of an intervention's policy version on the review's decisions.
+    RecordCheck {
+        /// The person (or the system) giving the command.
+        by: Actor,
+        /// The intervention's position in the review's list, from 0.
+        index: usize,
+        /// What the backtest found (run by the caller).
+        check: InterventionCheck,
     },
     /// Close a review case.
     Close {
@@ -234,6 +252,24 @@ pub enum CaseEvent {
         /// How the change was made or its effect verified.
         note: Option<String>,
     },
+    /// An intervention was linked to the policy version that carries it.
+    #[serde(rename = "review.intervention_linked")]
+    InterventionLinked {
+        /// The intervention's position in the review's list, from 0.
+        index: usize,
+        /// The version's content hash.
+        policy_version: String,
+        /// The person (or the system) giving the command.
+        by: String,
+    },
+    /// An intervention's policy version was backtested on the review's decisions.
+    #[serde(rename = "review.intervention_checked")]
+    InterventionChecked {
+        /// The intervention's position in the review's list, from 0.
+        index: usize,
+        /// The result.
+        check: InterventionCheck,
+    },
     /// The review was closed.
     #[serde(rename = "review.closed")]
     Closed {
@@ -269,6 +305,8 @@ impl CaseEvent {
             CaseEvent::Commented { .. } => "case.commented",
             CaseEvent::StageRecorded { .. } => "review.stage_recorded",
             CaseEvent::InterventionUpdated { .. } => "review.intervention_updated",
+            CaseEvent::InterventionLinked { .. } => "review.intervention_linked",
+            CaseEvent::InterventionChecked { .. } => "review.intervention_checked",
             CaseEvent::Closed { .. } => "review.closed",
             CaseEvent::Reopened { .. } => "review.reopened",
         }
@@ -608,6 +646,42 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 note: note.clone(),
             }])
         }
+        CaseCommand::LinkPolicyVersion { by, index, policy_version } => {
+            let review = require_review(case, "interventions belong to review cases")?;
+            if case.state == CaseState::Closed {
+                return Err(CaseError::NotOpen(case.state));
+            }
+            let Some(x) = review.interventions.get(*index) else {
+                return Err(invalid("index", format!("the review has {} intervention(s)", review.interventions.len())));
+            };
+            if !x.spec.kind.needs_policy_check() {
+                return Err(invalid(
+                    "policy_version",
+                    format!("a {} intervention is not carried by a policy version", x.spec.kind.as_str()),
+                ));
+            }
+            if policy_version.len() != 64 || !policy_version.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid("policy_version", "the full 64-character hash of a stored version"));
+            }
+            Ok(vec![CaseEvent::InterventionLinked {
+                index: *index,
+                policy_version: policy_version.clone(),
+                by: by.name.clone(),
+            }])
+        }
+        CaseCommand::RecordCheck { by: _, index, check } => {
+            let review = require_review(case, "interventions belong to review cases")?;
+            if case.state == CaseState::Closed {
+                return Err(CaseError::NotOpen(case.state));
+            }
+            let Some(x) = review.interventions.get(*index) else {
+                return Err(invalid("index", format!("the review has {} intervention(s)", review.interventions.len())));
+            };
+            if x.spec.policy_version.as_deref() != Some(check.policy_version.as_str()) {
+                return Err(invalid("policy_version", "the check must replay the version the intervention links"));
+            }
+            Ok(vec![CaseEvent::InterventionChecked { index: *index, check: check.clone() }])
+        }
         CaseCommand::Close { by, reason } => {
             let review = require_review(case, "only review cases are closed")?;
             if case.state == CaseState::Closed {
@@ -718,6 +792,18 @@ impl Case {
                     x.updated_by = by.clone();
                     x.note = note.clone();
                     x.updated_at = at;
+                }
+            }
+            CaseEvent::InterventionLinked { index, policy_version, by } => {
+                if let Some(x) = self.review.as_mut().and_then(|r| r.interventions.get_mut(*index)) {
+                    x.spec.policy_version = Some(policy_version.clone());
+                    x.updated_by = by.clone();
+                    x.updated_at = at;
+                }
+            }
+            CaseEvent::InterventionChecked { index, check } => {
+                if let Some(x) = self.review.as_mut().and_then(|r| r.interventions.get_mut(*index)) {
+                    x.check = Some(check.clone());
                 }
             }
             CaseEvent::Closed { .. } => self.state = CaseState::Closed,

@@ -196,6 +196,11 @@ impl Policy {
         self.triggers.len()
     }
 
+    /// The triggers' names, in policy order.
+    pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
+        self.triggers.iter().map(|t| t.name.as_str())
+    }
+
     /// Whether the policy names this action class (in `actions` or a trigger's scope).
     pub fn knows_class(&self, class: &str) -> bool {
         self.classes.contains_key(class)

@@ -16,6 +16,7 @@ pub use arbiter_cel as cel;
 mod document;
 mod engine;
 pub mod rewrite;
+pub mod suggest;
 mod yaml;
 
 pub use document::{PolicyError, PolicyErrors};

@@ -144,6 +144,101 @@ pub fn with_thresholds(source: &str, thresholds: &BTreeMap<String, Option<f64>>)
     Ok(out)
 }
 
+/// A trigger to add to a policy file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrigger {
+    /// Its unique name.
+    pub name: String,
+    /// Why it exists.
+    pub description: String,
+    /// The action classes it applies to.
+    pub actions: Vec<String>,
+    /// Its condition.
+    pub when: String,
+    /// Its verdict.
+    pub verdict: arbiter_core::Verdict,
+}
+
+/// A YAML single-quoted scalar.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl NewTrigger {
+    /// The trigger as the lines of one YAML mapping (no indentation, no dash).
+    pub fn yaml_lines(&self) -> Vec<String> {
+        let actions: Vec<String> = self.actions.iter().map(|a| quoted(a)).collect();
+        vec![
+            format!("name: {}", self.name),
+            format!("description: {}", quoted(&self.description)),
+            format!("actions: [{}]", actions.join(", ")),
+            format!("when: {}", quoted(&self.when)),
+            format!("verdict: {}", self.verdict.as_str()),
+        ]
+    }
+}
+
+/// Append `trigger` to the file's `triggers:` list (after its last item,
+/// with the list's own indentation), or add the list; everything else stays
+/// as written. The result is parsed again and must contain the trigger.
+pub fn with_trigger(source: &str, trigger: &NewTrigger) -> Result<String, RewriteError> {
+    let parsed = Policy::parse(source).map_err(RewriteError::Invalid)?;
+    if parsed.trigger_names().any(|n| n == trigger.name) {
+        return Err(RewriteError::Layout(format!("the policy already has a trigger named `{}`", trigger.name)));
+    }
+    let root = yaml::parse(source).map_err(|e| RewriteError::Layout(format!("cannot read the YAML: {}", e.message)))?;
+    let mut lines: Vec<String> = source.lines().map(str::to_string).collect();
+    let item = trigger.yaml_lines();
+    let Node::Map { entries, .. } = &root else {
+        return Err(RewriteError::Layout("the policy is not a mapping".into()));
+    };
+    let at = entries.iter().position(|(k, _, _)| k == "triggers");
+    match at.map(|i| (i, &entries[i])) {
+        None => {
+            while lines.last().is_some_and(|l| l.trim().is_empty()) {
+                lines.pop();
+            }
+            lines.push("triggers:".into());
+            lines.push(format!("  - {}", item[0]));
+            lines.extend(item[1..].iter().map(|l| format!("    {l}")));
+        }
+        Some((i, (_, kpos, node))) => {
+            let (dash, end) = match node {
+                Node::Seq { items, .. } if !items.is_empty() => {
+                    let first = items[0].pos();
+                    let line = &lines[first.line - 1];
+                    let Some(dash) = line[..first.col - 1].rfind('-') else {
+                        return Err(RewriteError::Layout("`triggers` is written in flow style".into()));
+                    };
+                    // the list ends before the next top-level key (or at the end of the file)
+                    let mut end = entries.get(i + 1).map_or(lines.len(), |(_, p, _)| p.line - 1);
+                    while end > first.line
+                        && lines[end - 1].trim().is_empty() | lines[end - 1].trim_start().starts_with('#')
+                    {
+                        end -= 1;
+                    }
+                    (dash, end)
+                }
+                n if n.is_null() => (kpos.col - 1 + 2, kpos.line),
+                _ => return Err(RewriteError::Layout("`triggers` is written in flow style".into())),
+            };
+            let pad = " ".repeat(dash);
+            let mut new = vec![format!("{pad}- {}", item[0])];
+            new.extend(item[1..].iter().map(|l| format!("{pad}  {l}")));
+            for (k, l) in new.into_iter().enumerate() {
+                lines.insert(end + k, l);
+            }
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    let check = Policy::parse(&out).map_err(RewriteError::Invalid)?;
+    if !check.trigger_names().any(|n| n == trigger.name) {
+        return Err(RewriteError::Layout("the new trigger did not land in `triggers`".into()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +313,64 @@ mod tests {
         assert_eq!(a.trigger_count(), b.trigger_count());
         assert_eq!(b.class_config("isolate_host").auto_allow_at, Some(0.97));
         assert_eq!(out.lines().count(), src.lines().count() + 2);
+    }
+
+    fn confirm(name: &str) -> NewTrigger {
+        NewTrigger {
+            name: name.into(),
+            description: "Isolations need the analyst's confirmation (it's a tool change)".into(),
+            actions: vec!["isolate_host".into()],
+            when: r#"!(has(signals.confirmed) && signals.confirmed == true)"#.into(),
+            verdict: arbiter_core::Verdict::Escalate,
+        }
+    }
+
+    #[test]
+    fn a_trigger_is_appended_to_the_list_and_nothing_else_moves() {
+        let soc = include_str!("../../../examples/policies/soc.yaml");
+        let out = with_trigger(soc, &confirm("require_confirmation")).unwrap();
+        assert!(out.starts_with(soc.trim_end_matches('\n')), "the original text is kept as it was");
+        assert!(
+            out.contains(
+                "  - name: require_confirmation\n    description: 'Isolations need the analyst''s confirmation"
+            ),
+            "{out}"
+        );
+        let p = Policy::parse(&out).unwrap();
+        assert_eq!(p.trigger_count(), Policy::parse(soc).unwrap().trigger_count() + 1);
+        let (args, signals, empty) = (
+            serde_json::json!({"host": "ws-1", "host_tags": ["workstation"]}),
+            serde_json::json!({}),
+            serde_json::json!({}),
+        );
+        let env = |signals| crate::cel::Env {
+            name: "isolate_host",
+            args: &args,
+            confidence: Some(0.999),
+            signals,
+            context: &empty,
+            agent: &empty,
+            trace_id: None,
+        };
+        let fired = p.evaluate(&env(&signals)).triggers.iter().any(|t| t.name == "require_confirmation");
+        assert!(fired);
+        let confirmed = serde_json::json!({"confirmed": true});
+        assert!(!p.evaluate(&env(&confirmed)).triggers.iter().any(|t| t.name == "require_confirmation"));
+        assert!(
+            matches!(with_trigger(&out, &confirm("require_confirmation")), Err(RewriteError::Layout(m)) if m.contains("already"))
+        );
+    }
+
+    #[test]
+    fn a_policy_without_triggers_gets_the_list() {
+        for src in [
+            "version: 1\npolicy: p\n",
+            "version: 1\npolicy: p\ntriggers:\nactions:\n  isolate_host:\n    auto_allow_at: 0.9\n",
+        ] {
+            let out = with_trigger(src, &confirm("c")).unwrap();
+            assert_eq!(Policy::parse(&out).unwrap().trigger_count(), 1, "{out}");
+        }
+        let flow = "version: 1\npolicy: p\ntriggers: [{name: a, when: 'true', verdict: deny}]\n";
+        assert!(matches!(with_trigger(flow, &confirm("c")), Err(RewriteError::Layout(_))));
     }
 }

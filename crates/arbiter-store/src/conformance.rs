@@ -9,6 +9,7 @@ use arbiter_core::review::{
     ContextualAnalysis, Entity, Finding, FindingKind, ImpactAssessment, ImpactSeverity, InterventionKind,
     InterventionSpec, Reproduced, ResolutionDesign, Review, ReviewSource, Scope, StageRecord, TraceInspection,
 };
+use arbiter_core::search;
 use arbiter_core::{
     Action, Actor, Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, DecisionStatus, Escalation,
     FinalSource, HumanDuration, Outcome, Role, Severity, Tier, Timestamp, Verdict,
@@ -126,6 +127,7 @@ pub async fn run_all(store: &dyn Store) {
     claims_are_exclusive(store).await;
     sla_sweep(store).await;
     review_cases(store).await;
+    learning(store).await;
     webhook_outbox(store).await;
     case_cap(store).await;
     assert_verified(store).await;
@@ -437,15 +439,50 @@ pub async fn review_cases(store: &dyn Store) {
                 description: "escalate server isolation".into(),
                 owner: "eve".into(),
                 expected_effect: "no automatic server isolation".into(),
+                policy_version: None,
             }],
             no_intervention_needed: None,
         }),
     ] {
         store.update_case("r-1", stage(record), Timestamp(11)).await.unwrap();
     }
+    // A policy change closes the review only once its version is linked and backtested on the review's decisions.
+    let version = "a".repeat(64);
+    let link = CaseCommand::LinkPolicyVersion { by: eng.clone(), index: 0, policy_version: version.clone() };
+    store.update_case("r-1", link, Timestamp(11)).await.unwrap();
+    assert!(matches!(
+        store.update_case("r-1", close.clone(), Timestamp(12)).await,
+        Err(StoreError::Case(CaseError::Incomplete(m))) if m.iter().any(|x| x.contains("backtest"))
+    ));
+    let check = |still_allowed: Vec<String>| CaseCommand::RecordCheck {
+        by: eng.clone(),
+        index: 0,
+        check: arbiter_core::review::InterventionCheck {
+            policy_version: version.clone(),
+            decisions: vec!["d-claim0".into()],
+            still_allowed,
+            at: Timestamp(11),
+            by: "eve".into(),
+        },
+    };
+    store.update_case("r-1", check(vec!["d-claim0".into()]), Timestamp(11)).await.unwrap();
+    assert!(store.update_case("r-1", close.clone(), Timestamp(12)).await.is_err(), "a failed backtest keeps it open");
+    store.update_case("r-1", check(vec![]), Timestamp(11)).await.unwrap();
     let closed = store.update_case("r-1", close, Timestamp(12)).await.unwrap();
     assert_eq!(closed.case.state, CaseState::Closed);
     assert!(closed.decision.is_none());
+    // Closing created the lesson, in the same transaction, from the review's stages and decisions.
+    let lesson = store.lesson(&crate::rules::lesson_id("r-1")).await.unwrap().expect("closing creates the lesson");
+    assert_eq!(lesson.review_id, "r-1");
+    assert_eq!(lesson.title, "Agent isolates too many hosts");
+    assert_eq!(lesson.decision_ids, ["d-claim0"]);
+    assert_eq!(lesson.action_classes, ["isolate_host"]);
+    assert_eq!(lesson.failure_modes, ["wrong_action"]);
+    assert_eq!(lesson.root_cause, "isolated a server");
+    assert!(lesson.summary.starts_with("resolved"), "{}", lesson.summary);
+    assert_eq!(lesson.interventions[0].spec.policy_version.as_deref(), Some(version.as_str()));
+    assert!(lesson.policy_versions.contains(&version));
+    assert!(!lesson.publish, "lessons start unpublished");
     let reviews = store
         .cases(CaseFilter { kind: Some(CaseKind::Review), states: vec![CaseState::Closed], limit: 10 })
         .await
@@ -454,6 +491,312 @@ pub async fn review_cases(store: &dyn Store) {
     let kinds: Vec<String> = store.case_events("r-1").await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.first().map(String::as_str), Some("case.opened"));
     assert_eq!(kinds.last().map(String::as_str), Some("review.closed"));
+    let history = store.lesson_events(&lesson.id).await.unwrap();
+    assert_eq!(history.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["lesson.created"]);
+    // Reopened and closed again: the same lesson, refreshed, and people's edits kept.
+    let edited = store
+        .update_lesson(
+            &lesson.id,
+            arbiter_core::lesson::LessonPatch {
+                title: Some("Servers isolated on weak evidence".into()),
+                ..Default::default()
+            },
+            "eve",
+            Timestamp(13),
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.revision, 2);
+    let reopen = CaseCommand::Reopen { by: eng.clone(), reason: "it happened again".into() };
+    store.update_case("r-1", reopen, Timestamp(14)).await.unwrap();
+    let close = CaseCommand::Close { by: eng.clone(), reason: "resolved again".into() };
+    store.update_case("r-1", close, Timestamp(15)).await.unwrap();
+    let again = store.lesson(&lesson.id).await.unwrap().unwrap();
+    assert_eq!((again.title.as_str(), again.revision), ("Servers isolated on weak evidence", 3));
+    let kinds: Vec<String> = store.lesson_events(&lesson.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["lesson.created", "lesson.updated", "lesson.updated"]);
+}
+
+/// A decision of the `learn-agent` blocking `ip` at `at` (minutes), escalated with case `c-{id}` when `case`.
+fn block(id: &str, ip: &str, at_min: i64, case: bool) -> Decision {
+    let mut d = decision(id, None, case.then(|| format!("c-{id}")).as_deref());
+    d.agent = "learn-agent".into();
+    d.action = Action {
+        name: "block_ip".into(),
+        args: json!({"ip": ip, "direction": "inbound"}),
+        confidence: Some(0.9),
+        signals: json!({"alert_type": "brute_force"}),
+    };
+    d.trace_id = None;
+    d.event_time = Timestamp(at_min * 60_000);
+    d.received_at = d.event_time;
+    if !case {
+        d.final_verdict = Some(arbiter_core::FinalVerdict {
+            verdict: Verdict::Allow,
+            source: FinalSource::Policy,
+            action: None,
+            decided_by: vec![],
+            rationale: "confident enough".into(),
+            decided_at: d.received_at,
+        });
+    }
+    d
+}
+
+/// Lessons, search, the queries behind similar cases and the blast radius,
+/// labelled points, suggestions and draft policy versions.
+pub async fn learning(store: &dyn Store) {
+    // --- decisions of one agent and class, some answered by people
+    for (i, (ip, at, escalated)) in
+        [("10.0.0.1", 10, true), ("10.0.0.1", 20, true), ("10.0.0.2", 30, false), ("10.0.0.3", 100, true)]
+            .iter()
+            .enumerate()
+    {
+        let d = block(&format!("L{i}"), ip, *at, *escalated);
+        let mut c = case(&format!("c-L{i}"), &d.id, 1);
+        c.action_name = "block_ip".into();
+        c.agent = "learn-agent".into();
+        c.args_digest = Some(arbiter_core::canonical::args_digest(&d.action.args));
+        c.trace_id = None;
+        let case = escalated.then_some(c);
+        store
+            .insert_decision(NewDecision { decision: d, request_digest: format!("L{i}"), case, open_case_cap: None })
+            .await
+            .unwrap();
+    }
+    let lead = reviewer("lee", &["soc_lead"]);
+    let answer = |verdict, rationale: &str| CaseCommand::Answer {
+        by: lead.clone(),
+        verdict,
+        check: None,
+        modified_args: None,
+        rationale: rationale.into(),
+        failure_modes: vec!["wrong_target".into()],
+    };
+    store
+        .update_case("c-L0", answer(Verdict::Deny, "the address is our own VPN gateway"), Timestamp(11 * 60_000))
+        .await
+        .unwrap();
+    store
+        .update_case("c-L1", answer(Verdict::Allow, "confirmed brute force from outside"), Timestamp(21 * 60_000))
+        .await
+        .unwrap();
+    store
+        .record_outcome(
+            "L2",
+            Outcome {
+                correct: false,
+                cost: None,
+                label: None,
+                recorded_at: Timestamp(40 * 60_000),
+                recorded_by: "t".into(),
+            },
+        )
+        .await
+        .unwrap();
+
+    // similar-case candidates: ended by people or labelled, of the class, before the time, most recent first
+    let cands = store.similar_candidates("block_ip", Timestamp(200 * 60_000), 10).await.unwrap();
+    assert_eq!(cands.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["L2", "L1", "L0"]);
+    assert!(
+        store.similar_candidates("block_ip", Timestamp(25 * 60_000), 10).await.unwrap().iter().all(|d| d.id != "L2")
+    );
+    // the agent's activity in the class, and its totals
+    let act = store.agent_activity("learn-agent", "block_ip", Timestamp(15 * 60_000), 100).await.unwrap();
+    assert_eq!(act.len(), 3);
+    assert_eq!(act[0].subject.as_deref(), Some("ip:10.0.0.3"), "most recent first, with its subject");
+    let totals = store.agent_totals("learn-agent", Timestamp(0)).await.unwrap();
+    assert_eq!(
+        totals,
+        arbiter_core::insight::AgentTotals { decisions: 4, escalated: 3, reviewed: 2, overridden: 1 },
+        "the refusal is an override, the plain approval is not"
+    );
+    // a subject's history
+    let (n, hist) = store.subject_history("ip:10.0.0.1", Timestamp(200 * 60_000), 1).await.unwrap();
+    assert_eq!((n, hist.iter().map(|d| d.id.as_str()).collect::<Vec<_>>()), (2, vec!["L1"]));
+    assert_eq!(store.subject_history("ip:10.0.0.1", Timestamp(15 * 60_000), 10).await.unwrap().0, 1);
+    // decisions people decided
+    let reviewed = store.reviewed_decisions(Some("block_ip"), Timestamp(0), 10).await.unwrap();
+    assert_eq!(reviewed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["L1", "L0"]);
+    assert!(store.reviewed_decisions(Some("block_ip"), Timestamp(15 * 60_000), 10).await.unwrap().len() == 1);
+    // labelled points of a class in a window
+    let pts = store.labelled_points(&["block_ip".into()], Timestamp(0), Timestamp(60 * 60_000)).await.unwrap();
+    assert_eq!(pts.len(), 1);
+    assert!(pts[0].harmful_unreviewed(), "wrong and allowed by the policy: {:?}", pts[0]);
+    assert!(
+        store.labelled_points(&["close_alert".into()], Timestamp(0), Timestamp(i64::MAX)).await.unwrap().is_empty()
+    );
+
+    // --- search: reviewed decisions (by their rationale), review cases, lessons
+    let q = |q: &str| search::SearchQuery { q: q.into(), limit: 10, ..Default::default() };
+    let hits = store.search(q("vpn gateway")).await.unwrap();
+    assert_eq!(
+        hits.iter().map(|h| (h.kind, h.id.as_str())).collect::<Vec<_>>(),
+        [(search::SearchKind::Decision, "L0")]
+    );
+    assert_eq!(hits[0].title, "block_ip ip:10.0.0.1");
+    assert_eq!(hits[0].failure_modes, ["wrong_target"]);
+    assert_eq!(store.search(q("gate")).await.unwrap().len(), 1, "the last word is a prefix");
+    assert!(store.search(q("gate vpn")).await.unwrap().is_empty(), "only the last word is a prefix");
+    let lessons = store
+        .search(search::SearchQuery { kind: Some(search::SearchKind::Lesson), ..q("servers isolated") })
+        .await
+        .unwrap();
+    assert_eq!(lessons.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), [crate::rules::lesson_id("r-1")]);
+    let review =
+        store.search(search::SearchQuery { kind: Some(search::SearchKind::Review), ..q("replay") }).await.unwrap();
+    assert_eq!(review.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["r-1"]);
+    for (filter, n) in [
+        (search::SearchQuery { action: Some("block_ip".into()), ..q("confirmed") }, 1),
+        (search::SearchQuery { action: Some("isolate_host".into()), ..q("confirmed") }, 0),
+        (search::SearchQuery { agent: Some("learn-agent".into()), ..q("brute") }, 1),
+        (search::SearchQuery { failure_mode: Some("wrong_target".into()), ..q("brute") }, 1),
+        (search::SearchQuery { failure_mode: Some("wrong_action".into()), ..q("brute") }, 0),
+        (search::SearchQuery { since: Some(Timestamp(22 * 60_000)), ..q("brute") }, 0),
+        (search::SearchQuery { until: Some(Timestamp(22 * 60_000)), ..q("brute") }, 1),
+    ] {
+        assert_eq!(store.search(filter.clone()).await.unwrap().len(), n, "{filter:?}");
+    }
+    // query text is words, never syntax
+    for weird in ["\"", "NEAR(a b)", "vpn OR x", "a:b", "*", "-gateway", "(("] {
+        store.search(q(weird)).await.unwrap();
+    }
+    assert!(store.search(q("  ,; ")).await.unwrap().is_empty());
+
+    // --- lessons: list, filter, edit, history
+    let id = crate::rules::lesson_id("r-1");
+    let all = store.lessons(crate::LessonFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(all.iter().any(|l| l.id == id));
+    let by_class = crate::LessonFilter { action: Some("block_ip".into()), limit: 10, ..Default::default() };
+    assert!(store.lessons(by_class).await.unwrap().is_empty());
+    assert!(
+        store
+            .lessons(crate::LessonFilter { published: true, limit: 10, ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let before = store.lesson_events(&id).await.unwrap().len();
+    let same = store.update_lesson(&id, Default::default(), "eve", Timestamp(50)).await.unwrap();
+    assert_eq!(store.lesson_events(&id).await.unwrap().len(), before, "an edit that changes nothing records nothing");
+    let published = store
+        .update_lesson(
+            &id,
+            arbiter_core::lesson::LessonPatch { publish: Some(true), ..Default::default() },
+            "eve",
+            Timestamp(51),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.revision, same.revision + 1);
+    let last = store.lesson_events(&id).await.unwrap().pop().unwrap();
+    assert_eq!((last.kind.as_str(), last.actor.as_str()), ("lesson.updated", "eve"));
+    assert_eq!(last.data["changed"], json!(["publish"]));
+    assert_eq!(
+        store.lessons(crate::LessonFilter { published: true, limit: 10, ..Default::default() }).await.unwrap().len(),
+        1
+    );
+    assert!(matches!(
+        store.update_lesson("nope", Default::default(), "eve", Timestamp(52)).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // --- draft policy versions
+    let draft = PolicyVersion {
+        hash: "d".repeat(64),
+        name: "draft".into(),
+        source: "version: 1\npolicy: draft\n".into(),
+        created_at: Timestamp(60),
+        created_by: "eve".into(),
+    };
+    assert!(store.store_policy_draft(draft.clone(), Timestamp(60), "eve").await.unwrap());
+    assert!(!store.store_policy_draft(draft.clone(), Timestamp(61), "eve").await.unwrap(), "stored once");
+    let summaries = store.policy_versions().await.unwrap();
+    let d = summaries.iter().find(|v| v.hash == draft.hash).unwrap();
+    assert!(!d.active && d.last_activated_at.is_none(), "a draft is never active");
+    assert!(store.policy_activations(&draft.hash).await.unwrap().is_empty());
+
+    // --- suggestions
+    let pattern = arbiter_core::suggest::Pattern {
+        action: "block_ip".into(),
+        atoms: vec![],
+        answer: arbiter_core::suggest::Unanimous::Approved,
+        support: 20,
+        min_confidence: Some(0.9),
+        examples: vec![],
+    };
+    let suggestion = |id: &str, fp: &str, created: i64| arbiter_core::suggest::Suggestion {
+        id: id.into(),
+        fingerprint: fp.into(),
+        pattern: pattern.clone(),
+        description: "block_ip approved 20 of 20 times".into(),
+        trigger: "suggested_allow".into(),
+        condition: "true".into(),
+        verdict: Verdict::Allow,
+        yaml: String::new(),
+        base_policy: "h".into(),
+        backtest: Default::default(),
+        window_days: 30,
+        created_at: Timestamp(created),
+        expires_at: Timestamp(created + 1_000),
+        state: arbiter_core::suggest::SuggestionState::Open,
+        draft_policy: None,
+        decided_by: None,
+    };
+    let open = store
+        .offer_suggestions(vec![suggestion("s1", "fp1", 100), suggestion("s2", "fp2", 100)], Timestamp(100))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2);
+    let again = store.offer_suggestions(vec![suggestion("s3", "fp1", 200)], Timestamp(200)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s1", "s2"],
+        "a known situation is not offered twice"
+    );
+    let accepted = store
+        .decide_suggestion(
+            "s1",
+            arbiter_core::suggest::SuggestionState::Accepted,
+            Some(draft.hash.clone()),
+            "eve",
+            Timestamp(300),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (accepted.state, accepted.draft_policy.as_deref()),
+        (arbiter_core::suggest::SuggestionState::Accepted, Some(draft.hash.as_str()))
+    );
+    assert!(matches!(
+        store
+            .decide_suggestion("s1", arbiter_core::suggest::SuggestionState::Dismissed, None, "eve", Timestamp(301))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            store
+                .decide_suggestion(
+                    "s2",
+                    arbiter_core::suggest::SuggestionState::Dismissed,
+                    None,
+                    "eve",
+                    Timestamp(5_000)
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "an expired suggestion cannot be accepted or dismissed"
+    );
+    let later = store.offer_suggestions(vec![suggestion("s4", "fp1", 6_000)], Timestamp(6_000)).await.unwrap();
+    assert_eq!(
+        later.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s4"],
+        "once expired, the situation can be offered again"
+    );
+    assert_eq!(store.suggestion("s4").await.unwrap().unwrap().fingerprint, "fp1");
+    assert_eq!(store.suggestions(10).await.unwrap().len(), 2);
 }
 
 /// Events are queued for the webhooks that want them in the same transaction, then delivered or retried.

@@ -16,6 +16,11 @@ pub use arbiter_core::policy_version::{PolicyVersion, PolicyVersionSummary};
 pub use arbiter_core::webhook::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 pub use sqlite::SqliteStore;
 
+use arbiter_core::insight::{Activity, AgentTotals};
+use arbiter_core::lesson::{Lesson, LessonPatch};
+use arbiter_core::recurrence::Labelled;
+use arbiter_core::search::{SearchHit, SearchQuery};
+use arbiter_core::suggest::{Suggestion, SuggestionState};
 use arbiter_core::{Case, CaseCommand, CaseError, CaseKind, CaseState, Decision, FinalVerdict, Outcome, Timestamp};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -201,6 +206,17 @@ pub struct Dashboard {
     pub open_cases: Vec<CaseCount>,
 }
 
+/// Which lessons to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LessonFilter {
+    /// Only lessons about this action class.
+    pub action: Option<String>,
+    /// Only published ones.
+    pub published: bool,
+    /// At most this many (most recently changed first).
+    pub limit: usize,
+}
+
 /// Everything Arbiter persists. Implementations commit before they return.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -212,6 +228,11 @@ pub trait Store: Send + Sync + 'static {
     async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>>;
     /// All stored policy versions, newest first.
     async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>>;
+
+    /// Store a policy version without activating it (a draft); false when it was stored already.
+    async fn store_policy_draft(&self, version: PolicyVersion, at: Timestamp, by: &str) -> Result<bool>;
+    /// When a stored version was activated, oldest first.
+    async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>>;
 
     /// Store a new API key record.
     async fn create_key(&self, key: KeyRecord) -> Result<()>;
@@ -290,6 +311,56 @@ pub trait Store: Send + Sync + 'static {
     async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+
+    /// One lesson.
+    async fn lesson(&self, id: &str) -> Result<Option<Lesson>>;
+    /// Lessons, most recently changed first.
+    async fn lessons(&self, filter: LessonFilter) -> Result<Vec<Lesson>>;
+    /// Edit a lesson's human-written fields. A change is recorded as a
+    /// `lesson.updated` event naming the changed fields; an edit that changes
+    /// nothing records nothing.
+    async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson>;
+    /// A lesson's history: its events, oldest first.
+    async fn lesson_events(&self, id: &str) -> Result<Vec<Event>>;
+    /// Full-text search over lessons, review cases and reviewed decisions
+    /// (every word of the query must match; the last may be a prefix), best first.
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>>;
+
+    /// Decisions of `action` before `before` that ended with people deciding
+    /// them or with a recorded outcome, most recent first: the candidates
+    /// for similar cases.
+    async fn similar_candidates(&self, action: &str, before: Timestamp, limit: usize) -> Result<Vec<Decision>>;
+    /// An agent's decisions of one class since `since` (at most `limit`, most recent first).
+    async fn agent_activity(&self, agent: &str, action: &str, since: Timestamp, limit: usize) -> Result<Vec<Activity>>;
+    /// An agent's decisions since `since`, all classes, counted.
+    async fn agent_totals(&self, agent: &str, since: Timestamp) -> Result<AgentTotals>;
+    /// Decisions before `before` acting on `subject`, most recent first (at
+    /// most `limit`), and how many there are in all.
+    async fn subject_history(&self, subject: &str, before: Timestamp, limit: usize) -> Result<(u64, Vec<Decision>)>;
+    /// Decisions people decided, with event time from `since`, most recent
+    /// first (at most `limit`), optionally of one class: datasets and rule suggestions.
+    async fn reviewed_decisions(&self, action: Option<&str>, since: Timestamp, limit: usize) -> Result<Vec<Decision>>;
+    /// Labelled decisions of `actions` with event time in `[from, to)`: recurrence.
+    async fn labelled_points(&self, actions: &[String], from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>>;
+
+    /// Offer rule suggestions: each one whose fingerprint is new (or whose
+    /// earlier copy expired) is stored; the others keep their state. Returns
+    /// the suggestions open at `now`.
+    async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>>;
+    /// Stored suggestions, newest first.
+    async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>>;
+    /// One suggestion.
+    async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>>;
+    /// Accept (with the draft version that carries it) or dismiss an open
+    /// suggestion; recorded as `suggestion.accepted` / `suggestion.dismissed`.
+    async fn decide_suggestion(
+        &self,
+        id: &str,
+        state: SuggestionState,
+        draft_policy: Option<String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Suggestion>;
 
     /// Store a webhook.
     async fn create_webhook(&self, webhook: Webhook) -> Result<()>;

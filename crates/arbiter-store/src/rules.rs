@@ -38,6 +38,8 @@ pub fn command_actor(cmd: &CaseCommand) -> &str {
         | CaseCommand::Comment { by, .. }
         | CaseCommand::RecordStage { by, .. }
         | CaseCommand::UpdateIntervention { by, .. }
+        | CaseCommand::LinkPolicyVersion { by, .. }
+        | CaseCommand::RecordCheck { by, .. }
         | CaseCommand::Close { by, .. }
         | CaseCommand::Reopen { by, .. } => &by.name,
         CaseCommand::Sweep => "system",
@@ -162,6 +164,12 @@ pub struct DecisionColumns {
     pub outcome_correct: Option<bool>,
     /// `outcome_cost`
     pub outcome_cost: Option<f64>,
+    /// `subject` (what the action acts on, [`arbiter_core::insight::subject`])
+    pub subject: Option<String>,
+    /// `final_source` (who settled it)
+    pub final_source: Option<&'static str>,
+    /// `overridden` (people refused or modified it; absent unless people decided it)
+    pub overridden: Option<bool>,
 }
 
 impl DecisionColumns {
@@ -186,12 +194,19 @@ impl DecisionColumns {
             session_id: d.context.get("session_id").and_then(serde_json::Value::as_str).map(str::to_string),
             outcome_correct: d.outcome.as_ref().map(|o| o.correct),
             outcome_cost: d.outcome.as_ref().and_then(|o| o.cost),
+            subject: arbiter_core::insight::subject(&d.action),
+            final_source: d.final_verdict.as_ref().map(|f| f.source.as_str()),
+            overridden: d
+                .final_verdict
+                .as_ref()
+                .filter(|f| f.source == arbiter_core::FinalSource::Review)
+                .map(|f| f.verdict == arbiter_core::Verdict::Deny || f.action.is_some()),
         }
     }
 
     /// The first column of `stored` that differs from these, by name.
     pub fn first_difference(&self, stored: &DecisionColumns) -> Option<&'static str> {
-        let checks: [(&'static str, bool); 15] = [
+        let checks: [(&'static str, bool); 18] = [
             ("agent", self.agent == stored.agent),
             ("idempotency_key", self.idempotency_key == stored.idempotency_key),
             ("action_name", self.action_name == stored.action_name),
@@ -207,6 +222,9 @@ impl DecisionColumns {
             ("session_id", self.session_id == stored.session_id),
             ("outcome_correct", self.outcome_correct == stored.outcome_correct),
             ("outcome_cost", self.outcome_cost.map(f64::to_bits) == stored.outcome_cost.map(f64::to_bits)),
+            ("subject", self.subject == stored.subject),
+            ("final_source", self.final_source == stored.final_source),
+            ("overridden", self.overridden == stored.overridden),
         ];
         checks.into_iter().find(|(_, same)| !same).map(|(name, _)| name)
     }
@@ -388,4 +406,179 @@ pub fn check_anchor(
         }),
         Some(_) => Ok(()),
     }
+}
+
+/// Event kind of a new lesson.
+pub const LESSON_CREATED: &str = "lesson.created";
+/// Event kind of a changed lesson.
+pub const LESSON_UPDATED: &str = "lesson.updated";
+
+/// The lesson id of a review case (one lesson per review).
+pub fn lesson_id(review_id: &str) -> String {
+    format!("lesson-{review_id}")
+}
+
+/// A review case closed (by `by`, with remark `reason`): its lesson, new or
+/// refreshed, and the event kind to record. Backends call this in the
+/// transaction that closes the case, with the review's decisions
+/// ([`arbiter_core::review::Review::failing_decisions`]) and their approval cases.
+pub fn lesson_on_close(
+    existing: Option<arbiter_core::lesson::Lesson>,
+    review_case: &Case,
+    decisions: &[Decision],
+    answer_cases: &[Case],
+    reason: &str,
+    by: &str,
+    at: Timestamp,
+) -> (arbiter_core::lesson::Lesson, &'static str) {
+    match existing {
+        Some(mut l) => {
+            l.refresh(review_case, decisions, answer_cases, by, at);
+            (l, LESSON_UPDATED)
+        }
+        None => (
+            arbiter_core::lesson::Lesson::from_review(
+                lesson_id(&review_case.id),
+                review_case,
+                decisions,
+                answer_cases,
+                reason,
+                by,
+                at,
+            ),
+            LESSON_CREATED,
+        ),
+    }
+}
+
+/// The data of a lesson event: the lesson as it now is, and what changed.
+pub fn lesson_event_data(lesson: &arbiter_core::lesson::Lesson, changed: &[&str]) -> serde_json::Value {
+    serde_json::json!({"lesson": lesson, "changed": changed})
+}
+
+/// Check a lesson row against the last event that wrote it.
+pub fn check_lesson(id: &str, body: &str, last_event: Option<&crate::Event>) -> Result<(), AuditProblem> {
+    let bad = |why: String| AuditProblem::Lesson { id: id.to_string(), why };
+    let stored: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| bad(format!("the lesson row is not readable: {e}")))?;
+    let Some(e) = last_event else { return Err(bad("no `lesson.*` event wrote this lesson".into())) };
+    if e.data.get("lesson") != Some(&stored) {
+        return Err(bad(format!("the lesson row differs from event {}", e.seq)));
+    }
+    Ok(())
+}
+
+fn push_text(out: &mut Vec<String>, s: &str) {
+    let t = s.trim();
+    if !t.is_empty() {
+        out.push(t.to_string());
+    }
+}
+
+/// The search document of a lesson.
+pub fn lesson_document(l: &arbiter_core::lesson::Lesson) -> arbiter_core::search::Document {
+    arbiter_core::search::Document {
+        kind: arbiter_core::search::SearchKind::Lesson,
+        id: l.id.clone(),
+        title: l.title.clone(),
+        body: l.search_text(),
+        actions: l.action_classes.clone(),
+        agents: l.agents.clone(),
+        failure_modes: l.failure_modes.clone(),
+        at: l.updated_at,
+    }
+}
+
+/// The search document of a review case: its title, description, every
+/// stage entry (rationale and content), comments and interventions.
+pub fn review_document(c: &Case) -> Option<arbiter_core::search::Document> {
+    use arbiter_core::review::StageRecord;
+    let r = c.review.as_ref()?;
+    let mut text = Vec::new();
+    push_text(&mut text, &r.description);
+    let mut failure_modes = std::collections::BTreeSet::new();
+    for e in &r.entries {
+        push_text(&mut text, &e.rationale);
+        match &e.record {
+            StageRecord::ContextualAnalysis(a) => {
+                a.steps.iter().for_each(|s| push_text(&mut text, s));
+                push_text(&mut text, &a.environment);
+            }
+            StageRecord::TraceInspection(t) => {
+                for f in &t.findings {
+                    push_text(&mut text, &f.note);
+                    failure_modes.insert(f.kind.as_str().to_string());
+                }
+            }
+            StageRecord::ImpactAssessment(a) => {
+                push_text(&mut text, &a.technical_correctness);
+                push_text(&mut text, &a.user_experience);
+            }
+            StageRecord::ResolutionDesign(d) => {
+                for x in &d.interventions {
+                    push_text(&mut text, &x.description);
+                    push_text(&mut text, &x.expected_effect);
+                }
+                if let Some(why) = &d.no_intervention_needed {
+                    push_text(&mut text, why);
+                }
+            }
+        }
+    }
+    c.comments.iter().for_each(|cm| push_text(&mut text, &cm.text));
+    let actions = if c.action_name.is_empty() || c.action_name == "*" { vec![] } else { vec![c.action_name.clone()] };
+    let agents = if c.agent.is_empty() || c.agent == "*" { vec![] } else { vec![c.agent.clone()] };
+    Some(arbiter_core::search::Document {
+        kind: arbiter_core::search::SearchKind::Review,
+        id: c.id.clone(),
+        title: r.title.clone(),
+        body: text.join("\n"),
+        actions,
+        agents,
+        failure_modes: failure_modes.into_iter().collect(),
+        at: c.updated_at,
+    })
+}
+
+/// The search document of a decision people answered: the policy's
+/// explanation, the reviewers' rationales and comments. `None` until someone answered.
+pub fn decision_document(d: &Decision, c: &Case) -> Option<arbiter_core::search::Document> {
+    if c.answers.is_empty() && c.comments.is_empty() {
+        return None;
+    }
+    let mut text = vec![d.explanation.clone()];
+    c.answers.iter().for_each(|a| push_text(&mut text, &a.rationale));
+    c.comments.iter().for_each(|cm| push_text(&mut text, &cm.text));
+    let mut failure_modes: Vec<String> = c.answers.iter().flat_map(|a| a.failure_modes.iter().cloned()).collect();
+    failure_modes.sort();
+    failure_modes.dedup();
+    let title = match arbiter_core::insight::subject(&d.action) {
+        Some(s) => format!("{} {s}", d.action.name),
+        None => d.action.name.clone(),
+    };
+    Some(arbiter_core::search::Document {
+        kind: arbiter_core::search::SearchKind::Decision,
+        id: d.id.clone(),
+        title,
+        body: text.join("\n"),
+        actions: vec![d.action.name.clone()],
+        agents: vec![d.agent.clone()],
+        failure_modes,
+        at: c.updated_at,
+    })
+}
+
+/// A search query in FTS5 syntax: every term quoted (so no term is read as an
+/// operator), all required, the last one a prefix. `None` when there is no term.
+pub fn fts_query(q: &str) -> Option<String> {
+    let terms = arbiter_core::search::terms(q);
+    let n = terms.len();
+    (n > 0).then(|| {
+        terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if i + 1 == n { format!("\"{t}\"*") } else { format!("\"{t}\"") })
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }

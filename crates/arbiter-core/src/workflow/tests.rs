@@ -404,6 +404,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
                     description: "confirmation step before isolate_host on servers".into(),
                     owner: "eve".into(),
                     expected_effect: "no unconfirmed server isolations".into(),
+                    policy_version: None,
                 }],
                 no_intervention_needed: None,
             }),
@@ -413,11 +414,38 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
     .unwrap();
     let r = c.review.as_ref().unwrap();
     assert_eq!(r.interventions.len(), 1);
-    assert!(r.missing().is_empty());
+    assert_eq!(r.missing(), ["intervention 0 (tool_change) linked to the policy version that carries it"]);
     let upd = |status| CaseCommand::UpdateIntervention { by: eng.clone(), index: 0, status, note: None };
     assert!(matches!(run(&mut c, upd(InterventionStatus::Verified), 1), Err(CaseError::Invalid { .. })));
     run(&mut c, upd(InterventionStatus::Done), 1).unwrap();
     run(&mut c, upd(InterventionStatus::Verified), 2).unwrap();
+    // A tool change is carried by a policy version, backtested on the review's decisions before it closes.
+    assert!(matches!(run(&mut c, close(&eng), 3), Err(CaseError::Incomplete(_))));
+    let link = |v: &str| CaseCommand::LinkPolicyVersion { by: eng.clone(), index: 0, policy_version: v.into() };
+    assert!(matches!(run(&mut c, link("v2"), 3), Err(CaseError::Invalid { .. })), "a full hash");
+    let (v, other) = ("b".repeat(64), "c".repeat(64));
+    run(&mut c, link(&v), 3).unwrap();
+    let check = |version: &str, decisions: Vec<&str>, still: Vec<&str>| CaseCommand::RecordCheck {
+        by: eng.clone(),
+        index: 0,
+        check: InterventionCheck {
+            policy_version: version.into(),
+            decisions: decisions.into_iter().map(String::from).collect(),
+            still_allowed: still.into_iter().map(String::from).collect(),
+            at: Timestamp(3),
+            by: "eve".into(),
+        },
+    };
+    assert!(
+        matches!(run(&mut c, check(&other, vec!["d1"], vec![]), 3), Err(CaseError::Invalid { .. })),
+        "another version"
+    );
+    run(&mut c, check(&v, vec![], vec![]), 3).unwrap();
+    let missing = c.review.as_ref().unwrap().missing();
+    assert!(missing[0].contains("decisions to check it against"), "{missing:?}");
+    run(&mut c, check(&v, vec!["d1", "d2"], vec!["d2"]), 3).unwrap();
+    assert!(matches!(run(&mut c, close(&eng), 3), Err(CaseError::Incomplete(_))), "d2 would still pass");
+    run(&mut c, check(&v, vec!["d1", "d2"], vec![]), 3).unwrap();
     run(&mut c, close(&eng), 3).unwrap();
     assert_eq!(c.state, CaseState::Closed);
     assert!(run(&mut c, close(&eng), 3).is_err());

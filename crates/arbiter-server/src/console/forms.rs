@@ -114,6 +114,7 @@ pub fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
                     description: text("description"),
                     owner: text("owner"),
                     expected_effect: text("expected_effect"),
+                    policy_version: optional(f, "policy_version"),
                 }],
                 no_intervention_needed: None,
             }),

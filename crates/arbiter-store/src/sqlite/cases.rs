@@ -60,6 +60,7 @@ impl SqliteStore {
         self.write(move |c| {
             save_case(c, &case, true)?;
             append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
+            index_case(c, &case)?;
             Ok(case)
         })
         .await
@@ -84,6 +85,12 @@ impl SqliteStore {
                 return Ok(CaseUpdate { case, events, decision: None });
             }
             save_case(c, &case, false)?;
+            // A review that closes gets its lesson in the same transaction.
+            if let Some(CaseEvent::Closed { by, reason }) =
+                changes.iter().find(|e| matches!(e, CaseEvent::Closed { .. }))
+            {
+                lesson_for_closed(c, &case, reason, by, now)?;
+            }
             let mut decision = None;
             if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
                 let mut d = load_decision(c, did)?
@@ -94,6 +101,7 @@ impl SqliteStore {
                     decision = Some(d);
                 }
             }
+            index_case(c, &case)?;
             Ok(CaseUpdate { case, events, decision })
         })
         .await

@@ -13,10 +13,20 @@ pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decis
     let body = serde_json::to_string(d).map_err(corrupt)?;
     let col = DecisionColumns::of(d);
     conn.prepare_cached(
-        "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6 WHERE id = ?1",
+        "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6,
+         final_source = ?7, overridden = ?8 WHERE id = ?1",
     )
     .map_err(backend)?
-    .execute(params![d.id, col.status, col.final_verdict, col.outcome_correct, col.outcome_cost, body])
+    .execute(params![
+        d.id,
+        col.status,
+        col.final_verdict,
+        col.outcome_correct,
+        col.outcome_cost,
+        body,
+        col.final_source,
+        col.overridden
+    ])
     .map_err(backend)?;
     chain.cover(&d.id, &body, at);
     Ok(())
@@ -56,8 +66,9 @@ impl SqliteStore {
             let col = DecisionColumns::of(d);
             c.prepare_cached(
                 "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
-                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
+                 subject, final_source, overridden)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )
             .map_err(backend)?
             .execute(params![
@@ -77,6 +88,9 @@ impl SqliteStore {
                 col.event_time,
                 body,
                 col.session_id,
+                col.subject,
+                col.final_source,
+                col.overridden,
             ])
             .map_err(backend)?;
             chain.cover(&d.id, &body, d.received_at);

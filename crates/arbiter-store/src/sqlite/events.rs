@@ -73,7 +73,10 @@ pub(super) fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, Strin
 /// The stored text of an enum column as the static name it should be, so that
 /// a forged value compares unequal instead of failing to parse.
 pub(super) fn static_str(s: &str) -> &'static str {
-    ["allow", "escalate", "deny", "final", "pending"].into_iter().find(|k| *k == s).unwrap_or("(unknown)")
+    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap"]
+        .into_iter()
+        .find(|k| *k == s)
+        .unwrap_or("(unknown)")
 }
 
 /// The columns of an event row, as a literal for `concat!` (SQL text stays static).
@@ -161,7 +164,8 @@ impl SqliteStore {
                 let mut st = tx
                     .prepare(
                         "SELECT id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
-                         policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost
+                         policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
+                         subject, final_source, overridden
                          FROM decisions ORDER BY seq",
                     )
                     .map_err(backend)?;
@@ -186,6 +190,9 @@ impl SqliteStore {
                         session_id: r.get(14).map_err(backend)?,
                         outcome_correct: r.get(15).map_err(backend)?,
                         outcome_cost: r.get(16).map_err(backend)?,
+                        subject: r.get(17).map_err(backend)?,
+                        final_source: r.get::<_, Option<String>>(18).map_err(backend)?.as_deref().map(static_str),
+                        overridden: r.get(19).map_err(backend)?,
                     };
                     if let Err(p) = ledger.check(&id, &body, &stored) {
                         report.problem = Some(p);
@@ -209,6 +216,9 @@ impl SqliteStore {
                     return Ok(report);
                 }
                 report.cases += 1;
+            }
+            if let Err(p) = verify_lessons(&tx)? {
+                report.problem = Some(p);
             }
             Ok(report)
         })

@@ -9,6 +9,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_settings.sql")),
     (5, include_str!("../../migrations/sqlite/0005_dashboard.sql")),
     (6, include_str!("../../migrations/sqlite/0006_trust.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_learning.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -24,6 +25,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(sql).map_err(|e| StoreError::backend(format!("migration {version} failed"), e))?;
         if *version == 6 {
             commit_existing_decisions(&tx)?;
+        }
+        if *version == 7 {
+            backfill_learning(&tx)?;
         }
         tx.pragma_update(None, "user_version", version).map_err(backend)?;
         tx.commit().map_err(backend)?;

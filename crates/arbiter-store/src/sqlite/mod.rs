@@ -22,8 +22,10 @@ use tokio::sync::oneshot;
 mod cases;
 mod dashboard;
 mod decisions;
+#[macro_use]
 mod events;
 mod keys;
+mod learning;
 mod migrate;
 mod policies;
 mod webhooks;
@@ -33,6 +35,7 @@ mod writer;
 use cases::*;
 use decisions::*;
 use events::*;
+use learning::*;
 use migrate::*;
 use webhooks::*;
 use writer::*;
@@ -218,6 +221,102 @@ impl Store for SqliteStore {
 
     async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
         SqliteStore::policy_versions(self).await
+    }
+
+    async fn store_policy_draft(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {
+        SqliteStore::store_policy_draft(self, v, at, by).await
+    }
+
+    async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>> {
+        SqliteStore::policy_activations(self, hash).await
+    }
+
+    async fn lesson(&self, id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
+        SqliteStore::lesson(self, id).await
+    }
+
+    async fn lessons(&self, filter: crate::LessonFilter) -> Result<Vec<arbiter_core::lesson::Lesson>> {
+        SqliteStore::lessons(self, filter).await
+    }
+
+    async fn update_lesson(
+        &self,
+        id: &str,
+        patch: arbiter_core::lesson::LessonPatch,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<arbiter_core::lesson::Lesson> {
+        SqliteStore::update_lesson(self, id, patch, by, at).await
+    }
+
+    async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
+        SqliteStore::lesson_events(self, id).await
+    }
+
+    async fn search(&self, query: arbiter_core::search::SearchQuery) -> Result<Vec<arbiter_core::search::SearchHit>> {
+        SqliteStore::search(self, query).await
+    }
+
+    async fn similar_candidates(&self, action: &str, before: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+        SqliteStore::similar_candidates(self, action, before, limit).await
+    }
+
+    async fn agent_activity(
+        &self,
+        agent: &str,
+        action: &str,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::insight::Activity>> {
+        SqliteStore::agent_activity(self, agent, action, since, limit).await
+    }
+
+    async fn agent_totals(&self, agent: &str, since: Timestamp) -> Result<arbiter_core::insight::AgentTotals> {
+        SqliteStore::agent_totals(self, agent, since).await
+    }
+
+    async fn subject_history(&self, subject: &str, before: Timestamp, limit: usize) -> Result<(u64, Vec<Decision>)> {
+        SqliteStore::subject_history(self, subject, before, limit).await
+    }
+
+    async fn reviewed_decisions(&self, action: Option<&str>, since: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+        SqliteStore::reviewed_decisions(self, action, since, limit).await
+    }
+
+    async fn labelled_points(
+        &self,
+        actions: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<arbiter_core::recurrence::Labelled>> {
+        SqliteStore::labelled_points(self, actions, from, to).await
+    }
+
+    async fn offer_suggestions(
+        &self,
+        found: Vec<arbiter_core::suggest::Suggestion>,
+        now: Timestamp,
+    ) -> Result<Vec<arbiter_core::suggest::Suggestion>> {
+        SqliteStore::offer_suggestions(self, found, now).await
+    }
+
+    async fn suggestions(&self, limit: usize) -> Result<Vec<arbiter_core::suggest::Suggestion>> {
+        SqliteStore::suggestions(self, limit).await
+    }
+
+    async fn suggestion(&self, id: &str) -> Result<Option<arbiter_core::suggest::Suggestion>> {
+        SqliteStore::suggestion(self, id).await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        id: &str,
+        state: arbiter_core::suggest::SuggestionState,
+        draft_policy: Option<String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<arbiter_core::suggest::Suggestion> {
+        SqliteStore::decide_suggestion(self, id, state, draft_policy, by, at).await
     }
 
     async fn create_key(&self, k: KeyRecord) -> Result<()> {

@@ -235,6 +235,36 @@ async fn verify_catches_a_case_row_edited_behind_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_a_lesson_edited_behind_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("live.db")).unwrap();
+    conformance::decisions_and_idempotency(&store).await;
+    conformance::claims_are_exclusive(&store).await;
+    conformance::review_cases(&store).await;
+    conformance::assert_verified(&store).await;
+    let pristine = dir.path().join("pristine.db");
+    store.backup_to(&pristine).await.unwrap();
+    for (name, sql) in [
+        ("lesson-body", "UPDATE lessons SET body = replace(body, 'Servers isolated', 'Nothing to see') WHERE 1"),
+        ("lesson-deleted-event", "DELETE FROM events WHERE kind = 'lesson.created'"),
+    ] {
+        let prob = tampered(&pristine, name, sql, None).await;
+        assert!(
+            matches!(&prob, arbiter_store::AuditProblem::Lesson { .. } | arbiter_store::AuditProblem::Event { .. }),
+            "{name}: {prob:?}"
+        );
+    }
+    let prob = tampered(
+        &pristine,
+        "lesson-only",
+        "UPDATE lessons SET body = replace(body, '\"publish\":false', '\"publish\":true')",
+        None,
+    )
+    .await;
+    assert!(matches!(&prob, arbiter_store::AuditProblem::Lesson { .. }), "{prob:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_a_version_one_database_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
@@ -242,10 +272,10 @@ async fn upgrades_a_version_one_database_in_place() {
         let raw = rusqlite::Connection::open(&path).unwrap();
         raw.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql")).unwrap();
         raw.pragma_update(None, "user_version", 1).unwrap();
-        let body = r#"{"id":"old","agent":"a","agent_key_id":"k","action":{"name":"close_alert","args":{},"signals":{}},"trace_id":"t-old","context":{"session_id":"chat-1"},"verdict":"allow","status":"final","triggers":[],"explanation":"x","policy_hash":"h","received_at":"2026-01-01T00:00:00.000Z","event_time":"2026-01-01T00:00:00.000Z","eval_micros":1}"#;
+        let body = r#"{"id":"old","agent":"a","agent_key_id":"k","action":{"name":"close_alert","args":{"host":"ws-9"},"signals":{}},"trace_id":"t-old","context":{"session_id":"chat-1"},"verdict":"allow","status":"final","triggers":[],"explanation":"x","policy_hash":"h","received_at":"2026-01-01T00:00:00.000Z","event_time":"2026-01-01T00:00:00.000Z","eval_micros":1,"final":{"verdict":"allow","source":"policy","rationale":"x","decided_at":"2026-01-01T00:00:00.000Z"}}"#;
         raw.execute(
-            "INSERT INTO decisions (id, agent, request_digest, action_name, verdict, status, policy_hash, trace_id, received_at, event_time, body)
-             VALUES ('old', 'a', 'r', 'close_alert', 'allow', 'final', 'h', 't-old', 1767225600000, 1767225600000, ?1)",
+            "INSERT INTO decisions (id, agent, request_digest, action_name, verdict, status, final_verdict, policy_hash, trace_id, received_at, event_time, body)
+             VALUES ('old', 'a', 'r', 'close_alert', 'allow', 'final', 'allow', 'h', 't-old', 1767225600000, 1767225600000, ?1)",
             [body],
         )
         .unwrap();
@@ -253,13 +283,16 @@ async fn upgrades_a_version_one_database_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 6, "every migration applied");
+    assert_eq!(v, 7, "every migration applied");
     // the decision written before decisions were chained is committed by the upgrade
     let report = conformance::assert_verified(&store).await;
     assert_eq!(report.decisions, 1);
     // the new session column was filled from the stored bodies
     let chain = store.decision_chain(&[], &["old".into()], 10).await.unwrap();
     assert_eq!(chain.len(), 1);
+    // the learning columns were filled by the same rules as new rows (the verify above checks them)
+    let (n, _) = store.subject_history("host:ws-9", arbiter_core::Timestamp(i64::MAX), 10).await.unwrap();
+    assert_eq!(n, 1);
     let n: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("SELECT COUNT(*) FROM decisions WHERE session_id = 'chat-1'", [], |r| r.get(0))

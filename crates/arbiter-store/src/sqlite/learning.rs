@@ -1,0 +1,577 @@
+//! The learning loop's rows: lessons (written with the review that closes),
+//! the full-text index (FTS5) over lessons, review cases and reviewed
+//! decisions, the queries behind similar cases and the blast radius, and rule
+//! suggestions.
+
+use super::*;
+use crate::LessonFilter;
+use crate::rules::{
+    LESSON_UPDATED, check_lesson, decision_document, fts_query, lesson_document, lesson_event_data, lesson_on_close,
+    review_document,
+};
+use arbiter_core::insight::{Activity, AgentTotals};
+use arbiter_core::lesson::{Lesson, LessonPatch};
+use arbiter_core::recurrence::Labelled;
+use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
+use arbiter_core::suggest::{Suggestion, SuggestionState};
+use arbiter_core::{FinalSource, Verdict};
+
+/// Put `doc` in the index, replacing its earlier text.
+pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
+    let json = |v: &Vec<String>| serde_json::to_string(v).map_err(corrupt);
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO search_docs (kind, ref_id, title, actions, agents, failure_modes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (kind, ref_id) DO UPDATE SET title = ?3, actions = ?4, agents = ?5, failure_modes = ?6, at = ?7
+             RETURNING id",
+        )
+        .map_err(backend)?
+        .query_row(
+            params![doc.kind.as_str(), doc.id, doc.title, json(&doc.actions)?, json(&doc.agents)?, json(&doc.failure_modes)?, doc.at.0],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1").map_err(backend)?.execute([id]).map_err(backend)?;
+    conn.prepare_cached("INSERT INTO search_fts (rowid, title, body) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?
+        .execute(params![id, doc.title, doc.body])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Keep the index current after a case changed: a review case's document, or
+/// the document of an approval case's decision once people answered it.
+pub(super) fn index_case(conn: &Connection, case: &Case) -> Result<()> {
+    match case.kind {
+        CaseKind::Review => {
+            if let Some(doc) = review_document(case) {
+                index_document(conn, &doc)?;
+            }
+        }
+        CaseKind::Approval => {
+            if let Some(did) = &case.decision_id
+                && let Some(d) = load_decision(conn, did)?
+                && let Some(doc) = decision_document(&d, case)
+            {
+                index_document(conn, &doc)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn load_lesson(conn: &Connection, sql: &str, key: &str) -> Result<Option<Lesson>> {
+    let body: Option<String> = conn.query_row(sql, [key], |r| r.get(0)).optional().map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+}
+
+fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
+    let body = serde_json::to_string(l).map_err(corrupt)?;
+    conn.prepare_cached(
+        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET publish = ?3, updated_at = ?5, body = ?6",
+    )
+    .map_err(backend)?
+    .execute(params![l.id, l.review_id, l.publish, l.created_at.0, l.updated_at.0, body])
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Record a lesson's new state: the row, its event (hash-chained, offered to
+/// webhooks) and its search document.
+fn write_lesson(conn: &Connection, l: &Lesson, kind: &str, changed: &[&str], by: &str, at: Timestamp) -> Result<Event> {
+    save_lesson(conn, l)?;
+    let e = append_event(conn, None, None, kind, by, at, lesson_event_data(l, changed))?;
+    queue_deliveries(conn, &e)?;
+    index_document(conn, &lesson_document(l))?;
+    Ok(e)
+}
+
+/// The closing of review `case` by `by`: create or refresh its lesson in the
+/// same transaction (the rules are in [`crate::rules::lesson_on_close`]).
+pub(super) fn lesson_for_closed(
+    conn: &Connection,
+    case: &Case,
+    reason: &str,
+    by: &str,
+    at: Timestamp,
+) -> Result<Lesson> {
+    let ids = case.review.as_ref().map(|r| r.failing_decisions()).unwrap_or_default();
+    let mut decisions = Vec::with_capacity(ids.len());
+    for id in &ids {
+        decisions.extend(load_decision(conn, id)?);
+    }
+    let mut answer_cases = Vec::new();
+    for d in &decisions {
+        if let Some(cid) = &d.case_id {
+            answer_cases.extend(load_case(conn, cid)?);
+        }
+    }
+    let existing = load_lesson(conn, "SELECT body FROM lessons WHERE review_id = ?1", &case.id)?;
+    let (lesson, kind) = lesson_on_close(existing, case, &decisions, &answer_cases, reason, by, at);
+    let changed: &[&str] = if kind == LESSON_UPDATED { &["review"] } else { &[] };
+    write_lesson(conn, &lesson, kind, changed, by, at)?;
+    Ok(lesson)
+}
+
+/// `audit verify`: every lesson row against the last event that wrote it.
+pub(super) fn verify_lessons(tx: &Connection) -> Result<std::result::Result<u64, arbiter_core::audit::AuditProblem>> {
+    let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
+    for e in load_events(
+        tx,
+        concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM events WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"
+        ),
+        [],
+    )? {
+        if let Some(id) = e.data["lesson"]["id"].as_str() {
+            last.insert(id.to_string(), e);
+        }
+    }
+    let mut st = tx.prepare("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
+    let mut n = 0;
+    for row in rows {
+        let (id, body) = row.map_err(backend)?;
+        if let Err(p) = check_lesson(&id, &body, last.get(&id)) {
+            return Ok(Err(p));
+        }
+        n += 1;
+    }
+    Ok(Ok(n))
+}
+
+fn strings(s: String) -> Result<Vec<String>> {
+    serde_json::from_str(&s).map_err(corrupt)
+}
+
+fn labelled_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<String>, Option<String>, bool)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+impl SqliteStore {
+    pub(super) async fn store_policy_draft(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {
+        let by = by.to_string();
+        self.write(move |c| {
+            let created = c
+                .execute(
+                    "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
+                )
+                .map_err(backend)?
+                > 0;
+            if created {
+                append_event(c, None, None, "policy.drafted", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    pub(super) async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT activated_at FROM policy_activations WHERE hash = ?1 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = st.query_map([hash], |r| r.get::<_, i64>(0)).map_err(backend)?;
+            rows.map(|r| r.map(Timestamp).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    pub(super) async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
+        let id = id.to_string();
+        self.read(move |c| load_lesson(c, "SELECT body FROM lessons WHERE id = ?1", &id)).await
+    }
+
+    pub(super) async fn lessons(&self, f: LessonFilter) -> Result<Vec<Lesson>> {
+        self.read(move |c| {
+            let all: Vec<Lesson> = load_bodies(
+                c,
+                "SELECT body FROM lessons WHERE (?1 = 0 OR publish = 1) ORDER BY updated_at DESC, seq DESC",
+                params![f.published],
+            )?;
+            Ok(all
+                .into_iter()
+                .filter(|l| f.action.as_ref().is_none_or(|a| l.action_classes.iter().any(|x| x == a)))
+                .take(f.limit.max(1))
+                .collect())
+        })
+        .await
+    }
+
+    pub(super) async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |c| {
+            let mut l = load_lesson(c, "SELECT body FROM lessons WHERE id = ?1", &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))?;
+            let changed = l.apply(&patch, &by, at);
+            if !changed.is_empty() {
+                write_lesson(c, &l, LESSON_UPDATED, &changed, &by, at)?;
+            }
+            Ok(l)
+        })
+        .await
+    }
+
+    pub(super) async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            load_events(
+                c,
+                concat!(
+                    "SELECT ",
+                    event_cols!(),
+                    " FROM events WHERE kind IN ('lesson.created', 'lesson.updated')
+                      AND json_extract(data, '$.lesson.id') = ?1 ORDER BY seq"
+                ),
+                [id],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn search(&self, q: SearchQuery) -> Result<Vec<SearchHit>> {
+        let Some(fts) = fts_query(&q.q) else { return Ok(Vec::new()) };
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT d.kind, d.ref_id, d.title, snippet(search_fts, 1, '', '', '…', 16), d.actions, d.agents,
+                            d.failure_modes, d.at
+                     FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid
+                     WHERE search_fts MATCH ?1
+                       AND (?2 IS NULL OR d.kind = ?2)
+                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.actions) WHERE value = ?3))
+                       AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.agents) WHERE value = ?4))
+                       AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.failure_modes) WHERE value = ?5))
+                       AND (?6 IS NULL OR d.at >= ?6) AND (?7 IS NULL OR d.at < ?7)
+                     ORDER BY rank LIMIT ?8",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(
+                    params![
+                        fts,
+                        q.kind.map(|k| k.as_str()),
+                        q.action,
+                        q.agent,
+                        q.failure_mode,
+                        q.since.map(|t| t.0),
+                        q.until.map(|t| t.0),
+                        q.limit.clamp(1, 200) as i64
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, String>(6)?,
+                            r.get::<_, i64>(7)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (kind, id, title, snippet, actions, agents, failure_modes, at) = row.map_err(backend)?;
+                Ok(SearchHit {
+                    kind: SearchKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown search document kind `{kind}`")))?,
+                    id,
+                    title,
+                    snippet,
+                    actions: strings(actions)?,
+                    agents: strings(agents)?,
+                    failure_modes: strings(failure_modes)?,
+                    at: Timestamp(at),
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn similar_candidates(
+        &self,
+        action: &str,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
+        let action = action.to_string();
+        self.read(move |c| {
+            load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE action_name = ?1 AND event_time < ?2
+                   AND (final_source = 'review' OR outcome_correct IS NOT NULL)
+                 ORDER BY event_time DESC LIMIT ?3",
+                params![action, before.0, limit as i64],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn agent_activity(
+        &self,
+        agent: &str,
+        action: &str,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Activity>> {
+        let (agent, action) = (agent.to_string(), action.to_string());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time, subject FROM decisions WHERE agent = ?1 AND action_name = ?2 AND event_time >= ?3
+                     ORDER BY event_time DESC LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![agent, action, since.0, limit as i64], |r| {
+                    Ok(Activity { at: Timestamp(r.get(0)?), subject: r.get(1)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn agent_totals(&self, agent: &str, since: Timestamp) -> Result<AgentTotals> {
+        let agent = agent.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(verdict = 'escalate'), 0), COALESCE(SUM(final_source = 'review'), 0),
+                        COALESCE(SUM(overridden = 1), 0)
+                 FROM decisions WHERE agent = ?1 AND event_time >= ?2",
+            )
+            .map_err(backend)?
+            .query_row(params![agent, since.0], |r| {
+                Ok(AgentTotals {
+                    decisions: r.get::<_, i64>(0)? as u64,
+                    escalated: r.get::<_, i64>(1)? as u64,
+                    reviewed: r.get::<_, i64>(2)? as u64,
+                    overridden: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn subject_history(
+        &self,
+        subject: &str,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<(u64, Vec<Decision>)> {
+        let subject = subject.to_string();
+        self.read(move |c| {
+            let total: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM decisions WHERE subject = ?1 AND event_time < ?2")
+                .map_err(backend)?
+                .query_row(params![subject, before.0], |r| r.get(0))
+                .map_err(backend)?;
+            let recent = load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE subject = ?1 AND event_time < ?2 ORDER BY event_time DESC LIMIT ?3",
+                params![subject, before.0, limit as i64],
+            )?;
+            Ok((total as u64, recent))
+        })
+        .await
+    }
+
+    pub(super) async fn reviewed_decisions(
+        &self,
+        action: Option<&str>,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
+        let action = action.map(str::to_string);
+        self.read(move |c| match action {
+            Some(a) => load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE final_source = 'review' AND action_name = ?1 AND event_time >= ?2
+                 ORDER BY event_time DESC LIMIT ?3",
+                params![a, since.0, limit as i64],
+            ),
+            None => load_bodies(
+                c,
+                "SELECT body FROM decisions WHERE final_source = 'review' AND event_time >= ?1
+                 ORDER BY event_time DESC LIMIT ?2",
+                params![since.0, limit as i64],
+            ),
+        })
+        .await
+    }
+
+    pub(super) async fn labelled_points(
+        &self,
+        actions: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Labelled>> {
+        let actions = serde_json::to_string(actions).map_err(corrupt)?;
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
+                     WHERE outcome_correct IS NOT NULL AND event_time >= ?2 AND event_time < ?3
+                       AND action_name IN (SELECT value FROM json_each(?1))",
+                )
+                .map_err(backend)?;
+            let rows = st.query_map(params![actions, from.0, to.0], labelled_row).map_err(backend)?;
+            rows.map(|r| {
+                let (at, source, verdict, correct) = r.map_err(backend)?;
+                let source = match source.as_deref() {
+                    None => None,
+                    Some("policy") => Some(FinalSource::Policy),
+                    Some("review") => Some(FinalSource::Review),
+                    Some("sla_expired") => Some(FinalSource::SlaExpired),
+                    Some("agent_case_cap") => Some(FinalSource::AgentCaseCap),
+                    Some(other) => return Err(StoreError::Corrupt(format!("unknown final source `{other}`"))),
+                };
+                let verdict = match verdict.as_deref() {
+                    None => None,
+                    Some(v) => {
+                        Some(Verdict::parse(v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))?)
+                    }
+                };
+                Ok(Labelled { at: Timestamp(at), source, verdict, correct })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
+        self.write(move |c| {
+            for s in &found {
+                let known: Option<(String, i64)> = c
+                    .prepare_cached("SELECT state, expires_at FROM suggestions WHERE fingerprint = ?1")
+                    .map_err(backend)?
+                    .query_row([&s.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(backend)?;
+                let body = serde_json::to_string(s).map_err(corrupt)?;
+                match known {
+                    None => {
+                        c.prepare_cached(
+                            "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )
+                        .map_err(backend)?
+                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body])
+                        .map_err(backend)?;
+                    }
+                    // an expired suggestion (whatever became of it) may be offered again, with fresh numbers
+                    Some((_, expires_at)) if expires_at <= now.0 => {
+                        c.prepare_cached(
+                            "UPDATE suggestions SET id = ?1, state = ?3, created_at = ?4, expires_at = ?5, body = ?6 WHERE fingerprint = ?2",
+                        )
+                        .map_err(backend)?
+                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body])
+                        .map_err(backend)?;
+                    }
+                    Some(_) => {}
+                }
+            }
+            load_bodies(
+                c,
+                "SELECT body FROM suggestions WHERE state = 'open' AND expires_at > ?1 ORDER BY created_at DESC, id",
+                [now.0],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
+        self.read(move |c| {
+            load_bodies(c, "SELECT body FROM suggestions ORDER BY created_at DESC, id LIMIT ?1", [limit as i64])
+        })
+        .await
+    }
+
+    pub(super) async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let body: Option<String> = c
+                .query_row("SELECT body FROM suggestions WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn decide_suggestion(
+        &self,
+        id: &str,
+        state: SuggestionState,
+        draft_policy: Option<String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Suggestion> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |c| {
+            let body: String = c
+                .query_row("SELECT body FROM suggestions WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
+            let mut s: Suggestion = serde_json::from_str(&body).map_err(corrupt)?;
+            if !s.is_open(at) {
+                return Err(StoreError::Conflict(format!(
+                    "suggestion {id} is {}; only an open, unexpired suggestion can be accepted or dismissed",
+                    if s.state == SuggestionState::Open { "expired" } else { s.state.as_str() }
+                )));
+            }
+            s.state = state;
+            s.draft_policy = draft_policy;
+            s.decided_by = Some(by.clone());
+            let body = serde_json::to_string(&s).map_err(corrupt)?;
+            c.prepare_cached("UPDATE suggestions SET state = ?2, body = ?3 WHERE id = ?1")
+                .map_err(backend)?
+                .execute(params![id, s.state.as_str(), body])
+                .map_err(backend)?;
+            let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
+            let e = append_event(
+                c,
+                None,
+                None,
+                kind,
+                &by,
+                at,
+                serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy}),
+            )?;
+            queue_deliveries(c, &e)?;
+            Ok(s)
+        })
+        .await
+    }
+}
+
+/// Fill the learning loop's columns and index for rows written before it
+/// (the upgrade to schema 7): subjects, who settled each decision, and the
+/// search documents of review cases and answered decisions.
+pub(super) fn backfill_learning(conn: &Connection) -> Result<()> {
+    let mut st = conn.prepare("SELECT id, body FROM decisions ORDER BY seq").map_err(backend)?;
+    let mut rows = st.query([]).map_err(backend)?;
+    let mut up = conn
+        .prepare("UPDATE decisions SET subject = ?2, final_source = ?3, overridden = ?4 WHERE id = ?1")
+        .map_err(backend)?;
+    while let Some(r) = rows.next().map_err(backend)? {
+        let (id, body): (String, String) = (r.get(0).map_err(backend)?, r.get(1).map_err(backend)?);
+        let d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
+        let col = DecisionColumns::of(&d);
+        up.execute(params![id, col.subject, col.final_source, col.overridden]).map_err(backend)?;
+    }
+    let cases: Vec<Case> = load_bodies(conn, "SELECT body FROM cases ORDER BY seq", [])?;
+    for c in &cases {
+        index_case(conn, c)?;
+    }
+    Ok(())
+}
