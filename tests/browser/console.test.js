@@ -183,11 +183,17 @@ test("a reviewer works the queue and the agent receives the modified action", as
     await f.locator("textarea[name=technical_correctness]").fill("over-broad containment");
     await f.locator("textarea[name=user_experience]").fill("no outage thanks to the modification");
   });
+  // The policy change is carried by a stored version; the review closes once its backtest passes.
+  const version = (await api(admin, "GET", "/v1/policy")).body.hash;
   await stage("resolution_design", async (f) => {
     await f.locator("input[name=description]").fill("require confirmation before isolate_host on servers");
     await f.locator("input[name=owner]").fill("rita");
     await f.locator("input[name=expected_effect]").fill("no unconfirmed server isolations");
+    await f.locator("input[name=policy_version]").fill(version);
   });
+  assert.ok((await page.textContent("main")).includes("a backtest of its policy version"), await page.textContent("main"));
+  await Promise.all([page.waitForNavigation(), page.click("button[value=check]")]);
+  assert.ok((await page.textContent("main")).includes("Backtest passed"), await page.textContent("main"));
   assert.ok((await page.textContent("main")).includes("the review can close"));
   await page.screenshot({ path: join(artifacts, "review.png"), fullPage: true });
   await page.fill("#close-reason", "policy change backtested and activated");

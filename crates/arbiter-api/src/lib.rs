@@ -8,6 +8,7 @@ pub mod cases;
 pub mod decisions;
 pub mod drift;
 pub mod keys;
+pub mod learning;
 pub mod policy;
 pub mod problem;
 pub mod reviews;

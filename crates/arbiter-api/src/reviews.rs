@@ -54,10 +54,14 @@ pub struct StageRequest {
 #[serde(deny_unknown_fields)]
 pub struct InterventionUpdate {
     /// proposed, in_progress, done or verified.
-    pub status: InterventionStatus,
+    #[serde(default)]
+    pub status: Option<InterventionStatus>,
     /// How it was done or verified.
     #[serde(default)]
     pub note: Option<String>,
+    /// For a `policy_change` or `tool_change`: the stored version that carries it.
+    #[serde(default)]
+    pub policy_version: Option<String>,
 }
 
 /// The body of `POST /v1/reviews/{id}/close` and `/reopen`.

@@ -6,7 +6,7 @@
 //! triggers that fired, 0.20 for the same subject (or 0.10 for a shared
 //! subject group), 0.15 × the Jaccard overlap of the words in their context
 //! and signals. A lesson is compared the same way, with its action classes,
-//! its triggers, the subjects of its decisions and the words of its text.
+//! its triggers and the words of its title and text (it has no subject).
 //! Only candidates scoring at least [`MIN_SIMILARITY`] are shown, best first.
 
 use crate::action::Action;
@@ -121,15 +121,15 @@ impl Features {
         }
     }
 
-    /// The features of a lesson (`subjects`: of its decisions, when known).
-    pub fn of_lesson(l: &Lesson, subjects: BTreeSet<String>) -> Features {
+    /// The features of a lesson.
+    pub fn of_lesson(l: &Lesson) -> Features {
         let mut w = BTreeSet::new();
         text_words(&l.title, &mut w);
         text_words(&l.search_text(), &mut w);
         Features {
             actions: l.action_classes.iter().cloned().collect(),
             triggers: l.triggers.iter().cloned().collect(),
-            subjects,
+            subjects: BTreeSet::new(),
             groups: BTreeSet::new(),
             words: w,
         }
@@ -230,17 +230,12 @@ pub fn similar_cases(target: &Decision, candidates: &[Decision]) -> Vec<SimilarC
         .collect()
 }
 
-/// The [`TOP`] lessons most similar to `target`, best first
-/// (`subjects_of`: the subjects of a lesson's decisions).
-pub fn similar_lessons(
-    target: &Decision,
-    lessons: &[Lesson],
-    subjects_of: impl Fn(&Lesson) -> BTreeSet<String>,
-) -> Vec<SimilarLesson> {
+/// The [`TOP`] lessons most similar to `target`, best first.
+pub fn similar_lessons(target: &Decision, lessons: &[Lesson]) -> Vec<SimilarLesson> {
     let f = Features::of_decision(target);
     let mut scored: Vec<(f64, &Lesson)> = lessons
         .iter()
-        .map(|l| (similarity(&f, &Features::of_lesson(l, subjects_of(l))), l))
+        .map(|l| (similarity(&f, &Features::of_lesson(l)), l))
         .filter(|(s, _)| *s >= MIN_SIMILARITY)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.updated_at.cmp(&a.1.updated_at)));

@@ -148,7 +148,7 @@ fn a_closed_review_becomes_a_lesson_with_its_facts() {
     let l = Lesson::from_review(
         "L1".into(),
         &case,
-        &[d1.clone()],
+        std::slice::from_ref(&d1),
         &[answer_case(&d1, &["wrong_target"])],
         "confirmation step added",
         "eve",

@@ -157,10 +157,10 @@ impl LessonPatch {
                 return Err(("failure_modes".into(), format!("`{bad}` is not a tag (letters, digits, `_`, `-`)")));
             }
         }
-        if let Some(lines) = &self.guidance {
-            if lines.len() > 50 || lines.iter().any(|l| l.trim().is_empty() || l.len() > 2048) {
-                return Err(("guidance".into(), "at most 50 non-empty lines of at most 2 KiB".into()));
-            }
+        if let Some(lines) = &self.guidance
+            && (lines.len() > 50 || lines.iter().any(|l| l.trim().is_empty() || l.len() > 2048))
+        {
+            return Err(("guidance".into(), "at most 50 non-empty lines of at most 2 KiB".into()));
         }
         Ok(())
     }

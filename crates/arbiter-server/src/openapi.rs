@@ -83,7 +83,7 @@ mod tests {
     /// the document fails here.
     #[test]
     fn every_schema_has_the_fields_of_its_type() {
-        use arbiter_api::{cases, decisions, keys, policy, reviews, webhooks};
+        use arbiter_api::{cases, decisions, keys, learning, policy, reviews, webhooks};
         use arbiter_core::{audit as core_audit, key, review, webhook};
         let doc = doc();
         fn names<T: serde::de::DeserializeOwned>() -> Vec<String> {
@@ -146,6 +146,30 @@ mod tests {
             ("DriftStatus", names::<arbiter_api::drift::DriftStatus>()),
             ("ChainHead", names::<core_audit::ChainHead>()),
             ("Verification", with(names::<core_audit::AuditReport>(), &["ok"])),
+            ("InterventionCheck", names::<review::InterventionCheck>()),
+            ("HumanAnswer", names::<arbiter_core::lesson::HumanAnswer>()),
+            ("Lesson", names::<arbiter_core::lesson::Lesson>()),
+            ("LessonPatch", names::<arbiter_core::lesson::LessonPatch>()),
+            ("RateTest", names::<arbiter_core::drift::RateTest>()),
+            ("Recurrence", names::<arbiter_core::recurrence::Recurrence>()),
+            ("LessonView", names::<learning::LessonView>()),
+            ("CreateLesson", names::<learning::CreateLesson>()),
+            ("SearchHit", names::<arbiter_core::search::SearchHit>()),
+            ("SearchResults", names::<learning::SearchResults>()),
+            ("SimilarCase", names::<arbiter_core::insight::SimilarCase>()),
+            ("SimilarLesson", names::<arbiter_core::insight::SimilarLesson>()),
+            ("AgentTotals", names::<arbiter_core::insight::AgentTotals>()),
+            ("BlastRadius", names::<arbiter_core::insight::BlastRadius>()),
+            ("CaseInsights", names::<learning::CaseInsights>()),
+            ("GuidanceItem", names::<arbiter_core::lesson::GuidanceItem>()),
+            ("Guidance", names::<learning::Guidance>()),
+            ("Atom", names::<arbiter_core::suggest::Atom>()),
+            ("Pattern", names::<arbiter_core::suggest::Pattern>()),
+            ("SuggestionBacktest", names::<arbiter_core::suggest::SuggestionBacktest>()),
+            ("Suggestion", names::<arbiter_core::suggest::Suggestion>()),
+            ("SuggestionList", names::<learning::SuggestionList>()),
+            ("RefreshSuggestions", names::<learning::RefreshSuggestions>()),
+            ("AcceptedSuggestion", names::<learning::AcceptedSuggestion>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

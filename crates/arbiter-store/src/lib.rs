@@ -316,6 +316,9 @@ pub trait Store: Send + Sync + 'static {
     async fn lesson(&self, id: &str) -> Result<Option<Lesson>>;
     /// Lessons, most recently changed first.
     async fn lessons(&self, filter: LessonFilter) -> Result<Vec<Lesson>>;
+    /// The lesson of a review that closed before lessons existed, created now
+    /// from the review as it closed (`Conflict` if it has one, or is not closed).
+    async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson>;
     /// Edit a lesson's human-written fields. A change is recorded as a
     /// `lesson.updated` event naming the changed fields; an edit that changes
     /// nothing records nothing.

@@ -4,5 +4,6 @@
 
 pub mod cases;
 pub mod decisions;
+pub mod learning;
 pub mod policy;
 pub mod reviews;

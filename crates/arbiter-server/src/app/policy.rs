@@ -106,3 +106,21 @@ pub async fn backtest(
     .await
     .map_err(|e| ApiError::internal("the backtest task failed", e))
 }
+
+/// Store `source` as a version without activating it (a draft); returns the
+/// stored version and whether it was new. Its lint warnings are the same as
+/// when it is activated.
+pub async fn store_draft(state: &AppState, source: &str, by: &str) -> Result<(PolicyVersion, bool), ApiError> {
+    let p = Policy::parse(source).map_err(ApiError::InvalidPolicy)?;
+    let now = state.clock.now();
+    let v = PolicyVersion {
+        hash: p.hash().to_string(),
+        name: p.name().to_string(),
+        source: source.to_string(),
+        created_at: now,
+        created_by: by.to_string(),
+    };
+    let created = state.store.store_policy_draft(v.clone(), now, by).await?;
+    let stored = if created { v } else { version(state, p.hash()).await? };
+    Ok((stored, created))
+}

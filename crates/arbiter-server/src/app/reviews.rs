@@ -137,25 +137,52 @@ pub async fn record_stage(
     let rationale = super::cases::rationale(state, "rationale", rationale)?;
     load(state, id).await?;
     require_decisions(state, "record", &record.referenced_decisions()).await?;
+    if let StageRecord::ResolutionDesign(r) = &record {
+        for (i, x) in r.interventions.iter().enumerate() {
+            if let Some(v) = &x.policy_version {
+                super::policy::version(state, v).await.map_err(|_| {
+                    ApiError::invalid(
+                        format!("interventions[{i}].policy_version"),
+                        format!("no stored policy version {v}"),
+                    )
+                })?;
+            }
+        }
+    }
     let cmd = CaseCommand::RecordStage { by: actor(who), role, rationale, record };
     Ok(state.update_case(id, cmd).await?.case)
 }
 
-/// Move an intervention along.
+/// Move an intervention along (`status`, with a `note`) and/or link the
+/// stored policy version that carries it (`policy_version`).
 pub async fn update_intervention(
     state: &AppState,
     who: &Principal,
     id: &str,
     index: usize,
-    status: InterventionStatus,
+    status: Option<InterventionStatus>,
     note: Option<String>,
+    policy_version: Option<String>,
 ) -> Result<Case, ApiError> {
     if note.as_ref().is_some_and(|n| n.len() > 16 * 1024) {
         return Err(ApiError::invalid("note", "must be at most 16 KiB"));
     }
-    load(state, id).await?;
-    let cmd = CaseCommand::UpdateIntervention { by: actor(who), index, status, note };
-    Ok(state.update_case(id, cmd).await?.case)
+    if status.is_none() && policy_version.is_none() {
+        return Err(ApiError::invalid("status", "give a new `status`, a `policy_version` to link, or both"));
+    }
+    let mut case = load(state, id).await?;
+    if let Some(v) = policy_version {
+        super::policy::version(state, &v)
+            .await
+            .map_err(|_| ApiError::invalid("policy_version", format!("no stored policy version {v}")))?;
+        let cmd = CaseCommand::LinkPolicyVersion { by: actor(who), index, policy_version: v };
+        case = state.update_case(id, cmd).await?.case;
+    }
+    if let Some(status) = status {
+        let cmd = CaseCommand::UpdateIntervention { by: actor(who), index, status, note };
+        case = state.update_case(id, cmd).await?.case;
+    }
+    Ok(case)
 }
 
 /// Close a review: every stage has an entry and there is an intervention or a recorded decision that none is needed.

@@ -97,7 +97,23 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                             select name="status" { (forms::options(Some(i.status))) }
                             label { "Note" }
                             input type="text" name="note" value=(i.note.as_deref().unwrap_or(""));
+                            @if i.spec.kind.needs_policy_check() {
+                                label { "Policy version that carries it (full hash)" }
+                                input type="text" name="policy_version" value=(i.spec.policy_version.as_deref().unwrap_or(""));
+                                @if let Some(c) = &i.check {
+                                    p class=(if c.passed() { "ok" } else { "error" }) {
+                                        "Backtest of " code { (super::layout::short(&c.policy_version)) } " on "
+                                        (c.decisions.len()) " decision(s): "
+                                        @if c.passed() { "all would now be escalated or denied." }
+                                        @else if c.decisions.is_empty() { "the review cites no decisions to check." }
+                                        @else { (c.still_allowed.len()) " would still be allowed (" (c.still_allowed.join(", ")) ")." }
+                                    }
+                                }
+                            }
                             button.secondary type="submit" { "Update" }
+                            @if i.spec.kind.needs_policy_check() && i.spec.policy_version.is_some() && open {
+                                button.secondary type="submit" name="op" value="check" formnovalidate { "Run the backtest" }
+                            }
                         }
                     }
                 }
@@ -187,6 +203,8 @@ fn stage_form(stage: Stage, url: &str, viewer: &Viewer, chain: &[Decision]) -> M
             input type="text" name="owner";
             label { "Expected effect" }
             input type="text" name="expected_effect";
+            label { "Policy version that carries it (for a policy or tool change; full hash)" }
+            input type="text" name="policy_version";
             label { "…or why no intervention is needed" }
             input type="text" name="no_intervention_needed";
         },
@@ -222,7 +240,7 @@ pub async fn act(
     }
     let who = &viewer.who;
     let result: Result<&str, ApiError> = async {
-        match field(&f, "op") {
+        match forms::last(&f, "op") {
             "stage" => {
                 let record = forms::stage_record(&f)?;
                 let role = field(&f, "role").to_string();
@@ -232,8 +250,25 @@ pub async fn act(
             "intervention" => {
                 let index = field(&f, "index").parse().map_err(|_| ApiError::invalid("index", "a number"))?;
                 let status: InterventionStatus = choice(&f, "status")?;
-                app::reviews::update_intervention(&state, who, &id, index, status, optional(&f, "note")).await?;
+                let version = optional(&f, "policy_version");
+                app::reviews::update_intervention(&state, who, &id, index, Some(status), optional(&f, "note"), version)
+                    .await?;
                 Ok("Intervention updated.")
+            }
+            "check" => {
+                let index = field(&f, "index").parse().map_err(|_| ApiError::invalid("index", "a number"))?;
+                let case = app::learning::check_intervention(&state, who, &id, index).await?;
+                let passed = case
+                    .review
+                    .as_ref()
+                    .and_then(|r| r.interventions.get(index))
+                    .and_then(|x| x.check.as_ref())
+                    .is_some_and(|c| c.passed());
+                Ok(if passed {
+                    "Backtest passed: every decision of the review would now be escalated or denied."
+                } else {
+                    "Backtest failed: some of the review's decisions would still be allowed (see the intervention)."
+                })
             }
             "close" => {
                 app::reviews::close(&state, who, &id, field(&f, "reason")).await?;

@@ -4,6 +4,7 @@ mod audit;
 pub(crate) mod cases;
 mod decisions;
 mod keys;
+mod learning;
 mod ops;
 mod policy;
 pub(crate) mod reviews;
@@ -32,6 +33,7 @@ impl Api {
             "post" => post(handler),
             "put" => axum::routing::put(handler),
             "delete" => axum::routing::delete(handler),
+            "patch" => axum::routing::patch(handler),
             other => unreachable!("no method {other} in the API"),
         };
         self.table.push((method, path));
@@ -55,12 +57,25 @@ fn api() -> Api {
         .on("post", "/v1/cases/{id}/comments", cases::comment)
         .on("get", "/v1/cases/{id}/events", cases::events)
         .on("get", "/v1/cases/{id}/chain", cases::chain)
+        .on("get", "/v1/cases/{id}/insights", learning::insights)
         .on("post", "/v1/reviews", reviews::open)
         .on("get", "/v1/reviews/{id}", reviews::get)
         .on("post", "/v1/reviews/{id}/stages", reviews::stage)
         .on("post", "/v1/reviews/{id}/interventions/{index}", reviews::intervention)
+        .on("post", "/v1/reviews/{id}/interventions/{index}/check", learning::check_intervention)
         .on("post", "/v1/reviews/{id}/close", reviews::close)
         .on("post", "/v1/reviews/{id}/reopen", reviews::reopen)
+        .on("get", "/v1/lessons", learning::list)
+        .on("post", "/v1/lessons", learning::create)
+        .on("get", "/v1/lessons/{id}", learning::get)
+        .on("patch", "/v1/lessons/{id}", learning::update)
+        .on("get", "/v1/search", learning::search)
+        .on("get", "/v1/guidance", learning::guidance)
+        .on("get", "/v1/datasets/reviewed", learning::dataset)
+        .on("get", "/v1/suggestions", learning::suggestions)
+        .on("post", "/v1/suggestions/refresh", learning::refresh_suggestions)
+        .on("post", "/v1/suggestions/{id}/accept", learning::accept_suggestion)
+        .on("post", "/v1/suggestions/{id}/dismiss", learning::dismiss_suggestion)
         .on("get", "/v1/webhooks", webhooks::list)
         .on("post", "/v1/webhooks", webhooks::create)
         .on("delete", "/v1/webhooks/{id}", webhooks::delete)
@@ -71,6 +86,7 @@ fn api() -> Api {
         .on("get", "/v1/policy", policy::active)
         .on("put", "/v1/policy", policy::put)
         .on("get", "/v1/policy/versions", policy::versions)
+        .on("post", "/v1/policy/versions", policy::draft)
         .on("get", "/v1/policy/versions/{hash}", policy::version)
         .on("post", "/v1/policy/versions/{hash}/activate", policy::activate)
         .on("post", "/v1/policy/versions/{hash}/backtest", policy::backtest)

@@ -20,14 +20,8 @@ pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
     Ok(Json(PolicyView { version: v, triggers, active: true }))
 }
 
-/// Store a new policy version (YAML body) and activate it.
-pub async fn put(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    Query(q): Query<ActivateQuery>,
-    req: Request,
-) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
-    let who = auth.require(&[Role::Admin], "changing the policy")?.clone();
+/// A policy file sent as the request body.
+async fn yaml_body(state: &AppState, req: Request) -> Result<String, ApiError> {
     let ct =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml").to_string();
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -37,8 +31,34 @@ pub async fn put(
         )));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let source =
-        String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))
+}
+
+/// Store a new policy version (YAML body) as a draft, without activating it:
+/// to backtest it, link it to an intervention, and activate it later.
+pub async fn draft(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    req: Request,
+) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
+    let who = auth.require(&[Role::Admin], "storing policy versions")?.clone();
+    let source = yaml_body(&state, req).await?;
+    let (version, created) = crate::app::policy::store_draft(&state, &source, &who.name).await?;
+    let triggers = arbiter_policy::Policy::parse(&version.source).map_or(0, |p| p.trigger_count());
+    let active = state.policy().is_some_and(|p| p.hash() == version.hash);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(PolicyView { version, triggers, active })))
+}
+
+/// Store a new policy version (YAML body) and activate it.
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Query(q): Query<ActivateQuery>,
+    req: Request,
+) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
+    let who = auth.require(&[Role::Admin], "changing the policy")?.clone();
+    let source = yaml_body(&state, req).await?;
     let (policy, created, _) = crate::app::policy::activate(&state, &source, &who.name, q.force).await?;
     let version = state
         .store

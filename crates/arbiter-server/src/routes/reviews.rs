@@ -66,7 +66,9 @@ pub async fn intervention(
     JsonBody(req): JsonBody<InterventionUpdate>,
 ) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "updating interventions")?;
-    Ok(Json(app::reviews::update_intervention(&state, who, &id, index, req.status, req.note).await?))
+    Ok(Json(
+        app::reviews::update_intervention(&state, who, &id, index, req.status, req.note, req.policy_version).await?,
+    ))
 }
 
 /// Close a review: every stage has an entry and there is an intervention or a recorded decision that none is needed.

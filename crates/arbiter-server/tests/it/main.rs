@@ -3,6 +3,7 @@
 
 mod documented;
 mod drift;
+mod learning;
 mod policy_versions;
 mod review_workflow;
 mod support;

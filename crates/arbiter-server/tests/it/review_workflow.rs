@@ -251,8 +251,26 @@ async fn a_review_case_through_four_stages() {
         )
         .await;
     assert_eq!(code, 200);
-    let (code, c) =
-        s.post(&eng, &format!("/v1/reviews/{rid}/close"), json!({"reason": "fixed by a confirmation step"})).await;
+    // a tool change closes only once the policy version carrying it is linked and backtested on the review's decisions
+    let close_path = format!("/v1/reviews/{rid}/close");
+    let close = |reason: &'static str| s.post(&eng, &close_path, json!({"reason": reason}));
+    let (code, e) = close("fixed by a confirmation step").await;
+    assert_eq!(code, 409, "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("linked to the policy version"), "{e}");
+    let (_, active) = s.get(&s.admin, "/v1/policy").await;
+    let hash = active["hash"].as_str().unwrap().to_string();
+    let (code, e) =
+        s.post(&eng, &format!("/v1/reviews/{rid}/interventions/0"), json!({"policy_version": "f".repeat(64)})).await;
+    assert_eq!((code, e["field"].as_str()), (422, Some("policy_version")), "{e}");
+    let (code, _) = s.post(&eng, &format!("/v1/reviews/{rid}/interventions/0"), json!({"policy_version": hash})).await;
+    assert_eq!(code, 200);
+    let (code, e) = close("fixed by a confirmation step").await;
+    assert_eq!(code, 409, "{e}");
+    let (code, checked) = s.post(&eng, &format!("/v1/reviews/{rid}/interventions/0/check"), json!({})).await;
+    assert_eq!(code, 200, "{checked}");
+    let check = &checked["review"]["interventions"][0]["check"];
+    assert_eq!((check["decisions"].clone(), check["still_allowed"].clone()), (json!([did]), json!([])), "{check}");
+    let (code, c) = close("fixed by a confirmation step").await;
     assert_eq!(code, 200, "{c}");
     assert_eq!(c["state"], "closed");
     let (_, list) = s.get(&eng, "/v1/cases?kind=review&state=closed").await;

@@ -112,6 +112,12 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn patch(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.patch(self.at(path)).bearer_auth(key).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(self.at(path)).bearer_auth(key).send().await.unwrap();
         let status = r.status().as_u16();

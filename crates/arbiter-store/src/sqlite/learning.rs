@@ -203,6 +203,31 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
+        let (review_id, by) = (review_id.to_string(), by.to_string());
+        self.write(move |c| {
+            let case = load_case(c, &review_id)?.ok_or_else(|| StoreError::NotFound(format!("review {review_id}")))?;
+            if case.kind != CaseKind::Review || case.state != CaseState::Closed {
+                return Err(StoreError::Conflict(format!("{review_id} is not a closed review case")));
+            }
+            if load_lesson(c, "SELECT body FROM lessons WHERE review_id = ?1", &review_id)?.is_some() {
+                return Err(StoreError::Conflict(format!("review {review_id} already has its lesson")));
+            }
+            let closed = load_events(
+                c,
+                concat!(
+                    "SELECT ",
+                    event_cols!(),
+                    " FROM events WHERE case_id = ?1 AND kind = 'review.closed' ORDER BY seq DESC LIMIT 1"
+                ),
+                [&review_id],
+            )?;
+            let reason = closed.first().and_then(|e| e.data["reason"].as_str()).unwrap_or_default().to_string();
+            lesson_for_closed(c, &case, &reason, &by, at)
+        })
+        .await
+    }
+
     pub(super) async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
         let (id, by) = (id.to_string(), by.to_string());
         self.write(move |c| {

@@ -239,6 +239,15 @@ impl Store for SqliteStore {
         SqliteStore::lessons(self, filter).await
     }
 
+    async fn create_missing_lesson(
+        &self,
+        review_id: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<arbiter_core::lesson::Lesson> {
+        SqliteStore::create_missing_lesson(self, review_id, by, at).await
+    }
+
     async fn update_lesson(
         &self,
         id: &str,

@@ -265,6 +265,28 @@ async fn verify_catches_a_lesson_edited_behind_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_closed_before_lessons_existed_gets_its_lesson_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let store = SqliteStore::open(&path).unwrap();
+    conformance::decisions_and_idempotency(&store).await;
+    conformance::claims_are_exclusive(&store).await;
+    conformance::review_cases(&store).await;
+    let at = arbiter_core::Timestamp(99);
+    assert!(matches!(store.create_missing_lesson("r-1", "eve", at).await, Err(arbiter_store::StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_missing_lesson("nope", "eve", at).await,
+        Err(arbiter_store::StoreError::NotFound(_))
+    ));
+    // as if the review had closed before schema 7: no lesson row
+    rusqlite::Connection::open(&path).unwrap().execute("DELETE FROM lessons", []).unwrap();
+    let l = store.create_missing_lesson("r-1", "ann", at).await.unwrap();
+    assert_eq!((l.review_id.as_str(), l.created_by.as_str()), ("r-1", "ann"));
+    assert_eq!(l.summary.lines().next(), Some("resolved again"), "the closing remark of its last close");
+    conformance::assert_verified(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_a_version_one_database_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
