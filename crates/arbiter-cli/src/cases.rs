@@ -4,6 +4,7 @@ use crate::client::{Api, ApiArgs, json_arg};
 use crate::table::Table;
 use anyhow::{Result, bail};
 use arbiter_api::cases::{CaseDecisionRequest, CaseDecisionResponse, QueueView, ReviewerChoice};
+use arbiter_api::learning::CaseInsights;
 use arbiter_core::audit::Event;
 use arbiter_core::duration::human_ms;
 use arbiter_core::{Case, Decision, FinalSource};
@@ -84,6 +85,46 @@ pub enum CasesCommand {
 }
 
 /// A case's one-line header.
+/// Similar past cases and lessons, and the blast radius.
+fn print_insights(i: &CaseInsights) {
+    let b = &i.blast_radius;
+    println!("\nblast radius: {}", b.summary);
+    println!(
+        "  distinct subjects: {} in the last hour, {} in the last day; agent over 7 days: {:.0}% escalated{}",
+        b.distinct_subjects_hour,
+        b.distinct_subjects_day,
+        100.0 * b.escalation_rate_7d,
+        b.override_rate_7d.map_or(String::new(), |r| format!(", {:.0}% of reviewed ones overridden", 100.0 * r))
+    );
+    for h in &b.subject_history {
+        println!(
+            "  before: {} {} -> {} {}",
+            h.at,
+            h.action,
+            h.verdict.map_or("pending".to_string(), |v| v.to_string()),
+            h.rationale.as_deref().unwrap_or("")
+        );
+    }
+    if i.similar_cases.is_empty() && i.similar_lessons.is_empty() {
+        println!("no similar past cases or lessons");
+    }
+    for c in &i.similar_cases {
+        println!(
+            "similar case ({:.2}): {} {} {} -> {}{}: {}",
+            c.score,
+            c.at,
+            c.action,
+            c.subject.as_deref().unwrap_or(""),
+            c.verdict.map_or("pending".to_string(), |v| v.to_string()),
+            if c.modified { " (modified)" } else { "" },
+            c.rationale.as_deref().unwrap_or("")
+        );
+    }
+    for l in &i.similar_lessons {
+        println!("similar lesson ({:.2}): {} [{}]", l.score, l.title, l.lesson_id);
+    }
+}
+
 fn print_case(c: &Case) {
     println!("case {}  [{} {}]  state {}", c.id, c.kind.as_str(), c.escalation.severity, c.state.as_str());
     if let Some(claim) = &c.claim {
@@ -197,11 +238,15 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                 Some(d) => Some(api.get_as(&format!("/v1/decisions/{d}"))?),
                 None => None,
             };
+            let insights: Option<CaseInsights> = match case.kind {
+                arbiter_core::CaseKind::Approval => Some(api.get_as(&format!("/v1/cases/{id}/insights"))?),
+                arbiter_core::CaseKind::Review => None,
+            };
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"case": case, "decision": decision, "events": events, "chain": chain})
+                        &json!({"case": case, "decision": decision, "events": events, "chain": chain, "insights": insights})
                     )?
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -234,6 +279,9 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             }
             if let Some(r) = &case.review {
                 println!("\nreview: {}", r.title);
+            }
+            if let Some(i) = &insights {
+                print_insights(i);
             }
             let proposed = decision.as_ref().map(|d| d.action.args.clone()).unwrap_or_default();
             println!("\ntimeline:");

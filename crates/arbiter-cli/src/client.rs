@@ -80,6 +80,33 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.url)).json(body), &format!("POST {path}")).await
     }
 
+    /// PATCH JSON to a path and read the answer as `T`.
+    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.patch(format!("{}{path}", self.url)).json(body), &format!("PATCH {path}")).await
+    }
+
+    /// GET a path whose answer is text (JSON Lines, prompt text).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let what = format!("GET {path}");
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.key).send().await;
+        let r = r.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let status = r.status();
+        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<Problem>(&text) {
+                Ok(problem) => problem.into(),
+                Err(_) => anyhow!("{what}: {status}: {text}"),
+            });
+        }
+        Ok(text)
+    }
+
+    /// POST a YAML document (a policy file) and read the answer as `T`.
+    pub async fn post_yaml<T: DeserializeOwned>(&self, path: &str, yaml: String) -> Result<T> {
+        let req = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/yaml").body(yaml);
+        self.send(req, &format!("POST {path}")).await
+    }
+
     /// `POST /v1/keys`.
     pub async fn create_key(&self, req: &CreateKey) -> Result<CreatedKey> {
         self.post("/v1/keys", req).await
@@ -144,6 +171,21 @@ impl Api {
     /// POST JSON to a path and read the answer as `T`.
     pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.rt.block_on(self.client.post(path, body))
+    }
+
+    /// PATCH JSON to a path and read the answer as `T`.
+    pub fn patch_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.rt.block_on(self.client.patch(path, body))
+    }
+
+    /// POST a YAML document and read the answer as `T`.
+    pub fn post_yaml<T: DeserializeOwned>(&self, path: &str, yaml: String) -> Result<T> {
+        self.rt.block_on(self.client.post_yaml(path, yaml))
+    }
+
+    /// GET a path whose answer is text.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        self.rt.block_on(self.client.get_text(path))
     }
 
     /// POST JSON to a path; the answer as JSON.

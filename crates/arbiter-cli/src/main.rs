@@ -11,6 +11,7 @@ mod drift;
 mod embedded;
 mod history;
 mod keys;
+mod lessons;
 mod policy;
 mod reviews;
 mod serve;
@@ -72,6 +73,13 @@ enum Command {
         #[command(flatten)]
         api: client::ApiArgs,
     },
+    /// The knowledge base: lessons, search, guidance and dataset exports (over HTTP).
+    Lessons {
+        #[command(subcommand)]
+        command: lessons::LessonsCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
     /// The drift monitor's statistics and alarms (over HTTP).
     Drift {
         #[command(subcommand)]
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
         Command::Reviews { command, api } => reviews::run(command, &api),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Drift { command, api } => drift::run(command, &api),
+        Command::Lessons { command, api } => lessons::run(command, &api),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)

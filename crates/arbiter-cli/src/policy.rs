@@ -33,6 +33,39 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Standing rules suggested from how reviewers answered: situations always approved
+    /// unchanged or always refused, each as a trigger backtested on history (over HTTP).
+    /// Accepting one stores a draft version; activating it stays a separate step.
+    Suggest {
+        /// Mine the review history again first (admin key).
+        #[arg(long)]
+        refresh: bool,
+        /// Days of history to mine (with --refresh; default 30).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Times a situation must have been answered the same way (with --refresh; default 20).
+        #[arg(long)]
+        min_support: Option<u64>,
+        /// Accept this suggestion into a draft policy version (admin key).
+        #[arg(long, conflicts_with = "dismiss")]
+        accept: Option<String>,
+        /// Dismiss this suggestion (admin key).
+        #[arg(long)]
+        dismiss: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+    },
+    /// Store a policy file on the server as a draft version, not activated: to
+    /// backtest it, link it to a review's intervention, and activate it later.
+    Draft {
+        /// Policy file (YAML).
+        file: PathBuf,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+    },
     /// Evaluate one action against a policy file and print the verdict with its explanation.
     Eval {
         /// Policy file (YAML).
@@ -59,6 +92,10 @@ pub enum PolicyCommand {
 /// Run a policy subcommand.
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
+        PolicyCommand::Suggest { refresh, days, min_support, accept, dismiss, json, api } => {
+            suggest(&api, refresh, days, min_support, accept, dismiss, json)
+        }
+        PolicyCommand::Draft { file, api } => draft(&file, &api),
         PolicyCommand::Check { files } => check(&files),
         PolicyCommand::Backtest { file, history, against, json } => backtest(&file, &history, against.as_deref(), json),
         PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
@@ -225,5 +262,66 @@ fn backtest(
             report.new.condition_errors
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn suggest(
+    api: &crate::client::ApiArgs,
+    refresh: bool,
+    days: Option<u32>,
+    min_support: Option<u64>,
+    accept: Option<String>,
+    dismiss: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
+    use arbiter_api::learning::{AcceptedSuggestion, SuggestionList};
+    let api = crate::client::Api::new(api)?;
+    if let Some(id) = accept {
+        let a: AcceptedSuggestion = api.post_as(&format!("/v1/suggestions/{id}/accept"), &json!({}))?;
+        println!("accepted: draft policy version {} carries `{}`", a.draft.hash, a.suggestion.trigger);
+        println!(
+            "review it with `arbiter policy backtest`, then activate it: POST /v1/policy/versions/{}/activate",
+            a.draft.hash
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(id) = dismiss {
+        let _: arbiter_core::suggest::Suggestion = api.post_as(&format!("/v1/suggestions/{id}/dismiss"), &json!({}))?;
+        println!("dismissed {id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: SuggestionList = if refresh {
+        api.post_as("/v1/suggestions/refresh", &json!({"days": days, "min_support": min_support}))?
+    } else {
+        api.get_as("/v1/suggestions")?
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.suggestions.is_empty() {
+        println!("no open suggestions{}", if refresh { "" } else { " (--refresh mines the review history again)" });
+    }
+    for s in &list.suggestions {
+        println!("{}  expires {}", s.id, s.expires_at);
+        println!("  {}", s.description);
+        println!(
+            "  suggests `{}` ({}): would have answered {} escalation(s) of {} replayed; {} against what reviewers decided",
+            s.trigger, s.verdict, s.backtest.escalations_saved, s.backtest.replayed, s.backtest.against_reviewers
+        );
+        println!("  when: {}", s.condition);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn draft(file: &Path, api: &crate::client::ApiArgs) -> Result<ExitCode> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if let Err(errs) = Policy::parse(&source) {
+        eprint!("{}", errs.render(&file.display().to_string()));
+        bail!("{}: {} error(s); nothing was stored", file.display(), errs.0.len());
+    }
+    let api = crate::client::Api::new(api)?;
+    let v: arbiter_api::policy::PolicyView = api.post_yaml("/v1/policy/versions", source)?;
+    println!("stored draft {} ({}, {} triggers); not active", v.version.hash, v.version.name, v.triggers);
     Ok(ExitCode::SUCCESS)
 }

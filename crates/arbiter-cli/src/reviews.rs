@@ -1,4 +1,4 @@
-//! `arbiter reviews open|show|stage|intervention|close`: work a review case from a terminal.
+//! `arbiter reviews open|show|stage|intervention|check|close`: work a review case from a terminal.
 
 use crate::client::{Api, ApiArgs, json_arg};
 use anyhow::{Result, bail};
@@ -53,18 +53,30 @@ pub enum ReviewsCommand {
         #[arg(long, short)]
         rationale: String,
     },
-    /// Move an intervention along: proposed, in_progress, done, verified.
+    /// Move an intervention along (proposed, in_progress, done, verified) and/or link
+    /// the stored policy version that carries a policy or tool change.
     Intervention {
         /// Review case id.
         id: String,
         /// Intervention index (from `reviews show`).
         index: usize,
         /// New status.
-        #[arg(long)]
-        status: String,
+        #[arg(long, required_unless_present = "policy_version")]
+        status: Option<String>,
         /// How it was done or verified.
         #[arg(long)]
         note: Option<String>,
+        /// The full hash of the stored version that carries it (`arbiter policy draft FILE` stores one).
+        #[arg(long)]
+        policy_version: Option<String>,
+    },
+    /// Backtest an intervention's policy version on the review's decisions: each
+    /// must now be escalated or denied before the review can close.
+    Check {
+        /// Review case id.
+        id: String,
+        /// Intervention index (from `reviews show`).
+        index: usize,
     },
     /// Close a review (every stage recorded, and an intervention or a reason none is needed).
     Close {
@@ -107,6 +119,16 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
                     x.spec.owner,
                     x.spec.expected_effect
                 );
+                if let Some(v) = &x.spec.policy_version {
+                    let check = match &x.check {
+                        Some(c) if c.policy_version == *v && c.passed() => "backtest passed".to_string(),
+                        Some(c) if c.policy_version == *v => {
+                            format!("backtest failed ({} still allowed)", c.still_allowed.len())
+                        }
+                        _ => "not backtested yet".to_string(),
+                    };
+                    println!("      policy version {}: {check}", &v[..12.min(v.len())]);
+                }
             }
             for cm in &c.comments {
                 println!("  comment by {} ({}): {}", cm.by, cm.role.as_deref().unwrap_or("-"), cm.text);
@@ -127,9 +149,34 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
             api.post(&format!("/v1/reviews/{id}/stages"), &body)?;
             println!("recorded {stage} on {id}");
         }
-        ReviewsCommand::Intervention { id, index, status, note } => {
-            api.post(&format!("/v1/reviews/{id}/interventions/{index}"), &json!({"status": status, "note": note}))?;
-            println!("intervention {index} of {id} is now {status}");
+        ReviewsCommand::Intervention { id, index, status, note, policy_version } => {
+            let body = json!({"status": status, "note": note, "policy_version": policy_version});
+            api.post(&format!("/v1/reviews/{id}/interventions/{index}"), &body)?;
+            if let Some(v) = &policy_version {
+                println!("intervention {index} of {id} is carried by policy version {v}");
+            }
+            if let Some(s) = &status {
+                println!("intervention {index} of {id} is now {s}");
+            }
+        }
+        ReviewsCommand::Check { id, index } => {
+            let c: Case = api.post_as(&format!("/v1/reviews/{id}/interventions/{index}/check"), &json!({}))?;
+            let check = c.review.as_ref().and_then(|r| r.interventions.get(index)).and_then(|x| x.check.as_ref());
+            let Some(check) = check else { bail!("the server recorded no check") };
+            if check.passed() {
+                println!("passed: all {} decision(s) would now be escalated or denied", check.decisions.len());
+            } else if check.decisions.is_empty() {
+                println!("failed: the review cites no decisions to check the change against");
+                return Ok(ExitCode::FAILURE);
+            } else {
+                println!(
+                    "failed: {} of {} decision(s) would still be allowed: {}",
+                    check.still_allowed.len(),
+                    check.decisions.len(),
+                    check.still_allowed.join(", ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         ReviewsCommand::Close { id, reason } => {
             api.post(&format!("/v1/reviews/{id}/close"), &json!({"reason": reason}))?;

@@ -157,6 +157,33 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
     let all = ok(arbiter(&s, &eve, &["cases", "list", "--all", "--kind", "review", "--state", "closed"]));
     assert!(all.contains(&rid), "{all}");
 
+    // The closed review is a lesson: listed, shown with its history, found by search, published,
+    // and exported as prompt guidance and as a dataset of the reviewed decisions.
+    let listed = ok(arbiter(&s, &eve, &["lessons", "list"]));
+    let lesson = format!("lesson-{rid}");
+    assert!(listed.contains(&lesson) && listed.contains("isolate_host"), "{listed}");
+    ok(arbiter(
+        &s,
+        &eve,
+        &["lessons", "edit", &lesson, "--publish", "--guidance", "Prefer network-only containment for servers."],
+    ));
+    let shown = ok(arbiter(&s, &eve, &["lessons", "show", &lesson]));
+    assert!(
+        shown.contains("lesson.created") && shown.contains("lesson.updated") && shown.contains("publish"),
+        "{shown}"
+    );
+    let found = ok(arbiter(&s, &eve, &["lessons", "search", "network", "--kind", "lesson"]));
+    assert!(found.contains(&lesson), "{found}");
+    let prompt = ok(arbiter(&s, &eve, &["lessons", "export", "--format", "prompt", "--action", "isolate_host"]));
+    assert!(prompt.contains(&format!("Prefer network-only containment for servers. [lesson {lesson}]")), "{prompt}");
+    let out = dir.path().join("reviewed.jsonl");
+    ok(arbiter(&s, &eve, &["lessons", "export", "--format", "dataset", "--out", out.to_str().unwrap()]));
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["label"]["rationale"].is_string()), "{rows:?}");
+    let chat = ok(arbiter(&s, &eve, &["lessons", "export", "--format", "chat"]));
+    assert!(chat.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["messages"].as_array().unwrap().len() == 3));
+
     // 4. The audit log verifies, and an edit behind the server's back is caught.
     let dbs = db.to_str().unwrap();
     let verified = Command::new(bin()).args(["audit", "verify", "--db", dbs]).output().unwrap();
@@ -245,4 +272,42 @@ async fn the_served_binary_sweeps_slas_on_its_own() {
     assert_eq!(events[1]["data"]["reviewers"], json!(["soc_lead"]));
     assert_eq!(events[2]["data"]["reason"], "sla_expired");
     assert_eq!(events[2]["actor"], "system");
+}
+
+/// A policy change from a terminal: store the new version as a draft, link it
+/// to the review's intervention, backtest it, and ask for rule suggestions.
+#[tokio::test]
+async fn a_policy_change_is_drafted_linked_and_backtested_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("arbiter.db"), &[]);
+    let admin = s.admin();
+    let agent = s.key("soc-triage-agent", "agent", &[]).await;
+    let eve = s.key("eve", "reviewer", &["engineering", "soc_analyst"]).await;
+    let d: Value = s.propose(&agent, &isolate("srv-db-01", &["server"], 0.97), None).await.json().await.unwrap();
+    let (did, case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
+    let opened = ok(arbiter(&s, &eve, &["reviews", "open", "--title", "Servers isolated", "--from-case", &case]));
+    let rid = opened.trim().rsplit(' ').next().unwrap().to_string();
+    let soc = std::fs::read_to_string(crate::support::soc_policy()).unwrap();
+    let stricter = dir.path().join("stricter.yaml");
+    std::fs::write(&stricter, format!("{soc}  - name: confirm_every_isolation\n    actions: [isolate_host]\n    when: '!(has(signals.confirmed) && signals.confirmed == true)'\n    verdict: escalate\n")).unwrap();
+    let (ok_, _, err) = arbiter(&s, &eve, &["policy", "draft", stricter.to_str().unwrap()]);
+    assert!(!ok_ && err.contains("forbidden"), "drafts need an admin key: {err}");
+    let drafted = ok(arbiter(&s, admin, &["policy", "draft", stricter.to_str().unwrap()]));
+    let hash = drafted.split_whitespace().nth(2).unwrap().to_string();
+    assert!(drafted.contains("not active") && hash.len() == 64, "{drafted}");
+    for (stage, fields) in [
+        ("trace_inspection", format!(r#"{{"findings":[{{"decision_id":"{did}","kind":"wrong_action","note":"a database server"}}]}}"#)),
+        ("resolution_design", r#"{"interventions":[{"kind":"tool_change","description":"confirm every isolation","owner":"eve","expected_effect":"no unconfirmed isolations"}]}"#.to_string()),
+    ] {
+        ok(arbiter(&s, &eve, &["reviews", "stage", &rid, stage, &fields, "--role", "engineering", "-r", "from the decision log"]));
+    }
+    let (ok_, out, _) = arbiter(&s, &eve, &["reviews", "check", &rid, "0"]);
+    assert!(!ok_, "no version linked yet: {out}");
+    ok(arbiter(&s, &eve, &["reviews", "intervention", &rid, "0", "--policy-version", &hash]));
+    let checked = ok(arbiter(&s, &eve, &["reviews", "check", &rid, "0"]));
+    assert!(checked.starts_with("passed: all 1 decision(s)"), "{checked}");
+    let shown = ok(arbiter(&s, &eve, &["reviews", "show", &rid]));
+    assert!(shown.contains("backtest passed"), "{shown}");
+    let suggestions = ok(arbiter(&s, admin, &["policy", "suggest", "--refresh"]));
+    assert!(suggestions.contains("no open suggestions"), "too little history for a rule: {suggestions}");
 }
