@@ -139,6 +139,8 @@ test("a reviewer works the queue and the agent receives the modified action", as
   assert.match(page.url(), new RegExp(`/cases/${rows[0]}$`));
   await checkPage(page, await page.reload());
   assert.ok((await page.textContent("main")).includes("<script>window.__xss=2</script>"), "the payload is shown as text");
+  assert.ok((await page.textContent("#blast-radius")).includes("in the last hour"), "the case shows its blast radius");
+  assert.ok((await page.textContent("#similar")).includes("Similar past cases"));
   await page.screenshot({ path: join(artifacts, "case.png"), fullPage: true });
   // Click 1 was opening the case; click 2: claim; click 3: submit the modified approval.
   await Promise.all([page.waitForNavigation(), page.click("button[value=claim]")]);
@@ -201,6 +203,30 @@ test("a reviewer works the queue and the agent receives the modified action", as
   assert.ok((await page.textContent("main")).includes("Review closed"));
   assert.ok((await page.textContent("main")).includes("state closed"));
 
+  // The closed review is a lesson: find it, publish it, search for it.
+  await visit(page, "/lessons");
+  await Promise.all([page.waitForNavigation(), page.click("main table a[href^='/lessons/lesson-']")]);
+  await checkPage(page, await page.reload());
+  const lessonUrl = page.url();
+  assert.ok((await page.textContent("main")).includes("Did it stop?"));
+  await page.check("input[name=publish]");
+  await page.fill("#guidance", "Prefer network-only containment for servers.");
+  await Promise.all([page.waitForNavigation(), page.click("form:has(#guidance) button[type=submit]")]);
+  assert.ok((await page.textContent("main")).includes("Lesson saved"), await page.textContent("main"));
+  assert.ok((await page.textContent("main")).includes("lesson.updated"));
+  await page.screenshot({ path: join(artifacts, "lesson.png"), fullPage: true });
+  const guidance = await api(agent, "GET", "/v1/guidance?action=isolate_host");
+  assert.ok(guidance.body.items.some((i) => i.text === "Prefer network-only containment for servers."), JSON.stringify(guidance.body));
+  await visit(page, "/lessons");
+  await page.fill("#q", "forensics");
+  await Promise.all([page.waitForNavigation(), page.click("form.search button")]);
+  await checkPage(page, await page.reload());
+  assert.ok((await page.locator("ol.hits li").count()) >= 1, "the reviewer's rationale is found");
+  await page.screenshot({ path: join(artifacts, "search.png"), fullPage: true });
+  await Promise.all([page.waitForNavigation(), page.click("ol.hits a[href^='/decisions/']")]);
+  assert.match(page.url(), /\/cases\//, "a decision hit opens its case");
+  await visit(page, "/suggestions");
+
   for (const [path, name] of [["/dashboard", "dashboard"], ["/policy", "policy"]]) {
     await visit(page, path);
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
@@ -212,7 +238,7 @@ test("a reviewer works the queue and the agent receives the modified action", as
   await page.screenshot({ path: join(artifacts, "backtest.png"), fullPage: true });
   // Phones: every page fits 390 px without sideways scrolling.
   await page.setViewportSize({ width: 390, height: 800 });
-  for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"]]) {
+  for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"], [new URL(lessonUrl).pathname, "lesson"], ["/search?q=forensics", "search"], ["/suggestions", "suggestions"]]) {
     await visit(page, path);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${path} is ${width} px wide on a phone`);

@@ -10,8 +10,10 @@ use crate::app;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use arbiter_api::cases::ReviewerChoice;
+use arbiter_api::learning::CaseInsights;
 use arbiter_core::audit::Event;
 use arbiter_core::duration::human_ms;
+use arbiter_core::insight::BlastRadius;
 use arbiter_core::{Case, CaseKind, Claim, Decision, WireName};
 use axum::Form;
 use axum::extract::State;
@@ -40,6 +42,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
     };
     let events = state.store.case_events(id).await?;
     let chain = app::cases::chain_of(state, &case).await?;
+    let insights = app::learning::insights(state, id).await?;
     let now = state.clock.now();
     let held = case.held_at(now);
     let body = html! {
@@ -60,6 +63,8 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                 (comments_card(viewer, &case))
             }
             div {
+                (blast_card(&insights.blast_radius))
+                (similar_card(&insights))
                 (timeline(&events, decision.as_ref()))
                 (chain_card(&chain, case.decision_id.as_deref()))
             }
@@ -151,6 +156,62 @@ fn decide_card(
                 label for="failure_modes" { "Failure-mode tags (optional, comma-separated)" }
                 input type="text" #failure_modes name="failure_modes";
                 button type="submit" { "Submit decision" }
+            }
+        }
+    }
+}
+
+fn blast_card(b: &BlastRadius) -> Markup {
+    let pct = |r: f64| format!("{:.0}%", 100.0 * r);
+    html! {
+        div.card #blast-radius {
+            h2 { "Blast radius" }
+            p { (b.summary) }
+            ul {
+                li { "Distinct subjects: " b { (b.distinct_subjects_hour) } " in the last hour, " b { (b.distinct_subjects_day) } " in the last day" }
+                li {
+                    "The agent over 7 days: " b { (pct(b.escalation_rate_7d)) } " escalated"
+                    @if let Some(r) = b.override_rate_7d { ", " b { (pct(r)) } " of its reviewed actions refused or changed by people" }
+                }
+            }
+            @if !b.subject_history.is_empty() {
+                h2 { "Earlier on " (b.subject.as_deref().unwrap_or("this subject")) }
+                ul {
+                    @for h in &b.subject_history {
+                        li {
+                            code { (h.at.to_string()) } " " (h.action) " → " b { (h.verdict.map_or("pending".to_string(), |v| v.to_string())) }
+                            @if let Some(r) = &h.rationale { ": " (r) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn similar_card(i: &CaseInsights) -> Markup {
+    html! {
+        div.card #similar {
+            h2 { "Similar past cases and lessons" }
+            @if i.similar_cases.is_empty() && i.similar_lessons.is_empty() { p.muted { "Nothing similar yet." } }
+            ul {
+                @for l in &i.similar_lessons {
+                    li {
+                        span.pill { "lesson" } " " a href={ "/lessons/" (urlencode(&l.lesson_id)) } { (l.title) }
+                        " " small { "similarity " (format!("{:.2}", l.score)) }
+                        br; span.muted { (l.summary) }
+                    }
+                }
+                @for c in &i.similar_cases {
+                    li {
+                        (c.action) " " (c.subject.as_deref().unwrap_or("")) " → "
+                        b { (c.verdict.map_or("pending".to_string(), |v| v.to_string())) }
+                        @if c.modified { " (modified)" }
+                        @if let Some(r) = &c.rationale { ": " (r) }
+                        " " small { (c.at.to_string()) " · similarity " (format!("{:.2}", c.score))
+                            @if let Some(ok) = c.correct { " · the action was " @if ok { "right" } @else { "wrong" } } }
+                    }
+                }
             }
         }
     }

@@ -56,6 +56,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
     }
     let class_total = |c: &BTreeMap<Verdict, u64>| c.values().sum::<u64>();
     let max = classes.values().map(class_total).max().unwrap_or(1).max(1);
+    let recurrence = recurrence_table(&state).await;
     let open_of = |kind: CaseKind| -> u64 { d.open_cases.iter().filter(|c| c.kind == kind).map(|c| c.cases).sum() };
     let body = html! {
         h1 { "Dashboard " small { "last " (hours) " hours" } }
@@ -98,12 +99,50 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
         }
         h2 { "Drift" }
         (drift(&state))
+        h2 { "Did the failures stop?" }
+        (recurrence)
         p.muted {
             a href="/dashboard?hours=1" { "1 h" } " · " a href="/dashboard?hours=24" { "24 h" } " · "
             a href="/dashboard?hours=168" { "7 days" }
         }
     };
     frame("Dashboard", Some(&viewer), body)
+}
+
+/// The recent lessons whose policy change went live, and whether the failure stopped.
+async fn recurrence_table(state: &AppState) -> Markup {
+    let lessons = match state.store.lessons(arbiter_store::LessonFilter { limit: 20, ..Default::default() }).await {
+        Ok(l) => l,
+        Err(e) => {
+            let e: crate::error::ApiError = e.into();
+            e.log();
+            return html! { p.error { (e.detail()) } };
+        }
+    };
+    let mut rows = Vec::new();
+    for l in &lessons {
+        match crate::app::learning::recurrence_of(state, l).await {
+            Ok(rs) => rows.extend(rs.into_iter().map(|r| (l, r))),
+            Err(e) => e.log(),
+        }
+    }
+    html! {
+        @if rows.is_empty() { p.muted { "No lesson's policy change has gone live yet." } }
+        @else {
+            table {
+                thead { tr { th { "Lesson" } th { "Went live" } th { "Result" } } }
+                tbody {
+                    @for (l, r) in &rows {
+                        tr {
+                            td { a href={ "/lessons/" (super::layout::urlencode(&l.id)) } { (l.title) } }
+                            td { small { (r.activated_at.to_string()) } }
+                            td { (r.summary) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn drift(state: &AppState) -> Markup {

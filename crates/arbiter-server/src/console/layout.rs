@@ -33,6 +33,8 @@ pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                             a href="/queue" accesskey="q" { "Queue" }
                             a href="/dashboard" accesskey="d" { "Dashboard" }
                             a href="/policy" accesskey="p" { "Policy" }
+                            a href="/lessons" accesskey="l" { "Lessons" }
+                            a href="/suggestions" { "Suggestions" }
                             span.who { (v.who.name) " " small { (join(&v.who.tags)) } }
                             form.inline method="post" action="/logout" {
                                 (v.csrf_field())

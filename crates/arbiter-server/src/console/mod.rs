@@ -9,7 +9,7 @@
 //! compile time unless it is wrapped in `PreEscaped`; the only such values
 //! are the SVG charts that `arbiter_core::chart` renders (and escapes) itself.
 //! One module per page: [`queue`], [`case`], [`review`], [`dashboard`],
-//! [`policy`]; sign-in and sessions in [`auth`]; the page frame in
+//! [`policy`], [`lessons`] (with search), [`suggestions`]; sign-in and sessions in [`auth`]; the page frame in
 //! [`layout`]; form parsing and option lists in [`forms`].
 
 mod auth;
@@ -17,9 +17,11 @@ mod case;
 mod dashboard;
 mod forms;
 mod layout;
+mod lessons;
 mod policy;
 mod queue;
 mod review;
+mod suggestions;
 
 pub use auth::{COOKIE, Viewer};
 
@@ -42,6 +44,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/reviews/{id}", get(review::page))
         .route("/reviews/{id}/act", post(review::act))
         .route("/dashboard", get(dashboard::page))
+        .route("/lessons", get(lessons::list))
+        .route("/lessons/{id}", get(lessons::page))
+        .route("/lessons/{id}/edit", post(lessons::edit))
+        .route("/search", get(lessons::search))
+        .route("/decisions/{id}", get(lessons::decision))
+        .route("/suggestions", get(suggestions::page))
+        .route("/suggestions/refresh", post(suggestions::refresh))
+        .route("/suggestions/{id}", post(suggestions::act))
         .route("/policy", get(policy::page))
         .route("/policy/backtest", post(policy::backtest))
         .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
