@@ -22,15 +22,17 @@ const LABEL_DELAY: i64 = 30 * MIN;
 /// How often the demo runs the drift monitor.
 const DRIFT_EVERY: i64 = 15 * MIN;
 
-/// The replay's frame.
+/// The replay's frame. Times are ms from the demo's first instant `start`.
 pub struct Day {
-    /// The simulated day's first instant.
+    /// The demo's first instant.
     pub start: Timestamp,
+    /// When this day begins, ms from `start` (the proposals' offsets count from here).
+    pub begins: i64,
     /// Its length, ms.
     pub total: i64,
     /// When the drift starts, ms from `start`.
     pub drift_at: i64,
-    /// The run's seed (part of every idempotency key).
+    /// The day's seed (part of every idempotency key).
     pub seed: u64,
 }
 
@@ -59,6 +61,12 @@ pub struct Summary {
     pub alarms: Vec<SeenAlarm>,
     /// Review cases the drift monitor opened.
     pub reviews: Vec<String>,
+    /// Wrong isolations the policy let run without a person: (before the drift, from it on).
+    pub harmful_isolations: (u64, u64),
+    /// Ids of the wrong isolations that ran unreviewed after the drift, oldest first (at most 50).
+    pub harmful_ids: Vec<String>,
+    /// Hosts they isolated.
+    pub harmful_hosts: Vec<String>,
 }
 
 impl Day {
@@ -75,11 +83,12 @@ impl Day {
         // (due at, decision id, was the action right?)
         let mut labels: VecDeque<(i64, String, bool)> = VecDeque::new();
         let mut next = 0usize;
-        let mut t = 0;
-        while t < self.total {
+        let mut t = self.begins;
+        let end_of_day = self.begins + self.total;
+        while t < end_of_day {
             clock.set(Timestamp(self.start.0 + t));
             // 1. the agent proposes what arrived this minute
-            let end = next + proposals[next..].partition_point(|p| p.offset_ms < t + MIN);
+            let end = next + proposals[next..].partition_point(|p| self.begins + p.offset_ms < t + MIN);
             let batch = &proposals[next..end];
             next = end;
             let answers = join_all(batch.iter().map(|p| {
@@ -87,7 +96,7 @@ impl Day {
                     action: p.action.clone(),
                     trace_id: Some(p.trace_id.clone()),
                     context: Some(json!({"alert_id": p.alert_id})),
-                    event_time: Some(Timestamp(self.start.0 + p.offset_ms)),
+                    event_time: Some(Timestamp(self.start.0 + self.begins + p.offset_ms)),
                 };
                 let idempotency_key = format!("{}-{}", p.alert_id, self.seed);
                 async move { agent.propose(&req, Some(&idempotency_key)).await }
@@ -96,11 +105,19 @@ impl Day {
             for (p, answer) in batch.iter().zip(answers) {
                 let d = answer.context("the agent's proposal failed")?;
                 *summary.by_verdict.entry(d.verdict).or_default() += 1;
-                let slot = if p.offset_ms < self.drift_at {
-                    &mut summary.escalated_before
-                } else {
-                    &mut summary.escalated_after
-                };
+                let after_drift = self.begins + p.offset_ms >= self.drift_at;
+                if p.action.name == "isolate_host" && !p.correct && d.verdict == Verdict::Allow {
+                    if after_drift {
+                        summary.harmful_isolations.1 += 1;
+                        if summary.harmful_ids.len() < 50 {
+                            summary.harmful_ids.push(d.id.clone());
+                            summary.harmful_hosts.extend(p.action.args["host"].as_str().map(str::to_string));
+                        }
+                    } else {
+                        summary.harmful_isolations.0 += 1;
+                    }
+                }
+                let slot = if !after_drift { &mut summary.escalated_before } else { &mut summary.escalated_after };
                 slot.1 += 1;
                 if d.verdict == Verdict::Escalate {
                     slot.0 += 1;
@@ -108,7 +125,7 @@ impl Day {
                         pool.expect(case, p.correct, p.action.args.clone());
                     }
                 }
-                labels.push_back((p.offset_ms + LABEL_DELAY, d.id, p.correct));
+                labels.push_back((self.begins + p.offset_ms + LABEL_DELAY, d.id, p.correct));
             }
             // 2. outcome labels arrive
             let mut due = Vec::new();
@@ -129,7 +146,7 @@ impl Day {
             pool.work(t).await?;
             // 4. time-driven work: SLA tiers and fallbacks, the drift monitor
             jobs::sweeper::sweep_once(&server.state).await?;
-            if t % DRIFT_EVERY == 0 && t > 0 {
+            if t % DRIFT_EVERY == 0 && t > self.begins {
                 let status = jobs::drift::run_once(&server.state).await?;
                 for a in status.report.alarms {
                     if !summary.alarms.iter().any(|x| x.action == a.action && x.kind == a.kind) {
@@ -147,7 +164,13 @@ impl Day {
             }
             t += MIN;
         }
-        clock.set(Timestamp(self.start.0 + self.total));
+        // the labels still due arrive with the day's end
+        for (_, id, correct) in labels {
+            let label = if correct { "confirmed" } else { "wrong_action" };
+            let req = OutcomeRequest { correct, cost: None, label: Some(label.into()) };
+            agent.report_outcome(&id, &req).await.context("posting an outcome label failed")?;
+        }
+        clock.set(Timestamp(self.start.0 + end_of_day));
         jobs::sweeper::sweep_once(&server.state).await?;
         Ok(summary)
     }

@@ -9,9 +9,11 @@
 //! server (`generate`, `evaluate`).
 
 mod day;
+mod lesson;
 mod offline;
 mod report;
 mod reviewers;
+mod team;
 
 pub use offline::{DemoCommand, run as run_command};
 
@@ -33,7 +35,7 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 
 /// Which drift to inject.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DriftArg {
     /// The agent starts isolating far more hosts, mostly wrongly.
     OverIsolation,
@@ -85,9 +87,11 @@ pub struct DemoArgs {
     exit: bool,
 }
 
-/// `16:00`: a time of the simulated day.
+/// `16:00` on the first day, `day 2 08:00` after: a time of the simulation.
 fn hhmm(ms: i64) -> String {
-    format!("{:02}:{:02}", ms / HOUR, (ms % HOUR) / MIN)
+    let (day, ms) = (ms / (24 * HOUR), ms % (24 * HOUR));
+    let time = format!("{:02}:{:02}", ms / HOUR, (ms % HOUR) / MIN);
+    if day == 0 { time } else { format!("day {} {time}", day + 1) }
 }
 
 /// Run the demo.
@@ -107,7 +111,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
 async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let wall = Instant::now();
     let store = Arc::new(SqliteStore::open(&db)?);
-    let start = Timestamp(arbiter_core::SystemClock.now().0 - args.hours * HOUR);
+    // Day one, and (once a drift review is closed) day two, both end now.
+    let days = if args.drift == DriftArg::None { 1 } else { 2 };
+    let start = Timestamp(arbiter_core::SystemClock.now().0 - days * args.hours * HOUR);
     let clock = Arc::new(ManualClock::new(start));
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
@@ -149,14 +155,11 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         drift,
         drift_at,
     });
-    let day = day::Day { start, total, drift_at, seed: args.seed };
+    let day = day::Day { start, begins: 0, total, drift_at, seed: args.seed };
     let summary = day.replay(&server, &clock, &agent, &proposals, &mut pool).await?;
     let sla = report::sla_counts(server.store.as_ref()).await?;
     report::walkthrough(&report::Walkthrough {
         args: &args,
-        url: server.url(),
-        db: &db,
-        lead_key: pool.lead_key(),
         elapsed: wall.elapsed(),
         drift,
         drift_at,
@@ -165,7 +168,27 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         sla,
     });
     let caught = summary.alarms.iter().any(|a| a.at >= drift_at) || drift == DriftMode::None;
-    let code = if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    let mut code = if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    let mut lesson = None;
+    if let (Some(review), true) = (summary.reviews.first(), drift != DriftMode::None) {
+        println!("\nClosing the loop: the review team works {review}.");
+        let closed = team::close_the_loop(&server, review, &summary).await?;
+        report::loop_closed(&closed);
+        // Day two: the agent still drifts (its prompt fix is rolling out); the policy change is live.
+        let proposals =
+            Soc::run(SocConfig { seed: args.seed + 1, alerts_per_hour: args.rate, drift, drift_at_ms: 0 }, total);
+        println!("\nDay two: {} alerts, the agent still over-isolating, the lesson's policy live.", proposals.len());
+        let second = day::Day { start, begins: total, total, drift_at: total, seed: args.seed + 1 };
+        let day2 = second.replay(&server, &clock, &agent, &proposals, &mut pool).await?;
+        let view: arbiter_api::learning::LessonView =
+            server.admin.get(&format!("/v1/lessons/{}", closed.lesson.id)).await?;
+        let stopped = report::day_two(&args, &summary, &day2, &view);
+        if !stopped {
+            code = ExitCode::FAILURE;
+        }
+        lesson = Some(closed.lesson.id);
+    }
+    report::look_closer(server.url(), pool.lead_key(), &db, summary.reviews.first(), lesson.as_deref());
     if !args.exit {
         println!("\nThe server keeps running for exploration; Ctrl-C to stop.");
         // From here on, time is real time again.

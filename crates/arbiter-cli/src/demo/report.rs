@@ -65,9 +65,6 @@ pub async fn sla_counts(store: &dyn Store) -> Result<SlaCounts> {
 /// After the replay.
 pub struct Walkthrough<'a> {
     pub args: &'a DemoArgs,
-    pub url: &'a str,
-    pub db: &'a Path,
-    pub lead_key: &'a str,
     pub elapsed: Duration,
     pub drift: DriftMode,
     pub drift_at: i64,
@@ -111,16 +108,67 @@ pub fn walkthrough(w: &Walkthrough) {
         }
         (_, None) => println!("The drift was NOT caught within the replay."),
     }
-    if let Some(first) = s.reviews.first() {
-        println!(
-            "\nLook closer: open the reviewer console at {}/ and sign in with the lead key above, or from a terminal:",
-            w.url
-        );
-        println!("  export ARBITER_URL={} ARBITER_KEY={}", w.url, w.lead_key);
-        println!("  arbiter reviews show {first}          # the drift review case and its evidence");
-        println!("  arbiter cases list                        # the lead's queue");
-        println!("  curl -s $ARBITER_URL/v1/drift -H \"Authorization: Bearer $ARBITER_KEY\"");
-        println!("  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05", w.db.display());
-        println!("  arbiter audit verify --db {}", w.db.display());
+}
+
+/// After the review team closed the loop.
+pub fn loop_closed(c: &super::team::Closed) {
+    println!(
+        "[review] closed; lesson {} published; policy version {} is live",
+        c.lesson.id,
+        &c.policy[..12.min(c.policy.len())]
+    );
+    println!("[review] what the agent now reads before isolating (GET /v1/guidance?action=isolate_host):");
+    for line in c.guidance.lines().filter(|l| l.starts_with("- ")).take(4) {
+        println!("           {line}");
     }
+}
+
+/// Day two against day one: did the failure stop? True when the wrong
+/// isolations that ran unreviewed fell by at least half (per hour of drift).
+pub fn day_two(args: &DemoArgs, day1: &Summary, day2: &Summary, view: &arbiter_api::learning::LessonView) -> bool {
+    let drift_hours_1 = (args.hours - args.drift_at).max(1) as f64;
+    let drift_hours_2 = args.hours.max(1) as f64;
+    let (before, after) = (day1.harmful_isolations.1, day2.harmful_isolations.0 + day2.harmful_isolations.1);
+    let (rate1, rate2) = (before as f64 / drift_hours_1, after as f64 / drift_hours_2);
+    let n2: u64 = day2.by_verdict.values().sum();
+    let esc2 = day2.by_verdict.get(&Verdict::Escalate).copied().unwrap_or(0);
+    println!(
+        "Wrong isolations that ran without a person: {before} in the {} drifted hours of day one ({rate1:.2}/h), {after} in the {} of day two ({rate2:.2}/h)",
+        drift_hours_1, drift_hours_2
+    );
+    println!(
+        "Day two escalated {:.1}% of {n2} decisions (the agent's drift still costs reviewer time until its prompt fix lands).",
+        100.0 * esc2 as f64 / n2.max(1) as f64
+    );
+    for r in &view.recurrence {
+        println!("Recurrence on the lesson: {}", r.summary);
+    }
+    let stopped = rate2 <= rate1 / 2.0;
+    println!(
+        "{}",
+        if stopped {
+            "The failure stopped recurring: the loop is closed."
+        } else {
+            "The failure did NOT stop recurring."
+        }
+    );
+    stopped
+}
+
+/// Where to look closer, at the end.
+pub fn look_closer(url: &str, lead_key: &str, db: &Path, review: Option<&String>, lesson: Option<&str>) {
+    let Some(first) = review else { return };
+    println!(
+        "\nLook closer: open the reviewer console at {url}/ and sign in with the lead key above, or from a terminal:"
+    );
+    println!("  export ARBITER_URL={url} ARBITER_KEY={lead_key}");
+    println!("  arbiter reviews show {first}          # the drift review case and its evidence");
+    if let Some(l) = lesson {
+        println!("  arbiter lessons show {l}   # what it taught, and whether it stopped");
+        println!("  arbiter lessons export --format prompt --action isolate_host");
+    }
+    println!("  arbiter cases list                        # the lead's queue");
+    println!("  curl -s $ARBITER_URL/v1/drift -H \"Authorization: Bearer $ARBITER_KEY\"");
+    println!("  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05", db.display());
+    println!("  arbiter audit verify --db {}", db.display());
 }

@@ -48,6 +48,19 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     assert!(case["review"]["evidence"]["statistics"].is_object());
     let alarms: i64 = c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'drift.alarm'", [], |r| r.get(0)).unwrap();
     assert!(alarms >= 1);
+    // The loop closed: the review became a published lesson, its policy change went live and was
+    // backtested on the review's decisions, and day two measured the failure's recurrence.
+    assert!(text.contains("intervention backtest:") && text.contains("would now wait for an analyst"), "{text}");
+    assert!(text.contains("The failure stopped recurring: the loop is closed."), "{text}");
+    assert!(text.contains("Recurrence on the lesson:"), "{text}");
+    let lesson: String = c.query_row("SELECT body FROM lessons WHERE review_id = ?1", [&review], |r| r.get(0)).unwrap();
+    let lesson: Value = serde_json::from_str(&lesson).unwrap();
+    assert_eq!(lesson["publish"], true);
+    assert_eq!(lesson["action_classes"], serde_json::json!(["isolate_host"]));
+    assert!(lesson["interventions"][0]["check"]["still_allowed"].as_array().unwrap().is_empty());
+    let live: String =
+        c.query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(lesson["interventions"][0]["policy_version"], live.as_str(), "the lesson's version is the live one");
     let labelled: i64 =
         c.query_row("SELECT COUNT(*) FROM decisions WHERE outcome_correct IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert!(labelled > 1000, "outcomes were posted: {labelled}");
