@@ -36,6 +36,8 @@ pub enum BenchCommand {
     Decide(DecideArgs),
     /// Time the reviewer console's pages on a store with many decisions and open cases.
     Console(ConsoleArgs),
+    /// Time full-text search over many lessons and decisions, against a naive scan.
+    Search(crate::bench_search::SearchArgs),
 }
 
 /// Options of `arbiter bench console`.
@@ -77,6 +79,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Decide(args) => decide(args),
         BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
+        BenchCommand::Search(args) => crate::bench_search::run(args),
     }
 }
 

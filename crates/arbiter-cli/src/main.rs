@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod bench;
+mod bench_search;
 mod cases;
 mod client;
 mod demo;

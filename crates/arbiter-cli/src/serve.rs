@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Drift detection: how often to evaluate; `0s` turns it off [default: 5m].
     #[arg(long, env = "ARBITER_DRIFT_INTERVAL")]
     pub drift_interval: Option<arbiter_core::HumanDuration>,
+    /// How often to mine the review history for standing-rule suggestions; `0s`: only on request [default: 6h].
+    #[arg(long, env = "ARBITER_SUGGEST_INTERVAL")]
+    pub suggest_interval: Option<arbiter_core::HumanDuration>,
     /// Drift detection: PSI at or above which a confidence distribution has drifted [default: 0.2].
     #[arg(long, env = "ARBITER_DRIFT_PSI")]
     pub drift_psi: Option<f64>,
@@ -126,6 +129,7 @@ impl ServeArgs {
             drift_window: self.drift_window.or(file.drift_window),
             drift_reference: self.drift_reference.or(file.drift_reference),
             drift_interval: self.drift_interval.or(file.drift_interval),
+            suggest_interval: self.suggest_interval.or(file.suggest_interval),
             drift_psi: self.drift_psi.or(file.drift_psi),
             public_url: self.public_url.or(file.public_url),
             webhook_allow_private: self.webhook_allow_private.or(file.webhook_allow_private),
@@ -208,6 +212,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             ..Default::default()
         },
         drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),
+        suggest_interval: Duration::from_secs(hd(args.suggest_interval, 6 * 3600).as_secs()),
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {

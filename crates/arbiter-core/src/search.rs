@@ -1,8 +1,10 @@
 //! Full-text search over lessons, review cases and reviewed decisions: the
 //! query, its filters and its hits. Backends index the same documents
 //! ([`Document`]) and read the query the same way ([`terms`]): every word
-//! must occur (in any form the backend's stemmer-free tokenizer matches),
-//! the last word may be a prefix.
+//! must occur as a whole word (case and accents ignored, no stemming); a
+//! word written with a trailing `*` matches every word it begins. Hits whose
+//! title holds every word come first, then the rest, newest first within
+//! each group.
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -90,12 +92,52 @@ pub struct SearchHit {
     pub at: Timestamp,
 }
 
-/// The words of a query (letters, digits and `_`), lowercased, at most 16;
-/// empty when there is nothing to search for.
-pub fn terms(q: &str) -> Vec<String> {
-    q.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .take(16)
-        .collect()
+/// One word of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// The word, lowercased (letters, digits and `_`).
+    pub word: String,
+    /// Written with a trailing `*`: matches every word it begins.
+    pub prefix: bool,
+}
+
+/// The words of a query, at most 16; empty when there is nothing to search
+/// for. Anything but letters, digits, `_` and a `*` right after a word
+/// separates words (so quotes and operators are never syntax).
+pub fn terms(q: &str) -> Vec<Term> {
+    let mut out: Vec<Term> = Vec::new();
+    let mut word = String::new();
+    let mut chars = q.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.extend(c.to_lowercase());
+            if chars.peek().is_some_and(|n| n.is_alphanumeric() || *n == '_') {
+                continue;
+            }
+            let prefix = chars.peek() == Some(&'*');
+            out.push(Term { word: std::mem::take(&mut word), prefix });
+            if out.len() == 16 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_words_and_stars() {
+        let t = terms(r#"VPN gate* "NEAR(x)" a:b -c"#);
+        let words: Vec<(&str, bool)> = t.iter().map(|t| (t.word.as_str(), t.prefix)).collect();
+        assert_eq!(
+            words,
+            [("vpn", false), ("gate", true), ("near", false), ("x", false), ("a", false), ("b", false), ("c", false)]
+        );
+        assert!(terms(" ,; * ").is_empty());
+        assert_eq!(terms(&"w ".repeat(40)).len(), 16);
+        assert_eq!(terms("Éclair")[0].word, "éclair");
+    }
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub drift: arbiter_core::drift::DriftConfig,
     /// How often drift is evaluated (0: never in the background).
     pub drift_interval: Duration,
+    /// How often review history is mined for rule suggestions (0: only on request).
+    pub suggest_interval: Duration,
     /// The URL people reach this server at (`https://...` makes the console cookie `Secure`).
     pub public_url: Option<String>,
     /// Proposals per key, by role, unless the key carries its own limit.
@@ -78,6 +80,7 @@ impl Default for Config {
             webhook_retry_base: Duration::from_secs(5),
             drift: arbiter_core::drift::DriftConfig::default(),
             drift_interval: Duration::from_secs(5 * 60),
+            suggest_interval: Duration::from_secs(6 * 3600),
             public_url: None,
             rate_limits: RoleRates::default(),
             max_open_cases_per_agent: Some(200),

@@ -636,8 +636,12 @@ pub async fn learning(store: &dyn Store) {
     );
     assert_eq!(hits[0].title, "block_ip ip:10.0.0.1");
     assert_eq!(hits[0].failure_modes, ["wrong_target"]);
-    assert_eq!(store.search(q("gate")).await.unwrap().len(), 1, "the last word is a prefix");
-    assert!(store.search(q("gate vpn")).await.unwrap().is_empty(), "only the last word is a prefix");
+    assert_eq!(store.search(q("gate*")).await.unwrap().len(), 1, "`word*` is a prefix");
+    assert!(store.search(q("gate")).await.unwrap().is_empty(), "words match whole words");
+    assert_eq!(store.search(q("VPN Gateway")).await.unwrap().len(), 1, "case is ignored");
+    let ranked = store.search(q("isolated")).await.unwrap();
+    assert_eq!(ranked[0].kind, search::SearchKind::Lesson, "a title holding every word comes first: {ranked:?}");
+    assert!(ranked.iter().any(|h| h.kind == search::SearchKind::Review), "the review's body matches too: {ranked:?}");
     let lessons = store
         .search(search::SearchQuery { kind: Some(search::SearchKind::Lesson), ..q("servers isolated") })
         .await

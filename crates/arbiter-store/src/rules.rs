@@ -568,16 +568,14 @@ pub fn decision_document(d: &Decision, c: &Case) -> Option<arbiter_core::search:
     })
 }
 
-/// A search query in FTS5 syntax: every term quoted (so no term is read as an
-/// operator), all required, the last one a prefix. `None` when there is no term.
-pub fn fts_query(q: &str) -> Option<String> {
+/// The words of a search in FTS5 syntax: each quoted (so no word is read as
+/// an operator), all required, `word*` as a prefix. `None` when there is no word.
+pub fn fts_words(q: &str) -> Option<String> {
     let terms = arbiter_core::search::terms(q);
-    let n = terms.len();
-    (n > 0).then(|| {
+    (!terms.is_empty()).then(|| {
         terms
             .iter()
-            .enumerate()
-            .map(|(i, t)| if i + 1 == n { format!("\"{t}\"*") } else { format!("\"{t}\"") })
+            .map(|t| if t.prefix { format!("\"{}\"*", t.word) } else { format!("\"{}\"", t.word) })
             .collect::<Vec<_>>()
             .join(" ")
     })

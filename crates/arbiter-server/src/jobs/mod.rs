@@ -1,6 +1,7 @@
 //! Background work beside the API, each loop stopping with the server: the
 //! policy refresh (replicas converge on the active version), the SLA sweeper,
-//! the webhook deliveries and the drift monitor (only when it is on).
+//! the webhook deliveries, the drift monitor and the rule-suggestion miner
+//! (each only when it is on).
 
 pub mod drift;
 pub mod policy_refresh;
@@ -33,7 +34,22 @@ pub async fn run(state: Arc<AppState>) {
         })
         .await
     };
-    tokio::join!(refresh, sweep, deliver, monitor);
+    let suggest = async {
+        if state.config.suggest_interval.is_zero() {
+            return;
+        }
+        every(state.clone(), state.config.suggest_interval, |s| async move {
+            match crate::app::learning::refresh_suggestions(&s, None, None).await {
+                Ok(open) => tracing::info!(open = open.len(), "mined the review history for rule suggestions"),
+                Err(e) => {
+                    e.log();
+                    tracing::warn!("mining rule suggestions failed; retrying at the next interval");
+                }
+            }
+        })
+        .await
+    };
+    tokio::join!(refresh, sweep, deliver, monitor, suggest);
 }
 
 /// Call `f` every `period` until the server stops.

@@ -348,3 +348,31 @@ async fn a_failing_backtest_keeps_the_review_open_and_recurrence_is_measured_aft
     assert_eq!(r["status"], "reduced", "{r}");
     assert_eq!((r["test"]["reference_events"].as_u64(), r["test"]["events"].as_u64()), (Some(20), Some(0)), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_mines_suggestions_by_itself() {
+    let s = TestServer::with(crate::support::POLICY, |c| c.suggest_interval = Duration::from_millis(50)).await;
+    let agent = s.loader("soc-agent").await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    for i in 0..20 {
+        let mut a = isolate(&format!("ws-{i}"), &["workstation"], 0.8);
+        a["signals"] = json!({"alert_type": "phishing"});
+        let (_, case) = s.escalate(&agent, a).await;
+        s.post(
+            &ann,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "reject", "rationale": "a phishing click is no reason to isolate"}),
+        )
+        .await;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let (_, open) = s.get(&ann, "/v1/suggestions").await;
+        if let Some(x) = open["suggestions"].as_array().unwrap().first() {
+            assert_eq!(x["verdict"], "deny", "{x}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no suggestion was mined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

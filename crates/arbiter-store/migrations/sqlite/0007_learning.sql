@@ -34,7 +34,9 @@ CREATE TABLE search_docs (
     at             INTEGER NOT NULL,
     UNIQUE (kind, ref_id)
 );
-CREATE VIRTUAL TABLE search_fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
+-- `facets` holds one opaque token per filter value (kind, actions, agents,
+-- failure modes), so filters are applied inside the full-text match.
+CREATE VIRTUAL TABLE search_fts USING fts5(title, body, facets, tokenize = 'unicode61 remove_diacritics 2');
 
 CREATE TABLE suggestions (
     id           TEXT PRIMARY KEY,

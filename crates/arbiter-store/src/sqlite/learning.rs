@@ -6,7 +6,7 @@
 use super::*;
 use crate::LessonFilter;
 use crate::rules::{
-    LESSON_UPDATED, check_lesson, decision_document, fts_query, lesson_document, lesson_event_data, lesson_on_close,
+    LESSON_UPDATED, check_lesson, decision_document, fts_words, lesson_document, lesson_event_data, lesson_on_close,
     review_document,
 };
 use arbiter_core::insight::{Activity, AgentTotals};
@@ -15,6 +15,37 @@ use arbiter_core::recurrence::Labelled;
 use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
 use arbiter_core::{FinalSource, Verdict};
+
+/// The token that stands for a filter value in the `facets` column: a letter
+/// for the field and 16 hex digits of the value's SHA-256 (all letters and
+/// digits, so the tokenizer keeps it whole, and no word of a text collides with it).
+fn facet(field: char, value: &str) -> String {
+    use sha2::Digest;
+    format!("f{field}{}", &hex::encode(sha2::Sha256::digest(value.as_bytes()))[..16])
+}
+
+fn facets(doc: &Document) -> String {
+    let mut out = vec![facet('k', doc.kind.as_str())];
+    out.extend(doc.actions.iter().map(|a| facet('a', a)));
+    out.extend(doc.agents.iter().map(|a| facet('g', a)));
+    out.extend(doc.failure_modes.iter().map(|m| facet('m', m)));
+    out.join(" ")
+}
+
+/// The full match expression: the words (in `columns`), and one facet token per filter.
+fn match_expression(columns: &str, words: &str, q: &SearchQuery) -> String {
+    let mut parts = vec![format!("{columns} : ({words})")];
+    let mut filter = |field: char, value: Option<&str>| {
+        if let Some(v) = value {
+            parts.push(format!("facets : \"{}\"", facet(field, v)));
+        }
+    };
+    filter('k', q.kind.map(|k| k.as_str()));
+    filter('a', q.action.as_deref());
+    filter('g', q.agent.as_deref());
+    filter('m', q.failure_mode.as_deref());
+    parts.join(" AND ")
+}
 
 /// Put `doc` in the index, replacing its earlier text.
 pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
@@ -32,9 +63,9 @@ pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
         )
         .map_err(backend)?;
     conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1").map_err(backend)?.execute([id]).map_err(backend)?;
-    conn.prepare_cached("INSERT INTO search_fts (rowid, title, body) VALUES (?1, ?2, ?3)")
+    conn.prepare_cached("INSERT INTO search_fts (rowid, title, body, facets) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?
-        .execute(params![id, doc.title, doc.body])
+        .execute(params![id, doc.title, doc.body, facets(doc)])
         .map_err(backend)?;
     Ok(())
 }
@@ -260,37 +291,33 @@ impl SqliteStore {
     }
 
     pub(super) async fn search(&self, q: SearchQuery) -> Result<Vec<SearchHit>> {
-        let Some(fts) = fts_query(&q.q) else { return Ok(Vec::new()) };
+        let Some(words) = fts_words(&q.q) else { return Ok(Vec::new()) };
+        // Hits whose title holds every word first, then the rest; newest first in each.
+        // (BM25 would read every match of a common word to weigh it: linear in the
+        // index; these two walks stop after `limit` hits.)
+        let in_title = match_expression("title", &words, &q);
+        let anywhere = match_expression("{title body}", &words, &q);
+        let limit = q.limit.clamp(1, 200);
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT d.kind, d.ref_id, d.title, snippet(search_fts, 1, '', '', '…', 16), d.actions, d.agents,
-                            d.failure_modes, d.at
+                    "SELECT d.id, d.kind, d.ref_id, d.title, d.actions, d.agents, d.failure_modes, d.at,
+                            snippet(search_fts, 1, '', '', '…', 16)
                      FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid
-                     WHERE search_fts MATCH ?1
-                       AND (?2 IS NULL OR d.kind = ?2)
-                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.actions) WHERE value = ?3))
-                       AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.agents) WHERE value = ?4))
-                       AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.failure_modes) WHERE value = ?5))
-                       AND (?6 IS NULL OR d.at >= ?6) AND (?7 IS NULL OR d.at < ?7)
-                     ORDER BY rank LIMIT ?8",
+                     WHERE search_fts MATCH ?1 AND (?2 IS NULL OR d.at >= ?2) AND (?3 IS NULL OR d.at < ?3)
+                     ORDER BY search_fts.rowid DESC LIMIT ?4",
                 )
                 .map_err(backend)?;
-            let rows = st
-                .query_map(
-                    params![
-                        fts,
-                        q.kind.map(|k| k.as_str()),
-                        q.action,
-                        q.agent,
-                        q.failure_mode,
-                        q.since.map(|t| t.0),
-                        q.until.map(|t| t.0),
-                        q.limit.clamp(1, 200) as i64
-                    ],
-                    |r| {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(limit);
+            for expr in [&in_title, &anywhere] {
+                if out.len() >= limit {
+                    break;
+                }
+                let rows = st
+                    .query_map(params![expr, q.since.map(|t| t.0), q.until.map(|t| t.0), limit as i64], |r| {
                         Ok((
-                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(0)?,
                             r.get::<_, String>(1)?,
                             r.get::<_, String>(2)?,
                             r.get::<_, String>(3)?,
@@ -298,25 +325,29 @@ impl SqliteStore {
                             r.get::<_, String>(5)?,
                             r.get::<_, String>(6)?,
                             r.get::<_, i64>(7)?,
+                            r.get::<_, String>(8)?,
                         ))
-                    },
-                )
-                .map_err(backend)?;
-            rows.map(|row| {
-                let (kind, id, title, snippet, actions, agents, failure_modes, at) = row.map_err(backend)?;
-                Ok(SearchHit {
-                    kind: SearchKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown search document kind `{kind}`")))?,
-                    id,
-                    title,
-                    snippet,
-                    actions: strings(actions)?,
-                    agents: strings(agents)?,
-                    failure_modes: strings(failure_modes)?,
-                    at: Timestamp(at),
-                })
-            })
-            .collect()
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (rowid, kind, id, title, actions, agents, failure_modes, at, snippet) = row.map_err(backend)?;
+                    if out.len() >= limit || !seen.insert(rowid) {
+                        continue;
+                    }
+                    out.push(SearchHit {
+                        kind: SearchKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("unknown search document kind `{kind}`")))?,
+                        id,
+                        title,
+                        snippet,
+                        actions: strings(actions)?,
+                        agents: strings(agents)?,
+                        failure_modes: strings(failure_modes)?,
+                        at: Timestamp(at),
+                    });
+                }
+            }
+            Ok(out)
         })
         .await
     }
