@@ -354,7 +354,9 @@ pub fn run(args: SearchArgs) -> Result<ExitCode> {
             (0..args.queries).map(|_| format!("{} {}", word(&mut rng), word(&mut rng))).collect();
         let mut table = Table::new(&["SEARCH", "P50 MS", "P95 MS", "MEAN HITS"]).right(&[1, 2, 3]);
         let prefixed: Vec<String> = queries.iter().map(|q| format!("{}*", &q[..q.len() - 2])).collect();
-        let kinds: [(&str, Option<SearchKind>, Option<&str>, &Vec<String>); 4] = [
+        /// (label, kind filter, action filter, queries)
+        type Case<'a> = (&'a str, Option<SearchKind>, Option<&'a str>, &'a Vec<String>);
+        let kinds: [Case<'_>; 4] = [
             ("two words, everything", None, None, &queries),
             ("two words, lessons only", Some(SearchKind::Lesson), None, &queries),
             ("two words, decisions about open_ticket", Some(SearchKind::Decision), Some("open_ticket"), &queries),
