@@ -355,8 +355,8 @@ pub fn run(args: SearchArgs) -> Result<ExitCode> {
         let mut table = Table::new(&["SEARCH", "P50 MS", "P95 MS", "MEAN HITS"]).right(&[1, 2, 3]);
         let prefixed: Vec<String> = queries.iter().map(|q| format!("{}*", &q[..q.len() - 2])).collect();
         /// (label, kind filter, action filter, queries)
-        type Case<'a> = (&'a str, Option<SearchKind>, Option<&'a str>, &'a Vec<String>);
-        let kinds: [Case<'_>; 4] = [
+        type Row<'a> = (&'a str, Option<SearchKind>, Option<&'a str>, &'a Vec<String>);
+        let kinds: [Row<'_>; 4] = [
             ("two words, everything", None, None, &queries),
             ("two words, lessons only", Some(SearchKind::Lesson), None, &queries),
             ("two words, decisions about open_ticket", Some(SearchKind::Decision), Some("open_ticket"), &queries),
