@@ -40,4 +40,7 @@ pub struct OutcomeRequest {
     /// A label such as `true_positive`.
     #[serde(default)]
     pub label: Option<String>,
+    /// How it was found out (a ticket reopened, an alert confirmed, a customer complaint).
+    #[serde(default)]
+    pub note: Option<String>,
 }

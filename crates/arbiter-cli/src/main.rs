@@ -13,6 +13,7 @@ mod embedded;
 mod history;
 mod keys;
 mod lessons;
+mod outcomes;
 mod policy;
 mod reviews;
 mod serve;
@@ -74,6 +75,13 @@ enum Command {
         #[command(flatten)]
         api: client::ApiArgs,
     },
+    /// Record what became of decisions, one or a file at a time (over HTTP).
+    Outcomes {
+        #[command(subcommand)]
+        command: outcomes::OutcomesCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
     /// The knowledge base: lessons, search, guidance and dataset exports (over HTTP).
     Lessons {
         #[command(subcommand)]
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Drift { command, api } => drift::run(command, &api),
         Command::Lessons { command, api } => lessons::run(command, &api),
+        Command::Outcomes { command, api } => outcomes::run(command, &api),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)

@@ -58,6 +58,39 @@ pub enum PolicyCommand {
         #[command(flatten)]
         api: crate::client::ApiArgs,
     },
+    /// Stored versions on the server, newest first, with the active one marked (over HTTP).
+    Versions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+    },
+    /// Activate a stored version (a hash or a unique prefix of at least 8 characters).
+    /// Shows its backtest against the active version first and asks to confirm.
+    Activate {
+        /// The version's hash or a unique prefix.
+        hash: String,
+        /// Do not ask (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Activate even if it changes more verdicts on recent decisions than the server's guard allows.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+    },
+    /// Activate the version that was active before the current one (with the same confirmation).
+    Rollback {
+        /// Do not ask (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Activate even if it changes more verdicts on recent decisions than the server's guard allows.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+    },
     /// Store a policy file on the server as a draft version, not activated: to
     /// backtest it, link it to a review's intervention, and activate it later.
     Draft {
@@ -96,6 +129,9 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             suggest(&api, refresh, days, min_support, accept, dismiss, json)
         }
         PolicyCommand::Draft { file, api } => draft(&file, &api),
+        PolicyCommand::Versions { json, api } => versions(&api, json),
+        PolicyCommand::Activate { hash, yes, force, api } => activate(&api, Target::Hash(hash), yes, force),
+        PolicyCommand::Rollback { yes, force, api } => activate(&api, Target::Previous, yes, force),
         PolicyCommand::Check { files } => check(&files),
         PolicyCommand::Backtest { file, history, against, json } => backtest(&file, &history, against.as_deref(), json),
         PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
@@ -323,5 +359,108 @@ fn draft(file: &Path, api: &crate::client::ApiArgs) -> Result<ExitCode> {
     let api = crate::client::Api::new(api)?;
     let v: arbiter_api::policy::PolicyView = api.post_yaml("/v1/policy/versions", source)?;
     println!("stored draft {} ({}, {} triggers); not active", v.version.hash, v.version.name, v.triggers);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn versions(api: &crate::client::ApiArgs, json: bool) -> Result<ExitCode> {
+    let api = crate::client::Api::new(api)?;
+    let list: Vec<arbiter_core::policy_version::PolicyVersionSummary> = api.get_as("/v1/policy/versions")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = crate::table::Table::new(&["HASH", "NAME", "STORED", "BY", "LAST ACTIVATED", ""]);
+    for v in &list {
+        t.row(vec![
+            v.hash[..12.min(v.hash.len())].to_string(),
+            v.name.clone(),
+            v.created_at.to_string(),
+            v.created_by.clone(),
+            v.last_activated_at.map_or_else(|| "never (draft)".to_string(), |t| t.to_string()),
+            if v.active { "active".into() } else { String::new() },
+        ]);
+    }
+    t.print();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which version `activate` means.
+enum Target {
+    Hash(String),
+    Previous,
+}
+
+fn activate(api: &crate::client::ApiArgs, target: Target, yes: bool, force: bool) -> Result<ExitCode> {
+    use arbiter_core::policy_version::PolicyVersionSummary;
+    use arbiter_policy::backtest::BacktestReport;
+    use std::io::{BufRead, IsTerminal, Write};
+    let api = crate::client::Api::new(api)?;
+    let list: Vec<PolicyVersionSummary> = api.get_as("/v1/policy/versions")?;
+    let active = list.iter().find(|v| v.active);
+    let chosen: &PolicyVersionSummary = match &target {
+        Target::Hash(h) => {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() < 8 {
+                bail!("give at least 8 characters of the hash (`arbiter policy versions` lists them)");
+            }
+            let found: Vec<&PolicyVersionSummary> = list.iter().filter(|v| v.hash.starts_with(&h)).collect();
+            match found.as_slice() {
+                [one] => one,
+                [] => bail!("no stored version starts with {h} (`arbiter policy versions` lists them)"),
+                _ => bail!("{h} names {} versions; give more of the hash", found.len()),
+            }
+        }
+        Target::Previous => list
+            .iter()
+            .filter(|v| !v.active && v.last_activated_at.is_some())
+            .max_by_key(|v| v.last_activated_at)
+            .context("no earlier active version to roll back to")?,
+    };
+    if chosen.active {
+        println!("{} ({}) is already active", &chosen.hash[..12], chosen.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bt: BacktestReport = api.post_as(&format!("/v1/policy/versions/{}/backtest", chosen.hash), &json!({}))?;
+    println!("{} ({}, stored {} by {})", &chosen.hash[..12], chosen.name, chosen.created_at, chosen.created_by);
+    match (&bt.current, active) {
+        (Some(cur), Some(a)) => println!(
+            "against the active {} on {} labelled decisions: escalation {:.1}% -> {:.1}%, wrong actions run unreviewed {:.2}% -> {:.2}%; {} verdict(s) change",
+            &a.hash[..12],
+            bt.new.decisions,
+            100.0 * cur.escalation_rate,
+            100.0 * bt.new.escalation_rate,
+            100.0 * cur.auto_error_rate,
+            100.0 * bt.new.auto_error_rate,
+            bt.changed
+        ),
+        _ => println!("no active version to compare with"),
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("not activated: confirm with --yes when not at a terminal");
+        }
+        print!("Activate it? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not activated");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let path = format!("/v1/policy/versions/{}/activate{}", chosen.hash, if force { "?force=true" } else { "" });
+    let v: arbiter_api::policy::PolicyView = match api.post_as(&path, &json!({})) {
+        Ok(v) => v,
+        Err(e) => match e.downcast_ref::<arbiter_api::problem::Problem>() {
+            Some(p) if p.code == "policy_change_unconfirmed" => {
+                bail!(
+                    "not activated: {}; if that is intended, rerun with --force",
+                    p.detail.split("; review").next().unwrap_or(&p.detail)
+                )
+            }
+            _ => return Err(e),
+        },
+    };
+    println!("activated {} ({}, {} triggers)", &v.version.hash[..12], v.version.name, v.triggers);
     Ok(ExitCode::SUCCESS)
 }

@@ -86,6 +86,9 @@ pub struct Outcome {
     /// A free-form label such as `true_positive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// How it was found out (a ticket reopened, an alert confirmed, a customer complaint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// When the label was recorded.
     pub recorded_at: Timestamp,
     /// Who recorded it (key name).

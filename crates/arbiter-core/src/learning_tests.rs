@@ -421,6 +421,6 @@ fn recurrence_compares_equal_windows_and_says_when_it_cannot_tell() {
     // reviewed or right decisions are not failures
     let fine = Labelled { at: act, source: Some(FinalSource::Review), verdict: Some(Verdict::Allow), correct: false };
     assert!(!fine.harmful_unreviewed());
-    let _ = Outcome { correct: true, cost: None, label: None, recorded_at: act, recorded_by: "x".into() };
+    let _ = Outcome { correct: true, cost: None, label: None, note: None, recorded_at: act, recorded_by: "x".into() };
     let _ = HumanAnswer::of(&decision("z", "x", json!({}), json!({})), None);
 }

@@ -229,6 +229,7 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
         correct: false,
         cost: Some(12.5),
         label: Some("false_positive".into()),
+        note: Some("the ticket was reopened".into()),
         recorded_at: Timestamp(9),
         recorded_by: "ann".into(),
     };
@@ -588,6 +589,7 @@ pub async fn learning(store: &dyn Store) {
                 correct: false,
                 cost: None,
                 label: None,
+                note: None,
                 recorded_at: Timestamp(40 * 60_000),
                 recorded_by: "t".into(),
             },

@@ -135,7 +135,10 @@ impl Day {
             for r in join_all(due.iter().map(|(_, id, correct)| async move {
                 let label = if *correct { "confirmed" } else { "wrong_action" };
                 agent
-                    .report_outcome(id, &OutcomeRequest { correct: *correct, cost: None, label: Some(label.into()) })
+                    .report_outcome(
+                        id,
+                        &OutcomeRequest { correct: *correct, cost: None, label: Some(label.into()), note: None },
+                    )
                     .await
             }))
             .await
@@ -167,7 +170,7 @@ impl Day {
         // the labels still due arrive with the day's end
         for (_, id, correct) in labels {
             let label = if correct { "confirmed" } else { "wrong_action" };
-            let req = OutcomeRequest { correct, cost: None, label: Some(label.into()) };
+            let req = OutcomeRequest { correct, cost: None, label: Some(label.into()), note: None };
             agent.report_outcome(&id, &req).await.context("posting an outcome label failed")?;
         }
         clock.set(Timestamp(self.start.0 + end_of_day));

@@ -117,3 +117,30 @@ pub async fn propose(
     }
     Ok(inserted)
 }
+
+/// Record (or replace) what became of a decision: was the proposed action right?
+pub async fn record_outcome(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    req: arbiter_api::decisions::OutcomeRequest,
+) -> Result<Decision, ApiError> {
+    if req.cost.is_some_and(|c| !c.is_finite()) {
+        return Err(ApiError::invalid("cost", "must be a finite number"));
+    }
+    if req.label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 128) {
+        return Err(ApiError::invalid("label", "must be 1 to 128 characters"));
+    }
+    if req.note.as_ref().is_some_and(|n| n.len() > 4096) {
+        return Err(ApiError::invalid("note", "must be at most 4 KiB"));
+    }
+    let out = arbiter_core::Outcome {
+        correct: req.correct,
+        cost: req.cost,
+        label: req.label,
+        note: req.note.filter(|n| !n.trim().is_empty()),
+        recorded_at: state.clock.now(),
+        recorded_by: who.name.clone(),
+    };
+    Ok(state.store.record_outcome(id, out).await?)
+}

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
 use arbiter_api::decisions::{OutcomeRequest, WaitQuery};
-use arbiter_core::{Decision, DecisionStatus, HumanDuration, Outcome, Principal, Role};
+use arbiter_core::{Decision, DecisionStatus, HumanDuration, Principal, Role};
 use arbiter_store::Inserted;
 use axum::Json;
 use axum::extract::State;
@@ -122,15 +122,5 @@ pub async fn outcome(
     if req.cost.is_some_and(|c| !c.is_finite()) {
         return Err(ApiError::invalid("cost", "must be a finite number"));
     }
-    if req.label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 128) {
-        return Err(ApiError::invalid("label", "must be 1 to 128 characters"));
-    }
-    let out = Outcome {
-        correct: req.correct,
-        cost: req.cost,
-        label: req.label,
-        recorded_at: state.clock.now(),
-        recorded_by: auth.0.name.clone(),
-    };
-    Ok(Json(state.store.record_outcome(&id, out).await?))
+    Ok(Json(crate::app::decisions::record_outcome(&state, &auth.0, &id, req).await?))
 }
