@@ -55,14 +55,36 @@ pub struct QueueView {
     pub items: Vec<QueueItem>,
 }
 
-/// Query of `GET /v1/cases`.
-#[derive(Debug, Deserialize, Serialize)]
+/// Query of `GET /v1/cases`: every filter given must hold; newest first.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `approval` or `review`.
     pub kind: Option<String>,
     /// Comma-separated states: `open,claimed,decided,closed`.
     pub state: Option<String>,
+    /// Proposed by this agent.
+    pub agent: Option<String>,
+    /// Of this action class.
+    pub action: Option<String>,
+    /// Acting on this subject (`host:ws-1`).
+    pub subject: Option<String>,
+    /// Whose decision ended `allow` or `deny`.
+    pub verdict: Option<String>,
+    /// Settled by `review`, `policy`, `sla_expired` or `agent_case_cap`.
+    pub source: Option<String>,
+    /// Answered (approval) or written in (review) by this person.
+    pub reviewer: Option<String>,
+    /// With this failure mode in an answer or a finding.
+    pub failure_mode: Option<String>,
+    /// Last changed at or after this time (RFC 3339).
+    pub since: Option<Timestamp>,
+    /// Last changed before this time (RFC 3339).
+    pub until: Option<Timestamp>,
+    /// Words in rationales, comments and stage entries.
+    pub q: Option<String>,
+    /// The next page: the cursor from the previous page's `Link: <...>; rel="next"` header.
+    pub cursor: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
 }

@@ -193,6 +193,8 @@ fn decision(i: u64, at: Timestamp, escalated: bool, rng: &mut Rng) -> (Decision,
         }),
         condition_errors: vec![],
         outcome: None,
+        subject: None,
+        threshold: None,
     };
     let case = escalated.then(|| {
         let esc = Escalation {

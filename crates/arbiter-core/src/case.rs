@@ -141,6 +141,15 @@ pub struct Case {
     /// The four-stage record, for review cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<crate::review::Review>,
+    /// What the action acts on (`host:srv-db-01`), for approval cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The first trigger that escalated it, with its description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<crate::decision::FiredTrigger>,
+    /// The class's confidence threshold when it was proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// When it was opened.
     pub created_at: Timestamp,
     /// Last change.
@@ -198,6 +207,9 @@ impl Case {
             claim: None,
             comments: vec![],
             review: None,
+            subject: decision.subject.clone(),
+            trigger: decision.triggers.iter().find(|t| t.verdict == Verdict::Escalate).cloned(),
+            threshold: decision.threshold,
             created_at: now,
             updated_at: now,
         }
@@ -240,6 +252,9 @@ impl Case {
             claim: None,
             comments: vec![],
             review: Some(review),
+            subject: None,
+            trigger: None,
+            threshold: None,
             created_at: now,
             updated_at: now,
         }

@@ -118,6 +118,9 @@ pub struct Evaluation {
     pub explanation: String,
     /// Conditions that could not be evaluated.
     pub condition_errors: Vec<ConditionError>,
+    /// The class's `auto_allow_at` in the deciding version (absent: none, or `never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 /// What the gateway knows of a proposal besides the policy's evaluation.
@@ -141,6 +144,8 @@ pub struct Proposal {
     pub received_at: Timestamp,
     /// When it happened according to the agent (defaults to `received_at`).
     pub event_time: Option<Timestamp>,
+    /// What it acts on, as the policy names it.
+    pub subject: Option<String>,
 }
 
 /// The stored record of one evaluation.
@@ -193,6 +198,13 @@ pub struct Decision {
     /// Ground truth, once labelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// What the action acts on (`host:srv-db-01`), as the policy names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The class's confidence threshold in the policy version that decided it
+    /// (absent: the class has none, or never allows by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 impl Decision {
@@ -229,6 +241,8 @@ impl Decision {
             final_verdict,
             condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
             outcome: None,
+            subject: proposal.subject,
+            threshold: eval.threshold,
         }
     }
 }
@@ -254,6 +268,7 @@ mod tests {
             context: serde_json::json!({}),
             received_at: Timestamp(1_000),
             event_time,
+            subject: None,
         }
     }
 
@@ -271,6 +286,7 @@ mod tests {
             }),
             explanation: "because".into(),
             condition_errors: vec![ConditionError { trigger: "t".into(), message: "no field `x`".into() }],
+            threshold: None,
         }
     }
 

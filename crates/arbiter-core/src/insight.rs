@@ -48,7 +48,12 @@ fn scalar(v: &Value) -> Option<String> {
 /// What `action` acts on, as `key:value` (`host:ws-0042`), from the first
 /// of [`SUBJECT_KEYS`] its arguments carry as a string or number.
 pub fn subject(action: &Action) -> Option<String> {
-    SUBJECT_KEYS.iter().find_map(|k| action.args.get(*k).and_then(scalar).map(|v| format!("{k}:{v}")))
+    subject_in(&action.args)
+}
+
+/// [`subject`] of an action's arguments.
+pub fn subject_in(args: &Value) -> Option<String> {
+    SUBJECT_KEYS.iter().find_map(|k| args.get(*k).and_then(scalar).map(|v| format!("{k}:{v}")))
 }
 
 /// The groups `action`'s subject belongs to (`host_tags:server`, `business_unit:finance`).

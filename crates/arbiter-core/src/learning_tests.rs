@@ -37,6 +37,8 @@ fn decision(id: &str, name: &str, args: serde_json::Value, signals: serde_json::
         final_verdict: None,
         condition_errors: vec![],
         outcome: None,
+        subject: None,
+        threshold: None,
     }
 }
 

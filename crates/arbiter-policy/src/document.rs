@@ -94,6 +94,16 @@ pub struct ClassSpec {
     pub below_threshold: Option<Verdict>,
     /// Escalation settings.
     pub escalation: EscalationSpec,
+    /// Paths to the arguments that name what the action acts on (`args.host`), first present wins.
+    pub subject: Option<Vec<String>>,
+}
+
+/// Whether `p` is a subject path: `args`, `signals` or `context`, then one or more `.field`s.
+fn subject_path_ok(p: &str) -> bool {
+    let mut parts = p.split('.');
+    matches!(parts.next(), Some("args" | "signals" | "context"))
+        && p.contains('.')
+        && parts.all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// A trigger as written.
@@ -138,7 +148,7 @@ struct Reader<'s> {
 }
 
 const CLASS_KEYS: &[&str] =
-    &["auto_allow_at", "below_threshold", "severity", "reviewers", "approvals", "sla", "fallback", "tiers"];
+    &["auto_allow_at", "below_threshold", "severity", "reviewers", "approvals", "sla", "fallback", "tiers", "subject"];
 const TRIGGER_KEYS: &[&str] = &[
     "name",
     "description",
@@ -402,6 +412,22 @@ impl Reader<'_> {
                     if c.auto_allow_at.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
                         self.err(v.pos(), &f, "auto_allow_at must be between 0 and 1");
                     }
+                }
+                "subject" => {
+                    let paths: Vec<(String, Pos)> = match v {
+                        Node::Seq { items, .. } => items
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, it)| self.str(it, &format!("{f}[{i}]")).map(|s| (s, it.pos())))
+                            .collect(),
+                        other => self.str(other, &f).map(|s| vec![(s, other.pos())]).unwrap_or_default(),
+                    };
+                    for (path, pos) in &paths {
+                        if !subject_path_ok(path) {
+                            self.err(*pos, &f, format!("`{path}` is not a path such as `args.host` (args, signals or context, then field names)"));
+                        }
+                    }
+                    c.subject = Some(paths.into_iter().map(|(p, _)| p).collect());
                 }
                 "below_threshold" => {
                     c.below_threshold = self.parsed(v, &f, "a verdict");

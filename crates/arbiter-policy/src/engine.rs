@@ -19,6 +19,8 @@ pub struct ClassConfig {
     pub below_threshold: Verdict,
     /// Escalation settings when the threshold (or a trigger without overrides) escalates.
     pub escalation: Escalation,
+    /// Paths naming what the action acts on (`args.host`); empty: Arbiter's default argument names.
+    pub subject: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,7 @@ fn builtin_defaults() -> ClassConfig {
             fallback: Verdict::Deny,
             tiers: Vec::new(),
         },
+        subject: Vec::new(),
     }
 }
 
@@ -72,7 +75,36 @@ fn resolve(spec: &ClassSpec, base: &ClassConfig) -> ClassConfig {
         auto_allow_at: spec.auto_allow_at.or(base.auto_allow_at),
         below_threshold: spec.below_threshold.unwrap_or(base.below_threshold),
         escalation: spec.escalation.over(&base.escalation),
+        subject: spec.subject.clone().unwrap_or_else(|| base.subject.clone()),
     }
+}
+
+/// What the action acts on, as `field:value`: the first of the class's
+/// `subject` paths that names a string or number, else Arbiter's default
+/// argument names ([`arbiter_core::insight::subject`]).
+fn subject_of(config: &ClassConfig, env: &Env<'_>) -> Option<String> {
+    if config.subject.is_empty() {
+        return arbiter_core::insight::subject_in(env.args);
+    }
+    config.subject.iter().find_map(|path| {
+        let mut parts = path.split('.');
+        let mut v = match parts.next()? {
+            "args" => env.args,
+            "signals" => env.signals,
+            "context" => env.context,
+            _ => return None,
+        };
+        let mut last = "";
+        for f in parts {
+            v = v.get(f)?;
+            last = f;
+        }
+        match v {
+            serde_json::Value::String(s) if !s.is_empty() => Some(format!("{last}:{s}")),
+            serde_json::Value::Number(n) => Some(format!("{last}:{n}")),
+            _ => None,
+        }
+    })
 }
 
 /// Variables whose value the agent chooses when it proposes an action. A
@@ -194,6 +226,12 @@ impl Policy {
     /// Number of triggers.
     pub fn trigger_count(&self) -> usize {
         self.triggers.len()
+    }
+
+    /// What the action acts on (`host:srv-db-01`): the first of its class's
+    /// `subject` paths that is set, else the default argument names.
+    pub fn subject(&self, env: &Env<'_>) -> Option<String> {
+        subject_of(self.class_config(env.name), env)
     }
 
     /// The triggers' names, in policy order.
@@ -345,5 +383,6 @@ fn combine(
         .iter()
         .map(|(t, _)| FiredTrigger { name: t.name.clone(), verdict: t.verdict, reason: t.reason.clone() })
         .collect();
-    Evaluation { verdict, triggers, escalation, explanation, condition_errors }
+    let threshold = config.auto_allow_at.filter(|t| t.is_finite());
+    Evaluation { verdict, triggers, escalation, explanation, condition_errors, threshold }
 }

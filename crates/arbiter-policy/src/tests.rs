@@ -333,3 +333,31 @@ fn tuned_thresholds_mean_to_the_policy_what_they_meant_to_the_tuner() {
         }
     }
 }
+
+#[test]
+fn a_class_names_its_subject_and_the_evaluation_carries_the_threshold() {
+    let p = Policy::parse(
+        "version: 1\npolicy: s\nactions:\n  reset_password:\n    subject: [args.account.id, args.user]\n    auto_allow_at: 0.9\n  close_alert:\n    auto_allow_at: never\n",
+    )
+    .unwrap();
+    let (empty, agent) = (json!({}), json!({}));
+    let env = |name: &'static str, args: &'static Value| Env {
+        name,
+        args,
+        confidence: Some(0.5),
+        signals: &empty,
+        context: &empty,
+        agent: &agent,
+        trace_id: None,
+    };
+    let nested: &'static Value = Box::leak(Box::new(json!({"account": {"id": 42}, "user": "jdoe"})));
+    let flat: &'static Value = Box::leak(Box::new(json!({"user": "jdoe"})));
+    let host: &'static Value = Box::leak(Box::new(json!({"host": "ws-1"})));
+    assert_eq!(p.subject(&env("reset_password", nested)).as_deref(), Some("id:42"), "the first path that is set");
+    assert_eq!(p.subject(&env("reset_password", flat)).as_deref(), Some("user:jdoe"));
+    assert_eq!(p.subject(&env("isolate_host", host)).as_deref(), Some("host:ws-1"), "undeclared: the default names");
+    assert_eq!(p.evaluate(&env("reset_password", flat)).threshold, Some(0.9));
+    assert_eq!(p.evaluate(&env("close_alert", flat)).threshold, None, "`never` is no threshold");
+    let errs = Policy::parse("version: 1\npolicy: s\nactions:\n  x:\n    subject: host\n").unwrap_err();
+    assert!(errs.0.iter().any(|e| e.field == "actions.x.subject" && e.message.contains("args.host")), "{errs:?}");
+}

@@ -43,6 +43,8 @@ fn decision(id: &str, idem: Option<&str>, case_id: Option<&str>) -> Decision {
         final_verdict: None,
         condition_errors: vec![],
         outcome: None,
+        subject: None,
+        threshold: None,
     }
 }
 
@@ -71,6 +73,9 @@ fn case(id: &str, decision_id: &str, approvals: u32) -> Case {
         claim: None,
         comments: vec![],
         review: None,
+        subject: None,
+        trigger: None,
+        threshold: None,
         created_at: Timestamp(1_000),
         updated_at: Timestamp(1_000),
     }
@@ -628,6 +633,39 @@ pub async fn learning(store: &dyn Store) {
     assert!(
         store.labelled_points(&["close_alert".into()], Timestamp(0), Timestamp(i64::MAX)).await.unwrap().is_empty()
     );
+
+    // --- finding past cases: filters and pages
+    let ids = |p: crate::CasePage| p.cases.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let mine = crate::CaseQuery { agent: Some("learn-agent".into()), limit: 10, ..Default::default() };
+    assert_eq!(ids(store.find_cases(mine.clone()).await.unwrap()), ["c-L3", "c-L1", "c-L0"], "newest first");
+    for (query, want) in [
+        (crate::CaseQuery { verdict: Some(Verdict::Deny), ..mine.clone() }, vec!["c-L0"]),
+        (crate::CaseQuery { source: Some(FinalSource::Review), ..mine.clone() }, vec!["c-L1", "c-L0"]),
+        (crate::CaseQuery { reviewer: Some("lee".into()), ..mine.clone() }, vec!["c-L1", "c-L0"]),
+        (crate::CaseQuery { failure_mode: Some("wrong_target".into()), ..mine.clone() }, vec!["c-L1", "c-L0"]),
+        (crate::CaseQuery { subject: Some("ip:10.0.0.3".into()), ..mine.clone() }, vec!["c-L3"]),
+        (
+            crate::CaseQuery { action: Some("block_ip".into()), states: vec![CaseState::Decided], ..mine.clone() },
+            vec!["c-L1", "c-L0"],
+        ),
+        (crate::CaseQuery { text: Some("VPN gateway".into()), ..mine.clone() }, vec!["c-L0"]),
+        (crate::CaseQuery { since: Some(Timestamp(15 * 60_000)), ..mine.clone() }, vec!["c-L1"]),
+        (crate::CaseQuery { until: Some(Timestamp(15 * 60_000)), ..mine.clone() }, vec!["c-L3", "c-L0"]),
+    ] {
+        assert_eq!(ids(store.find_cases(query.clone()).await.unwrap()), want, "{query:?}");
+    }
+    let first = store.find_cases(crate::CaseQuery { limit: 2, ..mine.clone() }).await.unwrap();
+    assert_eq!(first.cases.len(), 2);
+    let rest = store.find_cases(crate::CaseQuery { after: first.next, limit: 2, ..mine.clone() }).await.unwrap();
+    assert_eq!((ids(rest.clone()), rest.next), (vec!["c-L0".to_string()], None), "the last page has no next cursor");
+    let reviews = crate::CaseQuery {
+        kind: Some(CaseKind::Review),
+        reviewer: Some("eve".into()),
+        failure_mode: Some("wrong_action".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.find_cases(reviews).await.unwrap()), ["r-1"]);
 
     // --- search: reviewed decisions (by their rationale), review cases, lessons
     let q = |q: &str| search::SearchQuery { q: q.into(), limit: 10, ..Default::default() };

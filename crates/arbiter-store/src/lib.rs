@@ -119,6 +119,48 @@ pub struct CaseFilter {
     pub limit: usize,
 }
 
+/// A search through cases: every filter given must hold. Newest first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseQuery {
+    /// Only this kind.
+    pub kind: Option<CaseKind>,
+    /// Only these states (any when empty).
+    pub states: Vec<CaseState>,
+    /// Proposed by this agent.
+    pub agent: Option<String>,
+    /// Of this action class.
+    pub action: Option<String>,
+    /// Acting on this subject (`host:ws-1`).
+    pub subject: Option<String>,
+    /// Whose decision ended with this verdict.
+    pub verdict: Option<arbiter_core::Verdict>,
+    /// Whose decision was settled by this (`review`, `sla_expired`, ...).
+    pub source: Option<arbiter_core::FinalSource>,
+    /// Answered (approval) or written in (review) by this person.
+    pub reviewer: Option<String>,
+    /// With this failure mode in an answer or a finding.
+    pub failure_mode: Option<String>,
+    /// Last changed at or after this.
+    pub since: Option<Timestamp>,
+    /// Last changed before this.
+    pub until: Option<Timestamp>,
+    /// Words in the rationales, comments and stage entries (as in search).
+    pub text: Option<String>,
+    /// The page after this cursor (from [`CasePage::next`]).
+    pub after: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A page of cases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CasePage {
+    /// Newest first.
+    pub cases: Vec<Case>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<u64>,
+}
+
 /// A delivery that is due, with what is needed to send it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueDelivery {
@@ -276,6 +318,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate>;
     /// Cases, newest first.
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>>;
+    /// Cases matching `query`, newest first, a page at a time.
+    async fn find_cases(&self, query: CaseQuery) -> Result<CasePage>;
     /// Every approval case still waiting for people (for the queue).
     async fn active_approval_cases(&self) -> Result<Vec<Case>>;
     /// Ids of cases with a lease or tier ending at or before `now`.

@@ -194,7 +194,7 @@ impl DecisionColumns {
             session_id: d.context.get("session_id").and_then(serde_json::Value::as_str).map(str::to_string),
             outcome_correct: d.outcome.as_ref().map(|o| o.correct),
             outcome_cost: d.outcome.as_ref().and_then(|o| o.cost),
-            subject: arbiter_core::insight::subject(&d.action),
+            subject: d.subject.clone().or_else(|| arbiter_core::insight::subject(&d.action)),
             final_source: d.final_verdict.as_ref().map(|f| f.source.as_str()),
             overridden: d
                 .final_verdict

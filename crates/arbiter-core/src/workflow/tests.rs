@@ -48,6 +48,9 @@ fn approval(approvals: u32) -> Case {
         claim: None,
         comments: vec![],
         review: None,
+        subject: None,
+        trigger: None,
+        threshold: None,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
     }

@@ -193,3 +193,72 @@ pub async fn answer(
     };
     state.update_case(case_id, cmd).await
 }
+
+/// Cases matching the query, newest first, a page at a time.
+pub async fn find(state: &AppState, q: arbiter_api::cases::ListQuery) -> Result<arbiter_store::CasePage, ApiError> {
+    use arbiter_core::{CaseKind, CaseState, FinalSource};
+    let blank = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+    let kind = match blank(q.kind) {
+        None => None,
+        Some(k) => {
+            Some(CaseKind::parse(&k).ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?)
+        }
+    };
+    let states = match blank(q.state) {
+        None => vec![],
+        Some(s) => s
+            .split(',')
+            .map(|x| {
+                CaseState::parse(x.trim()).ok_or_else(|| ApiError::invalid("state", format!("unknown state `{x}`")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let verdict = match blank(q.verdict) {
+        None => None,
+        Some(v) => match Verdict::parse(&v) {
+            Some(v @ (Verdict::Allow | Verdict::Deny)) => Some(v),
+            _ => return Err(ApiError::invalid("verdict", "`allow` or `deny` (what the decision ended with)")),
+        },
+    };
+    let source = match blank(q.source) {
+        None => None,
+        Some(s) => Some(
+            [FinalSource::Review, FinalSource::Policy, FinalSource::SlaExpired, FinalSource::AgentCaseCap]
+                .into_iter()
+                .find(|x| x.as_str() == s)
+                .ok_or_else(|| ApiError::invalid("source", "`review`, `policy`, `sla_expired` or `agent_case_cap`"))?,
+        ),
+    };
+    let text = blank(q.q);
+    if text.as_ref().is_some_and(|t| arbiter_core::search::terms(t).is_empty()) {
+        return Err(ApiError::invalid("q", "give at least one word to search for"));
+    }
+    let after = match blank(q.cursor) {
+        None => None,
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| ApiError::invalid("cursor", "use the cursor of the previous page's `next` link"))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 1000"));
+    }
+    let query = arbiter_store::CaseQuery {
+        kind,
+        states,
+        agent: blank(q.agent),
+        action: blank(q.action),
+        subject: blank(q.subject),
+        verdict,
+        source,
+        reviewer: blank(q.reviewer),
+        failure_mode: blank(q.failure_mode),
+        since: q.since,
+        until: q.until,
+        text,
+        after,
+        limit,
+    };
+    Ok(state.store.find_cases(query).await?)
+}

@@ -67,8 +67,10 @@ pub async fn propose(
     let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
     let agent_v = agent_value(&agent.name, &agent.key_id);
     let eval_started = Instant::now();
-    let eval = policy.evaluate(&arbiter_policy::cel::Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref()));
+    let env = arbiter_policy::cel::Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref());
+    let eval = policy.evaluate(&env);
     let eval_time = eval_started.elapsed();
+    let subject = policy.subject(&env);
     state.metrics.policy_eval.observe(eval_time.as_secs_f64());
 
     let escalation = eval.escalation.clone();
@@ -82,6 +84,7 @@ pub async fn propose(
         context,
         received_at: now,
         event_time: req.event_time,
+        subject,
     };
     let mut decision = Decision::from_evaluation(proposal, eval, policy.hash(), eval_time.as_micros() as u64);
     let case = match (decision.verdict, escalation) {

@@ -10,8 +10,8 @@ use arbiter_api::cases::{
     CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, CommentRequest, ListQuery, QueueView, ReassignRequest,
 };
 use arbiter_core::queue::{self};
-use arbiter_core::{Case, CaseKind, CaseState, Decision, Role};
-use arbiter_store::{CaseFilter, Event};
+use arbiter_core::{Case, Decision, Role};
+use arbiter_store::Event;
 use axum::Json;
 use axum::extract::State;
 use std::sync::Arc;
@@ -35,24 +35,27 @@ pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Jso
 pub async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
+    uri: axum::http::Uri,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<Case>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     auth.require(WORKERS, "listing cases")?;
-    let kind = match q.kind.as_deref() {
-        None | Some("") => None,
-        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?),
-    };
-    let states = match q.state.as_deref() {
-        None | Some("") => vec![],
-        Some(s) => s
-            .split(',')
-            .map(|x| {
-                CaseState::parse(x.trim()).ok_or_else(|| ApiError::invalid("state", format!("unknown state `{x}`")))
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(state.store.cases(CaseFilter { kind, states, limit }).await?))
+    let page = app::cases::find(&state, q).await?;
+    let mut r = Json(page.cases).into_response();
+    if let Some(next) = page.next {
+        // the same query, from the cursor on
+        let kept: Vec<&str> =
+            uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !p.starts_with("cursor=")).collect();
+        let mut link = format!("</v1/cases?{}", kept.join("&"));
+        if !kept.is_empty() {
+            link.push('&');
+        }
+        link.push_str(&format!("cursor={next}>; rel=\"next\""));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            r.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(r)
 }
 
 /// One case.

@@ -376,3 +376,45 @@ async fn the_server_mines_suggestions_by_itself() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decided_cases_are_found_by_filters_a_page_at_a_time() {
+    let s = TestServer::start().await;
+    let agent = s.loader("soc-agent").await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    for (i, decision) in ["reject", "approve", "reject"].iter().enumerate() {
+        let (_, case) = s.escalate(&agent, isolate(&format!("ws-{i}"), &["workstation"], 0.8)).await;
+        let body = json!({"decision": decision, "rationale": format!("case {i}: checked the process tree"), "failure_modes": ["wrong_target"]});
+        assert_eq!(s.post(&ann, &format!("/v1/cases/{case}/decision"), body).await.0, 200);
+    }
+    s.escalate(&agent, isolate("ws-9", &["workstation"], 0.8)).await;
+    let page = |q: &str| s.http.get(s.at(&format!("/v1/cases?{q}"))).bearer_auth(&ann).send();
+    let r = page("kind=approval&state=decided&verdict=deny&limit=1").await.unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first[0]["subject"], "host:ws-2", "newest first, with its subject");
+    assert!(
+        link.starts_with("</v1/cases?kind=approval&state=decided&verdict=deny&limit=1&cursor=")
+            && link.ends_with(">; rel=\"next\""),
+        "{link}"
+    );
+    let next = link.trim_start_matches('<').split('>').next().unwrap().trim_start_matches("/v1/cases?").to_string();
+    let r = page(&next).await.unwrap();
+    assert!(r.headers().get("link").is_none(), "the last page");
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second.as_array().unwrap().len(), 1);
+    assert_eq!(second[0]["subject"], "host:ws-0");
+    for (q, n) in [
+        ("source=review&reviewer=ann", 3),
+        ("subject=host:ws-1", 1),
+        ("failure_mode=wrong_target&state=decided", 3),
+        ("q=process%20tree", 3),
+        ("state=open,claimed", 1),
+    ] {
+        let v: Value = page(q).await.unwrap().json().await.unwrap();
+        assert_eq!(v.as_array().unwrap().len(), n, "{q}: {v}");
+    }
+    for bad in ["verdict=escalate", "source=nobody", "cursor=x", "q=%2C%3B"] {
+        assert_eq!(page(bad).await.unwrap().status(), 422, "{bad}");
+    }
+}

@@ -122,6 +122,83 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn find_cases(&self, q: crate::CaseQuery) -> Result<crate::CasePage> {
+        let states: Vec<&str> = q.states.iter().map(|s| s.as_str()).collect();
+        let states = serde_json::to_string(&states).map_err(corrupt)?;
+        let text = match &q.text {
+            Some(t) => Some(
+                crate::rules::fts_words(t)
+                    .map(|w| format!("{{title body}} : ({w})"))
+                    .ok_or_else(|| StoreError::Conflict("the text filter has no word to search for".into()))?,
+            ),
+            None => None,
+        };
+        let limit = q.limit.clamp(1, 1000);
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
+                     WHERE (?1 IS NULL OR c.kind = ?1)
+                       AND (?2 = '[]' OR c.state IN (SELECT value FROM json_each(?2)))
+                       AND (?3 IS NULL OR c.agent = ?3)
+                       AND (?4 IS NULL OR COALESCE(d.action_name, json_extract(c.body, '$.action_name')) = ?4)
+                       AND (?5 IS NULL OR d.subject = ?5)
+                       AND (?6 IS NULL OR d.final_verdict = ?6)
+                       AND (?7 IS NULL OR d.final_source = ?7)
+                       AND (?8 IS NULL
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a WHERE json_extract(a.value, '$.by') = ?8)
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e WHERE json_extract(e.value, '$.by') = ?8))
+                       AND (?9 IS NULL
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a, json_each(a.value, '$.failure_modes') f WHERE f.value = ?9)
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e, json_each(e.value, '$.findings') f
+                                       WHERE json_extract(f.value, '$.kind') = ?9))
+                       AND (?10 IS NULL OR c.updated_at >= ?10) AND (?11 IS NULL OR c.updated_at < ?11)
+                       AND (?12 IS NULL OR c.id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
+                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'review')
+                                         OR c.decision_id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
+                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'decision'))
+                       AND (?13 IS NULL OR c.seq < ?13)
+                     ORDER BY c.seq DESC LIMIT ?14",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(
+                    params![
+                        q.kind.map(|k| k.as_str()),
+                        states,
+                        q.agent,
+                        q.action,
+                        q.subject,
+                        q.verdict.map(|v| v.as_str()),
+                        q.source.map(|s| s.as_str()),
+                        q.reviewer,
+                        q.failure_mode,
+                        q.since.map(|t| t.0),
+                        q.until.map(|t| t.0),
+                        text,
+                        q.after.map(|s| s as i64),
+                        // one more than asked tells whether there is a next page
+                        limit as i64 + 1
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .map_err(backend)?;
+            let mut page = crate::CasePage::default();
+            let mut last = None;
+            for row in rows {
+                let (seq, body) = row.map_err(backend)?;
+                if page.cases.len() == limit {
+                    page.next = last;
+                    break;
+                }
+                page.cases.push(serde_json::from_str(&body).map_err(corrupt)?);
+                last = Some(seq as u64);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
     pub(super) async fn active_approval_cases(&self) -> Result<Vec<Case>> {
         self.read(|c| {
             load_bodies(

@@ -328,6 +328,10 @@ impl Store for SqliteStore {
         SqliteStore::decide_suggestion(self, id, state, draft_policy, by, at).await
     }
 
+    async fn find_cases(&self, query: crate::CaseQuery) -> Result<crate::CasePage> {
+        SqliteStore::find_cases(self, query).await
+    }
+
     async fn create_key(&self, k: KeyRecord) -> Result<()> {
         SqliteStore::create_key(self, k).await
     }
