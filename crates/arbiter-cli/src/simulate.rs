@@ -93,6 +93,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
             series: vec![Series { name: "waiting".into(), points: r.queue.clone(), color: "#0a6ebd", dashed: false }],
             markers: vec![],
             hline: None,
+            ..Default::default()
         };
         std::fs::write(p, chart.svg()).with_context(|| format!("cannot write {}", p.display()))?;
     }

@@ -232,5 +232,6 @@ fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOption
         ],
         markers: vec![Marker { at: (r.auto_share, r.auto_error_rate), label }],
         hline: opts.max_auto_error.map(|e| (e, format!("bound {:.1}%", 100.0 * e))),
+        ..Default::default()
     }
 }

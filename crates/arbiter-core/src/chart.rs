@@ -40,6 +40,42 @@ pub struct Chart {
     pub markers: Vec<Marker>,
     /// A horizontal reference line (e.g. a budget) and its label.
     pub hline: Option<(f64, String)>,
+    /// How the x axis labels its values.
+    pub x_axis: Axis,
+    /// How the y axis labels its values.
+    pub y_axis: Axis,
+    /// The x range to draw instead of the data's.
+    pub x_range: Option<(f64, f64)>,
+}
+
+/// How an axis labels its values.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Axis {
+    /// Plain numbers.
+    #[default]
+    Number,
+    /// Shares in `[0, 1]`, labelled as percentages.
+    Percent,
+    /// Hours after a moment (ms since the epoch), labelled as UTC clock times.
+    Clock(i64),
+}
+
+impl Axis {
+    fn label(self, v: f64) -> String {
+        match self {
+            Axis::Number => nice(v),
+            Axis::Percent => {
+                let p = 100.0 * v;
+                if p.abs() >= 10.0 || p == p.trunc() { format!("{p:.0}%") } else { format!("{p:.1}%") }
+            }
+            Axis::Clock(origin) => {
+                let ms = origin + (v * 3_600_000.0).round() as i64;
+                let t = crate::time::Timestamp(ms).to_string();
+                // `2026-11-26T16:00:00.000Z` -> `11-26 16:00`
+                format!("{} {}", t.get(5..10).unwrap_or(""), t.get(11..16).unwrap_or(""))
+            }
+        }
+    }
 }
 
 /// Escape text for SVG/HTML.
@@ -84,6 +120,9 @@ impl Chart {
         if let Some((y, _)) = self.hline {
             y1 = y1.max(y);
         }
+        if let Some((a, b)) = self.x_range {
+            (x0, x1) = (a, b);
+        }
         if !x0.is_finite() {
             (x0, x1, y1) = (0.0, 1.0, 1.0);
         }
@@ -116,11 +155,16 @@ impl Chart {
                 w - r,
                 l - 6.0,
                 sy(fy) + 4.0,
-                nice(fy),
+                escape(&self.y_axis.label(fy)),
                 y = sy(fy)
             );
-            let _ =
-                write!(o, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, sx(fx), h - b + 18.0, nice(fx));
+            let _ = write!(
+                o,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                sx(fx),
+                h - b + 18.0,
+                escape(&self.x_axis.label(fx))
+            );
         }
         let _ = write!(
             o,
@@ -173,8 +217,8 @@ impl Chart {
                     sy(y),
                     s.color,
                     escape(&s.name),
-                    nice(x),
-                    nice(y)
+                    escape(&self.x_axis.label(x)),
+                    escape(&self.y_axis.label(y))
                 );
             }
             let ly = t + 4.0 + 16.0 * i as f64;
@@ -188,14 +232,15 @@ impl Chart {
                 escape(&s.name)
             );
         }
-        for m in &self.markers {
+        for (i, m) in self.markers.iter().enumerate() {
             let (x, y) = (sx(m.at.0), sy(m.at.1));
+            // labels of nearby markers stack instead of overlapping; near the right edge they end at the point
+            let (lx, anchor) = if x > w - r - 180.0 { (x - 8.0, "end") } else { (x + 8.0, "start") };
             let _ = write!(
                 o,
-                r##"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="#111"><title>{}</title></circle><text x="{:.1}" y="{:.1}">{}</text>"##,
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="#111"><title>{}</title></circle><text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"##,
                 escape(&m.label),
-                x + 8.0,
-                y - 8.0,
+                (y - 8.0 - 16.0 * i as f64).max(t + 12.0),
                 escape(&m.label)
             );
         }
@@ -222,6 +267,7 @@ mod tests {
             }],
             markers: vec![Marker { at: (0.5, 0.2), label: "chosen".into() }],
             hline: Some((0.3, "budget".into())),
+            ..Default::default()
         };
         let svg = c.svg();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));

@@ -246,6 +246,23 @@ pub struct Dashboard {
     pub drift_alarms: u64,
     /// Open work, by kind and state.
     pub open_cases: Vec<CaseCount>,
+    /// Per action class, how its decisions ended and who settled them.
+    pub endings: Vec<EndingCount>,
+    /// Approval cases waiting for people at the end of each hour.
+    pub queue_depth: Vec<(Timestamp, u64)>,
+}
+
+/// Decisions of one class that ended one way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndingCount {
+    /// The action class.
+    pub action: String,
+    /// The final verdict (none: still waiting for people).
+    pub verdict: Option<arbiter_core::Verdict>,
+    /// Who settled it.
+    pub source: Option<arbiter_core::FinalSource>,
+    /// How many.
+    pub decisions: u64,
 }
 
 /// Which lessons to list.

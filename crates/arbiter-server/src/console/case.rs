@@ -4,7 +4,9 @@
 
 use super::auth::Viewer;
 use super::forms::{self, Fields, field, last};
-use super::layout::{QueryMap, done, error_page, failed, flash, frame, join, json_block, severity, short, urlencode};
+use super::layout::{
+    QueryMap, done, error_page, failed, flash, frame, join, json_block, rich, severity, short, subject, urlencode, when,
+};
 use crate::AppState;
 use crate::app;
 use crate::error::ApiError;
@@ -14,7 +16,7 @@ use arbiter_api::learning::CaseInsights;
 use arbiter_core::audit::Event;
 use arbiter_core::duration::human_ms;
 use arbiter_core::insight::BlastRadius;
-use arbiter_core::{Case, CaseKind, Claim, Decision, WireName};
+use arbiter_core::{Case, CaseKind, Claim, Decision, FinalSource, Verdict, WireName};
 use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -45,21 +47,40 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
     let insights = app::learning::insights(state, id).await?;
     let now = state.clock.now();
     let held = case.held_at(now);
+    // the threshold of the version that decided it, not today's
+    let threshold = match &decision {
+        Some(d) if d.threshold.is_some() => d.threshold,
+        Some(d) => {
+            state.policy_version(&d.policy_hash).await.ok().and_then(|p| p.class_config(&d.action.name).auto_allow_at)
+        }
+        None => None,
+    };
+    let fin = decision.as_ref().and_then(|d| d.final_verdict.as_ref());
     let body = html! {
-        h1 { (severity(case.escalation.severity)) " " (case.action_name) " " small { "from " (case.agent) } }
+        h1 {
+            (severity(case.escalation.severity)) " " (case.action_name)
+            @if let Some(s) = &case.subject { " " (subject(s)) }
+            " " small { "from " (case.agent) }
+        }
         (flash(q))
-        p {
-            "State " b { (case.state.as_str()) }
-            " · tier " (case.tier + 1) " (" (join(case.current_reviewers())) ")"
-            " · SLA " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
-            " · needs " (case.escalation.approvals) " approval(s), " (case.approvals()) " so far"
-            " · fallback " b { (case.escalation.fallback.to_string()) }
-            @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (h.until.to_string()) }
+        @if case.is_active() {
+            p {
+                "State " b { (case.state.as_str()) }
+                " · tier " (case.tier + 1) " (" (join(case.current_reviewers())) ")"
+                " · SLA " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
+                " · needs " (case.escalation.approvals) " approval(s), " (case.approvals()) " so far"
+                " · fallback " b { (case.escalation.fallback.to_string()) }
+                @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (when(h.until)) }
+            }
+        } @else if let Some(f) = fin {
+            p.decided { "Decided: " b { (verdict_text(f.verdict, f.action.is_some())) } " by " (source_label(f.source)) " · " (when(f.decided_at)) }
         }
         div.grid {
             div {
-                @if let Some(d) = &decision { (proposed_action(state, d)) }
+                @if let (Some(d), Some(_)) = (&decision, fin) { (decision_record(&case, d)) }
+                @if let Some(d) = &decision { (proposed_action(d, threshold)) }
                 @if case.is_active() { (decide_card(state, viewer, &case, decision.as_ref(), held)) }
+                @if let (Some(d), false) = (&decision, case.is_active()) { (outcome_card(viewer, &case, d)) }
                 (comments_card(viewer, &case))
             }
             div {
@@ -73,11 +94,11 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
     Ok(frame(&format!("Case {}", case.action_name), Some(viewer), body))
 }
 
-fn proposed_action(state: &AppState, d: &Decision) -> Markup {
-    let threshold = match state.policy().and_then(|p| p.class_config(&d.action.name).auto_allow_at) {
+fn proposed_action(d: &Decision, threshold: Option<f64>) -> Markup {
+    let threshold = match threshold {
         Some(t) if t.is_infinite() => "never auto-allowed".to_string(),
-        Some(t) => format!("class threshold {t}"),
-        None => "no threshold".to_string(),
+        Some(t) => format!("class threshold {t} in policy {}", short(&d.policy_hash)),
+        None => format!("no threshold in policy {}", short(&d.policy_hash)),
     };
     let non_empty = |v: &serde_json::Value| v.as_object().is_some_and(|m| !m.is_empty());
     html! {
@@ -92,9 +113,9 @@ fn proposed_action(state: &AppState, d: &Decision) -> Markup {
             @if non_empty(&d.action.signals) { h2 { "Signals" } (json_block(&d.action.signals)) }
             @if non_empty(&d.context) { h2 { "Context" } (json_block(&d.context)) }
             h2 { "Why it escalated" }
-            p { (d.explanation) }
+            p { (rich(&d.explanation)) }
             ul {
-                @for t in &d.triggers { li { b { (t.name) } " (" (t.verdict.to_string()) "): " (t.reason) } }
+                @for t in &d.triggers { li { b { (t.name) } " (" (t.verdict.to_string()) "): " (rich(&t.reason)) } }
             }
             p.muted { "Policy version " code { (short(&d.policy_hash)) } }
         }
@@ -179,7 +200,7 @@ fn blast_card(b: &BlastRadius) -> Markup {
                 ul {
                     @for h in &b.subject_history {
                         li {
-                            code { (h.at.to_string()) } " " (h.action) " → " b { (h.verdict.map_or("pending".to_string(), |v| v.to_string())) }
+                            (super::layout::when(h.at)) " " (h.action) " → " b { (h.verdict.map_or("pending".to_string(), |v| v.to_string())) }
                             @if let Some(r) = &h.rationale { ": " (r) }
                         }
                     }
@@ -208,10 +229,96 @@ fn similar_card(i: &CaseInsights) -> Markup {
                         b { (c.verdict.map_or("pending".to_string(), |v| v.to_string())) }
                         @if c.modified { " (modified)" }
                         @if let Some(r) = &c.rationale { ": " (r) }
-                        " " small { (c.at.to_string()) " · similarity " (format!("{:.2}", c.score))
+                        " " small { (super::layout::when(c.at)) " · similarity " (format!("{:.2}", c.score))
                             @if let Some(ok) = c.correct { " · the action was " @if ok { "right" } @else { "wrong" } } }
                     }
                 }
+            }
+        }
+    }
+}
+
+fn source_label(s: FinalSource) -> &'static str {
+    match s {
+        FinalSource::Review => "reviewers",
+        FinalSource::Policy => "the policy",
+        FinalSource::SlaExpired => "the SLA fallback (nobody answered in time)",
+        FinalSource::AgentCaseCap => "the open-case cap (the fallback applied at once)",
+    }
+}
+
+fn verdict_text(v: Verdict, modified: bool) -> &'static str {
+    match (v, modified) {
+        (Verdict::Allow, true) => "allowed with modified arguments",
+        (Verdict::Allow, false) => "allowed",
+        (Verdict::Deny, _) => "denied",
+        (Verdict::Escalate, _) => "escalated",
+    }
+}
+
+/// The decision record of a decided case: the verdict, who settled it and
+/// when, every answer with its rationale and tags, and what a modification changed.
+fn decision_record(case: &Case, d: &Decision) -> Markup {
+    let Some(f) = &d.final_verdict else { return html! {} };
+    html! {
+        div.card #decision {
+            h2 { "Decision" }
+            p {
+                b.verdict { (verdict_text(f.verdict, f.action.is_some())) } " by " (source_label(f.source)) " · " (when(f.decided_at))
+                @if !f.decided_by.is_empty() { br; "Answered by " b { (f.decided_by.join(", ")) } }
+            }
+            @if f.source != FinalSource::Review { p { (rich(&f.rationale)) } }
+            @if let Some(a) = &f.action {
+                p { "The agent runs these arguments instead of its own:" }
+                (arg_changes(&d.action.args, &a.args))
+            }
+            @if !case.answers.is_empty() {
+                h2 { "Answers" }
+                ol {
+                    @for a in &case.answers {
+                        li {
+                            b { (a.by) } " " (if a.modified_args.is_some() { "modified and approved".to_string() } else { a.verdict.to_string() })
+                            " · " (when(a.at))
+                            @for m in &a.failure_modes { " " span.pill { (m) } }
+                            br; (a.rationale)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What became of it: the outcome recorded so far, and the form to record one.
+fn outcome_card(viewer: &Viewer, case: &Case, d: &Decision) -> Markup {
+    html! {
+        div.card #outcome {
+            h2 { "Outcome" }
+            @match &d.outcome {
+                Some(o) => p {
+                    "The proposed action was " b { @if o.correct { "right" } @else { "wrong" } }
+                    " (recorded by " (o.recorded_by) ", " (when(o.recorded_at)) ")"
+                    @if let Some(l) = &o.label { " " span.pill { (l) } }
+                    @if let Some(c) = o.cost { " · cost " (c) }
+                    @if let Some(n) = &o.note { br; (n) }
+                },
+                None => p.muted { "Not recorded yet. Tuning, backtests, drift and recurrence learn from outcomes." },
+            }
+            form method="post" action={ "/cases/" (case.id) "/act" } {
+                (viewer.csrf_field())
+                input type="hidden" name="op" value="outcome";
+                fieldset.choices {
+                    legend.muted { "Was the agent's proposed action right?" }
+                    label.choice { input type="radio" name="correct" value="true" required; " Correct" }
+                    label.choice { input type="radio" name="correct" value="false"; " Incorrect" }
+                }
+                label for="outcome-cost" { "Cost (optional, in your team's unit)" }
+                input type="number" #outcome-cost name="cost" step="any";
+                label for="outcome-label" { "Label (optional, e.g. false_positive)" }
+                input type="text" #outcome-label name="label";
+                label for="outcome-note" { "How you found out (optional)" }
+                input type="text" #outcome-note name="note" placeholder="ticket reopened, alert confirmed, customer complaint";
+                button.secondary type="submit" { "Record the outcome" }
             }
         }
     }
@@ -234,7 +341,7 @@ fn comments_card(viewer: &Viewer, case: &Case) -> Markup {
                     li {
                         b { (c.by) } " "
                         @if let Some(r) = &c.role { span.pill { (r) } " " }
-                        small { (c.at.to_string()) } ": " (c.text)
+                        small { (super::layout::when(c.at)) } ": " (c.text)
                     }
                 }
             }
@@ -270,7 +377,7 @@ fn timeline(events: &[Event], decision: Option<&Decision>) -> Markup {
             ol.timeline {
                 @for e in events {
                     li {
-                        code { (e.at.to_string()) } " " b { (e.kind) } " by " (e.actor)
+                        (super::layout::when(e.at)) " " b { (e.kind) } " by " (e.actor)
                         @if let Some(args) = e.data["answer"].get("modified_args").filter(|v| v.is_object()) {
                             (arg_changes(&proposed, args))
                         }
@@ -298,7 +405,7 @@ pub fn chain_card(chain: &[Decision], current: Option<&str>) -> Markup {
             ol {
                 @for d in chain {
                     li {
-                        code { (d.event_time.to_string()) } " " b { (d.action.name) } " "
+                        (super::layout::when(d.event_time)) " " b { (d.action.name) } " "
                         @if let Some(c) = d.action.confidence { "(" (format!("{c:.2}")) ") " }
                         "→ " (d.final_verdict.as_ref().map_or(d.verdict, |f| f.verdict).to_string())
                         @if Some(d.id.as_str()) == current { " " span.pill { "this case" } }
@@ -345,6 +452,29 @@ pub async fn act(
             "comment" => {
                 app::cases::comment(&state, who, &id, Some(field(&f, "role").to_string()), field(&f, "text")).await?;
                 Ok((here.clone(), "Comment added.".into()))
+            }
+            "outcome" => {
+                let did = app::cases::load(&state, &id)
+                    .await?
+                    .decision_id
+                    .ok_or_else(|| ApiError::invalid("op", "this case has no decision"))?;
+                let correct = match field(&f, "correct") {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::invalid("correct", "choose correct or incorrect")),
+                };
+                let cost = match forms::optional(&f, "cost") {
+                    None => None,
+                    Some(c) => Some(c.parse::<f64>().map_err(|_| ApiError::invalid("cost", "a number"))?),
+                };
+                let req = arbiter_api::decisions::OutcomeRequest {
+                    correct,
+                    cost,
+                    label: forms::optional(&f, "label"),
+                    note: forms::optional(&f, "note"),
+                };
+                app::decisions::record_outcome(&state, who, &did, req).await?;
+                Ok((here.clone(), "Outcome recorded.".into()))
             }
             "promote" => {
                 let from = app::cases::load(&state, &id).await?;

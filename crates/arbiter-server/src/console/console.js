@@ -23,6 +23,7 @@
         var tmpl = document.createElement("template");
         tmpl.innerHTML = html; // server-rendered and escaped
         body.replaceChildren(tmpl.content);
+        localTimes(body);
         if (focused) {
           var again = body.querySelector('[data-case="' + CSS.escape(focused) + '"]');
           if (again) again.focus();
@@ -47,7 +48,16 @@
       if (box) box.hidden = e.target.value !== "modify";
     }
   });
+  // Times: the page says UTC; show them in the reader's time zone, the UTC value on hover.
+  function localTimes(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.textContent = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    localTimes();
     tick();
     setInterval(tick, 1000);
     if (document.getElementById("queue-rows")) setInterval(refreshQueue, 5000);

@@ -5,11 +5,11 @@ use super::auth::Viewer;
 use super::layout::{QueryMap, error_page, frame};
 use crate::AppState;
 use crate::extract::Query;
-use arbiter_core::chart::{Chart, Series};
+use arbiter_core::chart::{Axis, Chart, Series};
 use arbiter_core::drift::RateTest;
 use arbiter_core::duration::human_ms;
 use arbiter_core::stats::quantile_sorted;
-use arbiter_core::{CaseKind, Verdict};
+use arbiter_core::{CaseKind, FinalSource, Verdict};
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
@@ -19,6 +19,18 @@ use std::sync::Arc;
 /// The escalation budget drawn on the chart.
 const BUDGET: f64 = 0.10;
 const HOUR_MS: i64 = 3_600_000;
+/// The columns of the endings table: how a decision ended and who settled it.
+/// The last one takes whatever else there is.
+const ENDINGS: [(&str, Option<Verdict>, Option<FinalSource>); 7] = [
+    ("Allowed by the policy", Some(Verdict::Allow), Some(FinalSource::Policy)),
+    ("Denied by the policy", Some(Verdict::Deny), Some(FinalSource::Policy)),
+    ("Approved by people", Some(Verdict::Allow), Some(FinalSource::Review)),
+    ("Refused by people", Some(Verdict::Deny), Some(FinalSource::Review)),
+    ("Denied after the SLA", Some(Verdict::Deny), Some(FinalSource::SlaExpired)),
+    ("Allowed after the SLA", Some(Verdict::Allow), Some(FinalSource::SlaExpired)),
+    ("Waiting or other", None, None),
+];
+
 /// Width of the per-class bars, px.
 const BAR_WIDTH: u64 = 200;
 
@@ -38,23 +50,38 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
         .collect();
     let chart = Chart {
         title: format!("Escalation rate per hour, last {hours} h"),
-        x_label: "hours".into(),
-        y_label: "share escalated".into(),
+        x_label: "time (UTC)".into(),
+        y_label: "escalated".into(),
         series: vec![Series { name: "escalated".into(), points, color: "#0a6ebd", dashed: false }],
         markers: vec![],
         hline: Some((BUDGET, "budget 10%".into())),
+        x_axis: Axis::Clock(since.0),
+        y_axis: Axis::Percent,
+        x_range: Some((0.0, hours as f64)),
+    };
+    let depth: Vec<(f64, f64)> =
+        d.queue_depth.iter().map(|(t, n)| ((t.0 - since.0) as f64 / HOUR_MS as f64, *n as f64)).collect();
+    let depth_chart = Chart {
+        title: "Approval cases waiting for people".into(),
+        x_label: "time (UTC)".into(),
+        y_label: "cases".into(),
+        series: vec![Series { name: "waiting".into(), points: depth, color: "#b35900", dashed: false }],
+        x_axis: Axis::Clock(since.0),
+        x_range: Some((0.0, hours as f64)),
+        ..Default::default()
     };
     let total: u64 = d.hourly.iter().map(|h| h.decisions).sum();
     let escalated: u64 = d.hourly.iter().map(|h| h.escalated).sum();
     let mut ttd: Vec<f64> = d.time_to_decision_ms.iter().map(|m| *m as f64).collect();
     ttd.sort_by(f64::total_cmp);
     let ttd_at = |q: f64| human_ms(quantile_sorted(&ttd, q) as i64);
-    // per class: decisions by verdict
-    let mut classes: BTreeMap<&str, BTreeMap<Verdict, u64>> = BTreeMap::new();
-    for c in &d.by_class {
-        *classes.entry(c.action.as_str()).or_default().entry(c.verdict).or_default() += c.decisions;
+    // per class: how the decisions ended, by who settled them
+    let mut classes: BTreeMap<&str, [u64; ENDINGS.len()]> = BTreeMap::new();
+    for e in &d.endings {
+        let slot = ENDINGS.iter().position(|(_, v, s)| *v == e.verdict && *s == e.source).unwrap_or(ENDINGS.len() - 1);
+        classes.entry(e.action.as_str()).or_default()[slot] += e.decisions;
     }
-    let class_total = |c: &BTreeMap<Verdict, u64>| c.values().sum::<u64>();
+    let class_total = |c: &[u64; ENDINGS.len()]| c.iter().sum::<u64>();
     let max = classes.values().map(class_total).max().unwrap_or(1).max(1);
     let recurrence = recurrence_table(&state).await;
     let open_of = |kind: CaseKind| -> u64 { d.open_cases.iter().filter(|c| c.kind == kind).map(|c| c.cases).sum() };
@@ -75,19 +102,20 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                     " fallbacks after the SLA · drift alarms: " b { (d.drift_alarms) }
                 }
             }
-            // The chart renders (and escapes) its own SVG.
+            // The charts render (and escape) their own SVG.
             div.card { (PreEscaped(chart.svg())) }
+            div.card { (PreEscaped(depth_chart.svg())) }
         }
-        h2 { "By action class" }
-        table {
-            thead { tr { th { "Action" } th { "Decisions" } th { "Allowed" } th { "Escalated" } th { "Denied" } th {} } }
+        h2 { "How decisions ended, by action class" }
+        table.endings {
+            thead { tr { th { "Action" } th { "Decisions" } @for (label, _, _) in ENDINGS { th.num { (label) } } th.opt {} } }
             tbody {
                 @for (action, c) in &classes {
                     @let sum = class_total(c);
                     tr {
-                        td { (action) } td { (sum) }
-                        @for v in [Verdict::Allow, Verdict::Escalate, Verdict::Deny] { td { (c.get(&v).copied().unwrap_or(0)) } }
-                        td {
+                        td { (action) } td.num { (sum) }
+                        @for n in c { td.num { (n) } }
+                        td.opt {
                             svg width=(BAR_WIDTH) height="10" role="img" aria-label={ (sum) " decisions" } {
                                 title { (sum) " decisions" }
                                 rect width=((sum * BAR_WIDTH / max).max(1)) height="10" fill="#0a6ebd" {}
@@ -135,7 +163,7 @@ async fn recurrence_table(state: &AppState) -> Markup {
                     @for (l, r) in &rows {
                         tr {
                             td { a href={ "/lessons/" (super::layout::urlencode(&l.id)) } { (l.title) } }
-                            td { small { (r.activated_at.to_string()) } }
+                            td { small { (super::layout::when(r.activated_at)) } }
                             td { (r.summary) }
                         }
                     }

@@ -31,6 +31,8 @@ pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                     @if let Some(v) = viewer {
                         nav {
                             a href="/queue" accesskey="q" { "Queue" }
+                            a href="/cases" { "Decided" }
+                            a href="/reviews" accesskey="r" { "Reviews" }
                             a href="/dashboard" accesskey="d" { "Dashboard" }
                             a href="/policy" accesskey="p" { "Policy" }
                             a href="/lessons" accesskey="l" { "Lessons" }
@@ -131,6 +133,30 @@ pub fn json_block(v: &serde_json::Value) -> Markup {
 /// Names joined with commas.
 pub fn join<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
     names.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// A moment: UTC in the page, shown in the reader's time zone by the
+/// script, with the UTC value on hover.
+pub fn when(t: arbiter_core::Timestamp) -> Markup {
+    let utc = t.to_string();
+    html! { time datetime=(utc) title={ (utc) " UTC" } { (utc.get(..16).unwrap_or(&utc).replace('T', " ")) " UTC" } }
+}
+
+/// Text whose `backticked` parts are code (explanations and trigger descriptions use them).
+pub fn rich(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
+/// A subject for people: `host:srv-db-01` -> `srv-db-01` with the field on hover.
+pub fn subject(s: &str) -> Markup {
+    match s.split_once(':') {
+        Some((field, value)) => html! { span.subject title=(field) { (value) } },
+        None => html! { span.subject { (s) } },
+    }
 }
 
 /// The first 12 characters of a content hash, as shown everywhere.

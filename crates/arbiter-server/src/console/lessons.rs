@@ -65,7 +65,7 @@ pub async fn list(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                         td.opt { @for a in &l.action_classes { a href={ "/lessons?action=" (urlencode(a)) } { (a) } " " } }
                         td.opt { (l.failure_modes.join(", ")) }
                         td { @if l.publish { "yes" } @else { "no" } }
-                        td.opt { small { (l.updated_at.to_string()) } }
+                        td.opt { small { (super::layout::when(l.updated_at)) } }
                     }
                 }
                 @if lessons.is_empty() { tr { td.muted colspan="5" { "No lessons yet." } } }
@@ -135,7 +135,7 @@ pub async fn page(
                     h2 { "Did it stop?" }
                     @for r in &v.recurrence {
                         p class=(match r.status { RecurrenceStatus::Reduced => "ok", RecurrenceStatus::Worse => "error", _ => "muted" }) {
-                            "After " code { (super::layout::short(&r.policy_version)) } " went live (" (r.activated_at.to_string()) "): " (r.summary)
+                            "After " code { (super::layout::short(&r.policy_version)) } " went live (" (super::layout::when(r.activated_at)) "): " (r.summary)
                         }
                     }
                     @if v.recurrence.is_empty() { p.muted { "None of its policy versions has gone live yet." } }
@@ -159,7 +159,7 @@ pub async fn page(
                     ol.timeline {
                         @for e in &v.history {
                             li {
-                                code { (e.at.to_string()) } " " b { (e.kind) } " by " (e.actor)
+                                (super::layout::when(e.at)) " " b { (e.kind) } " by " (e.actor)
                                 @if let Some(c) = e.data["changed"].as_array().filter(|c| !c.is_empty()) {
                                     " " small { "(" (c.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")) ")" }
                                 }
@@ -224,7 +224,7 @@ pub async fn search(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q)
             @for h in &hits {
                 li {
                     span.pill { (h.kind.as_str()) } " " a href=(hit_link(h)) { (h.title) }
-                    " " small { (h.at.to_string()) @if !h.failure_modes.is_empty() { " · " (h.failure_modes.join(", ")) } }
+                    " " small { (super::layout::when(h.at)) @if !h.failure_modes.is_empty() { " · " (h.failure_modes.join(", ")) } }
                     br;
                     span.muted { (h.snippet) }
                 }

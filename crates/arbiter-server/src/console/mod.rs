@@ -16,6 +16,7 @@ mod auth;
 mod case;
 mod dashboard;
 mod forms;
+mod history;
 mod layout;
 mod lessons;
 mod policy;
@@ -39,6 +40,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/queue", get(queue::page))
+        .route("/cases", get(history::cases))
+        .route("/reviews", get(history::reviews))
         .route("/cases/{id}", get(case::page))
         .route("/cases/{id}/act", post(case::act))
         .route("/reviews/{id}", get(review::page))

@@ -113,7 +113,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                     tr {
                         td { (v.name) @if v.active { " " span.pill { "active" } } }
                         td { code { (short(&v.hash)) } }
-                        td { (v.created_at.to_string()) }
+                        td { (super::layout::when(v.created_at)) }
                         td { (v.created_by) }
                         td { a href={ "/policy?view=" (v.hash) } { "source" } }
                     }
@@ -173,6 +173,7 @@ pub async fn backtest(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f
             })
             .collect(),
         hline: None,
+        ..Default::default()
     };
     let body = html! {
         h1 { "Backtest" }

@@ -3,12 +3,12 @@
 //! (the page refreshes them every few seconds).
 
 use super::auth::Viewer;
-use super::layout::{QueryMap, error_page, flash, frame, html_response, severity};
+use super::layout::{QueryMap, error_page, flash, frame, html_response, rich, severity, subject};
 use crate::AppState;
 use crate::extract::Query;
 use arbiter_core::duration::human_ms;
 use arbiter_core::queue::{self, QueueItem};
-use arbiter_core::{CaseKind, CaseState, Role, Timestamp};
+use arbiter_core::{Role, Timestamp};
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -16,11 +16,17 @@ use std::sync::Arc;
 
 /// Rows shown (the most urgent ones); the heading counts them all.
 const QUEUE_PAGE: usize = 100;
-/// Open review cases listed under the queue.
-const REVIEWS_LISTED: usize = 20;
 
 fn sla_left(ms: i64) -> String {
     if ms < 0 { format!("overdue {}", human_ms(ms)) } else { human_ms(ms) }
+}
+
+fn confidence(c: &arbiter_core::Case) -> String {
+    match (c.confidence, c.threshold) {
+        (Some(v), Some(t)) => format!("{v:.2} / {t:.2}"),
+        (Some(v), None) => format!("{v:.2}"),
+        (None, _) => "–".into(),
+    }
 }
 
 fn rows(items: &[QueueItem], total: usize, now: Timestamp) -> Markup {
@@ -30,17 +36,23 @@ fn rows(items: &[QueueItem], total: usize, now: Timestamp) -> Markup {
         }
         @for i in items {
             @let c = &i.case;
-            tr.row {
+            tr.row title=(i.reasons.join("; ")) {
                 td { (i.position) }
                 td {
-                    a href={ "/cases/" (c.id) } data-case=(c.id) { (severity(c.escalation.severity)) " " (c.action_name) }
+                    a href={ "/cases/" (c.id) } data-case=(c.id) {
+                        (severity(c.escalation.severity)) " " (c.action_name)
+                        @if let Some(s) = &c.subject { " " b { (subject(s)) } }
+                    }
                     @if let Some(h) = c.held_at(now) { " " span.pill { "claimed by " (h.by) } }
                 }
-                td { (c.agent) }
-                td.opt { (c.confidence.map_or("–".to_string(), |v| format!("{v:.2}"))) }
+                td {
+                    @if let Some(t) = &c.trigger { code { (t.name) } br; small { (rich(&t.reason)) } }
+                    @else { small.muted { "below its confidence threshold" } }
+                }
+                td.opt { (confidence(c)) }
                 td { span data-deadline=(c.sla_deadline.0) { (sla_left(i.sla_left_ms)) } }
+                td.opt { (c.agent) }
                 td.opt { (c.tier + 1) }
-                td.opt { small { (i.reasons.join("; ")) } }
             }
         }
         @if total > items.len() {
@@ -64,37 +76,24 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
     if q.contains_key("rows") {
         return html_response(rows);
     }
-    let filter = arbiter_store::CaseFilter {
-        kind: Some(CaseKind::Review),
-        states: vec![CaseState::Open],
-        limit: REVIEWS_LISTED,
-    };
-    let reviews = match state.store.cases(filter).await {
-        Ok(r) => r,
+    let open_reviews = match state.store.open_case_count().await {
+        Ok(n) => n.saturating_sub(cases.len() as u64),
         Err(e) => return error_page(e.into()),
     };
     let body = html! {
         h1 { "Your queue " small { "(" (total) " waiting)" } }
         (flash(&q))
         p.muted {
-            "Most urgent first: due within 5 minutes, then severity, time left, agent confidence (lower first), age. Keys: "
-            kbd { "j" } "/" kbd { "k" } " to move, " kbd { "Enter" } " to open."
+            "Most urgent first: due within 5 minutes, then severity, time left, agent confidence (lower first), age (hover a row for its reasons). Keys: "
+            kbd { "j" } "/" kbd { "k" } " to move, " kbd { "Enter" } " to open. "
+            a href="/reviews" { (open_reviews) " open review case(s)" } " · " a href="/cases" { "decided cases" }
         }
         table {
             thead { tr {
-                th { "#" } th { "Case" } th { "Agent" } th.opt { "Confidence" } th { "SLA left" } th.opt { "Tier" } th.opt { "Why here" }
+                th { "#" } th { "Action and subject" } th { "Why it escalated" } th.opt { "Confidence / threshold" } th { "SLA left" }
+                th.opt { "Agent" } th.opt { "Tier" }
             } }
             tbody #queue-rows { (rows) }
-        }
-        h2 { "Open review cases" }
-        ul {
-            @for c in &reviews {
-                li {
-                    a href={ "/reviews/" (c.id) } { (c.review.as_ref().map_or("", |r| r.title.as_str())) }
-                    " " small { (c.created_at.to_string()) }
-                }
-            }
-            @if reviews.is_empty() { li.muted { "None." } }
         }
     };
     frame("Queue", Some(&viewer), body)

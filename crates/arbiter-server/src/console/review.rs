@@ -51,7 +51,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
         (flash(q))
         p {
             "Source " b { (r.source.label()) } " · state " b { (case.state.as_str()) }
-            " · opened " (case.created_at.to_string())
+            " · opened " (super::layout::when(case.created_at))
         }
         @if !r.description.is_empty() { p { (r.description) } }
         @if missing.is_empty() {
@@ -72,7 +72,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                             span.pill { @if entries.is_empty() { "missing" } @else { "✓" } }
                         }
                         @for e in entries {
-                            p { b { (e.by) } " " span.pill { (e.role) } " " small { (e.at.to_string()) } br; (e.rationale) }
+                            p { b { (e.by) } " " span.pill { (e.role) } " " small { (super::layout::when(e.at)) } br; (e.rationale) }
                             (json_block(&serde_json::to_value(&e.record).unwrap_or_default()))
                         }
                         @if open { (stage_form(*stage, &url, viewer, &chain)) }

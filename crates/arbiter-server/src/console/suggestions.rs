@@ -43,7 +43,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                     b { (s.backtest.escalations_saved) } " escalation(s), " b { (s.backtest.against_reviewers) } " of them against what reviewers decided."
                 }
                 pre { (s.yaml) }
-                p.muted { "Expires " (s.expires_at.to_string()) }
+                p.muted { "Expires " (super::layout::when(s.expires_at)) }
                 @if admin {
                     form.inline method="post" action={ "/suggestions/" (urlencode(&s.id)) } {
                         (viewer.csrf_field())

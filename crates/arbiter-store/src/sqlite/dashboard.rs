@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A stored final source, or `Corrupt`.
+pub(super) fn final_source(s: &str) -> Result<arbiter_core::FinalSource> {
+    use arbiter_core::FinalSource as F;
+    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown final source `{s}`")))
+}
+
 impl SqliteStore {
     pub(super) async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
         let (name, value) = (name.to_string(), value.to_string());
@@ -79,6 +88,47 @@ impl SqliteStore {
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
+            // how decisions ended, by who settled them (read from the decisions of the window)
+            let mut st = c
+                .prepare_cached(
+                    "SELECT action_name, final_verdict, final_source, COUNT(*) FROM decisions WHERE event_time >= ?1 GROUP BY 1, 2, 3",
+                )
+                .map_err(backend)?;
+            let rows: Vec<(String, Option<String>, Option<String>, i64)> = st
+                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            for (action, verdict, source, n) in rows {
+                let verdict = match verdict {
+                    None => None,
+                    Some(v) => Some(arbiter_core::Verdict::parse(&v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))?),
+                };
+                let source = match source.as_deref() {
+                    None => None,
+                    Some(x) => Some(final_source(x)?),
+                };
+                d.endings.push(crate::EndingCount { action, verdict, source, decisions: n as u64 });
+            }
+            // the queue's depth at the end of each hour: cases opened by then and not yet answered
+            let mut st = c
+                .prepare_cached(
+                    "SELECT created_at, CASE WHEN state IN ('open', 'claimed') THEN NULL ELSE updated_at END FROM cases
+                     WHERE kind = 'approval' AND (state IN ('open', 'claimed') OR updated_at >= ?1)",
+                )
+                .map_err(backend)?;
+            let spans: Vec<(i64, Option<i64>)> = st
+                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(backend)?;
+            let first = since.0.div_euclid(3_600_000) + 1;
+            let last = d.hourly.last().map_or(first, |h| h.hour.0.div_euclid(3_600_000) + 1).max(first);
+            for h in first..=last {
+                let end = h * 3_600_000;
+                let open = spans.iter().filter(|(c, closed)| *c < end && closed.is_none_or(|x| x >= end)).count();
+                d.queue_depth.push((Timestamp(end), open as u64));
+            }
             Ok(d)
         })
         .await

@@ -9,12 +9,12 @@ use crate::rules::{
     LESSON_UPDATED, check_lesson, decision_document, fts_words, lesson_document, lesson_event_data, lesson_on_close,
     review_document,
 };
+use arbiter_core::Verdict;
 use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::recurrence::Labelled;
 use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
-use arbiter_core::{FinalSource, Verdict};
 
 /// The token that stands for a filter value in the `facets` column: a letter
 /// for the field and 16 hex digits of the value's SHA-256 (all letters and
@@ -483,14 +483,7 @@ impl SqliteStore {
             let rows = st.query_map(params![actions, from.0, to.0], labelled_row).map_err(backend)?;
             rows.map(|r| {
                 let (at, source, verdict, correct) = r.map_err(backend)?;
-                let source = match source.as_deref() {
-                    None => None,
-                    Some("policy") => Some(FinalSource::Policy),
-                    Some("review") => Some(FinalSource::Review),
-                    Some("sla_expired") => Some(FinalSource::SlaExpired),
-                    Some("agent_case_cap") => Some(FinalSource::AgentCaseCap),
-                    Some(other) => return Err(StoreError::Corrupt(format!("unknown final source `{other}`"))),
-                };
+                let source = source.as_deref().map(super::dashboard::final_source).transpose()?;
                 let verdict = match verdict.as_deref() {
                     None => None,
                     Some(v) => {
