@@ -35,6 +35,9 @@ pub struct CreatedKey {
     /// The stored record.
     #[serde(flatten)]
     pub record: KeyRecord,
+    /// What the admin should know (a reviewer key whose tags match no reviewer role sees no cases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The body of `POST /v1/keys/{id}/rotate`.

@@ -30,6 +30,14 @@ pub enum CasesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Decided approval cases, newest first, filtered: what was asked, how it ended, who answered.
+    History {
+        #[command(flatten)]
+        filters: crate::filters::CaseFilters,
+        /// Print JSON (the cases and the next page's cursor).
+        #[arg(long)]
+        json: bool,
+    },
     /// A case: the proposed action, why it escalated, answers, timeline and decision chain.
     Show {
         /// Case id.
@@ -213,22 +221,77 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                 println!("your queue is empty");
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut t =
-                Table::new(&["#", "CASE", "SEVERITY", "ACTION", "AGENT", "CONF", "SLA", "WHY"]).right(&[0, 5, 6]);
+            let mut t = Table::new(&[
+                "#",
+                "CASE",
+                "SEVERITY",
+                "ACTION",
+                "SUBJECT",
+                "TRIGGER",
+                "CONF/THRESHOLD",
+                "SLA",
+                "AGENT",
+            ])
+            .right(&[0, 6, 7]);
             for i in &q.items {
                 let c = &i.case;
+                let conf = match (c.confidence, c.threshold) {
+                    (Some(v), Some(t)) => format!("{v:.2}/{t:.2}"),
+                    (Some(v), None) => format!("{v:.2}"),
+                    (None, _) => "-".into(),
+                };
                 t.row(vec![
                     i.position.to_string(),
                     c.id.clone(),
                     c.escalation.severity.to_string(),
                     c.action_name.clone(),
-                    c.agent.clone(),
-                    c.confidence.map_or("-".into(), |v| format!("{v:.2}")),
+                    c.subject.clone().unwrap_or_else(|| "-".into()),
+                    c.trigger.as_ref().map_or_else(|| c.kind.as_str().to_string(), |t| t.name.clone()),
+                    conf,
                     if i.sla_left_ms < 0 { format!("-{}", human_ms(i.sla_left_ms)) } else { human_ms(i.sla_left_ms) },
-                    i.reasons.join("; "),
+                    c.agent.clone(),
                 ]);
             }
             t.print();
+        }
+        CasesCommand::History { filters, json } => {
+            let (cases, next) = filters.fetch(&api, "approval", "decided")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({"cases": cases, "next_cursor": next}))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if cases.is_empty() {
+                println!("no decided case matches");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = Table::new(&["DECIDED", "CASE", "ACTION", "SUBJECT", "ENDED", "BY", "FAILURE MODES"]);
+            for c in &cases {
+                let decision: Option<Decision> = match &c.decision_id {
+                    Some(d) => Some(api.get_as(&format!("/v1/decisions/{d}"))?),
+                    None => None,
+                };
+                let fin = decision.as_ref().and_then(|d| d.final_verdict.as_ref());
+                let modes: std::collections::BTreeSet<&str> =
+                    c.answers.iter().flat_map(|a| a.failure_modes.iter().map(String::as_str)).collect();
+                t.row(vec![
+                    fin.map_or(c.updated_at, |f| f.decided_at).to_string(),
+                    c.id.clone(),
+                    c.action_name.clone(),
+                    c.subject.clone().unwrap_or_default(),
+                    fin.map_or(c.state.as_str().to_string(), |f| {
+                        format!(
+                            "{}{} ({})",
+                            f.verdict,
+                            if f.action.is_some() { " modified" } else { "" },
+                            f.source.as_str()
+                        )
+                    }),
+                    fin.map(|f| f.decided_by.join(",")).unwrap_or_default(),
+                    modes.into_iter().collect::<Vec<_>>().join(","),
+                ]);
+            }
+            t.print();
+            crate::filters::print_next("arbiter cases history", next.as_deref());
         }
         CasesCommand::Show { id, json } => {
             let case: Case = api.get_as(&format!("/v1/cases/{id}"))?;

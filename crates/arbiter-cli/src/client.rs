@@ -56,8 +56,18 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> Result<T> {
+        Ok(self.send_paged(req, what).await?.0)
+    }
+
+    /// Send, and read the answer as `T` with the `cursor` of its `Link: <...>; rel="next"` header.
+    async fn send_paged<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<(T, Option<String>)> {
         let r =
             req.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let next = r.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
         let status = r.status();
         let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
         if !status.is_success() {
@@ -67,7 +77,12 @@ impl Client {
             });
         }
         let text = if text.is_empty() { "null" } else { &text };
-        serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))
+        Ok((serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))?, next))
+    }
+
+    /// GET a page of a listing: the items and the next page's cursor.
+    pub async fn get_page<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Option<String>)> {
+        self.send_paged(self.http.get(format!("{}{path}", self.url)), &format!("GET {path}")).await
     }
 
     /// GET a path and read the answer as `T`.
@@ -183,6 +198,11 @@ impl Api {
         self.rt.block_on(self.client.post_yaml(path, yaml))
     }
 
+    /// GET a page of a listing: the items and the next page's cursor.
+    pub fn get_page<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Option<String>)> {
+        self.rt.block_on(self.client.get_page(path))
+    }
+
     /// GET a path whose answer is text.
     pub fn get_text(&self, path: &str) -> Result<String> {
         self.rt.block_on(self.client.get_text(path))
@@ -192,6 +212,15 @@ impl Api {
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.post_as(path, body)
     }
+}
+
+/// The `cursor` parameter of a `Link` header's `rel="next"` target.
+fn next_cursor(link: &str) -> Option<String> {
+    link.split(',').find(|l| l.contains("rel=\"next\"")).and_then(|l| {
+        let target = l.split_once('<')?.1.split_once('>')?.0;
+        let query = target.split_once('?')?.1;
+        query.split('&').find_map(|p| p.strip_prefix("cursor=")).map(str::to_string)
+    })
 }
 
 /// Parse a JSON argument, or read it from a file when it starts with `@`.

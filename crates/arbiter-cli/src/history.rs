@@ -1,6 +1,7 @@
 //! Reading labelled history for `tune`, `simulate` and `policy backtest`:
 //! from a CSV or JSON Lines file (docs/tuning.md), or from the store.
 
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use arbiter_core::Timestamp;
 use arbiter_core::tuning::{History, history};
@@ -37,6 +38,7 @@ fn read(p: &Path) -> Result<String> {
 }
 
 fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision>> {
+    let _spin = Progress::spinner(&format!("reading labelled decisions from {}", db.display()));
     crate::current_thread()?.block_on(async {
         let store = crate::open_store(db)?;
         let d = store.labelled_decisions(limit).await?;
@@ -51,7 +53,13 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         (Some(p), _) => {
             let jsonl = is_jsonl(p)?;
             let text = read(p)?;
-            let parsed = if jsonl { history::parse_jsonl(&text) } else { history::parse_csv(&text) };
+            let bar = Progress::bytes(text.len() as u64, &format!("loading {}", p.display()));
+            let mut report = |done: usize| bar.set(done as u64);
+            let parsed = if jsonl {
+                history::parse_jsonl_with(&text, &mut report)
+            } else {
+                history::parse_csv_with(&text, &mut report)
+            };
             parsed.map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
         (None, Some(db)) => {
@@ -84,7 +92,10 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
     let mut n = 0;
     match (&args.history, &args.db) {
         (Some(p), _) if is_jsonl(p)? => {
-            for (i, line) in read(p)?.lines().enumerate() {
+            let text = read(p)?;
+            let bar = Progress::bytes(text.len() as u64, &format!("replaying {}", p.display()));
+            for (i, line) in text.lines().enumerate() {
+                bar.inc(line.len() as u64 + 1);
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -113,7 +124,9 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
         }
         (Some(_), _) => {
             let h = load(args)?;
+            let bar = Progress::items(h.len() as u64, "replaying");
             for i in 0..h.len() {
+                bar.inc(1);
                 let id = format!("line {}", i + 2);
                 f(
                     &Replay {
@@ -132,7 +145,10 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
             }
         }
         (None, Some(db)) => {
-            for d in store_decisions(db, args.limit)? {
+            let decisions = store_decisions(db, args.limit)?;
+            let bar = Progress::items(decisions.len() as u64, "replaying");
+            for d in decisions {
+                bar.inc(1);
                 Replay::of_decision(&d, |r| f(r, d.event_time));
                 n += 1;
             }

@@ -86,8 +86,15 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 let key = arbiter_server::auth::create_key(&store, spec, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
+                let roles = match store.active_policy().await {
+                    Ok(Some(v)) => arbiter_policy::Policy::parse(&v.source).ok().map(|p| p.reviewer_roles()),
+                    _ => None,
+                };
                 store.close();
                 let key = key?;
+                for w in arbiter_server::auth::key_warnings(&key.record, roles.as_ref()) {
+                    eprintln!("warning: {w}");
+                }
                 if quiet {
                     println!("{}", key.secret);
                 } else {
@@ -123,18 +130,19 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&keys)?);
                 } else {
-                    println!("{:<14} {:<9} {:<24} {:<24} STATUS", "ID", "ROLE", "NAME", "TAGS");
+                    let mut t = crate::table::Table::new(&["ID", "ROLE", "NAME", "TAGS", "STATUS"]);
+                    let now = SystemClock.now();
                     for k in keys {
                         let tags: Vec<&str> = k.tags.iter().map(String::as_str).collect();
-                        let now = SystemClock.now();
                         let status = match (k.revoked_at, k.expires_at) {
                             (Some(t), _) => format!("revoked {t}"),
                             (None, Some(t)) if t <= now => format!("expired {t}"),
                             (None, Some(t)) => format!("active since {}, expires {t}", k.created_at),
                             (None, None) => format!("active since {}", k.created_at),
                         };
-                        println!("{:<14} {:<9} {:<24} {:<24} {}", k.id, k.role, k.name, tags.join(","), status);
+                        t.row(vec![k.id, k.role.to_string(), k.name, tags.join(","), status]);
                     }
+                    t.print();
                 }
             }
             KeysCommand::Revoke { db, id } => {

@@ -10,11 +10,14 @@ mod client;
 mod demo;
 mod drift;
 mod embedded;
+mod filters;
 mod history;
 mod keys;
 mod lessons;
+mod migrate;
 mod outcomes;
 mod policy;
+mod progress;
 mod reviews;
 mod serve;
 mod simulate;
@@ -45,6 +48,8 @@ enum Command {
     /// Create, list and revoke API keys directly in the store.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Bring a store's schema up to date (with progress), or --check whether anything is pending.
+    Migrate(migrate::MigrateArgs),
     /// Copy a live store to a new file (consistent snapshot; the server keeps running).
     Backup(backup::BackupArgs),
     /// Choose per-class thresholds from history under an escalation budget, with an error bound.
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Backup(args) => backup::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Tune(args) => tune::run(args),
         Command::Simulate(args) => simulate::run(args),
@@ -160,12 +166,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Log to stderr at `error` unless `RUST_LOG` says otherwise (for commands with their own output).
 fn init_logging_quiet() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    logging("error");
 }
 
 /// Log to stderr at `info` unless `RUST_LOG` says otherwise.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    logging("info");
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` is set.
+fn logging(default: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

@@ -29,6 +29,17 @@ pub enum ReviewsCommand {
         #[arg(long = "trace")]
         traces: Vec<String>,
     },
+    /// Review cases, newest first: open ones unless --state says otherwise, filtered.
+    List {
+        /// open, closed, or open,closed for all.
+        #[arg(long, default_value = "open")]
+        state: String,
+        #[command(flatten)]
+        filters: crate::filters::CaseFilters,
+        /// Print JSON (the cases and the next page's cursor).
+        #[arg(long)]
+        json: bool,
+    },
     /// A review: its stages, interventions, what is missing, and the decision chain.
     Show {
         /// Review case id.
@@ -97,6 +108,31 @@ pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
                               "decision_ids": decisions, "trace_ids": traces});
             let r: Case = api.post_as("/v1/reviews", &body)?;
             println!("opened review {}", r.id);
+        }
+        ReviewsCommand::List { state, filters, json } => {
+            let (cases, next) = filters.fetch(&api, "review", &state)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({"cases": cases, "next_cursor": next}))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if cases.is_empty() {
+                println!("no {state} review case matches");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = crate::table::Table::new(&["OPENED", "REVIEW", "STATE", "SOURCE", "MISSING", "TITLE"]);
+            for c in &cases {
+                let r = c.review.as_ref();
+                t.row(vec![
+                    c.created_at.to_string(),
+                    c.id.clone(),
+                    c.state.as_str().into(),
+                    r.map_or("", |r| r.source.label()).into(),
+                    r.map_or(String::new(), |r| r.missing().join(", ")),
+                    r.map_or(String::new(), |r| r.title.clone()),
+                ]);
+            }
+            t.print();
+            crate::filters::print_next("arbiter reviews list", next.as_deref());
         }
         ReviewsCommand::Show { id, json } => {
             let v: ReviewView = api.get_as(&format!("/v1/reviews/{id}"))?;

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed) [default: 127.0.0.1:8080].
     #[arg(long, env = "ARBITER_LISTEN")]
     pub listen: Option<String>,
+    /// Not an option: named only to point at `--listen`.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub port: Option<String>,
     /// Policy file to activate at start (stored as a new version if it changed).
     /// Without it, the active policy stays, or a default policy is stored on first start.
     #[arg(long, env = "ARBITER_POLICY")]
@@ -119,6 +123,7 @@ impl ServeArgs {
             config: self.config,
             db: self.db.or(file.db),
             listen: self.listen.or(file.listen),
+            port: self.port,
             policy: self.policy.or(file.policy),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             max_wait_secs: self.max_wait_secs.or(file.max_wait_secs),
@@ -145,6 +150,11 @@ impl ServeArgs {
 
 /// Run the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    if let Some(port) = &args.port {
+        anyhow::bail!(
+            "there is no --port; use --listen 127.0.0.1:{port} (or --listen 0.0.0.0:{port} to accept connections from other machines)"
+        );
+    }
     crate::init_logging();
     let args = match &args.config {
         Some(path) => {

@@ -95,7 +95,9 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         ..TuneOptions::default()
     };
     let started = Instant::now();
+    let spin = crate::progress::Progress::spinner(&format!("tuning {} decisions", h.len()));
     let (result, curves) = tune(&h, &opts);
+    drop(spin);
     let tune_time = started.elapsed();
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

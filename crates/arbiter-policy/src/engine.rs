@@ -234,6 +234,20 @@ impl Policy {
         subject_of(self.class_config(env.name), env)
     }
 
+    /// Every reviewer role an escalation can route to (a reviewer key needs one
+    /// of these tags to see any case).
+    pub fn reviewer_roles(&self) -> std::collections::BTreeSet<String> {
+        let escalations = self
+            .classes
+            .values()
+            .chain(std::iter::once(&self.unlisted))
+            .flat_map(|c| std::iter::once(&c.config.escalation).chain(c.triggers.iter().map(|(_, e)| e)));
+        escalations
+            .flat_map(|e| e.reviewers.iter().chain(e.tiers.iter().flat_map(|t| t.reviewers.iter())))
+            .cloned()
+            .collect()
+    }
+
     /// The triggers' names, in policy order.
     pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
         self.triggers.iter().map(|t| t.name.as_str())

@@ -24,6 +24,15 @@ fn soc_policy_compiles_with_forty_triggers() {
 }
 
 #[test]
+fn soc_policy_routes_to_its_reviewer_roles() {
+    let roles = Policy::parse(SOC).unwrap().reviewer_roles();
+    for r in ["soc_analyst", "soc_lead", "identity_team", "network_team", "data_protection"] {
+        assert!(roles.contains(r), "{r} missing from {roles:?}");
+    }
+    assert!(!roles.contains("on_call"), "the built-in default is overridden by the policy's: {roles:?}");
+}
+
+#[test]
 fn soc_routine_close_is_allowed() {
     let p = Policy::parse(SOC).unwrap();
     let e = eval(

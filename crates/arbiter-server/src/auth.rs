@@ -92,6 +92,33 @@ pub async fn create_key(store: &dyn Store, spec: KeySpec, now: Timestamp) -> Res
     Ok(key)
 }
 
+/// What an admin should know about a key just created: a reviewer key whose
+/// tags match no reviewer role (`roles`, those of the active policy, when
+/// known) will never see a case.
+pub fn key_warnings(record: &KeyRecord, roles: Option<&BTreeSet<String>>) -> Vec<String> {
+    if record.role != Role::Reviewer {
+        return vec![];
+    }
+    let known = roles.map(|r| r.iter().cloned().collect::<Vec<_>>().join(", "));
+    let hint = known.as_ref().map_or(String::new(), |k| format!(" (the active policy routes to: {k})"));
+    if record.tags.is_empty() {
+        return vec![format!(
+            "reviewer key `{}` has no tags, so its queue will stay empty: cases reach reviewers by role tag{hint}. \
+             Create it again with --tag ROLE and revoke this one",
+            record.name
+        )];
+    }
+    match roles {
+        Some(r) if record.tags.is_disjoint(r) => vec![format!(
+            "none of reviewer key `{}`'s tags ({}) is a role the active policy routes cases to{hint}; \
+             its queue stays empty until one is",
+            record.name,
+            record.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+        )],
+        _ => vec![],
+    }
+}
+
 /// Rotate key `id` without downtime: a new key for the same principal (role,
 /// tags and rate limit too), while the old one keeps working until
 /// `old_expires_in` from now.
@@ -135,6 +162,9 @@ pub fn validate_key_fields(name: &str, tags: &BTreeSet<String>) -> Result<(), Ap
     }
     Ok(())
 }
+
+/// The problem detail for a well-formed key that matches no stored key.
+pub const INVALID_KEY: &str = "the API key is not valid";
 
 /// The public id inside a key, if the key is well formed.
 pub fn key_id(secret: &str) -> Option<&str> {
@@ -222,7 +252,7 @@ impl KeyCache {
         presented: &str,
         now: Timestamp,
     ) -> Result<Principal, ApiError> {
-        let bad = || ApiError::Unauthorized("the API key is not valid".into());
+        let bad = || ApiError::Unauthorized(INVALID_KEY.into());
         let id = key_id(presented).ok_or_else(|| {
             ApiError::Unauthorized("malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".into())
         })?;

@@ -120,7 +120,7 @@ mod tests {
             ("PolicyVersionSummary", names::<arbiter_core::policy_version::PolicyVersionSummary>()),
             ("KeyRecord", names::<key::KeyRecord>()),
             ("CreateKey", names::<keys::CreateKey>()),
-            ("CreatedKey", with(names::<key::KeyRecord>(), &["key"])),
+            ("CreatedKey", with(names::<key::KeyRecord>(), &["key", "warnings"])),
             ("RotateKey", names::<keys::RotateKey>()),
             ("Claim", names::<arbiter_core::Claim>()),
             ("Comment", names::<arbiter_core::Comment>()),

@@ -15,6 +15,7 @@ pub use arbiter_core::key::{ConsoleSession, KeyRecord};
 pub use arbiter_core::policy_version::{PolicyVersion, PolicyVersionSummary};
 pub use arbiter_core::webhook::{Delivery, DeliveryStatus, Webhook, WebhookFormat};
 pub use sqlite::SqliteStore;
+pub use sqlite::migrate::{MigrationProgress, MigrationReport};
 
 use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};

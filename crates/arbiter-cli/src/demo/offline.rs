@@ -1,5 +1,6 @@
 //! `arbiter demo generate`: a deterministic, labelled synthetic history.
 
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use arbiter_core::Timestamp;
 use arbiter_core::tuning::{history, synthetic};
@@ -194,13 +195,22 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             if classes == 0 || classes > 10_000 {
                 bail!("--classes must be between 1 and 10000");
             }
+            let spin = Progress::spinner(&format!("generating {decisions} decisions"));
             let h = synthetic(decisions, classes, seed);
+            drop(spin);
+            let bar = Progress::items(h.len() as u64, &format!("writing {}", out.display()));
             let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             match out.extension().and_then(|e| e.to_str()) {
-                Some("csv") => history::write_csv(&h, &mut w)?,
+                Some("csv") => {
+                    bar.message(&format!("writing {} (CSV)", out.display()));
+                    history::write_csv(&h, &mut w)?
+                }
                 Some("jsonl" | "ndjson") => {
                     for i in 0..h.len() {
+                        if i % 4096 == 0 {
+                            bar.set(i as u64);
+                        }
                         let v = serde_json::json!({
                             "timestamp": Timestamp(h.timestamp[i]).to_string(),
                             "action": h.classes[h.class[i] as usize],
@@ -227,7 +237,9 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
     let rate = 400.0;
     // enough simulated time for `decisions` proposals, then cut
     let hours = (decisions as f64 / rate * 1.1).ceil() as i64 + 1;
+    let spin = Progress::spinner(&format!("simulating {decisions} SOC alerts"));
     let mut props = soc::Soc::run(soc::SocConfig { seed, alerts_per_hour: rate, ..Default::default() }, hours * HOUR);
+    drop(spin);
     props.truncate(decisions);
     let start = 1_780_000_000_000i64;
     let jsonl = match out.extension().and_then(|e| e.to_str()) {
@@ -240,7 +252,11 @@ fn generate_soc(decisions: usize, seed: u64, out: &std::path::Path) -> Result<Ex
     if !jsonl {
         writeln!(w, "timestamp,action,confidence,correct")?;
     }
-    for p in &props {
+    let bar = Progress::items(props.len() as u64, &format!("writing {}", out.display()));
+    for (i, p) in props.iter().enumerate() {
+        if i % 4096 == 0 {
+            bar.set(i as u64);
+        }
         let ts = Timestamp(start + p.offset_ms);
         if jsonl {
             let v = serde_json::json!({"id": p.alert_id, "timestamp": ts.to_string(), "action": p.action.name, "confidence": p.action.confidence,

@@ -96,9 +96,30 @@ async fn keys_cli_creates_lists_and_revokes() {
     assert!(ok, "{err}");
     let key = key.trim().to_string();
     assert!(key.starts_with("arb_"));
+    // A reviewer key no case can reach is created, with a warning that says why and what to do.
+    let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "bob", "--role", "reviewer"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("warning: reviewer key `bob` has no tags, so its queue will stay empty"), "{err}");
+    assert!(err.contains("soc_analyst"), "the warning names the roles the policy routes to: {err}");
+    let (ok, _, err) =
+        arbiter(&["keys", "create", "--db", dbs, "--name", "carol", "--role", "reviewer", "--tag", "soc_analst"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("none of reviewer key `carol`'s tags (soc_analst)"), "{err}");
+    let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "ops-agent", "--role", "agent"]);
+    assert!(ok && !err.contains("warning"), "{err}");
     let (ok, out, _) = arbiter(&["keys", "list", "--db", dbs]);
     assert!(ok);
     assert!(out.contains("alice") && out.contains("soc_analyst") && !out.contains(&key[17..]), "{out}");
+    // Columns line up however long a name is, and a pipe gets no colour codes.
+    let lines: Vec<&str> = out.lines().collect();
+    let status_at = lines[0].find("STATUS").unwrap();
+    for l in &lines[1..] {
+        assert_eq!(l.get(status_at..status_at + 6), Some("active"), "misaligned:\n{out}");
+    }
+    assert!(!out.contains('\x1b'), "{out}");
+    let (ok, json, _) = arbiter(&["keys", "list", "--db", dbs, "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap().as_array().unwrap().len(), 5);
     let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--name", "x", "--role", "root"]);
     assert!(!ok && err.contains("unknown role"), "{err}");
 
@@ -115,6 +136,36 @@ async fn keys_cli_creates_lists_and_revokes() {
     let s = Server::restart(&db, &[]);
     let r = s.http.get(s.at("/v1/policy")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn migrate_reports_and_applies_pending_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let dbs = db.to_str().unwrap();
+    let (ok, _, err) = arbiter(&["migrate", "--db", dbs]);
+    assert!(!ok && err.contains("no store at"), "{err}");
+    {
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        raw.execute_batch(include_str!("../../../arbiter-store/migrations/sqlite/0001_init.sql")).unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let (ok, out, _) = arbiter(&["migrate", "--db", dbs, "--check"]);
+    assert!(!ok, "pending migrations fail the check: {out}");
+    assert!(out.contains("schema version 1; migrations 2 to 7 are pending"), "{out}");
+    let (ok, out, err) = arbiter(&["migrate", "--db", dbs]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("{dbs}: schema version 1 -> 7"));
+    assert!(err.is_empty(), "no progress bar and no log off a terminal: {err}");
+    let (ok, out, _) = arbiter(&["migrate", "--db", dbs, "--check"]);
+    assert!(ok && out.contains("schema version 7, up to date"), "{out}");
+}
+
+#[test]
+fn serve_points_from_port_to_listen() {
+    let (ok, _, err) = arbiter(&["serve", "--port", "9000"]);
+    assert!(!ok);
+    assert!(err.contains("use --listen 127.0.0.1:9000"), "{err}");
 }
 
 #[test]

@@ -163,3 +163,21 @@ fn bad_history_rows_are_named_not_skipped() {
     assert_eq!(code, 1);
     assert!(err.contains(".csv or .jsonl"), "{err}");
 }
+
+/// Long work shows a progress bar on a terminal (a pseudo-terminal from
+/// `script`, part of util-linux) and nothing when the output is a pipe.
+#[test]
+fn long_work_shows_progress_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.jsonl");
+    let cmd = format!("{} demo generate --decisions 300000 --out {}", bin(), out.display());
+    let tty = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("`script` (util-linux) runs");
+    assert!(tty.status.success(), "{}", String::from_utf8_lossy(&tty.stderr));
+    let shown = String::from_utf8_lossy(&tty.stdout).into_owned();
+    assert!(shown.contains(&format!("writing {} [", out.display())), "no progress bar on a terminal:\n{shown}");
+    let (code, stdout, stderr) = run(&["demo", "generate", "--decisions", "300000", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "only the closing line in a pipe: {stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+}

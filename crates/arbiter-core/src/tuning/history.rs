@@ -142,9 +142,18 @@ fn check_action(line: usize, s: &str) -> Result<(), HistoryError> {
     Ok(())
 }
 
+/// Lines between two progress reports.
+const REPORT_EVERY: usize = 1 << 16;
+
 /// Parse CSV with a header naming at least `timestamp,action,confidence,correct`
 /// (optional `error_cost`, `escalation_cost`; other columns are ignored).
 pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
+    parse_csv_with(text, &mut |_| {})
+}
+
+/// [`parse_csv`], telling `progress` how many bytes are done every 65,536 lines.
+pub fn parse_csv_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<History, HistoryError> {
+    let mut done = 0usize;
     let mut lines = text.lines().enumerate();
     let Some((_, header)) = lines.next() else {
         return Err(err(1, "header", "the file is empty"));
@@ -160,8 +169,13 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
     let (ei, si) = (find("error_cost"), find("escalation_cost"));
     let mut h = History::default();
     let mut fields: Vec<&str> = Vec::with_capacity(cols.len());
+    done += header.len() + 1;
     for (i, raw) in lines {
         let line = i + 1;
+        done += raw.len() + 1;
+        if line % REPORT_EVERY == 0 {
+            progress(done.min(text.len()));
+        }
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.is_empty() {
             continue;
@@ -189,9 +203,19 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
 /// Parse JSON Lines: one object per line with `timestamp`, `action`,
 /// `confidence`, `correct` and optional `error_cost`, `escalation_cost`.
 pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
+    parse_jsonl_with(text, &mut |_| {})
+}
+
+/// [`parse_jsonl`], telling `progress` how many bytes are done every 65,536 lines.
+pub fn parse_jsonl_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<History, HistoryError> {
     let mut h = History::default();
+    let mut done = 0usize;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
+        done += raw.len() + 1;
+        if line % REPORT_EVERY == 0 {
+            progress(done.min(text.len()));
+        }
         if raw.trim().is_empty() {
             continue;
         }

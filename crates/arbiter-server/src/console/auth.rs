@@ -180,8 +180,10 @@ pub async fn login_form(Query(q): Query<QueryMap>) -> Response {
             input type="hidden" name="next" value=(next);
             button type="submit" { "Sign in" }
             p.muted {
-                "Use a reviewer or admin key (" code { "arbiter keys create --role reviewer --tag soc_analyst" }
-                "). The key is exchanged for a session cookie and never stored in the browser."
+                "Use a reviewer or admin key. An admin creates one with "
+                code { "arbiter keys create --name ann --role reviewer --tag soc_analyst" }
+                " (the tags are the reviewer roles whose cases reach the key's queue). "
+                "The key is exchanged for a session cookie and never stored in the browser."
             }
         }
     };
@@ -191,12 +193,32 @@ pub async fn login_form(Query(q): Query<QueryMap>) -> Response {
 /// `POST /login`: exchange an API key for a session cookie.
 pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) -> Response {
     let next = safe_next(field(&f, "next")).to_string();
-    let who = match state.keys.authenticate(state.store.as_ref(), field(&f, "key").trim(), state.clock.now()).await {
+    let back = format!("/login?next={}", urlencode(&next));
+    let presented = field(&f, "key").trim();
+    if crate::auth::key_id(presented).is_none() {
+        return failed_because(
+            &back,
+            "That is not an Arbiter API key. Keys start with arb_ and are printed once by `arbiter keys create`; paste the whole key.",
+        );
+    }
+    let who = match state.keys.authenticate(state.store.as_ref(), presented, state.clock.now()).await {
         Ok(p) => p,
-        Err(e) => return failed("/login", &e),
+        Err(ApiError::Unauthorized(why)) => {
+            let why = match why.as_str() {
+                crate::auth::INVALID_KEY => {
+                    "This key is not valid. Check that you pasted all of it, or ask an admin for a new one.".to_string()
+                }
+                other => format!("This key cannot sign in: {other}."),
+            };
+            return failed_because(&back, &why);
+        }
+        Err(e) => return failed(&back, &e),
     };
     if who.role == Role::Agent {
-        return failed_because("/login", "agent keys cannot use the reviewer console; use a reviewer or admin key");
+        return failed_because(
+            &back,
+            "Agent keys cannot use the reviewer console; sign in with a reviewer or admin key.",
+        );
     }
     let cookie = match start_session(&state, &who.key_id).await {
         Ok(c) => c,

@@ -163,7 +163,7 @@ fn decide_card(
                     legend.muted { "Your answer" }
                     @for c in ReviewerChoice::all() {
                         label.choice {
-                            input type="radio" name="decision" value=(c.wire_name()) checked[*c == ReviewerChoice::Approve];
+                            input type="radio" name="decision" value=(c.wire_name()) required;
                             " " (choice_label(*c))
                         }
                     }

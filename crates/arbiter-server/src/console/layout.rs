@@ -13,8 +13,43 @@ use std::collections::HashMap;
 /// A query string's parameters.
 pub type QueryMap = HashMap<String, String>;
 
-/// A whole page around `body`.
+/// The console's main pages, in the order the header lists them.
+const PAGES: [(&str, &str, Option<&str>); 7] = [
+    ("/queue", "Queue", Some("q")),
+    ("/cases", "Decided", None),
+    ("/reviews", "Reviews", Some("r")),
+    ("/dashboard", "Dashboard", Some("d")),
+    ("/policy", "Policy", Some("p")),
+    ("/lessons", "Lessons", Some("l")),
+    ("/suggestions", "Suggestions", None),
+];
+
+/// A whole page around `body`: navigation and the signed-in reviewer when
+/// there is one, the brand alone on the sign-in page.
 pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
+    let nav = html! {
+        @if let Some(v) = viewer {
+            nav {
+                @for (href, name, key) in PAGES { a href=(href) accesskey=[key] { (name) } }
+                span.who { (v.who.name) " " small { (join(&v.who.tags)) } }
+                form.inline method="post" action="/logout" {
+                    (v.csrf_field())
+                    button.link type="submit" { "Sign out" }
+                }
+            }
+        }
+    };
+    page(title, nav, body)
+}
+
+/// A page for someone who may not be signed in (errors, unknown paths): the
+/// navigation without the reviewer's name (each page asks to sign in if needed).
+pub fn frame_anonymous(title: &str, body: Markup) -> Response {
+    let nav = html! { nav { @for (href, name, _) in PAGES { a href=(href) { (name) } } } };
+    page(title, nav, body)
+}
+
+fn page(title: &str, nav: Markup, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -28,28 +63,27 @@ pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
             body {
                 header {
                     a.brand href="/queue" { "Arbiter" }
-                    @if let Some(v) = viewer {
-                        nav {
-                            a href="/queue" accesskey="q" { "Queue" }
-                            a href="/cases" { "Decided" }
-                            a href="/reviews" accesskey="r" { "Reviews" }
-                            a href="/dashboard" accesskey="d" { "Dashboard" }
-                            a href="/policy" accesskey="p" { "Policy" }
-                            a href="/lessons" accesskey="l" { "Lessons" }
-                            a href="/suggestions" { "Suggestions" }
-                            span.who { (v.who.name) " " small { (join(&v.who.tags)) } }
-                            form.inline method="post" action="/logout" {
-                                (v.csrf_field())
-                                button.link type="submit" { "Sign out" }
-                            }
-                        }
-                    }
+                    (nav)
                 }
                 main { (body) }
             }
         }
     };
     html_response(markup)
+}
+
+/// `404` for a browser: what was asked for, and where to go instead.
+pub fn not_found_page(path: &str) -> Response {
+    let body = html! {
+        h1 { "Page not found" }
+        p { "There is no page at " code { (path) } "." }
+        p { "Try the " a href="/queue" { "review queue" } ", the " a href="/cases" { "decided cases" } ", or "
+            a href="/search" { "search the knowledge base" } ". The API is under " code { "/v1" } " and described by "
+            a href="/openapi.json" { "/openapi.json" } "." }
+    };
+    let mut r = frame_anonymous("Not found", body);
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
 }
 
 /// An HTML fragment or page as a response with the console's headers.
@@ -81,7 +115,7 @@ pub fn error_page(e: ApiError) -> Response {
         p.error { (e.detail()) }
         p { a href="/queue" { "Back to the queue" } }
     };
-    let mut r = frame("Error", None, body);
+    let mut r = frame_anonymous("Error", body);
     *r.status_mut() = status;
     r
 }
@@ -96,7 +130,7 @@ pub fn flash(q: &QueryMap) -> Markup {
 
 /// Back to `path` after a form that worked, saying what happened.
 pub fn done(path: &str, message: &str) -> Response {
-    Redirect::to(&format!("{path}?msg={}", urlencode(message))).into_response()
+    Redirect::to(&format!("{path}{}msg={}", query_separator(path), urlencode(message))).into_response()
 }
 
 /// Back to `path` after a form that failed, saying why.
@@ -107,7 +141,12 @@ pub fn failed(path: &str, e: &ApiError) -> Response {
 
 /// Back to `path` with a message for the user.
 pub fn failed_because(path: &str, why: &str) -> Response {
-    Redirect::to(&format!("{path}?err={}", urlencode(why))).into_response()
+    Redirect::to(&format!("{path}{}err={}", query_separator(path), urlencode(why))).into_response()
+}
+
+/// `?` to start a query, `&` to add to one.
+fn query_separator(path: &str) -> char {
+    if path.contains('?') { '&' } else { '?' }
 }
 
 /// Percent-encode a path segment or query value.

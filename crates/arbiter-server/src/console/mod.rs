@@ -17,7 +17,7 @@ mod case;
 mod dashboard;
 mod forms;
 mod history;
-mod layout;
+pub(crate) mod layout;
 mod lessons;
 mod policy;
 mod queue;
@@ -57,6 +57,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/suggestions/{id}", post(suggestions::act))
         .route("/policy", get(policy::page))
         .route("/policy/backtest", post(policy::backtest))
+        .route("/policy/activate", post(policy::activate))
         .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
 }

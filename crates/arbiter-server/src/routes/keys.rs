@@ -29,7 +29,9 @@ pub async fn create(
         same_principal: req.same_principal,
     };
     let key = create_key(state.store.as_ref(), spec, state.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
+    let roles = state.policy().map(|p| p.reviewer_roles());
+    let warnings = crate::auth::key_warnings(&key.record, roles.as_ref());
+    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record, warnings })))
 }
 
 /// Rotate a key: a new key for the same principal; the old one works until it expires.
@@ -44,7 +46,7 @@ pub async fn rotate(
     let grace = req.old_expires_in.unwrap_or(arbiter_core::HumanDuration(7 * 24 * 3600));
     let key = rotate_key(state.store.as_ref(), &id, grace, state.clock.now()).await?;
     state.keys.invalidate(&id);
-    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record })))
+    Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record, warnings: vec![] })))
 }
 
 /// List keys (without secrets).

@@ -3,8 +3,8 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The process is up.
@@ -38,9 +38,17 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::OPENAPI_JSON)
 }
 
-/// Unknown path.
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+/// Unknown path: a page with navigation for a browser, problem+json for the
+/// API (any path under `/v1`, or a client that does not ask for HTML).
+pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/html")));
+    if wants_html && !uri.path().starts_with("/v1/") {
+        return crate::console::layout::not_found_page(uri.path());
+    }
+    ApiError::NotFound("no such endpoint; see /openapi.json".into()).into_response()
 }
 
 /// Known path, wrong method.

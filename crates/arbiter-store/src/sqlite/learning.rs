@@ -606,7 +606,8 @@ impl SqliteStore {
 /// Fill the learning loop's columns and index for rows written before it
 /// (the upgrade to schema 7): subjects, who settled each decision, and the
 /// search documents of review cases and answered decisions.
-pub(super) fn backfill_learning(conn: &Connection) -> Result<()> {
+pub(super) fn backfill_learning(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<()> {
+    let mut done = 0u64;
     let mut st = conn.prepare("SELECT id, body FROM decisions ORDER BY seq").map_err(backend)?;
     let mut rows = st.query([]).map_err(backend)?;
     let mut up = conn
@@ -617,6 +618,10 @@ pub(super) fn backfill_learning(conn: &Connection) -> Result<()> {
         let d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
         let col = DecisionColumns::of(&d);
         up.execute(params![id, col.subject, col.final_source, col.overridden]).map_err(backend)?;
+        done += 1;
+        if done.is_multiple_of(10_000) {
+            progress(done);
+        }
     }
     let cases: Vec<Case> = load_bodies(conn, "SELECT body FROM cases ORDER BY seq", [])?;
     for c in &cases {

@@ -26,7 +26,7 @@ mod decisions;
 mod events;
 mod keys;
 mod learning;
-mod migrate;
+pub mod migrate;
 mod policies;
 mod webhooks;
 mod writer;
@@ -88,7 +88,7 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_conn(&path)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, &mut |_| {})?;
         let readers = (0..READERS).map(|_| open_conn(&path).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()

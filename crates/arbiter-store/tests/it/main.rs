@@ -302,6 +302,21 @@ async fn upgrades_a_version_one_database_in_place() {
         )
         .unwrap();
     }
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 7));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 7), "checking changes nothing");
+    // `arbiter migrate`: every migration reports its start and its end, the backfills their rows
+    let mut seen = vec![];
+    let report = SqliteStore::migrate(&path, &mut |p| seen.push(p)).unwrap();
+    assert_eq!((report.from, report.to), (1, 7));
+    let versions: std::collections::BTreeSet<u32> = seen.iter().map(|p| p.version).collect();
+    assert_eq!(versions, (2..=7).collect());
+    for v in [6, 7] {
+        let last = seen.iter().rfind(|p| p.version == v).unwrap();
+        assert_eq!((last.done, last.total), (1, 1), "migration {v} went through the one old decision");
+    }
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (7, 7));
+    let again = SqliteStore::migrate(&path, &mut |_| panic!("nothing left to migrate")).unwrap();
+    assert_eq!((again.from, again.to), (7, 7));
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
