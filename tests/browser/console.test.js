@@ -241,7 +241,11 @@ test("a reviewer works the queue and the agent receives the modified action", as
   for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"], [new URL(lessonUrl).pathname, "lesson"], ["/search?q=forensics", "search"], ["/suggestions", "suggestions"]]) {
     await visit(page, path);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(width <= 390, `${path} is ${width} px wide on a phone`);
+    const widest = await page.evaluate(() => {
+      const over = [...document.querySelectorAll("main *")].filter((e) => e.getBoundingClientRect().right > 390);
+      return over.slice(-3).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px): ${e.textContent.slice(0, 60)}`).join("; ");
+    });
+    assert.ok(width <= 390, `${path} is ${width} px wide on a phone: ${widest}`);
     await page.screenshot({ path: join(artifacts, `${name}-phone.png`), fullPage: true });
   }
   await ctx.close();
@@ -252,8 +256,8 @@ test("forms refuse requests without the session's CSRF token, and agents cannot 
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   await signIn(page, agent);
-  assert.match(page.url(), /\/login\?err=/);
-  assert.ok((await page.textContent("main")).includes("agent keys cannot use the reviewer console"));
+  assert.match(page.url(), /\/login\?(next=[^&]*&)?err=/);
+  assert.ok((await page.textContent("main")).includes("Agent keys cannot use the reviewer console"));
   await signIn(page, admin);
   // Every form checks the token: sign-out, a case's decision, a review's stages, the backtest.
   const agentKey = (await api(admin, "POST", "/v1/keys", { name: "csrf-agent", role: "agent" })).body.key;
@@ -266,6 +270,8 @@ test("forms refuse requests without the session's CSRF token, and agents cannot 
     [`/cases/${esc.body.case_id}/act`, "csrf=forged&op=decide&decision=approve&rationale=approved+by+a+forged+form"],
     [`/reviews/${review.body.id}/act`, "csrf=forged&op=close&reason=closed+by+a+forged+form"],
     ["/policy/backtest", "csrf=forged"],
+    ["/policy/activate", "csrf=forged&hash=0000"],
+    [`/cases/${esc.body.case_id}/act`, "csrf=forged&op=outcome&correct=true"],
   ];
   for (const [path, body] of forms) {
     const status = await page.evaluate(async ([path, body]) => {
@@ -277,4 +283,111 @@ test("forms refuse requests without the session's CSRF token, and agents cannot 
   const still = await api(admin, "GET", `/v1/cases/${esc.body.case_id}`);
   assert.equal(still.body.state, "open", "the forged decision did nothing");
   await ctx.close();
+});
+
+test("a decided case shows its record and takes an outcome; history, policy activation and pages for people", async () => {
+  const agent = (await api(admin, "POST", "/v1/keys", { name: "history-agent", role: "agent" })).body.key;
+  const ann = (await api(admin, "POST", "/v1/keys", { name: "ann", role: "reviewer", tags: ["soc_analyst"] })).body.key;
+  const proposed = await api(agent, "POST", "/v1/decisions", {
+    action: { name: "isolate_host", confidence: 0.5, args: { host: "ws-0042", host_tags: ["workstation"] }, signals: { alert_type: "malware", alert_severity: "low" } },
+  });
+  assert.equal(proposed.body.verdict, "escalate", JSON.stringify(proposed.body));
+  // A reader in Tokyo: times show in their zone, the UTC value on hover.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Tokyo", locale: "en-GB" });
+  const page = await ctx.newPage();
+
+  // A bad key gets a sentence for a person, and the hint is a command that works.
+  await signIn(page, "not-a-key");
+  assert.match(page.url(), /\/login\?/);
+  const login = await page.textContent("main");
+  assert.ok(login.includes("That is not an Arbiter API key"), login);
+  assert.ok(!login.includes("Bearer"), "no header formats for people");
+  assert.ok(login.includes("arbiter keys create --name ann --role reviewer --tag soc_analyst"), login);
+  await page.screenshot({ path: join(artifacts, "login-bad-key.png") });
+
+  await signIn(page, ann);
+  // The queue names the subject and sets the confidence against the threshold.
+  const row = await page.textContent(`#queue-rows tr:has(a[data-case="${proposed.body.case_id}"])`);
+  assert.ok(row.includes("ws-0042") && row.includes("0.50 / 0.95"), row);
+  await visit(page, `/cases/${proposed.body.case_id}`);
+  assert.equal(await page.locator("input[name=decision]:checked").count(), 0, "nothing is pre-selected");
+  const stamp = page.locator("main time[datetime]").first();
+  assert.match(await stamp.getAttribute("title"), / UTC$/);
+  assert.ok(!(await stamp.textContent()).includes("UTC"), "times show in the reader's zone");
+  await page.check("input[value=reject]");
+  await page.fill("#rationale", "workstation is the backup agent's host; benign scheduled job");
+  await page.fill("#failure_modes", "wrong_target");
+  await Promise.all([page.waitForNavigation(), page.click("form:has(#rationale) button[type=submit]")]);
+  assert.ok((await page.textContent("main")).includes("Decided: deny"), await page.textContent("main"));
+
+  // The decided case shows its record; the SLA countdown has stopped.
+  await visit(page, `/cases/${proposed.body.case_id}`);
+  const record = await page.textContent("#decision");
+  for (const text of ["denied by reviewers", "ann rejected", "ann", "benign scheduled job", "wrong_target"]) assert.ok(record.includes(text), `${text} in ${record}`);
+  assert.equal(await page.locator("main [data-deadline]").count(), 0, "no SLA countdown on a decided case");
+  assert.ok(!(await page.textContent("main")).includes("so far"), "no approval count on a decided case");
+  // Its outcome, from the form.
+  await page.check("#outcome input[value=false]");
+  await page.fill("#outcome-note", "alert confirmed by the EDR team");
+  await Promise.all([page.waitForNavigation(), page.click("#outcome button[type=submit]")]);
+  const outcome = await page.textContent("#outcome");
+  assert.ok(outcome.includes("wrong") && outcome.includes("alert confirmed by the EDR team"), outcome);
+  assert.equal((await api(admin, "GET", `/v1/decisions/${proposed.body.id}`)).body.outcome.correct, false);
+  await page.screenshot({ path: join(artifacts, "decided-case.png"), fullPage: true });
+
+  // History: filter decided cases; every row links to its case.
+  await visit(page, "/cases");
+  await page.fill("#failure_mode", "wrong_target");
+  await page.fill("#q", "backup");
+  await Promise.all([page.waitForNavigation(), page.click("form.filters button[type=submit]")]);
+  await checkPage(page, await page.reload());
+  assert.equal(await page.locator(`main tbody a[href="/cases/${proposed.body.case_id}"]`).count(), 1);
+  await page.screenshot({ path: join(artifacts, "cases-history.png"), fullPage: true });
+  await page.fill("#failure_mode", "no_such_mode");
+  await Promise.all([page.waitForNavigation(), page.click("form.filters button[type=submit]")]);
+  assert.ok((await page.textContent("main tbody")).includes("No case matches"));
+  await visit(page, "/reviews?state=open,closed");
+  assert.ok((await page.locator("main tbody a[href^='/reviews/']").count()) >= 1, "the first test's review is listed");
+  await page.screenshot({ path: join(artifacts, "reviews.png"), fullPage: true });
+
+  // A page that does not exist: 404 with the navigation.
+  const missing = await page.goto(url + "/no-such-page");
+  assert.equal(missing.status(), 404);
+  assert.ok((await page.locator("nav a[href='/queue']").count()) >= 1, "the 404 page has navigation");
+  assert.ok((await page.textContent("main")).includes("Page not found"));
+  await page.screenshot({ path: join(artifacts, "404.png"), fullPage: true });
+
+  // The dashboard's axes read as times and percentages.
+  await visit(page, "/dashboard");
+  const ticks = await page.locator("main svg text").allTextContents();
+  assert.ok(ticks.some((t) => /%$/.test(t.trim())), ticks.join(" | "));
+  assert.ok(!ticks.some((t) => /^-?\d+\.\d{3,}$/.test(t.trim())), `raw numbers on an axis: ${ticks.join(" | ")}`);
+  await ctx.close();
+
+  // An admin stores a draft, compares it, activates it after the backtest, and rolls back.
+  const source = (await api(admin, "GET", "/v1/policy")).body.source;
+  const draftYaml = source.replace("auto_allow_at: 0.95", "auto_allow_at: 0.93");
+  assert.notEqual(draftYaml, source);
+  const stored = await fetch(url + "/v1/policy/versions", { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/yaml" }, body: draftYaml });
+  const storedText = await stored.text();
+  assert.equal(stored.status, 201, storedText);
+  const draft = JSON.parse(storedText).hash;
+  const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p2 = await adminCtx.newPage();
+  await signIn(p2, admin);
+  await visit(p2, "/policy");
+  await Promise.all([p2.waitForNavigation(), p2.click("a:has-text('diff with active')")]);
+  assert.match(await p2.textContent("main"), /1 line\(s\) added, 1 removed, in 1 place\(s\)/);
+  await Promise.all([p2.waitForNavigation(), p2.click(`a[href="/policy?activate=${draft}"]`)]);
+  await checkPage(p2, await p2.reload());
+  const card = await p2.textContent("section.confirm");
+  assert.ok(card.includes("labelled decisions"), card);
+  await p2.screenshot({ path: join(artifacts, "policy-activate.png"), fullPage: true });
+  await Promise.all([p2.waitForNavigation(), p2.click("section.confirm button[type=submit]")]);
+  assert.equal((await api(admin, "GET", "/v1/policy")).body.hash, draft, await p2.textContent("main"));
+  await Promise.all([p2.waitForNavigation(), p2.click("a:has-text('Roll back to')")]);
+  assert.ok((await p2.textContent("section.confirm")).includes("Roll back to"));
+  await Promise.all([p2.waitForNavigation(), p2.click("section.confirm button[type=submit]")]);
+  assert.notEqual((await api(admin, "GET", "/v1/policy")).body.hash, draft, "rolled back");
+  await adminCtx.close();
 });

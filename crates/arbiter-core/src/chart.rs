@@ -56,6 +56,8 @@ pub enum Axis {
     Number,
     /// Shares in `[0, 1]`, labelled as percentages.
     Percent,
+    /// Whole numbers of things (cases, decisions): ticks fall on integers.
+    Count,
     /// Hours after a moment (ms since the epoch), labelled as UTC clock times.
     Clock(i64),
 }
@@ -64,6 +66,7 @@ impl Axis {
     fn label(self, v: f64) -> String {
         match self {
             Axis::Number => nice(v),
+            Axis::Count => format!("{v:.0}"),
             Axis::Percent => {
                 let p = 100.0 * v;
                 if p.abs() >= 10.0 || p == p.trunc() { format!("{p:.0}%") } else { format!("{p:.1}%") }
@@ -92,6 +95,17 @@ pub fn escape(s: &str) -> String {
         }
     }
     o
+}
+
+/// The smallest 1, 2 or 5 times a power of ten at least `raw` (whole numbers on a count axis).
+fn tick_step(raw: f64, axis: Axis) -> f64 {
+    if !raw.is_finite() || raw <= 0.0 {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let step =
+        [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * mag).find(|s| *s >= raw * (1.0 - 1e-9)).unwrap_or(10.0 * mag);
+    if axis == Axis::Count { step.max(1.0) } else { step }
 }
 
 fn nice(v: f64) -> String {
@@ -132,7 +146,10 @@ impl Chart {
         if y1 <= y0 {
             y1 = y0 + 1.0;
         }
-        y1 *= 1.05;
+        // the value axis ends on a round tick above the data, its ticks a 1-2-5 step apart
+        let step = tick_step((y1 - y0) / 5.0, self.y_axis);
+        (y0, y1) = ((y0 / step).floor() * step, (y1 / step).ceil() * step);
+        let y_ticks = ((y1 - y0) / step).round() as usize;
         let sx = |x: f64| l + (x - x0) / (x1 - x0) * (w - l - r);
         let sy = |y: f64| h - b - (y - y0) / (y1 - y0) * (h - t - b);
         let mut o = String::new();
@@ -146,9 +163,8 @@ impl Chart {
             l,
             escape(&self.title)
         );
-        for i in 0..=5 {
-            let fy = y0 + (y1 - y0) * i as f64 / 5.0;
-            let fx = x0 + (x1 - x0) * i as f64 / 5.0;
+        for i in 0..=y_ticks {
+            let fy = y0 + step * i as f64;
             let _ = write!(
                 o,
                 r##"<line x1="{l}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -158,6 +174,9 @@ impl Chart {
                 escape(&self.y_axis.label(fy)),
                 y = sy(fy)
             );
+        }
+        for i in 0..=5 {
+            let fx = x0 + (x1 - x0) * i as f64 / 5.0;
             let _ = write!(
                 o,
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
@@ -274,5 +293,29 @@ mod tests {
         assert!(svg.contains("risk &lt;script&gt;") && svg.contains("a&amp;b"));
         assert!(!svg.contains("<script>"));
         assert_eq!(Chart::default().svg().matches("<polyline").count(), 0);
+    }
+
+    /// The labels on the value axis of a rendered chart.
+    fn y_labels(c: &Chart) -> Vec<String> {
+        c.svg().split(r#"text-anchor="end">"#).skip(1).map(|t| t.split('<').next().unwrap_or("").to_string()).collect()
+    }
+
+    #[test]
+    fn value_axes_end_on_round_ticks() {
+        let series = |points: Vec<(f64, f64)>| vec![Series { name: "s".into(), points, color: "#06c", dashed: false }];
+        // a share that reaches 100% stops there, in 20% steps
+        let rate = Chart { series: series(vec![(0.0, 0.3), (1.0, 1.0)]), y_axis: Axis::Percent, ..Default::default() };
+        assert_eq!(y_labels(&rate), ["0%", "20%", "40%", "60%", "80%", "100%"]);
+        // a count of 3.2 at most: whole numbers only
+        let count = Chart { series: series(vec![(0.0, 0.0), (1.0, 3.2)]), y_axis: Axis::Count, ..Default::default() };
+        assert_eq!(y_labels(&count), ["0", "1", "2", "3", "4"]);
+        let one = Chart { series: series(vec![(0.0, 0.0), (1.0, 1.0)]), y_axis: Axis::Count, ..Default::default() };
+        assert_eq!(y_labels(&one), ["0", "1"]);
+        let small =
+            Chart { series: series(vec![(0.0, 0.0), (1.0, 0.0123)]), y_axis: Axis::Percent, ..Default::default() };
+        assert_eq!(y_labels(&small), ["0%", "0.5%", "1%", "1.5%"]);
+        assert_eq!(tick_step(0.64, Axis::Number), 1.0);
+        assert_eq!(tick_step(0.0031, Axis::Number), 0.005);
+        assert_eq!(tick_step(0.3, Axis::Count), 1.0);
     }
 }

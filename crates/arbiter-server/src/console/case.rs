@@ -187,7 +187,7 @@ fn blast_card(b: &BlastRadius) -> Markup {
     html! {
         div.card #blast-radius {
             h2 { "Blast radius" }
-            p { (b.summary) }
+            p { (rich(&b.summary)) }
             ul {
                 li { "Distinct subjects: " b { (b.distinct_subjects_hour) } " in the last hour, " b { (b.distinct_subjects_day) } " in the last day" }
                 li {
@@ -277,7 +277,12 @@ fn decision_record(case: &Case, d: &Decision) -> Markup {
                 ol {
                     @for a in &case.answers {
                         li {
-                            b { (a.by) } " " (if a.modified_args.is_some() { "modified and approved".to_string() } else { a.verdict.to_string() })
+                            b { (a.by) } " " (match (a.verdict, a.modified_args.is_some()) {
+                                (_, true) => "modified and approved",
+                                (Verdict::Allow, false) => "approved",
+                                (Verdict::Deny, false) => "rejected",
+                                (Verdict::Escalate, false) => "escalated",
+                            })
                             " · " (when(a.at))
                             @for m in &a.failure_modes { " " span.pill { (m) } }
                             br; (a.rationale)

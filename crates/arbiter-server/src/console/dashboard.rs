@@ -67,6 +67,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
         y_label: "cases".into(),
         series: vec![Series { name: "waiting".into(), points: depth, color: "#b35900", dashed: false }],
         x_axis: Axis::Clock(since.0),
+        y_axis: Axis::Count,
         x_range: Some((0.0, hours as f64)),
         ..Default::default()
     };
