@@ -3,8 +3,8 @@
 
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use arbiter_core::Timestamp;
 use arbiter_core::tuning::{History, history};
+use arbiter_core::{Timestamp, Verdict};
 use arbiter_policy::backtest::Replay;
 use arbiter_store::Store;
 use clap::Args;
@@ -23,6 +23,27 @@ pub struct HistoryArgs {
     /// With --db: the most recent this many labelled decisions.
     #[arg(long, default_value_t = 1_000_000)]
     pub limit: usize,
+    /// Only decisions made at or after this time (RFC 3339, e.g. 2026-11-26T00:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<Timestamp>,
+    /// Only decisions made before this time (RFC 3339): e.g. tune on the weeks before a known incident.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<Timestamp>,
+}
+
+impl HistoryArgs {
+    fn in_window(&self, t: Timestamp) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+
+    fn window(&self) -> String {
+        match (self.since, self.until) {
+            (Some(s), Some(u)) => format!(" between {s} and {u}"),
+            (Some(s), None) => format!(" since {s}"),
+            (None, Some(u)) => format!(" before {u}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 fn is_jsonl(p: &Path) -> Result<bool> {
@@ -79,10 +100,27 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         }
         (None, None) => bail!("give --history FILE or --db STORE"),
     };
+    let h = if args.since.is_some() || args.until.is_some() { h.between(args.since, args.until) } else { h };
     if h.is_empty() {
-        bail!("the history is empty: tuning needs decisions with outcomes");
+        bail!("the history has no decisions with outcomes{}: tuning needs some", args.window());
     }
     Ok(h)
+}
+
+/// What `policy`'s triggers settle, decision by decision in the order [`load`]
+/// gives: `Some(verdict)` where a trigger fired (the threshold plays no part),
+/// `None` where the confidence threshold decides. `Ok(None)` for a CSV
+/// history, which has no arguments or signals for the triggers to read.
+pub fn settled_by_rules(args: &HistoryArgs, policy: &arbiter_policy::Policy) -> Result<Option<Vec<Option<Verdict>>>> {
+    if args.history.as_deref().is_some_and(|p| !is_jsonl(p).unwrap_or(false)) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    replay(args, |r, _| {
+        let e = policy.evaluate(&r.env());
+        out.push((!e.triggers.is_empty()).then_some(e.verdict));
+    })?;
+    Ok(Some(out))
 }
 
 /// Replay every labelled decision (with its arguments where the source has them).
@@ -106,6 +144,9 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
                     .map_err(|e| anyhow::anyhow!("{}: line {}: {}: {}", p.display(), i + 1, e.field, e.message))?;
                 let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line {}", i + 1), str::to_string);
                 let ts = Timestamp(row.timestamp[0]);
+                if !args.in_window(ts) {
+                    continue;
+                }
                 f(
                     &Replay {
                         id: &id,
@@ -149,6 +190,9 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
             let bar = Progress::items(decisions.len() as u64, "replaying");
             for d in decisions {
                 bar.inc(1);
+                if !args.in_window(d.event_time) {
+                    continue;
+                }
                 Replay::of_decision(&d, |r| f(r, d.event_time));
                 n += 1;
             }

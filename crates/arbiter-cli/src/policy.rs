@@ -316,8 +316,8 @@ fn suggest(
         let a: AcceptedSuggestion = api.post_as(&format!("/v1/suggestions/{id}/accept"), &json!({}))?;
         println!("accepted: draft policy version {} carries `{}`", a.draft.hash, a.suggestion.trigger);
         println!(
-            "review it with `arbiter policy backtest`, then activate it: POST /v1/policy/versions/{}/activate",
-            a.draft.hash
+            "activate it after reading its backtest against the live version: arbiter policy activate {}",
+            &a.draft.hash[..12.min(a.draft.hash.len())]
         );
         return Ok(ExitCode::SUCCESS);
     }

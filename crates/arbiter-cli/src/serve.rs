@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// needs `force=true` [default: 0.2].
     #[arg(long, env = "ARBITER_POLICY_GUARD")]
     pub policy_guard: Option<f64>,
+    /// The share of decisions your reviewers can take, drawn on the dashboard [default: 0.10].
+    #[arg(long, env = "ARBITER_ESCALATION_BUDGET")]
+    pub escalation_budget: Option<f64>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -144,6 +147,7 @@ impl ServeArgs {
             admin_rate_limit: self.admin_rate_limit.or(file.admin_rate_limit),
             max_open_cases_per_agent: self.max_open_cases_per_agent.or(file.max_open_cases_per_agent),
             policy_guard: self.policy_guard.or(file.policy_guard),
+            escalation_budget: self.escalation_budget.or(file.escalation_budget),
         }
     }
 }
@@ -193,6 +197,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("policy_guard must be a share between 0 and 1, got {g}");
     }
+    if let Some(b) = args.escalation_budget
+        && !(b > 0.0 && b <= 1.0)
+    {
+        anyhow::bail!("escalation_budget must be a share above 0 and at most 1 (0.10 is 10%), got {b}");
+    }
     let defaults = arbiter_server::RoleRates::default();
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?;
     let config = Config {
@@ -209,6 +218,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             None => Some(200),
         },
         policy_guard: args.policy_guard.unwrap_or(0.2),
+        escalation_budget: args.escalation_budget.unwrap_or(0.10),
         max_body_bytes: args.max_body_bytes.unwrap_or(1024 * 1024),
         max_wait: Duration::from_secs(args.max_wait_secs.unwrap_or(60)),
         min_rationale_len: args.min_rationale_len.unwrap_or(10),

@@ -3,8 +3,9 @@
 
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
+use arbiter_core::Verdict;
 use arbiter_core::chart::{Chart, Marker, Series};
-use arbiter_core::tuning::{ClassCurve, TuneOptions, TuneResult, tune};
+use arbiter_core::tuning::{ClassCurve, SettledByRules, TuneOptions, TuneResult, tune};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,7 +41,9 @@ pub struct TuneArgs {
     /// Least auto-allowed decisions before a threshold is tested (default: max(⌈10/E⌉, the count a spotless record needs)).
     #[arg(long)]
     min_samples: Option<u64>,
-    /// The current policy file: with --out, it is rewritten with the chosen thresholds.
+    /// The current policy file. Decisions its triggers settle whatever the threshold do not
+    /// shape the thresholds, and those it escalates use part of the budget (histories with
+    /// arguments: --db or JSON Lines). With --out, it is rewritten with the chosen thresholds.
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Where to write the new policy (needs --policy).
@@ -82,9 +85,30 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         bail!("--grid must be between 10 and 100000");
     }
     let loaded = Instant::now();
-    let h = history::load(&args.history)?;
+    let mut h = history::load(&args.history)?;
+    let loaded_n = h.len();
+    let mut settled = SettledByRules::default();
+    if let Some(path) = &args.policy {
+        let policy = crate::policy::load(path)?;
+        match history::settled_by_rules(&args.history, &policy)? {
+            Some(rules) => {
+                if rules.len() != h.len() {
+                    bail!("the history changed while it was read ({} then {} decisions)", h.len(), rules.len());
+                }
+                settled.decisions = rules.iter().filter(|v| v.is_some()).count() as u64;
+                settled.escalations = rules.iter().filter(|v| **v == Some(Verdict::Escalate)).count() as u64;
+                let free: Vec<bool> = rules.iter().map(Option::is_none).collect();
+                h = h.select(&free);
+            }
+            None => eprintln!(
+                "note: a CSV history has no arguments or signals, so {}'s triggers are not replayed;                  the escalations they cause are not counted against the budget (use --db or JSON Lines)",
+                path.display()
+            ),
+        }
+    }
     let load_time = loaded.elapsed();
     let opts = TuneOptions {
+        settled_by_rules: settled,
         max_escalation_rate: args.max_escalation_rate,
         max_auto_error: args.max_auto_error,
         delta: args.delta,
@@ -131,7 +155,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         print_table(&result, &opts);
         eprintln!(
             "(loaded {} decisions in {:.2}s; tuned in {:.3}s)",
-            h.len(),
+            loaded_n,
             load_time.as_secs_f64(),
             tune_time.as_secs_f64()
         );
@@ -165,19 +189,41 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
             c.expected_cost
         );
     }
+    let rules = r.settled_by_rules;
+    if rules.decisions > 0 {
+        let n = r.decisions.max(1) as f64;
+        println!(
+            "{:<24} {:>9} {:>9} {:>8} {:>8}",
+            "(settled by the rules)",
+            rules.decisions,
+            "",
+            "",
+            pct(rules.escalations as f64 / n),
+        );
+    }
+    let auto: f64 = r.classes.iter().map(|c| c.auto_share * c.decisions as f64).sum();
     println!(
         "{:<24} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>12.1}",
         "TOTAL",
         r.decisions,
         "",
-        pct(1.0 - r.escalated_share),
+        pct(auto / r.decisions.max(1) as f64),
         pct(r.escalated_share),
-        pct(r.auto_errors as f64 / ((1.0 - r.escalated_share) * r.decisions as f64).max(1.0)),
+        pct(r.auto_errors as f64 / auto.max(1.0)),
         "",
         r.errors_caught,
         r.expected_cost
     );
     println!();
+    if rules.decisions > 0 {
+        println!(
+            "the policy's triggers settle {} decisions whatever the threshold ({} of them escalate, {} of all decisions); \
+             the thresholds share the rest of the budget",
+            rules.decisions,
+            rules.escalations,
+            pct(rules.escalations as f64 / r.decisions.max(1) as f64)
+        );
+    }
     match (r.feasible, opts.max_auto_error) {
         (true, Some(e)) => println!(
             "escalated share {} within the budget {}; every class's auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test)",

@@ -55,6 +55,9 @@ pub struct Config {
     /// Activating a policy version that changes more than this share of the
     /// verdicts on recent history needs `force=true`.
     pub policy_guard: f64,
+    /// The share of decisions the reviewers can take (the dashboard draws it;
+    /// `arbiter tune --max-escalation-rate` is where thresholds are fitted to it).
+    pub escalation_budget: f64,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
 }
@@ -85,6 +88,7 @@ impl Default for Config {
             rate_limits: RoleRates::default(),
             max_open_cases_per_agent: Some(200),
             policy_guard: 0.2,
+            escalation_budget: 0.10,
             policy_guard_window: 2000,
         }
     }

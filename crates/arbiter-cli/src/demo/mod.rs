@@ -14,6 +14,7 @@ mod offline;
 mod report;
 mod reviewers;
 mod team;
+mod tuning;
 
 pub use offline::{DemoCommand, run as run_command};
 
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
 
 /// Which drift to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,11 +89,19 @@ pub struct DemoArgs {
     exit: bool,
 }
 
-/// `16:00` on the first day, `day 2 08:00` after: a time of the simulation.
+/// A moment of the simulation, `ms` after it began at a UTC midnight: the
+/// simulated clock's UTC time, `16:00` on the first day, `day 2 08:00` after.
 fn hhmm(ms: i64) -> String {
-    let (day, ms) = (ms / (24 * HOUR), ms % (24 * HOUR));
+    let (day, ms) = (ms / DAY, ms % DAY);
     let time = format!("{:02}:{:02}", ms / HOUR, (ms % HOUR) / MIN);
     if day == 0 { time } else { format!("day {} {time}", day + 1) }
+}
+
+/// Where the simulation starts: a UTC midnight, early enough that every
+/// simulated day has ended by `now` (so nothing is stamped in the future),
+/// and the `[16:00]` marks are the simulated clock's UTC time.
+fn simulation_start(now: Timestamp, span_ms: i64) -> Timestamp {
+    Timestamp((now.0 - span_ms).div_euclid(DAY) * DAY)
 }
 
 /// Run the demo.
@@ -113,7 +123,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let store = Arc::new(SqliteStore::open(&db)?);
     // Day one, and (once a drift review is closed) day two, both end now.
     let days = if args.drift == DriftArg::None { 1 } else { 2 };
-    let start = Timestamp(arbiter_core::SystemClock.now().0 - days * args.hours * HOUR);
+    let start = simulation_start(arbiter_core::SystemClock.now(), days * args.hours * HOUR);
     let clock = Arc::new(ManualClock::new(start));
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
@@ -123,7 +133,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         }
     };
     // The demo runs the drift monitor itself, at simulated quarter hours.
-    let config = Config { drift_interval: Duration::ZERO, ..Config::default() };
+    let config = Config { drift_interval: Duration::ZERO, escalation_budget: tuning::BUDGET, ..Config::default() };
     let server = Embedded::start(store, config, clock.clone(), listener).await?;
     let agent = server
         .admin
@@ -149,7 +159,9 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         url: server.url(),
         db: &db,
         triggers: server.state.policy().map_or(0, |p| p.trigger_count()),
+        start,
         admin_key: server.admin.key(),
+        analyst_key: pool.analyst_key(),
         lead_key: pool.lead_key(),
         alerts: proposals.len(),
         drift,
@@ -169,11 +181,21 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     });
     let caught = summary.alarms.iter().any(|a| a.at >= drift_at) || drift == DriftMode::None;
     let mut code = if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    // The data scientist's step: thresholds for the reviewers' budget, from the hours before the drift.
+    let tuned = if drift != DriftMode::None && args.drift_at > 0 {
+        let t = tuning::before(&server, crate::SOC_POLICY, Timestamp(start.0 + drift_at), &args.data_dir).await?;
+        tuning::report(&t, args.drift_at as f64);
+        Some(t)
+    } else {
+        None
+    };
     let mut lesson = None;
+    let mut engineer_key = None;
     if let (Some(review), true) = (summary.reviews.first(), drift != DriftMode::None) {
         println!("\nClosing the loop: the review team works {review}.");
         let closed = team::close_the_loop(&server, review, &summary).await?;
         report::loop_closed(&closed);
+        engineer_key = Some(closed.engineer_key.clone());
         // Day two: the agent still drifts (its prompt fix is rolling out); the policy change is live.
         let proposals =
             Soc::run(SocConfig { seed: args.seed + 1, alerts_per_hour: args.rate, drift, drift_at_ms: 0 }, total);
@@ -188,16 +210,34 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         }
         lesson = Some(closed.lesson.id);
     }
-    report::look_closer(server.url(), pool.lead_key(), &db, summary.reviews.first(), lesson.as_deref());
+    report::look_closer(&report::LookCloser {
+        url: server.url(),
+        running: !args.exit,
+        db: &db,
+        keys: &[
+            ("admin", "admin", server.admin.key()),
+            ("analyst", "ana: soc_analyst", pool.analyst_key()),
+            ("lead", "lee: soc_lead, network_team", pool.lead_key()),
+            ("engineer", "eve: engineering", engineer_key.as_deref().unwrap_or("")),
+        ],
+        review: summary.reviews.first(),
+        lesson: lesson.as_deref(),
+        tuned: tuned.as_ref(),
+    });
     if !args.exit {
-        println!("\nThe server keeps running for exploration; Ctrl-C to stop.");
-        // From here on, time is real time again.
+        let end = clock.now();
+        println!(
+            "\nThe server keeps running for exploration (Ctrl-C to stop). It keeps the simulated clock, which now runs at \
+             normal speed from {} UTC: SLA countdowns tick in real minutes and the queue does not drain at once.",
+            tuning::rfc3339(end).replace('T', " ").trim_end_matches('Z')
+        );
         let follower = {
             let clock = clock.clone();
+            let from = std::time::Instant::now();
             tokio::spawn(async move {
                 loop {
-                    clock.set(arbiter_core::SystemClock.now().max(clock.now()));
                     tokio::time::sleep(Duration::from_millis(250)).await;
+                    clock.set(Timestamp(end.0 + from.elapsed().as_millis() as i64));
                 }
             })
         };

@@ -17,7 +17,9 @@ pub struct Intro<'a> {
     pub url: &'a str,
     pub db: &'a Path,
     pub triggers: usize,
+    pub start: arbiter_core::Timestamp,
     pub admin_key: &'a str,
+    pub analyst_key: &'a str,
     pub lead_key: &'a str,
     pub alerts: usize,
     pub drift: DriftMode,
@@ -28,10 +30,16 @@ pub struct Intro<'a> {
 pub fn intro(i: &Intro) {
     println!("Arbiter demo: a simulated security operations center, {} hours, seed {}", i.args.hours, i.args.seed);
     println!("  server:     {}   (store: {})", i.url, i.db.display());
-    println!("  console:    {}/   (sign in with the lead key below)", i.url);
+    println!("  console:    {}/   (sign in with the analyst or lead key below)", i.url);
     println!("  policy:     soc-triage, {} triggers (examples/policies/soc.yaml)", i.triggers);
-    println!("  admin key:  {}", i.admin_key);
-    println!("  lead key:   {}   (reviewer lee: soc_lead)", i.lead_key);
+    println!("  admin key:   {}", i.admin_key);
+    println!("  analyst key: {}   (reviewer ana: soc_analyst)", i.analyst_key);
+    println!("  lead key:    {}   (reviewer lee: soc_lead, network_team)", i.lead_key);
+    let day = i.start.to_string();
+    println!(
+        "  clock:      simulated, in UTC: day one is {}; [16:00] marks below are that clock",
+        day.get(..10).unwrap_or(&day)
+    );
     let drift = match i.drift {
         DriftMode::None => "no drift injected".to_string(),
         DriftMode::OverIsolation => format!("the agent starts over-isolating hosts at {}", hhmm(i.drift_at)),
@@ -91,7 +99,8 @@ pub fn walkthrough(w: &Walkthrough) {
         pct(get(Verdict::Deny), n)
     );
     println!(
-        "Escalation rate against a 10% reviewer budget: {:.1}% before {}, {:.1}% after",
+        "Escalation rate against a {:.0}% reviewer budget: {:.1}% before {}, {:.1}% after",
+        100.0 * super::tuning::BUDGET,
         pct(s.escalated_before.0, s.escalated_before.1),
         hhmm(w.drift_at),
         pct(s.escalated_after.0, s.escalated_after.1)
@@ -155,20 +164,63 @@ pub fn day_two(args: &DemoArgs, day1: &Summary, day2: &Summary, view: &arbiter_a
     stopped
 }
 
-/// Where to look closer, at the end.
-pub fn look_closer(url: &str, lead_key: &str, db: &Path, review: Option<&String>, lesson: Option<&str>) {
-    let Some(first) = review else { return };
-    println!(
-        "\nLook closer: open the reviewer console at {url}/ and sign in with the lead key above, or from a terminal:"
-    );
-    println!("  export ARBITER_URL={url} ARBITER_KEY={lead_key}");
+/// What the end of the walkthrough points at.
+pub struct LookCloser<'a> {
+    pub url: &'a str,
+    /// Whether the server keeps serving (no `--exit`).
+    pub running: bool,
+    pub db: &'a Path,
+    /// (role, who and their reviewer roles, key).
+    pub keys: &'a [(&'a str, &'a str, &'a str)],
+    pub review: Option<&'a String>,
+    pub lesson: Option<&'a str>,
+    pub tuned: Option<&'a super::tuning::Tuned>,
+}
+
+/// Where to look closer, at the end: the keys, then commands that work as printed.
+pub fn look_closer(l: &LookCloser) {
+    let Some(first) = l.review else { return };
+    let db = l.db.display();
+    println!("\nKeys (stored in {db}):");
+    for (role, who, key) in l.keys.iter().filter(|k| !k.2.is_empty()) {
+        println!("  {:<9} {key}   ({who})", format!("{role}:"));
+    }
+    if let Some(t) = l.tuned {
+        let until = super::tuning::rfc3339(t.until);
+        println!("\nThe tuning and its backtest from a terminal (no server needed):");
+        println!(
+            "  arbiter tune --db {db} --until {until} --policy {} --max-escalation-rate {:.2} --max-auto-error {:.2}",
+            t.live_file.display(),
+            super::tuning::command_budget(t),
+            super::tuning::MAX_AUTO_ERROR
+        );
+        println!(
+            "  arbiter policy backtest {} --against {} --db {db} --until {until}",
+            t.tuned_file.display(),
+            t.live_file.display()
+        );
+    }
+    println!("  arbiter audit verify --db {db}");
+    if l.running {
+        println!(
+            "\nLook closer: open the reviewer console at {}/ and sign in with a key above, or from a terminal:",
+            l.url
+        );
+    } else {
+        println!(
+            "\nThe demo's server has stopped. To look closer, serve its store again (with the real clock: cases still \
+             open fall back once their SLA has passed) and use the keys above:"
+        );
+        println!("  arbiter serve --db {db} --listen {} &", l.url.trim_start_matches("http://"));
+    }
+    let lead = l.keys.iter().find(|k| k.0 == "lead").map_or("", |k| k.2);
+    println!("  export ARBITER_URL={} ARBITER_KEY={lead}", l.url);
     println!("  arbiter reviews show {first}          # the drift review case and its evidence");
-    if let Some(l) = lesson {
-        println!("  arbiter lessons show {l}   # what it taught, and whether it stopped");
+    if let Some(lesson) = l.lesson {
+        println!("  arbiter lessons show {lesson}   # what it taught, and whether it stopped");
         println!("  arbiter lessons export --format prompt --action isolate_host");
     }
     println!("  arbiter cases list                        # the lead's queue");
+    println!("  arbiter cases history --limit 20          # decided cases, newest first");
     println!("  curl -s $ARBITER_URL/v1/drift -H \"Authorization: Bearer $ARBITER_KEY\"");
-    println!("  arbiter tune --db {} --max-escalation-rate 0.10 --max-auto-error 0.05", db.display());
-    println!("  arbiter audit verify --db {}", db.display());
 }

@@ -76,6 +76,11 @@ impl Pool {
         Ok(Pool { reviewers, truth: HashMap::new(), rng: Rng::new(seed ^ 0xD3E0), tally: PoolTally::default() })
     }
 
+    /// The first analyst's key (soc_analyst), for the reader to sign in with.
+    pub fn analyst_key(&self) -> &str {
+        self.reviewers.first().map_or("", |r| r.api.key())
+    }
+
     /// The lead's key, for the reader to sign in with.
     pub fn lead_key(&self) -> &str {
         self.reviewers.iter().find(|r| r.name == LEAD).map_or("", |r| r.api.key())

@@ -25,6 +25,8 @@ pub struct Closed {
     pub policy: String,
     /// The first lines of the guidance an agent reads.
     pub guidance: String,
+    /// The engineer's key (eve: engineering), for the reader to work reviews with.
+    pub engineer_key: String,
 }
 
 async fn member(admin: &Client, name: &str, tag: &str) -> Result<Client> {
@@ -137,5 +139,5 @@ pub async fn close_the_loop(server: &Embedded, review: &str, day: &Summary) -> R
     let patch = LessonPatch { publish: Some(true), ..Default::default() };
     let lesson: Lesson = eng.patch(&format!("/v1/lessons/{}", lesson.id), &patch).await?;
     let guidance: Guidance = server.admin.get("/v1/guidance?action=isolate_host").await?;
-    Ok(Closed { lesson, policy: hash, guidance: guidance.prompt })
+    Ok(Closed { lesson, policy: hash, guidance: guidance.prompt, engineer_key: eng.key().to_string() })
 }

@@ -70,22 +70,48 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     let verify = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 
-    // The day's labelled decisions are history for tuning and backtests, read straight from the store.
-    let tune = Command::new(bin())
-        .args([
-            "tune",
-            "--db",
-            db.to_str().unwrap(),
-            "--max-escalation-rate",
-            "0.10",
-            "--max-auto-error",
-            "0.05",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(matches!(tune.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&tune.stderr));
+    // The walkthrough's own commands work as printed: the tuning on the hours before the drift
+    // (within the budget it names) and the backtest of the tuned policy, with the demo's numbers.
+    let printed = |prefix: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"));
+        line.split_whitespace().skip(1).map(str::to_string).collect()
+    };
+    let tune = Command::new(bin()).args(printed("arbiter tune ")).arg("--json").output().unwrap();
+    assert_eq!(tune.status.code(), Some(0), "the printed tune command: {}", String::from_utf8_lossy(&tune.stdout));
     let t: Value = serde_json::from_slice(&tune.stdout).unwrap();
+    let tuned_on = text
+        .lines()
+        .find(|l| l.starts_with("Tuning on"))
+        .and_then(|l| l.split(" labelled decisions").next()?.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(t["result"]["decisions"].as_u64(), tuned_on, "the same decisions as the demo's tuning:\n{text}");
+    assert!(
+        t["result"]["settled_by_rules"]["escalations"].as_u64().unwrap() > 0,
+        "the policy's triggers use part of the budget"
+    );
+    let share = t["result"]["escalated_share"].as_f64().unwrap();
+    let bt = Command::new(bin()).args(printed("arbiter policy backtest ")).arg("--json").output().unwrap();
+    assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
+    let b: Value = serde_json::from_slice(&bt.stdout).unwrap();
+    assert!(
+        (b["new"]["escalation_rate"].as_f64().unwrap() - share).abs() < 1e-9,
+        "tune and the backtest agree on the escalation: {t} {b}"
+    );
+    assert!(text.contains(&format!("-> {:.1}%", 100.0 * share)), "the walkthrough shows the backtest: {text}");
+    // Keys for an analyst, a lead and an engineer; simulated times say so; a stopped server is not advertised.
+    for who in ["analyst:", "lead:", "engineer:"] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with(who) && l.contains("arb_")), "{who} key in {text}");
+    }
+    assert!(text.contains("clock:      simulated, in UTC"), "{text}");
+    assert!(!text.contains("open the reviewer console at"), "--exit does not advertise a stopped server: {text}");
+    assert!(text.contains("The demo's server has stopped"), "{text}");
+
+    // The day's labelled decisions are history for tuning and backtests, read straight from the store.
+    let all = Command::new(bin()).args(["tune", "--db", db.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(matches!(all.status.code(), Some(0 | 2)), "{}", String::from_utf8_lossy(&all.stderr));
+    let t: Value = serde_json::from_slice(&all.stdout).unwrap();
     assert_eq!(t["result"]["decisions"].as_i64().unwrap(), labelled);
     let soc = crate::support::soc_policy();
     let bt = Command::new(bin())

@@ -75,6 +75,33 @@ impl History {
         self.escalation_cost.push(r.escalation_cost.map_or(f32::NAN, |v| v as f32));
         self.timestamp.push(r.timestamp.0);
     }
+
+    /// Only the decisions made in `[since, until)` (an end open when `None`);
+    /// classes with none left are dropped.
+    pub fn between(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> History {
+        let keep = |t: i64| since.is_none_or(|s| t >= s.0) && until.is_none_or(|u| t < u.0);
+        let mask: Vec<bool> = self.timestamp.iter().map(|&t| keep(t)).collect();
+        self.select(&mask)
+    }
+
+    /// Only the decisions whose `keep` entry is true (`keep` has one per
+    /// decision); classes with none left are dropped.
+    pub fn select(&self, keep: &[bool]) -> History {
+        assert_eq!(keep.len(), self.len(), "one entry per decision");
+        let cost = |c: f32| (!c.is_nan()).then_some(f64::from(c));
+        let mut out = History::default();
+        for i in (0..self.len()).filter(|&i| keep[i]) {
+            out.push(&Row {
+                timestamp: Timestamp(self.timestamp[i]),
+                action: &self.classes[self.class[i] as usize],
+                confidence: self.confidence[i],
+                correct: self.correct[i],
+                error_cost: cost(self.error_cost[i]),
+                escalation_cost: cost(self.escalation_cost[i]),
+            });
+        }
+        out
+    }
 }
 
 /// A bad row: where and why. Nothing is skipped silently.
@@ -310,6 +337,29 @@ mod tests {
         assert_eq!((e.line, e.field.as_str()), (2, "(row)"));
         let e = parse_jsonl("{\"timestamp\":0,\"action\":\"a\",\"correct\":true}").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (1, "confidence"));
+    }
+
+    #[test]
+    fn a_window_keeps_its_decisions_and_drops_empty_classes() {
+        let mut h = History::default();
+        for (t, action) in [(10, "a"), (20, "b"), (30, "a"), (40, "c")] {
+            h.push(&Row {
+                timestamp: Timestamp(t),
+                action,
+                confidence: 0.5,
+                correct: t != 30,
+                error_cost: (t == 30).then_some(7.0),
+                escalation_cost: None,
+            });
+        }
+        let w = h.between(Some(Timestamp(20)), Some(Timestamp(40)));
+        assert_eq!(w.timestamp, [20, 30]);
+        assert_eq!(w.classes, ["b", "a"]);
+        assert_eq!(w.correct, [true, false]);
+        assert_eq!(w.error_cost[1], 7.0);
+        assert!(w.error_cost[0].is_nan());
+        assert_eq!(h.between(None, None).len(), 4);
+        assert!(h.between(Some(Timestamp(41)), None).is_empty());
     }
 
     #[test]

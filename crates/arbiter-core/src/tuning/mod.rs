@@ -52,6 +52,19 @@ pub struct TuneOptions {
     pub default_error_cost: f64,
     /// Cost of an escalation where neither the row nor the class says.
     pub default_escalation_cost: f64,
+    /// Decisions outside the history that the policy's rules settle whatever
+    /// the threshold: they count in the total the budget is a share of, and
+    /// those the rules escalate use part of it.
+    pub settled_by_rules: SettledByRules,
+}
+
+/// Decisions a policy's triggers settle whatever the confidence threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SettledByRules {
+    /// All of them.
+    pub decisions: u64,
+    /// Those the rules escalate (the rest are allowed or denied by a rule).
+    pub escalations: u64,
 }
 
 impl TuneOptions {
@@ -72,6 +85,7 @@ impl Default for TuneOptions {
     fn default() -> Self {
         TuneOptions {
             max_escalation_rate: 0.10,
+            settled_by_rules: SettledByRules::default(),
             max_auto_error: None,
             delta: 0.05,
             grid: 1000,
@@ -248,9 +262,11 @@ pub struct ClassResult {
 pub struct TuneResult {
     /// Per class, in name order.
     pub classes: Vec<ClassResult>,
-    /// Decisions in the history.
+    /// Decisions in the history, with those the rules settle.
     pub decisions: u64,
-    /// Share of all decisions escalated with the chosen thresholds.
+    /// Of them, those the policy's rules settle whatever the threshold.
+    pub settled_by_rules: SettledByRules,
+    /// Share of all decisions escalated with the chosen thresholds (and by the rules).
     pub escalated_share: f64,
     /// The budget asked for.
     pub budget: f64,
@@ -279,9 +295,10 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
             js.iter().map(|&j| Choice { index: j, escalations: c.escalated(j), cost: c.error_cost[j] }).collect()
         })
         .collect();
-    let total: u64 = curves.iter().map(|c| c.n).sum();
+    let settled = opts.settled_by_rules;
+    let total: u64 = curves.iter().map(|c| c.n).sum::<u64>() + settled.decisions;
     let budget = (opts.max_escalation_rate * total as f64).floor() as u64;
-    let alloc = allocate(&choices, budget);
+    let alloc = allocate(&choices, budget.saturating_sub(settled.escalations));
     let mut classes: Vec<ClassResult> = curves
         .iter()
         .zip(&alloc.picks)
@@ -312,10 +329,11 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
     let escalated: u64 = curves.iter().zip(&alloc.picks).map(|(c, &j)| c.escalated(j)).sum();
     let result = TuneResult {
         decisions: total,
-        escalated_share: escalated as f64 / total.max(1) as f64,
+        settled_by_rules: settled,
+        escalated_share: (escalated + settled.escalations) as f64 / total.max(1) as f64,
         budget: opts.max_escalation_rate,
-        feasible: alloc.feasible,
-        min_feasible_budget: alloc.min_escalations as f64 / total.max(1) as f64,
+        feasible: alloc.feasible && budget >= settled.escalations,
+        min_feasible_budget: (alloc.min_escalations + settled.escalations) as f64 / total.max(1) as f64,
         auto_errors: classes.iter().map(|c| c.auto_errors).sum(),
         errors_caught: classes.iter().map(|c| c.errors_caught).sum(),
         expected_cost: classes.iter().map(|c| c.expected_cost).sum(),

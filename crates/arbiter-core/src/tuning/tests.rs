@@ -205,3 +205,38 @@ proptest! {
         prop_assert_eq!(curves.iter().map(|c| c.n).sum::<u64>(), n as u64);
     }
 }
+
+/// Decisions the policy's rules escalate whatever the threshold use part of
+/// the budget: the thresholds share what is left, and the shares count them.
+#[test]
+fn escalations_by_the_rules_use_part_of_the_budget() {
+    let mut h = History::default();
+    // 100 decisions: 10 wrong at 0.2, 90 right at 0.9
+    for i in 0..100 {
+        h.push(&history::Row {
+            timestamp: crate::time::Timestamp(i),
+            action: "a",
+            confidence: if i < 10 { 0.2 } else { 0.9 },
+            correct: i >= 10,
+            error_cost: None,
+            escalation_cost: None,
+        });
+    }
+    let opts = TuneOptions { max_escalation_rate: 0.10, grid: 100, min_samples: Some(1), ..TuneOptions::default() };
+    let (free, _) = tune(&h, &opts);
+    assert!(free.feasible);
+    assert_eq!(free.classes[0].auto_errors, 0, "the 10 wrong ones fit the budget");
+    // 25 more decisions elsewhere that the rules escalate: 10% of 125 is 12, 25 already escalate.
+    let settled = SettledByRules { decisions: 25, escalations: 25 };
+    let (r, _) = tune(&h, &TuneOptions { settled_by_rules: settled, ..opts.clone() });
+    assert!(!r.feasible, "the rules alone exceed the budget");
+    assert_eq!(r.decisions, 125);
+    assert_eq!(r.classes[0].auto_errors, 10, "no budget is left for the threshold");
+    assert!((r.min_feasible_budget - 25.0 / 125.0).abs() < 1e-12);
+    // 5 escalated by the rules of 150: 15 allowed, 10 left for the threshold.
+    let settled = SettledByRules { decisions: 50, escalations: 5 };
+    let (r, _) = tune(&h, &TuneOptions { settled_by_rules: settled, ..opts.clone() });
+    assert!(r.feasible);
+    assert_eq!(r.classes[0].auto_errors, 0);
+    assert!((r.escalated_share - 15.0 / 150.0).abs() < 1e-12);
+}

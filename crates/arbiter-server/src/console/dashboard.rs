@@ -16,8 +16,6 @@ use maud::{Markup, PreEscaped, html};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The escalation budget drawn on the chart.
-const BUDGET: f64 = 0.10;
 const HOUR_MS: i64 = 3_600_000;
 /// The columns of the endings table: how a decision ended and who settled it.
 /// The last one takes whatever else there is.
@@ -38,6 +36,7 @@ const BAR_WIDTH: u64 = 200;
 pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).unwrap_or(24).clamp(1, 24 * 90);
     let now = state.clock.now();
+    let budget = state.config.escalation_budget;
     let since = now.plus_millis(-hours * HOUR_MS);
     let d = match state.store.dashboard(since).await {
         Ok(d) => d,
@@ -54,7 +53,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
         y_label: "escalated".into(),
         series: vec![Series { name: "escalated".into(), points, color: "#0a6ebd", dashed: false }],
         markers: vec![],
-        hline: Some((BUDGET, "budget 10%".into())),
+        hline: Some((budget, format!("budget {}", percent(budget)))),
         x_axis: Axis::Clock(since.0),
         y_axis: Axis::Percent,
         x_range: Some((0.0, hours as f64)),
@@ -94,7 +93,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                 p {
                     b { (total) } " decisions, " b { (escalated) } " escalated ("
                     (format!("{:.1}", 100.0 * escalated as f64 / total.max(1) as f64)) "%, budget "
-                    (format!("{:.0}", 100.0 * BUDGET)) "%)"
+                    (percent(budget)) ")"
                 }
                 p { "Open approval cases: " b { (open_of(CaseKind::Approval)) } " · open reviews: " b { (open_of(CaseKind::Review)) } }
                 p { "Time to decision: p50 " b { (ttd_at(0.5)) } ", p95 " b { (ttd_at(0.95)) } " (" (ttd.len()) " decided)" }
@@ -193,4 +192,10 @@ fn drift(state: &AppState) -> Markup {
         }
         @for a in &s.report.alarms { p.error { "ALARM: " (a.summary) } }
     }
+}
+
+/// A share as a percent for people: `10%`, `12.5%`.
+fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    if (p - p.round()).abs() < 1e-9 { format!("{p:.0}%") } else { format!("{p:.1}%") }
 }
