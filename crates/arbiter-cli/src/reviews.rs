@@ -28,6 +28,9 @@ pub enum ReviewsCommand {
         /// A trace the review is about (repeatable).
         #[arg(long = "trace")]
         traces: Vec<String>,
+        /// Print only the review's id (for scripts: `REVIEW=$(arbiter reviews open ... --quiet)`).
+        #[arg(long)]
+        quiet: bool,
     },
     /// Review cases, newest first: open ones unless --state says otherwise, filtered.
     List {
@@ -103,11 +106,15 @@ pub enum ReviewsCommand {
 pub fn run(cmd: ReviewsCommand, api: &ApiArgs) -> Result<ExitCode> {
     let api = Api::new(api)?;
     match cmd {
-        ReviewsCommand::Open { title, description, from_case, decisions, traces } => {
+        ReviewsCommand::Open { title, description, from_case, decisions, traces, quiet } => {
             let body = json!({"title": title, "description": description, "from_case": from_case,
                               "decision_ids": decisions, "trace_ids": traces});
             let r: Case = api.post_as("/v1/reviews", &body)?;
-            println!("opened review {}", r.id);
+            if quiet {
+                println!("{}", r.id);
+            } else {
+                println!("opened review {}", r.id);
+            }
         }
         ReviewsCommand::List { state, filters, json } => {
             let (cases, next) = filters.fetch(&api, "review", &state)?;

@@ -6,6 +6,7 @@ mod cli;
 mod contract;
 mod demo;
 mod durability;
+mod readme;
 mod review;
 mod support;
 mod tuning;
