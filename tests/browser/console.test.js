@@ -238,7 +238,7 @@ test("a reviewer works the queue and the agent receives the modified action", as
   await page.screenshot({ path: join(artifacts, "backtest.png"), fullPage: true });
   // Phones: every page fits 390 px without sideways scrolling.
   await page.setViewportSize({ width: 390, height: 800 });
-  for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"], [new URL(lessonUrl).pathname, "lesson"], ["/search?q=forensics", "search"], ["/suggestions", "suggestions"]]) {
+  for (const [path, name] of [["/queue", "queue"], [`/cases/${proposed.body.case_id}`, "case"], [new URL(reviewUrl).pathname, "review"], ["/dashboard", "dashboard"], ["/policy", "policy"], [new URL(lessonUrl).pathname, "lesson"], ["/search?q=forensics", "search"], ["/suggestions", "suggestions"], ["/cases", "cases-history"], ["/reviews?state=open,closed", "reviews"], ["/lessons", "lessons"]]) {
     await visit(page, path);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     const widest = await page.evaluate(() => {

@@ -8,6 +8,7 @@ use crate::client::Client;
 use crate::embedded::Embedded;
 use crate::table::Table;
 use anyhow::{Context, Result, bail};
+use arbiter_api::cases::{CaseDecisionRequest, ReviewerChoice};
 use arbiter_api::decisions::DecisionRequest;
 use arbiter_api::keys::CreateKey;
 use arbiter_api::reviews::OpenReview;
@@ -49,6 +50,12 @@ pub struct ConsoleArgs {
     /// Requests per page.
     #[arg(long, default_value_t = 30)]
     requests: usize,
+    /// Escalated cases the reviewer decides first, so the history pages have something to list.
+    #[arg(long, default_value_t = 5_000)]
+    decide: usize,
+    /// Keep the loaded store in this new file (to look at its queries) instead of a temporary one.
+    #[arg(long)]
+    keep_db: Option<std::path::PathBuf>,
 }
 
 /// Options of `arbiter bench decide`.
@@ -258,7 +265,12 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
 
 async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(dir.path().join("bench.db"))?);
+    let path = match &args.keep_db {
+        Some(p) if p.exists() => bail!("{} exists: --keep-db writes a new store", p.display()),
+        Some(p) => p.clone(),
+        None => dir.path().join("bench.db"),
+    };
+    let store = Arc::new(SqliteStore::open(path)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // Every escalation opens its case, however many pile up: the worst case for the queue is the point.
     let config = Config { max_open_cases_per_agent: None, ..Config::default() };
@@ -327,8 +339,39 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             evidence: None,
         })
         .await?;
+    // The reviewer decides some, with rationales and failure modes, for the history and search pages.
+    const RATIONALES: [&str; 4] = [
+        "checked the alert evidence; the action fits",
+        "backup agent on this host runs a scheduled job; benign",
+        "contain at the network level only; keep the host for forensics",
+        "duplicate of an alert already handled by the on-call analyst",
+    ];
+    let to_decide: Vec<(usize, &String)> = case_ids.iter().skip(1).take(args.decide).enumerate().collect();
+    for chunk in to_decide.chunks(64) {
+        let answers = join_all(chunk.iter().map(|(i, id)| {
+            let reject = i % 3 == 1;
+            let req = CaseDecisionRequest {
+                decision: if reject { ReviewerChoice::Reject } else { ReviewerChoice::Approve },
+                rationale: RATIONALES[i % RATIONALES.len()].into(),
+                args: None,
+                failure_modes: if reject { vec!["wrong_target".into()] } else { vec![] },
+            };
+            let reviewer = &reviewer;
+            async move { reviewer.answer(id, &req).await }
+        }))
+        .await;
+        for a in answers {
+            a?;
+        }
+    }
     let open = server.store.open_case_count().await?;
-    println!("loaded {} decisions and {} open cases in {:.1}s", props.len(), open, loaded.elapsed().as_secs_f64());
+    println!(
+        "loaded {} decisions, answered {} cases, {} cases open, in {:.1}s",
+        props.len(),
+        to_decide.len(),
+        open,
+        loaded.elapsed().as_secs_f64()
+    );
     // Sign in like a browser.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let url = server.url();
@@ -341,14 +384,28 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         .context("no session cookie")?
         .to_string();
     let pages = [
+        ("sign-in page (no store reads: the floor)", "/login".to_string()),
         ("queue (all open cases visible)", "/queue".to_string()),
         ("case", format!("/cases/{}", case_ids[case_ids.len() / 2])),
         ("review case", format!("/reviews/{}", review.id)),
         ("dashboard (24 h)", "/dashboard".to_string()),
         ("policy", "/policy".to_string()),
+        ("decided cases, first page", "/cases".to_string()),
+        ("decided cases, action + failure mode", "/cases?action=isolate_host&failure_mode=wrong_target".to_string()),
+        ("decided cases, words in rationales", "/cases?q=forensics".to_string()),
+        ("decided cases, a later page", "/cases?cursor=REPLACE".to_string()),
+        ("review cases (all)", "/reviews?state=open,closed".to_string()),
+        ("search", "/search?q=backup+agent".to_string()),
     ];
     let mut table = Table::new(&["PAGE", "P50 MS", "P95 MS", "BYTES"]).right(&[1, 2, 3]);
+    // a cursor from the middle of the history, for a page that is not the first
+    let later = {
+        let path = format!("/v1/cases?kind=approval&state=decided&limit={}", (args.decide / 2).clamp(1, 1000));
+        let (_, next): (Vec<serde_json::Value>, _) = reviewer.get_page(&path).await?;
+        next.unwrap_or_default()
+    };
     for (name, path) in pages {
+        let path = path.replace("REPLACE", &later);
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..args.requests {

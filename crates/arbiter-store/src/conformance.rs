@@ -937,6 +937,15 @@ pub async fn webhook_outbox(store: &dyn Store) {
     assert!(dash.by_class.iter().any(|c| c.action == "isolate_host" && c.verdict == Verdict::Escalate));
     assert!(!dash.time_to_decision_ms.is_empty(), "decided cases count");
     assert!(dash.sla_fallbacks >= 1 && dash.tier_escalations >= 1 && dash.drift_alarms >= 1);
+    // how decisions ended: each decision counted once, under its latest ending
+    let ended: u64 = dash.endings.iter().map(|e| e.decisions).sum();
+    assert_eq!(ended, dash.hourly.iter().map(|h| h.decisions).sum::<u64>(), "{:?}", dash.endings);
+    assert!(dash.endings.iter().all(|e| e.decisions > 0));
+    assert!(
+        dash.endings.iter().any(|e| e.source == Some(FinalSource::SlaExpired)),
+        "a fallback moved its decision from pending to its ending: {:?}",
+        dash.endings
+    );
     assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());

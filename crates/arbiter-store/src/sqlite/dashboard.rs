@@ -88,14 +88,15 @@ impl SqliteStore {
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
-            // how decisions ended, by who settled them (read from the decisions of the window)
+            // how decisions ended, by who settled them (the hourly roll-up; '' is not settled yet)
             let mut st = c
                 .prepare_cached(
-                    "SELECT action_name, final_verdict, final_source, COUNT(*) FROM decisions WHERE event_time >= ?1 GROUP BY 1, 2, 3",
+                    "SELECT action_name, NULLIF(final_verdict, ''), NULLIF(final_source, ''), SUM(decisions)
+                     FROM decision_endings_hourly WHERE hour >= ?1 GROUP BY 1, 2, 3 HAVING SUM(decisions) > 0",
                 )
                 .map_err(backend)?;
             let rows: Vec<(String, Option<String>, Option<String>, i64)> = st
-                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_map([since.0.div_euclid(3_600_000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;

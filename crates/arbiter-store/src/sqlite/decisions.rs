@@ -8,10 +8,38 @@ pub(super) fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decisi
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
+/// Count a decision under how it ended (`+1` or `-1`) in the hourly roll-up the dashboard reads.
+fn count_ending(conn: &Connection, d: &Decision, verdict: Option<&str>, source: Option<&str>, by: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hour, action_name, final_verdict, final_source) DO UPDATE SET decisions = decisions + ?5",
+    )
+    .map_err(backend)?
+    .execute(params![
+        d.event_time.0.div_euclid(3_600_000),
+        d.action.name,
+        verdict.unwrap_or(""),
+        source.unwrap_or(""),
+        by
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Rewrite a decision row (after it became final or got an outcome) and commit it to the chain.
 pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decision, at: Timestamp) -> Result<()> {
     let body = serde_json::to_string(d).map_err(corrupt)?;
     let col = DecisionColumns::of(d);
+    let (was_verdict, was_source): (Option<String>, Option<String>) = conn
+        .prepare_cached("SELECT final_verdict, final_source FROM decisions WHERE id = ?1")
+        .map_err(backend)?
+        .query_row([&d.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(backend)?;
+    if (was_verdict.as_deref(), was_source.as_deref()) != (col.final_verdict, col.final_source) {
+        count_ending(conn, d, was_verdict.as_deref(), was_source.as_deref(), -1)?;
+        count_ending(conn, d, col.final_verdict, col.final_source, 1)?;
+    }
     conn.prepare_cached(
         "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6,
          final_source = ?7, overridden = ?8 WHERE id = ?1",
@@ -101,6 +129,7 @@ impl SqliteStore {
             .map_err(backend)?
             .execute(params![d.event_time.0.div_euclid(3_600_000), d.action.name, d.verdict.as_str()])
             .map_err(backend)?;
+            count_ending(c, d, col.final_verdict, col.final_source, 1)?;
             if let Some(case) = &new.case {
                 save_case(c, case, true)?;
                 append_case_event(c, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;

@@ -10,6 +10,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_dashboard.sql")),
     (6, include_str!("../../migrations/sqlite/0006_trust.sql")),
     (7, include_str!("../../migrations/sqlite/0007_learning.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_endings.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for
