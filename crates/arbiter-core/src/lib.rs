@@ -77,6 +77,7 @@ pub mod soc;
 pub mod stats;
 pub mod suggest;
 pub mod time;
+pub mod trace;
 pub mod tuning;
 pub mod verdict;
 pub mod webhook;

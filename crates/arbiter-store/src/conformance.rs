@@ -135,6 +135,7 @@ pub async fn run_all(store: &dyn Store) {
     learning(store).await;
     webhook_outbox(store).await;
     case_cap(store).await;
+    spans(store).await;
     assert_verified(store).await;
 }
 
@@ -991,4 +992,54 @@ async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item =
     })
     .await;
     out.into_iter().map(|o| o.expect("every future completed")).collect()
+}
+
+/// Spans: stored per (trace, span) id (a re-sent one replaces it), read per
+/// trace in start order, found by tool call id, purged by age except the kept traces.
+pub async fn spans(store: &dyn Store) {
+    use arbiter_core::trace::{Dropped, Span};
+    let span = |trace: &str, id: &str, start: i64, attrs: serde_json::Value| Span {
+        trace_id: trace.into(),
+        span_id: id.into(),
+        parent_span_id: None,
+        name: format!("span {id}"),
+        kind: "internal".into(),
+        start_ns: start,
+        end_ns: start + 10,
+        status: "unset".into(),
+        status_message: String::new(),
+        service: Some("agent".into()),
+        attributes: attrs.as_object().cloned().unwrap_or_default(),
+        events: vec![],
+        dropped: Dropped::default(),
+    };
+    let (t1, t2) = ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2");
+    let n = store
+        .insert_spans(
+            vec![
+                span(t1, "00000000000000b2", 20, json!({"gen_ai.tool.call.id": "call_1"})),
+                span(t1, "00000000000000b1", 10, json!({"gen_ai.operation.name": "invoke_agent"})),
+                span(t2, "00000000000000c1", 5, json!({})),
+            ],
+            Timestamp(1_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let got = store.trace_spans(t1, 100).await.unwrap();
+    assert_eq!(got.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>(), ["00000000000000b1", "00000000000000b2"]);
+    assert_eq!(got[1].attributes["gen_ai.tool.call.id"], "call_1", "attributes survive");
+    assert_eq!(store.trace_spans(&t1.to_ascii_uppercase(), 100).await.unwrap().len(), 2, "ids compare lowercase");
+    assert_eq!(store.trace_of_tool_call("call_1").await.unwrap().as_deref(), Some(t1));
+    assert_eq!(store.trace_of_tool_call("call_2").await.unwrap(), None);
+    // a re-sent span replaces the stored one, later
+    store.insert_spans(vec![span(t2, "00000000000000c1", 5, json!({"again": true}))], Timestamp(5_000)).await.unwrap();
+    let t2s = store.trace_spans(t2, 100).await.unwrap();
+    assert_eq!((t2s.len(), &t2s[0].attributes["again"]), (1, &json!(true)));
+    // purge: t1 is old but kept (a decision under review), t2 was received again after the cut
+    assert_eq!(store.purge_spans(Timestamp(2_000), vec![t1.into()]).await.unwrap(), 0);
+    assert_eq!(store.purge_spans(Timestamp(2_000), vec![]).await.unwrap(), 2);
+    assert!(store.trace_spans(t1, 100).await.unwrap().is_empty());
+    assert_eq!(store.trace_spans(t2, 100).await.unwrap().len(), 1);
+    assert_eq!(store.purge_spans(Timestamp(6_000), vec![]).await.unwrap(), 1);
 }

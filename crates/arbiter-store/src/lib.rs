@@ -450,6 +450,17 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
+
+    /// Store spans received at `at`; a span already stored (same trace and
+    /// span id) is replaced. Returns how many were written.
+    async fn insert_spans(&self, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64>;
+    /// The spans of a trace, in start order (at most `limit`).
+    async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<arbiter_core::trace::Span>>;
+    /// The trace id of the span recording tool call `tool_call_id`, if one arrived.
+    async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>>;
+    /// Remove spans received before `before`, except those of the traces in
+    /// `keep` (the runs of decisions under review). Returns how many went.
+    async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64>;
 }
 
 /// Make a decision final with `fin`, keeping the record's own fields consistent.

@@ -28,6 +28,7 @@ mod keys;
 mod learning;
 pub mod migrate;
 mod policies;
+mod spans;
 mod webhooks;
 mod writer;
 
@@ -474,6 +475,22 @@ impl Store for SqliteStore {
 
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
         SqliteStore::deliveries(self, webhook_id, limit).await
+    }
+
+    async fn insert_spans(&self, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64> {
+        SqliteStore::insert_spans(self, spans, at).await
+    }
+
+    async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<arbiter_core::trace::Span>> {
+        SqliteStore::trace_spans(self, trace_id, limit).await
+    }
+
+    async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>> {
+        SqliteStore::trace_of_tool_call(self, tool_call_id).await
+    }
+
+    async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {
+        SqliteStore::purge_spans(self, before, keep).await
     }
 
     async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {

@@ -1,0 +1,76 @@
+//! Spans: the agents' OpenTelemetry runs, stored by (trace, span) id, read per
+//! trace, found by tool call id, and purged by age.
+
+use super::*;
+use arbiter_core::trace::Span;
+
+impl SqliteStore {
+    pub(super) async fn insert_spans(&self, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
+        self.write(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "INSERT INTO spans (trace_id, span_id, start_ns, received_at, tool_call_id, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (trace_id, span_id) DO UPDATE SET start_ns = ?3, received_at = ?4,
+                         tool_call_id = ?5, body = ?6",
+                )
+                .map_err(backend)?;
+            for s in &spans {
+                let body = serde_json::to_string(s).map_err(corrupt)?;
+                st.execute(params![s.trace_id, s.span_id, s.start_ns, at.0, s.tool_call_id(), body])
+                    .map_err(backend)?;
+            }
+            Ok(spans.len() as u64)
+        })
+        .await
+    }
+
+    pub(super) async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<Span>> {
+        let trace_id = trace_id.to_ascii_lowercase();
+        self.read(move |c| {
+            load_bodies(
+                c,
+                "SELECT body FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id LIMIT ?2",
+                params![trace_id, limit as i64],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>> {
+        let id = tool_call_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT trace_id FROM spans WHERE tool_call_id = ?1 ORDER BY received_at DESC LIMIT 1")
+                .map_err(backend)?
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {
+        self.write(move |c| {
+            c.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS keep_traces (trace_id TEXT PRIMARY KEY); DELETE FROM keep_traces;",
+            )
+            .map_err(backend)?;
+            {
+                let mut st =
+                    c.prepare_cached("INSERT OR IGNORE INTO keep_traces (trace_id) VALUES (?1)").map_err(backend)?;
+                for t in &keep {
+                    st.execute([t.to_ascii_lowercase()]).map_err(backend)?;
+                }
+            }
+            let n = c
+                .execute(
+                    "DELETE FROM spans WHERE received_at < ?1 AND trace_id NOT IN (SELECT trace_id FROM keep_traces)",
+                    [before.0],
+                )
+                .map_err(backend)?;
+            c.execute_batch("DELETE FROM keep_traces;").map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
