@@ -99,6 +99,14 @@ pub struct ServeArgs {
     /// The share of decisions your reviewers can take, drawn on the dashboard [default: 0.10].
     #[arg(long, env = "ARBITER_ESCALATION_BUDGET")]
     pub escalation_budget: Option<f64>,
+    /// Also receive OTLP/HTTP traces on this address (only `POST /v1/traces`), e.g. `127.0.0.1:4318`,
+    /// for an OpenTelemetry exporter or Collector that expects the standard port. Off by default.
+    #[arg(long, env = "ARBITER_OTLP_LISTEN")]
+    pub otlp_listen: Option<String>,
+    /// How long received spans are kept; the runs of decisions under review are kept until the review
+    /// ends [default: 14d].
+    #[arg(long, env = "ARBITER_TRACE_RETENTION")]
+    pub trace_retention: Option<arbiter_core::HumanDuration>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -148,6 +156,8 @@ impl ServeArgs {
             max_open_cases_per_agent: self.max_open_cases_per_agent.or(file.max_open_cases_per_agent),
             policy_guard: self.policy_guard.or(file.policy_guard),
             escalation_budget: self.escalation_budget.or(file.escalation_budget),
+            otlp_listen: self.otlp_listen.or(file.otlp_listen),
+            trace_retention: self.trace_retention.or(file.trace_retention),
         }
     }
 }
@@ -233,6 +243,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         },
         drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),
         suggest_interval: Duration::from_secs(hd(args.suggest_interval, 6 * 3600).as_secs()),
+        trace_retention: Duration::from_secs(hd(args.trace_retention, 14 * 24 * 3600).as_secs().max(1)),
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {
@@ -242,10 +253,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let otlp = match &args.otlp_listen {
+            Some(a) => {
+                Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a} for OTLP"))?)
+            }
+            None => None,
+        };
         let active = state.policy().map(|p| format!("{} ({})", p.name(), &p.hash()[..12])).unwrap_or_default();
         // Machine-readable lines on stdout (tests and scripts read them); logs go to stderr.
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
+        if let Some(l) = &otlp {
+            writeln!(out, "otlp on http://{}/v1/traces", l.local_addr()?)?;
+        }
         writeln!(out, "store: {}", db.display())?;
         writeln!(out, "policy: {active}")?;
         if let Some(key) = &boot.admin_key {
@@ -255,7 +275,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         writeln!(out, "ready")?;
         out.flush()?;
         drop(out);
+        let (stop_otlp, otlp_stopped) = tokio::sync::oneshot::channel::<()>();
+        let otlp_task = otlp.map(|l| {
+            tokio::spawn(arbiter_server::serve_otlp(l, state.clone(), async {
+                let _ = otlp_stopped.await;
+            }))
+        });
         arbiter_server::serve(listener, state, shutdown_signal()).await?;
+        let _ = stop_otlp.send(());
+        if let Some(t) = otlp_task {
+            t.await??;
+        }
         store.close();
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -58,6 +58,12 @@ pub struct Config {
     /// The share of decisions the reviewers can take (the dashboard draws it;
     /// `arbiter tune --max-escalation-rate` is where thresholds are fitted to it).
     pub escalation_budget: f64,
+    /// Largest OTLP trace export accepted, in bytes, after decompression.
+    pub max_trace_bytes: usize,
+    /// How long spans are kept (those of decisions under review are kept longer).
+    pub trace_retention: Duration,
+    /// How often old spans are purged (0: never).
+    pub trace_purge_interval: Duration,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
 }
@@ -89,6 +95,9 @@ impl Default for Config {
             max_open_cases_per_agent: Some(200),
             policy_guard: 0.2,
             escalation_budget: 0.10,
+            max_trace_bytes: 16 * 1024 * 1024,
+            trace_retention: Duration::from_secs(14 * 24 * 3600),
+            trace_purge_interval: Duration::from_secs(3600),
             policy_guard_window: 2000,
         }
     }

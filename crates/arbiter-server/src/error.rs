@@ -12,6 +12,9 @@ pub enum ApiError {
     /// The body is not valid JSON.
     #[error("{0}")]
     MalformedJson(String),
+    /// An OTLP trace export that cannot be decoded (nothing of it is stored).
+    #[error("{0}")]
+    MalformedTraces(String),
     /// The body is JSON of the wrong shape, or a value is out of range.
     #[error("{field}: {message}")]
     Invalid {
@@ -122,6 +125,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            ApiError::MalformedTraces(_) => (StatusCode::BAD_REQUEST, "malformed_traces", "Malformed OTLP payload"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
             ApiError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", "Invalid policy"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),

@@ -21,5 +21,5 @@ mod waiters;
 
 pub use config::{Config, RoleRates};
 pub use error::ApiError;
-pub use server::{Bootstrap, DEFAULT_POLICY, RunningServer, bootstrap, router, serve};
+pub use server::{Bootstrap, DEFAULT_POLICY, RunningServer, bootstrap, router, serve, serve_otlp};
 pub use state::{AppState, actor};

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Escalations that got their fallback at once because the agent had too many open cases.
     pub case_cap_fallbacks: Counter,
+    /// Spans stored from OTLP exports.
+    pub spans_received: Counter,
 }
 
 impl Metrics {
@@ -71,7 +73,10 @@ impl Metrics {
             "Escalations that got their fallback at once because the agent had too many open approval cases",
             case_cap_fallbacks.clone(),
         );
+        let spans_received = Counter::default();
+        registry.register("spans_received", "Spans stored from OTLP exports on /v1/traces", spans_received.clone());
         Metrics {
+            spans_received,
             registry,
             decisions,
             decision_latency,

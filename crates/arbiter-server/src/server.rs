@@ -68,6 +68,18 @@ pub async fn serve(
     result
 }
 
+/// Serve only `POST /v1/traces` on `listener` until `shutdown` resolves: the
+/// separate OTLP/HTTP listener (4318 by convention) that an OpenTelemetry
+/// Collector or SDK exporter can point at unchanged. Background work runs
+/// with the main [`serve`], not here.
+pub async fn serve_otlp(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes::traces::otlp_router(state)).with_graceful_shutdown(shutdown).await
+}
+
 /// A server running on a tokio task of this process: how the demo, the load
 /// generators and the tests start one. Dropping it stops it without waiting;
 /// [`RunningServer::stop`] waits for in-flight requests.

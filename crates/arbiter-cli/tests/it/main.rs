@@ -9,4 +9,5 @@ mod durability;
 mod readme;
 mod review;
 mod support;
+mod traces;
 mod tuning;

@@ -23,6 +23,8 @@ pub struct Server {
     pub url: String,
     /// The admin key printed on first start (None on restarts).
     pub admin_key: Option<String>,
+    /// `http://HOST:PORT/v1/traces` of the separate OTLP listener, when started with `--otlp-listen`.
+    pub otlp_url: Option<String>,
     /// HTTP client.
     pub http: Client,
 }
@@ -50,25 +52,27 @@ impl Server {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let (mut url, mut admin_key) = (None, None);
+            let (mut url, mut admin_key, mut otlp) = (None, None, None);
             for line in lines.by_ref() {
                 let line = line.unwrap();
-                if let Some(u) = line.strip_prefix("listening on ") {
+                if let Some(u) = line.strip_prefix("otlp on ") {
+                    otlp = Some(u.to_string());
+                } else if let Some(u) = line.strip_prefix("listening on ") {
                     url = Some(u.to_string());
                 } else if let Some(k) = line.strip_prefix("admin key: ") {
                     admin_key = Some(k.to_string());
                 } else if line == "ready" {
-                    let _ = tx.send((url.take(), admin_key.take()));
+                    let _ = tx.send((url.take(), admin_key.take(), otlp.take()));
                     break;
                 }
             }
             for _ in lines {}
         });
-        let Ok((url, admin_key)) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let Ok((url, admin_key, otlp_url)) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
             let _ = child.kill();
             panic!("`arbiter serve` did not print `ready` within 60 s (see its stderr above)");
         };
-        Server { child, url: url.expect("server printed its address"), admin_key, http: Client::new() }
+        Server { child, url: url.expect("server printed its address"), admin_key, otlp_url, http: Client::new() }
     }
 
     /// Ask the server to stop (SIGTERM) and wait for it to exit; returns whether it exited cleanly.

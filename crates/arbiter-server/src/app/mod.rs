@@ -7,3 +7,4 @@ pub mod decisions;
 pub mod learning;
 pub mod policy;
 pub mod reviews;
+pub mod traces;

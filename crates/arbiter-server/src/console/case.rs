@@ -45,6 +45,10 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
     let events = state.store.case_events(id).await?;
     let chain = app::cases::chain_of(state, &case).await?;
     let insights = app::learning::insights(state, id).await?;
+    let run = match &decision {
+        Some(d) => app::traces::decision_trace(state, d).await?,
+        None => None,
+    };
     let now = state.clock.now();
     let held = case.held_at(now);
     // the threshold of the version that decided it, not today's
@@ -79,6 +83,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
             div {
                 @if let (Some(d), Some(_)) = (&decision, fin) { (decision_record(&case, d)) }
                 @if let Some(d) = &decision { (proposed_action(d, threshold)) }
+                (super::trace::card(run.as_ref()))
                 @if case.is_active() { (decide_card(state, viewer, &case, decision.as_ref(), held)) }
                 @if let (Some(d), false) = (&decision, case.is_active()) { (outcome_card(viewer, &case, d)) }
                 (comments_card(viewer, &case))

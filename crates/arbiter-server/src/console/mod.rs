@@ -23,6 +23,7 @@ mod policy;
 mod queue;
 mod review;
 mod suggestions;
+mod trace;
 
 pub use auth::{COOKIE, Viewer};
 

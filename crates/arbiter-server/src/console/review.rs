@@ -43,6 +43,14 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
         return Ok(Redirect::to(&format!("/cases/{}", urlencode(id))).into_response());
     };
     let chain = app::cases::chain_of(state, &case).await?;
+    // the agent's run around the first decision the review is about (the case it was promoted from, else the first named)
+    let run = match r.decision_ids.first().or(case.decision_id.as_ref()) {
+        Some(did) => match state.store.decision(did).await? {
+            Some(d) => app::traces::decision_trace(state, &d).await?,
+            None => None,
+        },
+        None => None,
+    };
     let url = format!("/reviews/{}/act", case.id);
     let open = case.state != CaseState::Closed;
     let missing = r.missing();
@@ -152,6 +160,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                     }
                 }
                 (chain_card(&chain, None))
+                (super::trace::card(run.as_ref()))
             }
         }
     };

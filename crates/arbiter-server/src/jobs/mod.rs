@@ -49,7 +49,23 @@ pub async fn run(state: Arc<AppState>) {
         })
         .await
     };
-    tokio::join!(refresh, sweep, deliver, monitor, suggest);
+    let purge = async {
+        if state.config.trace_purge_interval.is_zero() {
+            return;
+        }
+        every(state.clone(), state.config.trace_purge_interval, |s| async move {
+            match crate::app::traces::purge(&s).await {
+                Ok(n) if n > 0 => tracing::info!(spans = n, "purged spans past their retention"),
+                Ok(_) => {}
+                Err(e) => {
+                    e.log();
+                    tracing::warn!("purging old spans failed; retrying at the next interval");
+                }
+            }
+        })
+        .await
+    };
+    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge);
 }
 
 /// Call `f` every `period` until the server stops.

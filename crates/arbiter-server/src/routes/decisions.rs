@@ -58,7 +58,7 @@ fn parse_wait(text: &str, max: Duration) -> Result<Duration, ApiError> {
 }
 
 /// Load a decision the caller may see; agents see only their own.
-async fn visible(state: &AppState, who: &Principal, id: &str) -> Result<Decision, ApiError> {
+pub(super) async fn visible(state: &AppState, who: &Principal, id: &str) -> Result<Decision, ApiError> {
     let not_found = || ApiError::NotFound(format!("decision {id} not found"));
     if id.len() > 64 {
         return Err(not_found());

@@ -8,6 +8,7 @@ mod learning;
 mod ops;
 mod policy;
 pub(crate) mod reviews;
+pub mod traces;
 mod webhooks;
 
 use crate::AppState;
@@ -47,6 +48,8 @@ fn api() -> Api {
         .on("post", "/v1/decisions", decisions::propose)
         .on("get", "/v1/decisions/{id}", decisions::get)
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)
+        .on("get", "/v1/decisions/{id}/trace", traces::decision_trace)
+        .on("post", "/v1/traces", traces::ingest)
         .on("get", "/v1/queue", cases::queue)
         .on("get", "/v1/cases", cases::list)
         .on("get", "/v1/cases/{id}", cases::get)

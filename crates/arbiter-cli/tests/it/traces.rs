@@ -1,0 +1,243 @@
+//! Trace ingest and inspection end to end: the real OpenTelemetry Python SDK
+//! exports an agent-like run (invoke_agent → chat → execute_tool) over
+//! OTLP/HTTP protobuf with gzip, proposes the tool call to Arbiter in the same
+//! trace, and the decision's trace, case page and review page show the tree.
+//! JSON payloads, gzip, malformed payloads and the separate OTLP listener are
+//! checked with hand-made bodies. Without the SDK (pip install -r
+//! tests/traces/requirements.txt into $ARBITER_VENV) the SDK test says so and
+//! skips, unless ARBITER_REQUIRE_SCHEMATHESIS=1 (set by .ci/run, which
+//! installs both), where that is a failure.
+
+use crate::support::Server;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = std::env::var("ARBITER_VENV")
+        .ok()
+        .map(|v| Path::new(&v).join("bin/python"))
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("python3")))
+        .collect();
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A JSON export: an agent span and a tool call span with `gen_ai.tool.call.id`.
+fn json_export(trace: &str) -> Value {
+    json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-agent"}}]},
+    "scopeSpans": [{"scope": {"name": "agent"}, "spans": [
+      {"traceId": trace, "spanId": "00f067aa0ba902b7", "name": "invoke_agent triage", "kind": 1,
+       "startTimeUnixNano": "1764150000000000000", "endTimeUnixNano": "1764150002000000000",
+       "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}}]},
+      {"traceId": trace, "spanId": "00f067aa0ba902b8", "parentSpanId": "00f067aa0ba902b7", "name": "execute_tool close_alert",
+       "startTimeUnixNano": "1764150001000000000", "endTimeUnixNano": "1764150001500000000",
+       "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+                      {"key": "gen_ai.tool.call.id", "value": {"stringValue": "call_json_1"}},
+                      {"key": "gen_ai.tool.name", "value": {"stringValue": "close_alert"}}]},
+      {"traceId": "00000000000000000000000000000000", "spanId": "00f067aa0ba902b9", "name": "bad ids"}
+    ]}]}]})
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_gzip_partial_success_and_malformed_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("arbiter.db"), &["--otlp-listen", "127.0.0.1:0"]);
+    let agent = s.key("json-agent", "agent", &[]).await;
+    let post = |body: Vec<u8>, ct: &'static str, enc: Option<&'static str>, key: String| {
+        let mut r = s.http.post(s.at("/v1/traces")).bearer_auth(key).header("content-type", ct).body(body);
+        if let Some(e) = enc {
+            r = r.header("content-encoding", e);
+        }
+        r.send()
+    };
+    // JSON, gzip-compressed: two spans kept, one rejected with a reason
+    let body = gzip(&serde_json::to_vec(&json_export(TRACE)).unwrap());
+    let r = post(body, "application/json", Some("gzip"), agent.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
+    assert!(answer["partialSuccess"]["errorMessage"].as_str().unwrap().contains("trace id"), "{answer}");
+    // a decision proposed from that tool call finds its run by the tool call id
+    let d: Value = s
+        .propose(&agent, &json!({"action": {"name": "close_alert", "confidence": 0.99, "args": {"alert_id": "A-1", "resolution": "benign"},
+            "signals": {"alert_type": "benign_noise", "alert_severity": "low"}}, "context": {"tool_call_id": "call_json_1"}}), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let t: Value = s
+        .http
+        .get(s.at(&format!("/v1/decisions/{}/trace", d["id"].as_str().unwrap())))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["trace_id"], TRACE, "{t}");
+    assert_eq!(t["decision_span_id"], "00f067aa0ba902b8");
+    assert_eq!(t["rows"].as_array().unwrap().len(), 2);
+    // malformed: problem+json, nothing stored
+    for (body, ct, enc, code) in [
+        (b"{\"resourceSpans\": 7}".to_vec(), "application/json", None, "malformed_traces"),
+        (vec![0xff, 0xff, 0xff, 0x01], "application/x-protobuf", None, "malformed_traces"),
+        (b"not gzip".to_vec(), "application/x-protobuf", Some("gzip"), "malformed_traces"),
+        (b"{}".to_vec(), "text/plain", None, "unsupported_media_type"),
+        (b"{}".to_vec(), "application/json", Some("br"), "unsupported_media_type"),
+    ] {
+        let r = post(body, ct, enc, agent.clone()).await.unwrap();
+        assert!(r.status().is_client_error(), "{code}: {}", r.status());
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], code, "{p}");
+    }
+    let other = "5b8efff798038103d269b633813fc60c";
+    let malformed_with_spans = serde_json::to_vec(&json_export(other)).unwrap();
+    let cut = &malformed_with_spans[..malformed_with_spans.len() / 2];
+    assert_eq!(post(cut.to_vec(), "application/json", None, agent.clone()).await.unwrap().status(), 400);
+    let none = s
+        .http
+        .get(s.at(&format!("/v1/decisions/{}/trace", d["id"].as_str().unwrap())))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 200, "the earlier run is still there");
+    // reviewers cannot send traces; the separate OTLP listener takes the same export
+    let reviewer = s.key("rev", "reviewer", &["soc_analyst"]).await;
+    assert_eq!(post(b"{}".to_vec(), "application/json", None, reviewer).await.unwrap().status(), 403);
+    let otlp = s.otlp_url.clone().expect("the server printed its OTLP address");
+    let r = s
+        .http
+        .post(format!("{otlp}"))
+        .bearer_auth(&agent)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&json_export(other)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let on_main = s.http.get(otlp.replace("/v1/traces", "/v1/queue")).bearer_auth(s.admin()).send().await.unwrap();
+    assert_eq!(on_main.status(), 404, "the OTLP listener serves traces only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_run_shows_beside_its_decision() {
+    let Some(py) = python() else {
+        let msg = "the trace test needs the OpenTelemetry Python SDK (pip install -r tests/traces/requirements.txt; \
+                   set ARBITER_VENV to the venv)";
+        assert!(std::env::var("ARBITER_REQUIRE_SCHEMATHESIS").is_err(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("arbiter.db"), &[]);
+    let agent = s.key("triage-agent", "agent", &[]).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/traces/agent.py");
+    let out = Command::new(&py).arg(&script).arg(&s.url).arg(&agent).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let run: Value = serde_json::from_slice(out.stdout.trim_ascii().rsplit(|b| *b == b'\n').next().unwrap()).unwrap();
+    let id = run["decision_id"].as_str().unwrap();
+    let t: Value = s
+        .http
+        .get(s.at(&format!("/v1/decisions/{id}/trace")))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["trace_id"], run["trace_id"]);
+    let rows = t["rows"].as_array().unwrap();
+    let shape: Vec<(&str, u64, &str)> = rows
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["depth"].as_u64().unwrap(), r["summary"]["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("invoke_agent triage", 0, "agent"),
+            ("chat gpt-4.1", 1, "llm"),
+            ("execute_tool isolate_host", 1, "tool"),
+            ("chat gpt-4.1", 1, "llm"),
+        ],
+        "{t}"
+    );
+    assert_eq!(rows[1]["summary"]["model"], "gpt-4.1");
+    assert_eq!(
+        (rows[1]["summary"]["input_tokens"].as_u64(), rows[1]["summary"]["output_tokens"].as_u64()),
+        (Some(812), Some(64))
+    );
+    assert!(rows[1]["summary"]["input_messages"].as_str().unwrap().contains("malware on srv-db-01"));
+    assert_eq!(rows[2]["is_decision"], true, "the decision's own tool call is marked");
+    assert!(
+        rows[2]["summary"]["tool_result"].as_str().unwrap().contains("escalate"),
+        "the tool result recorded after the proposal"
+    );
+    assert_eq!(rows[3]["status"], "error", "a span that arrived after the decision still attaches");
+    assert!(rows[3]["summary"]["error"].as_str().unwrap().contains("429"));
+    assert_eq!((t["llm_calls"].as_u64(), t["tool_calls"].as_u64(), t["errors"].as_u64()), (Some(2), Some(1), Some(1)));
+    // the console's case page shows the tree, the decision's span marked
+    let case = run["case_id"].as_str().unwrap();
+    let reviewer = s.key("ana", "reviewer", &["soc_analyst"]).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login =
+        client.post(s.at("/login")).form(&[("key", reviewer.as_str()), ("next", "/queue")]).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = client
+        .get(s.at(&format!("/cases/{case}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Agent run") && page.contains("execute_tool isolate_host"), "{page}");
+    let span_id = rows[2]["span_id"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("id=\"span-{span_id}\" class=\"span depth-1 decision\"")),
+        "the decision's span is marked"
+    );
+    assert!(page.contains("812 in, 64 out"));
+    // and so does the review page of a review opened from the case
+    let review: Value = s
+        .http
+        .post(s.at("/v1/reviews"))
+        .bearer_auth(s.admin())
+        .json(&json!({"title": "over-isolation", "from_case": case}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = client
+        .get(s.at(&format!("/reviews/{}", review["id"].as_str().unwrap())))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Agent run") && page.contains("execute_tool isolate_host"));
+}

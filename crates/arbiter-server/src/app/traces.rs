@@ -1,0 +1,137 @@
+//! The agents' own runs: OTLP ingest, the run around a decision, and the
+//! retention purge that never touches the run of a decision under review.
+
+use crate::{ApiError, AppState};
+use arbiter_api::cases::ListQuery;
+use arbiter_core::trace::{self, TraceTree, valid_id};
+use arbiter_core::{CaseKind, Decision};
+use arbiter_otlp::{DecodeError, Encoding};
+
+/// Spans read for one decision's run at most.
+pub const MAX_TRACE_SPANS: usize = 2_000;
+
+/// Store the spans of an OTLP/HTTP export; the answer (in the request's
+/// encoding) carries `partial_success` when some spans were rejected. A body
+/// that cannot be decoded is refused whole: nothing of it is stored.
+pub async fn ingest(
+    state: &AppState,
+    body: &[u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<(Encoding, Vec<u8>, u64), ApiError> {
+    let encoding = content_type.and_then(Encoding::from_content_type).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "send OTLP traces as `application/x-protobuf` or `application/json`, not `{}`",
+            content_type.unwrap_or("(none)")
+        ))
+    })?;
+    let limit = state.config.max_trace_bytes;
+    let unzipped;
+    let body = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => body,
+        Some(e) if e.is_empty() || e == "identity" => body,
+        Some(e) if e == "gzip" => {
+            unzipped = arbiter_otlp::gunzip(body, limit).map_err(malformed)?;
+            &unzipped
+        }
+        Some(e) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "`Content-Encoding: {e}` is not supported; send gzip or no encoding"
+            )));
+        }
+    };
+    let decoded = arbiter_otlp::decode(body, encoding).map_err(malformed)?;
+    let stored = if decoded.spans.is_empty() {
+        0
+    } else {
+        state.store.insert_spans(decoded.spans.clone(), state.clock.now()).await?
+    };
+    state.metrics.spans_received.inc_by(stored);
+    Ok((encoding, arbiter_otlp::response(&decoded, encoding), stored))
+}
+
+fn malformed(e: DecodeError) -> ApiError {
+    match e {
+        DecodeError::TooLarge(n) => ApiError::TooLarge(n),
+        other => ApiError::MalformedTraces(other.to_string()),
+    }
+}
+
+/// The trace a decision belongs to: the trace holding the tool call span its
+/// `context.tool_call_id` names, else its own trace id when that is an
+/// OpenTelemetry id (32 hex digits).
+pub async fn trace_id_of(state: &AppState, d: &Decision) -> Result<Option<String>, ApiError> {
+    if let Some(call) = tool_call_id(d)
+        && let Some(t) = state.store.trace_of_tool_call(&call).await?
+    {
+        return Ok(Some(t));
+    }
+    Ok(d.trace_id.as_deref().filter(|t| valid_id(t, 32)).map(str::to_ascii_lowercase))
+}
+
+/// The decision's `context.tool_call_id`, if it names one.
+pub fn tool_call_id(d: &Decision) -> Option<String> {
+    d.context.get("tool_call_id").and_then(|v| v.as_str()).map(str::to_string)
+}
+
+/// The agent's run around a decision, as a tree with the decision marked
+/// (`None` when no span of its trace has arrived).
+pub async fn decision_trace(state: &AppState, d: &Decision) -> Result<Option<TraceTree>, ApiError> {
+    let Some(trace_id) = trace_id_of(state, d).await? else { return Ok(None) };
+    let spans = state.store.trace_spans(&trace_id, MAX_TRACE_SPANS).await?;
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    let decided_at_ns = d.received_at.0.saturating_mul(1_000_000);
+    Ok(Some(trace::tree(&trace_id, &spans, tool_call_id(d).as_deref(), Some(decided_at_ns))))
+}
+
+/// The traces of every decision under review: open approval cases and open
+/// review cases (their decisions and the traces they name).
+async fn traces_under_review(state: &AppState) -> Result<Vec<String>, ApiError> {
+    let mut keep = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = super::cases::find(
+            state,
+            ListQuery {
+                state: Some("open,claimed".into()),
+                cursor: cursor.clone(),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await?;
+        for c in &page.cases {
+            let mut ids: Vec<&str> = c.decision_id.iter().map(String::as_str).collect();
+            if c.kind == CaseKind::Review
+                && let Some(r) = &c.review
+            {
+                ids.extend(r.decision_ids.iter().map(String::as_str));
+                keep.extend(r.trace_ids.iter().cloned());
+            }
+            for id in ids {
+                if let Some(d) = state.store.decision(id).await?
+                    && let Some(t) = trace_id_of(state, &d).await?
+                {
+                    keep.push(t);
+                }
+            }
+        }
+        match page.next {
+            Some(n) => cursor = Some(n.to_string()),
+            None => break,
+        }
+    }
+    keep.sort();
+    keep.dedup();
+    Ok(keep)
+}
+
+/// Remove spans older than the retention, keeping the runs of decisions under review.
+pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
+    let retention = state.config.trace_retention.as_millis() as i64;
+    let before = state.clock.now().plus_millis(-retention);
+    let keep = traces_under_review(state).await?;
+    Ok(state.store.purge_spans(before, keep).await?)
+}

@@ -1,0 +1,51 @@
+//! `POST /v1/traces` (OTLP/HTTP) and `GET /v1/decisions/{id}/trace`.
+
+use super::decisions::visible;
+use crate::extract::{Auth, Path, read_body};
+use crate::{ApiError, AppState, app};
+use arbiter_core::Role;
+use arbiter_core::trace::TraceTree;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Receive an OTLP/HTTP trace export (protobuf or JSON, gzip allowed) from an agent's key.
+pub async fn ingest(State(state): State<Arc<AppState>>, auth: Auth, req: Request) -> Result<Response, ApiError> {
+    auth.require(&[Role::Agent, Role::Admin], "sending traces")?;
+    let (content_type, encoding) = {
+        let header =
+            |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        (header(header::CONTENT_TYPE), header(header::CONTENT_ENCODING))
+    };
+    let body = read_body(req.into_body(), state.config.max_trace_bytes).await?;
+    let (enc, answer, _) = app::traces::ingest(&state, &body, content_type.as_deref(), encoding.as_deref()).await?;
+    let mut r = (StatusCode::OK, answer).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(enc.content_type()));
+    Ok(r)
+}
+
+/// The agent's run around a decision: the span tree with the decision marked.
+pub async fn decision_trace(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<TraceTree>, ApiError> {
+    let d = visible(&state, &auth.0, &id).await?;
+    match app::traces::decision_trace(&state, &d).await? {
+        Some(t) => Ok(Json(t)),
+        None => Err(ApiError::NotFound(match app::traces::tool_call_id(&d).or(d.trace_id.clone()) {
+            Some(t) => format!("no span of decision {id}'s run has arrived yet (trace or tool call `{t}`)"),
+            None => format!("decision {id} names no trace: send `trace_id` (or `context.tool_call_id`) with it"),
+        })),
+    }
+}
+
+/// Only the OTLP route, for a separate listener an OpenTelemetry exporter points at (port 4318 by convention).
+pub fn otlp_router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/traces", axum::routing::post(ingest))
+        .fallback(super::ops::not_found)
+        .with_state(state)
+}
