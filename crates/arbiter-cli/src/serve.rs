@@ -107,6 +107,14 @@ pub struct ServeArgs {
     /// ends [default: 14d].
     #[arg(long, env = "ARBITER_TRACE_RETENTION")]
     pub trace_retention: Option<arbiter_core::HumanDuration>,
+    /// Export Arbiter's own spans (a span per decision in the agent's trace, human verdicts as
+    /// `gen_ai.evaluation.result` events) over OTLP/HTTP to this endpoint, e.g. `http://collector:4318`.
+    #[arg(long, env = "ARBITER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// A header for the OTLP export, `name=value` (repeatable; e.g. `authorization=Bearer ...`).
+    #[arg(long = "otlp-header", env = "ARBITER_OTLP_HEADERS", value_delimiter = ',')]
+    #[serde(default)]
+    pub otlp_headers: Vec<String>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -158,8 +166,20 @@ impl ServeArgs {
             escalation_budget: self.escalation_budget.or(file.escalation_budget),
             otlp_listen: self.otlp_listen.or(file.otlp_listen),
             trace_retention: self.trace_retention.or(file.trace_retention),
+            otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
+            otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
+}
+
+/// `name=value` headers for the OTLP export.
+fn otlp_headers(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|h| match h.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => anyhow::bail!("--otlp-header {h}: write it as name=value, e.g. authorization=Bearer arb_..."),
+        })
+        .collect()
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -244,6 +264,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),
         suggest_interval: Duration::from_secs(hd(args.suggest_interval, 6 * 3600).as_secs()),
         trace_retention: Duration::from_secs(hd(args.trace_retention, 14 * 24 * 3600).as_secs().max(1)),
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        otlp_headers: otlp_headers(&args.otlp_headers)?,
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {

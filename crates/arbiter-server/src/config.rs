@@ -64,6 +64,10 @@ pub struct Config {
     pub trace_retention: Duration,
     /// How often old spans are purged (0: never).
     pub trace_purge_interval: Duration,
+    /// Where Arbiter exports its own spans (OTLP/HTTP protobuf; `/v1/traces` is appended), if anywhere.
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with each export (e.g. `authorization`).
+    pub otlp_headers: Vec<(String, String)>,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
 }
@@ -98,6 +102,8 @@ impl Default for Config {
             max_trace_bytes: 16 * 1024 * 1024,
             trace_retention: Duration::from_secs(14 * 24 * 3600),
             trace_purge_interval: Duration::from_secs(3600),
+            otlp_endpoint: None,
+            otlp_headers: Vec::new(),
             policy_guard_window: 2000,
         }
     }

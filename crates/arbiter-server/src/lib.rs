@@ -17,6 +17,7 @@ pub mod outbound;
 pub(crate) mod routes;
 mod server;
 mod state;
+pub mod telemetry;
 mod waiters;
 
 pub use config::{Config, RoleRates};

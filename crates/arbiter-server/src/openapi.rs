@@ -170,13 +170,21 @@ mod tests {
             ("SuggestionList", names::<learning::SuggestionList>()),
             ("RefreshSuggestions", names::<learning::RefreshSuggestions>()),
             ("AcceptedSuggestion", names::<learning::AcceptedSuggestion>()),
+            ("Span", names::<arbiter_core::trace::Span>()),
+            ("SpanEvent", names::<arbiter_core::trace::SpanEvent>()),
+            ("Dropped", names::<arbiter_core::trace::Dropped>()),
+            ("SpanSummary", names::<arbiter_core::trace::SpanSummary>()),
+            ("TreeRow", names::<arbiter_core::trace::TreeRow>()),
+            ("TraceTree", names::<arbiter_core::trace::TraceTree>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");
         }
         // and no documented schema escapes the check, except the composed stage entries
         let checked: Vec<&str> = expected.iter().map(|(s, _)| *s).collect();
-        let composed = ["PolicyError", "StageEntry", "StageRequest", "Intervention", "CreatedWebhook"];
+        // OtlpExportResponse is OTLP's own message (opentelemetry-proto), not a type of ours
+        let composed =
+            ["PolicyError", "StageEntry", "StageRequest", "Intervention", "CreatedWebhook", "OtlpExportResponse"];
         for name in doc["components"]["schemas"].as_object().unwrap().keys() {
             assert!(
                 checked.contains(&name.as_str()) || composed.contains(&name.as_str()),

@@ -45,6 +45,8 @@ pub struct AppState {
     pub(crate) cap_episodes: limits::Episodes,
     /// Stored policy versions compiled on demand (cases are checked against the version that opened them).
     versions: std::sync::Mutex<std::collections::HashMap<String, Arc<Policy>>>,
+    /// Arbiter's own spans, queued for OTLP export (when an endpoint is set).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             keys: auth::KeyCache::new(config.key_cache_ttl),
             waiters: waiters::Waiters::default(),
             metrics: metrics::Metrics::new(),
+            telemetry: crate::telemetry::Telemetry::new(config.otlp_endpoint.is_some()),
             config,
             clock,
             stopping: watch::channel(false).0,
@@ -148,6 +151,7 @@ impl AppState {
         }
         if let Some(d) = &update.decision {
             self.waiters.wake(&d.id);
+            self.telemetry.finalized(d);
         }
         Ok(update)
     }

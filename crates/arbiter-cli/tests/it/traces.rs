@@ -241,3 +241,72 @@ async fn the_python_sdk_run_shows_beside_its_decision() {
         .unwrap();
     assert!(page.contains("Agent run") && page.contains("execute_tool isolate_host"));
 }
+
+/// Arbiter's own telemetry, received by a second Arbiter's `/v1/traces`: the
+/// decision is a span in the agent's trace under the `traceparent`'s span, and
+/// the reviewer's verdict an evaluation result event in the same trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_and_human_verdicts_are_exported_into_the_agents_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Server::start(&dir.path().join("receiver.db"), &[]);
+    let ingest = receiver.key("arbiter-a", "agent", &[]).await;
+    let header = format!("authorization=Bearer {ingest}");
+    let a = Server::start(&dir.path().join("a.db"), &["--otlp-endpoint", &receiver.url, "--otlp-header", &header]);
+    let agent = a.key("triage-agent", "agent", &[]).await;
+    let (trace, parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let r = a
+        .http
+        .post(a.at("/v1/decisions"))
+        .bearer_auth(&agent)
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .json(&crate::support::escalating_action())
+        .send()
+        .await
+        .unwrap();
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(d["trace_id"], trace, "the decision joins the traceparent's trace");
+    let ana = a.key("ana", "reviewer", &["soc_analyst"]).await;
+    let answer = a
+        .http
+        .post(a.at(&format!("/v1/cases/{}/decision", d["case_id"].as_str().unwrap())))
+        .bearer_auth(&ana)
+        .json(&json!({"decision": "approve", "rationale": "confirmed ransomware beaconing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // the receiver gets both spans within the exporter's batching delay
+    let started = std::time::Instant::now();
+    let tree = loop {
+        let r = receiver
+            .http
+            .get(receiver.at(&format!("/v1/traces/{trace}")))
+            .bearer_auth(receiver.admin())
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            let t: Value = r.json().await.unwrap();
+            if t["rows"].as_array().unwrap().len() >= 2 {
+                break t;
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "Arbiter's spans never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let rows = tree["rows"].as_array().unwrap();
+    let decide = rows.iter().find(|r| r["name"] == "arbiter.decide isolate_host").expect("the decision's span");
+    assert_eq!(decide["parent_span_id"], parent, "under the agent's span");
+    assert_eq!(decide["span"]["service"], "arbiter");
+    assert_eq!(decide["span"]["attributes"]["arbiter.decision.id"], d["id"]);
+    assert_eq!(decide["span"]["attributes"]["arbiter.verdict"], "escalate");
+    let review = rows.iter().find(|r| r["name"] == "arbiter.review isolate_host").expect("the review's span");
+    let event = &review["span"]["events"][0];
+    assert_eq!(event["name"], "gen_ai.evaluation.result");
+    assert_eq!(event["attributes"]["gen_ai.evaluation.name"], "arbiter.review");
+    assert_eq!(event["attributes"]["gen_ai.evaluation.score.label"], "allow");
+    assert_eq!(event["attributes"]["gen_ai.evaluation.explanation"], "ana: confirmed ransomware beaconing");
+    // reading any trace is for reviewers and admins
+    let r = receiver.http.get(receiver.at(&format!("/v1/traces/{trace}"))).bearer_auth(&ingest).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}

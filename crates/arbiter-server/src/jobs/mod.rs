@@ -65,7 +65,11 @@ pub async fn run(state: Arc<AppState>) {
         })
         .await
     };
-    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge);
+    let export = async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        crate::telemetry::export_loop(state.clone(), client).await
+    };
+    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge, export);
 }
 
 /// Call `f` every `period` until the server stops.

@@ -36,8 +36,21 @@ pub async fn propose(
 ) -> Result<Response, ApiError> {
     let agent = auth.require(&[Role::Agent, Role::Admin], "proposing actions")?.clone();
     let idem = idempotency_key(&headers)?;
+    // W3C trace context: the decision joins the agent's trace
+    let parent =
+        headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(crate::telemetry::TraceParent::parse);
+    let mut req = req;
+    if let (Some(p), None) = (&parent, &req.trace_id) {
+        req.trace_id = Some(p.trace_id.clone());
+    }
     let (status, decision, replayed) = match crate::app::decisions::propose(&state, &agent, req, idem).await? {
-        Inserted::Created(d) => (StatusCode::CREATED, d, false),
+        Inserted::Created(d) => {
+            state.telemetry.decision(&d, parent.as_ref(), state.clock.now());
+            if d.final_verdict.is_some() {
+                state.telemetry.finalized(&d);
+            }
+            (StatusCode::CREATED, d, false)
+        }
         Inserted::Existing(d) => (StatusCode::OK, d, true),
     };
     let mut resp = (status, Json(decision)).into_response();

@@ -50,6 +50,7 @@ fn api() -> Api {
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)
         .on("get", "/v1/decisions/{id}/trace", traces::decision_trace)
         .on("post", "/v1/traces", traces::ingest)
+        .on("get", "/v1/traces/{trace_id}", traces::trace)
         .on("get", "/v1/queue", cases::queue)
         .on("get", "/v1/cases", cases::list)
         .on("get", "/v1/cases/{id}", cases::get)

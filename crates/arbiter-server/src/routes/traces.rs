@@ -42,6 +42,23 @@ pub async fn decision_trace(
     }
 }
 
+/// Any stored trace as a tree (reviewers and admins): the runs a review names, Arbiter's own spans.
+pub async fn trace(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(trace_id): Path<String>,
+) -> Result<Json<TraceTree>, ApiError> {
+    auth.require(&[Role::Reviewer, Role::Admin], "reading traces")?;
+    if !arbiter_core::trace::valid_id(&trace_id, 32) {
+        return Err(ApiError::NotFound(format!("`{trace_id}` is not a trace id (32 hex digits)")));
+    }
+    let spans = state.store.trace_spans(&trace_id, app::traces::MAX_TRACE_SPANS).await?;
+    if spans.is_empty() {
+        return Err(ApiError::NotFound(format!("no span of trace {trace_id} has arrived")));
+    }
+    Ok(Json(arbiter_core::trace::tree(&trace_id.to_ascii_lowercase(), &spans, None, None)))
+}
+
 /// Only the OTLP route, for a separate listener an OpenTelemetry exporter points at (port 4318 by convention).
 pub fn otlp_router(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
