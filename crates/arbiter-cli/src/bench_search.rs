@@ -277,6 +277,8 @@ async fn load(store: &Arc<SqliteStore>, args: &SearchArgs) -> Result<()> {
                         steps: vec![text(&mut rng, 8)],
                         environment: "staging".into(),
                         links: vec![],
+                        bundle_sha256: None,
+                        differences: None,
                     }),
                     StageRecord::TraceInspection(TraceInspection {
                         findings: vec![Finding {

@@ -18,6 +18,7 @@ mod migrate;
 mod outcomes;
 mod policy;
 mod progress;
+mod replay;
 mod reviews;
 mod serve;
 mod simulate;
@@ -87,6 +88,11 @@ enum Command {
         #[command(flatten)]
         api: client::ApiArgs,
     },
+    /// Reproduce a decision: export its self-contained bundle (over HTTP), or re-run one with no server.
+    Replay {
+        #[command(subcommand)]
+        command: replay::ReplayCommand,
+    },
     /// The knowledge base: lessons, search, guidance and dataset exports (over HTTP).
     Lessons {
         #[command(subcommand)]
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
         Command::Drift { command, api } => drift::run(command, &api),
         Command::Lessons { command, api } => lessons::run(command, &api),
         Command::Outcomes { command, api } => outcomes::run(command, &api),
+        Command::Replay { command } => replay::run(command),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)

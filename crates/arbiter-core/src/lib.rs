@@ -69,6 +69,7 @@ pub mod policy_version;
 pub mod queue;
 pub mod rate;
 pub mod recurrence;
+pub mod replay;
 pub mod review;
 pub mod rng;
 pub mod search;

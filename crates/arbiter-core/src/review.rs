@@ -114,6 +114,12 @@ pub struct ContextualAnalysis {
     /// The decisions and traces involved.
     #[serde(default)]
     pub links: Vec<Link>,
+    /// The SHA-256 of the replay bundle reproduced from (`arbiter replay run` prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
+    /// What differed from the recorded run, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differences: Option<String>,
 }
 
 /// What went wrong at one point of the decision chain.

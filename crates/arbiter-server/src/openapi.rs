@@ -176,6 +176,12 @@ mod tests {
             ("SpanSummary", names::<arbiter_core::trace::SpanSummary>()),
             ("TreeRow", names::<arbiter_core::trace::TreeRow>()),
             ("TraceTree", names::<arbiter_core::trace::TraceTree>()),
+            ("Bundle", names::<arbiter_core::replay::Bundle>()),
+            ("BundlePolicy", names::<arbiter_core::replay::BundlePolicy>()),
+            ("BundleTrace", names::<arbiter_core::replay::BundleTrace>()),
+            ("Cassette", names::<arbiter_core::replay::Cassette>()),
+            ("RecordedToolCall", names::<arbiter_core::replay::RecordedToolCall>()),
+            ("RecordedModelCall", names::<arbiter_core::replay::RecordedModelCall>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

@@ -425,6 +425,8 @@ pub async fn review_cases(store: &dyn Store) {
             steps: vec!["replay".into()],
             environment: "staging".into(),
             links: vec![],
+            bundle_sha256: None,
+            differences: None,
         }),
         StageRecord::TraceInspection(TraceInspection {
             findings: vec![Finding {

@@ -126,7 +126,7 @@ async fn json_gzip_partial_success_and_malformed_payloads() {
     let otlp = s.otlp_url.clone().expect("the server printed its OTLP address");
     let r = s
         .http
-        .post(format!("{otlp}"))
+        .post(otlp.clone())
         .bearer_auth(&agent)
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&json_export(other)).unwrap())
@@ -240,6 +240,60 @@ async fn the_python_sdk_run_shows_beside_its_decision() {
         .await
         .unwrap();
     assert!(page.contains("Agent run") && page.contains("execute_tool isolate_host"));
+
+    // Reproduction: the bundle holds the decision, the exact policy and the cassette; it replays with no server.
+    let bundle = dir.path().join("bundle.json");
+    let export = Command::new(crate::support::bin())
+        .args(["replay", "export", id, "--out"])
+        .arg(&bundle)
+        .args(["--url", &s.url, "--key", &reviewer])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(b["arbiter_replay"], 1);
+    assert_eq!(b["decision"]["id"], id);
+    assert!(b["policy"]["source"].as_str().unwrap().contains("isolate_server"), "the exact policy source");
+    assert_eq!(b["trace"]["spans"].as_array().unwrap().len(), 4);
+    let tools = b["cassette"]["tool_calls"].as_array().unwrap();
+    assert_eq!(
+        (tools.len(), &tools[0]["tool_call_id"], &tools[0]["is_decision"]),
+        (1, &json!("call_42"), &json!(true))
+    );
+    assert!(tools[0]["result"].as_str().unwrap().contains("escalate"), "the recorded tool result");
+    assert!(b["cassette"]["model_calls"][0]["output_messages"].as_str().unwrap().contains("isolate_host"));
+    let replay = |extra: &[&str]| {
+        Command::new(crate::support::bin()).args(["replay", "run"]).arg(&bundle).args(extra).output().unwrap()
+    };
+    let same = replay(&["--json"]);
+    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
+    let same: Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!((same["reproduced"].as_bool(), &same["replayed"]["verdict"]), (Some(true), &json!("escalate")));
+    // a candidate without the server trigger changes the verdict, and says so
+    let policy = std::fs::read_to_string(crate::support::soc_policy()).unwrap();
+    let start = policy.find("  - name: isolate_server").unwrap();
+    let end = start + policy[start..].find("  - name: isolate_domain_controller").unwrap();
+    let candidate = dir.path().join("candidate.yaml");
+    std::fs::write(&candidate, format!("{}{}", &policy[..start], &policy[end..])).unwrap();
+    let changed = replay(&["--policy", candidate.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&changed.stdout);
+    assert_eq!(changed.status.code(), Some(1), "{text}");
+    assert!(text.contains("changed:") && text.contains("isolate_server"), "{text}");
+    // the contextual analysis records the reproduction: the bundle's hash and what differed
+    let sha = same["bundle_sha256"].as_str().unwrap();
+    let eng = s.key("eve", "reviewer", &["engineering"]).await;
+    let r = s
+        .http
+        .post(s.at(&format!("/v1/reviews/{}/stages", review["id"].as_str().unwrap())))
+        .bearer_auth(&eng)
+        .json(&json!({"stage": "contextual_analysis", "role": "engineering", "rationale": "replayed from the bundle",
+            "reproduced": "yes", "steps": ["arbiter replay run bundle.json"], "environment": "laptop, no server",
+            "bundle_sha256": sha, "differences": "none"}))
+        .send()
+        .await
+        .unwrap();
+    let reviewed: Value = r.json().await.unwrap();
+    assert!(reviewed.to_string().contains(sha), "the stage keeps the bundle hash: {reviewed}");
 }
 
 /// Arbiter's own telemetry, received by a second Arbiter's `/v1/traces`: the

@@ -335,6 +335,8 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
                 steps: vec!["replayed alert 8812 against prompt v12".into()],
                 environment: "staging, model snapshot 2026-11-20".into(),
                 links: vec![Link { decision_id: Some("d1".into()), ..Link::default() }],
+                bundle_sha256: None,
+                differences: None,
             }),
         ),
         0,

@@ -135,3 +135,28 @@ pub async fn purge(state: &AppState) -> Result<u64, ApiError> {
     let keep = traces_under_review(state).await?;
     Ok(state.store.purge_spans(before, keep).await?)
 }
+
+/// A decision as a self-contained replay bundle: the decision, the exact policy
+/// source that made it, its run's spans and the cassette of recorded calls.
+pub async fn bundle(state: &AppState, d: Decision) -> Result<arbiter_core::replay::Bundle, ApiError> {
+    use arbiter_core::replay::{BUNDLE_VERSION, Bundle, BundlePolicy, BundleTrace, cassette};
+    let v = state.store.policy_version(&d.policy_hash).await?.ok_or_else(|| {
+        ApiError::internal_msg(format!("policy version {} is referenced but not stored", d.policy_hash))
+    })?;
+    let trace = match trace_id_of(state, &d).await? {
+        Some(t) => {
+            let spans = state.store.trace_spans(&t, MAX_TRACE_SPANS).await?;
+            (!spans.is_empty()).then_some(BundleTrace { trace_id: t, spans })
+        }
+        None => None,
+    };
+    let tape = trace.as_ref().map(|t| cassette(&t.spans, tool_call_id(&d).as_deref())).unwrap_or_default();
+    Ok(Bundle {
+        arbiter_replay: BUNDLE_VERSION,
+        exported_at: state.clock.now(),
+        decision: d,
+        policy: BundlePolicy { hash: v.hash, name: v.name, source: v.source },
+        trace,
+        cassette: tape,
+    })
+}

@@ -79,6 +79,8 @@ pub fn stage_record(f: &Fields) -> Result<StageRecord, ApiError> {
                 .into_iter()
                 .map(|d| Link { decision_id: Some(d), ..Link::default() })
                 .collect(),
+            bundle_sha256: optional(f, "bundle_sha256"),
+            differences: optional(f, "differences"),
         }),
         Stage::TraceInspection => StageRecord::TraceInspection(TraceInspection {
             findings: vec![Finding {

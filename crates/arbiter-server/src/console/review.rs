@@ -178,6 +178,10 @@ fn stage_form(stage: Stage, url: &str, viewer: &Viewer, chain: &[Decision]) -> M
             input type="text" name="environment" required;
             label { "Linked decisions (ids, one per line)" }
             textarea name="links" {}
+            label { "Replay bundle SHA-256 (printed by " code { "arbiter replay run" } ")" }
+            input type="text" name="bundle_sha256";
+            label { "What differed from the recorded run" }
+            input type="text" name="differences";
         },
         Stage::TraceInspection => html! {
             label { "Decision" }

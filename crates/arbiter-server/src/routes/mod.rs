@@ -49,6 +49,7 @@ fn api() -> Api {
         .on("get", "/v1/decisions/{id}", decisions::get)
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)
         .on("get", "/v1/decisions/{id}/trace", traces::decision_trace)
+        .on("get", "/v1/decisions/{id}/replay", traces::replay_bundle)
         .on("post", "/v1/traces", traces::ingest)
         .on("get", "/v1/traces/{trace_id}", traces::trace)
         .on("get", "/v1/queue", cases::queue)

@@ -42,6 +42,16 @@ pub async fn decision_trace(
     }
 }
 
+/// A decision as a replay bundle (`arbiter replay export`): agents get their own decisions only.
+pub async fn replay_bundle(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<arbiter_core::replay::Bundle>, ApiError> {
+    let d = visible(&state, &auth.0, &id).await?;
+    Ok(Json(app::traces::bundle(&state, d).await?))
+}
+
 /// Any stored trace as a tree (reviewers and admins): the runs a review names, Arbiter's own spans.
 pub async fn trace(
     State(state): State<Arc<AppState>>,
