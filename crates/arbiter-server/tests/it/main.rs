@@ -7,5 +7,6 @@ mod learning;
 mod policy_versions;
 mod review_workflow;
 mod support;
+mod traces;
 mod trust;
 mod webhooks;
