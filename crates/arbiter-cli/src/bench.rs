@@ -39,6 +39,8 @@ pub enum BenchCommand {
     Console(ConsoleArgs),
     /// Time full-text search over many lessons and decisions, against a naive scan.
     Search(crate::bench_search::SearchArgs),
+    /// OTLP/HTTP trace ingest: spans/s and export latency, against Arbiter or any OTLP receiver.
+    Traces(crate::bench_traces::TracesArgs),
 }
 
 /// Options of `arbiter bench console`.
@@ -87,11 +89,12 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Decide(args) => decide(args),
         BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
         BenchCommand::Search(args) => crate::bench_search::run(args),
+        BenchCommand::Traces(args) => crate::bench_traces::run(args),
     }
 }
 
 /// A server started for the benchmark; stopped on drop.
-struct ChildServer {
+pub(crate) struct ChildServer {
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -103,7 +106,7 @@ impl Drop for ChildServer {
     }
 }
 
-fn start_child() -> Result<(ChildServer, String, String)> {
+pub(crate) fn start_child() -> Result<(ChildServer, String, String)> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let policy = dir.path().join("soc.yaml");
     std::fs::write(&policy, crate::SOC_POLICY)?;

@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_search;
+mod bench_traces;
 mod cases;
 mod client;
 mod demo;
