@@ -288,8 +288,26 @@ test("forms refuse requests without the session's CSRF token, and agents cannot 
 test("a decided case shows its record and takes an outcome; history, policy activation and pages for people", async () => {
   const agent = (await api(admin, "POST", "/v1/keys", { name: "history-agent", role: "agent" })).body.key;
   const ann = (await api(admin, "POST", "/v1/keys", { name: "ann", role: "reviewer", tags: ["soc_analyst"] })).body.key;
+  // The agent's run arrives over OTLP (JSON), with markup in its attributes; the proposal names its tool call.
+  const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const attr = (key, value) => ({ key, value: typeof value === "number" ? { intValue: String(value) } : { stringValue: value } });
+  const otlp = await fetch(url + "/v1/traces", {
+    method: "POST",
+    headers: { authorization: `Bearer ${agent}`, "content-type": "application/json" },
+    body: JSON.stringify({ resourceSpans: [{ resource: { attributes: [attr("service.name", "triage-agent")] }, scopeSpans: [{ spans: [
+      { traceId: trace, spanId: "00f067aa0ba902b7", name: "invoke_agent triage", startTimeUnixNano: "1764150000000000000", endTimeUnixNano: "1764150003000000000",
+        attributes: [attr("gen_ai.operation.name", "invoke_agent")] },
+      { traceId: trace, spanId: "00f067aa0ba902b8", parentSpanId: "00f067aa0ba902b7", name: "chat gpt-4.1", startTimeUnixNano: "1764150000500000000", endTimeUnixNano: "1764150001500000000",
+        attributes: [attr("gen_ai.operation.name", "chat"), attr("gen_ai.request.model", "gpt-4.1"), attr("gen_ai.usage.input_tokens", 812), attr("gen_ai.usage.output_tokens", 64), attr("gen_ai.input.messages", `alert on ws-0042 ${XSS}`)] },
+      { traceId: trace, spanId: "00f067aa0ba902b9", parentSpanId: "00f067aa0ba902b7", name: `execute_tool isolate_host ${XSS}`, startTimeUnixNano: "1764150002000000000", endTimeUnixNano: "1764150002500000000",
+        attributes: [attr("gen_ai.operation.name", "execute_tool"), attr("gen_ai.tool.name", "isolate_host"), attr("gen_ai.tool.call.id", "call_42"), attr("gen_ai.tool.call.arguments", `{"host":"ws-0042","note":"${XSS.replaceAll('"', "'")}"}`)] },
+    ] }] }] }),
+  });
+  assert.equal(otlp.status, 200, await otlp.text());
   const proposed = await api(agent, "POST", "/v1/decisions", {
     action: { name: "isolate_host", confidence: 0.5, args: { host: "ws-0042", host_tags: ["workstation"] }, signals: { alert_type: "malware", alert_severity: "low" } },
+    trace_id: trace,
+    context: { tool_call_id: "call_42" },
   });
   assert.equal(proposed.body.verdict, "escalate", JSON.stringify(proposed.body));
   // A reader in Tokyo: times show in their zone, the UTC value on hover.
@@ -311,6 +329,18 @@ test("a decided case shows its record and takes an outcome; history, policy acti
   assert.ok(row.includes("ws-0042") && row.includes("0.50 / 0.95"), row);
   await visit(page, `/cases/${proposed.body.case_id}`);
   assert.equal(await page.locator("input[name=decision]:checked").count(), 0, "nothing is pre-selected");
+  // The agent run: the tree, the decision's tool call marked, the model's tokens one click away; no markup ran.
+  const run = await page.textContent("#agent-run");
+  assert.ok(run.includes("3 spans") && run.includes("812 → 64 tokens"), run);
+  assert.equal(await page.locator("#agent-run li.decision").count(), 1, "the decision's tool call is marked");
+  assert.ok((await page.textContent("#agent-run li.decision")).includes("execute_tool isolate_host"));
+  assert.equal(await page.locator("#agent-run li.span svg.timeline").count(), 3, "a timeline bar per span");
+  await page.click("#span-00f067aa0ba902b8 summary");
+  assert.ok((await page.textContent("#span-00f067aa0ba902b8")).includes("812 in, 64 out"));
+  await page.locator("#agent-run").screenshot({ path: join(artifacts, "agent-run.png") });
+  await page.setViewportSize({ width: 390, height: 800 });
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, "the agent run fits a phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
   const stamp = page.locator("main time[datetime]").first();
   assert.match(await stamp.getAttribute("title"), / UTC$/);
   assert.ok(!(await stamp.textContent()).includes("UTC"), "times show in the reader's zone");

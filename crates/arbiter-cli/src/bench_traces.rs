@@ -45,7 +45,8 @@ pub struct TracesArgs {
 fn run_spans(run: u64, k: u64, n: usize, now_ns: i64) -> Vec<Span> {
     let trace_id = format!("{run:016x}{k:016x}");
     let id = |i: usize| format!("{:016x}", (k << 16) | (i as u64 + 1));
-    let attrs = |pairs: serde_json::Value| -> Map<String, serde_json::Value> { pairs.as_object().cloned().unwrap_or_default() };
+    let attrs =
+        |pairs: serde_json::Value| -> Map<String, serde_json::Value> { pairs.as_object().cloned().unwrap_or_default() };
     (0..n)
         .map(|i| {
             let start = now_ns + i as i64 * 1_000_000;
@@ -113,7 +114,8 @@ pub fn run(args: TracesArgs) -> Result<ExitCode> {
                 let (mut lat, mut errors, mut first) = (Vec::new(), 0u64, None::<String>);
                 let mut k = t as u64;
                 loop {
-                    let body = arbiter_otlp::encode_request("triage-agent", "bench", &run_spans(run_id, k, spans, now_ns));
+                    let body =
+                        arbiter_otlp::encode_request("triage-agent", "bench", &run_spans(run_id, k, spans, now_ns));
                     k += conc;
                     let sent = Instant::now();
                     if sent >= end {

@@ -273,12 +273,42 @@ fn the_benchmarks_run_and_report_no_errors() {
     assert_eq!(verdicts.iter().sum::<u64>(), report["decisions"].as_u64().unwrap(), "{report}");
     assert!(verdicts.iter().all(|n| *n > 0), "the mix exercises every verdict: {report}");
 
-    let (ok, out, err) = arbiter(&["bench", "console", "--decisions", "3000", "--requests", "2"]);
+    let (ok, out, err) = arbiter(&["bench", "console", "--decisions", "3000", "--requests", "2", "--decide", "20"]);
     assert!(ok, "{out}\n{err}");
     let loaded = out.lines().next().unwrap();
-    let open: u64 = loaded.split(" and ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let open: u64 = loaded.split(" cases open").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(open > 250, "more open cases than the per-agent cap of 200: {loaded}");
-    for page in ["queue", "case", "review case", "dashboard", "policy"] {
+    assert!(loaded.contains("answered 20 cases"), "{loaded}");
+    for page in [
+        "sign-in page",
+        "queue",
+        "case",
+        "review case",
+        "dashboard",
+        "policy",
+        "decided cases, first page",
+        "decided cases, words in rationales",
+        "review cases",
+        "search",
+    ] {
         assert!(out.lines().any(|l| l.starts_with(page)), "{page} missing:\n{out}");
     }
+
+    let (ok, out, err) = arbiter(&[
+        "bench",
+        "traces",
+        "--concurrency",
+        "2",
+        "--spans",
+        "10",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["spans_per_sec"].as_f64().unwrap() > 0.0, "{report}");
 }

@@ -18,7 +18,7 @@ fn bar(t: &TraceTree, r: &TreeRow) -> Markup {
     let total = t.duration_ms.max(1e-6);
     let x = (100.0 * r.offset_ms / total).clamp(0.0, 100.0);
     let w = (100.0 * r.duration_ms / total).clamp(0.4, 100.0 - x);
-    let marker = t.decision_offset_ms.map(|o| (100.0 * o / total).clamp(0.0, 100.0));
+    let marker = on_timeline(t).map(|o| (100.0 * o / total).clamp(0.0, 100.0));
     let class = match (r.status.as_str(), r.summary.role) {
         ("error", _) => "bar error",
         (_, SpanRole::Agent) => "bar agent",
@@ -33,6 +33,11 @@ fn bar(t: &TraceTree, r: &TreeRow) -> Markup {
             @if let Some(m) = marker { line.decided x1=(format!("{m:.2}")) x2=(format!("{m:.2}")) y1="0" y2="10" {} }
         }
     }
+}
+
+/// When the proposal arrived, if that falls within the run's timeline.
+fn on_timeline(t: &TraceTree) -> Option<f64> {
+    t.decision_offset_ms.filter(|o| *o <= t.duration_ms)
 }
 
 fn detail(label: &str, value: &Option<String>) -> Markup {
@@ -60,7 +65,7 @@ pub fn card(tree: Option<&TraceTree>) -> Markup {
                 (t.rows.len()) " spans over " (ms(t.duration_ms)) " · " (t.llm_calls) " LLM call(s), "
                 (t.input_tokens) " → " (t.output_tokens) " tokens · " (t.tool_calls) " tool call(s)"
                 @if t.errors > 0 { " · " b.error-text { (t.errors) " error(s)" } }
-                br; small.muted { "trace " code { (t.trace_id) } @if t.decision_offset_ms.is_some() { " · the red line is when Arbiter got the proposal" } }
+                br; small.muted { "trace " code { (t.trace_id) } @if on_timeline(t).is_some() { " · the red line is when Arbiter got the proposal" } @else if t.decision_offset_ms.is_some() { " · the proposal arrived after the run's last span ended" } }
             }
             ol.spans {
                 @for r in &t.rows {
