@@ -112,6 +112,8 @@ async fn json_gzip_partial_success_and_malformed_payloads() {
     let malformed_with_spans = serde_json::to_vec(&json_export(other)).unwrap();
     let cut = &malformed_with_spans[..malformed_with_spans.len() / 2];
     assert_eq!(post(cut.to_vec(), "application/json", None, agent.clone()).await.unwrap().status(), 400);
+    let stored = s.http.get(s.at(&format!("/v1/traces/{other}"))).bearer_auth(s.admin()).send().await.unwrap();
+    assert_eq!(stored.status(), 404, "nothing of a malformed payload is stored");
     let none = s
         .http
         .get(s.at(&format!("/v1/decisions/{}/trace", d["id"].as_str().unwrap())))
@@ -294,6 +296,22 @@ async fn the_python_sdk_run_shows_beside_its_decision() {
         .unwrap();
     let reviewed: Value = r.json().await.unwrap();
     assert!(reviewed.to_string().contains(sha), "the stage keeps the bundle hash: {reviewed}");
+    // the trace inspection cites the decision's span as evidence; the review page links to it
+    let r = s.http.post(s.at(&format!("/v1/reviews/{}/stages", review["id"].as_str().unwrap()))).bearer_auth(&eng)
+        .json(&json!({"stage": "trace_inspection", "role": "engineering", "rationale": "the tool call shows it",
+            "findings": [{"decision_id": id, "span_id": span_id, "kind": "wrong_action", "note": "isolated a database server"}]}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let page = client
+        .get(s.at(&format!("/reviews/{}", review["id"].as_str().unwrap())))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("href=\"/decisions/{id}#span-{span_id}\"")), "the finding links to its span");
 }
 
 /// Arbiter's own telemetry, received by a second Arbiter's `/v1/traces`: the

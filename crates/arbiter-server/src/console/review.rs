@@ -5,7 +5,7 @@
 use super::auth::Viewer;
 use super::case::chain_card;
 use super::forms::{self, Fields, choice, field, optional};
-use super::layout::{QueryMap, done, error_page, failed, flash, frame, json_block, urlencode};
+use super::layout::{QueryMap, done, error_page, failed, flash, frame, json_block, short, urlencode};
 use crate::AppState;
 use crate::app;
 use crate::error::ApiError;
@@ -82,6 +82,12 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                         @for e in entries {
                             p { b { (e.by) } " " span.pill { (e.role) } " " small { (super::layout::when(e.at)) } br; (e.rationale) }
                             (json_block(&serde_json::to_value(&e.record).unwrap_or_default()))
+                            @if let StageRecord::TraceInspection(t) = &e.record {
+                                @for f in t.findings.iter().filter(|f| f.span_id.is_some()) {
+                                    @let span = f.span_id.as_deref().unwrap_or("");
+                                    p { "Evidence: " a href={ "/decisions/" (urlencode(&f.decision_id)) "#span-" (urlencode(span)) } { "span " code { (span) } " of " (short(&f.decision_id)) } }
+                                }
+                            }
                         }
                         @if open { (stage_form(*stage, &url, viewer, &chain)) }
                     }
