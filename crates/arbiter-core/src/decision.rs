@@ -73,6 +73,10 @@ pub struct FinalVerdict {
     pub rationale: String,
     /// When it became final.
     pub decided_at: Timestamp,
+    /// The signed receipt of this verdict, added when the decision is served
+    /// (never stored: it is derived from the stored fields and the server's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::receipt::Receipt>,
 }
 
 /// Ground truth about a decision: was the agent's proposed action right?
@@ -219,6 +223,7 @@ impl Decision {
             decided_by: vec![],
             rationale: eval.explanation.clone(),
             decided_at: proposal.received_at,
+            receipt: None,
         });
         Decision {
             id: proposal.id,

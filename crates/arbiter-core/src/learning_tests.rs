@@ -50,6 +50,7 @@ fn reviewed(mut d: Decision, verdict: Verdict, modified: Option<serde_json::Valu
         decided_by: vec!["lee".into()],
         rationale: rationale.into(),
         decided_at: Timestamp(1),
+        receipt: None,
     });
     d
 }

@@ -68,6 +68,7 @@ pub mod lesson;
 pub mod policy_version;
 pub mod queue;
 pub mod rate;
+pub mod receipt;
 pub mod recurrence;
 pub mod replay;
 pub mod review;

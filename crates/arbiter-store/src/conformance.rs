@@ -547,6 +547,7 @@ fn block(id: &str, ip: &str, at_min: i64, case: bool) -> Decision {
             decided_by: vec![],
             rationale: "confident enough".into(),
             decided_at: d.received_at,
+            receipt: None,
         });
     }
     d

@@ -65,6 +65,7 @@ pub fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Ti
                 decided_by: decided_by.clone(),
                 rationale: deciding.map(|a| format!("{}: {}", a.by, a.rationale)).collect::<Vec<_>>().join("\n"),
                 decided_at: at,
+                receipt: None,
             })
         }
         CaseEvent::FallbackApplied { verdict, .. } => Some(FinalVerdict {
@@ -78,6 +79,7 @@ pub fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Ti
                 case.escalation.total_sla()
             ),
             decided_at: at,
+            receipt: None,
         }),
         _ => None,
     }
@@ -117,6 +119,7 @@ pub fn apply_case_cap(d: &mut Decision, open: u64, cap: u64) {
             d.agent
         ),
         decided_at: d.received_at,
+        receipt: None,
     });
 }
 
