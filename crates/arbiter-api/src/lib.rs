@@ -11,5 +11,6 @@ pub mod keys;
 pub mod learning;
 pub mod policy;
 pub mod problem;
+pub mod receipts;
 pub mod reviews;
 pub mod webhooks;

@@ -19,6 +19,7 @@ mod migrate;
 mod outcomes;
 mod policy;
 mod progress;
+mod receipt;
 mod replay;
 mod reviews;
 mod serve;
@@ -89,6 +90,11 @@ enum Command {
         #[command(flatten)]
         api: client::ApiArgs,
     },
+    /// Check a signed approval receipt (offline or against a server's keys), list or rotate the keys.
+    Receipt {
+        #[command(subcommand)]
+        command: receipt::ReceiptCommand,
+    },
     /// Reproduce a decision: export its self-contained bundle (over HTTP), or re-run one with no server.
     Replay {
         #[command(subcommand)]
@@ -135,6 +141,7 @@ fn main() -> ExitCode {
         Command::Lessons { command, api } => lessons::run(command, &api),
         Command::Outcomes { command, api } => outcomes::run(command, &api),
         Command::Replay { command } => replay::run(command),
+        Command::Receipt { command } => receipt::run(command),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
             Ok(ExitCode::SUCCESS)

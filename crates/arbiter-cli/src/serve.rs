@@ -115,6 +115,9 @@ pub struct ServeArgs {
     #[arg(long = "otlp-header", env = "ARBITER_OTLP_HEADERS", value_delimiter = ',')]
     #[serde(default)]
     pub otlp_headers: Vec<String>,
+    /// How long a final verdict's signed receipt authorises its call [default: 15m].
+    #[arg(long, env = "ARBITER_RECEIPT_TTL")]
+    pub receipt_ttl: Option<arbiter_core::HumanDuration>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -167,6 +170,7 @@ impl ServeArgs {
             otlp_listen: self.otlp_listen.or(file.otlp_listen),
             trace_retention: self.trace_retention.or(file.trace_retention),
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
+            receipt_ttl: self.receipt_ttl.or(file.receipt_ttl),
             otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
@@ -265,6 +269,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         suggest_interval: Duration::from_secs(hd(args.suggest_interval, 6 * 3600).as_secs()),
         trace_retention: Duration::from_secs(hd(args.trace_retention, 14 * 24 * 3600).as_secs().max(1)),
         otlp_endpoint: args.otlp_endpoint.clone(),
+        receipt_ttl: Duration::from_secs(hd(args.receipt_ttl, 15 * 60).as_secs().max(1)),
         otlp_headers: otlp_headers(&args.otlp_headers)?,
         ..Config::default()
     };

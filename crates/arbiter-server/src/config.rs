@@ -68,6 +68,8 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// Headers sent with each export (e.g. `authorization`).
     pub otlp_headers: Vec<(String, String)>,
+    /// How long a receipt authorises its call after the verdict became final.
+    pub receipt_ttl: Duration,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
 }
@@ -104,6 +106,7 @@ impl Default for Config {
             trace_purge_interval: Duration::from_secs(3600),
             otlp_endpoint: None,
             otlp_headers: Vec::new(),
+            receipt_ttl: Duration::from_secs(15 * 60),
             policy_guard_window: 2000,
         }
     }

@@ -12,6 +12,12 @@ pub enum ApiError {
     /// The body is not valid JSON.
     #[error("{0}")]
     MalformedJson(String),
+    /// A receipt that does not authorise the call (forged, altered, expired, other arguments, not allow).
+    #[error("{0}")]
+    ReceiptInvalid(String),
+    /// A receipt already used by another consumer.
+    #[error("{0}")]
+    ReceiptConsumed(String),
     /// An OTLP trace export that cannot be decoded (nothing of it is stored).
     #[error("{0}")]
     MalformedTraces(String),
@@ -126,6 +132,10 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
             ApiError::MalformedTraces(_) => (StatusCode::BAD_REQUEST, "malformed_traces", "Malformed OTLP payload"),
+            ApiError::ReceiptInvalid(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "receipt_invalid", "The receipt does not authorise this call")
+            }
+            ApiError::ReceiptConsumed(_) => (StatusCode::CONFLICT, "receipt_consumed", "The receipt was already used"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
             ApiError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", "Invalid policy"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;
+pub mod receipts;
 pub(crate) mod routes;
 mod server;
 mod state;

@@ -182,6 +182,11 @@ mod tests {
             ("Cassette", names::<arbiter_core::replay::Cassette>()),
             ("RecordedToolCall", names::<arbiter_core::replay::RecordedToolCall>()),
             ("RecordedModelCall", names::<arbiter_core::replay::RecordedModelCall>()),
+            ("Receipt", names::<arbiter_core::receipt::Receipt>()),
+            ("ReceiptKey", names::<arbiter_core::receipt::ReceiptKey>()),
+            ("ReceiptKeys", names::<arbiter_api::receipts::ReceiptKeys>()),
+            ("ConsumeRequest", names::<arbiter_api::receipts::ConsumeRequest>()),
+            ("Consumption", names::<arbiter_store::Consumption>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

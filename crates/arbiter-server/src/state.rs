@@ -2,7 +2,7 @@
 //! key cache, waiters, metrics, the clock, and the limits on runaway agents.
 
 use crate::{ApiError, Config, auth, jobs, limits, metrics, waiters};
-use arbiter_core::{Actor, CaseCommand, Clock, Principal, Role};
+use arbiter_core::{Actor, CaseCommand, Clock, Decision, Principal, Role};
 use arbiter_policy::Policy;
 use arbiter_store::{CaseUpdate, PolicyVersion, Store};
 use std::sync::{Arc, RwLock};
@@ -47,6 +47,8 @@ pub struct AppState {
     versions: std::sync::Mutex<std::collections::HashMap<String, Arc<Policy>>>,
     /// Arbiter's own spans, queued for OTLP export (when an endpoint is set).
     pub telemetry: crate::telemetry::Telemetry,
+    /// The keys receipts are signed with.
+    pub receipts: crate::receipts::Receipts,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             waiters: waiters::Waiters::default(),
             metrics: metrics::Metrics::new(),
             telemetry: crate::telemetry::Telemetry::new(config.otlp_endpoint.is_some()),
+            receipts: Default::default(),
             config,
             clock,
             stopping: watch::channel(false).0,
@@ -72,6 +75,7 @@ impl AppState {
             cap_episodes: Default::default(),
         });
         state.refresh_policy().await?;
+        state.receipts.load(&state).await?;
         Ok(state)
     }
 
@@ -154,6 +158,11 @@ impl AppState {
             self.telemetry.finalized(d);
         }
         Ok(update)
+    }
+
+    /// A decision as served: with its signed receipt once it is final.
+    pub fn served(&self, d: Decision) -> Decision {
+        self.receipts.attach(d, self.config.receipt_ttl.as_millis() as i64)
     }
 
     /// Note that an approval case changed here (queue reads see it at once).

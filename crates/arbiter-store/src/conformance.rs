@@ -136,6 +136,7 @@ pub async fn run_all(store: &dyn Store) {
     webhook_outbox(store).await;
     case_cap(store).await;
     spans(store).await;
+    receipts_and_settings(store).await;
     assert_verified(store).await;
 }
 
@@ -1045,4 +1046,27 @@ pub async fn spans(store: &dyn Store) {
     assert!(store.trace_spans(t1, 100).await.unwrap().is_empty());
     assert_eq!(store.trace_spans(t2, 100).await.unwrap().len(), 1);
     assert_eq!(store.purge_spans(Timestamp(6_000), vec![]).await.unwrap(), 1);
+}
+
+/// A receipt is used once: the first consumer's use is kept (with an audit
+/// event) and every later call, by anyone, gets that first use back. Settings
+/// are listed by prefix.
+pub async fn receipts_and_settings(store: &dyn Store) {
+    let first = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(10)).await.unwrap();
+    assert!(first.first);
+    let again = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(20)).await.unwrap();
+    assert_eq!((again.first, again.consumer.as_str(), again.at), (false, "gateway-a", Timestamp(10)));
+    let other = store.consume_receipt("rc-1", "gateway-b", "sha256:bb", Timestamp(30)).await.unwrap();
+    assert_eq!((other.first, other.consumer.as_str(), other.args_digest.as_str()), (false, "gateway-a", "sha256:aa"));
+    let events = store.events(0, 100_000).await.unwrap();
+    let used: Vec<_> =
+        events.iter().filter(|e| e.kind == "receipt.consumed" && e.data["decision_id"] == "rc-1").collect();
+    assert_eq!(used.len(), 1, "one audit event for the one use");
+    store.setting_or_insert("rk.000002", "two").await.unwrap();
+    store.setting_or_insert("rk.000001", "one").await.unwrap();
+    store.setting_or_insert("rkx", "not it").await.unwrap();
+    assert_eq!(
+        store.settings_with_prefix("rk.").await.unwrap(),
+        [("rk.000001".to_string(), "one".to_string()), ("rk.000002".to_string(), "two".to_string())]
+    );
 }

@@ -153,6 +153,21 @@ pub struct CaseQuery {
     pub limit: usize,
 }
 
+/// The use of a receipt, as first recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Consumption {
+    /// The decision whose receipt it is.
+    pub decision_id: String,
+    /// Who used it (a gateway's name).
+    pub consumer: String,
+    /// The digest of the arguments it was used for.
+    pub args_digest: String,
+    /// When.
+    pub at: Timestamp,
+    /// Whether this call recorded it (false: it had been used already).
+    pub first: bool,
+}
+
 /// A page of cases.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CasePage {
@@ -450,6 +465,20 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
+
+    /// Settings whose name starts with `prefix`, by name.
+    async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
+    /// Record the single use of decision `decision_id`'s receipt by `consumer`
+    /// for arguments with `args_digest`: the first use is stored (with a
+    /// `receipt.consumed` audit event) and returned with `first: true`; any
+    /// later call returns that first use unchanged.
+    async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<Consumption>;
 
     /// Store spans received at `at`; a span already stored (same trace and
     /// span id) is replaced. Returns how many were written.

@@ -7,6 +7,7 @@ mod contract;
 mod demo;
 mod durability;
 mod readme;
+mod receipts;
 mod review;
 mod support;
 mod traces;

@@ -1,6 +1,7 @@
 //! Re-read the active policy version from the store, so that an activation
 //! made through another replica (or the CLI) takes effect here within
-//! `policy_refresh` (5 s by default).
+//! `policy_refresh` (5 s by default); the receipt keys likewise, so a key
+//! rotated through another replica signs here too.
 
 use crate::AppState;
 use std::sync::Arc;
@@ -9,5 +10,8 @@ use std::sync::Arc;
 pub async fn run_once(state: Arc<AppState>) {
     if let Err(e) = state.refresh_policy().await {
         tracing::warn!(error = %e, "could not refresh the active policy");
+    }
+    if let Err(e) = state.receipts.load(&state).await {
+        tracing::warn!(error = %e, "could not refresh the receipt keys");
     }
 }

@@ -53,7 +53,7 @@ pub async fn propose(
         }
         Inserted::Existing(d) => (StatusCode::OK, d, true),
     };
-    let mut resp = (status, Json(decision)).into_response();
+    let mut resp = (status, Json(state.served(decision))).into_response();
     if replayed {
         resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -93,12 +93,12 @@ pub async fn get(
     let wait = q.wait.as_deref().map(|w| parse_wait(w, state.config.max_wait)).transpose()?.unwrap_or_default();
     let d = visible(&state, &auth.0, &id).await?;
     if d.status == DecisionStatus::Final || wait.is_zero() {
-        return Ok(Json(d));
+        return Ok(Json(state.served(d)));
     }
     state.metrics.waiting_agents.inc();
     let result = long_poll(&state, &auth.0, &id, wait).await;
     state.metrics.waiting_agents.dec();
-    result.map(Json)
+    result.map(|d| Json(state.served(d)))
 }
 
 async fn long_poll(state: &AppState, who: &Principal, id: &str, wait: Duration) -> Result<Decision, ApiError> {
@@ -135,5 +135,5 @@ pub async fn outcome(
     if req.cost.is_some_and(|c| !c.is_finite()) {
         return Err(ApiError::invalid("cost", "must be a finite number"));
     }
-    Ok(Json(crate::app::decisions::record_outcome(&state, &auth.0, &id, req).await?))
+    Ok(Json(state.served(crate::app::decisions::record_outcome(&state, &auth.0, &id, req).await?)))
 }

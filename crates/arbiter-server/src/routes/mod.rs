@@ -7,6 +7,7 @@ mod keys;
 mod learning;
 mod ops;
 mod policy;
+mod receipts;
 pub(crate) mod reviews;
 pub mod traces;
 mod webhooks;
@@ -50,6 +51,9 @@ fn api() -> Api {
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)
         .on("get", "/v1/decisions/{id}/trace", traces::decision_trace)
         .on("get", "/v1/decisions/{id}/replay", traces::replay_bundle)
+        .on("post", "/v1/decisions/{id}/consume", receipts::consume)
+        .on("get", "/v1/receipts/keys", receipts::keys)
+        .on("post", "/v1/receipts/keys/rotate", receipts::rotate)
         .on("post", "/v1/traces", traces::ingest)
         .on("get", "/v1/traces/{trace_id}", traces::trace)
         .on("get", "/v1/queue", cases::queue)

@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("../../migrations/sqlite/0007_learning.sql")),
     (8, include_str!("../../migrations/sqlite/0008_endings.sql")),
     (9, include_str!("../../migrations/sqlite/0009_spans.sql")),
+    (10, include_str!("../../migrations/sqlite/0010_receipts.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for

@@ -477,6 +477,20 @@ impl Store for SqliteStore {
         SqliteStore::deliveries(self, webhook_id, limit).await
     }
 
+    async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        SqliteStore::settings_with_prefix(self, prefix).await
+    }
+
+    async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<crate::Consumption> {
+        SqliteStore::consume_receipt(self, decision_id, consumer, args_digest, at).await
+    }
+
     async fn insert_spans(&self, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64> {
         SqliteStore::insert_spans(self, spans, at).await
     }

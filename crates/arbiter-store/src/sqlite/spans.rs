@@ -74,3 +74,62 @@ impl SqliteStore {
         .await
     }
 }
+
+impl SqliteStore {
+    pub(super) async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let prefix = prefix.to_string();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT name, value FROM settings WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")
+                .map_err(backend)?;
+            let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    pub(super) async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<crate::Consumption> {
+        let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
+        self.write(move |c| {
+            let prior: Option<(String, String, i64)> = c
+                .prepare_cached("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = ?1")
+                .map_err(backend)?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(backend)?;
+            if let Some((consumer, args_digest, at)) = prior {
+                return Ok(crate::Consumption {
+                    decision_id: id,
+                    consumer,
+                    args_digest,
+                    at: Timestamp(at),
+                    first: false,
+                });
+            }
+            c.prepare_cached(
+                "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![id, who, digest, at.0])
+            .map_err(backend)?;
+            let e = append_event(
+                c,
+                None,
+                None,
+                "receipt.consumed",
+                &who,
+                at,
+                serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
+            )?;
+            queue_deliveries(c, &e)?;
+            Ok(crate::Consumption { decision_id: id, consumer: who, args_digest: digest, at, first: true })
+        })
+        .await
+    }
+}
