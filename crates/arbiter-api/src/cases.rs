@@ -71,7 +71,7 @@ pub struct ListQuery {
     pub subject: Option<String>,
     /// Whose decision ended `allow` or `deny`.
     pub verdict: Option<String>,
-    /// Settled by `review`, `policy`, `sla_expired` or `agent_case_cap`.
+    /// Settled by `review`, `policy`, `sla_expired`, `agent_case_cap` or `withdrawn`.
     pub source: Option<String>,
     /// Answered (approval) or written in (review) by this person.
     pub reviewer: Option<String>,

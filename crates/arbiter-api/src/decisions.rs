@@ -44,3 +44,11 @@ pub struct OutcomeRequest {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+/// Body of `POST /v1/decisions/{id}/withdraw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawRequest {
+    /// Why, e.g. `the MCP client cancelled the call`.
+    pub reason: String,
+}

@@ -153,6 +153,7 @@ fn print_decision_record(case: &Case, decision: &Decision) {
         FinalSource::Policy => "the policy",
         FinalSource::SlaExpired => "the SLA fallback (nobody answered in time)",
         FinalSource::AgentCaseCap => "the open-case cap (the fallback applied at once)",
+        FinalSource::Withdrawn => "the agent, which withdrew it",
     };
     println!("\ndecision: {} by {} at {}", fin.verdict, source, fin.decided_at);
     if !fin.decided_by.is_empty() {

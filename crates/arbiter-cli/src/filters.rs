@@ -21,7 +21,7 @@ pub struct CaseFilters {
     /// Ended allow or deny.
     #[arg(long)]
     pub verdict: Option<String>,
-    /// Settled by review, sla_expired or agent_case_cap.
+    /// Settled by review, sla_expired, agent_case_cap or withdrawn.
     #[arg(long)]
     pub source: Option<String>,
     /// Answered (or, for reviews, written in) by this person.

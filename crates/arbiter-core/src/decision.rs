@@ -42,6 +42,8 @@ pub enum FinalSource {
     /// The agent already had its cap of open approval cases; the fallback
     /// verdict applied at once instead of opening another.
     AgentCaseCap,
+    /// The agent withdrew its proposal before anyone answered (a cancelled call).
+    Withdrawn,
 }
 
 impl FinalSource {
@@ -52,6 +54,7 @@ impl FinalSource {
             FinalSource::Review => "review",
             FinalSource::SlaExpired => "sla_expired",
             FinalSource::AgentCaseCap => "agent_case_cap",
+            FinalSource::Withdrawn => "withdrawn",
         }
     }
 }

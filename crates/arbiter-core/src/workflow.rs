@@ -125,6 +125,14 @@ pub enum CaseCommand {
         /// Why, in the person's words (kept in the audit log).
         reason: String,
     },
+    /// The proposing agent takes its proposal back (its run was cancelled, or
+    /// it no longer needs the action): the case ends and the action is denied.
+    Withdraw {
+        /// The agent (its key's principal) or an admin.
+        by: Actor,
+        /// Why, e.g. `the MCP client cancelled the call`.
+        reason: String,
+    },
     /// Apply what time has made due: expired leases, tier escalation, the fallback.
     Sweep,
 }
@@ -228,6 +236,14 @@ pub enum CaseEvent {
         /// Always `sla_expired`.
         reason: String,
     },
+    /// The proposing agent withdrew its proposal: the case ends, the action is denied.
+    #[serde(rename = "case.withdrawn")]
+    Withdrawn {
+        /// Who withdrew it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// A comment.
     #[serde(rename = "case.commented")]
     Commented {
@@ -302,6 +318,7 @@ impl CaseEvent {
             CaseEvent::Decided { .. } => "case.decided",
             CaseEvent::TierEscalated { .. } => "case.tier_escalated",
             CaseEvent::FallbackApplied { .. } => "case.fallback_applied",
+            CaseEvent::Withdrawn { .. } => "case.withdrawn",
             CaseEvent::Commented { .. } => "case.commented",
             CaseEvent::StageRecorded { .. } => "review.stage_recorded",
             CaseEvent::InterventionUpdated { .. } => "review.intervention_updated",
@@ -328,6 +345,7 @@ impl CaseEvent {
     pub fn final_verdict(&self) -> Option<Verdict> {
         match self {
             CaseEvent::Decided { verdict, .. } | CaseEvent::FallbackApplied { verdict, .. } => Some(*verdict),
+            CaseEvent::Withdrawn { .. } => Some(Verdict::Deny),
             _ => None,
         }
     }
@@ -703,6 +721,20 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             }
             Ok(vec![CaseEvent::Reopened { by: by.name.clone(), reason: reason.clone() }])
         }
+        CaseCommand::Withdraw { by, reason } => {
+            require_approval(case, "only approval cases are withdrawn")?;
+            if !by.is_admin && by.name != case.agent {
+                return Err(CaseError::Invalid {
+                    field: "by".into(),
+                    message: format!("only the agent that proposed it ({}) or an admin can withdraw it", case.agent),
+                });
+            }
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(invalid("reason", "say why it is withdrawn"));
+            }
+            Ok(vec![CaseEvent::Withdrawn { by: by.name.clone(), reason: reason.to_string() }])
+        }
         CaseCommand::Sweep => Ok(sweep(case, now)),
     }
 }
@@ -768,7 +800,7 @@ impl Case {
                     self.state = CaseState::Open;
                 }
             }
-            CaseEvent::Decided { .. } | CaseEvent::FallbackApplied { .. } => {
+            CaseEvent::Decided { .. } | CaseEvent::FallbackApplied { .. } | CaseEvent::Withdrawn { .. } => {
                 self.claim = None;
                 self.state = CaseState::Decided;
             }

@@ -182,6 +182,7 @@ mod tests {
             ("Cassette", names::<arbiter_core::replay::Cassette>()),
             ("RecordedToolCall", names::<arbiter_core::replay::RecordedToolCall>()),
             ("RecordedModelCall", names::<arbiter_core::replay::RecordedModelCall>()),
+            ("WithdrawRequest", names::<arbiter_api::decisions::WithdrawRequest>()),
             ("Receipt", names::<arbiter_core::receipt::Receipt>()),
             ("ReceiptKey", names::<arbiter_core::receipt::ReceiptKey>()),
             ("ReceiptKeys", names::<arbiter_api::receipts::ReceiptKeys>()),

@@ -41,7 +41,8 @@ pub fn command_actor(cmd: &CaseCommand) -> &str {
         | CaseCommand::LinkPolicyVersion { by, .. }
         | CaseCommand::RecordCheck { by, .. }
         | CaseCommand::Close { by, .. }
-        | CaseCommand::Reopen { by, .. } => &by.name,
+        | CaseCommand::Reopen { by, .. }
+        | CaseCommand::Withdraw { by, .. } => &by.name,
         CaseCommand::Sweep => "system",
     }
 }
@@ -78,6 +79,15 @@ pub fn final_from_event(case: &Case, ev: &CaseEvent, decision: &Decision, at: Ti
                 case.escalation.tiers.len() + 1,
                 case.escalation.total_sla()
             ),
+            decided_at: at,
+            receipt: None,
+        }),
+        CaseEvent::Withdrawn { by, reason } => Some(FinalVerdict {
+            verdict: Verdict::Deny,
+            source: FinalSource::Withdrawn,
+            action: None,
+            decided_by: vec![],
+            rationale: format!("withdrawn by {by} before anyone answered: {reason}"),
             decided_at: at,
             receipt: None,
         }),

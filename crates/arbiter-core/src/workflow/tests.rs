@@ -486,7 +486,7 @@ fn events_round_trip_through_their_stored_form() {
 }
 
 fn arb_cmd() -> impl Strategy<Value = (u8, u8, i64)> {
-    (0u8..7, 0u8..4, 0i64..90)
+    (0u8..8, 0u8..4, 0i64..90)
 }
 
 proptest! {
@@ -510,6 +510,11 @@ proptest! {
                 3 => answer(&by, Verdict::Allow, Some(serde_json::json!({"n": now}))),
                 4 => answer(&by, Verdict::Deny, None),
                 5 => CaseCommand::Reassign { by: admin(), to: by, lease_ms: 5 * MIN },
+                // the proposing agent takes it back (rarely: most runs should reach a verdict)
+                6 if dt % 8 == 0 => CaseCommand::Withdraw {
+                    by: Actor { name: "soc-agent".into(), key_id: "k-agent".into(), tags: tags(&[]), is_admin: false },
+                    reason: "cancelled".into(),
+                },
                 _ => CaseCommand::Sweep,
             };
             let before = c.clone();
@@ -596,4 +601,28 @@ fn queue_visibility() {
         queue::visible_to(&c, "ann", "k-ann", &soc, false, Timestamp(MIN)),
         "an expired lease is back in the queue"
     );
+}
+
+/// The proposing agent (or an admin) withdraws an open approval case: it ends,
+/// the decision is denied; nobody else may, and an ended case cannot be withdrawn.
+#[test]
+fn the_proposing_agent_withdraws_its_open_case() {
+    let agent = Actor { name: "soc-agent".into(), key_id: "k-agent".into(), tags: tags(&[]), is_admin: false };
+    let mut case = approval(1);
+    let t = Timestamp(1_000);
+    let withdraw = |by: &Actor, reason: &str| CaseCommand::Withdraw { by: by.clone(), reason: reason.into() };
+    assert!(matches!(
+        handle(&case, &withdraw(&reviewer("ana", &["soc_analyst"]), "not mine"), t),
+        Err(CaseError::Invalid { .. })
+    ));
+    assert!(matches!(handle(&case, &withdraw(&agent, "  "), t), Err(CaseError::Invalid { .. })));
+    let ev = handle(&case, &withdraw(&agent, "the client cancelled the call"), t).unwrap();
+    assert_eq!(ev, [CaseEvent::Withdrawn { by: "soc-agent".into(), reason: "the client cancelled the call".into() }]);
+    assert_eq!(ev[0].final_verdict(), Some(Verdict::Deny));
+    assert_eq!(ev[0].kind(), "case.withdrawn");
+    assert_eq!(CaseEvent::from_parts("case.withdrawn", &ev[0].data()).unwrap(), ev[0], "stored and read back");
+    case.apply(&ev[0], t);
+    assert_eq!(case.state, CaseState::Decided);
+    assert!(matches!(handle(&case, &withdraw(&agent, "again"), t), Err(CaseError::NotOpen(CaseState::Decided))));
+    assert!(handle(&approval(1), &withdraw(&admin(), "admin cleans up"), t).is_ok(), "an admin may withdraw any");
 }

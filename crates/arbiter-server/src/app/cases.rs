@@ -112,6 +112,32 @@ pub async fn release(state: &AppState, who: &Principal, id: &str) -> Result<Case
     Ok(state.update_case(id, CaseCommand::Release { by: actor(who) }).await?.case)
 }
 
+/// The proposing agent (or an admin) withdraws a pending decision: its case
+/// ends and the decision becomes final, denied, settled by `withdrawn`.
+/// Withdrawing a decision that is already final changes nothing and returns it.
+pub async fn withdraw(
+    state: &AppState,
+    who: &Principal,
+    decision: arbiter_core::Decision,
+    reason: &str,
+) -> Result<arbiter_core::Decision, ApiError> {
+    let Some(case_id) = decision.case_id.clone().filter(|_| decision.final_verdict.is_none()) else {
+        return Ok(decision);
+    };
+    let update =
+        state.update_case(&case_id, CaseCommand::Withdraw { by: actor(who), reason: reason.to_string() }).await;
+    match update {
+        Ok(u) => Ok(u.decision.unwrap_or(decision)),
+        // decided meanwhile (a reviewer, the SLA): the decision as it ended
+        Err(ApiError::Case(arbiter_core::CaseError::NotOpen(_))) => state
+            .store
+            .decision(&decision.id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("decision {} not found", decision.id))),
+        Err(e) => Err(e),
+    }
+}
+
 /// An admin gives the case to the reviewer whose key is `key_id`.
 pub async fn reassign(
     state: &AppState,
@@ -223,10 +249,18 @@ pub async fn find(state: &AppState, q: arbiter_api::cases::ListQuery) -> Result<
     let source = match blank(q.source) {
         None => None,
         Some(s) => Some(
-            [FinalSource::Review, FinalSource::Policy, FinalSource::SlaExpired, FinalSource::AgentCaseCap]
-                .into_iter()
-                .find(|x| x.as_str() == s)
-                .ok_or_else(|| ApiError::invalid("source", "`review`, `policy`, `sla_expired` or `agent_case_cap`"))?,
+            [
+                FinalSource::Review,
+                FinalSource::Policy,
+                FinalSource::SlaExpired,
+                FinalSource::AgentCaseCap,
+                FinalSource::Withdrawn,
+            ]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                ApiError::invalid("source", "`review`, `policy`, `sla_expired`, `agent_case_cap` or `withdrawn`")
+            })?,
         ),
     };
     let text = blank(q.q);

@@ -249,6 +249,7 @@ fn source_label(s: FinalSource) -> &'static str {
         FinalSource::Policy => "the policy",
         FinalSource::SlaExpired => "the SLA fallback (nobody answered in time)",
         FinalSource::AgentCaseCap => "the open-case cap (the fallback applied at once)",
+        FinalSource::Withdrawn => "the agent, which withdrew it",
     }
 }
 

@@ -103,7 +103,7 @@ pub async fn cases(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q):
             (text_input(&q, "action", "Action", "isolate_host"))
             (text_input(&q, "subject", "Subject", "host:ws-0042"))
             (select(&q, "verdict", "Ended", &[("", "any"), ("allow", "allowed"), ("deny", "denied")]))
-            (select(&q, "source", "Settled by", &[("", "anyone"), ("review", "reviewers"), ("sla_expired", "the SLA fallback"), ("agent_case_cap", "the case cap")]))
+            (select(&q, "source", "Settled by", &[("", "anyone"), ("review", "reviewers"), ("sla_expired", "the SLA fallback"), ("agent_case_cap", "the case cap"), ("withdrawn", "the agent (withdrawn)")]))
             (text_input(&q, "reviewer", "Reviewer", "ann"))
             (text_input(&q, "failure_mode", "Failure mode", "wrong_target"))
             div.filter { label for="since" { "From" } input type="date" #since name="since" value=(q.get("since").map_or("", String::as_str)); }

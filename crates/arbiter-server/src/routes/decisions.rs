@@ -137,3 +137,21 @@ pub async fn outcome(
     }
     Ok(Json(state.served(crate::app::decisions::record_outcome(&state, &auth.0, &id, req).await?)))
 }
+
+/// The proposing agent (or an admin) withdraws a pending decision: its case
+/// ends and the decision is final, denied, settled by `withdrawn`. A decision
+/// already final is returned as it is.
+pub async fn withdraw(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<arbiter_api::decisions::WithdrawRequest>,
+) -> Result<Json<Decision>, ApiError> {
+    auth.require(&[Role::Agent, Role::Admin], "withdrawing proposals")?;
+    if req.reason.trim().is_empty() || req.reason.len() > 2000 {
+        return Err(ApiError::invalid("reason", "say why, in 1 to 2000 characters"));
+    }
+    let d = visible(&state, &auth.0, &id).await?;
+    let d = crate::app::cases::withdraw(&state, &auth.0, d, &req.reason).await?;
+    Ok(Json(state.served(d)))
+}

@@ -10,3 +10,4 @@ mod support;
 mod traces;
 mod trust;
 mod webhooks;
+mod withdraw;

@@ -5,7 +5,7 @@ use super::*;
 /// A stored final source, or `Corrupt`.
 pub(super) fn final_source(s: &str) -> Result<arbiter_core::FinalSource> {
     use arbiter_core::FinalSource as F;
-    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap]
+    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap, F::Withdrawn]
         .into_iter()
         .find(|f| f.as_str() == s)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown final source `{s}`")))

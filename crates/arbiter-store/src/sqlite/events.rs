@@ -73,7 +73,7 @@ pub(super) fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, Strin
 /// The stored text of an enum column as the static name it should be, so that
 /// a forged value compares unequal instead of failing to parse.
 pub(super) fn static_str(s: &str) -> &'static str {
-    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap"]
+    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap", "withdrawn"]
         .into_iter()
         .find(|k| *k == s)
         .unwrap_or("(unknown)")
