@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// How long a final verdict's signed receipt authorises its call [default: 15m].
     #[arg(long, env = "ARBITER_RECEIPT_TTL")]
     pub receipt_ttl: Option<arbiter_core::HumanDuration>,
+    /// Serve final verdicts with signed receipts: `on` or `off` (signing costs 15–25% of the
+    /// decision throughput; turn it off when no gateway or tool server checks receipts) [default: on].
+    #[arg(long, env = "ARBITER_RECEIPTS", value_parser = ["on", "off"])]
+    pub receipts: Option<String>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -171,6 +175,7 @@ impl ServeArgs {
             trace_retention: self.trace_retention.or(file.trace_retention),
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
             receipt_ttl: self.receipt_ttl.or(file.receipt_ttl),
+            receipts: self.receipts.or(file.receipts),
             otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
@@ -231,6 +236,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("policy_guard must be a share between 0 and 1, got {g}");
     }
+    if let Some(r) = args.receipts.as_deref()
+        && r != "on"
+        && r != "off"
+    {
+        anyhow::bail!("receipts must be `on` or `off`, not `{r}`");
+    }
     if let Some(b) = args.escalation_budget
         && !(b > 0.0 && b <= 1.0)
     {
@@ -270,6 +281,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         trace_retention: Duration::from_secs(hd(args.trace_retention, 14 * 24 * 3600).as_secs().max(1)),
         otlp_endpoint: args.otlp_endpoint.clone(),
         receipt_ttl: Duration::from_secs(hd(args.receipt_ttl, 15 * 60).as_secs().max(1)),
+        receipts: args.receipts.as_deref() != Some("off"),
         otlp_headers: otlp_headers(&args.otlp_headers)?,
         ..Config::default()
     };

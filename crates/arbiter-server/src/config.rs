@@ -70,6 +70,9 @@ pub struct Config {
     pub otlp_headers: Vec<(String, String)>,
     /// How long a receipt authorises its call after the verdict became final.
     pub receipt_ttl: Duration,
+    /// Whether final verdicts are served with signed receipts (signing costs
+    /// 15–25% of `POST /v1/decisions` throughput on two cores; off when nothing checks them).
+    pub receipts: bool,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
 }
@@ -107,6 +110,7 @@ impl Default for Config {
             otlp_endpoint: None,
             otlp_headers: Vec::new(),
             receipt_ttl: Duration::from_secs(15 * 60),
+            receipts: true,
             policy_guard_window: 2000,
         }
     }

@@ -162,6 +162,9 @@ impl AppState {
 
     /// A decision as served: with its signed receipt once it is final.
     pub fn served(&self, d: Decision) -> Decision {
+        if !self.config.receipts {
+            return d;
+        }
         self.receipts.attach(d, self.config.receipt_ttl.as_millis() as i64)
     }
 

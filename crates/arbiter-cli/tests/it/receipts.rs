@@ -125,6 +125,14 @@ async fn receipts_bind_one_call_and_are_used_once() {
     assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
     assert_eq!((keys["keys"][0]["active"].as_bool(), keys["keys"][1]["active"].as_bool()), (Some(true), Some(false)));
     assert_eq!(verify(&decision_file, &["--url", &s.url]).0, 0, "older receipts keep verifying");
+    // a server with receipts off serves none
+    let quiet = Server::start(&dir.path().join("quiet.db"), &["--receipts", "off"]);
+    let qa = quiet.key("triage-agent", "agent", &[]).await;
+    let allowed: Value = quiet.propose(&qa, &crate::support::allowed_action("A-9"), None).await.json().await.unwrap();
+    assert_eq!(allowed["status"], "final");
+    assert!(allowed["final"]["receipt"].is_null(), "{allowed}");
+    let on: Value = s.propose(&agent, &crate::support::allowed_action("A-9"), None).await.json().await.unwrap();
+    assert!(on["final"]["receipt"]["signature"].is_string(), "policy-final decisions carry one too: {on}");
     // and it expires (3 s here)
     tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
     let (code, text) = verify(&decision_file, &["--url", &s.url]);

@@ -59,7 +59,8 @@ pub async fn consume(
         return Err(refuse(e.to_string()).await);
     }
     // the receipt must also be the one this decision's verdict gives now
-    let expected = state.served(d).final_verdict.and_then(|f| f.receipt);
+    let expected =
+        state.receipts.attach(d, state.config.receipt_ttl.as_millis() as i64).final_verdict.and_then(|f| f.receipt);
     if expected.as_ref().map(|r| &r.args_digest) != Some(&req.receipt.args_digest) {
         return Err(refuse("the receipt does not match the decision's final verdict".into()).await);
     }
