@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API on the embedded SQLite store (creates it, a default policy and an admin key on first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check, evaluate and inspect policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -124,7 +124,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Backup(args) => backup::run(args),
