@@ -52,3 +52,14 @@ pub struct WithdrawRequest {
     /// Why, e.g. `the MCP client cancelled the call`.
     pub reason: String,
 }
+
+/// Body of `POST /v1/decisions/{id}/result`: what the tool returned when the allowed action ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResultRequest {
+    /// The result as the tool gave it (MCP content blocks, a JSON value, text); cut at 16 KiB.
+    pub content: serde_json::Value,
+    /// Whether the tool reported an error.
+    #[serde(default)]
+    pub is_error: bool,
+}

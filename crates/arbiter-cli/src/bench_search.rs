@@ -194,6 +194,7 @@ fn decision(i: u64, at: Timestamp, escalated: bool, rng: &mut Rng) -> (Decision,
         }),
         condition_errors: vec![],
         outcome: None,
+        tool_result: None,
         subject: None,
         threshold: None,
     };

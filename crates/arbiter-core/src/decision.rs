@@ -82,6 +82,48 @@ pub struct FinalVerdict {
     pub receipt: Option<crate::receipt::Receipt>,
 }
 
+/// The longest tool result kept, in bytes of its JSON; a longer one is kept as
+/// the first bytes of that JSON text, marked truncated.
+pub const MAX_TOOL_RESULT_BYTES: usize = 16 * 1024;
+
+/// What the tool returned when the allowed action ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResult {
+    /// The result as the tool gave it (MCP content blocks, a JSON value, text).
+    pub content: serde_json::Value,
+    /// Whether the tool reported an error.
+    pub is_error: bool,
+    /// Whether `content` was cut to [`MAX_TOOL_RESULT_BYTES`] (then it is the start of the JSON text).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Who recorded it (the agent's or gateway's key name).
+    pub recorded_by: String,
+    /// When.
+    pub recorded_at: Timestamp,
+}
+
+impl ToolResult {
+    /// A result within the stated bound.
+    pub fn bounded(
+        content: serde_json::Value,
+        is_error: bool,
+        recorded_by: &str,
+        recorded_at: Timestamp,
+    ) -> ToolResult {
+        let text = content.to_string();
+        let (content, truncated) = if text.len() > MAX_TOOL_RESULT_BYTES {
+            let mut end = MAX_TOOL_RESULT_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            (serde_json::Value::String(text[..end].to_string()), true)
+        } else {
+            (content, false)
+        };
+        ToolResult { content, is_error, truncated, recorded_by: recorded_by.to_string(), recorded_at }
+    }
+}
+
 /// Ground truth about a decision: was the agent's proposed action right?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -205,6 +247,10 @@ pub struct Decision {
     /// Ground truth, once labelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// What the tool returned when the allowed action ran (recorded by the
+    /// agent or the gateway that ran it), as evidence for review and labelling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_result: Option<ToolResult>,
     /// What the action acts on (`host:srv-db-01`), as the policy names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -249,6 +295,7 @@ impl Decision {
             final_verdict,
             condition_errors: eval.condition_errors.iter().map(|e| format!("{}: {}", e.trigger, e.message)).collect(),
             outcome: None,
+            tool_result: None,
             subject: proposal.subject,
             threshold: eval.threshold,
         }

@@ -37,6 +37,7 @@ fn decision(id: &str, name: &str, args: serde_json::Value, signals: serde_json::
         final_verdict: None,
         condition_errors: vec![],
         outcome: None,
+        tool_result: None,
         subject: None,
         threshold: None,
     }

@@ -90,7 +90,7 @@ mod learning_tests;
 
 pub use action::{Action, ActionError, Limits};
 pub use case::{Answer, Case, CaseKind, CaseState, Claim, Comment};
-pub use decision::{Decision, DecisionStatus, FinalSource, FinalVerdict, FiredTrigger, Outcome};
+pub use decision::{Decision, DecisionStatus, FinalSource, FinalVerdict, FiredTrigger, Outcome, ToolResult};
 pub use duration::{DurationError, HumanDuration};
 pub use escalation::{Escalation, Tier};
 pub use key::{Principal, Role};

@@ -183,6 +183,8 @@ mod tests {
             ("RecordedToolCall", names::<arbiter_core::replay::RecordedToolCall>()),
             ("RecordedModelCall", names::<arbiter_core::replay::RecordedModelCall>()),
             ("WithdrawRequest", names::<arbiter_api::decisions::WithdrawRequest>()),
+            ("ToolResult", names::<arbiter_core::ToolResult>()),
+            ("ToolResultRequest", names::<arbiter_api::decisions::ToolResultRequest>()),
             ("Receipt", names::<arbiter_core::receipt::Receipt>()),
             ("ReceiptKey", names::<arbiter_core::receipt::ReceiptKey>()),
             ("ReceiptKeys", names::<arbiter_api::receipts::ReceiptKeys>()),

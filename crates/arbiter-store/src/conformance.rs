@@ -43,6 +43,7 @@ fn decision(id: &str, idem: Option<&str>, case_id: Option<&str>) -> Decision {
         final_verdict: None,
         condition_errors: vec![],
         outcome: None,
+        tool_result: None,
         subject: None,
         threshold: None,
     }
@@ -1052,6 +1053,26 @@ pub async fn spans(store: &dyn Store) {
 /// event) and every later call, by anyone, gets that first use back. Settings
 /// are listed by prefix.
 pub async fn receipts_and_settings(store: &dyn Store) {
+    // a tool result is kept on its decision, replaced by a later one, and the audit still verifies
+    let nd = NewDecision {
+        decision: decision("tr-1", None, None),
+        request_digest: "tr-1".into(),
+        case: None,
+        open_case_cap: None,
+    };
+    store.insert_decision(nd).await.unwrap();
+    let r =
+        arbiter_core::ToolResult::bounded(json!([{"type": "text", "text": "isolated"}]), false, "gw", Timestamp(50));
+    let d = store.record_tool_result("tr-1", r.clone()).await.unwrap();
+    assert_eq!(d.tool_result.as_ref(), Some(&r));
+    assert_eq!(store.decision("tr-1").await.unwrap().unwrap().tool_result, Some(r));
+    let later = arbiter_core::ToolResult::bounded(json!("failed"), true, "gw", Timestamp(60));
+    assert_eq!(store.record_tool_result("tr-1", later.clone()).await.unwrap().tool_result, Some(later));
+    assert!(matches!(
+        store.record_tool_result("nope", arbiter_core::ToolResult::bounded(json!(1), false, "gw", Timestamp(1))).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_verified(store).await;
     let first = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(10)).await.unwrap();
     assert!(first.first);
     let again = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(20)).await.unwrap();

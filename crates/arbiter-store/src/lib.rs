@@ -466,6 +466,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
 
+    /// Record what the tool returned when decision `id`'s action ran (replacing
+    /// an earlier record); the decision is rewritten and committed to the chain.
+    async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision>;
     /// Settings whose name starts with `prefix`, by name.
     async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
     /// Record the single use of decision `decision_id`'s receipt by `consumer`

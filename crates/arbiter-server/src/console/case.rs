@@ -278,6 +278,11 @@ fn decision_record(case: &Case, d: &Decision) -> Markup {
                 p { "The agent runs these arguments instead of its own:" }
                 (arg_changes(&d.action.args, &a.args))
             }
+            @if let Some(r) = &d.tool_result {
+                h2 { "What the tool returned" @if r.is_error { " " span.pill.error-text { "error" } } }
+                p.muted { "Recorded by " (r.recorded_by) " · " (when(r.recorded_at)) @if r.truncated { " · cut at 16 KiB" } }
+                (json_block(&r.content))
+            }
             @if !case.answers.is_empty() {
                 h2 { "Answers" }
                 ol {

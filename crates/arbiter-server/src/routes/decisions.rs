@@ -155,3 +155,22 @@ pub async fn withdraw(
     let d = crate::app::cases::withdraw(&state, &auth.0, d, &req.reason).await?;
     Ok(Json(state.served(d)))
 }
+
+/// Record what the tool returned when the allowed action ran (the agent that
+/// proposed it, or an admin): kept on the decision, size-bounded, as evidence.
+pub async fn tool_result(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<arbiter_api::decisions::ToolResultRequest>,
+) -> Result<Json<Decision>, ApiError> {
+    auth.require(&[Role::Agent, Role::Admin], "recording tool results")?;
+    let d = visible(&state, &auth.0, &id).await?;
+    if d.final_verdict.as_ref().is_none_or(|f| f.verdict != arbiter_core::Verdict::Allow) {
+        return Err(ApiError::Conflict(format!(
+            "decision {id} is not allowed (yet): a tool result belongs to an action that ran"
+        )));
+    }
+    let result = arbiter_core::ToolResult::bounded(req.content, req.is_error, &auth.0.name, state.clock.now());
+    Ok(Json(state.served(state.store.record_tool_result(&id, result).await?)))
+}

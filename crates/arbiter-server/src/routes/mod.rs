@@ -53,6 +53,7 @@ fn api() -> Api {
         .on("get", "/v1/decisions/{id}/replay", traces::replay_bundle)
         .on("post", "/v1/decisions/{id}/consume", receipts::consume)
         .on("post", "/v1/decisions/{id}/withdraw", decisions::withdraw)
+        .on("post", "/v1/decisions/{id}/result", decisions::tool_result)
         .on("get", "/v1/receipts/keys", receipts::keys)
         .on("post", "/v1/receipts/keys/rotate", receipts::rotate)
         .on("post", "/v1/traces", traces::ingest)

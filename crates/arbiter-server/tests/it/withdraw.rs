@@ -50,3 +50,46 @@ async fn a_withdrawn_proposal_ends_its_case_and_wakes_the_waiter() {
     let (_, events) = s.get(&s.admin, &format!("/v1/cases/{case}/events")).await;
     assert!(events.to_string().contains("case.withdrawn"), "{events}");
 }
+
+/// The tool's result is recorded on an allowed decision (by its agent), shown
+/// on the case page, bounded at 16 KiB; a pending or denied decision has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_result_is_kept_on_its_allowed_decision() {
+    let s = TestServer::with(SOC_POLICY, |_| {}).await;
+    let agent = s.key("triage-agent", "agent", &[]).await;
+    let other = s.key("other-agent", "agent", &[]).await;
+    let (_, pending) = s
+        .post(&agent, "/v1/decisions", json!({"action": {"name": "isolate_host", "confidence": 0.9,
+            "args": {"host": "srv-1", "host_tags": ["server"]}, "signals": {"alert_type": "malware", "alert_severity": "high"}}}))
+        .await;
+    let id = pending["id"].as_str().unwrap();
+    let (code, p) = s.post(&agent, &format!("/v1/decisions/{id}/result"), json!({"content": "ran"})).await;
+    assert_eq!((code, p["code"].as_str()), (409, Some("conflict")), "nothing ran yet");
+    let ana = s.key("ana", "reviewer", &["soc_analyst"]).await;
+    let (code, _) = s
+        .post(
+            &ana,
+            &format!("/v1/cases/{}/decision", pending["case_id"].as_str().unwrap()),
+            json!({"decision": "approve", "rationale": "confirmed beaconing"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.post(&other, &format!("/v1/decisions/{id}/result"), json!({"content": "x"})).await.0, 404);
+    let content = json!([{"type": "text", "text": "srv-1 isolated from the network"}]);
+    let (code, d) =
+        s.post(&agent, &format!("/v1/decisions/{id}/result"), json!({"content": content, "is_error": false})).await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(
+        (&d["tool_result"]["content"], d["tool_result"]["recorded_by"].as_str()),
+        (&content, Some("triage-agent"))
+    );
+    let big = "x".repeat(40_000);
+    let (_, d) = s.post(&agent, &format!("/v1/decisions/{id}/result"), json!({"content": big, "is_error": true})).await;
+    assert_eq!(
+        (d["tool_result"]["truncated"].as_bool(), d["tool_result"]["is_error"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(d["tool_result"]["content"].as_str().unwrap().len() <= 16 * 1024);
+    let (_, verify) = s.get(&s.admin, "/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "the rewritten decision is in the chain: {verify}");
+}

@@ -182,6 +182,18 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision> {
+        let id = id.to_string();
+        self.write_chained(move |c, chain| {
+            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+            let at = result.recorded_at;
+            d.tool_result = Some(result);
+            save_decision(c, chain, &d, at)?;
+            Ok(d)
+        })
+        .await
+    }
+
     pub(super) async fn decision_chain(
         &self,
         trace_ids: &[String],

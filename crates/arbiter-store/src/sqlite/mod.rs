@@ -477,6 +477,10 @@ impl Store for SqliteStore {
         SqliteStore::deliveries(self, webhook_id, limit).await
     }
 
+    async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision> {
+        SqliteStore::record_tool_result(self, id, result).await
+    }
+
     async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         SqliteStore::settings_with_prefix(self, prefix).await
     }
