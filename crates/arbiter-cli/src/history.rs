@@ -86,15 +86,7 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         (None, Some(db)) => {
             let mut h = History::default();
             for d in store_decisions(db, args.limit)? {
-                let o = d.outcome.as_ref().expect("labelled decisions have outcomes");
-                h.push(&history::Row {
-                    timestamp: d.event_time,
-                    action: &d.action.name,
-                    confidence: d.action.confidence.unwrap_or(0.0),
-                    correct: o.correct,
-                    error_cost: o.cost,
-                    escalation_cost: None,
-                });
+                push_decision(&mut h, &d);
             }
             h
         }
@@ -107,6 +99,25 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
     Ok(h)
 }
 
+/// Add a stored labelled decision to a history.
+pub fn push_decision(h: &mut History, d: &arbiter_core::Decision) {
+    let o = d.outcome.as_ref().expect("labelled decisions have outcomes");
+    h.push(&history::Row {
+        timestamp: d.event_time,
+        action: &d.action.name,
+        confidence: d.action.confidence.unwrap_or(0.0),
+        correct: o.correct,
+        error_cost: o.cost,
+        escalation_cost: None,
+    });
+}
+
+/// The verdict `policy`'s triggers give a decision whatever the threshold, if any fired.
+pub fn ruled_verdict(policy: &arbiter_policy::Policy, r: &Replay<'_>) -> Option<Verdict> {
+    let e = policy.evaluate(&r.env());
+    (!e.triggers.is_empty()).then_some(e.verdict)
+}
+
 /// What `policy`'s triggers settle, decision by decision in the order [`load`]
 /// gives: `Some(verdict)` where a trigger fired (the threshold plays no part),
 /// `None` where the confidence threshold decides. `Ok(None)` for a CSV
@@ -116,10 +127,7 @@ pub fn settled_by_rules(args: &HistoryArgs, policy: &arbiter_policy::Policy) -> 
         return Ok(None);
     }
     let mut out = Vec::new();
-    replay(args, |r, _| {
-        let e = policy.evaluate(&r.env());
-        out.push((!e.triggers.is_empty()).then_some(e.verdict));
-    })?;
+    replay(args, |r, _| out.push(ruled_verdict(policy, r)))?;
     Ok(Some(out))
 }
 

@@ -3,7 +3,6 @@
 
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
-use arbiter_core::Verdict;
 use arbiter_core::chart::{Chart, Marker, Series};
 use arbiter_core::tuning::{ClassCurve, SettledByRules, TuneOptions, TuneResult, tune};
 use clap::Args;
@@ -95,8 +94,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
                 if rules.len() != h.len() {
                     bail!("the history changed while it was read ({} then {} decisions)", h.len(), rules.len());
                 }
-                settled.decisions = rules.iter().filter(|v| v.is_some()).count() as u64;
-                settled.escalations = rules.iter().filter(|v| **v == Some(Verdict::Escalate)).count() as u64;
+                rules.iter().flatten().for_each(|v| settled.add(*v));
                 let free: Vec<bool> = rules.iter().map(Option::is_none).collect();
                 h = h.select(&free);
             }

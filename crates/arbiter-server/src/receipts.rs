@@ -39,6 +39,13 @@ impl Receipts {
             let kept = state.store.setting_or_insert(&name, &value).await?;
             stored = vec![(name, kept)];
         }
+        {
+            // the refresh runs every few seconds: rebuild only when a key was added
+            let have = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            if have.len() == stored.len() && have.iter().zip(&stored).all(|(k, (name, _))| &k.name == name) {
+                return Ok(());
+            }
+        }
         let mut keys = Vec::with_capacity(stored.len());
         for (name, value) in stored {
             let v: serde_json::Value = serde_json::from_str(&value)

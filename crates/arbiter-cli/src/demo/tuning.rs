@@ -9,8 +9,8 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result};
 use arbiter_api::policy::PolicyView;
-use arbiter_core::tuning::{History, SettledByRules, TuneOptions, TuneResult, history, tune};
-use arbiter_core::{Timestamp, Verdict};
+use arbiter_core::Timestamp;
+use arbiter_core::tuning::{History, SettledByRules, TuneOptions, TuneResult, tune};
 use arbiter_policy::Policy;
 use arbiter_policy::backtest::{Backtest, BacktestReport, Replay};
 use arbiter_store::Store;
@@ -55,24 +55,10 @@ pub async fn before(server: &Embedded, live_source: &str, until: Timestamp, dir:
     let mut settled = SettledByRules::default();
     let mut h = History::default();
     for d in &decisions {
-        let ruled = Replay::of_decision(d, |r| {
-            let e = live.evaluate(&r.env());
-            (!e.triggers.is_empty()).then_some(e.verdict)
-        });
-        if let Some(v) = ruled {
-            settled.decisions += 1;
-            settled.escalations += u64::from(v == Verdict::Escalate);
-            continue;
+        match Replay::of_decision(d, |r| crate::history::ruled_verdict(&live, r)) {
+            Some(v) => settled.add(v),
+            None => crate::history::push_decision(&mut h, d),
         }
-        let o = d.outcome.as_ref().expect("labelled decisions have outcomes");
-        h.push(&history::Row {
-            timestamp: d.event_time,
-            action: &d.action.name,
-            confidence: d.action.confidence.unwrap_or(0.0),
-            correct: o.correct,
-            error_cost: o.cost,
-            escalation_cost: None,
-        });
     }
     let opts = TuneOptions {
         max_escalation_rate: BUDGET,

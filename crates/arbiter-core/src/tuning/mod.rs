@@ -67,6 +67,14 @@ pub struct SettledByRules {
     pub escalations: u64,
 }
 
+impl SettledByRules {
+    /// Count one decision the rules settle with `verdict`.
+    pub fn add(&mut self, verdict: crate::Verdict) {
+        self.decisions += 1;
+        self.escalations += u64::from(verdict == crate::Verdict::Escalate);
+    }
+}
+
 impl TuneOptions {
     /// The fewest auto-allowed decisions at which the scan tests a threshold.
     /// Never below the count at which even a spotless record could pass

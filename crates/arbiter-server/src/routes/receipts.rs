@@ -58,10 +58,14 @@ pub async fn consume(
     if let Err(e) = arbiter_receipt::authorises(&req.receipt, &state.receipts.public_keys(), now, &req.args) {
         return Err(refuse(e.to_string()).await);
     }
-    // the receipt must also be the one this decision's verdict gives now
-    let expected =
-        state.receipts.attach(d, state.config.receipt_ttl.as_millis() as i64).final_verdict.and_then(|f| f.receipt);
-    if expected.as_ref().map(|r| &r.args_digest) != Some(&req.receipt.args_digest) {
+    // signed by us, so its fields are ours; they must still name this decision's final call
+    let matches = d.final_verdict.as_ref().is_some_and(|f| {
+        let action = f.action.as_ref().unwrap_or(&d.action);
+        f.verdict.as_str() == req.receipt.verdict
+            && action.name == req.receipt.action
+            && arbiter_core::canonical::args_digest(&action.args) == req.receipt.args_digest
+    });
+    if !matches {
         return Err(refuse("the receipt does not match the decision's final verdict".into()).await);
     }
     let digest = arbiter_core::canonical::args_digest(&req.args);
