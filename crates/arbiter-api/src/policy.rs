@@ -51,3 +51,20 @@ pub struct ActivationImpact {
     /// The backtest behind these figures.
     pub backtest: BacktestReport,
 }
+
+/// Body of `POST /v1/policy/always-denied`: action names (an MCP gateway's tools).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlwaysDeniedRequest {
+    /// The action names to check (at most 1000).
+    pub actions: Vec<String>,
+}
+
+/// Which of the asked actions the active policy denies whatever the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlwaysDenied {
+    /// The policy version that answered.
+    pub policy_hash: String,
+    /// The asked names it always denies, in the order asked.
+    pub actions: Vec<String>,
+}

@@ -15,6 +15,7 @@ mod filters;
 mod history;
 mod keys;
 mod lessons;
+mod mcp;
 mod migrate;
 mod outcomes;
 mod policy;
@@ -95,6 +96,8 @@ enum Command {
         #[command(subcommand)]
         command: receipt::ReceiptCommand,
     },
+    /// The MCP gateway: put Arbiter between an MCP client and its MCP servers.
+    Mcp(Box<mcp::McpArgs>),
     /// Reproduce a decision: export its self-contained bundle (over HTTP), or re-run one with no server.
     Replay {
         #[command(subcommand)]
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Lessons { command, api } => lessons::run(command, &api),
         Command::Outcomes { command, api } => outcomes::run(command, &api),
         Command::Replay { command } => replay::run(command),
+        Command::Mcp(args) => mcp::run(*args),
         Command::Receipt { command } => receipt::run(command),
         Command::Openapi => {
             println!("{}", arbiter_server::openapi::OPENAPI_JSON.trim_end());
@@ -190,7 +194,7 @@ fn init_logging() {
 }
 
 /// Colours only on a terminal, and never when `NO_COLOR` is set.
-fn logging(default: &str) {
+pub(crate) fn logging(default: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

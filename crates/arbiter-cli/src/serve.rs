@@ -331,7 +331,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -263,6 +263,36 @@ impl Policy {
         &self.classes.get(class).unwrap_or(&self.unlisted).config
     }
 
+    /// Whether every call of this action class is denied, whatever its
+    /// arguments, signals, context, confidence or agent: a `deny` trigger
+    /// for the class whose condition reads at most the action's name and
+    /// holds, or a class that denies below its threshold, has no threshold
+    /// that allows, and has no `allow` or `escalate` trigger that could fire.
+    /// Conservative: `false` whenever some call might not be denied. The MCP
+    /// gateway hides such tools from its tool list.
+    pub fn always_denies(&self, class: &str) -> bool {
+        let idx = self.classes.get(class).unwrap_or(&self.unlisted);
+        let null = serde_json::Value::Null;
+        let env = Env {
+            name: class,
+            args: &null,
+            confidence: None,
+            signals: &null,
+            context: &null,
+            agent: &null,
+            trace_id: None,
+        };
+        let unconditional_deny = idx.triggers.iter().any(|(ti, _)| {
+            let t = &self.triggers[*ti];
+            t.verdict == Verdict::Deny
+                && t.program.roots().iter().all(|r| *r == cel::Root::Name)
+                && t.program.eval_bool(&env) == Ok(true)
+        });
+        let threshold_allows = idx.config.auto_allow_at.is_some_and(f64::is_finite);
+        let only_denies = idx.triggers.iter().all(|(ti, _)| self.triggers[*ti].verdict == Verdict::Deny);
+        unconditional_deny || (idx.config.below_threshold == Verdict::Deny && !threshold_allows && only_denies)
+    }
+
     /// Evaluate one action: only the triggers indexed for its class run.
     pub fn evaluate(&self, env: &Env<'_>) -> Evaluation {
         let (idx, listed) = match self.classes.get(env.name) {

@@ -370,3 +370,69 @@ fn a_class_names_its_subject_and_the_evaluation_carries_the_threshold() {
     let errs = Policy::parse("version: 1\npolicy: s\nactions:\n  x:\n    subject: host\n").unwrap_err();
     assert!(errs.0.iter().any(|e| e.field == "actions.x.subject" && e.message.contains("args.host")), "{errs:?}");
 }
+
+const MCP: &str = include_str!("../../../examples/policies/mcp.yaml");
+
+#[test]
+fn mcp_example_compiles_without_warnings_and_allows_only_named_reads() {
+    let p = Policy::parse(MCP).unwrap();
+    assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+    let agent = json!({"name": "ide-agent", "key_id": "k"});
+    let other = json!({"name": "someone-else", "key_id": "k2"});
+    let ctx = json!({});
+    let no_hints = json!({"mcp_hints": {}});
+    let run = |name: &str, args: Value, signals: &Value, agent: &Value| {
+        p.evaluate(&Env { name, args: &args, confidence: None, signals, context: &ctx, agent, trace_id: None }).verdict
+    };
+    assert_eq!(run("fs.read_text_file", json!({"path": "/srv/a.txt"}), &no_hints, &agent), Verdict::Allow);
+    assert_eq!(run("fs.read_text_file", json!({"path": "/srv/a.txt"}), &no_hints, &other), Verdict::Escalate);
+    assert_eq!(run("fs.read_text_file", json!({"path": "/home/u/.ssh/id_ed25519"}), &no_hints, &agent), Verdict::Deny);
+    assert_eq!(run("fs.read_multiple_files", json!({"paths": ["/a", "/srv/.env"]}), &no_hints, &agent), Verdict::Deny);
+    assert_eq!(
+        run("fs.write_file", json!({"path": "/srv/a.txt", "content": "x"}), &no_hints, &agent),
+        Verdict::Escalate
+    );
+    // A tool server's hint tightens: a destructive hint escalates to a lead even a tool listed as routine.
+    let destructive = json!({"mcp_hints": {"destructive": true}});
+    let e = p.evaluate(&Env {
+        name: "everything.echo",
+        args: &json!({}),
+        confidence: None,
+        signals: &destructive,
+        context: &ctx,
+        agent: &agent,
+        trace_id: None,
+    });
+    assert_eq!(e.verdict, Verdict::Escalate);
+    assert!(e.escalation.unwrap().reviewers.contains("engineering_lead"));
+}
+
+#[test]
+fn always_denies_is_true_only_when_no_call_can_pass() {
+    let p = Policy::parse(MCP).unwrap();
+    assert!(p.always_denies("everything.get-env"));
+    for open in ["fs.read_text_file", "fs.write_file", "everything.echo", "unlisted.tool"] {
+        assert!(!p.always_denies(open), "{open}");
+    }
+    let src = r#"
+version: 1
+policy: t
+defaults: {below_threshold: deny}
+actions:
+  threshold_allows: {auto_allow_at: 0.9}
+  escalates_sometimes: {}
+  named_deny: {below_threshold: escalate}
+  conditional_deny: {below_threshold: escalate}
+triggers:
+  - {name: maybe, actions: [escalates_sometimes], when: 'args.x == 1', verdict: escalate}
+  - {name: never_this, when: 'name == "named_deny"', verdict: deny}
+  - {name: if_big, actions: [conditional_deny], when: 'args.size > 10', verdict: deny}
+  - {name: agent_bound, actions: [conditional_deny], when: 'agent.name == "x"', verdict: deny}
+"#;
+    let p = Policy::parse(src).unwrap();
+    assert!(p.always_denies("unlisted"), "defaults deny and nothing can allow");
+    assert!(p.always_denies("named_deny"), "a deny trigger on the name alone");
+    assert!(!p.always_denies("threshold_allows"));
+    assert!(!p.always_denies("escalates_sometimes"));
+    assert!(!p.always_denies("conditional_deny"));
+}

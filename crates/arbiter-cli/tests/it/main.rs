@@ -6,6 +6,7 @@ mod cli;
 mod contract;
 mod demo;
 mod durability;
+mod mcp;
 mod readme;
 mod receipts;
 mod review;

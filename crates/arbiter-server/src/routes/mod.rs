@@ -96,6 +96,7 @@ fn api() -> Api {
         .on("get", "/v1/audit/events", audit::events)
         .on("get", "/v1/policy", policy::active)
         .on("put", "/v1/policy", policy::put)
+        .on("post", "/v1/policy/always-denied", policy::always_denied)
         .on("get", "/v1/policy/versions", policy::versions)
         .on("post", "/v1/policy/versions", policy::draft)
         .on("get", "/v1/policy/versions/{hash}", policy::version)

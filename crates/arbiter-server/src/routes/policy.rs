@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Auth, read_body};
 use crate::extract::{Path, Query};
-use arbiter_api::policy::{ActivateQuery, BacktestRequest, PolicyView};
+use arbiter_api::policy::{ActivateQuery, AlwaysDenied, AlwaysDeniedRequest, BacktestRequest, PolicyView};
 use arbiter_core::Role;
 use arbiter_store::PolicyVersionSummary;
 use axum::Json;
@@ -115,4 +115,26 @@ pub async fn backtest(
     let req = body.map(|b| b.0).unwrap_or_default();
     let report = crate::app::policy::backtest(&state, &hash, req.against.as_deref(), req.limit).await?;
     Ok(Json(report))
+}
+
+/// Which of the given actions the active policy denies whatever the call
+/// (`Policy::always_denies`). Agents may ask: the answer reveals only refusals
+/// they would meet by trying, never the policy's conditions. The MCP gateway
+/// hides such tools from its tool list.
+pub async fn always_denied(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    crate::extract::JsonBody(req): crate::extract::JsonBody<AlwaysDeniedRequest>,
+) -> Result<Json<AlwaysDenied>, ApiError> {
+    auth.require(&[Role::Agent, Role::Reviewer, Role::Admin], "checking which actions the policy always denies")?;
+    const MOST: usize = 1000;
+    if req.actions.len() > MOST {
+        return Err(ApiError::Invalid {
+            field: "actions".into(),
+            message: format!("at most {MOST} names per request (got {})", req.actions.len()),
+        });
+    }
+    let policy = state.policy().ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
+    let actions = req.actions.into_iter().filter(|a| policy.always_denies(a)).collect();
+    Ok(Json(AlwaysDenied { policy_hash: policy.hash().to_string(), actions }))
 }

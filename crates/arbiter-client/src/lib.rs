@@ -1,0 +1,198 @@
+//! An async client of Arbiter's HTTP API, calling as one key.
+//!
+//! Errors come back as the server's [`Problem`] inside the `anyhow::Error`
+//! (`err.downcast_ref::<Problem>()`), so callers can act on its stable code.
+
+use anyhow::{Context, Result, anyhow};
+use arbiter_api::cases::{CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, QueueView};
+use arbiter_api::decisions::{DecisionRequest, OutcomeRequest, ToolResultRequest, WithdrawRequest};
+use arbiter_api::keys::{CreateKey, CreatedKey};
+use arbiter_api::problem::Problem;
+use arbiter_api::receipts::{ConsumeRequest, ReceiptKeys};
+use arbiter_api::reviews::OpenReview;
+use arbiter_core::{Case, Decision};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An async connection to the API as one key, with typed calls for the
+/// endpoints the demo and the load generators use. Errors come back as the
+/// server's [`Problem`], so callers see its stable code and advice.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Client {
+    /// A client for the server at `url` (no trailing slash needed) calling as `key`.
+    pub fn new(http: reqwest::Client, url: &str, key: impl Into<String>) -> Client {
+        Client { http, url: url.trim_end_matches('/').to_string(), key: key.into() }
+    }
+
+    /// The same server, calling as another key.
+    pub fn as_key(&self, key: impl Into<String>) -> Client {
+        Client { http: self.http.clone(), url: self.url.clone(), key: key.into() }
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key it calls as.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> Result<T> {
+        Ok(self.send_paged(req, what).await?.0)
+    }
+
+    /// Send, and read the answer as `T` with the `cursor` of its `Link: <...>; rel="next"` header.
+    async fn send_paged<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<(T, Option<String>)> {
+        let r =
+            req.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let next = r.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
+        let status = r.status();
+        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<Problem>(&text) {
+                Ok(problem) => problem.into(),
+                Err(_) => anyhow!("{what}: {status}: {text}"),
+            });
+        }
+        let text = if text.is_empty() { "null" } else { &text };
+        Ok((serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))?, next))
+    }
+
+    /// GET a page of a listing: the items and the next page's cursor.
+    pub async fn get_page<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Option<String>)> {
+        self.send_paged(self.http.get(format!("{}{path}", self.url)), &format!("GET {path}")).await
+    }
+
+    /// GET a path and read the answer as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.url)), &format!("GET {path}")).await
+    }
+
+    /// POST JSON to a path and read the answer as `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body), &format!("POST {path}")).await
+    }
+
+    /// PATCH JSON to a path and read the answer as `T`.
+    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.patch(format!("{}{path}", self.url)).json(body), &format!("PATCH {path}")).await
+    }
+
+    /// GET a path whose answer is text (JSON Lines, prompt text).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let what = format!("GET {path}");
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.key).send().await;
+        let r = r.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let status = r.status();
+        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<Problem>(&text) {
+                Ok(problem) => problem.into(),
+                Err(_) => anyhow!("{what}: {status}: {text}"),
+            });
+        }
+        Ok(text)
+    }
+
+    /// POST a YAML document (a policy file) and read the answer as `T`.
+    pub async fn post_yaml<T: DeserializeOwned>(&self, path: &str, yaml: String) -> Result<T> {
+        let req = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/yaml").body(yaml);
+        self.send(req, &format!("POST {path}")).await
+    }
+
+    /// `POST /v1/keys`.
+    pub async fn create_key(&self, req: &CreateKey) -> Result<CreatedKey> {
+        self.post("/v1/keys", req).await
+    }
+
+    /// `POST /v1/decisions`, with an idempotency key when given.
+    pub async fn propose(&self, req: &DecisionRequest, idempotency_key: Option<&str>) -> Result<Decision> {
+        let mut r = self.http.post(format!("{}/v1/decisions", self.url)).json(req);
+        if let Some(k) = idempotency_key {
+            r = r.header("idempotency-key", k);
+        }
+        self.send(r, "POST /v1/decisions").await
+    }
+
+    /// `POST /v1/decisions/{id}/outcome`.
+    pub async fn report_outcome(&self, decision_id: &str, req: &OutcomeRequest) -> Result<Decision> {
+        self.post(&format!("/v1/decisions/{decision_id}/outcome"), req).await
+    }
+
+    /// `GET /v1/queue`: the caller's queue, most urgent first.
+    pub async fn queue(&self) -> Result<QueueView> {
+        self.get("/v1/queue").await
+    }
+
+    /// `POST /v1/cases/{id}/claim` with the default lease.
+    pub async fn claim(&self, case_id: &str) -> Result<Case> {
+        self.post(&format!("/v1/cases/{case_id}/claim"), &ClaimRequest::default()).await
+    }
+
+    /// `POST /v1/cases/{id}/decision`.
+    pub async fn answer(&self, case_id: &str, req: &CaseDecisionRequest) -> Result<CaseDecisionResponse> {
+        self.post(&format!("/v1/cases/{case_id}/decision"), req).await
+    }
+
+    /// `POST /v1/reviews`.
+    pub async fn open_review(&self, req: &OpenReview) -> Result<Case> {
+        self.post("/v1/reviews", req).await
+    }
+
+    /// `GET /v1/decisions/{id}?wait=SECONDS`: the decision, waiting up to `wait_secs` for its final verdict.
+    pub async fn decision(&self, decision_id: &str, wait_secs: u64) -> Result<Decision> {
+        if wait_secs == 0 {
+            return self.get(&format!("/v1/decisions/{decision_id}")).await;
+        }
+        self.get(&format!("/v1/decisions/{decision_id}?wait={wait_secs}s")).await
+    }
+
+    /// `POST /v1/decisions/{id}/withdraw`: the agent no longer wants the action.
+    pub async fn withdraw(&self, decision_id: &str, reason: &str) -> Result<Decision> {
+        self.post(&format!("/v1/decisions/{decision_id}/withdraw"), &WithdrawRequest { reason: reason.to_string() })
+            .await
+    }
+
+    /// `POST /v1/decisions/{id}/consume`: record the single use of a receipt.
+    pub async fn consume(&self, decision_id: &str, req: &ConsumeRequest) -> Result<serde_json::Value> {
+        self.post(&format!("/v1/decisions/{decision_id}/consume"), req).await
+    }
+
+    /// `POST /v1/decisions/{id}/result`: what the tool returned.
+    pub async fn record_result(&self, decision_id: &str, req: &ToolResultRequest) -> Result<Decision> {
+        self.post(&format!("/v1/decisions/{decision_id}/result"), req).await
+    }
+
+    /// `POST /v1/policy/always-denied`: which of these actions the active policy denies whatever the call.
+    pub async fn always_denied(&self, actions: &[String]) -> Result<Vec<String>> {
+        let req = arbiter_api::policy::AlwaysDeniedRequest { actions: actions.to_vec() };
+        let answer: arbiter_api::policy::AlwaysDenied = self.post("/v1/policy/always-denied", &req).await?;
+        Ok(answer.actions)
+    }
+
+    /// `GET /v1/receipts/keys` (public).
+    pub async fn receipt_keys(&self) -> Result<ReceiptKeys> {
+        self.get("/v1/receipts/keys").await
+    }
+}
+
+/// The `cursor` parameter of a `Link` header's `rel="next"` target.
+fn next_cursor(link: &str) -> Option<String> {
+    link.split(',').find(|l| l.contains("rel=\"next\"")).and_then(|l| {
+        let target = l.split_once('<')?.1.split_once('>')?.0;
+        let query = target.split_once('?')?.1;
+        query.split('&').find_map(|p| p.strip_prefix("cursor=")).map(str::to_string)
+    })
+}

@@ -1,0 +1,405 @@
+//! The gateway: an MCP server to the agent's client, an MCP client to the
+//! upstream servers, and an Arbiter client in between.
+
+use crate::call::{self, CallSite, Next};
+use crate::upstream::{Upstream, UpstreamSpec};
+use anyhow::{Context, Result};
+use arbiter_api::decisions::ToolResultRequest;
+use arbiter_api::problem::Problem;
+use arbiter_api::receipts::ConsumeRequest;
+use arbiter_client::Client;
+use arbiter_core::receipt::ReceiptKey;
+use arbiter_core::{Clock, Decision, SystemClock};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How the gateway behaves; `arbiter mcp`'s flags.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The gateway's name, recorded as the receipt's consumer (stable across restarts).
+    pub name: String,
+    /// Forward only calls whose receipt verifies (on by default); off for servers run with `--receipts off`.
+    pub require_receipts: bool,
+    /// Leave out of `tools/list` the tools the active policy denies whatever the call.
+    pub hide_denied: bool,
+    /// How long each long-poll for a final verdict waits; a progress notification follows each one.
+    pub poll: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            name: "mcp-gateway".into(),
+            require_receipts: true,
+            hide_denied: false,
+            poll: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every connection of the gateway shares.
+pub struct Gateway {
+    upstreams: Vec<Upstream>,
+    arbiter: Client,
+    config: GatewayConfig,
+    keys: RwLock<Vec<ReceiptKey>>,
+}
+
+impl Gateway {
+    /// Connect to every upstream (in order; the first failure is the error).
+    pub async fn connect(specs: &[UpstreamSpec], arbiter: Client, config: GatewayConfig) -> Result<Arc<Gateway>> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in specs {
+            anyhow::ensure!(
+                seen.insert(&s.name),
+                "two upstreams are named `{}`: give one another name (NAME=...)",
+                s.name
+            );
+        }
+        anyhow::ensure!(!specs.is_empty(), "no upstream: pass --upstream-cmd or --upstream-url at least once");
+        let mut upstreams = Vec::with_capacity(specs.len());
+        for s in specs {
+            let up = Upstream::connect(s).await?;
+            tracing::info!(upstream = %up.name, "upstream connected");
+            upstreams.push(up);
+        }
+        let gateway = Gateway { upstreams, arbiter, config, keys: RwLock::new(Vec::new()) };
+        if gateway.config.require_receipts {
+            gateway.refresh_keys().await.context("cannot read Arbiter's receipt keys (GET /v1/receipts/keys)")?;
+        }
+        Ok(Arc::new(gateway))
+    }
+
+    /// Close every upstream.
+    pub async fn close(self: Arc<Self>) {
+        if let Ok(g) = Arc::try_unwrap(self) {
+            for u in g.upstreams {
+                u.close().await;
+            }
+        }
+    }
+
+    /// A handler for one client connection (one MCP session).
+    pub fn session(self: &Arc<Self>, transport: &'static str) -> Session {
+        Session { gateway: self.clone(), id: uuid::Uuid::now_v7().to_string(), transport }
+    }
+
+    async fn refresh_keys(&self) -> Result<()> {
+        let keys = self.arbiter.receipt_keys().await?.keys;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
+    }
+
+    fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Check the receipt of an allowed decision against the call about to
+    /// run, then record its single use. `Err` is the reason not to run it.
+    async fn authorise(&self, arbiter: &Client, d: &Decision, tool: &str, args: &Value) -> Result<(), String> {
+        let receipt = d.final_verdict.as_ref().and_then(|f| f.receipt.clone());
+        let Some(receipt) = receipt else {
+            if self.config.require_receipts {
+                return Err(format!(
+                    "Arbiter allowed the call but sent no receipt (is the server run with `--receipts off`?); the \
+                     gateway requires one, so nothing was run (decision {}). Run the gateway with `--receipts off` to \
+                     trust allowances without receipts.",
+                    d.id
+                ));
+            }
+            return Ok(());
+        };
+        if receipt.decision_id != d.id || receipt.action != tool {
+            return Err(format!(
+                "the receipt is for {} `{}`, not this call (decision {}, `{tool}`); nothing was run",
+                receipt.decision_id, receipt.action, d.id
+            ));
+        }
+        let now = SystemClock.now();
+        let mut checked = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            arbiter_receipt::authorises(&receipt, &keys, now, args)
+        };
+        if matches!(checked, Err(arbiter_receipt::ReceiptError::UnknownKey(_))) && self.refresh_keys().await.is_ok() {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            checked = arbiter_receipt::authorises(&receipt, &keys, now, args);
+        }
+        checked.map_err(|e| {
+            format!("the receipt of decision {} does not authorise this call: {e}; nothing was run", d.id)
+        })?;
+        let consume = ConsumeRequest { receipt, args: args.clone(), consumer: self.config.name.clone() };
+        arbiter.consume(&d.id, &consume).await.map(|_| ()).map_err(|e| {
+            format!("Arbiter refused the receipt of decision {}: {}; nothing was run", d.id, problem_text(&e))
+        })
+    }
+}
+
+/// The text of an Arbiter error: the problem's detail and code when it is one.
+fn problem_text(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Problem>() {
+        Some(p) => format!("{} ({})", p.detail, p.code),
+        None => format!("{e:#}"),
+    }
+}
+
+/// A tool result that tells the model what happened, with the decision in `_meta.arbiter`.
+fn told(text: String, is_error: bool, decision: Option<&Decision>) -> CallToolResult {
+    let mut r = if is_error {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    };
+    if let Some(d) = decision {
+        r.meta = Some(arbiter_meta(d));
+    }
+    r
+}
+
+fn arbiter_meta(d: &Decision) -> MetaObject {
+    let mut m = serde_json::Map::new();
+    m.insert("arbiter".into(), call::result_meta(d));
+    MetaObject(m)
+}
+
+/// One client connection.
+#[derive(Clone)]
+pub struct Session {
+    gateway: Arc<Gateway>,
+    id: String,
+    transport: &'static str,
+}
+
+impl Session {
+    /// The Arbiter client for this request: the client's own key when it sent
+    /// one over HTTP (`Authorization: Bearer`), else the gateway's.
+    fn arbiter_for(&self, ctx: &RequestContext<RoleServer>) -> Client {
+        let bearer = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::AUTHORIZATION))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        match bearer {
+            Some(k) => self.gateway.arbiter.as_key(k),
+            None => self.gateway.arbiter.clone(),
+        }
+    }
+
+    fn site(&self, ctx: &RequestContext<RoleServer>, traceparent: Option<String>) -> CallSite {
+        let http_session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let client = ctx.peer.peer_info().map(|i| (i.client_info.name.clone(), i.client_info.version.clone()));
+        CallSite {
+            session: http_session.unwrap_or_else(|| self.id.clone()),
+            request_id: ctx.id.to_string(),
+            transport: self.transport,
+            client,
+            traceparent,
+        }
+    }
+
+    /// Wait for the final verdict of an escalated decision, telling the
+    /// client it is waiting; a cancelled call withdraws the case.
+    async fn await_final(
+        &self,
+        arbiter: &Client,
+        mut d: Decision,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Decision, CallToolResult> {
+        let token = ctx.meta.get_progress_token();
+        let started = Instant::now();
+        let poll = self.gateway.config.poll.as_secs().max(1);
+        let mut step = 0u32;
+        let mut failures = 0u32;
+        while d.final_verdict.is_none() {
+            if let Some(token) = &token {
+                step += 1;
+                let message = call::waiting_message(&d, started.elapsed().as_secs());
+                let mut p = ProgressNotificationParam::new(token.clone(), f64::from(step));
+                p.message = Some(message);
+                let _ = ctx.peer.notify_progress(p).await;
+            }
+            tokio::select! {
+                _ = ctx.ct.cancelled() => {
+                    let reason = "the MCP client cancelled the call";
+                    match arbiter.withdraw(&d.id, reason).await {
+                        Ok(w) => tracing::info!(decision = %w.id, "the client cancelled; case withdrawn"),
+                        Err(e) => tracing::warn!(decision = %d.id, error = %problem_text(&e), "the client cancelled; withdrawing failed"),
+                    }
+                    return Err(told(format!("Cancelled by the client; the review of decision {} was withdrawn.", d.id), true, Some(&d)));
+                }
+                r = arbiter.decision(&d.id, poll) => match r {
+                    Ok(next) => { d = next; failures = 0; }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(decision = %d.id, error = %problem_text(&e), failures, "waiting for the verdict failed; retrying");
+                        tokio::select! {
+                            _ = ctx.ct.cancelled() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(500 * u64::from(failures.min(10)))) => {}
+                        }
+                    }
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    async fn decide_and_run(
+        &self,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let gateway = &self.gateway;
+        let name = request.name.to_string();
+        let Some((up_name, tool)) = call::split(&name) else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{name}`: the gateway's tools are named `<upstream>.<tool>`"),
+                None,
+            ));
+        };
+        let Some(upstream) = gateway.upstream(up_name) else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{name}`: no upstream is named `{up_name}`"),
+                None,
+            ));
+        };
+        if !upstream.has_tool(tool).await {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{name}`: `{up_name}` has no tool `{tool}`"),
+                None,
+            ));
+        }
+        let args = Value::Object(request.arguments.clone().unwrap_or_default());
+        let traceparent = ctx.meta.0.get("traceparent").and_then(Value::as_str).map(str::to_string);
+        let site = self.site(ctx, traceparent);
+        let proposal = call::proposal(up_name, tool, args, &upstream.hints(tool), &site);
+        let arbiter = self.arbiter_for(ctx);
+        let d = match arbiter.propose(&proposal, Some(&site.idempotency_key())).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(tool = %name, error = %problem_text(&e), "Arbiter could not decide a call; not run");
+                return Ok(told(
+                    format!("Arbiter could not decide this call, so it was not run: {}", problem_text(&e)),
+                    true,
+                    None,
+                ));
+            }
+        };
+        let d = match self.await_final(&arbiter, d, ctx).await {
+            Ok(d) => d,
+            Err(cancelled) => return Ok(cancelled),
+        };
+        let (tool_name, args) = match call::next(&d) {
+            Next::Refuse(text) => return Ok(told(text, true, Some(&d))),
+            Next::Run { tool, args } => (tool, args),
+        };
+        if let Err(why) = gateway.authorise(&arbiter, &d, &tool_name, &args).await {
+            tracing::warn!(decision = %d.id, "{why}");
+            return Ok(told(why, true, Some(&d)));
+        }
+        let Value::Object(arguments) = args else {
+            return Ok(told(
+                format!("the approved arguments of decision {} are not an object; nothing was run", d.id),
+                true,
+                Some(&d),
+            ));
+        };
+        let forwarded =
+            upstream.peer().call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments));
+        let result = tokio::select! {
+            r = forwarded => r,
+            _ = ctx.ct.cancelled() => {
+                return Ok(told(format!("Cancelled by the client while `{name}` ran (decision {}).", d.id), true, Some(&d)));
+            }
+        };
+        let mut result = match result {
+            Ok(r) => r,
+            Err(rmcp::ServiceError::McpError(e)) => {
+                record(arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
+                return Err(e);
+            }
+            Err(e) => {
+                let text = format!("The upstream `{up_name}` failed to run `{tool}`: {e} (decision {})", d.id);
+                record(arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
+                return Ok(told(text, true, Some(&d)));
+            }
+        };
+        let content = serde_json::to_value(&result).unwrap_or(Value::Null);
+        record(arbiter, d.id.clone(), content, result.is_error == Some(true));
+        let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
+        meta.0.insert("arbiter".into(), call::result_meta(&d));
+        Ok(result)
+    }
+}
+
+/// Keep what the tool returned on the decision, in the background: the
+/// client has its answer already; a failure is logged.
+fn record(arbiter: Client, decision_id: String, content: Value, is_error: bool) {
+    tokio::spawn(async move {
+        let req = ToolResultRequest { content, is_error };
+        if let Err(e) = arbiter.record_result(&decision_id, &req).await {
+            tracing::warn!(decision = %decision_id, error = %problem_text(&e), "could not record the tool's result");
+        }
+    });
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("arbiter-mcp-gateway", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Every tool call goes through Arbiter's policy: some run at once, some wait for a person, some are \
+                 refused with the reason. A refused call returns an error result that says why; do not retry it \
+                 unchanged.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let mut tools = Vec::new();
+        for up in &self.gateway.upstreams {
+            match up.list_tools().await {
+                Ok(list) => tools.extend(list.into_iter().map(|mut t| {
+                    t.name = call::namespaced(&up.name, &t.name).into();
+                    t
+                })),
+                Err(e) => tracing::warn!(upstream = %up.name, error = %format!("{e:#}"), "left out of tools/list"),
+            }
+        }
+        if self.gateway.config.hide_denied {
+            let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+            let arbiter = self.arbiter_for(&ctx);
+            match arbiter.always_denied(&names).await {
+                Ok(denied) => tools.retain(|t| !denied.contains(&t.name.to_string())),
+                Err(e) => {
+                    tracing::warn!(error = %problem_text(&e), "cannot ask which tools the policy always denies; listing all")
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.decide_and_run(request, &ctx).await.map(CallToolResponse::Complete)
+    }
+}

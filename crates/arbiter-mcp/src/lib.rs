@@ -1,0 +1,76 @@
+//! Arbiter's MCP gateway.
+//!
+//! Sits between an MCP client (a desktop app, an IDE agent, an agent
+//! framework's MCP adapter) and the MCP servers it uses. The client sees the
+//! upstream servers' tools, namespaced by upstream (`fs.write_file`); every
+//! `tools/call` becomes a decision of Arbiter's policy:
+//!
+//! - **allow**: the gateway verifies the decision's signed receipt against
+//!   the arguments it is about to forward, records the receipt's single use
+//!   (`POST /v1/decisions/{id}/consume`), forwards the call, returns the
+//!   upstream's result and records it on the decision;
+//! - **deny**: a tool result with `isError: true` saying why, never a
+//!   protocol error, so the model can change course;
+//! - **escalate**: the call waits for the final verdict, with progress
+//!   notifications; the client's cancellation withdraws the case; an
+//!   approval runs the (possibly modified) arguments; an SLA fallback answers
+//!   with its reason.
+//!
+//! The gateway holds no state of its own: decisions, cases, receipts and
+//! their use live in Arbiter, so a restarted gateway loses nothing but the
+//! connections.
+//!
+//! [`call`] is the pure part (what a call becomes, what a refusal says);
+//! [`upstream`] reaches the servers; [`gateway`] ties them together.
+
+pub mod call;
+pub mod gateway;
+pub mod upstream;
+
+pub use gateway::{Gateway, GatewayConfig, Session};
+pub use upstream::{Target, UpstreamSpec};
+
+use anyhow::{Context, Result};
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Serve one MCP client on the process's stdin and stdout until it hangs up.
+pub async fn serve_stdio(gateway: Arc<Gateway>) -> Result<()> {
+    let session = gateway.session("stdio");
+    let running = session.serve(rmcp::transport::stdio()).await.context("the MCP client's handshake failed")?;
+    let reason = running.waiting().await.context("the MCP session ended abnormally")?;
+    tracing::info!(?reason, "the MCP client hung up");
+    Ok(())
+}
+
+/// Serve MCP clients over streamable HTTP at `/mcp` on a bound listener,
+/// until `shutdown` completes. `allowed_hosts` are the `Host` names accepted
+/// besides loopback ones (DNS-rebinding protection).
+pub async fn serve_http(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    allowed_hosts: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let ct = tokio_util::sync::CancellationToken::new();
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    hosts.extend(allowed_hosts);
+    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    config.cancellation_token = ct.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(gateway.session("http")),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ct.cancel();
+        })
+        .await
+        .context("the MCP HTTP server failed")
+}

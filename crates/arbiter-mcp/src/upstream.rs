@@ -1,0 +1,188 @@
+//! The MCP servers behind the gateway: started as child processes speaking
+//! stdio, or reached over streamable HTTP.
+
+use crate::call::{Hints, valid_upstream_name};
+use anyhow::{Context, Result, bail};
+use rmcp::model::Tool;
+use rmcp::service::RunningService;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// How to reach one upstream server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A command line run by `sh -c`, speaking MCP on its stdin and stdout.
+    Command(String),
+    /// A streamable HTTP endpoint, e.g. `http://127.0.0.1:3001/mcp`.
+    Url(String),
+}
+
+/// One upstream: its namespace and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    /// The namespace of its tools: `fs` makes `write_file` into `fs.write_file`.
+    pub name: String,
+    /// Where it is.
+    pub target: Target,
+}
+
+impl UpstreamSpec {
+    /// Read `NAME=TARGET` or a bare target, whose name is then derived from it
+    /// (`npx -y @modelcontextprotocol/server-filesystem /srv` → `filesystem`,
+    /// `http://host/github/mcp` → `host`).
+    pub fn parse(raw: &str, url: bool) -> Result<UpstreamSpec> {
+        let raw = raw.trim();
+        let (name, target) = match raw.split_once('=') {
+            Some((n, t)) if valid_upstream_name(n) => (Some(n.to_string()), t.trim().to_string()),
+            _ => (None, raw.to_string()),
+        };
+        if target.is_empty() {
+            bail!("the upstream `{raw}` names no {}", if url { "URL" } else { "command" });
+        }
+        if url && !(target.starts_with("http://") || target.starts_with("https://")) {
+            bail!("the upstream URL `{target}` must start with http:// or https://");
+        }
+        let name = match name {
+            Some(n) => n,
+            None => derive_name(&target, url).with_context(|| {
+                format!("cannot derive a name for the upstream `{target}`: write it as NAME={target}")
+            })?,
+        };
+        Ok(UpstreamSpec { name, target: if url { Target::Url(target) } else { Target::Command(target) } })
+    }
+}
+
+/// A short name for an upstream from its command or URL.
+fn derive_name(target: &str, url: bool) -> Option<String> {
+    let raw = if url {
+        let rest = target.split_once("://")?.1;
+        rest.split(['/', ':']).next()?.split('.').next()?.to_string()
+    } else {
+        const RUNNERS: [&str; 8] = ["npx", "uvx", "node", "python", "python3", "bunx", "pnpm", "deno"];
+        let words: Vec<&str> = target.split_whitespace().collect();
+        let program = words.first()?.rsplit('/').next()?;
+        let word = if RUNNERS.contains(&program) {
+            words.iter().skip(1).find(|w| !w.starts_with('-') && *w != &"dlx" && *w != &"run")?
+        } else {
+            program
+        };
+        let last = word.rsplit('/').next()?;
+        let last = last.split('@').next().filter(|s| !s.is_empty()).unwrap_or(last);
+        let last = last.trim_end_matches(".js").trim_end_matches(".py");
+        ["mcp-server-", "server-", "mcp-"].iter().fold(last.to_string(), |s, p| s.strip_prefix(p).unwrap_or(&s).into())
+    };
+    let name: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(32).collect();
+    valid_upstream_name(&name).then_some(name)
+}
+
+/// A connected upstream, with the tools it listed last.
+pub struct Upstream {
+    /// Its namespace.
+    pub name: String,
+    service: RunningService<RoleClient, ()>,
+    tools: RwLock<HashMap<String, Tool>>,
+}
+
+impl Upstream {
+    /// Start or reach the upstream and complete the MCP handshake.
+    pub async fn connect(spec: &UpstreamSpec) -> Result<Upstream> {
+        let service = match &spec.target {
+            Target::Command(cmd) => {
+                let mut command = tokio::process::Command::new("sh");
+                command.arg("-c").arg(format!("exec {cmd}"));
+                let (transport, _) = TokioChildProcess::builder(command)
+                    .stderr(std::process::Stdio::inherit())
+                    .spawn()
+                    .with_context(|| format!("cannot start the upstream `{}`: {cmd}", spec.name))?;
+                ().serve(transport).await.with_context(|| {
+                    format!("the upstream `{}` ({cmd}) did not complete the MCP handshake", spec.name)
+                })?
+            }
+            Target::Url(url) => {
+                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                ().serve(transport).await.with_context(|| {
+                    format!("the upstream `{}` at {url} did not complete the MCP handshake", spec.name)
+                })?
+            }
+        };
+        let up = Upstream { name: spec.name.clone(), service, tools: RwLock::new(HashMap::new()) };
+        up.list_tools().await?;
+        Ok(up)
+    }
+
+    /// The upstream's tools, fresh (and remembered for their annotations).
+    pub async fn list_tools(&self) -> Result<Vec<Tool>> {
+        let tools = self
+            .service
+            .peer()
+            .list_all_tools()
+            .await
+            .with_context(|| format!("the upstream `{}` did not list its tools", self.name))?;
+        let mut cache = self.tools.write().unwrap_or_else(|e| e.into_inner());
+        cache.clear();
+        cache.extend(tools.iter().map(|t| (t.name.to_string(), t.clone())));
+        Ok(tools)
+    }
+
+    /// Whether the upstream listed this tool, refreshing the list once if not.
+    pub async fn has_tool(&self, tool: &str) -> bool {
+        if self.tools.read().unwrap_or_else(|e| e.into_inner()).contains_key(tool) {
+            return true;
+        }
+        self.list_tools().await.is_ok() && self.tools.read().unwrap_or_else(|e| e.into_inner()).contains_key(tool)
+    }
+
+    /// The annotations the upstream gave this tool, as hints.
+    pub fn hints(&self, tool: &str) -> Hints {
+        let tools = self.tools.read().unwrap_or_else(|e| e.into_inner());
+        let Some(a) = tools.get(tool).and_then(|t| t.annotations.as_ref()) else { return Hints::default() };
+        Hints {
+            read_only: a.read_only_hint,
+            destructive: a.destructive_hint,
+            idempotent: a.idempotent_hint,
+            open_world: a.open_world_hint,
+        }
+    }
+
+    /// The client side of the connection, to call tools on.
+    pub fn peer(&self) -> &rmcp::Peer<RoleClient> {
+        self.service.peer()
+    }
+
+    /// Close the connection (and end the child process).
+    pub async fn close(self) {
+        let _ = self.service.cancel().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_given_or_derived() {
+        let s = UpstreamSpec::parse("fs=npx -y @modelcontextprotocol/server-filesystem /srv", false).unwrap();
+        assert_eq!(s.name, "fs");
+        assert_eq!(s.target, Target::Command("npx -y @modelcontextprotocol/server-filesystem /srv".into()));
+        let derived = |raw: &str, url: bool| UpstreamSpec::parse(raw, url).unwrap().name;
+        assert_eq!(derived("npx -y @modelcontextprotocol/server-filesystem /srv", false), "filesystem");
+        assert_eq!(
+            derived("node ./node_modules/@modelcontextprotocol/server-everything/dist/index.js", false),
+            "index"
+        );
+        assert_eq!(derived("uvx mcp-server-git --repository .", false), "git");
+        assert_eq!(derived("/usr/local/bin/github-mcp stdio", false), "github-mcp");
+        assert_eq!(derived("http://127.0.0.1:3001/mcp", true), "127");
+        assert_eq!(derived("https://tools.example.com/mcp", true), "tools");
+        assert_eq!(derived("web=https://tools.example.com/mcp", true), "web");
+        // An `=` later in a command is part of the command.
+        let s = UpstreamSpec::parse("python3 server.py --mode=fast", false).unwrap();
+        assert_eq!(s.target, Target::Command("python3 server.py --mode=fast".into()));
+        assert_eq!(s.name, "server");
+        assert!(UpstreamSpec::parse("ftp://x", true).is_err());
+        assert!(UpstreamSpec::parse("fs=", false).is_err());
+    }
+}
