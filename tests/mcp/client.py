@@ -6,7 +6,8 @@
 Reads one JSON command per line on stdin and writes one JSON event per line on stdout:
 
     {"op": "list"}                                     -> {"op": "list", "tools": [{"name", "annotations"}]}
-    {"op": "call", "tag": T, "tool": N, "args": {...}} -> {"tag": T, "progress": P, "message": M} while it waits,
+    {"op": "call", "tag": T, "tool": N, "args": {...}} -> {"tag": T, "progress": P, "total": N, "message": M} while
+                                                          it waits or runs,
                                                           then {"tag": T, "result": {"is_error", "text", "meta"}}
                                                           or {"tag": T, "error": "..."} for a protocol error
     {"op": "cancel", "tag": T}                         -> {"tag": T, "cancelled": true}
@@ -32,7 +33,7 @@ def emit(event):
 
 async def call(session, tag, tool, args, scope_holder):
     async def on_progress(progress, total, message):
-        emit({"tag": tag, "progress": progress, "message": message})
+        emit({"tag": tag, "progress": progress, "total": total, "message": message})
 
     with anyio.CancelScope() as scope:
         scope_holder[tag] = scope

@@ -11,10 +11,11 @@ use arbiter_client::Client;
 use arbiter_core::receipt::ReceiptKey;
 use arbiter_core::{Clock, Decision, SystemClock};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ClientRequest, ContentBlock, Implementation, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, ServerResult,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
@@ -218,7 +219,7 @@ impl Session {
         arbiter: &Client,
         mut d: Decision,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<Decision, CallToolResult> {
+    ) -> Result<(Decision, u32), CallToolResult> {
         let token = ctx.meta.get_progress_token();
         let started = Instant::now();
         let poll = self.gateway.config.poll.as_secs().max(1);
@@ -254,7 +255,7 @@ impl Session {
                 }
             }
         }
-        Ok(d)
+        Ok((d, step))
     }
 
     async fn decide_and_run(
@@ -298,8 +299,8 @@ impl Session {
                 ));
             }
         };
-        let d = match self.await_final(&arbiter, d, ctx).await {
-            Ok(d) => d,
+        let (d, progress_sent) = match self.await_final(&arbiter, d, ctx).await {
+            Ok(waited) => waited,
             Err(cancelled) => return Ok(cancelled),
         };
         let (tool_name, args) = match call::next(&d) {
@@ -317,12 +318,35 @@ impl Session {
                 Some(&d),
             ));
         };
-        let forwarded =
-            upstream.peer().call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments));
-        let result = tokio::select! {
-            r = forwarded => r,
-            _ = ctx.ct.cancelled() => {
-                return Ok(told(format!("Cancelled by the client while `{name}` ran (decision {}).", d.id), true, Some(&d)));
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let sent = upstream.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await;
+        let result = match sent {
+            Err(e) => Err(e),
+            Ok(handle) => {
+                // The upstream's progress reaches the client under the client's own token. (A
+                // notification racing ahead of this registration would be dropped; the upstream
+                // has to receive the call first, so in practice none does.)
+                let _route = ctx.meta.get_progress_token().map(|client_token| {
+                    upstream.progress.route(
+                        &handle.progress_token,
+                        ctx.peer.clone(),
+                        client_token,
+                        f64::from(progress_sent),
+                    )
+                });
+                let (id, peer) = (handle.id.clone(), handle.peer.clone());
+                tokio::select! {
+                    r = handle.await_response() => r.and_then(|r| match r {
+                        ServerResult::CallToolResult(r) => Ok(r),
+                        _ => Err(rmcp::ServiceError::UnexpectedResponse),
+                    }),
+                    _ = ctx.ct.cancelled() => {
+                        let reason = "the MCP client cancelled the call".to_string();
+                        let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+                        return Ok(told(format!("Cancelled by the client while `{name}` ran (decision {}).", d.id), true, Some(&d)));
+                    }
+                }
             }
         };
         let mut result = match result {

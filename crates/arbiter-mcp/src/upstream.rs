@@ -3,12 +3,82 @@
 
 use crate::call::{Hints, valid_upstream_name};
 use anyhow::{Context, Result, bail};
-use rmcp::model::Tool;
-use rmcp::service::RunningService;
+use rmcp::model::{ProgressNotificationParam, ProgressToken, Tool};
+use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceExt};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Relays an upstream's progress notifications to the client whose call they
+/// are about. The MCP client library gives every request it sends a progress
+/// token of its own; a forwarded call registers that token, mapped back to the
+/// client's token and connection, for as long as the call runs.
+#[derive(Clone, Default)]
+pub struct ProgressRelay {
+    routes: Arc<Mutex<HashMap<String, Destination>>>,
+}
+
+/// Where one forwarded call's progress goes: the client's connection, its
+/// token, and the progress it has already seen.
+#[derive(Clone)]
+struct Destination {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    base: f64,
+}
+
+/// A forwarded call's progress route, removed when the call ends.
+pub struct Route {
+    relay: ProgressRelay,
+    key: String,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.relay.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
+}
+
+fn token_key(t: &ProgressToken) -> String {
+    serde_json::to_string(&t.0).unwrap_or_default()
+}
+
+impl ProgressRelay {
+    /// Relay the upstream's progress on `upstream_token` to `client_token` on
+    /// `peer`, until the route is dropped. `base` is the progress the client
+    /// has already seen for this call (while it waited for a reviewer): the
+    /// upstream's progress and total are shifted by it, because progress must
+    /// only increase.
+    pub fn route(
+        &self,
+        upstream_token: &ProgressToken,
+        peer: Peer<RoleServer>,
+        client_token: ProgressToken,
+        base: f64,
+    ) -> Route {
+        let key = token_key(upstream_token);
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), Destination { peer, token: client_token, base });
+        Route { relay: self.clone(), key }
+    }
+}
+
+impl ClientHandler for ProgressRelay {
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        let key = token_key(&params.progress_token);
+        let route = self.routes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        if let Some(Destination { peer, token, base }) = route {
+            let mut relayed = params;
+            relayed.progress_token = token;
+            relayed.progress += base;
+            relayed.total = relayed.total.map(|t| t + base);
+            let _ = peer.notify_progress(relayed).await;
+        }
+    }
+}
 
 /// How to reach one upstream server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,13 +152,16 @@ fn derive_name(target: &str, url: bool) -> Option<String> {
 pub struct Upstream {
     /// Its namespace.
     pub name: String,
-    service: RunningService<RoleClient, ()>,
+    service: RunningService<RoleClient, ProgressRelay>,
+    /// Where the upstream's progress notifications go.
+    pub progress: ProgressRelay,
     tools: RwLock<HashMap<String, Tool>>,
 }
 
 impl Upstream {
     /// Start or reach the upstream and complete the MCP handshake.
     pub async fn connect(spec: &UpstreamSpec) -> Result<Upstream> {
+        let progress = ProgressRelay::default();
         let service = match &spec.target {
             Target::Command(cmd) => {
                 let mut command = tokio::process::Command::new("sh");
@@ -97,18 +170,18 @@ impl Upstream {
                     .stderr(std::process::Stdio::inherit())
                     .spawn()
                     .with_context(|| format!("cannot start the upstream `{}`: {cmd}", spec.name))?;
-                ().serve(transport).await.with_context(|| {
+                progress.clone().serve(transport).await.with_context(|| {
                     format!("the upstream `{}` ({cmd}) did not complete the MCP handshake", spec.name)
                 })?
             }
             Target::Url(url) => {
                 let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                ().serve(transport).await.with_context(|| {
+                progress.clone().serve(transport).await.with_context(|| {
                     format!("the upstream `{}` at {url} did not complete the MCP handshake", spec.name)
                 })?
             }
         };
-        let up = Upstream { name: spec.name.clone(), service, tools: RwLock::new(HashMap::new()) };
+        let up = Upstream { name: spec.name.clone(), service, progress, tools: RwLock::new(HashMap::new()) };
         up.list_tools().await?;
         Ok(up)
     }

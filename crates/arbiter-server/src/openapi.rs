@@ -190,6 +190,8 @@ mod tests {
             ("ReceiptKeys", names::<arbiter_api::receipts::ReceiptKeys>()),
             ("ConsumeRequest", names::<arbiter_api::receipts::ConsumeRequest>()),
             ("Consumption", names::<arbiter_store::Consumption>()),
+            ("AlwaysDeniedRequest", names::<arbiter_api::policy::AlwaysDeniedRequest>()),
+            ("AlwaysDenied", names::<arbiter_api::policy::AlwaysDenied>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

@@ -9,7 +9,8 @@
 //! says why; a destructive write waits for a lead (progress notifications)
 //! and runs with the lead's modified arguments; a cancelled call withdraws
 //! its case and nothing is written; a reviewer's refusal and an SLA fallback
-//! come back with their reasons. Over HTTP: each client proposes with its own
+//! come back with their reasons; an approved long-running tool's progress is
+//! relayed. Over HTTP: each client proposes with its own
 //! key, a bad key is refused, and a cancelled HTTP call withdraws its case.
 //!
 //! Needs Node.js with `npm ci` run in tests/mcp and a Python with
@@ -156,9 +157,9 @@ impl McpClient {
         o.get("result").cloned().unwrap_or_else(|| panic!("call {tag} did not return a result: {o}"))
     }
 
-    /// The first progress notification of a call that waits for a reviewer.
+    /// The next progress notification the gateway sent while a call waits for a reviewer.
     fn waiting(&mut self, tag: &str) -> Value {
-        self.expect(|e| e["tag"] == tag && e.get("progress").is_some(), &format!("progress of call {tag}"))
+        self.expect(|e| e["tag"] == tag && e["message"].is_string(), &format!("progress of call {tag}"))
     }
 
     fn quit(mut self) {
@@ -344,6 +345,19 @@ async fn a_stdio_client_is_governed_call_by_call() {
     assert_eq!(r["is_error"], true);
     assert!(r["text"].as_str().unwrap().starts_with("No reviewer answered in time"), "{r}");
     assert_eq!(r["meta"]["arbiter"]["final"]["source"], "sla_expired");
+
+    // once approved, a long-running tool's own progress reaches the client under the client's token
+    client.call("long", "everything.trigger-long-running-operation", json!({"duration": 1, "steps": 3}));
+    client.waiting("long");
+    let case = case_of(&s, &lena, "everything.trigger-long-running-operation").await;
+    answer(&s, &lena, &case, json!({"decision": "approve", "rationale": "a short run is fine"})).await;
+    let waited = client.waiting("long")["progress"].as_f64().unwrap();
+    // (shifted past the progress the client saw while the call waited: progress only increases)
+    let step = client.expect(|e| e["tag"] == "long" && e["total"].is_number(), "the upstream's own progress");
+    let (progress, total) = (step["progress"].as_f64().unwrap(), step["total"].as_f64().unwrap());
+    assert!(progress > waited && total - progress < 3.0, "{step} after {waited}");
+    let r = client.result("long");
+    assert!(r["text"].as_str().unwrap().contains("Long running operation completed"), "{r}");
 
     // an unknown tool is a protocol error (the client asked for something that does not exist)
     client.call("unknown", "fs.format_disk", json!({}));

@@ -69,3 +69,21 @@ async fn backtest_a_stored_version_then_roll_back() {
     assert_eq!(s.post(&reviewer, &format!("/v1/policy/versions/{original}/activate"), json!({})).await.0, 403);
     assert_eq!(s.post(&s.admin, &format!("/v1/policy/versions/{}/activate", "0".repeat(64)), json!({})).await.0, 404);
 }
+
+/// `POST /v1/policy/always-denied`: agents may ask which of their tools the
+/// policy refuses whatever the call; only those come back, in the order asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_learn_which_actions_are_always_denied() {
+    let policy = include_str!("../../../../examples/policies/mcp.yaml");
+    let s = TestServer::with(policy, |_| {}).await;
+    let agent = s.key("ide-agent", "agent", &[]).await;
+    let names = json!({"actions": ["fs.write_file", "everything.get-env", "fs.read_text_file", "unknown.tool"]});
+    let (code, body) = s.post(&agent, "/v1/policy/always-denied", names).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["actions"], json!(["everything.get-env"]));
+    assert_eq!(body["policy_hash"].as_str().unwrap().len(), 64);
+    let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
+    let (code, body) = s.post(&agent, "/v1/policy/always-denied", json!({"actions": many})).await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["code"], "invalid_request");
+}
