@@ -51,6 +51,9 @@ pub struct Gateway {
     arbiter: Client,
     config: GatewayConfig,
     keys: RwLock<Vec<ReceiptKey>>,
+    /// Calls being handled, so that a gateway whose client left can finish
+    /// withdrawing their cases before it exits.
+    in_flight: tokio_util::task::TaskTracker,
 }
 
 impl Gateway {
@@ -71,11 +74,26 @@ impl Gateway {
             tracing::info!(upstream = %up.name, "upstream connected");
             upstreams.push(up);
         }
-        let gateway = Gateway { upstreams, arbiter, config, keys: RwLock::new(Vec::new()) };
+        let gateway = Gateway {
+            upstreams,
+            arbiter,
+            config,
+            keys: RwLock::new(Vec::new()),
+            in_flight: tokio_util::task::TaskTracker::new(),
+        };
         if gateway.config.require_receipts {
             gateway.refresh_keys().await.context("cannot read Arbiter's receipt keys (GET /v1/receipts/keys)")?;
         }
         Ok(Arc::new(gateway))
+    }
+
+    /// Wait (at most `grace`) for the calls still being handled: a client
+    /// that left cancels its waiting calls, whose cases are then withdrawn.
+    pub async fn drain(&self, grace: Duration) {
+        self.in_flight.close();
+        if tokio::time::timeout(grace, self.in_flight.wait()).await.is_err() {
+            tracing::warn!(calls = self.in_flight.len(), "calls still running at exit");
+        }
     }
 
     /// Close every upstream.
@@ -424,6 +442,7 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.decide_and_run(request, &ctx).await.map(CallToolResponse::Complete)
+        let call = self.decide_and_run(request, &ctx);
+        self.gateway.in_flight.track_future(call).await.map(CallToolResponse::Complete)
     }
 }

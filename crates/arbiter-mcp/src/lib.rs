@@ -37,12 +37,17 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use std::future::Future;
 use std::sync::Arc;
 
+/// How long a stopping gateway waits for its calls to finish (withdrawing
+/// the cases of calls whose client left).
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serve one MCP client on the process's stdin and stdout until it hangs up.
 pub async fn serve_stdio(gateway: Arc<Gateway>) -> Result<()> {
     let session = gateway.session("stdio");
     let running = session.serve(rmcp::transport::stdio()).await.context("the MCP client's handshake failed")?;
     let reason = running.waiting().await.context("the MCP session ended abnormally")?;
     tracing::info!(?reason, "the MCP client hung up");
+    gateway.drain(DRAIN).await;
     Ok(())
 }
 
@@ -60,8 +65,9 @@ pub async fn serve_http(
     hosts.extend(allowed_hosts);
     let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
     config.cancellation_token = ct.clone();
+    let sessions = gateway.clone();
     let service = StreamableHttpService::new(
-        move || Ok(gateway.session("http")),
+        move || Ok(sessions.session("http")),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -72,5 +78,7 @@ pub async fn serve_http(
             ct.cancel();
         })
         .await
-        .context("the MCP HTTP server failed")
+        .context("the MCP HTTP server failed")?;
+    gateway.drain(DRAIN).await;
+    Ok(())
 }

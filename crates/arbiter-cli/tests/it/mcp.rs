@@ -10,7 +10,7 @@
 //! and runs with the lead's modified arguments; a cancelled call withdraws
 //! its case and nothing is written; a reviewer's refusal and an SLA fallback
 //! come back with their reasons; an approved long-running tool's progress is
-//! relayed. Over HTTP: each client proposes with its own
+//! relayed; a client that dies leaves no case waiting. Over HTTP: each client proposes with its own
 //! key, a bad key is refused, and a cancelled HTTP call withdraws its case.
 //!
 //! Needs Node.js with `npm ci` run in tests/mcp and a Python with
@@ -160,6 +160,12 @@ impl McpClient {
     /// The next progress notification the gateway sent while a call waits for a reviewer.
     fn waiting(&mut self, tag: &str) -> Value {
         self.expect(|e| e["tag"] == tag && e["message"].is_string(), &format!("progress of call {tag}"))
+    }
+
+    /// Kill the client process (SIGKILL): no goodbye, its pipes just close.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     fn quit(mut self) {
@@ -348,10 +354,9 @@ async fn a_stdio_client_is_governed_call_by_call() {
 
     // once approved, a long-running tool's own progress reaches the client under the client's token
     client.call("long", "everything.trigger-long-running-operation", json!({"duration": 1, "steps": 3}));
-    client.waiting("long");
+    let waited = client.waiting("long")["progress"].as_f64().unwrap();
     let case = case_of(&s, &lena, "everything.trigger-long-running-operation").await;
     answer(&s, &lena, &case, json!({"decision": "approve", "rationale": "a short run is fine"})).await;
-    let waited = client.waiting("long")["progress"].as_f64().unwrap();
     // (shifted past the progress the client saw while the call waited: progress only increases)
     let step = client.expect(|e| e["tag"] == "long" && e["total"].is_number(), "the upstream's own progress");
     let (progress, total) = (step["progress"].as_f64().unwrap(), step["total"].as_f64().unwrap());
@@ -363,7 +368,16 @@ async fn a_stdio_client_is_governed_call_by_call() {
     client.call("unknown", "fs.format_disk", json!({}));
     let o = client.outcome("unknown");
     assert!(o["error"].as_str().unwrap().contains("has no tool `format_disk`"), "{o}");
-    client.quit();
+
+    // the client dies while a call waits: the gateway sees its stdin close and withdraws the case before exiting
+    client.call("orphan", "fs.write_file", json!({"path": srv.join("orphan.txt"), "content": "x"}));
+    client.waiting("orphan");
+    let case = case_of(&s, &lena, "fs.write_file").await;
+    client.kill();
+    let id = case["decision_id"].as_str().unwrap();
+    let d = decision_until(&s, id, |d| !d["final"].is_null(), "withdrawing the orphaned call").await;
+    assert_eq!(d["final"]["source"], "withdrawn", "{d}");
+    assert!(!srv.join("orphan.txt").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
