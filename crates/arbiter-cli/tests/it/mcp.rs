@@ -11,7 +11,8 @@
 //! its case and nothing is written; a reviewer's refusal and an SLA fallback
 //! come back with their reasons; an approved long-running tool's progress is
 //! relayed; a client that dies leaves no case waiting. Over HTTP: each client proposes with its own
-//! key, a bad key is refused, and a cancelled HTTP call withdraws its case.
+//! key, a bad key is refused, a cancelled HTTP call withdraws its case, and an
+//! upstream reached over streamable HTTP serves an approved call.
 //!
 //! Needs Node.js with `npm ci` run in tests/mcp and a Python with
 //! tests/mcp/requirements.txt (in $ARBITER_VENV); without them the tests say
@@ -392,10 +393,28 @@ async fn http_clients_propose_with_their_own_keys() {
     let other = s.key("notebook-agent", "agent", &[]).await;
     let eve = s.key("eve", "reviewer", &["engineer"]).await;
 
+    // a third upstream reached over streamable HTTP: the "everything" server's HTTP transport
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut web = Command::new("node")
+        .arg(modules.join("server-everything/dist/index.js"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut web_log = BufReader::new(web.stderr.take().unwrap()).lines();
+    assert!(
+        web_log.by_ref().map_while(Result::ok).any(|l| l.contains("listening on port")),
+        "the HTTP upstream did not start"
+    );
+    std::thread::spawn(move || for _ in web_log {});
+
     // the gateway, without a key of its own, serving streamable HTTP on a free port
     let mut gateway = Command::new(bin())
         .args(["mcp", "--url", &s.url, "--listen", "127.0.0.1:0", "--progress-every", "1"])
         .args(upstream_args(&modules, &srv))
+        .args(["--upstream-url", &format!("web=http://127.0.0.1:{port}/mcp")])
         .env("RUST_LOG", "warn")
         .env_remove("ARBITER_KEY")
         .stdout(Stdio::piped())
@@ -428,6 +447,15 @@ async fn http_clients_propose_with_their_own_keys() {
     let d = decision_until(&s, id, |d| !d["final"].is_null(), "withdrawing the cancelled HTTP call").await;
     assert_eq!(d["final"]["source"], "withdrawn", "{d}");
 
+    // a tool of the HTTP upstream, approved by a reviewer, runs there
+    ide_client.call("sum", "web.get-sum", json!({"a": 2, "b": 3}));
+    ide_client.waiting("sum");
+    let case = case_of(&s, &eve, "web.get-sum").await;
+    answer(&s, &eve, &case, json!({"decision": "approve", "rationale": "arithmetic is harmless"})).await;
+    let r = ide_client.result("sum");
+    assert_eq!(r["is_error"], false, "{r}");
+    assert!(r["text"].as_str().unwrap().contains('5'), "{r}");
+
     // a key Arbiter does not know: refused, and said so
     let mut stranger = McpClient::start(&python, &["http".into(), url.clone(), "arb_000000000000_nope".into()]);
     stranger.call("echo", "everything.echo", json!({"message": "hi"}));
@@ -440,4 +468,6 @@ async fn http_clients_propose_with_their_own_keys() {
     stranger.quit();
     let _ = gateway.kill();
     let _ = gateway.wait();
+    let _ = web.kill();
+    let _ = web.wait();
 }
