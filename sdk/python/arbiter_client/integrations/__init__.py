@@ -1,0 +1,1 @@
+"""Integrations with agent frameworks: ``langgraph`` and ``openai_agents`` (each imports its framework)."""
