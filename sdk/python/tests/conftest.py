@@ -15,6 +15,9 @@ from typing import Any, Iterator, Optional
 import httpx
 import pytest
 
+# The OpenAI Agents SDK would try to export its traces to OpenAI; the tests are offline.
+os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
+
 REPO = Path(__file__).resolve().parents[3]
 POLICY = Path(__file__).with_name("policy.yaml")
 

@@ -10,6 +10,7 @@ mod mcp;
 mod readme;
 mod receipts;
 mod review;
+mod sdk;
 mod support;
 mod traces;
 mod tuning;
