@@ -119,6 +119,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let spin = crate::progress::Progress::spinner(&format!("tuning {} decisions", h.len()));
     let (result, curves) = tune(&h, &opts);
+    let calibrations = arbiter_core::tuning::calibration(&h, CALIBRATION_BINS);
     drop(spin);
     let tune_time = started.elapsed();
     if let Some(dir) = &args.plots {
@@ -128,6 +129,10 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
             let path = dir.join(format!("{}.svg", c.name.replace(['/', '\\', ':'], "_")));
             std::fs::write(&path, plot(c, r, &opts).svg())
                 .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        for c in &calibrations {
+            let path = dir.join(format!("{}.calibration.svg", c.action.replace(['/', '\\', ':'], "_")));
+            std::fs::write(&path, reliability(c).svg()).with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     let new_policy = match (&args.policy, &args.out) {
@@ -146,11 +151,12 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"result": result, "load_seconds": load_time.as_secs_f64(), "tune_seconds": tune_time.as_secs_f64()})
+                &serde_json::json!({"result": result, "calibration": calibrations, "load_seconds": load_time.as_secs_f64(), "tune_seconds": tune_time.as_secs_f64()})
             )?
         );
     } else {
         print_table(&result, &opts);
+        print_calibration(&calibrations);
         eprintln!(
             "(loaded {} decisions in {:.2}s; tuned in {:.3}s)",
             loaded_n,
@@ -241,6 +247,53 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
     }
     if r.optimality_gap > 0.0 {
         println!("the allocation is within {:.1} cost units of the exact optimum (proven bound)", r.optimality_gap);
+    }
+}
+
+/// Bins of the reliability diagrams.
+const CALIBRATION_BINS: usize = 10;
+
+/// How far each class's stated confidence is from its observed accuracy: the
+/// thresholds' error bounds hold on this history, but only carry over to new
+/// decisions as far as the confidences are calibrated.
+fn print_calibration(cals: &[arbiter_core::tuning::Calibration]) {
+    println!();
+    println!("calibration (stated confidence against observed accuracy, {CALIBRATION_BINS} bins; --plots draws them):");
+    for c in cals.iter().filter(|c| c.n > 0) {
+        let lean = if c.overconfidence > 0.0 { "overconfident" } else { "underconfident" };
+        println!(
+            "  {:<24} expected calibration error {:>5.1}%, {lean} by {:.1} points on average",
+            c.action,
+            100.0 * c.ece,
+            100.0 * c.overconfidence.abs()
+        );
+    }
+}
+
+/// A reliability diagram: observed accuracy per bin of stated confidence, against the diagonal.
+fn reliability(c: &arbiter_core::tuning::Calibration) -> Chart {
+    Chart {
+        title: format!("{}: calibration ({} decisions, error {:.1}%)", c.action, c.n, 100.0 * c.ece),
+        x_label: "stated confidence".into(),
+        y_label: "observed share right".into(),
+        series: vec![
+            Series {
+                name: "perfectly calibrated".into(),
+                points: vec![(0.0, 0.0), (1.0, 1.0)],
+                color: "#888",
+                dashed: true,
+            },
+            Series {
+                name: "this agent".into(),
+                points: c.bins.iter().map(|b| (b.mean_confidence, b.observed)).collect(),
+                color: "#0a6ebd",
+                dashed: false,
+            },
+        ],
+        x_axis: arbiter_core::chart::Axis::Percent,
+        y_axis: arbiter_core::chart::Axis::Percent,
+        x_range: Some((0.0, 1.0)),
+        ..Default::default()
     }
 }
 

@@ -34,11 +34,11 @@ def arbiter_bin() -> str:
 
 
 class Server:
-    def __init__(self, tmp: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, tmp: Path, extra: tuple[str, ...] = (), policy: Path = POLICY) -> None:
         self.bin = arbiter_bin()
         self.db = tmp / "arbiter.db"
         self.proc = subprocess.Popen(
-            [self.bin, "serve", "--listen", "127.0.0.1:0", "--db", str(self.db), "--policy", str(POLICY), *extra],
+            [self.bin, "serve", "--listen", "127.0.0.1:0", "--db", str(self.db), "--policy", str(policy), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "RUST_LOG": "warn"})
         self.url = ""
         self.admin = ""
@@ -101,6 +101,14 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     s = Server(tmp_path)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def soc_server(tmp_path: Path) -> Iterator[Server]:
+    """A server with the SOC example policy, as the examples expect."""
+    s = Server(tmp_path, policy=REPO / "examples" / "policies" / "soc.yaml")
     yield s
     s.stop()
 

@@ -21,9 +21,11 @@
 //!    ≤ `max_escalation_rate` ([`allocate`]).
 
 mod allocate;
+pub mod calibration;
 pub mod history;
 
 pub use allocate::{Allocation, Choice, allocate, brute_force};
+pub use calibration::{Calibration, CalibrationBin, calibration};
 pub use history::{History, HistoryError};
 
 use crate::stats::{binomial_cdf, clopper_pearson_upper};
