@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, TypedDict
 
+import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -150,3 +152,62 @@ def test_interrupt_and_resume_across_a_process_restart(server, agent_key, review
     decisions = server.http.get("/v1/decisions/" + state["pending"][0], headers=admin).json()
     assert decisions["final"]["source"] == "review"
     assert decisions["idempotency_key"] == "langgraph:alert-4711:call_isolate_1"
+
+
+def test_a_webhook_resumes_the_graph(tmp_path):
+    """Interrupt mode fed by a webhook: the `case.decided` delivery (signature checked) says which
+    decision is final, and `Command(resume=True)` finishes the run without any polling."""
+    import http.server
+    import threading
+
+    from arbiter_client.webhooks import BadSignature, verify as verify_webhook
+    from conftest import Server
+
+    received: list[tuple[str, bytes]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Arbiter-Signature"], body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    server = Server(tmp_path, extra=("--webhook-allow-private",))
+    try:
+        admin = {"Authorization": f"Bearer {server.admin}"}
+        r = server.http.post("/v1/webhooks", headers=admin, json={
+            "url": f"http://127.0.0.1:{hook.server_address[1]}/hook", "events": ["case.decided"]})
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        reviewer = server.key("ana", "reviewer", ("soc_analyst",))
+        arbiter = Client(server.url, server.key("soc-agent", "agent"))
+        ran.clear()
+        node = ArbiterToolNode([isolate_host], arbiter, mode="interrupt", confidence=lambda call, state: 0.8)
+        one = AIMessage(content="", tool_calls=[{"name": "isolate_host", "args": {"host": "ws-3"}, "id": "w1"}])
+        graph = graph_with(node, [one, AIMessage(content="done")], InMemorySaver())
+        config = {"configurable": {"thread_id": "t-webhook"}}
+        graph.invoke({"messages": [HumanMessage("ws-3 beacons")]}, config)
+        (pending,) = pending_decisions(graph, config)
+        server.answer(reviewer, pending, "approve", "confirmed beacon")
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received, "no webhook delivery within 30 s"
+        signature, body = received[0]
+        event = verify_webhook(secret, signature, body)
+        assert event["type"] == "case.decided" and event["event"]["decision_id"] == pending
+        with pytest.raises(BadSignature):
+            verify_webhook(secret, signature, body.replace(b"approve", b"APPROVE") + b" ")
+        with pytest.raises(BadSignature):
+            verify_webhook(secret, signature, body, now=time.time() + 3600)
+        out = graph.invoke(Command(resume=True), config)
+        assert ran == [("isolate_host", "ws-3", "full")]
+        assert out["messages"][-1].content == "done"
+    finally:
+        server.stop()
+        hook.shutdown()
