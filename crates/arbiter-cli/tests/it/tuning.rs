@@ -95,9 +95,22 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
             assert!(c["auto_error_upper"].as_f64().unwrap() <= 0.05 + 1e-9, "{c}");
         }
     }
-    assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 6);
+    assert_eq!(
+        std::fs::read_dir(&plots).unwrap().count(),
+        12,
+        "a risk-coverage plot and a reliability diagram per class"
+    );
     let svg = std::fs::read_to_string(plots.join("action_000.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("risk vs coverage"));
+    let svg = std::fs::read_to_string(plots.join("action_000.calibration.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("calibration") && svg.contains("perfectly calibrated"));
+    let cal = v["calibration"].as_array().unwrap();
+    assert_eq!(cal.len(), 6);
+    for c in cal {
+        let ece = c["ece"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ece), "{c}");
+        assert!(!c["bins"].as_array().unwrap().is_empty());
+    }
     // the new policy keeps the SOC triggers and carries the thresholds
     let (code, checked, _) = run(&["policy", "check", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{checked}");
