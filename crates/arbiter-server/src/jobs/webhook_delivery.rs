@@ -296,4 +296,24 @@ mod tests {
         let secs: Vec<u64> = (1..=8).map(|n| backoff(b, n).as_secs()).collect();
         assert_eq!(secs, [5, 15, 45, 135, 405, 1215, 3600, 3600]);
     }
+
+    /// An `https://` webhook is sent over TLS: the receiver's first bytes are a
+    /// TLS handshake record. (Before the client had a TLS backend, the request
+    /// failed before connecting, so no `https://` webhook could ever be delivered.)
+    #[tokio::test]
+    async fn https_webhooks_speak_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let policy = Arc::new(OutboundPolicy { allow_hosts: vec!["localhost".into()], ..Default::default() });
+        let http = client(Duration::from_secs(5), policy);
+        let send =
+            tokio::spawn(async move { http.post(format!("https://localhost:{port}/hook")).body("{}").send().await });
+        let (mut conn, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.unwrap().unwrap();
+        let mut first = [0u8; 3];
+        conn.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, [0x16, 0x03, 0x01], "a TLS handshake record (ClientHello)");
+        drop(conn);
+        assert!(send.await.unwrap().is_err(), "no TLS server here: the attempt fails, as a delivery error");
+    }
 }
