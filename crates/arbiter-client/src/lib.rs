@@ -55,6 +55,14 @@ impl Client {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<(T, Option<String>)> {
+        let (text, next) = self.exchange(req, what).await?;
+        let text = if text.is_empty() { "null" } else { &text };
+        Ok((serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))?, next))
+    }
+
+    /// Send as this key; the answer's text and its `Link: rel="next"` cursor,
+    /// or the server's [`Problem`] as the error.
+    async fn exchange(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(String, Option<String>)> {
         let r =
             req.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
         let next = r.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
@@ -66,8 +74,7 @@ impl Client {
                 Err(_) => anyhow!("{what}: {status}: {text}"),
             });
         }
-        let text = if text.is_empty() { "null" } else { &text };
-        Ok((serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))?, next))
+        Ok((text, next))
     }
 
     /// GET a page of a listing: the items and the next page's cursor.
@@ -92,18 +99,7 @@ impl Client {
 
     /// GET a path whose answer is text (JSON Lines, prompt text).
     pub async fn get_text(&self, path: &str) -> Result<String> {
-        let what = format!("GET {path}");
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.key).send().await;
-        let r = r.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
-        let status = r.status();
-        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
-        if !status.is_success() {
-            return Err(match serde_json::from_str::<Problem>(&text) {
-                Ok(problem) => problem.into(),
-                Err(_) => anyhow!("{what}: {status}: {text}"),
-            });
-        }
-        Ok(text)
+        Ok(self.exchange(self.http.get(format!("{}{path}", self.url)), &format!("GET {path}")).await?.0)
     }
 
     /// POST a YAML document (a policy file) and read the answer as `T`.

@@ -34,12 +34,7 @@ fn repo() -> PathBuf {
 /// The Python with the MCP SDK and the directory of the npm MCP servers, or why not.
 fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     let modules = repo().join("tests/mcp/node_modules/@modelcontextprotocol");
-    let python = std::env::var("ARBITER_VENV")
-        .ok()
-        .map(|v| Path::new(&v).join("bin/python"))
-        .into_iter()
-        .chain(std::iter::once(PathBuf::from("python3")))
-        .find(|p| Command::new(p).args(["-c", "import mcp, httpx2"]).output().is_ok_and(|o| o.status.success()));
+    let python = crate::support::python_with("ARBITER_VENV", "mcp, httpx2");
     let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     let servers = modules.join("server-filesystem/dist/index.js").exists()
         && modules.join("server-everything/dist/index.js").exists();

@@ -13,18 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn python() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = std::env::var("ARBITER_SDK_VENV")
-        .ok()
-        .map(|v| Path::new(&v).join("bin/python"))
-        .into_iter()
-        .chain(std::iter::once(PathBuf::from("python3")))
-        .collect();
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import arbiter_client, pytest, langgraph, agents, cryptography"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    crate::support::python_with("ARBITER_SDK_VENV", "arbiter_client, pytest, langgraph, agents, cryptography")
 }
 
 #[test]

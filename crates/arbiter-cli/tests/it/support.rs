@@ -7,6 +7,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Path of the binary under test.
+/// A Python that can import `modules` (comma-separated, as in an `import`
+/// statement): the venv named by `$venv_var` first, else `python3`.
+pub fn python_with(venv_var: &str, modules: &str) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = std::env::var(venv_var)
+        .ok()
+        .map(|v| Path::new(&v).join("bin/python"))
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("python3")))
+        .collect();
+    candidates.into_iter().find(|p| {
+        Command::new(p).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_arbiter")
 }

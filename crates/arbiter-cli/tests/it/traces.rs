@@ -15,18 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn python() -> Option<PathBuf> {
-    let candidates: Vec<PathBuf> = std::env::var("ARBITER_VENV")
-        .ok()
-        .map(|v| Path::new(&v).join("bin/python"))
-        .into_iter()
-        .chain(std::iter::once(PathBuf::from("python3")))
-        .collect();
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    crate::support::python_with("ARBITER_VENV", "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http")
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
