@@ -4,7 +4,7 @@
 use crate::call::{self, CallSite, Next};
 use crate::upstream::{Upstream, UpstreamSpec};
 use anyhow::{Context, Result};
-use arbiter_api::decisions::ToolResultRequest;
+use arbiter_api::decisions::{DecisionRequest, ToolResultRequest};
 use arbiter_api::problem::Problem;
 use arbiter_api::receipts::ConsumeRequest;
 use arbiter_client::Client;
@@ -221,13 +221,15 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let client = ctx.peer.peer_info().map(|i| (i.client_info.name.clone(), i.client_info.version.clone()));
-        CallSite {
-            session: http_session.unwrap_or_else(|| self.id.clone()),
-            request_id: ctx.id.to_string(),
-            transport: self.transport,
-            client,
-            traceparent,
-        }
+        // A stdio connection is one session; over HTTP the client's `Mcp-Session-Id` names it,
+        // and a stateless request (no session) is a session of its own, so two clients'
+        // request ids never meet in one idempotency key.
+        let session = match (http_session, self.transport) {
+            (Some(s), _) => s,
+            (None, "http") => uuid::Uuid::now_v7().to_string(),
+            (None, _) => self.id.clone(),
+        };
+        CallSite { session, request_id: ctx.id.to_string(), transport: self.transport, client, traceparent }
     }
 
     /// Wait for the final verdict of an escalated decision, telling the
@@ -306,7 +308,7 @@ impl Session {
         let site = self.site(ctx, traceparent);
         let proposal = call::proposal(up_name, tool, args, &upstream.hints(tool), &site);
         let arbiter = self.arbiter_for(ctx);
-        let d = match arbiter.propose(&proposal, Some(&site.idempotency_key())).await {
+        let d = match propose(&arbiter, &proposal, &site.idempotency_key()).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(tool = %name, error = %problem_text(&e), "Arbiter could not decide a call; not run");
@@ -384,6 +386,26 @@ impl Session {
         let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
         meta.0.insert("arbiter".into(), call::result_meta(&d));
         Ok(result)
+    }
+}
+
+/// Propose, retrying (same idempotency key, so still one decision) when
+/// Arbiter could not be reached or answered 5xx/429; its other answers are final.
+async fn propose(arbiter: &Client, proposal: &DecisionRequest, key: &str) -> anyhow::Result<Decision> {
+    let mut attempt = 0u32;
+    loop {
+        match arbiter.propose(proposal, Some(key)).await {
+            Ok(d) => return Ok(d),
+            Err(e) => {
+                let transient = e.downcast_ref::<Problem>().is_none_or(|p| p.status >= 500 || p.status == 429);
+                if !transient || attempt == 3 {
+                    return Err(e);
+                }
+                attempt += 1;
+                tracing::warn!(error = %problem_text(&e), attempt, "proposing failed; retrying with the same idempotency key");
+                tokio::time::sleep(Duration::from_millis(200 * 3u64.pow(attempt - 1))).await;
+            }
+        }
     }
 }
 

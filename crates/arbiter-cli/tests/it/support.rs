@@ -16,9 +16,9 @@ pub fn python_with(venv_var: &str, modules: &str) -> Option<PathBuf> {
         .into_iter()
         .chain(std::iter::once(PathBuf::from("python3")))
         .collect();
-    candidates.into_iter().find(|p| {
-        Command::new(p).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success())
-    })
+    candidates
+        .into_iter()
+        .find(|p| Command::new(p).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success()))
 }
 
 pub fn bin() -> &'static str {
