@@ -91,7 +91,7 @@ def _retry_after(resp: Optional[httpx.Response], attempt: int, base: float) -> f
                 return min(float(ra), 60.0)
             except ValueError:
                 pass
-    return min(base * (2 ** attempt), 30.0) * (0.5 + random.random() / 2)
+    return float(min(base * 2.0**attempt, 30.0) * (0.5 + random.random() / 2))
 
 
 def _read(resp: httpx.Response) -> Any:

@@ -59,7 +59,7 @@ def openai_logprobs(choice_logprobs: Any) -> list[float]:
         content = choice_logprobs.get("content")
     if not content:
         return []
-    return [float(getattr(t, "logprob", None) if not isinstance(t, dict) else t["logprob"]) for t in content]
+    return [float(t["logprob"] if isinstance(t, dict) else t.logprob) for t in content]
 
 
 def self_consistency(answers: Sequence[T]) -> tuple[Optional[T], float]:

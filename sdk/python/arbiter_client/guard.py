@@ -127,7 +127,7 @@ def guarded(fn: F, *, action: Optional[str] = None, client: Union[Client, AsyncC
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            c = cast(AsyncClient, client) if client is not None else AsyncClient()
+            c = client if isinstance(client, AsyncClient) else AsyncClient()
             p = spec.proposal(args, kwargs)
             d = await c.wait(await c.propose(p["action"], p["args"], confidence=p["confidence"],
                                              signals=p["signals"], context=p["context"],
@@ -152,7 +152,7 @@ def guarded(fn: F, *, action: Optional[str] = None, client: Union[Client, AsyncC
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        c = cast(Client, client) if client is not None else Client()
+        c = client if isinstance(client, Client) else Client()
         p = spec.proposal(args, kwargs)
         d = c.wait(c.propose(p["action"], p["args"], confidence=p["confidence"], signals=p["signals"],
                              context=p["context"], idempotency_key=p["idempotency_key"]), timeout=spec.timeout)

@@ -43,4 +43,5 @@ def verify(secret: str, signature_header: str, body: Union[bytes, str], *, toler
         raise BadSignature("the signature does not match: another secret, or an altered body")
     if abs((now if now is not None else time.time()) - t) > tolerance:
         raise BadSignature(f"the delivery is {abs((now or time.time()) - t):.0f} s old (more than {tolerance:.0f} s)")
-    return json.loads(raw)
+    event: dict[str, Any] = json.loads(raw)
+    return event

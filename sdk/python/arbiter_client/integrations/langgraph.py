@@ -169,7 +169,7 @@ def pending_decisions(graph: Any, config: RunnableConfig) -> list[str]:
     return ids
 
 
-def resume_command(client: Client, graph: Any, config: RunnableConfig, *, timeout: Optional[float] = None) -> Command:
+def resume_command(client: Client, graph: Any, config: RunnableConfig, *, timeout: Optional[float] = None) -> Command[Any]:
     """Wait until every decision the graph's interrupts name is final; the ``Command`` to resume it with."""
     finals = {i: client.wait(i, timeout=timeout).final for i in pending_decisions(graph, config)}
     return Command(resume={i: (f.model_dump() if f else None) for i, f in finals.items()})
