@@ -466,3 +466,28 @@ async fn http_clients_propose_with_their_own_keys() {
     let _ = web.kill();
     let _ = web.wait();
 }
+
+/// Startup mistakes are errors that name what is wrong (no Python or Node needed).
+#[test]
+fn the_gateway_says_what_is_wrong_at_startup() {
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).arg("mcp").args(args).env_remove("ARBITER_KEY").output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = run(&["--key", "k"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no upstream: pass --upstream-cmd"), "{err}");
+    let (code, err) = run(&["--upstream-cmd", "fs=true"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no agent key: pass --key or set ARBITER_KEY"), "{err}");
+    let (code, err) = run(&["--key", "k", "--upstream-cmd", "fs=true", "--upstream-cmd", "fs=true"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("two upstreams are named `fs`"), "{err}");
+    let (code, err) = run(&["--key", "k", "--upstream-url", "web=ftp://example.com"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+    // an upstream that exits at once: named, with its command
+    let (code, err) = run(&["--key", "k", "--url", "http://127.0.0.1:9", "--upstream-cmd", "fs=exit 3"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("the upstream `fs` (exit 3) did not complete the MCP handshake"), "{err}");
+}
