@@ -372,17 +372,17 @@ impl Session {
         let mut result = match result {
             Ok(r) => r,
             Err(rmcp::ServiceError::McpError(e)) => {
-                record(arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
+                record(&gateway.in_flight, arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
                 return Err(e);
             }
             Err(e) => {
                 let text = format!("The upstream `{up_name}` failed to run `{tool}`: {e} (decision {})", d.id);
-                record(arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
+                record(&gateway.in_flight, arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
                 return Ok(told(text, true, Some(&d)));
             }
         };
         let content = serde_json::to_value(&result).unwrap_or(Value::Null);
-        record(arbiter, d.id.clone(), content, result.is_error == Some(true));
+        record(&gateway.in_flight, arbiter, d.id.clone(), content, result.is_error == Some(true));
         let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
         meta.0.insert("arbiter".into(), call::result_meta(&d));
         Ok(result)
@@ -410,9 +410,16 @@ async fn propose(arbiter: &Client, proposal: &DecisionRequest, key: &str) -> any
 }
 
 /// Keep what the tool returned on the decision, in the background: the
-/// client has its answer already; a failure is logged.
-fn record(arbiter: Client, decision_id: String, content: Value, is_error: bool) {
-    tokio::spawn(async move {
+/// client has its answer already; a failure is logged. Tracked with the
+/// calls, so a stopping gateway finishes recording before it exits.
+fn record(
+    in_flight: &tokio_util::task::TaskTracker,
+    arbiter: Client,
+    decision_id: String,
+    content: Value,
+    is_error: bool,
+) {
+    in_flight.spawn(async move {
         let req = ToolResultRequest { content, is_error };
         if let Err(e) = arbiter.record_result(&decision_id, &req).await {
             tracing::warn!(decision = %decision_id, error = %problem_text(&e), "could not record the tool's result");
