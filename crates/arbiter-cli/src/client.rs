@@ -42,32 +42,32 @@ impl Api {
 
     /// GET a path and read the answer as `T`.
     pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.rt.block_on(self.client.get(path))
+        Ok(self.rt.block_on(self.client.get(path))?)
     }
 
     /// POST JSON to a path and read the answer as `T`.
     pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
-        self.rt.block_on(self.client.post(path, body))
+        Ok(self.rt.block_on(self.client.post(path, body))?)
     }
 
     /// PATCH JSON to a path and read the answer as `T`.
     pub fn patch_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
-        self.rt.block_on(self.client.patch(path, body))
+        Ok(self.rt.block_on(self.client.patch(path, body))?)
     }
 
     /// POST a YAML document and read the answer as `T`.
     pub fn post_yaml<T: DeserializeOwned>(&self, path: &str, yaml: String) -> Result<T> {
-        self.rt.block_on(self.client.post_yaml(path, yaml))
+        Ok(self.rt.block_on(self.client.post_yaml(path, yaml))?)
     }
 
     /// GET a page of a listing: the items and the next page's cursor.
     pub fn get_page<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Option<String>)> {
-        self.rt.block_on(self.client.get_page(path))
+        Ok(self.rt.block_on(self.client.get_page(path))?)
     }
 
     /// GET a path whose answer is text.
     pub fn get_text(&self, path: &str) -> Result<String> {
-        self.rt.block_on(self.client.get_text(path))
+        Ok(self.rt.block_on(self.client.get_text(path))?)
     }
 
     /// POST JSON to a path; the answer as JSON.

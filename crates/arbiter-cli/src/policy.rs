@@ -451,7 +451,7 @@ fn activate(api: &crate::client::ApiArgs, target: Target, yes: bool, force: bool
     let path = format!("/v1/policy/versions/{}/activate{}", chosen.hash, if force { "?force=true" } else { "" });
     let v: arbiter_api::policy::PolicyView = match api.post_as(&path, &json!({})) {
         Ok(v) => v,
-        Err(e) => match e.downcast_ref::<arbiter_api::problem::Problem>() {
+        Err(e) => match e.downcast_ref::<arbiter_client::Error>().and_then(arbiter_client::Error::problem) {
             Some(p) if p.code == "policy_change_unconfirmed" => {
                 bail!(
                     "not activated: {}; if that is intended, rerun with --force",

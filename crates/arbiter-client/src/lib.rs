@@ -1,9 +1,9 @@
 //! An async client of Arbiter's HTTP API, calling as one key.
 //!
-//! Errors come back as the server's [`Problem`] inside the `anyhow::Error`
-//! (`err.downcast_ref::<Problem>()`), so callers can act on its stable code.
+//! Errors are [`Error`]: the server's [`Problem`] when it answered with one
+//! (its stable code and advice, [`Error::problem`]), else what went wrong on
+//! the way.
 
-use anyhow::{Context, Result, anyhow};
 use arbiter_api::cases::{CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, QueueView};
 use arbiter_api::decisions::{DecisionRequest, OutcomeRequest, ToolResultRequest, WithdrawRequest};
 use arbiter_api::keys::{CreateKey, CreatedKey};
@@ -13,6 +13,55 @@ use arbiter_api::reviews::OpenReview;
 use arbiter_core::{Case, Decision};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// What can go wrong calling the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a problem document (an API error).
+    #[error("{0}")]
+    Problem(Box<Problem>),
+    /// No answer: the server is down, unreachable, or the connection broke.
+    #[error("cannot reach Arbiter at {url}: {source}")]
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An error status without a problem document: not Arbiter, or a proxy in between.
+    #[error("{what}: HTTP {status}: {body}")]
+    NotArbiter {
+        /// The request, e.g. `GET /v1/queue`.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// A success whose body is not what the request returns.
+    #[error("unexpected answer to {what}: {source}")]
+    Unexpected {
+        /// The request.
+        what: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// The server's problem document, when it sent one.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Error::Problem(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The result of an API call.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// An async connection to the API as one key, with typed calls for the
 /// endpoints the demo and the load generators use. Errors come back as the
@@ -57,21 +106,27 @@ impl Client {
     ) -> Result<(T, Option<String>)> {
         let (text, next) = self.exchange(req, what).await?;
         let text = if text.is_empty() { "null" } else { &text };
-        Ok((serde_json::from_str(text).with_context(|| format!("unexpected answer to {what}"))?, next))
+        let value =
+            serde_json::from_str(text).map_err(|source| Error::Unexpected { what: what.to_string(), source })?;
+        Ok((value, next))
     }
 
     /// Send as this key; the answer's text and its `Link: rel="next"` cursor,
     /// or the server's [`Problem`] as the error.
     async fn exchange(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(String, Option<String>)> {
-        let r =
-            req.bearer_auth(&self.key).send().await.with_context(|| format!("cannot reach Arbiter at {}", self.url))?;
+        let unreachable = |source| Error::Unreachable { url: self.url.clone(), source };
+        let r = req.bearer_auth(&self.key).send().await.map_err(unreachable)?;
         let next = r.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
         let status = r.status();
-        let text = r.text().await.with_context(|| format!("the answer to {what} broke off"))?;
+        let text = r.text().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(match serde_json::from_str::<Problem>(&text) {
-                Ok(problem) => problem.into(),
-                Err(_) => anyhow!("{what}: {status}: {text}"),
+                Ok(problem) => Error::Problem(Box::new(problem)),
+                Err(_) => Error::NotArbiter {
+                    what: what.to_string(),
+                    status: status.as_u16(),
+                    body: text.chars().take(500).collect(),
+                },
             });
         }
         Ok((text, next))

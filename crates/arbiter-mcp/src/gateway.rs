@@ -1,11 +1,10 @@
 //! The gateway: an MCP server to the agent's client, an MCP client to the
 //! upstream servers, and an Arbiter client in between.
 
+use crate::GatewayError;
 use crate::call::{self, CallSite, Next};
 use crate::upstream::{Upstream, UpstreamSpec};
-use anyhow::{Context, Result};
 use arbiter_api::decisions::{DecisionRequest, ToolResultRequest};
-use arbiter_api::problem::Problem;
 use arbiter_api::receipts::ConsumeRequest;
 use arbiter_client::Client;
 use arbiter_core::receipt::ReceiptKey;
@@ -58,16 +57,25 @@ pub struct Gateway {
 
 impl Gateway {
     /// Connect to every upstream (in order; the first failure is the error).
-    pub async fn connect(specs: &[UpstreamSpec], arbiter: Client, config: GatewayConfig) -> Result<Arc<Gateway>> {
+    pub async fn connect(
+        specs: &[UpstreamSpec],
+        arbiter: Client,
+        config: GatewayConfig,
+    ) -> Result<Arc<Gateway>, GatewayError> {
         let mut seen = std::collections::BTreeSet::new();
         for s in specs {
-            anyhow::ensure!(
-                seen.insert(&s.name),
-                "two upstreams are named `{}`: give one another name (NAME=...)",
-                s.name
-            );
+            if !seen.insert(&s.name) {
+                return Err(GatewayError::Config(format!(
+                    "two upstreams are named `{}`: give one another name (NAME=...)",
+                    s.name
+                )));
+            }
         }
-        anyhow::ensure!(!specs.is_empty(), "no upstream: pass --upstream-cmd or --upstream-url at least once");
+        if specs.is_empty() {
+            return Err(GatewayError::Config(
+                "no upstream: pass --upstream-cmd or --upstream-url at least once".into(),
+            ));
+        }
         let mut upstreams = Vec::with_capacity(specs.len());
         for s in specs {
             let up = Upstream::connect(s).await?;
@@ -82,7 +90,7 @@ impl Gateway {
             in_flight: tokio_util::task::TaskTracker::new(),
         };
         if gateway.config.require_receipts {
-            gateway.refresh_keys().await.context("cannot read Arbiter's receipt keys (GET /v1/receipts/keys)")?;
+            gateway.refresh_keys().await.map_err(GatewayError::ReceiptKeys)?;
         }
         Ok(Arc::new(gateway))
     }
@@ -110,7 +118,7 @@ impl Gateway {
         Session { gateway: self.clone(), id: uuid::Uuid::now_v7().to_string(), transport }
     }
 
-    async fn refresh_keys(&self) -> Result<()> {
+    async fn refresh_keys(&self) -> arbiter_client::Result<()> {
         let keys = self.arbiter.receipt_keys().await?.keys;
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(())
@@ -161,10 +169,10 @@ impl Gateway {
 }
 
 /// The text of an Arbiter error: the problem's detail and code when it is one.
-fn problem_text(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<Problem>() {
+fn problem_text(e: &arbiter_client::Error) -> String {
+    match e.problem() {
         Some(p) => format!("{} ({})", p.detail, p.code),
-        None => format!("{e:#}"),
+        None => e.to_string(),
     }
 }
 
@@ -391,13 +399,13 @@ impl Session {
 
 /// Propose, retrying (same idempotency key, so still one decision) when
 /// Arbiter could not be reached or answered 5xx/429; its other answers are final.
-async fn propose(arbiter: &Client, proposal: &DecisionRequest, key: &str) -> anyhow::Result<Decision> {
+async fn propose(arbiter: &Client, proposal: &DecisionRequest, key: &str) -> arbiter_client::Result<Decision> {
     let mut attempt = 0u32;
     loop {
         match arbiter.propose(proposal, Some(key)).await {
             Ok(d) => return Ok(d),
             Err(e) => {
-                let transient = e.downcast_ref::<Problem>().is_none_or(|p| p.status >= 500 || p.status == 429);
+                let transient = e.problem().is_none_or(|p| p.status >= 500 || p.status == 429);
                 if !transient || attempt == 3 {
                     return Err(e);
                 }
@@ -450,7 +458,7 @@ impl ServerHandler for Session {
                     t.name = call::namespaced(&up.name, &t.name).into();
                     t
                 })),
-                Err(e) => tracing::warn!(upstream = %up.name, error = %format!("{e:#}"), "left out of tools/list"),
+                Err(e) => tracing::warn!(upstream = %up.name, error = %e, "left out of tools/list"),
             }
         }
         if self.gateway.config.hide_denied {

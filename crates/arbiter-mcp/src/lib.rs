@@ -24,13 +24,14 @@
 //! [`upstream`] reaches the servers; [`gateway`] ties them together.
 
 pub mod call;
+mod error;
 pub mod gateway;
 pub mod upstream;
 
+pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayConfig, Session};
 pub use upstream::{Target, UpstreamSpec};
 
-use anyhow::{Context, Result};
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -42,10 +43,11 @@ use std::sync::Arc;
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serve one MCP client on the process's stdin and stdout until it hangs up.
-pub async fn serve_stdio(gateway: Arc<Gateway>) -> Result<()> {
+pub async fn serve_stdio(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
     let session = gateway.session("stdio");
-    let running = session.serve(rmcp::transport::stdio()).await.context("the MCP client's handshake failed")?;
-    let reason = running.waiting().await.context("the MCP session ended abnormally")?;
+    let running =
+        session.serve(rmcp::transport::stdio()).await.map_err(|e| GatewayError::ClientHandshake(Box::new(e)))?;
+    let reason = running.waiting().await.map_err(GatewayError::Session)?;
     tracing::info!(?reason, "the MCP client hung up");
     gateway.drain(DRAIN).await;
     Ok(())
@@ -59,7 +61,7 @@ pub async fn serve_http(
     listener: tokio::net::TcpListener,
     allowed_hosts: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<(), GatewayError> {
     let ct = tokio_util::sync::CancellationToken::new();
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(allowed_hosts);
@@ -78,7 +80,7 @@ pub async fn serve_http(
             ct.cancel();
         })
         .await
-        .context("the MCP HTTP server failed")?;
+        .map_err(GatewayError::Http)?;
     gateway.drain(DRAIN).await;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The MCP servers behind the gateway: started as child processes speaking
 //! stdio, or reached over streamable HTTP.
 
+use crate::GatewayError;
 use crate::call::{Hints, valid_upstream_name};
-use anyhow::{Context, Result, bail};
 use rmcp::model::{ProgressNotificationParam, ProgressToken, Tool};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -102,23 +102,24 @@ impl UpstreamSpec {
     /// Read `NAME=TARGET` or a bare target, whose name is then derived from it
     /// (`npx -y @modelcontextprotocol/server-filesystem /srv` → `filesystem`,
     /// `http://host/github/mcp` → `host`).
-    pub fn parse(raw: &str, url: bool) -> Result<UpstreamSpec> {
+    pub fn parse(raw: &str, url: bool) -> Result<UpstreamSpec, GatewayError> {
         let raw = raw.trim();
         let (name, target) = match raw.split_once('=') {
             Some((n, t)) if valid_upstream_name(n) => (Some(n.to_string()), t.trim().to_string()),
             _ => (None, raw.to_string()),
         };
+        let wrong = |m: String| Err(GatewayError::Config(m));
         if target.is_empty() {
-            bail!("the upstream `{raw}` names no {}", if url { "URL" } else { "command" });
+            return wrong(format!("the upstream `{raw}` names no {}", if url { "URL" } else { "command" }));
         }
         if url && !(target.starts_with("http://") || target.starts_with("https://")) {
-            bail!("the upstream URL `{target}` must start with http:// or https://");
+            return wrong(format!("the upstream URL `{target}` must start with http:// or https://"));
         }
-        let name = match name {
+        let name = match name.or_else(|| derive_name(&target, url)) {
             Some(n) => n,
-            None => derive_name(&target, url).with_context(|| {
-                format!("cannot derive a name for the upstream `{target}`: write it as NAME={target}")
-            })?,
+            None => {
+                return wrong(format!("cannot derive a name for the upstream `{target}`: write it as NAME={target}"));
+            }
         };
         Ok(UpstreamSpec { name, target: if url { Target::Url(target) } else { Target::Command(target) } })
     }
@@ -160,7 +161,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Start or reach the upstream and complete the MCP handshake.
-    pub async fn connect(spec: &UpstreamSpec) -> Result<Upstream> {
+    pub async fn connect(spec: &UpstreamSpec) -> Result<Upstream, GatewayError> {
         let progress = ProgressRelay::default();
         let service = match &spec.target {
             Target::Command(cmd) => {
@@ -169,15 +170,19 @@ impl Upstream {
                 let (transport, _) = TokioChildProcess::builder(command)
                     .stderr(std::process::Stdio::inherit())
                     .spawn()
-                    .with_context(|| format!("cannot start the upstream `{}`: {cmd}", spec.name))?;
-                progress.clone().serve(transport).await.with_context(|| {
-                    format!("the upstream `{}` ({cmd}) did not complete the MCP handshake", spec.name)
+                    .map_err(|source| GatewayError::Start { name: spec.name.clone(), command: cmd.clone(), source })?;
+                progress.clone().serve(transport).await.map_err(|source| GatewayError::Handshake {
+                    name: spec.name.clone(),
+                    target: cmd.clone(),
+                    source: Box::new(source),
                 })?
             }
             Target::Url(url) => {
                 let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                progress.clone().serve(transport).await.with_context(|| {
-                    format!("the upstream `{}` at {url} did not complete the MCP handshake", spec.name)
+                progress.clone().serve(transport).await.map_err(|source| GatewayError::Handshake {
+                    name: spec.name.clone(),
+                    target: url.clone(),
+                    source: Box::new(source),
                 })?
             }
         };
@@ -187,13 +192,13 @@ impl Upstream {
     }
 
     /// The upstream's tools, fresh (and remembered for their annotations).
-    pub async fn list_tools(&self) -> Result<Vec<Tool>> {
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, GatewayError> {
         let tools = self
             .service
             .peer()
             .list_all_tools()
             .await
-            .with_context(|| format!("the upstream `{}` did not list its tools", self.name))?;
+            .map_err(|source| GatewayError::ListTools { name: self.name.clone(), source })?;
         let mut cache = self.tools.write().unwrap_or_else(|e| e.into_inner());
         cache.clear();
         cache.extend(tools.iter().map(|t| (t.name.to_string(), t.clone())));
