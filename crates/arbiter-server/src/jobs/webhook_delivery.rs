@@ -218,7 +218,12 @@ pub async fn run(state: Arc<AppState>, client: reqwest::Client) {
     let mut stop = state.stopping();
     let mut in_flight: HashMap<String, usize> = HashMap::new();
     let mut tasks: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
-    let mut tick = tokio::time::interval(state.config.webhook_interval);
+    // The first round comes one interval after start, not at once: a server
+    // whose owner drives deliveries itself (the tests, with a long interval)
+    // must not race a round it did not ask for. Deliveries left from before a
+    // restart wait one interval (500 ms by default).
+    let period = state.config.webhook_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
