@@ -67,6 +67,20 @@ class _Spec:
         self.timeout = timeout
         self.record_result = record_result
         self.idempotency_key = idempotency_key
+        self._client: Optional[Client] = None
+        self._async_client: Optional[AsyncClient] = None
+
+    def default_client(self) -> Client:
+        """One client from the environment for all calls of this function (made on first use)."""
+        if self._client is None:
+            self._client = Client()
+        return self._client
+
+    def default_async_client(self) -> AsyncClient:
+        """One async client from the environment for all calls of this function (made on first use)."""
+        if self._async_client is None:
+            self._async_client = AsyncClient()
+        return self._async_client
 
     def proposal(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         call_args = dict(self.args_from(*args, **kwargs)) if self.args_from else _bound_args(self.fn, args, kwargs)
@@ -127,7 +141,7 @@ def guarded(fn: F, *, action: Optional[str] = None, client: Union[Client, AsyncC
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            c = client if isinstance(client, AsyncClient) else AsyncClient()
+            c = client if isinstance(client, AsyncClient) else spec.default_async_client()
             p = spec.proposal(args, kwargs)
             d = await c.wait(await c.propose(p["action"], p["args"], confidence=p["confidence"],
                                              signals=p["signals"], context=p["context"],
@@ -152,7 +166,7 @@ def guarded(fn: F, *, action: Optional[str] = None, client: Union[Client, AsyncC
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        c = client if isinstance(client, Client) else Client()
+        c = client if isinstance(client, Client) else spec.default_client()
         p = spec.proposal(args, kwargs)
         d = c.wait(c.propose(p["action"], p["args"], confidence=p["confidence"], signals=p["signals"],
                              context=p["context"], idempotency_key=p["idempotency_key"]), timeout=spec.timeout)

@@ -77,3 +77,15 @@ def test_results_are_kept_on_the_decision(server, agent_key):
     assert lookup_ip("10.1.2.3") == {"ip": "10.1.2.3", "reputation": "clean"}
     d = c.propose("lookup_ip", {"ip": "10.1.2.3"}, confidence=0.9, idempotency_key="lookup:10.1.2.3")
     assert d.tool_result is not None and d.tool_result.content == {"ip": "10.1.2.3", "reputation": "clean"}
+
+
+def test_without_a_client_the_environment_names_the_server(server, agent_key, monkeypatch):
+    monkeypatch.setenv("ARBITER_URL", server.url)
+    monkeypatch.setenv("ARBITER_KEY", agent_key)
+
+    @guard(action="lookup_ip", confidence=0.9)
+    def lookup_ip(ip: str) -> str:
+        return f"looked up {ip}"
+
+    assert lookup_ip("10.0.0.1") == "looked up 10.0.0.1"
+    assert lookup_ip("10.0.0.2") == "looked up 10.0.0.2"
