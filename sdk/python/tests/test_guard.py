@@ -41,8 +41,7 @@ def test_a_guarded_function_runs_only_as_allowed(server, agent_key, reviewer):
                 "network only for a database server", {"host": "srv-db-01", "mode": "network_only"})
     assert isolate_host("srv-db-01") == "isolated"
     assert isolated == [("srv-db-01", "network_only")], "the reviewer's arguments ran"
-    record = [d for d in (c.get(case["decision_id"]) for case in []) if d]  # nothing left open
-    assert not server.open_cases(reviewer) and record == []
+    assert not server.open_cases(reviewer), "the case was answered, nothing left open"
 
 
 async def test_async_functions_are_guarded_too(server, agent_key, reviewer):
