@@ -4,7 +4,6 @@ Arbiter's verdicts answer (a rejection message the model reads, a modification t
 
 from __future__ import annotations
 
-import json
 
 from agents import Agent, Runner, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
@@ -101,4 +100,3 @@ async def test_approvals_stop_the_run_and_arbiter_answers_them(server, agent_key
     # the run found its decisions again: still two, both settled by review
     for decision_id in cases:
         assert (await arbiter.get(decision_id)).final.source == "review"
-    assert json.dumps(outputs)
