@@ -4,7 +4,6 @@ Arbiter's verdicts answer (a rejection message the model reads, a modification t
 
 from __future__ import annotations
 
-
 from agents import Agent, Runner, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
 
