@@ -491,3 +491,52 @@ fn the_gateway_says_what_is_wrong_at_startup() {
     assert_eq!(code, Some(1));
     assert!(err.contains("the upstream `fs` (exit 3) did not complete the MCP handshake"), "{err}");
 }
+
+/// Pending approvals live in Arbiter, not in the gateway: a call waiting for a
+/// reviewer survives Arbiter being killed (-9) and restarted; the gateway keeps
+/// polling, the reviewer answers the same case on the restarted server, and
+/// the call runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_call_survives_an_arbiter_crash() {
+    let Some((python, modules)) = prerequisites() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = dir.path().join("srv");
+    std::fs::create_dir(&srv).unwrap();
+    let db = dir.path().join("arbiter.db");
+    let policy = policy(dir.path());
+    let first = Server::start(&db, &["--policy", policy.to_str().unwrap()]);
+    let agent = first.key("ide-agent", "agent", &[]).await;
+    let lena = first.key("lena", "reviewer", &["engineering_lead", "engineer"]).await;
+    let admin = first.admin().to_string();
+    let addr = first.url.trim_start_matches("http://").to_string();
+    let mut args: Vec<String> = vec![
+        "stdio".into(),
+        bin().into(),
+        "mcp".into(),
+        "--url".into(),
+        first.url.clone(),
+        "--key".into(),
+        agent.clone(),
+        "--progress-every".into(),
+        "1".into(),
+    ];
+    args.extend(upstream_args(&modules, &srv));
+    let mut client = McpClient::start(&python, &args);
+    let target = srv.join("after-the-crash.txt");
+    client.call("write", "fs.write_file", json!({"path": target, "content": "written once"}));
+    client.waiting("write");
+    let case = case_of(&first, &lena, "fs.write_file").await;
+    first.kill9();
+    // the gateway keeps trying while Arbiter is down, and the call keeps waiting
+    client.waiting("write");
+    let second = Server::start_at(&db, &addr, &["--policy", policy.to_str().unwrap()], &[]);
+    let again = case_of(&second, &lena, "fs.write_file").await;
+    assert_eq!(again["id"], case["id"], "the same case, not a new one");
+    answer(&second, &lena, &again, json!({"decision": "approve", "rationale": "fine after the outage"})).await;
+    let r = client.result("write");
+    assert_eq!(r["is_error"], false, "{r}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "written once");
+    let d = get(&second, &admin, &format!("/v1/decisions/{}", case["decision_id"].as_str().unwrap())).await;
+    assert_eq!(d["final"]["source"], "review");
+    client.quit();
+}

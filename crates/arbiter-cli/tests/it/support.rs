@@ -52,8 +52,13 @@ impl Server {
     /// Like [`Server::start`], with extra environment variables. A server that
     /// does not print `ready` within 60 s fails the test instead of hanging it.
     pub fn start_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_at(db, "127.0.0.1:0", extra, env)
+    }
+
+    /// Like [`Server::start_env`], listening on `listen` (to come back on the same port after a restart).
+    pub fn start_at(db: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .args(["serve", "--listen", listen, "--db"])
             .arg(db)
             .args(if extra.contains(&"--policy") { vec![] } else { vec!["--policy".into(), soc_policy()] })
             .args(extra)
