@@ -211,3 +211,36 @@ def test_a_webhook_resumes_the_graph(tmp_path):
     finally:
         server.stop()
         hook.shutdown()
+
+
+async def test_the_async_node_in_an_async_graph(server, agent_key, reviewer):
+    """`AsyncArbiterToolNode`: parallel calls proposed and awaited together, then interrupt mode."""
+    from arbiter_client import AsyncClient
+    from arbiter_client.integrations.langgraph import AsyncArbiterToolNode
+
+    ran.clear()
+    arbiter = AsyncClient(server.url, agent_key)
+    node = AsyncArbiterToolNode([isolate_host, close_alert, wipe_disk], arbiter,
+                                confidence=lambda call, state: CONFIDENCE[call["name"]])
+    graph = graph_with(node, [CALLS, AIMessage(content="done")], InMemorySaver())
+    answer_soon(server, reviewer, lambda case: case["action_name"] == "isolate_host", "modify",
+                "network only", {"host": "srv-db-01", "mode": "network_only"})
+    out = await graph.ainvoke({"messages": [HumanMessage("triage")]}, {"configurable": {"thread_id": "t-async"}})
+    results = {m.tool_call_id: m for m in out["messages"] if isinstance(m, ToolMessage)}
+    assert results["c1"].content == "srv-db-01 isolated (network_only)"
+    assert results["c2"].content == "A-1 closed"
+    assert results["c3"].status == "error" and "never done by an agent" in results["c3"].content
+    assert sorted(ran) == [("close_alert", "A-1", "benign"), ("isolate_host", "srv-db-01", "network_only")]
+
+    ran.clear()
+    node = AsyncArbiterToolNode([isolate_host], arbiter, mode="interrupt", confidence=lambda call, state: 0.8)
+    one = AIMessage(content="", tool_calls=[{"name": "isolate_host", "args": {"host": "ws-8"}, "id": "a1"}])
+    graph = graph_with(node, [one, AIMessage(content="done")], InMemorySaver())
+    config = {"configurable": {"thread_id": "t-async-interrupt"}}
+    await graph.ainvoke({"messages": [HumanMessage("ws-8 beacons")]}, config)
+    (pending,) = pending_decisions(graph, config)
+    server.answer(reviewer, pending, "approve", "confirmed beacon on ws-8")
+    out = await graph.ainvoke(Command(resume=True), config)
+    assert ran == [("isolate_host", "ws-8", "full")]
+    assert out["messages"][-1].content == "done"
+    await arbiter.aclose()

@@ -1,6 +1,7 @@
 """LangGraph: a tool node that sends every tool call through Arbiter.
 
-Use :class:`ArbiterToolNode` where you would use LangGraph's ``ToolNode``::
+Use :class:`ArbiterToolNode` (or :class:`AsyncArbiterToolNode` in an async
+graph) where you would use LangGraph's ``ToolNode``::
 
     graph.add_node("tools", ArbiterToolNode([isolate_host, close_alert], arbiter, mode="interrupt"))
 
@@ -27,15 +28,16 @@ them so).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, cast
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.types import Command, interrupt
 
-from ..client import Client
+from ..client import AsyncClient, Client
 from ..errors import ArbiterError
 from ..models import Decision
 
@@ -93,54 +95,73 @@ class ArbiterToolNode:
         self.messages_key = messages_key
         self.__name__ = "arbiter_tools"
 
-    def _propose(self, call: Mapping[str, Any], state: Any, config: Optional[RunnableConfig]) -> Decision:
+    def _proposal(self, call: Mapping[str, Any], state: Any, config: Optional[RunnableConfig]) -> dict[str, Any]:
         ctx = self.context(call, state) if self.context else None
         thread = ((config or {}).get("configurable") or {}).get("thread_id")
-        base = {"langgraph": {"thread_id": thread, "tool_call_id": call["id"], "tool": call["name"]}}
+        base: dict[str, Any] = {"langgraph": {"thread_id": thread, "tool_call_id": call["id"], "tool": call["name"]}}
         if isinstance(ctx, Mapping):
             base.update(ctx)
-        return self.client.propose(
-            self.action(call["name"]), call.get("args") or {},
-            confidence=self.confidence(call, state) if self.confidence else None,
-            signals=self.signals(call, state) if self.signals else None,
-            context=base, idempotency_key=_key(config, call["id"]))
+        return {
+            "action": self.action(call["name"]),
+            "args": call.get("args") or {},
+            "confidence": self.confidence(call, state) if self.confidence else None,
+            "signals": self.signals(call, state) if self.signals else None,
+            "context": base,
+            "idempotency_key": _key(config, call["id"]),
+        }
+
+    def _calls(self, state: Any) -> list[Any]:
+        messages = state[self.messages_key] if isinstance(state, Mapping) else getattr(state, self.messages_key)
+        last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        return list(last.tool_calls) if last is not None else []
+
+    @staticmethod
+    def _refusal(call: Mapping[str, Any], d: Decision) -> ToolMessage:
+        who = d.final.source if d.final else "policy"
+        return ToolMessage(
+            content=f"Not run: Arbiter denied `{call['name']}` ({who}): {d.reason}. Do not retry the same call "
+                    f"unchanged. (decision {d.id})",
+            tool_call_id=call["id"], name=call["name"], status="error")
+
+    @staticmethod
+    def _message(call: Mapping[str, Any], content: str, error: bool = False) -> ToolMessage:
+        return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"],
+                           status="error" if error else "success")
+
+    @staticmethod
+    def _pending(pending: list[Decision]) -> dict[str, Any]:
+        return {INTERRUPT_KEY: [
+            {"decision_id": d.id, "case_id": d.case_id, "action": d.action.name, "args": d.action.args,
+             "reviewers": d.escalation.reviewers if d.escalation else [], "explanation": d.explanation}
+            for d in pending]}
 
     def _run(self, call: Mapping[str, Any], d: Decision) -> ToolMessage:
         if not d.allowed:
-            who = d.final.source if d.final else "policy"
-            return ToolMessage(
-                content=f"Not run: Arbiter denied `{call['name']}` ({who}): {d.reason}. Do not retry the same call "
-                        f"unchanged. (decision {d.id})",
-                tool_call_id=call["id"], name=call["name"], status="error")
+            return self._refusal(call, d)
         tool = self.tools.get(call["name"])
         if tool is None:
-            return ToolMessage(content=f"unknown tool `{call['name']}`", tool_call_id=call["id"], name=call["name"],
-                               status="error")
-        args = d.action_to_run.args
+            return self._message(call, f"unknown tool `{call['name']}`", error=True)
         try:
-            result = tool.invoke(args)
+            result = tool.invoke(d.action_to_run.args)
         except Exception as e:  # the tool's own failure goes back to the model, and on the record
-            if self.record_results:
-                self._record(d, repr(e), True)
-            return ToolMessage(content=f"the tool failed: {e}", tool_call_id=call["id"], name=call["name"],
-                               status="error")
-        if self.record_results:
-            self._record(d, _text(result), False)
-        return ToolMessage(content=_text(result), tool_call_id=call["id"], name=call["name"])
+            self._record(d, repr(e), True)
+            return self._message(call, f"the tool failed: {e}", error=True)
+        self._record(d, _text(result), False)
+        return self._message(call, _text(result))
 
     def _record(self, d: Decision, content: Any, is_error: bool) -> None:
+        if not self.record_results:
+            return
         try:
             self.client.record_result(d, content, is_error=is_error)
         except ArbiterError:
             pass
 
     def __call__(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
-        messages = state[self.messages_key] if isinstance(state, Mapping) else getattr(state, self.messages_key)
-        last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        calls = list(last.tool_calls) if last is not None else []
+        calls = self._calls(state)
         if not calls:
             return {self.messages_key: []}
-        decisions = {c["id"]: self._propose(c, state, config) for c in calls}
+        decisions = {c["id"]: self.client.propose(**self._proposal(c, state, config)) for c in calls}
         if self.mode == "blocking":
             decisions = {i: self.client.wait(d, timeout=self.timeout) for i, d in decisions.items()}
         else:
@@ -150,12 +171,62 @@ class ArbiterToolNode:
                 pending = [d for d in decisions.values() if not d.is_final]
                 if not pending:
                     break
-                interrupt({INTERRUPT_KEY: [
-                    {"decision_id": d.id, "case_id": d.case_id, "action": d.action.name, "args": d.action.args,
-                     "reviewers": d.escalation.reviewers if d.escalation else [], "explanation": d.explanation}
-                    for d in pending]})
+                interrupt(self._pending(pending))
                 decisions = {i: (d if d.is_final else self.client.get(d)) for i, d in decisions.items()}
         return {self.messages_key: [self._run(c, decisions[c["id"]]) for c in calls]}
+
+
+class AsyncArbiterToolNode(ArbiterToolNode):
+    """:class:`ArbiterToolNode` for async graphs (``await graph.ainvoke(...)``), with an
+    :class:`~arbiter_client.AsyncClient`: the proposals, waits and tools run as coroutines
+    (``tool.ainvoke``), so one event loop serves many waiting calls."""
+
+    def __init__(self, tools: Sequence[BaseTool], client: AsyncClient, **kw: Any) -> None:
+        super().__init__(tools, cast(Client, client), **kw)
+        self.aclient = client
+
+    async def _arun(self, call: Mapping[str, Any], d: Decision) -> ToolMessage:
+        if not d.allowed:
+            return self._refusal(call, d)
+        tool = self.tools.get(call["name"])
+        if tool is None:
+            return self._message(call, f"unknown tool `{call['name']}`", error=True)
+        try:
+            result = await tool.ainvoke(d.action_to_run.args)
+        except Exception as e:
+            await self._arecord(d, repr(e), True)
+            return self._message(call, f"the tool failed: {e}", error=True)
+        await self._arecord(d, _text(result), False)
+        return self._message(call, _text(result))
+
+    async def _arecord(self, d: Decision, content: Any, is_error: bool) -> None:
+        if not self.record_results:
+            return
+        try:
+            await self.aclient.record_result(d, content, is_error=is_error)
+        except ArbiterError:
+            pass
+
+    async def __call__(self, state: Any, config: RunnableConfig) -> dict[str, Any]:  # type: ignore[override]
+        calls = self._calls(state)
+        if not calls:
+            return {self.messages_key: []}
+        proposed = await asyncio.gather(*(self.aclient.propose(**self._proposal(c, state, config)) for c in calls))
+        decisions = {c["id"]: d for c, d in zip(calls, proposed)}
+        if self.mode == "blocking":
+            finals = await asyncio.gather(*(self.aclient.wait(d, timeout=self.timeout) for d in decisions.values()))
+            decisions = dict(zip(decisions, finals))
+        else:
+            while True:
+                pending = [d for d in decisions.values() if not d.is_final]
+                if not pending:
+                    break
+                interrupt(self._pending(pending))
+                fresh = await asyncio.gather(*(self.aclient.get(d) for d in pending))
+                by_id = {d.id: d for d in fresh}
+                decisions = {i: by_id.get(d.id, d) for i, d in decisions.items()}
+        results = await asyncio.gather(*(self._arun(c, decisions[c["id"]]) for c in calls))
+        return {self.messages_key: list(results)}
 
 
 def pending_decisions(graph: Any, config: RunnableConfig) -> list[str]:
