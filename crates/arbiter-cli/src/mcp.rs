@@ -65,9 +65,6 @@ pub fn run(args: McpArgs) -> Result<ExitCode> {
     for raw in &args.upstream_url {
         specs.push(UpstreamSpec::parse(raw, true)?);
     }
-    if specs.is_empty() {
-        bail!("no upstream: pass --upstream-cmd NAME=COMMAND or --upstream-url NAME=URL (see docs/mcp.md)");
-    }
     let key = match (&args.key, &args.listen) {
         (Some(k), _) => k.clone(),
         (None, Some(_)) => String::new(),

@@ -59,6 +59,25 @@ impl Hints {
     }
 }
 
+/// How the MCP client reaches the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The client launched the gateway and speaks on its stdin and stdout: one connection, one session.
+    Stdio,
+    /// Streamable HTTP: sessions are named by the client's `Mcp-Session-Id`, or absent (stateless requests).
+    Http,
+}
+
+impl Transport {
+    /// `stdio` or `http`, as recorded in `context.mcp.transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::Http => "http",
+        }
+    }
+}
+
 /// Who is calling and over which connection: the decision's `context.mcp`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSite {
@@ -66,8 +85,8 @@ pub struct CallSite {
     pub session: String,
     /// The JSON-RPC id of the `tools/call` request.
     pub request_id: String,
-    /// `stdio` or `http`.
-    pub transport: &'static str,
+    /// How the client reaches the gateway.
+    pub transport: Transport,
     /// The client's `clientInfo.name` and `version`, as it introduced itself.
     pub client: Option<(String, String)>,
     /// A W3C `traceparent` the client passed in the request's `_meta`.
@@ -96,7 +115,7 @@ pub fn proposal(upstream: &str, tool: &str, args: Value, hints: &Hints, site: &C
     let mut mcp = json!({
         "session": site.session,
         "request_id": site.request_id,
-        "transport": site.transport,
+        "transport": site.transport.as_str(),
         "upstream": upstream,
         "tool": tool,
     });
@@ -222,7 +241,7 @@ mod tests {
         CallSite {
             session: "s-1".into(),
             request_id: "7".into(),
-            transport: "stdio",
+            transport: Transport::Stdio,
             client: Some(("claude-desktop".into(), "1.2".into())),
             traceparent: Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".into()),
         }

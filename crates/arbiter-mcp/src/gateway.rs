@@ -2,7 +2,7 @@
 //! upstream servers, and an Arbiter client in between.
 
 use crate::GatewayError;
-use crate::call::{self, CallSite, Next};
+use crate::call::{self, CallSite, Next, Transport};
 use crate::upstream::{Upstream, UpstreamSpec};
 use arbiter_api::decisions::{DecisionRequest, ToolResultRequest};
 use arbiter_api::receipts::ConsumeRequest;
@@ -73,7 +73,7 @@ impl Gateway {
         }
         if specs.is_empty() {
             return Err(GatewayError::Config(
-                "no upstream: pass --upstream-cmd or --upstream-url at least once".into(),
+                "no upstream: pass --upstream-cmd NAME=COMMAND or --upstream-url NAME=URL at least once (see docs/mcp.md)".into(),
             ));
         }
         let mut upstreams = Vec::with_capacity(specs.len());
@@ -104,6 +104,18 @@ impl Gateway {
         }
     }
 
+    /// Keep what the tool returned on the decision, in the background: the
+    /// client has its answer already; a failure is logged. Tracked with the
+    /// calls, so a stopping gateway finishes recording before it exits.
+    fn record(&self, arbiter: Client, decision_id: String, content: Value, is_error: bool) {
+        self.in_flight.spawn(async move {
+            let req = ToolResultRequest { content, is_error };
+            if let Err(e) = arbiter.record_result(&decision_id, &req).await {
+                tracing::warn!(decision = %decision_id, error = %problem_text(&e), "could not record the tool's result");
+            }
+        });
+    }
+
     /// Close every upstream.
     pub async fn close(self: Arc<Self>) {
         if let Ok(g) = Arc::try_unwrap(self) {
@@ -114,7 +126,7 @@ impl Gateway {
     }
 
     /// A handler for one client connection (one MCP session).
-    pub fn session(self: &Arc<Self>, transport: &'static str) -> Session {
+    pub fn session(self: &Arc<Self>, transport: Transport) -> Session {
         Session { gateway: self.clone(), id: uuid::Uuid::now_v7().to_string(), transport }
     }
 
@@ -200,7 +212,7 @@ fn arbiter_meta(d: &Decision) -> MetaObject {
 pub struct Session {
     gateway: Arc<Gateway>,
     id: String,
-    transport: &'static str,
+    transport: Transport,
 }
 
 impl Session {
@@ -234,7 +246,7 @@ impl Session {
         // request ids never meet in one idempotency key.
         let session = match (http_session, self.transport) {
             (Some(s), _) => s,
-            (None, "http") => uuid::Uuid::now_v7().to_string(),
+            (None, Transport::Http) => uuid::Uuid::now_v7().to_string(),
             (None, _) => self.id.clone(),
         };
         CallSite { session, request_id: ctx.id.to_string(), transport: self.transport, client, traceparent }
@@ -284,6 +296,43 @@ impl Session {
             }
         }
         Ok((d, step))
+    }
+
+    /// Run the approved call on its upstream, relaying the upstream's
+    /// progress to the client, and cancelling it upstream if the client
+    /// cancels. `progress_sent` is the progress the client already saw.
+    async fn forward(
+        &self,
+        upstream: &Upstream,
+        tool: &str,
+        arguments: serde_json::Map<String, Value>,
+        ctx: &RequestContext<RoleServer>,
+        progress_sent: u32,
+    ) -> Forwarded {
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = match upstream.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await {
+            Ok(h) => h,
+            Err(e) => return Forwarded::Done(Err(e)),
+        };
+        // The upstream's progress reaches the client under the client's own token. (A
+        // notification racing ahead of this registration would be dropped; the upstream
+        // has to receive the call first, so in practice none does.)
+        let _route = ctx.meta.get_progress_token().map(|client_token| {
+            upstream.progress.route(&handle.progress_token, ctx.peer.clone(), client_token, f64::from(progress_sent))
+        });
+        let (id, peer) = (handle.id.clone(), handle.peer.clone());
+        tokio::select! {
+            r = handle.await_response() => Forwarded::Done(r.and_then(|r| match r {
+                ServerResult::CallToolResult(r) => Ok(r),
+                _ => Err(rmcp::ServiceError::UnexpectedResponse),
+            })),
+            _ = ctx.ct.cancelled() => {
+                let reason = "the MCP client cancelled the call".to_string();
+                let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
+                Forwarded::Cancelled
+            }
+        }
     }
 
     async fn decide_and_run(
@@ -346,55 +395,42 @@ impl Session {
                 Some(&d),
             ));
         };
-        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let sent = upstream.peer().send_cancellable_request(request, PeerRequestOptions::no_options()).await;
-        let result = match sent {
-            Err(e) => Err(e),
-            Ok(handle) => {
-                // The upstream's progress reaches the client under the client's own token. (A
-                // notification racing ahead of this registration would be dropped; the upstream
-                // has to receive the call first, so in practice none does.)
-                let _route = ctx.meta.get_progress_token().map(|client_token| {
-                    upstream.progress.route(
-                        &handle.progress_token,
-                        ctx.peer.clone(),
-                        client_token,
-                        f64::from(progress_sent),
-                    )
-                });
-                let (id, peer) = (handle.id.clone(), handle.peer.clone());
-                tokio::select! {
-                    r = handle.await_response() => r.and_then(|r| match r {
-                        ServerResult::CallToolResult(r) => Ok(r),
-                        _ => Err(rmcp::ServiceError::UnexpectedResponse),
-                    }),
-                    _ = ctx.ct.cancelled() => {
-                        let reason = "the MCP client cancelled the call".to_string();
-                        let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason))).await;
-                        return Ok(told(format!("Cancelled by the client while `{name}` ran (decision {}).", d.id), true, Some(&d)));
-                    }
-                }
+        let result = match self.forward(upstream, tool, arguments, ctx, progress_sent).await {
+            Forwarded::Done(r) => r,
+            Forwarded::Cancelled => {
+                return Ok(told(
+                    format!("Cancelled by the client while `{name}` ran (decision {}).", d.id),
+                    true,
+                    Some(&d),
+                ));
             }
         };
         let mut result = match result {
             Ok(r) => r,
             Err(rmcp::ServiceError::McpError(e)) => {
-                record(&gateway.in_flight, arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
+                gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
                 return Err(e);
             }
             Err(e) => {
                 let text = format!("The upstream `{up_name}` failed to run `{tool}`: {e} (decision {})", d.id);
-                record(&gateway.in_flight, arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
+                gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
                 return Ok(told(text, true, Some(&d)));
             }
         };
         let content = serde_json::to_value(&result).unwrap_or(Value::Null);
-        record(&gateway.in_flight, arbiter, d.id.clone(), content, result.is_error == Some(true));
+        gateway.record(arbiter, d.id.clone(), content, result.is_error == Some(true));
         let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
         meta.0.insert("arbiter".into(), call::result_meta(&d));
         Ok(result)
     }
+}
+
+/// What became of a forwarded call.
+enum Forwarded {
+    /// The upstream answered (or failed).
+    Done(Result<CallToolResult, rmcp::ServiceError>),
+    /// The client cancelled while it ran; the upstream was told.
+    Cancelled,
 }
 
 /// Propose, retrying (same idempotency key, so still one decision) when
@@ -417,24 +453,6 @@ async fn propose(arbiter: &Client, proposal: &DecisionRequest, key: &str) -> arb
     }
 }
 
-/// Keep what the tool returned on the decision, in the background: the
-/// client has its answer already; a failure is logged. Tracked with the
-/// calls, so a stopping gateway finishes recording before it exits.
-fn record(
-    in_flight: &tokio_util::task::TaskTracker,
-    arbiter: Client,
-    decision_id: String,
-    content: Value,
-    is_error: bool,
-) {
-    in_flight.spawn(async move {
-        let req = ToolResultRequest { content, is_error };
-        if let Err(e) = arbiter.record_result(&decision_id, &req).await {
-            tracing::warn!(decision = %decision_id, error = %problem_text(&e), "could not record the tool's result");
-        }
-    });
-}
-
 impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -451,9 +469,10 @@ impl ServerHandler for Session {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        let listed = futures_util::future::join_all(self.gateway.upstreams.iter().map(|up| up.list_tools())).await;
         let mut tools = Vec::new();
-        for up in &self.gateway.upstreams {
-            match up.list_tools().await {
+        for (up, list) in self.gateway.upstreams.iter().zip(listed) {
+            match list {
                 Ok(list) => tools.extend(list.into_iter().map(|mut t| {
                     t.name = call::namespaced(&up.name, &t.name).into();
                     t
@@ -465,7 +484,10 @@ impl ServerHandler for Session {
             let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
             let arbiter = self.arbiter_for(&ctx);
             match arbiter.always_denied(&names).await {
-                Ok(denied) => tools.retain(|t| !denied.contains(&t.name.to_string())),
+                Ok(denied) => {
+                    let denied: std::collections::HashSet<String> = denied.into_iter().collect();
+                    tools.retain(|t| !denied.contains(t.name.as_ref()));
+                }
                 Err(e) => {
                     tracing::warn!(error = %problem_text(&e), "cannot ask which tools the policy always denies; listing all")
                 }

@@ -28,6 +28,7 @@ mod error;
 pub mod gateway;
 pub mod upstream;
 
+pub use call::Transport;
 pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayConfig, Session};
 pub use upstream::{Target, UpstreamSpec};
@@ -44,7 +45,7 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serve one MCP client on the process's stdin and stdout until it hangs up.
 pub async fn serve_stdio(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
-    let session = gateway.session("stdio");
+    let session = gateway.session(Transport::Stdio);
     let running =
         session.serve(rmcp::transport::stdio()).await.map_err(|e| GatewayError::ClientHandshake(Box::new(e)))?;
     let reason = running.waiting().await.map_err(GatewayError::Session)?;
@@ -69,7 +70,7 @@ pub async fn serve_http(
     config.cancellation_token = ct.clone();
     let sessions = gateway.clone();
     let service = StreamableHttpService::new(
-        move || Ok(sessions.session("http")),
+        move || Ok(sessions.session(Transport::Http)),
         Arc::new(LocalSessionManager::default()),
         config,
     );

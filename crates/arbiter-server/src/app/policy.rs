@@ -124,3 +124,20 @@ pub async fn store_draft(state: &AppState, source: &str, by: &str) -> Result<(Po
     let stored = if created { v } else { version(state, p.hash()).await? };
     Ok((stored, created))
 }
+
+/// The most action names one `always_denied` question may hold.
+pub const MOST_ASKED: usize = 1000;
+
+/// Which of `actions` the active policy denies whatever the call
+/// ([`Policy::always_denies`]), in the order asked, with the version that answered.
+pub fn always_denied(state: &AppState, actions: Vec<String>) -> Result<arbiter_api::policy::AlwaysDenied, ApiError> {
+    if actions.len() > MOST_ASKED {
+        return Err(ApiError::Invalid {
+            field: "actions".into(),
+            message: format!("at most {MOST_ASKED} names per request (got {})", actions.len()),
+        });
+    }
+    let policy = state.policy().ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
+    let actions = actions.into_iter().filter(|a| policy.always_denies(a)).collect();
+    Ok(arbiter_api::policy::AlwaysDenied { policy_hash: policy.hash().to_string(), actions })
+}

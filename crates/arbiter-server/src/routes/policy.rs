@@ -127,14 +127,5 @@ pub async fn always_denied(
     crate::extract::JsonBody(req): crate::extract::JsonBody<AlwaysDeniedRequest>,
 ) -> Result<Json<AlwaysDenied>, ApiError> {
     auth.require(&[Role::Agent, Role::Reviewer, Role::Admin], "checking which actions the policy always denies")?;
-    const MOST: usize = 1000;
-    if req.actions.len() > MOST {
-        return Err(ApiError::Invalid {
-            field: "actions".into(),
-            message: format!("at most {MOST} names per request (got {})", req.actions.len()),
-        });
-    }
-    let policy = state.policy().ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
-    let actions = req.actions.into_iter().filter(|a| policy.always_denies(a)).collect();
-    Ok(Json(AlwaysDenied { policy_hash: policy.hash().to_string(), actions }))
+    Ok(Json(crate::app::policy::always_denied(&state, req.actions)?))
 }
