@@ -135,12 +135,19 @@ class ArbiterToolNode:
              "reviewers": d.escalation.reviewers if d.escalation else [], "explanation": d.explanation}
             for d in pending]}
 
-    def _run(self, call: Mapping[str, Any], d: Decision) -> ToolMessage:
+    def _runnable(self, call: Mapping[str, Any], d: Decision) -> "ToolMessage | BaseTool":
+        """The tool to run for an allowed call, or the message that says why it does not run."""
         if not d.allowed:
             return self._refusal(call, d)
         tool = self.tools.get(call["name"])
         if tool is None:
             return self._message(call, f"unknown tool `{call['name']}`", error=True)
+        return tool
+
+    def _run(self, call: Mapping[str, Any], d: Decision) -> ToolMessage:
+        tool = self._runnable(call, d)
+        if isinstance(tool, ToolMessage):
+            return tool
         try:
             result = tool.invoke(d.action_to_run.args)
         except Exception as e:  # the tool's own failure goes back to the model, and on the record
@@ -186,11 +193,9 @@ class AsyncArbiterToolNode(ArbiterToolNode):
         self.aclient = client
 
     async def _arun(self, call: Mapping[str, Any], d: Decision) -> ToolMessage:
-        if not d.allowed:
-            return self._refusal(call, d)
-        tool = self.tools.get(call["name"])
-        if tool is None:
-            return self._message(call, f"unknown tool `{call['name']}`", error=True)
+        tool = self._runnable(call, d)
+        if isinstance(tool, ToolMessage):
+            return tool
         try:
             result = await tool.ainvoke(d.action_to_run.args)
         except Exception as e:
