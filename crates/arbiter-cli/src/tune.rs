@@ -48,7 +48,7 @@ pub struct TuneArgs {
     /// Where to write the new policy (needs --policy).
     #[arg(long, requires = "policy")]
     out: Option<PathBuf>,
-    /// Write an SVG risk–coverage plot per class into this directory.
+    /// Write per class an SVG risk–coverage plot (`CLASS.svg`) and a reliability diagram (`CLASS.calibration.svg`) into this directory.
     #[arg(long)]
     plots: Option<PathBuf>,
     /// Print JSON.
