@@ -138,7 +138,20 @@ pub async fn run_all(store: &dyn Store) {
     case_cap(store).await;
     spans(store).await;
     receipts_and_settings(store).await;
+    leases(store).await;
     assert_verified(store).await;
+}
+
+/// A lease has one holder until it expires; its holder renews it; another takes it over once it lapsed.
+pub async fn leases(store: &dyn Store) {
+    let t = |ms: i64| Timestamp(1_000_000 + ms);
+    assert!(store.acquire_lease("drift", "a", t(0), 10_000).await.unwrap(), "a free lease is taken");
+    assert!(!store.acquire_lease("drift", "b", t(5_000), 10_000).await.unwrap(), "a live lease is someone else's");
+    assert!(store.acquire_lease("drift", "a", t(9_000), 10_000).await.unwrap(), "the holder renews it");
+    assert!(!store.acquire_lease("drift", "b", t(18_999), 10_000).await.unwrap(), "renewed until 19,000");
+    assert!(store.acquire_lease("other", "b", t(0), 10_000).await.unwrap(), "leases are by name");
+    assert!(store.acquire_lease("drift", "b", t(19_000), 10_000).await.unwrap(), "an expired lease is taken over");
+    assert!(!store.acquire_lease("drift", "a", t(20_000), 10_000).await.unwrap(), "and the old holder is out");
 }
 
 /// `verify_audit` finds nothing wrong; returns its report.

@@ -493,6 +493,20 @@ pub trait Store: Send + Sync + 'static {
     /// Remove spans received before `before`, except those of the traces in
     /// `keep` (the runs of decisions under review). Returns how many went.
     async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64>;
+
+    /// Take or renew the lease `name` for `holder` until `now + ttl_ms`: true
+    /// when `holder` holds it now (it was free, expired, or already its own).
+    /// Work that only one replica may do at a time (the drift monitor) runs
+    /// while its lease is held; another replica takes over once it expires.
+    async fn acquire_lease(&self, name: &str, holder: &str, now: Timestamp, ttl_ms: i64) -> Result<bool>;
+
+    /// Ids of decisions made final by any process sharing this store, as
+    /// their commits land; `*` means some may have been missed (the feed
+    /// reconnected) and every waiter should look again. `None` when the
+    /// backend has no such feed (one process: in-process wake-ups suffice).
+    fn finalized_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 /// Make a decision final with `fin`, keeping the record's own fields consistent.

@@ -511,6 +511,24 @@ impl Store for SqliteStore {
         SqliteStore::purge_spans(self, before, keep).await
     }
 
+    async fn acquire_lease(&self, name: &str, holder: &str, now: Timestamp, ttl_ms: i64) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4
+                 RETURNING holder",
+            )
+            .map_err(backend)?
+            .query_row(params![name, holder, now.plus_millis(ttl_ms).0, now.0], |_| Ok(()))
+            .optional()
+            .map(|held| held.is_some())
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
         SqliteStore::verify_audit(self, anchor).await
     }

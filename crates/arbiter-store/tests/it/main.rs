@@ -302,21 +302,21 @@ async fn upgrades_a_version_one_database_in_place() {
         )
         .unwrap();
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 10));
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 10), "checking changes nothing");
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 11));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 11), "checking changes nothing");
     // `arbiter migrate`: every migration reports its start and its end, the backfills their rows
     let mut seen = vec![];
     let report = SqliteStore::migrate(&path, &mut |p| seen.push(p)).unwrap();
-    assert_eq!((report.from, report.to), (1, 10));
+    assert_eq!((report.from, report.to), (1, 11));
     let versions: std::collections::BTreeSet<u32> = seen.iter().map(|p| p.version).collect();
-    assert_eq!(versions, (2..=10).collect());
+    assert_eq!(versions, (2..=11).collect());
     for v in [6, 7] {
         let last = seen.iter().rfind(|p| p.version == v).unwrap();
         assert_eq!((last.done, last.total), (1, 1), "migration {v} went through the one old decision");
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (10, 10));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (11, 11));
     let again = SqliteStore::migrate(&path, &mut |_| panic!("nothing left to migrate")).unwrap();
-    assert_eq!((again.from, again.to), (10, 10));
+    assert_eq!((again.from, again.to), (11, 11));
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();

@@ -1,0 +1,193 @@
+//! Case rows: the projection of each case's events, and the queries the
+//! queue, the sweeper and case search need.
+
+use crate::decisions::{load_decision, save_decision};
+use crate::events::append_event;
+use crate::learning::{index_case, lesson_for_closed};
+use crate::webhooks::queue_deliveries;
+use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Timestamp};
+use arbiter_store::rules::{command_actor, final_from_event};
+use arbiter_store::{CaseFilter, CasePage, CaseQuery, CaseUpdate, Event, Result, StoreError, finalize};
+
+pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
+    load_body(c, "SELECT body FROM cases WHERE id = $1", &[&id])
+}
+
+pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
+    let body = serde_json::to_string(c).map_err(corrupt)?;
+    let sql = if insert {
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    } else {
+        "UPDATE cases SET kind = $2, state = $3, decision_id = $4, sla_deadline = $5, created_at = $6, updated_at = $7,
+         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1"
+    };
+    t.execute(
+        sql,
+        &[
+            &c.id,
+            &c.kind.as_str(),
+            &c.state.as_str(),
+            &c.decision_id,
+            &c.sla_deadline.0,
+            &c.created_at.0,
+            &c.updated_at.0,
+            &body,
+            &c.due_at().map(|t| t.0),
+            &c.trace_id,
+            &c.agent,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Append a case event to the chain and queue it for every webhook that wants it.
+pub(crate) fn append_case_event(t: &mut Tx<'_>, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
+    let e = append_event(t, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
+    queue_deliveries(t, &e)?;
+    Ok(e)
+}
+
+pub(crate) fn open(t: &mut Tx<'_>, case: Case, actor: &str) -> Result<Case> {
+    save_case(t, &case, true)?;
+    append_case_event(t, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, actor, case.created_at)?;
+    index_case(t, &case)?;
+    Ok(case)
+}
+
+pub(crate) fn update(t: &mut Tx<'_>, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+    // the row lock keeps a case's commands in order even outside the chain lock
+    let mut case: Case = load_body(t, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])?
+        .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+    let changes = arbiter_core::workflow::handle(&case, &command, now)?;
+    let actor = command_actor(&command);
+    let mut events = Vec::with_capacity(changes.len());
+    let mut decided = None;
+    for ev in &changes {
+        case.apply(ev, now);
+        events.push(append_case_event(t, &case, ev, actor, now)?);
+        if ev.final_verdict().is_some() {
+            decided = Some(ev);
+        }
+    }
+    if changes.is_empty() {
+        return Ok(CaseUpdate { case, events, decision: None });
+    }
+    save_case(t, &case, false)?;
+    if let Some(CaseEvent::Closed { by, reason }) = changes.iter().find(|e| matches!(e, CaseEvent::Closed { .. })) {
+        lesson_for_closed(t, &case, reason, by, now)?;
+    }
+    let mut decision = None;
+    if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
+        let mut d = load_decision(t, did)?
+            .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
+        if let Some(fin) = final_from_event(&case, ev, &d, now) {
+            finalize(&mut d, fin);
+            save_decision(t, &d, now)?;
+            t.finalized.push(d.id.clone());
+            decision = Some(d);
+        }
+    }
+    index_case(t, &case)?;
+    Ok(CaseUpdate { case, events, decision })
+}
+
+fn states(s: &[CaseState]) -> Vec<String> {
+    s.iter().map(|s| s.as_str().to_string()).collect()
+}
+
+pub(crate) fn list(c: &mut impl Sql, f: &CaseFilter) -> Result<Vec<Case>> {
+    load_bodies(
+        c,
+        "SELECT body FROM cases WHERE ($1::text IS NULL OR kind = $1)
+         AND (cardinality($2::text[]) = 0 OR state = ANY($2)) ORDER BY seq DESC LIMIT $3",
+        &[&f.kind.map(|k| k.as_str()), &states(&f.states), &(f.limit.max(1) as i64)],
+    )
+}
+
+pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
+    let text = match &q.text {
+        Some(t) => Some(
+            crate::learning::tsquery(t)
+                .ok_or_else(|| StoreError::Conflict("the text filter has no word to search for".into()))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.clamp(1, 1000);
+    let rows = c.query(
+        "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
+         WHERE ($1::text IS NULL OR c.kind = $1)
+           AND (cardinality($2::text[]) = 0 OR c.state = ANY($2))
+           AND ($3::text IS NULL OR c.agent = $3)
+           AND ($4::text IS NULL OR COALESCE(d.action_name, c.body::jsonb ->> 'action_name') = $4)
+           AND ($5::text IS NULL OR d.subject = $5)
+           AND ($6::text IS NULL OR d.final_verdict = $6)
+           AND ($7::text IS NULL OR d.final_source = $7)
+           AND ($8::text IS NULL
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(c.body::jsonb -> 'answers', '[]')) a WHERE a ->> 'by' = $8)
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(c.body::jsonb #> '{review,entries}', '[]')) e WHERE e ->> 'by' = $8))
+           AND ($9::text IS NULL
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(c.body::jsonb -> 'answers', '[]')) a,
+                                         jsonb_array_elements_text(COALESCE(a -> 'failure_modes', '[]')) f WHERE f = $9)
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(c.body::jsonb #> '{review,entries}', '[]')) e,
+                                         jsonb_array_elements(COALESCE(e -> 'findings', '[]')) f WHERE f ->> 'kind' = $9))
+           AND ($10::bigint IS NULL OR c.updated_at >= $10) AND ($11::bigint IS NULL OR c.updated_at < $11)
+           AND ($12::text IS NULL
+                OR c.id IN (SELECT sd.ref_id FROM search_docs sd WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'review')
+                OR c.decision_id IN (SELECT sd.ref_id FROM search_docs sd WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'decision'))
+           AND ($13::bigint IS NULL OR c.seq < $13)
+         ORDER BY c.seq DESC LIMIT $14",
+        &[
+            &q.kind.map(|k| k.as_str()),
+            &states(&q.states),
+            &q.agent,
+            &q.action,
+            &q.subject,
+            &q.verdict.map(|v| v.as_str()),
+            &q.source.map(|s| s.as_str()),
+            &q.reviewer,
+            &q.failure_mode,
+            &q.since.map(|t| t.0),
+            &q.until.map(|t| t.0),
+            &text,
+            &q.after.map(|s| s as i64),
+            // one more than asked tells whether there is a next page
+            &(limit as i64 + 1),
+        ],
+    )?;
+    let mut page = CasePage::default();
+    let mut last = None;
+    for r in &rows {
+        if page.cases.len() == limit {
+            page.next = last;
+            break;
+        }
+        page.cases.push(serde_json::from_str(&col::<String>(r, 1)?).map_err(corrupt)?);
+        last = Some(col::<i64>(r, 0)? as u64);
+    }
+    Ok(page)
+}
+
+pub(crate) fn active_approval(c: &mut impl Sql) -> Result<Vec<Case>> {
+    load_bodies(
+        c,
+        "SELECT body FROM cases WHERE kind = $1 AND state IN ($2, $3)",
+        &[&CaseKind::Approval.as_str(), &CaseState::Open.as_str(), &CaseState::Claimed.as_str()],
+    )
+}
+
+pub(crate) fn due(c: &mut impl Sql, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+    c.query(
+        "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2",
+        &[&now.0, &(limit as i64)],
+    )?
+    .iter()
+    .map(|r| col(r, 0))
+    .collect()
+}
+
+pub(crate) fn open_count(c: &mut impl Sql) -> Result<u64> {
+    let r = c.query_one("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", &[])?;
+    Ok(col::<i64>(&r, 0)? as u64)
+}

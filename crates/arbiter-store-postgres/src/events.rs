@@ -1,0 +1,194 @@
+//! The hash-chained event log: appends (under the chain-head lock the batch
+//! holds), reads, and `audit verify` over events, decisions, cases and lessons.
+
+use crate::{Params, Sql, Tx, col, corrupt};
+use arbiter_core::Timestamp;
+use arbiter_store::rules::{ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger};
+use arbiter_store::{AuditProblem, AuditReport, ChainHead, Event, Result};
+use postgres::Row;
+
+/// The columns of an event row.
+pub(crate) const EVENT_COLS: &str = "seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash";
+
+pub(crate) fn row_event(r: &Row, at: usize) -> Result<Event> {
+    Ok(Event {
+        seq: col::<i64>(r, at)? as u64,
+        case_id: col(r, at + 1)?,
+        decision_id: col(r, at + 2)?,
+        kind: col(r, at + 3)?,
+        actor: col(r, at + 4)?,
+        at: Timestamp(col(r, at + 5)?),
+        data: serde_json::from_str(&col::<String>(r, at + 6)?).map_err(corrupt)?,
+        prev_hash: col(r, at + 7)?,
+        hash: col(r, at + 8)?,
+    })
+}
+
+/// Events selected by `where_` (after `FROM events`), in the order it gives.
+pub(crate) fn load_events(c: &mut impl Sql, where_: &str, params: Params<'_>) -> Result<Vec<Event>> {
+    let sql = format!("SELECT {EVENT_COLS} FROM events {where_}");
+    c.query(&sql, params)?.iter().map(|r| row_event(r, 0)).collect()
+}
+
+/// Append one event to the chain, linking it to the head this batch holds.
+pub(crate) fn append_event(
+    t: &mut Tx<'_>,
+    case_id: Option<&str>,
+    decision_id: Option<&str>,
+    kind: &str,
+    actor: &str,
+    at: Timestamp,
+    data: serde_json::Value,
+) -> Result<Event> {
+    let mut ev = Event {
+        seq: t.head.seq + 1,
+        case_id: case_id.map(str::to_string),
+        decision_id: decision_id.map(str::to_string),
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        at,
+        data,
+        prev_hash: t.head.hash.clone(),
+        hash: String::new(),
+    };
+    ev.hash = ev.compute_hash();
+    t.execute(
+        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&(ev.seq as i64), &ev.case_id, &ev.decision_id, &ev.kind, &ev.actor, &ev.at.0, &ev.data.to_string(), &ev.prev_hash, &ev.hash],
+    )?;
+    t.head = ChainHead { seq: ev.seq, hash: ev.hash.clone() };
+    Ok(ev)
+}
+
+/// The stored text of an enum column as the static name it should be, so that
+/// a forged value compares unequal instead of failing to parse.
+pub(crate) fn static_str(s: &str) -> &'static str {
+    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap", "withdrawn"]
+        .into_iter()
+        .find(|k| *k == s)
+        .unwrap_or("(unknown)")
+}
+
+/// `audit verify` in one snapshot (the caller's repeatable-read transaction).
+pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let mut walk = ChainWalk::default();
+    let mut ledger = DecisionLedger::default();
+    // a page at a time, so a long log is never all in memory
+    let mut after = 0i64;
+    loop {
+        let rows = c
+            .query(
+                &format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000"),
+                &[&after],
+            )?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            let seq = col::<i64>(r, 0)?;
+            after = seq;
+            let ev = match row_event(r, 0) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    report.problem = Some(AuditProblem::Event { seq: seq as u64, why: format!("unreadable: {e}") });
+                    return Ok(report);
+                }
+            };
+            let step = walk.step(&ev).and_then(|()| {
+                if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) }
+            });
+            if let Err(p) = step {
+                report.problem = Some(p);
+                return Ok(report);
+            }
+            report.events += 1;
+            report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
+        }
+    }
+    if let Some(anchor) = &anchor {
+        let at = load_events(c, "WHERE seq = $1", &[&(anchor.seq as i64)])?;
+        if let Err(p) = arbiter_store::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
+            report.problem = Some(p);
+            return Ok(report);
+        }
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = c
+            .query(
+                "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
+                 policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
+                 subject, final_source, overridden
+                 FROM decisions WHERE seq > $1 ORDER BY seq LIMIT 5000",
+                &[&after],
+            )?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            after = col(r, 0)?;
+            let id: String = col(r, 1)?;
+            let body: String = col(r, 2)?;
+            let stored = DecisionColumns {
+                agent: col(r, 3)?,
+                idempotency_key: col(r, 4)?,
+                action_name: col(r, 5)?,
+                confidence: col(r, 6)?,
+                verdict: static_str(&col::<String>(r, 7)?),
+                status: static_str(&col::<String>(r, 8)?),
+                final_verdict: col::<Option<String>>(r, 9)?.as_deref().map(static_str),
+                policy_hash: col(r, 10)?,
+                case_id: col(r, 11)?,
+                trace_id: col(r, 12)?,
+                received_at: col(r, 13)?,
+                event_time: col(r, 14)?,
+                session_id: col(r, 15)?,
+                outcome_correct: col(r, 16)?,
+                outcome_cost: col(r, 17)?,
+                subject: col(r, 18)?,
+                final_source: col::<Option<String>>(r, 19)?.as_deref().map(static_str),
+                overridden: col(r, 20)?,
+            };
+            if let Err(p) = ledger.check(&id, &body, &stored) {
+                report.problem = Some(p);
+                return Ok(report);
+            }
+            report.decisions += 1;
+        }
+    }
+    if let Err(p) = ledger.finish() {
+        report.problem = Some(p);
+        return Ok(report);
+    }
+    let cases = c.query("SELECT id, body FROM cases ORDER BY seq", &[])?;
+    for r in &cases {
+        let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
+        let events = load_events(c, "WHERE case_id = $1 ORDER BY seq", &[&id])?;
+        if let Err(p) = arbiter_store::rules::check_projection(&id, &body, &events) {
+            report.problem = Some(p);
+            return Ok(report);
+        }
+        report.cases += 1;
+    }
+    let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
+    for e in load_events(c, "WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq", &[])? {
+        if let Some(id) = e.data["lesson"]["id"].as_str() {
+            last.insert(id.to_string(), e);
+        }
+    }
+    for r in &c.query("SELECT id, body FROM lessons ORDER BY seq", &[])? {
+        let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
+        if let Err(p) = arbiter_store::rules::check_lesson(&id, &body, last.get(&id)) {
+            report.problem = Some(p);
+            return Ok(report);
+        }
+    }
+    Ok(report)
+}
+
+/// The last event of the chain.
+pub(crate) fn chain_head(c: &mut impl Sql) -> Result<Option<ChainHead>> {
+    let r = c.query_opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", &[])?;
+    r.map(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? })).transpose()
+}

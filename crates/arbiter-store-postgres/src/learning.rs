@@ -1,0 +1,452 @@
+//! The learning loop's rows: lessons (written with the review that closes),
+//! the full-text index (`tsvector` + GIN) over lessons, review cases and
+//! reviewed decisions, similar cases and the blast radius, rule suggestions,
+//! and policy drafts.
+
+use crate::cases::load_case;
+use crate::decisions::load_decision;
+use crate::events::{append_event, load_events};
+use crate::webhooks::queue_deliveries;
+use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use arbiter_core::insight::{Activity, AgentTotals};
+use arbiter_core::lesson::{Lesson, LessonPatch};
+use arbiter_core::recurrence::Labelled;
+use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
+use arbiter_core::suggest::{Suggestion, SuggestionState};
+use arbiter_core::{Case, CaseKind, CaseState, Decision, Timestamp, Verdict};
+use arbiter_store::rules::{
+    LESSON_UPDATED, decision_document, lesson_document, lesson_event_data, lesson_on_close, review_document,
+};
+use arbiter_store::{Event, LessonFilter, Result, StoreError};
+
+/// The words of a text as search sees them: runs of letters, digits and
+/// `_`, lowercased (the same split as a query's words), each once.
+fn words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().flat_map(char::to_lowercase).collect())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A query's words as a `tsquery` (every word required, `word*` a prefix);
+/// `None` when there is no word. Words are letters, digits and `_` only, so
+/// quoting each makes it a literal lexeme and never syntax.
+pub(crate) fn tsquery(q: &str) -> Option<String> {
+    let terms = arbiter_core::search::terms(q);
+    (!terms.is_empty()).then(|| {
+        terms
+            .iter()
+            .map(|t| if t.prefix { format!("'{}':*", t.word) } else { format!("'{}'", t.word) })
+            .collect::<Vec<_>>()
+            .join(" & ")
+    })
+}
+
+/// Up to 16 words of `body` around the first word that matches the query, with `…` where cut.
+fn snippet(body: &str, q: &str) -> String {
+    let terms = arbiter_core::search::terms(q);
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, ch) in body.char_indices().chain(std::iter::once((body.len(), ' '))) {
+        let word_char = ch.is_alphanumeric() || ch == '_';
+        match (start, word_char && i < body.len()) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if spans.is_empty() {
+        return String::new();
+    }
+    let hit = spans
+        .iter()
+        .position(|&(s, e)| {
+            let w: String = body[s..e].chars().flat_map(char::to_lowercase).collect();
+            terms.iter().any(|t| if t.prefix { w.starts_with(&t.word) } else { w == t.word })
+        })
+        .unwrap_or(0);
+    let from = hit.saturating_sub(4).min(spans.len().saturating_sub(16));
+    let to = (from + 16).min(spans.len());
+    let mut out = String::new();
+    if from > 0 {
+        out.push('…');
+    }
+    out.push_str(&body[spans[from].0..spans[to - 1].1]);
+    if to < spans.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Put `doc` in the index, replacing its earlier text.
+pub(crate) fn index_document(t: &mut Tx<'_>, doc: &Document) -> Result<()> {
+    let title_words = words(&doc.title);
+    let all = words(&format!("{}\n{}", doc.title, doc.body));
+    t.execute(
+        "INSERT INTO search_docs (kind, ref_id, title, body, actions, agents, failure_modes, at, title_words, words)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, array_to_tsvector($9::text[]), array_to_tsvector($10::text[]))
+         ON CONFLICT (kind, ref_id) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body,
+             actions = EXCLUDED.actions, agents = EXCLUDED.agents, failure_modes = EXCLUDED.failure_modes,
+             at = EXCLUDED.at, title_words = EXCLUDED.title_words, words = EXCLUDED.words",
+        &[
+            &doc.kind.as_str(),
+            &doc.id,
+            &doc.title,
+            &doc.body,
+            &doc.actions,
+            &doc.agents,
+            &doc.failure_modes,
+            &doc.at.0,
+            &title_words,
+            &all,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Keep the index current after a case changed.
+pub(crate) fn index_case(t: &mut Tx<'_>, case: &Case) -> Result<()> {
+    match case.kind {
+        CaseKind::Review => {
+            if let Some(doc) = review_document(case) {
+                index_document(t, &doc)?;
+            }
+        }
+        CaseKind::Approval => {
+            if let Some(did) = &case.decision_id
+                && let Some(d) = load_decision(t, did)?
+                && let Some(doc) = decision_document(&d, case)
+            {
+                index_document(t, &doc)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn save_lesson(t: &mut Tx<'_>, l: &Lesson) -> Result<()> {
+    let body = serde_json::to_string(l).map_err(corrupt)?;
+    t.execute(
+        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET publish = EXCLUDED.publish, updated_at = EXCLUDED.updated_at, body = EXCLUDED.body",
+        &[&l.id, &l.review_id, &l.publish, &l.created_at.0, &l.updated_at.0, &body],
+    )?;
+    Ok(())
+}
+
+fn write_lesson(t: &mut Tx<'_>, l: &Lesson, kind: &str, changed: &[&str], by: &str, at: Timestamp) -> Result<Event> {
+    save_lesson(t, l)?;
+    let e = append_event(t, None, None, kind, by, at, lesson_event_data(l, changed))?;
+    queue_deliveries(t, &e)?;
+    index_document(t, &lesson_document(l))?;
+    Ok(e)
+}
+
+pub(crate) fn lesson_for_closed(t: &mut Tx<'_>, case: &Case, reason: &str, by: &str, at: Timestamp) -> Result<Lesson> {
+    let ids = case.review.as_ref().map(|r| r.failing_decisions()).unwrap_or_default();
+    let mut decisions = Vec::with_capacity(ids.len());
+    for id in &ids {
+        decisions.extend(load_decision(t, id)?);
+    }
+    let mut answer_cases = Vec::new();
+    for d in &decisions {
+        if let Some(cid) = &d.case_id {
+            answer_cases.extend(load_case(t, cid)?);
+        }
+    }
+    let existing = load_body(t, "SELECT body FROM lessons WHERE review_id = $1", &[&case.id])?;
+    let (lesson, kind) = lesson_on_close(existing, case, &decisions, &answer_cases, reason, by, at);
+    let changed: &[&str] = if kind == LESSON_UPDATED { &["review"] } else { &[] };
+    write_lesson(t, &lesson, kind, changed, by, at)?;
+    Ok(lesson)
+}
+
+pub(crate) fn lesson(c: &mut impl Sql, id: &str) -> Result<Option<Lesson>> {
+    load_body(c, "SELECT body FROM lessons WHERE id = $1", &[&id])
+}
+
+pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>> {
+    let all: Vec<Lesson> = load_bodies(
+        c,
+        "SELECT body FROM lessons WHERE (NOT $1 OR publish) ORDER BY updated_at DESC, seq DESC",
+        &[&f.published],
+    )?;
+    Ok(all
+        .into_iter()
+        .filter(|l| f.action.as_ref().is_none_or(|a| l.action_classes.iter().any(|x| x == a)))
+        .take(f.limit.max(1))
+        .collect())
+}
+
+pub(crate) fn create_missing_lesson(t: &mut Tx<'_>, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
+    let case = load_case(t, review_id)?.ok_or_else(|| StoreError::NotFound(format!("review {review_id}")))?;
+    if case.kind != CaseKind::Review || case.state != CaseState::Closed {
+        return Err(StoreError::Conflict(format!("{review_id} is not a closed review case")));
+    }
+    if load_body::<Lesson>(t, "SELECT body FROM lessons WHERE review_id = $1", &[&review_id])?.is_some() {
+        return Err(StoreError::Conflict(format!("review {review_id} already has its lesson")));
+    }
+    let closed =
+        load_events(t, "WHERE case_id = $1 AND kind = 'review.closed' ORDER BY seq DESC LIMIT 1", &[&review_id])?;
+    let reason = closed.first().and_then(|e| e.data["reason"].as_str()).unwrap_or_default().to_string();
+    lesson_for_closed(t, &case, &reason, by, at)
+}
+
+pub(crate) fn update_lesson(t: &mut Tx<'_>, id: &str, patch: &LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
+    let mut l: Lesson = load_body(t, "SELECT body FROM lessons WHERE id = $1 FOR UPDATE", &[&id])?
+        .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))?;
+    let changed = l.apply(patch, by, at);
+    if !changed.is_empty() {
+        write_lesson(t, &l, LESSON_UPDATED, &changed, by, at)?;
+    }
+    Ok(l)
+}
+
+pub(crate) fn lesson_events(c: &mut impl Sql, id: &str) -> Result<Vec<Event>> {
+    load_events(
+        c,
+        "WHERE kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1 ORDER BY seq",
+        &[&id],
+    )
+}
+
+pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+    let Some(query) = tsquery(&q.q) else { return Ok(Vec::new()) };
+    let limit = q.limit.clamp(1, 200);
+    // Hits whose title holds every word first, then the rest; newest first in each.
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(limit);
+    for column in ["title_words", "words"] {
+        if out.len() >= limit {
+            break;
+        }
+        let sql = format!(
+            "SELECT id, kind, ref_id, title, actions, agents, failure_modes, at, body FROM search_docs
+             WHERE {column} @@ $1::text::tsquery
+               AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR $3 = ANY(actions))
+               AND ($4::text IS NULL OR $4 = ANY(agents)) AND ($5::text IS NULL OR $5 = ANY(failure_modes))
+               AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7)
+             ORDER BY id DESC LIMIT $8"
+        );
+        let rows = c.query(
+            &sql,
+            &[
+                &query,
+                &q.kind.map(|k| k.as_str()),
+                &q.action,
+                &q.agent,
+                &q.failure_mode,
+                &q.since.map(|t| t.0),
+                &q.until.map(|t| t.0),
+                &(limit as i64),
+            ],
+        )?;
+        for r in &rows {
+            let rowid: i64 = col(r, 0)?;
+            if out.len() >= limit || !seen.insert(rowid) {
+                continue;
+            }
+            let kind: String = col(r, 1)?;
+            out.push(SearchHit {
+                kind: SearchKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown search document kind `{kind}`")))?,
+                id: col(r, 2)?,
+                title: col(r, 3)?,
+                snippet: snippet(&col::<String>(r, 8)?, &q.q),
+                actions: col(r, 4)?,
+                agents: col(r, 5)?,
+                failure_modes: col(r, 6)?,
+                at: Timestamp(col(r, 7)?),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn similar_candidates(c: &mut impl Sql, action: &str, before: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+    load_bodies(
+        c,
+        "SELECT body FROM decisions WHERE action_name = $1 AND event_time < $2
+           AND (final_source = 'review' OR outcome_correct IS NOT NULL)
+         ORDER BY event_time DESC LIMIT $3",
+        &[&action, &before.0, &(limit as i64)],
+    )
+}
+
+pub(crate) fn agent_activity(
+    c: &mut impl Sql,
+    agent: &str,
+    action: &str,
+    since: Timestamp,
+    limit: usize,
+) -> Result<Vec<Activity>> {
+    c.query(
+        "SELECT event_time, subject FROM decisions WHERE agent = $1 AND action_name = $2 AND event_time >= $3
+         ORDER BY event_time DESC LIMIT $4",
+        &[&agent, &action, &since.0, &(limit as i64)],
+    )?
+    .iter()
+    .map(|r| Ok(Activity { at: Timestamp(col(r, 0)?), subject: col(r, 1)? }))
+    .collect()
+}
+
+pub(crate) fn agent_totals(c: &mut impl Sql, agent: &str, since: Timestamp) -> Result<AgentTotals> {
+    let r = c.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE verdict = 'escalate'), COUNT(*) FILTER (WHERE final_source = 'review'),
+                COUNT(*) FILTER (WHERE overridden)
+         FROM decisions WHERE agent = $1 AND event_time >= $2",
+        &[&agent, &since.0],
+    )?;
+    Ok(AgentTotals {
+        decisions: col::<i64>(&r, 0)? as u64,
+        escalated: col::<i64>(&r, 1)? as u64,
+        reviewed: col::<i64>(&r, 2)? as u64,
+        overridden: col::<i64>(&r, 3)? as u64,
+    })
+}
+
+pub(crate) fn subject_history(
+    c: &mut impl Sql,
+    subject: &str,
+    before: Timestamp,
+    limit: usize,
+) -> Result<(u64, Vec<Decision>)> {
+    let total = c.query_one("SELECT COUNT(*) FROM decisions WHERE subject = $1 AND event_time < $2", &[&subject, &before.0])?;
+    let recent = load_bodies(
+        c,
+        "SELECT body FROM decisions WHERE subject = $1 AND event_time < $2 ORDER BY event_time DESC LIMIT $3",
+        &[&subject, &before.0, &(limit as i64)],
+    )?;
+    Ok((col::<i64>(&total, 0)? as u64, recent))
+}
+
+pub(crate) fn reviewed(c: &mut impl Sql, action: Option<&str>, since: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+    load_bodies(
+        c,
+        "SELECT body FROM decisions WHERE final_source = 'review' AND ($1::text IS NULL OR action_name = $1)
+           AND event_time >= $2 ORDER BY event_time DESC LIMIT $3",
+        &[&action, &since.0, &(limit as i64)],
+    )
+}
+
+pub(crate) fn labelled_points(c: &mut impl Sql, actions: &[String], from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>> {
+    c.query(
+        "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
+         WHERE outcome_correct IS NOT NULL AND event_time >= $2 AND event_time < $3 AND action_name = ANY($1)",
+        &[&actions, &from.0, &to.0],
+    )?
+    .iter()
+    .map(|r| {
+        let source = col::<Option<String>>(r, 1)?.as_deref().map(crate::dashboard::final_source).transpose()?;
+        let verdict = match col::<Option<String>>(r, 2)? {
+            None => None,
+            Some(v) => Some(Verdict::parse(&v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))?),
+        };
+        Ok(Labelled { at: Timestamp(col(r, 0)?), source, verdict, correct: col(r, 3)? })
+    })
+    .collect()
+}
+
+pub(crate) fn offer_suggestions(t: &mut Tx<'_>, found: &[Suggestion], now: Timestamp) -> Result<Vec<Suggestion>> {
+    for s in found {
+        let known = t.query_opt("SELECT state, expires_at FROM suggestions WHERE fingerprint = $1", &[&s.fingerprint])?;
+        let body = serde_json::to_string(s).map_err(corrupt)?;
+        let params: crate::Params<'_> =
+            &[&s.id, &s.fingerprint, &s.state.as_str(), &s.created_at.0, &s.expires_at.0, &body];
+        match known {
+            None => {
+                t.execute(
+                    "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                    params,
+                )?;
+            }
+            // an expired suggestion (whatever became of it) may be offered again, with fresh numbers
+            Some(r) if col::<i64>(&r, 1)? <= now.0 => {
+                t.execute(
+                    "UPDATE suggestions SET id = $1, state = $3, created_at = $4, expires_at = $5, body = $6 WHERE fingerprint = $2",
+                    params,
+                )?;
+            }
+            Some(_) => {}
+        }
+    }
+    load_bodies(
+        t,
+        "SELECT body FROM suggestions WHERE state = 'open' AND expires_at > $1 ORDER BY created_at DESC, id",
+        &[&now.0],
+    )
+}
+
+pub(crate) fn suggestions(c: &mut impl Sql, limit: usize) -> Result<Vec<Suggestion>> {
+    load_bodies(c, "SELECT body FROM suggestions ORDER BY created_at DESC, id LIMIT $1", &[&(limit as i64)])
+}
+
+pub(crate) fn suggestion(c: &mut impl Sql, id: &str) -> Result<Option<Suggestion>> {
+    load_body(c, "SELECT body FROM suggestions WHERE id = $1", &[&id])
+}
+
+pub(crate) fn decide_suggestion(
+    t: &mut Tx<'_>,
+    id: &str,
+    state: SuggestionState,
+    draft_policy: Option<String>,
+    by: &str,
+    at: Timestamp,
+) -> Result<Suggestion> {
+    let mut s: Suggestion = load_body(t, "SELECT body FROM suggestions WHERE id = $1 FOR UPDATE", &[&id])?
+        .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
+    if !s.is_open(at) {
+        return Err(StoreError::Conflict(format!(
+            "suggestion {id} is {}; only an open, unexpired suggestion can be accepted or dismissed",
+            if s.state == SuggestionState::Open { "expired" } else { s.state.as_str() }
+        )));
+    }
+    s.state = state;
+    s.draft_policy = draft_policy;
+    s.decided_by = Some(by.to_string());
+    let body = serde_json::to_string(&s).map_err(corrupt)?;
+    t.execute("UPDATE suggestions SET state = $2, body = $3 WHERE id = $1", &[&id, &s.state.as_str(), &body])?;
+    let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
+    let e = append_event(
+        t,
+        None,
+        None,
+        kind,
+        by,
+        at,
+        serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy}),
+    )?;
+    queue_deliveries(t, &e)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_quoted_lexemes() {
+        assert_eq!(tsquery("VPN gate*").as_deref(), Some("'vpn' & 'gate':*"));
+        assert_eq!(tsquery("'); DROP TABLE x; --").as_deref(), Some("'drop' & 'table' & 'x'"));
+        assert_eq!(tsquery(" ,; "), None);
+    }
+
+    #[test]
+    fn words_split_like_queries() {
+        assert_eq!(words("Block ip:10.0.0.1, again; block"), ["0", "1", "10", "again", "block", "ip"]);
+    }
+
+    #[test]
+    fn snippets_cut_around_the_first_match() {
+        let body = (1..=40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(snippet(&body, "w20"), "…w16 w17 w18 w19 w20 w21 w22 w23 w24 w25 w26 w27 w28 w29 w30 w31…");
+        assert_eq!(snippet("short text", "zzz"), "short text");
+    }
+}

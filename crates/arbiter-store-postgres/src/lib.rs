@@ -1,0 +1,538 @@
+//! The PostgreSQL backend of Arbiter's [`Store`]: several stateless replicas
+//! on one database.
+//!
+//! The shape is the SQLite backend's, because the reasons are the same:
+//!
+//! - **Group commit.** One writer thread per replica runs every write job of
+//!   a batch in one transaction (each job in its own savepoint, so a failing
+//!   job rolls back alone) and commits once: one WAL flush for many requests.
+//!   With `synchronous_commit = on` (PostgreSQL's default) a write is
+//!   acknowledged only after its commit is durable.
+//! - **One chain, several writers.** Every write transaction first locks the
+//!   one row of `chain_head` (`SELECT ... FOR UPDATE`) and holds it until it
+//!   commits, so replicas append to the audit chain one batch at a time:
+//!   gap-free, never forked. The same lock makes every write job see the
+//!   writes committed before it, which is what keeps claims exclusive and the
+//!   SLA sweep from applying a step twice across replicas (the case rows are
+//!   also read `FOR UPDATE`).
+//! - **Readers** are a small pool of connections, used off the async threads.
+//! - **Notifications.** A write that makes a decision final sends
+//!   `NOTIFY arbiter_decisions` in its transaction (delivered on commit); a
+//!   listener connection per replica relays them to [`Store::finalized_elsewhere`].
+//!
+//! The rules (what a command means, the chain's digests, search documents)
+//! are [`arbiter_store::rules`], shared with SQLite; this crate is SQL.
+
+use arbiter_store::rules::{ChainBatch, DECISIONS_COMMITTED};
+use arbiter_store::{ChainHead, Result, StoreError};
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{broadcast, oneshot};
+
+mod cases;
+mod dashboard;
+mod decisions;
+mod events;
+pub mod import;
+mod keys;
+mod learning;
+mod listen;
+mod schema;
+mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod webhooks;
+
+pub use schema::SCHEMA_VERSION;
+
+/// Reader connections per replica (the writer and the listener add one each).
+pub const READERS: usize = 8;
+/// Write jobs committed together at most.
+const MAX_BATCH: usize = 512;
+/// The channel that carries the ids of decisions made final.
+pub(crate) const DECISIONS_CHANNEL: &str = "arbiter_decisions";
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    url: String,
+    writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Vec<Mutex<Option<Conn>>>>,
+    next_reader: AtomicUsize,
+    finalized: broadcast::Sender<String>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A database error while doing `context`.
+pub(crate) fn pg(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
+    move |e| {
+        if let Some(db) = e.as_db_error() {
+            let msg = format!("{context}: {} ({})", db.message(), db.code().code());
+            return StoreError::backend(msg, e);
+        }
+        StoreError::backend(format!("{context}: {e}"), e)
+    }
+}
+
+/// The short form: a failed statement.
+pub(crate) fn backend(e: postgres::Error) -> StoreError {
+    pg("PostgreSQL failed")(e)
+}
+
+pub(crate) fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Column `i` of `row`, or `Corrupt` when it does not have the expected type.
+pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+/// The parameters of a statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// What the store's SQL runs on: a connection or a write transaction,
+/// with its prepared statements kept (one round trip per statement, not two).
+pub(crate) trait Sql {
+    /// The prepared form of `sql`.
+    fn prepared(&mut self, sql: &str) -> Result<Statement>;
+    /// Where to run it.
+    fn client(&mut self) -> &mut dyn GenericClientDyn;
+
+    fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        let st = self.prepared(sql)?;
+        self.client().query_st(&st, params).map_err(backend)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        let st = self.prepared(sql)?;
+        self.client().query_opt_st(&st, params).map_err(backend)
+    }
+
+    fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
+        self.query_opt(sql, params)?.ok_or_else(|| StoreError::Corrupt(format!("no row from `{sql}`")))
+    }
+
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
+        let st = self.prepared(sql)?;
+        self.client().execute_st(&st, params).map_err(backend)
+    }
+}
+
+/// The object-safe part of `postgres::GenericClient` that [`Sql`] needs.
+pub(crate) trait GenericClientDyn {
+    fn prepare_st(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error>;
+    fn query_st(&mut self, st: &Statement, params: Params<'_>) -> std::result::Result<Vec<Row>, postgres::Error>;
+    fn query_opt_st(&mut self, st: &Statement, params: Params<'_>)
+    -> std::result::Result<Option<Row>, postgres::Error>;
+    fn execute_st(&mut self, st: &Statement, params: Params<'_>) -> std::result::Result<u64, postgres::Error>;
+}
+
+impl<C: GenericClient> GenericClientDyn for C {
+    fn prepare_st(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        self.prepare(sql)
+    }
+    fn query_st(&mut self, st: &Statement, params: Params<'_>) -> std::result::Result<Vec<Row>, postgres::Error> {
+        self.query(st, params)
+    }
+    fn query_opt_st(
+        &mut self,
+        st: &Statement,
+        params: Params<'_>,
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        self.query_opt(st, params)
+    }
+    fn execute_st(&mut self, st: &Statement, params: Params<'_>) -> std::result::Result<u64, postgres::Error> {
+        self.execute(st, params)
+    }
+}
+
+/// Prepared statements of one connection, by SQL text.
+#[derive(Default)]
+pub(crate) struct Statements(std::collections::HashMap<String, Statement>);
+
+impl Statements {
+    fn get(&mut self, c: &mut dyn GenericClientDyn, sql: &str) -> Result<Statement> {
+        if let Some(st) = self.0.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = c.prepare_st(sql).map_err(backend)?;
+        if self.0.len() >= 512 {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+}
+
+/// A reader connection and its prepared statements.
+pub(crate) struct Conn {
+    pub client: Client,
+    stmts: Statements,
+}
+
+impl Sql for Conn {
+    fn prepared(&mut self, sql: &str) -> Result<Statement> {
+        self.stmts.get(&mut self.client, sql)
+    }
+    fn client(&mut self) -> &mut dyn GenericClientDyn {
+        &mut self.client
+    }
+}
+
+/// A read-only snapshot (for `audit verify`): statements are not kept.
+pub(crate) struct Snapshot<'a>(pub Transaction<'a>);
+
+impl Sql for Snapshot<'_> {
+    fn prepared(&mut self, sql: &str) -> Result<Statement> {
+        self.0.prepare(sql).map_err(backend)
+    }
+    fn client(&mut self) -> &mut dyn GenericClientDyn {
+        &mut self.0
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn prepared(&mut self, sql: &str) -> Result<Statement> {
+        self.stmts.get(&mut self.tx, sql)
+    }
+    fn client(&mut self) -> &mut dyn GenericClientDyn {
+        &mut self.tx
+    }
+}
+
+/// Rows of one JSON `body` column, parsed.
+pub(crate) fn load_bodies<T: serde::de::DeserializeOwned>(
+    c: &mut impl Sql,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<T>> {
+    c.query(sql, params)?.iter().map(|r| serde_json::from_str(&col::<String>(r, 0)?).map_err(corrupt)).collect()
+}
+
+/// One JSON `body` column, parsed.
+pub(crate) fn load_body<T: serde::de::DeserializeOwned>(
+    c: &mut impl Sql,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<T>> {
+    match c.query_opt(sql, params)? {
+        Some(r) => Ok(Some(serde_json::from_str(&col::<String>(&r, 0)?).map_err(corrupt)?)),
+        None => Ok(None),
+    }
+}
+
+/// A write transaction of the writer thread: the chain head it holds locked,
+/// the decisions it must commit to the chain, and the decisions it made final.
+pub(crate) struct Tx<'t> {
+    pub tx: Transaction<'t>,
+    stmts: &'t mut Statements,
+    pub head: ChainHead,
+    pub chain: ChainBatch,
+    pub finalized: Vec<String>,
+    /// The active webhooks and the kinds they want, read once per batch.
+    pub hooks: Option<Vec<(String, std::collections::BTreeSet<String>)>>,
+}
+
+pub(crate) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// A write job: run in the next batch, or told why it could not run.
+pub(crate) trait Job: Send {
+    fn run(self: Box<Self>, tx: &mut Tx<'_>) -> Option<Reply>;
+    fn fail(self: Box<Self>, e: StoreError);
+}
+
+struct FnJob<T, F> {
+    f: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send + 'static, F: FnOnce(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T, F> {
+    fn run(self: Box<Self>, tx: &mut Tx<'_>) -> Option<Reply> {
+        let FnJob { f, reply } = *self;
+        match f(tx) {
+            Ok(v) => Some(Box::new(move |committed: Result<()>| {
+                let _ = reply.send(committed.map(|()| v));
+            })),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
+}
+
+pub(crate) fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).map_err(|e| {
+        StoreError::backend(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)), e)
+    })
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// Connect to the database at `url` (`postgres://user@host/db`), bring its
+    /// schema up to date, and start the writer and the listener.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || PostgresStore::connect_blocking(url))
+            .await
+            .map_err(|e| StoreError::backend("the connect task failed", e))?
+    }
+
+    fn connect_blocking(url: String) -> Result<PostgresStore> {
+        let mut client = connect(&url)?;
+        schema::migrate(&mut client)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let writer_url = url.clone();
+        let handle = std::thread::Builder::new()
+            .name("arbiter-pg-writer".into())
+            .spawn(move || writer_loop(writer_url, Some(client), rx))
+            .map_err(|e| StoreError::backend("cannot start the writer thread", e))?;
+        let (finalized, _) = broadcast::channel(4096);
+        let stop = Arc::new(AtomicBool::new(false));
+        listen::spawn(url.clone(), finalized.clone(), stop.clone())?;
+        Ok(PostgresStore {
+            url,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Arc::new((0..READERS).map(|_| Mutex::new(None)).collect()),
+            next_reader: AtomicUsize::new(0),
+            finalized,
+            stop,
+        })
+    }
+
+    /// The database URL, without its password.
+    pub fn url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Stop accepting writes, finish the queued ones, and stop the listener.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.writer.lock().map(|mut w| w.take()).ok();
+        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+        // A blocking client closes its connection when dropped, which must
+        // not happen on an async thread: drop the readers on their own thread.
+        let conns: Vec<Conn> = self.readers.iter().filter_map(|r| r.lock().ok().and_then(|mut c| c.take())).collect();
+        if !conns.is_empty() {
+            let _ = std::thread::spawn(move || drop(conns)).join();
+        }
+    }
+
+    /// Run `f` inside the next batch; resolves after the batch commits.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(Box::new(FnJob { f, reply })).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run a read on one of the reader connections (connecting it if needed), off the async threads.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let url = self.url.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            // a free connection if there is one, else wait for ours in turn
+            let n = readers.len();
+            let mut slot = (0..n).find_map(|k| readers[(start + k) % n].try_lock().ok());
+            if slot.is_none() {
+                slot = Some(
+                    readers[start % n]
+                        .lock()
+                        .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?,
+                );
+            }
+            let mut slot = slot.expect("a reader slot");
+            if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+                *slot = Some(Conn { client: connect(&url)?, stmts: Statements::default() });
+            }
+            let conn = slot.as_mut().expect("connected above");
+            let out = f(conn);
+            if conn.client.is_closed() {
+                *slot = None;
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::backend("the read task failed", e))?
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Test hook shared with the SQLite backend: `ARBITER_TEST_FAIL=decision_commit`
+/// makes every commit of a batch that wrote decisions fail.
+fn fail_point(name: &str) -> Result<()> {
+    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
+        Some(n) if n == name => {
+            Err(StoreError::backend_msg(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut stmts = Statements::default();
+    let mut backoff = std::time::Duration::from_millis(100);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if client.as_ref().is_none_or(Client::is_closed) {
+            match connect(&url) {
+                Ok(c) => {
+                    client = Some(c);
+                    stmts = Statements::default();
+                    backoff = std::time::Duration::from_millis(100);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the writer cannot reach PostgreSQL");
+                    for job in batch {
+                        job.fail(e.clone());
+                    }
+                    // do not spin on a database that is down
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let conn = client.as_mut().expect("connected above");
+        if let Err(e) = run_batch(conn, &mut stmts, batch) {
+            tracing::error!(error = %e, "a write batch failed");
+        }
+        if conn.is_closed() {
+            client = None;
+        }
+    }
+}
+
+/// Begin, lock the chain head, run every job in its own savepoint, commit
+/// the batch's decisions to the chain, move the head, notify, commit.
+fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>) -> Result<()> {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = pg("cannot begin a write transaction")(e);
+            for job in batch {
+                job.fail(e.clone());
+            }
+            return Err(StoreError::backend_msg("begin failed"));
+        }
+    };
+    let mut t = Tx { tx, stmts, head: ChainHead { seq: 0, hash: String::new() }, chain: ChainBatch::default(), finalized: vec![], hooks: None };
+    let locked = t
+        .query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[])
+        .and_then(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? }))
+        .and_then(|h| t.tx.batch_execute("SAVEPOINT job").map_err(backend).map(|()| h));
+    let head = match locked {
+        Ok(h) => h,
+        Err(e) => {
+            for job in batch {
+                job.fail(e.clone());
+            }
+            return Err(e);
+        }
+    };
+    t.head = head.clone();
+    let start_seq = head.seq;
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut failed: Option<StoreError> = None;
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        let (head, covered, finalized) = (t.head.clone(), t.chain.len(), t.finalized.len());
+        let reply = job.run(&mut t);
+        let step = match reply {
+            Some(r) => {
+                replies.push(r);
+                t.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")
+            }
+            None => {
+                t.head = head;
+                t.chain.truncate(covered);
+                t.finalized.truncate(finalized);
+                t.hooks = None;
+                t.tx.batch_execute("ROLLBACK TO SAVEPOINT job")
+            }
+        };
+        if let Err(e) = step {
+            // the connection is gone or the transaction cannot go on: the batch fails
+            failed = Some(pg("a write batch could not go on")(e));
+            break;
+        }
+    }
+    let outcome = match failed {
+        Some(e) => {
+            for job in jobs {
+                job.fail(e.clone());
+            }
+            Err(e)
+        }
+        None => finish(t, start_seq),
+    };
+    for reply in replies {
+        reply(outcome.clone());
+    }
+    outcome
+}
+
+fn finish(mut t: Tx<'_>, start_seq: u64) -> Result<()> {
+    t.tx.batch_execute("RELEASE SAVEPOINT job").map_err(backend)?;
+    let wrote_decisions = !t.chain.is_empty();
+    if let Some((data, at)) = t.chain.take() {
+        events::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;
+    }
+    if t.head.seq != start_seq {
+        let (seq, hash) = (t.head.seq as i64, t.head.hash.clone());
+        t.execute("UPDATE chain_head SET seq = $1, hash = $2", &[&seq, &hash])?;
+    }
+    if !t.finalized.is_empty() {
+        let ids = std::mem::take(&mut t.finalized);
+        t.execute("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &[&DECISIONS_CHANNEL, &ids])?;
+    }
+    if wrote_decisions {
+        fail_point("decision_commit")?;
+    }
+    t.tx.commit().map_err(pg("the commit failed"))
+}

@@ -1,0 +1,163 @@
+//! Webhooks and their delivery outbox.
+
+use crate::{Sql, Tx, col, corrupt};
+use arbiter_core::Timestamp;
+use arbiter_store::{Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Event, Result, StoreError, Webhook, WebhookFormat};
+use postgres::Row;
+
+/// Queue `e` for every active webhook that wants its kind (the outbox is
+/// written in the same transaction as the event).
+pub(crate) fn queue_deliveries(t: &mut Tx<'_>, e: &Event) -> Result<()> {
+    if t.hooks.is_none() {
+        let mut hooks = Vec::new();
+        for r in t.query("SELECT id, events FROM webhooks WHERE active", &[])? {
+            let kinds: std::collections::BTreeSet<String> =
+                serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
+            hooks.push((col::<String>(&r, 0)?, kinds));
+        }
+        t.hooks = Some(hooks);
+    }
+    let wanting: Vec<String> = t
+        .hooks
+        .as_ref()
+        .expect("read above")
+        .iter()
+        .filter(|(_, kinds)| arbiter_store::rules::webhook_wants(kinds, &e.kind))
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !wanting.is_empty() {
+        t.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, kind, status, next_attempt_at, created_at)
+             SELECT id, $2, $3, 'pending', $4, $4 FROM unnest($1::text[]) AS id",
+            &[&wanting, &(e.seq as i64), &e.kind, &e.at.0],
+        )?;
+    }
+    Ok(())
+}
+
+const DELIVERY_COLS: &str = "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
+const WEBHOOK_COLS: &str = "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
+
+fn row_delivery(r: &Row) -> Result<Delivery> {
+    let status: String = col(r, 4)?;
+    Ok(Delivery {
+        id: col::<i64>(r, 0)? as u64,
+        webhook_id: col(r, 1)?,
+        event_seq: col::<i64>(r, 2)? as u64,
+        kind: col(r, 3)?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status `{status}`")))?,
+        attempts: col::<i64>(r, 5)? as u32,
+        next_attempt_at: col::<Option<i64>>(r, 6)?.map(Timestamp),
+        last_status: col::<Option<i64>>(r, 7)?.map(|s| s as u16),
+        last_error: col(r, 8)?,
+        created_at: Timestamp(col(r, 9)?),
+        delivered_at: col::<Option<i64>>(r, 10)?.map(Timestamp),
+    })
+}
+
+fn row_webhook(r: &Row, at: usize) -> Result<Webhook> {
+    let format: String = col(r, at + 3)?;
+    Ok(Webhook {
+        id: col(r, at)?,
+        url: col(r, at + 1)?,
+        events: serde_json::from_str(&col::<String>(r, at + 2)?).map_err(corrupt)?,
+        format: WebhookFormat::parse(&format)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown webhook format `{format}`")))?,
+        secret: col(r, at + 4)?,
+        created_at: Timestamp(col(r, at + 5)?),
+        created_by: col(r, at + 6)?,
+        active: col(r, at + 7)?,
+    })
+}
+
+pub(crate) fn create(t: &mut Tx<'_>, w: &Webhook) -> Result<()> {
+    let events = serde_json::to_string(&w.events).map_err(corrupt)?;
+    t.execute(
+        "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&w.id, &w.url, &events, &w.format.as_str(), &w.secret, &w.created_at.0, &w.created_by, &w.active],
+    )?;
+    t.hooks = None;
+    Ok(())
+}
+
+pub(crate) fn list(c: &mut impl Sql) -> Result<Vec<Webhook>> {
+    let sql = format!("SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id");
+    c.query(&sql, &[])?.iter().map(|r| row_webhook(r, 0)).collect()
+}
+
+pub(crate) fn delete(t: &mut Tx<'_>, id: &str) -> Result<bool> {
+    let n = t.execute("UPDATE webhooks SET active = FALSE WHERE id = $1 AND active", &[&id])?;
+    t.hooks = None;
+    Ok(n > 0)
+}
+
+/// Take due deliveries: the batch holds the chain-head lock, so no other
+/// replica claims at the same time; the rows are also locked as they are read.
+pub(crate) fn claim_due(
+    t: &mut Tx<'_>,
+    now: Timestamp,
+    lease_ms: i64,
+    limit: usize,
+    per_webhook: usize,
+    in_flight: &std::collections::HashMap<String, usize>,
+) -> Result<Vec<DueDelivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
+         FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rn
+               FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) q
+         JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
+         WHERE q.rn <= $2 ORDER BY d.next_attempt_at, d.id"
+    );
+    let rows = t.query(&sql, &[&now.0, &(per_webhook as i64)])?;
+    let mut out = Vec::new();
+    for r in &rows {
+        if out.len() >= limit {
+            break;
+        }
+        let delivery = row_delivery(r)?;
+        let rank = col::<i64>(r, 28)? as usize;
+        if rank + in_flight.get(&delivery.webhook_id).copied().unwrap_or(0) > per_webhook {
+            continue;
+        }
+        let webhook = row_webhook(r, 11)?;
+        let event = crate::events::row_event(r, 19)?;
+        out.push(DueDelivery { delivery, webhook, event });
+    }
+    let until = now.plus_millis(lease_ms);
+    let ids: Vec<i64> = out.iter().map(|d| d.delivery.id as i64).collect();
+    if !ids.is_empty() {
+        t.execute(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = ANY($1)",
+            &[&ids, &until.0],
+        )?;
+    }
+    for d in &mut out {
+        d.delivery.attempts += 1;
+        d.delivery.next_attempt_at = Some(until);
+    }
+    Ok(out)
+}
+
+pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Result<()> {
+    let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
+    let (status, next, delivered) = match (ok, a.retry_at) {
+        (true, _) => (DeliveryStatus::Delivered, None, Some(a.at.0)),
+        (false, Some(t)) => (DeliveryStatus::Pending, Some(t.0), None),
+        (false, None) => (DeliveryStatus::Failed, None, None),
+    };
+    let n = t.execute(
+            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_status = $4,
+             last_error = $5, delivered_at = $6 WHERE id = $1",
+            &[&(id as i64), &status.as_str(), &next, &a.status.map(i64::from), &a.error, &delivered],
+        )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("delivery {id}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn deliveries(c: &mut impl Sql, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
+    let sql = format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2");
+    c.query(&sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
+}
