@@ -320,7 +320,7 @@ async fn upgrades_a_version_one_database_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 10, "every migration applied");
+    assert_eq!(v, 11, "every migration applied");
     // the endings roll-up counts the old decision under how it ended
     let d = store.dashboard(arbiter_core::Timestamp(0)).await.unwrap();
     assert_eq!(d.endings.len(), 1);
