@@ -1,7 +1,6 @@
 //! `arbiter audit verify|export`, directly on the store.
 
 use anyhow::{Context, Result};
-use arbiter_store::Store;
 use clap::Subcommand;
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,7 +50,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     rt.block_on(async move {
         match cmd {
             AuditCommand::Verify { db, anchor, json } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let report = store.verify_audit(anchor.clone()).await?;
                 store.close();
                 if json {
@@ -72,7 +71,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 Ok(if report.problem.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
             }
             AuditCommand::Anchor { db } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let head = store.chain_head().await?;
                 store.close();
                 match head {
@@ -82,7 +81,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { db, out, after } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

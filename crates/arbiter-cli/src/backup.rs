@@ -18,8 +18,16 @@ pub struct BackupArgs {
 
 /// Copy the store to `--out` without stopping the server.
 pub fn run(args: BackupArgs) -> Result<ExitCode> {
+    if crate::store::postgres_url(&args.db).is_some() {
+        anyhow::bail!(
+            "`arbiter backup` copies an SQLite store; back a PostgreSQL store up with PostgreSQL's own tools \
+             (`pg_dump --format=custom`, or continuous archiving), see docs/operations.md"
+        );
+    }
     crate::current_thread()?.block_on(async {
-        let store = crate::open_store(&args.db)?;
+        let crate::store::OpenStore::Sqlite(store) = crate::open_store(&args.db).await? else {
+            unreachable!("a PostgreSQL URL was refused above")
+        };
         store.backup_to(&args.out).await.with_context(|| format!("backup to {} failed", args.out.display()))?;
         store.close();
         anyhow::Ok(())

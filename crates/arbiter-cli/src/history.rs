@@ -6,7 +6,6 @@ use anyhow::{Context, Result, bail};
 use arbiter_core::tuning::{History, history};
 use arbiter_core::{Timestamp, Verdict};
 use arbiter_policy::backtest::Replay;
-use arbiter_store::Store;
 use clap::Args;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -61,7 +60,7 @@ fn read(p: &Path) -> Result<String> {
 fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision>> {
     let _spin = Progress::spinner(&format!("reading labelled decisions from {}", db.display()));
     crate::current_thread()?.block_on(async {
-        let store = crate::open_store(db)?;
+        let store = crate::open_store(db).await?;
         let d = store.labelled_decisions(limit).await?;
         store.close();
         Ok(d)

@@ -3,7 +3,6 @@
 
 use anyhow::{Result, bail};
 use arbiter_core::{Clock, Role, SystemClock};
-use arbiter_store::Store;
 use clap::Subcommand;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -79,11 +78,11 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
     rt.block_on(async move {
         match cmd {
             KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
                 let spec =
                     arbiter_server::auth::KeySpec { name, role, tags, expires_in: expires, rate_limit, same_principal };
-                let key = arbiter_server::auth::create_key(&store, spec, SystemClock.now())
+                let key = arbiter_server::auth::create_key(&*store, spec, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
                 let roles = match store.active_policy().await {
@@ -107,8 +106,8 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Rotate { db, id, old_expires, quiet } => {
-                let store = crate::open_store(&db)?;
-                let key = arbiter_server::auth::rotate_key(&store, &id, old_expires, SystemClock.now())
+                let store = crate::open_store(&db).await?;
+                let key = arbiter_server::auth::rotate_key(&*store, &id, old_expires, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
                 store.close();
@@ -124,7 +123,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::List { db, json } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let keys = store.keys().await?;
                 store.close();
                 if json {
@@ -146,7 +145,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Revoke { db, id } => {
-                let store = crate::open_store(&db)?;
+                let store = crate::open_store(&db).await?;
                 let done = store.revoke_key(&id, SystemClock.now()).await?;
                 store.close();
                 if !done {

@@ -25,6 +25,7 @@ mod replay;
 mod reviews;
 mod serve;
 mod simulate;
+mod store;
 mod table;
 mod tune;
 
@@ -166,16 +167,8 @@ fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Open an existing store (commands other than `serve` never create one).
-fn open_store(db: &std::path::Path) -> anyhow::Result<arbiter_store::SqliteStore> {
-    use anyhow::Context;
-    if !db.exists() {
-        anyhow::bail!(
-            "no store at {}; start `arbiter serve --db {}` once to create it, or pass --db",
-            db.display(),
-            db.display()
-        );
-    }
-    arbiter_store::SqliteStore::open(db).with_context(|| format!("cannot open the store at {}", db.display()))
+async fn open_store(db: &std::path::Path) -> anyhow::Result<store::OpenStore> {
+    store::open_existing(db).await
 }
 
 /// A multi-threaded tokio runtime for the commands that need one.

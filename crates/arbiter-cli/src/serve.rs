@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use arbiter_core::SystemClock;
 use arbiter_server::{AppState, Config};
-use arbiter_store::SqliteStore;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +20,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ARBITER_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// SQLite database file; created with its schema if missing [default: ./arbiter.db].
+    /// The store: an SQLite database file, created with its schema if missing [default: ./arbiter.db], or a
+    /// PostgreSQL database as `postgres://user@host/db`, shared by several replicas (its schema is created or
+    /// upgraded at start).
     #[arg(long, env = "ARBITER_DB")]
     pub db: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (printed) [default: 127.0.0.1:8080].
@@ -248,7 +249,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         anyhow::bail!("escalation_budget must be a share above 0 and at most 1 (0.10 is 10%), got {b}");
     }
     let defaults = arbiter_server::RoleRates::default();
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?;
     let config = Config {
         public_url: args.public_url.clone(),
         outbound,
@@ -286,8 +286,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         ..Config::default()
     };
     crate::runtime()?.block_on(async move {
-        let store = Arc::new(store);
-        let state = AppState::new(store.clone(), config, Arc::new(SystemClock)).await?;
+        let store = crate::store::open_or_create(&db).await?;
+        let state = AppState::new(store.shared(), config, Arc::new(SystemClock)).await?;
         let boot = arbiter_server::bootstrap(&state, policy_source.as_deref()).await?;
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -305,7 +305,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         if let Some(l) = &otlp {
             writeln!(out, "otlp on http://{}/v1/traces", l.local_addr()?)?;
         }
-        writeln!(out, "store: {}", db.display())?;
+        writeln!(out, "store: {}", store.describe())?;
         writeln!(out, "policy: {active}")?;
         if let Some(key) = &boot.admin_key {
             writeln!(out, "admin key: {key}")?;

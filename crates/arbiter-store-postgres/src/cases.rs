@@ -43,7 +43,13 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
 }
 
 /// Append a case event to the chain and queue it for every webhook that wants it.
-pub(crate) fn append_case_event(t: &mut Tx<'_>, case: &Case, ev: &CaseEvent, actor: &str, at: Timestamp) -> Result<Event> {
+pub(crate) fn append_case_event(
+    t: &mut Tx<'_>,
+    case: &Case,
+    ev: &CaseEvent,
+    actor: &str,
+    at: Timestamp,
+) -> Result<Event> {
     let e = append_event(t, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
     queue_deliveries(t, &e)?;
     Ok(e)

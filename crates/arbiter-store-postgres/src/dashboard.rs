@@ -22,7 +22,9 @@ pub(crate) fn dashboard(c: &mut impl Sql, since: Timestamp) -> Result<Dashboard>
     let since_hour = since.0.div_euclid(3_600_000);
     let mut hourly: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
     let mut by_class: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for r in c.query("SELECT hour, action_name, verdict, decisions FROM decision_hourly WHERE hour >= $1", &[&since_hour])? {
+    for r in
+        c.query("SELECT hour, action_name, verdict, decisions FROM decision_hourly WHERE hour >= $1", &[&since_hour])?
+    {
         let (h, action, v, n): (i64, String, String, i64) = (col(&r, 0)?, col(&r, 1)?, col(&r, 2)?, col(&r, 3)?);
         let slot = hourly.entry(h).or_default();
         slot.0 += n as u64;
@@ -33,7 +35,11 @@ pub(crate) fn dashboard(c: &mut impl Sql, since: Timestamp) -> Result<Dashboard>
     }
     d.hourly = hourly
         .into_iter()
-        .map(|(h, (decisions, escalated))| arbiter_store::HourCount { hour: Timestamp(h * 3_600_000), decisions, escalated })
+        .map(|(h, (decisions, escalated))| arbiter_store::HourCount {
+            hour: Timestamp(h * 3_600_000),
+            decisions,
+            escalated,
+        })
         .collect();
     d.by_class = by_class
         .into_iter()
@@ -54,11 +60,15 @@ pub(crate) fn dashboard(c: &mut impl Sql, since: Timestamp) -> Result<Dashboard>
     d.sla_fallbacks = count("case.fallback_applied")?;
     d.tier_escalations = count("case.tier_escalated")?;
     d.drift_alarms = count("drift.alarm")?;
-    for r in c.query("SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2 ORDER BY 1, 2", &[])? {
+    for r in c.query(
+        "SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2 ORDER BY 1, 2",
+        &[],
+    )? {
         let (kind, state): (String, String) = (col(&r, 0)?, col(&r, 1)?);
         d.open_cases.push(arbiter_store::CaseCount {
             kind: CaseKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown case kind `{kind}`")))?,
-            state: CaseState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown case state `{state}`")))?,
+            state: CaseState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown case state `{state}`")))?,
             cases: col::<i64>(&r, 2)? as u64,
         });
     }

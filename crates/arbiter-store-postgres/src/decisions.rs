@@ -66,8 +66,10 @@ pub(crate) fn insert(t: &mut Tx<'_>, new: NewDecision) -> Result<Inserted> {
     }
     let d = &new.decision;
     if let Some(key) = &d.idempotency_key {
-        let prior =
-            t.query_opt("SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2", &[&d.agent, key])?;
+        let prior = t.query_opt(
+            "SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2",
+            &[&d.agent, key],
+        )?;
         if let Some(r) = prior {
             let stored: Decision = serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
             return arbiter_store::rules::idempotent_replay(key, &col::<String>(&r, 0)?, &new.request_digest, stored);
@@ -129,12 +131,7 @@ pub(crate) fn insert(t: &mut Tx<'_>, new: NewDecision) -> Result<Inserted> {
 }
 
 /// Set an outcome or a tool result: rewrite the row and commit it to the chain.
-pub(crate) fn rewrite(
-    t: &mut Tx<'_>,
-    id: &str,
-    at: Timestamp,
-    change: impl FnOnce(&mut Decision),
-) -> Result<Decision> {
+pub(crate) fn rewrite(t: &mut Tx<'_>, id: &str, at: Timestamp, change: impl FnOnce(&mut Decision)) -> Result<Decision> {
     let mut d = load_body::<Decision>(t, "SELECT body FROM decisions WHERE id = $1 FOR UPDATE", &[&id])?
         .ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
     change(&mut d);

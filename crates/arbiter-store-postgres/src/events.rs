@@ -77,11 +77,8 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
     // a page at a time, so a long log is never all in memory
     let mut after = 0i64;
     loop {
-        let rows = c
-            .query(
-                &format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000"),
-                &[&after],
-            )?;
+        let rows =
+            c.query(&format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000"), &[&after])?;
         if rows.is_empty() {
             break;
         }
@@ -95,9 +92,9 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
                     return Ok(report);
                 }
             };
-            let step = walk.step(&ev).and_then(|()| {
-                if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) }
-            });
+            let step = walk
+                .step(&ev)
+                .and_then(|()| if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) });
             if let Err(p) = step {
                 report.problem = Some(p);
                 return Ok(report);
@@ -115,14 +112,13 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
     }
     let mut after = 0i64;
     loop {
-        let rows = c
-            .query(
-                "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
+        let rows = c.query(
+            "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
                  policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
                  subject, final_source, overridden
                  FROM decisions WHERE seq > $1 ORDER BY seq LIMIT 5000",
-                &[&after],
-            )?;
+            &[&after],
+        )?;
         if rows.is_empty() {
             break;
         }

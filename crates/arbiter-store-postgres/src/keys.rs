@@ -5,9 +5,7 @@ use crate::webhooks::queue_deliveries;
 use crate::{Sql, Tx, col, corrupt, load_bodies};
 use arbiter_core::Timestamp;
 use arbiter_core::trace::Span;
-use arbiter_store::{
-    ConsoleSession, Consumption, KeyRecord, PolicyVersion, PolicyVersionSummary, Result, StoreError,
-};
+use arbiter_store::{ConsoleSession, Consumption, KeyRecord, PolicyVersion, PolicyVersionSummary, Result, StoreError};
 use postgres::Row;
 
 const KEY_COLS: &str = "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit";
@@ -59,7 +57,10 @@ pub(crate) fn keys(c: &mut impl Sql) -> Result<Vec<KeyRecord>> {
 }
 
 pub(crate) fn session(c: &mut impl Sql, id: &str) -> Result<Option<ConsoleSession>> {
-    let r = c.query_opt("SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = $1", &[&id])?;
+    let r = c.query_opt(
+        "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = $1",
+        &[&id],
+    )?;
     r.map(|r| {
         Ok(ConsoleSession {
             id: col(&r, 0)?,
@@ -196,7 +197,8 @@ pub(crate) fn acquire_lease(t: &mut Tx<'_>, name: &str, holder: &str, now: Times
 }
 
 pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str, at: Timestamp) -> Result<Consumption> {
-    let prior = t.query_opt("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = $1", &[&id])?;
+    let prior =
+        t.query_opt("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = $1", &[&id])?;
     if let Some(r) = prior {
         return Ok(Consumption {
             decision_id: id.to_string(),

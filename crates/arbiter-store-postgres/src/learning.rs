@@ -270,7 +270,12 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
     Ok(out)
 }
 
-pub(crate) fn similar_candidates(c: &mut impl Sql, action: &str, before: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+pub(crate) fn similar_candidates(
+    c: &mut impl Sql,
+    action: &str,
+    before: Timestamp,
+    limit: usize,
+) -> Result<Vec<Decision>> {
     load_bodies(
         c,
         "SELECT body FROM decisions WHERE action_name = $1 AND event_time < $2
@@ -318,7 +323,8 @@ pub(crate) fn subject_history(
     before: Timestamp,
     limit: usize,
 ) -> Result<(u64, Vec<Decision>)> {
-    let total = c.query_one("SELECT COUNT(*) FROM decisions WHERE subject = $1 AND event_time < $2", &[&subject, &before.0])?;
+    let total =
+        c.query_one("SELECT COUNT(*) FROM decisions WHERE subject = $1 AND event_time < $2", &[&subject, &before.0])?;
     let recent = load_bodies(
         c,
         "SELECT body FROM decisions WHERE subject = $1 AND event_time < $2 ORDER BY event_time DESC LIMIT $3",
@@ -327,7 +333,12 @@ pub(crate) fn subject_history(
     Ok((col::<i64>(&total, 0)? as u64, recent))
 }
 
-pub(crate) fn reviewed(c: &mut impl Sql, action: Option<&str>, since: Timestamp, limit: usize) -> Result<Vec<Decision>> {
+pub(crate) fn reviewed(
+    c: &mut impl Sql,
+    action: Option<&str>,
+    since: Timestamp,
+    limit: usize,
+) -> Result<Vec<Decision>> {
     load_bodies(
         c,
         "SELECT body FROM decisions WHERE final_source = 'review' AND ($1::text IS NULL OR action_name = $1)
@@ -336,7 +347,12 @@ pub(crate) fn reviewed(c: &mut impl Sql, action: Option<&str>, since: Timestamp,
     )
 }
 
-pub(crate) fn labelled_points(c: &mut impl Sql, actions: &[String], from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>> {
+pub(crate) fn labelled_points(
+    c: &mut impl Sql,
+    actions: &[String],
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Labelled>> {
     c.query(
         "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
          WHERE outcome_correct IS NOT NULL AND event_time >= $2 AND event_time < $3 AND action_name = ANY($1)",
@@ -356,7 +372,8 @@ pub(crate) fn labelled_points(c: &mut impl Sql, actions: &[String], from: Timest
 
 pub(crate) fn offer_suggestions(t: &mut Tx<'_>, found: &[Suggestion], now: Timestamp) -> Result<Vec<Suggestion>> {
     for s in found {
-        let known = t.query_opt("SELECT state, expires_at FROM suggestions WHERE fingerprint = $1", &[&s.fingerprint])?;
+        let known =
+            t.query_opt("SELECT state, expires_at FROM suggestions WHERE fingerprint = $1", &[&s.fingerprint])?;
         let body = serde_json::to_string(s).map_err(corrupt)?;
         let params: crate::Params<'_> =
             &[&s.id, &s.fingerprint, &s.state.as_str(), &s.created_at.0, &s.expires_at.0, &body];

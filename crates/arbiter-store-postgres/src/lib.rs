@@ -269,9 +269,8 @@ impl<T: Send + 'static, F: FnOnce(&mut Tx<'_>) -> Result<T> + Send> Job for FnJo
 }
 
 pub(crate) fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(|e| {
-        StoreError::backend(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)), e)
-    })
+    Client::connect(url, NoTls)
+        .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)), e))
 }
 
 /// `url` without its password, for messages.
@@ -286,6 +285,22 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The schema version of the database at `url` (0: empty) and the newest this build knows (blocking).
+pub fn schema_versions(url: &str) -> Result<(u32, u32)> {
+    let url = url.to_string();
+    std::thread::spawn(move || schema::versions(&mut connect(&url)?))
+        .join()
+        .map_err(|_| StoreError::backend_msg("the schema check panicked"))?
+}
+
+/// Bring the schema of the database at `url` up to date (blocking).
+pub fn upgrade(url: &str) -> Result<()> {
+    let url = url.to_string();
+    std::thread::spawn(move || schema::migrate(&mut connect(&url)?))
+        .join()
+        .map_err(|_| StoreError::backend_msg("the upgrade panicked"))?
 }
 
 impl PostgresStore {
@@ -461,7 +476,14 @@ fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>
             return Err(StoreError::backend_msg("begin failed"));
         }
     };
-    let mut t = Tx { tx, stmts, head: ChainHead { seq: 0, hash: String::new() }, chain: ChainBatch::default(), finalized: vec![], hooks: None };
+    let mut t = Tx {
+        tx,
+        stmts,
+        head: ChainHead { seq: 0, hash: String::new() },
+        chain: ChainBatch::default(),
+        finalized: vec![],
+        hooks: None,
+    };
     let locked = t
         .query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[])
         .and_then(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? }))

@@ -16,8 +16,10 @@ const MIGRATION_LOCK: i64 = 0x0061_7262_6974_6572;
 
 /// The schema version of the database (0: empty) and the newest this build knows.
 pub fn versions(c: &mut Client) -> Result<(u32, u32)> {
-    c.batch_execute("CREATE TABLE IF NOT EXISTS arbiter_schema (version BIGINT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        .map_err(pg("cannot create the schema version table"))?;
+    let exists = c.query_one("SELECT to_regclass('arbiter_schema') IS NOT NULL", &[]).map_err(backend)?;
+    if !col::<bool>(&exists, 0)? {
+        return Ok((0, SCHEMA_VERSION));
+    }
     let row = c.query_one("SELECT COALESCE(MAX(version), 0) FROM arbiter_schema", &[]).map_err(backend)?;
     let current = col::<i64>(&row, 0)? as u32;
     if current > SCHEMA_VERSION {
@@ -31,6 +33,10 @@ pub fn versions(c: &mut Client) -> Result<(u32, u32)> {
 pub(crate) fn migrate(c: &mut Client) -> Result<()> {
     c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).map_err(pg("cannot take the migration lock"))?;
     let result = (|| {
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS arbiter_schema (version BIGINT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .map_err(pg("cannot create the schema version table"))?;
         let (current, _) = versions(c)?;
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             let mut tx = c.transaction().map_err(backend)?;

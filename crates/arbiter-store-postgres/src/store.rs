@@ -63,7 +63,8 @@ impl Store for PostgresStore {
         let id = id.to_string();
         self.write(move |t| {
             use crate::Sql;
-            Ok(t.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at.0])? == 1)
+            Ok(t.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at.0])?
+                == 1)
         })
         .await
     }
@@ -98,8 +99,10 @@ impl Store for PostgresStore {
         let id = id.to_string();
         self.write(move |t| {
             use crate::Sql;
-            Ok(t.execute("UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at.0])?
-                == 1)
+            Ok(t.execute(
+                "UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                &[&id, &at.0],
+            )? == 1)
         })
         .await
     }
@@ -160,7 +163,12 @@ impl Store for PostgresStore {
         self.read(move |c| cases::due(c, now, limit)).await
     }
 
-    async fn decision_chain(&self, trace_ids: &[String], decision_ids: &[String], limit: usize) -> Result<Vec<Decision>> {
+    async fn decision_chain(
+        &self,
+        trace_ids: &[String],
+        decision_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
         let (traces, ids) = (trace_ids.to_vec(), decision_ids.to_vec());
         self.read(move |c| decisions::chain(c, &traces, &ids, limit)).await
     }
@@ -352,7 +360,13 @@ impl Store for PostgresStore {
         self.read(move |c| keys::settings_with_prefix(c, &prefix)).await
     }
 
-    async fn consume_receipt(&self, decision_id: &str, consumer: &str, args_digest: &str, at: Timestamp) -> Result<Consumption> {
+    async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<Consumption> {
         let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
         self.write(move |t| keys::consume_receipt(t, &id, &who, &digest, at)).await
     }

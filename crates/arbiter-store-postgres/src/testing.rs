@@ -32,15 +32,21 @@ pub fn fresh(test: &str) -> Option<TestDatabase> {
         eprintln!("skipping {test}: set ARBITER_TEST_POSTGRES_URL=postgres://user@host/db to run it");
         return None;
     };
-    let suffix: String = format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    let clean: String = test.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(30).collect();
+    let suffix: String = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+    );
+    let clean: String =
+        test.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(30).collect();
     let name = format!("arbiter_t_{clean}_{suffix}");
     let name: String = name.chars().take(63).collect();
     let admin = admin_url.clone();
     let n = name.clone();
     std::thread::spawn(move || {
         let mut c = connect(&admin).unwrap_or_else(|e| panic!("ARBITER_TEST_POSTGRES_URL: {e}"));
-        c.batch_execute(&format!("CREATE DATABASE \"{n}\"")).unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
+        c.batch_execute(&format!("CREATE DATABASE \"{n}\""))
+            .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
     })
     .join()
     .expect("creating the test database");

@@ -2,7 +2,9 @@
 
 use crate::{Sql, Tx, col, corrupt};
 use arbiter_core::Timestamp;
-use arbiter_store::{Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Event, Result, StoreError, Webhook, WebhookFormat};
+use arbiter_store::{
+    Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Event, Result, StoreError, Webhook, WebhookFormat,
+};
 use postgres::Row;
 
 /// Queue `e` for every active webhook that wants its kind (the outbox is
@@ -147,10 +149,10 @@ pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Re
         (false, None) => (DeliveryStatus::Failed, None, None),
     };
     let n = t.execute(
-            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_status = $4,
+        "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_status = $4,
              last_error = $5, delivered_at = $6 WHERE id = $1",
-            &[&(id as i64), &status.as_str(), &next, &a.status.map(i64::from), &a.error, &delivered],
-        )?;
+        &[&(id as i64), &status.as_str(), &next, &a.status.map(i64::from), &a.error, &delivered],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("delivery {id}")));
     }
@@ -158,6 +160,7 @@ pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Re
 }
 
 pub(crate) fn deliveries(c: &mut impl Sql, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
-    let sql = format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2");
+    let sql =
+        format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2");
     c.query(&sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
 }
