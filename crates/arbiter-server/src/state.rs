@@ -49,6 +49,8 @@ pub struct AppState {
     pub telemetry: crate::telemetry::Telemetry,
     /// The keys receipts are signed with.
     pub receipts: crate::receipts::Receipts,
+    /// This server's name among replicas (holder of leases).
+    pub instance: String,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             limiter: Default::default(),
             rate_episodes: Default::default(),
             cap_episodes: Default::default(),
+            instance: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
         });
         state.refresh_policy().await?;
         state.receipts.load(&state).await?;
@@ -217,6 +220,16 @@ impl AppState {
     pub(crate) fn stop(&self) {
         let _ = self.stopping.send(true);
     }
+}
+
+/// This machine's name, for telling replicas apart in leases and logs.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "arbiter".into())
 }
 
 /// The case actor for an authenticated caller.

@@ -29,6 +29,14 @@ impl Waiters {
         Waiter { owner: self, id: decision_id.to_string(), notify }
     }
 
+    /// Wake everyone waiting on any decision (they read theirs again).
+    pub fn wake_all(&self) {
+        let all: Vec<Arc<Notify>> = self.map.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+
     /// Wake everyone waiting on `decision_id`.
     pub fn wake(&self, decision_id: &str) {
         let n = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(decision_id).cloned();

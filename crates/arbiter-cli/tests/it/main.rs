@@ -9,6 +9,7 @@ mod durability;
 mod mcp;
 mod readme;
 mod receipts;
+mod replicas;
 mod review;
 mod sdk;
 mod support;

@@ -33,8 +33,43 @@ fn already_open(cases: &[Case], alarm: &Alarm) -> bool {
     })
 }
 
+/// The lease the drift monitor holds while it evaluates.
+pub const LEASE: &str = "drift-monitor";
+
+/// How long the monitor's lease lasts: past the next evaluation, so the
+/// holder keeps it while it runs; a replica that dies hands over within this.
+pub fn lease_ms(interval: std::time::Duration) -> i64 {
+    (2 * interval.as_millis() as i64).max(10_000) + 10_000
+}
+
+/// Evaluate drift if this replica holds the monitor's lease (one replica
+/// evaluates; another takes over within [`lease_ms`] if it dies). `None` when another holds it.
+pub async fn run_if_leader(state: &AppState) -> Result<Option<DriftStatus>, ApiError> {
+    let now = state.clock.now();
+    if !state.store.acquire_lease(LEASE, &state.instance, now, lease_ms(state.config.drift_interval)).await? {
+        return Ok(None);
+    }
+    run_once(state).await.map(Some)
+}
+
+/// The drift status now, for `GET /v1/drift` on a replica that has none yet:
+/// evaluated and acted on when this replica takes the monitor's lease;
+/// otherwise only evaluated (the lease holder records alarms and opens the
+/// cases, so several replicas asked at once never open a case twice).
+pub async fn status_now(state: &AppState) -> Result<DriftStatus, ApiError> {
+    match run_if_leader(state).await? {
+        Some(s) => Ok(s),
+        None => evaluate(state, false).await,
+    }
+}
+
 /// Evaluate drift now; record alarms and open review cases. Returns the status.
 pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
+    evaluate(state, true).await
+}
+
+/// Evaluate drift now; with `act`, record alarms and open review cases.
+async fn evaluate(state: &AppState, act: bool) -> Result<DriftStatus, ApiError> {
     let cfg = state.config.drift.clone();
     let now = state.clock.now();
     let cur_from = now.plus_millis(-cfg.window_ms);
@@ -45,7 +80,7 @@ pub async fn run_once(state: &AppState) -> Result<DriftStatus, ApiError> {
     let current: Vec<drift::Point> = points[split..].iter().map(|p| p.point.clone()).collect();
     let report = drift::evaluate(&reference, &current, &cfg);
     let mut opened = Vec::new();
-    if !report.alarms.is_empty() {
+    if act && !report.alarms.is_empty() {
         let open_reviews = state
             .store
             .cases(CaseFilter {

@@ -1,7 +1,8 @@
 //! Background work beside the API, each loop stopping with the server: the
 //! policy refresh (replicas converge on the active version), the SLA sweeper,
 //! the webhook deliveries, the drift monitor and the rule-suggestion miner
-//! (each only when it is on).
+//! (each only when it is on), and the relay that wakes agents waiting here on
+//! decisions other replicas made final.
 
 pub mod drift;
 pub mod policy_refresh;
@@ -28,7 +29,7 @@ pub async fn run(state: Arc<AppState>) {
             return; // turned off: no loop at all
         }
         every(state.clone(), state.config.drift_interval, |s| async move {
-            if let Err(e) = drift::run_once(&s).await {
+            if let Err(e) = drift::run_if_leader(&s).await {
                 tracing::warn!(error = %e, "drift evaluation failed; retrying");
             }
         })
@@ -69,7 +70,27 @@ pub async fn run(state: Arc<AppState>) {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         crate::telemetry::export_loop(state.clone(), client).await
     };
-    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge, export);
+    let relay = relay_finalized(state.clone());
+    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge, export, relay);
+}
+
+/// Wake the agents waiting here on decisions that another replica made
+/// final (the store's feed; nothing to do for a store without one).
+async fn relay_finalized(state: Arc<AppState>) {
+    let Some(mut feed) = state.store.finalized_feed() else { return };
+    let mut stop = state.stopping();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            got = feed.recv() => match got {
+                Ok(id) if id == "*" => state.waiters.wake_all(),
+                Ok(id) => state.waiters.wake(&id),
+                // fell behind: some ids were dropped, so everyone looks again
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.waiters.wake_all(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
 }
 
 /// Call `f` every `period` until the server stops.

@@ -64,6 +64,6 @@ pub async fn drift(
     auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift statistics")?;
     match state.drift_status() {
         Some(s) => Ok(axum::Json(s)),
-        None => Ok(axum::Json(crate::jobs::drift::run_once(&state).await?)),
+        None => Ok(axum::Json(crate::jobs::drift::status_now(&state).await?)),
     }
 }

@@ -1,14 +1,15 @@
 use crate::support::TestServer;
 use arbiter_core::soc::{DriftMode, Soc, SocConfig};
 use arbiter_core::{Clock, Timestamp};
-use arbiter_server::jobs::drift::run_once;
+use arbiter_server::jobs::drift::{run_once, status_now};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const HOUR: i64 = 3_600_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_isolation_raises_one_alarm_and_one_review_case() {
+/// A server on the SOC policy with 17 h of simulated SOC traffic, over-isolating
+/// from hour 15; the clock at the start of the traffic. Returns (start, drift_at).
+async fn over_isolation_history() -> (TestServer, i64, i64) {
     let s = TestServer::start().await;
     let soc_policy = include_str!("../../../../examples/policies/soc.yaml");
     let r = s
@@ -45,6 +46,33 @@ async fn over_isolation_raises_one_alarm_and_one_review_case() {
     for t in tasks {
         t.await.unwrap();
     }
+    (s, start, drift_at)
+}
+
+/// Replicas share one store: evaluations asked of all of them at once open one
+/// review case, because only the holder of the monitor's lease acts on alarms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_evaluating_at_once_open_one_review_case() {
+    let (s, start, drift_at) = over_isolation_history().await;
+    s.clock.set(Timestamp(start + drift_at + HOUR));
+    let mut states = vec![s.state.clone()];
+    for _ in 0..2 {
+        let config = s.state.config.clone();
+        states.push(arbiter_server::AppState::new(s.state.store.clone(), config, s.clock.clone()).await.unwrap());
+    }
+    let (a, b, c) = tokio::join!(status_now(&states[0]), status_now(&states[1]), status_now(&states[2]));
+    let statuses = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert!(statuses.iter().all(|st| st.report.alarms.iter().any(|a| a.action == "isolate_host")));
+    let opened: usize = statuses.iter().map(|st| st.opened_reviews.len()).sum();
+    let by: Vec<&Vec<String>> = statuses.iter().map(|st| &st.opened_reviews).collect();
+    assert_eq!(opened, 1, "one review case, opened by the lease holder: {by:?}");
+    let (_, reviews) = s.get(&s.admin, "/v1/cases?kind=review").await;
+    assert_eq!(reviews.as_array().unwrap().len(), 1, "{reviews}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_isolation_raises_one_alarm_and_one_review_case() {
+    let (s, start, drift_at) = over_isolation_history().await;
     // Before the drift: quiet.
     s.clock.set(Timestamp(start + drift_at));
     let quiet = run_once(&s.state).await.unwrap();

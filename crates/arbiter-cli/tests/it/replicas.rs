@@ -1,0 +1,336 @@
+//! Three replicas of the real binary on one PostgreSQL database, with the
+//! requests spread over them: claims stay exclusive, a long-poll on one is
+//! released by a decision on another, an SLA expiry is applied once, one
+//! drift alarm opens one review case, and a replica killed under load loses
+//! nothing it acknowledged. Each test gets a fresh database on
+//! `ARBITER_TEST_POSTGRES_URL` (required when `ARBITER_REQUIRE_POSTGRES=1`).
+
+use crate::support::{Server, allowed_action, bin, escalating_action};
+use arbiter_store_postgres::testing;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Start `n` replicas on `url`: the first bootstraps the store (and prints the admin key).
+fn replicas(url: &str, n: usize, extra: &[&str]) -> Vec<Server> {
+    let first = Server::start(Path::new(url), extra);
+    assert!(first.admin_key.is_some(), "the first replica bootstraps the empty database");
+    let mut all = vec![first];
+    for _ in 1..n {
+        let s = Server::start(Path::new(url), extra);
+        assert!(s.admin_key.is_none(), "later replicas find the store bootstrapped");
+        all.push(s);
+    }
+    all
+}
+
+async fn case_events(s: &Server, key: &str, case: &str) -> Vec<String> {
+    let events: Value = s
+        .http
+        .get(s.at(&format!("/v1/cases/{case}/events")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+}
+
+fn audit_verify(url: &str) -> String {
+    let out = std::process::Command::new(bin()).args(["audit", "verify", "--db", url]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "audit verify failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_keep_claims_exclusive_release_waiters_and_sweep_once() {
+    let Some(db) = testing::fresh("replicas") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("replicas.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\npolicy: replicas\ndefaults:\n  reviewers: [soc_analyst]\n  sla: 10m\n  fallback: deny\n\
+         actions:\n  expire_me:\n    sla: 1s\n    fallback: deny\n    tiers:\n      - reviewers: [soc_lead]\n        sla: 1s\n",
+    )
+    .unwrap();
+    let rs = replicas(&db.url, 3, &["--policy", policy.to_str().unwrap(), "--sweep-interval-ms", "50"]);
+    let admin = rs[0].admin().to_string();
+    let agent = rs[0].key("soc-triage-agent", "agent", &[]).await;
+
+    // --- 32 reviewers, spread over the three replicas, claim one case: exactly one wins
+    let low = json!({"action": {"name": "isolate_host", "confidence": 0.3, "args": {"host": "ws-1"}}});
+    let d: Value = rs[1].propose(&agent, &low, None).await.json().await.unwrap();
+    assert_eq!(d["verdict"], "escalate", "{d}");
+    let case = d["case_id"].as_str().unwrap().to_string();
+    let mut reviewers = Vec::new();
+    for i in 0..32 {
+        reviewers.push(rs[0].key(&format!("rev{i}"), "reviewer", &["soc_analyst"]).await);
+    }
+    let claims = reviewers.iter().enumerate().map(|(i, key)| {
+        let (http, url, key) = (rs[i % 3].http.clone(), rs[i % 3].at(&format!("/v1/cases/{case}/claim")), key.clone());
+        tokio::spawn(async move { http.post(url).bearer_auth(key).send().await.unwrap().status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for c in claims {
+        statuses.push(c.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "exactly one claim wins: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "the others are told it is held: {statuses:?}");
+    let kinds = case_events(&rs[2], &admin, &case).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "case.claimed").count(), 1, "{kinds:?}");
+
+    // --- a long-poll on replica 1 is released by a decision on replica 0 within 200 ms
+    for (waiter, decider) in [(1usize, 0usize), (2, 1), (0, 2)] {
+        let d: Value = rs[waiter].propose(&agent, &low, None).await.json().await.unwrap();
+        let (id, case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
+        let poll = {
+            let (http, url, agent) =
+                (rs[waiter].http.clone(), rs[waiter].at(&format!("/v1/decisions/{id}?wait=30s")), agent.clone());
+            tokio::spawn(async move {
+                let r = http.get(url).bearer_auth(agent).send().await.unwrap();
+                (Instant::now(), r.json::<Value>().await.unwrap())
+            })
+        };
+        rs[waiter].until_waiting(1).await;
+        let r = rs[decider]
+            .http
+            .post(rs[decider].at(&format!("/v1/cases/{case}/decision")))
+            .bearer_auth(&reviewers[0])
+            .json(&json!({"decision": "approve", "rationale": "the workstation is confirmed infected"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let decided = Instant::now();
+        let (released, fin) = poll.await.unwrap();
+        assert_eq!(fin["status"], "final", "{fin}");
+        let lag = released.saturating_duration_since(decided);
+        assert!(
+            lag < Duration::from_millis(200),
+            "replica {waiter} released its waiter {lag:?} after replica {decider} decided"
+        );
+    }
+
+    // --- an SLA expiry (tier, then fallback) is applied once, with three sweepers at it
+    let expiring = json!({"action": {"name": "expire_me", "confidence": 0.3, "args": {"x": 1}}});
+    let mut expired = Vec::new();
+    for i in 0..6 {
+        let d: Value = rs[i % 3].propose(&agent, &expiring, None).await.json().await.unwrap();
+        expired.push((d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string()));
+    }
+    for (id, case) in &expired {
+        let fin: Value = rs[2]
+            .http
+            .get(rs[2].at(&format!("/v1/decisions/{id}?wait=10s")))
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(fin["final"]["source"], "sla_expired", "{fin}");
+        // let the other sweepers run a few more rounds on it
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let kinds = case_events(&rs[0], &admin, case).await;
+        assert_eq!(kinds, ["case.opened", "case.tier_escalated", "case.fallback_applied"], "case {case}");
+    }
+    for s in rs {
+        assert!(s.terminate(), "a replica stopped cleanly");
+    }
+    assert!(audit_verify(&db.url).starts_with("ok:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_drift_alarm_opens_one_review_case_across_replicas() {
+    use arbiter_core::soc::{DriftMode, Soc, SocConfig};
+    let Some(db) = testing::fresh("drift") else { return };
+    const HOUR: i64 = 3_600_000;
+    // no monitor loop yet: the first evaluations are asked for, on every replica at once
+    let rs = replicas(&db.url, 3, &["--drift-interval", "0s"]);
+    let admin = rs[0].admin().to_string();
+    let agent = rs[0].loader("soc-triage-agent").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // 14 h of history ending now; the last 2 h (the monitor's window) over-isolate
+    let start = now - 14 * HOUR;
+    let proposals = Soc::run(
+        SocConfig { seed: 3, alerts_per_hour: 150.0, drift: DriftMode::OverIsolation, drift_at_ms: 12 * HOUR },
+        14 * HOUR - 60_000,
+    );
+    let mut tasks = Vec::new();
+    for (i, chunk) in proposals.chunks(proposals.len() / 6 + 1).enumerate() {
+        let (http, url, agent) = (rs[i % 3].http.clone(), rs[i % 3].at("/v1/decisions"), agent.clone());
+        let bodies: Vec<Value> = chunk
+            .iter()
+            .map(|p| json!({"action": p.action, "trace_id": p.trace_id, "event_time": arbiter_core::Timestamp(start + p.offset_ms)}))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            for b in bodies {
+                let r = http.post(&url).bearer_auth(&agent).json(&b).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // several evaluations on every replica
+    let drift_reviews = || async {
+        let cases: Value = rs[1]
+            .http
+            .get(rs[1].at("/v1/cases?kind=review&limit=100"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        cases.as_array().unwrap().iter().filter(|c| c["review"]["source"] == "drift_alarm").count()
+    };
+    let asks = (0..9).map(|i| {
+        let (http, url, admin) = (rs[i % 3].http.clone(), rs[i % 3].at("/v1/drift"), admin.clone());
+        tokio::spawn(async move {
+            let status: Value = http.get(url).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
+            status
+        })
+    });
+    let mut alarmed = 0;
+    for a in asks {
+        let status = a.await.unwrap();
+        alarmed += usize::from(!status["report"]["alarms"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(alarmed, 9, "every replica sees the drift");
+    assert_eq!(drift_reviews().await, 1, "one alarm, one review case, however many replicas evaluated it");
+    for s in rs {
+        assert!(s.terminate());
+    }
+    let out = std::process::Command::new(bin()).args(["audit", "export", "--db", &db.url]).output().unwrap();
+    let alarms = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("\"drift.alarm\"")).count();
+    assert_eq!(alarms, 1, "one alarm event");
+    audit_verify(&db.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_nothing_it_acknowledged() {
+    let Some(db) = testing::fresh("kill9") else { return };
+    let mut rs: Vec<Option<Server>> = replicas(&db.url, 3, &[]).into_iter().map(Some).collect();
+    let agent = rs[0].as_ref().unwrap().loader("soc-triage-agent").await;
+    let urls: Vec<String> = rs.iter().map(|s| s.as_ref().unwrap().at("/v1/decisions")).collect();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 12 clients, each sending to "its" replica first and, when that fails, retrying the
+    // same request (same Idempotency-Key) on the next one
+    let mut clients = Vec::new();
+    for c in 0..12usize {
+        let (http, urls, agent, stop) = (http.clone(), urls.clone(), agent.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut acked: Vec<(String, String)> = Vec::new();
+            let mut retried_elsewhere = 0;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let idem = format!("c{c}-{n}");
+                let body = if n % 5 == 0 { escalating_action() } else { allowed_action(&idem) };
+                let mut attempt = 0;
+                let d = loop {
+                    let url = &urls[(c + attempt) % 3];
+                    match http.post(url).bearer_auth(&agent).header("idempotency-key", &idem).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => break r.json::<Value>().await.unwrap(),
+                        Ok(r) if r.status().is_server_error() => {}
+                        Ok(r) => panic!("{}: {}", r.status(), r.text().await.unwrap()),
+                        Err(_) => {}
+                    }
+                    attempt += 1;
+                    retried_elsewhere += 1;
+                    assert!(attempt < 30, "no replica answered {idem}");
+                };
+                acked.push((idem, d["id"].as_str().unwrap().to_string()));
+                n += 1;
+            }
+            (acked, retried_elsewhere)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rs[0].take().unwrap().kill9();
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut retried = 0;
+    for c in clients {
+        let (a, r) = c.await.unwrap();
+        acked.extend(a);
+        retried += r;
+    }
+    assert!(killed_at.elapsed() >= Duration::from_secs(3));
+    assert!(acked.len() > 100, "the load ran: {} decisions", acked.len());
+    assert!(retried > 0, "requests meant for the killed replica were retried on the others");
+    // Every acknowledged decision is there, under its key, with the id the client was given.
+    let s = rs[1].as_ref().unwrap();
+    for (idem, id) in &acked {
+        let r = s.http.get(s.at(&format!("/v1/decisions/{id}"))).bearer_auth(&agent).send().await.unwrap();
+        assert_eq!(r.status(), 200, "acknowledged decision {id} ({idem}) is missing");
+        let d: Value = r.json().await.unwrap();
+        assert_eq!(d["idempotency_key"], idem.as_str());
+    }
+    for s in rs.into_iter().flatten() {
+        assert!(s.terminate());
+    }
+    let report = audit_verify(&db.url);
+    assert!(report.starts_with("ok:"), "{report}");
+}
+
+#[test]
+fn migrate_copies_the_demo_store_with_the_same_chain_head() {
+    let Some(db) = testing::fresh("migrate") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = std::process::Command::new(bin())
+        .args([
+            "demo",
+            "--exit",
+            "--listen",
+            "127.0.0.1:0",
+            "--hours",
+            "19",
+            "--drift-at",
+            "16",
+            "--rate",
+            "100",
+            "--seed",
+            "3",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let sqlite = data.join("arbiter.db");
+    let anchor = std::process::Command::new(bin()).args(["audit", "anchor", "--db"]).arg(&sqlite).output().unwrap();
+    let head = String::from_utf8_lossy(&anchor.stdout).trim().to_string();
+    assert!(head.contains(':'), "{head}");
+    let out = std::process::Command::new(bin())
+        .args(["migrate", "--from"])
+        .arg(&sqlite)
+        .args(["--to", &db.url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("chain head {head} on both sides")), "{text}");
+    let verified = audit_verify(&db.url);
+    assert!(verified.contains(&head), "{verified}");
+    // a second copy into the same (now full) database is refused, changing nothing
+    let again = std::process::Command::new(bin())
+        .args(["migrate", "--from"])
+        .arg(&sqlite)
+        .args(["--to", &db.url])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds an Arbiter store"));
+    assert!(audit_verify(&db.url).contains(&head));
+}
