@@ -81,6 +81,13 @@ pub struct DecideArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Without --url: start the server(s) on this store instead of a temporary SQLite file, e.g. an empty
+    /// PostgreSQL database `postgres://user@host/db` (it must be empty: the first start prints the admin key).
+    #[arg(long, conflicts_with = "url")]
+    db: Option<String>,
+    /// Without --url: start this many replicas on --db (PostgreSQL) and spread the connections over them.
+    #[arg(long, default_value_t = 1, requires = "db")]
+    replicas: usize,
 }
 
 /// Run a benchmark subcommand.
@@ -107,13 +114,23 @@ impl Drop for ChildServer {
 }
 
 pub(crate) fn start_child() -> Result<(ChildServer, String, String)> {
+    start_child_on(None)
+}
+
+/// Start a server on `db` (a temporary SQLite file when `None`); its URL and
+/// the admin key it printed (empty when the store had keys already).
+pub(crate) fn start_child_on(db: Option<&str>) -> Result<(ChildServer, String, String)> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let policy = dir.path().join("soc.yaml");
     std::fs::write(&policy, crate::SOC_POLICY)?;
     let exe = std::env::current_exe().context("cannot find the arbiter binary")?;
+    let store = match db {
+        Some(d) => std::path::PathBuf::from(d),
+        None => dir.path().join("bench.db"),
+    };
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("bench.db"))
+        .arg(store)
         .arg("--policy")
         .arg(&policy)
         // Every escalation opens its case, however many pile up: the load is the point.
@@ -127,7 +144,7 @@ pub(crate) fn start_child() -> Result<(ChildServer, String, String)> {
     let mut server = ChildServer { child, _dir: dir };
     let (mut url, mut admin) = (None, None);
     let mut lines = BufReader::new(stdout).lines();
-    while url.is_none() || admin.is_none() {
+    loop {
         let Some(line) = lines.next() else {
             let status = server.child.wait()?;
             bail!("the server exited ({status}) before it was ready");
@@ -137,6 +154,8 @@ pub(crate) fn start_child() -> Result<(ChildServer, String, String)> {
             url = Some(u.to_string());
         } else if let Some(k) = line.strip_prefix("admin key: ") {
             admin = Some(k.to_string());
+        } else if line == "ready" {
+            break;
         }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
@@ -158,19 +177,39 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let (child, url, key) = match (&args.url, &args.key) {
-        (Some(u), Some(k)) => (None, u.clone(), k.clone()),
+    if args.replicas == 0 {
+        bail!("--replicas must be at least 1");
+    }
+    if args.replicas > 1 && args.db.as_deref().is_none_or(|d| crate::store::postgres_url(std::path::Path::new(d)).is_none()) {
+        bail!("--replicas needs --db postgres://...: replicas share a PostgreSQL database");
+    }
+    let (children, urls, key) = match (&args.url, &args.key) {
+        (Some(u), Some(k)) => (vec![], vec![u.clone()], k.clone()),
         _ => {
-            let (child, url, admin) = start_child()?;
-            (Some(child), url, admin)
+            let mut children = Vec::new();
+            let mut urls = Vec::new();
+            let mut admin_key = String::new();
+            for i in 0..args.replicas {
+                let (child, url, admin) = start_child_on(args.db.as_deref())?;
+                if i == 0 {
+                    if admin.is_empty() {
+                        bail!("--db must name an empty store: the benchmark needs the admin key its first start prints");
+                    }
+                    admin_key = admin;
+                }
+                children.push(child);
+                urls.push(url);
+            }
+            (children, urls, admin_key)
         }
     };
+    let url = urls.join(",");
     let rt = crate::runtime()?;
-    let tally = rt.block_on(async {
+    let (tally, lock) = rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-        let mut client = Client::new(http, &url, key);
+        let mut client = Client::new(http.clone(), &urls[0], key);
         // With our own server, load it the way an agent would: with an agent key.
-        if child.is_some() {
+        if !children.is_empty() {
             let created = client
                 .create_key(&CreateKey {
                     name: "bench-agent".into(),
@@ -187,9 +226,11 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         let warm_until = started + Duration::from_secs(args.warmup.0);
         let end = warm_until + Duration::from_secs(args.duration.0);
         let run_id = format!("{:x}", started.elapsed().as_nanos() ^ std::process::id() as u128);
+        // each connection talks to one replica, round robin (a load balancer's spread)
+        let clients: Vec<Client> = urls.iter().map(|u| Client::new(http.clone(), u, client.key().to_string())).collect();
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
-            let (client, run_id) = (client.clone(), run_id.clone());
+            let (client, run_id) = (clients[t % clients.len()].clone(), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut i = t as u64;
@@ -236,8 +277,10 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                 all.first_error = t.first_error;
             }
         }
-        anyhow::Ok(all)
+        let lock = if children.is_empty() { None } else { chain_lock(&http, &urls).await };
+        anyhow::Ok((all, lock))
     })?;
+    drop(children);
     let mut lat = tally.latencies_ms;
     lat.sort_by(f64::total_cmp);
     let secs = args.duration.0 as f64;
@@ -252,18 +295,58 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
             "{}",
             json!({"url": url, "concurrency": args.concurrency, "duration_secs": secs, "decisions": ok,
                 "decisions_per_sec": rate, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
-                "allow": allow, "escalate": escalate, "deny": deny, "errors": tally.errors})
+                "allow": allow, "escalate": escalate, "deny": deny, "errors": tally.errors,
+                "replicas": urls.len(), "chain_lock": lock})
         );
     } else {
         println!("arbiter bench decide: {} connections for {} against {url}", args.concurrency, args.duration);
         println!("decisions: {ok} (allow {allow}, escalate {escalate}, deny {deny}), errors: {}", tally.errors);
         println!("throughput: {rate:.0} decisions/s");
         println!("latency: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
+        if let Some(l) = &lock {
+            println!(
+                "audit chain lock (all replicas, warm-up included): {} batches of {:.1} writes; per batch: waited {:.2} ms, held {:.2} ms",
+                l.batches, l.jobs_per_batch, l.wait_ms_per_batch, l.held_ms_per_batch
+            );
+        }
     }
     if let Some(e) = tally.first_error {
         eprintln!("first error: {e}");
     }
     Ok(if tally.errors == 0 && ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What the audit chain's lock cost during a run, from the replicas' `/metrics`.
+#[derive(Debug, serde::Serialize)]
+struct ChainLock {
+    batches: u64,
+    jobs_per_batch: f64,
+    wait_ms_per_batch: f64,
+    held_ms_per_batch: f64,
+}
+
+async fn chain_lock(http: &reqwest::Client, urls: &[String]) -> Option<ChainLock> {
+    let (mut batches, mut jobs, mut wait, mut held) = (0.0, 0.0, 0.0, 0.0);
+    for u in urls {
+        let text = http.get(format!("{u}/metrics")).send().await.ok()?.text().await.ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        batches += value("arbiter_store_write_batches");
+        jobs += value("arbiter_store_write_jobs");
+        wait += value("arbiter_store_chain_lock_wait_seconds");
+        held += value("arbiter_store_chain_lock_held_seconds");
+    }
+    (batches > 0.0).then(|| ChainLock {
+        batches: batches as u64,
+        jobs_per_batch: jobs / batches,
+        wait_ms_per_batch: wait * 1000.0 / batches,
+        held_ms_per_batch: held * 1000.0 / batches,
+    })
 }
 
 async fn console(args: ConsoleArgs) -> Result<ExitCode> {

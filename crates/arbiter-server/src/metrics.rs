@@ -37,6 +37,27 @@ pub struct Metrics {
     pub case_cap_fallbacks: Counter,
     /// Spans stored from OTLP exports.
     pub spans_received: Counter,
+    /// The store's write batches, jobs and audit-chain lock times (refreshed at scrape time).
+    pub store_writes: StoreWrites,
+}
+
+/// The store's group-commit counters, as gauges set from [`arbiter_store::WriteStats`] at scrape time.
+#[derive(Default)]
+pub struct StoreWrites {
+    batches: Gauge,
+    jobs: Gauge,
+    lock_wait: Gauge<f64, std::sync::atomic::AtomicU64>,
+    lock_held: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl StoreWrites {
+    /// Set from the store's counters.
+    pub fn set(&self, s: arbiter_store::WriteStats) {
+        self.batches.set(s.batches as i64);
+        self.jobs.set(s.jobs as i64);
+        self.lock_wait.set(s.chain_lock_wait_micros as f64 / 1e6);
+        self.lock_held.set(s.chain_lock_held_micros as f64 / 1e6);
+    }
 }
 
 impl Metrics {
@@ -75,7 +96,25 @@ impl Metrics {
         );
         let spans_received = Counter::default();
         registry.register("spans_received", "Spans stored from OTLP exports on /v1/traces", spans_received.clone());
+        let store_writes = StoreWrites::default();
+        registry.register(
+            "store_write_batches",
+            "Write transactions (group commits) since the store opened (PostgreSQL)",
+            store_writes.batches.clone(),
+        );
+        registry.register("store_write_jobs", "Writes committed in those batches", store_writes.jobs.clone());
+        registry.register(
+            "store_chain_lock_wait_seconds",
+            "Time write batches waited for the audit chain's lock (held by other replicas)",
+            store_writes.lock_wait.clone(),
+        );
+        registry.register(
+            "store_chain_lock_held_seconds",
+            "Time write batches held the audit chain's lock, from taking it to the commit",
+            store_writes.lock_held.clone(),
+        );
         Metrics {
+            store_writes,
             spans_received,
             registry,
             decisions,

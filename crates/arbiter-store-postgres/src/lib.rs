@@ -27,7 +27,7 @@ use arbiter_store::rules::{ChainBatch, DECISIONS_COMMITTED};
 use arbiter_store::{ChainHead, Result, StoreError};
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{broadcast, oneshot};
 
@@ -63,6 +63,27 @@ pub struct PostgresStore {
     next_reader: AtomicUsize,
     finalized: broadcast::Sender<String>,
     stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+/// The writer's counters ([`arbiter_store::WriteStats`]).
+#[derive(Default)]
+pub(crate) struct Stats {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    lock_wait_micros: AtomicU64,
+    lock_held_micros: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn read(&self) -> arbiter_store::WriteStats {
+        arbiter_store::WriteStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            chain_lock_wait_micros: self.lock_wait_micros.load(Ordering::Relaxed),
+            chain_lock_held_micros: self.lock_held_micros.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A database error while doing `context`.
@@ -318,9 +339,11 @@ impl PostgresStore {
         schema::migrate(&mut client)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let writer_url = url.clone();
+        let stats = Arc::new(Stats::default());
+        let writer_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("arbiter-pg-writer".into())
-            .spawn(move || writer_loop(writer_url, Some(client), rx))
+            .spawn(move || writer_loop(writer_url, Some(client), rx, &writer_stats))
             .map_err(|e| StoreError::backend("cannot start the writer thread", e))?;
         let (finalized, _) = broadcast::channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
@@ -333,6 +356,7 @@ impl PostgresStore {
             next_reader: AtomicUsize::new(0),
             finalized,
             stop,
+            stats,
         })
     }
 
@@ -423,7 +447,7 @@ fn fail_point(name: &str) -> Result<()> {
     }
 }
 
-fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
     let mut stmts = Statements::default();
     let mut backoff = std::time::Duration::from_millis(100);
     while let Ok(first) = rx.recv() {
@@ -454,7 +478,7 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
             }
         }
         let conn = client.as_mut().expect("connected above");
-        if let Err(e) = run_batch(conn, &mut stmts, batch) {
+        if let Err(e) = run_batch(conn, &mut stmts, batch, stats) {
             tracing::error!(error = %e, "a write batch failed");
         }
         if conn.is_closed() {
@@ -465,7 +489,10 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
 
 /// Begin, lock the chain head, run every job in its own savepoint, commit
 /// the batch's decisions to the chain, move the head, notify, commit.
-fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>) -> Result<()> {
+fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>, stats: &Stats) -> Result<()> {
+    let asked = std::time::Instant::now();
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -499,6 +526,8 @@ fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>
     };
     t.head = head.clone();
     let start_seq = head.seq;
+    let locked_at = std::time::Instant::now();
+    stats.lock_wait_micros.fetch_add((locked_at - asked).as_micros() as u64, Ordering::Relaxed);
     let mut replies = Vec::with_capacity(batch.len());
     let mut failed: Option<StoreError> = None;
     let mut jobs = batch.into_iter();
@@ -533,6 +562,7 @@ fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>
         }
         None => finish(t, start_seq),
     };
+    stats.lock_held_micros.fetch_add(locked_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     for reply in replies {
         reply(outcome.clone());
     }

@@ -397,4 +397,8 @@ impl Store for PostgresStore {
     fn finalized_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         Some(self.finalized.subscribe())
     }
+
+    fn write_stats(&self) -> arbiter_store::WriteStats {
+        self.stats.read()
+    }
 }

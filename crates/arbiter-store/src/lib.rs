@@ -507,6 +507,25 @@ pub trait Store: Send + Sync + 'static {
     fn finalized_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
+
+    /// How the store's write batches have gone since it opened (metrics and
+    /// benchmarks); zero for a backend that does not count them.
+    fn write_stats(&self) -> WriteStats {
+        WriteStats::default()
+    }
+}
+
+/// Counters of a store's group commits since it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WriteStats {
+    /// Write transactions committed (or failed).
+    pub batches: u64,
+    /// Write jobs run in them.
+    pub jobs: u64,
+    /// Time spent waiting for the audit chain's lock (held by other replicas' batches), in microseconds.
+    pub chain_lock_wait_micros: u64,
+    /// Time the lock was held, from taking it to the commit, in microseconds.
+    pub chain_lock_held_micros: u64,
 }
 
 /// Make a decision final with `fin`, keeping the record's own fields consistent.

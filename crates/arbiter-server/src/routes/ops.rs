@@ -30,6 +30,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Ok(n) = state.store.open_case_count().await {
         state.metrics.open_cases.set(n as i64);
     }
+    state.metrics.store_writes.set(state.store.write_stats());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
