@@ -180,7 +180,9 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.replicas == 0 {
         bail!("--replicas must be at least 1");
     }
-    if args.replicas > 1 && args.db.as_deref().is_none_or(|d| crate::store::postgres_url(std::path::Path::new(d)).is_none()) {
+    if args.replicas > 1
+        && args.db.as_deref().is_none_or(|d| crate::store::postgres_url(std::path::Path::new(d)).is_none())
+    {
         bail!("--replicas needs --db postgres://...: replicas share a PostgreSQL database");
     }
     let (children, urls, key) = match (&args.url, &args.key) {
@@ -193,7 +195,9 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                 let (child, url, admin) = start_child_on(args.db.as_deref())?;
                 if i == 0 {
                     if admin.is_empty() {
-                        bail!("--db must name an empty store: the benchmark needs the admin key its first start prints");
+                        bail!(
+                            "--db must name an empty store: the benchmark needs the admin key its first start prints"
+                        );
                     }
                     admin_key = admin;
                 }
@@ -227,7 +231,8 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         let end = warm_until + Duration::from_secs(args.duration.0);
         let run_id = format!("{:x}", started.elapsed().as_nanos() ^ std::process::id() as u128);
         // each connection talks to one replica, round robin (a load balancer's spread)
-        let clients: Vec<Client> = urls.iter().map(|u| Client::new(http.clone(), u, client.key().to_string())).collect();
+        let clients: Vec<Client> =
+            urls.iter().map(|u| Client::new(http.clone(), u, client.key().to_string())).collect();
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
             let (client, run_id) = (clients[t % clients.len()].clone(), run_id.clone());

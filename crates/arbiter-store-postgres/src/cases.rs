@@ -42,6 +42,31 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
     Ok(())
 }
 
+/// Insert new cases, in one statement.
+pub(crate) fn insert_cases(t: &mut Tx<'_>, cases: &[&Case]) -> Result<()> {
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let body = cases.iter().map(|c| serde_json::to_string(c).map_err(corrupt)).collect::<Result<Vec<_>>>()?;
+    let id: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let kind: Vec<&str> = cases.iter().map(|c| c.kind.as_str()).collect();
+    let state: Vec<&str> = cases.iter().map(|c| c.state.as_str()).collect();
+    let decision: Vec<Option<&str>> = cases.iter().map(|c| c.decision_id.as_deref()).collect();
+    let sla: Vec<i64> = cases.iter().map(|c| c.sla_deadline.0).collect();
+    let created: Vec<i64> = cases.iter().map(|c| c.created_at.0).collect();
+    let updated: Vec<i64> = cases.iter().map(|c| c.updated_at.0).collect();
+    let due: Vec<Option<i64>> = cases.iter().map(|c| c.due_at().map(|t| t.0)).collect();
+    let trace: Vec<Option<&str>> = cases.iter().map(|c| c.trace_id.as_deref()).collect();
+    let agent: Vec<&str> = cases.iter().map(|c| c.agent.as_str()).collect();
+    t.execute(
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                              $8::text[], $9::bigint[], $10::text[], $11::text[])",
+        &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent],
+    )?;
+    Ok(())
+}
+
 /// Append a case event to the chain and queue it for every webhook that wants it.
 pub(crate) fn append_case_event(
     t: &mut Tx<'_>,

@@ -65,34 +65,30 @@ pub(crate) fn insert(t: &mut Tx<'_>, new: NewDecision) -> Result<Inserted> {
         }
     }
     let d = &new.decision;
-    if let Some(key) = &d.idempotency_key {
-        let prior = t.query_opt(
-            "SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2",
-            &[&d.agent, key],
-        )?;
-        if let Some(r) = prior {
-            let stored: Decision = serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
-            return arbiter_store::rules::idempotent_replay(key, &col::<String>(&r, 0)?, &new.request_digest, stored);
-        }
-    }
     let body = serde_json::to_string(d).map_err(corrupt)?;
     let c = DecisionColumns::of(d);
     let hour = d.event_time.0.div_euclid(3_600_000);
-    // the row and both hourly roll-ups in one statement (one round trip)
-    t.execute(
+    // The row and both hourly roll-ups in one statement (one round trip); an
+    // idempotency key seen before inserts nothing, and the stored decision is
+    // read back below (the rare path).
+    let inserted = t.query_one(
         "WITH row AS (
              INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
                  final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
                  subject, final_source, overridden)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             ON CONFLICT (agent, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING 1
          ), hourly AS (
-             INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES ($20, $5, $7, 1)
+             INSERT INTO decision_hourly (hour, action_name, verdict, decisions) SELECT $20, $5, $7, 1 FROM row
              ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decision_hourly.decisions + 1
+         ), endings AS (
+             INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
+             SELECT $20, $5, COALESCE($9, ''), COALESCE($18, ''), 1 FROM row
+             ON CONFLICT (hour, action_name, final_verdict, final_source)
+             DO UPDATE SET decisions = decision_endings_hourly.decisions + 1
          )
-         INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
-         VALUES ($20, $5, COALESCE($9, ''), COALESCE($18, ''), 1)
-         ON CONFLICT (hour, action_name, final_verdict, final_source)
-         DO UPDATE SET decisions = decision_endings_hourly.decisions + 1",
+         SELECT COUNT(*) FROM row",
         &[
             &d.id,
             &c.agent,
@@ -115,13 +111,16 @@ pub(crate) fn insert(t: &mut Tx<'_>, new: NewDecision) -> Result<Inserted> {
             &c.overridden,
             &hour,
         ],
-    )
-    .map_err(|e| match e {
-        StoreError::Backend { context, .. } if context.contains("23505") => {
-            StoreError::Conflict(format!("decision {} already exists", d.id))
-        }
-        other => other,
-    })?;
+    )?;
+    if col::<i64>(&inserted, 0)? == 0 {
+        let key = d.idempotency_key.as_deref().unwrap_or_default();
+        let r = t.query_one(
+            "SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2",
+            &[&d.agent, &key],
+        )?;
+        let stored: Decision = serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
+        return arbiter_store::rules::idempotent_replay(key, &col::<String>(&r, 0)?, &new.request_digest, stored);
+    }
     t.chain.cover(&d.id, &body, d.received_at);
     if let Some(case) = &new.case {
         save_case(t, case, true)?;
@@ -191,4 +190,152 @@ pub(crate) fn drift_points(c: &mut impl Sql, from: Timestamp, to: Timestamp) -> 
         })
     })
     .collect()
+}
+
+/// Insert the decisions of a whole batch in a few statements (the hot path
+/// of `POST /v1/decisions`: per batch, not per decision): the open-case cap
+/// counted per agent, the rows and hourly roll-ups, the cases and their
+/// `case.opened` events, and their webhook deliveries. Each decision's result
+/// is what [`insert`] would give it run alone, in order.
+pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<Result<Inserted>>> {
+    let mut news: Vec<NewDecision> = batch.iter().map(|n| (*n).clone()).collect();
+    // the cap, counting the cases this batch opens as it goes
+    let capped: Vec<String> = news
+        .iter()
+        .filter(|n| n.open_case_cap.is_some() && n.case.is_some())
+        .map(|n| n.decision.agent.clone())
+        .collect();
+    if !capped.is_empty() {
+        let mut open: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for r in t.query(
+            "SELECT agent, COUNT(*) FROM cases WHERE agent = ANY($1) AND kind = 'approval' AND state IN ('open', 'claimed')
+             GROUP BY agent",
+            &[&capped],
+        )? {
+            open.insert(col(&r, 0)?, col::<i64>(&r, 1)? as u64);
+        }
+        for n in &mut news {
+            if let (Some(cap), Some(_)) = (n.open_case_cap, &n.case) {
+                let count = open.entry(n.decision.agent.clone()).or_default();
+                if *count >= cap {
+                    arbiter_store::rules::apply_case_cap(&mut n.decision, *count, cap);
+                    n.case = None;
+                } else {
+                    *count += 1;
+                }
+            }
+        }
+    }
+    let bodies =
+        news.iter().map(|n| serde_json::to_string(&n.decision).map_err(corrupt)).collect::<Result<Vec<_>>>()?;
+    let cols: Vec<DecisionColumns> = news.iter().map(|n| DecisionColumns::of(&n.decision)).collect();
+    let id: Vec<&str> = news.iter().map(|n| n.decision.id.as_str()).collect();
+    let agent: Vec<&str> = cols.iter().map(|c| c.agent.as_str()).collect();
+    let key: Vec<Option<&str>> = cols.iter().map(|c| c.idempotency_key.as_deref()).collect();
+    let digest: Vec<&str> = news.iter().map(|n| n.request_digest.as_str()).collect();
+    let action: Vec<&str> = cols.iter().map(|c| c.action_name.as_str()).collect();
+    let confidence: Vec<Option<f64>> = cols.iter().map(|c| c.confidence).collect();
+    let verdict: Vec<&str> = cols.iter().map(|c| c.verdict).collect();
+    let status: Vec<&str> = cols.iter().map(|c| c.status).collect();
+    let final_verdict: Vec<Option<&str>> = cols.iter().map(|c| c.final_verdict).collect();
+    let policy: Vec<&str> = cols.iter().map(|c| c.policy_hash.as_str()).collect();
+    let case_id: Vec<Option<&str>> = cols.iter().map(|c| c.case_id.as_deref()).collect();
+    let trace: Vec<Option<&str>> = cols.iter().map(|c| c.trace_id.as_deref()).collect();
+    let received: Vec<i64> = cols.iter().map(|c| c.received_at).collect();
+    let event_time: Vec<i64> = cols.iter().map(|c| c.event_time).collect();
+    let session: Vec<Option<&str>> = cols.iter().map(|c| c.session_id.as_deref()).collect();
+    let subject: Vec<Option<&str>> = cols.iter().map(|c| c.subject.as_deref()).collect();
+    let source: Vec<Option<&str>> = cols.iter().map(|c| c.final_source).collect();
+    let overridden: Vec<Option<bool>> = cols.iter().map(|c| c.overridden).collect();
+    let hour: Vec<i64> = cols.iter().map(|c| c.event_time.div_euclid(3_600_000)).collect();
+    // Rows in order (WITH ORDINALITY), so that of two with the same key the first wins.
+    let rows = t.query(
+        "WITH input AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[],
+                 $16::text[], $17::text[], $18::text[], $19::bool[], $20::bigint[])
+                 WITH ORDINALITY AS i(id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id, subject,
+                 final_source, overridden, hour, n)
+         ), row AS (
+             INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
+                 subject, final_source, overridden)
+             SELECT id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status, final_verdict,
+                 policy_hash, case_id, trace_id, received_at, event_time, body, session_id, subject, final_source, overridden
+             FROM input ORDER BY n
+             ON CONFLICT (agent, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id
+         ), done AS (
+             SELECT input.* FROM input JOIN row USING (id)
+         ), hourly AS (
+             INSERT INTO decision_hourly (hour, action_name, verdict, decisions)
+             SELECT hour, action_name, verdict, COUNT(*) FROM done GROUP BY 1, 2, 3
+             ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decision_hourly.decisions + EXCLUDED.decisions
+         ), endings AS (
+             INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
+             SELECT hour, action_name, COALESCE(final_verdict, ''), COALESCE(final_source, ''), COUNT(*) FROM done GROUP BY 1, 2, 3, 4
+             ON CONFLICT (hour, action_name, final_verdict, final_source)
+             DO UPDATE SET decisions = decision_endings_hourly.decisions + EXCLUDED.decisions
+         )
+         SELECT id FROM done",
+        &[
+            &id, &agent, &key, &digest, &action, &confidence, &verdict, &status, &final_verdict, &policy, &case_id, &trace,
+            &received, &event_time, &bodies, &session, &subject, &source, &overridden, &hour,
+        ],
+    )?;
+    let inserted: std::collections::HashSet<String> = rows.iter().map(|r| col(r, 0)).collect::<Result<_>>()?;
+    // the others reused a key: their stored decisions (from before, or from earlier in this batch)
+    let replays: Vec<usize> = (0..news.len()).filter(|i| !inserted.contains(id[*i])).collect();
+    let mut stored: std::collections::HashMap<(String, String), (String, String)> = Default::default();
+    if !replays.is_empty() {
+        let agents: Vec<&str> = replays.iter().map(|i| agent[*i]).collect();
+        let keys: Vec<&str> = replays.iter().map(|i| key[*i].unwrap_or_default()).collect();
+        for r in t.query(
+            "SELECT d.agent, d.idempotency_key, d.request_digest, d.body FROM decisions d
+             JOIN unnest($1::text[], $2::text[]) AS k(agent, key) ON d.agent = k.agent AND d.idempotency_key = k.key",
+            &[&agents, &keys],
+        )? {
+            stored.insert((col(&r, 0)?, col(&r, 1)?), (col(&r, 2)?, col(&r, 3)?));
+        }
+    }
+    let mut out = Vec::with_capacity(news.len());
+    let mut cases: Vec<&arbiter_core::Case> = Vec::new();
+    let mut openers: Vec<(usize, String)> = Vec::new();
+    for (i, n) in news.iter().enumerate() {
+        if !inserted.contains(id[i]) {
+            let k = key[i].unwrap_or_default();
+            let found = stored.get(&(agent[i].to_string(), k.to_string()));
+            out.push(match found {
+                Some((digest, body)) => serde_json::from_str::<Decision>(body)
+                    .map_err(corrupt)
+                    .and_then(|d| arbiter_store::rules::idempotent_replay(k, digest, &n.request_digest, d)),
+                None => Err(StoreError::Conflict(format!("decision {} was not stored (its id is taken)", id[i]))),
+            });
+            continue;
+        }
+        t.chain.cover(id[i], &bodies[i], n.decision.received_at);
+        if let Some(case) = &n.case {
+            cases.push(case);
+            openers.push((i, n.decision.agent.clone()));
+        }
+        out.push(Ok(Inserted::Created(n.decision.clone())));
+    }
+    crate::cases::insert_cases(t, &cases)?;
+    let mut events = Vec::with_capacity(cases.len());
+    for (case, (_, agent)) in cases.iter().zip(&openers) {
+        let ev = CaseEvent::Opened { case: Box::new((*case).clone()) };
+        events.push(crate::events::chain_event(
+            t,
+            Some(&case.id),
+            case.decision_id.as_deref(),
+            ev.kind(),
+            agent,
+            case.created_at,
+            ev.data(),
+        ));
+    }
+    crate::events::insert_events(t, &events)?;
+    crate::webhooks::queue_deliveries_many(t, &events)?;
+    Ok(out)
 }

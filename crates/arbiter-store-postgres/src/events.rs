@@ -30,8 +30,9 @@ pub(crate) fn load_events(c: &mut impl Sql, where_: &str, params: Params<'_>) ->
     c.query(&sql, params)?.iter().map(|r| row_event(r, 0)).collect()
 }
 
-/// Append one event to the chain, linking it to the head this batch holds.
-pub(crate) fn append_event(
+/// The next event of the chain (linked to the head this batch holds, which
+/// moves past it), to be inserted by the caller.
+pub(crate) fn chain_event(
     t: &mut Tx<'_>,
     case_id: Option<&str>,
     decision_id: Option<&str>,
@@ -39,7 +40,7 @@ pub(crate) fn append_event(
     actor: &str,
     at: Timestamp,
     data: serde_json::Value,
-) -> Result<Event> {
+) -> Event {
     let mut ev = Event {
         seq: t.head.seq + 1,
         case_id: case_id.map(str::to_string),
@@ -52,11 +53,44 @@ pub(crate) fn append_event(
         hash: String::new(),
     };
     ev.hash = ev.compute_hash();
-    t.execute(
-        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&(ev.seq as i64), &ev.case_id, &ev.decision_id, &ev.kind, &ev.actor, &ev.at.0, &ev.data.to_string(), &ev.prev_hash, &ev.hash],
-    )?;
     t.head = ChainHead { seq: ev.seq, hash: ev.hash.clone() };
+    ev
+}
+
+/// Insert events made by [`chain_event`], in one statement.
+pub(crate) fn insert_events(t: &mut Tx<'_>, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let seq: Vec<i64> = events.iter().map(|e| e.seq as i64).collect();
+    let case_id: Vec<Option<&str>> = events.iter().map(|e| e.case_id.as_deref()).collect();
+    let decision_id: Vec<Option<&str>> = events.iter().map(|e| e.decision_id.as_deref()).collect();
+    let kind: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let actor: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let at: Vec<i64> = events.iter().map(|e| e.at.0).collect();
+    let data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
+    let prev: Vec<&str> = events.iter().map(|e| e.prev_hash.as_str()).collect();
+    let hash: Vec<&str> = events.iter().map(|e| e.hash.as_str()).collect();
+    t.execute(
+        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])",
+        &[&seq, &case_id, &decision_id, &kind, &actor, &at, &data, &prev, &hash],
+    )?;
+    Ok(())
+}
+
+/// Append one event to the chain, linking it to the head this batch holds.
+pub(crate) fn append_event(
+    t: &mut Tx<'_>,
+    case_id: Option<&str>,
+    decision_id: Option<&str>,
+    kind: &str,
+    actor: &str,
+    at: Timestamp,
+    data: serde_json::Value,
+) -> Result<Event> {
+    let ev = chain_event(t, case_id, decision_id, kind, actor, at, data);
+    insert_events(t, std::slice::from_ref(&ev))?;
     Ok(ev)
 }
 

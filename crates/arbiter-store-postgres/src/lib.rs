@@ -257,35 +257,78 @@ pub(crate) struct Tx<'t> {
     pub hooks: Option<Vec<(String, std::collections::BTreeSet<String>)>>,
 }
 
-pub(crate) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
-
-/// A write job: run in the next batch, or told why it could not run.
+/// A write job: run in the next batch (perhaps twice: see [`run_batch`]),
+/// then told how the batch's commit went.
 pub(crate) trait Job: Send {
-    fn run(self: Box<Self>, tx: &mut Tx<'_>) -> Option<Reply>;
-    fn fail(self: Box<Self>, e: StoreError);
+    /// Run against the batch's transaction, keeping the result; an error is returned too.
+    fn run(&mut self, tx: &mut Tx<'_>) -> Result<()>;
+    /// Answer the caller: the kept result if the batch committed, else the commit's error.
+    fn reply(self: Box<Self>, committed: Result<()>);
+    /// The decision this job inserts, when it is one (they are inserted in bulk).
+    fn decision(&self) -> Option<&arbiter_store::NewDecision> {
+        None
+    }
+    /// Keep the result of the bulk insert for this job's decision.
+    fn inserted(&mut self, _result: Result<arbiter_store::Inserted>) {}
+}
+
+/// A decision to insert: with the others of its batch ([`decisions::insert_many`]), or alone.
+pub(crate) struct InsertJob {
+    pub new: arbiter_store::NewDecision,
+    out: Option<Result<arbiter_store::Inserted>>,
+    reply: oneshot::Sender<Result<arbiter_store::Inserted>>,
+}
+
+impl Job for InsertJob {
+    fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+        let out = decisions::insert(tx, self.new.clone());
+        let status = out.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.out = Some(out);
+        status
+    }
+
+    fn reply(self: Box<Self>, committed: Result<()>) {
+        let answer = match (self.out, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(e),
+            (None, Ok(())) => Err(StoreError::backend_msg("the insert did not run")),
+        };
+        let _ = self.reply.send(answer);
+    }
+
+    fn decision(&self) -> Option<&arbiter_store::NewDecision> {
+        Some(&self.new)
+    }
+
+    fn inserted(&mut self, result: Result<arbiter_store::Inserted>) {
+        self.out = Some(result);
+    }
 }
 
 struct FnJob<T, F> {
     f: F,
+    out: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
 
-impl<T: Send + 'static, F: FnOnce(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T, F> {
-    fn run(self: Box<Self>, tx: &mut Tx<'_>) -> Option<Reply> {
-        let FnJob { f, reply } = *self;
-        match f(tx) {
-            Ok(v) => Some(Box::new(move |committed: Result<()>| {
-                let _ = reply.send(committed.map(|()| v));
-            })),
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                None
-            }
-        }
+impl<T: Send + 'static, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T, F> {
+    fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+        let out = (self.f)(tx);
+        let status = out.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.out = Some(out);
+        status
     }
 
-    fn fail(self: Box<Self>, e: StoreError) {
-        let _ = self.reply.send(Err(e));
+    fn reply(self: Box<Self>, committed: Result<()>) {
+        let answer = match (self.out, committed) {
+            // a job that failed alone (rolled back to its savepoint) reports its own error
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(e),
+            (None, Ok(())) => Err(StoreError::backend_msg("the write job did not run")),
+        };
+        let _ = self.reply.send(answer);
     }
 }
 
@@ -381,15 +424,28 @@ impl PostgresStore {
     }
 
     /// Run `f` inside the next batch; resolves after the batch commits.
+    /// `f` may run twice (a batch in which some job failed runs again with a
+    /// savepoint per job), so it takes what it needs by reference or clones it.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+        f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, rx) = oneshot::channel::<Result<T>>();
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(Box::new(FnJob { f, reply })).map_err(|_| StoreError::Closed)?;
+            sender.send(Box::new(FnJob { f, out: None, reply })).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Insert a decision in the next batch (in bulk with the batch's others).
+    pub(crate) async fn insert(&self, new: arbiter_store::NewDecision) -> Result<arbiter_store::Inserted> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(Box::new(InsertJob { new, out: None, reply })).map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -468,7 +524,7 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
                 Err(e) => {
                     tracing::error!(error = %e, "the writer cannot reach PostgreSQL");
                     for job in batch {
-                        job.fail(e.clone());
+                        job.reply(Err(e.clone()));
                     }
                     // do not spin on a database that is down
                     std::thread::sleep(backoff);
@@ -487,22 +543,48 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
     }
 }
 
-/// Begin, lock the chain head, run every job in its own savepoint, commit
-/// the batch's decisions to the chain, move the head, notify, commit.
-fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>, stats: &Stats) -> Result<()> {
-    let asked = std::time::Instant::now();
+/// Commit a batch of jobs in one transaction. Most batches have no failing
+/// job, so the first attempt runs them one after another with nothing in
+/// between; if one fails, that attempt is rolled back and the batch runs again
+/// with a savepoint per job, so the failing jobs roll back alone and the rest
+/// commit (a savepoint costs a round trip per job: only paid when needed).
+fn run_batch(conn: &mut Client, stmts: &mut Statements, mut batch: Vec<Box<dyn Job>>, stats: &Stats) -> Result<()> {
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = pg("cannot begin a write transaction")(e);
-            for job in batch {
-                job.fail(e.clone());
-            }
-            return Err(StoreError::backend_msg("begin failed"));
-        }
+    let mut outcome = attempt(conn, stmts, &mut batch, false, stats);
+    if matches!(outcome, Err(Attempt::JobFailed)) {
+        outcome = attempt(conn, stmts, &mut batch, true, stats);
+    }
+    let committed = match outcome {
+        Ok(()) => Ok(()),
+        Err(Attempt::Failed(e)) => Err(e),
+        Err(Attempt::JobFailed) => Err(StoreError::backend_msg("a write batch failed with savepoints")),
     };
+    for job in batch {
+        job.reply(committed.clone());
+    }
+    committed
+}
+
+/// Why an attempt at a batch did not commit.
+enum Attempt {
+    /// A job failed (without savepoints): run the batch again with them.
+    JobFailed,
+    /// The transaction itself failed: every job gets this error.
+    Failed(StoreError),
+}
+
+/// Begin, lock the chain head, run the jobs, commit the batch's decisions to
+/// the chain, move the head, notify, commit.
+fn attempt(
+    conn: &mut Client,
+    stmts: &mut Statements,
+    batch: &mut [Box<dyn Job>],
+    savepoints: bool,
+    stats: &Stats,
+) -> std::result::Result<(), Attempt> {
+    let asked = std::time::Instant::now();
+    let tx = conn.transaction().map_err(|e| Attempt::Failed(pg("cannot begin a write transaction")(e)))?;
     let mut t = Tx {
         tx,
         stmts,
@@ -511,66 +593,60 @@ fn run_batch(conn: &mut Client, stmts: &mut Statements, batch: Vec<Box<dyn Job>>
         finalized: vec![],
         hooks: None,
     };
-    let locked = t
-        .query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[])
-        .and_then(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? }))
-        .and_then(|h| t.tx.batch_execute("SAVEPOINT job").map_err(backend).map(|()| h));
-    let head = match locked {
-        Ok(h) => h,
-        Err(e) => {
-            for job in batch {
-                job.fail(e.clone());
-            }
-            return Err(e);
-        }
+    let r = t.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(Attempt::Failed)?;
+    t.head = ChainHead {
+        seq: col::<i64>(&r, 0).map_err(Attempt::Failed)? as u64,
+        hash: col(&r, 1).map_err(Attempt::Failed)?,
     };
-    t.head = head.clone();
-    let start_seq = head.seq;
+    let start_seq = t.head.seq;
     let locked_at = std::time::Instant::now();
     stats.lock_wait_micros.fetch_add((locked_at - asked).as_micros() as u64, Ordering::Relaxed);
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut failed: Option<StoreError> = None;
-    let mut jobs = batch.into_iter();
-    for job in jobs.by_ref() {
-        let (head, covered, finalized) = (t.head.clone(), t.chain.len(), t.finalized.len());
-        let reply = job.run(&mut t);
-        let step = match reply {
-            Some(r) => {
-                replies.push(r);
-                t.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job")
+    let result = run_jobs(&mut t, batch, savepoints).and_then(|()| finish(t, start_seq).map_err(Attempt::Failed));
+    stats.lock_held_micros.fetch_add(locked_at.elapsed().as_micros() as u64, Ordering::Relaxed);
+    result
+}
+
+fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std::result::Result<(), Attempt> {
+    let sql = |e: postgres::Error| Attempt::Failed(pg("a write batch could not go on")(e));
+    if savepoints {
+        t.tx.batch_execute("SAVEPOINT job").map_err(sql)?;
+    } else {
+        // the batch's decisions first, in bulk: what `POST /v1/decisions` waits on
+        let inserts: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].decision().is_some()).collect();
+        if !inserts.is_empty() {
+            let news: Vec<&arbiter_store::NewDecision> = inserts.iter().filter_map(|i| batch[*i].decision()).collect();
+            let results = decisions::insert_many(t, &news).map_err(|_| Attempt::JobFailed)?;
+            for (i, r) in inserts.into_iter().zip(results) {
+                batch[i].inserted(r);
             }
-            None => {
+        }
+    }
+    for job in batch.iter_mut() {
+        if !savepoints && job.decision().is_some() {
+            continue;
+        }
+        let (head, covered, finalized) = (t.head.clone(), t.chain.len(), t.finalized.len());
+        match job.run(t) {
+            Ok(()) if savepoints => t.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job").map_err(sql)?,
+            Ok(()) => {}
+            Err(_) if savepoints => {
                 t.head = head;
                 t.chain.truncate(covered);
                 t.finalized.truncate(finalized);
                 t.hooks = None;
-                t.tx.batch_execute("ROLLBACK TO SAVEPOINT job")
+                t.tx.batch_execute("ROLLBACK TO SAVEPOINT job").map_err(sql)?;
             }
-        };
-        if let Err(e) = step {
-            // the connection is gone or the transaction cannot go on: the batch fails
-            failed = Some(pg("a write batch could not go on")(e));
-            break;
+            // the transaction is rolled back when `t` is dropped
+            Err(_) => return Err(Attempt::JobFailed),
         }
     }
-    let outcome = match failed {
-        Some(e) => {
-            for job in jobs {
-                job.fail(e.clone());
-            }
-            Err(e)
-        }
-        None => finish(t, start_seq),
-    };
-    stats.lock_held_micros.fetch_add(locked_at.elapsed().as_micros() as u64, Ordering::Relaxed);
-    for reply in replies {
-        reply(outcome.clone());
+    if savepoints {
+        t.tx.batch_execute("RELEASE SAVEPOINT job").map_err(sql)?;
     }
-    outcome
+    Ok(())
 }
 
 fn finish(mut t: Tx<'_>, start_seq: u64) -> Result<()> {
-    t.tx.batch_execute("RELEASE SAVEPOINT job").map_err(backend)?;
     let wrote_decisions = !t.chain.is_empty();
     if let Some((data, at)) = t.chain.take() {
         events::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;

@@ -108,7 +108,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
-        self.write(move |t| decisions::insert(t, new)).await
+        self.insert(new).await
     }
 
     async fn decision(&self, id: &str) -> Result<Option<Decision>> {
@@ -126,7 +126,8 @@ impl Store for PostgresStore {
 
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
-        self.write(move |t| decisions::rewrite(t, &id, outcome.recorded_at, |d| d.outcome = Some(outcome))).await
+        self.write(move |t| decisions::rewrite(t, &id, outcome.recorded_at, |d| d.outcome = Some(outcome.clone())))
+            .await
     }
 
     async fn case(&self, id: &str) -> Result<Option<Case>> {
@@ -136,12 +137,12 @@ impl Store for PostgresStore {
 
     async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
         let actor = actor.to_string();
-        self.write(move |t| cases::open(t, case, &actor)).await
+        self.write(move |t| cases::open(t, case.clone(), &actor)).await
     }
 
     async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
-        self.write(move |t| cases::update(t, &id, command, now)).await
+        self.write(move |t| cases::update(t, &id, command.clone(), now)).await
     }
 
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>> {
@@ -216,7 +217,7 @@ impl Store for PostgresStore {
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
         self.write(move |t| {
-            let e = events::append_event(t, None, None, &kind, &actor, at, data)?;
+            let e = events::append_event(t, None, None, &kind, &actor, at, data.clone())?;
             webhooks::queue_deliveries(t, &e)?;
             Ok(e)
         })
@@ -314,7 +315,7 @@ impl Store for PostgresStore {
         at: Timestamp,
     ) -> Result<Suggestion> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |t| learning::decide_suggestion(t, &id, state, draft_policy, &by, at)).await
+        self.write(move |t| learning::decide_suggestion(t, &id, state, draft_policy.clone(), &by, at)).await
     }
 
     async fn create_webhook(&self, webhook: Webhook) -> Result<()> {
@@ -352,7 +353,8 @@ impl Store for PostgresStore {
 
     async fn record_tool_result(&self, id: &str, result: ToolResult) -> Result<Decision> {
         let id = id.to_string();
-        self.write(move |t| decisions::rewrite(t, &id, result.recorded_at, |d| d.tool_result = Some(result))).await
+        self.write(move |t| decisions::rewrite(t, &id, result.recorded_at, |d| d.tool_result = Some(result.clone())))
+            .await
     }
 
     async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {

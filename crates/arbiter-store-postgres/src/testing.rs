@@ -54,8 +54,13 @@ pub fn fresh(test: &str) -> Option<TestDatabase> {
     Some(TestDatabase { admin_url, name, url })
 }
 
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
+impl TestDatabase {
+    /// Drop the database now, cutting its connections (what a lost database looks like to a replica).
+    pub fn drop_now(&self) {
+        self.drop_database();
+    }
+
+    fn drop_database(&self) {
         let (admin, name) = (self.admin_url.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
             if let Ok(mut c) = connect(&admin) {
@@ -63,6 +68,12 @@ impl Drop for TestDatabase {
             }
         })
         .join();
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.drop_database();
     }
 }
 

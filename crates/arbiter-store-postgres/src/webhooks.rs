@@ -10,6 +10,11 @@ use postgres::Row;
 /// Queue `e` for every active webhook that wants its kind (the outbox is
 /// written in the same transaction as the event).
 pub(crate) fn queue_deliveries(t: &mut Tx<'_>, e: &Event) -> Result<()> {
+    queue_deliveries_many(t, std::slice::from_ref(e))
+}
+
+/// [`queue_deliveries`] for several events, in one statement.
+pub(crate) fn queue_deliveries_many(t: &mut Tx<'_>, events: &[Event]) -> Result<()> {
     if t.hooks.is_none() {
         let mut hooks = Vec::new();
         for r in t.query("SELECT id, events FROM webhooks WHERE active", &[])? {
@@ -19,19 +24,22 @@ pub(crate) fn queue_deliveries(t: &mut Tx<'_>, e: &Event) -> Result<()> {
         }
         t.hooks = Some(hooks);
     }
-    let wanting: Vec<String> = t
-        .hooks
-        .as_ref()
-        .expect("read above")
-        .iter()
-        .filter(|(_, kinds)| arbiter_store::rules::webhook_wants(kinds, &e.kind))
-        .map(|(id, _)| id.clone())
-        .collect();
-    if !wanting.is_empty() {
+    let (mut hook, mut seq, mut kind, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for e in events {
+        for (id, kinds) in t.hooks.as_ref().expect("read above") {
+            if arbiter_store::rules::webhook_wants(kinds, &e.kind) {
+                hook.push(id.clone());
+                seq.push(e.seq as i64);
+                kind.push(e.kind.clone());
+                at.push(e.at.0);
+            }
+        }
+    }
+    if !hook.is_empty() {
         t.execute(
             "INSERT INTO webhook_deliveries (webhook_id, event_seq, kind, status, next_attempt_at, created_at)
-             SELECT id, $2, $3, 'pending', $4, $4 FROM unnest($1::text[]) AS id",
-            &[&wanting, &(e.seq as i64), &e.kind, &e.at.0],
+             SELECT h, s, k, 'pending', a, a FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS q(h, s, k, a)",
+            &[&hook, &seq, &kind, &at],
         )?;
     }
     Ok(())

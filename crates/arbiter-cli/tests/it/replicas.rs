@@ -334,3 +334,23 @@ fn migrate_copies_the_demo_store_with_the_same_chain_head() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds an Arbiter store"));
     assert!(audit_verify(&db.url).contains(&head));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_reach_the_database_is_not_ready() {
+    let Some(db) = testing::fresh("readyz") else { return };
+    let s = Server::start(Path::new(&db.url), &[]);
+    let ready = |s: &Server| {
+        let (http, url) = (s.http.clone(), s.at("/readyz"));
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&s).await, 200);
+    // the database goes away (its connections are cut)
+    db.drop_now();
+    let started = Instant::now();
+    while ready(&s).await != 503 {
+        assert!(started.elapsed() < Duration::from_secs(10), "/readyz still says ready without a database");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // and the process keeps answering what it can
+    assert_eq!(s.http.get(s.at("/healthz")).send().await.unwrap().status(), 200);
+}
