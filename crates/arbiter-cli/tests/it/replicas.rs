@@ -354,3 +354,182 @@ async fn a_replica_that_cannot_reach_the_database_is_not_ready() {
     // and the process keeps answering what it can
     assert_eq!(s.http.get(s.at("/healthz")).send().await.unwrap().status(), 200);
 }
+
+/// Policy activation, key revocation and signing out, done through one
+/// replica, take effect on the others within the bounds docs/operations.md
+/// states (5 s for policies and keys, at once for console sessions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_keys_and_sessions_reach_every_replica() {
+    let Some(db) = testing::fresh("settings") else { return };
+    let rs = replicas(&db.url, 2, &[]);
+    let (a, b) = (&rs[0], &rs[1]);
+    let agent = a.key("soc-triage-agent", "agent", &[]).await;
+    let doomed = a.key("doomed-agent", "agent", &[]).await;
+    let reviewer = a.key("rita", "reviewer", &["soc_analyst"]).await;
+    let verdict = |s: &Server, key: &str| {
+        let (http, url, key) = (s.http.clone(), s.at("/v1/decisions"), key.to_string());
+        async move {
+            let r = http.post(url).bearer_auth(key).json(&allowed_action("a-1")).send().await.unwrap();
+            if r.status() != 201 {
+                return r.status().as_str().to_string();
+            }
+            r.json::<Value>().await.unwrap()["verdict"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(verdict(b, &agent).await, "allow");
+    assert_eq!(verdict(b, &doomed).await, "allow", "the key is cached on b now");
+
+    // a console session made on a works on b (the signing secret is shared through the store)
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.post(a.at("/login")).form(&[("key", reviewer.as_str()), ("next", "/queue")]).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = |s: &Server| {
+        let (http, url, cookie) = (http.clone(), s.at("/queue"), cookie.clone());
+        async move { http.get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    assert_eq!(page(b).await.status(), 200, "a session from replica a is valid on b");
+
+    // a new policy activated on a that denies closing alerts; the key revoked on a; signing out on a
+    let deny_closes = format!(
+        "{}  - name: no_closing\n    actions: [close_alert]\n    when: 'true'\n    verdict: deny\n",
+        std::fs::read_to_string(crate::support::soc_policy()).unwrap()
+    );
+    let r = a
+        .http
+        .put(a.at("/v1/policy?force=true"))
+        .bearer_auth(a.admin())
+        .header("content-type", "application/yaml")
+        .body(deny_closes)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let keys: Value = a.http.get(a.at("/v1/keys")).bearer_auth(a.admin()).send().await.unwrap().json().await.unwrap();
+    let doomed_id = keys.as_array().unwrap().iter().find(|k| k["name"] == "doomed-agent").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = a.http.delete(a.at(&format!("/v1/keys/{doomed_id}"))).bearer_auth(a.admin()).send().await.unwrap();
+    assert!(r.status().is_success());
+    let queue = page(a).await.text().await.unwrap();
+    let csrf = queue.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let out =
+        http.post(a.at("/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(out.status().is_redirection());
+    let changed = Instant::now();
+    // signing out is at once, everywhere
+    assert_ne!(page(b).await.status(), 200, "the ended session is refused on b at once");
+    // the policy and the revocation within 5 s (plus a little for the request)
+    let mut policy_seen = None;
+    let mut key_refused = None;
+    while policy_seen.is_none() || key_refused.is_none() {
+        let elapsed = changed.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(8),
+            "not on b after {elapsed:?}: policy {policy_seen:?}, key {key_refused:?}"
+        );
+        if policy_seen.is_none() && verdict(b, &agent).await == "deny" {
+            policy_seen = Some(elapsed);
+        }
+        if key_refused.is_none() && verdict(b, &doomed).await == "401" {
+            key_refused = Some(elapsed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(policy_seen.unwrap() <= Duration::from_millis(5_500), "{policy_seen:?}");
+    assert!(key_refused.unwrap() <= Duration::from_millis(5_500), "{key_refused:?}");
+}
+
+/// A plain HTTP receiver on 127.0.0.1: answers 200 to every POST and keeps
+/// each request's `arbiter-delivery` header.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // one request per connection at a time: headers, then Content-Length bytes
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < end + 4 + len {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if let Some(id) = head.lines().find_map(|l| l.strip_prefix("arbiter-delivery:")) {
+                        kept.lock().unwrap().push(id.trim().to_string());
+                    }
+                    buf.drain(..end + 4 + len);
+                    if sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// Three webhook workers on one outbox: every delivery is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_webhook_workers_send_each_delivery_once() {
+    let Some(db) = testing::fresh("webhooks") else { return };
+    let rs = replicas(&db.url, 3, &["--webhook-interval-ms", "20", "--webhook-allow-private"]);
+    let (url, seen) = receiver().await;
+    let r = rs[0]
+        .http
+        .post(rs[0].at("/v1/webhooks"))
+        .bearer_auth(rs[0].admin())
+        .json(&json!({"url": url, "events": ["case.opened"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let agent = rs[0].loader("soc-triage-agent").await;
+    let mut proposals = Vec::new();
+    for i in 0..60usize {
+        let s = &rs[i % 3];
+        let (http, url, agent) = (s.http.clone(), s.at("/v1/decisions"), agent.clone());
+        proposals.push(tokio::spawn(async move {
+            http.post(url).bearer_auth(agent).json(&escalating_action()).send().await.unwrap().status().as_u16()
+        }));
+    }
+    for p in proposals {
+        assert_eq!(p.await.unwrap(), 201);
+    }
+    let started = Instant::now();
+    while seen.lock().unwrap().len() < 60 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "only {} of 60 deliveries arrived",
+            seen.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // give the three workers more rounds to send anything twice
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut ids = seen.lock().unwrap().clone();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (60, 60), "each of the 60 deliveries sent exactly once");
+}
