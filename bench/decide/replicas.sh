@@ -17,15 +17,36 @@ bin=./target/release/arbiter
 base="${admin%/*}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+# CPU seconds used by a run: the arbiter processes (the load generator and the
+# servers it starts, all its children) and PostgreSQL (the postmaster's own and
+# its reaped backends'), so the figures say where the two cores went.
+pg_pid=$(pgrep -o -x postgres || true)
+pg_cpu() {
+  [ -n "$pg_pid" ] || { echo 0; return; }
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / hz}' "/proc/$pg_pid/stat"
+}
+timed() {
+  local before after line
+  before=$(pg_cpu)
+  line=$(python3 -c '
+import json, resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+res = json.loads(r.stdout)
+res["arbiter_cpu_s"] = round(u.ru_utime + u.ru_stime, 2)
+print(json.dumps(res))' "$@")
+  after=$(pg_cpu)
+  python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["postgres_cpu_s"] = round(float(sys.argv[3]) - float(sys.argv[2]), 2); print(json.dumps(r))' "$line" "$before" "$after"
+}
 for r in $(seq 1 "$rounds"); do
   for setup in sqlite pg1 pg3; do
     case "$setup" in
-      sqlite) line=$("$bin" bench decide --concurrency 64 --duration 10s --json) ;;
+      sqlite) line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json) ;;
       pg*)
         n="${setup#pg}"
         db="arbiter_bench_${setup}_$$_${r}"
         psql "$admin" -qc "CREATE DATABASE ${db}"
-        line=$("$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n")
+        line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n")
         psql "$admin" -qc "DROP DATABASE ${db} WITH (FORCE)"
         ;;
     esac
@@ -43,6 +64,8 @@ for setup in ["sqlite", "pg1", "pg3"]:
     extra = ""
     if lock:
         extra = (f'; chain lock per batch: {lock["jobs_per_batch"]:.1f} writes, '
-                 f'waited {lock["wait_ms_per_batch"]:.2f} ms, held {lock["held_ms_per_batch"]:.2f} ms')
-    print(f'{setup}: {rates} decisions/s (median run: p50 {med["p50_ms"]:.1f} ms, p99 {med["p99_ms"]:.1f} ms{extra})')
+                 f'waited {lock["wait_ms_per_batch"]:.2f} ms, held {lock["held_ms_per_batch"]:.2f} ms '
+                 f'(COMMIT {lock["commit_ms_per_batch"]:.2f} ms)')
+    cpu = f'; CPU s: arbiter {med["arbiter_cpu_s"]}, postgres {med["postgres_cpu_s"]}'
+    print(f'{setup}: {rates} decisions/s (median run: p50 {med["p50_ms"]:.1f} ms, p99 {med["p99_ms"]:.1f} ms{extra}{cpu})')
 PY

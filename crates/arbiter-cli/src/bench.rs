@@ -310,8 +310,8 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         println!("latency: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
         if let Some(l) = &lock {
             println!(
-                "audit chain lock (all replicas, warm-up included): {} batches of {:.1} writes; per batch: waited {:.2} ms, held {:.2} ms",
-                l.batches, l.jobs_per_batch, l.wait_ms_per_batch, l.held_ms_per_batch
+                "audit chain lock (all replicas, warm-up included): {} batches of {:.1} writes; per batch: waited {:.2} ms, held {:.2} ms (of which COMMIT {:.2} ms)",
+                l.batches, l.jobs_per_batch, l.wait_ms_per_batch, l.held_ms_per_batch, l.commit_ms_per_batch
             );
         }
     }
@@ -328,10 +328,11 @@ struct ChainLock {
     jobs_per_batch: f64,
     wait_ms_per_batch: f64,
     held_ms_per_batch: f64,
+    commit_ms_per_batch: f64,
 }
 
 async fn chain_lock(http: &reqwest::Client, urls: &[String]) -> Option<ChainLock> {
-    let (mut batches, mut jobs, mut wait, mut held) = (0.0, 0.0, 0.0, 0.0);
+    let (mut batches, mut jobs, mut wait, mut held, mut commit) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for u in urls {
         let text = http.get(format!("{u}/metrics")).send().await.ok()?.text().await.ok()?;
         let value = |name: &str| {
@@ -345,12 +346,14 @@ async fn chain_lock(http: &reqwest::Client, urls: &[String]) -> Option<ChainLock
         jobs += value("arbiter_store_write_jobs");
         wait += value("arbiter_store_chain_lock_wait_seconds");
         held += value("arbiter_store_chain_lock_held_seconds");
+        commit += value("arbiter_store_commit_seconds");
     }
     (batches > 0.0).then(|| ChainLock {
         batches: batches as u64,
         jobs_per_batch: jobs / batches,
         wait_ms_per_batch: wait * 1000.0 / batches,
         held_ms_per_batch: held * 1000.0 / batches,
+        commit_ms_per_batch: commit * 1000.0 / batches,
     })
 }
 

@@ -48,6 +48,7 @@ pub struct StoreWrites {
     jobs: Gauge,
     lock_wait: Gauge<f64, std::sync::atomic::AtomicU64>,
     lock_held: Gauge<f64, std::sync::atomic::AtomicU64>,
+    commit: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl StoreWrites {
@@ -57,6 +58,7 @@ impl StoreWrites {
         self.jobs.set(s.jobs as i64);
         self.lock_wait.set(s.chain_lock_wait_micros as f64 / 1e6);
         self.lock_held.set(s.chain_lock_held_micros as f64 / 1e6);
+        self.commit.set(s.commit_micros as f64 / 1e6);
     }
 }
 
@@ -112,6 +114,11 @@ impl Metrics {
             "store_chain_lock_held_seconds",
             "Time write batches held the audit chain's lock, from taking it to the commit",
             store_writes.lock_held.clone(),
+        );
+        registry.register(
+            "store_commit_seconds",
+            "Of the time the lock was held, time spent in COMMIT (the WAL flush)",
+            store_writes.commit.clone(),
         );
         Metrics {
             store_writes,

@@ -73,6 +73,7 @@ pub(crate) struct Stats {
     jobs: AtomicU64,
     lock_wait_micros: AtomicU64,
     lock_held_micros: AtomicU64,
+    commit_micros: AtomicU64,
 }
 
 impl Stats {
@@ -82,6 +83,7 @@ impl Stats {
             jobs: self.jobs.load(Ordering::Relaxed),
             chain_lock_wait_micros: self.lock_wait_micros.load(Ordering::Relaxed),
             chain_lock_held_micros: self.lock_held_micros.load(Ordering::Relaxed),
+            commit_micros: self.commit_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -333,8 +335,18 @@ impl<T: Send + 'static, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T,
 }
 
 pub(crate) fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls)
-        .map_err(|e| StoreError::backend(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)), e))
+    Client::connect(url, NoTls).map_err(|e| {
+        let why = if let Some(db) = e.as_db_error() {
+            format!("{} ({})", db.message(), db.code().code())
+        } else if e.to_string().contains("no TLS implementation configured") {
+            "the URL asks for TLS (sslmode=require), which this build cannot do: it connects in clear only; use a \
+             private network or a TLS tunnel and drop sslmode=require (docs/operations.md, Scale-out)"
+                .to_string()
+        } else {
+            e.to_string()
+        };
+        StoreError::backend(format!("cannot connect to PostgreSQL at {}: {why}", redact(url)), e)
+    })
 }
 
 /// `url` without its password, for messages.
@@ -601,7 +613,8 @@ fn attempt(
     let start_seq = t.head.seq;
     let locked_at = std::time::Instant::now();
     stats.lock_wait_micros.fetch_add((locked_at - asked).as_micros() as u64, Ordering::Relaxed);
-    let result = run_jobs(&mut t, batch, savepoints).and_then(|()| finish(t, start_seq).map_err(Attempt::Failed));
+    let result =
+        run_jobs(&mut t, batch, savepoints).and_then(|()| finish(t, start_seq, stats).map_err(Attempt::Failed));
     stats.lock_held_micros.fetch_add(locked_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     result
 }
@@ -646,7 +659,7 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
     Ok(())
 }
 
-fn finish(mut t: Tx<'_>, start_seq: u64) -> Result<()> {
+fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
     let wrote_decisions = !t.chain.is_empty();
     if let Some((data, at)) = t.chain.take() {
         events::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;
@@ -662,5 +675,8 @@ fn finish(mut t: Tx<'_>, start_seq: u64) -> Result<()> {
     if wrote_decisions {
         fail_point("decision_commit")?;
     }
-    t.tx.commit().map_err(pg("the commit failed"))
+    let commit = std::time::Instant::now();
+    let done = t.tx.commit().map_err(pg("the commit failed"));
+    stats.commit_micros.fetch_add(commit.elapsed().as_micros() as u64, Ordering::Relaxed);
+    done
 }

@@ -526,6 +526,8 @@ pub struct WriteStats {
     pub chain_lock_wait_micros: u64,
     /// Time the lock was held, from taking it to the commit, in microseconds.
     pub chain_lock_held_micros: u64,
+    /// Of that, time spent in `COMMIT` (the WAL flush), in microseconds.
+    pub commit_micros: u64,
 }
 
 /// Make a decision final with `fin`, keeping the record's own fields consistent.
