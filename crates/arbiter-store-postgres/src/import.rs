@@ -23,8 +23,12 @@ enum Kind {
 
 use Kind::*;
 
+/// A table to copy: its name, its columns, and whether its first column is
+/// an identity (inserted with `OVERRIDING SYSTEM VALUE`, sequence moved after).
+type Table = (&'static str, &'static [(&'static str, Kind)], bool);
+
 /// The tables copied, in an order that satisfies the foreign keys, with their columns.
-const TABLES: &[(&str, &[(&str, Kind)], bool)] = &[
+const TABLES: &[Table] = &[
     (
         "policy_versions",
         &[("hash", Text), ("name", Text), ("source", Text), ("created_at", Int), ("created_by", Text)],
