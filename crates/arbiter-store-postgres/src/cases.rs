@@ -1,14 +1,9 @@
 //! Case rows: the projection of each case's events, and the queries the
 //! queue, the sweeper and case search need.
 
-use crate::decisions::{load_decision, save_decision};
-use crate::events::append_event;
-use crate::learning::{index_case, lesson_for_closed};
-use crate::webhooks::queue_deliveries;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
-use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Timestamp};
-use arbiter_store::rules::{command_actor, final_from_event};
-use arbiter_store::{CaseFilter, CasePage, CaseQuery, CaseUpdate, Event, Result, StoreError, finalize};
+use arbiter_core::{Case, CaseKind, CaseState, Timestamp};
+use arbiter_store::{CaseFilter, CasePage, CaseQuery, Event, Result, StoreError};
 
 pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
     load_body(c, "SELECT body FROM cases WHERE id = $1", &[&id])
@@ -67,61 +62,68 @@ pub(crate) fn insert_cases(t: &mut Tx<'_>, cases: &[&Case]) -> Result<()> {
     Ok(())
 }
 
-/// Append a case event to the chain and queue it for every webhook that wants it.
-pub(crate) fn append_case_event(
-    t: &mut Tx<'_>,
-    case: &Case,
-    ev: &CaseEvent,
-    actor: &str,
-    at: Timestamp,
-) -> Result<Event> {
-    let e = append_event(t, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, at, ev.data())?;
-    queue_deliveries(t, &e)?;
-    Ok(e)
-}
+impl arbiter_store::writes::WriteTx for Tx<'_> {
+    fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
+        // the row lock keeps a case's commands in order even outside the chain lock
+        load_body(self, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])
+    }
 
-pub(crate) fn open(t: &mut Tx<'_>, case: Case, actor: &str) -> Result<Case> {
-    save_case(t, &case, true)?;
-    append_case_event(t, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, actor, case.created_at)?;
-    index_case(t, &case)?;
-    Ok(case)
-}
+    fn save_case(&mut self, case: &Case, insert: bool) -> Result<()> {
+        save_case(self, case, insert)
+    }
 
-pub(crate) fn update(t: &mut Tx<'_>, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
-    // the row lock keeps a case's commands in order even outside the chain lock
-    let mut case: Case = load_body(t, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])?
-        .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
-    let changes = arbiter_core::workflow::handle(&case, &command, now)?;
-    let actor = command_actor(&command);
-    let mut events = Vec::with_capacity(changes.len());
-    let mut decided = None;
-    for ev in &changes {
-        case.apply(ev, now);
-        events.push(append_case_event(t, &case, ev, actor, now)?);
-        if ev.final_verdict().is_some() {
-            decided = Some(ev);
-        }
+    fn append_event(
+        &mut self,
+        case_id: Option<&str>,
+        decision_id: Option<&str>,
+        kind: &str,
+        actor: &str,
+        at: Timestamp,
+        data: serde_json::Value,
+    ) -> Result<Event> {
+        crate::events::append_event(self, case_id, decision_id, kind, actor, at, data)
     }
-    if changes.is_empty() {
-        return Ok(CaseUpdate { case, events, decision: None });
+
+    fn queue_deliveries(&mut self, e: &Event) -> Result<()> {
+        crate::webhooks::queue_deliveries(self, e)
     }
-    save_case(t, &case, false)?;
-    if let Some(CaseEvent::Closed { by, reason }) = changes.iter().find(|e| matches!(e, CaseEvent::Closed { .. })) {
-        lesson_for_closed(t, &case, reason, by, now)?;
+
+    fn decision(&mut self, id: &str) -> Result<Option<arbiter_core::Decision>> {
+        crate::decisions::load_decision(self, id)
     }
-    let mut decision = None;
-    if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
-        let mut d = load_decision(t, did)?
-            .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
-        if let Some(fin) = final_from_event(&case, ev, &d, now) {
-            finalize(&mut d, fin);
-            save_decision(t, &d, now)?;
-            t.finalized.push(d.id.clone());
-            decision = Some(d);
-        }
+
+    fn save_decision(&mut self, d: &arbiter_core::Decision, at: Timestamp) -> Result<()> {
+        crate::decisions::save_decision(self, d, at)
     }
-    index_case(t, &case)?;
-    Ok(CaseUpdate { case, events, decision })
+
+    fn decision_finalized(&mut self, id: &str) {
+        self.finalized.push(id.to_string());
+    }
+
+    fn lesson(&mut self, id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
+        load_body(self, "SELECT body FROM lessons WHERE id = $1 FOR UPDATE", &[&id])
+    }
+
+    fn lesson_of_review(&mut self, review_id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
+        load_body(self, "SELECT body FROM lessons WHERE review_id = $1", &[&review_id])
+    }
+
+    fn save_lesson(&mut self, lesson: &arbiter_core::lesson::Lesson) -> Result<()> {
+        crate::learning::save_lesson(self, lesson)
+    }
+
+    fn index_document(&mut self, doc: &arbiter_core::search::Document) -> Result<()> {
+        crate::learning::index_document(self, doc)
+    }
+
+    fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
+        Ok(crate::events::load_events(
+            self,
+            "WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+            &[&case_id, &kind],
+        )?
+        .pop())
+    }
 }
 
 fn states(s: &[CaseState]) -> Vec<String> {

@@ -4,14 +4,7 @@ use crate::{Sql, col};
 use arbiter_core::{CaseKind, CaseState, Timestamp};
 use arbiter_store::{Dashboard, Result, StoreError};
 
-/// A stored final source, or `Corrupt`.
-pub(crate) fn final_source(s: &str) -> Result<arbiter_core::FinalSource> {
-    use arbiter_core::FinalSource as F;
-    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap, F::Withdrawn]
-        .into_iter()
-        .find(|f| f.as_str() == s)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown final source `{s}`")))
-}
+pub(crate) use arbiter_store::rules::final_source;
 
 fn verdict(v: &str) -> Result<arbiter_core::Verdict> {
     arbiter_core::Verdict::parse(v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))
@@ -93,12 +86,6 @@ pub(crate) fn dashboard(c: &mut impl Sql, since: Timestamp) -> Result<Dashboard>
         .iter()
         .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
         .collect::<Result<_>>()?;
-    let first = since_hour + 1;
-    let last = d.hourly.last().map_or(first, |h| h.hour.0.div_euclid(3_600_000) + 1).max(first);
-    for h in first..=last {
-        let end = h * 3_600_000;
-        let open = spans.iter().filter(|(c, closed)| *c < end && closed.is_none_or(|x| x >= end)).count();
-        d.queue_depth.push((Timestamp(end), open as u64));
-    }
+    arbiter_store::rules::queue_depth(&mut d, since, &spans);
     Ok(d)
 }

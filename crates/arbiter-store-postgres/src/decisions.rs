@@ -1,10 +1,11 @@
 //! Decision rows: insert (with the idempotency protocol and the open-case
 //! cap), read, outcomes, tool results, chains and drift points.
 
-use crate::cases::{append_case_event, save_case};
+use crate::cases::save_case;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
 use arbiter_core::{CaseEvent, Decision, Timestamp};
 use arbiter_store::rules::DecisionColumns;
+use arbiter_store::writes::append_case_event;
 use arbiter_store::{Inserted, NewDecision, Result, StoreError};
 
 pub(crate) fn load_decision(c: &mut impl Sql, id: &str) -> Result<Option<Decision>> {

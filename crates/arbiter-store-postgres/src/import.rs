@@ -341,7 +341,7 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
     // the search index, rebuilt from the copied rows with the rules every write uses
     let cases: Vec<Case> = crate::load_bodies(&mut t, "SELECT body FROM cases ORDER BY seq", &[])?;
     for c in &cases {
-        crate::learning::index_case(&mut t, c)?;
+        arbiter_store::writes::index_case(&mut t, c)?;
     }
     let lessons: Vec<arbiter_core::lesson::Lesson> =
         crate::load_bodies(&mut t, "SELECT body FROM lessons ORDER BY seq", &[])?;

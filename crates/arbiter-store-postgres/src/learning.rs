@@ -3,20 +3,15 @@
 //! reviewed decisions, similar cases and the blast radius, rule suggestions,
 //! and policy drafts.
 
-use crate::cases::load_case;
-use crate::decisions::load_decision;
 use crate::events::{append_event, load_events};
 use crate::webhooks::queue_deliveries;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
 use arbiter_core::insight::{Activity, AgentTotals};
-use arbiter_core::lesson::{Lesson, LessonPatch};
+use arbiter_core::lesson::Lesson;
 use arbiter_core::recurrence::Labelled;
 use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
-use arbiter_core::{Case, CaseKind, CaseState, Decision, Timestamp, Verdict};
-use arbiter_store::rules::{
-    LESSON_UPDATED, decision_document, lesson_document, lesson_event_data, lesson_on_close, review_document,
-};
+use arbiter_core::{Decision, Timestamp, Verdict};
 use arbiter_store::{Event, LessonFilter, Result, StoreError};
 
 /// The words of a text as search sees them: runs of letters, digits and
@@ -111,27 +106,7 @@ pub(crate) fn index_document(t: &mut Tx<'_>, doc: &Document) -> Result<()> {
     Ok(())
 }
 
-/// Keep the index current after a case changed.
-pub(crate) fn index_case(t: &mut Tx<'_>, case: &Case) -> Result<()> {
-    match case.kind {
-        CaseKind::Review => {
-            if let Some(doc) = review_document(case) {
-                index_document(t, &doc)?;
-            }
-        }
-        CaseKind::Approval => {
-            if let Some(did) = &case.decision_id
-                && let Some(d) = load_decision(t, did)?
-                && let Some(doc) = decision_document(&d, case)
-            {
-                index_document(t, &doc)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn save_lesson(t: &mut Tx<'_>, l: &Lesson) -> Result<()> {
+pub(crate) fn save_lesson(t: &mut Tx<'_>, l: &Lesson) -> Result<()> {
     let body = serde_json::to_string(l).map_err(corrupt)?;
     t.execute(
         "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES ($1, $2, $3, $4, $5, $6)
@@ -139,33 +114,6 @@ fn save_lesson(t: &mut Tx<'_>, l: &Lesson) -> Result<()> {
         &[&l.id, &l.review_id, &l.publish, &l.created_at.0, &l.updated_at.0, &body],
     )?;
     Ok(())
-}
-
-fn write_lesson(t: &mut Tx<'_>, l: &Lesson, kind: &str, changed: &[&str], by: &str, at: Timestamp) -> Result<Event> {
-    save_lesson(t, l)?;
-    let e = append_event(t, None, None, kind, by, at, lesson_event_data(l, changed))?;
-    queue_deliveries(t, &e)?;
-    index_document(t, &lesson_document(l))?;
-    Ok(e)
-}
-
-pub(crate) fn lesson_for_closed(t: &mut Tx<'_>, case: &Case, reason: &str, by: &str, at: Timestamp) -> Result<Lesson> {
-    let ids = case.review.as_ref().map(|r| r.failing_decisions()).unwrap_or_default();
-    let mut decisions = Vec::with_capacity(ids.len());
-    for id in &ids {
-        decisions.extend(load_decision(t, id)?);
-    }
-    let mut answer_cases = Vec::new();
-    for d in &decisions {
-        if let Some(cid) = &d.case_id {
-            answer_cases.extend(load_case(t, cid)?);
-        }
-    }
-    let existing = load_body(t, "SELECT body FROM lessons WHERE review_id = $1", &[&case.id])?;
-    let (lesson, kind) = lesson_on_close(existing, case, &decisions, &answer_cases, reason, by, at);
-    let changed: &[&str] = if kind == LESSON_UPDATED { &["review"] } else { &[] };
-    write_lesson(t, &lesson, kind, changed, by, at)?;
-    Ok(lesson)
 }
 
 pub(crate) fn lesson(c: &mut impl Sql, id: &str) -> Result<Option<Lesson>> {
@@ -183,30 +131,6 @@ pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>>
         .filter(|l| f.action.as_ref().is_none_or(|a| l.action_classes.iter().any(|x| x == a)))
         .take(f.limit.max(1))
         .collect())
-}
-
-pub(crate) fn create_missing_lesson(t: &mut Tx<'_>, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
-    let case = load_case(t, review_id)?.ok_or_else(|| StoreError::NotFound(format!("review {review_id}")))?;
-    if case.kind != CaseKind::Review || case.state != CaseState::Closed {
-        return Err(StoreError::Conflict(format!("{review_id} is not a closed review case")));
-    }
-    if load_body::<Lesson>(t, "SELECT body FROM lessons WHERE review_id = $1", &[&review_id])?.is_some() {
-        return Err(StoreError::Conflict(format!("review {review_id} already has its lesson")));
-    }
-    let closed =
-        load_events(t, "WHERE case_id = $1 AND kind = 'review.closed' ORDER BY seq DESC LIMIT 1", &[&review_id])?;
-    let reason = closed.first().and_then(|e| e.data["reason"].as_str()).unwrap_or_default().to_string();
-    lesson_for_closed(t, &case, &reason, by, at)
-}
-
-pub(crate) fn update_lesson(t: &mut Tx<'_>, id: &str, patch: &LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
-    let mut l: Lesson = load_body(t, "SELECT body FROM lessons WHERE id = $1 FOR UPDATE", &[&id])?
-        .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))?;
-    let changed = l.apply(patch, by, at);
-    if !changed.is_empty() {
-        write_lesson(t, &l, LESSON_UPDATED, &changed, by, at)?;
-    }
-    Ok(l)
 }
 
 pub(crate) fn lesson_events(c: &mut impl Sql, id: &str) -> Result<Vec<Event>> {

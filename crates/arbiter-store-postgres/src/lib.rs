@@ -290,13 +290,7 @@ impl Job for InsertJob {
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
-        let answer = match (self.out, committed) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (_, Err(e)) => Err(e),
-            (None, Ok(())) => Err(StoreError::backend_msg("the insert did not run")),
-        };
-        let _ = self.reply.send(answer);
+        let _ = self.reply.send(answer(self.out, committed));
     }
 
     fn decision(&self) -> Option<&arbiter_store::NewDecision> {
@@ -305,6 +299,17 @@ impl Job for InsertJob {
 
     fn inserted(&mut self, result: Result<arbiter_store::Inserted>) {
         self.out = Some(result);
+    }
+}
+
+/// What a job answers: its own error if it failed alone (rolled back to its
+/// savepoint), its result if the batch committed, else the commit's error.
+fn answer<T>(out: Option<Result<T>>, committed: Result<()>) -> Result<T> {
+    match (out, committed) {
+        (Some(Err(e)), _) => Err(e),
+        (Some(Ok(v)), Ok(())) => Ok(v),
+        (_, Err(e)) => Err(e),
+        (None, Ok(())) => Err(StoreError::backend_msg("the write job did not run")),
     }
 }
 
@@ -323,14 +328,7 @@ impl<T: Send + 'static, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T,
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
-        let answer = match (self.out, committed) {
-            // a job that failed alone (rolled back to its savepoint) reports its own error
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (_, Err(e)) => Err(e),
-            (None, Ok(())) => Err(StoreError::backend_msg("the write job did not run")),
-        };
-        let _ = self.reply.send(answer);
+        let _ = self.reply.send(answer(self.out, committed));
     }
 }
 

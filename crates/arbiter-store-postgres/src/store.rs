@@ -9,6 +9,7 @@ use arbiter_core::search::{SearchHit, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
 use arbiter_core::trace::Span;
 use arbiter_core::{Case, CaseCommand, Decision, Outcome, Timestamp, ToolResult};
+use arbiter_store::writes;
 use arbiter_store::{
     AuditReport, CaseFilter, CasePage, CaseQuery, CaseUpdate, ChainHead, ConsoleSession, Consumption, Dashboard,
     Delivery, DeliveryAttempt, DriftPoint, DueDelivery, Event, Inserted, KeyRecord, LessonFilter, NewDecision,
@@ -137,12 +138,12 @@ impl Store for PostgresStore {
 
     async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
         let actor = actor.to_string();
-        self.write(move |t| cases::open(t, case.clone(), &actor)).await
+        self.write(move |t| writes::open_case(t, case.clone(), &actor)).await
     }
 
     async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
-        self.write(move |t| cases::update(t, &id, command.clone(), now)).await
+        self.write(move |t| writes::update_case(t, &id, &command, now)).await
     }
 
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>> {
@@ -246,12 +247,12 @@ impl Store for PostgresStore {
 
     async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
         let (review_id, by) = (review_id.to_string(), by.to_string());
-        self.write(move |t| learning::create_missing_lesson(t, &review_id, &by, at)).await
+        self.write(move |t| writes::create_missing_lesson(t, &review_id, &by, at)).await
     }
 
     async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |t| learning::update_lesson(t, &id, &patch, &by, at)).await
+        self.write(move |t| writes::update_lesson(t, &id, &patch, &by, at)).await
     }
 
     async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {

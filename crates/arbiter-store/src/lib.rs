@@ -9,6 +9,7 @@
 pub mod conformance;
 pub mod rules;
 mod sqlite;
+pub mod writes;
 
 pub use arbiter_core::audit::{AuditProblem, AuditReport, ChainHead, Event, GENESIS_HASH};
 pub use arbiter_core::key::{ConsoleSession, KeyRecord};

@@ -593,3 +593,25 @@ pub fn fts_words(q: &str) -> Option<String> {
             .join(" ")
     })
 }
+
+/// A stored final source (`review`, `sla_expired`, ...), or `Corrupt`.
+pub fn final_source(s: &str) -> crate::Result<arbiter_core::FinalSource> {
+    use arbiter_core::FinalSource as F;
+    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap, F::Withdrawn]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("unknown final source `{s}`")))
+}
+
+/// The approval queue's depth at the end of each hour from `since` to the
+/// last hour of `d.hourly`, from each case's (opened, answered) times
+/// (`None`: still waiting), into `d.queue_depth`.
+pub fn queue_depth(d: &mut crate::Dashboard, since: Timestamp, spans: &[(i64, Option<i64>)]) {
+    let first = since.0.div_euclid(3_600_000) + 1;
+    let last = d.hourly.last().map_or(first, |h| h.hour.0.div_euclid(3_600_000) + 1).max(first);
+    for h in first..=last {
+        let end = h * 3_600_000;
+        let open = spans.iter().filter(|(c, closed)| *c < end && closed.is_none_or(|x| x >= end)).count();
+        d.queue_depth.push((Timestamp(end), open as u64));
+    }
+}

@@ -36,6 +36,72 @@ pub(super) fn save_case(conn: &Connection, c: &Case, insert: bool) -> Result<()>
     Ok(())
 }
 
+/// A write job's connection and chain commitment, as the shared writes see them.
+pub(super) struct SqliteTx<'a> {
+    pub conn: &'a Connection,
+    pub chain: &'a mut ChainBatch,
+}
+
+impl crate::writes::WriteTx for SqliteTx<'_> {
+    fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
+        load_case(self.conn, id)
+    }
+
+    fn save_case(&mut self, case: &Case, insert: bool) -> Result<()> {
+        save_case(self.conn, case, insert)
+    }
+
+    fn append_event(
+        &mut self,
+        case_id: Option<&str>,
+        decision_id: Option<&str>,
+        kind: &str,
+        actor: &str,
+        at: Timestamp,
+        data: serde_json::Value,
+    ) -> Result<Event> {
+        append_event(self.conn, case_id, decision_id, kind, actor, at, data)
+    }
+
+    fn queue_deliveries(&mut self, e: &Event) -> Result<()> {
+        queue_deliveries(self.conn, e)
+    }
+
+    fn decision(&mut self, id: &str) -> Result<Option<Decision>> {
+        load_decision(self.conn, id)
+    }
+
+    fn save_decision(&mut self, d: &Decision, at: Timestamp) -> Result<()> {
+        save_decision(self.conn, self.chain, d, at)
+    }
+
+    fn lesson(&mut self, id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
+        load_lesson(self.conn, "SELECT body FROM lessons WHERE id = ?1", id)
+    }
+
+    fn lesson_of_review(&mut self, review_id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
+        load_lesson(self.conn, "SELECT body FROM lessons WHERE review_id = ?1", review_id)
+    }
+
+    fn save_lesson(&mut self, lesson: &arbiter_core::lesson::Lesson) -> Result<()> {
+        save_lesson(self.conn, lesson)
+    }
+
+    fn index_document(&mut self, doc: &arbiter_core::search::Document) -> Result<()> {
+        index_document(self.conn, doc)
+    }
+
+    fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
+        Ok(load_events(
+            self.conn,
+            "SELECT seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash FROM events
+             WHERE case_id = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1",
+            params![case_id, kind],
+        )?
+        .pop())
+    }
+}
+
 /// Append a case event to the chain and queue it for every webhook that wants it.
 pub(super) fn append_case_event(
     conn: &Connection,
@@ -57,52 +123,14 @@ impl SqliteStore {
 
     pub(super) async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
         let actor = actor.to_string();
-        self.write(move |c| {
-            save_case(c, &case, true)?;
-            append_case_event(c, &case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &actor, case.created_at)?;
-            index_case(c, &case)?;
-            Ok(case)
-        })
-        .await
+        self.write_chained(move |c, chain| crate::writes::open_case(&mut SqliteTx { conn: c, chain }, case, &actor))
+            .await
     }
 
     pub(super) async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
         self.write_chained(move |c, chain| {
-            let mut case = load_case(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
-            let changes = arbiter_core::workflow::handle(&case, &command, now)?;
-            let actor = command_actor(&command);
-            let mut events = Vec::with_capacity(changes.len());
-            let mut decided = None;
-            for ev in &changes {
-                case.apply(ev, now);
-                events.push(append_case_event(c, &case, ev, actor, now)?);
-                if ev.final_verdict().is_some() {
-                    decided = Some(ev);
-                }
-            }
-            if changes.is_empty() {
-                return Ok(CaseUpdate { case, events, decision: None });
-            }
-            save_case(c, &case, false)?;
-            // A review that closes gets its lesson in the same transaction.
-            if let Some(CaseEvent::Closed { by, reason }) =
-                changes.iter().find(|e| matches!(e, CaseEvent::Closed { .. }))
-            {
-                lesson_for_closed(c, &case, reason, by, now)?;
-            }
-            let mut decision = None;
-            if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
-                let mut d = load_decision(c, did)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
-                if let Some(fin) = final_from_event(&case, ev, &d, now) {
-                    finalize(&mut d, fin);
-                    save_decision(c, chain, &d, now)?;
-                    decision = Some(d);
-                }
-            }
-            index_case(c, &case)?;
-            Ok(CaseUpdate { case, events, decision })
+            crate::writes::update_case(&mut SqliteTx { conn: c, chain }, &id, &command, now)
         })
         .await
     }

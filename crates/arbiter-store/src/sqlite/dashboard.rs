@@ -2,14 +2,7 @@
 
 use super::*;
 
-/// A stored final source, or `Corrupt`.
-pub(super) fn final_source(s: &str) -> Result<arbiter_core::FinalSource> {
-    use arbiter_core::FinalSource as F;
-    [F::Policy, F::Review, F::SlaExpired, F::AgentCaseCap, F::Withdrawn]
-        .into_iter()
-        .find(|f| f.as_str() == s)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown final source `{s}`")))
-}
+pub(super) use crate::rules::final_source;
 
 impl SqliteStore {
     pub(super) async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
@@ -123,13 +116,7 @@ impl SqliteStore {
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
-            let first = since.0.div_euclid(3_600_000) + 1;
-            let last = d.hourly.last().map_or(first, |h| h.hour.0.div_euclid(3_600_000) + 1).max(first);
-            for h in first..=last {
-                let end = h * 3_600_000;
-                let open = spans.iter().filter(|(c, closed)| *c < end && closed.is_none_or(|x| x >= end)).count();
-                d.queue_depth.push((Timestamp(end), open as u64));
-            }
+            crate::rules::queue_depth(&mut d, since, &spans);
             Ok(d)
         })
         .await

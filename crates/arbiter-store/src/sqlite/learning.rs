@@ -5,10 +5,7 @@
 
 use super::*;
 use crate::LessonFilter;
-use crate::rules::{
-    LESSON_UPDATED, check_lesson, decision_document, fts_words, lesson_document, lesson_event_data, lesson_on_close,
-    review_document,
-};
+use crate::rules::{check_lesson, fts_words};
 use arbiter_core::Verdict;
 use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};
@@ -70,25 +67,9 @@ pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
     Ok(())
 }
 
-/// Keep the index current after a case changed: a review case's document, or
-/// the document of an approval case's decision once people answered it.
+/// Keep the index current after a case changed (the shared rule, on this connection).
 pub(super) fn index_case(conn: &Connection, case: &Case) -> Result<()> {
-    match case.kind {
-        CaseKind::Review => {
-            if let Some(doc) = review_document(case) {
-                index_document(conn, &doc)?;
-            }
-        }
-        CaseKind::Approval => {
-            if let Some(did) = &case.decision_id
-                && let Some(d) = load_decision(conn, did)?
-                && let Some(doc) = decision_document(&d, case)
-            {
-                index_document(conn, &doc)?;
-            }
-        }
-    }
-    Ok(())
+    crate::writes::index_case(&mut SqliteTx { conn, chain: &mut ChainBatch::default() }, case)
 }
 
 pub(super) fn load_lesson(conn: &Connection, sql: &str, key: &str) -> Result<Option<Lesson>> {
@@ -96,7 +77,7 @@ pub(super) fn load_lesson(conn: &Connection, sql: &str, key: &str) -> Result<Opt
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
-fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
+pub(super) fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
     let body = serde_json::to_string(l).map_err(corrupt)?;
     conn.prepare_cached(
         "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -106,43 +87,6 @@ fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
     .execute(params![l.id, l.review_id, l.publish, l.created_at.0, l.updated_at.0, body])
     .map_err(backend)?;
     Ok(())
-}
-
-/// Record a lesson's new state: the row, its event (hash-chained, offered to
-/// webhooks) and its search document.
-fn write_lesson(conn: &Connection, l: &Lesson, kind: &str, changed: &[&str], by: &str, at: Timestamp) -> Result<Event> {
-    save_lesson(conn, l)?;
-    let e = append_event(conn, None, None, kind, by, at, lesson_event_data(l, changed))?;
-    queue_deliveries(conn, &e)?;
-    index_document(conn, &lesson_document(l))?;
-    Ok(e)
-}
-
-/// The closing of review `case` by `by`: create or refresh its lesson in the
-/// same transaction (the rules are in [`crate::rules::lesson_on_close`]).
-pub(super) fn lesson_for_closed(
-    conn: &Connection,
-    case: &Case,
-    reason: &str,
-    by: &str,
-    at: Timestamp,
-) -> Result<Lesson> {
-    let ids = case.review.as_ref().map(|r| r.failing_decisions()).unwrap_or_default();
-    let mut decisions = Vec::with_capacity(ids.len());
-    for id in &ids {
-        decisions.extend(load_decision(conn, id)?);
-    }
-    let mut answer_cases = Vec::new();
-    for d in &decisions {
-        if let Some(cid) = &d.case_id {
-            answer_cases.extend(load_case(conn, cid)?);
-        }
-    }
-    let existing = load_lesson(conn, "SELECT body FROM lessons WHERE review_id = ?1", &case.id)?;
-    let (lesson, kind) = lesson_on_close(existing, case, &decisions, &answer_cases, reason, by, at);
-    let changed: &[&str] = if kind == LESSON_UPDATED { &["review"] } else { &[] };
-    write_lesson(conn, &lesson, kind, changed, by, at)?;
-    Ok(lesson)
 }
 
 /// `audit verify`: every lesson row against the last event that wrote it.
@@ -236,39 +180,16 @@ impl SqliteStore {
 
     pub(super) async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
         let (review_id, by) = (review_id.to_string(), by.to_string());
-        self.write(move |c| {
-            let case = load_case(c, &review_id)?.ok_or_else(|| StoreError::NotFound(format!("review {review_id}")))?;
-            if case.kind != CaseKind::Review || case.state != CaseState::Closed {
-                return Err(StoreError::Conflict(format!("{review_id} is not a closed review case")));
-            }
-            if load_lesson(c, "SELECT body FROM lessons WHERE review_id = ?1", &review_id)?.is_some() {
-                return Err(StoreError::Conflict(format!("review {review_id} already has its lesson")));
-            }
-            let closed = load_events(
-                c,
-                concat!(
-                    "SELECT ",
-                    event_cols!(),
-                    " FROM events WHERE case_id = ?1 AND kind = 'review.closed' ORDER BY seq DESC LIMIT 1"
-                ),
-                [&review_id],
-            )?;
-            let reason = closed.first().and_then(|e| e.data["reason"].as_str()).unwrap_or_default().to_string();
-            lesson_for_closed(c, &case, &reason, &by, at)
+        self.write_chained(move |c, chain| {
+            crate::writes::create_missing_lesson(&mut SqliteTx { conn: c, chain }, &review_id, &by, at)
         })
         .await
     }
 
     pub(super) async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |c| {
-            let mut l = load_lesson(c, "SELECT body FROM lessons WHERE id = ?1", &id)?
-                .ok_or_else(|| StoreError::NotFound(format!("lesson {id}")))?;
-            let changed = l.apply(&patch, &by, at);
-            if !changed.is_empty() {
-                write_lesson(c, &l, LESSON_UPDATED, &changed, &by, at)?;
-            }
-            Ok(l)
+        self.write_chained(move |c, chain| {
+            crate::writes::update_lesson(&mut SqliteTx { conn: c, chain }, &id, &patch, &by, at)
         })
         .await
     }
