@@ -230,23 +230,39 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
     }
     match (r.feasible, opts.max_auto_error) {
         (true, Some(e)) => println!(
-            "escalated share {} within the budget {}; every class's auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test)",
+            "escalated share {} within the budget {} ({} of {} decisions); every class's auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test); the least-cost allocation (exact)",
             pct(r.escalated_share),
             pct(r.budget),
+            r.budget_escalations,
+            r.decisions,
             pct(e),
             1.0 - opts.delta
         ),
-        (true, None) => println!("escalated share {} within the budget {}", pct(r.escalated_share), pct(r.budget)),
-        (false, Some(e)) => println!(
-            "INFEASIBLE: the budget {} and the bound {} cannot both hold. The smallest budget that keeps the bound is {}; the thresholds above use it.",
+        (true, None) => println!(
+            "escalated share {} within the budget {} ({} of {} decisions); the least-cost allocation (exact)",
+            pct(r.escalated_share),
             pct(r.budget),
+            r.budget_escalations,
+            r.decisions
+        ),
+        (false, Some(e)) => println!(
+            "INFEASIBLE: the budget {} allows {} escalations of {} decisions, and the bound {} needs at least {} ({}); the thresholds above use that.",
+            pct(r.budget),
+            r.budget_escalations,
+            r.decisions,
             pct(e),
+            r.min_escalations,
             pct(r.min_feasible_budget)
         ),
-        (false, None) => println!("INFEASIBLE: the budget {} cannot be met", pct(r.budget)),
+        (false, None) => println!(
+            "INFEASIBLE: the budget {} allows {} escalations of {} decisions; the policy's rules alone escalate more",
+            pct(r.budget),
+            r.budget_escalations,
+            r.decisions
+        ),
     }
     if r.optimality_gap > 0.0 {
-        println!("the allocation is within {:.1} cost units of the exact optimum (proven bound)", r.optimality_gap);
+        println!("the allocation is within {:.1} cost units of the exact optimum", r.optimality_gap);
     }
 }
 

@@ -125,7 +125,7 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
     // an impossible budget: exit 2, and the smallest budget that keeps the bound
     let (code, text, _) = run(&["tune", "--history", &h, "--max-escalation-rate", "0.01", "--max-auto-error", "0.01"]);
     assert_eq!(code, 2);
-    assert!(text.contains("INFEASIBLE") && text.contains("smallest budget"), "{text}");
+    assert!(text.contains("INFEASIBLE") && text.contains("needs at least"), "{text}");
 
     // the new policy through a backtest and a reviewer-load simulation
     let (code, bt, err) = run(&[

@@ -18,9 +18,9 @@ pub struct History {
     /// Whether the proposed action was right.
     pub correct: Vec<bool>,
     /// Cost of an automatic error on this decision (NaN: use the default).
-    pub error_cost: Vec<f32>,
+    pub error_cost: Vec<f64>,
     /// Cost of escalating this decision (NaN: use the default).
-    pub escalation_cost: Vec<f32>,
+    pub escalation_cost: Vec<f64>,
     /// Event time, ms since the epoch.
     pub timestamp: Vec<i64>,
     index: HashMap<String, u32>,
@@ -71,8 +71,8 @@ impl History {
         self.class.push(c);
         self.confidence.push(r.confidence);
         self.correct.push(r.correct);
-        self.error_cost.push(r.error_cost.map_or(f32::NAN, |v| v as f32));
-        self.escalation_cost.push(r.escalation_cost.map_or(f32::NAN, |v| v as f32));
+        self.error_cost.push(r.error_cost.unwrap_or(f64::NAN));
+        self.escalation_cost.push(r.escalation_cost.unwrap_or(f64::NAN));
         self.timestamp.push(r.timestamp.0);
     }
 
@@ -88,7 +88,7 @@ impl History {
     /// decision); classes with none left are dropped.
     pub fn select(&self, keep: &[bool]) -> History {
         assert_eq!(keep.len(), self.len(), "one entry per decision");
-        let cost = |c: f32| (!c.is_nan()).then_some(f64::from(c));
+        let cost = |c: f64| (!c.is_nan()).then_some(c);
         let mut out = History::default();
         for i in (0..self.len()).filter(|&i| keep[i]) {
             out.push(&Row {
@@ -289,7 +289,7 @@ pub fn parse_jsonl_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<H
 pub fn write_csv(h: &History, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(out, "timestamp,action,confidence,correct,error_cost,escalation_cost")?;
     for i in 0..h.len() {
-        let cost = |v: f32| {
+        let cost = |v: f64| {
             if v.is_nan() { String::new() } else { format!("{v}") }
         };
         writeln!(

@@ -17,8 +17,9 @@
 //!    has power; higher thresholds cover almost nothing); that choice looks only
 //!    at confidences, never at outcomes, so the guarantee holds.
 //! 2. **Budget.** Among certified thresholds, choose one per class to minimise
-//!    the expected cost of automatic errors subject to the total escalated share
-//!    ≤ `max_escalation_rate` ([`allocate`]).
+//!    the cost of automatic errors plus the cost of escalations, subject to the
+//!    total escalations ≤ the budget in decisions ([`escalation_budget`]): an
+//!    exact multiple-choice knapsack ([`allocate`]).
 
 mod allocate;
 pub mod calibration;
@@ -181,11 +182,11 @@ pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
         let at = c * (g + 1) + bin(h.confidence[i], opts.grid);
         cnt[at] += 1;
         let ec = h.escalation_cost[i];
-        ecost[at] += if ec.is_nan() { esc_default[c] } else { ec as f64 };
+        ecost[at] += if ec.is_nan() { esc_default[c] } else { ec };
         if !h.correct[i] {
             wrong[at] += 1;
             let wc = h.error_cost[i];
-            wcost[at] += if wc.is_nan() { err_default[c] } else { wc as f64 };
+            wcost[at] += if wc.is_nan() { err_default[c] } else { wc };
         }
     }
     (0..k)
@@ -290,8 +291,22 @@ pub struct TuneResult {
     pub errors_caught: u64,
     /// Total expected cost.
     pub expected_cost: f64,
-    /// Bound on the gap between this allocation's error cost and the exact optimum.
+    /// The escalations the budget allows, in decisions ([`escalation_budget`]).
+    pub budget_escalations: u64,
+    /// The fewest escalations under which the bound holds, in decisions.
+    pub min_escalations: u64,
+    /// Distance of this allocation's cost from the exact optimum (0: the allocation is exact).
     pub optimality_gap: f64,
+}
+
+/// The escalation budget in decisions: `rate × total` rounded down, where a
+/// product within one part in a billion of an integer counts as that integer
+/// (a rate written in decimal is meant exactly: 0.29 × 100 is 29 escalations,
+/// not the 28.999… that floating point computes).
+pub fn escalation_budget(rate: f64, total: u64) -> u64 {
+    let x = rate.clamp(0.0, 1.0) * total as f64;
+    let nearest = x.round();
+    if (x - nearest).abs() <= 1e-9 * x.max(1.0) { nearest as u64 } else { x.floor() as u64 }
 }
 
 /// Tune thresholds on `h`. Returns the curves too, for plots.
@@ -302,12 +317,19 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
         .iter()
         .zip(&allowed)
         .map(|(c, js)| {
-            js.iter().map(|&j| Choice { index: j, escalations: c.escalated(j), cost: c.error_cost[j] }).collect()
+            // the objective: the cost of the automatic errors plus the cost of the escalations
+            js.iter()
+                .map(|&j| Choice {
+                    index: j,
+                    escalations: c.escalated(j),
+                    cost: c.error_cost[j] + c.escalation_cost[j],
+                })
+                .collect()
         })
         .collect();
     let settled = opts.settled_by_rules;
     let total: u64 = curves.iter().map(|c| c.n).sum::<u64>() + settled.decisions;
-    let budget = (opts.max_escalation_rate * total as f64).floor() as u64;
+    let budget = escalation_budget(opts.max_escalation_rate, total);
     let alloc = allocate(&choices, budget.saturating_sub(settled.escalations));
     let mut classes: Vec<ClassResult> = curves
         .iter()
@@ -348,6 +370,8 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
         errors_caught: classes.iter().map(|c| c.errors_caught).sum(),
         expected_cost: classes.iter().map(|c| c.expected_cost).sum(),
         optimality_gap: alloc.gap,
+        budget_escalations: budget,
+        min_escalations: alloc.min_escalations + settled.escalations,
         classes,
     };
     (result, curves)

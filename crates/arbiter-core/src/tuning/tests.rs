@@ -11,25 +11,142 @@ fn choices_strategy() -> impl Strategy<Value = Vec<Vec<Choice>>> {
     )
 }
 
-proptest! {
-    /// The budget is never exceeded, the answer is never worse than the exact
-    /// optimum by more than the reported gap, and infeasibility is exact.
-    #[test]
-    fn allocation_matches_brute_force_within_its_gap(classes in choices_strategy(), budget in 0u64..150) {
-        let a = allocate(&classes, budget);
-        let exact = brute_force(&classes, budget);
-        match exact {
-            None => prop_assert!(!a.feasible),
-            Some((_, best)) => {
-                prop_assert!(a.feasible);
-                prop_assert!(a.escalations <= budget);
-                prop_assert!(a.cost >= best - 1e-9, "cheaper than the optimum?");
-                prop_assert!(a.cost - best <= a.gap + 1e-9, "cost {} optimum {} gap {}", a.cost, best, a.gap);
-            }
+fn wide_choices_strategy() -> impl Strategy<Value = Vec<Vec<Choice>>> {
+    proptest::collection::vec(
+        proptest::collection::vec((0u64..400, 0u32..5_000), 1..9).prop_map(|pts| {
+            pts.into_iter()
+                .enumerate()
+                .map(|(i, (e, c))| Choice { index: i, escalations: e, cost: c as f64 / 7.0 })
+                .collect()
+        }),
+        1..5,
+    )
+}
+
+fn check_exact(classes: &[Vec<Choice>], budget: u64) -> Result<(), TestCaseError> {
+    let a = allocate(classes, budget);
+    match brute_force(classes, budget) {
+        None => prop_assert!(!a.feasible),
+        Some((_, best)) => {
+            prop_assert!(a.feasible);
+            prop_assert!(a.escalations <= budget);
+            // the exact optimum: equal cost, not within a bound
+            prop_assert!((a.cost - best).abs() <= 1e-9 * best.abs().max(1.0), "cost {} optimum {}", a.cost, best);
+            prop_assert_eq!(a.gap, 0.0);
         }
-        let picked_e: u64 = classes.iter().zip(&a.picks).map(|(o, &i)| o.iter().find(|c| c.index == i).unwrap().escalations).sum();
-        prop_assert_eq!(picked_e, a.escalations);
     }
+    let picked_e: u64 =
+        classes.iter().zip(&a.picks).map(|(o, &i)| o.iter().find(|c| c.index == i).unwrap().escalations).sum();
+    prop_assert_eq!(picked_e, a.escalations);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    /// The budget is never exceeded, the answer costs exactly what the brute-force
+    /// optimum costs, and infeasibility is exact.
+    #[test]
+    fn allocation_is_the_exact_optimum(classes in choices_strategy(), budget in 0u64..150) {
+        check_exact(&classes, budget)?;
+    }
+
+    /// The same on non-convex classes with many options and wide costs, where a
+    /// greedy walk on the hulls goes wrong.
+    #[test]
+    fn allocation_is_exact_on_non_convex_classes(classes in wide_choices_strategy(), budget in 0u64..1_200) {
+        check_exact(&classes, budget)?;
+    }
+}
+
+/// One class from (count, confidence, correct) groups, with optional per-row costs.
+fn history_of(rows: &[(&str, usize, f64, bool)]) -> History {
+    let mut h = History::default();
+    let mut t = 0;
+    for &(action, n, confidence, correct) in rows {
+        for _ in 0..n {
+            t += 1;
+            h.push(&history::Row {
+                timestamp: crate::time::Timestamp(t),
+                action,
+                confidence,
+                correct,
+                error_cost: None,
+                escalation_cost: None,
+            });
+        }
+    }
+    h
+}
+
+/// Repro (issue 17): 0.29 × 100 is 28.999… in floating point; the budget
+/// is 29 escalations, which escalates all 29 wrong decisions.
+#[test]
+fn a_decimal_budget_counts_exactly() {
+    assert_eq!(escalation_budget(0.29, 100), 29);
+    assert_eq!(escalation_budget(0.1, 10_000_000), 1_000_000);
+    assert_eq!(escalation_budget(0.0915, 1_000), 91);
+    assert_eq!(escalation_budget(1.0, 7), 7);
+    let h = history_of(&[("d", 29, 0.1, false), ("d", 71, 0.9, true)]);
+    let opts = TuneOptions { max_escalation_rate: 0.29, ..Default::default() };
+    let (r, _) = tune(&h, &opts);
+    assert_eq!(r.budget_escalations, 29);
+    assert_eq!(r.auto_errors, 0, "{r:?}");
+    assert_eq!(r.classes[0].escalated_share, 0.29);
+    // with the bound: feasible at exactly the smallest budget it needs
+    let bound = TuneOptions { max_auto_error: Some(0.05), min_samples: Some(1), ..opts };
+    let (r, _) = tune(&h, &bound);
+    assert!(r.feasible, "{r:?}");
+    assert_eq!((r.min_escalations, r.budget_escalations), (29, 29));
+}
+
+/// Repro (issue 17): the escalation cost is part of the objective.
+#[test]
+fn escalation_cost_counts_in_the_choice() {
+    let h = history_of(&[("d", 100, 0.6, false), ("d", 900, 0.95, true)]);
+    let opts = TuneOptions {
+        max_escalation_rate: 1.0,
+        escalation_cost: [("d".to_string(), 10.0)].into(),
+        ..Default::default()
+    };
+    let (r, _) = tune(&h, &opts);
+    // escalating the 100 costs 1,000; letting them through costs 100
+    assert_eq!(r.expected_cost, 100.0, "{r:?}");
+    assert!(r.classes[0].threshold.is_some_and(|t| t <= 0.6), "{r:?}");
+}
+
+/// Repro (issue 17): the greedy hull walk spent the budget on the class with
+/// the better ratio and cost 95; the optimum costs 10.
+#[test]
+fn the_allocation_is_exact_where_greedy_was_not() {
+    let h = history_of(&[
+        ("x", 95, 0.1, false),
+        ("x", 5, 0.1, true),
+        ("x", 900, 0.9, true),
+        ("y", 10, 0.1, false),
+        ("y", 90, 0.9, true),
+    ]);
+    let opts = TuneOptions { max_escalation_rate: 0.091, ..Default::default() };
+    let (r, _) = tune(&h, &opts);
+    assert_eq!(r.budget_escalations, 100);
+    assert_eq!(r.expected_cost, 10.0, "{r:?}");
+    assert_eq!(r.optimality_gap, 0.0);
+}
+
+/// Repro (issue 17): per-row costs keep f64 precision (f32 made 16777217 into 16777216).
+#[test]
+fn row_costs_keep_their_precision() {
+    let mut h = History::default();
+    h.push(&history::Row {
+        timestamp: crate::time::Timestamp(1),
+        action: "d",
+        confidence: 0.5,
+        correct: false,
+        error_cost: Some(16_777_217.0),
+        escalation_cost: Some(0.1),
+    });
+    let c = &curves(&h, &TuneOptions::default())[0];
+    assert_eq!(c.error_cost[0], 16_777_217.0);
+    assert_eq!(c.escalation_cost[c.never()], 0.1);
 }
 
 /// The tuner's bins against the comparison `confidence >= threshold` (the
