@@ -40,6 +40,14 @@ pub struct TuneArgs {
     /// Least auto-allowed decisions before a threshold is tested (default: max(⌈10/E⌉, the count a spotless record needs)).
     #[arg(long)]
     min_samples: Option<u64>,
+    /// Bound every class at once: test each of the K classes at delta/K (Bonferroni), so that with
+    /// probability 1 - delta no class's auto-error rate exceeds the bound.
+    #[arg(long)]
+    family_wise: bool,
+    /// Candidate thresholds instead of the whole grid, e.g. `--thresholds 0.5,0.8,0.9,0.95`
+    /// (each a multiple of 1/GRID; "never" is always a candidate).
+    #[arg(long, value_delimiter = ',')]
+    thresholds: Option<Vec<f64>>,
     /// The current policy file. Decisions its triggers settle whatever the threshold do not
     /// shape the thresholds, and those it escalates use part of the budget (histories with
     /// arguments: --db or JSON Lines). With --out, it is rewritten with the chosen thresholds.
@@ -83,6 +91,20 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     if args.grid < 10 || args.grid > 100_000 {
         bail!("--grid must be between 10 and 100000");
     }
+    let candidates = match &args.thresholds {
+        None => None,
+        Some(ts) => Some(
+            ts.iter()
+                .map(|&t| {
+                    let j = (t * args.grid as f64).round();
+                    if !(0.0..=1.0).contains(&t) || (t * args.grid as f64 - j).abs() > 1e-9 {
+                        bail!("--thresholds: {t} is not a multiple of 1/{} between 0 and 1 (use --grid)", args.grid);
+                    }
+                    Ok(j as u32)
+                })
+                .collect::<Result<Vec<u32>>>()?,
+        ),
+    };
     let loaded = Instant::now();
     let mut h = history::load(&args.history)?;
     let loaded_n = h.len();
@@ -112,6 +134,8 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         delta: args.delta,
         grid: args.grid,
         min_samples: args.min_samples,
+        family_wise: args.family_wise,
+        candidates,
         error_cost: args.costs.iter().cloned().collect(),
         escalation_cost: args.escalation_costs.iter().cloned().collect(),
         ..TuneOptions::default()
@@ -188,7 +212,7 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
             pct(c.auto_share),
             pct(c.escalated_share),
             pct(c.auto_error_rate),
-            pct(c.auto_error_upper),
+            c.auto_error_upper.map_or("—".to_string(), pct),
             c.errors_caught,
             c.expected_cost
         );
@@ -230,13 +254,24 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
     }
     match (r.feasible, opts.max_auto_error) {
         (true, Some(e)) => println!(
-            "escalated share {} within the budget {} ({} of {} decisions); every class's auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test); the least-cost allocation (exact)",
+            "escalated share {} within the budget {} ({} of {} decisions); {} auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test{}); the least-cost allocation (exact)",
             pct(r.escalated_share),
             pct(r.budget),
             r.budget_escalations,
             r.decisions,
+            if opts.family_wise { "every class's" } else { "each class's" },
             pct(e),
-            1.0 - opts.delta
+            1.0 - opts.delta,
+            if opts.family_wise {
+                format!(
+                    ", all {} classes at once: each tested at δ/{} = {:.4}",
+                    r.classes.len(),
+                    r.classes.len(),
+                    opts.class_delta(r.classes.len())
+                )
+            } else {
+                String::new()
+            }
         ),
         (true, None) => println!(
             "escalated share {} within the budget {} ({} of {} decisions); the least-cost allocation (exact)",

@@ -114,7 +114,7 @@ pub fn report(t: &Tuned, hours: f64) {
                 threshold(live),
                 pct(c.auto_share, 1),
                 pct(c.auto_error_rate, 1),
-                pct(c.auto_error_upper, 1)
+                c.auto_error_upper.map_or("none".to_string(), |u| pct(u, 1))
             ),
             None => println!(
                 "  {:<14} never by itself  (live policy: {:<5})  every one waits for a person ({} decisions)",

@@ -194,3 +194,40 @@ fn long_work_shows_progress_only_on_a_terminal() {
     assert_eq!(stderr.lines().count(), 1, "only the closing line in a pipe: {stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr}");
 }
+
+/// `--thresholds` narrows the candidates (refusing ones off the grid) and
+/// `--family-wise` tests every class at δ/K; the JSON records each test.
+#[test]
+fn custom_thresholds_and_family_wise_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = generate(dir.path(), "h.csv", "12");
+    let (code, _, err) = run(&["tune", "--history", &h, "--thresholds", "0.9,0.1234"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("0.1234 is not a multiple of 1/1000"), "{err}");
+    let (code, json, err) = run(&[
+        "tune",
+        "--history",
+        &h,
+        "--max-escalation-rate",
+        "0.5",
+        "--max-auto-error",
+        "0.1",
+        "--thresholds",
+        "0.95,0.9,0.8,0.7",
+        "--family-wise",
+        "--json",
+    ]);
+    assert!(code == 0 || code == 2, "{err}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let classes = v["result"]["classes"].as_array().unwrap();
+    for c in classes {
+        let scan = &c["scan"];
+        assert_eq!(scan["delta"].as_f64().unwrap(), 0.05 / classes.len() as f64, "{scan}");
+        for t in scan["tests"].as_array().unwrap() {
+            let th = t["threshold"].as_f64().unwrap();
+            assert!([0.95, 0.9, 0.8, 0.7].contains(&th), "{th} is not a candidate");
+            assert!(t["p_value"].as_f64().unwrap() >= 0.0);
+        }
+        assert!(c["threshold"].is_null() || [0.95, 0.9, 0.8, 0.7].contains(&c["threshold"].as_f64().unwrap()));
+    }
+}

@@ -59,6 +59,11 @@ pub struct TuneOptions {
     /// the threshold: they count in the total the budget is a share of, and
     /// those the rules escalate use part of it.
     pub settled_by_rules: SettledByRules,
+    /// Bound every class at once: each class is tested at δ / K (Bonferroni over
+    /// the K classes), so with probability ≥ 1 − δ no class exceeds E.
+    pub family_wise: bool,
+    /// The candidate thresholds, as grid indices (`j` for `j / grid`); `None`: every grid point.
+    pub candidates: Option<Vec<u32>>,
 }
 
 /// Decisions a policy's triggers settle whatever the confidence threshold.
@@ -105,6 +110,35 @@ impl Default for TuneOptions {
             escalation_cost: BTreeMap::new(),
             default_error_cost: 1.0,
             default_escalation_cost: 0.0,
+            family_wise: false,
+            candidates: None,
+        }
+    }
+}
+
+impl TuneOptions {
+    /// The level each class is tested at, among `classes` classes: δ, or δ / K family-wise.
+    pub fn class_delta(&self, classes: usize) -> f64 {
+        if self.family_wise { self.delta / classes.max(1) as f64 } else { self.delta }
+    }
+
+    /// Why the scan starts where it does, in words.
+    pub fn scan_start_rule(&self) -> String {
+        let start = self.scan_start();
+        match (self.max_auto_error.filter(|e| *e > 0.0 && *e < 1.0), self.min_samples) {
+            (Some(e), given) => {
+                let spotless = (self.delta.ln() / (1.0 - e).ln()).ceil().max(1.0) as u64;
+                let asked = match given {
+                    Some(m) => format!("--min-samples {m}"),
+                    None => format!("⌈10 / E⌉ = {}", (10.0 / e).ceil() as u64),
+                };
+                format!(
+                    "thresholds are tested once they auto-allow at least {start} decisions: the larger of {asked} and \
+                     ⌈ln δ / ln(1 − E)⌉ = {spotless}, the count at which even a record with no error can pass"
+                )
+            }
+            (None, Some(m)) => format!("thresholds need at least {m} auto-allowed decisions (--min-samples)"),
+            (None, None) => "no bound asked: every threshold is a candidate".into(),
         }
     }
 }
@@ -221,24 +255,103 @@ pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
         .collect()
 }
 
+/// One threshold the scan tested.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdTest {
+    /// The threshold.
+    pub threshold: f64,
+    /// Decisions it auto-allows.
+    pub auto_allowed: u64,
+    /// Wrong ones among them.
+    pub auto_errors: u64,
+    /// P(at most this many errors | the true rate is E): the exact binomial test's p-value.
+    pub p_value: f64,
+    /// Whether p ≤ δ (certified; the scan stops at the first that is not).
+    pub certified: bool,
+}
+
+/// How a class's thresholds were tested, for a statistician to check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scan {
+    /// The level the class was tested at (δ, or δ / K family-wise).
+    pub delta: f64,
+    /// The fewest auto-allowed decisions a tested threshold has.
+    pub min_samples: u64,
+    /// Why (the min-samples rule, in words).
+    pub rule: String,
+    /// The first threshold tested (from the top), if any.
+    pub started_at: Option<f64>,
+    /// Thresholds above it that were not tested, and why (`None` when there are none).
+    pub not_tested: Option<String>,
+    /// Every tested threshold in scan order, with its p-value; the last one
+    /// failed unless the scan reached the bottom of the grid.
+    pub tests: Vec<ThresholdTest>,
+    /// The certified thresholds, most conservative first (`None`: never auto-allow, always certified).
+    pub certified: Vec<Option<f64>>,
+}
+
 /// The thresholds certified for a class (indexes, most conservative first),
 /// always starting with "never auto-allow".
 pub fn certified(curve: &ClassCurve, opts: &TuneOptions) -> Vec<usize> {
+    scan(curve, opts, opts.delta).0
+}
+
+/// The fixed-sequence scan of a class at level `delta`: the certified
+/// thresholds (indexes, most conservative first, "never" first) and its record.
+pub fn scan(curve: &ClassCurve, opts: &TuneOptions, delta: f64) -> (Vec<usize>, Scan) {
     let mut out = vec![curve.never()];
     let start = opts.scan_start();
-    for j in (0..=curve.grid as usize).rev() {
+    let order: Vec<usize> = match &opts.candidates {
+        Some(c) => {
+            let mut c: Vec<usize> = c.iter().map(|&j| j as usize).filter(|&j| j <= curve.grid as usize).collect();
+            c.sort_unstable_by(|a, b| b.cmp(a));
+            c.dedup();
+            c
+        }
+        None => (0..=curve.grid as usize).rev().collect(),
+    };
+    let mut record = Scan {
+        delta,
+        min_samples: start,
+        rule: opts.scan_start_rule(),
+        started_at: None,
+        not_tested: None,
+        tests: Vec::new(),
+        certified: vec![None],
+    };
+    let mut skipped: Option<(usize, usize)> = None; // (highest, lowest) skipped for too few decisions
+    for j in order {
         let n = curve.auto[j];
         if n < start {
+            skipped = Some(skipped.map_or((j, j), |(hi, _)| (hi, j)));
             continue;
         }
-        if let Some(e) = opts.max_auto_error
-            && binomial_cdf(curve.auto_wrong[j], n, e) > opts.delta
-        {
-            break;
+        if record.started_at.is_none() {
+            record.started_at = curve.threshold(j);
+        }
+        if let Some(e) = opts.max_auto_error {
+            let p = binomial_cdf(curve.auto_wrong[j], n, e);
+            let pass = p <= delta;
+            record.tests.push(ThresholdTest {
+                threshold: curve.threshold(j).unwrap_or(1.0),
+                auto_allowed: n,
+                auto_errors: curve.auto_wrong[j],
+                p_value: p,
+                certified: pass,
+            });
+            if !pass {
+                break;
+            }
         }
         out.push(j);
+        record.certified.push(curve.threshold(j));
     }
-    out
+    if let Some((hi, lo)) = skipped {
+        let (hi, lo) = (curve.threshold(hi).unwrap_or(1.0), curve.threshold(lo).unwrap_or(1.0));
+        let range = if hi == lo { format!("{hi}") } else { format!("{lo} to {hi}") };
+        record.not_tested = Some(format!("not tested: fewer than {start} auto-allowed decisions at {range}"));
+    }
+    (out, record)
 }
 
 /// One class's chosen threshold and what it does on the history.
@@ -258,14 +371,17 @@ pub struct ClassResult {
     pub auto_errors: u64,
     /// Their rate among auto-allowed decisions.
     pub auto_error_rate: f64,
-    /// Clopper–Pearson upper bound on that rate (1 − delta).
-    pub auto_error_upper: f64,
+    /// Clopper–Pearson upper bound on that rate at the class's level (`None`
+    /// when nothing is auto-allowed: there is no rate to bound).
+    pub auto_error_upper: Option<f64>,
     /// Wrong decisions that went to a person instead.
     pub errors_caught: u64,
     /// Cost of automatic errors plus cost of escalations.
     pub expected_cost: f64,
     /// The lowest threshold the bound certified (`None`: only never).
     pub lowest_certified: Option<f64>,
+    /// The certified set, the p-value of every tested threshold, and where the scan started and why.
+    pub scan: Scan,
 }
 
 /// The whole result.
@@ -312,7 +428,8 @@ pub fn escalation_budget(rate: f64, total: u64) -> u64 {
 /// Tune thresholds on `h`. Returns the curves too, for plots.
 pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
     let curves = curves(h, opts);
-    let allowed: Vec<Vec<usize>> = curves.iter().map(|c| certified(c, opts)).collect();
+    let delta = opts.class_delta(curves.len());
+    let (allowed, scans): (Vec<Vec<usize>>, Vec<Scan>) = curves.iter().map(|c| scan(c, opts, delta)).unzip();
     let choices: Vec<Vec<Choice>> = curves
         .iter()
         .zip(&allowed)
@@ -335,7 +452,8 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
         .iter()
         .zip(&alloc.picks)
         .zip(&allowed)
-        .map(|((c, &j), js)| {
+        .zip(scans)
+        .map(|(((c, &j), js), scan)| {
             let auto = c.auto[j];
             let n = c.n.max(1) as f64;
             ClassResult {
@@ -346,14 +464,11 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
                 escalated_share: c.escalated(j) as f64 / n,
                 auto_errors: c.auto_wrong[j],
                 auto_error_rate: if auto == 0 { 0.0 } else { c.auto_wrong[j] as f64 / auto as f64 },
-                auto_error_upper: if auto == 0 {
-                    0.0
-                } else {
-                    clopper_pearson_upper(c.auto_wrong[j], auto, opts.delta)
-                },
+                auto_error_upper: (auto > 0).then(|| clopper_pearson_upper(c.auto_wrong[j], auto, delta)),
                 errors_caught: c.wrong - c.auto_wrong[j],
                 expected_cost: c.error_cost[j] + c.escalation_cost[j],
                 lowest_certified: js.last().and_then(|&l| c.threshold(l)),
+                scan,
             }
         })
         .collect();

@@ -221,7 +221,7 @@ fn tune_respects_the_budget_or_says_what_it_needs() {
     }
     for c in &r.classes {
         if c.threshold.is_some() && c.decisions > 0 {
-            assert!(c.auto_error_upper <= 0.05 + 1e-9, "{c:?}");
+            assert!(c.auto_error_upper.is_some_and(|u| u <= 0.05 + 1e-9), "{c:?}");
         }
     }
     // no bound: the budget alone decides, and more budget never costs more
@@ -309,7 +309,8 @@ proptest! {
             if let (Some(bound), Some(_)) = (e, class.threshold) {
                 // the bound, recomputed from the counts: Clopper–Pearson at 1 − δ
                 let upper = crate::stats::clopper_pearson_upper(wrong, auto.len() as u64, opts.delta);
-                prop_assert!((class.auto_error_upper - upper).abs() < 1e-12, "{} vs {upper}", class.auto_error_upper);
+                let got = class.auto_error_upper.unwrap_or(f64::NAN);
+                prop_assert!((got - upper).abs() < 1e-12, "{got} vs {upper}");
                 prop_assert!(upper <= bound + 1e-9, "{}: upper {upper} above {bound}", class.action);
             }
         }
@@ -356,4 +357,100 @@ fn escalations_by_the_rules_use_part_of_the_budget() {
     assert!(r.feasible);
     assert_eq!(r.classes[0].auto_errors, 0);
     assert!((r.escalated_share - 15.0 / 150.0).abs() < 1e-12);
+}
+
+/// The JSON a statistician checks: the certified set, each tested
+/// threshold's p-value, where the scan started and why, what was not tested.
+#[test]
+fn the_scan_is_recorded_with_its_p_values() {
+    // 40 right at 0.95, 200 right at 0.8, 30 wrong at 0.5
+    let h = history_of(&[("d", 40, 0.95, true), ("d", 200, 0.8, true), ("d", 30, 0.5, false)]);
+    let opts = TuneOptions {
+        max_escalation_rate: 1.0,
+        max_auto_error: Some(0.05),
+        grid: 100,
+        min_samples: Some(100),
+        ..Default::default()
+    };
+    let (r, curves) = tune(&h, &opts);
+    let s = &r.classes[0].scan;
+    assert_eq!((s.delta, s.min_samples), (0.05, 100));
+    assert!(s.rule.contains("--min-samples 100"), "{}", s.rule);
+    // 0.81 .. 1.0 auto-allow only the 40 at 0.95: not tested
+    assert_eq!(s.not_tested.as_deref(), Some("not tested: fewer than 100 auto-allowed decisions at 0.81 to 1"));
+    assert_eq!(s.started_at, Some(0.8));
+    // 0.80 down to 0.51 pass (240 right), 0.50 fails (30 wrong of 270) and ends the scan
+    assert_eq!(s.tests.len(), 31);
+    assert!(s.tests[..30].iter().all(|t| t.certified && t.auto_allowed == 240 && t.auto_errors == 0));
+    let last = s.tests.last().unwrap();
+    assert_eq!((last.threshold, last.auto_allowed, last.auto_errors, last.certified), (0.5, 270, 30, false));
+    assert_eq!(last.p_value, crate::stats::binomial_cdf(30, 270, 0.05));
+    assert!(s.tests[0].p_value <= 0.05);
+    assert_eq!(s.certified.len(), 31, "never and 0.80 .. 0.51");
+    assert_eq!(s.certified[0], None);
+    assert_eq!(s.certified[1], Some(0.8));
+    assert_eq!(s.certified[30], Some(0.51));
+    assert_eq!(certified(&curves[0], &opts).len(), 31);
+}
+
+/// A class that auto-allows nothing has no rate to bound: no upper bound at all.
+#[test]
+fn a_class_set_to_never_shows_no_bound() {
+    let h = history_of(&[("d", 50, 0.9, false), ("d", 50, 0.2, false)]);
+    let opts = TuneOptions { max_escalation_rate: 1.0, max_auto_error: Some(0.05), ..Default::default() };
+    let (r, _) = tune(&h, &opts);
+    assert_eq!(r.classes[0].threshold, None);
+    assert_eq!(r.classes[0].auto_error_upper, None);
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["classes"][0]["auto_error_upper"].is_null());
+}
+
+/// Family-wise: each of K classes is tested at δ / K; a class that passes at δ
+/// can fail at δ / K.
+#[test]
+fn family_wise_tests_each_class_at_delta_over_k() {
+    // spotless at 0.9: n = 59 passes at δ = 0.05 (0.95^59 = 0.0485) but not at 0.025
+    let h = history_of(&[("a", 59, 0.9, true), ("a", 10, 0.1, false), ("b", 200, 0.9, true)]);
+    let opts = TuneOptions {
+        max_escalation_rate: 1.0,
+        max_auto_error: Some(0.05),
+        min_samples: Some(1),
+        ..Default::default()
+    };
+    let per_class = tune(&h, &opts).0;
+    assert_eq!(per_class.classes[0].threshold, Some(0.9), "{:?}", per_class.classes[0]);
+    let fw = tune(&h, &TuneOptions { family_wise: true, ..opts }).0;
+    assert_eq!(fw.classes[0].scan.delta, 0.025);
+    assert_eq!(fw.classes[0].threshold, None, "59 spotless decisions are not enough at δ/2");
+    assert_eq!(fw.classes[1].threshold.map(|t| t <= 0.9), Some(true));
+}
+
+/// A custom candidate list: only those thresholds are tested and chosen.
+#[test]
+fn custom_thresholds_are_the_only_candidates() {
+    let h = history_of(&[("d", 100, 0.97, true), ("d", 100, 0.85, true), ("d", 100, 0.3, false)]);
+    let opts = TuneOptions {
+        max_escalation_rate: 1.0,
+        max_auto_error: Some(0.05),
+        min_samples: Some(1),
+        candidates: Some(vec![900, 500, 950]),
+        ..Default::default()
+    };
+    let (r, _) = tune(&h, &opts);
+    let s = &r.classes[0].scan;
+    let tested: Vec<f64> = s.tests.iter().map(|t| t.threshold).collect();
+    assert_eq!(tested, [0.95, 0.9, 0.5], "descending, only the candidates");
+    // 0.5 lets the 200 right ones through and escalates only the 100 wrong ones
+    assert_eq!(r.classes[0].threshold, Some(0.5), "{:?}", r.classes[0]);
+}
+
+/// Ties: thresholds with the same escalations (no decision between them) cost
+/// the same; the highest of them is chosen.
+#[test]
+fn ties_go_to_the_highest_threshold() {
+    let h = history_of(&[("d", 100, 0.9, true), ("d", 100, 0.2, false)]);
+    let opts = TuneOptions { max_escalation_rate: 1.0, ..Default::default() };
+    let (r, _) = tune(&h, &opts);
+    // every threshold in (0.2, 0.9] escalates the same 100 wrong decisions at no cost
+    assert_eq!(r.classes[0].threshold, Some(0.9), "{:?}", r.classes[0]);
 }
