@@ -1,6 +1,9 @@
 //! Reviewer-load simulation: replay escalations' arrival times through a pool
 //! of reviewers (first come, first served) as a discrete-event simulation, and
 //! compare with the Erlang-C queueing formula for the average arrival rate.
+//! Review times follow a [`Service`] distribution; [`replicate`] repeats the
+//! simulation with independent review times for confidence intervals, and
+//! [`find_reviewers`] searches the smallest pool that meets an SLA target.
 
 use crate::rng::Rng;
 use crate::stats::quantile_sorted;
@@ -17,15 +20,63 @@ pub struct Arrival {
     pub sla_ms: i64,
 }
 
+/// How long one review takes, in seconds (fractions allowed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Service {
+    /// Always the same.
+    Fixed(f64),
+    /// Exponential with this mean (the M in M/M/c).
+    Exponential {
+        /// Mean, seconds.
+        mean_s: f64,
+    },
+    /// Log-normal with this median and spread σ (mean = median · e^(σ²/2)).
+    LogNormal {
+        /// Median, seconds.
+        median_s: f64,
+        /// σ of the underlying normal.
+        sigma: f64,
+    },
+    /// Drawn (with replacement) from observed review times.
+    Empirical(Vec<f64>),
+}
+
+impl Service {
+    /// A log-normal given its mean instead of its median.
+    pub fn lognormal_with_mean(mean_s: f64, sigma: f64) -> Service {
+        Service::LogNormal { median_s: mean_s / (sigma * sigma / 2.0).exp(), sigma }
+    }
+
+    /// One review time, seconds.
+    pub fn sample(&self, rng: &mut Rng) -> f64 {
+        match self {
+            Service::Fixed(s) => *s,
+            Service::Exponential { mean_s } => rng.exponential(*mean_s),
+            Service::LogNormal { median_s, sigma } if *sigma > 0.0 => rng.lognormal(*median_s, *sigma),
+            Service::LogNormal { median_s, .. } => *median_s,
+            Service::Empirical(v) if v.is_empty() => 0.0,
+            Service::Empirical(v) => v[rng.below(v.len() as u64) as usize],
+        }
+    }
+
+    /// The mean review time, seconds.
+    pub fn mean_s(&self) -> f64 {
+        match self {
+            Service::Fixed(s) => *s,
+            Service::Exponential { mean_s } => *mean_s,
+            Service::LogNormal { median_s, sigma } => median_s * (sigma * sigma / 2.0).exp(),
+            Service::Empirical(v) => v.iter().sum::<f64>() / v.len().max(1) as f64,
+        }
+    }
+}
+
 /// The reviewer pool and how long reviews take.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimOptions {
     /// Reviewers on duty.
     pub reviewers: u32,
-    /// Median review time, seconds.
-    pub review_median_s: f64,
-    /// Log-normal spread of review times (0: always the median).
-    pub review_sigma: f64,
+    /// Review times.
+    pub service: Service,
     /// Working hours (UTC, start..end); reviews start only then. `None`: around the clock.
     pub working_hours: Option<(u32, u32)>,
     /// Random seed for review times.
@@ -45,6 +96,8 @@ pub struct ErlangC {
     pub p_wait: f64,
     /// Mean wait in seconds (infinite when overloaded).
     pub mean_wait_s: f64,
+    /// P(wait > SLA), averaged over the escalations' SLAs: C · e^(−(cμ − λ)·SLA).
+    pub p_wait_over_sla: f64,
 }
 
 /// What the simulation saw.
@@ -68,8 +121,10 @@ pub struct SimResult {
     pub wait_p95_s: f64,
     /// Escalations that waited longer than their SLA.
     pub sla_breaches: usize,
-    /// Their share.
+    /// Their share: P(wait > SLA).
     pub sla_breach_share: f64,
+    /// Share of escalations that waited at all: P(wait > 0).
+    pub p_wait: f64,
     /// Busy time over on-duty time.
     pub utilisation: f64,
     /// Most escalations waiting at once.
@@ -95,6 +150,11 @@ fn in_hours(t: i64, hours: Option<(u32, u32)>) -> i64 {
 
 /// The Erlang-C formula for `c` servers, arrival rate `lambda` and service rate `mu` (per hour).
 pub fn erlang_c(lambda: f64, mu: f64, c: u32) -> ErlangC {
+    erlang_c_with_slas(lambda, mu, c, &[])
+}
+
+/// [`erlang_c`], with P(wait > SLA) averaged over `slas_s` (seconds).
+pub fn erlang_c_with_slas(lambda: f64, mu: f64, c: u32, slas_s: &[f64]) -> ErlangC {
     let a = lambda / mu;
     let rho = a / c as f64;
     let (p_wait, mean_wait_s) = if c == 0 || rho >= 1.0 {
@@ -108,7 +168,16 @@ pub fn erlang_c(lambda: f64, mu: f64, c: u32) -> ErlangC {
         let pw = c as f64 * b / (c as f64 - a * (1.0 - b));
         (pw, pw / (c as f64 * mu - lambda) * 3600.0)
     };
-    ErlangC { arrivals_per_hour: lambda, service_per_hour: mu, utilisation: rho, p_wait, mean_wait_s }
+    // the FCFS waiting time of M/M/c: P(W > t) = C · e^(−(cμ − λ) t)
+    let p_wait_over_sla = if mean_wait_s.is_infinite() {
+        1.0
+    } else if slas_s.is_empty() {
+        0.0
+    } else {
+        let rate_s = (c as f64 * mu - lambda) / 3600.0;
+        slas_s.iter().map(|t| p_wait * (-rate_s * t).exp()).sum::<f64>() / slas_s.len() as f64
+    };
+    ErlangC { arrivals_per_hour: lambda, service_per_hour: mu, utilisation: rho, p_wait, mean_wait_s, p_wait_over_sla }
 }
 
 /// Simulate `arrivals` (any order) through the reviewer pool.
@@ -125,11 +194,7 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
         // FIFO with identical reviewers: the earliest free one takes the next in line.
         let (k, &f) = free.iter().enumerate().min_by_key(|(_, f)| **f).expect("at least one reviewer");
         let start = in_hours(a.at_ms.max(f), opts.working_hours);
-        let service = (if opts.review_sigma > 0.0 {
-            rng.lognormal(opts.review_median_s, opts.review_sigma)
-        } else {
-            opts.review_median_s
-        } * 1000.0) as i64;
+        let service = (opts.service.sample(&mut rng) * 1000.0).round() as i64;
         free[k] = start + service.max(1);
         busy_ms += service as f64;
         let wait = start - a.at_ms;
@@ -183,7 +248,8 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
     }
     let on_duty_hours_per_day = opts.working_hours.map_or(24.0, |(s, e)| e.saturating_sub(s) as f64);
     let on_duty_ms = (hours.max(1.0 / 60.0) * on_duty_hours_per_day / 24.0) * HOUR_MS as f64 * c as f64;
-    let mean_service_h = opts.review_median_s * (opts.review_sigma * opts.review_sigma / 2.0).exp() / 3600.0;
+    let mean_service_h = opts.service.mean_s() / 3600.0;
+    let slas: Vec<f64> = arr.iter().map(|a| a.sla_ms as f64 / 1000.0).collect();
     SimResult {
         escalations: arr.len(),
         hours,
@@ -195,11 +261,105 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
         wait_p95_s: quantile_sorted(&sorted_waits, 0.95),
         sla_breaches: breaches,
         sla_breach_share: breaches as f64 / arr.len().max(1) as f64,
+        p_wait: waits.iter().filter(|w| **w > 0.0).count() as f64 / waits.len().max(1) as f64,
         utilisation: (busy_ms / on_duty_ms).min(1.0),
         max_backlog: max_backlog as usize,
-        erlang_c: erlang_c(arr.len() as f64 / hours.max(1e-9), 1.0 / mean_service_h.max(1e-9), opts.reviewers),
+        erlang_c: erlang_c_with_slas(
+            arr.len() as f64 / hours.max(1e-9),
+            1.0 / mean_service_h.max(1e-9),
+            opts.reviewers,
+            &slas,
+        ),
         queue,
     }
+}
+
+/// A figure over replicates: its mean and a 95% confidence interval (Student's t).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Mean over the replicates.
+    pub mean: f64,
+    /// Lower end of the 95% interval.
+    pub low: f64,
+    /// Upper end of the 95% interval.
+    pub high: f64,
+}
+
+/// Two-sided 95% Student's t quantiles for 1..=30 degrees of freedom.
+const T95: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// The mean of `xs` with a 95% t-interval (a point when there is one value).
+pub fn estimate(xs: &[f64]) -> Estimate {
+    let n = xs.len();
+    let mean = xs.iter().sum::<f64>() / n.max(1) as f64;
+    if n < 2 {
+        return Estimate { mean, low: mean, high: mean };
+    }
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
+    let t = T95.get(n - 2).copied().unwrap_or(1.96);
+    let half = t * (var / n as f64).sqrt();
+    Estimate { mean, low: mean - half, high: mean + half }
+}
+
+/// Several independent runs (review times drawn afresh; the arrivals are the history's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replicated {
+    /// Runs.
+    pub replicates: u32,
+    /// Reviewers.
+    pub reviewers: u32,
+    /// Mean wait, seconds.
+    pub wait_mean_s: Estimate,
+    /// 95th percentile wait, seconds.
+    pub wait_p95_s: Estimate,
+    /// P(wait > 0).
+    pub p_wait: Estimate,
+    /// P(wait > SLA).
+    pub p_wait_over_sla: Estimate,
+    /// Reviewer utilisation.
+    pub utilisation: Estimate,
+}
+
+/// Run the simulation `replicates` times with seeds `opts.seed`, `opts.seed + 1`, ...
+pub fn replicate(arrivals: &[Arrival], opts: &SimOptions, replicates: u32) -> (Replicated, Vec<SimResult>) {
+    let runs: Vec<SimResult> = (0..replicates.max(1))
+        .map(|i| simulate(arrivals, &SimOptions { seed: opts.seed.wrapping_add(i as u64), ..opts.clone() }))
+        .collect();
+    let of = |f: &dyn Fn(&SimResult) -> f64| estimate(&runs.iter().map(f).collect::<Vec<_>>());
+    let r = Replicated {
+        replicates: replicates.max(1),
+        reviewers: opts.reviewers,
+        wait_mean_s: of(&|r| r.wait_mean_s),
+        wait_p95_s: of(&|r| r.wait_p95_s),
+        p_wait: of(&|r| r.p_wait),
+        p_wait_over_sla: of(&|r| r.sla_breach_share),
+        utilisation: of(&|r| r.utilisation),
+    };
+    (r, runs)
+}
+
+/// The smallest team (up to `max`) whose mean P(wait > SLA) over `replicates`
+/// runs is at most `target`, with its figures; `None` when even `max` is not enough.
+pub fn find_reviewers(
+    arrivals: &[Arrival],
+    opts: &SimOptions,
+    target: f64,
+    replicates: u32,
+    max: u32,
+) -> Option<Replicated> {
+    (1..=max).find_map(|c| {
+        let (r, _) = replicate(arrivals, &SimOptions { reviewers: c, ..opts.clone() }, replicates);
+        (r.p_wait_over_sla.mean <= target).then_some(r)
+    })
+}
+
+/// The smallest team for which Erlang C's P(wait > SLA) is at most `target`
+/// (the M/M/c answer, to check [`find_reviewers`] against).
+pub fn erlang_c_reviewers(lambda: f64, mu: f64, slas_s: &[f64], target: f64, max: u32) -> Option<u32> {
+    (1..=max).find(|&c| erlang_c_with_slas(lambda, mu, c, slas_s).p_wait_over_sla <= target)
 }
 
 #[cfg(test)]
@@ -221,10 +381,8 @@ mod tests {
     fn deterministic_queue_by_hand() {
         // 1 reviewer, 10-minute reviews, 3 arrivals at once: waits 0, 10, 20 minutes
         let arr: Vec<Arrival> = (0..3).map(|_| Arrival { at_ms: 0, sla_ms: 15 * 60_000 }).collect();
-        let r = simulate(
-            &arr,
-            &SimOptions { reviewers: 1, review_median_s: 600.0, review_sigma: 0.0, working_hours: None, seed: 1 },
-        );
+        let r =
+            simulate(&arr, &SimOptions { reviewers: 1, service: Service::Fixed(600.0), working_hours: None, seed: 1 });
         assert_eq!(r.wait_p50_s, 600.0);
         assert_eq!(r.sla_breaches, 1);
         assert_eq!(r.max_backlog, 2, "two wait while the first is reviewed");
@@ -244,7 +402,7 @@ mod tests {
             .collect();
         // Deterministic 6-minute reviews (M/D/c): the utilisation must match the formula's ρ,
         // and the waits must not exceed the M/M/c (Erlang-C) mean by much.
-        let opts = SimOptions { reviewers, review_median_s: 360.0, review_sigma: 0.0, working_hours: None, seed: 2 };
+        let opts = SimOptions { reviewers, service: Service::Fixed(360.0), working_hours: None, seed: 2 };
         let r = simulate(&arr, &opts);
         assert!(
             (r.utilisation - r.erlang_c.utilisation).abs() < 0.03,
@@ -258,11 +416,7 @@ mod tests {
         // exponential: the simulated mean wait must then be close to Erlang C's.
         let mm = simulate(
             &arr,
-            &SimOptions {
-                review_median_s: 360.0 / (std::f64::consts::LN_2 / 2.0).exp(),
-                review_sigma: std::f64::consts::LN_2.sqrt(),
-                ..opts.clone()
-            },
+            &SimOptions { service: Service::lognormal_with_mean(360.0, std::f64::consts::LN_2.sqrt()), ..opts.clone() },
         );
         let rel = (mm.wait_mean_s - mm.erlang_c.mean_wait_s).abs() / mm.erlang_c.mean_wait_s;
         assert!(rel < 0.2, "simulated {} s vs Erlang C {} s", mm.wait_mean_s, mm.erlang_c.mean_wait_s);
@@ -276,15 +430,87 @@ mod tests {
         let at = 20 * HOUR_MS;
         let r = simulate(
             &[Arrival { at_ms: at, sla_ms: HOUR_MS }],
-            &SimOptions {
-                reviewers: 2,
-                review_median_s: 60.0,
-                review_sigma: 0.0,
-                working_hours: Some((8, 18)),
-                seed: 0,
-            },
+            &SimOptions { reviewers: 2, service: Service::Fixed(60.0), working_hours: Some((8, 18)), seed: 0 },
         );
         assert_eq!(r.wait_p50_s, 12.0 * 3600.0);
         assert_eq!(r.sla_breaches, 1);
+    }
+
+    fn poisson(lambda_h: f64, n: usize, sla_ms: i64, seed: u64) -> Vec<Arrival> {
+        let mut rng = Rng::new(seed);
+        let mut t = 0f64;
+        (0..n)
+            .map(|_| {
+                t += rng.exponential(3600.0 / lambda_h);
+                Arrival { at_ms: (t * 1000.0) as i64, sla_ms }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn erlang_c_wait_tail_matches_the_formula_and_the_simulation() {
+        // M/M/2, λ = 1/h, μ = 1/h: P(W > t) = C e^{-(2μ-λ)t} with C = 1/3
+        let e = erlang_c_with_slas(1.0, 1.0, 2, &[3600.0]);
+        assert!((e.p_wait_over_sla - (1.0 / 3.0) * (-1.0f64).exp()).abs() < 1e-12);
+        // exponential service, Poisson arrivals: the simulated P(wait > 0) and P(wait > SLA)
+        // agree with Erlang C (M/M/c exactly)
+        let arr = poisson(20.0, 60_000, 5 * 60_000, 4);
+        let opts =
+            SimOptions { reviewers: 3, service: Service::Exponential { mean_s: 420.0 }, working_hours: None, seed: 8 };
+        let r = simulate(&arr, &opts);
+        assert!((r.p_wait - r.erlang_c.p_wait).abs() < 0.03, "{} vs {}", r.p_wait, r.erlang_c.p_wait);
+        assert!(
+            (r.sla_breach_share - r.erlang_c.p_wait_over_sla).abs() < 0.03,
+            "{} vs {}",
+            r.sla_breach_share,
+            r.erlang_c.p_wait_over_sla
+        );
+    }
+
+    #[test]
+    fn service_distributions_have_their_means_in_fractions_of_a_second() {
+        let mut rng = Rng::new(5);
+        for (s, mean) in [
+            (Service::Exponential { mean_s: 0.25 }, 0.25),
+            (Service::lognormal_with_mean(2.5, 0.8), 2.5),
+            (Service::LogNormal { median_s: 1.5, sigma: 0.5 }, 1.5 * (0.125f64).exp()),
+            (Service::Empirical(vec![0.5, 1.5, 4.0]), 2.0),
+            (Service::Fixed(0.75), 0.75),
+        ] {
+            assert!((s.mean_s() - mean).abs() < 1e-12, "{s:?}");
+            let n = 200_000;
+            let m = (0..n).map(|_| s.sample(&mut rng)).sum::<f64>() / n as f64;
+            assert!((m - mean).abs() / mean < 0.02, "{s:?}: sampled mean {m} vs {mean}");
+        }
+    }
+
+    #[test]
+    fn replicates_give_intervals() {
+        let arr = poisson(30.0, 3_000, 10 * 60_000, 6);
+        let opts =
+            SimOptions { reviewers: 4, service: Service::Exponential { mean_s: 360.0 }, working_hours: None, seed: 1 };
+        let (r, runs) = replicate(&arr, &opts, 20);
+        assert_eq!((r.replicates, runs.len()), (20, 20));
+        assert!(r.p_wait.low <= r.p_wait.mean && r.p_wait.mean <= r.p_wait.high);
+        assert!(r.p_wait.high - r.p_wait.low > 0.0, "independent review times vary");
+        let distinct: std::collections::BTreeSet<u64> = runs.iter().map(|x| x.wait_mean_s.to_bits()).collect();
+        assert!(distinct.len() > 1);
+        assert_eq!(estimate(&[2.0]), Estimate { mean: 2.0, low: 2.0, high: 2.0 });
+        let e = estimate(&[1.0, 2.0, 3.0]);
+        assert!((e.high - 2.0 - 4.303 * (1.0f64 / 3.0).sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_smallest_team_meets_the_target_and_agrees_with_erlang_c() {
+        let arr = poisson(24.0, 20_000, 10 * 60_000, 2);
+        let opts =
+            SimOptions { reviewers: 1, service: Service::Exponential { mean_s: 600.0 }, working_hours: None, seed: 3 };
+        let found = find_reviewers(&arr, &opts, 0.05, 5, 50).expect("a team exists");
+        assert!(found.p_wait_over_sla.mean <= 0.05);
+        let fewer = replicate(&arr, &SimOptions { reviewers: found.reviewers - 1, ..opts.clone() }, 5).0;
+        assert!(fewer.p_wait_over_sla.mean > 0.05, "one fewer is not enough");
+        let lambda = arr.len() as f64 / ((arr.last().unwrap().at_ms - arr[0].at_ms) as f64 / 3.6e6);
+        let formula = erlang_c_reviewers(lambda, 6.0, &[600.0], 0.05, 50).unwrap();
+        assert_eq!(found.reviewers, formula, "M/M/c: the simulation and Erlang C agree");
     }
 }

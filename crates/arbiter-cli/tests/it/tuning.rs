@@ -158,6 +158,59 @@ fn tune_keeps_the_budget_writes_a_policy_and_plots() {
     let sim: Value = serde_json::from_str(&sim).unwrap();
     assert!(sim["escalations"].as_u64().unwrap() > 0);
     assert!(sim["erlang_c"]["p_wait"].as_f64().is_some());
+    assert!(sim["p_wait"].as_f64().is_some() && sim["sla_breach_share"].as_f64().is_some());
+
+    // replicates with intervals, exponential review times with a sub-second-precise mean
+    let (code, rep, err) = run(&[
+        "simulate",
+        "--history",
+        &h,
+        "--policy",
+        out.to_str().unwrap(),
+        "--reviewers",
+        "2",
+        "--service",
+        "exponential",
+        "--review-mean",
+        "150.5",
+        "--replicates",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rep: Value = serde_json::from_str(&rep).unwrap();
+    let r = &rep["replicated"];
+    assert_eq!(r["replicates"], 8);
+    let w = &r["p_wait_over_sla"];
+    assert!(
+        w["low"].as_f64().unwrap() <= w["mean"].as_f64().unwrap()
+            && w["mean"].as_f64().unwrap() <= w["high"].as_f64().unwrap()
+    );
+    assert!((rep["erlang_c"]["service_per_hour"].as_f64().unwrap() - 3600.0 / 150.5).abs() < 1e-9);
+
+    // the smallest team for a 5% SLA breach target, beside Erlang C's answer
+    let (code, found, err) = run(&[
+        "simulate",
+        "--history",
+        &h,
+        "--policy",
+        out.to_str().unwrap(),
+        "--service",
+        "exponential",
+        "--review-mean",
+        "300",
+        "--replicates",
+        "3",
+        "--find-reviewers",
+        "--target-sla-breach",
+        "0.05",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let found: Value = serde_json::from_str(&found).unwrap();
+    let c = found["found"]["reviewers"].as_u64().unwrap();
+    assert!(found["found"]["p_wait_over_sla"]["mean"].as_f64().unwrap() <= 0.05);
+    assert!(c >= 1 && found["erlang_c_reviewers"].as_u64().is_some(), "{found}");
 }
 
 #[test]
