@@ -12,12 +12,30 @@ use serde::Serialize;
 const HOUR_MS: i64 = 3_600_000;
 
 /// One escalation to be reviewed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Arrival {
     /// When it arrived (ms since the epoch).
     pub at_ms: i64,
     /// The time its first tier allows (ms).
     pub sla_ms: i64,
+    /// The later tiers' times, in order (ms); after the last, the fallback applies.
+    pub tiers_ms: Vec<i64>,
+    /// Its severity (the queue's second key).
+    pub severity: crate::verdict::Severity,
+    /// The agent's confidence (the queue's fourth key: lower first).
+    pub confidence: Option<f64>,
+}
+
+impl Arrival {
+    /// An escalation with one tier of `sla_ms`, medium severity and no confidence.
+    pub fn simple(at_ms: i64, sla_ms: i64) -> Arrival {
+        Arrival { at_ms, sla_ms, tiers_ms: vec![], severity: crate::verdict::Severity::Medium, confidence: None }
+    }
+
+    /// When tier `k` ends (ms since the epoch).
+    fn tier_end(&self, k: usize) -> i64 {
+        self.at_ms + self.sla_ms + self.tiers_ms[..k].iter().sum::<i64>()
+    }
 }
 
 /// How long one review takes, in seconds (fractions allowed).
@@ -119,10 +137,14 @@ pub struct SimResult {
     pub wait_p50_s: f64,
     /// 95th percentile wait, seconds.
     pub wait_p95_s: f64,
-    /// Escalations that waited longer than their SLA.
+    /// Escalations that waited longer than their first tier's SLA (moved to a later tier, or to the fallback).
     pub sla_breaches: usize,
     /// Their share: P(wait > SLA).
     pub sla_breach_share: f64,
+    /// Escalations nobody started within all their tiers: the fallback applied.
+    pub fallbacks: usize,
+    /// Their share.
+    pub fallback_share: f64,
     /// Share of escalations that waited at all: P(wait > 0).
     pub p_wait: f64,
     /// Busy time over on-duty time.
@@ -133,6 +155,10 @@ pub struct SimResult {
     pub erlang_c: ErlangC,
     /// Waiting escalations over time: (hours since start, count), every 15 minutes.
     pub queue: Vec<(f64, f64)>,
+    /// Each escalation's wait, seconds, in arrival order (those that reached
+    /// their fallback count all their tiers); not in the JSON.
+    #[serde(skip)]
+    pub waits_s: Vec<f64>,
 }
 
 fn in_hours(t: i64, hours: Option<(u32, u32)>) -> i64 {
@@ -180,30 +206,120 @@ pub fn erlang_c_with_slas(lambda: f64, mu: f64, c: u32, slas_s: &[f64]) -> Erlan
     ErlangC { arrivals_per_hour: lambda, service_per_hour: mu, utilisation: rho, p_wait, mean_wait_s, p_wait_over_sla }
 }
 
-/// Simulate `arrivals` (any order) through the reviewer pool.
+/// The queue's key of a waiting case at `now` (smaller is more urgent): the
+/// order of [`crate::queue`] — due soon first, then severity, time left on
+/// the current tier, lower confidence, older.
+fn urgency(a: &Arrival, deadline: i64, now: i64) -> (bool, std::cmp::Reverse<crate::verdict::Severity>, i64, u64, i64) {
+    let left = deadline - now;
+    let conf = (a.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64;
+    (left > crate::queue::DUE_SOON_MS, std::cmp::Reverse(a.severity), left, conf, a.at_ms)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// Case `i` arrives.
+    Arrive(usize),
+    /// A reviewer is free.
+    Free,
+    /// Working hours begin.
+    Open,
+    /// Tier `k` of case `i` ends.
+    TierEnd(usize, usize),
+}
+
+/// Simulate `arrivals` (any order) through the reviewer pool: a discrete-event
+/// simulation in which a free reviewer takes the most urgent waiting case in
+/// the queue's order, a case moves to its next tier when one ends, and leaves
+/// the queue (its fallback applies) when its last tier ends unanswered.
 pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeSet, BinaryHeap};
     let mut arr = arrivals.to_vec();
     arr.sort_by_key(|a| a.at_ms);
     let mut rng = Rng::new(opts.seed);
     let c = opts.reviewers.max(1) as usize;
-    let mut free = vec![i64::MIN; c];
-    let mut starts = Vec::with_capacity(arr.len());
-    let mut waits = Vec::with_capacity(arr.len());
-    let (mut busy_ms, mut breaches) = (0f64, 0usize);
-    for a in &arr {
-        // FIFO with identical reviewers: the earliest free one takes the next in line.
-        let (k, &f) = free.iter().enumerate().min_by_key(|(_, f)| **f).expect("at least one reviewer");
-        let start = in_hours(a.at_ms.max(f), opts.working_hours);
-        let service = (opts.service.sample(&mut rng) * 1000.0).round() as i64;
-        free[k] = start + service.max(1);
-        busy_ms += service as f64;
-        let wait = start - a.at_ms;
-        if wait > a.sla_ms {
-            breaches += 1;
+    let mut events: BinaryHeap<Reverse<(i64, Event)>> =
+        arr.iter().enumerate().map(|(i, a)| Reverse((a.at_ms, Event::Arrive(i)))).collect();
+    let mut free = c; // reviewers free now
+    let mut tier = vec![0usize; arr.len()];
+    let mut deadline = vec![0i64; arr.len()];
+    // waiting cases by (severity, deadline, confidence, age, index) and by deadline (for "due soon")
+    let mut by_priority: BTreeSet<(Reverse<crate::verdict::Severity>, i64, u64, i64, usize)> = BTreeSet::new();
+    let mut by_deadline: BTreeSet<(i64, usize)> = BTreeSet::new();
+    let key = |a: &Arrival, d: i64, i: usize| {
+        (Reverse(a.severity), d, (a.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64, a.at_ms, i)
+    };
+    let mut starts: Vec<Option<i64>> = vec![None; arr.len()];
+    let (mut busy_ms, mut breaches, mut fallbacks) = (0f64, 0usize, 0usize);
+    let mut opening_scheduled = false;
+    while let Some(Reverse((t, ev))) = events.pop() {
+        match ev {
+            Event::Arrive(i) => {
+                deadline[i] = arr[i].tier_end(0);
+                by_priority.insert(key(&arr[i], deadline[i], i));
+                by_deadline.insert((deadline[i], i));
+                events.push(Reverse((deadline[i], Event::TierEnd(i, 0))));
+            }
+            Event::Free => free += 1,
+            Event::Open => opening_scheduled = false,
+            Event::TierEnd(i, k) => {
+                if starts[i].is_some() || tier[i] != k || !by_deadline.contains(&(deadline[i], i)) {
+                    continue; // started, or already moved on
+                }
+                by_priority.remove(&key(&arr[i], deadline[i], i));
+                by_deadline.remove(&(deadline[i], i));
+                if k == 0 {
+                    breaches += 1;
+                }
+                if k < arr[i].tiers_ms.len() {
+                    tier[i] = k + 1;
+                    deadline[i] = arr[i].tier_end(k + 1);
+                    by_priority.insert(key(&arr[i], deadline[i], i));
+                    by_deadline.insert((deadline[i], i));
+                    events.push(Reverse((deadline[i], Event::TierEnd(i, k + 1))));
+                } else {
+                    fallbacks += 1; // nobody started it: the fallback applies and it leaves the queue
+                }
+                continue;
+            }
         }
-        starts.push(start);
-        waits.push(wait as f64 / 1000.0);
+        // assign free reviewers to the most urgent waiting cases
+        while free > 0 && !by_priority.is_empty() {
+            let open = in_hours(t, opts.working_hours);
+            if open > t {
+                // outside working hours: reviewers start at the next opening
+                if !opening_scheduled {
+                    events.push(Reverse((open, Event::Open)));
+                    opening_scheduled = true;
+                }
+                break;
+            }
+            // due soon first: among cases whose tier ends within DUE_SOON_MS, the queue's order
+            let soon = by_deadline
+                .iter()
+                .take_while(|(d, _)| d - t <= crate::queue::DUE_SOON_MS)
+                .min_by_key(|(d, i)| (urgency(&arr[*i], *d, t), *i))
+                .map(|(_, i)| *i);
+            let i = soon.unwrap_or_else(|| by_priority.first().expect("not empty").4);
+            by_priority.remove(&key(&arr[i], deadline[i], i));
+            by_deadline.remove(&(deadline[i], i));
+            starts[i] = Some(t);
+            free -= 1;
+            let service = ((opts.service.sample(&mut rng) * 1000.0).round() as i64).max(1);
+            busy_ms += service as f64;
+            events.push(Reverse((t + service, Event::Free)));
+        }
     }
+    let waits: Vec<f64> = arr
+        .iter()
+        .zip(&starts)
+        .map(|(a, s)| match s {
+            Some(s) => (s - a.at_ms) as f64 / 1000.0,
+            // never started: it waited all its tiers
+            None => (a.tier_end(a.tiers_ms.len()) - a.at_ms) as f64 / 1000.0,
+        })
+        .collect();
+    let starts: Vec<i64> = starts.iter().zip(&arr).map(|(s, a)| s.unwrap_or(a.tier_end(a.tiers_ms.len()))).collect();
     let (first, last) = match (arr.first(), arr.last()) {
         (Some(f), Some(l)) => (f.at_ms, l.at_ms.max(f.at_ms + 1)),
         _ => (0, 1),
@@ -261,6 +377,8 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
         wait_p95_s: quantile_sorted(&sorted_waits, 0.95),
         sla_breaches: breaches,
         sla_breach_share: breaches as f64 / arr.len().max(1) as f64,
+        fallbacks,
+        fallback_share: fallbacks as f64 / arr.len().max(1) as f64,
         p_wait: waits.iter().filter(|w| **w > 0.0).count() as f64 / waits.len().max(1) as f64,
         utilisation: (busy_ms / on_duty_ms).min(1.0),
         max_backlog: max_backlog as usize,
@@ -271,6 +389,7 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
             &slas,
         ),
         queue,
+        waits_s: waits,
     }
 }
 
@@ -380,7 +499,7 @@ mod tests {
     #[test]
     fn deterministic_queue_by_hand() {
         // 1 reviewer, 10-minute reviews, 3 arrivals at once: waits 0, 10, 20 minutes
-        let arr: Vec<Arrival> = (0..3).map(|_| Arrival { at_ms: 0, sla_ms: 15 * 60_000 }).collect();
+        let arr: Vec<Arrival> = (0..3).map(|_| Arrival::simple(0, 15 * 60_000)).collect();
         let r =
             simulate(&arr, &SimOptions { reviewers: 1, service: Service::Fixed(600.0), working_hours: None, seed: 1 });
         assert_eq!(r.wait_p50_s, 600.0);
@@ -397,7 +516,7 @@ mod tests {
         let arr: Vec<Arrival> = (0..40_000)
             .map(|_| {
                 t += rng.exponential(3600.0 / lambda_h);
-                Arrival { at_ms: (t * 1000.0) as i64, sla_ms: 3_600_000 }
+                Arrival::simple((t * 1000.0) as i64, 3_600_000)
             })
             .collect();
         // Deterministic 6-minute reviews (M/D/c): the utilisation must match the formula's ρ,
@@ -427,22 +546,78 @@ mod tests {
     #[test]
     fn working_hours_hold_reviews_until_morning() {
         // arrival at 20:00 UTC with working hours 8–18: starts at 08:00 next day
+        // (its second tier lasts the night)
         let at = 20 * HOUR_MS;
         let r = simulate(
-            &[Arrival { at_ms: at, sla_ms: HOUR_MS }],
+            &[Arrival { tiers_ms: vec![24 * HOUR_MS], ..Arrival::simple(at, HOUR_MS) }],
             &SimOptions { reviewers: 2, service: Service::Fixed(60.0), working_hours: Some((8, 18)), seed: 0 },
         );
         assert_eq!(r.wait_p50_s, 12.0 * 3600.0);
-        assert_eq!(r.sla_breaches, 1);
+        assert_eq!((r.sla_breaches, r.fallbacks), (1, 0));
+        // with one tier of an hour, nobody is there before its fallback applies
+        let alone = simulate(
+            &[Arrival::simple(at, HOUR_MS)],
+            &SimOptions { reviewers: 2, service: Service::Fixed(60.0), working_hours: Some((8, 18)), seed: 0 },
+        );
+        assert_eq!((alone.sla_breaches, alone.fallbacks, alone.wait_p50_s), (1, 1, 3600.0));
     }
 
+    #[test]
+    fn the_queue_order_and_the_tiers_apply() {
+        use crate::verdict::Severity;
+        let opts = SimOptions { reviewers: 1, service: Service::Fixed(600.0), working_hours: None, seed: 1 };
+        let m = 60_000;
+        let case = |at: i64, sla: i64, tiers: Vec<i64>, severity: Severity| Arrival {
+            tiers_ms: tiers,
+            severity,
+            ..Arrival::simple(at, sla)
+        };
+        // the reviewer is busy for 10 minutes with case 0; then the critical one
+        // goes first although it came later
+        let r = simulate(
+            &[
+                case(0, 60 * m, vec![], Severity::Medium),
+                case(m, 60 * m, vec![], Severity::Low),
+                case(2 * m, 60 * m, vec![], Severity::Critical),
+            ],
+            &opts,
+        );
+        // waits: case 0 none, the critical 8 min, the low one 19 min
+        assert_eq!(r.wait_p50_s, 8.0 * 60.0);
+        assert_eq!(r.wait_mean_s, (0.0 + 8.0 * 60.0 + 19.0 * 60.0) / 3.0);
+        // due soon beats severity: a low case 4 minutes from its deadline goes before a critical one with an hour left
+        let r = simulate(
+            &[
+                case(0, 60 * m, vec![], Severity::Medium),
+                case(m, 60 * m, vec![], Severity::Critical),
+                case(2 * m, 12 * m, vec![], Severity::Low),
+            ],
+            &opts,
+        );
+        assert_eq!(r.sla_breaches, 0, "the low case was taken at 10 min, before its 14 min deadline");
+        assert_eq!(r.wait_mean_s, (0.0 + 19.0 * 60.0 + 8.0 * 60.0) / 3.0);
+        // tiers: busy for 10 minutes; a case with a 5-minute first tier and a 20-minute second one
+        // is breached but answered; one with only 5 minutes falls back
+        let r = simulate(
+            &[
+                case(0, 60 * m, vec![], Severity::Medium),
+                case(0, 5 * m, vec![20 * m], Severity::Medium),
+                case(0, 5 * m, vec![], Severity::Low),
+            ],
+            &opts,
+        );
+        assert_eq!((r.sla_breaches, r.fallbacks), (2, 1));
+    }
+
+    /// Poisson arrivals whose first tier is `sla_ms`, with a long second tier so
+    /// that nobody reaches the fallback: no case leaves the queue, as in M/M/c.
     fn poisson(lambda_h: f64, n: usize, sla_ms: i64, seed: u64) -> Vec<Arrival> {
         let mut rng = Rng::new(seed);
         let mut t = 0f64;
         (0..n)
             .map(|_| {
                 t += rng.exponential(3600.0 / lambda_h);
-                Arrival { at_ms: (t * 1000.0) as i64, sla_ms }
+                Arrival { tiers_ms: vec![1000 * HOUR_MS], ..Arrival::simple((t * 1000.0) as i64, sla_ms) }
             })
             .collect()
     }
@@ -452,15 +627,28 @@ mod tests {
         // M/M/2, λ = 1/h, μ = 1/h: P(W > t) = C e^{-(2μ-λ)t} with C = 1/3
         let e = erlang_c_with_slas(1.0, 1.0, 2, &[3600.0]);
         assert!((e.p_wait_over_sla - (1.0 / 3.0) * (-1.0f64).exp()).abs() < 1e-12);
-        // exponential service, Poisson arrivals: the simulated P(wait > 0) and P(wait > SLA)
-        // agree with Erlang C (M/M/c exactly)
+        // Exponential service, Poisson arrivals. P(wait > 0) and the mean wait do not depend on
+        // the order cases are taken in (any work-conserving order with the same review times),
+        // so they match Erlang C under the queue's own order too.
         let arr = poisson(20.0, 60_000, 5 * 60_000, 4);
         let opts =
             SimOptions { reviewers: 3, service: Service::Exponential { mean_s: 420.0 }, working_hours: None, seed: 8 };
         let r = simulate(&arr, &opts);
         assert!((r.p_wait - r.erlang_c.p_wait).abs() < 0.03, "{} vs {}", r.p_wait, r.erlang_c.p_wait);
+        let rel = (r.wait_mean_s - r.erlang_c.mean_wait_s).abs() / r.erlang_c.mean_wait_s;
+        assert!(rel < 0.1, "{} vs {}", r.wait_mean_s, r.erlang_c.mean_wait_s);
+        // The tail is the FCFS one where the queue's order is first come, first served: the
+        // same severity, and a first tier too long to ever be "due soon". Then the simulated
+        // P(wait > 5 min) matches C·e^(−(cμ − λ)·5 min).
+        let fcfs: Vec<Arrival> = arr.iter().map(|a| Arrival { sla_ms: 1000 * HOUR_MS, ..a.clone() }).collect();
+        let f = simulate(&fcfs, &opts);
+        let over = f.waits_s.iter().filter(|w| **w > 300.0).count() as f64 / f.waits_s.len() as f64;
+        let formula = erlang_c_with_slas(f.erlang_c.arrivals_per_hour, f.erlang_c.service_per_hour, 3, &[300.0]);
+        assert!((over - formula.p_wait_over_sla).abs() < 0.03, "{over} vs {}", formula.p_wait_over_sla);
+        // With a 5-minute first tier, the queue takes cases that are about to breach first and
+        // drops breached ones behind fresh ones, so fewer breach than FCFS would let.
         assert!(
-            (r.sla_breach_share - r.erlang_c.p_wait_over_sla).abs() < 0.03,
+            r.sla_breach_share < r.erlang_c.p_wait_over_sla,
             "{} vs {}",
             r.sla_breach_share,
             r.erlang_c.p_wait_over_sla
