@@ -404,6 +404,13 @@ pub struct Estimate {
     pub high: f64,
 }
 
+impl Estimate {
+    /// The interval cut to `[lo, hi]` (a share cannot leave [0, 1], a wait cannot be negative).
+    pub fn within(self, lo: f64, hi: f64) -> Estimate {
+        Estimate { mean: self.mean, low: self.low.max(lo), high: self.high.min(hi) }
+    }
+}
+
 /// Two-sided 95% Student's t quantiles for 1..=30 degrees of freedom.
 const T95: [f64; 30] = [
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
@@ -451,11 +458,11 @@ pub fn replicate(arrivals: &[Arrival], opts: &SimOptions, replicates: u32) -> (R
     let r = Replicated {
         replicates: replicates.max(1),
         reviewers: opts.reviewers,
-        wait_mean_s: of(&|r| r.wait_mean_s),
-        wait_p95_s: of(&|r| r.wait_p95_s),
-        p_wait: of(&|r| r.p_wait),
-        p_wait_over_sla: of(&|r| r.sla_breach_share),
-        utilisation: of(&|r| r.utilisation),
+        wait_mean_s: of(&|r| r.wait_mean_s).within(0.0, f64::INFINITY),
+        wait_p95_s: of(&|r| r.wait_p95_s).within(0.0, f64::INFINITY),
+        p_wait: of(&|r| r.p_wait).within(0.0, 1.0),
+        p_wait_over_sla: of(&|r| r.sla_breach_share).within(0.0, 1.0),
+        utilisation: of(&|r| r.utilisation).within(0.0, 1.0),
     };
     (r, runs)
 }
@@ -684,6 +691,7 @@ mod tests {
         let distinct: std::collections::BTreeSet<u64> = runs.iter().map(|x| x.wait_mean_s.to_bits()).collect();
         assert!(distinct.len() > 1);
         assert_eq!(estimate(&[2.0]), Estimate { mean: 2.0, low: 2.0, high: 2.0 });
+        assert_eq!(estimate(&[0.0, 0.0, 0.003]).within(0.0, 1.0).low, 0.0, "a share's interval stays in [0, 1]");
         let e = estimate(&[1.0, 2.0, 3.0]);
         assert!((e.high - 2.0 - 4.303 * (1.0f64 / 3.0).sqrt()).abs() < 1e-9);
     }
