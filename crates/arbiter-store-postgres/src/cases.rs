@@ -119,7 +119,7 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
         Ok(crate::events::load_events(
             self,
-            "WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+            crate::events::events_sql!("WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"),
             &[&case_id, &kind],
         )?
         .pop())

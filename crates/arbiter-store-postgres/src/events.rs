@@ -7,8 +7,14 @@ use arbiter_store::rules::{ChainWalk, DECISIONS_COMMITTED, DecisionColumns, Deci
 use arbiter_store::{AuditProblem, AuditReport, ChainHead, Event, Result};
 use postgres::Row;
 
-/// The columns of an event row.
-pub(crate) const EVENT_COLS: &str = "seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash";
+/// `SELECT` of whole event rows with the given rest of the statement, as one
+/// static string (SQL text is never built at run time).
+macro_rules! events_sql {
+    ($rest:literal) => {
+        concat!("SELECT seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash FROM events ", $rest)
+    };
+}
+pub(crate) use events_sql;
 
 pub(crate) fn row_event(r: &Row, at: usize) -> Result<Event> {
     Ok(Event {
@@ -24,10 +30,9 @@ pub(crate) fn row_event(r: &Row, at: usize) -> Result<Event> {
     })
 }
 
-/// Events selected by `where_` (after `FROM events`), in the order it gives.
-pub(crate) fn load_events(c: &mut impl Sql, where_: &str, params: Params<'_>) -> Result<Vec<Event>> {
-    let sql = format!("SELECT {EVENT_COLS} FROM events {where_}");
-    c.query(&sql, params)?.iter().map(|r| row_event(r, 0)).collect()
+/// Events selected by `sql` ([`events_sql`]), in the order it gives.
+pub(crate) fn load_events(c: &mut impl Sql, sql: &'static str, params: Params<'_>) -> Result<Vec<Event>> {
+    c.query(sql, params)?.iter().map(|r| row_event(r, 0)).collect()
 }
 
 /// The next event of the chain (linked to the head this batch holds, which
@@ -111,8 +116,7 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
     // a page at a time, so a long log is never all in memory
     let mut after = 0i64;
     loop {
-        let rows =
-            c.query(&format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000"), &[&after])?;
+        let rows = c.query(events_sql!("WHERE seq > $1 ORDER BY seq LIMIT 5000"), &[&after])?;
         if rows.is_empty() {
             break;
         }
@@ -138,7 +142,7 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
         }
     }
     if let Some(anchor) = &anchor {
-        let at = load_events(c, "WHERE seq = $1", &[&(anchor.seq as i64)])?;
+        let at = load_events(c, events_sql!("WHERE seq = $1"), &[&(anchor.seq as i64)])?;
         if let Err(p) = arbiter_store::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
             report.problem = Some(p);
             return Ok(report);
@@ -194,7 +198,7 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
     let cases = c.query("SELECT id, body FROM cases ORDER BY seq", &[])?;
     for r in &cases {
         let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
-        let events = load_events(c, "WHERE case_id = $1 ORDER BY seq", &[&id])?;
+        let events = load_events(c, events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])?;
         if let Err(p) = arbiter_store::rules::check_projection(&id, &body, &events) {
             report.problem = Some(p);
             return Ok(report);
@@ -202,7 +206,7 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
         report.cases += 1;
     }
     let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
-    for e in load_events(c, "WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq", &[])? {
+    for e in load_events(c, events_sql!("WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"), &[])? {
         if let Some(id) = e.data["lesson"]["id"].as_str() {
             last.insert(id.to_string(), e);
         }

@@ -8,7 +8,12 @@ use arbiter_core::trace::Span;
 use arbiter_store::{ConsoleSession, Consumption, KeyRecord, PolicyVersion, PolicyVersionSummary, Result, StoreError};
 use postgres::Row;
 
-const KEY_COLS: &str = "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit";
+/// The columns of a key row, as a literal for `concat!` (SQL text stays static).
+macro_rules! key_cols {
+    () => {
+        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit"
+    };
+}
 
 fn row_key(r: &Row) -> Result<KeyRecord> {
     let role: String = col(r, 2)?;
@@ -49,11 +54,17 @@ pub(crate) fn create_key(t: &mut Tx<'_>, k: &KeyRecord) -> Result<()> {
 }
 
 pub(crate) fn key(c: &mut impl Sql, id: &str) -> Result<Option<KeyRecord>> {
-    c.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1"), &[&id])?.as_ref().map(row_key).transpose()
+    c.query_opt(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = $1"), &[&id])?
+        .as_ref()
+        .map(row_key)
+        .transpose()
 }
 
 pub(crate) fn keys(c: &mut impl Sql) -> Result<Vec<KeyRecord>> {
-    c.query(&format!("SELECT {KEY_COLS} FROM api_keys ORDER BY created_at, id"), &[])?.iter().map(row_key).collect()
+    c.query(concat!("SELECT ", key_cols!(), " FROM api_keys ORDER BY created_at, id"), &[])?
+        .iter()
+        .map(row_key)
+        .collect()
 }
 
 pub(crate) fn session(c: &mut impl Sql, id: &str) -> Result<Option<ConsoleSession>> {

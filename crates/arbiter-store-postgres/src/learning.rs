@@ -136,7 +136,9 @@ pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>>
 pub(crate) fn lesson_events(c: &mut impl Sql, id: &str) -> Result<Vec<Event>> {
     load_events(
         c,
-        "WHERE kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1 ORDER BY seq",
+        crate::events::events_sql!(
+            "WHERE kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1 ORDER BY seq"
+        ),
         &[&id],
     )
 }
@@ -147,20 +149,25 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
     // Hits whose title holds every word first, then the rest; newest first in each.
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(limit);
-    for column in ["title_words", "words"] {
+    macro_rules! search_sql {
+        ($column:literal) => {
+            concat!(
+                "SELECT id, kind, ref_id, title, actions, agents, failure_modes, at, body FROM search_docs WHERE ",
+                $column,
+                " @@ $1::text::tsquery
+                   AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR $3 = ANY(actions))
+                   AND ($4::text IS NULL OR $4 = ANY(agents)) AND ($5::text IS NULL OR $5 = ANY(failure_modes))
+                   AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7)
+                 ORDER BY id DESC LIMIT $8"
+            )
+        };
+    }
+    for sql in [search_sql!("title_words"), search_sql!("words")] {
         if out.len() >= limit {
             break;
         }
-        let sql = format!(
-            "SELECT id, kind, ref_id, title, actions, agents, failure_modes, at, body FROM search_docs
-             WHERE {column} @@ $1::text::tsquery
-               AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR $3 = ANY(actions))
-               AND ($4::text IS NULL OR $4 = ANY(agents)) AND ($5::text IS NULL OR $5 = ANY(failure_modes))
-               AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7)
-             ORDER BY id DESC LIMIT $8"
-        );
         let rows = c.query(
-            &sql,
+            sql,
             &[
                 &query,
                 &q.kind.map(|k| k.as_str()),

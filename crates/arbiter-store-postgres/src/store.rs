@@ -181,7 +181,10 @@ impl Store for PostgresStore {
 
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
-        self.read(move |c| events::load_events(c, "WHERE case_id = $1 ORDER BY seq", &[&id])).await
+        self.read(move |c| {
+            events::load_events(c, crate::events::events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])
+        })
+        .await
     }
 
     async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
@@ -231,7 +234,11 @@ impl Store for PostgresStore {
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
         self.read(move |c| {
-            events::load_events(c, "WHERE seq > $1 ORDER BY seq LIMIT $2", &[&(after_seq as i64), &(limit as i64)])
+            events::load_events(
+                c,
+                crate::events::events_sql!("WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&(after_seq as i64), &(limit as i64)],
+            )
         })
         .await
     }

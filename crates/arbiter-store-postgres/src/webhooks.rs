@@ -45,8 +45,19 @@ pub(crate) fn queue_deliveries_many(t: &mut Tx<'_>, events: &[Event]) -> Result<
     Ok(())
 }
 
-const DELIVERY_COLS: &str = "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
-const WEBHOOK_COLS: &str = "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active";
+/// The columns of a delivery row, as a literal for `concat!` (SQL text stays static).
+macro_rules! delivery_cols {
+    () => {
+        "d.id, d.webhook_id, d.event_seq, d.kind, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at"
+    };
+}
+
+/// The columns of a webhook row, as a literal for `concat!`.
+macro_rules! webhook_cols {
+    () => {
+        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active"
+    };
+}
 
 fn row_delivery(r: &Row) -> Result<Delivery> {
     let status: String = col(r, 4)?;
@@ -92,8 +103,8 @@ pub(crate) fn create(t: &mut Tx<'_>, w: &Webhook) -> Result<()> {
 }
 
 pub(crate) fn list(c: &mut impl Sql) -> Result<Vec<Webhook>> {
-    let sql = format!("SELECT {WEBHOOK_COLS} FROM webhooks w ORDER BY w.created_at, w.id");
-    c.query(&sql, &[])?.iter().map(|r| row_webhook(r, 0)).collect()
+    let sql = concat!("SELECT ", webhook_cols!(), " FROM webhooks w ORDER BY w.created_at, w.id");
+    c.query(sql, &[])?.iter().map(|r| row_webhook(r, 0)).collect()
 }
 
 pub(crate) fn delete(t: &mut Tx<'_>, id: &str) -> Result<bool> {
@@ -112,14 +123,18 @@ pub(crate) fn claim_due(
     per_webhook: usize,
     in_flight: &std::collections::HashMap<String, usize>,
 ) -> Result<Vec<DueDelivery>> {
-    let sql = format!(
-        "SELECT {DELIVERY_COLS}, {WEBHOOK_COLS}, e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
+    let sql = concat!(
+        "SELECT ",
+        delivery_cols!(),
+        ", ",
+        webhook_cols!(),
+        ", e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
          FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rn
                FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) q
          JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
          WHERE q.rn <= $2 ORDER BY d.next_attempt_at, d.id"
     );
-    let rows = t.query(&sql, &[&now.0, &(per_webhook as i64)])?;
+    let rows = t.query(sql, &[&now.0, &(per_webhook as i64)])?;
     let mut out = Vec::new();
     for r in &rows {
         if out.len() >= limit {
@@ -168,7 +183,10 @@ pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Re
 }
 
 pub(crate) fn deliveries(c: &mut impl Sql, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
-    let sql =
-        format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2");
-    c.query(&sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
+    let sql = concat!(
+        "SELECT ",
+        delivery_cols!(),
+        " FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2"
+    );
+    c.query(sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
 }
