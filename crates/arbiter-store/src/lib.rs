@@ -1,9 +1,11 @@
 //! Arbiter's persistence: one [`Store`] trait, an SQLite backend (the embedded
-//! default) and a conformance suite that every backend must pass.
+//! default), the rules and writes every backend shares ([`rules`], [`writes`]),
+//! and a conformance suite that every backend must pass.
 //!
 //! The interface speaks in domain types from `arbiter-core`; nothing SQLite
-//! specific leaks through it, so a PostgreSQL backend can implement the same
-//! trait and run the same [`conformance`] tests.
+//! specific leaks through it. The PostgreSQL backend (several replicas on one
+//! database) implements the same trait in its own crate,
+//! `arbiter-store-postgres`, and runs the same [`conformance`] tests.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
