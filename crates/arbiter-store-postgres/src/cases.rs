@@ -9,17 +9,15 @@ pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
     load_body(c, "SELECT body FROM cases WHERE id = $1", &[&id])
 }
 
+/// Insert a new case row, or (`insert: false`) rewrite an existing one.
 pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
+    if insert {
+        return insert_cases(t, &[c]);
+    }
     let body = serde_json::to_string(c).map_err(corrupt)?;
-    let sql = if insert {
-        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    } else {
-        "UPDATE cases SET kind = $2, state = $3, decision_id = $4, sla_deadline = $5, created_at = $6, updated_at = $7,
-         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1"
-    };
     t.execute(
-        sql,
+        "UPDATE cases SET kind = $2, state = $3, decision_id = $4, sla_deadline = $5, created_at = $6, updated_at = $7,
+         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1",
         &[
             &c.id,
             &c.kind.as_str(),

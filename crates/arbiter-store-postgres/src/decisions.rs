@@ -1,11 +1,9 @@
 //! Decision rows: insert (with the idempotency protocol and the open-case
 //! cap), read, outcomes, tool results, chains and drift points.
 
-use crate::cases::save_case;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
 use arbiter_core::{CaseEvent, Decision, Timestamp};
 use arbiter_store::rules::DecisionColumns;
-use arbiter_store::writes::append_case_event;
 use arbiter_store::{Inserted, NewDecision, Result, StoreError};
 
 pub(crate) fn load_decision(c: &mut impl Sql, id: &str) -> Result<Option<Decision>> {
@@ -52,82 +50,10 @@ pub(crate) fn save_decision(t: &mut Tx<'_>, d: &Decision, at: Timestamp) -> Resu
     Ok(())
 }
 
-pub(crate) fn insert(t: &mut Tx<'_>, new: NewDecision) -> Result<Inserted> {
-    let mut new = new;
-    if let (Some(cap), Some(_)) = (new.open_case_cap, &new.case) {
-        let r = t.query_one(
-            "SELECT COUNT(*) FROM cases WHERE agent = $1 AND kind = 'approval' AND state IN ('open', 'claimed')",
-            &[&new.decision.agent],
-        )?;
-        let open = col::<i64>(&r, 0)? as u64;
-        if open >= cap {
-            arbiter_store::rules::apply_case_cap(&mut new.decision, open, cap);
-            new.case = None;
-        }
-    }
-    let d = &new.decision;
-    let body = serde_json::to_string(d).map_err(corrupt)?;
-    let c = DecisionColumns::of(d);
-    let hour = d.event_time.0.div_euclid(3_600_000);
-    // The row and both hourly roll-ups in one statement (one round trip); an
-    // idempotency key seen before inserts nothing, and the stored decision is
-    // read back below (the rare path).
-    let inserted = t.query_one(
-        "WITH row AS (
-             INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
-                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
-                 subject, final_source, overridden)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-             ON CONFLICT (agent, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-             RETURNING 1
-         ), hourly AS (
-             INSERT INTO decision_hourly (hour, action_name, verdict, decisions) SELECT $20, $5, $7, 1 FROM row
-             ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decision_hourly.decisions + 1
-         ), endings AS (
-             INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
-             SELECT $20, $5, COALESCE($9, ''), COALESCE($18, ''), 1 FROM row
-             ON CONFLICT (hour, action_name, final_verdict, final_source)
-             DO UPDATE SET decisions = decision_endings_hourly.decisions + 1
-         )
-         SELECT COUNT(*) FROM row",
-        &[
-            &d.id,
-            &c.agent,
-            &c.idempotency_key,
-            &new.request_digest,
-            &c.action_name,
-            &c.confidence,
-            &c.verdict,
-            &c.status,
-            &c.final_verdict,
-            &c.policy_hash,
-            &c.case_id,
-            &c.trace_id,
-            &c.received_at,
-            &c.event_time,
-            &body,
-            &c.session_id,
-            &c.subject,
-            &c.final_source,
-            &c.overridden,
-            &hour,
-        ],
-    )?;
-    if col::<i64>(&inserted, 0)? == 0 {
-        let key = d.idempotency_key.as_deref().unwrap_or_default();
-        let r = t.query_one(
-            "SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2",
-            &[&d.agent, &key],
-        )?;
-        let stored: Decision = serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
-        return arbiter_store::rules::idempotent_replay(key, &col::<String>(&r, 0)?, &new.request_digest, stored);
-    }
-    t.chain.cover(&d.id, &body, d.received_at);
-    if let Some(case) = &new.case {
-        save_case(t, case, true)?;
-        append_case_event(t, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;
-    }
-    Ok(Inserted::Created(new.decision))
+/// Insert one decision (a batch of one for [`insert_many`]: the path a job
+/// takes when its batch runs again with a savepoint per job).
+pub(crate) fn insert(t: &mut Tx<'_>, new: &NewDecision) -> Result<Inserted> {
+    insert_many(t, &[new])?.pop().expect("one result per decision")
 }
 
 /// Set an outcome or a tool result: rewrite the row and commit it to the chain.

@@ -4,8 +4,10 @@
 //! The shape is the SQLite backend's, because the reasons are the same:
 //!
 //! - **Group commit.** One writer thread per replica runs every write job of
-//!   a batch in one transaction (each job in its own savepoint, so a failing
-//!   job rolls back alone) and commits once: one WAL flush for many requests.
+//!   a batch in one transaction and commits once: one WAL flush for many
+//!   requests. The batch's decisions are inserted in bulk; if any job fails,
+//!   the batch runs again with a savepoint per job, so the failing one rolls
+//!   back alone.
 //!   With `synchronous_commit = on` (PostgreSQL's default) a write is
 //!   acknowledged only after its commit is durable.
 //! - **One chain, several writers.** Every write transaction first locks the
@@ -18,7 +20,7 @@
 //! - **Readers** are a small pool of connections, used off the async threads.
 //! - **Notifications.** A write that makes a decision final sends
 //!   `NOTIFY arbiter_decisions` in its transaction (delivered on commit); a
-//!   listener connection per replica relays them to [`Store::finalized_elsewhere`].
+//!   listener connection per replica relays them to [`arbiter_store::Store::finalized_feed`].
 //!
 //! The rules (what a command means, the chain's digests, search documents)
 //! are [`arbiter_store::rules`], shared with SQLite; this crate is SQL.
@@ -71,6 +73,7 @@ pub struct PostgresStore {
 pub(crate) struct Stats {
     batches: AtomicU64,
     jobs: AtomicU64,
+    retried_batches: AtomicU64,
     lock_wait_micros: AtomicU64,
     lock_held_micros: AtomicU64,
     commit_micros: AtomicU64,
@@ -81,6 +84,7 @@ impl Stats {
         arbiter_store::WriteStats {
             batches: self.batches.load(Ordering::Relaxed),
             jobs: self.jobs.load(Ordering::Relaxed),
+            retried_batches: self.retried_batches.load(Ordering::Relaxed),
             chain_lock_wait_micros: self.lock_wait_micros.load(Ordering::Relaxed),
             chain_lock_held_micros: self.lock_held_micros.load(Ordering::Relaxed),
             commit_micros: self.commit_micros.load(Ordering::Relaxed),
@@ -281,12 +285,16 @@ pub(crate) struct InsertJob {
     reply: oneshot::Sender<Result<arbiter_store::Inserted>>,
 }
 
+/// Keep a job's result in `out`; return whether it succeeded.
+fn keep<T>(out: &mut Option<Result<T>>, result: Result<T>) -> Result<()> {
+    let status = result.as_ref().map(|_| ()).map_err(Clone::clone);
+    *out = Some(result);
+    status
+}
+
 impl Job for InsertJob {
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
-        let out = decisions::insert(tx, self.new.clone());
-        let status = out.as_ref().map(|_| ()).map_err(Clone::clone);
-        self.out = Some(out);
-        status
+        keep(&mut self.out, decisions::insert(tx, &self.new))
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
@@ -321,10 +329,7 @@ struct FnJob<T, F> {
 
 impl<T: Send + 'static, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T, F> {
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
-        let out = (self.f)(tx);
-        let status = out.as_ref().map(|_| ()).map_err(Clone::clone);
-        self.out = Some(out);
-        status
+        keep(&mut self.out, (self.f)(tx))
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
@@ -441,23 +446,21 @@ impl PostgresStore {
         f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, rx) = oneshot::channel::<Result<T>>();
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(Box::new(FnJob { f, out: None, reply })).map_err(|_| StoreError::Closed)?;
-        }
+        self.submit(Box::new(FnJob { f, out: None, reply }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Insert a decision in the next batch (in bulk with the batch's others).
     pub(crate) async fn insert(&self, new: arbiter_store::NewDecision) -> Result<arbiter_store::Inserted> {
         let (reply, rx) = oneshot::channel();
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(Box::new(InsertJob { new, out: None, reply })).map_err(|_| StoreError::Closed)?;
-        }
+        self.submit(Box::new(InsertJob { new, out: None, reply }))?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queue a job for the writer (`Closed` once the store is closing).
+    fn submit(&self, job: Box<dyn Job>) -> Result<()> {
+        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
     }
 
     /// Run a read on one of the reader connections (connecting it if needed), off the async threads.
@@ -471,15 +474,12 @@ impl PostgresStore {
         tokio::task::spawn_blocking(move || {
             // a free connection if there is one, else wait for ours in turn
             let n = readers.len();
-            let mut slot = (0..n).find_map(|k| readers[(start + k) % n].try_lock().ok());
-            if slot.is_none() {
-                slot = Some(
-                    readers[start % n]
-                        .lock()
-                        .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?,
-                );
-            }
-            let mut slot = slot.expect("a reader slot");
+            let mut slot = match (0..n).find_map(|k| readers[(start + k) % n].try_lock().ok()) {
+                Some(free) => free,
+                None => readers[start % n]
+                    .lock()
+                    .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?,
+            };
             if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
                 *slot = Some(Conn { client: connect(&url)?, stmts: Statements::default() });
             }
@@ -498,18 +498,6 @@ impl PostgresStore {
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// Test hook shared with the SQLite backend: `ARBITER_TEST_FAIL=decision_commit`
-/// makes every commit of a batch that wrote decisions fail.
-fn fail_point(name: &str) -> Result<()> {
-    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
-        Some(n) if n == name => {
-            Err(StoreError::backend_msg(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)")))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -563,6 +551,7 @@ fn run_batch(conn: &mut Client, stmts: &mut Statements, mut batch: Vec<Box<dyn J
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let mut outcome = attempt(conn, stmts, &mut batch, false, stats);
     if matches!(outcome, Err(Attempt::JobFailed)) {
+        stats.retried_batches.fetch_add(1, Ordering::Relaxed);
         outcome = attempt(conn, stmts, &mut batch, true, stats);
     }
     let committed = match outcome {
@@ -671,7 +660,7 @@ fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
         t.execute("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &[&DECISIONS_CHANNEL, &ids])?;
     }
     if wrote_decisions {
-        fail_point("decision_commit")?;
+        arbiter_store::rules::fail_point("decision_commit")?;
     }
     let commit = std::time::Instant::now();
     let done = t.tx.commit().map_err(pg("the commit failed"));

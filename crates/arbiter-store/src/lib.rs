@@ -525,6 +525,8 @@ pub struct WriteStats {
     pub batches: u64,
     /// Write jobs run in them.
     pub jobs: u64,
+    /// Batches run a second time with a savepoint per job, because a job in them failed.
+    pub retried_batches: u64,
     /// Time spent waiting for the audit chain's lock (held by other replicas' batches), in microseconds.
     pub chain_lock_wait_micros: u64,
     /// Time the lock was held, from taking it to the commit, in microseconds.

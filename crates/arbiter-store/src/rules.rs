@@ -615,3 +615,16 @@ pub fn queue_depth(d: &mut crate::Dashboard, since: Timestamp, spans: &[(i64, Op
         d.queue_depth.push((Timestamp(end), open as u64));
     }
 }
+
+/// Test hook for every backend: `ARBITER_TEST_FAIL=decision_commit` makes
+/// every commit of a batch that wrote decisions fail, so the durability tests
+/// can prove that no decision is acknowledged unless it committed.
+pub fn fail_point(name: &str) -> crate::Result<()> {
+    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
+        Some(n) if n == name => {
+            Err(crate::StoreError::backend_msg(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -13,3 +13,48 @@ async fn postgres_passes_the_conformance_suite() {
     conformance::run_all(&store).await;
     store.close();
 }
+
+/// A batch in which one job fails runs again with a savepoint per job: the
+/// failing job fails alone, and the decisions in the same batch (inserted one
+/// by one then) are all stored, idempotency included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_fails_alone_and_its_batch_commits() {
+    use arbiter_store::{Inserted, NewDecision, Store, StoreError};
+    let Some(db) = testing::fresh("savepoints") else { return };
+    let store = std::sync::Arc::new(PostgresStore::connect(&db.url).await.unwrap());
+    for round in 0..5 {
+        // all queued at once, so they share batches
+        let inserts: Vec<_> = (0..40)
+            .map(|i| {
+                let mut d = conformance::sample_decision(&format!("sp-{round}-{i}"));
+                d.idempotency_key = Some(format!("k-{round}-{}", i % 20));
+                let new = NewDecision {
+                    decision: d,
+                    request_digest: format!("r-{}", i % 20),
+                    case: None,
+                    open_case_cap: None,
+                };
+                let store = store.clone();
+                tokio::spawn(async move { store.insert_decision(new).await })
+            })
+            .collect();
+        let failing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.update_case("no-such-case", arbiter_core::CaseCommand::Sweep, arbiter_core::Timestamp(1)).await
+            })
+        };
+        let mut results = Vec::new();
+        for h in inserts {
+            results.push(h.await.unwrap());
+        }
+        let failed = failing.await.unwrap();
+        assert!(matches!(failed, Err(StoreError::NotFound(_))), "{failed:?}");
+        let created = results.iter().filter(|r| matches!(r, Ok(Inserted::Created(_)))).count();
+        let existing = results.iter().filter(|r| matches!(r, Ok(Inserted::Existing(_)))).count();
+        assert_eq!((created, existing), (20, 20), "{results:?}");
+    }
+    assert!(store.write_stats().retried_batches > 0, "{:?}: no batch ran with savepoints", store.write_stats());
+    conformance::assert_verified(&*store).await;
+    store.close();
+}

@@ -46,18 +46,7 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Test hook: `ARBITER_TEST_FAIL=decision_commit` makes every commit of a
-/// batch that wrote decisions fail, so the durability tests can prove that
-/// no decision is acknowledged unless it committed.
-pub(super) fn fail_point(name: &str) -> Result<()> {
-    static FAIL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    match FAIL.get_or_init(|| std::env::var("ARBITER_TEST_FAIL").ok()) {
-        Some(n) if n == name => {
-            Err(StoreError::backend_msg(format!("injected failure at `{name}` (ARBITER_TEST_FAIL)")))
-        }
-        _ => Ok(()),
-    }
-}
+pub(super) use crate::rules::fail_point;
 
 pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>, chain: &mut ChainBatch) {
     for job in batch {
