@@ -211,8 +211,12 @@ pub fn erlang_c_with_slas(lambda: f64, mu: f64, c: u32, slas_s: &[f64]) -> Erlan
 /// the current tier, lower confidence, older.
 fn urgency(a: &Arrival, deadline: i64, now: i64) -> (bool, std::cmp::Reverse<crate::verdict::Severity>, i64, u64, i64) {
     let left = deadline - now;
-    let conf = (a.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64;
-    (left > crate::queue::DUE_SOON_MS, std::cmp::Reverse(a.severity), left, conf, a.at_ms)
+    (left > crate::queue::DUE_SOON_MS, std::cmp::Reverse(a.severity), left, confidence_key(a), a.at_ms)
+}
+
+/// The agent's confidence as a totally ordered key (no confidence counts as 0, as in the queue).
+fn confidence_key(a: &Arrival) -> u64 {
+    (a.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -246,9 +250,7 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
     // waiting cases by (severity, deadline, confidence, age, index) and by deadline (for "due soon")
     let mut by_priority: BTreeSet<(Reverse<crate::verdict::Severity>, i64, u64, i64, usize)> = BTreeSet::new();
     let mut by_deadline: BTreeSet<(i64, usize)> = BTreeSet::new();
-    let key = |a: &Arrival, d: i64, i: usize| {
-        (Reverse(a.severity), d, (a.confidence.unwrap_or(0.0).clamp(0.0, 1.0) * 1e9) as u64, a.at_ms, i)
-    };
+    let key = |a: &Arrival, d: i64, i: usize| (Reverse(a.severity), d, confidence_key(a), a.at_ms, i);
     let mut starts: Vec<Option<i64>> = vec![None; arr.len()];
     let (mut busy_ms, mut breaches, mut fallbacks) = (0f64, 0usize, 0usize);
     let mut opening_scheduled = false;
@@ -319,7 +321,9 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
             None => (a.tier_end(a.tiers_ms.len()) - a.at_ms) as f64 / 1000.0,
         })
         .collect();
-    let starts: Vec<i64> = starts.iter().zip(&arr).map(|(s, a)| s.unwrap_or(a.tier_end(a.tiers_ms.len()))).collect();
+    // when each case left the queue: its review started, or its fallback applied
+    let left_queue: Vec<i64> =
+        starts.iter().zip(&arr).map(|(s, a)| s.unwrap_or(a.tier_end(a.tiers_ms.len()))).collect();
     let (first, last) = match (arr.first(), arr.last()) {
         (Some(f), Some(l)) => (f.at_ms, l.at_ms.max(f.at_ms + 1)),
         _ => (0, 1),
@@ -333,12 +337,12 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
     per_hour.sort_by(f64::total_cmp);
     let mut sorted_waits = waits.clone();
     sorted_waits.sort_by(f64::total_cmp);
-    // backlog: arrivals so far minus review starts so far
-    let mut sorted_starts = starts.clone();
-    sorted_starts.sort_unstable();
+    // backlog: arrivals so far minus departures from the queue so far
+    let mut departures = left_queue;
+    departures.sort_unstable();
     let (mut i, mut j, mut backlog, mut max_backlog) = (0, 0, 0i64, 0i64);
     while i < arr.len() {
-        if j < sorted_starts.len() && sorted_starts[j] <= arr[i].at_ms {
+        if j < departures.len() && departures[j] <= arr[i].at_ms {
             backlog -= 1;
             j += 1;
         } else {
@@ -350,13 +354,13 @@ pub fn simulate(arrivals: &[Arrival], opts: &SimOptions) -> SimResult {
     let mut queue = Vec::new();
     let step = HOUR_MS / 4;
     let (mut ai, mut si) = (0, 0);
-    let end = sorted_starts.last().copied().unwrap_or(last).max(last);
+    let end = departures.last().copied().unwrap_or(last).max(last);
     let mut t = first;
     while t <= end + step {
         while ai < arr.len() && arr[ai].at_ms <= t {
             ai += 1;
         }
-        while si < sorted_starts.len() && sorted_starts[si] <= t {
+        while si < departures.len() && departures[si] <= t {
             si += 1;
         }
         queue.push(((t - first) as f64 / HOUR_MS as f64, (ai - si) as f64));
