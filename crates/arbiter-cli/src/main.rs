@@ -53,7 +53,7 @@ enum Command {
     /// Create, list and revoke API keys directly in the store.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Bring a store's schema up to date (with progress), or --check whether anything is pending.
+    /// Bring a store's schema up to date (with progress), or --check whether anything is pending; or copy an SQLite store into PostgreSQL (--from ./arbiter.db --to postgres://...).
     Migrate(migrate::MigrateArgs),
     /// Copy a live store to a new file (consistent snapshot; the server keeps running).
     Backup(backup::BackupArgs),
