@@ -135,6 +135,26 @@ pub struct CaseDecisionResponse {
     pub decision: Option<Decision>,
 }
 
+/// The body of `POST /v1/cases/{id}/label`: the label of an audit case.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRequest {
+    /// Whether the action the policy allowed was the right one.
+    pub correct: bool,
+    /// What the reviewer saw (optional, at most 4 KiB).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The answer to `POST /v1/cases/{id}/label`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LabelResponse {
+    /// The audit case, now closed.
+    pub case: Case,
+    /// The decision, with the label as its outcome.
+    pub decision: Decision,
+}
+
 /// The body of `POST /v1/cases/{id}/comments`.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

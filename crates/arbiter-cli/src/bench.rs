@@ -458,7 +458,7 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             a?;
         }
     }
-    let open = server.store.open_case_count().await?;
+    let open = server.store.open_case_count(None).await?;
     println!(
         "loaded {} decisions, answered {} cases, {} cases open, in {:.1}s",
         props.len(),

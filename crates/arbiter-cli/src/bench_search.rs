@@ -197,6 +197,7 @@ fn decision(i: u64, at: Timestamp, escalated: bool, rng: &mut Rng) -> (Decision,
         tool_result: None,
         subject: None,
         threshold: None,
+        audit: None,
     };
     let case = escalated.then(|| {
         let esc = Escalation {

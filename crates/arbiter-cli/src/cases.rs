@@ -20,7 +20,7 @@ pub enum CasesCommand {
         /// List all cases instead (filter with --kind/--state).
         #[arg(long)]
         all: bool,
-        /// approval or review (with --all).
+        /// approval, review or audit (with --all).
         #[arg(long)]
         kind: Option<String>,
         /// Comma-separated states (with --all), e.g. open,claimed.
@@ -78,6 +78,27 @@ pub enum CasesCommand {
         /// Failure-mode tag (repeatable).
         #[arg(long = "failure-mode")]
         failure_modes: Vec<String>,
+    },
+    /// Audits waiting for a label: allowed decisions drawn at random (the policy's
+    /// `audit_sample`), oldest first, with the time left to label them.
+    Audits {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Label an audit: was the action the policy allowed right? The label becomes the decision's outcome.
+    Label {
+        /// Audit case id.
+        id: String,
+        /// The allowed action was right.
+        #[arg(long, group = "label", required = true)]
+        right: bool,
+        /// The allowed action was wrong.
+        #[arg(long, group = "label", required = true)]
+        wrong: bool,
+        /// What you saw (optional).
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Comment on a case, speaking for one of your roles.
     Comment {
@@ -304,7 +325,7 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
             };
             let insights: Option<CaseInsights> = match case.kind {
                 arbiter_core::CaseKind::Approval => Some(api.get_as(&format!("/v1/cases/{id}/insights"))?),
-                arbiter_core::CaseKind::Review => None,
+                arbiter_core::CaseKind::Review | arbiter_core::CaseKind::Audit => None,
             };
             if json {
                 println!(
@@ -406,6 +427,45 @@ pub fn run(cmd: CasesCommand, api: &ApiArgs) -> Result<ExitCode> {
                     r.case.escalation.approvals
                 ),
             }
+        }
+        CasesCommand::Audits { json } => {
+            let mut cases: Vec<Case> = api.get_as("/v1/cases?kind=audit&state=open,claimed&limit=500")?;
+            cases.sort_by_key(|c| c.sla_deadline);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cases)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if cases.is_empty() {
+                println!("no audit is waiting for a label");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let now = arbiter_core::time::Clock::now(&arbiter_core::time::SystemClock);
+            let mut t =
+                Table::new(&["CASE", "ACTION", "SUBJECT", "CONFIDENCE", "LABEL DUE", "AGENT", "STATE"]).right(&[3, 4]);
+            for c in &cases {
+                let left = c.sla_deadline.0 - now.0;
+                t.row(vec![
+                    c.id.clone(),
+                    c.action_name.clone(),
+                    c.subject.clone().unwrap_or_else(|| "-".into()),
+                    c.confidence.map_or("-".into(), |v| format!("{v:.2}")),
+                    if left < 0 { format!("overdue {}", human_ms(left)) } else { human_ms(left) },
+                    c.agent.clone(),
+                    c.state.as_str().into(),
+                ]);
+            }
+            t.print();
+            println!("label one: arbiter cases label CASE --right|--wrong [--note ...]");
+        }
+        CasesCommand::Label { id, right, wrong: _, note } => {
+            let r: arbiter_api::cases::LabelResponse =
+                api.post_as(&format!("/v1/cases/{id}/label"), &json!({"correct": right, "note": note}))?;
+            println!(
+                "labelled {id}: the allowed {} was {} (decision {})",
+                r.decision.action.name,
+                if right { "right" } else { "wrong" },
+                r.decision.id
+            );
         }
         CasesCommand::Comment { id, text, role } => {
             api.post(&format!("/v1/cases/{id}/comments"), &json!({"text": text, "role": role}))?;

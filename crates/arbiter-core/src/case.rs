@@ -10,6 +10,8 @@ pub enum CaseKind {
     Approval,
     /// A failure or anomaly to analyse.
     Review,
+    /// An allowed decision drawn for audit: a person labels it afterwards (the agent was not held).
+    Audit,
 }
 
 /// Where a case is in its life.
@@ -55,6 +57,7 @@ impl CaseKind {
         match self {
             CaseKind::Approval => "approval",
             CaseKind::Review => "review",
+            CaseKind::Audit => "audit",
         }
     }
 
@@ -63,6 +66,7 @@ impl CaseKind {
         Some(match s {
             "approval" => CaseKind::Approval,
             "review" => CaseKind::Review,
+            "audit" => CaseKind::Audit,
             _ => return None,
         })
     }
@@ -215,6 +219,48 @@ impl Case {
         }
     }
 
+    /// A new, open audit case for `decision`, which the policy allowed and the
+    /// audit draw selected: people with `reviewers`' roles label it within
+    /// `sla`. The decision stays as it is; the label becomes its outcome.
+    pub fn new_audit(
+        id: String,
+        decision: &crate::decision::Decision,
+        reviewers: std::collections::BTreeSet<String>,
+        sla: crate::duration::HumanDuration,
+        now: Timestamp,
+    ) -> Case {
+        Case {
+            id,
+            kind: CaseKind::Audit,
+            state: CaseState::Open,
+            decision_id: Some(decision.id.clone()),
+            action_name: decision.action.name.clone(),
+            agent: decision.agent.clone(),
+            sla_deadline: now.plus_millis(sla.as_millis()),
+            escalation: Escalation {
+                severity: crate::verdict::Severity::Low,
+                reviewers,
+                approvals: 1,
+                sla,
+                fallback: Verdict::Allow,
+                tiers: vec![],
+            },
+            tier: 0,
+            answers: vec![],
+            confidence: decision.action.confidence,
+            trace_id: decision.trace_id.clone(),
+            args_digest: None,
+            claim: None,
+            comments: vec![],
+            review: None,
+            subject: decision.subject.clone(),
+            trigger: None,
+            threshold: decision.threshold,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// A new, open review case about `action_name` / `agent`, worked by
     /// `reviewers`. Review cases have no SLA tiers or fallback; their deadline
     /// (a week) only orders them.
@@ -274,8 +320,12 @@ impl Case {
     /// the current tier's time, whichever comes first. `None` when nothing is
     /// due (decided or closed, or a review case without a lease).
     pub fn due_at(&self) -> Option<Timestamp> {
-        if !self.is_active() || self.kind != CaseKind::Approval {
+        if !self.is_active() || self.kind == CaseKind::Review {
             return None;
+        }
+        if self.kind == CaseKind::Audit {
+            // an audit past its SLA stays in the queue (overdue); only a lease runs out
+            return self.claim.as_ref().map(|c| c.until);
         }
         Some(match &self.claim {
             Some(c) => c.until.min(self.sla_deadline),

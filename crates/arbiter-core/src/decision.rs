@@ -170,6 +170,9 @@ pub struct Evaluation {
     /// The class's `auto_allow_at` in the deciding version (absent: none, or `never`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// The audit sampling that applies (allowed decisions of a class with an `audit_sample`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::sampling::AuditPlan>,
 }
 
 /// What the gateway knows of a proposal besides the policy's evaluation.
@@ -258,6 +261,10 @@ pub struct Decision {
     /// (absent: the class has none, or never allows by itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// The audit draw, for an allowed decision of a class the policy samples
+    /// for audit: its inclusion probability and whether it was drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::sampling::AuditDraw>,
 }
 
 impl Decision {
@@ -265,6 +272,10 @@ impl Decision {
     /// final at once unless it escalates (then pending, waiting for a person).
     pub fn from_evaluation(proposal: Proposal, eval: Evaluation, policy_hash: &str, eval_micros: u64) -> Decision {
         let escalated = eval.verdict == Verdict::Escalate;
+        let audit = eval
+            .audit
+            .filter(|_| eval.verdict == Verdict::Allow)
+            .map(|p| crate::sampling::draw(&proposal.id, p.sample));
         let final_verdict = (!escalated).then(|| FinalVerdict {
             verdict: eval.verdict,
             source: FinalSource::Policy,
@@ -298,6 +309,7 @@ impl Decision {
             tool_result: None,
             subject: proposal.subject,
             threshold: eval.threshold,
+            audit,
         }
     }
 }
@@ -342,6 +354,7 @@ mod tests {
             explanation: "because".into(),
             condition_errors: vec![ConditionError { trigger: "t".into(), message: "no field `x`".into() }],
             threshold: None,
+            audit: None,
         }
     }
 

@@ -40,6 +40,7 @@ fn decision(id: &str, name: &str, args: serde_json::Value, signals: serde_json::
         tool_result: None,
         subject: None,
         threshold: None,
+        audit: None,
     }
 }
 

@@ -73,6 +73,7 @@ pub mod recurrence;
 pub mod replay;
 pub mod review;
 pub mod rng;
+pub mod sampling;
 pub mod search;
 pub mod simulate;
 pub mod soc;

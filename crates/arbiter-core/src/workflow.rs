@@ -111,6 +111,16 @@ pub enum CaseCommand {
         /// What the backtest found (run by the caller).
         check: InterventionCheck,
     },
+    /// Label an audit case: was the allowed action right? The label becomes
+    /// the decision's outcome and the audit is done.
+    Label {
+        /// The reviewer.
+        by: Actor,
+        /// Whether the action the policy allowed was the right one.
+        correct: bool,
+        /// What the reviewer saw (optional).
+        note: Option<String>,
+    },
     /// Close a review case.
     Close {
         /// The person (or the system) giving the command.
@@ -286,6 +296,17 @@ pub enum CaseEvent {
         /// The result.
         check: InterventionCheck,
     },
+    /// An audit was labelled; the label is the decision's outcome.
+    #[serde(rename = "audit.labelled")]
+    Labelled {
+        /// The reviewer.
+        by: String,
+        /// Whether the allowed action was the right one.
+        correct: bool,
+        /// What the reviewer saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// The review was closed.
     #[serde(rename = "review.closed")]
     Closed {
@@ -324,6 +345,7 @@ impl CaseEvent {
             CaseEvent::InterventionUpdated { .. } => "review.intervention_updated",
             CaseEvent::InterventionLinked { .. } => "review.intervention_linked",
             CaseEvent::InterventionChecked { .. } => "review.intervention_checked",
+            CaseEvent::Labelled { .. } => "audit.labelled",
             CaseEvent::Closed { .. } => "review.closed",
             CaseEvent::Reopened { .. } => "review.reopened",
         }
@@ -467,6 +489,17 @@ fn require_approval(case: &Case, what: &'static str) -> Result<(), CaseError> {
     Ok(())
 }
 
+/// Claims, releases and reassignments: approval and audit cases have a queue and leases.
+fn require_claimable(case: &Case, what: &'static str) -> Result<(), CaseError> {
+    if case.kind == CaseKind::Review {
+        return Err(CaseError::WrongKind(case.kind, what));
+    }
+    if !case.is_active() {
+        return Err(CaseError::NotOpen(case.state));
+    }
+    Ok(())
+}
+
 fn require_review<'c>(case: &'c Case, what: &'static str) -> Result<&'c Review, CaseError> {
     match (&case.review, case.kind) {
         (Some(r), CaseKind::Review) => Ok(r),
@@ -487,7 +520,7 @@ fn speaks_for(by: &Actor, role: &str) -> Result<(), CaseError> {
 pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<CaseEvent>, CaseError> {
     match cmd {
         CaseCommand::Claim { by, lease_ms } => {
-            require_approval(case, "only approval cases are claimed")?;
+            require_claimable(case, "review cases are not claimed")?;
             may_answer_tier(case, by)?;
             if case.has_answered(&by.name, &by.key_id) {
                 return Err(CaseError::AlreadyAnswered);
@@ -503,7 +536,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             Ok(vec![CaseEvent::Claimed { claim, renewed }])
         }
         CaseCommand::Release { by } => {
-            require_approval(case, "only approval cases are claimed")?;
+            require_claimable(case, "review cases are not claimed")?;
             match case.held_at(now) {
                 Some(c) if c.key_id == by.key_id || by.is_admin => Ok(vec![CaseEvent::Released { by: c.by.clone() }]),
                 _ => Err(CaseError::NotHolder),
@@ -513,7 +546,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             if !by.is_admin {
                 return Err(CaseError::AdminOnly("reassign a case"));
             }
-            require_approval(case, "only approval cases are claimed")?;
+            require_claimable(case, "review cases are not claimed")?;
             may_answer_tier(case, to)?;
             let from = case.held_at(now).map(|c| c.by.clone());
             let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
@@ -700,6 +733,25 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             }
             Ok(vec![CaseEvent::InterventionChecked { index: *index, check: check.clone() }])
         }
+        CaseCommand::Label { by, correct, note } => {
+            if case.kind != CaseKind::Audit {
+                return Err(CaseError::WrongKind(case.kind, "only audit cases are labelled"));
+            }
+            if !case.is_active() {
+                return Err(CaseError::NotOpen(case.state));
+            }
+            may_answer_tier(case, by)?;
+            if let Some(c) = case.held_at(now)
+                && c.key_id != by.key_id
+            {
+                return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
+            }
+            let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            if note.is_some_and(|n| n.len() > 4096) {
+                return Err(invalid("note", "must be at most 4 KiB"));
+            }
+            Ok(vec![CaseEvent::Labelled { by: by.name.clone(), correct: *correct, note: note.map(str::to_string) }])
+        }
         CaseCommand::Close { by, reason } => {
             let review = require_review(case, "only review cases are closed")?;
             if case.state == CaseState::Closed {
@@ -744,13 +796,17 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
 /// if the sweeper was away); after the last tier the fallback applies.
 pub fn sweep(case: &Case, now: Timestamp) -> Vec<CaseEvent> {
     let mut events = Vec::new();
-    if case.kind != CaseKind::Approval || !case.is_active() {
+    if case.kind == CaseKind::Review || !case.is_active() {
         return events;
     }
     if let Some(c) = &case.claim
         && c.until <= now
     {
         events.push(CaseEvent::LeaseExpired { holder: c.by.clone() });
+    }
+    if case.kind == CaseKind::Audit {
+        // the decision stands whatever happens: an overdue audit waits in the queue
+        return events;
     }
     let mut tier = case.tier;
     let mut deadline = case.sla_deadline;
@@ -837,6 +893,10 @@ impl Case {
                 if let Some(x) = self.review.as_mut().and_then(|r| r.interventions.get_mut(*index)) {
                     x.check = Some(check.clone());
                 }
+            }
+            CaseEvent::Labelled { .. } => {
+                self.claim = None;
+                self.state = CaseState::Closed;
             }
             CaseEvent::Closed { .. } => self.state = CaseState::Closed,
             CaseEvent::Reopened { .. } => self.state = CaseState::Open,

@@ -310,6 +310,7 @@ mod tests {
             explanation: "denied by `no_writes`".into(),
             condition_errors: vec![],
             threshold: None,
+            audit: None,
         };
         Decision::from_evaluation(proposal, eval, "abc", 3)
     }

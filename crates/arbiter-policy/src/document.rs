@@ -96,6 +96,10 @@ pub struct ClassSpec {
     pub escalation: EscalationSpec,
     /// Paths to the arguments that name what the action acts on (`args.host`), first present wins.
     pub subject: Option<Vec<String>>,
+    /// Share of allowed decisions drawn at random for an after-the-fact audit (0..=1).
+    pub audit_sample: Option<f64>,
+    /// How soon an audit should be labelled.
+    pub audit_sla: Option<HumanDuration>,
 }
 
 /// Whether `p` is a subject path: `args`, `signals` or `context`, then one or more `.field`s.
@@ -147,8 +151,19 @@ struct Reader<'s> {
     trigger_names: Vec<String>,
 }
 
-const CLASS_KEYS: &[&str] =
-    &["auto_allow_at", "below_threshold", "severity", "reviewers", "approvals", "sla", "fallback", "tiers", "subject"];
+const CLASS_KEYS: &[&str] = &[
+    "auto_allow_at",
+    "below_threshold",
+    "severity",
+    "reviewers",
+    "approvals",
+    "sla",
+    "fallback",
+    "tiers",
+    "subject",
+    "audit_sample",
+    "audit_sla",
+];
 const TRIGGER_KEYS: &[&str] = &[
     "name",
     "description",
@@ -429,6 +444,17 @@ impl Reader<'_> {
                     }
                     c.subject = Some(paths.into_iter().map(|(p, _)| p).collect());
                 }
+                "audit_sample" => {
+                    c.audit_sample = self.parsed::<f64>(v, &f, "a share between 0 and 1, e.g. 0.02");
+                    if c.audit_sample.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+                        self.err(
+                            v.pos(),
+                            &f,
+                            "audit_sample must be between 0 and 1 (e.g. 0.02 audits 2% of allowed decisions)",
+                        );
+                    }
+                }
+                "audit_sla" => c.audit_sla = self.parsed::<HumanDuration>(v, &f, "a duration such as 24h"),
                 "below_threshold" => {
                     c.below_threshold = self.parsed(v, &f, "a verdict");
                     if c.below_threshold == Some(Verdict::Allow) {

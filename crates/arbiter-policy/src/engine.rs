@@ -21,6 +21,18 @@ pub struct ClassConfig {
     pub escalation: Escalation,
     /// Paths naming what the action acts on (`args.host`); empty: Arbiter's default argument names.
     pub subject: Vec<String>,
+    /// Share of the decisions this class allows that are drawn for audit (0: none).
+    pub audit_sample: f64,
+    /// How soon a drawn decision is to be labelled.
+    pub audit_sla: HumanDuration,
+}
+
+impl ClassConfig {
+    /// The audit sampling of the decisions this class allows, if it samples any.
+    pub fn audit_plan(&self) -> Option<arbiter_core::sampling::AuditPlan> {
+        (self.audit_sample > 0.0)
+            .then_some(arbiter_core::sampling::AuditPlan { sample: self.audit_sample, sla: self.audit_sla })
+    }
 }
 
 #[derive(Debug)]
@@ -67,8 +79,13 @@ fn builtin_defaults() -> ClassConfig {
             tiers: Vec::new(),
         },
         subject: Vec::new(),
+        audit_sample: 0.0,
+        audit_sla: DEFAULT_AUDIT_SLA,
     }
 }
+
+/// How soon an audit is to be labelled when the policy does not say (`audit_sla`).
+pub const DEFAULT_AUDIT_SLA: HumanDuration = HumanDuration(24 * 3600);
 
 fn resolve(spec: &ClassSpec, base: &ClassConfig) -> ClassConfig {
     ClassConfig {
@@ -76,6 +93,8 @@ fn resolve(spec: &ClassSpec, base: &ClassConfig) -> ClassConfig {
         below_threshold: spec.below_threshold.unwrap_or(base.below_threshold),
         escalation: spec.escalation.over(&base.escalation),
         subject: spec.subject.clone().unwrap_or_else(|| base.subject.clone()),
+        audit_sample: spec.audit_sample.unwrap_or(base.audit_sample),
+        audit_sla: spec.audit_sla.unwrap_or(base.audit_sla),
     }
 }
 
@@ -428,5 +447,6 @@ fn combine(
         .map(|(t, _)| FiredTrigger { name: t.name.clone(), verdict: t.verdict, reason: t.reason.clone() })
         .collect();
     let threshold = config.auto_allow_at.filter(|t| t.is_finite());
-    Evaluation { verdict, triggers, escalation, explanation, condition_errors, threshold }
+    let audit = config.audit_plan().filter(|_| verdict == Verdict::Allow);
+    Evaluation { verdict, triggers, escalation, explanation, condition_errors, threshold, audit }
 }

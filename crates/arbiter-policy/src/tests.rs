@@ -436,3 +436,19 @@ triggers:
     assert!(!p.always_denies("escalates_sometimes"));
     assert!(!p.always_denies("conditional_deny"));
 }
+
+#[test]
+fn audit_sampling_applies_to_allowed_decisions_with_the_class_or_default_settings() {
+    let src = "version: 1\npolicy: a\ndefaults:\n  audit_sla: 4h\nactions:\n  close_alert:\n    auto_allow_at: 0.9\n    audit_sample: 0.02\n  tag_alert:\n    auto_allow_at: 0.5\n";
+    let p = Policy::parse(src).unwrap();
+    let allowed = eval(&p, "close_alert", json!({}), Some(0.95), json!({}));
+    let plan = allowed.audit.expect("an allowed close_alert is sampled");
+    assert_eq!((plan.sample, plan.sla.to_string()), (0.02, "4h".to_string()), "the SLA comes from the defaults");
+    assert_eq!(eval(&p, "close_alert", json!({}), Some(0.5), json!({})).audit, None, "an escalation is not audited");
+    assert_eq!(eval(&p, "tag_alert", json!({}), Some(0.9), json!({})).audit, None, "no audit_sample, no audit");
+    let no_sla =
+        Policy::parse("version: 1\npolicy: a\nactions:\n  x:\n    auto_allow_at: 0.1\n    audit_sample: 1\n").unwrap();
+    assert_eq!(eval(&no_sla, "x", json!({}), Some(0.9), json!({})).audit.unwrap().sla.to_string(), "1d");
+    let errs = Policy::parse("version: 1\npolicy: a\nactions:\n  x:\n    audit_sample: 2\n").unwrap_err();
+    assert!(errs.to_string().contains("audit_sample must be between 0 and 1"), "{errs}");
+}

@@ -218,7 +218,11 @@ pub(crate) fn due(c: &mut impl Sql, now: Timestamp, limit: usize) -> Result<Vec<
     .collect()
 }
 
-pub(crate) fn open_count(c: &mut impl Sql) -> Result<u64> {
-    let r = c.query_one("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", &[])?;
+pub(crate) fn open_count(c: &mut impl Sql, kind: Option<CaseKind>) -> Result<u64> {
+    let kind = kind.map(CaseKind::as_str);
+    let r = c.query_one(
+        "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed') AND ($1::TEXT IS NULL OR kind = $1)",
+        &[&kind],
+    )?;
     Ok(col::<i64>(&r, 0)? as u64)
 }

@@ -127,11 +127,8 @@ pub(crate) fn drift_points(c: &mut impl Sql, from: Timestamp, to: Timestamp) -> 
 pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<Result<Inserted>>> {
     let mut news: Vec<NewDecision> = batch.iter().map(|n| (*n).clone()).collect();
     // the cap, counting the cases this batch opens as it goes
-    let capped: Vec<String> = news
-        .iter()
-        .filter(|n| n.open_case_cap.is_some() && n.case.is_some())
-        .map(|n| n.decision.agent.clone())
-        .collect();
+    let capped: Vec<String> =
+        news.iter().filter(|n| n.approval_cap().is_some()).map(|n| n.decision.agent.clone()).collect();
     if !capped.is_empty() {
         let mut open: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         for r in t.query(
@@ -142,7 +139,7 @@ pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<
             open.insert(col(&r, 0)?, col::<i64>(&r, 1)? as u64);
         }
         for n in &mut news {
-            if let (Some(cap), Some(_)) = (n.open_case_cap, &n.case) {
+            if let Some(cap) = n.approval_cap() {
                 let count = open.entry(n.decision.agent.clone()).or_default();
                 if *count >= cap {
                     arbiter_store::rules::apply_case_cap(&mut n.decision, *count, cap);

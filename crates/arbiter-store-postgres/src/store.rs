@@ -175,8 +175,8 @@ impl Store for PostgresStore {
         self.read(move |c| decisions::chain(c, &traces, &ids, limit)).await
     }
 
-    async fn open_case_count(&self) -> Result<u64> {
-        self.read(cases::open_count).await
+    async fn open_case_count(&self, kind: Option<arbiter_core::CaseKind>) -> Result<u64> {
+        self.read(move |c| cases::open_count(c, kind)).await
     }
 
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {

@@ -46,6 +46,7 @@ fn decision(id: &str, idem: Option<&str>, case_id: Option<&str>) -> Decision {
         tool_result: None,
         subject: None,
         threshold: None,
+        audit: None,
     }
 }
 
@@ -268,7 +269,7 @@ pub async fn decisions_and_idempotency(store: &dyn Store) {
 
 /// Cases open with their decision, answers are recorded as chained events, and the decision becomes final.
 pub async fn cases_and_events(store: &dyn Store) {
-    let open_before = store.open_case_count().await.unwrap();
+    let open_before = store.open_case_count(None).await.unwrap();
     let nd = NewDecision {
         decision: decision("d2", None, Some("c2")),
         request_digest: "r".into(),
@@ -276,7 +277,7 @@ pub async fn cases_and_events(store: &dyn Store) {
         open_case_cap: None,
     };
     store.insert_decision(nd).await.unwrap();
-    assert_eq!(store.open_case_count().await.unwrap(), open_before + 1);
+    assert_eq!(store.open_case_count(None).await.unwrap(), open_before + 1);
     let first = approve("ann", Some(json!({"host": "web-17", "mode": "network_only"})));
     let first = store.update_case("c2", first, Timestamp(2_000)).await.unwrap();
     assert!(first.decision.is_none());
@@ -297,7 +298,7 @@ pub async fn cases_and_events(store: &dyn Store) {
     assert_eq!(fin.verdict, Verdict::Allow);
     assert_eq!(fin.action.unwrap().args["mode"], "network_only");
     assert_eq!(fin.decided_by, ["ann", "bob"]);
-    assert_eq!(store.open_case_count().await.unwrap(), open_before);
+    assert_eq!(store.open_case_count(None).await.unwrap(), open_before);
     let events = store.case_events("c2").await.unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["case.opened", "case.answered", "case.answered", "case.decided"]);

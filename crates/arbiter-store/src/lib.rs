@@ -84,12 +84,20 @@ pub struct NewDecision {
     pub decision: Decision,
     /// Digest of the request, to detect an idempotency key reused for another request.
     pub request_digest: String,
-    /// The approval case to open with it, for escalations.
+    /// The case to open with it: an approval case for an escalation, or an
+    /// audit case for an allowed decision the audit draw selected.
     pub case: Option<Case>,
     /// At most this many open approval cases per agent: past it, the case is
     /// not opened and the escalation's fallback applies at once
     /// ([`rules::apply_case_cap`]). Counted in the same transaction.
     pub open_case_cap: Option<u64>,
+}
+
+impl NewDecision {
+    /// The cap on open approval cases, when this decision opens one (audit cases are not capped: the agent is not held).
+    pub fn approval_cap(&self) -> Option<u64> {
+        self.open_case_cap.filter(|_| self.case.as_ref().is_some_and(|c| c.kind == CaseKind::Approval))
+    }
 }
 
 /// The result of storing a decision.
@@ -110,6 +118,8 @@ pub struct CaseUpdate {
     pub events: Vec<Event>,
     /// The case's decision, when the command made it final.
     pub decision: Option<Decision>,
+    /// The case's decision, when the command labelled it (an audit): its outcome is the label.
+    pub labelled: Option<Decision>,
 }
 
 /// Which cases to list.
@@ -369,8 +379,8 @@ pub trait Store: Send + Sync + 'static {
         decision_ids: &[String],
         limit: usize,
     ) -> Result<Vec<Decision>>;
-    /// Number of cases waiting for people.
-    async fn open_case_count(&self) -> Result<u64>;
+    /// Number of cases waiting for people (of one kind, or all).
+    async fn open_case_count(&self, kind: Option<CaseKind>) -> Result<u64>;
 
     /// Events of one case, in order.
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>>;

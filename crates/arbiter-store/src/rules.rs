@@ -42,7 +42,8 @@ pub fn command_actor(cmd: &CaseCommand) -> &str {
         | CaseCommand::RecordCheck { by, .. }
         | CaseCommand::Close { by, .. }
         | CaseCommand::Reopen { by, .. }
-        | CaseCommand::Withdraw { by, .. } => &by.name,
+        | CaseCommand::Withdraw { by, .. }
+        | CaseCommand::Label { by, .. } => &by.name,
         CaseCommand::Sweep => "system",
     }
 }

@@ -14,6 +14,9 @@ use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::search::Document;
 use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Timestamp};
 
+/// The `label` of an outcome that an audit recorded.
+pub const AUDIT_LABEL: &str = "audit";
+
 /// What a backend's write transaction offers the shared writes.
 pub trait WriteTx {
     /// A case, read for changing it (a backend with several writers locks the row).
@@ -89,11 +92,31 @@ pub fn update_case(t: &mut impl WriteTx, id: &str, command: &CaseCommand, now: T
         }
     }
     if changes.is_empty() {
-        return Ok(CaseUpdate { case, events, decision: None });
+        return Ok(CaseUpdate { case, events, decision: None, labelled: None });
     }
     t.save_case(&case, false)?;
     if let Some(CaseEvent::Closed { by, reason }) = changes.iter().find(|e| matches!(e, CaseEvent::Closed { .. })) {
         lesson_for_closed(t, &case, reason, by, now)?;
+    }
+    let mut labelled = None;
+    if let (Some(CaseEvent::Labelled { by, correct, note }), Some(did)) =
+        (changes.iter().find(|e| matches!(e, CaseEvent::Labelled { .. })), &case.decision_id)
+    {
+        // an audit's label is its decision's outcome (replacing an earlier one, as recording an outcome does)
+        let mut d = t
+            .decision(did)?
+            .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
+        let cost = d.outcome.as_ref().and_then(|o| o.cost);
+        d.outcome = Some(arbiter_core::Outcome {
+            correct: *correct,
+            cost,
+            label: Some(AUDIT_LABEL.to_string()),
+            note: note.clone(),
+            recorded_at: now,
+            recorded_by: by.clone(),
+        });
+        t.save_decision(&d, now)?;
+        labelled = Some(d);
     }
     let mut decision = None;
     if let (Some(ev), Some(did)) = (decided, &case.decision_id) {
@@ -108,7 +131,7 @@ pub fn update_case(t: &mut impl WriteTx, id: &str, command: &CaseCommand, now: T
         }
     }
     index_case(t, &case)?;
-    Ok(CaseUpdate { case, events, decision })
+    Ok(CaseUpdate { case, events, decision, labelled })
 }
 
 /// Keep the search index current after a case changed: a review case's
@@ -120,6 +143,7 @@ pub fn index_case(t: &mut impl WriteTx, case: &Case) -> Result<()> {
                 t.index_document(&doc)?;
             }
         }
+        CaseKind::Audit => {}
         CaseKind::Approval => {
             if let Some(did) = &case.decision_id
                 && let Some(d) = t.decision(did)?

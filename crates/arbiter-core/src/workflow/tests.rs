@@ -626,3 +626,49 @@ fn the_proposing_agent_withdraws_its_open_case() {
     assert!(matches!(handle(&case, &withdraw(&agent, "again"), t), Err(CaseError::NotOpen(CaseState::Decided))));
     assert!(handle(&approval(1), &withdraw(&admin(), "admin cleans up"), t).is_ok(), "an admin may withdraw any");
 }
+
+fn audit() -> Case {
+    let mut c = approval(1);
+    c.kind = CaseKind::Audit;
+    c.escalation.tiers.clear();
+    c.escalation.fallback = Verdict::Allow;
+    c
+}
+
+#[test]
+fn an_audit_is_claimed_and_labelled_never_answered_and_never_falls_back() {
+    let ana = reviewer("ana", &["soc_analyst"]);
+    let bob = reviewer("bob", &["soc_analyst"]);
+    let mut c = audit();
+    // long past its SLA: nothing happens to it (it waits, overdue); its decision stands
+    assert_eq!(sweep(&c, Timestamp(1000 * MIN)), vec![]);
+    assert_eq!(c.due_at(), None, "the sweeper has nothing to do with an unclaimed audit");
+    run(&mut c, CaseCommand::Claim { by: ana.clone(), lease_ms: 10 * MIN }, MIN).unwrap();
+    assert_eq!(c.due_at(), Some(Timestamp(11 * MIN)), "only the lease runs out");
+    let answer = CaseCommand::Answer {
+        by: ana.clone(),
+        verdict: Verdict::Allow,
+        modified_args: None,
+        check: None,
+        rationale: "fine".into(),
+        failure_modes: vec![],
+    };
+    assert!(matches!(run(&mut c, answer, 2 * MIN), Err(CaseError::WrongKind(CaseKind::Audit, _))));
+    let label = |by: &Actor, correct| CaseCommand::Label { by: by.clone(), correct, note: Some("  ".into()) };
+    assert!(matches!(run(&mut c, label(&bob, true), 2 * MIN), Err(CaseError::HeldByOther { .. })));
+    assert!(matches!(
+        run(&mut c, label(&reviewer("fin", &["finance"]), true), 2 * MIN),
+        Err(CaseError::WrongRole { .. })
+    ));
+    let events = run(&mut c, label(&ana, false), 3 * MIN).unwrap();
+    assert_eq!(events, vec![CaseEvent::Labelled { by: "ana".into(), correct: false, note: None }]);
+    assert_eq!((c.state, c.claim.as_ref()), (CaseState::Closed, None));
+    assert!(matches!(run(&mut c, label(&ana, true), 4 * MIN), Err(CaseError::NotOpen(CaseState::Closed))));
+    // an expired lease returns it to the queue, as on approval cases
+    let mut c = audit();
+    run(&mut c, CaseCommand::Claim { by: ana.clone(), lease_ms: MIN }, 0).unwrap();
+    assert_eq!(sweep(&c, Timestamp(2 * MIN)), vec![CaseEvent::LeaseExpired { holder: "ana".into() }]);
+    // approval cases are not labelled
+    let mut a = approval(1);
+    assert!(matches!(run(&mut a, label(&ana, true), MIN), Err(CaseError::WrongKind(CaseKind::Approval, _))));
+}

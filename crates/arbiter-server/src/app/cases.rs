@@ -180,6 +180,23 @@ pub async fn comment(
     Ok(state.update_case(id, cmd).await?.case)
 }
 
+/// A reviewer labels an audit case (only the holder, if someone holds it):
+/// the label becomes the decision's outcome.
+pub async fn label(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    correct: bool,
+    note: Option<String>,
+) -> Result<arbiter_api::cases::LabelResponse, ApiError> {
+    let cmd = CaseCommand::Label { by: actor(who), correct, note };
+    let update = state.update_case(id, cmd).await?;
+    let decision = update.labelled.ok_or_else(|| {
+        ApiError::internal_msg(format!("case {id}: the label was recorded but its decision was not returned"))
+    })?;
+    Ok(arbiter_api::cases::LabelResponse { case: update.case, decision: state.served(decision) })
+}
+
 /// A reviewer answers an approval case (only the holder, if someone holds it).
 pub async fn answer(
     state: &AppState,
@@ -226,9 +243,9 @@ pub async fn find(state: &AppState, q: arbiter_api::cases::ListQuery) -> Result<
     let blank = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
     let kind = match blank(q.kind) {
         None => None,
-        Some(k) => {
-            Some(CaseKind::parse(&k).ok_or_else(|| ApiError::invalid("kind", "must be `approval` or `review`"))?)
-        }
+        Some(k) => Some(
+            CaseKind::parse(&k).ok_or_else(|| ApiError::invalid("kind", "must be `approval`, `review` or `audit`"))?,
+        ),
     };
     let states = match blank(q.state) {
         None => vec![],

@@ -93,6 +93,12 @@ pub async fn propose(
             decision.case_id = Some(case.id.clone());
             Some(case)
         }
+        // an allowed decision the audit draw selected: a person labels it later; the agent goes on
+        (Verdict::Allow, _) if decision.audit.is_some_and(|a| a.selected) => {
+            let config = policy.class_config(&decision.action.name);
+            let reviewers = config.escalation.reviewers.clone();
+            Some(Case::new_audit(new_id(), &decision, reviewers, config.audit_sla, now))
+        }
         _ => None,
     };
     let open_case_cap = state.config.max_open_cases_per_agent;

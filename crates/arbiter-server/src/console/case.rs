@@ -67,7 +67,16 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
             " " small { "from " (case.agent) }
         }
         (flash(q))
-        @if case.is_active() {
+        @if case.kind == CaseKind::Audit {
+            p {
+                "Audit of an allowed decision (drawn with probability " (audit_probability(decision.as_ref())) ")"
+                " · state " b { (case.state.as_str()) }
+                @if case.is_active() {
+                    " · label within " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
+                    @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (when(h.until)) }
+                }
+            }
+        } @else if case.is_active() {
             p {
                 "State " b { (case.state.as_str()) }
                 " · tier " (case.tier + 1) " (" (join(case.current_reviewers())) ")"
@@ -81,10 +90,11 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
         }
         div.grid {
             div {
-                @if let (Some(d), Some(_)) = (&decision, fin) { (decision_record(&case, d)) }
+                @if let (Some(d), Some(_), false) = (&decision, fin, case.kind == CaseKind::Audit) { (decision_record(&case, d)) }
                 @if let Some(d) = &decision { (proposed_action(d, threshold)) }
                 (super::trace::card(run.as_ref()))
-                @if case.is_active() { (decide_card(state, viewer, &case, decision.as_ref(), held)) }
+                @if case.kind == CaseKind::Audit && case.is_active() { (label_card(viewer, &case, held)) }
+                @else if case.is_active() { (decide_card(state, viewer, &case, decision.as_ref(), held)) }
                 @if let (Some(d), false) = (&decision, case.is_active()) { (outcome_card(viewer, &case, d)) }
                 (comments_card(viewer, &case))
             }
@@ -182,6 +192,51 @@ fn decide_card(
                 label for="failure_modes" { "Failure-mode tags (optional, comma-separated)" }
                 input type="text" #failure_modes name="failure_modes";
                 button type="submit" { "Submit decision" }
+            }
+        }
+    }
+}
+
+fn audit_probability(d: Option<&Decision>) -> String {
+    d.and_then(|d| d.audit).map_or_else(|| "–".to_string(), |a| format!("{}", a.probability))
+}
+
+/// The audit's question: the agent already acted; was the allowed action right?
+fn label_card(viewer: &Viewer, case: &Case, held: Option<&Claim>) -> Markup {
+    let action_url = format!("/cases/{}/act", case.id);
+    html! {
+        div.card #label {
+            h2 { "Label this audit" }
+            p.muted {
+                "The policy allowed this action and the agent went ahead; it was drawn at random for a person to check. "
+                "Your label is the decision's outcome: tuning weights it to estimate the error rate of everything the policy allows."
+            }
+            @match held {
+                Some(h) if h.key_id == viewer.who.key_id => {
+                    form.inline method="post" action=(action_url) {
+                        (viewer.csrf_field())
+                        button.secondary type="submit" name="op" value="release" { "Release" }
+                    }
+                }
+                Some(h) => { p.muted { (h.by) " holds this audit." } }
+                None => {
+                    form.inline method="post" action=(action_url) {
+                        (viewer.csrf_field())
+                        button.secondary type="submit" name="op" value="claim" { "Claim" }
+                    }
+                }
+            }
+            form method="post" action=(action_url) {
+                (viewer.csrf_field())
+                input type="hidden" name="op" value="label";
+                fieldset.choices {
+                    legend.muted { "Was the allowed action right?" }
+                    label.choice { input type="radio" name="correct" value="true" required; " Right" }
+                    label.choice { input type="radio" name="correct" value="false"; " Wrong" }
+                }
+                label for="label-note" { "What you saw (optional)" }
+                input type="text" #label-note name="note";
+                button type="submit" { "Record the label" }
             }
         }
     }
@@ -464,6 +519,15 @@ pub async fn act(
                     None => "Your approval is recorded; another reviewer must approve too.".to_string(),
                 };
                 Ok(("/queue".to_string(), msg))
+            }
+            "label" => {
+                let correct = match field(&f, "correct") {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::invalid("correct", "choose right or wrong")),
+                };
+                app::cases::label(&state, who, &id, correct, forms::optional(&f, "note")).await?;
+                Ok(("/audits".to_string(), "Labelled: the label is the decision's outcome.".into()))
             }
             "comment" => {
                 app::cases::comment(&state, who, &id, Some(field(&f, "role").to_string()), field(&f, "text")).await?;

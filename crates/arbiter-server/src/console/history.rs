@@ -186,3 +186,57 @@ pub async fn reviews(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q
     };
     frame("Review cases", Some(&viewer), body)
 }
+
+/// `GET /audits`: allowed decisions drawn for audit, waiting for a label (or labelled).
+pub async fn audits(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+    let page = match app::cases::find(&state, list_query(&q, CaseKind::Audit, "open,claimed")).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let now = state.clock.now();
+    let state_now = q.get("state").map_or("open,claimed", String::as_str).to_string();
+    let body = html! {
+        h1 { "Audits" }
+        (flash(&q))
+        p.muted {
+            "Allowed decisions drawn at random (the policy's " code { "audit_sample" } ") for a person to label after the fact. "
+            "The agent was not held. Labels become outcomes; " code { "arbiter tune" } " weights them by their inclusion probability "
+            "to estimate the error rate of everything the policy allows."
+        }
+        p {
+            @for (s, label) in [("open,claimed", "Waiting"), ("closed", "Labelled"), ("open,claimed,closed", "All")] {
+                @if s == state_now { b { (label) } } @else { a href={ "/audits?state=" (urlencode(s)) } { (label) } }
+                " · "
+            }
+        }
+        form.filters method="get" action="/audits" {
+            input type="hidden" name="state" value=(state_now);
+            (text_input(&q, "action", "Action", "close_alert"))
+            (text_input(&q, "agent", "Agent", "soc-triage-agent"))
+            div.filter { button type="submit" { "Filter" } }
+        }
+        table {
+            thead { tr { th { "Allowed" } th { "Action and subject" } th.opt { "Confidence" } th { "Label due" } th.opt { "Agent" } th { "State" } } }
+            tbody {
+                @for c in &page.cases {
+                    tr.row {
+                        td { (when(c.created_at)) }
+                        td { a href={ "/cases/" (urlencode(&c.id)) } { (c.action_name) @if let Some(s) = &c.subject { " " b { (subject(s)) } } } }
+                        td.opt { (c.confidence.map_or("–".to_string(), |v| format!("{v:.2}"))) }
+                        td {
+                            @if c.is_active() {
+                                @let left = c.sla_deadline.0 - now.0;
+                                span data-deadline=(c.sla_deadline.0) { @if left < 0 { "overdue " } (arbiter_core::duration::human_ms(left)) }
+                            } @else { "–" }
+                        }
+                        td.opt { (c.agent) }
+                        td { (c.state.as_str()) @if let Some(h) = c.held_at(now) { " " span.pill { "claimed by " (h.by) } } }
+                    }
+                }
+                @if page.cases.is_empty() { tr { td.muted colspan="6" { "No audit matches." } } }
+            }
+        }
+        @if let Some(next) = page.next { p { a rel="next" href={ "/audits?" (query_string(&q, next)) } { "Older →" } } }
+    };
+    frame("Audits", Some(&viewer), body)
+}

@@ -14,10 +14,11 @@ use std::collections::HashMap;
 pub type QueryMap = HashMap<String, String>;
 
 /// The console's main pages, in the order the header lists them.
-const PAGES: [(&str, &str, Option<&str>); 7] = [
+const PAGES: [(&str, &str, Option<&str>); 8] = [
     ("/queue", "Queue", Some("q")),
     ("/cases", "Decided", None),
     ("/reviews", "Reviews", Some("r")),
+    ("/audits", "Audits", None),
     ("/dashboard", "Dashboard", Some("d")),
     ("/policy", "Policy", Some("p")),
     ("/lessons", "Lessons", Some("l")),

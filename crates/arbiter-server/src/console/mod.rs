@@ -43,6 +43,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/queue", get(queue::page))
         .route("/cases", get(history::cases))
         .route("/reviews", get(history::reviews))
+        .route("/audits", get(history::audits))
         .route("/cases/{id}", get(case::page))
         .route("/cases/{id}/act", post(case::act))
         .route("/reviews/{id}", get(review::page))

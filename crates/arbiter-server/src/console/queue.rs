@@ -8,7 +8,7 @@ use crate::AppState;
 use crate::extract::Query;
 use arbiter_core::duration::human_ms;
 use arbiter_core::queue::{self, QueueItem};
-use arbiter_core::{Role, Timestamp};
+use arbiter_core::{CaseKind, Role, Timestamp};
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -76,9 +76,12 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
     if q.contains_key("rows") {
         return html_response(rows);
     }
-    let open_reviews = match state.store.open_case_count().await {
-        Ok(n) => n.saturating_sub(cases.len() as u64),
-        Err(e) => return error_page(e.into()),
+    let (open_reviews, open_audits) = match (
+        state.store.open_case_count(Some(CaseKind::Review)).await,
+        state.store.open_case_count(Some(CaseKind::Audit)).await,
+    ) {
+        (Ok(r), Ok(a)) => (r, a),
+        (Err(e), _) | (_, Err(e)) => return error_page(e.into()),
     };
     let body = html! {
         h1 { "Your queue " small { "(" (total) " waiting)" } }
@@ -86,7 +89,8 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
         p.muted {
             "Most urgent first: due within 5 minutes, then severity, time left, agent confidence (lower first), age (hover a row for its reasons). Keys: "
             kbd { "j" } "/" kbd { "k" } " to move, " kbd { "Enter" } " to open. "
-            a href="/reviews" { (open_reviews) " open review case(s)" } " · " a href="/cases" { "decided cases" }
+            a href="/reviews" { (open_reviews) " open review case(s)" } " · "
+            a href="/audits" { (open_audits) " audit(s) to label" } " · " a href="/cases" { "decided cases" }
         }
         table {
             thead { tr {

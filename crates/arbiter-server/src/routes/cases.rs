@@ -143,6 +143,17 @@ pub async fn decide(
     Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))
 }
 
+/// A reviewer labels an audit case: was the allowed action right?
+pub async fn label(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<arbiter_api::cases::LabelRequest>,
+) -> Result<Json<arbiter_api::cases::LabelResponse>, ApiError> {
+    let who = auth.require(WORKERS, "labelling audits")?;
+    Ok(Json(app::cases::label(&state, who, &id, req.correct, req.note).await?))
+}
+
 /// Comment on any case.
 pub async fn comment(
     State(state): State<Arc<AppState>>,

@@ -65,6 +65,7 @@ fn api() -> Api {
         .on("post", "/v1/cases/{id}/release", cases::release)
         .on("post", "/v1/cases/{id}/reassign", cases::reassign)
         .on("post", "/v1/cases/{id}/decision", cases::decide)
+        .on("post", "/v1/cases/{id}/label", cases::label)
         .on("post", "/v1/cases/{id}/comments", cases::comment)
         .on("get", "/v1/cases/{id}/events", cases::events)
         .on("get", "/v1/cases/{id}/chain", cases::chain)

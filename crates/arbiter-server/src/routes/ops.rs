@@ -16,7 +16,7 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state
         .store
-        .open_case_count()
+        .open_case_count(None)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the store is not answering: {e}")))?;
     if state.policy().is_none() {
@@ -27,7 +27,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, 
 
 /// Prometheus metrics.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if let Ok(n) = state.store.open_case_count().await {
+    if let Ok(n) = state.store.open_case_count(None).await {
         state.metrics.open_cases.set(n as i64);
     }
     state.metrics.store_writes.set(state.store.write_stats());

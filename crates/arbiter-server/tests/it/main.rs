@@ -1,6 +1,7 @@
 //! The server in process, on port 0, with an injected clock: time moves when
 //! the test says so, and the sweeper and webhook worker run when called.
 
+mod audits;
 mod documented;
 mod drift;
 mod learning;

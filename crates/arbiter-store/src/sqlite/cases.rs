@@ -251,11 +251,15 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn open_case_count(&self) -> Result<u64> {
-        self.read(|c| {
-            c.query_row("SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed')", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(backend)
+    pub(super) async fn open_case_count(&self, kind: Option<CaseKind>) -> Result<u64> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed') AND (?1 IS NULL OR kind = ?1)",
+                [kind.map(CaseKind::as_str)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
         })
         .await
     }

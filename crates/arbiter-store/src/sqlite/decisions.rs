@@ -64,7 +64,7 @@ impl SqliteStore {
     pub(super) async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
         self.write_chained(move |c, chain| {
             let mut new = new;
-            if let (Some(cap), Some(_)) = (new.open_case_cap, &new.case) {
+            if let Some(cap) = new.approval_cap() {
                 let open: i64 = c
                     .prepare_cached(
                         "SELECT COUNT(*) FROM cases WHERE agent = ?1 AND kind = 'approval' AND state IN ('open', 'claimed')",

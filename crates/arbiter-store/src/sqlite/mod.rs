@@ -416,8 +416,8 @@ impl Store for SqliteStore {
         SqliteStore::decision_chain(self, trace_ids, decision_ids, limit).await
     }
 
-    async fn open_case_count(&self) -> Result<u64> {
-        SqliteStore::open_case_count(self).await
+    async fn open_case_count(&self, kind: Option<CaseKind>) -> Result<u64> {
+        SqliteStore::open_case_count(self, kind).await
     }
 
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
