@@ -75,6 +75,18 @@ pub(crate) fn labelled(c: &mut impl Sql, limit: usize) -> Result<Vec<Decision>> 
     Ok(out)
 }
 
+pub(crate) fn unlabelled_audit(c: &mut impl Sql, limit: usize) -> Result<Vec<Decision>> {
+    // the text match narrows the scan cheaply; the JSON path decides
+    let mut out: Vec<Decision> = load_bodies(
+        c,
+        "SELECT body FROM decisions WHERE outcome_correct IS NULL AND verdict = 'allow' AND body LIKE '%\"audit\":{%'
+           AND (body::jsonb -> 'audit') IS NOT NULL ORDER BY event_time DESC, seq DESC LIMIT $1",
+        &[&(limit as i64)],
+    )?;
+    out.reverse();
+    Ok(out)
+}
+
 pub(crate) fn recent(c: &mut impl Sql, limit: usize) -> Result<Vec<Decision>> {
     let mut out: Vec<Decision> =
         load_bodies(c, "SELECT body FROM decisions ORDER BY event_time DESC, seq DESC LIMIT $1", &[&(limit as i64)])?;

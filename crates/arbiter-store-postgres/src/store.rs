@@ -121,6 +121,10 @@ impl Store for PostgresStore {
         self.read(move |c| decisions::labelled(c, limit)).await
     }
 
+    async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| decisions::unlabelled_audit(c, limit)).await
+    }
+
     async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| decisions::recent(c, limit)).await
     }

@@ -140,7 +140,86 @@ pub async fn run_all(store: &dyn Store) {
     spans(store).await;
     receipts_and_settings(store).await;
     leases(store).await;
+    audits(store).await;
     assert_verified(store).await;
+}
+
+/// Allowed decisions of an audit design: the drawn ones open audit cases
+/// (never held back by the open-case cap), a label becomes the decision's
+/// outcome, and the design's unlabelled decisions are listed for tuning.
+pub async fn audits(store: &dyn Store) {
+    let allowed = |id: &str, selected: bool| {
+        let mut d = decision(id, None, None);
+        d.agent = "audited-agent".into();
+        d.verdict = Verdict::Allow;
+        d.status = DecisionStatus::Final;
+        d.audit = Some(arbiter_core::sampling::AuditDraw { probability: 0.5, selected });
+        d.final_verdict = Some(arbiter_core::FinalVerdict {
+            verdict: Verdict::Allow,
+            source: FinalSource::Policy,
+            action: None,
+            decided_by: vec![],
+            rationale: "confident enough".into(),
+            decided_at: Timestamp(5),
+            receipt: None,
+        });
+        d
+    };
+    let drawn = allowed("aud-1", true);
+    let case = Case::new_audit(
+        "c-aud-1".into(),
+        &drawn,
+        ["soc_analyst".to_string()].into(),
+        HumanDuration(3600),
+        Timestamp(5),
+    );
+    let d = match store
+        .insert_decision(NewDecision {
+            decision: drawn,
+            request_digest: "aud-1".into(),
+            case: Some(case),
+            open_case_cap: Some(0),
+        })
+        .await
+        .unwrap()
+    {
+        Inserted::Created(d) => d,
+        other => panic!("a new decision, got {other:?}"),
+    };
+    assert_eq!(d.final_verdict.as_ref().map(|f| f.source), Some(FinalSource::Policy), "audits are not capped");
+    assert_eq!(store.case("c-aud-1").await.unwrap().unwrap().kind, CaseKind::Audit);
+    assert_eq!(store.open_case_count(Some(CaseKind::Audit)).await.unwrap(), 1);
+    for (id, selected) in [("aud-2", false), ("aud-3", false)] {
+        let n =
+            NewDecision { decision: allowed(id, selected), request_digest: id.into(), case: None, open_case_cap: None };
+        store.insert_decision(n).await.unwrap();
+    }
+    // a decision outside the design whose arguments happen to read like one is not listed
+    let mut lookalike = decision("aud-x", None, None);
+    lookalike.action.args = json!({"audit": {"probability": 1}});
+    store
+        .insert_decision(NewDecision {
+            decision: lookalike,
+            request_digest: "aud-x".into(),
+            case: None,
+            open_case_cap: None,
+        })
+        .await
+        .unwrap();
+    let ids = |v: Vec<Decision>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.unlabelled_audit_decisions(100).await.unwrap()), ["aud-1", "aud-2", "aud-3"]);
+    let label =
+        CaseCommand::Label { by: reviewer("ann", &["soc_analyst"]), correct: false, note: Some("a real phish".into()) };
+    let u = store.update_case("c-aud-1", label, Timestamp(60)).await.unwrap();
+    assert_eq!(u.case.state, CaseState::Closed);
+    assert!(u.decision.is_none(), "a label finalizes nothing");
+    let labelled = u.labelled.expect("the labelled decision");
+    let o = labelled.outcome.as_ref().unwrap();
+    assert_eq!((o.correct, o.label.as_deref(), o.recorded_by.as_str()), (false, Some("audit"), "ann"));
+    assert_eq!(store.decision("aud-1").await.unwrap().unwrap().outcome, labelled.outcome);
+    assert_eq!(ids(store.unlabelled_audit_decisions(100).await.unwrap()), ["aud-2", "aud-3"]);
+    assert_eq!(ids(store.unlabelled_audit_decisions(1).await.unwrap()), ["aud-3"], "the most recent");
+    assert_eq!(store.open_case_count(Some(CaseKind::Audit)).await.unwrap(), 0);
 }
 
 /// A lease has one holder until it expires; its holder renews it; another takes it over once it lapsed.

@@ -348,6 +348,11 @@ pub trait Store: Send + Sync + 'static {
     /// The most recent `limit` decisions with a recorded outcome, oldest first
     /// (the history that tuning and backtests learn from).
     async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>>;
+    /// The most recent `limit` decisions of an audit design (allowed decisions
+    /// of a class with an `audit_sample`, drawn or not) that have no outcome
+    /// yet, oldest first: with [`Store::labelled_decisions`], the population
+    /// tuning weights the audit labels over.
+    async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>>;
     /// The most recent `limit` decisions (by event time), oldest first,
     /// labelled or not (what a policy change is checked against).
     async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>>;

@@ -157,6 +157,22 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| {
+            // the text match narrows the scan cheaply; the JSON path decides
+            let mut out: Vec<Decision> = load_bodies(
+                c,
+                r#"SELECT body FROM decisions WHERE outcome_correct IS NULL AND verdict = 'allow'
+                   AND body LIKE '%"audit":{%' AND json_extract(body, '$.audit.probability') IS NOT NULL
+                   ORDER BY event_time DESC, seq DESC LIMIT ?1"#,
+                [limit as i64],
+            )?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
     pub(super) async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| {
             let mut out: Vec<Decision> = load_bodies(

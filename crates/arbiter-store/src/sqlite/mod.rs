@@ -379,6 +379,10 @@ impl Store for SqliteStore {
         SqliteStore::recent_decisions(self, limit).await
     }
 
+    async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        SqliteStore::unlabelled_audit_decisions(self, limit).await
+    }
+
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         SqliteStore::record_outcome(self, id, outcome).await
     }
