@@ -58,12 +58,29 @@ fn read(p: &Path) -> Result<String> {
 }
 
 fn store_decisions(db: &Path, limit: usize) -> Result<Vec<arbiter_core::Decision>> {
+    Ok(read_store(db, limit, false)?.0)
+}
+
+/// The most recent `limit` labelled decisions and, with `audit`, the
+/// unlabelled decisions of an audit design made since the oldest of them
+/// (the population its audit labels stand for).
+fn read_store(
+    db: &Path,
+    limit: usize,
+    audit: bool,
+) -> Result<(Vec<arbiter_core::Decision>, Vec<arbiter_core::Decision>)> {
     let _spin = Progress::spinner(&format!("reading labelled decisions from {}", db.display()));
     crate::current_thread()?.block_on(async {
         let store = crate::open_store(db).await?;
-        let d = store.labelled_decisions(limit).await?;
+        let labelled = store.labelled_decisions(limit).await?;
+        let mut unlabelled = if audit { store.unlabelled_audit_decisions(limit).await? } else { Vec::new() };
+        if labelled.len() == limit
+            && let Some(oldest) = labelled.first().map(|d| d.event_time)
+        {
+            unlabelled.retain(|d| d.event_time >= oldest);
+        }
         store.close();
-        Ok(d)
+        Ok((labelled, unlabelled))
     })
 }
 
@@ -84,31 +101,45 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         }
         (None, Some(db)) => {
             let mut h = History::default();
-            for d in store_decisions(db, args.limit)? {
+            let (labelled, unlabelled) = read_store(db, args.limit, true)?;
+            for d in labelled {
                 push_decision(&mut h, &d);
+            }
+            for d in unlabelled {
+                if let Some(draw) = d.audit {
+                    h.push_unlabelled(d.event_time, &d.action.name, d.action.confidence.unwrap_or(0.0), draw);
+                }
             }
             h
         }
         (None, None) => bail!("give --history FILE or --db STORE"),
     };
-    let h = if args.since.is_some() || args.until.is_some() { h.between(args.since, args.until) } else { h };
+    let h = if args.since.is_some() || args.until.is_some() || h.has_audit_design() {
+        h.between(args.since, args.until)
+    } else {
+        h
+    };
     if h.is_empty() {
         bail!("the history has no decisions with outcomes{}: tuning needs some", args.window());
     }
     Ok(h)
 }
 
-/// Add a stored labelled decision to a history.
+/// Add a stored labelled decision to a history (with its audit draw, if it has one).
 pub fn push_decision(h: &mut History, d: &arbiter_core::Decision) {
     let o = d.outcome.as_ref().expect("labelled decisions have outcomes");
-    h.push(&history::Row {
+    let row = history::Row {
         timestamp: d.event_time,
         action: &d.action.name,
         confidence: d.action.confidence.unwrap_or(0.0),
         correct: o.correct,
         error_cost: o.cost,
         escalation_cost: None,
-    });
+    };
+    match d.audit {
+        Some(draw) => h.push_audited(&row, draw),
+        None => h.push(&row),
+    }
 }
 
 /// The verdict `policy`'s triggers give a decision whatever the threshold, if any fired.
@@ -149,6 +180,10 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
                 // validate the row the same way tuning does
                 let row = history::parse_jsonl(line)
                     .map_err(|e| anyhow::anyhow!("{}: line {}: {}: {}", p.display(), i + 1, e.field, e.message))?;
+                if row.is_empty() {
+                    // a decision of an audit design without a label: counted by tuning, not replayed
+                    continue;
+                }
                 let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line {}", i + 1), str::to_string);
                 let ts = Timestamp(row.timestamp[0]);
                 if !args.in_window(ts) {

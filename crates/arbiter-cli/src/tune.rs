@@ -252,6 +252,7 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
             pct(rules.escalations as f64 / r.decisions.max(1) as f64)
         );
     }
+    print_audit(r);
     match (r.feasible, opts.max_auto_error) {
         (true, Some(e)) => println!(
             "escalated share {} within the budget {} ({} of {} decisions); {} auto-error rate is ≤ {} with probability ≥ {} (Clopper–Pearson, Learn-then-Test{}); the least-cost allocation (exact)",
@@ -299,6 +300,41 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
     if r.optimality_gap > 0.0 {
         println!("the allocation is within {:.1} cost units of the exact optimum", r.optimality_gap);
     }
+}
+
+/// The audit design, for classes that have one: what the weighted estimate rests on.
+fn print_audit(r: &TuneResult) {
+    let audited: Vec<_> = r.classes.iter().filter(|c| !c.audit.is_empty()).collect();
+    if audited.is_empty() {
+        return;
+    }
+    println!(
+        "audit design: the labels of drawn decisions are weighted by their stratum's decisions per draw (Horvitz–Thompson); \
+         AUTO-ERR is that estimate and UPPER the stratified bound (Clopper–Pearson per stratum at δ/S, weighted; docs/tuning.md)"
+    );
+    println!(
+        "  {:<22} {:>6} {:>10} {:>7} {:>11} {:>10} {:>8}",
+        "ACTION", "π", "DECISIONS", "DRAWN", "UNLABELLED", "LEFT OUT", "ESS"
+    );
+    for c in audited {
+        for (i, s) in c.audit.iter().enumerate() {
+            println!(
+                "  {:<22} {:>6} {:>10} {:>7} {:>11} {:>10} {:>8}",
+                if i == 0 { c.action.as_str() } else { "" },
+                s.probability,
+                s.decisions,
+                s.drawn,
+                s.unlabelled,
+                s.labels_left_out,
+                if i == 0 { format!("{:.0}", c.effective_sample_size) } else { String::new() }
+            );
+        }
+    }
+    println!(
+        "  UNLABELLED: drawn, not labelled yet, counted as errors (label them: arbiter cases audits); \
+         LEFT OUT: labels of undrawn decisions, which were not drawn at random; ESS: effective sample size at the chosen threshold"
+    );
+    println!();
 }
 
 /// Bins of the reliability diagrams.

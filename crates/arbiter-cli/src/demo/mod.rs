@@ -8,6 +8,7 @@
 //! [`report`] the walkthrough; [`offline`] holds the subcommands that need no
 //! server (`generate`, `evaluate`).
 
+mod audit;
 mod day;
 mod lesson;
 mod offline;

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
     /// Measure drift detection on the simulated SOC over many seeds: delay after
-    /// injected over-isolation, and false alarms per week without drift.
+    /// injected over-isolation, and false alarms per week without drift. With
+    /// --audit: measure audit sampling instead (the bias of escalation labels,
+    /// and the coverage of the audit-weighted bound).
     Evaluate {
         /// Number of seeds.
         #[arg(long, default_value_t = 20)]
@@ -22,6 +24,13 @@ pub enum DemoCommand {
         /// Alerts per hour.
         #[arg(long, default_value_t = 400.0)]
         rate: f64,
+        /// Evaluate audit sampling: per seed a simulated week, 2% of the allowed decisions
+        /// drawn for audit, the auto-allowed error rate estimated three ways.
+        #[arg(long)]
+        audit: bool,
+        /// With --audit: the share of allowed decisions drawn.
+        #[arg(long, default_value_t = 0.02, requires = "audit")]
+        audit_sample: f64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -189,7 +198,23 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
 /// Run a demo subcommand.
 pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
     match cmd {
-        DemoCommand::Evaluate { seeds, rate, json } => evaluate(seeds, rate, json),
+        DemoCommand::Evaluate { seeds, rate, json, audit: true, audit_sample } => {
+            if !(audit_sample > 0.0 && audit_sample <= 1.0) {
+                bail!("--audit-sample must be in (0, 1]");
+            }
+            let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let setup = super::audit::AuditSetup { seeds, rate, share: audit_sample, ..Default::default() };
+            let spin = Progress::spinner(&format!("simulating {seeds} SOC weeks"));
+            let report = super::audit::evaluate(setup, &policy)?;
+            drop(spin);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                super::audit::print(&report, &setup);
+            }
+            Ok(if report.coverage >= 1.0 - report.delta { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DemoCommand::Evaluate { seeds, rate, json, .. } => evaluate(seeds, rate, json),
         DemoCommand::Generate { decisions, seed, out, soc: true, .. } => generate_soc(decisions, seed, &out),
         DemoCommand::Generate { decisions, classes, seed, out, soc: false } => {
             if classes == 0 || classes > 10_000 {

@@ -311,3 +311,93 @@ async fn a_policy_change_is_drafted_linked_and_backtested_from_the_terminal() {
     let suggestions = ok(arbiter(&s, admin, &["policy", "suggest", "--refresh"]));
     assert!(suggestions.contains("no open suggestions"), "too little history for a rule: {suggestions}");
 }
+
+/// Audit sampling end to end: the served binary draws allowed decisions for
+/// audit, a reviewer lists and labels them from the terminal, and `tune --db`
+/// weights the audit labels (showing the design, and what it left out).
+#[tokio::test]
+async fn audits_are_labelled_from_the_terminal_and_weighted_by_tune() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let policy = dir.path().join("audited.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\npolicy: audited\ndefaults:\n  reviewers: [soc_analyst]\nactions:\n  close_alert:\n    auto_allow_at: 0.9\n    audit_sample: 0.5\n    audit_sla: 2h\n",
+    )
+    .unwrap();
+    let s = Server::start(&db, &["--policy", policy.to_str().unwrap()]);
+    let agent = s.key("soc-triage-agent", "agent", &[]).await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    let mut allowed = Vec::new();
+    for i in 0..40 {
+        let body =
+            json!({"action": {"name": "close_alert", "confidence": 0.95, "args": {"alert_id": format!("a-{i}")}}});
+        let d: Value = s.propose(&agent, &body, None).await.json().await.unwrap();
+        assert_eq!(d["final"]["verdict"], "allow", "{d}");
+        allowed.push(d);
+    }
+    let drawn: Vec<&Value> = allowed.iter().filter(|d| d["audit"]["selected"] == true).collect();
+    assert!((8..=32).contains(&drawn.len()), "half of 40 are drawn, give or take: {}", drawn.len());
+    let listed = ok(arbiter(&s, &ann, &["cases", "audits"]));
+    assert!(listed.contains("close_alert") && listed.contains("LABEL DUE"), "{listed}");
+    let audits: Value = serde_json::from_str(&ok(arbiter(&s, &ann, &["cases", "audits", "--json"]))).unwrap();
+    let audits = audits.as_array().unwrap();
+    assert_eq!(audits.len(), drawn.len());
+    // label all but one: the first two wrong
+    for (i, a) in audits.iter().enumerate().skip(1) {
+        let verdict = if i <= 2 { "--wrong" } else { "--right" };
+        let out = ok(arbiter(
+            &s,
+            &ann,
+            &["cases", "label", a["id"].as_str().unwrap(), verdict, "--note", "checked the alert"],
+        ));
+        assert!(out.contains("labelled"), "{out}");
+    }
+    let again = arbiter(&s, &ann, &["cases", "label", audits[1]["id"].as_str().unwrap(), "--right"]);
+    assert!(!again.0 && again.2.contains("not_open"), "{again:?}");
+    // an error reported on an undrawn decision: recorded, and left out of the weighted estimate
+    let undrawn = allowed.iter().find(|d| d["audit"]["selected"] == false).unwrap();
+    let r = s
+        .http
+        .post(s.at(&format!("/v1/decisions/{}/outcome", undrawn["id"].as_str().unwrap())))
+        .bearer_auth(&ann)
+        .json(&json!({"correct": false, "note": "customer complaint"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.terminate());
+    let out = Command::new(bin())
+        .args([
+            "tune",
+            "--db",
+            db.to_str().unwrap(),
+            "--max-escalation-rate",
+            "1",
+            "--escalation-cost",
+            "close_alert=1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let class = &v["result"]["classes"][0];
+    let stratum = &class["audit"][0];
+    assert_eq!(stratum["probability"], 0.5);
+    assert_eq!(stratum["decisions"], 40);
+    assert_eq!(stratum["drawn"].as_u64(), Some(drawn.len() as u64));
+    assert_eq!(stratum["unlabelled"], 1, "the unlabelled audit counts as an error");
+    assert_eq!(stratum["labels_left_out"], 1, "the complaint was not drawn at random");
+    // escalating all 40 costs 40; allowing them, 40 × the estimated 3 errors per draw: it allows them
+    assert_eq!(class["threshold"], 0.95, "{class}");
+    // 3 errors (2 labelled wrong, 1 unlabelled) among the draws, for all 40 decisions
+    let rate = class["auto_error_rate"].as_f64().unwrap();
+    assert!((rate - 3.0 / drawn.len() as f64).abs() < 1e-9, "{class}");
+    let table = Command::new(bin())
+        .args(["tune", "--db", db.to_str().unwrap(), "--max-escalation-rate", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("audit design") && text.contains("LEFT OUT"), "{text}");
+}

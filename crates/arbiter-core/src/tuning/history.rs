@@ -1,7 +1,13 @@
 //! Labelled decision history: what tuning, simulation and backtests learn
 //! from. Read from CSV or JSON Lines (format in `docs/tuning.md`), columnar in
 //! memory so that ten million rows stay compact and fast to scan.
+//!
+//! A history may carry an **audit design**: the allowed decisions of classes
+//! with an `audit_sample`, each with the inclusion probability π it was drawn
+//! with and whether it was drawn, labelled or not. Tuning weights the drawn
+//! labels by their inclusion probabilities ([`super::curves`]).
 
+use crate::sampling::AuditDraw;
 use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::fmt;
@@ -23,7 +29,28 @@ pub struct History {
     pub escalation_cost: Vec<f64>,
     /// Event time, ms since the epoch.
     pub timestamp: Vec<i64>,
+    /// Per decision, the inclusion probability of its audit draw (NaN: not
+    /// in an audit design). Empty when no decision is in one.
+    pub audit_probability: Vec<f64>,
+    /// Per decision, whether the audit draw selected it (empty like `audit_probability`).
+    pub audit_selected: Vec<bool>,
+    /// Decisions of an audit design without a label yet: they count in the
+    /// population the audit labels stand for.
+    pub unlabelled: Vec<Unlabelled>,
     index: HashMap<String, u32>,
+}
+
+/// A decision of an audit design that has no label (yet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unlabelled {
+    /// Its action class (an index into [`History::classes`]).
+    pub class: u32,
+    /// The agent's confidence.
+    pub confidence: f64,
+    /// Its audit draw.
+    pub audit: AuditDraw,
+    /// Event time, ms since the epoch.
+    pub timestamp: i64,
 }
 
 /// One decision to add.
@@ -74,6 +101,39 @@ impl History {
         self.error_cost.push(r.error_cost.unwrap_or(f64::NAN));
         self.escalation_cost.push(r.escalation_cost.unwrap_or(f64::NAN));
         self.timestamp.push(r.timestamp.0);
+        if !self.audit_probability.is_empty() {
+            self.audit_probability.push(f64::NAN);
+            self.audit_selected.push(false);
+        }
+    }
+
+    /// Append a labelled decision of an audit design, with its draw.
+    pub fn push_audited(&mut self, r: &Row<'_>, draw: AuditDraw) {
+        self.push(r);
+        if self.audit_probability.is_empty() {
+            self.audit_probability = vec![f64::NAN; self.len()];
+            self.audit_selected = vec![false; self.len()];
+        }
+        let last = self.len() - 1;
+        self.audit_probability[last] = draw.probability;
+        self.audit_selected[last] = draw.selected;
+    }
+
+    /// Append a decision of an audit design that has no label yet.
+    pub fn push_unlabelled(&mut self, timestamp: Timestamp, action: &str, confidence: f64, draw: AuditDraw) {
+        let class = self.class_id(action);
+        self.unlabelled.push(Unlabelled { class, confidence, audit: draw, timestamp: timestamp.0 });
+    }
+
+    /// The audit draw of labelled decision `i`, if it is in an audit design.
+    pub fn audit(&self, i: usize) -> Option<AuditDraw> {
+        let p = *self.audit_probability.get(i)?;
+        (!p.is_nan()).then(|| AuditDraw { probability: p, selected: self.audit_selected[i] })
+    }
+
+    /// Whether any decision is in an audit design.
+    pub fn has_audit_design(&self) -> bool {
+        !self.audit_probability.is_empty() || !self.unlabelled.is_empty()
     }
 
     /// Only the decisions made in `[since, until)` (an end open when `None`);
@@ -81,24 +141,55 @@ impl History {
     pub fn between(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> History {
         let keep = |t: i64| since.is_none_or(|s| t >= s.0) && until.is_none_or(|u| t < u.0);
         let mask: Vec<bool> = self.timestamp.iter().map(|&t| keep(t)).collect();
-        self.select(&mask)
+        let mut out = self.select(&mask);
+        out.unlabelled.retain(|u| keep(u.timestamp));
+        out.drop_unused_classes();
+        out
     }
 
-    /// Only the decisions whose `keep` entry is true (`keep` has one per
-    /// decision); classes with none left are dropped.
+    /// Renumber classes so that only those with a decision (labelled or not) remain.
+    fn drop_unused_classes(&mut self) {
+        let mut used = vec![false; self.classes.len()];
+        self.class.iter().for_each(|&c| used[c as usize] = true);
+        self.unlabelled.iter().for_each(|u| used[u.class as usize] = true);
+        if used.iter().all(|&u| u) {
+            return;
+        }
+        let mut map = vec![u32::MAX; self.classes.len()];
+        let old = std::mem::take(&mut self.classes);
+        self.index.clear();
+        for (i, name) in old.into_iter().enumerate().filter(|(i, _)| used[*i]) {
+            map[i] = self.classes.len() as u32;
+            self.index.insert(name.clone(), map[i]);
+            self.classes.push(name);
+        }
+        self.class.iter_mut().for_each(|c| *c = map[*c as usize]);
+        self.unlabelled.iter_mut().for_each(|u| u.class = map[u.class as usize]);
+    }
+
+    /// Only the labelled decisions whose `keep` entry is true (`keep` has one
+    /// per labelled decision); the unlabelled decisions of an audit design
+    /// stay; classes with no decision left are dropped.
     pub fn select(&self, keep: &[bool]) -> History {
         assert_eq!(keep.len(), self.len(), "one entry per decision");
         let cost = |c: f64| (!c.is_nan()).then_some(c);
         let mut out = History::default();
         for i in (0..self.len()).filter(|&i| keep[i]) {
-            out.push(&Row {
+            let row = Row {
                 timestamp: Timestamp(self.timestamp[i]),
                 action: &self.classes[self.class[i] as usize],
                 confidence: self.confidence[i],
                 correct: self.correct[i],
                 error_cost: cost(self.error_cost[i]),
                 escalation_cost: cost(self.escalation_cost[i]),
-            });
+            };
+            match self.audit(i) {
+                Some(draw) => out.push_audited(&row, draw),
+                None => out.push(&row),
+            }
+        }
+        for u in &self.unlabelled {
+            out.push_unlabelled(Timestamp(u.timestamp), &self.classes[u.class as usize], u.confidence, u.audit);
         }
         out
     }
@@ -162,6 +253,13 @@ fn parse_cost(line: usize, field: &str, s: &str) -> Result<Option<f64>, HistoryE
     }
 }
 
+fn parse_probability(line: usize, s: &str) -> Result<f64, HistoryError> {
+    match s.parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 1.0 => Ok(p),
+        _ => Err(err(line, "audit_probability", format!("`{s}` is not an inclusion probability in (0, 1]"))),
+    }
+}
+
 fn check_action(line: usize, s: &str) -> Result<(), HistoryError> {
     if s.is_empty() || s.len() > 128 || s.contains('"') {
         return Err(err(line, "action", "must be 1 to 128 characters, unquoted"));
@@ -173,7 +271,9 @@ fn check_action(line: usize, s: &str) -> Result<(), HistoryError> {
 const REPORT_EVERY: usize = 1 << 16;
 
 /// Parse CSV with a header naming at least `timestamp,action,confidence,correct`
-/// (optional `error_cost`, `escalation_cost`; other columns are ignored).
+/// (optional `error_cost`, `escalation_cost`, and for an audit design
+/// `audit_probability`, `audit_selected`; other columns are ignored). A row
+/// of an audit design may leave `correct` empty: it has no label yet.
 pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
     parse_csv_with(text, &mut |_| {})
 }
@@ -194,6 +294,10 @@ pub fn parse_csv_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<His
     };
     let (ti, ai, ci, oi) = (need("timestamp")?, need("action")?, need("confidence")?, need("correct")?);
     let (ei, si) = (find("error_cost"), find("escalation_cost"));
+    let (pi, di) = (find("audit_probability"), find("audit_selected"));
+    if pi.is_some() != di.is_some() {
+        return Err(err(1, "header", "audit_probability and audit_selected come together"));
+    }
     let mut h = History::default();
     let mut fields: Vec<&str> = Vec::with_capacity(cols.len());
     done += header.len() + 1;
@@ -214,21 +318,47 @@ pub fn parse_csv_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<His
         }
         let action = fields[ai].trim();
         check_action(line, action)?;
+        let draw = match (pi.map(|k| fields[k].trim()), di) {
+            (Some(p), Some(d)) if !p.is_empty() => Some(AuditDraw {
+                probability: parse_probability(line, p)?,
+                selected: parse_bool(line, fields[d].trim()).map_err(|e| err(line, "audit_selected", e.message))?,
+            }),
+            _ => None,
+        };
+        let timestamp = parse_time(line, fields[ti].trim())?;
+        let confidence = parse_confidence(line, fields[ci].trim())?;
+        let correct = fields[oi].trim();
+        if correct.is_empty() {
+            let Some(draw) = draw else {
+                return Err(err(
+                    line,
+                    "correct",
+                    "is empty: only a decision of an audit design (audit_probability) may be unlabelled",
+                ));
+            };
+            h.push_unlabelled(timestamp, action, confidence, draw);
+            continue;
+        }
         let row = Row {
-            timestamp: parse_time(line, fields[ti].trim())?,
+            timestamp,
             action,
-            confidence: parse_confidence(line, fields[ci].trim())?,
-            correct: parse_bool(line, fields[oi].trim())?,
+            confidence,
+            correct: parse_bool(line, correct)?,
             error_cost: ei.map(|e| parse_cost(line, "error_cost", fields[e].trim())).transpose()?.flatten(),
             escalation_cost: si.map(|e| parse_cost(line, "escalation_cost", fields[e].trim())).transpose()?.flatten(),
         };
-        h.push(&row);
+        match draw {
+            Some(d) => h.push_audited(&row, d),
+            None => h.push(&row),
+        }
     }
     Ok(h)
 }
 
 /// Parse JSON Lines: one object per line with `timestamp`, `action`,
-/// `confidence`, `correct` and optional `error_cost`, `escalation_cost`.
+/// `confidence`, `correct` and optional `error_cost`, `escalation_cost`, and
+/// `audit` (`{"probability": π, "selected": true}`) for a decision of an audit
+/// design, which may have no `correct` yet.
 pub fn parse_jsonl(text: &str) -> Result<History, HistoryError> {
     parse_jsonl_with(text, &mut |_| {})
 }
@@ -263,7 +393,30 @@ pub fn parse_jsonl_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<H
         if !(0.0..=1.0).contains(&confidence) {
             return Err(err(line, "confidence", format!("{confidence} is outside 0..1")));
         }
-        let correct = field("correct")?.as_bool().ok_or_else(|| err(line, "correct", "must be true or false"))?;
+        let draw = match v.get("audit") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(a) => {
+                let p = a.get("probability").and_then(serde_json::Value::as_f64);
+                let selected = a.get("selected").and_then(serde_json::Value::as_bool);
+                match (p, selected) {
+                    (Some(p), Some(selected)) if p > 0.0 && p <= 1.0 => Some(AuditDraw { probability: p, selected }),
+                    _ => {
+                        return Err(err(
+                            line,
+                            "audit",
+                            "must be {\"probability\": a number in (0, 1], \"selected\": true or false}",
+                        ));
+                    }
+                }
+            }
+        };
+        let correct = match (v.get("correct"), draw) {
+            (None | Some(serde_json::Value::Null), Some(d)) => {
+                h.push_unlabelled(timestamp, action, confidence, d);
+                continue;
+            }
+            _ => field("correct")?.as_bool().ok_or_else(|| err(line, "correct", "must be true or false"))?,
+        };
         let cost = |name: &str| -> Result<Option<f64>, HistoryError> {
             match v.get(name) {
                 None | Some(serde_json::Value::Null) => Ok(None),
@@ -273,34 +426,60 @@ pub fn parse_jsonl_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<H
                 },
             }
         };
-        h.push(&Row {
+        let row = Row {
             timestamp,
             action,
             confidence,
             correct,
             error_cost: cost("error_cost")?,
             escalation_cost: cost("escalation_cost")?,
-        });
+        };
+        match draw {
+            Some(d) => h.push_audited(&row, d),
+            None => h.push(&row),
+        }
     }
     Ok(h)
 }
 
-/// Write a history as CSV (the format [`parse_csv`] reads).
+/// Write a history as CSV (the format [`parse_csv`] reads); the unlabelled
+/// decisions of an audit design follow the labelled ones.
 pub fn write_csv(h: &History, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(out, "timestamp,action,confidence,correct,error_cost,escalation_cost")?;
+    let design = h.has_audit_design();
+    let audit = |d: Option<AuditDraw>| match (design, d) {
+        (false, _) => String::new(),
+        (true, None) => ",,".to_string(),
+        (true, Some(d)) => format!(",{},{}", d.probability, u8::from(d.selected)),
+    };
+    writeln!(
+        out,
+        "timestamp,action,confidence,correct,error_cost,escalation_cost{}",
+        if design { ",audit_probability,audit_selected" } else { "" }
+    )?;
     for i in 0..h.len() {
         let cost = |v: f64| {
             if v.is_nan() { String::new() } else { format!("{v}") }
         };
         writeln!(
             out,
-            "{},{},{:.4},{},{},{}",
+            "{},{},{:.4},{},{},{}{}",
             Timestamp(h.timestamp[i]),
             h.classes[h.class[i] as usize],
             h.confidence[i],
             u8::from(h.correct[i]),
             cost(h.error_cost[i]),
-            cost(h.escalation_cost[i])
+            cost(h.escalation_cost[i]),
+            audit(h.audit(i))
+        )?;
+    }
+    for u in &h.unlabelled {
+        writeln!(
+            out,
+            "{},{},{:.4},,,{}",
+            Timestamp(u.timestamp),
+            h.classes[u.class as usize],
+            u.confidence,
+            audit(Some(u.audit))
         )?;
     }
     Ok(())

@@ -20,6 +20,22 @@
 //!    the cost of automatic errors plus the cost of escalations, subject to the
 //!    total escalations ≤ the budget in decisions ([`escalation_budget`]): an
 //!    exact multiple-choice knapsack ([`allocate`]).
+//!
+//! **Audit designs.** When the history carries an audit design (the allowed
+//! decisions of a class drawn for audit with inclusion probability π, see
+//! [`crate::sampling`]), the decisions auto-allowed at a threshold split into
+//! strata: those whose labels are taken as given (the rest of the history, as
+//! without a design) and, per π, the decisions of the design, of which only
+//! the drawn ones' labels count (a label that arrived for an undrawn decision
+//! was not drawn at random: it is left out, the decision still counts in the
+//! population). Drawn decisions without a label yet count as errors. Each
+//! stratum's drawn labels are a random sample of it, so its error rate has an
+//! exact Clopper–Pearson bound; the rate over the threshold's decisions is
+//! the population-weighted sum, bounded by the weighted sum of the stratum
+//! bounds at δ / S each (S strata; Bonferroni), which holds with probability
+//! ≥ 1 − δ whatever the rates. With a single stratum this is exactly the test
+//! above. The point estimate weights each drawn label by its stratum's
+//! population over its draws (the Hájek form of Horvitz–Thompson).
 
 mod allocate;
 pub mod calibration;
@@ -143,6 +159,95 @@ impl TuneOptions {
     }
 }
 
+/// The decisions of one class drawn for audit with one inclusion
+/// probability, at every grid threshold (cumulative from the top, like
+/// [`ClassCurve::auto`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stratum {
+    /// The inclusion probability π.
+    pub probability: f64,
+    /// `population[j]`: decisions of the design with confidence ≥ threshold j, labelled or not.
+    pub population: Vec<u64>,
+    /// `drawn[j]`: those the audit drew.
+    pub drawn: Vec<u64>,
+    /// `drawn_wrong[j]`: drawn ones labelled wrong, or not labelled yet (counted as errors).
+    pub drawn_wrong: Vec<u64>,
+    /// `drawn_unlabelled[j]`: drawn ones without a label yet.
+    pub drawn_unlabelled: Vec<u64>,
+    /// `wrong_cost[j]`: the summed error cost of `drawn_wrong[j]`.
+    pub wrong_cost: Vec<f64>,
+    /// Labels of undrawn decisions, left out of the estimate (all thresholds).
+    pub labels_left_out: u64,
+}
+
+impl Stratum {
+    fn new(probability: f64, bins: usize) -> Stratum {
+        Stratum {
+            probability,
+            population: vec![0; bins],
+            drawn: vec![0; bins],
+            drawn_wrong: vec![0; bins],
+            drawn_unlabelled: vec![0; bins],
+            wrong_cost: vec![0.0; bins],
+            labels_left_out: 0,
+        }
+    }
+
+    /// Count one decision of the design in bin `b`: drawn or not, with its
+    /// label (and error cost) if it has one; a drawn one without a label
+    /// counts as an error at `default_cost` (the conservative choice).
+    fn add(&mut self, b: usize, drawn: bool, label: Option<(bool, f64)>, default_cost: f64) {
+        self.population[b] += 1;
+        match (drawn, label) {
+            (true, Some((correct, cost))) => {
+                self.drawn[b] += 1;
+                if !correct {
+                    self.drawn_wrong[b] += 1;
+                    self.wrong_cost[b] += cost;
+                }
+            }
+            (true, None) => {
+                self.drawn[b] += 1;
+                self.drawn_wrong[b] += 1;
+                self.drawn_unlabelled[b] += 1;
+                self.wrong_cost[b] += default_cost;
+            }
+            (false, Some(_)) => self.labels_left_out += 1,
+            (false, None) => {}
+        }
+    }
+
+    /// Turn per-bin counts (`0..=grid`) into counts at or above each threshold, with "never" (`grid + 1`) at 0.
+    fn accumulate(&mut self) {
+        fn cum<T: Copy + std::ops::Add<Output = T>>(v: &mut [T]) {
+            for j in (0..v.len() - 1).rev() {
+                v[j] = v[j] + v[j + 1];
+            }
+        }
+        cum(&mut self.population);
+        cum(&mut self.drawn);
+        cum(&mut self.drawn_wrong);
+        cum(&mut self.drawn_unlabelled);
+        cum(&mut self.wrong_cost);
+    }
+
+    /// The stratum's weight per drawn decision at `j`: its population over its draws.
+    fn expansion(&self, j: usize) -> f64 {
+        if self.drawn[j] == 0 { 0.0 } else { self.population[j] as f64 / self.drawn[j] as f64 }
+    }
+}
+
+/// One part of the decisions auto-allowed at a threshold, with the labels that speak for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Part {
+    /// Decisions in the part.
+    population: u64,
+    /// Labels that speak for them (a random sample of them).
+    labelled: u64,
+    /// Wrong among those labels.
+    wrong: u64,
+}
+
 /// One class's counts at every grid threshold. Index `j` in `0..=grid` is the
 /// threshold `j / grid`; index `grid + 1` is "never auto-allow".
 #[derive(Debug, Clone, PartialEq)]
@@ -155,14 +260,19 @@ pub struct ClassCurve {
     pub wrong: u64,
     /// Grid resolution.
     pub grid: u32,
-    /// `auto[j]`: decisions with confidence ≥ threshold j.
+    /// `auto[j]`: decisions with confidence ≥ threshold j (with an audit
+    /// design: labelled or not).
     pub auto: Vec<u64>,
-    /// `auto_wrong[j]`: wrong decisions among them.
+    /// `auto_wrong[j]`: wrong decisions among them (with an audit design:
+    /// among the labels that count, see [`Stratum`]).
     pub auto_wrong: Vec<u64>,
-    /// `error_cost[j]`: summed cost of those automatic errors.
+    /// `error_cost[j]`: summed cost of those automatic errors (with an audit
+    /// design: estimated, each drawn label weighted by its stratum's expansion).
     pub error_cost: Vec<f64>,
     /// `escalation_cost[j]`: summed cost of escalating everything below threshold j.
     pub escalation_cost: Vec<f64>,
+    /// The audit design's strata, one per inclusion probability (empty without one).
+    pub strata: Vec<Stratum>,
 }
 
 impl ClassCurve {
@@ -179,6 +289,99 @@ impl ClassCurve {
     /// Decisions escalated at index `j`.
     pub fn escalated(&self, j: usize) -> u64 {
         self.n - self.auto[j]
+    }
+
+    /// The decisions auto-allowed at `j`, split into the parts the bound
+    /// weighs: those with labels taken as given, then each audit stratum.
+    fn parts(&self, j: usize) -> Vec<Part> {
+        let design: u64 = self.strata.iter().map(|s| s.population[j]).sum();
+        let drawn_wrong: u64 = self.strata.iter().map(|s| s.drawn_wrong[j]).sum();
+        let given = self.auto[j] - design;
+        let mut out = Vec::with_capacity(1 + self.strata.len());
+        if given > 0 || self.strata.is_empty() {
+            out.push(Part { population: given, labelled: given, wrong: self.auto_wrong[j] - drawn_wrong });
+        }
+        out.extend(self.strata.iter().filter(|s| s.population[j] > 0).map(|s| Part {
+            population: s.population[j],
+            labelled: s.drawn[j],
+            wrong: s.drawn_wrong[j],
+        }));
+        out
+    }
+
+    /// Labels the test at `j` rests on (label-blind: whether a decision is
+    /// labelled or drawn does not depend on its outcome).
+    pub fn labelled(&self, j: usize) -> u64 {
+        self.parts(j).iter().map(|p| p.labelled).sum()
+    }
+
+    /// The estimated auto-error rate at `j`: each part's rate among its
+    /// labels, weighted by its share of the decisions (0 when none is allowed).
+    pub fn estimated_error_rate(&self, j: usize) -> f64 {
+        let n = self.auto[j];
+        if n == 0 {
+            return 0.0;
+        }
+        self.parts(j)
+            .iter()
+            .filter(|p| p.labelled > 0)
+            .map(|p| p.population as f64 / n as f64 * p.wrong as f64 / p.labelled as f64)
+            .sum()
+    }
+
+    /// The upper confidence bound on the auto-error rate at `j` at level
+    /// `delta`: Clopper–Pearson for one part; with S parts, the
+    /// population-weighted sum of each part's bound at `delta / S`.
+    pub fn error_upper(&self, j: usize, delta: f64) -> Option<f64> {
+        let n = self.auto[j];
+        if n == 0 {
+            return None;
+        }
+        let parts = self.parts(j);
+        let s = parts.len() as f64;
+        Some(
+            parts
+                .iter()
+                .map(|p| p.population as f64 / n as f64 * clopper_pearson_upper(p.wrong, p.labelled, delta / s))
+                .sum::<f64>()
+                .min(1.0),
+        )
+    }
+
+    /// Kish's effective sample size of the labels behind `j`: (Σ w)² / Σ w²
+    /// with each label weighted by its part's decisions per label (N itself
+    /// when every label is taken as given).
+    pub fn effective_sample_size(&self, j: usize) -> f64 {
+        let parts = self.parts(j);
+        let sum_w: f64 = parts.iter().filter(|p| p.labelled > 0).map(|p| p.population as f64).sum();
+        let sum_w2: f64 =
+            parts.iter().filter(|p| p.labelled > 0).map(|p| (p.population as f64).powi(2) / p.labelled as f64).sum();
+        if sum_w2 == 0.0 { 0.0 } else { sum_w * sum_w / sum_w2 }
+    }
+
+    /// The test of "the auto-error rate at `j` exceeds `e`" at level `delta`:
+    /// its p-value (the smallest level at which it rejects) and whether p ≤ δ.
+    fn test(&self, j: usize, e: f64, delta: f64) -> (f64, bool) {
+        let parts = self.parts(j);
+        if let [p] = parts.as_slice() {
+            let pv = if p.labelled == 0 { 1.0 } else { binomial_cdf(p.wrong, p.labelled, e) };
+            return (pv, pv <= delta);
+        }
+        let rejects = |d: f64| self.error_upper(j, d).is_some_and(|u| u <= e);
+        let pass = rejects(delta);
+        if !rejects(1.0) {
+            return (1.0, pass);
+        }
+        // the bound grows as the level shrinks: bisect on log(level) for the smallest that rejects
+        let (mut lo, mut hi) = (-700.0f64, 0.0f64);
+        if rejects(lo.exp()) {
+            return (0.0, pass);
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if rejects(mid.exp()) { hi = mid } else { lo = mid }
+        }
+        (hi.exp().max(if pass { 0.0 } else { delta.next_up() }).min(if pass { delta } else { 1.0 }), pass)
     }
 }
 
@@ -211,18 +414,43 @@ pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
         .iter()
         .map(|c| opts.escalation_cost.get(c).copied().unwrap_or(opts.default_escalation_cost))
         .collect();
+    // the audit design's strata, per class and inclusion probability
+    let mut strata: Vec<Vec<Stratum>> = vec![Vec::new(); k];
+    let mut add = |c: usize, draw: crate::sampling::AuditDraw, b: usize, label: Option<(bool, f64)>| {
+        let i = match strata[c].iter().position(|s| s.probability == draw.probability) {
+            Some(i) => i,
+            None => {
+                strata[c].push(Stratum::new(draw.probability, g + 2));
+                strata[c].len() - 1
+            }
+        };
+        strata[c][i].add(b, draw.selected, label, err_default[c]);
+    };
     for i in 0..h.len() {
         let c = h.class[i] as usize;
-        let at = c * (g + 1) + bin(h.confidence[i], opts.grid);
-        cnt[at] += 1;
+        let b = bin(h.confidence[i], opts.grid);
+        let at = c * (g + 1) + b;
         let ec = h.escalation_cost[i];
         ecost[at] += if ec.is_nan() { esc_default[c] } else { ec };
+        let wc = h.error_cost[i];
+        let wc = if wc.is_nan() { err_default[c] } else { wc };
+        if let Some(draw) = h.audit(i) {
+            add(c, draw, b, Some((h.correct[i], wc)));
+            continue;
+        }
+        cnt[at] += 1;
         if !h.correct[i] {
             wrong[at] += 1;
-            let wc = h.error_cost[i];
-            wcost[at] += if wc.is_nan() { err_default[c] } else { wc };
+            wcost[at] += wc;
         }
     }
+    for u in &h.unlabelled {
+        let c = u.class as usize;
+        let b = bin(u.confidence, opts.grid);
+        ecost[c * (g + 1) + b] += esc_default[c];
+        add(c, u.audit, b, None);
+    }
+    strata.iter_mut().flatten().for_each(Stratum::accumulate);
     (0..k)
         .map(|c| {
             let base = c * (g + 1);
@@ -235,11 +463,19 @@ pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
                 auto_wrong: vec![0; g + 2],
                 error_cost: vec![0.0; g + 2],
                 escalation_cost: vec![0.0; g + 2],
+                strata: std::mem::take(&mut strata[c]),
             };
             for j in (0..=g).rev() {
                 curve.auto[j] = curve.auto[j + 1] + cnt[base + j];
                 curve.auto_wrong[j] = curve.auto_wrong[j + 1] + wrong[base + j];
                 curve.error_cost[j] = curve.error_cost[j + 1] + wcost[base + j];
+            }
+            for j in 0..=g {
+                for s in &curve.strata {
+                    curve.auto[j] += s.population[j];
+                    curve.auto_wrong[j] += s.drawn_wrong[j];
+                    curve.error_cost[j] += s.expansion(j) * s.wrong_cost[j];
+                }
             }
             curve.n = curve.auto[0];
             curve.wrong = curve.auto_wrong[0];
@@ -262,9 +498,14 @@ pub struct ThresholdTest {
     pub threshold: f64,
     /// Decisions it auto-allows.
     pub auto_allowed: u64,
-    /// Wrong ones among them.
+    /// Labels the test rests on: all of them without an audit design; with
+    /// one, those taken as given plus the audit's draws.
+    pub labelled: u64,
+    /// Wrong ones among those labels.
     pub auto_errors: u64,
-    /// P(at most this many errors | the true rate is E): the exact binomial test's p-value.
+    /// The smallest level at which "the auto-error rate exceeds E" is
+    /// rejected: the exact binomial test's p-value (with an audit design, that
+    /// of the stratified bound).
     pub p_value: f64,
     /// Whether p ≤ δ (certified; the scan stops at the first that is not).
     pub certified: bool,
@@ -322,7 +563,8 @@ pub fn scan(curve: &ClassCurve, opts: &TuneOptions, delta: f64) -> (Vec<usize>, 
     let mut skipped: Option<(usize, usize)> = None; // (highest, lowest) skipped for too few decisions
     for j in order {
         let n = curve.auto[j];
-        if n < start {
+        let labelled = curve.labelled(j);
+        if labelled < start {
             skipped = Some(skipped.map_or((j, j), |(hi, _)| (hi, j)));
             continue;
         }
@@ -330,11 +572,11 @@ pub fn scan(curve: &ClassCurve, opts: &TuneOptions, delta: f64) -> (Vec<usize>, 
             record.started_at = curve.threshold(j);
         }
         if let Some(e) = opts.max_auto_error {
-            let p = binomial_cdf(curve.auto_wrong[j], n, e);
-            let pass = p <= delta;
+            let (p, pass) = curve.test(j, e, delta);
             record.tests.push(ThresholdTest {
                 threshold: curve.threshold(j).unwrap_or(1.0),
                 auto_allowed: n,
+                labelled,
                 auto_errors: curve.auto_wrong[j],
                 p_value: p,
                 certified: pass,
@@ -349,7 +591,9 @@ pub fn scan(curve: &ClassCurve, opts: &TuneOptions, delta: f64) -> (Vec<usize>, 
     if let Some((hi, lo)) = skipped {
         let (hi, lo) = (curve.threshold(hi).unwrap_or(1.0), curve.threshold(lo).unwrap_or(1.0));
         let range = if hi == lo { format!("{hi}") } else { format!("{lo} to {hi}") };
-        record.not_tested = Some(format!("not tested: fewer than {start} auto-allowed decisions at {range}"));
+        let what =
+            if curve.strata.is_empty() { "auto-allowed decisions" } else { "labels (given, or drawn for audit)" };
+        record.not_tested = Some(format!("not tested: fewer than {start} {what} at {range}"));
     }
     (out, record)
 }
@@ -369,11 +613,19 @@ pub struct ClassResult {
     pub escalated_share: f64,
     /// Auto-allowed decisions that were wrong.
     pub auto_errors: u64,
-    /// Their rate among auto-allowed decisions.
+    /// Their rate among auto-allowed decisions (with an audit design: the
+    /// weighted estimate, see [`ClassCurve::estimated_error_rate`]).
     pub auto_error_rate: f64,
-    /// Clopper–Pearson upper bound on that rate at the class's level (`None`
-    /// when nothing is auto-allowed: there is no rate to bound).
+    /// Clopper–Pearson upper bound on that rate at the class's level (with an
+    /// audit design, the stratified bound; `None` when nothing is
+    /// auto-allowed: there is no rate to bound).
     pub auto_error_upper: Option<f64>,
+    /// Kish's effective sample size of the labels behind the rate (the
+    /// auto-allowed count when every label is taken as given).
+    pub effective_sample_size: f64,
+    /// The audit design's strata, when the class has one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditStratum>,
     /// Wrong decisions that went to a person instead.
     pub errors_caught: u64,
     /// Cost of automatic errors plus cost of escalations.
@@ -382,6 +634,21 @@ pub struct ClassResult {
     pub lowest_certified: Option<f64>,
     /// The certified set, the p-value of every tested threshold, and where the scan started and why.
     pub scan: Scan,
+}
+
+/// What a class's audit design held, per inclusion probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditStratum {
+    /// The inclusion probability π.
+    pub probability: f64,
+    /// Decisions of the design (allowed when they were made), labelled or not.
+    pub decisions: u64,
+    /// Those the audit drew.
+    pub drawn: u64,
+    /// Drawn ones without a label yet: counted as errors.
+    pub unlabelled: u64,
+    /// Labels of undrawn decisions, left out (they were not drawn at random).
+    pub labels_left_out: u64,
 }
 
 /// The whole result.
@@ -463,8 +730,20 @@ pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
                 auto_share: auto as f64 / n,
                 escalated_share: c.escalated(j) as f64 / n,
                 auto_errors: c.auto_wrong[j],
-                auto_error_rate: if auto == 0 { 0.0 } else { c.auto_wrong[j] as f64 / auto as f64 },
-                auto_error_upper: (auto > 0).then(|| clopper_pearson_upper(c.auto_wrong[j], auto, delta)),
+                auto_error_rate: c.estimated_error_rate(j),
+                auto_error_upper: c.error_upper(j, delta),
+                effective_sample_size: c.effective_sample_size(j),
+                audit: c
+                    .strata
+                    .iter()
+                    .map(|s| AuditStratum {
+                        probability: s.probability,
+                        decisions: s.population[0],
+                        drawn: s.drawn[0],
+                        unlabelled: s.drawn_unlabelled[0],
+                        labels_left_out: s.labels_left_out,
+                    })
+                    .collect(),
                 errors_caught: c.wrong - c.auto_wrong[j],
                 expected_cost: c.error_cost[j] + c.escalation_cost[j],
                 lowest_certified: js.last().and_then(|&l| c.threshold(l)),

@@ -454,3 +454,156 @@ fn ties_go_to_the_highest_threshold() {
     // every threshold in (0.2, 0.9] escalates the same 100 wrong decisions at no cost
     assert_eq!(r.classes[0].threshold, Some(0.9), "{:?}", r.classes[0]);
 }
+
+fn row(action: &str, confidence: f64, correct: bool) -> history::Row<'_> {
+    history::Row {
+        timestamp: crate::time::Timestamp(0),
+        action,
+        confidence,
+        correct,
+        error_cost: None,
+        escalation_cost: None,
+    }
+}
+
+fn draw(probability: f64, selected: bool) -> crate::sampling::AuditDraw {
+    crate::sampling::AuditDraw { probability, selected }
+}
+
+/// A design that draws every decision and has every label is the plain
+/// history: the same scan, the same p-values, the same choice.
+#[test]
+fn a_design_drawing_everything_is_the_plain_history() {
+    let mut rng = Rng::new(7);
+    let (mut plain, mut full) = (History::default(), History::default());
+    for _ in 0..4_000 {
+        let c = rng.uniform();
+        let r = row("a", (c * 1000.0).round() / 1000.0, !rng.chance(0.2 * (1.0 - c)));
+        plain.push(&r);
+        full.push_audited(&r, draw(1.0, true));
+    }
+    let opts =
+        TuneOptions { max_auto_error: Some(0.05), max_escalation_rate: 0.5, grid: 100, ..TuneOptions::default() };
+    let (a, _) = tune(&plain, &opts);
+    let (b, _) = tune(&full, &opts);
+    assert_eq!(a.classes[0].scan.tests, b.classes[0].scan.tests);
+    assert_eq!(a.classes[0].threshold, b.classes[0].threshold);
+    assert_eq!(a.classes[0].auto_error_upper, b.classes[0].auto_error_upper);
+    assert_eq!(b.classes[0].audit.len(), 1);
+}
+
+/// Given labels and an audit stratum: the estimate weights the drawn labels
+/// by their stratum's decisions per draw, undrawn labels are left out,
+/// drawn decisions without a label count as errors, and the bound is the
+/// weighted sum of Clopper–Pearson bounds at δ/2.
+#[test]
+fn the_audit_stratum_is_weighted_by_its_decisions_per_draw() {
+    let mut h = History::default();
+    // 100 escalated decisions at 0.5, labelled by review, 10 wrong
+    for i in 0..100 {
+        h.push(&row("a", 0.5, i >= 10));
+    }
+    // 1,000 allowed at 0.95: 50 drawn (π = 0.05) of which 5 wrong and 1 not labelled yet; 20 reported errors not drawn
+    for i in 0..1_000 {
+        let r = row("a", 0.95, i >= 5);
+        match i {
+            0..=48 => h.push_audited(&r, draw(0.05, true)),
+            49 => h.push_unlabelled(r.timestamp, "a", 0.95, draw(0.05, true)),
+            50..=69 => h.push_audited(&row("a", 0.95, false), draw(0.05, false)),
+            _ => h.push_unlabelled(r.timestamp, "a", 0.95, draw(0.05, false)),
+        }
+    }
+    let opts = TuneOptions { grid: 100, ..TuneOptions::default() };
+    let c = &curves(&h, &opts)[0];
+    assert_eq!((c.n, c.auto[90], c.auto[50], c.labelled(90), c.labelled(50)), (1_100, 1_000, 1_100, 50, 150));
+    // at 0.9 only the stratum: 6 errors (5 + the unlabelled one) in 50 draws
+    assert!((c.estimated_error_rate(90) - 6.0 / 50.0).abs() < 1e-12);
+    assert_eq!(c.error_upper(90, 0.05), Some(crate::stats::clopper_pearson_upper(6, 50, 0.05)));
+    // at 0.5: 100 given (10 wrong) and the stratum, weighted by 100 and 1,000 decisions
+    let est = 100.0 / 1_100.0 * 0.1 + 1_000.0 / 1_100.0 * 6.0 / 50.0;
+    assert!((c.estimated_error_rate(50) - est).abs() < 1e-12);
+    let cp = crate::stats::clopper_pearson_upper;
+    let upper = 100.0 / 1_100.0 * cp(10, 100, 0.025) + 1_000.0 / 1_100.0 * cp(6, 50, 0.025);
+    assert!((c.error_upper(50, 0.05).unwrap() - upper).abs() < 1e-12);
+    // Kish: (Σw)² / Σw², each label weighing its part's decisions per label
+    let ess = 1_100.0f64.powi(2) / (100.0 + 1_000.0f64.powi(2) / 50.0);
+    assert!((c.effective_sample_size(50) - ess).abs() < 1e-9);
+    let s = &c.strata[0];
+    assert_eq!((s.population[0], s.drawn[0], s.drawn_unlabelled[0], s.labels_left_out), (1_000, 50, 1, 20));
+    // the error cost: given errors plus the stratum's drawn errors scaled by 1,000/50
+    assert!((c.error_cost[50] - (10.0 + 20.0 * 6.0)).abs() < 1e-9);
+    // the p-value is the smallest level at which the bound is at most E
+    let (p, pass) = c.test(50, 0.3, 0.05);
+    assert!(pass && p < 0.05);
+    assert!(c.error_upper(50, p * 1.0001).unwrap() <= 0.3 && c.error_upper(50, p * 0.9999).unwrap() > 0.3);
+}
+
+/// Over many simulated populations, the stratified bound covers the true
+/// auto-allowed error rate at least 1 − δ of the time; the rate among the
+/// labels there are without a design (escalations and reported errors) is
+/// far off.
+#[test]
+fn the_weighted_bound_covers_where_labels_from_escalations_mislead() {
+    let (delta, runs) = (0.1, 200);
+    let mut covered = 0;
+    let mut naive_bias = 0.0;
+    for seed in 0..runs {
+        let mut rng = Rng::new(seed);
+        let mut h = History::default();
+        let (mut wrong, mut n, mut naive_wrong, mut naive_n) = (0u64, 0u64, 0u64, 0u64);
+        for i in 0..3_000 {
+            let confidence = 0.9 + 0.1 * rng.uniform();
+            let correct = !rng.chance(0.04);
+            let r = row("a", confidence, correct);
+            n += 1;
+            wrong += u64::from(!correct);
+            let id = format!("{seed}-{i}");
+            let d = crate::sampling::draw(&id, 0.02);
+            let reported = !correct && rng.chance(0.3);
+            if reported {
+                naive_n += 1;
+                naive_wrong += 1;
+            }
+            if d.selected || reported {
+                h.push_audited(&r, d);
+            } else {
+                h.push_unlabelled(r.timestamp, "a", confidence, d);
+            }
+        }
+        let c = &curves(&h, &TuneOptions { grid: 100, ..TuneOptions::default() })[0];
+        let truth = wrong as f64 / n as f64;
+        covered += usize::from(c.error_upper(90, delta).unwrap() >= truth);
+        naive_bias += naive_wrong as f64 / naive_n.max(1) as f64 - truth;
+    }
+    assert!(covered as f64 >= (1.0 - delta) * runs as f64, "covered {covered} of {runs}");
+    assert!(naive_bias / runs as f64 > 0.5, "reported errors alone say nearly every allowed decision is wrong");
+}
+
+#[test]
+fn a_history_file_carries_its_audit_design() {
+    let csv = "timestamp,action,confidence,correct,audit_probability,audit_selected\n\
+               0,a,0.9,1,0.02,1\n0,a,0.8,,0.02,0\n0,a,0.4,0,,\n";
+    let h = history::parse_csv(csv).unwrap();
+    assert_eq!((h.len(), h.unlabelled.len()), (2, 1));
+    assert_eq!(h.audit(0), Some(draw(0.02, true)));
+    assert_eq!(h.audit(1), None);
+    let mut out = Vec::new();
+    history::write_csv(&h, &mut out).unwrap();
+    let back = history::parse_csv(std::str::from_utf8(&out).unwrap()).unwrap();
+    assert_eq!((back.len(), back.unlabelled.clone(), back.audit(0)), (2, h.unlabelled.clone(), h.audit(0)));
+    let e = history::parse_csv("timestamp,action,confidence,correct\n0,a,0.9,\n").unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (2, "correct"));
+    let e =
+        history::parse_csv("timestamp,action,confidence,correct,audit_probability,audit_selected\n0,a,0.9,1,1.5,1\n")
+            .unwrap_err();
+    assert_eq!(e.field, "audit_probability");
+    let j = history::parse_jsonl(
+        "{\"timestamp\":0,\"action\":\"a\",\"confidence\":0.9,\"audit\":{\"probability\":0.02,\"selected\":false}}\n\
+         {\"timestamp\":0,\"action\":\"a\",\"confidence\":0.9,\"correct\":false,\"audit\":{\"probability\":0.02,\"selected\":true}}",
+    )
+    .unwrap();
+    assert_eq!((j.len(), j.unlabelled.len(), j.audit(0)), (1, 1, Some(draw(0.02, true))));
+    // a window keeps the unlabelled decisions in it, and their classes
+    assert_eq!(h.between(None, Some(crate::time::Timestamp(1))).unlabelled.len(), 1);
+    assert!(h.between(Some(crate::time::Timestamp(1)), None).classes.is_empty());
+}
