@@ -1,9 +1,11 @@
 //! Reading labelled history for `tune`, `simulate` and `policy backtest`:
 //! from a CSV or JSON Lines file (docs/tuning.md), or from the store.
 
+use crate::csv_stream;
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use arbiter_core::tuning::{History, history};
+use arbiter_core::tuning::history::Record;
+use arbiter_core::tuning::{History, Tally, TuneOptions, history};
 use arbiter_core::{Timestamp, Verdict};
 use arbiter_policy::backtest::Replay;
 use clap::Args;
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Where the history comes from.
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
-    /// A history file: `.csv`, or `.jsonl`/`.ndjson` (JSON Lines).
+    /// A history file: `.csv`, `.jsonl`/`.ndjson` (JSON Lines) or `.parquet`.
     #[arg(long, required_unless_present = "db", conflicts_with = "db")]
     pub history: Option<PathBuf>,
     /// Read decisions with recorded outcomes from this store instead.
@@ -45,12 +47,25 @@ impl HistoryArgs {
     }
 }
 
-fn is_jsonl(p: &Path) -> Result<bool> {
+/// The formats a history file comes in, named by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    JsonLines,
+    Parquet,
+}
+
+fn format(p: &Path) -> Result<Format> {
     match p.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Ok(false),
-        Some("jsonl" | "ndjson" | "json") => Ok(true),
-        _ => bail!("{}: name the format by the extension: .csv or .jsonl", p.display()),
+        Some("csv") => Ok(Format::Csv),
+        Some("jsonl" | "ndjson" | "json") => Ok(Format::JsonLines),
+        Some("parquet") => Ok(Format::Parquet),
+        _ => bail!("{}: name the format by the extension: .csv, .jsonl or .parquet", p.display()),
     }
+}
+
+fn is_jsonl(p: &Path) -> Result<bool> {
+    Ok(format(p)? == Format::JsonLines)
 }
 
 fn read(p: &Path) -> Result<String> {
@@ -87,18 +102,26 @@ fn read_store(
 /// Load the history into columns.
 pub fn load(args: &HistoryArgs) -> Result<History> {
     let h = match (&args.history, &args.db) {
-        (Some(p), _) => {
-            let jsonl = is_jsonl(p)?;
-            let text = read(p)?;
-            let bar = Progress::bytes(text.len() as u64, &format!("loading {}", p.display()));
-            let mut report = |done: usize| bar.set(done as u64);
-            let parsed = if jsonl {
-                history::parse_jsonl_with(&text, &mut report)
-            } else {
-                history::parse_csv_with(&text, &mut report)
-            };
-            parsed.map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
+        (Some(p), _) => match format(p)? {
+            Format::JsonLines => {
+                let text = read(p)?;
+                let bar = Progress::bytes(text.len() as u64, &format!("loading {}", p.display()));
+                let mut report = |done: usize| bar.set(done as u64);
+                history::parse_jsonl_with(&text, &mut report).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            Format::Csv => {
+                let bar = Progress::bytes(file_len(p), &format!("loading {}", p.display()));
+                // one parsing thread keeps the file's order; reading runs beside it
+                let parts =
+                    csv_stream::read(p, true, 1, History::default, |h, r| h.push_record(r), &mut |n| bar.set(n))?;
+                parts.into_iter().next().unwrap_or_default()
+            }
+            Format::Parquet => {
+                let mut h = History::default();
+                crate::parquet_history::read(p, true, &mut |r| h.push_record(r))?;
+                h
+            }
+        },
         (None, Some(db)) => {
             let mut h = History::default();
             let (labelled, unlabelled) = read_store(db, args.limit, true)?;
@@ -123,6 +146,58 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
         bail!("the history has no decisions with outcomes{}: tuning needs some", args.window());
     }
     Ok(h)
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// The counts `tune` needs, read straight from the history: a CSV file is
+/// parsed on every core as it streams (timestamps only when windowing by
+/// time), a Parquet file column by column; other sources are loaded first.
+pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) -> Result<Tally> {
+    let window = args.since.is_some() || args.until.is_some();
+    let add = |t: &mut Tally, r: &Record<'_>| {
+        if window && !r.timestamp.is_some_and(|ts| args.in_window(ts)) {
+            return;
+        }
+        let class = t.class(r.action);
+        match r.correct {
+            Some(correct) => t.add(class, r.confidence, correct, r.error_cost, r.escalation_cost, r.audit),
+            None => {
+                t.add_unlabelled(class, r.confidence, r.audit.expect("only rows of an audit design are unlabelled"))
+            }
+        }
+    };
+    let t = match args.history.as_deref().map(format).transpose()? {
+        Some(Format::Csv) => {
+            let p = args.history.as_deref().expect("a file");
+            let bar = Progress::bytes(file_len(p), &format!("loading {}", p.display()));
+            let parts = csv_stream::read(
+                p,
+                window,
+                csv_stream::workers(),
+                || Tally::new(opts, calibration_bins),
+                add,
+                &mut |n| bar.set(n),
+            )?;
+            let mut it = parts.into_iter();
+            let mut t = it.next().unwrap_or_else(|| Tally::new(opts, calibration_bins));
+            it.for_each(|o| t.merge(o));
+            t
+        }
+        Some(Format::Parquet) => {
+            let p = args.history.as_deref().expect("a file");
+            let mut t = Tally::new(opts, calibration_bins);
+            crate::parquet_history::read(p, window, &mut |r| add(&mut t, r))?;
+            t
+        }
+        _ => return Ok(Tally::of(&load(args)?, opts, calibration_bins)),
+    };
+    if t.decisions() == 0 {
+        bail!("the history has no decisions with outcomes{}: tuning needs some", args.window());
+    }
+    Ok(t)
 }
 
 /// Add a stored labelled decision to a history (with its audit draw, if it has one).
@@ -153,12 +228,18 @@ pub fn ruled_verdict(policy: &arbiter_policy::Policy, r: &Replay<'_>) -> Option<
 /// `None` where the confidence threshold decides. `Ok(None)` for a CSV
 /// history, which has no arguments or signals for the triggers to read.
 pub fn settled_by_rules(args: &HistoryArgs, policy: &arbiter_policy::Policy) -> Result<Option<Vec<Option<Verdict>>>> {
-    if args.history.as_deref().is_some_and(|p| !is_jsonl(p).unwrap_or(false)) {
+    if !has_arguments(args) {
         return Ok(None);
     }
     let mut out = Vec::new();
     replay(args, |r, _| out.push(ruled_verdict(policy, r)))?;
     Ok(Some(out))
+}
+
+/// Whether the history's decisions carry their arguments and signals (the
+/// store, JSON Lines) for a policy's triggers to read; CSV and Parquet do not.
+pub fn has_arguments(args: &HistoryArgs) -> bool {
+    args.history.as_deref().is_none_or(|p| is_jsonl(p).unwrap_or(false))
 }
 
 /// Replay every labelled decision (with its arguments where the source has them).

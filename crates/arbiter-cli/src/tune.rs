@@ -4,7 +4,7 @@
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
 use arbiter_core::chart::{Chart, Marker, Series};
-use arbiter_core::tuning::{ClassCurve, SettledByRules, TuneOptions, TuneResult, tune};
+use arbiter_core::tuning::{ClassCurve, Tally, TuneOptions, TuneResult, tune_curves};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,30 +105,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
                 .collect::<Result<Vec<u32>>>()?,
         ),
     };
-    let loaded = Instant::now();
-    let mut h = history::load(&args.history)?;
-    let loaded_n = h.len();
-    let mut settled = SettledByRules::default();
-    if let Some(path) = &args.policy {
-        let policy = crate::policy::load(path)?;
-        match history::settled_by_rules(&args.history, &policy)? {
-            Some(rules) => {
-                if rules.len() != h.len() {
-                    bail!("the history changed while it was read ({} then {} decisions)", h.len(), rules.len());
-                }
-                rules.iter().flatten().for_each(|v| settled.add(*v));
-                let free: Vec<bool> = rules.iter().map(Option::is_none).collect();
-                h = h.select(&free);
-            }
-            None => eprintln!(
-                "note: a CSV history has no arguments or signals, so {}'s triggers are not replayed;                  the escalations they cause are not counted against the budget (use --db or JSON Lines)",
-                path.display()
-            ),
-        }
-    }
-    let load_time = loaded.elapsed();
-    let opts = TuneOptions {
-        settled_by_rules: settled,
+    let mut opts = TuneOptions {
         max_escalation_rate: args.max_escalation_rate,
         max_auto_error: args.max_auto_error,
         delta: args.delta,
@@ -140,10 +117,36 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
         escalation_cost: args.escalation_costs.iter().cloned().collect(),
         ..TuneOptions::default()
     };
+    let loaded = Instant::now();
+    let tally = match &args.policy {
+        Some(path) if history::has_arguments(&args.history) => {
+            // the policy's triggers settle some decisions whatever the threshold: replay them, count the rest
+            let policy = crate::policy::load(path)?;
+            let h = history::load(&args.history)?;
+            let rules = history::settled_by_rules(&args.history, &policy)?.unwrap_or_default();
+            if rules.len() != h.len() {
+                bail!("the history changed while it was read ({} then {} decisions)", h.len(), rules.len());
+            }
+            rules.iter().flatten().for_each(|v| opts.settled_by_rules.add(*v));
+            let free: Vec<bool> = rules.iter().map(Option::is_none).collect();
+            Tally::of(&h.select(&free), &opts, CALIBRATION_BINS)
+        }
+        Some(path) => {
+            eprintln!(
+                "note: a CSV or Parquet history has no arguments or signals, so {}'s triggers are not replayed; \
+                 the escalations they cause are not counted against the budget (use --db or JSON Lines)",
+                path.display()
+            );
+            history::tally(&args.history, &opts, CALIBRATION_BINS)?
+        }
+        None => history::tally(&args.history, &opts, CALIBRATION_BINS)?,
+    };
+    let loaded_n = tally.decisions();
+    let load_time = loaded.elapsed();
     let started = Instant::now();
-    let spin = crate::progress::Progress::spinner(&format!("tuning {} decisions", h.len()));
-    let (result, curves) = tune(&h, &opts);
-    let calibrations = arbiter_core::tuning::calibration(&h, CALIBRATION_BINS);
+    let spin = crate::progress::Progress::spinner(&format!("tuning {loaded_n} decisions"));
+    let (result, curves) = tune_curves(tally.curves(), &opts);
+    let calibrations = tally.calibration();
     drop(spin);
     let tune_time = started.elapsed();
     if let Some(dir) = &args.plots {

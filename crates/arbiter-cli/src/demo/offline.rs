@@ -46,7 +46,7 @@ pub enum DemoCommand {
         /// Random seed; the same seed gives the same file.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output file: `.csv` or `.jsonl`.
+        /// Output file: `.csv`, `.jsonl` or `.parquet`.
         #[arg(long)]
         out: PathBuf,
         /// Generate the simulated SOC agent's decisions instead (JSON Lines then carry args and signals).
@@ -223,6 +223,15 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             let spin = Progress::spinner(&format!("generating {decisions} decisions"));
             let h = synthetic(decisions, classes, seed);
             drop(spin);
+            if out.extension().and_then(|e| e.to_str()) == Some("parquet") {
+                let _spin = Progress::spinner(&format!("writing {} (Parquet)", out.display()));
+                crate::parquet_history::write(&h, &out)?;
+                eprintln!(
+                    "wrote {decisions} decisions over {classes} action classes (seed {seed}) to {}",
+                    out.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let bar = Progress::items(h.len() as u64, &format!("writing {}", out.display()));
             let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -248,7 +257,7 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
                         w.write_all(b"\n")?;
                     }
                 }
-                _ => bail!("{}: use a .csv or .jsonl file name", out.display()),
+                _ => bail!("{}: use a .csv, .jsonl or .parquet file name", out.display()),
             }
             w.flush()?;
             eprintln!("wrote {decisions} decisions over {classes} action classes (seed {seed}) to {}", out.display());

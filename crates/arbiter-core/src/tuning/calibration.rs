@@ -41,50 +41,37 @@ pub struct Calibration {
     pub overconfidence: f64,
 }
 
-/// The calibration of every class in `h`, with `bins` equal-width bins.
+/// The calibration of every class in `h` (in name order), with `bins` equal-width bins.
 pub fn calibration(h: &History, bins: usize) -> Vec<Calibration> {
-    let bins = bins.max(1);
-    let k = h.classes.len();
-    let mut n = vec![0u64; k * bins];
-    let mut conf = vec![0f64; k * bins];
-    let mut right = vec![0u64; k * bins];
-    for i in 0..h.len() {
-        let c = h.confidence[i].clamp(0.0, 1.0);
-        let b = ((c * bins as f64) as usize).min(bins - 1);
-        let at = h.class[i] as usize * bins + b;
-        n[at] += 1;
-        conf[at] += c;
-        right[at] += u64::from(h.correct[i]);
+    super::Tally::of(h, &super::TuneOptions::default(), bins).calibration()
+}
+
+/// One class's calibration from its bins: (decisions, summed confidence, right ones) each.
+pub(super) fn calibration_of(action: &str, bins: &[(u64, f64, u64)]) -> Calibration {
+    let width = bins.len() as f64;
+    let mut out = Calibration { action: action.to_string(), n: 0, bins: Vec::new(), ece: 0.0, overconfidence: 0.0 };
+    let (mut total_conf, mut total_right) = (0.0, 0u64);
+    for (b, &(n, conf, right)) in bins.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        out.n += n;
+        total_conf += conf;
+        total_right += right;
+        out.bins.push(CalibrationBin {
+            lo: b as f64 / width,
+            hi: (b + 1) as f64 / width,
+            n,
+            mean_confidence: conf / n as f64,
+            observed: right as f64 / n as f64,
+        });
     }
-    (0..k)
-        .map(|class| {
-            let mut out =
-                Calibration { action: h.classes[class].clone(), n: 0, bins: Vec::new(), ece: 0.0, overconfidence: 0.0 };
-            let (mut total_conf, mut total_right) = (0.0, 0u64);
-            for b in 0..bins {
-                let at = class * bins + b;
-                if n[at] == 0 {
-                    continue;
-                }
-                out.n += n[at];
-                total_conf += conf[at];
-                total_right += right[at];
-                out.bins.push(CalibrationBin {
-                    lo: b as f64 / bins as f64,
-                    hi: (b + 1) as f64 / bins as f64,
-                    n: n[at],
-                    mean_confidence: conf[at] / n[at] as f64,
-                    observed: right[at] as f64 / n[at] as f64,
-                });
-            }
-            if out.n > 0 {
-                let total = out.n as f64;
-                out.ece = out.bins.iter().map(|b| b.n as f64 / total * (b.mean_confidence - b.observed).abs()).sum();
-                out.overconfidence = total_conf / total - total_right as f64 / total;
-            }
-            out
-        })
-        .collect()
+    if out.n > 0 {
+        let total = out.n as f64;
+        out.ece = out.bins.iter().map(|b| b.n as f64 / total * (b.mean_confidence - b.observed).abs()).sum();
+        out.overconfidence = total_conf / total - total_right as f64 / total;
+    }
+    out
 }
 
 #[cfg(test)]

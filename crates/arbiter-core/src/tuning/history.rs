@@ -270,6 +270,205 @@ fn check_action(line: usize, s: &str) -> Result<(), HistoryError> {
 /// Lines between two progress reports.
 const REPORT_EVERY: usize = 1 << 16;
 
+/// What a column of a CSV history holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Timestamp,
+    Action,
+    Confidence,
+    Correct,
+    ErrorCost,
+    EscalationCost,
+    AuditProbability,
+    AuditSelected,
+    Other,
+}
+
+/// The columns a CSV history's header names, to read its rows by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvLayout {
+    columns: Vec<Column>,
+    has_audit: bool,
+}
+
+/// One row of a history file (CSV: read by [`CsvLayout::record`]; Parquet:
+/// read by the command line, checked by [`Record::check`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'a> {
+    /// Event time (only when asked for: `None` otherwise).
+    pub timestamp: Option<Timestamp>,
+    /// Action class.
+    pub action: &'a str,
+    /// Confidence 0..=1.
+    pub confidence: f64,
+    /// The label (`None`: a decision of an audit design without one yet).
+    pub correct: Option<bool>,
+    /// Cost of an automatic error (NaN: not given).
+    pub error_cost: f64,
+    /// Cost of an escalation (NaN: not given).
+    pub escalation_cost: f64,
+    /// The audit draw, for a decision of an audit design.
+    pub audit: Option<AuditDraw>,
+}
+
+impl CsvLayout {
+    /// Read a header naming at least `timestamp,action,confidence,correct`.
+    pub fn of_header(header: &str) -> Result<CsvLayout, HistoryError> {
+        let header = header.strip_suffix('\r').unwrap_or(header);
+        if header.trim().is_empty() {
+            return Err(err(1, "header", "the file is empty"));
+        }
+        let columns: Vec<Column> = header
+            .split(',')
+            .map(|c| match c.trim() {
+                "timestamp" => Column::Timestamp,
+                "action" => Column::Action,
+                "confidence" => Column::Confidence,
+                "correct" => Column::Correct,
+                "error_cost" => Column::ErrorCost,
+                "escalation_cost" => Column::EscalationCost,
+                "audit_probability" => Column::AuditProbability,
+                "audit_selected" => Column::AuditSelected,
+                _ => Column::Other,
+            })
+            .collect();
+        for (col, name) in [
+            (Column::Timestamp, "timestamp"),
+            (Column::Action, "action"),
+            (Column::Confidence, "confidence"),
+            (Column::Correct, "correct"),
+        ] {
+            if !columns.contains(&col) {
+                return Err(err(
+                    1,
+                    "header",
+                    format!("missing column `{name}` (need timestamp,action,confidence,correct)"),
+                ));
+            }
+        }
+        let (p, s) = (columns.contains(&Column::AuditProbability), columns.contains(&Column::AuditSelected));
+        if p != s {
+            return Err(err(1, "header", "audit_probability and audit_selected come together"));
+        }
+        Ok(CsvLayout { columns, has_audit: p })
+    }
+
+    /// Read one data row (`line` is its 1-based line number, for errors).
+    /// The timestamp is parsed (and checked) only `with_time`: a command
+    /// that does not window by time reads past it.
+    pub fn record<'a>(&self, line: usize, raw: &'a str, with_time: bool) -> Result<Record<'a>, HistoryError> {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let (mut time, mut action, mut confidence, mut correct) = ("", "", "", "");
+        let (mut error_cost, mut escalation_cost, mut probability, mut selected) = ("", "", "", "");
+        let mut n = 0;
+        for field in raw.split(',') {
+            match self.columns.get(n) {
+                Some(Column::Timestamp) => time = field,
+                Some(Column::Action) => action = field,
+                Some(Column::Confidence) => confidence = field,
+                Some(Column::Correct) => correct = field,
+                Some(Column::ErrorCost) => error_cost = field,
+                Some(Column::EscalationCost) => escalation_cost = field,
+                Some(Column::AuditProbability) => probability = field,
+                Some(Column::AuditSelected) => selected = field,
+                Some(Column::Other) | None => {}
+            }
+            n += 1;
+        }
+        if n != self.columns.len() {
+            return Err(err(line, "(row)", format!("has {n} fields, the header has {}", self.columns.len())));
+        }
+        let action = action.trim();
+        check_action(line, action)?;
+        let audit = match probability.trim() {
+            p if !self.has_audit || p.is_empty() => None,
+            p => Some(AuditDraw {
+                probability: parse_probability(line, p)?,
+                selected: parse_bool(line, selected.trim()).map_err(|e| err(line, "audit_selected", e.message))?,
+            }),
+        };
+        let timestamp = if with_time { Some(parse_time(line, time.trim())?) } else { None };
+        let confidence = parse_confidence(line, confidence.trim())?;
+        let correct = match correct.trim() {
+            "" if audit.is_some() => None,
+            "" => {
+                return Err(err(
+                    line,
+                    "correct",
+                    "is empty: only a decision of an audit design (audit_probability) may be unlabelled",
+                ));
+            }
+            c => Some(parse_bool(line, c)?),
+        };
+        let cost = |field: &str, s: &str| -> Result<f64, HistoryError> {
+            Ok(parse_cost(line, field, s.trim())?.unwrap_or(f64::NAN))
+        };
+        Ok(Record {
+            timestamp,
+            action,
+            confidence,
+            correct,
+            error_cost: cost("error_cost", error_cost)?,
+            escalation_cost: cost("escalation_cost", escalation_cost)?,
+            audit,
+        })
+    }
+}
+
+impl Record<'_> {
+    /// Check the values of a row read from a typed file (a CSV row is
+    /// checked as it is parsed): what is wrong, with the field.
+    pub fn check(&self, line: usize) -> Result<(), HistoryError> {
+        check_action(line, self.action)?;
+        if !(0.0..=1.0).contains(&self.confidence) {
+            return Err(err(line, "confidence", format!("{} is outside 0..1", self.confidence)));
+        }
+        for (field, c) in [("error_cost", self.error_cost), ("escalation_cost", self.escalation_cost)] {
+            if !(c.is_nan() || c.is_finite() && c >= 0.0) {
+                return Err(err(line, field, format!("{c} is not a non-negative number")));
+            }
+        }
+        match self.audit {
+            Some(a) if !(a.probability > 0.0 && a.probability <= 1.0) => Err(err(
+                line,
+                "audit_probability",
+                format!("{} is not an inclusion probability in (0, 1]", a.probability),
+            )),
+            None if self.correct.is_none() => Err(err(
+                line,
+                "correct",
+                "is missing: only a decision of an audit design (audit_probability) may be unlabelled",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl History {
+    /// Append a row read from a history file (read with its timestamp).
+    pub fn push_record(&mut self, r: &Record<'_>) {
+        let timestamp = r.timestamp.unwrap_or(Timestamp(0));
+        let Some(correct) = r.correct else {
+            let draw = r.audit.expect("only rows of an audit design are unlabelled");
+            self.push_unlabelled(timestamp, r.action, r.confidence, draw);
+            return;
+        };
+        let cost = |c: f64| (!c.is_nan()).then_some(c);
+        let row = Row {
+            timestamp,
+            action: r.action,
+            confidence: r.confidence,
+            correct,
+            error_cost: cost(r.error_cost),
+            escalation_cost: cost(r.escalation_cost),
+        };
+        match r.audit {
+            Some(d) => self.push_audited(&row, d),
+            None => self.push(&row),
+        }
+    }
+}
+
 /// Parse CSV with a header naming at least `timestamp,action,confidence,correct`
 /// (optional `error_cost`, `escalation_cost`, and for an audit design
 /// `audit_probability`, `audit_selected`; other columns are ignored). A row
@@ -280,77 +479,23 @@ pub fn parse_csv(text: &str) -> Result<History, HistoryError> {
 
 /// [`parse_csv`], telling `progress` how many bytes are done every 65,536 lines.
 pub fn parse_csv_with(text: &str, progress: &mut dyn FnMut(usize)) -> Result<History, HistoryError> {
-    let mut done = 0usize;
     let mut lines = text.lines().enumerate();
     let Some((_, header)) = lines.next() else {
         return Err(err(1, "header", "the file is empty"));
     };
-    let cols: Vec<&str> = header.trim().split(',').map(str::trim).collect();
-    let find = |name: &str| cols.iter().position(|c| *c == name);
-    let need = |name: &str| {
-        find(name).ok_or_else(|| {
-            err(1, "header", format!("missing column `{name}` (need timestamp,action,confidence,correct)"))
-        })
-    };
-    let (ti, ai, ci, oi) = (need("timestamp")?, need("action")?, need("confidence")?, need("correct")?);
-    let (ei, si) = (find("error_cost"), find("escalation_cost"));
-    let (pi, di) = (find("audit_probability"), find("audit_selected"));
-    if pi.is_some() != di.is_some() {
-        return Err(err(1, "header", "audit_probability and audit_selected come together"));
-    }
+    let layout = CsvLayout::of_header(header)?;
     let mut h = History::default();
-    let mut fields: Vec<&str> = Vec::with_capacity(cols.len());
-    done += header.len() + 1;
+    let mut done = header.len() + 1;
     for (i, raw) in lines {
         let line = i + 1;
         done += raw.len() + 1;
         if line % REPORT_EVERY == 0 {
             progress(done.min(text.len()));
         }
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.is_empty() {
+        if raw.is_empty() || raw == "\r" {
             continue;
         }
-        fields.clear();
-        fields.extend(raw.split(','));
-        if fields.len() != cols.len() {
-            return Err(err(line, "(row)", format!("has {} fields, the header has {}", fields.len(), cols.len())));
-        }
-        let action = fields[ai].trim();
-        check_action(line, action)?;
-        let draw = match (pi.map(|k| fields[k].trim()), di) {
-            (Some(p), Some(d)) if !p.is_empty() => Some(AuditDraw {
-                probability: parse_probability(line, p)?,
-                selected: parse_bool(line, fields[d].trim()).map_err(|e| err(line, "audit_selected", e.message))?,
-            }),
-            _ => None,
-        };
-        let timestamp = parse_time(line, fields[ti].trim())?;
-        let confidence = parse_confidence(line, fields[ci].trim())?;
-        let correct = fields[oi].trim();
-        if correct.is_empty() {
-            let Some(draw) = draw else {
-                return Err(err(
-                    line,
-                    "correct",
-                    "is empty: only a decision of an audit design (audit_probability) may be unlabelled",
-                ));
-            };
-            h.push_unlabelled(timestamp, action, confidence, draw);
-            continue;
-        }
-        let row = Row {
-            timestamp,
-            action,
-            confidence,
-            correct: parse_bool(line, correct)?,
-            error_cost: ei.map(|e| parse_cost(line, "error_cost", fields[e].trim())).transpose()?.flatten(),
-            escalation_cost: si.map(|e| parse_cost(line, "escalation_cost", fields[e].trim())).transpose()?.flatten(),
-        };
-        match draw {
-            Some(d) => h.push_audited(&row, d),
-            None => h.push(&row),
-        }
+        h.push_record(&layout.record(line, raw, true)?);
     }
     Ok(h)
 }

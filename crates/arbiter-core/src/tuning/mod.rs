@@ -40,10 +40,12 @@
 mod allocate;
 pub mod calibration;
 pub mod history;
+mod tally;
 
 pub use allocate::{Allocation, Choice, allocate, brute_force};
 pub use calibration::{Calibration, CalibrationBin, calibration};
 pub use history::{History, HistoryError};
+pub use tally::Tally;
 
 use crate::stats::{binomial_cdf, clopper_pearson_upper};
 use serde::Serialize;
@@ -399,96 +401,9 @@ pub fn bin(confidence: f64, grid: u32) -> usize {
     j
 }
 
-/// Build every class's curve in one pass over the history.
+/// Build every class's curve in one pass over the history (in class-name order).
 pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
-    let g = opts.grid as usize;
-    let k = h.classes.len();
-    let mut cnt = vec![0u64; k * (g + 1)];
-    let mut wrong = vec![0u64; k * (g + 1)];
-    let mut wcost = vec![0f64; k * (g + 1)];
-    let mut ecost = vec![0f64; k * (g + 1)];
-    let err_default: Vec<f64> =
-        h.classes.iter().map(|c| opts.error_cost.get(c).copied().unwrap_or(opts.default_error_cost)).collect();
-    let esc_default: Vec<f64> = h
-        .classes
-        .iter()
-        .map(|c| opts.escalation_cost.get(c).copied().unwrap_or(opts.default_escalation_cost))
-        .collect();
-    // the audit design's strata, per class and inclusion probability
-    let mut strata: Vec<Vec<Stratum>> = vec![Vec::new(); k];
-    let mut add = |c: usize, draw: crate::sampling::AuditDraw, b: usize, label: Option<(bool, f64)>| {
-        let i = match strata[c].iter().position(|s| s.probability == draw.probability) {
-            Some(i) => i,
-            None => {
-                strata[c].push(Stratum::new(draw.probability, g + 2));
-                strata[c].len() - 1
-            }
-        };
-        strata[c][i].add(b, draw.selected, label, err_default[c]);
-    };
-    for i in 0..h.len() {
-        let c = h.class[i] as usize;
-        let b = bin(h.confidence[i], opts.grid);
-        let at = c * (g + 1) + b;
-        let ec = h.escalation_cost[i];
-        ecost[at] += if ec.is_nan() { esc_default[c] } else { ec };
-        let wc = h.error_cost[i];
-        let wc = if wc.is_nan() { err_default[c] } else { wc };
-        if let Some(draw) = h.audit(i) {
-            add(c, draw, b, Some((h.correct[i], wc)));
-            continue;
-        }
-        cnt[at] += 1;
-        if !h.correct[i] {
-            wrong[at] += 1;
-            wcost[at] += wc;
-        }
-    }
-    for u in &h.unlabelled {
-        let c = u.class as usize;
-        let b = bin(u.confidence, opts.grid);
-        ecost[c * (g + 1) + b] += esc_default[c];
-        add(c, u.audit, b, None);
-    }
-    strata.iter_mut().flatten().for_each(Stratum::accumulate);
-    (0..k)
-        .map(|c| {
-            let base = c * (g + 1);
-            let mut curve = ClassCurve {
-                name: h.classes[c].clone(),
-                n: 0,
-                wrong: 0,
-                grid: opts.grid,
-                auto: vec![0; g + 2],
-                auto_wrong: vec![0; g + 2],
-                error_cost: vec![0.0; g + 2],
-                escalation_cost: vec![0.0; g + 2],
-                strata: std::mem::take(&mut strata[c]),
-            };
-            for j in (0..=g).rev() {
-                curve.auto[j] = curve.auto[j + 1] + cnt[base + j];
-                curve.auto_wrong[j] = curve.auto_wrong[j + 1] + wrong[base + j];
-                curve.error_cost[j] = curve.error_cost[j + 1] + wcost[base + j];
-            }
-            for j in 0..=g {
-                for s in &curve.strata {
-                    curve.auto[j] += s.population[j];
-                    curve.auto_wrong[j] += s.drawn_wrong[j];
-                    curve.error_cost[j] += s.expansion(j) * s.wrong_cost[j];
-                }
-            }
-            curve.n = curve.auto[0];
-            curve.wrong = curve.auto_wrong[0];
-            let mut below = 0.0;
-            for j in 0..=g + 1 {
-                curve.escalation_cost[j] = below;
-                if j <= g {
-                    below += ecost[base + j];
-                }
-            }
-            curve
-        })
-        .collect()
+    Tally::of(h, opts, 1).curves()
 }
 
 /// One threshold the scan tested.
@@ -694,7 +609,11 @@ pub fn escalation_budget(rate: f64, total: u64) -> u64 {
 
 /// Tune thresholds on `h`. Returns the curves too, for plots.
 pub fn tune(h: &History, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
-    let curves = curves(h, opts);
+    tune_curves(curves(h, opts), opts)
+}
+
+/// Tune thresholds on the curves of a history (from [`curves`], or a [`Tally`] counted as it was read).
+pub fn tune_curves(curves: Vec<ClassCurve>, opts: &TuneOptions) -> (TuneResult, Vec<ClassCurve>) {
     let delta = opts.class_delta(curves.len());
     let (allowed, scans): (Vec<Vec<usize>>, Vec<Scan>) = curves.iter().map(|c| scan(c, opts, delta)).unzip();
     let choices: Vec<Vec<Choice>> = curves

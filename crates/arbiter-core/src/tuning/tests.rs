@@ -607,3 +607,42 @@ fn a_history_file_carries_its_audit_design() {
     assert_eq!(h.between(None, Some(crate::time::Timestamp(1))).unlabelled.len(), 1);
     assert!(h.between(Some(crate::time::Timestamp(1)), None).classes.is_empty());
 }
+
+/// Tallies of the parts of a history, counted apart (as threads do) and
+/// merged in any order, give the curves and calibration of the whole.
+#[test]
+fn merged_tallies_are_the_tally_of_the_whole() {
+    let mut h = synthetic(20_000, 7, 3);
+    for i in 0..500 {
+        let d = crate::sampling::draw(&format!("x{i}"), 0.1);
+        h.push_unlabelled(crate::time::Timestamp(0), "action_001", (i as f64) / 500.0, d);
+    }
+    let opts = TuneOptions { grid: 200, ..TuneOptions::default() };
+    let whole = Tally::of(&h, &opts, 10);
+    let mut parts: Vec<Tally> = (0..3)
+        .map(|p| {
+            let keep: Vec<bool> = (0..h.len()).map(|i| i % 3 == p).collect();
+            let mut part = h.select(&keep);
+            if p != 1 {
+                part.unlabelled.clear();
+            }
+            Tally::of(&part, &opts, 10)
+        })
+        .collect();
+    let mut merged = parts.remove(2);
+    parts.into_iter().rev().for_each(|p| merged.merge(p));
+    let (a, b) = (whole.curves(), merged.curves());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (&x.name, &x.auto, &x.auto_wrong, &x.strata.len()),
+            (&y.name, &y.auto, &y.auto_wrong, &y.strata.len())
+        );
+        for (p, q) in x.error_cost.iter().zip(&y.error_cost).chain(x.escalation_cost.iter().zip(&y.escalation_cost)) {
+            assert!((p - q).abs() <= 1e-9 * p.abs().max(1.0));
+        }
+    }
+    assert_eq!(whole.decisions(), merged.decisions());
+    let (c, d) = (whole.calibration(), merged.calibration());
+    assert_eq!(c.iter().map(|c| c.n).collect::<Vec<_>>(), d.iter().map(|c| c.n).collect::<Vec<_>>());
+}
