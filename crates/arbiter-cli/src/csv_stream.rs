@@ -35,8 +35,9 @@ pub fn workers() -> usize {
 
 /// Read the CSV history at `path`, handing each data row to an accumulator:
 /// `new()` makes one per worker, `add` counts a row into it (rows read
-/// `with_time` carry their timestamp), and the accumulators come back in no
-/// particular order. `progress` hears the bytes read so far.
+/// `with_time` carry their timestamp), and the accumulators come back in
+/// worker order (worker w has blocks w, w + n, w + 2n, ... in file order).
+/// `progress` hears the bytes read so far.
 pub fn read<A: Send>(
     path: &Path,
     with_time: bool,
@@ -51,20 +52,21 @@ pub fn read<A: Send>(
     reader.read_line(&mut header).with_context(|| format!("cannot read {}", path.display()))?;
     let layout = CsvLayout::of_header(header.trim_end_matches('\n')).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let threads = threads.max(1);
-    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(threads);
-    let block_rx = std::sync::Mutex::new(block_rx);
+    // blocks go to the workers in turn (block i to worker i mod n), so each
+    // worker sums the same rows in the same order every run: the same file
+    // gives the same result to the last bit on the same number of threads
+    let (block_txs, block_rxs): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::sync_channel::<Block>(2)).unzip();
     let (done_tx, done_rx) = mpsc::channel::<Parsed>();
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let (layout, new, add) = (&layout, &new, &add);
     std::thread::scope(|scope| -> Result<Vec<A>> {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (block_rx, done_tx, spare_tx) = (&block_rx, done_tx.clone(), spare_tx.clone());
+        let handles: Vec<_> = block_rxs
+            .into_iter()
+            .map(|block_rx| {
+                let (done_tx, spare_tx) = (done_tx.clone(), spare_tx.clone());
                 scope.spawn(move || {
                     let mut acc = new();
-                    loop {
-                        let next = block_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(block) = next else { break };
+                    for block in block_rx {
                         let (lines, error) = parse_block(layout, &block.bytes, with_time, &mut acc, add);
                         let _ = done_tx.send(Parsed { seq: block.seq, lines, error });
                         let _ = spare_tx.send(block.bytes);
@@ -74,9 +76,9 @@ pub fn read<A: Send>(
             })
             .collect();
         drop((done_tx, spare_tx));
-        let sent = stream_blocks(&mut reader, &block_tx, &spare_rx, progress)
+        let sent = stream_blocks(&mut reader, &block_txs, &spare_rx, progress)
             .with_context(|| format!("cannot read {}", path.display()));
-        drop(block_tx);
+        drop(block_txs);
         let accs: Vec<A> = handles.into_iter().map(|h| h.join().expect("a parsing thread panicked")).collect();
         let blocks = sent?;
         let mut parsed: Vec<Parsed> = done_rx.iter().collect();
@@ -98,7 +100,7 @@ pub fn read<A: Send>(
 /// Cut the rest of `reader` into blocks of whole lines and send them; returns how many.
 fn stream_blocks(
     reader: &mut impl Read,
-    to: &mpsc::SyncSender<Block>,
+    to: &[mpsc::SyncSender<Block>],
     spare: &mpsc::Receiver<Vec<u8>>,
     progress: &mut dyn FnMut(u64),
 ) -> std::io::Result<usize> {
@@ -135,7 +137,7 @@ fn stream_blocks(
             }
         }
         if !buf.is_empty() {
-            if to.send(Block { seq, bytes: buf }).is_err() {
+            if to[seq % to.len()].send(Block { seq, bytes: buf }).is_err() {
                 return Ok(seq);
             }
             seq += 1;
@@ -160,20 +162,22 @@ fn parse_block<A>(
     acc: &mut A,
     add: &impl Fn(&mut A, &Record<'_>),
 ) -> (usize, Option<HistoryError>) {
-    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(bytes.last().is_some_and(|&b| b != b'\n'));
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
             let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
             let error = HistoryError { line, field: "(row)".into(), message: "is not valid UTF-8".into() };
-            return (lines, Some(error));
+            return (0, Some(error));
         }
     };
-    for (i, raw) in text.lines().enumerate() {
+    // the line count matters only for blocks without errors (it numbers the lines of the blocks after them)
+    let mut lines = 0;
+    for raw in text.lines() {
+        lines += 1;
         if raw.is_empty() || raw == "\r" {
             continue;
         }
-        match layout.record(i + 1, raw, with_time) {
+        match layout.record(lines, raw, with_time) {
             Ok(r) => add(acc, &r),
             Err(e) => return (lines, Some(e)),
         }

@@ -188,8 +188,17 @@ pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) ->
         }
         Some(Format::Parquet) => {
             let p = args.history.as_deref().expect("a file");
-            let mut t = Tally::new(opts, calibration_bins);
-            crate::parquet_history::read(p, window, &mut |r| add(&mut t, r))?;
+            let _spin = Progress::spinner(&format!("loading {}", p.display()));
+            let parts = crate::parquet_history::read_parallel(
+                p,
+                window,
+                csv_stream::workers(),
+                || Tally::new(opts, calibration_bins),
+                add,
+            )?;
+            let mut it = parts.into_iter();
+            let mut t = it.next().unwrap_or_else(|| Tally::new(opts, calibration_bins));
+            it.for_each(|o| t.merge(o));
             t
         }
         _ => return Ok(Tally::of(&load(args)?, opts, calibration_bins)),

@@ -113,10 +113,25 @@ fn millis_per_unit(desc: &ColumnDescriptor) -> Result<Option<(i64, i64)>> {
     })
 }
 
-/// Read the Parquet history at `path`, row by row (timestamps only `with_time`).
-pub fn read(path: &Path, with_time: bool, each: &mut dyn FnMut(&Record<'_>)) -> Result<()> {
+/// The columns a history's Parquet schema names.
+struct Columns {
+    time: (usize, Arc<ColumnDescriptor>),
+    action: (usize, Arc<ColumnDescriptor>),
+    confidence: (usize, Arc<ColumnDescriptor>),
+    correct: (usize, Arc<ColumnDescriptor>),
+    error_cost: Option<(usize, Arc<ColumnDescriptor>)>,
+    escalation_cost: Option<(usize, Arc<ColumnDescriptor>)>,
+    probability: Option<(usize, Arc<ColumnDescriptor>)>,
+    selected: Option<(usize, Arc<ColumnDescriptor>)>,
+    unit: Option<(i64, i64)>,
+}
+
+fn open(path: &Path) -> Result<SerializedFileReader<std::fs::File>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let reader = SerializedFileReader::new(file).with_context(|| format!("{}: not a Parquet file", path.display()))?;
+    SerializedFileReader::new(file).with_context(|| format!("{}: not a Parquet file", path.display()))
+}
+
+fn columns(path: &Path, reader: &SerializedFileReader<std::fs::File>) -> Result<Columns> {
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let find = |name: &str| -> Option<(usize, Arc<ColumnDescriptor>)> {
         (0..schema.num_columns()).map(|i| (i, schema.column(i))).find(|(_, c)| c.path().parts() == [name])
@@ -126,73 +141,141 @@ pub fn read(path: &Path, with_time: bool, each: &mut dyn FnMut(&Record<'_>)) -> 
             anyhow!("{}: missing column `{name}` (need timestamp,action,confidence,correct)", path.display())
         })
     };
-    let (time, action, confidence, correct) =
-        (need("timestamp")?, need("action")?, need("confidence")?, need("correct")?);
-    let (error_cost, escalation_cost) = (find("error_cost"), find("escalation_cost"));
     let (probability, selected) = (find("audit_probability"), find("audit_selected"));
     if probability.is_some() != selected.is_some() {
         bail!("{}: audit_probability and audit_selected come together", path.display());
     }
-    let unit = millis_per_unit(&time.1)?;
-    let mut row_base = 0usize;
+    let time = need("timestamp")?;
+    let unit = millis_per_unit(&time.1).with_context(|| path.display().to_string())?;
+    Ok(Columns {
+        time,
+        action: need("action")?,
+        confidence: need("confidence")?,
+        correct: need("correct")?,
+        error_cost: find("error_cost"),
+        escalation_cost: find("escalation_cost"),
+        probability,
+        selected,
+        unit,
+    })
+}
+
+/// Read the Parquet history at `path`, row by row in file order (timestamps only `with_time`).
+pub fn read(path: &Path, with_time: bool, each: &mut dyn FnMut(&Record<'_>)) -> Result<()> {
+    let reader = open(path)?;
+    let cols = columns(path, &reader)?;
+    let mut base = 0;
     for g in 0..reader.num_row_groups() {
-        let group = reader.get_row_group(g)?;
-        let rows = group.metadata().num_rows() as usize;
-        let col = |c: &(usize, Arc<ColumnDescriptor>)| -> Result<Values> {
-            read_column(group.get_column_reader(c.0)?, &c.1, rows).with_context(|| path.display().to_string())
-        };
-        let actions = col(&action)?;
-        let confidences = col(&confidence)?;
-        let labels = col(&correct)?;
-        let times = if with_time { Some(col(&time)?) } else { None };
-        let errors = error_cost.as_ref().map(col).transpose()?;
-        let escalations = escalation_cost.as_ref().map(col).transpose()?;
-        let probabilities = probability.as_ref().map(col).transpose()?;
-        let selections = selected.as_ref().map(col).transpose()?;
-        for i in 0..rows {
-            let row = row_base + i + 1;
-            let bad = |field: &str, msg: &str| anyhow!("{}: row {row}: {field}: {msg}", path.display());
-            let name = actions.text(i).ok_or_else(|| bad("action", "is missing or not text"))?;
-            let name = std::str::from_utf8(name).map_err(|_| bad("action", "is not UTF-8"))?;
-            let timestamp = match (&times, unit) {
-                (None, _) => None,
-                (Some(Values::Int(v)), Some((_, per))) => {
-                    Some(Timestamp(v[i].ok_or_else(|| bad("timestamp", "is missing"))?.div_euclid(per)))
-                }
-                (Some(t), _) => {
-                    let text = t.text(i).ok_or_else(|| bad("timestamp", "is missing"))?;
-                    let text = std::str::from_utf8(text).map_err(|_| bad("timestamp", "is not UTF-8"))?;
-                    Some(
-                        text.parse::<Timestamp>()
-                            .map_err(|e| bad("timestamp", &format!("`{text}` is not RFC 3339 ({e})")))?,
-                    )
-                }
-            };
-            let audit = match (&probabilities, &selections) {
-                (Some(p), Some(s)) => match p.float(i) {
-                    Some(probability) => Some(AuditDraw {
-                        probability,
-                        selected: s.flag(i).ok_or_else(|| bad("audit_selected", "is missing"))?,
-                    }),
-                    None => None,
-                },
-                _ => None,
-            };
-            let record = Record {
-                timestamp,
-                action: name,
-                confidence: confidences.float(i).ok_or_else(|| bad("confidence", "is missing"))?,
-                correct: labels.flag(i),
-                error_cost: errors.as_ref().and_then(|v| v.float(i)).unwrap_or(f64::NAN),
-                escalation_cost: escalations.as_ref().and_then(|v| v.float(i)).unwrap_or(f64::NAN),
-                audit,
-            };
-            record.check(row).map_err(|e| bad(&e.field, &e.message))?;
-            each(&record);
-        }
-        row_base += rows;
+        base += read_group(path, &reader, &cols, g, base, with_time, each)?;
     }
     Ok(())
+}
+
+/// Read the Parquet history at `path` on `threads` threads, row group by row
+/// group: `new()` makes one accumulator per thread, `add` counts a row into
+/// it, and the accumulators come back in thread order (thread t has row
+/// groups t, t + n, ... in file order: the same file gives the same sums).
+pub fn read_parallel<A: Send>(
+    path: &Path,
+    with_time: bool,
+    threads: usize,
+    new: impl Fn() -> A + Sync,
+    add: impl Fn(&mut A, &Record<'_>) + Sync,
+) -> Result<Vec<A>> {
+    let reader = open(path)?;
+    let cols = columns(path, &reader)?;
+    let groups = reader.num_row_groups();
+    let mut bases = Vec::with_capacity(groups);
+    let mut base = 0usize;
+    for g in 0..groups {
+        bases.push(base);
+        base += reader.metadata().row_group(g).num_rows() as usize;
+    }
+    let threads = threads.clamp(1, groups.max(1));
+    let (cols, bases, new, add) = (&cols, &bases, &new, &add);
+    let results: Vec<Result<A>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> Result<A> {
+                    let reader = open(path)?;
+                    let mut acc = new();
+                    for g in (t..groups).step_by(threads) {
+                        read_group(path, &reader, cols, g, bases[g], with_time, &mut |r| add(&mut acc, r))?;
+                    }
+                    Ok(acc)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a Parquet reading thread panicked")).collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Read row group `g` (whose first row is row `base + 1` of the file); returns its rows.
+fn read_group(
+    path: &Path,
+    reader: &SerializedFileReader<std::fs::File>,
+    cols: &Columns,
+    g: usize,
+    base: usize,
+    with_time: bool,
+    each: &mut dyn FnMut(&Record<'_>),
+) -> Result<usize> {
+    let group = reader.get_row_group(g)?;
+    let rows = group.metadata().num_rows() as usize;
+    let col = |c: &(usize, Arc<ColumnDescriptor>)| -> Result<Values> {
+        read_column(group.get_column_reader(c.0)?, &c.1, rows).with_context(|| path.display().to_string())
+    };
+    let actions = col(&cols.action)?;
+    let confidences = col(&cols.confidence)?;
+    let labels = col(&cols.correct)?;
+    let times = if with_time { Some(col(&cols.time)?) } else { None };
+    let errors = cols.error_cost.as_ref().map(col).transpose()?;
+    let escalations = cols.escalation_cost.as_ref().map(col).transpose()?;
+    let probabilities = cols.probability.as_ref().map(col).transpose()?;
+    let selections = cols.selected.as_ref().map(col).transpose()?;
+    for i in 0..rows {
+        let row = base + i + 1;
+        let bad = |field: &str, msg: &str| anyhow!("{}: row {row}: {field}: {msg}", path.display());
+        let name = actions.text(i).ok_or_else(|| bad("action", "is missing or not text"))?;
+        let name = std::str::from_utf8(name).map_err(|_| bad("action", "is not UTF-8"))?;
+        let timestamp = match (&times, cols.unit) {
+            (None, _) => None,
+            (Some(Values::Int(v)), Some((_, per))) => {
+                Some(Timestamp(v[i].ok_or_else(|| bad("timestamp", "is missing"))?.div_euclid(per)))
+            }
+            (Some(t), _) => {
+                let text = t.text(i).ok_or_else(|| bad("timestamp", "is missing"))?;
+                let text = std::str::from_utf8(text).map_err(|_| bad("timestamp", "is not UTF-8"))?;
+                Some(
+                    text.parse::<Timestamp>()
+                        .map_err(|e| bad("timestamp", &format!("`{text}` is not RFC 3339 ({e})")))?,
+                )
+            }
+        };
+        let audit = match (&probabilities, &selections) {
+            (Some(p), Some(s)) => match p.float(i) {
+                Some(probability) => Some(AuditDraw {
+                    probability,
+                    selected: s.flag(i).ok_or_else(|| bad("audit_selected", "is missing"))?,
+                }),
+                None => None,
+            },
+            _ => None,
+        };
+        let record = Record {
+            timestamp,
+            action: name,
+            confidence: confidences.float(i).ok_or_else(|| bad("confidence", "is missing"))?,
+            correct: labels.flag(i),
+            error_cost: errors.as_ref().and_then(|v| v.float(i)).unwrap_or(f64::NAN),
+            escalation_cost: escalations.as_ref().and_then(|v| v.float(i)).unwrap_or(f64::NAN),
+            audit,
+        };
+        record.check(row).map_err(|e| bad(&e.field, &e.message))?;
+        each(&record);
+    }
+    Ok(rows)
 }
 
 /// Write `h` as Parquet (the columns `read` reads; snappy-compressed, row groups of a million).

@@ -361,7 +361,12 @@ impl CsvLayout {
         let (mut time, mut action, mut confidence, mut correct) = ("", "", "", "");
         let (mut error_cost, mut escalation_cost, mut probability, mut selected) = ("", "", "", "");
         let mut n = 0;
-        for field in raw.split(',') {
+        // fields split by byte (',' is ASCII, so every cut is a character boundary)
+        let bytes = raw.as_bytes();
+        let mut start = 0;
+        for end in (0..bytes.len()).filter(|&i| bytes[i] == b',').chain(std::iter::once(bytes.len())) {
+            let field = &raw[start..end];
+            start = end + 1;
             match self.columns.get(n) {
                 Some(Column::Timestamp) => time = field,
                 Some(Column::Action) => action = field,
@@ -378,18 +383,19 @@ impl CsvLayout {
         if n != self.columns.len() {
             return Err(err(line, "(row)", format!("has {n} fields, the header has {}", self.columns.len())));
         }
-        let action = action.trim();
+        let action = action.trim_ascii();
         check_action(line, action)?;
-        let audit = match probability.trim() {
+        let audit = match probability.trim_ascii() {
             p if !self.has_audit || p.is_empty() => None,
             p => Some(AuditDraw {
                 probability: parse_probability(line, p)?,
-                selected: parse_bool(line, selected.trim()).map_err(|e| err(line, "audit_selected", e.message))?,
+                selected: parse_bool(line, selected.trim_ascii())
+                    .map_err(|e| err(line, "audit_selected", e.message))?,
             }),
         };
-        let timestamp = if with_time { Some(parse_time(line, time.trim())?) } else { None };
-        let confidence = parse_confidence(line, confidence.trim())?;
-        let correct = match correct.trim() {
+        let timestamp = if with_time { Some(parse_time(line, time.trim_ascii())?) } else { None };
+        let confidence = parse_confidence(line, confidence.trim_ascii())?;
+        let correct = match correct.trim_ascii() {
             "" if audit.is_some() => None,
             "" => {
                 return Err(err(
@@ -401,7 +407,7 @@ impl CsvLayout {
             c => Some(parse_bool(line, c)?),
         };
         let cost = |field: &str, s: &str| -> Result<f64, HistoryError> {
-            Ok(parse_cost(line, field, s.trim())?.unwrap_or(f64::NAN))
+            Ok(parse_cost(line, field, s.trim_ascii())?.unwrap_or(f64::NAN))
         };
         Ok(Record {
             timestamp,

@@ -401,6 +401,36 @@ pub fn bin(confidence: f64, grid: u32) -> usize {
     j
 }
 
+/// [`bin`] with the grid's thresholds computed once: the same answer, with
+/// table lookups where `bin` divides (tallies bin every decision).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    grid: u32,
+    /// `edges[j]` = j / grid as the policy engine's threshold (j in 0..=grid).
+    edges: Vec<f64>,
+}
+
+impl Grid {
+    /// The thresholds `j / grid`.
+    pub fn new(grid: u32) -> Grid {
+        Grid { grid, edges: (0..=grid).map(|j| j as f64 / grid as f64).collect() }
+    }
+
+    /// The largest `j` with `confidence ≥ j / grid` (exactly [`bin`]).
+    #[inline]
+    pub fn bin(&self, confidence: f64) -> usize {
+        let g = self.grid as usize;
+        let mut j = (confidence * self.grid as f64).floor().clamp(0.0, self.grid as f64) as usize;
+        while j < g && confidence >= self.edges[j + 1] {
+            j += 1;
+        }
+        while j > 0 && confidence < self.edges[j] {
+            j -= 1;
+        }
+        j
+    }
+}
+
 /// Build every class's curve in one pass over the history (in class-name order).
 pub fn curves(h: &History, opts: &TuneOptions) -> Vec<ClassCurve> {
     Tally::of(h, opts, 1).curves()

@@ -6,9 +6,29 @@
 //! the tally of the whole.
 
 use super::calibration::{Calibration, calibration_of};
-use super::{ClassCurve, History, Stratum, TuneOptions, bin};
+use super::{ClassCurve, Grid, History, Stratum, TuneOptions};
 use crate::sampling::AuditDraw;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a over a class name: class names are few and short, and looked up
+/// once per decision, where a keyed hash would cost more than the rest.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// One class's counts per grid bin (`0..=grid`; "never" is added by [`Tally::curves`]).
 #[derive(Debug, Clone)]
@@ -35,13 +55,14 @@ struct ClassTally {
 #[derive(Debug, Clone)]
 pub struct Tally {
     grid: u32,
+    bins: Grid,
     calibration_bins: usize,
     default_error_cost: f64,
     default_escalation_cost: f64,
     error_costs: Vec<(String, f64)>,
     escalation_costs: Vec<(String, f64)>,
     names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: HashMap<String, u32, BuildHasherDefault<Fnv>>,
     classes: Vec<ClassTally>,
 }
 
@@ -50,13 +71,14 @@ impl Tally {
     pub fn new(opts: &TuneOptions, calibration_bins: usize) -> Tally {
         Tally {
             grid: opts.grid,
+            bins: Grid::new(opts.grid),
             calibration_bins: calibration_bins.max(1),
             default_error_cost: opts.default_error_cost,
             default_escalation_cost: opts.default_escalation_cost,
             error_costs: opts.error_cost.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             escalation_costs: opts.escalation_cost.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             names: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             classes: Vec::new(),
         }
     }
@@ -126,7 +148,7 @@ impl Tally {
         escalation_cost: f64,
         audit: Option<AuditDraw>,
     ) {
-        let b = bin(confidence, self.grid);
+        let b = self.bins.bin(confidence);
         let cb = ((confidence.clamp(0.0, 1.0) * self.calibration_bins as f64) as usize).min(self.calibration_bins - 1);
         let grid = self.grid;
         let c = &mut self.classes[class as usize];
@@ -153,7 +175,7 @@ impl Tally {
 
     /// Count one decision of an audit design that has no label yet.
     pub fn add_unlabelled(&mut self, class: u32, confidence: f64, draw: AuditDraw) {
-        let b = bin(confidence, self.grid);
+        let b = self.bins.bin(confidence);
         let grid = self.grid;
         let c = &mut self.classes[class as usize];
         c.escalation_cost[b] += c.escalation_default;

@@ -646,3 +646,15 @@ fn merged_tallies_are_the_tally_of_the_whole() {
     let (c, d) = (whole.calibration(), merged.calibration());
     assert_eq!(c.iter().map(|c| c.n).collect::<Vec<_>>(), d.iter().map(|c| c.n).collect::<Vec<_>>());
 }
+
+proptest! {
+    /// The table-driven bin of a tally is exactly the engine-agreeing `bin`.
+    #[test]
+    fn the_grid_table_bins_exactly_as_bin(c in 0.0f64..=1.0, grid in prop::sample::select(vec![10u32, 100, 1000, 1024, 3000, 100_000])) {
+        let g = Grid::new(grid);
+        prop_assert_eq!(g.bin(c), bin(c, grid));
+        let k = (c * grid as f64).round() / grid as f64; // right on a threshold
+        prop_assert_eq!(g.bin(k), bin(k, grid));
+        prop_assert_eq!(g.bin(k.next_down().max(0.0)), bin(k.next_down().max(0.0), grid));
+    }
+}
