@@ -41,6 +41,55 @@ pub enum BenchCommand {
     Search(crate::bench_search::SearchArgs),
     /// OTLP/HTTP trace ingest: spans/s and export latency, against Arbiter or any OTLP receiver.
     Traces(crate::bench_traces::TracesArgs),
+    /// Tuning on a history already in memory, on one thread: counting every decision into its class's
+    /// grid bins, then the scan and the allocation (what a Python peer does after loading).
+    Tune(TuneBenchArgs),
+}
+
+/// Options of `arbiter bench tune`.
+#[derive(Debug, Args)]
+pub struct TuneBenchArgs {
+    /// Decisions of the synthetic history (`demo generate`'s).
+    #[arg(long, default_value_t = 10_000_000)]
+    decisions: usize,
+    /// Action classes.
+    #[arg(long, default_value_t = 100)]
+    classes: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Timed runs (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+fn tune_bench(a: TuneBenchArgs) -> Result<ExitCode> {
+    use arbiter_core::tuning::{Tally, TuneOptions, synthetic, tune_curves};
+    let h = synthetic(a.decisions, a.classes.max(1), a.seed);
+    let opts = TuneOptions { max_escalation_rate: 0.10, max_auto_error: Some(0.05), delta: 0.05, ..TuneOptions::default() };
+    let (mut count, mut tune) = (Vec::new(), Vec::new());
+    for _ in 0..a.runs.max(1) {
+        let started = std::time::Instant::now();
+        let tally = Tally::of(&h, &opts, 10);
+        let counted = started.elapsed();
+        let (r, _) = tune_curves(tally.curves(), &opts);
+        std::hint::black_box((r, tally.calibration()));
+        count.push(counted.as_secs_f64());
+        tune.push((started.elapsed() - counted).as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (c, t) = (median(&mut count), median(&mut tune));
+    println!(
+        "{} decisions, {} classes, in memory, one thread, median of {}: counting {c:.3} s, scan and allocation {t:.3} s, total {:.3} s",
+        h.len(),
+        h.classes.len(),
+        a.runs.max(1),
+        c + t
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Options of `arbiter bench console`.
@@ -97,6 +146,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
         BenchCommand::Search(args) => crate::bench_search::run(args),
         BenchCommand::Traces(args) => crate::bench_traces::run(args),
+        BenchCommand::Tune(args) => tune_bench(args),
     }
 }
 
