@@ -66,7 +66,8 @@ pub struct TuneBenchArgs {
 fn tune_bench(a: TuneBenchArgs) -> Result<ExitCode> {
     use arbiter_core::tuning::{Tally, TuneOptions, synthetic, tune_curves};
     let h = synthetic(a.decisions, a.classes.max(1), a.seed);
-    let opts = TuneOptions { max_escalation_rate: 0.10, max_auto_error: Some(0.05), delta: 0.05, ..TuneOptions::default() };
+    let opts =
+        TuneOptions { max_escalation_rate: 0.10, max_auto_error: Some(0.05), delta: 0.05, ..TuneOptions::default() };
     let (mut count, mut tune) = (Vec::new(), Vec::new());
     for _ in 0..a.runs.max(1) {
         let started = std::time::Instant::now();

@@ -120,6 +120,15 @@ class ToolResult(_Model):
     recorded_at: str
 
 
+class AuditDraw(_Model):
+    """The audit draw of an allowed decision of a class the policy samples for audit."""
+
+    probability: float
+    """The inclusion probability it was drawn with (the class's ``audit_sample``)."""
+    selected: bool
+    """Whether it was drawn: a reviewer labels it afterwards. The agent is never held for it."""
+
+
 class Decision(_Model):
     """One proposal and everything Arbiter decided about it."""
 
@@ -147,6 +156,7 @@ class Decision(_Model):
     subject: Optional[str] = None
     threshold: Optional[float] = None
     tool_result: Optional[ToolResult] = None
+    audit: Optional[AuditDraw] = None
 
     @property
     def is_final(self) -> bool:

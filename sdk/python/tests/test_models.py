@@ -22,6 +22,7 @@ PAIRS = [
     (models.FinalVerdict, "FinalVerdict"),
     (models.Outcome, "Outcome"),
     (models.ToolResult, "ToolResult"),
+    (models.AuditDraw, "AuditDraw"),
     (models.Decision, "Decision"),
     (models.DecisionRequest, "DecisionRequest"),
     (models.OutcomeRequest, "OutcomeRequest"),

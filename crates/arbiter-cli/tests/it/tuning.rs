@@ -253,21 +253,7 @@ fn bad_history_rows_are_named_not_skipped() {
 #[test]
 fn parquet_and_csv_histories_tune_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = generate(dir.path(), "h.csv", "11");
-    let parquet = dir.path().join("h.parquet");
-    let (code, _, err) = run(&[
-        "demo",
-        "generate",
-        "--decisions",
-        "50000",
-        "--classes",
-        "6",
-        "--seed",
-        "11",
-        "--out",
-        parquet.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let (csv, parquet) = (generate(dir.path(), "h.csv", "11"), generate(dir.path(), "h.parquet", "11"));
     let tune = |p: &str, extra: &[&str]| -> Value {
         let mut args = vec!["tune", "--history", p, "--max-auto-error", "0.05", "--json"];
         args.extend_from_slice(extra);
@@ -275,9 +261,9 @@ fn parquet_and_csv_histories_tune_alike() {
         assert!(code == 0 || code == 2, "{err}");
         serde_json::from_str::<Value>(&out).unwrap()["result"].clone()
     };
-    assert_eq!(tune(&csv, &[]), tune(parquet.to_str().unwrap(), &[]));
+    assert_eq!(tune(&csv, &[]), tune(&parquet, &[]));
     let window = ["--since", "2026-05-29T00:00:00Z", "--until", "2026-06-10T00:00:00Z"];
-    let (a, b) = (tune(&csv, &window), tune(parquet.to_str().unwrap(), &window));
+    let (a, b) = (tune(&csv, &window), tune(&parquet, &window));
     assert_eq!(a, b);
     assert!(a["decisions"].as_u64().unwrap() < 50_000, "the window keeps part of the month: {}", a["decisions"]);
     let (code, _, err) = run(&["tune", "--history", dir.path().join("missing.parquet").to_str().unwrap()]);
