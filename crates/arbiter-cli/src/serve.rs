@@ -119,6 +119,13 @@ pub struct ServeArgs {
     /// How long a final verdict's signed receipt authorises its call [default: 15m].
     #[arg(long, env = "ARBITER_RECEIPT_TTL")]
     pub receipt_ttl: Option<arbiter_core::HumanDuration>,
+    /// The server's clock: `system`, or `manual` for simulated time — it stands still until an admin
+    /// moves it (`POST /v1/admin/clock`), which runs the drift monitor and the SLA sweeper at their
+    /// due times on the way. For test harnesses and evaluations only; a flag, never read from the
+    /// config file or the environment [default: system].
+    #[arg(long, value_parser = ["system", "manual"])]
+    #[serde(skip)]
+    pub clock: Option<String>,
     /// Serve final verdicts with signed receipts: `on` or `off` (signing costs 15–25% of the
     /// decision throughput; turn it off when no gateway or tool server checks receipts) [default: on].
     #[arg(long, env = "ARBITER_RECEIPTS", value_parser = ["on", "off"])]
@@ -148,6 +155,7 @@ impl ServeArgs {
     fn or(self, file: ServeArgs) -> ServeArgs {
         ServeArgs {
             config: self.config,
+            clock: self.clock,
             db: self.db.or(file.db),
             listen: self.listen.or(file.listen),
             port: self.port,
@@ -287,7 +295,21 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     crate::runtime()?.block_on(async move {
         let store = crate::store::open_or_create(&db).await?;
-        let state = AppState::new(store.shared(), config, Arc::new(SystemClock)).await?;
+        let manual = (args.clock.as_deref() == Some("manual"))
+            .then(|| Arc::new(arbiter_core::ManualClock::new(arbiter_core::Clock::now(&SystemClock))));
+        let clock: Arc<dyn arbiter_core::Clock> = match &manual {
+            Some(m) => m.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let state = AppState::new(store.shared(), config, clock).await?;
+        if let Some(m) = manual {
+            state.control_clock(m);
+            tracing::warn!(
+                "the clock is MANUAL: time stands still until an admin moves it (POST /v1/admin/clock); \
+                 SLAs, drift and leases follow it. Never run a production server like this"
+            );
+            println!("clock: MANUAL (simulated time; POST /v1/admin/clock moves it)");
+        }
         let boot = arbiter_server::bootstrap(&state, policy_source.as_deref()).await?;
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;

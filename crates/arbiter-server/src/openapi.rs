@@ -118,6 +118,8 @@ mod tests {
             ("LabelRequest", names::<cases::LabelRequest>()),
             ("LabelResponse", names::<cases::LabelResponse>()),
             ("AuditDraw", names::<arbiter_core::sampling::AuditDraw>()),
+            ("ClockRequest", names::<arbiter_api::drift::ClockRequest>()),
+            ("ClockView", names::<arbiter_api::drift::ClockView>()),
             ("Event", names::<core_audit::Event>()),
             ("PolicyView", with(names::<arbiter_core::policy_version::PolicyVersion>(), &["triggers", "active"])),
             ("PolicyVersionSummary", names::<arbiter_core::policy_version::PolicyVersionSummary>()),

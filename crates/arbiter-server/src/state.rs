@@ -51,6 +51,8 @@ pub struct AppState {
     pub receipts: crate::receipts::Receipts,
     /// This server's name among replicas (holder of leases).
     pub instance: String,
+    /// The manual clock's control (`--clock manual` only).
+    pub(crate) clock_control: std::sync::OnceLock<crate::app::clock::ClockControl>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             rate_episodes: Default::default(),
             cap_episodes: Default::default(),
             instance: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
+            clock_control: std::sync::OnceLock::new(),
         });
         state.refresh_policy().await?;
         state.receipts.load(&state).await?;

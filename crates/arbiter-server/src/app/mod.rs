@@ -3,6 +3,7 @@
 //! and render its result.
 
 pub mod cases;
+pub mod clock;
 pub mod decisions;
 pub mod learning;
 pub mod policy;

@@ -28,6 +28,9 @@ pub async fn run(state: Arc<AppState>) {
         if state.config.drift_interval.is_zero() {
             return; // turned off: no loop at all
         }
+        if state.clock_control().is_some() {
+            return; // a manual clock: moving it runs the monitor at its due times
+        }
         every(state.clone(), state.config.drift_interval, |s| async move {
             if let Err(e) = drift::run_if_leader(&s).await {
                 tracing::warn!(error = %e, "drift evaluation failed; retrying");
@@ -93,17 +96,21 @@ async fn relay_finalized(state: Arc<AppState>) {
     }
 }
 
-/// Call `f` every `period` until the server stops.
+/// Call `f` every `period` until the server stops, on a fixed schedule: each
+/// run starts `period` after the start of the one before (a slow run does
+/// not push the next ones later; a run longer than `period` is followed at once).
 async fn every<F, Fut>(state: Arc<AppState>, period: Duration, mut f: F)
 where
     F: FnMut(Arc<AppState>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut stop = state.stopping();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(period) => f(state.clone()).await,
+            _ = ticks.tick() => f(state.clone()).await,
         }
     }
 }

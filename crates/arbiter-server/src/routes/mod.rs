@@ -93,6 +93,7 @@ fn api() -> Api {
         .on("delete", "/v1/webhooks/{id}", webhooks::delete)
         .on("get", "/v1/webhooks/{id}/deliveries", webhooks::deliveries)
         .on("get", "/v1/drift", ops::drift)
+        .on("post", "/v1/admin/clock", ops::clock)
         .on("get", "/v1/audit/verify", audit::verify)
         .on("get", "/v1/audit/events", audit::events)
         .on("get", "/v1/policy", policy::active)

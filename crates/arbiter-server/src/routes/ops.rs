@@ -34,6 +34,16 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
+/// Move a manual clock (`arbiter serve --clock manual`; admins only).
+pub async fn clock(
+    State(state): State<Arc<AppState>>,
+    auth: crate::extract::Auth,
+    crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::ClockRequest>,
+) -> Result<axum::Json<arbiter_api::drift::ClockView>, ApiError> {
+    let who = auth.require(&[arbiter_core::Role::Admin], "moving the server's clock")?;
+    Ok(axum::Json(crate::app::clock::advance(&state, who, req).await?))
+}
+
 /// The OpenAPI document.
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::OPENAPI_JSON)

@@ -2,6 +2,7 @@
 //! the test says so, and the sweeper and webhook worker run when called.
 
 mod audits;
+mod clock;
 mod documented;
 mod drift;
 mod learning;
