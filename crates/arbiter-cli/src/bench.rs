@@ -418,7 +418,8 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     let store = Arc::new(SqliteStore::open(path)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // Every escalation opens its case, however many pile up: the worst case for the queue is the point.
-    let config = Config { max_open_cases_per_agent: None, ..Config::default() };
+    // The day of history is loaded with its event times, as a replay.
+    let config = Config { max_open_cases_per_agent: None, event_time_skew: None, ..Config::default() };
     let server = Embedded::start(store, config, Arc::new(SystemClock), listener).await?;
     let key = |name: &str, role: Role, tags: &[&str]| {
         let req = CreateKey {

@@ -198,6 +198,7 @@ fn decision(i: u64, at: Timestamp, escalated: bool, rng: &mut Rng) -> (Decision,
         subject: None,
         threshold: None,
         audit: None,
+        event_time_skew_ms: None,
     };
     let case = escalated.then(|| {
         let esc = Escalation {

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// (reason `agent_case_cap`) and an alarm is raised. 0 means no cap [default: 200].
     #[arg(long, env = "ARBITER_MAX_OPEN_CASES_PER_AGENT")]
     pub max_open_cases_per_agent: Option<u64>,
+    /// How far a proposal's `event_time` may be from the server's clock, either way, e.g. `5m`; `off` takes any
+    /// time (a server that takes replays: each decision a default server would refuse records its skew) [default: 5m].
+    #[arg(long, env = "ARBITER_EVENT_TIME_SKEW")]
+    pub event_time_skew: Option<String>,
     /// Activating a policy version that changes more than this share of verdicts on the last 2,000 decisions
     /// needs `force=true` [default: 0.2].
     #[arg(long, env = "ARBITER_POLICY_GUARD")]
@@ -178,6 +182,7 @@ impl ServeArgs {
             agent_rate_limit: self.agent_rate_limit.or(file.agent_rate_limit),
             admin_rate_limit: self.admin_rate_limit.or(file.admin_rate_limit),
             max_open_cases_per_agent: self.max_open_cases_per_agent.or(file.max_open_cases_per_agent),
+            event_time_skew: self.event_time_skew.or(file.event_time_skew),
             policy_guard: self.policy_guard.or(file.policy_guard),
             escalation_budget: self.escalation_budget.or(file.escalation_budget),
             otlp_listen: self.otlp_listen.or(file.otlp_listen),
@@ -269,6 +274,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             Some(0) => None,
             Some(n) => Some(n),
             None => Some(200),
+        },
+        event_time_skew: match args.event_time_skew.as_deref() {
+            None => Some(arbiter_server::DEFAULT_EVENT_TIME_SKEW),
+            Some("off") => None,
+            Some(s) => Some(Duration::from_millis(
+                s.parse::<arbiter_core::HumanDuration>()
+                    .map_err(|e| {
+                        anyhow::anyhow!("--event-time-skew: `{s}` is not a duration such as 5m, or `off` ({e})")
+                    })?
+                    .as_millis() as u64,
+            )),
         },
         policy_guard: args.policy_guard.unwrap_or(0.2),
         escalation_budget: args.escalation_budget.unwrap_or(0.10),

@@ -265,6 +265,11 @@ pub struct Decision {
     /// for audit: its inclusion probability and whether it was drawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::sampling::AuditDraw>,
+    /// `event_time − received_at` in milliseconds, for a decision whose event
+    /// time was outside the server's accepted skew and taken anyway (a server
+    /// that takes replays: `--event-time-skew off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time_skew_ms: Option<i64>,
 }
 
 impl Decision {
@@ -310,6 +315,7 @@ impl Decision {
             subject: proposal.subject,
             threshold: eval.threshold,
             audit,
+            event_time_skew_ms: None,
         }
     }
 }

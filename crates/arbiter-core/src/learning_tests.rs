@@ -41,6 +41,7 @@ fn decision(id: &str, name: &str, args: serde_json::Value, signals: serde_json::
         subject: None,
         threshold: None,
         audit: None,
+        event_time_skew_ms: None,
     }
 }
 

@@ -4,6 +4,9 @@ use crate::outbound;
 use arbiter_core::Limits;
 use std::time::Duration;
 
+/// How far an agent's `event_time` may be from the server's clock by default, either way.
+pub const DEFAULT_EVENT_TIME_SKEW: Duration = Duration::from_secs(5 * 60);
+
 /// Tunables of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +55,9 @@ pub struct Config {
     pub rate_limits: RoleRates,
     /// Open approval cases one agent may have; past it, escalations get their fallback at once.
     pub max_open_cases_per_agent: Option<u64>,
+    /// How far a proposal's `event_time` may be from the server's time, either way
+    /// (`None`: any, for a server that takes replays; each such decision records its skew).
+    pub event_time_skew: Option<Duration>,
     /// Activating a policy version that changes more than this share of the
     /// verdicts on recent history needs `force=true`.
     pub policy_guard: f64,
@@ -102,6 +108,7 @@ impl Default for Config {
             public_url: None,
             rate_limits: RoleRates::default(),
             max_open_cases_per_agent: Some(200),
+            event_time_skew: Some(DEFAULT_EVENT_TIME_SKEW),
             policy_guard: 0.2,
             escalation_budget: 0.10,
             max_trace_bytes: 16 * 1024 * 1024,

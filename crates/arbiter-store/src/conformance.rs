@@ -47,6 +47,7 @@ fn decision(id: &str, idem: Option<&str>, case_id: Option<&str>) -> Decision {
         subject: None,
         threshold: None,
         audit: None,
+        event_time_skew_ms: None,
     }
 }
 

@@ -157,6 +157,8 @@ class Decision(_Model):
     threshold: Optional[float] = None
     tool_result: Optional[ToolResult] = None
     audit: Optional[AuditDraw] = None
+    event_time_skew_ms: Optional[int] = None
+    """Set when the server took an event time outside the default ±5 min (a server that takes replays)."""
 
     @property
     def is_final(self) -> bool:

@@ -150,7 +150,8 @@ async fn one_drift_alarm_opens_one_review_case_across_replicas() {
     let Some(db) = testing::fresh("drift") else { return };
     const HOUR: i64 = 3_600_000;
     // no monitor loop yet: the first evaluations are asked for, on every replica at once
-    let rs = replicas(&db.url, 3, &["--drift-interval", "0s"]);
+    // 14 h of history replayed with its event times: replicas that take replays
+    let rs = replicas(&db.url, 3, &["--drift-interval", "0s", "--event-time-skew", "off"]);
     let admin = rs[0].admin().to_string();
     let agent = rs[0].loader("soc-triage-agent").await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;

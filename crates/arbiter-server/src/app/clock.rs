@@ -52,7 +52,10 @@ pub async fn advance(state: &AppState, who: &Principal, req: ClockRequest) -> Re
             ));
         }
         _ => {
-            return Err(ApiError::invalid("advance", "give exactly one of `advance` (e.g. \"15m\") or `to` (RFC 3339)"));
+            return Err(ApiError::invalid(
+                "advance",
+                "give exactly one of `advance` (e.g. \"15m\") or `to` (RFC 3339)",
+            ));
         }
     };
     tracing::warn!(%from, %to, by = %who.name, "the MANUAL clock is moved");

@@ -7,7 +7,7 @@ use crate::metrics::DecisionLabels;
 pub use arbiter_api::decisions::DecisionRequest;
 use arbiter_core::action::check_value;
 use arbiter_core::decision::Proposal;
-use arbiter_core::{Case, Decision, FinalSource, Principal, Verdict};
+use arbiter_core::{Case, Decision, FinalSource, Principal, Timestamp, Verdict};
 use arbiter_policy::cel::agent_value;
 use arbiter_store::{Inserted, NewDecision};
 use serde_json::Value;
@@ -36,6 +36,33 @@ fn validate(req: &DecisionRequest, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Check a proposal's `event_time` against the server's clock: within the
+/// configured skew either way, or refused (an agent with a skewed clock
+/// cannot move its decisions out of the windows others are judged in). A
+/// server that takes replays (no skew configured) accepts any time and
+/// returns how far it was, to be recorded on the decision.
+fn event_time_skew(req: &DecisionRequest, state: &AppState, now: Timestamp) -> Result<Option<i64>, ApiError> {
+    let Some(t) = req.event_time else { return Ok(None) };
+    let skew = t.0 - now.0;
+    match state.config.event_time_skew {
+        Some(max) if skew.unsigned_abs() as u128 > max.as_millis() => {
+            let (how_far, side) =
+                (arbiter_core::duration::human_ms(skew.abs()), if skew < 0 { "before" } else { "after" });
+            Err(ApiError::invalid(
+                "event_time",
+                format!(
+                    "{t} is {how_far} {side} the server's time {now}; this server takes event times within ±{} of its clock \
+                     (fix the agent's clock, leave event_time out, or send replays to a server started with --event-time-skew off)",
+                    arbiter_core::duration::human_ms(max.as_millis() as i64)
+                ),
+            ))
+        }
+        Some(_) => Ok(None),
+        // a server that takes replays labels each decision a default server would have refused
+        None => Ok((skew.unsigned_abs() as u128 > crate::config::DEFAULT_EVENT_TIME_SKEW.as_millis()).then_some(skew)),
+    }
+}
+
 /// Evaluate and store one proposal. `Inserted::Existing` is the decision an
 /// earlier request with the same idempotency key got.
 pub async fn propose(
@@ -59,6 +86,7 @@ pub async fn propose(
         return Err(ApiError::RateLimited { retry_after_ms, limit });
     }
     validate(&req, state)?;
+    let skew = event_time_skew(&req, state, now)?;
     let policy = state
         .policy()
         .ok_or_else(|| ApiError::Unavailable("no policy is active; activate one with PUT /v1/policy".into()))?;
@@ -87,6 +115,7 @@ pub async fn propose(
         subject,
     };
     let mut decision = Decision::from_evaluation(proposal, eval, policy.hash(), eval_time.as_micros() as u64);
+    decision.event_time_skew_ms = skew;
     let case = match (decision.verdict, escalation) {
         (Verdict::Escalate, Some(esc)) => {
             let case = Case::new_approval(new_id(), &decision, esc, now);

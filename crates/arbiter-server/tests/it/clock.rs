@@ -53,3 +53,43 @@ async fn a_server_on_the_system_clock_refuses_to_move_it() {
     assert_eq!((code, e["code"].as_str()), (409, Some("conflict")), "{e}");
     assert!(e["detail"].as_str().unwrap().contains("--clock manual"), "{e}");
 }
+
+/// An agent's `event_time` is taken within ±5 min of the server's clock by
+/// default (an agent with a skewed clock cannot move its decisions out of the
+/// drift monitor's windows: 1971, +1 day, +10 years and 3 h back are
+/// refused); a server that takes replays accepts any time and labels each
+/// decision a default server would have refused with its skew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_times_are_bounded_unless_the_server_takes_replays() {
+    let s = TestServer::start().await;
+    let agent = s.key("triage-agent", "agent", &[]).await;
+    let now = s.state.clock.now();
+    let at = |ms: i64| json!({"action": {"name": "close_alert", "confidence": 0.95, "args": {}}, "event_time": now.plus_millis(ms)});
+    for (offset, side) in [
+        (-3 * 3_600_000, "before"),
+        (86_400_000, "after"),
+        (10 * 365 * 86_400_000, "after"),
+        (-now.0 + 365 * 86_400_000, "before"),
+    ] {
+        let (code, e) = s.post(&agent, "/v1/decisions", at(offset)).await;
+        assert_eq!((code, e["code"].as_str()), (422, Some("invalid_request")), "{offset}: {e}");
+        let detail = e["detail"].as_str().unwrap();
+        assert!(detail.contains("event_time") && detail.contains(side) && detail.contains("±5m"), "{detail}");
+    }
+    for offset in [-4 * 60_000, 0, 4 * 60_000] {
+        let (code, d) = s.post(&agent, "/v1/decisions", at(offset)).await;
+        assert_eq!(code, 201, "{offset}: {d}");
+        assert!(d.get("event_time_skew_ms").is_none(), "{d}");
+    }
+
+    let replay = TestServer::with(crate::support::POLICY, |c| c.event_time_skew = None).await;
+    let agent = replay.key("loader", "agent", &[]).await;
+    let now = replay.state.clock.now();
+    let (code, d) = replay
+        .post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": 0.95, "args": {}}, "event_time": now.plus_millis(-3 * 3_600_000)}))
+        .await;
+    assert_eq!(code, 201, "{d}");
+    assert_eq!(d["event_time_skew_ms"], -3 * 3_600_000, "{d}");
+    let (_, d) = replay.post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": 0.95, "args": {}}, "event_time": now.plus_millis(60_000)})).await;
+    assert!(d.get("event_time_skew_ms").is_none(), "within what a default server takes: {d}");
+}

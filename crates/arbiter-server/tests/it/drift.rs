@@ -8,9 +8,10 @@ use std::time::Duration;
 const HOUR: i64 = 3_600_000;
 
 /// A server on the SOC policy with 17 h of simulated SOC traffic, over-isolating
-/// from hour 15; the clock at the start of the traffic. Returns (start, drift_at).
+/// from hour 15, replayed with their event times (a server that takes replays:
+/// `--event-time-skew off`); the clock at the start of the traffic. Returns (start, drift_at).
 async fn over_isolation_history() -> (TestServer, i64, i64) {
-    let s = TestServer::start().await;
+    let s = TestServer::with(crate::support::POLICY, |c| c.event_time_skew = None).await;
     let soc_policy = include_str!("../../../../examples/policies/soc.yaml");
     let r = s
         .http
