@@ -8,7 +8,7 @@ use crate::rng::Rng;
 use serde_json::json;
 
 /// How the agent's behaviour shifts after the drift point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DriftMode {
     /// No drift.
     None,
@@ -16,6 +16,49 @@ pub enum DriftMode {
     OverIsolation,
     /// Its confidence slides down across the board.
     ConfidenceSlide,
+    /// Over-isolation that grows linearly from nothing to its full strength
+    /// (`isolate_host` from about 5% to 15% of decisions) over `over_ms`.
+    IsolationRamp {
+        /// How long the ramp takes, ms.
+        over_ms: i64,
+    },
+    /// The confidence of one action class slides down by `by`.
+    ConfidenceSlideOn {
+        /// The class.
+        class: &'static str,
+        /// How far, e.g. 0.08.
+        by: f64,
+    },
+    /// One action class goes wrong more often: each right proposal of it
+    /// turns wrong with probability `flip` (its name and confidence unchanged).
+    ErrorsOn {
+        /// The class.
+        class: &'static str,
+        /// The share of its right proposals that turn wrong.
+        flip: f64,
+    },
+}
+
+/// How the alert volume varies over time (the run starts at midnight).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Traffic {
+    /// Poisson arrivals at `alerts_per_hour`.
+    Steady,
+    /// Nights (22:00 to 06:00) bring `night_factor` of the day's volume and a
+    /// different mix: mostly benign noise, the overnight scanners.
+    Daily {
+        /// The night's share of the day's rate, e.g. 0.2.
+        night_factor: f64,
+    },
+    /// Bursts of `factor` times the rate, `burst_ms` long, every `every_ms`.
+    Bursty {
+        /// How much busier a burst is.
+        factor: f64,
+        /// Time between bursts' starts, ms.
+        every_ms: i64,
+        /// A burst's length, ms.
+        burst_ms: i64,
+    },
 }
 
 /// Parameters of the simulated SOC.
@@ -29,11 +72,47 @@ pub struct SocConfig {
     pub drift: DriftMode,
     /// When the drift starts, ms after the start.
     pub drift_at_ms: i64,
+    /// How the volume varies.
+    pub traffic: Traffic,
 }
 
 impl Default for SocConfig {
     fn default() -> Self {
-        SocConfig { seed: 1, alerts_per_hour: 400.0, drift: DriftMode::None, drift_at_ms: i64::MAX }
+        SocConfig {
+            seed: 1,
+            alerts_per_hour: 400.0,
+            drift: DriftMode::None,
+            drift_at_ms: i64::MAX,
+            traffic: Traffic::Steady,
+        }
+    }
+}
+
+const DAY_MS: i64 = 24 * 3_600_000;
+
+impl Traffic {
+    /// The rate at `at` as a multiple of the base rate, and whether it is night.
+    fn at(self, at: i64) -> (f64, bool) {
+        match self {
+            Traffic::Steady => (1.0, false),
+            Traffic::Daily { night_factor } => {
+                let hour = at.rem_euclid(DAY_MS) / 3_600_000;
+                let night = !(6..22).contains(&hour);
+                (if night { night_factor } else { 1.0 }, night)
+            }
+            Traffic::Bursty { factor, every_ms, burst_ms } => {
+                (if at.rem_euclid(every_ms.max(1)) < burst_ms { factor } else { 1.0 }, false)
+            }
+        }
+    }
+
+    /// The highest multiple it reaches.
+    fn peak(self) -> f64 {
+        match self {
+            Traffic::Steady => 1.0,
+            Traffic::Daily { night_factor } => night_factor.max(1.0),
+            Traffic::Bursty { factor, .. } => factor.max(1.0),
+        }
     }
 }
 
@@ -94,15 +173,24 @@ impl Soc {
         Soc { rng: Rng::new(cfg.seed), cfg, t_ms: 0.0, n: 0, isolations: Vec::new() }
     }
 
-    /// All proposals in `[0, until_ms)`.
+    /// All proposals in `[0, until_ms)`. With varying traffic, arrivals are
+    /// drawn at the peak rate and thinned (an exact inhomogeneous Poisson
+    /// process); steady traffic draws exactly as it always did.
     pub fn run(cfg: SocConfig, until_ms: i64) -> Vec<Proposal> {
         let mut s = Soc::new(cfg);
         let mut out = Vec::new();
+        let peak = s.cfg.traffic.peak();
         loop {
-            let gap = s.rng.exponential(3_600_000.0 / s.cfg.alerts_per_hour);
+            let gap = s.rng.exponential(3_600_000.0 / (s.cfg.alerts_per_hour * peak));
             s.t_ms += gap;
             if s.t_ms as i64 >= until_ms {
                 return out;
+            }
+            if s.cfg.traffic != Traffic::Steady {
+                let (m, _) = s.cfg.traffic.at(s.t_ms as i64);
+                if !s.rng.chance(m / peak) {
+                    continue;
+                }
             }
             out.push(s.propose(s.t_ms as i64));
         }
@@ -111,7 +199,9 @@ impl Soc {
     fn propose(&mut self, at: i64) -> Proposal {
         self.n += 1;
         let rng = &mut self.rng;
-        let u = rng.uniform();
+        let night = self.cfg.traffic.at(at).1;
+        // at night the overnight scanners make most alerts benign noise
+        let u = if night && rng.chance(0.5) { 0.999 } else { rng.uniform() };
         let mut acc = 0.0;
         let &(kind, _, p_real) = ALERT_TYPES
             .iter()
@@ -161,8 +251,15 @@ impl Soc {
             correct = true;
         }
         if drifting {
+            let ramp = |over_ms: i64| ((at - self.cfg.drift_at_ms) as f64 / over_ms.max(1) as f64).min(1.0);
             match self.cfg.drift {
                 DriftMode::OverIsolation if name != "isolate_host" && rng.chance(0.35) => {
+                    name = "isolate_host";
+                    correct = right == "isolate_host";
+                    confidence = rng.beta(20.0, 1.0).clamp(0.01, 0.999);
+                    drifted = true;
+                }
+                DriftMode::IsolationRamp { over_ms } if name != "isolate_host" && rng.chance(0.11 * ramp(over_ms)) => {
                     name = "isolate_host";
                     correct = right == "isolate_host";
                     confidence = rng.beta(20.0, 1.0).clamp(0.01, 0.999);
@@ -179,6 +276,19 @@ impl Soc {
         if !drifted && confidence < 0.35 && name != "open_ticket" {
             name = "open_ticket";
             correct = true;
+        }
+        if drifting {
+            match self.cfg.drift {
+                DriftMode::ConfidenceSlideOn { class, by } if name == class => {
+                    confidence = (confidence - by).max(0.01);
+                    drifted = true;
+                }
+                DriftMode::ErrorsOn { class, flip } if name == class && correct && rng.chance(flip) => {
+                    correct = false;
+                    drifted = true;
+                }
+                _ => {}
+            }
         }
         // Isolations in the last hour on the host's network segment (one of eight).
         let segment = rng.below(8) as usize;
@@ -309,5 +419,55 @@ mod tests {
         let confident: Vec<_> = before.iter().filter(|p| p.action.confidence.unwrap() >= 0.9).collect();
         let right = confident.iter().filter(|p| p.correct).count() as f64 / confident.len() as f64;
         assert!(right > 0.88, "{right}");
+    }
+
+    /// Night volume is the asked share of the day's with a benign-heavy mix;
+    /// bursts multiply the rate inside them; steady traffic draws exactly as
+    /// before the profiles existed (the same seed, the same stream).
+    #[test]
+    fn traffic_profiles_shape_the_volume() {
+        const H: i64 = 3_600_000;
+        let daily = Soc::run(
+            SocConfig { seed: 9, traffic: Traffic::Daily { night_factor: 0.2 }, ..SocConfig::default() },
+            7 * DAY,
+        );
+        let night = daily.iter().filter(|p| !(6..22).contains(&(p.offset_ms.rem_euclid(DAY) / H))).count() as f64 / 8.0;
+        let day = daily.iter().filter(|p| (6..22).contains(&(p.offset_ms.rem_euclid(DAY) / H))).count() as f64 / 16.0;
+        assert!((night / day - 0.2).abs() < 0.02, "night/day volume {}", night / day);
+        let bursty = Soc::run(
+            SocConfig {
+                seed: 9,
+                traffic: Traffic::Bursty { factor: 4.0, every_ms: 3 * H, burst_ms: H / 3 },
+                ..SocConfig::default()
+            },
+            7 * DAY,
+        );
+        let inside = bursty.iter().filter(|p| p.offset_ms.rem_euclid(3 * H) < H / 3).count() as f64;
+        let outside = bursty.len() as f64 - inside;
+        assert!((inside / (H / 3) as f64) / (outside / (3 * H - H / 3) as f64 * 1.0) > 3.5, "bursts are ~4× busier");
+        let steady = Soc::run(SocConfig { seed: 5, traffic: Traffic::Steady, ..SocConfig::default() }, DAY);
+        assert_eq!(steady, Soc::run(SocConfig { seed: 5, ..SocConfig::default() }, DAY));
+    }
+
+    /// The class drifts touch only their class, from the drift's start.
+    #[test]
+    fn class_drifts_touch_their_class_only() {
+        const H: i64 = 3_600_000;
+        let base = SocConfig { seed: 4, drift_at_ms: 12 * H, ..SocConfig::default() };
+        let errors = |ps: &[Proposal], class: &str, after: bool| {
+            let v: Vec<&Proposal> =
+                ps.iter().filter(|p| p.action.name == class && (p.offset_ms >= 12 * H) == after).collect();
+            v.iter().filter(|p| !p.correct).count() as f64 / v.len() as f64
+        };
+        let ps = Soc::run(SocConfig { drift: DriftMode::ErrorsOn { class: "block_ip", flip: 0.5 }, ..base }, 24 * H);
+        assert!(errors(&ps, "block_ip", true) > errors(&ps, "block_ip", false) + 0.3);
+        assert!((errors(&ps, "close_alert", true) - errors(&ps, "close_alert", false)).abs() < 0.02);
+        let ps = Soc::run(SocConfig { drift: DriftMode::IsolationRamp { over_ms: 6 * H }, ..base }, 24 * H);
+        let share = |from: i64, to: i64| {
+            let v: Vec<&Proposal> = ps.iter().filter(|p| (from..to).contains(&p.offset_ms)).collect();
+            v.iter().filter(|p| p.action.name == "isolate_host").count() as f64 / v.len() as f64
+        };
+        let (before, ramping, after) = (share(0, 12 * H), share(14 * H, 16 * H), share(18 * H, 24 * H));
+        assert!(before < 0.07 && ramping > before && after > 0.12, "{before} {ramping} {after}");
     }
 }

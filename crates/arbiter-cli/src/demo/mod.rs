@@ -14,6 +14,7 @@ mod lesson;
 mod offline;
 mod report;
 mod reviewers;
+mod scenarios;
 mod team;
 mod tuning;
 
@@ -153,8 +154,10 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let drift: DriftMode = args.drift.into();
     let drift_at = args.drift_at * HOUR;
     let total = args.hours * HOUR;
-    let proposals =
-        Soc::run(SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at }, total);
+    let proposals = Soc::run(
+        SocConfig { seed: args.seed, alerts_per_hour: args.rate, drift, drift_at_ms: drift_at, ..Default::default() },
+        total,
+    );
     report::intro(&report::Intro {
         args: &args,
         url: server.url(),
@@ -198,8 +201,10 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         report::loop_closed(&closed);
         engineer_key = Some(closed.engineer_key.clone());
         // Day two: the agent still drifts (its prompt fix is rolling out); the policy change is live.
-        let proposals =
-            Soc::run(SocConfig { seed: args.seed + 1, alerts_per_hour: args.rate, drift, drift_at_ms: 0 }, total);
+        let proposals = Soc::run(
+            SocConfig { seed: args.seed + 1, alerts_per_hour: args.rate, drift, drift_at_ms: 0, ..Default::default() },
+            total,
+        );
         println!("\nDay two: {} alerts, the agent still over-isolating, the lesson's policy live.", proposals.len());
         let second = day::Day { start, begins: total, total, drift_at: total, seed: args.seed + 1 };
         let day2 = second.replay(&server, &clock, &agent, &proposals, &mut pool).await?;

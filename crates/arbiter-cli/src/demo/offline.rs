@@ -31,6 +31,10 @@ pub enum DemoCommand {
         /// With --audit: the share of allowed decisions drawn.
         #[arg(long, default_value_t = 0.02, requires = "audit")]
         audit_sample: f64,
+        /// Evaluate the drift monitor on the scenario kinds of production traffic instead: seasonality,
+        /// bursts, a ramp, a low-volume confidence slide, a mid-size error shift with late labels.
+        #[arg(long, conflicts_with = "audit")]
+        scenarios: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -101,7 +105,13 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
     for seed in 1..=seeds {
         // a day with over-isolation from `drift_at`
         let day = soc::Soc::run(
-            soc::SocConfig { seed, alerts_per_hour: rate, drift: soc::DriftMode::OverIsolation, drift_at_ms: drift_at },
+            soc::SocConfig {
+                seed,
+                alerts_per_hour: rate,
+                drift: soc::DriftMode::OverIsolation,
+                drift_at_ms: drift_at,
+                ..Default::default()
+            },
             drift_at + 8 * HOUR,
         );
         let pts = timed_points(&day, &policy, 0);
@@ -128,6 +138,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
                 alerts_per_hour: rate,
                 drift: soc::DriftMode::OverIsolation,
                 drift_at_ms: 0,
+                ..Default::default()
             },
             24 * HOUR,
         );
@@ -198,7 +209,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
 /// Run a demo subcommand.
 pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
     match cmd {
-        DemoCommand::Evaluate { seeds, rate, json, audit: true, audit_sample } => {
+        DemoCommand::Evaluate { seeds, rate, json, audit: true, audit_sample, .. } => {
             if !(audit_sample > 0.0 && audit_sample <= 1.0) {
                 bail!("--audit-sample must be in (0, 1]");
             }
@@ -213,6 +224,18 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
                 super::audit::print(&report, &setup);
             }
             Ok(if report.coverage >= 1.0 - report.delta { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DemoCommand::Evaluate { seeds, rate, json, scenarios: true, .. } => {
+            let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let spin = Progress::spinner(&format!("simulating 5 scenarios × {seeds} seeds"));
+            let results = super::scenarios::evaluate(seeds, rate, &policy)?;
+            drop(spin);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                super::scenarios::print(&results, rate);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         DemoCommand::Evaluate { seeds, rate, json, .. } => evaluate(seeds, rate, json),
         DemoCommand::Generate { decisions, seed, out, soc: true, .. } => generate_soc(decisions, seed, &out),

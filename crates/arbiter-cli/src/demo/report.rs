@@ -44,6 +44,13 @@ pub fn intro(i: &Intro) {
         DriftMode::None => "no drift injected".to_string(),
         DriftMode::OverIsolation => format!("the agent starts over-isolating hosts at {}", hhmm(i.drift_at)),
         DriftMode::ConfidenceSlide => format!("the agent's confidence slides from {}", hhmm(i.drift_at)),
+        DriftMode::IsolationRamp { .. } => format!("the agent drifts into over-isolating from {}", hhmm(i.drift_at)),
+        DriftMode::ConfidenceSlideOn { class, .. } => {
+            format!("the agent's confidence on `{class}` slides from {}", hhmm(i.drift_at))
+        }
+        DriftMode::ErrorsOn { class, .. } => {
+            format!("the agent gets `{class}` wrong more often from {}", hhmm(i.drift_at))
+        }
     };
     println!("  replaying {} alerts at ~{:.0}/hour; {drift}", i.alerts, i.args.rate);
     println!();

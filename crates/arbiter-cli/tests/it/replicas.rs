@@ -158,7 +158,13 @@ async fn one_drift_alarm_opens_one_review_case_across_replicas() {
     // 14 h of history ending now; the last 2 h (the monitor's window) over-isolate
     let start = now - 14 * HOUR;
     let proposals = Soc::run(
-        SocConfig { seed: 3, alerts_per_hour: 150.0, drift: DriftMode::OverIsolation, drift_at_ms: 12 * HOUR },
+        SocConfig {
+            seed: 3,
+            alerts_per_hour: 150.0,
+            drift: DriftMode::OverIsolation,
+            drift_at_ms: 12 * HOUR,
+            ..Default::default()
+        },
         14 * HOUR - 60_000,
     );
     let mut tasks = Vec::new();

@@ -27,7 +27,13 @@ async fn over_isolation_history() -> (TestServer, i64, i64) {
     let start = s.clock.now().0;
     let drift_at = 15 * HOUR;
     let proposals = Soc::run(
-        SocConfig { seed: 3, alerts_per_hour: 300.0, drift: DriftMode::OverIsolation, drift_at_ms: drift_at },
+        SocConfig {
+            seed: 3,
+            alerts_per_hour: 300.0,
+            drift: DriftMode::OverIsolation,
+            drift_at_ms: drift_at,
+            ..Default::default()
+        },
         drift_at + 2 * HOUR,
     );
     let mut tasks = Vec::new();
