@@ -250,6 +250,17 @@ struct Part {
     wrong: u64,
 }
 
+/// The stratified bound over `parts` of `n` decisions at level `delta`: each
+/// part's Clopper–Pearson bound at `delta / S`, weighted by its share.
+fn weighted_upper(parts: &[Part], n: u64, delta: f64) -> f64 {
+    let s = parts.len() as f64;
+    parts
+        .iter()
+        .map(|p| p.population as f64 / n as f64 * clopper_pearson_upper(p.wrong, p.labelled, delta / s))
+        .sum::<f64>()
+        .min(1.0)
+}
+
 /// One class's counts at every grid threshold. Index `j` in `0..=grid` is the
 /// threshold `j / grid`; index `grid + 1` is "never auto-allow".
 #[derive(Debug, Clone, PartialEq)]
@@ -339,15 +350,7 @@ impl ClassCurve {
         if n == 0 {
             return None;
         }
-        let parts = self.parts(j);
-        let s = parts.len() as f64;
-        Some(
-            parts
-                .iter()
-                .map(|p| p.population as f64 / n as f64 * clopper_pearson_upper(p.wrong, p.labelled, delta / s))
-                .sum::<f64>()
-                .min(1.0),
-        )
+        Some(weighted_upper(&self.parts(j), n, delta))
     }
 
     /// Kish's effective sample size of the labels behind `j`: (Σ w)² / Σ w²
@@ -369,7 +372,9 @@ impl ClassCurve {
             let pv = if p.labelled == 0 { 1.0 } else { binomial_cdf(p.wrong, p.labelled, e) };
             return (pv, pv <= delta);
         }
-        let rejects = |d: f64| self.error_upper(j, d).is_some_and(|u| u <= e);
+        // the parts are read once; only the level changes while bisecting
+        let n = self.auto[j];
+        let rejects = |d: f64| n > 0 && weighted_upper(&parts, n, d) <= e;
         let pass = rejects(delta);
         if !rejects(1.0) {
             return (1.0, pass);

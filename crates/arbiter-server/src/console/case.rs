@@ -201,6 +201,26 @@ fn audit_probability(d: Option<&Decision>) -> String {
     d.and_then(|d| d.audit).map_or_else(|| "–".to_string(), |a| format!("{}", a.probability))
 }
 
+/// The `correct` radio pair of the outcome and label forms (none pre-selected).
+fn right_or_wrong(question: &str, yes: &str, no: &str) -> Markup {
+    html! {
+        fieldset.choices {
+            legend.muted { (question) }
+            label.choice { input type="radio" name="correct" value="true" required; " " (yes) }
+            label.choice { input type="radio" name="correct" value="false"; " " (no) }
+        }
+    }
+}
+
+/// The answer to [`right_or_wrong`].
+fn right_or_wrong_field(f: &Fields) -> Result<bool, ApiError> {
+    match field(f, "correct") {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::invalid("correct", "choose whether the action was right or wrong")),
+    }
+}
+
 /// The audit's question: the agent already acted; was the allowed action right?
 fn label_card(viewer: &Viewer, case: &Case, held: Option<&Claim>) -> Markup {
     let action_url = format!("/cases/{}/act", case.id);
@@ -229,11 +249,7 @@ fn label_card(viewer: &Viewer, case: &Case, held: Option<&Claim>) -> Markup {
             form method="post" action=(action_url) {
                 (viewer.csrf_field())
                 input type="hidden" name="op" value="label";
-                fieldset.choices {
-                    legend.muted { "Was the allowed action right?" }
-                    label.choice { input type="radio" name="correct" value="true" required; " Right" }
-                    label.choice { input type="radio" name="correct" value="false"; " Wrong" }
-                }
+                (right_or_wrong("Was the allowed action right?", "Right", "Wrong"))
                 label for="label-note" { "What you saw (optional)" }
                 input type="text" #label-note name="note";
                 button type="submit" { "Record the label" }
@@ -378,11 +394,7 @@ fn outcome_card(viewer: &Viewer, case: &Case, d: &Decision) -> Markup {
             form method="post" action={ "/cases/" (case.id) "/act" } {
                 (viewer.csrf_field())
                 input type="hidden" name="op" value="outcome";
-                fieldset.choices {
-                    legend.muted { "Was the agent's proposed action right?" }
-                    label.choice { input type="radio" name="correct" value="true" required; " Correct" }
-                    label.choice { input type="radio" name="correct" value="false"; " Incorrect" }
-                }
+                (right_or_wrong("Was the agent's proposed action right?", "Correct", "Incorrect"))
                 label for="outcome-cost" { "Cost (optional, in your team's unit)" }
                 input type="number" #outcome-cost name="cost" step="any";
                 label for="outcome-label" { "Label (optional, e.g. false_positive)" }
@@ -521,12 +533,7 @@ pub async fn act(
                 Ok(("/queue".to_string(), msg))
             }
             "label" => {
-                let correct = match field(&f, "correct") {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(ApiError::invalid("correct", "choose right or wrong")),
-                };
-                app::cases::label(&state, who, &id, correct, forms::optional(&f, "note")).await?;
+                app::cases::label(&state, who, &id, right_or_wrong_field(&f)?, forms::optional(&f, "note")).await?;
                 Ok(("/audits".to_string(), "Labelled: the label is the decision's outcome.".into()))
             }
             "comment" => {
@@ -538,11 +545,7 @@ pub async fn act(
                     .await?
                     .decision_id
                     .ok_or_else(|| ApiError::invalid("op", "this case has no decision"))?;
-                let correct = match field(&f, "correct") {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(ApiError::invalid("correct", "choose correct or incorrect")),
-                };
+                let correct = right_or_wrong_field(&f)?;
                 let cost = match forms::optional(&f, "cost") {
                     None => None,
                     Some(c) => Some(c.parse::<f64>().map_err(|_| ApiError::invalid("cost", "a number"))?),
