@@ -181,10 +181,7 @@ pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) ->
                 add,
                 &mut |n| bar.set(n),
             )?;
-            let mut it = parts.into_iter();
-            let mut t = it.next().unwrap_or_else(|| Tally::new(opts, calibration_bins));
-            it.for_each(|o| t.merge(o));
-            t
+            merged(parts, || Tally::new(opts, calibration_bins))
         }
         Some(Format::Parquet) => {
             let p = args.history.as_deref().expect("a file");
@@ -196,10 +193,7 @@ pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) ->
                 || Tally::new(opts, calibration_bins),
                 add,
             )?;
-            let mut it = parts.into_iter();
-            let mut t = it.next().unwrap_or_else(|| Tally::new(opts, calibration_bins));
-            it.for_each(|o| t.merge(o));
-            t
+            merged(parts, || Tally::new(opts, calibration_bins))
         }
         _ => return Ok(Tally::of(&load(args)?, opts, calibration_bins)),
     };
@@ -207,6 +201,14 @@ pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) ->
         bail!("the history has no decisions with outcomes{}: tuning needs some", args.window());
     }
     Ok(t)
+}
+
+/// The threads' tallies as one, merged in thread order (the same sums every run).
+fn merged(parts: Vec<Tally>, empty: impl FnOnce() -> Tally) -> Tally {
+    let mut it = parts.into_iter();
+    let mut t = it.next().unwrap_or_else(empty);
+    it.for_each(|o| t.merge(o));
+    t
 }
 
 /// Add a stored labelled decision to a history (with its audit draw, if it has one).
