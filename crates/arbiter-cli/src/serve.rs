@@ -66,9 +66,14 @@ pub struct ServeArgs {
     /// How often to mine the review history for standing-rule suggestions; `0s`: only on request [default: 6h].
     #[arg(long, env = "ARBITER_SUGGEST_INTERVAL")]
     pub suggest_interval: Option<arbiter_core::HumanDuration>,
-    /// Drift detection: PSI at or above which a confidence distribution has drifted [default: 0.2].
-    #[arg(long, env = "ARBITER_DRIFT_PSI")]
-    pub drift_psi: Option<f64>,
+    /// Drift detection: false alarms a week the monitor's tests may raise together on traffic
+    /// that did not drift [default: 0.5].
+    #[arg(long, env = "ARBITER_DRIFT_FALSE_ALARMS")]
+    pub drift_false_alarms: Option<f64>,
+    /// Drift detection: days of the same hour the seasonal baseline looks back over; `0` compares
+    /// with the reference window before the recent one instead [default: 7].
+    #[arg(long, env = "ARBITER_DRIFT_SEASONAL_DAYS")]
+    pub drift_seasonal_days: Option<u32>,
     /// The URL people reach this server at; with `https://` the console's session cookie is `Secure`.
     #[arg(long, env = "ARBITER_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -174,7 +179,8 @@ impl ServeArgs {
             drift_reference: self.drift_reference.or(file.drift_reference),
             drift_interval: self.drift_interval.or(file.drift_interval),
             suggest_interval: self.suggest_interval.or(file.suggest_interval),
-            drift_psi: self.drift_psi.or(file.drift_psi),
+            drift_false_alarms: self.drift_false_alarms.or(file.drift_false_alarms),
+            drift_seasonal_days: self.drift_seasonal_days.or(file.drift_seasonal_days),
             public_url: self.public_url.or(file.public_url),
             webhook_allow_private: self.webhook_allow_private.or(file.webhook_allow_private),
             webhook_allow: self.webhook_allow.or(file.webhook_allow),
@@ -297,7 +303,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         drift: arbiter_core::drift::DriftConfig {
             window_ms: hd(args.drift_window, 2 * 3600).as_millis(),
             reference_ms: hd(args.drift_reference, 12 * 3600).as_millis(),
-            psi_alarm: args.drift_psi.unwrap_or(0.2),
+            false_alarms_per_week: match args.drift_false_alarms.unwrap_or(0.5) {
+                x if x > 0.0 && x.is_finite() => x,
+                x => anyhow::bail!("--drift-false-alarms must be a positive number of false alarms a week, not {x}"),
+            },
+            seasonal_days: args.drift_seasonal_days.unwrap_or(7),
             ..Default::default()
         },
         drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),

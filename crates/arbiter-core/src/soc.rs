@@ -45,10 +45,13 @@ pub enum Traffic {
     /// Poisson arrivals at `alerts_per_hour`.
     Steady,
     /// Nights (22:00 to 06:00) bring `night_factor` of the day's volume and a
-    /// different mix: mostly benign noise, the overnight scanners.
+    /// different mix: `night_scanners` of the night's alerts are brute-force
+    /// attempts by overnight scanners, half the rest benign noise.
     Daily {
         /// The night's share of the day's rate, e.g. 0.2.
         night_factor: f64,
+        /// The share of night alerts that are brute-force scans, e.g. 0.4.
+        night_scanners: f64,
     },
     /// Bursts of `factor` times the rate, `burst_ms` long, every `every_ms`.
     Bursty {
@@ -95,7 +98,7 @@ impl Traffic {
     fn at(self, at: i64) -> (f64, bool) {
         match self {
             Traffic::Steady => (1.0, false),
-            Traffic::Daily { night_factor } => {
+            Traffic::Daily { night_factor, .. } => {
                 let hour = at.rem_euclid(DAY_MS) / 3_600_000;
                 let night = !(6..22).contains(&hour);
                 (if night { night_factor } else { 1.0 }, night)
@@ -110,7 +113,7 @@ impl Traffic {
     fn peak(self) -> f64 {
         match self {
             Traffic::Steady => 1.0,
-            Traffic::Daily { night_factor } => night_factor.max(1.0),
+            Traffic::Daily { night_factor, .. } => night_factor.max(1.0),
             Traffic::Bursty { factor, .. } => factor.max(1.0),
         }
     }
@@ -200,8 +203,18 @@ impl Soc {
         self.n += 1;
         let rng = &mut self.rng;
         let night = self.cfg.traffic.at(at).1;
-        // at night the overnight scanners make most alerts benign noise
-        let u = if night && rng.chance(0.5) { 0.999 } else { rng.uniform() };
+        let scanners = match self.cfg.traffic {
+            Traffic::Daily { night_scanners, .. } if night => night_scanners,
+            _ => 0.0,
+        };
+        // at night the overnight scanners bring brute-force attempts, and half the rest is benign noise
+        let u = if night && rng.chance(scanners) {
+            0.36 // brute_force
+        } else if night && rng.chance(0.5) {
+            0.999
+        } else {
+            rng.uniform()
+        };
         let mut acc = 0.0;
         let &(kind, _, p_real) = ALERT_TYPES
             .iter()
@@ -428,7 +441,11 @@ mod tests {
     fn traffic_profiles_shape_the_volume() {
         const H: i64 = 3_600_000;
         let daily = Soc::run(
-            SocConfig { seed: 9, traffic: Traffic::Daily { night_factor: 0.2 }, ..SocConfig::default() },
+            SocConfig {
+                seed: 9,
+                traffic: Traffic::Daily { night_factor: 0.2, night_scanners: 0.0 },
+                ..SocConfig::default()
+            },
             7 * DAY,
         );
         let night = daily.iter().filter(|p| !(6..22).contains(&(p.offset_ms.rem_euclid(DAY) / H))).count() as f64 / 8.0;

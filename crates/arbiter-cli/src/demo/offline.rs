@@ -35,6 +35,10 @@ pub enum DemoCommand {
         /// bursts, a ramp, a low-volume confidence slide, a mid-size error shift with late labels.
         #[arg(long, conflicts_with = "audit")]
         scenarios: bool,
+        /// With --scenarios: days of the same hour the seasonal baseline looks back over
+        /// (0: always the reference window before the recent one, as before drift v2).
+        #[arg(long, default_value_t = 7, requires = "scenarios")]
+        seasonal_days: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -225,10 +229,11 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             }
             Ok(if report.coverage >= 1.0 - report.delta { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        DemoCommand::Evaluate { seeds, rate, json, scenarios: true, .. } => {
+        DemoCommand::Evaluate { seeds, rate, json, scenarios: true, seasonal_days, .. } => {
             let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
             let spin = Progress::spinner(&format!("simulating 5 scenarios × {seeds} seeds"));
-            let results = super::scenarios::evaluate(seeds, rate, &policy)?;
+            let cfg = drift::DriftConfig { seasonal_days, ..Default::default() };
+            let results = super::scenarios::evaluate(seeds, rate, &policy, &cfg)?;
             drop(spin);
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);

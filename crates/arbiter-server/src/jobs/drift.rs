@@ -8,7 +8,7 @@ use crate::{ApiError, AppState};
 pub use arbiter_api::drift::DriftStatus;
 use arbiter_core::drift::{self, Alarm};
 use arbiter_core::review::{Review, ReviewSource};
-use arbiter_core::{Case, CaseKind, CaseState, Severity};
+use arbiter_core::{Case, CaseKind, CaseState, Severity, Timestamp};
 use arbiter_store::CaseFilter;
 use serde_json::json;
 
@@ -74,11 +74,13 @@ async fn evaluate(state: &AppState, act: bool) -> Result<DriftStatus, ApiError> 
     let now = state.clock.now();
     let cur_from = now.plus_millis(-cfg.window_ms);
     let ref_from = cur_from.plus_millis(-cfg.reference_ms);
-    let points = state.store.drift_points(ref_from, now).await?;
+    let points = state.store.drift_points(Timestamp(drift::reach(now.0, &cfg)), now).await?;
     let split = points.partition_point(|p| p.at < cur_from);
-    let reference: Vec<drift::Point> = points[..split].iter().map(|p| p.point.clone()).collect();
-    let current: Vec<drift::Point> = points[split..].iter().map(|p| p.point.clone()).collect();
-    let report = drift::evaluate(&reference, &current, &cfg);
+    let timed: Vec<drift::Timed> = points
+        .iter()
+        .map(|p| drift::Timed { at: p.at.0, point: p.point.clone(), labelled_at: p.point.correct.map(|_| now.0) })
+        .collect();
+    let report = drift::evaluate(&mut drift::Monitor::new(cfg.clone()), &timed, now.0, &Default::default());
     let mut opened = Vec::new();
     if act && !report.alarms.is_empty() {
         let open_reviews = state

@@ -1,42 +1,57 @@
-//! Drift detection: compare a recent window of decisions with a reference
-//! window, per action class. Four kinds of alarm:
+//! Drift detection, per action class, on four kinds of quantity:
 //!
-//! - **share**: the class's share of all decisions moved (exact binomial test,
-//!   two-sided, plus a minimum relative change, so huge volumes do not alarm
-//!   on trivia);
-//! - **escalation_rate**: the share of the class's decisions that escalated moved;
-//! - **confidence**: the class's confidence distribution moved (population
-//!   stability index ≥ 0.2 by default, confirmed by a two-sample
-//!   Kolmogorov–Smirnov test);
-//! - **error_rate**: among labelled decisions, the error rate rose.
+//! - **share**: the class's share of all decisions;
+//! - **escalation_rate**: the share of the class's decisions that escalated;
+//! - **confidence**: the class's confidence distribution (its tails);
+//! - **error_rate**: among labelled decisions, the share that was wrong.
 //!
-//! Pure: the server gathers the windows from the store and acts on alarms.
+//! Alarms come from sequential tests against a seasonal or recent baseline
+//! ([`sequential`]); an alarm's life is an episode ([`episode`]). A recent
+//! window is also compared with the reference window before it ([`compare`]:
+//! binomial tests, PSI, Kolmogorov–Smirnov) so people see the rates side by side.
+//!
+//! Pure: the server gathers the decisions from the store and acts on alarms.
+
+pub mod episode;
+pub mod sequential;
+
+pub use sequential::{Direction, Monitor, SequentialTest};
 
 use crate::stats::binomial_cdf;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Thresholds and windows.
+/// Thresholds, windows and baselines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DriftConfig {
     /// Length of the recent window, ms.
     pub window_ms: i64,
-    /// Length of the reference window just before it, ms.
+    /// Length of the reference window just before it, ms (also the baseline
+    /// while history is too short for a seasonal one).
     pub reference_ms: i64,
-    /// PSI at or above which the confidence distribution has drifted.
-    pub psi_alarm: f64,
-    /// The KS test must also reject at this level for a confidence alarm.
-    pub ks_alpha: f64,
-    /// Significance level of the binomial tests (small: many tests run every day).
-    pub rate_alpha: f64,
-    /// Smallest relative change of a rate that may alarm (0.5 = ±50%).
+    /// How far back the sequential tests accumulate evidence, ms (from the top of an hour).
+    pub span_ms: i64,
+    /// Days of the same hour the seasonal baseline looks back over.
+    pub seasonal_days: u32,
+    /// Days of history before the span needed for a seasonal baseline.
+    pub min_seasonal_days: u32,
+    /// False alarms a week the tests may raise together on traffic that did
+    /// not drift (shared equally among them).
+    pub false_alarms_per_week: f64,
+    /// The baseline rate is taken this many standard errors towards the
+    /// alarm's side, so that a noisy baseline costs power, not false alarms.
+    pub baseline_z: f64,
+    /// The relative change of a rate the tests are built to catch (0.5 = ±50%).
     pub min_relative_change: f64,
-    /// Fewest decisions of a class in each window before its confidence is compared.
+    /// An episode ends once its test has been quiet this long, ms.
+    pub episode_quiet_ms: i64,
+    /// Fewest decisions of a class in each window before PSI and KS compare its confidence.
     pub min_confidence_samples: usize,
-    /// Fewest expected events before a rate is tested.
+    /// Fewest events in the baseline (and, for the window comparison, expected) before a rate is tested.
     pub min_expected: f64,
-    /// Fewest trials in the reference window before a rate is tested (a
-    /// young or sparse reference says little about what is normal).
+    /// Fewest trials in the baseline before a rate is tested (a young or
+    /// sparse reference says little about what is normal).
     pub min_reference_trials: u64,
 }
 
@@ -45,10 +60,13 @@ impl Default for DriftConfig {
         DriftConfig {
             window_ms: 2 * 3_600_000,
             reference_ms: 12 * 3_600_000,
-            psi_alarm: 0.2,
-            ks_alpha: 1e-3,
-            rate_alpha: 1e-6,
+            span_ms: 24 * 3_600_000,
+            seasonal_days: 7,
+            min_seasonal_days: 2,
+            false_alarms_per_week: 0.5,
+            baseline_z: 2.0,
             min_relative_change: 0.5,
+            episode_quiet_ms: 2 * 3_600_000,
             min_confidence_samples: 200,
             min_expected: 10.0,
             min_reference_trials: 200,
@@ -131,15 +149,44 @@ pub struct ClassDrift {
     pub ks: Option<(f64, f64)>,
 }
 
-/// An alarm: which class, what moved, and the evidence.
+/// An alarm: which class, what moved, and the evidence (the test that fired,
+/// its baseline, statistic, p-value bound and false-alarm budget).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alarm {
     /// Action class.
     pub action: String,
     /// What moved.
     pub kind: AlarmKind,
+    /// Which way.
+    pub direction: Direction,
     /// One sentence with the numbers.
     pub summary: String,
+    /// The test that fired.
+    pub test: SequentialTest,
+}
+
+impl Alarm {
+    /// The alarm of a test that fired.
+    pub fn of(test: &SequentialTest) -> Alarm {
+        Alarm {
+            action: test.action.clone(),
+            kind: test.kind,
+            direction: test.direction,
+            summary: test.summary(),
+            test: test.clone(),
+        }
+    }
+}
+
+/// The recent window beside the reference window before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Decisions in the reference window.
+    pub reference_decisions: u64,
+    /// Decisions in the recent window.
+    pub decisions: u64,
+    /// Per class.
+    pub classes: Vec<ClassDrift>,
 }
 
 /// The result of one evaluation.
@@ -149,10 +196,26 @@ pub struct DriftReport {
     pub reference_decisions: u64,
     /// Decisions in the recent window.
     pub decisions: u64,
-    /// Per class.
+    /// Per class, the recent window beside the reference window.
     pub classes: Vec<ClassDrift>,
-    /// Alarms raised.
+    /// Every sequential test run.
+    pub tests: Vec<SequentialTest>,
+    /// The tests that fired.
     pub alarms: Vec<Alarm>,
+}
+
+impl DriftReport {
+    /// A report of a window comparison and the sequential tests.
+    pub fn new(comparison: Comparison, tests: Vec<SequentialTest>) -> DriftReport {
+        let alarms = tests.iter().filter(|t| t.alarm).map(Alarm::of).collect();
+        DriftReport {
+            reference_decisions: comparison.reference_decisions,
+            decisions: comparison.decisions,
+            classes: comparison.classes,
+            tests,
+            alarms,
+        }
+    }
 }
 
 /// Population stability index of `current` against `reference`, over `bins`
@@ -223,7 +286,7 @@ pub fn ks(a: &[f64], b: &[f64]) -> (f64, f64) {
 }
 
 /// A p-value for people: `p = 4.8e-7`, or `p < 1e-16` below double precision's resolution.
-fn fmt_p(p: f64) -> String {
+pub(crate) fn fmt_p(p: f64) -> String {
     if p < 1e-16 { "p < 1e-16".to_string() } else { format!("p = {p:.1e}") }
 }
 
@@ -253,18 +316,6 @@ pub(crate) fn rate_test(ref_e: u64, ref_n: u64, e: u64, n: u64, two_sided: bool,
     }
 }
 
-fn moved(t: &RateTest, cfg: &DriftConfig, up_only: bool) -> bool {
-    let rel = if t.reference_rate > 0.0 {
-        (t.rate - t.reference_rate) / t.reference_rate
-    } else if t.rate > 0.0 {
-        f64::INFINITY
-    } else {
-        0.0
-    };
-    let big = if up_only { rel >= cfg.min_relative_change } else { rel.abs() >= cfg.min_relative_change };
-    t.p_value < cfg.rate_alpha && big
-}
-
 #[derive(Default)]
 struct Acc {
     n: u64,
@@ -291,76 +342,42 @@ fn tally(points: &[Point]) -> BTreeMap<&str, Acc> {
     m
 }
 
-/// Compare `current` with `reference`.
-pub fn evaluate(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> DriftReport {
+/// Compare `current` with `reference`, class by class.
+pub fn compare(reference: &[Point], current: &[Point], cfg: &DriftConfig) -> Comparison {
     let (r, c) = (tally(reference), tally(current));
     let (rn, cn) = (reference.len() as u64, current.len() as u64);
     let empty = Acc::default();
-    let mut classes = Vec::new();
-    let mut alarms = Vec::new();
     let names: std::collections::BTreeSet<&str> = r.keys().chain(c.keys()).copied().collect();
-    for name in names {
-        let (a, b) = (r.get(name).unwrap_or(&empty), c.get(name).unwrap_or(&empty));
-        let share = rate_test(a.n, rn, b.n, cn, true, cfg);
-        let escalation_rate = rate_test(a.escalated, a.n, b.escalated, b.n, true, cfg);
-        let error_rate = rate_test(a.wrong, a.labelled, b.wrong, b.labelled, false, cfg);
-        let enough = a.conf.len() >= cfg.min_confidence_samples && b.conf.len() >= cfg.min_confidence_samples;
-        let psi_v = enough.then(|| psi(&a.conf, &b.conf, 10));
-        let ks_v = enough.then(|| ks(&a.conf, &b.conf));
-        let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-        if moved(&share, cfg, false) {
-            alarms.push(Alarm {
+    let classes = names
+        .into_iter()
+        .map(|name| {
+            let (a, b) = (r.get(name).unwrap_or(&empty), c.get(name).unwrap_or(&empty));
+            let enough = a.conf.len() >= cfg.min_confidence_samples && b.conf.len() >= cfg.min_confidence_samples;
+            ClassDrift {
                 action: name.into(),
-                kind: AlarmKind::Share,
-                summary: format!(
-                    "`{name}` is {} of decisions in the recent window against {} before ({})",
-                    pct(share.rate),
-                    pct(share.reference_rate),
-                    fmt_p(share.p_value)
-                ),
-            });
-        }
-        if moved(&escalation_rate, cfg, false) {
-            alarms.push(Alarm {
-                action: name.into(),
-                kind: AlarmKind::EscalationRate,
-                summary: format!(
-                    "`{name}` escalates {} of the time against {} before ({})",
-                    pct(escalation_rate.rate),
-                    pct(escalation_rate.reference_rate),
-                    fmt_p(escalation_rate.p_value)
-                ),
-            });
-        }
-        if let (Some(p), Some((d, kp))) = (psi_v, ks_v)
-            && p >= cfg.psi_alarm
-            && kp < cfg.ks_alpha
-        {
-            alarms.push(Alarm {
-                action: name.into(),
-                kind: AlarmKind::Confidence,
-                summary: format!(
-                    "`{name}`'s confidence distribution moved: PSI {p:.2} (alarm at {}), KS D = {d:.2} ({})",
-                    cfg.psi_alarm,
-                    fmt_p(kp)
-                ),
-            });
-        }
-        if moved(&error_rate, cfg, true) {
-            alarms.push(Alarm {
-                action: name.into(),
-                kind: AlarmKind::ErrorRate,
-                summary: format!(
-                    "`{name}` was wrong in {} of labelled decisions against {} before ({})",
-                    pct(error_rate.rate),
-                    pct(error_rate.reference_rate),
-                    fmt_p(error_rate.p_value)
-                ),
-            });
-        }
-        classes.push(ClassDrift { action: name.into(), share, escalation_rate, error_rate, psi: psi_v, ks: ks_v });
-    }
-    DriftReport { reference_decisions: rn, decisions: cn, classes, alarms }
+                share: rate_test(a.n, rn, b.n, cn, true, cfg),
+                escalation_rate: rate_test(a.escalated, a.n, b.escalated, b.n, true, cfg),
+                error_rate: rate_test(a.wrong, a.labelled, b.wrong, b.labelled, false, cfg),
+                psi: enough.then(|| psi(&a.conf, &b.conf, 10)),
+                ks: enough.then(|| ks(&a.conf, &b.conf)),
+            }
+        })
+        .collect();
+    Comparison { reference_decisions: rn, decisions: cn, classes }
+}
+
+/// The whole evaluation at `now`: the window comparison and the sequential
+/// tests (`timed` sorted by `at`, reaching back as [`Monitor::run`] asks).
+pub fn evaluate(monitor: &mut Monitor, timed: &[Timed], now: i64, restarts: &BTreeMap<String, i64>) -> DriftReport {
+    let (reference, current) = windows(timed, now, monitor.config());
+    let comparison = compare(&reference, &current, monitor.config());
+    DriftReport::new(comparison, monitor.run(timed, now, restarts))
+}
+
+/// How far back [`Monitor::run`] reads decisions at `now`.
+pub fn reach(now: i64, cfg: &DriftConfig) -> i64 {
+    let seasonal = now - now.rem_euclid(3_600_000) - cfg.span_ms - i64::from(cfg.seasonal_days) * 24 * 3_600_000;
+    seasonal.min(now - cfg.window_ms - cfg.reference_ms)
 }
 
 /// A decision with its event time and the time its outcome became known.
@@ -393,20 +410,22 @@ pub fn windows(timed: &[Timed], now: i64, cfg: &DriftConfig) -> (Vec<Point>, Vec
 }
 
 /// Alarm episodes found by evaluating every `step_ms` from `from` to `to`:
-/// (time, alarm) for each alarm that was not already raised at the previous step.
+/// (time, alarm) for each test that fired and had not fired at the previous step.
 pub fn scan(timed: &[Timed], from: i64, to: i64, step_ms: i64, cfg: &DriftConfig) -> Vec<(i64, Alarm)> {
+    let mut monitor = Monitor::new(cfg.clone());
     let mut out = Vec::new();
-    let mut active: std::collections::BTreeSet<(String, AlarmKind)> = Default::default();
+    let mut active: std::collections::BTreeSet<(String, AlarmKind, Direction)> = Default::default();
     let mut now = from;
+    let none = BTreeMap::new();
     while now <= to {
-        let (r, c) = windows(timed, now, cfg);
-        let report = evaluate(&r, &c, cfg);
-        let raised: std::collections::BTreeSet<(String, AlarmKind)> =
-            report.alarms.iter().map(|a| (a.action.clone(), a.kind)).collect();
-        for a in report.alarms {
-            if !active.contains(&(a.action.clone(), a.kind)) {
-                out.push((now, a));
+        let tests = monitor.run(timed, now, &none);
+        let mut raised = std::collections::BTreeSet::new();
+        for t in tests.iter().filter(|t| t.alarm) {
+            let key = (t.action.clone(), t.kind, t.direction);
+            if !active.contains(&key) {
+                out.push((now, Alarm::of(t)));
             }
+            raised.insert(key);
         }
         active = raised;
         now += step_ms;
@@ -458,33 +477,29 @@ mod tests {
     }
 
     #[test]
-    fn share_escalation_confidence_and_error_alarms() {
+    fn the_window_comparison_shows_share_escalation_confidence_and_error_moves() {
         let cfg = DriftConfig::default();
         let mut reference = pts("close_alert", 3000, 10, 0.8);
         reference.extend(pts("isolate_host", 300, 2, 0.8));
-        // same mix: no alarm
+        let class = |c: &Comparison, name: &str| c.classes.iter().find(|x| x.action == name).unwrap().clone();
+        // same mix: nothing moved
         let mut same = pts("close_alert", 1000, 10, 0.8);
         same.extend(pts("isolate_host", 100, 2, 0.8));
-        assert!(evaluate(&reference, &same, &cfg).alarms.is_empty());
+        let c = compare(&reference, &same, &cfg);
+        assert!(c.classes.iter().all(|x| x.share.p_value > 0.5 && x.escalation_rate.p_value > 0.5), "{c:?}");
         // isolate_host triples its share
         let mut drifted = pts("close_alert", 1000, 10, 0.8);
         drifted.extend(pts("isolate_host", 330, 2, 0.8));
-        let r = evaluate(&reference, &drifted, &cfg);
-        assert!(r.alarms.iter().any(|a| a.action == "isolate_host" && a.kind == AlarmKind::Share), "{:?}", r.alarms);
+        assert!(class(&compare(&reference, &drifted, &cfg), "isolate_host").share.p_value < 1e-6);
         // confidence slides down by 0.15 for close_alert
         let mut slid = pts("close_alert", 1000, 10, 0.65);
         slid.extend(pts("isolate_host", 100, 2, 0.8));
-        let r = evaluate(&reference, &slid, &cfg);
-        assert!(
-            r.alarms.iter().any(|a| a.action == "close_alert" && a.kind == AlarmKind::Confidence),
-            "{:?}",
-            r.alarms
-        );
+        let c = class(&compare(&reference, &slid, &cfg), "close_alert");
+        assert!(c.psi.unwrap() > 0.2 && c.ks.unwrap().1 < 1e-3, "{c:?}");
         // escalation rate of close_alert jumps from 10% to 50%
         let mut esc = pts("close_alert", 1000, 2, 0.8);
         esc.extend(pts("isolate_host", 100, 2, 0.8));
-        let r = evaluate(&reference, &esc, &cfg);
-        assert!(r.alarms.iter().any(|a| a.kind == AlarmKind::EscalationRate), "{:?}", r.alarms);
+        assert!(class(&compare(&reference, &esc, &cfg), "close_alert").escalation_rate.p_value < 1e-6);
         // error rate among labelled decisions rises from 5% to 30%
         let label = |v: &mut Vec<Point>, every: usize| {
             for (i, p) in v.iter_mut().enumerate() {
@@ -495,10 +510,9 @@ mod tests {
         label(&mut lref, 20);
         let mut lcur = pts("isolate_host", 300, 2, 0.8);
         label(&mut lcur, 3);
-        let r = evaluate(&lref, &lcur, &cfg);
-        let e = r.classes[0].error_rate.clone();
+        let e = compare(&lref, &lcur, &cfg).classes[0].error_rate.clone();
         assert_eq!((e.reference_events, e.reference_trials, e.events, e.trials), (50, 1000, 100, 300));
-        assert!(r.alarms.iter().any(|a| a.kind == AlarmKind::ErrorRate), "{:?}", r.alarms);
+        assert!(e.p_value < 1e-6);
     }
 
     #[test]
@@ -507,12 +521,7 @@ mod tests {
         let cfg = DriftConfig::default();
         let t = rate_test(10, 1000, 10, 100, false, &cfg);
         assert!((t.p_value - 7.631_587_532e-8).abs() < 1e-14, "{}", t.p_value);
-        assert!(moved(&t, &cfg, true));
         // a reference of 20 trials is too young to test against
         assert_eq!(rate_test(0, 20, 10, 40, false, &cfg).p_value, 1.0);
-        // tiny changes on huge volumes do not alarm
-        let t = rate_test(100_000, 1_000_000, 101_500, 1_000_000, true, &cfg);
-        assert!(t.p_value < cfg.rate_alpha);
-        assert!(!moved(&t, &cfg, false));
     }
 }
