@@ -193,6 +193,11 @@ const TABLES: &[Table] = &[
     ),
     ("receipt_consumptions", &[("decision_id", Text), ("consumer", Text), ("args_digest", Text), ("at", Int)], false),
     ("leases", &[("name", Text), ("holder", Text), ("expires_at", Int)], false),
+    (
+        "drift_episodes",
+        &[("id", Text), ("action", Text), ("open", Bool), ("started_at", Int), ("version", Int), ("body", Text)],
+        false,
+    ),
 ];
 
 /// Rows inserted per statement.

@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, oneshot};
 mod cases;
 mod dashboard;
 mod decisions;
+mod drift;
 mod events;
 pub mod import;
 mod keys;

@@ -1,7 +1,7 @@
 //! [`Store`] for [`PostgresStore`]: each call is a write job in the next
 //! group commit, or a read on a pooled connection.
 
-use crate::{PostgresStore, Snapshot, cases, dashboard, decisions, events, keys, learning, webhooks};
+use crate::{PostgresStore, Snapshot, cases, dashboard, decisions, drift, events, keys, learning, webhooks};
 use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::recurrence::Labelled;
@@ -245,6 +245,23 @@ impl Store for PostgresStore {
             )
         })
         .await
+    }
+
+    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
+        self.read(move |c| drift::drift_episodes(c, open_only, limit)).await
+    }
+
+    async fn drift_episode(&self, id: &str) -> Result<Option<arbiter_core::drift::episode::Episode>> {
+        let id = id.to_string();
+        self.read(move |c| drift::drift_episode(c, &id)).await
+    }
+
+    async fn save_drift_episode(
+        &self,
+        episode: arbiter_core::drift::episode::Episode,
+        event: Option<arbiter_store::EventRecord>,
+    ) -> Result<arbiter_core::drift::episode::Episode> {
+        self.write(move |t| drift::save_drift_episode(t, &episode, event.as_ref())).await
     }
 
     async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {

@@ -142,7 +142,66 @@ pub async fn run_all(store: &dyn Store) {
     receipts_and_settings(store).await;
     leases(store).await;
     audits(store).await;
+    drift_episodes(store).await;
     assert_verified(store).await;
+}
+
+/// Drift episodes: saved with their event in one transaction, listed newest
+/// first (open ones alone on request), and a save from a stale read is refused.
+pub async fn drift_episodes(store: &dyn Store) {
+    use arbiter_core::drift::episode::{self, Episode};
+    let test: arbiter_core::drift::SequentialTest = serde_json::from_value(json!({
+        "action": "isolate_host", "kind": "share", "direction": "up", "test": "bernoulli_cusum",
+        "event": "the decision is `isolate_host`",
+        "baseline": {"kind": "same_hour", "from": "2026-01-01T00:00:00Z", "to": "2026-01-08T00:00:00Z",
+                     "restarted_at": null, "description": "the same hour of day on the 7.0 days before 2026-01-08"},
+        "baseline_rate": 0.05, "null_rate": 0.052, "alternative_rate": 0.078, "since": "2026-01-08T00:00:00Z",
+        "trials": 4000, "events": 400, "expected_events": 200.0, "statistic": 25.0, "threshold": 10.0,
+        "p_value": 1e-7, "false_alarms_per_week": 0.014, "alarm": true
+    }))
+    .unwrap();
+    let at = |h: i64| Timestamp(1_767_830_400_000 + h * 3_600_000);
+    let mut n = 0;
+    let mut started = |hour: i64, action: &str| -> Episode {
+        let mut t = test.clone();
+        t.action = action.into();
+        let changes = episode::step(&[], &[t], at(hour), 7_200_000, || {
+            n += 1;
+            format!("ep-{n}")
+        });
+        changes[0].episode().clone()
+    };
+    let before = store.events(0, 100_000).await.unwrap().len();
+    let record = |kind: &str, e: &Episode| crate::EventRecord {
+        kind: kind.into(),
+        actor: "drift-monitor".into(),
+        at: e.updated_at,
+        data: json!({"episode": e.id}),
+    };
+    let a = started(0, "isolate_host");
+    let a = store.save_drift_episode(a.clone(), Some(record("drift.episode.started", &a))).await.unwrap();
+    assert_eq!(a.version, 1);
+    let b = started(1, "block_ip");
+    let b = store.save_drift_episode(b, None).await.unwrap();
+    let listed = store.drift_episodes(false, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
+    assert_eq!(store.drift_episode(&a.id).await.unwrap().as_ref(), Some(&a));
+    // a is acknowledged with a restart (ends); a stale copy of a cannot be saved over it
+    let ack = episode::Acknowledge { by: "pat".into(), reason: "rolled back".into(), snooze_ms: None, restart_at: Some(at(1)) };
+    let ended = episode::acknowledge(&a, ack, at(2)).unwrap();
+    let ended = store.save_drift_episode(ended.clone(), Some(record("drift.episode.ended", &ended))).await.unwrap();
+    assert_eq!(ended.version, 2);
+    let stale = store.save_drift_episode(a.clone(), None).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let mut unknown = a.clone();
+    unknown.id = "ep-never".into();
+    assert!(matches!(store.save_drift_episode(unknown, None).await, Err(StoreError::NotFound(_))));
+    let open = store.drift_episodes(true, 10).await.unwrap();
+    assert_eq!(open.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [b.id.as_str()]);
+    let events = store.events(0, 100_000).await.unwrap();
+    let kinds: Vec<&str> = events[before..].iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["drift.episode.started", "drift.episode.ended"], "an event with each recorded save, none without");
+    assert_eq!(store.drift_episode("ep-none").await.unwrap(), None);
 }
 
 /// Allowed decisions of an audit design: the drawn ones open audit cases

@@ -258,6 +258,29 @@ pub struct DriftPoint {
     pub point: arbiter_core::drift::Point,
 }
 
+/// The conflict of a drift episode saved by someone else since it was read.
+pub fn episode_conflict(id: &str, read: u64, stored: Option<i64>) -> StoreError {
+    match stored {
+        None => StoreError::NotFound(format!("drift episode {id}")),
+        Some(v) => StoreError::Conflict(format!(
+            "drift episode {id} changed since it was read (version {read}, now {v}); read it again"
+        )),
+    }
+}
+
+/// An audit event to append in the same transaction as a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// Its kind, e.g. `drift.episode.started`.
+    pub kind: String,
+    /// Who (a key id, a person, or a job such as `drift-monitor`).
+    pub actor: String,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub data: serde_json::Value,
+}
+
 /// Aggregates for the dashboard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Dashboard {
@@ -406,6 +429,18 @@ pub trait Store: Send + Sync + 'static {
     async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+    /// Drift alarm episodes, newest first, at most `limit`; only the open ones with `open_only`.
+    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>>;
+    /// One drift alarm episode.
+    async fn drift_episode(&self, id: &str) -> Result<Option<arbiter_core::drift::episode::Episode>>;
+    /// Save a drift episode read at `episode.version` (0: a new one), storing
+    /// it as the next version, and append `event` to the audit log in the same
+    /// transaction. `Conflict` when it was saved by someone else since it was read.
+    async fn save_drift_episode(
+        &self,
+        episode: arbiter_core::drift::episode::Episode,
+        event: Option<EventRecord>,
+    ) -> Result<arbiter_core::drift::episode::Episode>;
 
     /// One lesson.
     async fn lesson(&self, id: &str) -> Result<Option<Lesson>>;

@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../../migrations/sqlite/0009_spans.sql")),
     (10, include_str!("../../migrations/sqlite/0010_receipts.sql")),
     (11, include_str!("../../migrations/sqlite/0011_leases.sql")),
+    (12, include_str!("../../migrations/sqlite/0012_drift_episodes.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for

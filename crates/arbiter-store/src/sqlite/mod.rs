@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 mod cases;
 mod dashboard;
 mod decisions;
+mod drift;
 #[macro_use]
 mod events;
 mod keys;
@@ -430,6 +431,22 @@ impl Store for SqliteStore {
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
         SqliteStore::events(self, after_seq, limit).await
+    }
+
+    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
+        SqliteStore::drift_episodes(self, open_only, limit).await
+    }
+
+    async fn drift_episode(&self, id: &str) -> Result<Option<arbiter_core::drift::episode::Episode>> {
+        SqliteStore::drift_episode(self, id).await
+    }
+
+    async fn save_drift_episode(
+        &self,
+        episode: arbiter_core::drift::episode::Episode,
+        event: Option<crate::EventRecord>,
+    ) -> Result<arbiter_core::drift::episode::Episode> {
+        SqliteStore::save_drift_episode(self, episode, event).await
     }
 
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {

@@ -1,0 +1,61 @@
+//! Drift alarm episodes.
+
+use super::*;
+use crate::EventRecord;
+use arbiter_core::drift::episode::Episode;
+
+impl SqliteStore {
+    pub(super) async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<Episode>> {
+        self.read(move |c| {
+            let sql = if open_only {
+                "SELECT body FROM drift_episodes WHERE open = 1 ORDER BY started_at DESC, id LIMIT ?1"
+            } else {
+                "SELECT body FROM drift_episodes ORDER BY started_at DESC, id LIMIT ?1"
+            };
+            load_bodies(c, sql, [limit as i64])
+        })
+        .await
+    }
+
+    pub(super) async fn drift_episode(&self, id: &str) -> Result<Option<Episode>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let body: Option<String> = c
+                .query_row("SELECT body FROM drift_episodes WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn save_drift_episode(&self, episode: Episode, event: Option<EventRecord>) -> Result<Episode> {
+        self.write(move |c| {
+            let stored: Option<i64> = c
+                .prepare_cached("SELECT version FROM drift_episodes WHERE id = ?1")
+                .map_err(backend)?
+                .query_row([&episode.id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if stored.unwrap_or(0) as u64 != episode.version {
+                return Err(crate::episode_conflict(&episode.id, episode.version, stored));
+            }
+            let mut saved = episode.clone();
+            saved.version += 1;
+            let body = serde_json::to_string(&saved).map_err(corrupt)?;
+            c.prepare_cached(
+                "INSERT INTO drift_episodes (id, action, open, started_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET open = excluded.open, version = excluded.version, body = excluded.body",
+            )
+            .map_err(backend)?
+            .execute(params![saved.id, saved.action, saved.is_open(), saved.started_at.0, saved.version as i64, body])
+            .map_err(backend)?;
+            if let Some(e) = &event {
+                let e = append_event(c, None, None, &e.kind, &e.actor, e.at, e.data.clone())?;
+                queue_deliveries(c, &e)?;
+            }
+            Ok(saved)
+        })
+        .await
+    }
+}
