@@ -1,6 +1,7 @@
 //! The drift monitor's latest evaluation.
 
 use arbiter_core::Timestamp;
+use arbiter_core::drift::episode::Episode;
 use arbiter_core::drift::{self, DriftReport};
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +18,45 @@ pub struct DriftStatus {
     pub config: drift::DriftConfig,
     /// Statistics and alarms.
     pub report: DriftReport,
-    /// Review cases opened by this evaluation.
+    /// Review cases opened by this evaluation (one per episode it started).
     pub opened_reviews: Vec<String>,
+    /// The alarm episodes open after it.
+    #[serde(default)]
+    pub episodes: Vec<Episode>,
+}
+
+/// `GET /v1/drift/episodes`: alarm episodes, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpisodeList {
+    /// The episodes.
+    pub episodes: Vec<Episode>,
+}
+
+/// The query of `GET /v1/drift/episodes`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EpisodeQuery {
+    /// Only the open ones.
+    #[serde(default)]
+    pub open: Option<bool>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The body of `POST /v1/drift/episodes/{id}/acknowledge`: a reason, and
+/// optionally a snooze and a restart of the class's reference.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeRequest {
+    /// What you know and what you did, in a sentence.
+    pub reason: String,
+    /// Keep the episode open (no new case for its class and kind) this long, e.g. `12h`.
+    #[serde(default)]
+    pub snooze: Option<arbiter_core::HumanDuration>,
+    /// An intervention activated at this time: the class's reference restarts
+    /// here (decisions before it no longer count as normal) and the episode ends.
+    #[serde(default)]
+    pub restart_at: Option<Timestamp>,
 }
 
 /// The body of `POST /v1/admin/clock` (servers started with `--clock manual`):

@@ -52,7 +52,7 @@ pub(crate) fn dashboard(c: &mut impl Sql, since: Timestamp) -> Result<Dashboard>
     };
     d.sla_fallbacks = count("case.fallback_applied")?;
     d.tier_escalations = count("case.tier_escalated")?;
-    d.drift_alarms = count("drift.alarm")?;
+    d.drift_alarms = count("drift.episode.started")?;
     for r in c.query(
         "SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2 ORDER BY 1, 2",
         &[],

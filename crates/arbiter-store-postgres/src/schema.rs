@@ -6,10 +6,8 @@ use arbiter_store::{Result, StoreError};
 use postgres::Client;
 
 /// Each migration: its version and SQL.
-const MIGRATIONS: &[(u32, &str)] = &[
-    (1, include_str!("../migrations/0001_init.sql")),
-    (2, include_str!("../migrations/0002_drift_episodes.sql")),
-];
+const MIGRATIONS: &[(u32, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_drift_episodes.sql"))];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: u32 = 2;

@@ -247,7 +247,11 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
+    async fn drift_episodes(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
         self.read(move |c| drift::drift_episodes(c, open_only, limit)).await
     }
 

@@ -187,7 +187,12 @@ pub async fn drift_episodes(store: &dyn Store) {
     assert_eq!(listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
     assert_eq!(store.drift_episode(&a.id).await.unwrap().as_ref(), Some(&a));
     // a is acknowledged with a restart (ends); a stale copy of a cannot be saved over it
-    let ack = episode::Acknowledge { by: "pat".into(), reason: "rolled back".into(), snooze_ms: None, restart_at: Some(at(1)) };
+    let ack = episode::Acknowledge {
+        by: "pat".into(),
+        reason: "rolled back".into(),
+        snooze_ms: None,
+        restart_at: Some(at(1)),
+    };
     let ended = episode::acknowledge(&a, ack, at(2)).unwrap();
     let ended = store.save_drift_episode(ended.clone(), Some(record("drift.episode.ended", &ended))).await.unwrap();
     assert_eq!(ended.version, 2);
@@ -200,7 +205,11 @@ pub async fn drift_episodes(store: &dyn Store) {
     assert_eq!(open.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [b.id.as_str()]);
     let events = store.events(0, 100_000).await.unwrap();
     let kinds: Vec<&str> = events[before..].iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["drift.episode.started", "drift.episode.ended"], "an event with each recorded save, none without");
+    assert_eq!(
+        kinds,
+        ["drift.episode.started", "drift.episode.ended"],
+        "an event with each recorded save, none without"
+    );
     assert_eq!(store.drift_episode("ep-none").await.unwrap(), None);
 }
 
@@ -1086,7 +1095,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
     // Floats that do not survive a naive print/parse round trip must still verify.
     let awkward: Vec<f64> = (1..200).map(|i| (i as f64).sqrt() * 1e-7 / 3.0 + 0.1 + 0.2).collect();
     let data = json!({"action": "isolate_host", "p": 7.815303959546327e-12, "rates": [0.1440501043841336, 0.057667103538663174], "values": awkward});
-    let e = store.record_event("drift.alarm", "system", Timestamp(3_002), data).await.unwrap();
+    let e = store.record_event("drift.episode.started", "system", Timestamp(3_002), data).await.unwrap();
     assert_eq!(store.verify_audit(None).await.unwrap().problem, None, "float data verifies after a round trip");
     let first = store.setting_or_insert("console_secret", "aaa").await.unwrap();
     assert_eq!(first, "aaa");
@@ -1105,7 +1114,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
         "a fallback moved its decision from pending to its ending: {:?}",
         dash.endings
     );
-    assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.alarm", None));
+    assert_eq!((e.kind.as_str(), e.case_id.as_deref()), ("drift.episode.started", None));
     assert!(store.delete_webhook("wh-1").await.unwrap());
     assert!(!store.delete_webhook("wh-1").await.unwrap());
     escalate(store, "hook2", |_| {}).await;

@@ -423,14 +423,15 @@ pub trait Store: Send + Sync + 'static {
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
     /// Aggregates for the console's dashboard since `since`.
     async fn dashboard(&self, since: Timestamp) -> Result<Dashboard>;
-    /// Append an event that belongs to no case (e.g. `drift.alarm`) to the audit log.
+    /// Append an event that belongs to no case (e.g. `clock.advanced`) to the audit log.
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
     /// Decisions with event time in `[from, to)`, oldest first, as drift detection sees them.
     async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
     /// Drift alarm episodes, newest first, at most `limit`; only the open ones with `open_only`.
-    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>>;
+    async fn drift_episodes(&self, open_only: bool, limit: usize)
+    -> Result<Vec<arbiter_core::drift::episode::Episode>>;
     /// One drift alarm episode.
     async fn drift_episode(&self, id: &str) -> Result<Option<arbiter_core::drift::episode::Episode>>;
     /// Save a drift episode read at `episode.version` (0: a new one), storing

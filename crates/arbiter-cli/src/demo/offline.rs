@@ -39,6 +39,10 @@ pub enum DemoCommand {
         /// (0: always the reference window before the recent one, as before drift v2).
         #[arg(long, default_value_t = 7, requires = "scenarios")]
         seasonal_days: u32,
+        /// With --scenarios: also write every scenario's streams (CSV per seed) to this
+        /// directory, for the side-by-side run of another detector.
+        #[arg(long, requires = "scenarios")]
+        export: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -229,8 +233,12 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             }
             Ok(if report.coverage >= 1.0 - report.delta { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        DemoCommand::Evaluate { seeds, rate, json, scenarios: true, seasonal_days, .. } => {
+        DemoCommand::Evaluate { seeds, rate, json, scenarios: true, seasonal_days, export, .. } => {
             let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(dir) = &export {
+                let _spin = Progress::spinner(&format!("writing the scenarios' streams to {}", dir.display()));
+                super::scenarios::export(dir, seeds, rate, &policy)?;
+            }
             let spin = Progress::spinner(&format!("simulating 5 scenarios × {seeds} seeds"));
             let cfg = drift::DriftConfig { seasonal_days, ..Default::default() };
             let results = super::scenarios::evaluate(seeds, rate, &policy, &cfg)?;

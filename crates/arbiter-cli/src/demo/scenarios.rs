@@ -30,6 +30,8 @@ const WARM: i64 = 8 * DAY;
 pub struct Scenario {
     /// Its name in the table.
     pub name: &'static str,
+    /// Its name in file names.
+    pub slug: &'static str,
     traffic: Traffic,
     drift: DriftMode,
     /// The drifting class: any alarm on it after the drift starts catches it.
@@ -45,6 +47,7 @@ pub struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "seasonality",
+        slug: "seasonality",
         traffic: Traffic::Daily { night_factor: 0.2, night_scanners: 0.4 },
         drift: DriftMode::None,
         target: None,
@@ -54,6 +57,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "bursts",
+        slug: "bursts",
         traffic: Traffic::Bursty { factor: 4.0, every_ms: 3 * HOUR, burst_ms: 20 * 60_000 },
         drift: DriftMode::None,
         target: None,
@@ -63,6 +67,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "ramp (isolate_host 5→15% over 6 h)",
+        slug: "ramp",
         traffic: Traffic::Steady,
         drift: DriftMode::IsolationRamp { over_ms: 6 * HOUR },
         target: Some("isolate_host"),
@@ -72,6 +77,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "confidence −0.08 on block_ip (~40/h)",
+        slug: "confidence-slide",
         traffic: Traffic::Steady,
         drift: DriftMode::ConfidenceSlideOn { class: "block_ip", by: 0.08 },
         target: Some("block_ip"),
@@ -81,6 +87,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "block_ip errors ×2, labels 2 h late",
+        slug: "error-doubling",
         traffic: Traffic::Steady,
         drift: DriftMode::ErrorsOn { class: "block_ip", flip: 0.104 },
         target: Some("block_ip"),
@@ -174,9 +181,43 @@ fn run_one(s: &Scenario, seed: u64, rate: f64, policy: &arbiter_policy::Policy, 
     Run { delay, false_episodes, episodes, cases, simulated: quiet }
 }
 
-/// The scenarios.
-pub fn scenarios() -> &'static [Scenario] {
-    SCENARIOS
+/// Write every scenario's streams for an outside detector: per scenario and
+/// seed a CSV of the decisions (`at_ms,action,escalated,confidence,correct,labelled_at_ms`)
+/// and `scenarios.json` with when each drift starts, the run's end and its target class.
+pub fn export(dir: &std::path::Path, seeds: u64, rate: f64, policy: &arbiter_policy::Policy) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut meta = Vec::new();
+    for s in SCENARIOS {
+        for seed in 1..=seeds {
+            let (pts, drift_at, end) = stream(s, seed, rate, policy);
+            let path = dir.join(format!("{}-{seed}.csv", s.slug));
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            writeln!(w, "at_ms,action,escalated,confidence,correct,labelled_at_ms")?;
+            for p in &pts {
+                let opt = |x: Option<String>| x.unwrap_or_default();
+                writeln!(
+                    w,
+                    "{},{},{},{},{},{}",
+                    p.at,
+                    p.point.action,
+                    u8::from(p.point.escalated),
+                    opt(p.point.confidence.map(|c| c.to_string())),
+                    opt(p.point.correct.map(|c| u8::from(c).to_string())),
+                    opt(p.labelled_at.map(|l| l.to_string())),
+                )?;
+            }
+            w.flush()?;
+            if seed == 1 {
+                meta.push(serde_json::json!({
+                    "name": s.name, "slug": s.slug, "seeds": seeds, "target": s.target,
+                    "warm_ms": WARM, "drift_at_ms": s.target.map(|_| drift_at), "end_ms": end,
+                }));
+            }
+        }
+    }
+    std::fs::write(dir.join("scenarios.json"), serde_json::to_string_pretty(&meta)?)?;
+    Ok(())
 }
 
 /// Run every scenario over `seeds` seeds at `rate` alerts an hour, on two threads.

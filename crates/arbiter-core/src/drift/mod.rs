@@ -285,11 +285,6 @@ pub fn ks(a: &[f64], b: &[f64]) -> (f64, f64) {
     (d, p.clamp(0.0, 1.0))
 }
 
-/// A p-value for people: `p = 4.8e-7`, or `p < 1e-16` below double precision's resolution.
-pub(crate) fn fmt_p(p: f64) -> String {
-    if p < 1e-16 { "p < 1e-16".to_string() } else { format!("p = {p:.1e}") }
-}
-
 pub(crate) fn rate_test(ref_e: u64, ref_n: u64, e: u64, n: u64, two_sided: bool, cfg: &DriftConfig) -> RateTest {
     let p0 = if ref_n == 0 { 0.0 } else { ref_e as f64 / ref_n as f64 };
     let rate = if n == 0 { 0.0 } else { e as f64 / n as f64 };

@@ -32,7 +32,7 @@
 //! of n trials) ≤ n·e⁻ˢ` (Ville's inequality; Lorden 1971). The test reports
 //! that bound.
 
-use super::{AlarmKind, DriftConfig, Timed, fmt_p};
+use super::{AlarmKind, DriftConfig, Timed};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -144,7 +144,7 @@ impl SequentialTest {
             self.event,
             self.statistic,
             self.threshold,
-            fmt_p(self.p_value).replace("p =", "p ≤"),
+            if self.p_value < 1e-16 { "p < 1e-16".to_string() } else { format!("p ≤ {:.1e}", self.p_value) },
         )
     }
 }

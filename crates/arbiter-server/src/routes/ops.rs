@@ -78,3 +78,38 @@ pub async fn drift(
         None => Ok(axum::Json(crate::jobs::drift::status_now(&state).await?)),
     }
 }
+
+/// Drift alarm episodes, newest first (`open=true`: only the open ones).
+pub async fn drift_episodes(
+    State(state): State<Arc<AppState>>,
+    auth: crate::extract::Auth,
+    axum::extract::Query(q): axum::extract::Query<arbiter_api::drift::EpisodeQuery>,
+) -> Result<axum::Json<arbiter_api::drift::EpisodeList>, ApiError> {
+    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let episodes = state.store.drift_episodes(q.open.unwrap_or(false), limit).await?;
+    Ok(axum::Json(arbiter_api::drift::EpisodeList { episodes }))
+}
+
+/// One drift alarm episode.
+pub async fn drift_episode(
+    State(state): State<Arc<AppState>>,
+    auth: crate::extract::Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
+    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
+    let e = state.store.drift_episode(&id).await?.ok_or_else(|| ApiError::NotFound(format!("drift episode {id}")))?;
+    Ok(axum::Json(e))
+}
+
+/// Acknowledge a drift episode with a reason; optionally snooze it or restart its class's reference.
+pub async fn acknowledge_drift_episode(
+    State(state): State<Arc<AppState>>,
+    auth: crate::extract::Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::AcknowledgeRequest>,
+) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
+    let who =
+        auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "acknowledging drift episodes")?;
+    Ok(axum::Json(crate::jobs::drift::acknowledge(&state, who, &id, req).await?))
+}

@@ -29,7 +29,10 @@ pub const EVENT_KINDS: &[&str] = &[
     "review.intervention_updated",
     "review.closed",
     "review.reopened",
-    "drift.alarm",
+    "drift.episode.started",
+    "drift.episode.updated",
+    "drift.episode.acknowledged",
+    "drift.episode.ended",
     "agent.rate_limited",
     "agent.case_cap",
 ];

@@ -56,10 +56,10 @@ async fn over_isolation_history() -> (TestServer, i64, i64) {
     (s, start, drift_at)
 }
 
-/// Replicas share one store: evaluations asked of all of them at once open one
-/// review case, because only the holder of the monitor's lease acts on alarms.
+/// Replicas share one store: evaluations asked of all of them at once open
+/// one review case per episode, because only the holder of the monitor's lease acts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_evaluating_at_once_open_one_review_case() {
+async fn replicas_evaluating_at_once_open_one_review_case_per_episode() {
     let (s, start, drift_at) = over_isolation_history().await;
     s.clock.set(Timestamp(start + drift_at + HOUR));
     let mut states = vec![s.state.clone()];
@@ -71,42 +71,114 @@ async fn replicas_evaluating_at_once_open_one_review_case() {
     let statuses = [a.unwrap(), b.unwrap(), c.unwrap()];
     assert!(statuses.iter().all(|st| st.report.alarms.iter().any(|a| a.action == "isolate_host")));
     let opened: usize = statuses.iter().map(|st| st.opened_reviews.len()).sum();
-    let by: Vec<&Vec<String>> = statuses.iter().map(|st| &st.opened_reviews).collect();
-    assert_eq!(opened, 1, "one review case, opened by the lease holder: {by:?}");
+    let (_, episodes) = s.get(&s.admin, "/v1/drift/episodes").await;
+    let episodes = episodes["episodes"].as_array().unwrap().clone();
+    assert!(!episodes.is_empty());
+    assert_eq!(opened, episodes.len(), "one review case per episode, opened by the lease holder");
     let (_, reviews) = s.get(&s.admin, "/v1/cases?kind=review").await;
-    assert_eq!(reviews.as_array().unwrap().len(), 1, "{reviews}");
+    assert_eq!(reviews.as_array().unwrap().len(), episodes.len(), "{reviews}");
+}
+
+async fn events_of(s: &TestServer, kind: &str) -> Vec<Value> {
+    let (_, events) = s.get(&s.admin, "/v1/audit/events?after=0&limit=10000").await;
+    events.as_array().unwrap().iter().filter(|e| e["kind"] == kind).cloned().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_isolation_raises_one_alarm_and_one_review_case() {
+async fn over_isolation_is_an_episode_with_one_review_case_until_its_reference_restarts() {
     let (s, start, drift_at) = over_isolation_history().await;
     // Before the drift: quiet.
     s.clock.set(Timestamp(start + drift_at));
     let quiet = run_once(&s.state).await.unwrap();
     assert!(quiet.report.alarms.is_empty(), "{:?}", quiet.report.alarms);
-    // One hour into the over-isolation: an alarm on isolate_host, and a review case with evidence.
+    // One hour into the over-isolation: an episode on isolate_host's share, with a review case and its evidence.
     s.advance(Duration::from_secs(3600));
     let status = run_once(&s.state).await.unwrap();
-    assert!(status.report.alarms.iter().any(|a| a.action == "isolate_host"), "{:?}", status.report.alarms);
-    assert_eq!(status.opened_reviews.len(), 1, "one review case for the alarm: {:?}", status.opened_reviews);
-    let (_, review) = s.get(&s.admin, &format!("/v1/reviews/{}", status.opened_reviews[0])).await;
+    let alarm = status.report.alarms.iter().find(|a| a.action == "isolate_host" && a.kind.as_str() == "share").unwrap();
+    assert_eq!(alarm.test.test, "bernoulli_cusum");
+    assert!(alarm.test.statistic >= alarm.test.threshold && alarm.test.p_value < 1.0);
+    assert!(alarm.test.false_alarms_per_week > 0.0);
+    assert!(
+        alarm.summary.contains("CUSUM") && alarm.summary.contains("expected from the 12.0 h before"),
+        "{}",
+        alarm.summary
+    );
+    let episode = status.episodes.iter().find(|e| e.action == "isolate_host" && e.kind.as_str() == "share").unwrap();
+    assert_eq!(status.opened_reviews.len(), status.episodes.len(), "one review case per episode");
+    let case = episode.case_id.clone().unwrap();
+    let (_, review) = s.get(&s.admin, &format!("/v1/reviews/{case}")).await;
     assert_eq!(review["case"]["review"]["source"], "drift_alarm");
     assert_eq!(review["case"]["action_name"], "isolate_host");
-    assert!(review["case"]["review"]["evidence"]["statistics"]["share"]["rate"].as_f64().unwrap() > 0.0);
-    assert_eq!(review["case"]["review"]["evidence"]["sample_decisions"].as_array().unwrap().len(), 10);
+    let evidence = &review["case"]["review"]["evidence"];
+    assert_eq!(evidence["episode"], episode.id.as_str());
+    assert_eq!(evidence["test"]["test"], "bernoulli_cusum");
+    assert!(evidence["test"]["baseline"]["description"].as_str().unwrap().contains(" h before "), "{evidence}");
+    assert!(evidence["statistics"]["share"]["rate"].as_f64().unwrap() > 0.0);
+    assert_eq!(evidence["sample_decisions"].as_array().unwrap().len(), 10);
     assert_eq!(review["chain"].as_array().unwrap().len(), 10, "the sample decisions are the chain");
-    // Evaluating again while the review is open opens nothing new.
+    // Evaluating again while the drift goes on continues the episodes: nothing new opens.
     s.advance(Duration::from_secs(900));
     let again = run_once(&s.state).await.unwrap();
     assert!(!again.report.alarms.is_empty());
-    assert!(again.opened_reviews.is_empty(), "no duplicate review while one is open");
-    // GET /v1/drift shows the latest statistics; the alarms are in the audit log.
+    assert!(again.opened_reviews.is_empty(), "the episodes go on: no new review");
+    let started = events_of(&s, "drift.episode.started").await;
+    assert_eq!(started.len(), status.episodes.len(), "one start event per episode");
+    assert!(started.iter().any(|e| e["data"]["episode"] == episode.id.as_str() && e["data"]["case"] == case.as_str()));
+    // GET /v1/drift shows the latest statistics and the open episodes.
     let (code, d) = s.get(&s.admin, "/v1/drift").await;
     assert_eq!(code, 200);
     assert!(d["report"]["classes"].as_array().unwrap().iter().any(|c| c["action"] == "isolate_host"));
-    let (_, events) = s.get(&s.admin, "/v1/audit/events?after=0&limit=10000").await;
-    let alarms = events.as_array().unwrap().iter().filter(|e| e["kind"] == "drift.alarm").count();
-    assert_eq!(alarms, 1, "exactly one drift.alarm event");
-    let (_, reviews) = s.get(&s.admin, "/v1/cases?kind=review").await;
-    assert_eq!(reviews.as_array().unwrap().len(), 1, "exactly one review case: {reviews}");
+    assert!(d["report"]["tests"].as_array().unwrap().len() > 10);
+    assert_eq!(d["episodes"].as_array().unwrap().len(), status.episodes.len());
+
+    // Acknowledging: a reason is required; agents may not; unknown episodes are 404.
+    let ack = format!("/v1/drift/episodes/{}/acknowledge", episode.id);
+    let (code, e) = s.post(&s.admin, &ack, json!({"reason": "  "})).await;
+    assert_eq!((code, e["code"].as_str()), (422, Some("invalid_request")), "{e}");
+    let agent = s.key("agent", "agent", &[]).await;
+    assert_eq!(s.post(&agent, &ack, json!({"reason": "x"})).await.0, 403);
+    assert_eq!(s.post(&s.admin, "/v1/drift/episodes/nope/acknowledge", json!({"reason": "x"})).await.0, 404);
+    let (code, e) = s.post(&s.admin, &ack, json!({"reason": "x", "restart_at": Timestamp(start + 30 * HOUR)})).await;
+    assert_eq!(code, 422, "a restart in the future: {e}");
+    // Snoozed with a reason: still open, recorded.
+    let (code, snoozed) =
+        s.post(&s.admin, &ack, json!({"reason": "looking into it with the SOC lead", "snooze": "6h"})).await;
+    assert_eq!(code, 200, "{snoozed}");
+    assert!(snoozed["ended_at"].is_null() && !snoozed["snoozed_until"].is_null());
+    assert_eq!(events_of(&s, "drift.episode.acknowledged").await.len(), 1);
+    // The intervention (say, a prompt rollback) activated at the drift's start: the reference restarts there.
+    let restart = json!({"reason": "prompt v12 rolled back to v11", "restart_at": Timestamp(start + drift_at)});
+    let (code, ended) = s.post(&s.admin, &ack, restart.clone()).await;
+    assert_eq!(code, 200, "{ended}");
+    assert!(!ended["ended_at"].is_null());
+    assert!(ended["end_reason"].as_str().unwrap().contains("prompt v12 rolled back"), "{ended}");
+    let ends = events_of(&s, "drift.episode.ended").await;
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["data"]["acknowledgement"]["reason"], "prompt v12 rolled back to v11");
+    let (code, e) = s.post(&s.admin, &ack, restart).await;
+    assert_eq!((code, e["code"].as_str()), (409, Some("conflict")), "an ended episode takes no acknowledgement: {e}");
+    // The class's tests now start from the restart: the same shift is not detected again.
+    s.advance(Duration::from_secs(900));
+    let after = run_once(&s.state).await.unwrap();
+    assert!(
+        after.episodes.iter().all(|e| e.action != "isolate_host" || e.started_at < after.evaluated_at),
+        "no new isolate_host episode"
+    );
+    assert!(
+        after
+            .report
+            .tests
+            .iter()
+            .filter(|t| t.action == "isolate_host")
+            .all(|t| t.baseline.restarted_at.is_some() && !t.alarm),
+        "{:?}",
+        after.report.tests.iter().filter(|t| t.action == "isolate_host").collect::<Vec<_>>()
+    );
+    assert!(after.episodes.iter().all(|e| e.id != episode.id), "the ended episode is not open");
+    let (_, open) = s.get(&s.admin, "/v1/drift/episodes?open=true").await;
+    assert!(open["episodes"].as_array().unwrap().iter().all(|e| e["id"] != episode.id.as_str()));
+    let (code, one) = s.get(&s.admin, &format!("/v1/drift/episodes/{}", episode.id)).await;
+    assert_eq!((code, one["acknowledgements"].as_array().unwrap().len()), (200, 2));
+    let (code, _) = s.get(&s.admin, "/v1/audit/verify").await;
+    assert_eq!(code, 200);
 }

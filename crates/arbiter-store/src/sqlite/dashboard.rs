@@ -65,7 +65,7 @@ impl SqliteStore {
             };
             d.sla_fallbacks = count("case.fallback_applied")?;
             d.tier_escalations = count("case.tier_escalated")?;
-            d.drift_alarms = count("drift.alarm")?;
+            d.drift_alarms = count("drift.episode.started")?;
             let mut st = c
                 .prepare_cached("SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2")
                 .map_err(backend)?;

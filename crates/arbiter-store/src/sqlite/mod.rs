@@ -433,7 +433,11 @@ impl Store for SqliteStore {
         SqliteStore::events(self, after_seq, limit).await
     }
 
-    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
+    async fn drift_episodes(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
         SqliteStore::drift_episodes(self, open_only, limit).await
     }
 
