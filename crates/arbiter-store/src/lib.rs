@@ -294,7 +294,7 @@ pub struct Dashboard {
     pub sla_fallbacks: u64,
     /// Tier escalations.
     pub tier_escalations: u64,
-    /// Drift alarms.
+    /// Drift alarm episodes started.
     pub drift_alarms: u64,
     /// Open work, by kind and state.
     pub open_cases: Vec<CaseCount>,

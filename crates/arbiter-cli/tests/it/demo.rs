@@ -46,8 +46,13 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     assert_eq!(case["kind"], "review");
     assert_eq!(case["review"]["source"], "drift_alarm");
     assert!(case["review"]["evidence"]["statistics"].is_object());
-    let alarms: i64 = c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'drift.alarm'", [], |r| r.get(0)).unwrap();
-    assert!(alarms >= 1);
+    let episodes: i64 =
+        c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'drift.episode.started'", [], |r| r.get(0)).unwrap();
+    assert!(episodes >= 1);
+    let cases: i64 = c
+        .query_row("SELECT COUNT(*) FROM cases WHERE body LIKE '%\"source\":\"drift_alarm\"%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cases, episodes, "one review case per drift episode");
     // The loop closed: the review became a published lesson, its policy change went live and was
     // backtested on the review's decisions, and day two measured the failure's recurrence.
     assert!(text.contains("intervention backtest:") && text.contains("would now wait for an analyst"), "{text}");

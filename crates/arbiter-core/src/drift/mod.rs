@@ -42,7 +42,7 @@ pub struct DriftConfig {
     /// The baseline rate is taken this many standard errors towards the
     /// alarm's side, so that a noisy baseline costs power, not false alarms.
     pub baseline_z: f64,
-    /// The relative change of a rate the tests are built to catch (0.5 = ±50%).
+    /// The relative change of a rate the tests are built to catch (1.0: a doubling, or a halving).
     pub min_relative_change: f64,
     /// An episode ends once its test has been quiet this long, ms.
     pub episode_quiet_ms: i64,
@@ -65,7 +65,7 @@ impl Default for DriftConfig {
             min_seasonal_days: 2,
             false_alarms_per_week: 0.5,
             baseline_z: 2.0,
-            min_relative_change: 0.5,
+            min_relative_change: 1.0,
             episode_quiet_ms: 2 * 3_600_000,
             min_confidence_samples: 200,
             min_expected: 10.0,

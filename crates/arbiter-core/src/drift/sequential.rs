@@ -531,7 +531,7 @@ mod tests {
             .collect()
     }
 
-    fn share_test<'a>(tests: &'a [SequentialTest], direction: Direction) -> &'a SequentialTest {
+    fn share_test(tests: &[SequentialTest], direction: Direction) -> &SequentialTest {
         tests
             .iter()
             .find(|t| t.action == "isolate_host" && t.kind == AlarmKind::Share && t.direction == direction)

@@ -99,7 +99,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
                 p { "Time to decision: p50 " b { (ttd_at(0.5)) } ", p95 " b { (ttd_at(0.95)) } " (" (ttd.len()) " decided)" }
                 p {
                     "SLA: " b { (d.tier_escalations) } " tier escalations, " b { (d.sla_fallbacks) }
-                    " fallbacks after the SLA · drift alarms: " b { (d.drift_alarms) }
+                    " fallbacks after the SLA · drift episodes started: " b { (d.drift_alarms) }
                 }
             }
             // The charts render (and escape) their own SVG.
@@ -191,6 +191,20 @@ fn drift(state: &AppState) -> Markup {
             }
         }
         @for a in &s.report.alarms { p.error { "ALARM: " (a.summary) } }
+        @if !s.episodes.is_empty() {
+            h3 { "Open drift episodes" }
+            ul {
+                @for e in &s.episodes {
+                    li {
+                        code { (e.action) } " " (e.kind.as_str()) " " (e.direction.as_str()) " since " (e.started_at)
+                        " (peak CUSUM " (format!("{:.1}", e.peak_statistic)) ")"
+                        @if let Some(case) = &e.case_id { " · " a href={ "/cases/" (case) } { "its review" } }
+                        @if !e.acknowledgements.is_empty() { " · acknowledged " (e.acknowledgements.len()) "×" }
+                        @if let Some(until) = e.snoozed_until { " · snoozed until " (until) }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -83,7 +83,7 @@ pub async fn drift(
 pub async fn drift_episodes(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
-    axum::extract::Query(q): axum::extract::Query<arbiter_api::drift::EpisodeQuery>,
+    crate::extract::Query(q): crate::extract::Query<arbiter_api::drift::EpisodeQuery>,
 ) -> Result<axum::Json<arbiter_api::drift::EpisodeList>, ApiError> {
     auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -95,7 +95,7 @@ pub async fn drift_episodes(
 pub async fn drift_episode(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::extract::Path(id): crate::extract::Path<String>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
     auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
     let e = state.store.drift_episode(&id).await?.ok_or_else(|| ApiError::NotFound(format!("drift episode {id}")))?;
@@ -106,7 +106,7 @@ pub async fn drift_episode(
 pub async fn acknowledge_drift_episode(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::extract::Path(id): crate::extract::Path<String>,
     crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::AcknowledgeRequest>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
     let who =
