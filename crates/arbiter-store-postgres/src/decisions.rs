@@ -109,26 +109,37 @@ pub(crate) fn chain(c: &mut impl Sql, traces: &[String], ids: &[String], limit: 
     )
 }
 
-pub(crate) fn drift_points(c: &mut impl Sql, from: Timestamp, to: Timestamp) -> Result<Vec<arbiter_store::DriftPoint>> {
-    c.query(
-        "SELECT event_time, id, action_name, verdict, confidence, outcome_correct FROM decisions
-         WHERE event_time >= $1 AND event_time < $2 ORDER BY event_time, seq",
-        &[&from.0, &to.0],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(arbiter_store::DriftPoint {
-            at: Timestamp(col(r, 0)?),
-            decision_id: col(r, 1)?,
-            point: arbiter_core::drift::Point {
-                action: col(r, 2)?,
-                escalated: col::<String>(r, 3)? == "escalate",
-                confidence: col(r, 4)?,
-                correct: col(r, 5)?,
-            },
+pub(crate) fn drift_points(
+    c: &mut impl Sql,
+    from: Timestamp,
+    to: Timestamp,
+    live_within_ms: i64,
+) -> Result<Vec<arbiter_store::DriftPoint>> {
+    let rows = c
+        .query(
+            "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
+             WHERE event_time >= $1 AND event_time < $2 ORDER BY event_time, seq",
+            &[&(from.0 - live_within_ms), &(to.0 + live_within_ms)],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                col(r, 0)?,
+                col(r, 1)?,
+                arbiter_store::DriftPoint {
+                    at: Timestamp(col(r, 0)?),
+                    decision_id: col(r, 2)?,
+                    point: arbiter_core::drift::Point {
+                        action: col(r, 3)?,
+                        escalated: col::<String>(r, 4)? == "escalate",
+                        confidence: col(r, 5)?,
+                        correct: col(r, 6)?,
+                    },
+                },
+            ))
         })
-    })
-    .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(arbiter_store::place_drift_points(rows, from, to, live_within_ms))
 }
 
 /// Insert the decisions of a whole batch in a few statements (the hot path

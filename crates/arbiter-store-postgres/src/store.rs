@@ -232,8 +232,8 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>> {
-        self.read(move |c| decisions::drift_points(c, from, to)).await
+    async fn drift_points(&self, from: Timestamp, to: Timestamp, live_within_ms: i64) -> Result<Vec<DriftPoint>> {
+        self.read(move |c| decisions::drift_points(c, from, to, live_within_ms)).await
     }
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {

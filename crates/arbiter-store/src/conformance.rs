@@ -143,7 +143,44 @@ pub async fn run_all(store: &dyn Store) {
     leases(store).await;
     audits(store).await;
     drift_episodes(store).await;
+    drift_points_placement(store).await;
     assert_verified(store).await;
+}
+
+/// The drift monitor places live decisions at their receipt (an agent's clock
+/// cannot move them) and replays at their event time.
+pub async fn drift_points_placement(store: &dyn Store) {
+    let base = 50_000_000_000; // far from every other decision of the suite
+    let min = 60_000;
+    let put = |id: &str, event: i64, received: i64| {
+        let mut d = decision(id, None, None);
+        d.event_time = Timestamp(base + event);
+        d.received_at = Timestamp(base + received);
+        NewDecision { decision: d, request_digest: id.into(), case: None, open_case_cap: None }
+    };
+    for n in [
+        put("dp-far", 4 * min, 10 * min), // 6 min off, beyond the bound: a replay, at its event time (4)
+        put("dp-skewed", 7 * min, 11 * min), // 4 min behind: live, placed at its receipt (11)
+        put("dp-ahead", 16 * min, 12 * min), // 4 min ahead: live, at 12
+        put("dp-replay", 30 * min, 100 * min), // a replay: at its event time (30)
+    ] {
+        store.insert_decision(n).await.unwrap();
+    }
+    let ids = |pts: Vec<crate::DriftPoint>| pts.into_iter().map(|p| (p.decision_id, p.at.0 - base)).collect::<Vec<_>>();
+    let w = 5 * min;
+    let all = ids(store.drift_points(Timestamp(base), Timestamp(base + 200 * min), w).await.unwrap());
+    assert_eq!(
+        all,
+        [
+            ("dp-far".to_string(), 4 * min),
+            ("dp-skewed".into(), 11 * min),
+            ("dp-ahead".into(), 12 * min),
+            ("dp-replay".into(), 30 * min)
+        ]
+    );
+    // the window [10, 13) min holds the live decisions received in it, whatever their event times say
+    let window = ids(store.drift_points(Timestamp(base + 10 * min), Timestamp(base + 13 * min), w).await.unwrap());
+    assert_eq!(window, [("dp-skewed".to_string(), 11 * min), ("dp-ahead".into(), 12 * min)]);
 }
 
 /// Drift episodes: saved with their event in one transaction, listed newest

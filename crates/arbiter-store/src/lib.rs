@@ -250,12 +250,39 @@ pub struct CaseCount {
 /// One decision as the drift monitor sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftPoint {
-    /// Its event time.
+    /// Where the monitor places it: its receipt, or its event time for a replay ([`monitor_time`]).
     pub at: Timestamp,
     /// Its id.
     pub decision_id: String,
     /// What the statistics read.
     pub point: arbiter_core::drift::Point,
+}
+
+/// Where the drift monitor places a decision: at the server's receipt of it
+/// (live traffic: an agent's clock cannot move it), unless its event time is
+/// more than `live_within_ms` from its receipt — a decision a replay server
+/// took with its own time — then at its event time.
+pub fn monitor_time(event_time: i64, received_at: i64, live_within_ms: i64) -> i64 {
+    if (event_time - received_at).abs() <= live_within_ms { received_at } else { event_time }
+}
+
+/// Rows read by event time in `[from − w, to + w)` as (event time, receipt,
+/// point): placed with [`monitor_time`], those placed in `[from, to)`, in order.
+pub fn place_drift_points(
+    rows: Vec<(i64, i64, DriftPoint)>,
+    from: Timestamp,
+    to: Timestamp,
+    w: i64,
+) -> Vec<DriftPoint> {
+    let mut out: Vec<DriftPoint> = rows
+        .into_iter()
+        .filter_map(|(event_time, received_at, mut p)| {
+            p.at = Timestamp(monitor_time(event_time, received_at, w));
+            (p.at >= from && p.at < to).then_some(p)
+        })
+        .collect();
+    out.sort_by_key(|p| p.at);
+    out
 }
 
 /// The conflict of a drift episode saved by someone else since it was read.
@@ -425,8 +452,10 @@ pub trait Store: Send + Sync + 'static {
     async fn dashboard(&self, since: Timestamp) -> Result<Dashboard>;
     /// Append an event that belongs to no case (e.g. `clock.advanced`) to the audit log.
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event>;
-    /// Decisions with event time in `[from, to)`, oldest first, as drift detection sees them.
-    async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<DriftPoint>>;
+    /// Decisions the drift monitor places in `[from, to)`, in order: each at its
+    /// receipt, or at its event time when that is more than `live_within_ms`
+    /// from its receipt (a replay; [`monitor_time`]).
+    async fn drift_points(&self, from: Timestamp, to: Timestamp, live_within_ms: i64) -> Result<Vec<DriftPoint>>;
     /// Events after `after_seq`, in order, at most `limit`.
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
     /// Drift alarm episodes, newest first, at most `limit`; only the open ones with `open_only`.

@@ -75,7 +75,9 @@ async fn evaluate(state: &AppState, act: bool) -> Result<DriftStatus, ApiError> 
     let recent = state.store.drift_episodes(false, 1000).await?;
     let mut open: Vec<Episode> = state.store.drift_episodes(true, 1000).await?;
     let restarts = episode::restarts(&recent);
-    let points = state.store.drift_points(Timestamp(drift::reach(now.0, &cfg)), now).await?;
+    // live decisions at their receipt, replays at their event time (see `monitor_time`)
+    let live_within = state.config.event_time_skew.unwrap_or(crate::DEFAULT_EVENT_TIME_SKEW).as_millis() as i64;
+    let points = state.store.drift_points(Timestamp(drift::reach(now.0, &cfg)), now, live_within).await?;
     let timed: Vec<drift::Timed> = points
         .iter()
         .map(|p| drift::Timed { at: p.at.0, point: p.point.clone(), labelled_at: p.point.correct.map(|_| now.0) })

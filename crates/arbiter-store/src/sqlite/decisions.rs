@@ -241,29 +241,39 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<crate::DriftPoint>> {
+    pub(super) async fn drift_points(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        live_within_ms: i64,
+    ) -> Result<Vec<crate::DriftPoint>> {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT event_time, id, action_name, verdict, confidence, outcome_correct FROM decisions
+                    "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
                      WHERE event_time >= ?1 AND event_time < ?2 ORDER BY event_time, seq",
                 )
                 .map_err(backend)?;
             let rows = st
-                .query_map(params![from.0, to.0], |r| {
-                    Ok(crate::DriftPoint {
-                        at: Timestamp(r.get(0)?),
-                        decision_id: r.get(1)?,
-                        point: arbiter_core::drift::Point {
-                            action: r.get(2)?,
-                            escalated: r.get::<_, String>(3)? == "escalate",
-                            confidence: r.get(4)?,
-                            correct: r.get(5)?,
+                .query_map(params![from.0 - live_within_ms, to.0 + live_within_ms], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        crate::DriftPoint {
+                            at: Timestamp(r.get(0)?),
+                            decision_id: r.get(2)?,
+                            point: arbiter_core::drift::Point {
+                                action: r.get(3)?,
+                                escalated: r.get::<_, String>(4)? == "escalate",
+                                confidence: r.get(5)?,
+                                correct: r.get(6)?,
+                            },
                         },
-                    })
+                    ))
                 })
                 .map_err(backend)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
+            Ok(crate::place_drift_points(rows, from, to, live_within_ms))
         })
         .await
     }

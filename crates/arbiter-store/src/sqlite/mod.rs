@@ -465,8 +465,13 @@ impl Store for SqliteStore {
         SqliteStore::record_event(self, kind, actor, at, data).await
     }
 
-    async fn drift_points(&self, from: Timestamp, to: Timestamp) -> Result<Vec<crate::DriftPoint>> {
-        SqliteStore::drift_points(self, from, to).await
+    async fn drift_points(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        live_within_ms: i64,
+    ) -> Result<Vec<crate::DriftPoint>> {
+        SqliteStore::drift_points(self, from, to, live_within_ms).await
     }
 
     async fn create_webhook(&self, w: Webhook) -> Result<()> {
