@@ -313,4 +313,28 @@ mod tests {
         let q = run_one(&quiet, 1, 400.0, &policy, &cfg);
         assert_eq!((q.delay, q.simulated), (None, 12 * HOUR));
     }
+
+    /// The low-volume slide is caught by the confidence test itself (the
+    /// class's confidence tail), not only by what the slide does to escalations.
+    #[test]
+    fn a_low_volume_confidence_slide_is_caught_by_its_confidence_test() {
+        let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).unwrap();
+        let slide = SCENARIOS.iter().find(|s| s.slug == "confidence-slide").unwrap();
+        let (pts, drift_at, _) = stream(slide, 1, 400.0, &policy);
+        let mut monitor = Monitor::new(DriftConfig::default());
+        let before = monitor.run(&pts, drift_at, &BTreeMap::new());
+        assert!(before.iter().all(|t| !t.alarm), "quiet before the slide");
+        let after = monitor.run(&pts, drift_at + HOUR, &BTreeMap::new());
+        let conf = after
+            .iter()
+            .find(|t| {
+                t.action == "block_ip"
+                    && t.kind == drift::AlarmKind::Confidence
+                    && t.direction == drift::Direction::Down
+            })
+            .unwrap();
+        assert!(conf.alarm, "{conf:?}");
+        assert_eq!(conf.baseline.kind, "same_hour");
+        assert!(conf.trials < 1_300, "a class of ~40 an hour over the 24 h span: {} trials", conf.trials);
+    }
 }
