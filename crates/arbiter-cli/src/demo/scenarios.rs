@@ -48,7 +48,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "seasonality",
         slug: "seasonality",
-        traffic: Traffic::Daily { night_factor: 0.2, night_scanners: 0.4 },
+        traffic: Traffic::Daily { night_factor: 0.2, night_scanners: 0.8 },
         drift: DriftMode::None,
         target: None,
         label_delay: 30 * 60_000,

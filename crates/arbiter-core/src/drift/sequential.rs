@@ -152,12 +152,16 @@ impl SequentialTest {
 /// Counts of one class over a baseline.
 #[derive(Default)]
 struct ClassTally {
-    n: u64,
+    /// Decisions of the class per hour of day.
     by_hour: [u64; 24],
-    escalated: u64,
-    labelled: u64,
-    wrong: u64,
-    confidences: Vec<f64>,
+    /// Of them, escalated.
+    escalated: [u64; 24],
+    /// Labelled by now.
+    labelled: [u64; 24],
+    /// Labelled wrong.
+    wrong: [u64; 24],
+    /// Confidences, sorted, per hour of day.
+    confidences: Vec<Vec<f64>>,
 }
 
 /// A baseline's counts.
@@ -185,21 +189,25 @@ impl Tally {
                 Some(c) => c,
                 None => tally.classes.entry(t.point.action.clone()).or_default(),
             };
-            c.n += 1;
+            if c.confidences.is_empty() {
+                c.confidences = vec![Vec::new(); 24];
+            }
             c.by_hour[h] += 1;
-            c.escalated += u64::from(t.point.escalated);
+            c.escalated[h] += u64::from(t.point.escalated);
             if let Some(x) = t.point.confidence {
-                c.confidences.push(x);
+                c.confidences[h].push(x);
             }
             if let (Some(ok), Some(l)) = (t.point.correct, t.labelled_at)
                 && l <= now
             {
-                c.labelled += 1;
-                c.wrong += u64::from(!ok);
+                c.labelled[h] += 1;
+                c.wrong[h] += u64::from(!ok);
             }
         }
         for c in tally.classes.values_mut() {
-            c.confidences.sort_by(f64::total_cmp);
+            for v in &mut c.confidences {
+                v.sort_by(f64::total_cmp);
+            }
         }
         tally
     }
@@ -340,89 +348,119 @@ impl Monitor {
     }
 }
 
+/// Whether a rate differs between the hours of the day: Pearson's χ² of the
+/// hourly counts against the pooled rate, read with the Wilson–Hilferty
+/// normal approximation, rejects at 1%. Hourly estimates cost power (each
+/// hour has a seventh of a week's trials), so a rate is taken per hour only
+/// when it is seasonal.
+fn varies_by_hour(events: &[u64; 24], trials: &[u64; 24]) -> bool {
+    let (e, n): (u64, u64) = (events.iter().sum(), trials.iter().sum());
+    if n == 0 || e == 0 || e == n {
+        return false;
+    }
+    let p = e as f64 / n as f64;
+    let (mut chi2, mut cells) = (0.0, 0.0);
+    for (&e_h, &n_h) in events.iter().zip(trials) {
+        if n_h > 0 {
+            let expected = n_h as f64 * p;
+            chi2 += (e_h as f64 - expected).powi(2) / (expected * (1.0 - p));
+            cells += 1.0;
+        }
+    }
+    let df: f64 = cells - 1.0;
+    if df < 1.0 {
+        return false;
+    }
+    let k = 2.0 / (9.0 * df);
+    let z = ((chi2 / df).cbrt() - (1.0 - k)) / k.sqrt();
+    z > 2.326
+}
+
+/// Per hour of day: the null and alternative rates, and the baseline's own
+/// rate, from events among trials in that hour on the baseline's days — or
+/// the hours either side when an hour has too few trials — when the baseline
+/// is seasonal and the rate varies by hour; otherwise the whole baseline's.
+fn hourly_rates(
+    events: &[u64; 24],
+    trials: &[u64; 24],
+    look: Direction,
+    seasonal: bool,
+    cfg: &DriftConfig,
+) -> ([(f64, f64); 24], [f64; 24]) {
+    let (e_all, n_all): (u64, u64) = (events.iter().sum(), trials.iter().sum());
+    let by_hour = seasonal && varies_by_hour(events, trials);
+    let mut rates = [(0.0, 0.0); 24];
+    let mut raw = [0.0; 24];
+    for h in 0..24 {
+        let wide = |w: usize| {
+            let hs = (0..=2 * w).map(|k| (h + 24 + k - w) % 24);
+            hs.fold((0, 0), |(e, n), i| (e + events[i], n + trials[i]))
+        };
+        let (e, n) = if seasonal && by_hour {
+            [wide(0), wide(1)].into_iter().find(|&(_, n)| n >= cfg.min_reference_trials).unwrap_or((e_all, n_all))
+        } else {
+            (e_all, n_all)
+        };
+        rates[h] = guarded(e.max(1), n, look, cfg);
+        raw[h] = e as f64 / n as f64;
+    }
+    (rates, raw)
+}
+
 fn class_candidates<'a>(name: &'a str, tally: &Tally, plan: Plan, cfg: &DriftConfig) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
     let Some(c) = tally.classes.get(name) else { return out };
     let hours = ((plan.to - plan.from) as f64 / HOUR as f64).max(1.0);
-    let flat = |p: (f64, f64)| [p; 24];
+    // the confidence quartiles of the whole baseline, and the tails per hour of day
+    let mut pooled_conf: Vec<f64> = c.confidences.iter().flatten().copied().collect();
+    pooled_conf.sort_by(f64::total_cmp);
+    let (q_low, q_high) =
+        (crate::stats::quantile_sorted(&pooled_conf, 0.25), crate::stats::quantile_sorted(&pooled_conf, 0.75));
+    let mut conf_n = [0u64; 24];
+    let mut below = [0u64; 24];
+    let mut above = [0u64; 24];
+    for (h, v) in c.confidences.iter().enumerate() {
+        conf_n[h] = v.len() as u64;
+        below[h] = v.partition_point(|&x| x < q_low) as u64;
+        above[h] = (v.len() - v.partition_point(|&x| x <= q_high)) as u64;
+    }
+    let mut add = |kind, direction: Direction, events: &[u64; 24], trials: &[u64; 24], event: String, trial: Trial| {
+        let (e, n): (u64, u64) = (events.iter().sum(), trials.iter().sum());
+        if !enough(e, n, cfg) {
+            return;
+        }
+        // a confidence test watches its tail grow, whichever way confidence moved
+        let look = if kind == AlarmKind::Confidence { Direction::Up } else { direction };
+        let (rates, raw) = hourly_rates(events, trials, look, plan.seasonal, cfg);
+        let pooled = guarded(e, n, look, cfg);
+        out.push(Candidate {
+            action: name,
+            kind,
+            direction,
+            event,
+            plan,
+            rates,
+            raw,
+            pooled,
+            pooled_raw: e as f64 / n as f64,
+            per_week: n as f64 / hours * WEEK_HOURS,
+            kl: bernoulli_kl(pooled.0, pooled.1),
+            trial,
+        });
+    };
     for direction in [Direction::Up, Direction::Down] {
-        // share: per hour of day when seasonal
-        if enough(c.n, tally.total, cfg) {
-            let pooled = guarded(c.n, tally.total, direction, cfg);
-            let pooled_raw = c.n as f64 / tally.total as f64;
-            let mut rates = flat(pooled);
-            let mut raw = [pooled_raw; 24];
-            if plan.seasonal {
-                for (h, (r, raw)) in rates.iter_mut().zip(raw.iter_mut()).enumerate() {
-                    let wide = |w: usize| {
-                        let hs = (0..=2 * w).map(|k| (h + 24 + k - w) % 24);
-                        hs.fold((0, 0), |(e, n), i| (e + c.by_hour[i], n + tally.by_hour[i]))
-                    };
-                    let (e, n) = [wide(0), wide(1)]
-                        .into_iter()
-                        .find(|&(_, n)| n >= cfg.min_reference_trials)
-                        .unwrap_or((c.n, tally.total));
-                    *r = guarded(e.max(1), n, direction, cfg);
-                    *raw = e as f64 / n as f64;
-                }
-            }
-            out.push(Candidate {
-                action: name,
-                kind: AlarmKind::Share,
-                direction,
-                event: format!("the decision is `{name}`"),
-                plan,
-                rates,
-                raw,
-                pooled,
-                pooled_raw,
-                per_week: tally.total as f64 / hours * WEEK_HOURS,
-                kl: bernoulli_kl(pooled.0, pooled.1),
-                trial: Trial::Share,
-            });
-        }
-        let mut simple = |kind, reported: Direction, events: u64, trials: u64, event: String, trial: Trial| {
-            if enough(events, trials, cfg) {
-                // a confidence test watches its tail grow, whichever way confidence moved
-                let look = if kind == AlarmKind::Confidence { Direction::Up } else { reported };
-                let pooled = guarded(events, trials, look, cfg);
-                out.push(Candidate {
-                    action: name,
-                    kind,
-                    direction: reported,
-                    event,
-                    plan,
-                    rates: flat(pooled),
-                    raw: [events as f64 / trials as f64; 24],
-                    pooled,
-                    pooled_raw: events as f64 / trials as f64,
-                    per_week: trials as f64 / hours * WEEK_HOURS,
-                    kl: bernoulli_kl(pooled.0, pooled.1),
-                    trial,
-                });
-            }
-        };
-        let event = "the decision escalated".to_string();
-        simple(AlarmKind::EscalationRate, direction, c.escalated, c.n, event, Trial::Escalated);
-        if direction == Direction::Up {
-            let event = "a labelled decision was wrong".to_string();
-            simple(AlarmKind::ErrorRate, direction, c.wrong, c.labelled, event, Trial::Wrong);
-        }
-        let conf = &c.confidences;
-        if !conf.is_empty() {
-            let n = conf.len() as u64;
-            if direction == Direction::Down {
-                let q = crate::stats::quantile_sorted(conf, 0.25);
-                let below = conf.partition_point(|&x| x < q) as u64;
-                let event = format!("confidence below {q:.3}, the baseline's lower quartile");
-                simple(AlarmKind::Confidence, direction, below, n, event, Trial::ConfidenceBelow(q));
-            } else {
-                let q = crate::stats::quantile_sorted(conf, 0.75);
-                let above = n - conf.partition_point(|&x| x <= q) as u64;
-                let event = format!("confidence above {q:.3}, the baseline's upper quartile");
-                simple(AlarmKind::Confidence, direction, above, n, event, Trial::ConfidenceAbove(q));
-            }
-        }
+        let share = format!("the decision is `{name}`");
+        add(AlarmKind::Share, direction, &c.by_hour, &tally.by_hour, share, Trial::Share);
+        let escalated = "the decision escalated".to_string();
+        add(AlarmKind::EscalationRate, direction, &c.escalated, &c.by_hour, escalated, Trial::Escalated);
+    }
+    let wrong = "a labelled decision was wrong".to_string();
+    add(AlarmKind::ErrorRate, Direction::Up, &c.wrong, &c.labelled, wrong, Trial::Wrong);
+    if !pooled_conf.is_empty() {
+        let event = format!("confidence below {q_low:.3}, the baseline's lower quartile");
+        add(AlarmKind::Confidence, Direction::Down, &below, &conf_n, event, Trial::ConfidenceBelow(q_low));
+        let event = format!("confidence above {q_high:.3}, the baseline's upper quartile");
+        add(AlarmKind::Confidence, Direction::Up, &above, &conf_n, event, Trial::ConfidenceAbove(q_high));
     }
     out
 }
@@ -600,6 +638,24 @@ mod tests {
         // other classes keep their seasonal baseline
         let other = tests.iter().find(|t| t.action == "close_alert").unwrap();
         assert_eq!(other.baseline.kind, "same_hour");
+    }
+
+    #[test]
+    fn a_rate_is_taken_per_hour_only_when_it_varies_by_hour() {
+        // 10% in every hour, 2,800 trials an hour: binomial noise only
+        let mut rng = crate::rng::Rng::new(3);
+        let trials = [2_800u64; 24];
+        let flat: [u64; 24] = std::array::from_fn(|_| (0..2_800).filter(|_| rng.chance(0.1)).count() as u64);
+        assert!(!varies_by_hour(&flat, &trials));
+        // nights at 15%
+        let night: [u64; 24] = std::array::from_fn(|h| if !(6..22).contains(&h) { 420 } else { 280 });
+        assert!(varies_by_hour(&night, &trials));
+        // a flat rate is pooled even on a seasonal baseline: every hour gets the week's estimate
+        let cfg = DriftConfig::default();
+        let (rates, raw) = hourly_rates(&flat, &trials, Direction::Up, true, &cfg);
+        assert!(rates.iter().all(|r| *r == rates[0]) && raw.iter().all(|r| *r == raw[0]));
+        let (rates, _) = hourly_rates(&night, &trials, Direction::Up, true, &cfg);
+        assert!(rates[2].0 > rates[12].0 + 0.04, "{:?} {:?}", rates[2], rates[12]);
     }
 
     /// The budget holds on streams that did not drift: Bernoulli trials at a
