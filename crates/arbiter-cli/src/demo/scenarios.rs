@@ -274,7 +274,7 @@ pub fn print(results: &[ScenarioResult], rate: f64) {
     let h = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2} h"));
     for r in results {
         println!(
-            "{:<38} {:>6} {:>9} {:>8} {:>8} {:>10.1} {:>10.2}  {}",
+            "{:<38} {:>6} {:>9} {:>8} {:>8} {:>10.2} {:>10.2}  {}",
             r.scenario,
             r.seeds,
             r.detected.map_or("-".to_string(), |d| format!("{d}/{}", r.seeds)),
