@@ -170,10 +170,7 @@ fn run_one(s: &Scenario, seed: u64, rate: f64, policy: &arbiter_policy::Policy, 
                     false_episodes += 1;
                 }
             }
-            open.retain(|o| o.id != e.id);
-            if e.is_open() {
-                open.push(e);
-            }
+            episode::apply(&mut open, e);
         }
         now += STEP;
     }

@@ -179,6 +179,14 @@ pub fn step(
     out
 }
 
+/// The open episodes after `changed` was saved: it replaces its old self, and leaves once it ended.
+pub fn apply(open: &mut Vec<Episode>, changed: Episode) {
+    open.retain(|o| o.id != changed.id);
+    if changed.is_open() {
+        open.push(changed);
+    }
+}
+
 /// Why an acknowledgement was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AcknowledgeError {
@@ -317,7 +325,7 @@ mod tests {
                     });
                     let e = c.episode().clone();
                     open.retain(|o| o.id != e.id);
-                    open.push(e);
+                    open.push(e); // ended ones too: the test looks at them
                 }
                 kinds
             })

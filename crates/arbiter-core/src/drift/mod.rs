@@ -371,7 +371,7 @@ pub fn evaluate(monitor: &mut Monitor, timed: &[Timed], now: i64, restarts: &BTr
 
 /// How far back [`Monitor::run`] reads decisions at `now`.
 pub fn reach(now: i64, cfg: &DriftConfig) -> i64 {
-    let seasonal = now - now.rem_euclid(3_600_000) - cfg.span_ms - i64::from(cfg.seasonal_days) * 24 * 3_600_000;
+    let seasonal = sequential::span_start(now, cfg) - i64::from(cfg.seasonal_days) * 24 * 3_600_000;
     seasonal.min(now - cfg.window_ms - cfg.reference_ms)
 }
 
@@ -404,25 +404,27 @@ pub fn windows(timed: &[Timed], now: i64, cfg: &DriftConfig) -> (Vec<Point>, Vec
     (reference, current)
 }
 
-/// Alarm episodes found by evaluating every `step_ms` from `from` to `to`:
-/// (time, alarm) for each test that fired and had not fired at the previous step.
+/// Alarm episodes found by evaluating every `step_ms` from `from` to `to`,
+/// kept as the server keeps them ([`episode::step`]): (time, alarm) for
+/// each episode that started.
 pub fn scan(timed: &[Timed], from: i64, to: i64, step_ms: i64, cfg: &DriftConfig) -> Vec<(i64, Alarm)> {
     let mut monitor = Monitor::new(cfg.clone());
+    let mut open = Vec::new();
     let mut out = Vec::new();
-    let mut active: std::collections::BTreeSet<(String, AlarmKind, Direction)> = Default::default();
+    let mut ids = 0u64;
     let mut now = from;
-    let none = BTreeMap::new();
     while now <= to {
-        let tests = monitor.run(timed, now, &none);
-        let mut raised = std::collections::BTreeSet::new();
-        for t in tests.iter().filter(|t| t.alarm) {
-            let key = (t.action.clone(), t.kind, t.direction);
-            if !active.contains(&key) {
-                out.push((now, Alarm::of(t)));
+        let tests = monitor.run(timed, now, &BTreeMap::new());
+        let changes = episode::step(&open, &tests, crate::Timestamp(now), cfg.episode_quiet_ms, || {
+            ids += 1;
+            ids.to_string()
+        });
+        for change in changes {
+            if let episode::Change::Started(e) = &change {
+                out.push((now, Alarm::of(&e.test)));
             }
-            raised.insert(key);
+            episode::apply(&mut open, change.episode().clone());
         }
-        active = raised;
         now += step_ms;
     }
     out

@@ -161,7 +161,7 @@ struct ClassTally {
     /// Labelled wrong.
     wrong: [u64; 24],
     /// Confidences, sorted, per hour of day.
-    confidences: Vec<Vec<f64>>,
+    confidences: [Vec<f64>; 24],
 }
 
 /// A baseline's counts.
@@ -189,9 +189,6 @@ impl Tally {
                 Some(c) => c,
                 None => tally.classes.entry(t.point.action.clone()).or_default(),
             };
-            if c.confidences.is_empty() {
-                c.confidences = vec![Vec::new(); 24];
-            }
             c.by_hour[h] += 1;
             c.escalated[h] += u64::from(t.point.escalated);
             if let Some(x) = t.point.confidence {
@@ -223,8 +220,13 @@ struct Plan {
     restarted: Option<i64>,
 }
 
+/// Where the seasonal tests' span starts at `now`: `span_ms` before the top of the hour.
+pub(super) fn span_start(now: i64, cfg: &DriftConfig) -> i64 {
+    now - now.rem_euclid(HOUR) - cfg.span_ms
+}
+
 fn plan(lo: i64, restarted: Option<i64>, now: i64, cfg: &DriftConfig) -> Option<Plan> {
-    let span_start = now - now.rem_euclid(HOUR) - cfg.span_ms;
+    let span_start = span_start(now, cfg);
     if cfg.seasonal_days > 0 && lo <= span_start - i64::from(cfg.min_seasonal_days) * DAY {
         let from = lo.max(span_start - i64::from(cfg.seasonal_days) * DAY);
         return Some(Plan { seasonal: true, from, to: span_start, since: span_start, restarted });
@@ -317,19 +319,10 @@ impl Monitor {
         let first = timed.first().map_or(now, |t| t.at);
         let mut used: HashMap<(i64, i64), std::sync::Arc<Tally>> = HashMap::new();
         // every class seen in the reach of any baseline
-        let mut names: Vec<&str> = Vec::new();
-        {
-            let mut seen = std::collections::BTreeSet::new();
-            let lo = timed.partition_point(|t| t.at < super::reach(now, &cfg));
-            for t in &timed[lo..] {
-                if seen.insert(t.point.action.as_str()) {
-                    names.push(t.point.action.as_str());
-                }
-            }
-            names.sort_unstable();
-        }
+        let lo = timed.partition_point(|t| t.at < super::reach(now, &cfg));
+        let names: std::collections::BTreeSet<&str> = timed[lo..].iter().map(|t| t.point.action.as_str()).collect();
         let mut candidates = Vec::new();
-        for &name in &names {
+        for name in names {
             let restarted = restarts.get(name).copied().filter(|&r| r > first);
             let Some(plan) = plan(first.max(restarted.unwrap_or(i64::MIN)), restarted, now, &cfg) else {
                 continue;
@@ -396,7 +389,7 @@ fn hourly_rates(
             let hs = (0..=2 * w).map(|k| (h + 24 + k - w) % 24);
             hs.fold((0, 0), |(e, n), i| (e + events[i], n + trials[i]))
         };
-        let (e, n) = if seasonal && by_hour {
+        let (e, n) = if by_hour {
             [wide(0), wide(1)].into_iter().find(|&(_, n)| n >= cfg.min_reference_trials).unwrap_or((e_all, n_all))
         } else {
             (e_all, n_all)

@@ -101,12 +101,7 @@ async fn evaluate(state: &AppState, act: bool) -> Result<DriftStatus, ApiError> 
                 data: episode_event(&e),
             });
             match state.store.save_drift_episode(e, event).await {
-                Ok(saved) => {
-                    open.retain(|o| o.id != saved.id);
-                    if saved.is_open() {
-                        open.push(saved);
-                    }
-                }
+                Ok(saved) => episode::apply(&mut open, saved),
                 // someone acknowledged it meanwhile: the next evaluation starts from theirs
                 Err(StoreError::Conflict(m)) => tracing::info!("drift episode not updated: {m}"),
                 Err(err) => return Err(err.into()),

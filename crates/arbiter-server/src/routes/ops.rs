@@ -1,5 +1,6 @@
 //! Health, readiness, metrics, the OpenAPI document, and fallbacks.
 
+use super::cases::WORKERS;
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::State;
@@ -72,7 +73,7 @@ pub async fn drift(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
 ) -> Result<axum::Json<crate::jobs::drift::DriftStatus>, ApiError> {
-    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift statistics")?;
+    auth.require(WORKERS, "reading drift statistics")?;
     match state.drift_status() {
         Some(s) => Ok(axum::Json(s)),
         None => Ok(axum::Json(crate::jobs::drift::status_now(&state).await?)),
@@ -85,7 +86,7 @@ pub async fn drift_episodes(
     auth: crate::extract::Auth,
     crate::extract::Query(q): crate::extract::Query<arbiter_api::drift::EpisodeQuery>,
 ) -> Result<axum::Json<arbiter_api::drift::EpisodeList>, ApiError> {
-    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
+    auth.require(WORKERS, "reading drift episodes")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let episodes = state.store.drift_episodes(q.open.unwrap_or(false), limit).await?;
     Ok(axum::Json(arbiter_api::drift::EpisodeList { episodes }))
@@ -97,7 +98,7 @@ pub async fn drift_episode(
     auth: crate::extract::Auth,
     crate::extract::Path(id): crate::extract::Path<String>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
-    auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "reading drift episodes")?;
+    auth.require(WORKERS, "reading drift episodes")?;
     let e = state.store.drift_episode(&id).await?.ok_or_else(|| ApiError::NotFound(format!("drift episode {id}")))?;
     Ok(axum::Json(e))
 }
@@ -109,7 +110,6 @@ pub async fn acknowledge_drift_episode(
     crate::extract::Path(id): crate::extract::Path<String>,
     crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::AcknowledgeRequest>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
-    let who =
-        auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "acknowledging drift episodes")?;
+    let who = auth.require(WORKERS, "acknowledging drift episodes")?;
     Ok(axum::Json(crate::jobs::drift::acknowledge(&state, who, &id, req).await?))
 }
