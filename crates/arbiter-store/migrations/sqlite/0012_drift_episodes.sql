@@ -10,3 +10,6 @@ CREATE TABLE drift_episodes (
 );
 CREATE INDEX drift_episodes_by_start ON drift_episodes (started_at DESC, id);
 CREATE INDEX drift_episodes_open ON drift_episodes (open, started_at DESC);
+-- `drift.alarm` events became `drift.episode.*`: a webhook subscribed to the
+-- old kind keeps hearing of new alarms through the kind that replaced it.
+UPDATE webhooks SET events = REPLACE(events, '"drift.alarm"', '"drift.episode.started"');

@@ -205,6 +205,30 @@ async fn refuses_a_database_from_a_newer_arbiter() {
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
+/// Schema 12 renames the drift alarm event: a webhook subscribed to
+/// `drift.alarm` is moved to `drift.episode.started`, its other kinds kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_episode_upgrade_moves_webhooks_off_the_old_alarm_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    drop(SqliteStore::open(&path).unwrap());
+    {
+        // a schema 11 store with such a webhook
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE drift_episodes; PRAGMA user_version = 11;").unwrap();
+        c.execute(
+            "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by) VALUES ('w1', 'https://example.test/hook', ?1, 'json', 's', 0, 'admin')",
+            [r#"["case.opened","drift.alarm"]"#],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let hooks = store.webhooks().await.unwrap();
+    let kinds: Vec<&str> = hooks[0].events.iter().map(String::as_str).collect();
+    assert_eq!(kinds, ["case.opened", "drift.episode.started"]);
+    assert!(store.drift_episodes(false, 10).await.unwrap().is_empty(), "the episodes table is back");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_is_a_consistent_openable_copy() {
     let dir = tempfile::tempdir().unwrap();
