@@ -116,11 +116,33 @@ async fn over_isolation_is_an_episode_with_one_review_case_until_its_reference_r
     assert!(evidence["statistics"]["share"]["rate"].as_f64().unwrap() > 0.0);
     assert_eq!(evidence["sample_decisions"].as_array().unwrap().len(), 10);
     assert_eq!(review["chain"].as_array().unwrap().len(), 10, "the sample decisions are the chain");
+    // The team works the review through its stages and closes it while the drift goes on (the
+    // outside evaluation's repro: each closed review was followed by a new one for the same ramp).
+    let eng = s.key("eve", "reviewer", &["engineering", "soc_analyst"]).await;
+    for body in [
+        json!({"stage": "contextual_analysis", "reproduced": "yes", "steps": ["replayed the last hour"], "environment": "staging"}),
+        json!({"stage": "trace_inspection", "findings": [{"decision_id": evidence["sample_decisions"][0], "kind": "misread_intent", "note": "isolates on benign alerts"}]}),
+        json!({"stage": "impact_assessment", "severity": "S2", "scope": {"count": 10, "entities": []}, "technical_correctness": "wrong action", "user_experience": "hosts offline"}),
+        json!({"stage": "resolution_design", "interventions": [
+            {"kind": "prompt_refinement", "description": "Isolate only on confirmed malware.", "owner": "eve", "expected_effect": "fewer isolations"}]}),
+    ] {
+        let mut body = body;
+        body["role"] = json!("engineering");
+        body["rationale"] = json!("from the drift evidence");
+        let (code, e) = s.post(&eng, &format!("/v1/reviews/{case}/stages"), body).await;
+        assert_eq!(code, 201, "{e}");
+    }
+    let (code, e) = s.post(&eng, &format!("/v1/reviews/{case}/interventions/0"), json!({"status": "done"})).await;
+    assert_eq!(code, 200, "{e}");
+    let (code, e) =
+        s.post(&eng, &format!("/v1/reviews/{case}/close"), json!({"reason": "the prompt is being changed"})).await;
+    assert_eq!(code, 200, "{e}");
     // Evaluating again while the drift goes on continues the episodes: nothing new opens.
     s.advance(Duration::from_secs(900));
     let again = run_once(&s.state).await.unwrap();
     assert!(!again.report.alarms.is_empty());
-    assert!(again.opened_reviews.is_empty(), "the episodes go on: no new review");
+    assert!(again.opened_reviews.is_empty(), "the episodes go on, closed review or not: no new review");
+    assert!(again.episodes.iter().any(|e| e.id == episode.id), "closing the review did not end its episode");
     let started = events_of(&s, "drift.episode.started").await;
     assert_eq!(started.len(), status.episodes.len(), "one start event per episode");
     assert!(started.iter().any(|e| e["data"]["episode"] == episode.id.as_str() && e["data"]["case"] == case.as_str()));
