@@ -57,7 +57,19 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     match &report.problem {
-                        Some(p) => println!("FAILED: {p}"),
+                        Some(_) => {
+                            println!("FAILED: {} problem(s) found", report.problems_found.max(1));
+                            for p in &report.problems {
+                                println!("  {p}");
+                            }
+                            let listed = report.problems.len() as u64;
+                            if report.problems_found > listed {
+                                println!(
+                                    "  … and {} more (`--json` lists the first {listed})",
+                                    report.problems_found - listed
+                                );
+                            }
+                        }
                         None => println!(
                             "ok: {} events chained{}; {} decisions and {} cases match the chain{}",
                             report.events,

@@ -79,6 +79,7 @@ fn run_spans(run: u64, k: u64, n: usize, now_ns: i64) -> Vec<Span> {
                 attributes,
                 events: vec![],
                 dropped: Dropped::default(),
+                sender: None,
             }
         })
         .collect()

@@ -173,7 +173,7 @@ fn print_decision_record(case: &Case, decision: &Decision) {
         FinalSource::Review => "reviewers",
         FinalSource::Policy => "the policy",
         FinalSource::SlaExpired => "the SLA fallback (nobody answered in time)",
-        FinalSource::AgentCaseCap => "the open-case cap (the fallback applied at once)",
+        FinalSource::AgentCaseCap => "the open-case cap (denied at once)",
         FinalSource::Withdrawn => "the agent, which withdrew it",
     };
     println!("\ndecision: {} by {} at {}", fin.verdict, source, fin.decided_at);

@@ -94,7 +94,7 @@ pub struct ServeArgs {
     /// Proposal rate limit of admin keys without their own [default: 50/s:200].
     #[arg(long, env = "ARBITER_ADMIN_RATE_LIMIT")]
     pub admin_rate_limit: Option<arbiter_core::rate::RateLimit>,
-    /// Open approval cases one agent may have; past it, its escalations get the policy's fallback at once
+    /// Open approval cases one agent may have; past it, its escalations are denied at once, whatever the fallback
     /// (reason `agent_case_cap`) and an alarm is raised. 0 means no cap [default: 200].
     #[arg(long, env = "ARBITER_MAX_OPEN_CASES_PER_AGENT")]
     pub max_open_cases_per_agent: Option<u64>,

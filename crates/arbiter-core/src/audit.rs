@@ -91,9 +91,39 @@ pub struct AuditReport {
     /// The last event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head: Option<ChainHead>,
-    /// The first problem, if any (checking stops there).
+    /// The first problem, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<AuditProblem>,
+    /// Every problem found, in the order checked (at most
+    /// [`MAX_REPORTED_PROBLEMS`]): checking goes on past a problem, so one
+    /// odd row cannot hide a forgery behind it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<AuditProblem>,
+    /// How many problems were found in all (more than `problems` holds when
+    /// past the bound).
+    #[serde(default)]
+    pub problems_found: u64,
+}
+
+/// Problems an audit report lists at most (it counts them all).
+pub const MAX_REPORTED_PROBLEMS: usize = 100;
+
+impl AuditReport {
+    /// Record a problem and go on checking.
+    pub fn note(&mut self, p: AuditProblem) {
+        self.problems_found += 1;
+        if self.problem.is_none() {
+            self.problem = Some(p.clone());
+        }
+        if self.problems.len() < MAX_REPORTED_PROBLEMS {
+            self.problems.push(p);
+        }
+    }
+
+    /// Whether everything verified.
+    pub fn ok(&self) -> bool {
+        self.problems_found == 0 && self.problem.is_none()
+    }
 }
 
 /// The first thing that does not verify.
@@ -144,5 +174,54 @@ impl std::fmt::Display for AuditProblem {
             AuditProblem::Lesson { id, why } => write!(f, "lesson {id}: {why}"),
             AuditProblem::Anchor { why } => write!(f, "anchor: {why}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(prev_hash: &str) -> Event {
+        Event {
+            seq: 7,
+            case_id: Some("c-1".into()),
+            decision_id: Some("d-1".into()),
+            kind: "case.answered".into(),
+            actor: "alice".into(),
+            at: Timestamp(1_800_000_000_000),
+            data: serde_json::json!({"verdict": "allow", "rationale": "checked"}),
+            prev_hash: prev_hash.into(),
+            hash: String::new(),
+        }
+    }
+
+    /// The hash format is a contract with every verifier and every anchor
+    /// ever taken: SHA-256 of `prev_hash`, a newline, and the sorted compact
+    /// JSON of the event's own fields. These vectors were computed outside
+    /// Rust (Python's hashlib and json with sorted keys).
+    #[test]
+    fn the_event_hash_format_is_pinned() {
+        assert_eq!(
+            event(GENESIS_HASH).compute_hash(),
+            "6459c4b0d6be76ff75752bb5229ea9c2cbbd620c396cc781c1a3a0f3ed1a3598"
+        );
+        let other_prev = format!("1{}", &GENESIS_HASH[1..]);
+        assert_eq!(
+            event(&other_prev).compute_hash(),
+            "b9a8dca8a647575d52875a5b2bfb91c42553f3a9941f502e293df768eacbf938",
+            "changing only prev_hash changes the hash: each hash covers the chain before it"
+        );
+    }
+
+    #[test]
+    fn a_report_lists_every_problem_up_to_its_bound() {
+        let mut r = AuditReport::default();
+        assert!(r.ok());
+        for i in 0..(MAX_REPORTED_PROBLEMS as u64 + 5) {
+            r.note(AuditProblem::Event { seq: i, why: "x".into() });
+        }
+        assert_eq!((r.problems.len(), r.problems_found), (MAX_REPORTED_PROBLEMS, MAX_REPORTED_PROBLEMS as u64 + 5));
+        assert_eq!(r.problem, Some(AuditProblem::Event { seq: 0, why: "x".into() }));
+        assert!(!r.ok());
     }
 }

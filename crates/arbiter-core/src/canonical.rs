@@ -2,10 +2,11 @@
 //! digest that binds a human approval to the exact arguments it approved.
 //!
 //! Object members are sorted by their UTF-16 code units, strings use the
-//! shortest escapes, and numbers are written as ECMAScript writes doubles.
-//! One documented extension: integers outside ±2^53 (which RFC 8785 would
-//! first round to a double) are written exactly, so that two different large
-//! integers never share a digest.
+//! shortest escapes, and numbers are written as ECMAScript writes doubles,
+//! exactly as the RFC says: every number is first the IEEE double nearest to
+//! it, so an integer outside ±2^53 is rounded (`9007199254740993` is written
+//! `9007199254740992`) and any independent RFC 8785 implementation computes
+//! the same digest. Identifiers that need every digit belong in strings.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -86,18 +87,24 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The largest integer every double below it represents exactly.
+const SAFE_INTEGER: u64 = 1 << 53;
+
 fn write_number(out: &mut String, n: &serde_json::Number) {
-    // Integers within ±2^53 print the same as ECMAScript's doubles; larger
-    // ones print exactly (the documented extension).
-    if let Some(i) = n.as_i64() {
+    // Integers within ±2^53 print the same as ECMAScript's doubles (and
+    // faster); every other number is the double nearest to it (`as f64`
+    // rounds to nearest, ties to even, as ECMAScript's parsing does).
+    if let Some(i) = n.as_i64()
+        && i.unsigned_abs() <= SAFE_INTEGER
+    {
         let _ = write!(out, "{i}");
         return;
     }
-    if let Some(u) = n.as_u64() {
-        let _ = write!(out, "{u}");
-        return;
-    }
-    let f = n.as_f64().unwrap_or(0.0);
+    let f = match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) => i as f64,
+        (None, Some(u)) => u as f64,
+        _ => n.as_f64().unwrap_or(0.0),
+    };
     write_double(out, f);
 }
 
@@ -237,7 +244,17 @@ mod tests {
         assert_eq!(args_digest(&a), args_digest(&b));
         assert_ne!(args_digest(&a), args_digest(&c));
         assert!(args_digest(&a).starts_with("sha256:"));
-        // large integers stay distinct
-        assert_ne!(args_digest(&json!({"n": 9007199254740993u64})), args_digest(&json!({"n": 9007199254740992u64})));
+    }
+
+    #[test]
+    fn integers_outside_the_safe_range_are_doubles_as_the_rfc_says() {
+        // RFC 8785 section 3.2.2.3 via ECMAScript: 2^53 + 1 is not a double; the nearest is 2^53
+        assert_eq!(canonical_json(&json!(9007199254740993u64)), "9007199254740992");
+        assert_eq!(canonical_json(&json!(-9007199254740993i64)), "-9007199254740992");
+        assert_eq!(canonical_json(&json!(9007199254740992u64)), "9007199254740992");
+        assert_eq!(canonical_json(&json!(u64::MAX)), "18446744073709552000");
+        assert_eq!(canonical_json(&json!(i64::MIN)), "-9223372036854776000");
+        assert_eq!(canonical_json(&json!(1e21)), "1e+21");
+        assert_eq!(canonical_json(&json!(-0.0)), "0");
     }
 }

@@ -155,6 +155,7 @@ mod tests {
             attributes: attrs.as_object().unwrap().clone(),
             events: vec![],
             dropped: Dropped::default(),
+            sender: None,
         };
         let spans = vec![
             span(

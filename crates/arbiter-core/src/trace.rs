@@ -51,6 +51,11 @@ pub struct Span {
     /// Attributes, events and bytes left out to keep the span within bounds.
     #[serde(default, skip_serializing_if = "Dropped::is_empty")]
     pub dropped: Dropped,
+    /// The principal whose key sent the span (set by the store when it is
+    /// received; `None` for spans stored before senders were recorded). A
+    /// decision's run is assembled only from its own agent's spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// An event inside a span.
@@ -479,6 +484,7 @@ mod tests {
             attributes: attrs.as_object().unwrap().clone(),
             events: vec![],
             dropped: Dropped::default(),
+            sender: None,
         }
     }
 

@@ -157,6 +157,7 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
                         events: s.dropped_events_count,
                         truncated_values: 0,
                     },
+                    sender: None,
                     name: s.name,
                 };
                 span.bound();

@@ -53,7 +53,7 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Proposals per key, by role, unless the key carries its own limit.
     pub rate_limits: RoleRates,
-    /// Open approval cases one agent may have; past it, escalations get their fallback at once.
+    /// Open approval cases one agent may have; past it, escalations are denied at once (fail closed).
     pub max_open_cases_per_agent: Option<u64>,
     /// How far a proposal's `event_time` may be from the server's time, either way
     /// (`None`: any, for a server that takes replays; each such decision records its skew).

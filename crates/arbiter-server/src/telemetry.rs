@@ -117,6 +117,7 @@ impl Telemetry {
             attributes,
             events: vec![],
             dropped: Dropped::default(),
+            sender: None,
         });
     }
 
@@ -154,6 +155,7 @@ impl Telemetry {
             attributes: attributes.clone(),
             events: vec![SpanEvent { name: "gen_ai.evaluation.result".into(), time_ns: at, attributes: event }],
             dropped: Dropped::default(),
+            sender: None,
         });
     }
 }

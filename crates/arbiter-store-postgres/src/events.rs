@@ -126,26 +126,27 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
             let ev = match row_event(r, 0) {
                 Ok(ev) => ev,
                 Err(e) => {
-                    report.problem = Some(AuditProblem::Event { seq: seq as u64, why: format!("unreadable: {e}") });
-                    return Ok(report);
+                    report.note(AuditProblem::Event { seq: seq as u64, why: format!("unreadable: {e}") });
+                    let hash: String = col(r, 8).unwrap_or_default();
+                    walk.skip(seq as u64, &hash);
+                    report.head = Some(ChainHead { seq: seq as u64, hash });
+                    continue;
                 }
             };
             let step = walk
                 .step(&ev)
                 .and_then(|()| if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) });
-            if let Err(p) = step {
-                report.problem = Some(p);
-                return Ok(report);
+            match step {
+                Ok(()) => report.events += 1,
+                Err(p) => report.note(p),
             }
-            report.events += 1;
             report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
         }
     }
     if let Some(anchor) = &anchor {
         let at = load_events(c, events_sql!("WHERE seq = $1"), &[&(anchor.seq as i64)])?;
         if let Err(p) = arbiter_store::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
-            report.problem = Some(p);
-            return Ok(report);
+            report.note(p);
         }
     }
     let mut after = 0i64;
@@ -184,26 +185,21 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
                 final_source: col::<Option<String>>(r, 19)?.as_deref().map(static_str),
                 overridden: col(r, 20)?,
             };
-            if let Err(p) = ledger.check(&id, &body, &stored) {
-                report.problem = Some(p);
-                return Ok(report);
+            match ledger.check(&id, &body, &stored) {
+                Ok(()) => report.decisions += 1,
+                Err(p) => report.note(p),
             }
-            report.decisions += 1;
         }
     }
-    if let Err(p) = ledger.finish() {
-        report.problem = Some(p);
-        return Ok(report);
-    }
+    ledger.finish().into_iter().for_each(|p| report.note(p));
     let cases = c.query("SELECT id, body FROM cases ORDER BY seq", &[])?;
     for r in &cases {
         let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
         let events = load_events(c, events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])?;
-        if let Err(p) = arbiter_store::rules::check_projection(&id, &body, &events) {
-            report.problem = Some(p);
-            return Ok(report);
+        match arbiter_store::rules::check_projection(&id, &body, &events) {
+            Ok(()) => report.cases += 1,
+            Err(p) => report.note(p),
         }
-        report.cases += 1;
     }
     let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
     for e in load_events(c, events_sql!("WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"), &[])? {
@@ -214,8 +210,7 @@ pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<Audi
     for r in &c.query("SELECT id, body FROM lessons ORDER BY seq", &[])? {
         let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
         if let Err(p) = arbiter_store::rules::check_lesson(&id, &body, last.get(&id)) {
-            report.problem = Some(p);
-            return Ok(report);
+            report.note(p);
         }
     }
     Ok(report)

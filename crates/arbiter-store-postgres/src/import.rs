@@ -188,6 +188,7 @@ const TABLES: &[Table] = &[
             ("received_at", Int),
             ("tool_call_id", Text),
             ("body", Text),
+            ("sender", Text),
         ],
         false,
     ),

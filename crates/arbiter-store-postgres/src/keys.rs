@@ -236,32 +236,40 @@ pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str,
     Ok(Consumption { decision_id: id.into(), consumer: who.into(), args_digest: digest.into(), at, first: true })
 }
 
-pub(crate) fn insert_spans(t: &mut Tx<'_>, spans: &[Span], at: Timestamp) -> Result<u64> {
+pub(crate) fn insert_spans(t: &mut Tx<'_>, sender: &str, spans: &[Span], at: Timestamp) -> Result<u64> {
+    let mut written = 0;
     for s in spans {
-        let body = serde_json::to_string(s).map_err(corrupt)?;
-        t.execute(
-            "INSERT INTO spans (trace_id, span_id, start_ns, received_at, tool_call_id, body)
-             VALUES ($1, $2, $3, $4, $5, $6)
+        let s = Span { sender: Some(sender.to_string()), ..s.clone() };
+        let body = serde_json::to_string(&s).map_err(corrupt)?;
+        // a span stored for another sender is never replaced (the WHERE leaves it alone)
+        written += t.execute(
+            "INSERT INTO spans (trace_id, span_id, start_ns, received_at, tool_call_id, body, sender)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (trace_id, span_id) DO UPDATE SET start_ns = EXCLUDED.start_ns, received_at = EXCLUDED.received_at,
-                 tool_call_id = EXCLUDED.tool_call_id, body = EXCLUDED.body",
-            &[&s.trace_id, &s.span_id, &s.start_ns, &at.0, &s.tool_call_id(), &body],
+                 tool_call_id = EXCLUDED.tool_call_id, body = EXCLUDED.body
+             WHERE spans.sender = EXCLUDED.sender",
+            &[&s.trace_id, &s.span_id, &s.start_ns, &at.0, &s.tool_call_id(), &body, &sender],
         )?;
     }
-    Ok(spans.len() as u64)
+    Ok(written)
 }
 
-pub(crate) fn trace_spans(c: &mut impl Sql, trace_id: &str, limit: usize) -> Result<Vec<Span>> {
+pub(crate) fn trace_spans(c: &mut impl Sql, trace_id: &str, sender: Option<&str>, limit: usize) -> Result<Vec<Span>> {
     load_bodies(
         c,
-        "SELECT body FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id LIMIT $2",
-        &[&trace_id.to_ascii_lowercase(), &(limit as i64)],
+        "SELECT body FROM spans WHERE trace_id = $1 AND ($2::TEXT IS NULL OR sender = $2)
+         ORDER BY start_ns, span_id LIMIT $3",
+        &[&trace_id.to_ascii_lowercase(), &sender, &(limit as i64)],
     )
 }
 
-pub(crate) fn trace_of_tool_call(c: &mut impl Sql, id: &str) -> Result<Option<String>> {
-    c.query_opt("SELECT trace_id FROM spans WHERE tool_call_id = $1 ORDER BY received_at DESC LIMIT 1", &[&id])?
-        .map(|r| col(&r, 0))
-        .transpose()
+pub(crate) fn trace_of_tool_call(c: &mut impl Sql, sender: &str, id: &str) -> Result<Option<String>> {
+    c.query_opt(
+        "SELECT trace_id FROM spans WHERE tool_call_id = $1 AND sender = $2 ORDER BY received_at DESC LIMIT 1",
+        &[&id, &sender],
+    )?
+    .map(|r| col(&r, 0))
+    .transpose()
 }
 
 pub(crate) fn purge_spans(t: &mut Tx<'_>, before: Timestamp, keep: &[String]) -> Result<u64> {

@@ -406,18 +406,19 @@ impl Store for PostgresStore {
         self.write(move |t| keys::consume_receipt(t, &id, &who, &digest, at)).await
     }
 
-    async fn insert_spans(&self, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
-        self.write(move |t| keys::insert_spans(t, &spans, at)).await
+    async fn insert_spans(&self, sender: &str, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
+        let sender = sender.to_string();
+        self.write(move |t| keys::insert_spans(t, &sender, &spans, at)).await
     }
 
-    async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<Span>> {
-        let id = trace_id.to_string();
-        self.read(move |c| keys::trace_spans(c, &id, limit)).await
+    async fn trace_spans(&self, trace_id: &str, sender: Option<&str>, limit: usize) -> Result<Vec<Span>> {
+        let (id, sender) = (trace_id.to_string(), sender.map(str::to_string));
+        self.read(move |c| keys::trace_spans(c, &id, sender.as_deref(), limit)).await
     }
 
-    async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>> {
-        let id = tool_call_id.to_string();
-        self.read(move |c| keys::trace_of_tool_call(c, &id)).await
+    async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>> {
+        let (sender, id) = (sender.to_string(), tool_call_id.to_string());
+        self.read(move |c| keys::trace_of_tool_call(c, &sender, &id)).await
     }
 
     async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {

@@ -29,7 +29,12 @@ pub fn fresh(test: &str) -> Option<TestDatabase> {
         if std::env::var("ARBITER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
             panic!("ARBITER_REQUIRE_POSTGRES=1 but ARBITER_TEST_POSTGRES_URL is not set");
         }
-        eprintln!("skipping {test}: set ARBITER_TEST_POSTGRES_URL=postgres://user@host/db to run it");
+        // straight to stderr, past the test harness's capture: a skip shows in `cargo test`'s output
+        let mut err = std::io::stderr().lock();
+        let _ = std::io::Write::write_fmt(
+            &mut err,
+            format_args!("\nSKIPPED {test}: set ARBITER_TEST_POSTGRES_URL=postgres://user@host/db to run it\n"),
+        );
         return None;
     };
     let suffix: String = format!(
@@ -55,6 +60,18 @@ pub fn fresh(test: &str) -> Option<TestDatabase> {
 }
 
 impl TestDatabase {
+    /// Run `sql` on the database on a connection of its own, behind the
+    /// store's back (as an attacker with database access would).
+    pub fn execute(&self, sql: &str) {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || {
+            let mut c = connect(&url).unwrap_or_else(|e| panic!("{e}"));
+            c.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+        .join()
+        .expect("running SQL on the test database");
+    }
+
     /// Drop the database now, cutting its connections (what a lost database looks like to a replica).
     pub fn drop_now(&self) {
         self.drop_database();

@@ -130,6 +130,7 @@ pub async fn run_all(store: &dyn Store) {
     policies(store).await;
     keys(store).await;
     decisions_and_idempotency(store).await;
+    idempotency_keys_are_per_agent(store).await;
     cases_and_events(store).await;
     concurrent_writes(store).await;
     claims_are_exclusive(store).await;
@@ -492,13 +493,16 @@ pub async fn cases_and_events(store: &dyn Store) {
     assert!(report.decisions >= 2 && report.cases >= 1, "{report:?}");
 }
 
-/// Past an agent's cap of open approval cases, escalations get their
-/// fallback at once and open no case; the count is exact under concurrency.
+/// Past an agent's cap of open approval cases, escalations are denied at
+/// once (even when the class's fallback is allow) and open no case; the count
+/// is exact under concurrency.
 pub async fn case_cap(store: &dyn Store) {
     let futs = (0..12).map(|i| {
         let mut d = decision(&format!("cap-{i}"), None, Some(&format!("c-cap-{i}")));
         d.agent = "looping-agent".into();
-        d.escalation = Some(case("x", "x", 1).escalation);
+        let mut escalation = case("x", "x", 1).escalation;
+        escalation.fallback = Verdict::Allow;
+        d.escalation = Some(escalation);
         let mut c = case(&format!("c-cap-{i}"), &format!("cap-{i}"), 1);
         c.agent = "looping-agent".into();
         store.insert_decision(NewDecision {
@@ -516,7 +520,8 @@ pub async fn case_cap(store: &dyn Store) {
             None => opened += 1,
             Some(f) => {
                 assert_eq!(f.source, arbiter_core::FinalSource::AgentCaseCap);
-                assert_eq!(f.verdict, Verdict::Deny, "the escalation's fallback");
+                assert_eq!(f.verdict, Verdict::Deny, "fails closed, whatever the class's allow fallback");
+                assert!(f.receipt.is_none());
                 assert_eq!(d.case_id, None);
                 assert!(store.case(&format!("c-cap-{}", &d.id[4..])).await.unwrap().is_none());
             }
@@ -1198,8 +1203,10 @@ async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item =
     out.into_iter().map(|o| o.expect("every future completed")).collect()
 }
 
-/// Spans: stored per (trace, span) id (a re-sent one replaces it), read per
-/// trace in start order, found by tool call id, purged by age except the kept traces.
+/// Spans: stored per (trace, span) id with their sender (a re-sent one
+/// replaces it only for the same sender), read per trace in start order (all,
+/// or one sender's), found by one sender's tool call id, purged by age except
+/// the kept traces.
 pub async fn spans(store: &dyn Store) {
     use arbiter_core::trace::{Dropped, Span};
     let span = |trace: &str, id: &str, start: i64, attrs: serde_json::Value| Span {
@@ -1216,10 +1223,12 @@ pub async fn spans(store: &dyn Store) {
         attributes: attrs.as_object().cloned().unwrap_or_default(),
         events: vec![],
         dropped: Dropped::default(),
+        sender: None,
     };
     let (t1, t2) = ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2");
     let n = store
         .insert_spans(
+            "agent-b",
             vec![
                 span(t1, "00000000000000b2", 20, json!({"gen_ai.tool.call.id": "call_1"})),
                 span(t1, "00000000000000b1", 10, json!({"gen_ai.operation.name": "invoke_agent"})),
@@ -1230,21 +1239,43 @@ pub async fn spans(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(n, 3);
-    let got = store.trace_spans(t1, 100).await.unwrap();
+    let got = store.trace_spans(t1, None, 100).await.unwrap();
     assert_eq!(got.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>(), ["00000000000000b1", "00000000000000b2"]);
     assert_eq!(got[1].attributes["gen_ai.tool.call.id"], "call_1", "attributes survive");
-    assert_eq!(store.trace_spans(&t1.to_ascii_uppercase(), 100).await.unwrap().len(), 2, "ids compare lowercase");
-    assert_eq!(store.trace_of_tool_call("call_1").await.unwrap().as_deref(), Some(t1));
-    assert_eq!(store.trace_of_tool_call("call_2").await.unwrap(), None);
-    // a re-sent span replaces the stored one, later
-    store.insert_spans(vec![span(t2, "00000000000000c1", 5, json!({"again": true}))], Timestamp(5_000)).await.unwrap();
-    let t2s = store.trace_spans(t2, 100).await.unwrap();
+    assert_eq!(got[0].sender.as_deref(), Some("agent-b"), "the sender is recorded");
+    assert_eq!(store.trace_spans(&t1.to_ascii_uppercase(), None, 100).await.unwrap().len(), 2, "ids compare lowercase");
+    assert_eq!(store.trace_of_tool_call("agent-b", "call_1").await.unwrap().as_deref(), Some(t1));
+    assert_eq!(store.trace_of_tool_call("agent-b", "call_2").await.unwrap(), None);
+    // another sender can neither replace a stored span nor be found by its tool call id
+    let planted = store
+        .insert_spans(
+            "agent-a",
+            vec![
+                span(t1, "00000000000000b2", 20, json!({"gen_ai.tool.call.id": "call_1", "planted": true})),
+                span(t1, "00000000000000a9", 15, json!({"planted": true})),
+                span(t2, "00000000000000a8", 1, json!({"gen_ai.tool.call.id": "call_1"})),
+            ],
+            Timestamp(1_500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(planted, 2, "the span stored for agent-b is not replaced, and not counted");
+    let b_run = store.trace_spans(t1, Some("agent-b"), 100).await.unwrap();
+    assert_eq!(b_run.len(), 2, "agent-a's new span id is not part of agent-b's run");
+    assert!(b_run.iter().all(|s| !s.attributes.contains_key("planted") && s.sender.as_deref() == Some("agent-b")));
+    assert_eq!(store.trace_spans(t1, None, 100).await.unwrap().len(), 3, "a reviewer sees every sender's spans");
+    assert_eq!(store.trace_of_tool_call("agent-b", "call_1").await.unwrap().as_deref(), Some(t1));
+    assert_eq!(store.trace_of_tool_call("agent-a", "call_1").await.unwrap().as_deref(), Some(t2));
+    // a re-sent span replaces the stored one of the same sender, later
+    let again = span(t2, "00000000000000c1", 5, json!({"again": true}));
+    assert_eq!(store.insert_spans("agent-b", vec![again], Timestamp(5_000)).await.unwrap(), 1);
+    let t2s = store.trace_spans(t2, Some("agent-b"), 100).await.unwrap();
     assert_eq!((t2s.len(), &t2s[0].attributes["again"]), (1, &json!(true)));
     // purge: t1 is old but kept (a decision under review), t2 was received again after the cut
-    assert_eq!(store.purge_spans(Timestamp(2_000), vec![t1.into()]).await.unwrap(), 0);
-    assert_eq!(store.purge_spans(Timestamp(2_000), vec![]).await.unwrap(), 2);
-    assert!(store.trace_spans(t1, 100).await.unwrap().is_empty());
-    assert_eq!(store.trace_spans(t2, 100).await.unwrap().len(), 1);
+    assert_eq!(store.purge_spans(Timestamp(2_000), vec![t1.into()]).await.unwrap(), 1, "agent-a's old span in t2");
+    assert_eq!(store.purge_spans(Timestamp(2_000), vec![]).await.unwrap(), 3);
+    assert!(store.trace_spans(t1, None, 100).await.unwrap().is_empty());
+    assert_eq!(store.trace_spans(t2, None, 100).await.unwrap().len(), 1);
     assert_eq!(store.purge_spans(Timestamp(6_000), vec![]).await.unwrap(), 1);
 }
 
@@ -1289,4 +1320,152 @@ pub async fn receipts_and_settings(store: &dyn Store) {
         store.settings_with_prefix("rk.").await.unwrap(),
         [("rk.000001".to_string(), "one".to_string()), ("rk.000002".to_string(), "two".to_string())]
     );
+}
+
+/// Raw access to a backend's tables, as an attacker with database access has
+/// it, for the tamper checks every backend must pass.
+#[async_trait::async_trait]
+pub trait Backdoor: Send + Sync {
+    /// Run `sql` (no parameters) on the database, behind the store's back.
+    async fn execute(&self, sql: &str);
+}
+
+/// Every tamper check that works the same on every backend (run on a fresh store).
+pub async fn tampering(store: &dyn Store, backdoor: &dyn Backdoor) {
+    numbers_that_verify(store).await;
+    every_problem_is_reported(store, backdoor).await;
+    a_rewritten_history_breaks_the_anchor(store, backdoor).await;
+}
+
+/// Any number the API accepts verifies: `-0.0` (which a database may store
+/// as `0`) and tiny or huge values, as a confidence and as an outcome's cost.
+pub async fn numbers_that_verify(store: &dyn Store) {
+    for (i, (confidence, cost)) in
+        [(-0.0, -0.0), (5e-324, 1e308), (0.1 + 0.2, 9.007_199_254_740_992e15)].into_iter().enumerate()
+    {
+        let mut d = decision(&format!("num-{i}"), None, None);
+        d.action.confidence = Some(confidence);
+        d.action.args = json!({"big": 9007199254740993u64, "neg": -0.0, "exp": 1e300});
+        store
+            .insert_decision(NewDecision {
+                decision: d,
+                request_digest: format!("num-{i}"),
+                case: None,
+                open_case_cap: None,
+            })
+            .await
+            .unwrap();
+        let out = Outcome {
+            correct: true,
+            cost: Some(cost),
+            label: None,
+            note: None,
+            recorded_at: Timestamp(5),
+            recorded_by: "ann".into(),
+        };
+        store.record_outcome(&format!("num-{i}"), out).await.unwrap();
+    }
+    assert_verified(store).await;
+}
+
+/// `audit verify` goes on past a problem: two forged decision rows and an
+/// edited event are three problems, each named.
+pub async fn every_problem_is_reported(store: &dyn Store, backdoor: &dyn Backdoor) {
+    for id in ["many-1", "many-2", "many-3"] {
+        store
+            .insert_decision(NewDecision {
+                decision: decision(id, None, None),
+                request_digest: id.into(),
+                case: None,
+                open_case_cap: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_verified(store).await;
+    let head = store.chain_head().await.unwrap().unwrap();
+    let original = store.events(head.seq - 1, 1).await.unwrap().remove(0);
+    backdoor.execute("UPDATE decisions SET confidence = 0.01 WHERE id = 'many-1'").await;
+    backdoor.execute("UPDATE decisions SET confidence = 0.02 WHERE id = 'many-3'").await;
+    backdoor.execute(&format!("UPDATE events SET actor = 'mallory' WHERE seq = {}", head.seq)).await;
+    let report = store.verify_audit(None).await.unwrap();
+    let named: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(report.problems_found, 3, "{named:?}");
+    assert!(named.iter().any(|p| p.starts_with(&format!("event {} ", head.seq))), "{named:?}");
+    assert!(named.iter().any(|p| p.starts_with("decision many-1:")), "{named:?}");
+    assert!(named.iter().any(|p| p.starts_with("decision many-3:")), "{named:?}");
+    assert_eq!(report.problem.as_ref(), report.problems.first(), "the first is still reported first");
+    assert!(!report.ok());
+    // put it back, so the store verifies again for the next check
+    backdoor.execute("UPDATE decisions SET confidence = 0.7 WHERE id IN ('many-1', 'many-3')").await;
+    backdoor
+        .execute(&format!(
+            "UPDATE events SET actor = '{}' WHERE seq = {}",
+            original.actor.replace('\'', "''"),
+            head.seq
+        ))
+        .await;
+    assert_verified(store).await;
+}
+
+/// An attacker who edits an old event and recomputes every hash after it
+/// leaves a chain that is consistent in itself; the anchor taken before
+/// catches it, because each hash covers the previous one.
+pub async fn a_rewritten_history_breaks_the_anchor(store: &dyn Store, backdoor: &dyn Backdoor) {
+    for n in ["rw-1", "rw-2", "rw-3"] {
+        escalate(store, n, |_| {}).await;
+    }
+    let anchor = store.chain_head().await.unwrap().unwrap();
+    let events = store.events(0, 100_000).await.unwrap();
+    assert!(events.len() >= 4, "{} events", events.len());
+    let from = events.len() / 2;
+    let mut prev = events[from - 1].hash.clone();
+    for (i, e) in events.iter().enumerate().skip(from) {
+        let mut e = e.clone();
+        if i == from {
+            e.actor = "mallory".into();
+        }
+        e.prev_hash = prev;
+        e.hash = e.compute_hash();
+        prev = e.hash.clone();
+        backdoor
+            .execute(&format!(
+                "UPDATE events SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                e.actor.replace('\'', "''"),
+                e.prev_hash,
+                e.hash,
+                e.seq
+            ))
+            .await;
+    }
+    let unanchored = store.verify_audit(None).await.unwrap();
+    assert!(
+        !unanchored.problems.iter().any(|p| matches!(p, crate::AuditProblem::Event { .. })),
+        "the rewrite is consistent in itself: {unanchored:?}"
+    );
+    let anchored = store.verify_audit(Some(anchor)).await.unwrap();
+    assert!(
+        anchored.problems.iter().any(|p| matches!(p, crate::AuditProblem::Anchor { .. })),
+        "the anchor must catch a rewritten history: {anchored:?}"
+    );
+}
+
+/// Two agents that send the same idempotency key each get their own decision.
+pub async fn idempotency_keys_are_per_agent(store: &dyn Store) {
+    let mine = |agent: &str, id: &str| {
+        let mut d = decision(id, Some("shared-key"), None);
+        d.agent = agent.into();
+        NewDecision { decision: d, request_digest: format!("digest-{agent}"), case: None, open_case_cap: None }
+    };
+    let Inserted::Created(a) = store.insert_decision(mine("agent-a", "idem-a")).await.unwrap() else {
+        panic!("agent-a's first use of the key is new")
+    };
+    let Inserted::Created(b) = store.insert_decision(mine("agent-b", "idem-b")).await.unwrap() else {
+        panic!("agent-b's use of the same key is new, not agent-a's decision (or a conflict)")
+    };
+    assert_eq!((a.agent.as_str(), b.agent.as_str()), ("agent-a", "agent-b"));
+    match store.insert_decision(mine("agent-b", "idem-b-retry")).await.unwrap() {
+        Inserted::Existing(d) => assert_eq!(d.id, "idem-b", "a retry finds the agent's own decision"),
+        other => panic!("expected agent-b's decision, got {other:?}"),
+    }
 }

@@ -566,13 +566,21 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<Consumption>;
 
-    /// Store spans received at `at`; a span already stored (same trace and
-    /// span id) is replaced. Returns how many were written.
-    async fn insert_spans(&self, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64>;
-    /// The spans of a trace, in start order (at most `limit`).
-    async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<arbiter_core::trace::Span>>;
-    /// The trace id of the span recording tool call `tool_call_id`, if one arrived.
-    async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>>;
+    /// Store spans `sender` sent, received at `at`. A span already stored
+    /// (same trace and span id) is replaced only when the same sender sent
+    /// it; one stored for another sender is left alone and not counted.
+    /// Returns how many were written.
+    async fn insert_spans(&self, sender: &str, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64>;
+    /// The spans of a trace, in start order (at most `limit`); only those
+    /// `sender` sent when it is given.
+    async fn trace_spans(
+        &self,
+        trace_id: &str,
+        sender: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::trace::Span>>;
+    /// The trace id of the span `sender` sent recording tool call `tool_call_id`, if one arrived.
+    async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>>;
     /// Remove spans received before `before`, except those of the traces in
     /// `keep` (the runs of decisions under review). Returns how many went.
     async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64>;

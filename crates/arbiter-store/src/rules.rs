@@ -113,20 +113,21 @@ pub fn idempotent_replay(
     Ok(crate::Inserted::Existing(stored))
 }
 
-/// Apply the per-agent cap on open approval cases: the escalation's fallback
-/// applies at once (source `agent_case_cap`), and no case is opened.
+/// Apply the per-agent cap on open approval cases: the escalation is denied
+/// at once (source `agent_case_cap`), whatever the class's fallback, and no
+/// case is opened. The cap fails closed: an agent that floods (a loop, a
+/// prompt injection) must never buy an allow by filling its queue.
 pub fn apply_case_cap(d: &mut Decision, open: u64, cap: u64) {
-    let fallback = d.escalation.as_ref().map_or(Verdict::Deny, |e| e.fallback);
     d.case_id = None;
     d.status = arbiter_core::DecisionStatus::Final;
     d.final_verdict = Some(FinalVerdict {
-        verdict: fallback,
+        verdict: Verdict::Deny,
         source: FinalSource::AgentCaseCap,
         action: None,
         decided_by: vec![],
         rationale: format!(
-            "{} already has {open} open approval cases (the cap is {cap}); no new case was opened and the policy's \
-             fallback `{fallback}` applies at once",
+            "{} already has {open} open approval cases (the cap is {cap}); no new case was opened and the \
+             escalation is denied (past the cap, escalations fail closed whatever the fallback)",
             d.agent
         ),
         decided_at: d.received_at,
@@ -224,7 +225,8 @@ impl DecisionColumns {
             ("agent", self.agent == stored.agent),
             ("idempotency_key", self.idempotency_key == stored.idempotency_key),
             ("action_name", self.action_name == stored.action_name),
-            ("confidence", self.confidence.map(f64::to_bits) == stored.confidence.map(f64::to_bits)),
+            // by value: a database may store -0.0 as 0 (both are the same number)
+            ("confidence", self.confidence == stored.confidence),
             ("verdict", self.verdict == stored.verdict),
             ("status", self.status == stored.status),
             ("final_verdict", self.final_verdict == stored.final_verdict),
@@ -235,7 +237,7 @@ impl DecisionColumns {
             ("event_time", self.event_time == stored.event_time),
             ("session_id", self.session_id == stored.session_id),
             ("outcome_correct", self.outcome_correct == stored.outcome_correct),
-            ("outcome_cost", self.outcome_cost.map(f64::to_bits) == stored.outcome_cost.map(f64::to_bits)),
+            ("outcome_cost", self.outcome_cost == stored.outcome_cost),
             ("subject", self.subject == stored.subject),
             ("final_source", self.final_source == stored.final_source),
             ("overridden", self.overridden == stored.overridden),
@@ -335,15 +337,16 @@ impl DecisionLedger {
         Ok(())
     }
 
-    /// After every row was checked: a committed decision with no row was deleted.
-    pub fn finish(self) -> Result<(), AuditProblem> {
-        match self.committed.into_keys().min() {
-            Some(id) => Err(AuditProblem::Decision {
+    /// After every row was checked: each committed decision with no row was deleted.
+    pub fn finish(self) -> Vec<AuditProblem> {
+        let mut gone: Vec<String> = self.committed.into_keys().collect();
+        gone.sort();
+        gone.into_iter()
+            .map(|id| AuditProblem::Decision {
                 id,
                 why: "the audit chain committed this decision but its row is gone (deleted)".into(),
-            }),
-            None => Ok(()),
-        }
+            })
+            .collect()
     }
 }
 
@@ -379,20 +382,29 @@ impl Default for ChainWalk {
 
 impl ChainWalk {
     /// Check the next event: its sequence number, its link and its own hash.
+    /// The walk goes on from the stored event either way, so each later
+    /// event is checked on its own (one bad event is one problem, not all
+    /// the rest).
     pub fn step(&mut self, ev: &crate::Event) -> Result<(), AuditProblem> {
         let bad = |why: String| AuditProblem::Event { seq: ev.seq, why };
-        if ev.seq != self.next_seq {
-            return Err(bad(format!("expected event {} next, found {} (events missing)", self.next_seq, ev.seq)));
-        }
-        if ev.prev_hash != self.prev {
-            return Err(bad("prev_hash does not match the previous event's hash".into()));
-        }
-        if ev.compute_hash() != ev.hash {
-            return Err(bad("hash does not match the event's contents".into()));
-        }
-        self.prev = ev.hash.clone();
-        self.next_seq += 1;
-        Ok(())
+        let result = if ev.seq != self.next_seq {
+            Err(bad(format!("expected event {} next, found {} (events missing)", self.next_seq, ev.seq)))
+        } else if ev.prev_hash != self.prev {
+            Err(bad("prev_hash does not match the previous event's hash".into()))
+        } else if ev.compute_hash() != ev.hash {
+            Err(bad("hash does not match the event's contents".into()))
+        } else {
+            Ok(())
+        };
+        self.skip(ev.seq, &ev.hash);
+        result
+    }
+
+    /// Go on after event `seq` (stored hash `hash`) without checking it: one
+    /// that could not even be read.
+    pub fn skip(&mut self, seq: u64, hash: &str) {
+        self.prev = hash.to_string();
+        self.next_seq = seq + 1;
     }
 }
 

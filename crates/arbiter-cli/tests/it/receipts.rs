@@ -138,3 +138,78 @@ async fn receipts_bind_one_call_and_are_used_once() {
     let (code, text) = verify(&decision_file, &["--url", &s.url]);
     assert_eq!(code, 3, "{text}");
 }
+
+/// The arguments' digest is RFC 8785 exactly: an independent implementation
+/// (Python's `rfc8785`, reading every number as the double it is, as I-JSON
+/// and the RFC's ECMAScript rules say) computes the same digest over a corpus
+/// of awkward numbers.
+#[test]
+fn args_digests_agree_with_an_independent_rfc8785() {
+    let Some(python) = crate::support::python_with("ARBITER_VENV", "rfc8785") else {
+        crate::support::skip(
+            "ARBITER_REQUIRE_SCHEMATHESIS",
+            "the RFC 8785 cross-check needs Python's rfc8785 (pip install -r tests/contract/requirements.txt; \
+             set ARBITER_VENV to the venv)",
+        );
+        return;
+    };
+    let corpus = [
+        "0",
+        "-0.0",
+        "-0",
+        "1",
+        "-1",
+        "4.5",
+        "100",
+        "1e2",
+        "0.1",
+        "0.30000000000000004",
+        "1e-7",
+        "1e-6",
+        "1e21",
+        "1e20",
+        "123e-20",
+        "5e-324",
+        "-5e-324",
+        "1.7976931348623157e308",
+        "333333333.33333329",
+        "1e23",
+        "9007199254740991",
+        "9007199254740992",
+        "9007199254740993",
+        "-9007199254740993",
+        "9007199254740995",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "123456789012345678901234567890",
+        "2.5e-5",
+        "0.000001",
+        "295147905179352830000",
+        "1.5",
+        "-1.5e300",
+    ];
+    let docs: Vec<String> = corpus.iter().map(|n| format!(r#"{{"n": {n}, "list": [{n}, {{"x": {n}}}]}}"#)).collect();
+    let ours: Vec<String> =
+        docs.iter().map(|d| arbiter_core::canonical::args_digest(&serde_json::from_str::<Value>(d).unwrap())).collect();
+    let script = r#"
+import hashlib, json, sys
+import rfc8785
+for line in sys.stdin.read().splitlines():
+    v = json.loads(line, parse_int=float)
+    print("sha256:" + hashlib.sha256(rfc8785.dumps(v)).hexdigest())
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), docs.join("\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(theirs.len(), docs.len());
+    for ((doc, a), b) in docs.iter().zip(&ours).zip(&theirs) {
+        assert_eq!(a, b, "{doc}: Arbiter and Python's rfc8785 disagree");
+    }
+}

@@ -21,6 +21,17 @@ pub fn python_with(venv_var: &str, modules: &str) -> Option<PathBuf> {
         .find(|p| Command::new(p).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success()))
 }
 
+/// A test whose tools are missing: a failure when `require_var` is `1` (CI
+/// sets it), else a skip that is shown where people read the results. The
+/// line goes straight to the terminal's stderr, past the test harness's
+/// capture, so `cargo test` prints it even though the test passes.
+pub fn skip(require_var: &str, why: &str) {
+    assert!(std::env::var(require_var).is_err(), "{why} ({require_var} is set, so this is a failure)");
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let mut err = std::io::stderr().lock();
+    let _ = std::io::Write::write_fmt(&mut err, format_args!("\nSKIPPED {test}: {why}\n"));
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_arbiter")
 }

@@ -3,18 +3,21 @@
 
 use crate::{ApiError, AppState};
 use arbiter_api::cases::ListQuery;
-use arbiter_core::trace::{self, TraceTree, valid_id};
+use arbiter_core::trace::{self, Span, TraceTree, valid_id};
 use arbiter_core::{CaseKind, Decision};
 use arbiter_otlp::{DecodeError, Encoding};
 
 /// Spans read for one decision's run at most.
 pub const MAX_TRACE_SPANS: usize = 2_000;
 
-/// Store the spans of an OTLP/HTTP export; the answer (in the request's
-/// encoding) carries `partial_success` when some spans were rejected. A body
-/// that cannot be decoded is refused whole: nothing of it is stored.
+/// Store the spans of an OTLP/HTTP export as `sender`'s; the answer (in the
+/// request's encoding) carries `partial_success` when some spans were
+/// rejected, including those whose ids are already stored for another
+/// sender (never replaced). A body that cannot be decoded is refused whole:
+/// nothing of it is stored.
 pub async fn ingest(
     state: &AppState,
+    sender: &str,
     body: &[u8],
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -40,11 +43,20 @@ pub async fn ingest(
             )));
         }
     };
-    let decoded = arbiter_otlp::decode(body, encoding).map_err(malformed)?;
+    let mut decoded = arbiter_otlp::decode(body, encoding).map_err(malformed)?;
     let stored = if decoded.spans.is_empty() {
         0
     } else {
-        state.store.insert_spans(decoded.spans.clone(), state.clock.now()).await?
+        let sent = decoded.spans.len() as u64;
+        let stored = state.store.insert_spans(sender, std::mem::take(&mut decoded.spans), state.clock.now()).await?;
+        if stored < sent {
+            decoded.rejected += sent - stored;
+            decoded.reasons.push(format!(
+                "{} span(s) not stored: their trace and span ids are already stored for another sender",
+                sent - stored
+            ));
+        }
+        stored
     };
     state.metrics.spans_received.inc_by(stored);
     Ok((encoding, arbiter_otlp::response(&decoded, encoding), stored))
@@ -58,11 +70,11 @@ fn malformed(e: DecodeError) -> ApiError {
 }
 
 /// The trace a decision belongs to: the trace holding the tool call span its
-/// `context.tool_call_id` names, else its own trace id when that is an
-/// OpenTelemetry id (32 hex digits).
+/// `context.tool_call_id` names (among the spans its own agent sent), else its
+/// own trace id when that is an OpenTelemetry id (32 hex digits).
 pub async fn trace_id_of(state: &AppState, d: &Decision) -> Result<Option<String>, ApiError> {
     if let Some(call) = tool_call_id(d)
-        && let Some(t) = state.store.trace_of_tool_call(&call).await?
+        && let Some(t) = state.store.trace_of_tool_call(&d.agent, &call).await?
     {
         return Ok(Some(t));
     }
@@ -74,11 +86,17 @@ pub fn tool_call_id(d: &Decision) -> Option<String> {
     d.context.get("tool_call_id").and_then(|v| v.as_str()).map(str::to_string)
 }
 
+/// The spans of a decision's run: those of its trace that its own agent sent
+/// (another principal's spans in the same trace are never part of it).
+pub async fn run_spans(state: &AppState, d: &Decision, trace_id: &str) -> Result<Vec<Span>, ApiError> {
+    Ok(state.store.trace_spans(trace_id, Some(&d.agent), MAX_TRACE_SPANS).await?)
+}
+
 /// The agent's run around a decision, as a tree with the decision marked
 /// (`None` when no span of its trace has arrived).
 pub async fn decision_trace(state: &AppState, d: &Decision) -> Result<Option<TraceTree>, ApiError> {
     let Some(trace_id) = trace_id_of(state, d).await? else { return Ok(None) };
-    let spans = state.store.trace_spans(&trace_id, MAX_TRACE_SPANS).await?;
+    let spans = run_spans(state, d, &trace_id).await?;
     if spans.is_empty() {
         return Ok(None);
     }
@@ -145,7 +163,7 @@ pub async fn bundle(state: &AppState, d: Decision) -> Result<arbiter_core::repla
     })?;
     let trace = match trace_id_of(state, &d).await? {
         Some(t) => {
-            let spans = state.store.trace_spans(&t, MAX_TRACE_SPANS).await?;
+            let spans = run_spans(state, &d, &t).await?;
             (!spans.is_empty()).then_some(BundleTrace { trace_id: t, spans })
         }
         None => None,

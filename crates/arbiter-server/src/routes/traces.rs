@@ -11,16 +11,39 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// Receive an OTLP/HTTP trace export (protobuf or JSON, gzip allowed) from an agent's key.
+/// The header an admin (or ingest) key sends to store spans as one agent's.
+pub const SENDER_HEADER: &str = "arbiter-agent";
+
+/// Receive an OTLP/HTTP trace export (protobuf or JSON, gzip allowed). The
+/// spans are the sender's: an agent's key sends its own; an admin key sends
+/// its own, or an agent's when it names the agent in `Arbiter-Agent`.
 pub async fn ingest(State(state): State<Arc<AppState>>, auth: Auth, req: Request) -> Result<Response, ApiError> {
-    auth.require(&[Role::Agent, Role::Admin], "sending traces")?;
-    let (content_type, encoding) = {
-        let header =
-            |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        (header(header::CONTENT_TYPE), header(header::CONTENT_ENCODING))
+    let (role, name) = {
+        let who = auth.require(&[Role::Agent, Role::Admin], "sending traces")?;
+        (who.role, who.name.clone())
+    };
+    let (content_type, encoding, named) = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        (header(header::CONTENT_TYPE.as_str()), header(header::CONTENT_ENCODING.as_str()), header(SENDER_HEADER))
+    };
+    let sender = match named.map(|s| s.trim().to_string()) {
+        None => name,
+        Some(agent) if agent.is_empty() => {
+            return Err(ApiError::Invalid {
+                field: "Arbiter-Agent".into(),
+                message: "the header is empty: name the agent whose spans these are".into(),
+            });
+        }
+        Some(agent) if role == Role::Admin || agent == name => agent,
+        Some(agent) => {
+            return Err(ApiError::Forbidden(format!(
+                "an agent key sends its own spans only; `Arbiter-Agent: {agent}` needs an admin key"
+            )));
+        }
     };
     let body = read_body(req.into_body(), state.config.max_trace_bytes).await?;
-    let (enc, answer, _) = app::traces::ingest(&state, &body, content_type.as_deref(), encoding.as_deref()).await?;
+    let (enc, answer, _) =
+        app::traces::ingest(&state, &sender, &body, content_type.as_deref(), encoding.as_deref()).await?;
     let mut r = (StatusCode::OK, answer).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(enc.content_type()));
     Ok(r)
@@ -62,7 +85,7 @@ pub async fn trace(
     if !arbiter_core::trace::valid_id(&trace_id, 32) {
         return Err(ApiError::NotFound(format!("`{trace_id}` is not a trace id (32 hex digits)")));
     }
-    let spans = state.store.trace_spans(&trace_id, app::traces::MAX_TRACE_SPANS).await?;
+    let spans = state.store.trace_spans(&trace_id, None, app::traces::MAX_TRACE_SPANS).await?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("no span of trace {trace_id} has arrived")));
     }

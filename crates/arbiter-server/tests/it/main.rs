@@ -5,6 +5,7 @@ mod audits;
 mod clock;
 mod documented;
 mod drift;
+mod isolation;
 mod learning;
 mod policy_versions;
 mod review_workflow;

@@ -118,6 +118,22 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any method, with a JSON body when one is given.
+    pub async fn call(&self, key: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, self.at(path)).bearer_auth(key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Send an OTLP/JSON trace export with `key`.
+    pub async fn post_traces(&self, key: &str, export: Value) -> (u16, Value) {
+        self.post(key, "/v1/traces", export).await
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self.http.get(self.at(path)).bearer_auth(key).send().await.unwrap();
         let status = r.status().as_u16();

@@ -22,6 +22,7 @@ fn span(trace: &str, id: &str) -> Span {
         attributes: Default::default(),
         events: vec![],
         dropped: Dropped::default(),
+        sender: None,
     }
 }
 
@@ -33,7 +34,7 @@ async fn old_spans_go_except_the_runs_under_review() {
         ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3");
     let now = s.state.clock.now();
     for t in [reviewed, idle, decided] {
-        s.state.store.insert_spans(vec![span(t, "00000000000000b1")], now).await.unwrap();
+        s.state.store.insert_spans("triage-agent", vec![span(t, "00000000000000b1")], now).await.unwrap();
     }
     let escalate = |trace: &str| {
         json!({"action": {"name": "isolate_host", "confidence": 0.9, "args": {"host": "srv-1", "host_tags": ["server"]},
@@ -56,13 +57,17 @@ async fn old_spans_go_except_the_runs_under_review() {
     s.clock.advance_millis(15 * 24 * 3600 * 1000);
     let purged = arbiter_server::app::traces::purge(&s.state).await.unwrap();
     assert_eq!(purged, 2, "the idle run and the decided one not under review");
-    assert_eq!(s.state.store.trace_spans(reviewed, 10).await.unwrap().len(), 1);
-    assert!(s.state.store.trace_spans(idle, 10).await.unwrap().is_empty());
+    assert_eq!(s.state.store.trace_spans(reviewed, None, 10).await.unwrap().len(), 1);
+    assert!(s.state.store.trace_spans(idle, None, 10).await.unwrap().is_empty());
     // a review opened on the decided decision keeps its run from then on
-    s.state.store.insert_spans(vec![span(decided, "00000000000000b2")], arbiter_core::Timestamp(0)).await.unwrap();
+    s.state
+        .store
+        .insert_spans("triage-agent", vec![span(decided, "00000000000000b2")], arbiter_core::Timestamp(0))
+        .await
+        .unwrap();
     let (code, review) =
         s.post(&s.admin, "/v1/reviews", json!({"title": "why this server", "decision_ids": [done["id"]]})).await;
     assert_eq!(code, 201, "{review}");
     assert_eq!(arbiter_server::app::traces::purge(&s.state).await.unwrap(), 0);
-    assert_eq!(s.state.store.trace_spans(decided, 10).await.unwrap().len(), 1);
+    assert_eq!(s.state.store.trace_spans(decided, None, 10).await.unwrap().len(), 1);
 }

@@ -299,3 +299,25 @@ async fn every_documented_route_is_served() {
     }
     assert_eq!(checked, arbiter_server::openapi::routes().len());
 }
+
+/// The repro of the trust review: with `quarantine_file`'s fallback `allow`,
+/// an agent past its cap of open cases got a final allow and a receipt. Past
+/// the cap an escalation is denied, whatever the class's fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_case_cap_fails_closed() {
+    let s = TestServer::with(SOC_POLICY, |c| c.max_open_cases_per_agent = Some(1)).await;
+    let agent = s.loader("flooder").await;
+    let quarantine = |n: u32| {
+        json!({"action": {"name": "quarantine_file", "confidence": 0.3,
+                          "args": {"path": format!("/srv/payroll/{n}.xlsx"), "host": "fin-db-01",
+                                   "host_tags": ["crown_jewel"]}}})
+    };
+    let (code, first) = s.post(&agent, "/v1/decisions", quarantine(1)).await;
+    assert_eq!((code, first["status"].as_str()), (201, Some("pending")), "{first}");
+    let (code, capped) = s.post(&agent, "/v1/decisions", quarantine(2)).await;
+    assert_eq!(code, 201, "{capped}");
+    assert_eq!(capped["final"]["source"], "agent_case_cap", "{capped}");
+    assert_eq!(capped["final"]["verdict"], "deny", "never the class's allow fallback: {capped}");
+    let receipt = &capped["final"]["receipt"];
+    assert!(receipt.is_null() || receipt["verdict"] == "deny", "no allow receipt to consume: {capped}");
+}

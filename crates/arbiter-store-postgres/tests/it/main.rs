@@ -14,6 +14,23 @@ async fn postgres_passes_the_conformance_suite() {
     store.close();
 }
 
+struct Backdoor<'a>(&'a testing::TestDatabase);
+
+#[async_trait::async_trait]
+impl conformance::Backdoor for Backdoor<'_> {
+    async fn execute(&self, sql: &str) {
+        self.0.execute(sql);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_tamper_checks() {
+    let Some(db) = testing::fresh("tampering") else { return };
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    conformance::tampering(&store, &Backdoor(&db)).await;
+    store.close();
+}
+
 /// A batch in which one job fails runs again with a savepoint per job: the
 /// failing job fails alone, and the decisions in the same batch (inserted one
 /// by one then) are all stored, idempotency included.

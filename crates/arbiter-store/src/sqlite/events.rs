@@ -137,27 +137,26 @@ impl SqliteStore {
                     ev.data = match serde_json::from_str(&data) {
                         Ok(v) => v,
                         Err(e) => {
-                            report.problem =
-                                Some(AuditProblem::Event { seq: ev.seq, why: format!("data is not valid JSON: {e}") });
-                            return Ok(report);
+                            report.note(AuditProblem::Event { seq: ev.seq, why: format!("data is not valid JSON: {e}") });
+                            walk.skip(ev.seq, &ev.hash);
+                            report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
+                            continue;
                         }
                     };
                     let step = walk.step(&ev).and_then(|()| {
                         if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) }
                     });
-                    if let Err(p) = step {
-                        report.problem = Some(p);
-                        return Ok(report);
+                    match step {
+                        Ok(()) => report.events += 1,
+                        Err(p) => report.note(p),
                     }
-                    report.events += 1;
                     report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
                 }
             }
             if let Some(anchor) = &anchor {
                 let at = load_events(&tx, concat!("SELECT ", event_cols!(), " FROM events WHERE seq = ?1"), [anchor.seq as i64])?;
                 if let Err(p) = crate::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
-                    report.problem = Some(p);
-                    return Ok(report);
+                    report.note(p);
                 }
             }
             {
@@ -194,32 +193,25 @@ impl SqliteStore {
                         final_source: r.get::<_, Option<String>>(18).map_err(backend)?.as_deref().map(static_str),
                         overridden: r.get(19).map_err(backend)?,
                     };
-                    if let Err(p) = ledger.check(&id, &body, &stored) {
-                        report.problem = Some(p);
-                        return Ok(report);
+                    match ledger.check(&id, &body, &stored) {
+                        Ok(()) => report.decisions += 1,
+                        Err(p) => report.note(p),
                     }
-                    report.decisions += 1;
                 }
             }
-            if let Err(p) = ledger.finish() {
-                report.problem = Some(p);
-                return Ok(report);
-            }
+            ledger.finish().into_iter().for_each(|p| report.note(p));
             let mut st = tx.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
             for row in rows {
                 let (id, body) = row.map_err(backend)?;
                 let events =
                     load_events(&tx, concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
-                if let Err(p) = crate::rules::check_projection(&id, &body, &events) {
-                    report.problem = Some(p);
-                    return Ok(report);
+                match crate::rules::check_projection(&id, &body, &events) {
+                    Ok(()) => report.cases += 1,
+                    Err(p) => report.note(p),
                 }
-                report.cases += 1;
             }
-            if let Err(p) = verify_lessons(&tx)? {
-                report.problem = Some(p);
-            }
+            verify_lessons(&tx)?.into_iter().for_each(|p| report.note(p));
             Ok(report)
         })
         .await

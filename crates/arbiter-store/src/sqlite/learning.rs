@@ -90,7 +90,7 @@ pub(super) fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
 }
 
 /// `audit verify`: every lesson row against the last event that wrote it.
-pub(super) fn verify_lessons(tx: &Connection) -> Result<std::result::Result<u64, arbiter_core::audit::AuditProblem>> {
+pub(super) fn verify_lessons(tx: &Connection) -> Result<Vec<arbiter_core::audit::AuditProblem>> {
     let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
     for e in load_events(
         tx,
@@ -107,15 +107,14 @@ pub(super) fn verify_lessons(tx: &Connection) -> Result<std::result::Result<u64,
     }
     let mut st = tx.prepare("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
     let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
-    let mut n = 0;
+    let mut problems = Vec::new();
     for row in rows {
         let (id, body) = row.map_err(backend)?;
         if let Err(p) = check_lesson(&id, &body, last.get(&id)) {
-            return Ok(Err(p));
+            problems.push(p);
         }
-        n += 1;
     }
-    Ok(Ok(n))
+    Ok(problems)
 }
 
 fn strings(s: String) -> Result<Vec<String>> {

@@ -15,6 +15,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (10, include_str!("../../migrations/sqlite/0010_receipts.sql")),
     (11, include_str!("../../migrations/sqlite/0011_leases.sql")),
     (12, include_str!("../../migrations/sqlite/0012_drift_episodes.sql")),
+    (13, include_str!("../../migrations/sqlite/0013_span_senders.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for
@@ -53,10 +54,16 @@ fn schema_versions(conn: &Connection) -> Result<(u32, u32)> {
 }
 
 pub(super) fn migrate(conn: &mut Connection, progress: &mut dyn FnMut(MigrationProgress)) -> Result<MigrationReport> {
-    let (current, latest) = schema_versions(conn)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let version = *version;
-        let tx = conn.transaction().map_err(backend)?;
+    let (from, latest) = schema_versions(conn)?;
+    let mut current = from;
+    while current < latest {
+        // Each step takes the write lock first and reads the version under
+        // it: two processes opening one fresh file never both apply a step
+        // (the one that waited finds it done and moves on).
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+        let (now, _) = schema_versions(&tx)?;
+        let Some(&(version, sql)) = MIGRATIONS.iter().find(|(v, _)| *v > now) else { break };
+        current = version;
         tx.execute_batch(sql).map_err(|e| StoreError::backend(format!("migration {version} failed"), e))?;
         let total = if matches!(version, 6 | 7) {
             tx.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get::<_, i64>(0)).map_err(backend)? as u64
@@ -76,7 +83,7 @@ pub(super) fn migrate(conn: &mut Connection, progress: &mut dyn FnMut(MigrationP
         tx.commit().map_err(backend)?;
         tracing::info!(version, "applied SQLite migration");
     }
-    Ok(MigrationReport { from: current, to: latest })
+    Ok(MigrationReport { from, to: latest })
 }
 
 impl SqliteStore {

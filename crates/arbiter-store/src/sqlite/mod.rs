@@ -75,7 +75,22 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| StoreError::backend(format!("cannot open {}", path.display()), e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    // Switching a fresh file to WAL needs it alone, and SQLite answers BUSY
+    // at once (no busy handler) when another process is opening it too:
+    // retry for as long as the busy timeout would have waited.
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 1000 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(StoreError::backend(format!("cannot switch {} to WAL", path.display()), e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
     // Savepoint sub-journals (one per job in a group commit) stay in memory.
@@ -523,16 +538,21 @@ impl Store for SqliteStore {
         SqliteStore::consume_receipt(self, decision_id, consumer, args_digest, at).await
     }
 
-    async fn insert_spans(&self, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64> {
-        SqliteStore::insert_spans(self, spans, at).await
+    async fn insert_spans(&self, sender: &str, spans: Vec<arbiter_core::trace::Span>, at: Timestamp) -> Result<u64> {
+        SqliteStore::insert_spans(self, sender, spans, at).await
     }
 
-    async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<arbiter_core::trace::Span>> {
-        SqliteStore::trace_spans(self, trace_id, limit).await
+    async fn trace_spans(
+        &self,
+        trace_id: &str,
+        sender: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::trace::Span>> {
+        SqliteStore::trace_spans(self, trace_id, sender, limit).await
     }
 
-    async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>> {
-        SqliteStore::trace_of_tool_call(self, tool_call_id).await
+    async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>> {
+        SqliteStore::trace_of_tool_call(self, sender, tool_call_id).await
     }
 
     async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {

@@ -5,46 +5,57 @@ use super::*;
 use arbiter_core::trace::Span;
 
 impl SqliteStore {
-    pub(super) async fn insert_spans(&self, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
+    pub(super) async fn insert_spans(&self, sender: &str, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
+        let sender = sender.to_string();
         self.write(move |c| {
+            // a span stored for another sender is never replaced: the WHERE
+            // leaves the row alone and the statement changes nothing
             let mut st = c
                 .prepare_cached(
-                    "INSERT INTO spans (trace_id, span_id, start_ns, received_at, tool_call_id, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO spans (trace_id, span_id, start_ns, received_at, tool_call_id, body, sender)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (trace_id, span_id) DO UPDATE SET start_ns = ?3, received_at = ?4,
-                         tool_call_id = ?5, body = ?6",
+                         tool_call_id = ?5, body = ?6
+                     WHERE spans.sender = ?7",
                 )
                 .map_err(backend)?;
-            for s in &spans {
-                let body = serde_json::to_string(s).map_err(corrupt)?;
-                st.execute(params![s.trace_id, s.span_id, s.start_ns, at.0, s.tool_call_id(), body])
-                    .map_err(backend)?;
+            let mut written = 0u64;
+            for s in spans {
+                let s = Span { sender: Some(sender.clone()), ..s };
+                let body = serde_json::to_string(&s).map_err(corrupt)?;
+                written += st
+                    .execute(params![s.trace_id, s.span_id, s.start_ns, at.0, s.tool_call_id(), body, sender])
+                    .map_err(backend)? as u64;
             }
-            Ok(spans.len() as u64)
+            Ok(written)
         })
         .await
     }
 
-    pub(super) async fn trace_spans(&self, trace_id: &str, limit: usize) -> Result<Vec<Span>> {
+    pub(super) async fn trace_spans(&self, trace_id: &str, sender: Option<&str>, limit: usize) -> Result<Vec<Span>> {
         let trace_id = trace_id.to_ascii_lowercase();
+        let sender = sender.map(str::to_string);
         self.read(move |c| {
             load_bodies(
                 c,
-                "SELECT body FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id LIMIT ?2",
-                params![trace_id, limit as i64],
+                "SELECT body FROM spans WHERE trace_id = ?1 AND (?2 IS NULL OR sender = ?2)
+                 ORDER BY start_ns, span_id LIMIT ?3",
+                params![trace_id, sender, limit as i64],
             )
         })
         .await
     }
 
-    pub(super) async fn trace_of_tool_call(&self, tool_call_id: &str) -> Result<Option<String>> {
-        let id = tool_call_id.to_string();
+    pub(super) async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>> {
+        let (sender, id) = (sender.to_string(), tool_call_id.to_string());
         self.read(move |c| {
-            c.prepare_cached("SELECT trace_id FROM spans WHERE tool_call_id = ?1 ORDER BY received_at DESC LIMIT 1")
-                .map_err(backend)?
-                .query_row([id], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            c.prepare_cached(
+                "SELECT trace_id FROM spans WHERE tool_call_id = ?1 AND sender = ?2 ORDER BY received_at DESC LIMIT 1",
+            )
+            .map_err(backend)?
+            .query_row([id, sender], |r| r.get(0))
+            .optional()
+            .map_err(backend)
         })
         .await
     }

@@ -10,6 +10,25 @@ async fn sqlite_passes_the_conformance_suite() {
     conformance::run_all(&store).await;
 }
 
+struct FileBackdoor(std::path::PathBuf);
+
+#[async_trait::async_trait]
+impl conformance::Backdoor for FileBackdoor {
+    async fn execute(&self, sql: &str) {
+        let raw = rusqlite::Connection::open(&self.0).unwrap();
+        raw.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        raw.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_tamper_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    let store = SqliteStore::open(&path).unwrap();
+    conformance::tampering(&store, &FileBackdoor(path)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_durable_wal_with_full_sync() {
     // A kill keeps the OS page cache, so only these settings make an
@@ -215,7 +234,13 @@ async fn the_drift_episode_upgrade_moves_webhooks_off_the_old_alarm_kind() {
     {
         // a schema 11 store with such a webhook
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE drift_episodes; PRAGMA user_version = 11;").unwrap();
+        // back to schema 11: no episodes, no span senders
+        c.execute_batch(
+            "DROP TABLE drift_episodes; DROP INDEX spans_tool_call; ALTER TABLE spans DROP COLUMN sender;
+             CREATE INDEX spans_tool_call ON spans(tool_call_id) WHERE tool_call_id IS NOT NULL;
+             PRAGMA user_version = 11;",
+        )
+        .unwrap();
         c.execute(
             "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by) VALUES ('w1', 'https://example.test/hook', ?1, 'json', 's', 0, 'admin')",
             [r#"["case.opened","drift.alarm"]"#],
@@ -326,25 +351,25 @@ async fn upgrades_a_version_one_database_in_place() {
         )
         .unwrap();
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 12));
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 12), "checking changes nothing");
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 13));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 13), "checking changes nothing");
     // `arbiter migrate`: every migration reports its start and its end, the backfills their rows
     let mut seen = vec![];
     let report = SqliteStore::migrate(&path, &mut |p| seen.push(p)).unwrap();
-    assert_eq!((report.from, report.to), (1, 12));
+    assert_eq!((report.from, report.to), (1, 13));
     let versions: std::collections::BTreeSet<u32> = seen.iter().map(|p| p.version).collect();
-    assert_eq!(versions, (2..=12).collect());
+    assert_eq!(versions, (2..=13).collect());
     for v in [6, 7] {
         let last = seen.iter().rfind(|p| p.version == v).unwrap();
         assert_eq!((last.done, last.total), (1, 1), "migration {v} went through the one old decision");
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (12, 12));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (13, 13));
     let again = SqliteStore::migrate(&path, &mut |_| panic!("nothing left to migrate")).unwrap();
-    assert_eq!((again.from, again.to), (12, 12));
+    assert_eq!((again.from, again.to), (13, 13));
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 12, "every migration applied");
+    assert_eq!(v, 13, "every migration applied");
     // the endings roll-up counts the old decision under how it ended
     let d = store.dashboard(arbiter_core::Timestamp(0)).await.unwrap();
     assert_eq!(d.endings.len(), 1);
@@ -407,4 +432,30 @@ async fn a_backup_taken_under_writes_is_a_consistent_snapshot() {
         seen.push(report.decisions);
     }
     assert!(seen.windows(2).all(|w| w[0] <= w[1]) && seen[0] < seen[2], "later backups hold more: {seen:?}");
+}
+
+/// The repro of the trust review: `arbiter serve` and `arbiter keys create`
+/// opening one fresh file at once failed with "table policy_versions already
+/// exists" (the version was read outside the migration's transaction). Each
+/// step now runs under the write lock and reads the version inside it.
+#[test]
+fn two_processes_opening_one_fresh_file_migrate_once() {
+    for round in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let openers: Vec<_> = (0..3)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path).map(|s| s.close())
+                })
+            })
+            .collect();
+        for o in openers {
+            o.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+        assert_eq!(SqliteStore::schema_version(&path).unwrap(), (13, 13));
+    }
 }
