@@ -93,3 +93,36 @@ async fn the_tool_result_is_kept_on_its_allowed_decision() {
     let (_, verify) = s.get(&s.admin, "/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "the rewritten decision is in the chain: {verify}");
 }
+
+/// The repro of the trust review: when a reviewer's approval and the agent's
+/// withdrawal race, the withdrawal answered `200` with `status: "pending"`
+/// and no `final` in a few rounds of 50 (its failure was told before the
+/// approval's batch committed). Whoever wins, the answer is final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_that_loses_the_race_answers_the_final_decision() {
+    let s = TestServer::with(SOC_POLICY, |_| {}).await;
+    let agent = s.loader("racing-agent").await;
+    let ana = s.key("ana", "reviewer", &["soc_analyst"]).await;
+    for round in 0..50 {
+        let (_, d) = s
+            .post(
+                &agent,
+                "/v1/decisions",
+                json!({"action": {"name": "isolate_host", "confidence": 0.9,
+                "args": {"host": format!("srv-{round}"), "host_tags": ["server"]},
+                "signals": {"alert_type": "malware", "alert_severity": "high"}}}),
+            )
+            .await;
+        let (id, case) = (d["id"].as_str().unwrap().to_string(), d["case_id"].as_str().unwrap().to_string());
+        let (answer_path, withdraw_path) =
+            (format!("/v1/cases/{case}/decision"), format!("/v1/decisions/{id}/withdraw"));
+        let approve =
+            s.post(&ana, &answer_path, json!({"decision": "approve", "rationale": "confirmed on the console"}));
+        let withdraw = s.post(&agent, &withdraw_path, json!({"reason": "cancelled"}));
+        let ((_, _), (code, w)) = tokio::join!(approve, withdraw);
+        assert_eq!(code, 200, "round {round}: {w}");
+        assert_eq!(w["status"], "final", "round {round}: {w}");
+        let source = w["final"]["source"].as_str().unwrap_or_default();
+        assert!(source == "withdrawn" || source == "review", "round {round}: {w}");
+    }
+}

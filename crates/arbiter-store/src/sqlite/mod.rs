@@ -172,13 +172,13 @@ impl SqliteStore {
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn, chain| match f(conn, chain) {
-            Ok(v) => Some(Box::new(move |committed: Result<()>| {
+            Ok(v) => Ok(Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.map(|()| v));
             }) as Reply),
-            Err(e) => {
+            // told after the batch commits, like everyone in it
+            Err(e) => Err(Box::new(move |_: Result<()>| {
                 let _ = tx.send(Err(e));
-                None
-            }
+            }) as Reply),
         });
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;

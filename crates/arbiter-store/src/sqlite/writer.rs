@@ -6,7 +6,11 @@ pub(super) const MAX_BATCH: usize = 1024;
 
 pub(super) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 
-pub(super) type Job = Box<dyn FnOnce(&Connection, &mut ChainBatch) -> Option<Reply> + Send>;
+/// A write job: `Ok` keeps what it wrote, `Err` rolls it back. Either way its
+/// reply waits for the batch's commit, so a caller told of a failure reads a
+/// store where the batch's other writes are already visible (a withdrawal
+/// that lost to an approval reads the approval).
+pub(super) type Job = Box<dyn FnOnce(&Connection, &mut ChainBatch) -> std::result::Result<Reply, Reply> + Send>;
 
 pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
@@ -57,13 +61,14 @@ pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec
         }
         let covered = chain.len();
         match job(tx, chain) {
-            Some(reply) => {
+            Ok(reply) => {
                 let _ = tx.execute_batch("RELEASE job");
                 replies.push(reply);
             }
-            None => {
+            Err(reply) => {
                 chain.truncate(covered);
                 let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                replies.push(reply);
             }
         }
     }
