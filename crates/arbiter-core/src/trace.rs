@@ -405,7 +405,20 @@ pub fn tree(trace_id: &str, spans: &[Span], tool_call_id: Option<&str>, decided_
     let decision_span = tool_call_id
         .and_then(|id| spans.iter().find(|s| s.tool_call_id().as_deref() == Some(id)))
         .map(|s| s.span_id.clone());
+    // times are the agent's: differences saturate instead of overflowing
     let ms = |ns: i64| ns as f64 / 1e6;
+    let row = |s: &Span, depth: u32| TreeRow {
+        span_id: s.span_id.clone(),
+        parent_span_id: s.parent_span_id.clone(),
+        depth,
+        name: s.name.clone(),
+        offset_ms: ms(s.start_ns.saturating_sub(origin)),
+        duration_ms: ms(s.end_ns.saturating_sub(s.start_ns).max(0)),
+        status: s.status.clone(),
+        summary: s.summary(),
+        is_decision: decision_span.as_deref() == Some(s.span_id.as_str()),
+        span: s.clone(),
+    };
     let mut rows = Vec::with_capacity(spans.len());
     let mut seen = std::collections::HashSet::new();
     // depth-first from the roots; a cycle in parent ids cannot loop (each span once)
@@ -415,18 +428,7 @@ pub fn tree(trace_id: &str, spans: &[Span], tool_call_id: Option<&str>, decided_
         if !seen.insert(s.span_id.as_str()) {
             continue;
         }
-        rows.push(TreeRow {
-            span_id: s.span_id.clone(),
-            parent_span_id: s.parent_span_id.clone(),
-            depth,
-            name: s.name.clone(),
-            offset_ms: ms(s.start_ns - origin),
-            duration_ms: ms((s.end_ns - s.start_ns).max(0)),
-            status: s.status.clone(),
-            summary: s.summary(),
-            is_decision: decision_span.as_deref() == Some(s.span_id.as_str()),
-            span: s.clone(),
-        });
+        rows.push(row(s, depth));
         if let Some(kids) = children.get(&Some(s.span_id.as_str())) {
             stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
         }
@@ -435,25 +437,17 @@ pub fn tree(trace_id: &str, spans: &[Span], tool_call_id: Option<&str>, decided_
     for s in spans {
         if !seen.contains(s.span_id.as_str()) {
             seen.insert(s.span_id.as_str());
-            rows.push(TreeRow {
-                span_id: s.span_id.clone(),
-                parent_span_id: s.parent_span_id.clone(),
-                depth: 0,
-                name: s.name.clone(),
-                offset_ms: ms(s.start_ns - origin),
-                duration_ms: ms((s.end_ns - s.start_ns).max(0)),
-                status: s.status.clone(),
-                summary: s.summary(),
-                is_decision: decision_span.as_deref() == Some(s.span_id.as_str()),
-                span: s.clone(),
-            });
+            rows.push(row(s, 0));
         }
     }
     let llm: Vec<&TreeRow> = rows.iter().filter(|r| r.summary.role == SpanRole::Llm).collect();
     TraceTree {
         trace_id: trace_id.to_string(),
-        duration_ms: ms(end - origin),
-        decision_offset_ms: decided_at_ns.filter(|_| !spans.is_empty()).map(|t| ms(t - origin)).filter(|o| *o >= 0.0),
+        duration_ms: ms(end.saturating_sub(origin)),
+        decision_offset_ms: decided_at_ns
+            .filter(|_| !spans.is_empty())
+            .map(|t| ms(t.saturating_sub(origin)))
+            .filter(|o| *o >= 0.0),
         decision_span_id: decision_span,
         input_tokens: llm.iter().filter_map(|r| r.summary.input_tokens).sum(),
         output_tokens: llm.iter().filter_map(|r| r.summary.output_tokens).sum(),
