@@ -30,6 +30,13 @@ impl fmt::Display for RateLimit {
     }
 }
 
+/// The slowest rate a limit may have: one a hour.
+pub const MIN_PER_SECOND: f64 = 1.0 / 3600.0;
+/// The fastest rate a limit may have (above it, use `unlimited`).
+pub const MAX_PER_SECOND: f64 = 1_000_000.0;
+/// The largest burst a limit may allow.
+pub const MAX_BURST: u32 = 1_000_000;
+
 impl FromStr for RateLimit {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -53,9 +60,15 @@ impl FromStr for RateLimit {
         if !per_second.is_finite() || per_second <= 0.0 {
             return Err(bad());
         }
+        // a bucket that refills slower than once an hour would answer `Retry-After` in years
+        if per_second < MIN_PER_SECOND * (1.0 - 1e-9) || per_second > MAX_PER_SECOND {
+            return Err(format!(
+                "invalid rate limit `{s}`: the rate must be between 1/h and {MAX_PER_SECOND}/s (or `unlimited`)"
+            ));
+        }
         let burst = burst.unwrap_or_else(|| per_second.ceil().max(1.0) as u32);
-        if burst == 0 {
-            return Err(bad());
+        if burst == 0 || burst > MAX_BURST {
+            return Err(format!("invalid rate limit `{s}`: the burst must be between 1 and {MAX_BURST}"));
         }
         Ok(RateLimit::Bucket { per_second, burst })
     }
@@ -110,6 +123,17 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_rates_no_bucket_can_serve() {
+        // the trust review's `1e-300/s` was accepted and answered `Retry-After: 18446744073709552`
+        for bad in ["1e-300/s", "0.5/h", "2000000/s", "10/s:0", "10/s:2000000", "1e400/s"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
+        }
+        for good in ["1/h", "60/h", "1000000/s", "10/s:1000000"] {
+            assert!(good.parse::<RateLimit>().is_ok(), "{good}");
+        }
+    }
 
     #[test]
     fn parses_rates_and_bursts() {

@@ -6,6 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The longest path and query the API reads, in bytes. (Past 64 KiB the HTTP
+/// layer itself refuses the request line, with a bare `414`.)
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -35,6 +39,9 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[error("the request body is larger than the {0}-byte limit")]
     TooLarge(usize),
+    /// The request's path and query are longer than the server reads.
+    #[error("the request's path and query are {0} bytes; the limit is {MAX_URI_BYTES}: send large values in a body")]
+    UriTooLong(usize),
     /// The content type is not one this endpoint reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -139,6 +146,7 @@ impl ApiError {
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
             ApiError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", "Invalid policy"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
             }

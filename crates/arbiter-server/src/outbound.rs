@@ -65,10 +65,29 @@ pub struct OutboundPolicy {
 pub fn restricted(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => restricted_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => restricted_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| embedded_v4(v6)) {
+            Some(v4) => restricted_v4(v4).or_else(|| restricted_v6(v6)),
             None => restricted_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one carries and reaches, in the forms routers and
+/// translators honour: IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`
+/// and the local-use `64:ff9b:1::/48`), 6to4 (`2002:aabb:ccdd::/48`) and
+/// Teredo (`2001::/32`, the client address inverted in the last 32 bits).
+/// A webhook to `[64:ff9b::a9fe:a9fe]` is a webhook to 169.254.169.254.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    match seg {
+        // ::a.b.c.d (not :: and ::1, which are classified as IPv6)
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x64, 0xff9b, 1, ..] => Some(low(seg[6], seg[7])),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        [0x2001, 0, ..] => Some(low(!seg[6], !seg[7])),
+        _ => None,
     }
 }
 
@@ -198,6 +217,19 @@ mod tests {
             ("fd12::1", Some("private (unique local)")),
             ("::ffff:127.0.0.1", Some("loopback")),
             ("2001:4860::8888", None),
+            // the trust review's forms: IPv4-compatible, NAT64 and 6to4 spellings of loopback, metadata and 10/8
+            ("::7f00:1", Some("loopback")),
+            ("64:ff9b::7f00:1", Some("loopback")),
+            ("64:ff9b::a9fe:a9fe", Some("link-local")),
+            ("64:ff9b::a00:1", Some("private")),
+            ("2002:7f00:1::", Some("loopback")),
+            ("2002:a9fe:a9fe::", Some("link-local")),
+            ("64:ff9b:1::a00:1", Some("private")),
+            // Teredo: the client address is stored inverted (here 127.0.0.1)
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", Some("loopback")),
+            // and their public counterparts stay allowed
+            ("64:ff9b::808:808", None),
+            ("2002:808:808::1", None),
         ] {
             assert_eq!(restricted(ip.parse().unwrap()), want, "{ip}");
         }

@@ -10,6 +10,15 @@ pub(crate) fn load_decision(c: &mut impl Sql, id: &str) -> Result<Option<Decisio
     load_body(c, "SELECT body FROM decisions WHERE id = $1", &[&id])
 }
 
+/// The decision `agent` got for idempotency key `key` (see `Store::replayed_decision`).
+pub(crate) fn replayed_decision(c: &mut impl Sql, agent: &str, key: &str, digest: &str) -> Result<Option<Decision>> {
+    let row = c.query_opt(
+        "SELECT request_digest, body FROM decisions WHERE agent = $1 AND idempotency_key = $2",
+        &[&agent, &key],
+    )?;
+    row.map(|r| arbiter_store::rules::replayed(key, &col::<String>(&r, 0)?, digest, &col::<String>(&r, 1)?)).transpose()
+}
+
 /// Count a decision under how it ended (`+1` or `-1`) in the hourly roll-up the dashboard reads.
 fn count_ending(t: &mut Tx<'_>, d: &Decision, verdict: Option<&str>, source: Option<&str>, by: i64) -> Result<()> {
     t.execute(

@@ -117,6 +117,11 @@ impl Store for PostgresStore {
         self.read(move |c| decisions::load_decision(c, &id)).await
     }
 
+    async fn replayed_decision(&self, agent: &str, key: &str, request_digest: &str) -> Result<Option<Decision>> {
+        let (agent, key, digest) = (agent.to_string(), key.to_string(), request_digest.to_string());
+        self.read(move |c| decisions::replayed_decision(c, &agent, &key, &digest)).await
+    }
+
     async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| decisions::labelled(c, limit)).await
     }

@@ -1468,4 +1468,12 @@ pub async fn idempotency_keys_are_per_agent(store: &dyn Store) {
         Inserted::Existing(d) => assert_eq!(d.id, "idem-b", "a retry finds the agent's own decision"),
         other => panic!("expected agent-b's decision, got {other:?}"),
     }
+    // the read-only lookup a rate-limited retry is answered from
+    let found = store.replayed_decision("agent-a", "shared-key", "digest-agent-a").await.unwrap();
+    assert_eq!(found.map(|d| d.id).as_deref(), Some("idem-a"));
+    assert_eq!(store.replayed_decision("agent-c", "shared-key", "digest-agent-a").await.unwrap(), None);
+    assert!(matches!(
+        store.replayed_decision("agent-a", "shared-key", "another request").await,
+        Err(StoreError::Conflict(_))
+    ));
 }

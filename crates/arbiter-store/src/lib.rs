@@ -395,6 +395,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted>;
     /// One decision.
     async fn decision(&self, id: &str) -> Result<Option<Decision>>;
+    /// The decision `agent` got for idempotency key `key`, when the request
+    /// (`request_digest`) is the same; `Conflict` when the key was used for
+    /// another request; `None` when the key is new. A retry is answered from
+    /// here without counting against the agent's rate limit.
+    async fn replayed_decision(&self, agent: &str, key: &str, request_digest: &str) -> Result<Option<Decision>>;
     /// The most recent `limit` decisions with a recorded outcome, oldest first
     /// (the history that tuning and backtests learn from).
     async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>>;

@@ -113,6 +113,16 @@ pub fn idempotent_replay(
     Ok(crate::Inserted::Existing(stored))
 }
 
+/// A stored decision read back for a retry of the same request (its key and
+/// `request_digest`), or the conflict of a key reused for another request.
+pub fn replayed(key: &str, stored_digest: &str, request_digest: &str, body: &str) -> crate::Result<Decision> {
+    let stored: Decision =
+        serde_json::from_str(body).map_err(|e| crate::StoreError::Corrupt(format!("decision body: {e}")))?;
+    match idempotent_replay(key, stored_digest, request_digest, stored)? {
+        crate::Inserted::Existing(d) | crate::Inserted::Created(d) => Ok(d),
+    }
+}
+
 /// Apply the per-agent cap on open approval cases: the escalation is denied
 /// at once (source `agent_case_cap`), whatever the class's fallback, and no
 /// case is opened. The cap fails closed: an agent that floods (a loop, a

@@ -73,8 +73,15 @@ pub async fn propose(
 ) -> Result<Inserted, ApiError> {
     let started = Instant::now();
     let now = state.clock.now();
+    let request_digest = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
     let limit = crate::limits::RateLimiter::limit_for(agent, &state.config.rate_limits);
     if let Err(retry_after_ms) = state.limiter.take(agent, limit, now) {
+        // a retry of an accepted proposal costs nothing: it gets the stored decision
+        if let Some(key) = &idempotency_key
+            && let Some(d) = state.store.replayed_decision(&agent.name, key, &request_digest).await?
+        {
+            return Ok(Inserted::Existing(d));
+        }
         state.metrics.rate_limited.inc();
         if state.rate_episodes.starts(&agent.key_id, now) {
             let data = serde_json::json!({"key_id": agent.key_id, "agent": agent.name, "limit": limit.to_string()});
@@ -90,7 +97,6 @@ pub async fn propose(
     let policy = state
         .policy()
         .ok_or_else(|| ApiError::Unavailable("no policy is active; activate one with PUT /v1/policy".into()))?;
-    let request_digest = hex::encode(Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()));
 
     let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
     let agent_v = agent_value(&agent.name, &agent.key_id);

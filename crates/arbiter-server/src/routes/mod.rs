@@ -129,5 +129,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::console::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn(uri_limit))
         .with_state(state)
+}
+
+/// A request line too long to read is refused as problem+json, like every
+/// other error, before any route sees it.
+async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > crate::error::MAX_URI_BYTES {
+        return crate::ApiError::UriTooLong(len).into_response();
+    }
+    next.run(req).await
 }

@@ -22,13 +22,17 @@ pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
 
 /// A policy file sent as the request body.
 async fn yaml_body(state: &AppState, req: Request) -> Result<String, ApiError> {
-    let ct =
-        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml").to_string();
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"].contains(&media.as_str()) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "send the policy file itself with `Content-Type: application/yaml`, not `{ct}`"
-        )));
+    // YAML media types only, as the API document says: a missing type is
+    // refused too, so a proxy that drops it fails loudly
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let media = ct.as_deref().and_then(|c| c.split(';').next()).unwrap_or("").trim().to_ascii_lowercase();
+    if !["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"].contains(&media.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(match ct {
+            Some(ct) => format!("send the policy file itself with `Content-Type: application/yaml`, not `{ct}`"),
+            None => {
+                "the request has no Content-Type; send the policy file with `Content-Type: application/yaml`".into()
+            }
+        }));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("(body)", "the policy must be UTF-8 text"))

@@ -321,3 +321,71 @@ async fn the_case_cap_fails_closed() {
     let receipt = &capped["final"]["receipt"];
     assert!(receipt.is_null() || receipt["verdict"] == "deny", "no allow receipt to consume: {capped}");
 }
+
+/// The trust review: a retry of an accepted proposal got `429` once the
+/// agent's bucket was empty. It costs nothing, so it gets the stored decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_is_not_rate_limited() {
+    let s = TestServer::with(SOC_POLICY, |_| {}).await;
+    let (code, created) =
+        s.post(&s.admin, "/v1/keys", json!({"name": "retrier", "role": "agent", "rate_limit": "1/s:1"})).await;
+    assert_eq!(code, 201, "{created}");
+    let agent = created["key"].as_str().unwrap().to_string();
+    let body = json!({"action": {"name": "close_alert", "confidence": 0.99, "args": {"alert_id": "A-1"},
+                                 "signals": {"alert_type": "benign_noise", "alert_severity": "low"}}});
+    let send = |key: Option<&str>| {
+        let mut r = s.http.post(s.at("/v1/decisions")).bearer_auth(&agent).json(&body);
+        if let Some(k) = key {
+            r = r.header("idempotency-key", k);
+        }
+        r.send()
+    };
+    let first = send(Some("alert-A-1")).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // the bucket is empty now: a new proposal waits, the retry does not
+    assert_eq!(send(None).await.unwrap().status(), 429);
+    let retry = send(Some("alert-A-1")).await.unwrap();
+    assert_eq!(retry.status(), 200, "the stored decision, not 429");
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"]);
+}
+
+/// The trust review: `414 URI Too Long` answered an empty body. It is
+/// problem+json like every other error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_long_uri_is_answered_as_a_problem() {
+    let s = TestServer::start().await;
+    let r =
+        s.http.get(s.at(&format!("/v1/search?q={}", "a".repeat(20_000)))).bearer_auth(&s.admin).send().await.unwrap();
+    assert_eq!(r.status(), 414);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "uri_too_long", "{p}");
+}
+
+/// The trust review: `PUT /v1/policy` took `text/plain` and no Content-Type,
+/// while the API document says YAML. Both are `415`; the YAML types pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_is_sent_as_yaml() {
+    let s = TestServer::start().await;
+    for ct in [Some("text/plain"), None, Some("application/json")] {
+        let mut r = s.http.put(s.at("/v1/policy")).bearer_auth(&s.admin).body(crate::support::POLICY);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "unsupported_media_type", "{p}");
+    }
+    for ct in ["application/yaml", "text/yaml; charset=utf-8", "application/x-yaml"] {
+        let r = s
+            .http
+            .put(s.at("/v1/policy"))
+            .bearer_auth(&s.admin)
+            .header("content-type", ct)
+            .body(crate::support::POLICY);
+        assert!(r.send().await.unwrap().status().is_success(), "{ct}");
+    }
+}

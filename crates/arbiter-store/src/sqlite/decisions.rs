@@ -144,6 +144,20 @@ impl SqliteStore {
         self.read(move |c| load_decision(c, &id)).await
     }
 
+    pub(super) async fn replayed_decision(&self, agent: &str, key: &str, digest: &str) -> Result<Option<Decision>> {
+        let (agent, key, digest) = (agent.to_string(), key.to_string(), digest.to_string());
+        self.read(move |c| {
+            let prior: Option<(String, String)> = c
+                .prepare_cached("SELECT request_digest, body FROM decisions WHERE agent = ?1 AND idempotency_key = ?2")
+                .map_err(backend)?
+                .query_row(params![agent, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)?;
+            prior.map(|(stored, body)| crate::rules::replayed(&key, &stored, &digest, &body)).transpose()
+        })
+        .await
+    }
+
     pub(super) async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| {
             let mut out: Vec<Decision> = load_bodies(

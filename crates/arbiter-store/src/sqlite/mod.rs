@@ -387,6 +387,10 @@ impl Store for SqliteStore {
         SqliteStore::decision(self, id).await
     }
 
+    async fn replayed_decision(&self, agent: &str, key: &str, request_digest: &str) -> Result<Option<Decision>> {
+        SqliteStore::replayed_decision(self, agent, key, request_digest).await
+    }
+
     async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         SqliteStore::labelled_decisions(self, limit).await
     }
