@@ -19,28 +19,46 @@ pub struct Bootstrap {
     pub policy_hash: Option<String>,
 }
 
-/// Prepare an empty store: activate `policy_source` (or the default policy)
-/// when none is active, and create an admin key when no key exists.
+/// Prepare an empty store: activate `policy_source` (or the default policy
+/// when none is active), and create an admin key when no key exists. The
+/// store does both in one write, so replicas starting together on one empty
+/// database bootstrap once: one admin key, one `policy.activated`.
 pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<Bootstrap, ApiError> {
-    let mut out = Bootstrap::default();
-    match policy_source {
-        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => {}
-        Some(src) => {
-            let (p, _) = state.activate_source(src, "bootstrap").await?;
-            out.policy_hash = Some(p.hash().to_string());
+    let wanted = match policy_source {
+        Some(src) if state.policy().is_some_and(|p| p.hash() == arbiter_policy::content_hash(src)) => None,
+        Some(src) => Some((src, false)),
+        None if state.policy().is_none() => Some((DEFAULT_POLICY, true)),
+        None => None,
+    };
+    let now = state.clock.now();
+    let policy = match wanted {
+        Some((src, only_if_none)) => {
+            let p = arbiter_policy::Policy::parse(src).map_err(ApiError::InvalidPolicy)?;
+            let v = arbiter_store::PolicyVersion {
+                hash: p.hash().to_string(),
+                name: p.name().to_string(),
+                source: src.to_string(),
+                created_at: now,
+                created_by: "bootstrap".into(),
+            };
+            Some((v, only_if_none))
         }
-        None if state.policy().is_none() => {
-            let (p, _) = state.activate_source(DEFAULT_POLICY, "bootstrap").await?;
-            out.policy_hash = Some(p.hash().to_string());
-        }
-        None => {}
-    }
-    if state.store.keys().await?.is_empty() {
-        let key = auth::generate_key("admin", Role::Admin, Default::default(), state.clock.now())?;
-        state.store.create_key(key.record).await?;
-        out.admin_key = Some(key.secret);
-    }
-    Ok(out)
+        None => None,
+    };
+    let admin = auth::generate_key("admin", Role::Admin, Default::default(), now)?;
+    let start = arbiter_store::FirstStart {
+        policy_only_if_none: policy.as_ref().is_some_and(|(_, o)| *o),
+        policy: policy.as_ref().map(|(v, _)| v.clone()),
+        admin: Some(admin.record),
+        by: "bootstrap".into(),
+    };
+    let done = state.store.first_start(start, now).await?;
+    // whoever activated it, this replica serves the active version
+    state.refresh_policy().await?;
+    Ok(Bootstrap {
+        admin_key: done.admin_created.then_some(admin.secret),
+        policy_hash: policy.filter(|_| done.policy_activated).map(|(v, _)| v.hash),
+    })
 }
 
 /// The router with every route, for embedding or tests.

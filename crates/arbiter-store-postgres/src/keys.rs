@@ -125,6 +125,38 @@ pub(crate) fn activate_policy(t: &mut Tx<'_>, v: &PolicyVersion, at: Timestamp, 
     Ok(())
 }
 
+/// A replica's first start (see `Store::first_start`), under the chain lock its batch holds.
+pub(crate) fn first_start(
+    t: &mut Tx<'_>,
+    start: &arbiter_store::FirstStart,
+    at: Timestamp,
+) -> Result<arbiter_store::FirstStartDone> {
+    let mut done = arbiter_store::FirstStartDone::default();
+    if let Some(v) = &start.policy {
+        let active: Option<String> = t
+            .query_opt("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", &[])?
+            .map(|r| col(&r, 0))
+            .transpose()?;
+        let wanted = match &active {
+            None => true,
+            Some(_) if start.policy_only_if_none => false,
+            Some(h) => *h != v.hash,
+        };
+        if wanted {
+            activate_policy(t, v, at, &start.by)?;
+            done.policy_activated = true;
+        }
+    }
+    if let Some(k) = &start.admin {
+        let keys: i64 = col(&t.query_one("SELECT COUNT(*) FROM api_keys", &[])?, 0)?;
+        if keys == 0 {
+            create_key(t, k)?;
+            done.admin_created = true;
+        }
+    }
+    Ok(done)
+}
+
 pub(crate) fn store_draft(t: &mut Tx<'_>, v: &PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {
     let created = store_version(t, v)?;
     if created {

@@ -24,6 +24,16 @@ impl Store for PostgresStore {
         self.write(move |t| keys::activate_policy(t, &v, at, &by)).await
     }
 
+    async fn first_start(
+        &self,
+        start: arbiter_store::FirstStart,
+        at: Timestamp,
+    ) -> Result<arbiter_store::FirstStartDone> {
+        // every write batch holds the chain head's lock from its start, so
+        // replicas starting together see each other's first start here
+        self.write(move |t| keys::first_start(t, &start, at)).await
+    }
+
     async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
         self.read(keys::active_policy).await
     }

@@ -1477,3 +1477,45 @@ pub async fn idempotency_keys_are_per_agent(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
 }
+
+/// (Run on an empty store of its own.) Replicas starting together on an empty store bootstrap once: eight
+/// concurrent first starts store one admin key and activate the policy once;
+/// a later start with another policy activates it, and the built-in default
+/// never replaces an active policy.
+pub async fn first_start(store: &dyn Store) {
+    use crate::{FirstStart, PolicyVersion};
+    let version = |hash: &str| PolicyVersion {
+        hash: hash.into(),
+        name: format!("policy {hash}"),
+        source: format!("version: 1\npolicy: {hash}\n"),
+        created_at: Timestamp(1),
+        created_by: "bootstrap".into(),
+    };
+    let start = |i: usize, hash: &str, only_if_none: bool| FirstStart {
+        policy: Some(version(hash)),
+        policy_only_if_none: only_if_none,
+        admin: Some(KeyRecord {
+            id: format!("boot{i}"),
+            name: "admin".into(),
+            role: arbiter_core::Role::Admin,
+            tags: Default::default(),
+            digest: vec![i as u8; 32],
+            created_at: Timestamp(1),
+            revoked_at: None,
+            expires_at: None,
+            rate_limit: None,
+        }),
+        by: "bootstrap".into(),
+    };
+    let all = futures_join_all((0..8).map(|i| store.first_start(start(i, "p-boot", false), Timestamp(2)))).await;
+    let done: Vec<_> = all.into_iter().map(Result::unwrap).collect();
+    assert_eq!(done.iter().filter(|d| d.admin_created).count(), 1, "{done:?}");
+    assert_eq!(done.iter().filter(|d| d.policy_activated).count(), 1, "{done:?}");
+    assert_eq!(store.keys().await.unwrap().len(), 1);
+    assert_eq!(store.policy_activations("p-boot").await.unwrap().len(), 1);
+    // the default yields to an active policy; another policy named at start is activated
+    assert!(!store.first_start(start(9, "p-default", true), Timestamp(3)).await.unwrap().policy_activated);
+    let again = store.first_start(start(10, "p-other", false), Timestamp(4)).await.unwrap();
+    assert!(again.policy_activated && !again.admin_created, "{again:?}");
+    assert_eq!(store.active_policy().await.unwrap().unwrap().hash, "p-other");
+}

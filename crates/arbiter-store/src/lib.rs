@@ -77,6 +77,28 @@ impl StoreError {
 /// Result alias for store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a server's first start asks for (see [`Store::first_start`]).
+#[derive(Debug, Clone)]
+pub struct FirstStart {
+    /// The policy to activate.
+    pub policy: Option<PolicyVersion>,
+    /// Activate it only when no version is active (the built-in default).
+    pub policy_only_if_none: bool,
+    /// The admin key to store when no key exists.
+    pub admin: Option<KeyRecord>,
+    /// Who activates it (`bootstrap`).
+    pub by: String,
+}
+
+/// What [`Store::first_start`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirstStartDone {
+    /// The policy was activated (false: it, or another, was active already).
+    pub policy_activated: bool,
+    /// The admin key was stored (false: a key existed already).
+    pub admin_created: bool,
+}
+
 /// A decision to store, with the case it opens (if escalated).
 #[derive(Debug, Clone)]
 pub struct NewDecision {
@@ -371,6 +393,12 @@ pub trait Store: Send + Sync + 'static {
     async fn store_policy_draft(&self, version: PolicyVersion, at: Timestamp, by: &str) -> Result<bool>;
     /// When a stored version was activated, oldest first.
     async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>>;
+
+    /// First start, atomic however many replicas or processes start together:
+    /// activate `policy` unless it is already the active version (with
+    /// [`FirstStart::policy_only_if_none`], unless any version is active), and
+    /// store `admin` unless a key exists. Says what it did.
+    async fn first_start(&self, start: FirstStart, at: Timestamp) -> Result<FirstStartDone>;
 
     /// Store a new API key record.
     async fn create_key(&self, key: KeyRecord) -> Result<()>;

@@ -14,6 +14,14 @@ async fn postgres_passes_the_conformance_suite() {
     store.close();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_bootstraps_once() {
+    let Some(db) = testing::fresh("first_start") else { return };
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    conformance::first_start(&store).await;
+    store.close();
+}
+
 struct Backdoor<'a>(&'a testing::TestDatabase);
 
 #[async_trait::async_trait]

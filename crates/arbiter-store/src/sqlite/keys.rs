@@ -37,34 +37,36 @@ pub(super) fn finish_key((mut k, role, tags, rate): KeyRow) -> Result<KeyRecord>
     Ok(k)
 }
 
+/// Insert a key record; a taken id is a conflict.
+pub(super) fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
+    let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
+    c.execute(
+        "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            k.id,
+            k.name,
+            k.role.as_str(),
+            tags,
+            k.digest,
+            k.created_at.0,
+            k.revoked_at.map(|t| t.0),
+            k.expires_at.map(|t| t.0),
+            k.rate_limit.map(|r| r.to_string())
+        ],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(format!("a key with id {} already exists", k.id))
+        }
+        other => backend(other),
+    })?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn create_key(&self, k: KeyRecord) -> Result<()> {
-        self.write(move |c| {
-            let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
-            c.execute(
-                "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    k.id,
-                    k.name,
-                    k.role.as_str(),
-                    tags,
-                    k.digest,
-                    k.created_at.0,
-                    k.revoked_at.map(|t| t.0),
-                    k.expires_at.map(|t| t.0),
-                    k.rate_limit.map(|r| r.to_string())
-                ],
-            )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    StoreError::Conflict(format!("a key with id {} already exists", k.id))
-                }
-                other => backend(other),
-            })?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_key(c, &k)).await
     }
 
     pub(super) async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {

@@ -347,6 +347,10 @@ impl Store for SqliteStore {
         SqliteStore::find_cases(self, query).await
     }
 
+    async fn first_start(&self, start: crate::FirstStart, at: Timestamp) -> Result<crate::FirstStartDone> {
+        SqliteStore::first_start(self, start, at).await
+    }
+
     async fn create_key(&self, k: KeyRecord) -> Result<()> {
         SqliteStore::create_key(self, k).await
     }

@@ -12,34 +12,66 @@ pub(super) fn row_policy_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<Poli
     })
 }
 
+/// Store `v` (once) and make it the active version, with its `policy.activated` event.
+fn activate(c: &Connection, v: &PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
+    )
+    .map_err(backend)?;
+    let previous: Option<String> = c
+        .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    c.execute(
+        "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES (?1, ?2, ?3)",
+        params![v.hash, at.0, by],
+    )
+    .map_err(backend)?;
+    append_event(
+        c,
+        None,
+        None,
+        "policy.activated",
+        by,
+        at,
+        serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
+    )?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn activate_policy(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
         let by = by.to_string();
+        self.write(move |c| activate(c, &v, at, &by)).await
+    }
+
+    pub(super) async fn first_start(&self, start: crate::FirstStart, at: Timestamp) -> Result<crate::FirstStartDone> {
         self.write(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
-            )
-            .map_err(backend)?;
-            let previous: Option<String> = c
-                .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            c.execute(
-                "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES (?1, ?2, ?3)",
-                params![v.hash, at.0, by],
-            )
-            .map_err(backend)?;
-            append_event(
-                c,
-                None,
-                None,
-                "policy.activated",
-                &by,
-                at,
-                serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
-            )?;
-            Ok(())
+            let mut done = crate::FirstStartDone::default();
+            if let Some(v) = &start.policy {
+                let active: Option<String> = c
+                    .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                let wanted = match &active {
+                    None => true,
+                    Some(_) if start.policy_only_if_none => false,
+                    Some(h) => *h != v.hash,
+                };
+                if wanted {
+                    activate(c, v, at, &start.by)?;
+                    done.policy_activated = true;
+                }
+            }
+            if let Some(k) = &start.admin {
+                let keys: i64 = c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0)).map_err(backend)?;
+                if keys == 0 {
+                    super::keys::insert_key(c, k)?;
+                    done.admin_created = true;
+                }
+            }
+            Ok(done)
         })
         .await
     }

@@ -10,6 +10,13 @@ async fn sqlite_passes_the_conformance_suite() {
     conformance::run_all(&store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_bootstraps_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
+    conformance::first_start(&store).await;
+}
+
 struct FileBackdoor(std::path::PathBuf);
 
 #[async_trait::async_trait]
