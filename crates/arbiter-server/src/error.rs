@@ -196,6 +196,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Case(e) => ApiError::Case(e),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
+            StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "the store is not answering");
+                ApiError::Unavailable(format!("the store is not answering ({why}); try again shortly"))
+            }
             other => ApiError::internal("the store failed", other),
         }
     }
@@ -241,9 +245,30 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if let ApiError::Unavailable(_) = &self {
+            // the store restarting, a failover, the server shutting down: seconds, not minutes
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod store_outage_tests {
+    use super::*;
+
+    /// The trust review: during a PostgreSQL outage every request answered
+    /// `500 internal`; a store that does not answer is `503 unavailable`, with
+    /// `Retry-After`, as docs/api.md promises.
+    #[test]
+    fn a_store_that_does_not_answer_is_unavailable_not_a_bug() {
+        let e: ApiError = StoreError::Unavailable("cannot connect to PostgreSQL at db:5432: refused".into()).into();
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
     }
 }

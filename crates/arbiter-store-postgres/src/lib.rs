@@ -93,14 +93,36 @@ impl Stats {
     }
 }
 
-/// A database error while doing `context`.
+/// A database error while doing `context`: `Unavailable` when the database
+/// is not answering (the connection is gone, the server is shutting down or
+/// starting, a failover), so that clients are told to retry (503), not that
+/// Arbiter has a bug (500).
 pub(crate) fn pg(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
     move |e| {
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(format!("{context}: {e}"));
+        }
         if let Some(db) = e.as_db_error() {
             let msg = format!("{context}: {} ({})", db.message(), db.code().code());
             return StoreError::backend(msg, e);
         }
         StoreError::backend(format!("{context}: {e}"), e)
+    }
+}
+
+/// Whether an error means the database is not answering, rather than that a
+/// statement failed: a closed connection, an I/O error, SQLSTATE class 08
+/// (connection exception) or 57P01-57P03 (shutdown, crash, starting up).
+pub(crate) fn is_unavailable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+        }
+        None => e.as_db_error().is_none() && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 
@@ -349,7 +371,8 @@ pub(crate) fn connect(url: &str) -> Result<Client> {
         } else {
             e.to_string()
         };
-        StoreError::backend(format!("cannot connect to PostgreSQL at {}: {why}", redact(url)), e)
+        let msg = format!("cannot connect to PostgreSQL at {}: {why}", redact(url));
+        if is_unavailable(&e) { StoreError::Unavailable(msg) } else { StoreError::backend(msg, e) }
     })
 }
 
@@ -464,10 +487,12 @@ impl PostgresStore {
         guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
     }
 
-    /// Run a read on one of the reader connections (connecting it if needed), off the async threads.
+    /// Run a read on one of the reader connections (connecting it if needed),
+    /// off the async threads. A read that fails because its pooled connection
+    /// had died (a PgBouncer restart, a failover) runs once more on a fresh one.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
+        f: impl Fn(&mut Conn) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.readers.clone();
         let url = self.url.clone();
@@ -481,15 +506,24 @@ impl PostgresStore {
                     .lock()
                     .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?,
             };
-            if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-                *slot = Some(Conn { client: connect(&url)?, stmts: Statements::default() });
-            }
-            let conn = slot.as_mut().expect("connected above");
-            let out = f(conn);
-            if conn.client.is_closed() {
+            let mut fresh = false;
+            loop {
+                if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    *slot = Some(Conn { client: connect(&url)?, stmts: Statements::default() });
+                    fresh = true;
+                }
+                let conn = slot.as_mut().expect("connected above");
+                let out = f(conn);
+                if !conn.client.is_closed() {
+                    return out;
+                }
                 *slot = None;
+                // a connection that was already dead before this read: once more, on a new one
+                if fresh || !matches!(out, Err(StoreError::Unavailable(_))) {
+                    return out;
+                }
+                tracing::info!("a pooled PostgreSQL connection had closed; reading again on a new one");
             }
-            out
         })
         .await
         .map_err(|e| StoreError::backend("the read task failed", e))?
@@ -533,7 +567,7 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
             }
         }
         let conn = client.as_mut().expect("connected above");
-        if let Err(e) = run_batch(conn, &mut stmts, batch, stats) {
+        if let Err(e) = run_batch(conn, &url, &mut stmts, batch, stats) {
             tracing::error!(error = %e, "a write batch failed");
         }
         if conn.is_closed() {
@@ -547,17 +581,36 @@ fn writer_loop(url: String, mut client: Option<Client>, rx: mpsc::Receiver<Box<d
 /// between; if one fails, that attempt is rolled back and the batch runs again
 /// with a savepoint per job, so the failing jobs roll back alone and the rest
 /// commit (a savepoint costs a round trip per job: only paid when needed).
-fn run_batch(conn: &mut Client, stmts: &mut Statements, mut batch: Vec<Box<dyn Job>>, stats: &Stats) -> Result<()> {
+fn run_batch(
+    conn: &mut Client,
+    url: &str,
+    stmts: &mut Statements,
+    mut batch: Vec<Box<dyn Job>>,
+    stats: &Stats,
+) -> Result<()> {
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let mut outcome = attempt(conn, stmts, &mut batch, false, stats);
+    if matches!(outcome, Err(Attempt::NotStarted(_))) && conn.is_closed() {
+        // the connection had died before the batch began (a PgBouncer restart,
+        // a failover): nothing of it ran, so it runs again on a fresh one
+        tracing::info!("the writer's PostgreSQL connection had closed; running the batch on a new one");
+        outcome = match connect(url) {
+            Ok(c) => {
+                *conn = c;
+                *stmts = Statements::default();
+                attempt(conn, stmts, &mut batch, false, stats)
+            }
+            Err(e) => Err(Attempt::Failed(e)),
+        };
+    }
     if matches!(outcome, Err(Attempt::JobFailed)) {
         stats.retried_batches.fetch_add(1, Ordering::Relaxed);
         outcome = attempt(conn, stmts, &mut batch, true, stats);
     }
     let committed = match outcome {
         Ok(()) => Ok(()),
-        Err(Attempt::Failed(e)) => Err(e),
+        Err(Attempt::Failed(e) | Attempt::NotStarted(e)) => Err(e),
         Err(Attempt::JobFailed) => Err(StoreError::backend_msg("a write batch failed with savepoints")),
     };
     for job in batch {
@@ -572,6 +625,8 @@ enum Attempt {
     JobFailed,
     /// The transaction itself failed: every job gets this error.
     Failed(StoreError),
+    /// The transaction could not begin (nothing ran, so nothing committed).
+    NotStarted(StoreError),
 }
 
 /// Begin, lock the chain head, run the jobs, commit the batch's decisions to
@@ -584,7 +639,7 @@ fn attempt(
     stats: &Stats,
 ) -> std::result::Result<(), Attempt> {
     let asked = std::time::Instant::now();
-    let tx = conn.transaction().map_err(|e| Attempt::Failed(pg("cannot begin a write transaction")(e)))?;
+    let tx = conn.transaction().map_err(|e| Attempt::NotStarted(pg("cannot begin a write transaction")(e)))?;
     let mut t = Tx {
         tx,
         stmts,
@@ -593,7 +648,7 @@ fn attempt(
         finalized: vec![],
         hooks: None,
     };
-    let r = t.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(Attempt::Failed)?;
+    let r = t.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(Attempt::NotStarted)?;
     t.head = ChainHead {
         seq: col::<i64>(&r, 0).map_err(Attempt::Failed)? as u64,
         hash: col(&r, 1).map_err(Attempt::Failed)?,

@@ -60,6 +60,11 @@ pub enum StoreError {
     /// The store has shut down.
     #[error("the store is shut down")]
     Closed,
+    /// The database is not answering (down, restarting, unreachable, or too
+    /// busy to take the write in time); nothing was changed, and the same
+    /// request may be sent again.
+    #[error("the database is not answering: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {

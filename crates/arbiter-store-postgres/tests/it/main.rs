@@ -83,3 +83,44 @@ async fn a_failing_job_fails_alone_and_its_batch_commits() {
     conformance::assert_verified(&*store).await;
     store.close();
 }
+
+/// After a connection reset (PgBouncer restarting, a failover) each dead
+/// pooled connection used to fail one request: reads, and writes whose batch
+/// had not begun, now run again on a fresh connection. A database that does
+/// not answer at all is `Unavailable` (503 to clients), not a bug (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_connections_fail_no_request_and_an_outage_is_unavailable() {
+    use arbiter_store::{NewDecision, Store, StoreError};
+    let Some(db) = testing::fresh("resets") else { return };
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    let new = |id: &str| NewDecision {
+        decision: conformance::sample_decision(id),
+        request_digest: id.into(),
+        case: None,
+        open_case_cap: None,
+    };
+    store.insert_decision(new("before")).await.unwrap();
+    for _ in 0..8 {
+        assert!(store.decision("before").await.unwrap().is_some());
+    }
+    for round in 0..3 {
+        // every connection of the store is cut from the server's side
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        for i in 0..8 {
+            let read = store.decision("before").await;
+            assert!(matches!(read, Ok(Some(_))), "round {round}, read {i}: {read:?}");
+        }
+        let id = format!("after-{round}");
+        store.insert_decision(new(&id)).await.unwrap_or_else(|e| panic!("round {round}: the write failed: {e:?}"));
+        assert!(store.decision(&id).await.unwrap().is_some());
+    }
+    store.close();
+    // nothing listens on port 1
+    match PostgresStore::connect("postgres://postgres@127.0.0.1:1/arbiter").await {
+        Err(StoreError::Unavailable(why)) => assert!(why.contains("cannot connect"), "{why}"),
+        other => panic!("expected Unavailable, got {:?}", other.map(|_| ())),
+    }
+}

@@ -55,6 +55,13 @@ fn backend(e: rusqlite::Error) -> StoreError {
     match e {
         // a stored value this version cannot read is corruption (or a newer schema), not a database failure
         rusqlite::Error::FromSqlConversionFailure(col, _, why) => StoreError::Corrupt(format!("column {col}: {why}")),
+        // another process held the file's lock past the busy timeout (a CLI
+        // command on the same file, a backup tool): retry later, not a bug
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Unavailable("the SQLite file stayed locked by another process for 10 s".into())
+        }
         other => StoreError::backend("SQLite failed", other),
     }
 }
