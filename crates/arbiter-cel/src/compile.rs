@@ -162,9 +162,55 @@ impl Program {
         self.root.roots(&mut out);
         out
     }
+
+    /// Whether the condition reads field `field` of variable `root`
+    /// (`signals.mcp_hints`, `has(signals.mcp_hints)`, `signals["mcp_hints"]`).
+    pub fn reads_field(&self, root: Root, field: &str) -> bool {
+        self.root.reads_field(root, field)
+    }
 }
 
 impl Node {
+    fn children(&self) -> Vec<&Node> {
+        match self {
+            Node::Const(_) | Node::UInt(_) | Node::Local(_) | Node::Var(_) => vec![],
+            Node::Select(a, _)
+            | Node::Has(a, _)
+            | Node::Not(a)
+            | Node::Neg(a)
+            | Node::InSet(a, _)
+            | Node::Size(a)
+            | Node::Matches(a, _)
+            | Node::Conv(_, a) => vec![a],
+            Node::Index(a, b)
+            | Node::And(a, b)
+            | Node::Or(a, b)
+            | Node::Cmp(_, a, b)
+            | Node::Arith(_, a, b)
+            | Node::In(a, b)
+            | Node::Str(_, a, b)
+            | Node::MatchesDyn(a, b) => vec![a, b],
+            Node::Cond(a, b, c) => vec![a, b, c],
+            Node::List(items) => items.iter().collect(),
+            Node::Comprehension { range, filter, body, .. } => {
+                let mut v: Vec<&Node> = vec![range, body];
+                v.extend(filter.as_deref());
+                v
+            }
+        }
+    }
+
+    fn reads_field(&self, root: Root, field: &str) -> bool {
+        let here = match self {
+            Node::Select(a, f) | Node::Has(a, f) => matches!(**a, Node::Var(r) if r == root) && &**f == field,
+            Node::Index(a, b) => {
+                matches!(**a, Node::Var(r) if r == root) && matches!(&**b, Node::Const(Value::String(s)) if s == field)
+            }
+            _ => false,
+        };
+        here || self.children().into_iter().any(|c| c.reads_field(root, field))
+    }
+
     fn roots(&self, out: &mut std::collections::BTreeSet<Root>) {
         match self {
             Node::Var(r) => {

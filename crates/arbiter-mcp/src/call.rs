@@ -95,9 +95,13 @@ pub struct CallSite {
 
 impl CallSite {
     /// The idempotency key of the decision: the same request of the same
-    /// session is one decision, however often the gateway has to ask.
+    /// session is one decision, however often the gateway has to ask (or the
+    /// client re-sends it). Session and request id are hashed together, so
+    /// any JSON-RPC id (spaces, any script, hundreds of characters) makes a
+    /// valid key, and two sessions never share one.
     pub fn idempotency_key(&self) -> String {
-        format!("mcp:{}:{}", self.session, self.request_id)
+        let digest = arbiter_core::canonical::args_digest(&json!([self.session, self.request_id]));
+        format!("mcp:{}", digest.trim_start_matches("sha256:"))
     }
 
     /// The trace id of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
@@ -274,7 +278,15 @@ mod tests {
         assert_eq!(mcp["client"]["name"], "claude-desktop");
         assert_eq!(mcp["upstream"], "fs");
         assert_eq!(p.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert_eq!(site().idempotency_key(), "mcp:s-1:7");
+        let key = site().idempotency_key();
+        assert!(key.starts_with("mcp:") && key.len() == 68, "{key}");
+        // any JSON-RPC id makes a valid key, different per session and id
+        let odd = CallSite { request_id: format!("\"{} ü 请求\"", "x".repeat(300)), ..site() };
+        let odd_key = odd.idempotency_key();
+        assert!(odd_key.len() == 68 && odd_key.bytes().all(|b| b.is_ascii_graphic()), "{odd_key}");
+        assert_ne!(odd_key, key);
+        assert_ne!(CallSite { session: "s-2".into(), ..site() }.idempotency_key(), key);
+        assert_ne!(CallSite { request_id: "\"7\"".into(), ..site() }.idempotency_key(), key, "7 and \"7\" differ");
         // No hints: an empty object, so a policy can test `has(signals.mcp_hints.destructive)`.
         let p = proposal("fs", "read", json!({}), &Hints::default(), &site());
         assert_eq!(p.action.signals, json!({"mcp_hints": {}}));

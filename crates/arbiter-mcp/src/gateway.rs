@@ -53,6 +53,53 @@ pub struct Gateway {
     /// Calls being handled, so that a gateway whose client left can finish
     /// withdrawing their cases before it exits.
     in_flight: tokio_util::task::TaskTracker,
+    /// The approved calls this gateway ran, by decision: what a re-sent
+    /// request gets instead of a second run.
+    runs: std::sync::Mutex<RunLog>,
+}
+
+/// Approved calls a gateway ran (or is running), by decision id, with their
+/// results once back; the oldest are forgotten past [`RunLog::KEEP`] (the
+/// receipt's single use in Arbiter still stops a second run then).
+#[derive(Default)]
+struct RunLog {
+    order: std::collections::VecDeque<String>,
+    results: std::collections::HashMap<String, Option<CallToolResult>>,
+}
+
+impl RunLog {
+    const KEEP: usize = 10_000;
+
+    /// Note that decision `id`'s call starts now; if it started before, what it gave (`None`: still running).
+    fn begin(&mut self, id: &str) -> Option<Option<CallToolResult>> {
+        if let Some(prev) = self.results.get(id) {
+            return Some(prev.clone());
+        }
+        self.results.insert(id.to_string(), None);
+        self.order.push_back(id.to_string());
+        while self.order.len() > Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.results.remove(&old);
+            }
+        }
+        None
+    }
+
+    /// Keep what decision `id`'s call gave.
+    fn finish(&mut self, id: &str, result: &CallToolResult) {
+        if let Some(slot) = self.results.get_mut(id) {
+            *slot = Some(result.clone());
+        }
+    }
+}
+
+/// What to do with an allowed call.
+enum Authorised {
+    /// Run it: its receipt is used now, for the first time.
+    Run,
+    /// Do not run it again: it ran before (through another gateway, or before
+    /// a restart); the result recorded on the decision, when there is one.
+    Ran(Option<CallToolResult>),
 }
 
 impl Gateway {
@@ -88,6 +135,7 @@ impl Gateway {
             config,
             keys: RwLock::new(Vec::new()),
             in_flight: tokio_util::task::TaskTracker::new(),
+            runs: Default::default(),
         };
         if gateway.config.require_receipts {
             gateway.refresh_keys().await.map_err(GatewayError::ReceiptKeys)?;
@@ -116,6 +164,11 @@ impl Gateway {
         });
     }
 
+    /// The Arbiter client the gateway proposes with (its own key).
+    pub(crate) fn arbiter(&self) -> &Client {
+        &self.arbiter
+    }
+
     /// Close every upstream.
     pub async fn close(self: Arc<Self>) {
         if let Ok(g) = Arc::try_unwrap(self) {
@@ -141,8 +194,9 @@ impl Gateway {
     }
 
     /// Check the receipt of an allowed decision against the call about to
-    /// run, then record its single use. `Err` is the reason not to run it.
-    async fn authorise(&self, arbiter: &Client, d: &Decision, tool: &str, args: &Value) -> Result<(), String> {
+    /// run, then record its single use. `Err` is the reason not to run it;
+    /// a receipt used before means the call ran before: it is not run again.
+    async fn authorise(&self, arbiter: &Client, d: &Decision, tool: &str, args: &Value) -> Result<Authorised, String> {
         let receipt = d.final_verdict.as_ref().and_then(|f| f.receipt.clone());
         let Some(receipt) = receipt else {
             if self.config.require_receipts {
@@ -153,7 +207,7 @@ impl Gateway {
                     d.id
                 ));
             }
-            return Ok(());
+            return Ok(Authorised::Run);
         };
         if receipt.decision_id != d.id || receipt.action != tool {
             return Err(format!(
@@ -174,9 +228,36 @@ impl Gateway {
             format!("the receipt of decision {} does not authorise this call: {e}; nothing was run", d.id)
         })?;
         let consume = ConsumeRequest { receipt, args: args.clone(), consumer: self.config.name.clone() };
-        arbiter.consume(&d.id, &consume).await.map(|_| ()).map_err(|e| {
+        let used = arbiter.consume(&d.id, &consume).await.map_err(|e| {
             format!("Arbiter refused the receipt of decision {}: {}; nothing was run", d.id, problem_text(&e))
-        })
+        })?;
+        if used["first"].as_bool() != Some(false) {
+            return Ok(Authorised::Run);
+        }
+        // used before: the call ran before; its recorded result, if it was recorded
+        let recorded = match arbiter.decision(&d.id, 0).await {
+            Ok(now) => now.tool_result.and_then(|r| serde_json::from_value::<CallToolResult>(r.content).ok()),
+            Err(_) => None,
+        };
+        Ok(Authorised::Ran(recorded))
+    }
+}
+
+/// The answer to a re-sent request whose approved call already ran: the
+/// first run's result, or (still running, or run before a restart without a
+/// recorded result) an error that says so. Never a second run.
+fn already_ran(earlier: Option<CallToolResult>, d: &Decision) -> CallToolResult {
+    match earlier {
+        Some(r) => r,
+        None => told(
+            format!(
+                "The approved call of decision {} already ran (or is running) for an earlier request with this id; \
+                 an approval authorises one run, so it was not run again. Send a new request to propose it again.",
+                d.id
+            ),
+            true,
+            Some(d),
+        ),
     }
 }
 
@@ -249,7 +330,9 @@ impl Session {
             (None, Transport::Http) => uuid::Uuid::now_v7().to_string(),
             (None, _) => self.id.clone(),
         };
-        CallSite { session, request_id: ctx.id.to_string(), transport: self.transport, client, traceparent }
+        // the id as JSON, so the number 7 and the string "7" stay two requests
+        let request_id = serde_json::to_string(&ctx.id).unwrap_or_else(|_| ctx.id.to_string());
+        CallSite { session, request_id, transport: self.transport, client, traceparent }
     }
 
     /// Wait for the final verdict of an escalated decision, telling the
@@ -384,44 +467,65 @@ impl Session {
             Next::Refuse(text) => return Ok(told(text, true, Some(&d))),
             Next::Run { tool, args } => (tool, args),
         };
-        if let Err(why) = gateway.authorise(&arbiter, &d, &tool_name, &args).await {
-            tracing::warn!(decision = %d.id, "{why}");
-            return Ok(told(why, true, Some(&d)));
+        // An allow authorises one run: a re-sent request (same session and
+        // request id, so the same decision) gets the first run's result.
+        let earlier = gateway.runs.lock().unwrap_or_else(|e| e.into_inner()).begin(&d.id);
+        if let Some(earlier) = earlier {
+            return Ok(already_ran(earlier, &d));
         }
-        let Value::Object(arguments) = args else {
-            return Ok(told(
-                format!("the approved arguments of decision {} are not an object; nothing was run", d.id),
-                true,
-                Some(&d),
-            ));
-        };
-        let result = match self.forward(upstream, tool, arguments, ctx, progress_sent).await {
-            Forwarded::Done(r) => r,
-            Forwarded::Cancelled => {
+        // every way this ends is what a re-sent request gets (`return` leaves the block)
+        let out: Result<CallToolResult, McpError> = async {
+            match gateway.authorise(&arbiter, &d, &tool_name, &args).await {
+                Ok(Authorised::Run) => {}
+                Ok(Authorised::Ran(recorded)) => {
+                    tracing::warn!(decision = %d.id, "a call whose receipt was already used was not run again");
+                    return Ok(already_ran(recorded, &d));
+                }
+                Err(why) => {
+                    tracing::warn!(decision = %d.id, "{why}");
+                    return Ok(told(why, true, Some(&d)));
+                }
+            }
+            let Value::Object(arguments) = args else {
                 return Ok(told(
-                    format!("Cancelled by the client while `{name}` ran (decision {}).", d.id),
+                    format!("the approved arguments of decision {} are not an object; nothing was run", d.id),
                     true,
                     Some(&d),
                 ));
-            }
-        };
-        let mut result = match result {
-            Ok(r) => r,
-            Err(rmcp::ServiceError::McpError(e)) => {
-                gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
-                return Err(e);
-            }
-            Err(e) => {
-                let text = format!("The upstream `{up_name}` failed to run `{tool}`: {e} (decision {})", d.id);
-                gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
-                return Ok(told(text, true, Some(&d)));
-            }
-        };
-        let content = serde_json::to_value(&result).unwrap_or(Value::Null);
-        gateway.record(arbiter, d.id.clone(), content, result.is_error == Some(true));
-        let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
-        meta.0.insert("arbiter".into(), call::result_meta(&d));
-        Ok(result)
+            };
+            let result = match self.forward(upstream, tool, arguments, ctx, progress_sent).await {
+                Forwarded::Done(r) => r,
+                Forwarded::Cancelled => {
+                    return Ok(told(
+                        format!("Cancelled by the client while `{name}` ran (decision {}).", d.id),
+                        true,
+                        Some(&d),
+                    ));
+                }
+            };
+            let mut result = match result {
+                Ok(r) => r,
+                Err(rmcp::ServiceError::McpError(e)) => {
+                    gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": e}), true);
+                    return Err(e);
+                }
+                Err(e) => {
+                    let text = format!("The upstream `{up_name}` failed to run `{tool}`: {e} (decision {})", d.id);
+                    gateway.record(arbiter, d.id.clone(), serde_json::json!({"error": text}), true);
+                    return Ok(told(text, true, Some(&d)));
+                }
+            };
+            let content = serde_json::to_value(&result).unwrap_or(Value::Null);
+            gateway.record(arbiter, d.id.clone(), content, result.is_error == Some(true));
+            let meta = result.meta.get_or_insert_with(|| MetaObject(serde_json::Map::new()));
+            meta.0.insert("arbiter".into(), call::result_meta(&d));
+            Ok(result)
+        }
+        .await;
+        if let Ok(r) = &out {
+            gateway.runs.lock().unwrap_or_else(|e| e.into_inner()).finish(&d.id, r);
+        }
+        out
     }
 }
 

@@ -26,6 +26,7 @@
 pub mod call;
 mod error;
 pub mod gateway;
+pub mod sessions;
 pub mod upstream;
 
 pub use call::Transport;
@@ -66,7 +67,26 @@ pub async fn serve_http(
     let ct = tokio_util::sync::CancellationToken::new();
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(allowed_hosts);
-    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    // Browsers send `Origin`: only pages served from the allowed hosts may
+    // call the gateway (the MCP transport's DNS-rebinding rule); clients that
+    // send none (SDKs, CLIs) are unaffected.
+    let origins: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| {
+            let h = if h.contains(':') && !h.starts_with('[') && h.parse::<std::net::Ipv6Addr>().is_ok() {
+                format!("[{h}]")
+            } else {
+                h.clone()
+            };
+            let with_port = h.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !h.ends_with(']');
+            let port = if with_port { "" } else { ":*" };
+            [format!("http://{h}{port}"), format!("https://{h}{port}")]
+        })
+        .collect();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .enforce_origin_validation();
     config.cancellation_token = ct.clone();
     let sessions = gateway.clone();
     let service = StreamableHttpService::new(
@@ -74,7 +94,11 @@ pub async fn serve_http(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let app = axum::Router::new().nest_service("/mcp", service);
+    // each session belongs to the key that opened it
+    let owners = sessions::SessionOwners::new(gateway.arbiter().clone());
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(owners, sessions::guard));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

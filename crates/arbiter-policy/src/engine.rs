@@ -162,6 +162,17 @@ impl Policy {
                                 .to_string(),
                         });
                     }
+                    if t.verdict == Verdict::Allow && program.reads_field(cel::Root::Signals, "mcp_hints") {
+                        warnings.push(PolicyError {
+                            line: t.pos.line,
+                            col: t.pos.col,
+                            field: format!("triggers.{}.when", t.name),
+                            message: "this `allow` trigger reads `signals.mcp_hints`: MCP tool annotations are the \
+                                      tool server's description of itself, which clients must not trust; use hints \
+                                      to escalate or deny, and allow by tool name and `agent.name` (docs/mcp.md)"
+                                .to_string(),
+                        });
+                    }
                     let actions = t.actions.clone().or_else(|| program.implied_actions.clone());
                     triggers.push(Trigger {
                         name: t.name.clone(),

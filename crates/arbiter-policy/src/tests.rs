@@ -201,6 +201,31 @@ fn check_warns_about_allow_triggers_the_agent_controls() {
     assert!(Policy::parse(SOC).unwrap().warnings().is_empty(), "{:?}", Policy::parse(SOC).unwrap().warnings());
 }
 
+/// docs/mcp.md promised this lint and it did not exist (the trust review):
+/// an `allow` that reads MCP hints trusts the tool server's word about itself.
+#[test]
+fn check_warns_about_allow_triggers_that_read_mcp_hints() {
+    let src = "version: 1\npolicy: p\ntriggers:
+  - name: read_only_tools_pass
+    when: 'agent.name == \"ide-agent\" && signals.mcp_hints.read_only == true'
+    verdict: allow
+  - name: hinted_by_index
+    when: 'agent.name == \"ide-agent\" && has(signals.mcp_hints) && signals[\"mcp_hints\"].idempotent'
+    verdict: allow
+  - name: destructive_waits
+    when: 'signals.mcp_hints.destructive == true'
+    verdict: escalate
+  - name: named_reads
+    actions: [fs.read_text_file]
+    when: 'agent.name == \"ide-agent\" && signals.other == 1'
+    verdict: allow
+";
+    let p = Policy::parse(src).unwrap();
+    let w: Vec<&str> = p.warnings().iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(w, ["triggers.read_only_tools_pass.when", "triggers.hinted_by_index.when"], "{:?}", p.warnings());
+    assert!(p.warnings()[0].message.contains("mcp_hints"));
+}
+
 #[test]
 fn yaml_syntax_errors_have_positions() {
     let errs = Policy::parse("triggers:\n  - name: x\n   when: [\n").unwrap_err().0;

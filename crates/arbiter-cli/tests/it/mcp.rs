@@ -450,16 +450,13 @@ async fn http_clients_propose_with_their_own_keys() {
     assert_eq!(r["is_error"], false, "{r}");
     assert!(r["text"].as_str().unwrap().contains('5'), "{r}");
 
-    // a key Arbiter does not know: refused, and said so
-    let mut stranger = McpClient::start(&python, &["http".into(), url.clone(), "arb_000000000000_nope".into()]);
-    stranger.call("echo", "everything.echo", json!({"message": "hi"}));
-    let r = stranger.result("echo");
-    assert_eq!(r["is_error"], true);
-    assert!(r["text"].as_str().unwrap().starts_with("Arbiter could not decide this call, so it was not run"), "{r}");
+    // a key Arbiter does not know opens no session (401), and says so
+    let r = Rpc::new(&url, Some("arb_000000000000_nope")).post(&initialize(1), None, &[]).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("Arbiter refused the key"), "{}", r.text);
 
     ide_client.quit();
     other_client.quit();
-    stranger.quit();
     let _ = gateway.kill();
     let _ = gateway.wait();
     let _ = web.kill();
@@ -538,4 +535,188 @@ async fn a_waiting_call_survives_an_arbiter_crash() {
     let d = get(&second, &admin, &format!("/v1/decisions/{}", case["decision_id"].as_str().unwrap())).await;
     assert_eq!(d["final"]["source"], "review");
     client.quit();
+}
+
+/// JSON-RPC over the streamable HTTP transport, by hand: what a hostile or
+/// buggy client can send that an SDK never would (a re-sent request id,
+/// another client's session id, no key, a browser's Origin).
+struct Rpc {
+    http: reqwest::Client,
+    url: String,
+    key: Option<String>,
+}
+
+struct RpcAnswer {
+    status: u16,
+    session: Option<String>,
+    text: String,
+}
+
+impl RpcAnswer {
+    /// The JSON-RPC message of the answer (plain JSON or the SSE event carrying it).
+    fn message(&self) -> Value {
+        let body =
+            self.text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).filter(|l| !l.is_empty()).last();
+        serde_json::from_str(body.unwrap_or(&self.text)).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+}
+
+fn initialize(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "by-hand", "version": "1"}}})
+}
+
+impl Rpc {
+    fn new(url: &str, key: Option<&str>) -> Rpc {
+        Rpc { http: reqwest::Client::new(), url: url.to_string(), key: key.map(str::to_string) }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        body: Option<&Value>,
+        session: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> RpcAnswer {
+        let mut r = self
+            .http
+            .request(method, &self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        if let Some(k) = &self.key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(sid) = session {
+            r = r.header("mcp-session-id", sid);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let session = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+        RpcAnswer { status, session, text: r.text().await.unwrap_or_default() }
+    }
+
+    async fn post(&self, body: &Value, session: Option<&str>, headers: &[(&str, &str)]) -> RpcAnswer {
+        self.send(reqwest::Method::POST, Some(body), session, headers).await
+    }
+
+    /// Initialize a session; its id.
+    async fn open(&self) -> String {
+        let r = self.post(&initialize(1), None, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let sid = r.session.clone().expect("a session id");
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let r = self.post(&done, Some(&sid), &[]).await;
+        assert!(r.status == 202 || r.status == 200, "{} {}", r.status, r.text);
+        sid
+    }
+}
+
+/// The trust review's MCP holes, by hand over HTTP. A client that re-sent an
+/// approved `tools/call` with the same request id got the tool run a second
+/// time (one `receipt.consumed`, two executions); another key, or no key,
+/// could cancel, read or end a session whose id it knew; a malformed key or a
+/// foreign browser Origin still got a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_runs_once_and_a_session_is_its_keys() {
+    let Some((_python, modules)) = prerequisites() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = dir.path().join("srv");
+    std::fs::create_dir(&srv).unwrap();
+    std::fs::write(srv.join("report.txt"), "quarterly numbers").unwrap();
+    let policy = policy(dir.path());
+    let s = Server::start(&dir.path().join("arbiter.db"), &["--policy", policy.to_str().unwrap()]);
+    let ide = s.key("ide-agent", "agent", &[]).await;
+    let other = s.key("notebook-agent", "agent", &[]).await;
+    let eve = s.key("eve", "reviewer", &["engineer"]).await;
+    let mut gateway = KillOnDrop(
+        Command::new(bin())
+            .args(["mcp", "--url", &s.url, "--listen", "127.0.0.1:0"])
+            .args(upstream_args(&modules, &srv))
+            .env("RUST_LOG", "warn")
+            .env_remove("ARBITER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(gateway.0.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").expect("the gateway's address").to_string();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+
+    // no session for a malformed key, nor for a page of another origin
+    let r = Rpc::new(&url, Some("not-a-key")).post(&initialize(1), None, &[]).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = Rpc::new(&url, Some(&ide)).post(&initialize(1), None, &[("origin", "http://evil.example")]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = Rpc::new(&url, Some(&ide)).post(&initialize(1), None, &[("origin", "http://localhost:3000")]).await;
+    assert_eq!(r.status, 200, "a local page may: {}", r.text);
+
+    // the IDE agent's session; an odd request id (spaces, other scripts, 300 characters)
+    let ide_rpc = Rpc::new(&url, Some(&ide));
+    let sid = ide_rpc.open().await;
+    let odd_id = format!("move {} ü 请求", "x".repeat(300));
+    let call = json!({"jsonrpc": "2.0", "id": odd_id, "method": "tools/call", "params": {
+        "name": "fs.move_file",
+        "arguments": {"source": srv.join("report.txt"), "destination": srv.join("archived.txt")}}});
+    let first = {
+        let (rpc, call, sid) = (Rpc::new(&url, Some(&ide)), call.clone(), sid.clone());
+        tokio::spawn(async move { rpc.post(&call, Some(&sid), &[]).await })
+    };
+    let case = case_of(&s, &eve, "fs.move_file").await;
+
+    // while it waits: another key, and no key, can neither cancel it, read the session nor end it
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": odd_id, "reason": "mine"}});
+    let intruder = Rpc::new(&url, Some(&other));
+    let anonymous = Rpc::new(&url, None);
+    assert_eq!(intruder.post(&cancel, Some(&sid), &[]).await.status, 403);
+    assert_eq!(anonymous.post(&cancel, Some(&sid), &[]).await.status, 403);
+    assert_eq!(anonymous.send(reqwest::Method::GET, None, Some(&sid), &[]).await.status, 403);
+    assert_eq!(anonymous.send(reqwest::Method::DELETE, None, Some(&sid), &[]).await.status, 403);
+    assert_eq!(intruder.send(reqwest::Method::DELETE, None, Some(&sid), &[]).await.status, 403);
+    let d = get(&s, s.admin(), &format!("/v1/decisions/{}", case["decision_id"].as_str().unwrap())).await;
+    assert_eq!(d["status"], "pending", "the case was not withdrawn by anyone else: {d}");
+
+    answer(&s, &eve, &case, json!({"decision": "approve", "rationale": "archiving the report is expected"})).await;
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+    let first = first.message();
+    assert_ne!(first["result"]["isError"], json!(true), "{first}");
+    assert!(srv.join("archived.txt").exists() && !srv.join("report.txt").exists());
+
+    // the same request again: the first run's result, not a second run (which would fail: the file moved)
+    let again = ide_rpc.post(&call, Some(&sid), &[]).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let again = again.message();
+    assert_eq!(again["result"]["content"], first["result"]["content"], "{again}");
+    assert_ne!(again["result"]["isError"], json!(true), "{again}");
+    let decision = case["decision_id"].as_str().unwrap();
+    let events = get(&s, s.admin(), "/v1/audit/events?limit=1000").await;
+    let consumed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "receipt.consumed" && e["data"]["decision_id"] == decision)
+        .count();
+    assert_eq!(consumed, 1);
+    assert!(events.as_array().unwrap().iter().all(|e| e["kind"] != "receipt.refused"), "{events}");
+
+    // the owner ends its session
+    assert!(ide_rpc.send(reqwest::Method::DELETE, None, Some(&sid), &[]).await.status < 300);
+    drop(gateway);
+}
+
+/// A child process killed when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
