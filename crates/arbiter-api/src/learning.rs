@@ -22,6 +22,21 @@ pub struct LessonView {
     /// For each policy version its interventions link that went live: the
     /// failure's rate before and after.
     pub recurrence: Vec<Recurrence>,
+    /// Its policy changes the active policy no longer enforces, and the
+    /// active version that undid them (empty while every one holds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undone: Vec<UndoneBy>,
+}
+
+/// A lesson's policy change the active version undid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoneBy {
+    /// The version the lesson's intervention made.
+    pub policy_version: String,
+    /// The active version that removes or weakens it.
+    pub undone_by: String,
+    /// What it removes or weakens.
+    pub changes: Vec<String>,
 }
 
 /// Query of `GET /v1/lessons`.

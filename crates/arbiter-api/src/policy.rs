@@ -52,6 +52,19 @@ pub struct ActivationImpact {
     pub backtest: BacktestReport,
 }
 
+/// A published lesson whose required policy change a version would undo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoneLesson {
+    /// The lesson.
+    pub lesson_id: String,
+    /// Its title.
+    pub title: String,
+    /// The policy version its policy-change intervention made (the standard).
+    pub policy_version: String,
+    /// What the new version removes or weakens for the lesson's action classes.
+    pub changes: Vec<String>,
+}
+
 /// Body of `POST /v1/policy/always-denied`: action names (an MCP gateway's tools).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -36,6 +36,9 @@ pub struct Problem {
     /// For `policy_change_unconfirmed`: what the activation would change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact: Option<Value>,
+    /// For `policy_undoes_lessons`: the published lessons the version would undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lessons: Option<Vec<crate::policy::UndoneLesson>>,
 }
 
 impl std::fmt::Display for Problem {

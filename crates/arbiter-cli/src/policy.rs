@@ -458,6 +458,14 @@ fn activate(api: &crate::client::ApiArgs, target: Target, yes: bool, force: bool
                     p.detail.split("; review").next().unwrap_or(&p.detail)
                 )
             }
+            Some(p) if p.code == "policy_undoes_lessons" => {
+                let mut why = String::from("not activated: this version undoes published lessons:");
+                for l in p.lessons.iter().flatten() {
+                    why.push_str(&format!("\n  - {} ({}): {}", l.title, l.lesson_id, l.changes.join("; ")));
+                }
+                why.push_str("\nif that is intended, rerun with --force (the lessons will show the change as undone)");
+                bail!(why)
+            }
             _ => return Err(e),
         },
     };

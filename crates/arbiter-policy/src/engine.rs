@@ -278,6 +278,43 @@ impl Policy {
             .collect()
     }
 
+    /// What `next` loosens for action class `class` compared with this
+    /// version (the standard, e.g. the version a lesson's policy change
+    /// made): each trigger that can fire for the class here and is gone in
+    /// `next` (by name) or gives a less strict verdict there, a threshold
+    /// that allows more (lower `auto_allow_at`, or one where there was none),
+    /// and a less strict `below_threshold`. A trigger whose condition changed
+    /// is not judged (a condition's strength is not decidable in general).
+    pub fn loosened_in(&self, next: &Policy, class: &str) -> Vec<String> {
+        let here = self.classes.get(class).unwrap_or(&self.unlisted);
+        let there = next.classes.get(class).unwrap_or(&next.unlisted);
+        let mut out = Vec::new();
+        for (ti, _) in &here.triggers {
+            let t = &self.triggers[*ti];
+            let kept = there.triggers.iter().map(|(i, _)| &next.triggers[*i]).find(|n| n.name == t.name);
+            match kept {
+                None => out.push(format!("removes trigger `{}` ({} for `{class}`)", t.name, t.verdict)),
+                Some(n) if n.verdict < t.verdict => {
+                    out.push(format!("weakens trigger `{}` for `{class}` from {} to {}", t.name, t.verdict, n.verdict))
+                }
+                Some(_) => {}
+            }
+        }
+        let (was, now) = (here.config.auto_allow_at, there.config.auto_allow_at);
+        match (was, now) {
+            (None, Some(b)) => out.push(format!("adds `auto_allow_at: {b}` to `{class}` (none before)")),
+            (Some(a), Some(b)) if b < a => out.push(format!("lowers `{class}`'s `auto_allow_at` from {a} to {b}")),
+            _ => {}
+        }
+        if there.config.below_threshold < here.config.below_threshold {
+            out.push(format!(
+                "relaxes `{class}`'s `below_threshold` from {} to {}",
+                here.config.below_threshold, there.config.below_threshold
+            ));
+        }
+        out
+    }
+
     /// The triggers' names, in policy order.
     pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
         self.triggers.iter().map(|t| t.name.as_str())

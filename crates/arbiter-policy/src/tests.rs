@@ -477,3 +477,37 @@ fn audit_sampling_applies_to_allowed_decisions_with_the_class_or_default_setting
     let errs = Policy::parse("version: 1\npolicy: a\nactions:\n  x:\n    audit_sample: 2\n").unwrap_err();
     assert!(errs.to_string().contains("audit_sample must be between 0 and 1"), "{errs}");
 }
+
+/// The trust review's demo: a draft tuned from the version before a lesson
+/// drops the trigger the lesson made; the comparison names it, and a version
+/// that keeps or tightens everything names nothing.
+#[test]
+fn loosening_is_named_per_class() {
+    let lesson = Policy::parse(
+        "version: 1\npolicy: p\nactions:\n  isolate_host:\n    auto_allow_at: 0.95\n  close_alert:\n    auto_allow_at: 0.9\ntriggers:
+  - name: isolate_only_for_severe_malware
+    actions: [isolate_host]
+    when: 'signals.alert_severity != \"critical\"'
+    verdict: escalate
+",
+    )
+    .unwrap();
+    let tuned = Policy::parse(
+        "version: 1\npolicy: p\nactions:\n  isolate_host:\n    auto_allow_at: 0.9\n  close_alert:\n    auto_allow_at: 0.95\n",
+    )
+    .unwrap();
+    let loosened = lesson.loosened_in(&tuned, "isolate_host");
+    assert_eq!(loosened.len(), 2, "{loosened:?}");
+    assert!(loosened[0].contains("isolate_only_for_severe_malware"), "{loosened:?}");
+    assert!(loosened[1].contains("from 0.95 to 0.9"), "{loosened:?}");
+    assert!(lesson.loosened_in(&tuned, "close_alert").is_empty(), "a stricter threshold loosens nothing");
+    assert!(lesson.loosened_in(&lesson, "isolate_host").is_empty());
+    let allow = Policy::parse(
+        &lesson
+            .source()
+            .replace("verdict: escalate", "verdict: allow\n    actions: [isolate_host]")
+            .replace("    actions: [isolate_host]\n    when", "    when"),
+    )
+    .unwrap();
+    assert!(lesson.loosened_in(&allow, "isolate_host").iter().any(|l| l.contains("from escalate to allow")));
+}

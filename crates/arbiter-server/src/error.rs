@@ -67,6 +67,9 @@ pub enum ApiError {
         changed = .0.changed, replayed = .0.replayed, pct = .0.share * 100.0, guard = .0.guard * 100.0
     )]
     PolicyChangeUnconfirmed(Box<crate::app::policy::ActivationImpact>),
+    /// The version would undo what published lessons made the policy require.
+    #[error("activating this version undoes {} published lesson(s): {}; repeat with force to activate it anyway", .0.len(), .0.iter().map(|l| format!("{} ({})", l.title, l.changes.join("; "))).collect::<Vec<_>>().join(" | "))]
+    PolicyUndoesLessons(Vec<arbiter_api::policy::UndoneLesson>),
     /// The case rules refused a command; each kind has its own code.
     #[error(transparent)]
     Case(arbiter_core::CaseError),
@@ -157,6 +160,9 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PolicyUndoesLessons(_) => {
+                (StatusCode::CONFLICT, "policy_undoes_lessons", "The policy change undoes published lessons")
+            }
             ApiError::PolicyChangeUnconfirmed(_) => {
                 (StatusCode::CONFLICT, "policy_change_unconfirmed", "Policy change needs confirmation")
             }
@@ -220,6 +226,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Invalid { field, .. } => body["field"] = json!(field),
             ApiError::PolicyChangeUnconfirmed(impact) => body["impact"] = json!(impact),
+            ApiError::PolicyUndoesLessons(lessons) => body["lessons"] = json!(lessons),
             ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
                 body["field"] = json!("args");
                 body["triggers"] = json!(triggers);

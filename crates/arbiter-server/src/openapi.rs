@@ -162,6 +162,8 @@ mod tests {
             ("RateTest", names::<arbiter_core::drift::RateTest>()),
             ("Recurrence", names::<arbiter_core::recurrence::Recurrence>()),
             ("LessonView", names::<learning::LessonView>()),
+            ("UndoneBy", names::<learning::UndoneBy>()),
+            ("UndoneLesson", names::<policy::UndoneLesson>()),
             ("CreateLesson", names::<learning::CreateLesson>()),
             ("SearchHit", names::<arbiter_core::search::SearchHit>()),
             ("SearchResults", names::<learning::SearchResults>()),

@@ -53,7 +53,20 @@ pub async fn view(state: &AppState, id: &str) -> Result<LessonView, ApiError> {
     let lesson = load(state, id).await?;
     let history = state.store.lesson_events(id).await?;
     let recurrence = recurrence_of(state, &lesson).await?;
-    Ok(LessonView { lesson, history, recurrence })
+    let undone = match state.policy() {
+        Some(active) => super::policy::lessons_undone_by(state, &active)
+            .await?
+            .into_iter()
+            .filter(|u| u.lesson_id == lesson.id)
+            .map(|u| arbiter_api::learning::UndoneBy {
+                policy_version: u.policy_version,
+                undone_by: active.hash().to_string(),
+                changes: u.changes,
+            })
+            .collect(),
+        None => vec![],
+    };
+    Ok(LessonView { lesson, history, recurrence, undone })
 }
 
 /// For each policy version the lesson's interventions link that went live,
@@ -159,7 +172,20 @@ async fn blast_radius(state: &AppState, d: &Decision) -> Result<BlastRadius, Api
 
 /// Guidance for an agent's prompt from the published lessons.
 pub async fn guidance(state: &AppState, action: Option<String>) -> Result<Guidance, ApiError> {
-    let lessons = state.store.lessons(LessonFilter { published: true, limit: 10_000, ..Default::default() }).await?;
+    let mut lessons =
+        state.store.lessons(LessonFilter { published: true, limit: 10_000, ..Default::default() }).await?;
+    // a required step the active policy no longer enforces is not told to the agent as required
+    if let Some(active) = state.policy() {
+        let undone = super::policy::lessons_undone_by(state, &active).await?;
+        for l in lessons.iter_mut() {
+            let undone_versions: Vec<&str> =
+                undone.iter().filter(|u| u.lesson_id == l.id).map(|u| u.policy_version.as_str()).collect();
+            l.interventions.retain(|x| {
+                !x.spec.kind.needs_policy_check()
+                    || x.spec.policy_version.as_deref().is_none_or(|v| !undone_versions.contains(&v))
+            });
+        }
+    }
     let items = lesson::guidance(&lessons, action.as_deref());
     let prompt = lesson::guidance_prompt(&items);
     Ok(Guidance { action, items, prompt })

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-pub use arbiter_api::policy::ActivationImpact;
+pub use arbiter_api::policy::{ActivationImpact, UndoneLesson};
 use arbiter_core::policy_version::PolicyVersion;
 use arbiter_policy::Policy;
 use arbiter_policy::backtest::{Backtest, BacktestReport};
@@ -21,6 +21,12 @@ pub async fn activate(
     force: bool,
 ) -> Result<(Arc<Policy>, bool, Option<ActivationImpact>), ApiError> {
     let candidate = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
+    if !force {
+        let undone = lessons_undone_by(state, &candidate).await?;
+        if !undone.is_empty() {
+            return Err(ApiError::PolicyUndoesLessons(undone));
+        }
+    }
     let impact = impact(state, candidate.clone()).await?;
     if let Some(i) = &impact
         && !force
@@ -30,6 +36,55 @@ pub async fn activate(
     }
     let (policy, created) = state.activate_source(source, by).await?;
     Ok((policy, created, impact))
+}
+
+/// The published lessons whose policy change `candidate` would undo: for
+/// each done (or verified) intervention a policy version carries (a policy
+/// change, or a tool change such as a confirmation step), the version it made
+/// is the standard, and whatever `candidate` removes or weakens for the
+/// lesson's action classes ([`Policy::loosened_in`]) undoes it, once that
+/// version has been live (a draft never enforced anything).
+pub async fn lessons_undone_by(state: &AppState, candidate: &Policy) -> Result<Vec<UndoneLesson>, ApiError> {
+    use arbiter_core::review::InterventionStatus;
+    let lessons = state
+        .store
+        .lessons(arbiter_store::LessonFilter { published: true, limit: 10_000, ..Default::default() })
+        .await?;
+    let mut standards: std::collections::HashMap<String, Option<Policy>> = Default::default();
+    let mut out = Vec::new();
+    for l in &lessons {
+        let made = l.interventions.iter().filter(|x| {
+            x.spec.kind.needs_policy_check()
+                && matches!(x.status, InterventionStatus::Done | InterventionStatus::Verified)
+        });
+        for x in made {
+            let Some(hash) = &x.spec.policy_version else { continue };
+            if hash == candidate.hash() {
+                continue;
+            }
+            if !standards.contains_key(hash) {
+                // only a change that went live can be undone: a draft never enforced anything
+                let live = !state.store.policy_activations(hash).await?.is_empty();
+                let compiled = match live {
+                    true => state.store.policy_version(hash).await?.and_then(|v| Policy::parse(&v.source).ok()),
+                    false => None,
+                };
+                standards.insert(hash.clone(), compiled);
+            }
+            let Some(Some(standard)) = standards.get(hash) else { continue };
+            let changes: Vec<String> =
+                l.action_classes.iter().flat_map(|class| standard.loosened_in(candidate, class)).collect();
+            if !changes.is_empty() {
+                out.push(UndoneLesson {
+                    lesson_id: l.id.clone(),
+                    title: l.title.clone(),
+                    policy_version: hash.clone(),
+                    changes,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Replay the most recent decisions through the active policy and `candidate`.

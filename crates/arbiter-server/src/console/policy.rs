@@ -295,16 +295,30 @@ async fn confirmation(
         return Err(ApiError::Conflict(format!("{} {} is already active", v.name, short(&v.hash))));
     }
     let report = app::policy::backtest(state, hash, None, None).await?;
+    let stored = app::policy::version(state, hash).await?;
+    let candidate = arbiter_policy::Policy::parse(&stored.source)
+        .map_err(|e| ApiError::internal(format!("stored version {} no longer compiles", v.hash), e))?;
+    let undone = app::policy::lessons_undone_by(state, &candidate).await?;
     let rollback = previous(versions).is_some_and(|p| p.hash == v.hash);
     Ok(html! {
         section.card.confirm {
             h2 { @if rollback { "Roll back to " } @else { "Activate " } (v.name) " " code { (short(&v.hash)) } "?" }
             p.muted { "Stored " (when(v.created_at)) " by " (v.created_by) ". Decisions made from now on use it; past decisions keep the version that made them." }
             (summary(&report))
+            @if !undone.is_empty() {
+                div.warning role="alert" {
+                    p { strong { "This version undoes " (undone.len()) " published lesson(s):" } }
+                    ul {
+                        @for l in &undone {
+                            li { a href={ "/lessons/" (l.lesson_id) } { (l.title) } ": " (l.changes.join("; ")) }
+                        }
+                    }
+                }
+            }
             form method="post" action="/policy/activate" {
                 (viewer.csrf_field())
                 input type="hidden" name="hash" value=(v.hash);
-                label.check { input type="checkbox" name="force" value="true"; " Activate even if it changes more verdicts on recent history than the guard allows" }
+                label.check { input type="checkbox" name="force" value="true"; " Activate even if it changes more verdicts on recent history than the guard allows, or undoes a published lesson" }
                 button type="submit" { @if rollback { "Roll back" } @else { "Activate" } }
                 " " a href="/policy" { "Cancel" }
             }

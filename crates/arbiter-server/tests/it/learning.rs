@@ -418,3 +418,61 @@ async fn decided_cases_are_found_by_filters_a_page_at_a_time() {
         assert_eq!(page(bad).await.unwrap().status(), 422, "{bad}");
     }
 }
+
+/// The trust review's demo: the suggested tuned draft was tuned from the
+/// version before the lesson, so it drops the trigger the lesson made, and
+/// nothing said so; the guidance kept telling the agent the step was
+/// required. Activation names the lesson and needs `force`; once forced, the
+/// lesson shows the change undone by that version and the guidance no
+/// longer calls the step required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_undoes_a_lesson_needs_force_and_says_so() {
+    let s = TestServer::start().await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let eng = s.key("eve", "reviewer", &["engineering", "soc_analyst"]).await;
+    let version = confirmation_version(&s).await;
+    let (did, case) = s.escalate(&agent, isolate("ws-7", &["workstation"], 0.8)).await;
+    let (code, e) = s
+        .post(&eng, &format!("/v1/cases/{case}/decision"), json!({"decision": "reject", "rationale": "benign beacon"}))
+        .await;
+    assert_eq!(code, 200, "{e}");
+    closed_review(&s, &eng, &did, &case, &version).await;
+    let (_, lessons) = s.get(&eng, "/v1/lessons").await;
+    let id = lessons[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.patch(&eng, &format!("/v1/lessons/{id}"), json!({"publish": true})).await.0, 200);
+    let activate = |hash: String, force: bool| {
+        let path = format!("/v1/policy/versions/{hash}/activate{}", if force { "?force=true" } else { "" });
+        let s = &s;
+        async move { s.post(&s.admin, &path, json!({})).await }
+    };
+    let (code, e) = activate(version.clone(), false).await;
+    assert_eq!(code, 200, "the lesson's own version: {e}");
+
+    // the version from before the lesson, as a tuned draft would be
+    let r = s
+        .http
+        .post(s.at("/v1/policy/versions"))
+        .bearer_auth(&s.admin)
+        .header("content-type", "application/yaml")
+        .body(crate::support::POLICY.replace("auto_allow_at: 0.9", "auto_allow_at: 0.85"))
+        .send()
+        .await
+        .unwrap();
+    let tuned: Value = r.json().await.unwrap();
+    let tuned = tuned["hash"].as_str().unwrap().to_string();
+    let (code, p) = activate(tuned.clone(), false).await;
+    assert_eq!((code, p["code"].as_str()), (409, Some("policy_undoes_lessons")), "{p}");
+    assert_eq!(p["lessons"][0]["lesson_id"], id, "{p}");
+    assert!(p["lessons"][0]["changes"][0].as_str().unwrap().contains("confirm_isolation"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("force"), "{p}");
+    let (_, g) = s.get(&agent, "/v1/guidance?action=isolate_host").await;
+    assert!(g["items"].as_array().unwrap().iter().any(|i| i["kind"] == "required_step"), "still in force: {g}");
+
+    let (code, e) = activate(tuned.clone(), true).await;
+    assert_eq!(code, 200, "{e}");
+    let (_, view) = s.get(&eng, &format!("/v1/lessons/{id}")).await;
+    assert_eq!(view["undone"][0]["undone_by"], tuned, "{view}");
+    assert_eq!(view["undone"][0]["policy_version"], version, "{view}");
+    let (_, g) = s.get(&agent, "/v1/guidance?action=isolate_host").await;
+    assert!(g["items"].as_array().unwrap().iter().all(|i| i["kind"] != "required_step"), "no longer required: {g}");
+}
