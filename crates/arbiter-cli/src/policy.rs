@@ -7,6 +7,7 @@ use arbiter_policy::Policy;
 use arbiter_policy::cel::Env;
 use clap::Subcommand;
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,6 +20,10 @@ pub enum PolicyCommand {
         /// Policy files (YAML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A store (SQLite file or postgres:// URL) to check names against: action classes no
+        /// decision had in the last year and reviewer roles no active key holds are warned about.
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Replay labelled history through a policy (beside the current one) and report what changes.
     Backtest {
@@ -132,7 +137,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
         PolicyCommand::Versions { json, api } => versions(&api, json),
         PolicyCommand::Activate { hash, yes, force, api } => activate(&api, Target::Hash(hash), yes, force),
         PolicyCommand::Rollback { yes, force, api } => activate(&api, Target::Previous, yes, force),
-        PolicyCommand::Check { files } => check(&files),
+        PolicyCommand::Check { files, db } => check(&files, db.as_deref()),
         PolicyCommand::Backtest { file, history, against, json } => backtest(&file, &history, against.as_deref(), json),
         PolicyCommand::Eval { file, action, context, agent, trace_id, json } => {
             eval(&file, &action, context.as_deref(), &agent, trace_id.as_deref(), json)
@@ -146,7 +151,29 @@ pub fn load(file: &Path) -> Result<Policy> {
     Policy::parse(&src).map_err(|e| anyhow::anyhow!("{}", e.render(&file.display().to_string()).trim_end()))
 }
 
-fn check(files: &[PathBuf]) -> Result<ExitCode> {
+/// The action classes a store's decisions had in the last year and the reviewer roles its active keys hold.
+fn known_names(db: &Path) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    crate::current_thread()?.block_on(async {
+        let store = crate::store::open_existing(db).await?;
+        let now = arbiter_core::Clock::now(&arbiter_core::SystemClock);
+        // the last year of the hourly roll-up
+        let since = now.plus_millis(-365 * 24 * 3600 * 1000);
+        let classes = store.dashboard(since).await?.by_class.into_iter().map(|c| c.action);
+        let classes: BTreeSet<String> = classes.collect();
+        let roles: BTreeSet<String> = store
+            .keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.role != arbiter_core::Role::Agent && k.inactive_at(now).is_none())
+            .flat_map(|k| k.tags)
+            .collect();
+        store.close();
+        Ok((classes, roles))
+    })
+}
+
+fn check(files: &[PathBuf], db: Option<&Path>) -> Result<ExitCode> {
+    let known = db.map(known_names).transpose()?;
     let mut failed = 0;
     for file in files {
         match std::fs::read_to_string(file) {
@@ -159,13 +186,17 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
                     for w in p.warnings() {
                         eprintln!("{}:{w} (warning)", file.display());
                     }
+                    let names = p.name_warnings(known.as_ref().map(|k| &k.0), known.as_ref().map(|k| &k.1));
+                    for w in &names {
+                        eprintln!("{}: {w} (warning)", file.display());
+                    }
                     println!(
                         "{}: ok: policy {:?}, {} triggers, version {}{}",
                         file.display(),
                         p.name(),
                         p.trigger_count(),
                         &p.hash()[..12],
-                        match p.warnings().len() {
+                        match p.warnings().len() + names.len() {
                             0 => String::new(),
                             n => format!(", {n} warning(s)"),
                         }

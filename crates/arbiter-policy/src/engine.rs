@@ -315,6 +315,55 @@ impl Policy {
         out
     }
 
+    /// Names in this policy that can match nothing, as warnings: an action
+    /// class or reviewer role one or two letters from another the policy
+    /// names (`isolate_hots` beside `isolate_host`); and, given what a store
+    /// knows, a class no decision ever had and a role no active key holds
+    /// (`reviewers: [soc_analsyt]` reaches nobody).
+    pub fn name_warnings(
+        &self,
+        classes_seen: Option<&std::collections::BTreeSet<String>>,
+        roles_held: Option<&std::collections::BTreeSet<String>>,
+    ) -> Vec<String> {
+        let classes: std::collections::BTreeSet<&str> = self.classes.keys().map(String::as_str).collect();
+        let roles = self.reviewer_roles();
+        let roles: std::collections::BTreeSet<&str> = roles.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for (kind, names) in [("action class", &classes), ("reviewer role", &roles)] {
+            let list: Vec<&str> = names.iter().copied().collect();
+            for (i, a) in list.iter().enumerate() {
+                for b in &list[i + 1..] {
+                    if a.len().min(b.len()) >= 5 && edit_distance(a, b) <= 2 {
+                        out.push(format!(
+                            "{kind}s `{a}` and `{b}` differ by one or two letters: is one a typo of the other?"
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(seen) = classes_seen.filter(|s| !s.is_empty()) {
+            for c in classes.iter().filter(|c| !seen.contains(**c)) {
+                let near = seen.iter().find(|s| edit_distance(c, s) <= 2);
+                out.push(match near {
+                    Some(n) => format!("action class `{c}` was never proposed; did you mean `{n}`?"),
+                    None => format!("action class `{c}` was never proposed (no decision in the store has it)"),
+                });
+            }
+        }
+        if let Some(held) = roles_held {
+            for r in roles.iter().filter(|r| !held.contains(**r)) {
+                let near = held.iter().find(|h| edit_distance(r, h) <= 2);
+                out.push(match near {
+                    Some(n) => format!("reviewer role `{r}` is held by no active key; did you mean `{n}`?"),
+                    None => format!(
+                        "reviewer role `{r}` is held by no active key: its cases reach only admins until one does"
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// The triggers' names, in policy order.
     pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
         self.triggers.iter().map(|t| t.name.as_str())
@@ -497,4 +546,20 @@ fn combine(
     let threshold = config.auto_allow_at.filter(|t| t.is_finite());
     let audit = config.audit_plan().filter(|_| verdict == Verdict::Allow);
     Evaluation { verdict, triggers, escalation, explanation, condition_errors, threshold, audit }
+}
+
+/// Levenshtein distance between two names (short: a row of their length).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }

@@ -511,3 +511,27 @@ fn loosening_is_named_per_class() {
     .unwrap();
     assert!(lesson.loosened_in(&allow, "isolate_host").iter().any(|l| l.contains("from escalate to allow")));
 }
+
+/// `policy check` names what cannot match: the trust review's typos.
+#[test]
+fn names_that_match_nothing_are_warned_about() {
+    let src = "version: 1\npolicy: p\ndefaults:\n  reviewers: [soc_analyst]\nactions:
+  isolate_host:
+    auto_allow_at: 0.9
+  isolate_hots:
+    reviewers: [soc_analsyt]
+";
+    let p = Policy::parse(src).unwrap();
+    let offline = p.name_warnings(None, None);
+    assert!(offline.iter().any(|w| w.contains("`isolate_host` and `isolate_hots`")), "{offline:?}");
+    assert!(offline.iter().any(|w| w.contains("`soc_analsyt` and `soc_analyst`")), "{offline:?}");
+    let seen: std::collections::BTreeSet<String> = ["isolate_host".to_string()].into();
+    let held: std::collections::BTreeSet<String> = ["soc_analyst".to_string()].into();
+    let w = p.name_warnings(Some(&seen), Some(&held));
+    assert!(w.iter().any(|w| w.contains("`isolate_hots` was never proposed; did you mean `isolate_host`")), "{w:?}");
+    assert!(
+        w.iter().any(|w| w.contains("`soc_analsyt` is held by no active key; did you mean `soc_analyst`")),
+        "{w:?}"
+    );
+    assert!(Policy::parse(SOC).unwrap().name_warnings(None, None).is_empty(), "the example is clean");
+}

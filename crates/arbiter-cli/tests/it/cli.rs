@@ -44,6 +44,41 @@ fn policy_check_reports_every_error_with_its_position() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// The trust review: `reviewers: [soc_analsyt]` and an `actions.isolate_hots`
+/// entry passed `policy check` silently. With a store, names that no decision
+/// had and no active key holds are warned about, with the near name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_names_what_matches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let s = Server::start(&db, &[]);
+    let agent = s.key("triage-agent", "agent", &[]).await;
+    let _ana = s.key("ana", "reviewer", &["soc_analyst"]).await;
+    let r = s
+        .http
+        .post(s.at("/v1/decisions"))
+        .bearer_auth(&agent)
+        .json(&serde_json::json!({"action": {"name": "isolate_host", "confidence": 0.5, "args": {"host": "h"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(
+        &typo,
+        "version: 1\npolicy: typo\ndefaults:\n  reviewers: [soc_analyst]\nactions:\n  isolate_host:\n    auto_allow_at: 0.9\n  isolate_hots:\n    reviewers: [soc_analsyt]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = arbiter(&["policy", "check", typo.to_str().unwrap()]);
+    assert!(ok, "warnings do not fail the check: {err}");
+    assert!(err.contains("`isolate_host` and `isolate_hots` differ by one or two letters"), "{err}");
+    assert!(out.contains("warning(s)"), "{out}");
+    let (ok, _, err) = arbiter(&["policy", "check", typo.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("action class `isolate_hots` was never proposed; did you mean `isolate_host`?"), "{err}");
+    assert!(err.contains("reviewer role `soc_analsyt` is held by no active key; did you mean `soc_analyst`?"), "{err}");
+}
+
 #[test]
 fn policy_eval_explains_the_verdict() {
     let soc = soc_policy();
