@@ -672,3 +672,45 @@ fn an_audit_is_claimed_and_labelled_never_answered_and_never_falls_back() {
     let mut a = approval(1);
     assert!(matches!(run(&mut a, label(&ana, true), MIN), Err(CaseError::WrongKind(CaseKind::Approval, _))));
 }
+
+/// Regressions only downstream crates caught before (the sabotage run):
+/// the strictest verdict wins (deny over escalate over allow), a deny
+/// fallback's event gives the decision a final deny, and a past answer keeps
+/// its rationale through everything that happens to the case after it.
+#[test]
+fn verdict_precedence_fallback_verdict_and_past_rationale() {
+    use Verdict::{Allow, Deny, Escalate};
+    for (verdicts, strictest) in [
+        (vec![Allow, Escalate], Escalate),
+        (vec![Escalate, Deny, Allow], Deny),
+        (vec![Allow, Allow], Allow),
+        (vec![Deny, Escalate], Deny),
+    ] {
+        assert_eq!(verdicts.iter().copied().max(), Some(strictest), "{verdicts:?}");
+    }
+    let mut stricter = approval(1).escalation;
+    stricter.fallback = Allow;
+    let mut deny = approval(1).escalation;
+    deny.fallback = Deny;
+    stricter.merge(&deny);
+    assert_eq!(stricter.fallback, Deny, "merging escalations keeps the stricter fallback");
+
+    let fallback = CaseEvent::FallbackApplied { verdict: Deny, reason: "sla_expired".into() };
+    assert_eq!(fallback.final_verdict(), Some(Deny));
+    let withdrawn = CaseEvent::Withdrawn { by: "soc-agent".into(), reason: "cancelled".into() };
+    assert_eq!(withdrawn.final_verdict(), Some(Deny));
+    assert_eq!(CaseEvent::Closed { by: "eve".into(), reason: "done".into() }.final_verdict(), None);
+
+    let mut c = approval(2);
+    let ann = reviewer("ann", &["soc_analyst"]);
+    run(&mut c, answer(&ann, Allow, None), MIN).unwrap();
+    let kept = c.answers[0].rationale.clone();
+    assert_eq!(kept, "checked the host's EDR timeline");
+    let lee = reviewer("lee", &["soc_analyst"]);
+    run(&mut c, CaseCommand::Claim { by: lee.clone(), lease_ms: 5 * MIN }, 2 * MIN).unwrap();
+    run(&mut c, CaseCommand::Sweep, 16 * MIN).unwrap();
+    run(&mut c, CaseCommand::Sweep, 60 * MIN).unwrap();
+    assert_eq!(c.state, CaseState::Decided);
+    assert_eq!(c.answers.len(), 1);
+    assert_eq!(c.answers[0].rationale, kept, "the past answer keeps its rationale");
+}

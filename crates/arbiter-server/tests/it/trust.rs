@@ -389,3 +389,74 @@ async fn a_policy_is_sent_as_yaml() {
         assert!(r.send().await.unwrap().status().is_success(), "{ct}");
     }
 }
+
+/// Receipts are used once, guarded where the rule lives (this crate's own
+/// tests, not only the end-to-end ones that need node and Python): the first
+/// use is `first: true`, the same consumer asking again gets `first: false`,
+/// any other consumer is refused `409 receipt_consumed` and a
+/// `receipt.refused` event records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_used_once() {
+    let s = TestServer::start().await;
+    let agent = s.key("tool-agent", "agent", &[]).await;
+    let args = json!({"alert_id": "A-9"});
+    let (code, d) = s
+        .post(&agent, "/v1/decisions", json!({"action": {"name": "close_alert", "confidence": 0.99, "args": args}}))
+        .await;
+    assert_eq!((code, d["final"]["verdict"].as_str()), (201, Some("allow")), "{d}");
+    let id = d["id"].as_str().unwrap();
+    let consume = |consumer: &str| json!({"receipt": d["final"]["receipt"], "args": args, "consumer": consumer});
+    let path = format!("/v1/decisions/{id}/consume");
+    let (code, first) = s.post(&agent, &path, consume("gateway-1")).await;
+    assert_eq!((code, first["first"].as_bool()), (200, Some(true)), "{first}");
+    let (code, again) = s.post(&agent, &path, consume("gateway-1")).await;
+    assert_eq!((code, again["first"].as_bool()), (200, Some(false)), "{again}");
+    assert_eq!(again["at"], first["at"], "the first use, unchanged");
+    let (code, other) = s.post(&agent, &path, consume("gateway-2")).await;
+    assert_eq!((code, other["code"].as_str()), (409, Some("receipt_consumed")), "{other}");
+    let (code, altered) = s
+        .post(
+            &agent,
+            &path,
+            json!({"receipt": d["final"]["receipt"], "args": {"alert_id": "A-10"}, "consumer": "gateway-1"}),
+        )
+        .await;
+    assert_eq!((code, altered["code"].as_str()), (422, Some("receipt_invalid")), "{altered}");
+    let (_, events) = s.get(&s.admin, "/v1/audit/events?limit=1000").await;
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "receipt.consumed").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "receipt.refused").count(), 2, "{kinds:?}");
+}
+
+/// The trust review: `"confidence": -0.0` made `audit verify` report
+/// tampering, and verification stopped there, hiding what came after. Every
+/// number the API accepts verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_accepted_number_verifies() {
+    let s = TestServer::start().await;
+    let agent = s.loader("odd-numbers").await;
+    for (confidence, arg) in
+        [(json!(-0.0), json!(9007199254740993u64)), (json!(0), json!(-0.0)), (json!(1e-320), json!(1e300))]
+    {
+        let (code, d) = s
+            .post(
+                &agent,
+                "/v1/decisions",
+                json!({"action": {"name": "close_alert", "confidence": confidence,
+                "args": {"alert_id": "A-1", "n": arg}}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{d}");
+        let (code, o) = s
+            .post(
+                &s.admin,
+                &format!("/v1/decisions/{}/outcome", d["id"].as_str().unwrap()),
+                json!({"correct": true, "cost": -0.0}),
+            )
+            .await;
+        assert_eq!(code, 200, "{o}");
+    }
+    let (_, v) = s.get(&s.admin, "/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problems_found"], 0, "{v}");
+}
