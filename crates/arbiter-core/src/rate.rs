@@ -61,7 +61,7 @@ impl FromStr for RateLimit {
             return Err(bad());
         }
         // a bucket that refills slower than once an hour would answer `Retry-After` in years
-        if per_second < MIN_PER_SECOND * (1.0 - 1e-9) || per_second > MAX_PER_SECOND {
+        if !(MIN_PER_SECOND * (1.0 - 1e-9)..=MAX_PER_SECOND).contains(&per_second) {
             return Err(format!(
                 "invalid rate limit `{s}`: the rate must be between 1/h and {MAX_PER_SECOND}/s (or `unlimited`)"
             ));

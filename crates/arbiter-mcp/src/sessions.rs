@@ -34,7 +34,7 @@ impl SessionOwners {
     }
 
     /// Whether Arbiter accepts `key` (cached for [`KEY_CHECK_TTL`]).
-    async fn accepts(&self, key: &str, digest: [u8; 32]) -> Result<(), Response> {
+    async fn accepts(&self, key: &str, digest: [u8; 32]) -> Result<(), Refusal> {
         let fresh = self
             .checked
             .lock()
@@ -53,23 +53,27 @@ impl SessionOwners {
             }
             Err(e) => match e.problem() {
                 Some(p) if p.status == 401 || p.status == 403 => {
-                    Err(refuse(StatusCode::UNAUTHORIZED, &format!("Arbiter refused the key: {}", p.detail)))
+                    Err((StatusCode::UNAUTHORIZED, format!("Arbiter refused the key: {}", p.detail)))
                 }
-                _ => Err(refuse(
+                _ => Err((
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("cannot check the key with Arbiter now: {e}; try again shortly"),
+                    format!("cannot check the key with Arbiter now: {e}; try again shortly"),
                 )),
             },
         }
     }
 }
 
+/// Why a request is refused before the MCP layer: its status and message.
+type Refusal = (StatusCode, String);
+
 /// The bearer key of a request: `Ok(None)` without one, `Err` for a header
 /// that is not a well-formed Arbiter key.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Response> {
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
     let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let malformed =
-        || refuse(StatusCode::UNAUTHORIZED, "malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`");
+    let malformed = || {
+        (StatusCode::UNAUTHORIZED, "malformed API key: expected `Authorization: Bearer arb_<id>_<secret>`".to_string())
+    };
     let v = v.to_str().map_err(|_| malformed())?;
     let key = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim).ok_or_else(malformed)?;
     let well_formed = key.len() <= 256
@@ -98,7 +102,7 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 pub async fn guard(State(sessions): State<Arc<SessionOwners>>, req: Request, next: Next) -> Response {
     let key = match bearer(req.headers()) {
         Ok(k) => k.map(str::to_string),
-        Err(r) => return r,
+        Err((status, why)) => return refuse(status, &why),
     };
     let digest: [u8; 32] = Sha256::digest(key.as_deref().unwrap_or("").as_bytes()).into();
     let session = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -122,9 +126,9 @@ pub async fn guard(State(sessions): State<Arc<SessionOwners>>, req: Request, nex
         }
         None => {
             if let Some(k) = &key
-                && let Err(r) = sessions.accepts(k, digest).await
+                && let Err((status, why)) = sessions.accepts(k, digest).await
             {
-                return r;
+                return refuse(status, &why);
             }
             let response = next.run(req).await;
             if let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
@@ -152,7 +156,7 @@ mod tests {
         for bad in
             ["Bearer nope", "Basic dXNlcg==", "Bearer arb_", "Bearer arb_id", "Bearer arb_id_", "Bearer arb_a b_c"]
         {
-            assert_eq!(bearer(&auth(bad)).unwrap_err().status(), StatusCode::UNAUTHORIZED, "{bad}");
+            assert_eq!(bearer(&auth(bad)).unwrap_err().0, StatusCode::UNAUTHORIZED, "{bad}");
         }
     }
 }

@@ -555,8 +555,7 @@ struct RpcAnswer {
 impl RpcAnswer {
     /// The JSON-RPC message of the answer (plain JSON or the SSE event carrying it).
     fn message(&self) -> Value {
-        let body =
-            self.text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).filter(|l| !l.is_empty()).last();
+        let body = self.text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).rfind(|l| !l.is_empty());
         serde_json::from_str(body.unwrap_or(&self.text)).unwrap_or_else(|e| panic!("{e}: {}", self.text))
     }
 }

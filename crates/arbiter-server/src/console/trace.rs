@@ -150,7 +150,7 @@ mod tests {
             kind: "internal".into(),
             start_ns: start,
             end_ns: end,
-            status: if i % 3 == 0 { "error".into() } else { "unset".into() },
+            status: if i.is_multiple_of(3) { "error".into() } else { "unset".into() },
             status_message: String::new(),
             service: None,
             attributes: Default::default(),
