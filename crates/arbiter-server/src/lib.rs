@@ -11,6 +11,7 @@ mod error;
 mod extract;
 pub mod jobs;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;

@@ -80,7 +80,7 @@ pub async fn serve(
         shutdown.await;
         st.stop();
     };
-    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    let result = axum::serve(crate::listener::ApiListener(listener), app).with_graceful_shutdown(graceful).await;
     state.stop();
     let _ = bg.await;
     result

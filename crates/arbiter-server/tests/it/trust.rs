@@ -460,3 +460,27 @@ async fn any_accepted_number_verifies() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["problems_found"], 0, "{v}");
 }
+
+/// Past 64 KiB the HTTP layer refuses the request line itself, before any
+/// route runs; that answer is problem+json too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_past_the_http_layer_is_answered_as_a_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    // by hand: HTTP clients refuse to send a URI this long
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let line = format!("GET /v1/search?q={} HTTP/1.1\r\nHost: {addr}\r\n\r\n", "a".repeat(70_000));
+    conn.write_all(line.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{answer}"));
+    assert!(head.starts_with("HTTP/1.1 414"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/problem+json"), "{head}");
+    let p: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(p["code"], "uri_too_long", "{p}");
+    // the server goes on serving
+    let (code, _) = s.get(&s.admin, "/v1/policy").await;
+    assert_eq!(code, 200);
+}
