@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// The longest path and query the API reads, in bytes. (Past 64 KiB the HTTP
-/// layer itself refuses the request line, with a bare `414`.)
+/// layer itself refuses the request line; [`crate::listener`] turns that
+/// answer into the same problem.)
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 
 /// Everything a request can fail with.
