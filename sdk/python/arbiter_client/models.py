@@ -220,3 +220,4 @@ class Problem(_Model):
     needed: Optional[Any] = None
     have: Optional[Any] = None
     impact: Optional[Any] = None
+    lessons: Optional[Any] = None
