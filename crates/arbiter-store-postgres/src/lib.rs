@@ -514,7 +514,10 @@ impl PostgresStore {
                 }
                 let conn = slot.as_mut().expect("connected above");
                 let out = f(conn);
-                if !conn.client.is_closed() {
+                // the server ended the connection (it may not look closed yet: the
+                // FATAL message can arrive before the socket's end)
+                let dead = conn.client.is_closed() || matches!(out, Err(StoreError::Unavailable(_)));
+                if !dead {
                     return out;
                 }
                 *slot = None;
@@ -591,7 +594,7 @@ fn run_batch(
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let mut outcome = attempt(conn, stmts, &mut batch, false, stats);
-    if matches!(outcome, Err(Attempt::NotStarted(_))) && conn.is_closed() {
+    if matches!(&outcome, Err(Attempt::NotStarted(e)) if conn.is_closed() || matches!(e, StoreError::Unavailable(_))) {
         // the connection had died before the batch began (a PgBouncer restart,
         // a failover): nothing of it ran, so it runs again on a fresh one
         tracing::info!("the writer's PostgreSQL connection had closed; running the batch on a new one");
