@@ -29,6 +29,8 @@ pub enum DecisionStatus {
     Pending,
 }
 
+wire_names!(DecisionStatus { Final => "final", Pending => "pending" });
+
 /// Who or what settled a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,18 +48,13 @@ pub enum FinalSource {
     Withdrawn,
 }
 
-impl FinalSource {
-    /// The snake_case name used in the API (and as the reason code).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinalSource::Policy => "policy",
-            FinalSource::Review => "review",
-            FinalSource::SlaExpired => "sla_expired",
-            FinalSource::AgentCaseCap => "agent_case_cap",
-            FinalSource::Withdrawn => "withdrawn",
-        }
-    }
-}
+wire_names!(FinalSource {
+    Policy => "policy",
+    Review => "review",
+    SlaExpired => "sla_expired",
+    AgentCaseCap => "agent_case_cap",
+    Withdrawn => "withdrawn",
+});
 
 /// The verdict the agent acts on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

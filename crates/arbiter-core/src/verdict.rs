@@ -19,21 +19,7 @@ pub enum Verdict {
     Deny,
 }
 
-impl Verdict {
-    /// The lowercase name used in YAML, JSON and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Escalate => "escalate",
-            Verdict::Deny => "deny",
-        }
-    }
-
-    /// Parse a name written by [`Verdict::as_str`].
-    pub fn parse(s: &str) -> Option<Verdict> {
-        [Verdict::Allow, Verdict::Escalate, Verdict::Deny].into_iter().find(|v| v.as_str() == s)
-    }
-}
+wire_names!(Verdict { Allow => "allow", Escalate => "escalate", Deny => "deny" });
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

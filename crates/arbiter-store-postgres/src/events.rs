@@ -3,8 +3,9 @@
 
 use crate::{Params, Sql, Tx, col, corrupt};
 use arbiter_core::Timestamp;
-use arbiter_store::rules::{ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger};
-use arbiter_store::{AuditProblem, AuditReport, ChainHead, Event, Result};
+use arbiter_store::audit::{DecisionRow, StoredEvent};
+use arbiter_store::rules::{DecisionColumns, column_name};
+use arbiter_store::{ChainHead, Event, Result};
 use postgres::Row;
 
 /// `SELECT` of whole event rows with the given rest of the statement, as one
@@ -99,121 +100,92 @@ pub(crate) fn append_event(
     Ok(ev)
 }
 
-/// The stored text of an enum column as the static name it should be, so that
-/// a forged value compares unequal instead of failing to parse.
-pub(crate) fn static_str(s: &str) -> &'static str {
-    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap", "withdrawn"]
-        .into_iter()
-        .find(|k| *k == s)
-        .unwrap_or("(unknown)")
-}
+/// What `audit verify` reads, from the caller's repeatable-read snapshot;
+/// the verification itself is the shared [`arbiter_store::audit::verify`].
+pub(crate) struct AuditReader<'a, S: Sql>(pub &'a mut S);
 
-/// `audit verify` in one snapshot (the caller's repeatable-read transaction).
-pub(crate) fn verify(c: &mut impl Sql, anchor: Option<ChainHead>) -> Result<AuditReport> {
-    let mut report = AuditReport::default();
-    let mut walk = ChainWalk::default();
-    let mut ledger = DecisionLedger::default();
-    // a page at a time, so a long log is never all in memory
-    let mut after = 0i64;
-    loop {
-        let rows = c.query(events_sql!("WHERE seq > $1 ORDER BY seq LIMIT 5000"), &[&after])?;
-        if rows.is_empty() {
-            break;
-        }
-        for r in &rows {
-            let seq = col::<i64>(r, 0)?;
-            after = seq;
-            let ev = match row_event(r, 0) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    report.note(AuditProblem::Event { seq: seq as u64, why: format!("unreadable: {e}") });
-                    let hash: String = col(r, 8).unwrap_or_default();
-                    walk.skip(seq as u64, &hash);
-                    report.head = Some(ChainHead { seq: seq as u64, hash });
-                    continue;
-                }
-            };
-            let step = walk
-                .step(&ev)
-                .and_then(|()| if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) });
-            match step {
-                Ok(()) => report.events += 1,
-                Err(p) => report.note(p),
-            }
-            report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
-        }
+impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
+    fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let rows =
+            self.0.query(events_sql!("WHERE seq > $1 ORDER BY seq LIMIT $2"), &[&(after as i64), &(limit as i64)])?;
+        rows.iter()
+            .map(|r| {
+                let seq = col::<i64>(r, 0)? as u64;
+                Ok(match row_event(r, 0) {
+                    Ok(ev) => StoredEvent::Read(ev),
+                    Err(e) => StoredEvent::Unreadable {
+                        seq,
+                        hash: col(r, 8).unwrap_or_default(),
+                        why: format!("unreadable: {e}"),
+                    },
+                })
+            })
+            .collect()
     }
-    if let Some(anchor) = &anchor {
-        let at = load_events(c, events_sql!("WHERE seq = $1"), &[&(anchor.seq as i64)])?;
-        if let Err(p) = arbiter_store::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
-            report.note(p);
-        }
+
+    fn event_at(&mut self, seq: u64) -> Result<Option<Event>> {
+        Ok(load_events(self.0, events_sql!("WHERE seq = $1"), &[&(seq as i64)])?.into_iter().next())
     }
-    let mut after = 0i64;
-    loop {
-        let rows = c.query(
+
+    fn decisions_after(&mut self, after: i64, limit: usize) -> Result<Vec<DecisionRow>> {
+        let rows = self.0.query(
             "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
                  policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
                  subject, final_source, overridden
-                 FROM decisions WHERE seq > $1 ORDER BY seq LIMIT 5000",
-            &[&after],
+                 FROM decisions WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit as i64)],
         )?;
-        if rows.is_empty() {
-            break;
-        }
-        for r in &rows {
-            after = col(r, 0)?;
-            let id: String = col(r, 1)?;
-            let body: String = col(r, 2)?;
-            let stored = DecisionColumns {
-                agent: col(r, 3)?,
-                idempotency_key: col(r, 4)?,
-                action_name: col(r, 5)?,
-                confidence: col(r, 6)?,
-                verdict: static_str(&col::<String>(r, 7)?),
-                status: static_str(&col::<String>(r, 8)?),
-                final_verdict: col::<Option<String>>(r, 9)?.as_deref().map(static_str),
-                policy_hash: col(r, 10)?,
-                case_id: col(r, 11)?,
-                trace_id: col(r, 12)?,
-                received_at: col(r, 13)?,
-                event_time: col(r, 14)?,
-                session_id: col(r, 15)?,
-                outcome_correct: col(r, 16)?,
-                outcome_cost: col(r, 17)?,
-                subject: col(r, 18)?,
-                final_source: col::<Option<String>>(r, 19)?.as_deref().map(static_str),
-                overridden: col(r, 20)?,
-            };
-            match ledger.check(&id, &body, &stored) {
-                Ok(()) => report.decisions += 1,
-                Err(p) => report.note(p),
-            }
-        }
+        rows.iter()
+            .map(|r| {
+                Ok(DecisionRow {
+                    seq: col(r, 0)?,
+                    id: col(r, 1)?,
+                    body: col(r, 2)?,
+                    columns: DecisionColumns {
+                        agent: col(r, 3)?,
+                        idempotency_key: col(r, 4)?,
+                        action_name: col(r, 5)?,
+                        confidence: col(r, 6)?,
+                        verdict: column_name(&col::<String>(r, 7)?),
+                        status: column_name(&col::<String>(r, 8)?),
+                        final_verdict: col::<Option<String>>(r, 9)?.as_deref().map(column_name),
+                        policy_hash: col(r, 10)?,
+                        case_id: col(r, 11)?,
+                        trace_id: col(r, 12)?,
+                        received_at: col(r, 13)?,
+                        event_time: col(r, 14)?,
+                        session_id: col(r, 15)?,
+                        outcome_correct: col(r, 16)?,
+                        outcome_cost: col(r, 17)?,
+                        subject: col(r, 18)?,
+                        final_source: col::<Option<String>>(r, 19)?.as_deref().map(column_name),
+                        overridden: col(r, 20)?,
+                    },
+                })
+            })
+            .collect()
     }
-    ledger.finish().into_iter().for_each(|p| report.note(p));
-    let cases = c.query("SELECT id, body FROM cases ORDER BY seq", &[])?;
-    for r in &cases {
-        let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
-        let events = load_events(c, events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])?;
-        match arbiter_store::rules::check_projection(&id, &body, &events) {
-            Ok(()) => report.cases += 1,
-            Err(p) => report.note(p),
-        }
+
+    fn cases_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, String, String)>> {
+        let rows = self.0.query(
+            "SELECT seq, id, body FROM cases WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit as i64)],
+        )?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?))).collect()
     }
-    let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
-    for e in load_events(c, events_sql!("WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"), &[])? {
-        if let Some(id) = e.data["lesson"]["id"].as_str() {
-            last.insert(id.to_string(), e);
-        }
+
+    fn case_events(&mut self, case_id: &str) -> Result<Vec<Event>> {
+        load_events(self.0, events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&case_id])
     }
-    for r in &c.query("SELECT id, body FROM lessons ORDER BY seq", &[])? {
-        let (id, body): (String, String) = (col(r, 0)?, col(r, 1)?);
-        if let Err(p) = arbiter_store::rules::check_lesson(&id, &body, last.get(&id)) {
-            report.note(p);
-        }
+
+    fn lesson_events(&mut self) -> Result<Vec<Event>> {
+        load_events(self.0, events_sql!("WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"), &[])
     }
-    Ok(report)
+
+    fn lessons(&mut self) -> Result<Vec<(String, String)>> {
+        let rows = self.0.query("SELECT id, body FROM lessons ORDER BY seq", &[])?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
+    }
 }
 
 /// The last event of the chain.

@@ -217,7 +217,7 @@ impl Store for PostgresStore {
                 .start()
                 .map_err(crate::backend)?;
             let mut snap = Snapshot(tx);
-            let report = events::verify(&mut snap, anchor.clone())?;
+            let report = arbiter_store::audit::verify(&mut events::AuditReader(&mut snap), anchor.as_ref())?;
             snap.0.commit().map_err(crate::backend)?;
             Ok(report)
         })

@@ -7,6 +7,7 @@
 //! database) implements the same trait in its own crate,
 //! `arbiter-store-postgres`, and runs the same [`conformance`] tests.
 
+pub mod audit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod rules;

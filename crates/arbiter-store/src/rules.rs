@@ -206,10 +206,7 @@ impl DecisionColumns {
             action_name: d.action.name.clone(),
             confidence: d.action.confidence,
             verdict: d.verdict.as_str(),
-            status: match d.status {
-                arbiter_core::DecisionStatus::Final => "final",
-                arbiter_core::DecisionStatus::Pending => "pending",
-            },
+            status: d.status.as_str(),
             final_verdict: d.final_verdict.as_ref().map(|f| f.verdict.as_str()),
             policy_hash: d.policy_hash.clone(),
             case_id: d.case_id.clone(),
@@ -254,6 +251,20 @@ impl DecisionColumns {
         ];
         checks.into_iter().find(|(_, same)| !same).map(|(name, _)| name)
     }
+}
+
+/// The stored text of an enum column (`verdict`, `status`, `final_verdict`,
+/// `final_source`) as the name it should be, taken from the enums themselves
+/// (a value no enum has reads as `(unknown)`, so a forged one compares
+/// unequal instead of failing to parse, and a new variant is known at once).
+pub fn column_name(s: &str) -> &'static str {
+    use arbiter_core::{DecisionStatus, FinalSource};
+    let names = Verdict::ALL
+        .iter()
+        .map(|v| v.as_str())
+        .chain(DecisionStatus::ALL.iter().map(|v| v.as_str()))
+        .chain(FinalSource::ALL.iter().map(|v| v.as_str()));
+    names.into_iter().find(|k| *k == s).unwrap_or("(unknown)")
 }
 
 /// Decision rows written by one batch, to be committed to the chain together.

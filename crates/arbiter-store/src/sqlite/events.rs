@@ -70,15 +70,6 @@ pub(super) fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, Strin
     ))
 }
 
-/// The stored text of an enum column as the static name it should be, so that
-/// a forged value compares unequal instead of failing to parse.
-pub(super) fn static_str(s: &str) -> &'static str {
-    ["allow", "escalate", "deny", "final", "pending", "policy", "review", "sla_expired", "agent_case_cap", "withdrawn"]
-        .into_iter()
-        .find(|k| *k == s)
-        .unwrap_or("(unknown)")
-}
-
 /// The columns of an event row, as a literal for `concat!` (SQL text stays static).
 macro_rules! event_cols {
     () => {
@@ -126,93 +117,7 @@ impl SqliteStore {
         self.read(move |c| {
             // One read transaction: every check sees the same snapshot.
             let tx = c.unchecked_transaction().map_err(backend)?;
-            let mut report = AuditReport::default();
-            let mut walk = ChainWalk::default();
-            let mut ledger = DecisionLedger::default();
-            {
-                let mut st = tx.prepare(concat!("SELECT ", event_cols!(), " FROM events ORDER BY seq")).map_err(backend)?;
-                let mut rows = st.query([]).map_err(backend)?;
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let (mut ev, data) = row_event(r).map_err(backend)?;
-                    ev.data = match serde_json::from_str(&data) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            report.note(AuditProblem::Event { seq: ev.seq, why: format!("data is not valid JSON: {e}") });
-                            walk.skip(ev.seq, &ev.hash);
-                            report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
-                            continue;
-                        }
-                    };
-                    let step = walk.step(&ev).and_then(|()| {
-                        if ev.kind == DECISIONS_COMMITTED { ledger.commit(ev.seq, &ev.data) } else { Ok(()) }
-                    });
-                    match step {
-                        Ok(()) => report.events += 1,
-                        Err(p) => report.note(p),
-                    }
-                    report.head = Some(ChainHead { seq: ev.seq, hash: ev.hash });
-                }
-            }
-            if let Some(anchor) = &anchor {
-                let at = load_events(&tx, concat!("SELECT ", event_cols!(), " FROM events WHERE seq = ?1"), [anchor.seq as i64])?;
-                if let Err(p) = crate::rules::check_anchor(anchor, at.first(), report.head.as_ref()) {
-                    report.note(p);
-                }
-            }
-            {
-                let mut st = tx
-                    .prepare(
-                        "SELECT id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
-                         policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
-                         subject, final_source, overridden
-                         FROM decisions ORDER BY seq",
-                    )
-                    .map_err(backend)?;
-                let mut rows = st.query([]).map_err(backend)?;
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let id: String = r.get(0).map_err(backend)?;
-                    let body: String = r.get(1).map_err(backend)?;
-                    let text = |i: usize| -> Result<String> { r.get::<_, String>(i).map_err(backend) };
-                    let stored = DecisionColumns {
-                        agent: text(2)?,
-                        idempotency_key: r.get(3).map_err(backend)?,
-                        action_name: text(4)?,
-                        confidence: r.get(5).map_err(backend)?,
-                        verdict: static_str(&text(6)?),
-                        status: static_str(&text(7)?),
-                        final_verdict: r.get::<_, Option<String>>(8).map_err(backend)?.as_deref().map(static_str),
-                        policy_hash: text(9)?,
-                        case_id: r.get(10).map_err(backend)?,
-                        trace_id: r.get(11).map_err(backend)?,
-                        received_at: r.get(12).map_err(backend)?,
-                        event_time: r.get(13).map_err(backend)?,
-                        session_id: r.get(14).map_err(backend)?,
-                        outcome_correct: r.get(15).map_err(backend)?,
-                        outcome_cost: r.get(16).map_err(backend)?,
-                        subject: r.get(17).map_err(backend)?,
-                        final_source: r.get::<_, Option<String>>(18).map_err(backend)?.as_deref().map(static_str),
-                        overridden: r.get(19).map_err(backend)?,
-                    };
-                    match ledger.check(&id, &body, &stored) {
-                        Ok(()) => report.decisions += 1,
-                        Err(p) => report.note(p),
-                    }
-                }
-            }
-            ledger.finish().into_iter().for_each(|p| report.note(p));
-            let mut st = tx.prepare("SELECT id, body FROM cases ORDER BY seq").map_err(backend)?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
-            for row in rows {
-                let (id, body) = row.map_err(backend)?;
-                let events =
-                    load_events(&tx, concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"), [&id])?;
-                match crate::rules::check_projection(&id, &body, &events) {
-                    Ok(()) => report.cases += 1,
-                    Err(p) => report.note(p),
-                }
-            }
-            verify_lessons(&tx)?.into_iter().for_each(|p| report.note(p));
-            Ok(report)
+            crate::audit::verify(&mut Snapshot(&tx), anchor.as_ref())
         })
         .await
     }
@@ -226,5 +131,120 @@ impl SqliteStore {
             .map_err(backend)
         })
         .await
+    }
+}
+
+/// What `audit verify` reads, from one SQLite read transaction.
+struct Snapshot<'a>(&'a Connection);
+
+impl crate::audit::AuditSnapshot for Snapshot<'_> {
+    fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<crate::audit::StoredEvent>> {
+        use crate::audit::StoredEvent;
+        let mut st = self
+            .0
+            .prepare_cached(concat!("SELECT ", event_cols!(), " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"))
+            .map_err(backend)?;
+        let rows = st.query_map(params![after as i64, limit as i64], row_event).map_err(backend)?;
+        rows.map(|r| {
+            let (mut ev, data) = r.map_err(backend)?;
+            Ok(match serde_json::from_str(&data) {
+                Ok(v) => {
+                    ev.data = v;
+                    StoredEvent::Read(ev)
+                }
+                Err(e) => {
+                    StoredEvent::Unreadable { seq: ev.seq, hash: ev.hash, why: format!("data is not valid JSON: {e}") }
+                }
+            })
+        })
+        .collect()
+    }
+
+    fn event_at(&mut self, seq: u64) -> Result<Option<Event>> {
+        let at = load_events(self.0, concat!("SELECT ", event_cols!(), " FROM events WHERE seq = ?1"), [seq as i64])?;
+        Ok(at.into_iter().next())
+    }
+
+    fn decisions_after(&mut self, after: i64, limit: usize) -> Result<Vec<crate::audit::DecisionRow>> {
+        use crate::rules::column_name;
+        let mut st = self
+            .0
+            .prepare_cached(
+                "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
+                 policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
+                 subject, final_source, overridden
+                 FROM decisions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let mut rows = st.query(params![after, limit as i64]).map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(backend)? {
+            let text = |i: usize| -> Result<String> { r.get::<_, String>(i).map_err(backend) };
+            let name = |i: usize| -> Result<Option<&'static str>> {
+                Ok(r.get::<_, Option<String>>(i).map_err(backend)?.as_deref().map(column_name))
+            };
+            out.push(crate::audit::DecisionRow {
+                seq: r.get(0).map_err(backend)?,
+                id: text(1)?,
+                body: text(2)?,
+                columns: DecisionColumns {
+                    agent: text(3)?,
+                    idempotency_key: r.get(4).map_err(backend)?,
+                    action_name: text(5)?,
+                    confidence: r.get(6).map_err(backend)?,
+                    verdict: column_name(&text(7)?),
+                    status: column_name(&text(8)?),
+                    final_verdict: name(9)?,
+                    policy_hash: text(10)?,
+                    case_id: r.get(11).map_err(backend)?,
+                    trace_id: r.get(12).map_err(backend)?,
+                    received_at: r.get(13).map_err(backend)?,
+                    event_time: r.get(14).map_err(backend)?,
+                    session_id: r.get(15).map_err(backend)?,
+                    outcome_correct: r.get(16).map_err(backend)?,
+                    outcome_cost: r.get(17).map_err(backend)?,
+                    subject: r.get(18).map_err(backend)?,
+                    final_source: name(19)?,
+                    overridden: r.get(20).map_err(backend)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn cases_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, String, String)>> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT seq, id, body FROM cases WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(backend)?;
+        let rows =
+            st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn case_events(&mut self, case_id: &str) -> Result<Vec<Event>> {
+        load_events(
+            self.0,
+            concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"),
+            [case_id],
+        )
+    }
+
+    fn lesson_events(&mut self) -> Result<Vec<Event>> {
+        load_events(
+            self.0,
+            concat!(
+                "SELECT ",
+                event_cols!(),
+                " FROM events WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"
+            ),
+            [],
+        )
+    }
+
+    fn lessons(&mut self) -> Result<Vec<(String, String)>> {
+        let mut st = self.0.prepare_cached("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 }

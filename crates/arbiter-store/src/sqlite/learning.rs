@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::LessonFilter;
-use crate::rules::{check_lesson, fts_words};
+use crate::rules::fts_words;
 use arbiter_core::Verdict;
 use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};
@@ -87,34 +87,6 @@ pub(super) fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
     .execute(params![l.id, l.review_id, l.publish, l.created_at.0, l.updated_at.0, body])
     .map_err(backend)?;
     Ok(())
-}
-
-/// `audit verify`: every lesson row against the last event that wrote it.
-pub(super) fn verify_lessons(tx: &Connection) -> Result<Vec<arbiter_core::audit::AuditProblem>> {
-    let mut last: std::collections::HashMap<String, Event> = std::collections::HashMap::new();
-    for e in load_events(
-        tx,
-        concat!(
-            "SELECT ",
-            event_cols!(),
-            " FROM events WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"
-        ),
-        [],
-    )? {
-        if let Some(id) = e.data["lesson"]["id"].as_str() {
-            last.insert(id.to_string(), e);
-        }
-    }
-    let mut st = tx.prepare("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(backend)?;
-    let mut problems = Vec::new();
-    for row in rows {
-        let (id, body) = row.map_err(backend)?;
-        if let Err(p) = check_lesson(&id, &body, last.get(&id)) {
-            problems.push(p);
-        }
-    }
-    Ok(problems)
 }
 
 fn strings(s: String) -> Result<Vec<String>> {

@@ -3,12 +3,12 @@
 //! connections. WAL mode with `synchronous=FULL`: an acknowledged write survives
 //! a killed process and a power cut.
 
-use crate::rules::{ChainBatch, ChainWalk, DECISIONS_COMMITTED, DecisionColumns, DecisionLedger};
+use crate::rules::{ChainBatch, DECISIONS_COMMITTED, DecisionColumns};
 use crate::{
     CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat,
 };
-use arbiter_core::audit::{AuditProblem, AuditReport, ChainHead, Event, GENESIS_HASH};
+use arbiter_core::audit::{AuditReport, ChainHead, Event, GENESIS_HASH};
 use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
