@@ -148,6 +148,39 @@ pub async fn run_all(store: &dyn Store) {
     assert_verified(store).await;
 }
 
+/// One test per conformance check for a backend, each on a fresh store (after
+/// the checks whose data it reads), so one failure does not hide the others. `$make` is an async expression
+/// giving `Option<(store, guard)>` (`None`: the backend is not available and
+/// the test skips; the guard keeps the store's file or database alive).
+/// Every check ends with `audit verify` passing on what it left.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            first_start [], policies [], keys [], decisions_and_idempotency [], idempotency_keys_are_per_agent [],
+            cases_and_events [decisions_and_idempotency], concurrent_writes [], claims_are_exclusive [],
+            sla_sweep [], review_cases [claims_are_exclusive],
+            learning [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
+                      sla_sweep, review_cases],
+            webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
+                            sla_sweep, review_cases, learning],
+            case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
+            drift_points_placement [], numbers_that_verify []);
+    };
+    (@each $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((store, _guard)) = $make.await else { return };
+                // the checks whose data this one reads, first (each also has its own test)
+                $($crate::conformance::$before(&store).await;)*
+                $crate::conformance::$check(&store).await;
+                $crate::conformance::assert_verified(&store).await;
+            }
+        )*
+    };
+}
+
 /// The drift monitor places live decisions at their receipt (an agent's clock
 /// cannot move them) and replays at their event time.
 pub async fn drift_points_placement(store: &dyn Store) {

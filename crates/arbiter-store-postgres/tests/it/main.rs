@@ -6,6 +6,20 @@
 use arbiter_store::conformance;
 use arbiter_store_postgres::{PostgresStore, testing};
 
+/// The conformance suite on PostgreSQL, one test per check, each in a database
+/// of its own (dropped with `FORCE` when the test ends, cutting the store's connections).
+mod conformance_checks {
+    use arbiter_store_postgres::{PostgresStore, testing};
+
+    async fn fresh() -> Option<(PostgresStore, testing::TestDatabase)> {
+        let db = testing::fresh("conformance_check")?;
+        let store = PostgresStore::connect(&db.url).await.unwrap();
+        Some((store, db))
+    }
+
+    arbiter_store::conformance_tests!(fresh());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_conformance_suite() {
     let Some(db) = testing::fresh("conformance") else { return };

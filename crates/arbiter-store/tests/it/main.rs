@@ -3,8 +3,21 @@
 
 use arbiter_store::{SqliteStore, Store, conformance};
 
+/// The conformance suite on SQLite, one test per check.
+mod conformance_checks {
+    use arbiter_store::SqliteStore;
+
+    async fn fresh() -> Option<(SqliteStore, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
+        Some((store, dir))
+    }
+
+    arbiter_store::conformance_tests!(fresh());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_passes_the_conformance_suite() {
+async fn sqlite_passes_the_conformance_suite_in_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("arbiter.db")).unwrap();
     conformance::run_all(&store).await;
