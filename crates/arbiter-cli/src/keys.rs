@@ -80,9 +80,15 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
             KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet } => {
                 let store = crate::open_store(&db).await?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
-                let spec =
-                    arbiter_server::auth::KeySpec { name, role, tags, expires_in: expires, rate_limit, same_principal };
-                let key = arbiter_server::auth::create_key(&*store, spec, SystemClock.now())
+                let spec = arbiter_server::app::keys::KeySpec {
+                    name,
+                    role,
+                    tags,
+                    expires_in: expires,
+                    rate_limit,
+                    same_principal,
+                };
+                let key = arbiter_server::app::keys::create_key(&*store, spec, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
                 let roles = match store.active_policy().await {
@@ -91,7 +97,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 };
                 store.close();
                 let key = key?;
-                for w in arbiter_server::auth::key_warnings(&key.record, roles.as_ref()) {
+                for w in arbiter_server::app::keys::key_warnings(&key.record, roles.as_ref()) {
                     eprintln!("warning: {w}");
                 }
                 if quiet {
@@ -107,7 +113,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
             }
             KeysCommand::Rotate { db, id, old_expires, quiet } => {
                 let store = crate::open_store(&db).await?;
-                let key = arbiter_server::auth::rotate_key(&*store, &id, old_expires, SystemClock.now())
+                let key = arbiter_server::app::keys::rotate_key(&*store, &id, old_expires, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
                 store.close();

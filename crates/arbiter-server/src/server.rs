@@ -2,7 +2,7 @@
 //! which takes an already-bound listener and a shutdown future (tests bind
 //! port 0 and stop it cleanly) and runs the background jobs beside the API.
 
-use crate::{ApiError, AppState, auth, jobs, routes};
+use crate::{ApiError, AppState, jobs, routes};
 use arbiter_core::Role;
 use std::future::Future;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<
         }
         None => None,
     };
-    let admin = auth::generate_key("admin", Role::Admin, Default::default(), now)?;
+    let admin = crate::app::keys::generate_key("admin", Role::Admin, Default::default(), now)?;
     let start = arbiter_store::FirstStart {
         policy_only_if_none: policy.as_ref().is_some_and(|(_, o)| *o),
         policy: policy.as_ref().map(|(v, _)| v.clone()),

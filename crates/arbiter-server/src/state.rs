@@ -1,10 +1,10 @@
 //! Everything a request handler can reach: the store, the active policy, the
 //! key cache, waiters, metrics, the clock, and the limits on runaway agents.
 
-use crate::{ApiError, Config, auth, jobs, limits, metrics, waiters};
+use crate::{ApiError, Config, auth, limits, metrics, waiters};
 use arbiter_core::{Actor, CaseCommand, Clock, Decision, Principal, Role};
 use arbiter_policy::Policy;
-use arbiter_store::{CaseUpdate, PolicyVersion, Store};
+use arbiter_store::{CaseUpdate, Store};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,7 +30,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     stopping: watch::Sender<bool>,
     /// The latest drift evaluation.
-    pub(crate) drift_status: RwLock<Option<jobs::drift::DriftStatus>>,
+    pub(crate) drift_status: RwLock<Option<arbiter_api::drift::DriftStatus>>,
     /// The console's session-signing secret, shared by all replicas through the store.
     console_secret: tokio::sync::OnceCell<Vec<u8>>,
     /// Bumped whenever this server changes an approval case.
@@ -52,7 +52,7 @@ pub struct AppState {
     /// This server's name among replicas (holder of leases).
     pub instance: String,
     /// The manual clock's control (`--clock manual` only).
-    pub(crate) clock_control: std::sync::OnceLock<crate::app::clock::ClockControl>,
+    pub(crate) clock_control: std::sync::OnceLock<ClockControl>,
 }
 
 impl AppState {
@@ -115,7 +115,8 @@ impl AppState {
         Ok(p)
     }
 
-    fn set_policy(&self, p: Arc<Policy>) {
+    /// Serve `p` from now on (after the store made it the active version).
+    pub(crate) fn set_policy(&self, p: Arc<Policy>) {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
 
@@ -132,24 +133,6 @@ impl AppState {
         tracing::info!(hash = %v.hash, name = %v.name, "activated policy");
         self.set_policy(Arc::new(p));
         Ok(())
-    }
-
-    /// Compile, store and activate a policy source. Returns the compiled policy
-    /// and whether this version was new.
-    pub async fn activate_source(&self, source: &str, by: &str) -> Result<(Arc<Policy>, bool), ApiError> {
-        let p = Arc::new(Policy::parse(source).map_err(ApiError::InvalidPolicy)?);
-        let existed = self.store.policy_version(p.hash()).await?.is_some();
-        let now = self.clock.now();
-        let v = PolicyVersion {
-            hash: p.hash().to_string(),
-            name: p.name().to_string(),
-            source: source.to_string(),
-            created_at: now,
-            created_by: by.to_string(),
-        };
-        self.store.activate_policy(v, now, by).await?;
-        self.set_policy(p.clone());
-        Ok((p, !existed))
     }
 
     /// Run a command on a case; wakes agents waiting on its decision when the
@@ -210,7 +193,7 @@ impl AppState {
     }
 
     /// The latest drift evaluation, if one ran.
-    pub fn drift_status(&self) -> Option<jobs::drift::DriftStatus> {
+    pub fn drift_status(&self) -> Option<arbiter_api::drift::DriftStatus> {
         self.drift_status.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -238,4 +221,23 @@ fn hostname() -> String {
 /// The case actor for an authenticated caller.
 pub fn actor(p: &Principal) -> Actor {
     Actor { name: p.name.clone(), key_id: p.key_id.clone(), tags: p.tags.clone(), is_admin: p.role == Role::Admin }
+}
+
+/// The handle a server on a manual clock keeps to move it.
+#[derive(Debug)]
+pub struct ClockControl {
+    pub(crate) clock: Arc<arbiter_core::ManualClock>,
+    /// When the drift monitor runs next (clock time): a fixed schedule from the start.
+    pub(crate) next_drift: std::sync::Mutex<arbiter_core::Timestamp>,
+    /// One move at a time.
+    pub(crate) moving: tokio::sync::Mutex<()>,
+}
+
+impl ClockControl {
+    /// Control of `clock`, the drift monitor first due one `drift_interval` after its current time.
+    pub fn new(clock: Arc<arbiter_core::ManualClock>, drift_interval: std::time::Duration) -> ClockControl {
+        use arbiter_core::Clock;
+        let first = clock.now().plus_millis(drift_interval.as_millis() as i64);
+        ClockControl { clock, next_drift: std::sync::Mutex::new(first), moving: tokio::sync::Mutex::new(()) }
+    }
 }

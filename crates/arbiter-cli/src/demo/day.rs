@@ -12,7 +12,6 @@ use arbiter_api::decisions::{DecisionRequest, OutcomeRequest};
 use arbiter_core::drift::AlarmKind;
 use arbiter_core::soc::Proposal;
 use arbiter_core::{ManualClock, Timestamp, Verdict};
-use arbiter_server::jobs;
 use futures_util::future::join_all;
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
@@ -148,9 +147,9 @@ impl Day {
             // 3. reviewers finish and pick up work from their queues
             pool.work(t).await?;
             // 4. time-driven work: SLA tiers and fallbacks, the drift monitor
-            jobs::sweeper::sweep_once(&server.state).await?;
+            arbiter_server::app::sla::sweep_once(&server.state).await?;
             if t % DRIFT_EVERY == 0 && t > self.begins {
-                let status = jobs::drift::run_once(&server.state).await?;
+                let status = arbiter_server::app::drift::run_once(&server.state).await?;
                 for a in status.report.alarms {
                     if !summary.alarms.iter().any(|x| x.action == a.action && x.kind == a.kind) {
                         println!("[{}] drift alarm: {}", hhmm(t), a.summary);
@@ -174,7 +173,7 @@ impl Day {
             agent.report_outcome(&id, &req).await.context("posting an outcome label failed")?;
         }
         clock.set(Timestamp(self.start.0 + end_of_day));
-        jobs::sweeper::sweep_once(&server.state).await?;
+        arbiter_server::app::sla::sweep_once(&server.state).await?;
         Ok(summary)
     }
 }

@@ -6,31 +6,12 @@
 //! Off by default; a server on the system clock refuses to move it, and every
 //! move is logged and recorded in the audit log.
 
-use crate::jobs;
+use crate::state::ClockControl;
 use crate::{ApiError, AppState};
 use arbiter_api::drift::{ClockRequest, ClockView};
+use arbiter_core::ManualClock;
 use arbiter_core::Principal;
-use arbiter_core::{ManualClock, Timestamp};
 use std::sync::Arc;
-
-/// The handle a server on a manual clock keeps to move it.
-#[derive(Debug)]
-pub struct ClockControl {
-    clock: Arc<ManualClock>,
-    /// When the drift monitor runs next (clock time): a fixed schedule from the start.
-    next_drift: std::sync::Mutex<Timestamp>,
-    /// One move at a time.
-    moving: tokio::sync::Mutex<()>,
-}
-
-impl ClockControl {
-    /// Control of `clock`, the drift monitor first due one `drift_interval` after its current time.
-    pub fn new(clock: Arc<ManualClock>, drift_interval: std::time::Duration) -> ClockControl {
-        use arbiter_core::Clock;
-        let first = clock.now().plus_millis(drift_interval.as_millis() as i64);
-        ClockControl { clock, next_drift: std::sync::Mutex::new(first), moving: tokio::sync::Mutex::new(()) }
-    }
-}
 
 /// Move the clock as `req` asks, running what falls due on the way.
 pub async fn advance(state: &AppState, who: &Principal, req: ClockRequest) -> Result<ClockView, ApiError> {
@@ -69,16 +50,16 @@ pub async fn advance(state: &AppState, who: &Principal, req: ClockRequest) -> Re
             break;
         }
         control.clock.set(due);
-        view.swept += jobs::sweeper::sweep_once(state).await? as u64;
+        view.swept += super::sla::sweep_once(state).await? as u64;
         view.sweeps += 1;
-        if let Some(status) = jobs::drift::run_if_leader(state).await? {
+        if let Some(status) = super::drift::run_if_leader(state).await? {
             view.drift_evaluations += 1;
             view.opened_reviews.extend(status.opened_reviews);
         }
         *control.next_drift.lock().unwrap_or_else(|e| e.into_inner()) = due.plus_millis(interval);
     }
     control.clock.set(to);
-    view.swept += jobs::sweeper::sweep_once(state).await? as u64;
+    view.swept += super::sla::sweep_once(state).await? as u64;
     view.sweeps += 1;
     Ok(view)
 }

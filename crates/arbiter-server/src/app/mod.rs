@@ -5,7 +5,12 @@
 pub mod cases;
 pub mod clock;
 pub mod decisions;
+pub mod drift;
+pub mod keys;
 pub mod learning;
 pub mod policy;
+pub mod receipts;
 pub mod reviews;
+pub mod sla;
 pub mod traces;
+pub mod webhooks;

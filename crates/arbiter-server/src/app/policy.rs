@@ -34,8 +34,30 @@ pub async fn activate(
     {
         return Err(ApiError::PolicyChangeUnconfirmed(Box::new(i.clone())));
     }
-    let (policy, created) = state.activate_source(source, by).await?;
+    let (policy, created) = store_and_activate(state, candidate, source, by).await?;
     Ok((policy, created, impact))
+}
+
+/// Store `p` (compiled from `source`) and make it the active version, served
+/// at once; returns it and whether this version was new.
+async fn store_and_activate(
+    state: &AppState,
+    p: Arc<Policy>,
+    source: &str,
+    by: &str,
+) -> Result<(Arc<Policy>, bool), ApiError> {
+    let existed = state.store.policy_version(p.hash()).await?.is_some();
+    let now = state.clock.now();
+    let v = PolicyVersion {
+        hash: p.hash().to_string(),
+        name: p.name().to_string(),
+        source: source.to_string(),
+        created_at: now,
+        created_by: by.to_string(),
+    };
+    state.store.activate_policy(v, now, by).await?;
+    state.set_policy(p.clone());
+    Ok((p, !existed))
 }
 
 /// The published lessons whose policy change `candidate` would undo: for

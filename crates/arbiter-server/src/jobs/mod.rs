@@ -4,9 +4,7 @@
 //! (each only when it is on), and the relay that wakes agents waiting here on
 //! decisions other replicas made final.
 
-pub mod drift;
 pub mod policy_refresh;
-pub mod sweeper;
 pub mod webhook_delivery;
 
 use crate::AppState;
@@ -18,7 +16,7 @@ use std::time::Duration;
 pub async fn run(state: Arc<AppState>) {
     let refresh = every(state.clone(), state.config.policy_refresh, policy_refresh::run_once);
     let sweep = every(state.clone(), state.config.sweep_interval, |s| async move {
-        if let Err(e) = sweeper::sweep_once(&s).await {
+        if let Err(e) = crate::app::sla::sweep_once(&s).await {
             tracing::warn!(error = %e, "the SLA sweep failed; retrying");
         }
     });
@@ -32,7 +30,7 @@ pub async fn run(state: Arc<AppState>) {
             return; // a manual clock: moving it runs the monitor at its due times
         }
         every(state.clone(), state.config.drift_interval, |s| async move {
-            if let Err(e) = drift::run_if_leader(&s).await {
+            if let Err(e) = crate::app::drift::run_if_leader(&s).await {
                 tracing::warn!(error = %e, "drift evaluation failed; retrying");
             }
         })

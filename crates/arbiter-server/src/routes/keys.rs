@@ -1,7 +1,7 @@
 //! `GET|POST /v1/keys`, `DELETE /v1/keys/{id}` (admin only).
 
 use crate::AppState;
-use crate::auth::{KeySpec, create_key, rotate_key};
+use crate::app::keys::{KeySpec, create_key, rotate_key};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
@@ -30,7 +30,7 @@ pub async fn create(
     };
     let key = create_key(state.store.as_ref(), spec, state.clock.now()).await?;
     let roles = state.policy().map(|p| p.reviewer_roles());
-    let warnings = crate::auth::key_warnings(&key.record, roles.as_ref());
+    let warnings = crate::app::keys::key_warnings(&key.record, roles.as_ref());
     Ok((StatusCode::CREATED, Json(CreatedKey { key: key.secret, record: key.record, warnings })))
 }
 

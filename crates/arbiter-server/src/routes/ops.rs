@@ -72,11 +72,11 @@ pub async fn method_not_allowed() -> ApiError {
 pub async fn drift(
     State(state): State<Arc<AppState>>,
     auth: crate::extract::Auth,
-) -> Result<axum::Json<crate::jobs::drift::DriftStatus>, ApiError> {
+) -> Result<axum::Json<arbiter_api::drift::DriftStatus>, ApiError> {
     auth.require(WORKERS, "reading drift statistics")?;
     match state.drift_status() {
         Some(s) => Ok(axum::Json(s)),
-        None => Ok(axum::Json(crate::jobs::drift::status_now(&state).await?)),
+        None => Ok(axum::Json(crate::app::drift::status_now(&state).await?)),
     }
 }
 
@@ -111,5 +111,5 @@ pub async fn acknowledge_drift_episode(
     crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::AcknowledgeRequest>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
     let who = auth.require(WORKERS, "acknowledging drift episodes")?;
-    Ok(axum::Json(crate::jobs::drift::acknowledge(&state, who, &id, req).await?))
+    Ok(axum::Json(crate::app::drift::acknowledge(&state, who, &id, req).await?))
 }

@@ -6,7 +6,7 @@
 //! do not count toward the cap on an agent's open approval cases.
 
 use crate::support::TestServer;
-use arbiter_server::jobs::sweeper::sweep_once;
+use arbiter_server::app::sla::sweep_once;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Behaviour the documentation promises, each pinned by a test.
 
 use crate::support::{POLICY, TestServer, isolate};
-use arbiter_server::jobs::sweeper::sweep_once;
+use arbiter_server::app::sla::sweep_once;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,7 @@ async fn without_a_policy_the_server_is_unavailable_not_wrong() {
     let store = Arc::new(arbiter_store::SqliteStore::open(dir.path().join("a.db")).unwrap());
     let clock = Arc::new(arbiter_core::ManualClock::new(arbiter_core::Timestamp(1_800_000_000_000)));
     let state = arbiter_server::AppState::new(store.clone(), Default::default(), clock.clone()).await.unwrap();
-    let key = arbiter_server::auth::generate_key(
+    let key = arbiter_server::app::keys::generate_key(
         "agent",
         arbiter_core::Role::Agent,
         Default::default(),

@@ -1,5 +1,5 @@
 use crate::support::{TestServer, isolate};
-use arbiter_server::jobs::sweeper::sweep_once;
+use arbiter_server::app::sla::sweep_once;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

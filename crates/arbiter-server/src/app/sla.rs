@@ -1,4 +1,4 @@
-//! The SLA sweeper: returns expired leases to the queue, moves cases whose
+//! The SLA sweep: returns expired leases to the queue, moves cases whose
 //! tier ran out to the next tier, and applies the policy's fallback after the
 //! last one. It reads the injected clock, so tests move time instead of sleeping.
 
