@@ -1,10 +1,10 @@
-//! API errors as `application/problem+json` (RFC 9457). Every kind has a stable
-//! `code` (also in `type` as `urn:arbiter:error:<code>`) that clients can match on.
+//! The errors of Arbiter's operations. Every kind has a stable `code` (also
+//! in `type` as `urn:arbiter:error:<code>`) that clients can match on, a
+//! title and a class; nothing here knows HTTP: each adapter maps the class
+//! to its own terms (the API's statuses and problem+json bodies are in
+//! `routes/problem.rs`, the console renders the same error as a page).
 
 use arbiter_store::StoreError;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// The longest path and query the API reads, in bytes. (Past 64 KiB the HTTP
 /// layer itself refuses the request line; [`crate::listener`] turns that
@@ -96,9 +96,50 @@ pub enum ApiError {
     },
 }
 
+/// What kind of failure an error is, for adapters to map to their own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request could not be read at all (bad JSON, bad OTLP).
+    Malformed,
+    /// A value is wrong or out of range.
+    Invalid,
+    /// No valid credentials.
+    Unauthorized,
+    /// Valid credentials, but not allowed to do this.
+    Forbidden,
+    /// The thing does not exist (or is not the caller's to see).
+    NotFound,
+    /// The resource does not take this method.
+    MethodNotAllowed,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The body is too large.
+    TooLarge,
+    /// The path and query are too long.
+    UriTooLong,
+    /// The body's media type is not one this operation reads.
+    UnsupportedMediaType,
+    /// Too many requests: wait and retry.
+    RateLimited,
+    /// Not available now (shutting down, no policy, the store not answering): retry.
+    Unavailable,
+    /// A bug or a failure inside.
+    Internal,
+}
+
 impl ApiError {
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    /// Its stable code (`invalid_request`, `receipt_consumed`, …).
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// Its title, the same for every error of its code.
+    pub fn title(&self) -> &'static str {
+        self.parts().2
+    }
+
+    /// Its class.
+    pub fn class(&self) -> ErrorClass {
         self.parts().0
     }
 
@@ -139,51 +180,46 @@ impl ApiError {
         ApiError::Internal { context: context.into(), source: None }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    fn parts(&self) -> (ErrorClass, &'static str, &'static str) {
+        use ErrorClass as C;
         match self {
-            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
-            ApiError::MalformedTraces(_) => (StatusCode::BAD_REQUEST, "malformed_traces", "Malformed OTLP payload"),
-            ApiError::ReceiptInvalid(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "receipt_invalid", "The receipt does not authorise this call")
-            }
-            ApiError::ReceiptConsumed(_) => (StatusCode::CONFLICT, "receipt_consumed", "The receipt was already used"),
-            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request"),
-            ApiError::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", "Invalid policy"),
-            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
-            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
+            ApiError::MalformedJson(_) => (C::Malformed, "malformed_json", "Malformed JSON"),
+            ApiError::MalformedTraces(_) => (C::Malformed, "malformed_traces", "Malformed OTLP payload"),
+            ApiError::ReceiptInvalid(_) => (C::Invalid, "receipt_invalid", "The receipt does not authorise this call"),
+            ApiError::ReceiptConsumed(_) => (C::Conflict, "receipt_consumed", "The receipt was already used"),
+            ApiError::Invalid { .. } => (C::Invalid, "invalid_request", "Invalid request"),
+            ApiError::InvalidPolicy(_) => (C::Invalid, "invalid_policy", "Invalid policy"),
+            ApiError::TooLarge(_) => (C::TooLarge, "payload_too_large", "Payload too large"),
+            ApiError::UriTooLong(_) => (C::UriTooLong, "uri_too_long", "URI too long"),
             ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+                (C::UnsupportedMediaType, "unsupported_media_type", "Unsupported media type")
             }
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            ApiError::MethodNotAllowed(_) => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
-            }
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Unauthorized(_) => (C::Unauthorized, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (C::Forbidden, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) => (C::NotFound, "not_found", "Not found"),
+            ApiError::MethodNotAllowed(_) => (C::MethodNotAllowed, "method_not_allowed", "Method not allowed"),
+            ApiError::Conflict(_) => (C::Conflict, "conflict", "Conflict"),
             ApiError::PolicyUndoesLessons(_) => {
-                (StatusCode::CONFLICT, "policy_undoes_lessons", "The policy change undoes published lessons")
+                (C::Conflict, "policy_undoes_lessons", "The policy change undoes published lessons")
             }
             ApiError::PolicyChangeUnconfirmed(_) => {
-                (StatusCode::CONFLICT, "policy_change_unconfirmed", "Policy change needs confirmation")
+                (C::Conflict, "policy_change_unconfirmed", "Policy change needs confirmation")
             }
             ApiError::Case(e) => {
                 use arbiter_core::CaseError as E;
-                let (status, title) = match e {
+                let (class, title) = match e {
                     E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
-                        (StatusCode::FORBIDDEN, "Forbidden")
+                        (C::Forbidden, "Forbidden")
                     }
-                    E::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid request"),
-                    E::ModificationDenied { .. } => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "Modification denied by the policy")
-                    }
-                    _ => (StatusCode::CONFLICT, "Conflict"),
+                    E::Invalid { .. } => (C::Invalid, "Invalid request"),
+                    E::ModificationDenied { .. } => (C::Invalid, "Modification denied by the policy"),
+                    _ => (C::Conflict, "Conflict"),
                 };
-                (status, e.code(), title)
+                (class, e.code(), title)
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
-            ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+            ApiError::Unavailable(_) => (C::Unavailable, "unavailable", "Service unavailable"),
+            ApiError::RateLimited { .. } => (C::RateLimited, "rate_limited", "Too many requests"),
+            ApiError::Internal { .. } => (C::Internal, "internal", "Internal server error"),
         }
     }
 
@@ -209,74 +245,5 @@ impl From<StoreError> for ApiError {
             }
             other => ApiError::internal("the store failed", other),
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.log();
-        let (status, code, title) = self.parts();
-        let detail = self.detail();
-        let mut body = json!({
-            "type": format!("urn:arbiter:error:{code}"),
-            "code": code,
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        match &self {
-            ApiError::Invalid { field, .. } => body["field"] = json!(field),
-            ApiError::PolicyChangeUnconfirmed(impact) => body["impact"] = json!(impact),
-            ApiError::PolicyUndoesLessons(lessons) => body["lessons"] = json!(lessons),
-            ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
-                body["field"] = json!("args");
-                body["triggers"] = json!(triggers);
-            }
-            ApiError::Case(arbiter_core::CaseError::WrongRole { needed, have }) => {
-                body["needed"] = json!(needed);
-                body["have"] = json!(have);
-            }
-            ApiError::InvalidPolicy(errs) => {
-                body["errors"] = errs
-                    .0
-                    .iter()
-                    .map(|e| json!({"line": e.line, "column": e.col, "field": e.field, "message": e.message}))
-                    .collect();
-            }
-            _ => {}
-        }
-        let mut resp = (status, body.to_string()).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let ApiError::RateLimited { retry_after_ms, .. } = &self {
-            let secs = retry_after_ms.div_ceil(1000).max(1);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        if let ApiError::Unavailable(_) = &self {
-            // the store restarting, a failover, the server shutting down: seconds, not minutes
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
-        }
-        resp
-    }
-}
-
-#[cfg(test)]
-mod store_outage_tests {
-    use super::*;
-
-    /// The trust review: during a PostgreSQL outage every request answered
-    /// `500 internal`; a store that does not answer is `503 unavailable`, with
-    /// `Retry-After`, as docs/api.md promises.
-    #[test]
-    fn a_store_that_does_not_answer_is_unavailable_not_a_bug() {
-        let e: ApiError = StoreError::Unavailable("cannot connect to PostgreSQL at db:5432: refused".into()).into();
-        let r = e.into_response();
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
     }
 }

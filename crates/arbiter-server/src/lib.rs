@@ -1,7 +1,10 @@
-//! Arbiter's HTTP API. [`serve`] takes an already-bound listener and a
-//! shutdown future, so tests bind port 0 and stop the server cleanly; the
-//! background work (policy refresh across replicas) runs beside it and stops
-//! with it.
+//! Arbiter's server. [`app`] holds every operation, written once, with an
+//! error type that knows no HTTP; the adapters are thin layers over it:
+//! `routes` (the HTTP API) and [`console`] (the reviewer pages), with chat
+//! adapters (Slack approvals) to come beside them, none weaker than another.
+//! [`jobs`] are the background loops. [`serve`] takes an already-bound
+//! listener and a shutdown future, so tests bind port 0 and stop the server
+//! cleanly; the background work runs beside it and stops with it.
 
 pub mod app;
 pub mod auth;

@@ -7,6 +7,7 @@ mod keys;
 mod learning;
 mod ops;
 mod policy;
+pub mod problem;
 mod receipts;
 pub(crate) mod reviews;
 pub mod traces;

@@ -1,0 +1,104 @@
+//! Errors as the API answers them: `application/problem+json` (RFC 9457),
+//! with the HTTP status of each error class, `Retry-After` where waiting
+//! helps and `WWW-Authenticate` on 401.
+
+use crate::error::{ApiError, ErrorClass};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The HTTP status of an error class.
+pub fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::Malformed => StatusCode::BAD_REQUEST,
+        ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorClass::UriTooLong => StatusCode::URI_TOO_LONG,
+        ErrorClass::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.class())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let (status, code, title) = (self.status(), self.code(), self.title());
+        let detail = self.detail();
+        let mut body = json!({
+            "type": format!("urn:arbiter:error:{code}"),
+            "code": code,
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        match &self {
+            ApiError::Invalid { field, .. } => body["field"] = json!(field),
+            ApiError::PolicyChangeUnconfirmed(impact) => body["impact"] = json!(impact),
+            ApiError::PolicyUndoesLessons(lessons) => body["lessons"] = json!(lessons),
+            ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
+                body["field"] = json!("args");
+                body["triggers"] = json!(triggers);
+            }
+            ApiError::Case(arbiter_core::CaseError::WrongRole { needed, have }) => {
+                body["needed"] = json!(needed);
+                body["have"] = json!(have);
+            }
+            ApiError::InvalidPolicy(errs) => {
+                body["errors"] = errs
+                    .0
+                    .iter()
+                    .map(|e| json!({"line": e.line, "column": e.col, "field": e.field, "message": e.message}))
+                    .collect();
+            }
+            _ => {}
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::RateLimited { retry_after_ms, .. } = &self {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if let ApiError::Unavailable(_) = &self {
+            // the store restarting, a failover, the server shutting down: seconds, not minutes
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod store_outage_tests {
+    use super::*;
+    use arbiter_store::StoreError;
+
+    /// The trust review: during a PostgreSQL outage every request answered
+    /// `500 internal`; a store that does not answer is `503 unavailable`, with
+    /// `Retry-After`, as docs/api.md promises.
+    #[test]
+    fn a_store_that_does_not_answer_is_unavailable_not_a_bug() {
+        let e: ApiError = StoreError::Unavailable("cannot connect to PostgreSQL at db:5432: refused".into()).into();
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+}
