@@ -59,7 +59,7 @@ def binom_cdf(k, n, p):
     return out
 
 
-# --- the exact allocation (a port of crates/arbiter-core/src/tuning/allocate.rs) ---
+# --- the exact allocation (a port of crates/arbiter-tuning/src/allocate.rs) ---
 
 def hull(opts):
     order = sorted(range(len(opts)), key=lambda i: (opts[i][0], opts[i][1]))

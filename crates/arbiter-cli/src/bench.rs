@@ -13,11 +13,11 @@ use arbiter_api::decisions::DecisionRequest;
 use arbiter_api::keys::CreateKey;
 use arbiter_api::reviews::OpenReview;
 use arbiter_core::rate::RateLimit;
-use arbiter_core::soc::{Soc, SocConfig};
 use arbiter_core::stats::quantile_sorted;
 use arbiter_core::{HumanDuration, Role, SystemClock, Timestamp, Verdict};
 use arbiter_server::Config;
 use arbiter_store::{SqliteStore, Store};
+use arbiter_tuning::soc::{Soc, SocConfig};
 use clap::{Args, Subcommand};
 use futures_util::future::join_all;
 use serde_json::json;
@@ -64,7 +64,7 @@ pub struct TuneBenchArgs {
 }
 
 fn tune_bench(a: TuneBenchArgs) -> Result<ExitCode> {
-    use arbiter_core::tuning::{Tally, TuneOptions, synthetic, tune_curves};
+    use arbiter_tuning::{Tally, TuneOptions, synthetic, tune_curves};
     let h = synthetic(a.decisions, a.classes.max(1), a.seed);
     let opts =
         TuneOptions { max_escalation_rate: 0.10, max_auto_error: Some(0.05), delta: 0.05, ..TuneOptions::default() };
@@ -296,7 +296,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
                         break;
                     }
                     let req = DecisionRequest {
-                        action: arbiter_core::soc::load_mix(i),
+                        action: arbiter_tuning::soc::load_mix(i),
                         trace_id: Some(format!("bench-{t}")),
                         context: None,
                         event_time: None,

@@ -164,7 +164,7 @@ fn engineer() -> Actor {
 }
 
 fn decision(i: u64, at: Timestamp, escalated: bool, rng: &mut Rng) -> (Decision, Option<Case>) {
-    let action = arbiter_core::soc::load_mix(i);
+    let action = arbiter_tuning::soc::load_mix(i);
     let d = Decision {
         id: format!("d{i:08}"),
         agent: format!("agent-{}", i % 5),

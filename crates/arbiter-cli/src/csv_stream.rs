@@ -6,7 +6,7 @@
 //! the whole file would.
 
 use anyhow::{Context, Result, anyhow};
-use arbiter_core::tuning::history::{CsvLayout, HistoryError, Record};
+use arbiter_tuning::history::{CsvLayout, HistoryError, Record};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc;

@@ -4,10 +4,10 @@
 use crate::csv_stream;
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use arbiter_core::tuning::history::Record;
-use arbiter_core::tuning::{History, Tally, TuneOptions, history};
 use arbiter_core::{Timestamp, Verdict};
 use arbiter_policy::backtest::Replay;
+use arbiter_tuning::history::Record;
+use arbiter_tuning::{History, Tally, TuneOptions, history};
 use clap::Args;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -12,8 +12,8 @@
 use anyhow::{Context, Result, anyhow, bail};
 use arbiter_core::Timestamp;
 use arbiter_core::sampling::AuditDraw;
-use arbiter_core::tuning::History;
-use arbiter_core::tuning::history::Record;
+use arbiter_tuning::History;
+use arbiter_tuning::history::Record;
 use parquet::basic::{LogicalType, TimeUnit, Type as Physical};
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use arbiter_core::HumanDuration;
 use arbiter_core::Verdict;
 use arbiter_core::chart::{Chart, Series};
-use arbiter_core::simulate::{Arrival, Service, SimOptions, erlang_c_reviewers, find_reviewers, replicate};
+use arbiter_tuning::simulate::{Arrival, Service, SimOptions, erlang_c_reviewers, find_reviewers, replicate};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -150,7 +150,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         100.0 * r.fallback_share
     );
     if rep.replicates > 1 {
-        let ci = |e: arbiter_core::simulate::Estimate, f: &dyn Fn(f64) -> String| {
+        let ci = |e: arbiter_tuning::simulate::Estimate, f: &dyn Fn(f64) -> String| {
             format!("{} [{}, {}]", f(e.mean), f(e.low), f(e.high))
         };
         let p = |x: f64| format!("{:.1}%", 100.0 * x);

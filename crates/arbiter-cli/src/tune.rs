@@ -4,7 +4,7 @@
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
 use arbiter_core::chart::{Chart, Marker, Series};
-use arbiter_core::tuning::{ClassCurve, Tally, TuneOptions, TuneResult, tune_curves};
+use arbiter_tuning::{ClassCurve, Tally, TuneOptions, TuneResult, tune_curves};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -346,7 +346,7 @@ const CALIBRATION_BINS: usize = 10;
 /// How far each class's stated confidence is from its observed accuracy: the
 /// thresholds' error bounds hold on this history, but only carry over to new
 /// decisions as far as the confidences are calibrated.
-fn print_calibration(cals: &[arbiter_core::tuning::Calibration]) {
+fn print_calibration(cals: &[arbiter_tuning::Calibration]) {
     println!();
     println!("calibration (stated confidence against observed accuracy, {CALIBRATION_BINS} bins; --plots draws them):");
     for c in cals.iter().filter(|c| c.n > 0) {
@@ -361,7 +361,7 @@ fn print_calibration(cals: &[arbiter_core::tuning::Calibration]) {
 }
 
 /// A reliability diagram: observed accuracy per bin of stated confidence, against the diagonal.
-fn reliability(c: &arbiter_core::tuning::Calibration) -> Chart {
+fn reliability(c: &arbiter_tuning::Calibration) -> Chart {
     Chart {
         title: format!("{}: calibration ({} decisions, error {:.1}%)", c.action, c.n, 100.0 * c.ece),
         x_label: "stated confidence".into(),
@@ -387,7 +387,7 @@ fn reliability(c: &arbiter_core::tuning::Calibration) -> Chart {
     }
 }
 
-fn plot(c: &ClassCurve, r: &arbiter_core::tuning::ClassResult, opts: &TuneOptions) -> Chart {
+fn plot(c: &ClassCurve, r: &arbiter_tuning::ClassResult, opts: &TuneOptions) -> Chart {
     let step = (c.grid as usize / 200).max(1);
     let mut rate = Vec::new();
     let mut upper = Vec::new();

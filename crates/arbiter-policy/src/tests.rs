@@ -350,7 +350,7 @@ proptest! {
 /// auto-allowed (`bin(c) >= j`).
 #[test]
 fn tuned_thresholds_mean_to_the_policy_what_they_meant_to_the_tuner() {
-    use arbiter_core::tuning::bin;
+    use arbiter_tuning::bin;
     let base = "version: 1\npolicy: t\nactions:\n  a:\n    auto_allow_at: 0.5\n    below_threshold: deny\n";
     let mut rng = arbiter_core::rng::Rng::new(11);
     for grid in [100u32, 1000] {

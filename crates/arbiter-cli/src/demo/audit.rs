@@ -8,8 +8,9 @@
 
 use anyhow::Result;
 use arbiter_core::rng::Rng;
-use arbiter_core::tuning::{self, History, TuneOptions, history::Row};
-use arbiter_core::{Timestamp, Verdict, sampling, soc};
+use arbiter_core::{Timestamp, Verdict, sampling};
+use arbiter_tuning::soc;
+use arbiter_tuning::{self as tuning, History, TuneOptions, history::Row};
 use serde::Serialize;
 
 /// What the evaluation simulates.

@@ -4,10 +4,10 @@
 
 use anyhow::{Result, anyhow};
 use arbiter_core::Verdict;
-use arbiter_core::soc::Proposal;
 use arbiter_policy::Policy;
 use arbiter_policy::cel::{Env, agent_value};
 use arbiter_policy::rewrite::{NewTrigger, with_trigger};
+use arbiter_tuning::soc::Proposal;
 
 /// Automatic isolation only where it is the right call most of the time:
 /// high or critical malware and exfiltration alerts. Everything else waits

@@ -3,8 +3,9 @@
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use arbiter_core::Timestamp;
-use arbiter_core::tuning::{history, synthetic};
-use arbiter_core::{drift, soc};
+use arbiter_core::drift;
+use arbiter_tuning::soc;
+use arbiter_tuning::{history, synthetic};
 use clap::Subcommand;
 use std::io::Write;
 use std::path::PathBuf;
@@ -72,7 +73,7 @@ const HOUR: i64 = 3_600_000;
 /// Drift points for a simulated run: each proposal evaluated by the SOC policy,
 /// labelled 30 minutes after the fact.
 pub fn timed_points(
-    proposals: &[arbiter_core::soc::Proposal],
+    proposals: &[arbiter_tuning::soc::Proposal],
     policy: &arbiter_policy::Policy,
     start: i64,
 ) -> Vec<drift::Timed> {

@@ -6,8 +6,8 @@ use super::reviewers::PoolTally;
 use super::{DemoArgs, HOUR, hhmm};
 use anyhow::Result;
 use arbiter_core::Verdict;
-use arbiter_core::soc::DriftMode;
 use arbiter_store::Store;
+use arbiter_tuning::soc::DriftMode;
 use std::path::Path;
 use std::time::Duration;
 

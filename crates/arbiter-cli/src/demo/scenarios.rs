@@ -14,7 +14,7 @@
 use anyhow::Result;
 use arbiter_core::Timestamp;
 use arbiter_core::drift::{self, DriftConfig, Monitor, episode};
-use arbiter_core::soc::{self, DriftMode, Traffic};
+use arbiter_tuning::soc::{self, DriftMode, Traffic};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

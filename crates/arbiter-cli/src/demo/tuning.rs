@@ -10,10 +10,10 @@ use crate::embedded::Embedded;
 use anyhow::{Context, Result};
 use arbiter_api::policy::PolicyView;
 use arbiter_core::Timestamp;
-use arbiter_core::tuning::{History, SettledByRules, TuneOptions, TuneResult, tune};
 use arbiter_policy::Policy;
 use arbiter_policy::backtest::{Backtest, BacktestReport, Replay};
 use arbiter_store::Store;
+use arbiter_tuning::{History, SettledByRules, TuneOptions, TuneResult, tune};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -146,7 +146,7 @@ async fn three_replicas_keep_claims_exclusive_release_waiters_and_sweep_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drift_episode_opens_one_review_case_across_replicas() {
-    use arbiter_core::soc::{DriftMode, Soc, SocConfig};
+    use arbiter_tuning::soc::{DriftMode, Soc, SocConfig};
     let Some(db) = testing::fresh("drift") else { return };
     const HOUR: i64 = 3_600_000;
     // no monitor loop yet: the first evaluations are asked for, on every replica at once

@@ -1,7 +1,7 @@
 use crate::support::TestServer;
-use arbiter_core::soc::{DriftMode, Soc, SocConfig};
 use arbiter_core::{Clock, Timestamp};
 use arbiter_server::app::drift::{run_once, status_now};
+use arbiter_tuning::soc::{DriftMode, Soc, SocConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 

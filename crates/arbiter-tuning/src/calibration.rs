@@ -77,9 +77,9 @@ pub(super) fn calibration_of(action: &str, bins: &[(u64, f64, u64)]) -> Calibrat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Timestamp;
+    use crate::history::Row;
     use crate::rng::Rng;
-    use crate::tuning::history::Row;
+    use arbiter_core::Timestamp;
 
     fn history(claimed: impl Fn(f64) -> f64, seed: u64) -> History {
         let mut rng = Rng::new(seed);

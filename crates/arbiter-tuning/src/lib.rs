@@ -1,4 +1,10 @@
-//! Threshold tuning on history, with guarantees.
+//! Arbiter's offline analytics, run by the CLI, never by the server:
+//! threshold tuning on history (below), reviewer-load simulation
+//! ([`simulate`]) and the simulated SOC the demo and the drift scenarios play
+//! ([`soc`]). Pure, like the core they build on; the core keeps only what the
+//! server runs.
+//!
+//! # Threshold tuning on history, with guarantees
 //!
 //! For each action class, a threshold `t` auto-allows decisions whose
 //! confidence is at least `t` and escalates the rest. Thresholds come from a
@@ -40,7 +46,12 @@
 mod allocate;
 pub mod calibration;
 pub mod history;
+pub mod simulate;
+pub mod soc;
 mod tally;
+
+// The core's pieces these analytics build on, at the paths they use.
+use arbiter_core::{Action, Verdict, queue, rng, sampling, stats, time, verdict};
 
 pub use allocate::{Allocation, Choice, allocate, brute_force};
 pub use calibration::{Calibration, CalibrationBin, calibration};
