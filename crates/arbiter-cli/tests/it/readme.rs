@@ -137,3 +137,46 @@ fn blocks_are_found_and_norun_is_honoured() {
     let md = "text\n```sh\necho one\n```\n```sh norun\necho two\n```\n```\nnot sh\n```\n```sh\necho three\n```\n";
     assert_eq!(runnable_blocks(md), ["echo one\n", "echo three\n"]);
 }
+
+/// The crates the workspace has, from `cargo metadata`.
+fn workspace_crates() -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> =
+        meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+/// The crates a layout map (the first code block after `heading`) names, as `  <crate>/ …` lines.
+fn mapped_crates(markdown: &str, heading: &str) -> Vec<String> {
+    let after = &markdown[markdown.find(heading).unwrap_or_else(|| panic!("no {heading:?}"))..];
+    let block = after.split("```").nth(1).unwrap_or("");
+    let mut names: Vec<String> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next()?.strip_suffix('/'))
+        .filter(|n| n.starts_with("arbiter-"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The maps of the code (the README's layout, CONTRIBUTING's) name every crate
+/// of the workspace and nothing else: a crate added without a line in the map,
+/// or one the map still names after it went, fails here.
+#[test]
+fn the_layout_maps_name_every_crate() {
+    let crates = workspace_crates();
+    assert!(crates.len() >= 12 && crates.contains(&"arbiter-tuning".to_string()), "{crates:?}");
+    for (file, heading) in [("README.md", "## Layout"), ("CONTRIBUTING.md", "## Layout")] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        assert_eq!(mapped_crates(&text, heading), crates, "{file}'s map and the workspace disagree");
+    }
+}
