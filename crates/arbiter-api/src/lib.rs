@@ -4,6 +4,7 @@
 //! them (and a test checks every route and schema against the live server).
 
 pub mod audit;
+pub mod backtest;
 pub mod cases;
 pub mod decisions;
 pub mod drift;

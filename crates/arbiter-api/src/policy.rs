@@ -1,7 +1,7 @@
 //! Policy versions, activation and backtests.
 
+use crate::backtest::BacktestReport;
 use arbiter_core::policy_version::PolicyVersion;
-use arbiter_policy::backtest::BacktestReport;
 use serde::{Deserialize, Serialize};
 
 /// A policy version with its compiled facts.

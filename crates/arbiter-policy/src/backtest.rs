@@ -4,7 +4,6 @@
 use crate::Policy;
 use crate::cel::Env;
 use arbiter_core::Verdict;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -60,95 +59,40 @@ impl<'a> Replay<'a> {
     }
 }
 
-/// How one policy does on the history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PolicyStats {
-    /// Policy name.
-    pub policy: String,
-    /// Policy version hash.
-    pub hash: String,
-    /// Decisions replayed.
-    pub decisions: u64,
-    /// Allowed automatically.
-    pub allowed: u64,
-    /// Escalated to a person.
-    pub escalated: u64,
-    /// Denied automatically.
-    pub denied: u64,
-    /// Share escalated.
-    pub escalation_rate: f64,
-    /// Wrong decisions among those allowed automatically.
-    pub auto_error_rate: f64,
-    /// Wrong decisions stopped (escalated or denied).
-    pub errors_caught: u64,
-    /// Wrong decisions allowed automatically.
-    pub errors_missed: u64,
-    /// Right decisions denied automatically.
-    pub right_denied: u64,
-    /// Trigger conditions that could not be evaluated (e.g. the history lacks arguments).
-    pub condition_errors: u64,
-}
+pub use arbiter_api::backtest::{BacktestReport, PolicyStats, VerdictChange};
 
-impl PolicyStats {
-    fn add(&mut self, v: Verdict, correct: bool, condition_errors: usize) {
-        self.decisions += 1;
-        self.condition_errors += condition_errors as u64;
-        match v {
-            Verdict::Allow => {
-                self.allowed += 1;
-                if !correct {
-                    self.errors_missed += 1;
-                }
+/// Count one replayed verdict into `stats`.
+fn add(stats: &mut PolicyStats, v: Verdict, correct: bool, condition_errors: usize) {
+    stats.decisions += 1;
+    stats.condition_errors += condition_errors as u64;
+    match v {
+        Verdict::Allow => {
+            stats.allowed += 1;
+            if !correct {
+                stats.errors_missed += 1;
             }
-            Verdict::Escalate => {
-                self.escalated += 1;
-                if !correct {
-                    self.errors_caught += 1;
-                }
+        }
+        Verdict::Escalate => {
+            stats.escalated += 1;
+            if !correct {
+                stats.errors_caught += 1;
             }
-            Verdict::Deny => {
-                self.denied += 1;
-                if correct {
-                    self.right_denied += 1;
-                } else {
-                    self.errors_caught += 1;
-                }
+        }
+        Verdict::Deny => {
+            stats.denied += 1;
+            if correct {
+                stats.right_denied += 1;
+            } else {
+                stats.errors_caught += 1;
             }
         }
     }
-
-    fn finish(&mut self) {
-        self.escalation_rate = self.escalated as f64 / self.decisions.max(1) as f64;
-        self.auto_error_rate = self.errors_missed as f64 / self.allowed.max(1) as f64;
-    }
 }
 
-/// Decisions whose verdict differs between the two policies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerdictChange {
-    /// The current policy's verdict.
-    pub from: Verdict,
-    /// The new policy's verdict.
-    pub to: Verdict,
-    /// How many.
-    pub count: u64,
-    /// Of those, how many were wrong actions.
-    pub wrong: u64,
-    /// Up to five examples (ids).
-    pub examples: Vec<String>,
-}
-
-/// The backtest result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BacktestReport {
-    /// The policy under test.
-    pub new: PolicyStats,
-    /// The policy it is compared with.
-    pub current: Option<PolicyStats>,
-    /// Verdict changes, most frequent first.
-    pub changes: Vec<VerdictChange>,
-    /// Decisions whose verdict changes.
-    pub changed: u64,
+/// The rates, once every verdict is counted.
+fn finish_stats(stats: &mut PolicyStats) {
+    stats.escalation_rate = stats.escalated as f64 / stats.decisions.max(1) as f64;
+    stats.auto_error_rate = stats.errors_missed as f64 / stats.allowed.max(1) as f64;
 }
 
 /// A backtest in progress: feed it replays, then [`Backtest::finish`].
@@ -181,10 +125,10 @@ impl<'p> Backtest<'p> {
     pub fn add(&mut self, r: &Replay<'_>) {
         let env = r.env();
         let a = self.new.evaluate(&env);
-        self.new_stats.add(a.verdict, r.correct, a.condition_errors.len());
+        add(&mut self.new_stats, a.verdict, r.correct, a.condition_errors.len());
         if let Some(cur) = self.current {
             let b = cur.evaluate(&env);
-            self.cur_stats.add(b.verdict, r.correct, b.condition_errors.len());
+            add(&mut self.cur_stats, b.verdict, r.correct, b.condition_errors.len());
             if a.verdict != b.verdict {
                 let ch = self.changes.entry((b.verdict, a.verdict)).or_insert_with(|| VerdictChange {
                     from: b.verdict,
@@ -210,8 +154,8 @@ impl<'p> Backtest<'p> {
 
     /// The report.
     pub fn finish(mut self) -> BacktestReport {
-        self.new_stats.finish();
-        self.cur_stats.finish();
+        finish_stats(&mut self.new_stats);
+        finish_stats(&mut self.cur_stats);
         let mut changes: Vec<VerdictChange> = self.changes.into_values().collect();
         changes.sort_by_key(|c| std::cmp::Reverse(c.count));
         BacktestReport {
