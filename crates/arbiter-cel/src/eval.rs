@@ -28,27 +28,6 @@ pub struct Env<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-impl<'a> Env<'a> {
-    /// The environment a policy evaluates `action` in: the proposing agent
-    /// (see [`agent_value`]), the request's context and trace id.
-    pub fn of(
-        action: &'a arbiter_core::Action,
-        context: &'a Value,
-        agent: &'a Value,
-        trace_id: Option<&'a str>,
-    ) -> Env<'a> {
-        Env {
-            name: &action.name,
-            args: &action.args,
-            confidence: action.confidence,
-            signals: &action.signals,
-            context,
-            agent,
-            trace_id,
-        }
-    }
-}
-
 /// The `agent` a condition reads: `{name, key_id}` of the proposing key.
 pub fn agent_value(name: &str, key_id: &str) -> Value {
     serde_json::json!({"name": name, "key_id": key_id})

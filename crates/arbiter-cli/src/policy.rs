@@ -4,7 +4,6 @@ use crate::client::json_arg;
 use anyhow::{Context, Result, bail};
 use arbiter_core::{Action, Limits, Verdict};
 use arbiter_policy::Policy;
-use arbiter_policy::cel::Env;
 use clap::Subcommand;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -236,7 +235,7 @@ fn eval(
         bail!("--context must be a JSON object");
     }
     let agent_value = arbiter_policy::cel::agent_value(agent, "");
-    let env = Env::of(&action, &context, &agent_value, trace_id);
+    let env = arbiter_policy::env_of(&action, &context, &agent_value, trace_id);
     let ev = policy.evaluate(&env);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&json!({"policy_hash": policy.hash(), "evaluation": ev}))?);

@@ -85,7 +85,7 @@ fn replay(path: &PathBuf, candidate: Option<&PathBuf>, as_json: bool) -> Result<
     };
     let d = &bundle.decision;
     let agent = arbiter_policy::cel::agent_value(&d.agent, &d.agent_key_id);
-    let env = arbiter_policy::cel::Env::of(&d.action, &d.context, &agent, d.trace_id.as_deref());
+    let env = arbiter_policy::env_of(&d.action, &d.context, &agent, d.trace_id.as_deref());
     let eval = policy.evaluate(&env);
     let recorded: Vec<&str> = d.triggers.iter().map(|t| t.name.as_str()).collect();
     let now: Vec<&str> = eval.triggers.iter().map(|t| t.name.as_str()).collect();

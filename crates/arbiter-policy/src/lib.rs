@@ -13,6 +13,26 @@
 pub mod backtest;
 /// The condition language, re-exported: `arbiter_policy::cel::Env` and friends.
 pub use arbiter_cel as cel;
+
+/// The environment a policy evaluates `action` in: the proposing agent
+/// ([`cel::agent_value`]), the request's context and trace id. (Binding an
+/// action is the policy's business; the condition language knows no actions.)
+pub fn env_of<'a>(
+    action: &'a arbiter_core::Action,
+    context: &'a serde_json::Value,
+    agent: &'a serde_json::Value,
+    trace_id: Option<&'a str>,
+) -> cel::Env<'a> {
+    cel::Env {
+        name: &action.name,
+        args: &action.args,
+        confidence: action.confidence,
+        signals: &action.signals,
+        context,
+        agent,
+        trace_id,
+    }
+}
 mod document;
 mod engine;
 pub mod rewrite;

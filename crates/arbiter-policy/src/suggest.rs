@@ -3,7 +3,7 @@
 //! file, and backtested on history against the policy it would change.
 
 use crate::Policy;
-use crate::cel::{Env, agent_value};
+use crate::cel::agent_value;
 use crate::rewrite::{NewTrigger, RewriteError, with_trigger};
 use arbiter_core::suggest::{Pattern, SuggestionBacktest};
 use arbiter_core::{Decision, FinalSource, Verdict};
@@ -35,7 +35,7 @@ pub fn backtest(
     let mut out = SuggestionBacktest::default();
     for d in decisions {
         let agent = agent_value(&d.agent, &d.agent_key_id);
-        let env = Env::of(&d.action, &d.context, &agent, d.trace_id.as_deref());
+        let env = crate::env_of(&d.action, &d.context, &agent, d.trace_id.as_deref());
         let (before, after) = (current.evaluate(&env).verdict, candidate.evaluate(&env).verdict);
         out.replayed += 1;
         if before != Verdict::Escalate || after == Verdict::Escalate {

@@ -106,7 +106,7 @@ pub fn evaluate(setup: AuditSetup, policy: &arbiter_policy::Policy) -> Result<Au
         let mut reports = Rng::new(seed ^ 0x5eed_a0d1);
         let (mut audited, mut naive) = (History::default(), History::default());
         for (i, p) in props.iter().enumerate() {
-            let env = arbiter_policy::cel::Env::of(&p.action, &empty, &agent, None);
+            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
             let verdict = policy.evaluate(&env).verdict;
             let row = Row {
                 timestamp: Timestamp(p.offset_ms),

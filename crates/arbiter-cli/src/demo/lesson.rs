@@ -5,7 +5,7 @@
 use anyhow::{Result, anyhow};
 use arbiter_core::Verdict;
 use arbiter_policy::Policy;
-use arbiter_policy::cel::{Env, agent_value};
+use arbiter_policy::cel::agent_value;
 use arbiter_policy::rewrite::{NewTrigger, with_trigger};
 use arbiter_tuning::soc::Proposal;
 
@@ -47,7 +47,7 @@ pub fn day_under(policy: &Policy, proposals: &[Proposal]) -> DayUnder {
     let (agent, context) = (agent_value("soc-triage-agent", ""), serde_json::json!({}));
     let mut out = DayUnder::default();
     for p in proposals {
-        let v = policy.evaluate(&Env::of(&p.action, &context, &agent, Some(&p.trace_id))).verdict;
+        let v = policy.evaluate(&arbiter_policy::env_of(&p.action, &context, &agent, Some(&p.trace_id))).verdict;
         out.proposals += 1;
         out.escalated += u64::from(v == Verdict::Escalate);
         out.harmful_isolations += u64::from(p.action.name == "isolate_host" && !p.correct && v == Verdict::Allow);

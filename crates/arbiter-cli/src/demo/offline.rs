@@ -82,7 +82,7 @@ pub fn timed_points(
     proposals
         .iter()
         .map(|p| {
-            let env = arbiter_policy::cel::Env::of(&p.action, &empty, &agent, None);
+            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
             let verdict = policy.evaluate(&env).verdict;
             drift::Timed {
                 at: start + p.offset_ms,

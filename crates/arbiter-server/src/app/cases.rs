@@ -61,7 +61,7 @@ pub async fn check_modification(state: &AppState, case: &Case, args: &Value) -> 
     let policy = state.policy_version(&d.policy_hash).await?;
     let modified = Action { args: args.clone(), ..d.action.clone() };
     let agent = agent_value(&d.agent, &d.agent_key_id);
-    let eval = policy.evaluate(&arbiter_policy::cel::Env::of(&modified, &d.context, &agent, d.trace_id.as_deref()));
+    let eval = policy.evaluate(&arbiter_policy::env_of(&modified, &d.context, &agent, d.trace_id.as_deref()));
     let triggers = eval
         .triggers
         .iter()

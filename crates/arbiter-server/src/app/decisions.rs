@@ -101,7 +101,7 @@ pub async fn propose(
     let context = req.context.unwrap_or_else(|| Value::Object(Default::default()));
     let agent_v = agent_value(&agent.name, &agent.key_id);
     let eval_started = Instant::now();
-    let env = arbiter_policy::cel::Env::of(&req.action, &context, &agent_v, req.trace_id.as_deref());
+    let env = arbiter_policy::env_of(&req.action, &context, &agent_v, req.trace_id.as_deref());
     let eval = policy.evaluate(&env);
     let eval_time = eval_started.elapsed();
     let subject = policy.subject(&env);

@@ -18,7 +18,7 @@ use arbiter_core::search::{SearchHit, SearchQuery};
 use arbiter_core::suggest::{self, Observation, Suggestion, SuggestionState};
 use arbiter_core::{Case, CaseCommand, Decision, Principal, Timestamp, Verdict};
 use arbiter_policy::Policy;
-use arbiter_policy::cel::{Env, agent_value};
+use arbiter_policy::cel::agent_value;
 use arbiter_store::LessonFilter;
 use serde_json::Value;
 
@@ -364,7 +364,8 @@ pub async fn check_intervention(state: &AppState, who: &Principal, id: &str, ind
         .iter()
         .filter(|d| {
             let agent = agent_value(&d.agent, &d.agent_key_id);
-            policy.evaluate(&Env::of(&d.action, &d.context, &agent, d.trace_id.as_deref())).verdict == Verdict::Allow
+            policy.evaluate(&arbiter_policy::env_of(&d.action, &d.context, &agent, d.trace_id.as_deref())).verdict
+                == Verdict::Allow
         })
         .map(|d| d.id.clone())
         .collect();
