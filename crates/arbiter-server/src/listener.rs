@@ -59,26 +59,25 @@ fn is_bare_414(buf: &[u8]) -> bool {
     !head.contains("application/problem+json")
 }
 
-/// The full answer sent instead of hyper's bare `414`.
+/// The full answer sent instead of hyper's bare `414`: the router's own
+/// `uri_too_long` problem, with what the HTTP layer's limit is.
 fn problem_414() -> Vec<u8> {
     let limit = crate::error::MAX_URI_BYTES;
-    let body = serde_json::json!({
-        "type": "urn:arbiter:error:uri_too_long",
-        "code": "uri_too_long",
-        "title": "URI too long",
-        "status": 414,
-        "detail": format!(
-            "the request line is longer than the server reads (64 KiB); the API reads at most {limit} bytes of path \
-             and query: send large values in a body"
-        ),
-    })
-    .to_string();
+    let mut problem = crate::ApiError::UriTooLong(HTTP_LIMIT).problem();
+    problem.detail = format!(
+        "the request line is longer than the server reads (64 KiB); the API reads at most {limit} bytes of path and \
+         query: send large values in a body"
+    );
+    let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".into());
     format!(
         "HTTP/1.1 414 URI Too Long\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
 }
+
+/// The longest request line hyper reads.
+const HTTP_LIMIT: usize = 65_534;
 
 impl<T: AsyncRead + Unpin> AsyncRead for ProblemOn414<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {

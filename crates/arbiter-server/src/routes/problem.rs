@@ -3,6 +3,7 @@
 //! helps and `WWW-Authenticate` on 401.
 
 use crate::error::{ApiError, ErrorClass};
+use arbiter_api::problem::Problem;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -33,40 +34,59 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.log();
-        let (status, code, title) = (self.status(), self.code(), self.title());
-        let detail = self.detail();
-        let mut body = json!({
-            "type": format!("urn:arbiter:error:{code}"),
-            "code": code,
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        match &self {
-            ApiError::Invalid { field, .. } => body["field"] = json!(field),
-            ApiError::PolicyChangeUnconfirmed(impact) => body["impact"] = json!(impact),
-            ApiError::PolicyUndoesLessons(lessons) => body["lessons"] = json!(lessons),
-            ApiError::Case(arbiter_core::CaseError::ModificationDenied { triggers }) => {
-                body["field"] = json!("args");
-                body["triggers"] = json!(triggers);
+impl ApiError {
+    /// The problem document this error is answered with: the wire type every
+    /// client reads ([`arbiter_api::problem::Problem`]), so the shape is
+    /// written once.
+    pub fn problem(&self) -> Problem {
+        use arbiter_core::CaseError;
+        let code = self.code();
+        let mut p = Problem {
+            kind: format!("urn:arbiter:error:{code}"),
+            code: code.to_string(),
+            title: self.title().to_string(),
+            status: self.status().as_u16(),
+            detail: self.detail(),
+            field: None,
+            errors: None,
+            triggers: None,
+            needed: None,
+            have: None,
+            impact: None,
+            lessons: None,
+        };
+        match self {
+            ApiError::Invalid { field, .. } => p.field = Some(field.clone()),
+            ApiError::PolicyChangeUnconfirmed(impact) => p.impact = serde_json::to_value(impact).ok(),
+            ApiError::PolicyUndoesLessons(lessons) => p.lessons = Some(lessons.clone()),
+            ApiError::Case(CaseError::ModificationDenied { triggers }) => {
+                p.field = Some("args".into());
+                p.triggers = Some(triggers.clone());
             }
-            ApiError::Case(arbiter_core::CaseError::WrongRole { needed, have }) => {
-                body["needed"] = json!(needed);
-                body["have"] = json!(have);
+            ApiError::Case(CaseError::WrongRole { needed, have }) => {
+                p.needed = Some(needed.clone());
+                p.have = Some(have.clone());
             }
             ApiError::InvalidPolicy(errs) => {
-                body["errors"] = errs
-                    .0
-                    .iter()
-                    .map(|e| json!({"line": e.line, "column": e.col, "field": e.field, "message": e.message}))
-                    .collect();
+                p.errors = Some(
+                    errs.0
+                        .iter()
+                        .map(|e| json!({"line": e.line, "column": e.col, "field": e.field, "message": e.message}))
+                        .collect(),
+                );
             }
             _ => {}
         }
-        let mut resp = (status, body.to_string()).into_response();
+        p
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let body = serde_json::to_string(&self.problem()).unwrap_or_else(|_| "{}".into());
+        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let ApiError::RateLimited { retry_after_ms, .. } = &self {
             let secs = retry_after_ms.div_ceil(1000).max(1);
