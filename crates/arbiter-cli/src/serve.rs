@@ -228,7 +228,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     let db = args.db.clone().unwrap_or_else(|| PathBuf::from("./arbiter.db"));
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    let hd = |v: Option<arbiter_core::HumanDuration>, default: u64| v.unwrap_or(arbiter_core::HumanDuration(default));
     let policy_source = match &args.policy {
         Some(p) => {
             Some(std::fs::read_to_string(p).with_context(|| format!("cannot read policy file {}", p.display()))?)
@@ -267,22 +266,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("escalation_budget must be a share above 0 and at most 1 (0.10 is 10%), got {b}");
     }
-    let defaults = arbiter_server::RoleRates::default();
+    // every default comes from the server's own `Config::default()` (one set of defaults)
+    let d = Config::default();
+    let dur = |v: Option<arbiter_core::HumanDuration>, default: Duration| {
+        v.map_or(default, |h| Duration::from_millis(h.as_millis() as u64))
+    };
     let config = Config {
         public_url: args.public_url.clone(),
         outbound,
-        webhook_timeout: Duration::from_secs(hd(args.webhook_timeout, 10).as_secs().max(1)),
+        webhook_timeout: dur(args.webhook_timeout, d.webhook_timeout).max(Duration::from_secs(1)),
         rate_limits: arbiter_server::RoleRates {
-            agent: args.agent_rate_limit.unwrap_or(defaults.agent),
-            admin: args.admin_rate_limit.unwrap_or(defaults.admin),
+            agent: args.agent_rate_limit.unwrap_or(d.rate_limits.agent),
+            admin: args.admin_rate_limit.unwrap_or(d.rate_limits.admin),
         },
         max_open_cases_per_agent: match args.max_open_cases_per_agent {
             Some(0) => None,
             Some(n) => Some(n),
-            None => Some(200),
+            None => d.max_open_cases_per_agent,
         },
         event_time_skew: match args.event_time_skew.as_deref() {
-            None => Some(arbiter_server::DEFAULT_EVENT_TIME_SKEW),
+            None => d.event_time_skew,
             Some("off") => None,
             Some(s) => Some(Duration::from_millis(
                 s.parse::<arbiter_core::HumanDuration>()
@@ -292,32 +295,38 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                     .as_millis() as u64,
             )),
         },
-        policy_guard: args.policy_guard.unwrap_or(0.2),
-        escalation_budget: args.escalation_budget.unwrap_or(0.10),
-        max_body_bytes: args.max_body_bytes.unwrap_or(1024 * 1024),
-        max_wait: Duration::from_secs(args.max_wait_secs.unwrap_or(60)),
-        min_rationale_len: args.min_rationale_len.unwrap_or(10),
-        claim_lease: Duration::from_secs(hd(args.claim_lease, 600).as_secs()),
-        sweep_interval: Duration::from_millis(args.sweep_interval_ms.unwrap_or(1000).max(10)),
-        webhook_interval: Duration::from_millis(args.webhook_interval_ms.unwrap_or(500).max(10)),
+        policy_guard: args.policy_guard.unwrap_or(d.policy_guard),
+        escalation_budget: args.escalation_budget.unwrap_or(d.escalation_budget),
+        max_body_bytes: args.max_body_bytes.unwrap_or(d.max_body_bytes),
+        max_wait: args.max_wait_secs.map_or(d.max_wait, Duration::from_secs),
+        min_rationale_len: args.min_rationale_len.unwrap_or(d.min_rationale_len),
+        claim_lease: dur(args.claim_lease, d.claim_lease),
+        sweep_interval: args
+            .sweep_interval_ms
+            .map_or(d.sweep_interval, Duration::from_millis)
+            .max(Duration::from_millis(10)),
+        webhook_interval: args
+            .webhook_interval_ms
+            .map_or(d.webhook_interval, Duration::from_millis)
+            .max(Duration::from_millis(10)),
         drift: arbiter_core::drift::DriftConfig {
-            window_ms: hd(args.drift_window, 2 * 3600).as_millis(),
-            reference_ms: hd(args.drift_reference, 12 * 3600).as_millis(),
-            false_alarms_per_week: match args.drift_false_alarms.unwrap_or(0.5) {
+            window_ms: args.drift_window.map_or(d.drift.window_ms, |h| h.as_millis()),
+            reference_ms: args.drift_reference.map_or(d.drift.reference_ms, |h| h.as_millis()),
+            false_alarms_per_week: match args.drift_false_alarms.unwrap_or(d.drift.false_alarms_per_week) {
                 x if x > 0.0 && x.is_finite() => x,
                 x => anyhow::bail!("--drift-false-alarms must be a positive number of false alarms a week, not {x}"),
             },
-            seasonal_days: args.drift_seasonal_days.unwrap_or(7),
-            ..Default::default()
+            seasonal_days: args.drift_seasonal_days.unwrap_or(d.drift.seasonal_days),
+            ..d.drift.clone()
         },
-        drift_interval: Duration::from_secs(hd(args.drift_interval, 300).as_secs()),
-        suggest_interval: Duration::from_secs(hd(args.suggest_interval, 6 * 3600).as_secs()),
-        trace_retention: Duration::from_secs(hd(args.trace_retention, 14 * 24 * 3600).as_secs().max(1)),
+        drift_interval: dur(args.drift_interval, d.drift_interval),
+        suggest_interval: dur(args.suggest_interval, d.suggest_interval),
+        trace_retention: dur(args.trace_retention, d.trace_retention).max(Duration::from_secs(1)),
         otlp_endpoint: args.otlp_endpoint.clone(),
-        receipt_ttl: Duration::from_secs(hd(args.receipt_ttl, 15 * 60).as_secs().max(1)),
-        receipts: args.receipts.as_deref() != Some("off"),
+        receipt_ttl: dur(args.receipt_ttl, d.receipt_ttl).max(Duration::from_secs(1)),
+        receipts: args.receipts.as_deref().map_or(d.receipts, |r| r != "off"),
         otlp_headers: otlp_headers(&args.otlp_headers)?,
-        ..Config::default()
+        ..d.clone()
     };
     crate::runtime()?.block_on(async move {
         let store = crate::store::open_or_create(&db).await?;
