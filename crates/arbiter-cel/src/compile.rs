@@ -212,40 +212,10 @@ impl Node {
     }
 
     fn roots(&self, out: &mut std::collections::BTreeSet<Root>) {
-        match self {
-            Node::Var(r) => {
-                out.insert(*r);
-            }
-            Node::Const(_) | Node::UInt(_) | Node::Local(_) => {}
-            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) | Node::InSet(a, _) | Node::Size(a) => {
-                a.roots(out)
-            }
-            Node::Matches(a, _) | Node::Conv(_, a) => a.roots(out),
-            Node::Index(a, b)
-            | Node::And(a, b)
-            | Node::Or(a, b)
-            | Node::Cmp(_, a, b)
-            | Node::Arith(_, a, b)
-            | Node::In(a, b)
-            | Node::Str(_, a, b)
-            | Node::MatchesDyn(a, b) => {
-                a.roots(out);
-                b.roots(out);
-            }
-            Node::Cond(a, b, c) => {
-                a.roots(out);
-                b.roots(out);
-                c.roots(out);
-            }
-            Node::List(items) => items.iter().for_each(|i| i.roots(out)),
-            Node::Comprehension { range, filter, body, .. } => {
-                range.roots(out);
-                if let Some(f) = filter {
-                    f.roots(out);
-                }
-                body.roots(out);
-            }
+        if let Node::Var(r) = self {
+            out.insert(*r);
         }
+        self.children().into_iter().for_each(|c| c.roots(out));
     }
 }
 

@@ -34,14 +34,7 @@ pub async fn bootstrap(state: &AppState, policy_source: Option<&str>) -> Result<
     let policy = match wanted {
         Some((src, only_if_none)) => {
             let p = arbiter_policy::Policy::parse(src).map_err(ApiError::InvalidPolicy)?;
-            let v = arbiter_store::PolicyVersion {
-                hash: p.hash().to_string(),
-                name: p.name().to_string(),
-                source: src.to_string(),
-                created_at: now,
-                created_by: "bootstrap".into(),
-            };
-            Some((v, only_if_none))
+            Some((crate::app::policy::version_of(&p, src, "bootstrap", now), only_if_none))
         }
         None => None,
     };

@@ -137,12 +137,7 @@ pub(crate) fn first_start(
             .query_opt("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", &[])?
             .map(|r| col(&r, 0))
             .transpose()?;
-        let wanted = match &active {
-            None => true,
-            Some(_) if start.policy_only_if_none => false,
-            Some(h) => *h != v.hash,
-        };
-        if wanted {
+        if arbiter_store::rules::first_start_activates(start, active.as_deref()) {
             activate_policy(t, v, at, &start.by)?;
             done.policy_activated = true;
         }

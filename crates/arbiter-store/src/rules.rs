@@ -123,6 +123,18 @@ pub fn replayed(key: &str, stored_digest: &str, request_digest: &str, body: &str
     }
 }
 
+/// Whether a first start activates its policy, given the active version's
+/// hash: when none is active, or (unless only the default is offered) when
+/// another one is.
+pub fn first_start_activates(start: &crate::FirstStart, active: Option<&str>) -> bool {
+    match (&start.policy, active) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(_), Some(_)) if start.policy_only_if_none => false,
+        (Some(v), Some(h)) => v.hash != h,
+    }
+}
+
 /// Apply the per-agent cap on open approval cases: the escalation is denied
 /// at once (source `agent_case_cap`), whatever the class's fallback, and no
 /// case is opened. The cap fails closed: an agent that floods (a loop, a

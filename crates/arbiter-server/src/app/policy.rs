@@ -38,6 +38,17 @@ pub async fn activate(
     Ok((policy, created, impact))
 }
 
+/// The stored form of policy `p`, compiled from `source`, as `by` stores it at `now`.
+pub fn version_of(p: &Policy, source: &str, by: &str, now: arbiter_core::Timestamp) -> PolicyVersion {
+    PolicyVersion {
+        hash: p.hash().to_string(),
+        name: p.name().to_string(),
+        source: source.to_string(),
+        created_at: now,
+        created_by: by.to_string(),
+    }
+}
+
 /// Store `p` (compiled from `source`) and make it the active version, served
 /// at once; returns it and whether this version was new.
 async fn store_and_activate(
@@ -48,13 +59,7 @@ async fn store_and_activate(
 ) -> Result<(Arc<Policy>, bool), ApiError> {
     let existed = state.store.policy_version(p.hash()).await?.is_some();
     let now = state.clock.now();
-    let v = PolicyVersion {
-        hash: p.hash().to_string(),
-        name: p.name().to_string(),
-        source: source.to_string(),
-        created_at: now,
-        created_by: by.to_string(),
-    };
+    let v = version_of(&p, source, by, now);
     state.store.activate_policy(v, now, by).await?;
     state.set_policy(p.clone());
     Ok((p, !existed))
@@ -190,13 +195,7 @@ pub async fn backtest(
 pub async fn store_draft(state: &AppState, source: &str, by: &str) -> Result<(PolicyVersion, bool), ApiError> {
     let p = Policy::parse(source).map_err(ApiError::InvalidPolicy)?;
     let now = state.clock.now();
-    let v = PolicyVersion {
-        hash: p.hash().to_string(),
-        name: p.name().to_string(),
-        source: source.to_string(),
-        created_at: now,
-        created_by: by.to_string(),
-    };
+    let v = version_of(&p, source, by, now);
     let created = state.store.store_policy_draft(v.clone(), now, by).await?;
     let stored = if created { v } else { version(state, p.hash()).await? };
     Ok((stored, created))

@@ -54,12 +54,7 @@ impl SqliteStore {
                     .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
                     .optional()
                     .map_err(backend)?;
-                let wanted = match &active {
-                    None => true,
-                    Some(_) if start.policy_only_if_none => false,
-                    Some(h) => *h != v.hash,
-                };
-                if wanted {
+                if crate::rules::first_start_activates(&start, active.as_deref()) {
                     activate(c, v, at, &start.by)?;
                     done.policy_activated = true;
                 }
