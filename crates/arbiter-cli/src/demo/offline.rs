@@ -262,7 +262,7 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             drop(spin);
             if out.extension().and_then(|e| e.to_str()) == Some("parquet") {
                 let _spin = Progress::spinner(&format!("writing {} (Parquet)", out.display()));
-                crate::parquet_history::write(&h, &out)?;
+                crate::history::parquet::write(&h, &out)?;
                 eprintln!(
                     "wrote {decisions} decisions over {classes} action classes (seed {seed}) to {}",
                     out.display()

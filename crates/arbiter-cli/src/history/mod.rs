@@ -1,7 +1,8 @@
 //! Reading labelled history for `tune`, `simulate` and `policy backtest`:
 //! from a CSV or JSON Lines file (docs/tuning.md), or from the store.
 
-use crate::csv_stream;
+pub mod csv;
+pub mod parquet;
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use arbiter_core::{Timestamp, Verdict};
@@ -112,13 +113,12 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
             Format::Csv => {
                 let bar = Progress::bytes(file_len(p), &format!("loading {}", p.display()));
                 // one parsing thread keeps the file's order; reading runs beside it
-                let parts =
-                    csv_stream::read(p, true, 1, History::default, |h, r| h.push_record(r), &mut |n| bar.set(n))?;
+                let parts = csv::read(p, true, 1, History::default, |h, r| h.push_record(r), &mut |n| bar.set(n))?;
                 parts.into_iter().next().unwrap_or_default()
             }
             Format::Parquet => {
                 let mut h = History::default();
-                crate::parquet_history::read(p, true, &mut |r| h.push_record(r))?;
+                parquet::read(p, true, &mut |r| h.push_record(r))?;
                 h
             }
         },
@@ -173,26 +173,14 @@ pub fn tally(args: &HistoryArgs, opts: &TuneOptions, calibration_bins: usize) ->
         Some(Format::Csv) => {
             let p = args.history.as_deref().expect("a file");
             let bar = Progress::bytes(file_len(p), &format!("loading {}", p.display()));
-            let parts = csv_stream::read(
-                p,
-                window,
-                csv_stream::workers(),
-                || Tally::new(opts, calibration_bins),
-                add,
-                &mut |n| bar.set(n),
-            )?;
+            let parts =
+                csv::read(p, window, csv::workers(), || Tally::new(opts, calibration_bins), add, &mut |n| bar.set(n))?;
             merged(parts, || Tally::new(opts, calibration_bins))
         }
         Some(Format::Parquet) => {
             let p = args.history.as_deref().expect("a file");
             let _spin = Progress::spinner(&format!("loading {}", p.display()));
-            let parts = crate::parquet_history::read_parallel(
-                p,
-                window,
-                csv_stream::workers(),
-                || Tally::new(opts, calibration_bins),
-                add,
-            )?;
+            let parts = parquet::read_parallel(p, window, csv::workers(), || Tally::new(opts, calibration_bins), add)?;
             merged(parts, || Tally::new(opts, calibration_bins))
         }
         _ => return Ok(Tally::of(&load(args)?, opts, calibration_bins)),

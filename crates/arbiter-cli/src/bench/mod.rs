@@ -4,6 +4,9 @@
 //! a temporary directory (durable SQLite, the SOC policy), so the figure is
 //! the one a user gets from a default install on the same machine.
 
+mod search;
+mod traces;
+
 use crate::client::Client;
 use crate::embedded::Embedded;
 use crate::table::Table;
@@ -38,9 +41,9 @@ pub enum BenchCommand {
     /// Time the reviewer console's pages on a store with many decisions and open cases.
     Console(ConsoleArgs),
     /// Time full-text search over many lessons and decisions, against a naive scan.
-    Search(crate::bench_search::SearchArgs),
+    Search(search::SearchArgs),
     /// OTLP/HTTP trace ingest: spans/s and export latency, against Arbiter or any OTLP receiver.
-    Traces(crate::bench_traces::TracesArgs),
+    Traces(traces::TracesArgs),
     /// Tuning on a history already in memory, on one thread: counting every decision into its class's
     /// grid bins, then the scan and the allocation (what a Python peer does after loading).
     Tune(TuneBenchArgs),
@@ -145,8 +148,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Decide(args) => decide(args),
         BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
-        BenchCommand::Search(args) => crate::bench_search::run(args),
-        BenchCommand::Traces(args) => crate::bench_traces::run(args),
+        BenchCommand::Search(args) => search::run(args),
+        BenchCommand::Traces(args) => traces::run(args),
         BenchCommand::Tune(args) => tune_bench(args),
     }
 }
