@@ -89,13 +89,10 @@ pub async fn serve_http(
         .enforce_origin_validation();
     config.cancellation_token = ct.clone();
     let sessions = gateway.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(sessions.session(Transport::Http)),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let live = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(sessions.session(Transport::Http)), live.clone(), config);
     // each session belongs to the key that opened it
-    let owners = sessions::SessionOwners::new(gateway.arbiter().clone());
+    let owners = sessions::SessionOwners::new(gateway.arbiter().clone(), live);
     let app = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(owners, sessions::guard));

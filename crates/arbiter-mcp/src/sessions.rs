@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,9 @@ const KEY_CHECK_TTL: Duration = Duration::from_secs(60);
 /// The sessions of one HTTP gateway and the key each belongs to.
 pub struct SessionOwners {
     arbiter: Client,
+    /// The MCP layer's sessions: an owner whose session ended there (the
+    /// client left, the session expired) is forgotten when the next one opens.
+    live: Arc<LocalSessionManager>,
     /// Session id → digest of the key that opened it (the digest of "" for none: the gateway's own key).
     owners: Mutex<HashMap<String, [u8; 32]>>,
     /// Key digests Arbiter accepted, and when.
@@ -29,8 +33,17 @@ pub struct SessionOwners {
 
 impl SessionOwners {
     /// Sessions checked against `arbiter` (the gateway's client; keys are tried with `as_key`).
-    pub fn new(arbiter: Client) -> Arc<SessionOwners> {
-        Arc::new(SessionOwners { arbiter, owners: Mutex::default(), checked: Mutex::default() })
+    pub fn new(arbiter: Client, live: Arc<LocalSessionManager>) -> Arc<SessionOwners> {
+        Arc::new(SessionOwners { arbiter, live, owners: Mutex::default(), checked: Mutex::default() })
+    }
+
+    /// Record that session `id` belongs to `digest`, forgetting sessions that ended.
+    async fn opened(&self, id: &str, digest: [u8; 32]) {
+        let live: std::collections::HashSet<String> =
+            self.live.sessions.read().await.keys().map(|k| k.to_string()).collect();
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.retain(|s, _| live.contains(s));
+        owners.insert(id.to_string(), digest);
     }
 
     /// Whether Arbiter accepts `key` (cached for [`KEY_CHECK_TTL`]).
@@ -132,7 +145,7 @@ pub async fn guard(State(sessions): State<Arc<SessionOwners>>, req: Request, nex
             }
             let response = next.run(req).await;
             if let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-                sessions.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), digest);
+                sessions.opened(id, digest).await;
             }
             response
         }

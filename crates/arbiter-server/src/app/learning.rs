@@ -54,10 +54,9 @@ pub async fn view(state: &AppState, id: &str) -> Result<LessonView, ApiError> {
     let history = state.store.lesson_events(id).await?;
     let recurrence = recurrence_of(state, &lesson).await?;
     let undone = match state.policy() {
-        Some(active) => super::policy::lessons_undone_by(state, &active)
+        Some(active) => super::policy::undone_in(state, std::slice::from_ref(&lesson), &active)
             .await?
             .into_iter()
-            .filter(|u| u.lesson_id == lesson.id)
             .map(|u| arbiter_api::learning::UndoneBy {
                 policy_version: u.policy_version,
                 undone_by: active.hash().to_string(),
@@ -176,7 +175,7 @@ pub async fn guidance(state: &AppState, action: Option<String>) -> Result<Guidan
         state.store.lessons(LessonFilter { published: true, limit: 10_000, ..Default::default() }).await?;
     // a required step the active policy no longer enforces is not told to the agent as required
     if let Some(active) = state.policy() {
-        let undone = super::policy::lessons_undone_by(state, &active).await?;
+        let undone = super::policy::undone_in(state, &lessons, &active).await?;
         for l in lessons.iter_mut() {
             let undone_versions: Vec<&str> =
                 undone.iter().filter(|u| u.lesson_id == l.id).map(|u| u.policy_version.as_str()).collect();

@@ -72,14 +72,25 @@ async fn store_and_activate(
 /// lesson's action classes ([`Policy::loosened_in`]) undoes it, once that
 /// version has been live (a draft never enforced anything).
 pub async fn lessons_undone_by(state: &AppState, candidate: &Policy) -> Result<Vec<UndoneLesson>, ApiError> {
-    use arbiter_core::review::InterventionStatus;
     let lessons = state
         .store
         .lessons(arbiter_store::LessonFilter { published: true, limit: 10_000, ..Default::default() })
         .await?;
-    let mut standards: std::collections::HashMap<String, Option<Policy>> = Default::default();
+    undone_in(state, &lessons, candidate).await
+}
+
+/// Which of `lessons` (the published ones count) `candidate` would undo
+/// (see [`lessons_undone_by`]); for callers that already hold the lessons.
+pub async fn undone_in(
+    state: &AppState,
+    lessons: &[arbiter_core::lesson::Lesson],
+    candidate: &Policy,
+) -> Result<Vec<UndoneLesson>, ApiError> {
+    use arbiter_core::review::InterventionStatus;
+    // each linked version once, compiled through the state's cache of versions
+    let mut standards: std::collections::HashMap<String, Option<Arc<Policy>>> = Default::default();
     let mut out = Vec::new();
-    for l in &lessons {
+    for l in lessons.iter().filter(|l| l.publish) {
         let made = l.interventions.iter().filter(|x| {
             x.spec.kind.needs_policy_check()
                 && matches!(x.status, InterventionStatus::Done | InterventionStatus::Verified)
@@ -92,10 +103,7 @@ pub async fn lessons_undone_by(state: &AppState, candidate: &Policy) -> Result<V
             if !standards.contains_key(hash) {
                 // only a change that went live can be undone: a draft never enforced anything
                 let live = !state.store.policy_activations(hash).await?.is_empty();
-                let compiled = match live {
-                    true => state.store.policy_version(hash).await?.and_then(|v| Policy::parse(&v.source).ok()),
-                    false => None,
-                };
+                let compiled = if live { Some(state.policy_version(hash).await?) } else { None };
                 standards.insert(hash.clone(), compiled);
             }
             let Some(Some(standard)) = standards.get(hash) else { continue };

@@ -295,10 +295,7 @@ async fn confirmation(
         return Err(ApiError::Conflict(format!("{} {} is already active", v.name, short(&v.hash))));
     }
     let report = app::policy::backtest(state, hash, None, None).await?;
-    let stored = app::policy::version(state, hash).await?;
-    let candidate = arbiter_policy::Policy::parse(&stored.source)
-        .map_err(|e| ApiError::internal(format!("stored version {} no longer compiles", v.hash), e))?;
-    let undone = app::policy::lessons_undone_by(state, &candidate).await?;
+    let undone = app::policy::lessons_undone_by(state, &*state.policy_version(&v.hash).await?).await?;
     let rollback = previous(versions).is_some_and(|p| p.hash == v.hash);
     Ok(html! {
         section.card.confirm {
