@@ -2,7 +2,10 @@
 //! queue, the sweeper and case search need.
 
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use arbiter_core::CaseCommand;
 use arbiter_core::{Case, CaseKind, CaseState, Timestamp};
+use arbiter_store::CaseUpdate;
+use arbiter_store::writes;
 use arbiter_store::{CaseFilter, CasePage, CaseQuery, Event, Result, StoreError};
 
 pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
@@ -79,7 +82,7 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
         at: Timestamp,
         data: serde_json::Value,
     ) -> Result<Event> {
-        crate::events::append_event(self, case_id, decision_id, kind, actor, at, data)
+        crate::audit::append_event(self, case_id, decision_id, kind, actor, at, data)
     }
 
     fn queue_deliveries(&mut self, e: &Event) -> Result<()> {
@@ -115,9 +118,9 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     }
 
     fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
-        Ok(crate::events::load_events(
+        Ok(crate::audit::load_events(
             self,
-            crate::events::events_sql!("WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"),
+            crate::audit::events_sql!("WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"),
             &[&case_id, &kind],
         )?
         .pop())
@@ -225,4 +228,45 @@ pub(crate) fn open_count(c: &mut impl Sql, kind: Option<CaseKind>) -> Result<u64
         &[&kind],
     )?;
     Ok(col::<i64>(&r, 0)? as u64)
+}
+
+#[async_trait::async_trait]
+impl arbiter_store::CaseStore for crate::PostgresStore {
+    async fn case(&self, id: &str) -> Result<Option<Case>> {
+        let id = id.to_string();
+        self.read(move |c| load_case(c, &id)).await
+    }
+
+    async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
+        let actor = actor.to_string();
+        self.write(move |t| writes::open_case(t, case.clone(), &actor)).await
+    }
+
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+        let id = id.to_string();
+        self.write(move |t| writes::update_case(t, &id, &command, now)).await
+    }
+
+    async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>> {
+        self.read(move |c| list(c, &filter)).await
+    }
+
+    async fn find_cases(&self, query: CaseQuery) -> Result<CasePage> {
+        if query.text.as_deref().is_some_and(|t| crate::learning::tsquery(t).is_none()) {
+            return Err(StoreError::Conflict("the text filter has no word to search for".into()));
+        }
+        self.read(move |c| find(c, &query)).await
+    }
+
+    async fn active_approval_cases(&self) -> Result<Vec<Case>> {
+        self.read(active_approval).await
+    }
+
+    async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        self.read(move |c| due(c, now, limit)).await
+    }
+
+    async fn open_case_count(&self, kind: Option<arbiter_core::CaseKind>) -> Result<u64> {
+        self.read(move |c| open_count(c, kind)).await
+    }
 }

@@ -1,8 +1,11 @@
 //! Decision rows: insert (with the idempotency protocol and the open-case
-//! cap), read, outcomes, tool results, chains and drift points.
+//! cap), read, outcomes, tool results, receipts and decision chains.
 
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use arbiter_core::Outcome;
+use arbiter_core::ToolResult;
 use arbiter_core::{CaseEvent, Decision, Timestamp};
+use arbiter_store::Consumption;
 use arbiter_store::rules::DecisionColumns;
 use arbiter_store::{Inserted, NewDecision, Result, StoreError};
 
@@ -116,39 +119,6 @@ pub(crate) fn chain(c: &mut impl Sql, traces: &[String], ids: &[String], limit: 
          ORDER BY event_time, seq LIMIT $3",
         &[&traces, &ids, &(limit.max(1) as i64)],
     )
-}
-
-pub(crate) fn drift_points(
-    c: &mut impl Sql,
-    from: Timestamp,
-    to: Timestamp,
-    live_within_ms: i64,
-) -> Result<Vec<arbiter_store::DriftPoint>> {
-    let rows = c
-        .query(
-            "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
-             WHERE event_time >= $1 AND event_time < $2 ORDER BY event_time, seq",
-            &[&(from.0 - live_within_ms), &(to.0 + live_within_ms)],
-        )?
-        .iter()
-        .map(|r| {
-            Ok((
-                col(r, 0)?,
-                col(r, 1)?,
-                arbiter_store::DriftPoint {
-                    at: Timestamp(col(r, 0)?),
-                    decision_id: col(r, 2)?,
-                    point: arbiter_core::drift::Point {
-                        action: col(r, 3)?,
-                        escalated: col::<String>(r, 4)? == "escalate",
-                        confidence: col(r, 5)?,
-                        correct: col(r, 6)?,
-                    },
-                },
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(arbiter_store::place_drift_points(rows, from, to, live_within_ms))
 }
 
 /// Insert the decisions of a whole batch in a few statements (the hot path
@@ -281,7 +251,7 @@ pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<
     let mut events = Vec::with_capacity(cases.len());
     for (case, (_, agent)) in cases.iter().zip(&openers) {
         let ev = CaseEvent::Opened { case: Box::new((*case).clone()) };
-        events.push(crate::events::chain_event(
+        events.push(crate::audit::chain_event(
             t,
             Some(&case.id),
             case.decision_id.as_deref(),
@@ -291,7 +261,96 @@ pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<
             ev.data(),
         ));
     }
-    crate::events::insert_events(t, &events)?;
+    crate::audit::insert_events(t, &events)?;
     crate::webhooks::queue_deliveries_many(t, &events)?;
     Ok(out)
+}
+
+pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str, at: Timestamp) -> Result<Consumption> {
+    let prior =
+        t.query_opt("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = $1", &[&id])?;
+    if let Some(r) = prior {
+        return Ok(Consumption {
+            decision_id: id.to_string(),
+            consumer: col(&r, 0)?,
+            args_digest: col(&r, 1)?,
+            at: Timestamp(col(&r, 2)?),
+            first: false,
+        });
+    }
+    t.execute(
+        "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES ($1, $2, $3, $4)",
+        &[&id, &who, &digest, &at.0],
+    )?;
+    let e = crate::audit::append_event(
+        t,
+        None,
+        None,
+        "receipt.consumed",
+        who,
+        at,
+        serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
+    )?;
+    crate::webhooks::queue_deliveries(t, &e)?;
+    Ok(Consumption { decision_id: id.into(), consumer: who.into(), args_digest: digest.into(), at, first: true })
+}
+
+#[async_trait::async_trait]
+impl arbiter_store::DecisionStore for crate::PostgresStore {
+    async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
+        self.insert(new).await
+    }
+
+    async fn decision(&self, id: &str) -> Result<Option<Decision>> {
+        let id = id.to_string();
+        self.read(move |c| load_decision(c, &id)).await
+    }
+
+    async fn replayed_decision(&self, agent: &str, key: &str, request_digest: &str) -> Result<Option<Decision>> {
+        let (agent, key, digest) = (agent.to_string(), key.to_string(), request_digest.to_string());
+        self.read(move |c| replayed_decision(c, &agent, &key, &digest)).await
+    }
+
+    async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| labelled(c, limit)).await
+    }
+
+    async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| unlabelled_audit(c, limit)).await
+    }
+
+    async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+        self.read(move |c| recent(c, limit)).await
+    }
+
+    async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
+        let id = id.to_string();
+        self.write(move |t| rewrite(t, &id, outcome.recorded_at, |d| d.outcome = Some(outcome.clone()))).await
+    }
+
+    async fn record_tool_result(&self, id: &str, result: ToolResult) -> Result<Decision> {
+        let id = id.to_string();
+        self.write(move |t| rewrite(t, &id, result.recorded_at, |d| d.tool_result = Some(result.clone()))).await
+    }
+
+    async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<Consumption> {
+        let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
+        self.write(move |t| consume_receipt(t, &id, &who, &digest, at)).await
+    }
+
+    async fn decision_chain(
+        &self,
+        trace_ids: &[String],
+        decision_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Decision>> {
+        let (traces, ids) = (trace_ids.to_vec(), decision_ids.to_vec());
+        self.read(move |c| chain(c, &traces, &ids, limit)).await
+    }
 }

@@ -1,9 +1,12 @@
-//! Drift alarm episodes.
+//! The drift monitor's points (each decision placed at its receipt or its
+//! event time) and its alarm episodes.
 
-use crate::events::append_event;
+use crate::audit::append_event;
 use crate::webhooks::queue_deliveries;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use arbiter_core::Timestamp;
 use arbiter_core::drift::episode::Episode;
+use arbiter_store::DriftPoint;
 use arbiter_store::{EventRecord, Result};
 
 pub(crate) fn drift_episodes(c: &mut impl Sql, open_only: bool, limit: usize) -> Result<Vec<Episode>> {
@@ -38,4 +41,65 @@ pub(crate) fn save_drift_episode(t: &mut Tx<'_>, episode: &Episode, event: Optio
         queue_deliveries(t, &e)?;
     }
     Ok(saved)
+}
+
+pub(crate) fn drift_points(
+    c: &mut impl Sql,
+    from: Timestamp,
+    to: Timestamp,
+    live_within_ms: i64,
+) -> Result<Vec<arbiter_store::DriftPoint>> {
+    let rows = c
+        .query(
+            "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
+             WHERE event_time >= $1 AND event_time < $2 ORDER BY event_time, seq",
+            &[&(from.0 - live_within_ms), &(to.0 + live_within_ms)],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                col(r, 0)?,
+                col(r, 1)?,
+                arbiter_store::DriftPoint {
+                    at: Timestamp(col(r, 0)?),
+                    decision_id: col(r, 2)?,
+                    point: arbiter_core::drift::Point {
+                        action: col(r, 3)?,
+                        escalated: col::<String>(r, 4)? == "escalate",
+                        confidence: col(r, 5)?,
+                        correct: col(r, 6)?,
+                    },
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(arbiter_store::place_drift_points(rows, from, to, live_within_ms))
+}
+
+#[async_trait::async_trait]
+impl arbiter_store::DriftStore for crate::PostgresStore {
+    async fn drift_points(&self, from: Timestamp, to: Timestamp, live_within_ms: i64) -> Result<Vec<DriftPoint>> {
+        self.read(move |c| drift_points(c, from, to, live_within_ms)).await
+    }
+
+    async fn drift_episodes(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<arbiter_core::drift::episode::Episode>> {
+        self.read(move |c| drift_episodes(c, open_only, limit)).await
+    }
+
+    async fn drift_episode(&self, id: &str) -> Result<Option<arbiter_core::drift::episode::Episode>> {
+        let id = id.to_string();
+        self.read(move |c| drift_episode(c, &id)).await
+    }
+
+    async fn save_drift_episode(
+        &self,
+        episode: arbiter_core::drift::episode::Episode,
+        event: Option<arbiter_store::EventRecord>,
+    ) -> Result<arbiter_core::drift::episode::Episode> {
+        self.write(move |t| save_drift_episode(t, &episode, event.as_ref())).await
+    }
 }

@@ -356,7 +356,7 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
     }
     let indexed = t.query_one("SELECT COUNT(*) FROM search_docs", &[])?;
     report.indexed = crate::col::<i64>(&indexed, 0)? as u64;
-    let head = crate::events::chain_head(&mut t)?;
+    let head = crate::audit::chain_head(&mut t)?;
     if let Some(h) = &head {
         t.execute("UPDATE chain_head SET seq = $1, hash = $2", &[&(h.seq as i64), &h.hash])?;
     }

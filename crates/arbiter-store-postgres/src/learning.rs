@@ -1,17 +1,16 @@
 //! The learning loop's rows: lessons (written with the review that closes),
 //! the full-text index (`tsvector` + GIN) over lessons, review cases and
-//! reviewed decisions, similar cases and the blast radius, rule suggestions,
-//! and policy drafts.
+//! reviewed decisions, and rule suggestions.
 
-use crate::events::{append_event, load_events};
+use crate::audit::{append_event, load_events};
 use crate::webhooks::queue_deliveries;
 use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
-use arbiter_core::insight::{Activity, AgentTotals};
+use arbiter_core::Timestamp;
 use arbiter_core::lesson::Lesson;
-use arbiter_core::recurrence::Labelled;
+use arbiter_core::lesson::LessonPatch;
 use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
-use arbiter_core::{Decision, Timestamp, Verdict};
+use arbiter_store::writes;
 use arbiter_store::{Event, LessonFilter, Result, StoreError};
 
 /// The words of a text as search sees them: runs of letters, digits and
@@ -136,7 +135,7 @@ pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>>
 pub(crate) fn lesson_events(c: &mut impl Sql, id: &str) -> Result<Vec<Event>> {
     load_events(
         c,
-        crate::events::events_sql!(
+        crate::audit::events_sql!(
             "WHERE kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1 ORDER BY seq"
         ),
         &[&id],
@@ -199,106 +198,6 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
         }
     }
     Ok(out)
-}
-
-pub(crate) fn similar_candidates(
-    c: &mut impl Sql,
-    action: &str,
-    before: Timestamp,
-    limit: usize,
-) -> Result<Vec<Decision>> {
-    load_bodies(
-        c,
-        "SELECT body FROM decisions WHERE action_name = $1 AND event_time < $2
-           AND (final_source = 'review' OR outcome_correct IS NOT NULL)
-         ORDER BY event_time DESC LIMIT $3",
-        &[&action, &before.0, &(limit as i64)],
-    )
-}
-
-pub(crate) fn agent_activity(
-    c: &mut impl Sql,
-    agent: &str,
-    action: &str,
-    since: Timestamp,
-    limit: usize,
-) -> Result<Vec<Activity>> {
-    c.query(
-        "SELECT event_time, subject FROM decisions WHERE agent = $1 AND action_name = $2 AND event_time >= $3
-         ORDER BY event_time DESC LIMIT $4",
-        &[&agent, &action, &since.0, &(limit as i64)],
-    )?
-    .iter()
-    .map(|r| Ok(Activity { at: Timestamp(col(r, 0)?), subject: col(r, 1)? }))
-    .collect()
-}
-
-pub(crate) fn agent_totals(c: &mut impl Sql, agent: &str, since: Timestamp) -> Result<AgentTotals> {
-    let r = c.query_one(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE verdict = 'escalate'), COUNT(*) FILTER (WHERE final_source = 'review'),
-                COUNT(*) FILTER (WHERE overridden)
-         FROM decisions WHERE agent = $1 AND event_time >= $2",
-        &[&agent, &since.0],
-    )?;
-    Ok(AgentTotals {
-        decisions: col::<i64>(&r, 0)? as u64,
-        escalated: col::<i64>(&r, 1)? as u64,
-        reviewed: col::<i64>(&r, 2)? as u64,
-        overridden: col::<i64>(&r, 3)? as u64,
-    })
-}
-
-pub(crate) fn subject_history(
-    c: &mut impl Sql,
-    subject: &str,
-    before: Timestamp,
-    limit: usize,
-) -> Result<(u64, Vec<Decision>)> {
-    let total =
-        c.query_one("SELECT COUNT(*) FROM decisions WHERE subject = $1 AND event_time < $2", &[&subject, &before.0])?;
-    let recent = load_bodies(
-        c,
-        "SELECT body FROM decisions WHERE subject = $1 AND event_time < $2 ORDER BY event_time DESC LIMIT $3",
-        &[&subject, &before.0, &(limit as i64)],
-    )?;
-    Ok((col::<i64>(&total, 0)? as u64, recent))
-}
-
-pub(crate) fn reviewed(
-    c: &mut impl Sql,
-    action: Option<&str>,
-    since: Timestamp,
-    limit: usize,
-) -> Result<Vec<Decision>> {
-    load_bodies(
-        c,
-        "SELECT body FROM decisions WHERE final_source = 'review' AND ($1::text IS NULL OR action_name = $1)
-           AND event_time >= $2 ORDER BY event_time DESC LIMIT $3",
-        &[&action, &since.0, &(limit as i64)],
-    )
-}
-
-pub(crate) fn labelled_points(
-    c: &mut impl Sql,
-    actions: &[String],
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<Vec<Labelled>> {
-    c.query(
-        "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
-         WHERE outcome_correct IS NOT NULL AND event_time >= $2 AND event_time < $3 AND action_name = ANY($1)",
-        &[&actions, &from.0, &to.0],
-    )?
-    .iter()
-    .map(|r| {
-        let source = col::<Option<String>>(r, 1)?.as_deref().map(crate::dashboard::final_source).transpose()?;
-        let verdict = match col::<Option<String>>(r, 2)? {
-            None => None,
-            Some(v) => Some(Verdict::parse(&v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))?),
-        };
-        Ok(Labelled { at: Timestamp(col(r, 0)?), source, verdict, correct: col(r, 3)? })
-    })
-    .collect()
 }
 
 pub(crate) fn offer_suggestions(t: &mut Tx<'_>, found: &[Suggestion], now: Timestamp) -> Result<Vec<Suggestion>> {
@@ -373,6 +272,63 @@ pub(crate) fn decide_suggestion(
     )?;
     queue_deliveries(t, &e)?;
     Ok(s)
+}
+
+
+#[async_trait::async_trait]
+impl arbiter_store::LearningStore for crate::PostgresStore {
+    async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
+        let id = id.to_string();
+        self.read(move |c| lesson(c, &id)).await
+    }
+
+    async fn lessons(&self, filter: LessonFilter) -> Result<Vec<Lesson>> {
+        self.read(move |c| lessons(c, &filter)).await
+    }
+
+    async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
+        let (review_id, by) = (review_id.to_string(), by.to_string());
+        self.write(move |t| writes::create_missing_lesson(t, &review_id, &by, at)).await
+    }
+
+    async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |t| writes::update_lesson(t, &id, &patch, &by, at)).await
+    }
+
+    async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
+        let id = id.to_string();
+        self.read(move |c| lesson_events(c, &id)).await
+    }
+
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        self.read(move |c| search(c, &query)).await
+    }
+
+    async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
+        self.write(move |t| offer_suggestions(t, &found, now)).await
+    }
+
+    async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
+        self.read(move |c| suggestions(c, limit)).await
+    }
+
+    async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
+        let id = id.to_string();
+        self.read(move |c| suggestion(c, &id)).await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        id: &str,
+        state: SuggestionState,
+        draft_policy: Option<String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Suggestion> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |t| decide_suggestion(t, &id, state, draft_policy.clone(), &by, at)).await
+    }
 }
 
 #[cfg(test)]

@@ -33,19 +33,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{broadcast, oneshot};
 
+mod audit;
 mod cases;
-mod dashboard;
 mod decisions;
 mod drift;
-mod events;
 pub mod import;
+mod insight;
 mod keys;
 mod learning;
 mod listen;
+mod policies;
 mod schema;
-mod store;
+mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod traces;
 mod webhooks;
 
 pub use schema::SCHEMA_VERSION;
@@ -708,7 +710,7 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
 fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
     let wrote_decisions = !t.chain.is_empty();
     if let Some((data, at)) = t.chain.take() {
-        events::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;
+        audit::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;
     }
     if t.head.seq != start_seq {
         let (seq, hash) = (t.head.seq as i64, t.head.hash.clone());
@@ -725,4 +727,17 @@ fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
     let done = t.tx.commit().map_err(pg("the commit failed"));
     stats.commit_micros.fetch_add(commit.elapsed().as_micros() as u64, Ordering::Relaxed);
     done
+}
+
+/// Every concern is implemented in its file (`decisions.rs` holds
+/// `impl DecisionStore`); each call is a write job in the next group commit,
+/// or a read on a pooled connection.
+impl arbiter_store::Store for PostgresStore {
+    fn finalized_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.finalized.subscribe())
+    }
+
+    fn write_stats(&self) -> arbiter_store::WriteStats {
+        self.stats.read()
+    }
 }

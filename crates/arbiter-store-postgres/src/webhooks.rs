@@ -146,7 +146,7 @@ pub(crate) fn claim_due(
             continue;
         }
         let webhook = row_webhook(r, 11)?;
-        let event = crate::events::row_event(r, 19)?;
+        let event = crate::audit::row_event(r, 19)?;
         out.push(DueDelivery { delivery, webhook, event });
     }
     let until = now.plus_millis(lease_ms);
@@ -189,4 +189,40 @@ pub(crate) fn deliveries(c: &mut impl Sql, webhook_id: &str, limit: usize) -> Re
         " FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2"
     );
     c.query(sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
+}
+
+#[async_trait::async_trait]
+impl arbiter_store::WebhookStore for crate::PostgresStore {
+    async fn create_webhook(&self, webhook: Webhook) -> Result<()> {
+        self.write(move |t| create(t, &webhook)).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        self.read(list).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |t| delete(t, &id)).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+        per_webhook: usize,
+        in_flight: std::collections::HashMap<String, usize>,
+    ) -> Result<Vec<DueDelivery>> {
+        self.write(move |t| claim_due(t, now, lease_ms, limit, per_webhook, &in_flight)).await
+    }
+
+    async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()> {
+        self.write(move |t| record_attempt(t, id, &attempt)).await
+    }
+
+    async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
+        let id = webhook_id.to_string();
+        self.read(move |c| deliveries(c, &id, limit)).await
+    }
 }

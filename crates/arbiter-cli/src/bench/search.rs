@@ -15,7 +15,8 @@ use arbiter_core::{
     Actor, Case, CaseCommand, Decision, DecisionStatus, Escalation, FinalSource, FinalVerdict, HumanDuration, Severity,
     Timestamp, Verdict,
 };
-use arbiter_store::{NewDecision, SqliteStore, Store};
+use arbiter_store::prelude::*;
+use arbiter_store::{NewDecision, SqliteStore};
 use clap::Args;
 use futures_util::future::join_all;
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ use arbiter_api::policy::PolicyView;
 use arbiter_core::Timestamp;
 use arbiter_policy::Policy;
 use arbiter_policy::backtest::{Backtest, BacktestReport, Replay};
-use arbiter_store::Store;
+use arbiter_store::prelude::*;
 use arbiter_tuning::{History, SettledByRules, TuneOptions, TuneResult, tune};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -50,7 +50,7 @@ async fn without_a_policy_the_server_is_unavailable_not_wrong() {
         arbiter_core::Clock::now(clock.as_ref()),
     )
     .unwrap();
-    arbiter_store::Store::create_key(store.as_ref(), key.record).await.unwrap();
+    arbiter_store::KeyStore::create_key(store.as_ref(), key.record).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -107,7 +107,7 @@ async fn a_key_revoked_in_the_store_stops_within_the_cache_window_with_its_sessi
     assert_eq!(s.get(&ann, "/v1/queue").await.0, 200);
     // revoked behind the server's back (as `arbiter keys revoke` does, on the store)
     let id = ann.split('_').nth(1).unwrap();
-    assert!(arbiter_store::Store::revoke_key(s.state.store.as_ref(), id, s.state.clock.now()).await.unwrap());
+    assert!(arbiter_store::KeyStore::revoke_key(s.state.store.as_ref(), id, s.state.clock.now()).await.unwrap());
     let started = std::time::Instant::now();
     while s.get(&ann, "/v1/queue").await.0 != 401 {
         assert!(started.elapsed() < Duration::from_secs(5), "still accepted after the cache window");

@@ -4,6 +4,7 @@
 //! `ARBITER_REQUIRE_POSTGRES=1`).
 
 use arbiter_store::conformance;
+use arbiter_store::prelude::*;
 use arbiter_store_postgres::{PostgresStore, testing};
 
 /// The conformance suite on PostgreSQL, one test per check, each in a database
@@ -104,7 +105,7 @@ async fn a_failing_job_fails_alone_and_its_batch_commits() {
 /// not answer at all is `Unavailable` (503 to clients), not a bug (500).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_connections_fail_no_request_and_an_outage_is_unavailable() {
-    use arbiter_store::{NewDecision, Store, StoreError};
+    use arbiter_store::{NewDecision, StoreError};
     let Some(db) = testing::fresh("resets") else { return };
     let store = PostgresStore::connect(&db.url).await.unwrap();
     let new = |id: &str| NewDecision {

@@ -115,19 +115,20 @@ pub(super) fn append_case_event(
     Ok(e)
 }
 
-impl SqliteStore {
-    pub(super) async fn case(&self, id: &str) -> Result<Option<Case>> {
+#[async_trait]
+impl crate::CaseStore for SqliteStore {
+    async fn case(&self, id: &str) -> Result<Option<Case>> {
         let id = id.to_string();
         self.read(move |c| load_case(c, &id)).await
     }
 
-    pub(super) async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
+    async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
         let actor = actor.to_string();
         self.write_chained(move |c, chain| crate::writes::open_case(&mut SqliteTx { conn: c, chain }, case, &actor))
             .await
     }
 
-    pub(super) async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
+    async fn update_case(&self, id: &str, command: CaseCommand, now: Timestamp) -> Result<CaseUpdate> {
         let id = id.to_string();
         self.write_chained(move |c, chain| {
             crate::writes::update_case(&mut SqliteTx { conn: c, chain }, &id, &command, now)
@@ -135,7 +136,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn cases(&self, f: CaseFilter) -> Result<Vec<Case>> {
+    async fn cases(&self, f: CaseFilter) -> Result<Vec<Case>> {
         self.read(move |c| {
             // Every filter is a bound parameter; the state list travels as one JSON array.
             let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
@@ -150,7 +151,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn find_cases(&self, q: crate::CaseQuery) -> Result<crate::CasePage> {
+    async fn find_cases(&self, q: crate::CaseQuery) -> Result<crate::CasePage> {
         let states: Vec<&str> = q.states.iter().map(|s| s.as_str()).collect();
         let states = serde_json::to_string(&states).map_err(corrupt)?;
         let text = match &q.text {
@@ -227,7 +228,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn active_approval_cases(&self) -> Result<Vec<Case>> {
+    async fn active_approval_cases(&self) -> Result<Vec<Case>> {
         self.read(|c| {
             load_bodies(
                 c,
@@ -238,7 +239,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+    async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(
@@ -251,7 +252,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn open_case_count(&self, kind: Option<CaseKind>) -> Result<u64> {
+    async fn open_case_count(&self, kind: Option<CaseKind>) -> Result<u64> {
         self.read(move |c| {
             c.query_row(
                 "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed') AND (?1 IS NULL OR kind = ?1)",

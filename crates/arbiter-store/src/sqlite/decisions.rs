@@ -1,4 +1,4 @@
-//! Decision rows: insert (with the idempotency protocol and the open-case cap), read, outcomes, chains and drift points.
+//! Decision rows: insert (with the idempotency protocol and the open-case cap), read, outcomes, tool results, receipts and decision chains.
 
 use super::*;
 
@@ -60,8 +60,9 @@ pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decis
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
+#[async_trait]
+impl crate::DecisionStore for SqliteStore {
+    async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
         self.write_chained(move |c, chain| {
             let mut new = new;
             if let Some(cap) = new.approval_cap() {
@@ -139,12 +140,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn decision(&self, id: &str) -> Result<Option<Decision>> {
+    async fn decision(&self, id: &str) -> Result<Option<Decision>> {
         let id = id.to_string();
         self.read(move |c| load_decision(c, &id)).await
     }
 
-    pub(super) async fn replayed_decision(&self, agent: &str, key: &str, digest: &str) -> Result<Option<Decision>> {
+    async fn replayed_decision(&self, agent: &str, key: &str, digest: &str) -> Result<Option<Decision>> {
         let (agent, key, digest) = (agent.to_string(), key.to_string(), digest.to_string());
         self.read(move |c| {
             let prior: Option<(String, String)> = c
@@ -158,7 +159,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+    async fn labelled_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| {
             let mut out: Vec<Decision> = load_bodies(
                 c,
@@ -171,7 +172,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+    async fn unlabelled_audit_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| {
             // the text match narrows the scan cheaply; the JSON path decides
             let mut out: Vec<Decision> = load_bodies(
@@ -187,7 +188,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
+    async fn recent_decisions(&self, limit: usize) -> Result<Vec<Decision>> {
         self.read(move |c| {
             let mut out: Vec<Decision> = load_bodies(
                 c,
@@ -200,7 +201,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
+    async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
         self.write_chained(move |c, chain| {
             let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
@@ -212,7 +213,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision> {
+    async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision> {
         let id = id.to_string();
         self.write_chained(move |c, chain| {
             let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
@@ -224,7 +225,52 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn decision_chain(
+    async fn consume_receipt(
+        &self,
+        decision_id: &str,
+        consumer: &str,
+        args_digest: &str,
+        at: Timestamp,
+    ) -> Result<crate::Consumption> {
+        let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
+        self.write(move |c| {
+            let prior: Option<(String, String, i64)> = c
+                .prepare_cached("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = ?1")
+                .map_err(backend)?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(backend)?;
+            if let Some((consumer, args_digest, at)) = prior {
+                return Ok(crate::Consumption {
+                    decision_id: id,
+                    consumer,
+                    args_digest,
+                    at: Timestamp(at),
+                    first: false,
+                });
+            }
+            c.prepare_cached(
+                "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(backend)?
+            .execute(params![id, who, digest, at.0])
+            .map_err(backend)?;
+            let e = append_event(
+                c,
+                None,
+                None,
+                "receipt.consumed",
+                &who,
+                at,
+                serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
+            )?;
+            queue_deliveries(c, &e)?;
+            Ok(crate::Consumption { decision_id: id, consumer: who, args_digest: digest, at, first: true })
+        })
+        .await
+    }
+
+    async fn decision_chain(
         &self,
         trace_ids: &[String],
         decision_ids: &[String],
@@ -251,43 +297,6 @@ impl SqliteStore {
                 .map_err(backend)?;
             let rows = st.query_map(params![traces, ids, limit.max(1) as i64], |r| r.get::<_, String>(0)).map_err(backend)?;
             rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
-        })
-        .await
-    }
-
-    pub(super) async fn drift_points(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        live_within_ms: i64,
-    ) -> Result<Vec<crate::DriftPoint>> {
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
-                     WHERE event_time >= ?1 AND event_time < ?2 ORDER BY event_time, seq",
-                )
-                .map_err(backend)?;
-            let rows = st
-                .query_map(params![from.0 - live_within_ms, to.0 + live_within_ms], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        crate::DriftPoint {
-                            at: Timestamp(r.get(0)?),
-                            decision_id: r.get(2)?,
-                            point: arbiter_core::drift::Point {
-                                action: r.get(3)?,
-                                escalated: r.get::<_, String>(4)? == "escalate",
-                                confidence: r.get(5)?,
-                                correct: r.get(6)?,
-                            },
-                        },
-                    ))
-                })
-                .map_err(backend)?;
-            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
-            Ok(crate::place_drift_points(rows, from, to, live_within_ms))
         })
         .await
     }

@@ -1,11 +1,49 @@
-//! Drift alarm episodes.
+//! The drift monitor's points (each decision placed at its receipt or its event time) and its alarm episodes.
 
 use super::*;
 use crate::EventRecord;
 use arbiter_core::drift::episode::Episode;
 
-impl SqliteStore {
-    pub(super) async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<Episode>> {
+#[async_trait]
+impl crate::DriftStore for SqliteStore {
+    async fn drift_points(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        live_within_ms: i64,
+    ) -> Result<Vec<crate::DriftPoint>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT event_time, received_at, id, action_name, verdict, confidence, outcome_correct FROM decisions
+                     WHERE event_time >= ?1 AND event_time < ?2 ORDER BY event_time, seq",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![from.0 - live_within_ms, to.0 + live_within_ms], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        crate::DriftPoint {
+                            at: Timestamp(r.get(0)?),
+                            decision_id: r.get(2)?,
+                            point: arbiter_core::drift::Point {
+                                action: r.get(3)?,
+                                escalated: r.get::<_, String>(4)? == "escalate",
+                                confidence: r.get(5)?,
+                                correct: r.get(6)?,
+                            },
+                        },
+                    ))
+                })
+                .map_err(backend)?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
+            Ok(crate::place_drift_points(rows, from, to, live_within_ms))
+        })
+        .await
+    }
+
+    async fn drift_episodes(&self, open_only: bool, limit: usize) -> Result<Vec<Episode>> {
         self.read(move |c| {
             let sql = if open_only {
                 "SELECT body FROM drift_episodes WHERE open = 1 ORDER BY started_at DESC, id LIMIT ?1"
@@ -17,7 +55,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn drift_episode(&self, id: &str) -> Result<Option<Episode>> {
+    async fn drift_episode(&self, id: &str) -> Result<Option<Episode>> {
         let id = id.to_string();
         self.read(move |c| {
             let body: Option<String> = c
@@ -29,7 +67,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn save_drift_episode(&self, episode: Episode, event: Option<EventRecord>) -> Result<Episode> {
+    async fn save_drift_episode(&self, episode: Episode, event: Option<EventRecord>) -> Result<Episode> {
         self.write(move |c| {
             let stored: Option<i64> = c
                 .prepare_cached("SELECT version FROM drift_episodes WHERE id = ?1")

@@ -64,12 +64,13 @@ pub(super) fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn create_key(&self, k: KeyRecord) -> Result<()> {
+#[async_trait]
+impl crate::KeyStore for SqliteStore {
+    async fn create_key(&self, k: KeyRecord) -> Result<()> {
         self.write(move |c| insert_key(c, &k)).await
     }
 
-    pub(super) async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
         self.read(move |c| {
             c.query_row(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = ?1"), [id], key_from_row)
@@ -81,7 +82,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn keys(&self) -> Result<Vec<KeyRecord>> {
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(|c| {
             let mut st = c
                 .prepare(concat!("SELECT ", key_cols!(), " FROM api_keys ORDER BY created_at, id"))
@@ -92,7 +93,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
@@ -103,7 +104,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
+    async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
@@ -114,7 +115,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
+    async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -132,7 +133,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn session(&self, id: &str) -> Result<Option<crate::ConsoleSession>> {
+    async fn session(&self, id: &str) -> Result<Option<crate::ConsoleSession>> {
         let id = id.to_string();
         self.read(move |c| {
             c.prepare_cached(
@@ -154,7 +155,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c

@@ -1,15 +1,11 @@
 //! The learning loop's rows: lessons (written with the review that closes),
 //! the full-text index (FTS5) over lessons, review cases and reviewed
-//! decisions, the queries behind similar cases and the blast radius, and rule
-//! suggestions.
+//! decisions, and rule suggestions.
 
 use super::*;
 use crate::LessonFilter;
 use crate::rules::fts_words;
-use arbiter_core::Verdict;
-use arbiter_core::insight::{Activity, AgentTotals};
 use arbiter_core::lesson::{Lesson, LessonPatch};
-use arbiter_core::recurrence::Labelled;
 use arbiter_core::search::{Document, SearchHit, SearchKind, SearchQuery};
 use arbiter_core::suggest::{Suggestion, SuggestionState};
 
@@ -93,47 +89,41 @@ fn strings(s: String) -> Result<Vec<String>> {
     serde_json::from_str(&s).map_err(corrupt)
 }
 
-fn labelled_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<String>, Option<String>, bool)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+/// Fill the learning loop's columns and index for rows written before it
+/// (the upgrade to schema 7): subjects, who settled each decision, and the
+/// search documents of review cases and answered decisions.
+pub(super) fn backfill_learning(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<()> {
+    let mut done = 0u64;
+    let mut st = conn.prepare("SELECT id, body FROM decisions ORDER BY seq").map_err(backend)?;
+    let mut rows = st.query([]).map_err(backend)?;
+    let mut up = conn
+        .prepare("UPDATE decisions SET subject = ?2, final_source = ?3, overridden = ?4 WHERE id = ?1")
+        .map_err(backend)?;
+    while let Some(r) = rows.next().map_err(backend)? {
+        let (id, body): (String, String) = (r.get(0).map_err(backend)?, r.get(1).map_err(backend)?);
+        let d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
+        let col = DecisionColumns::of(&d);
+        up.execute(params![id, col.subject, col.final_source, col.overridden]).map_err(backend)?;
+        done += 1;
+        if done.is_multiple_of(10_000) {
+            progress(done);
+        }
+    }
+    let cases: Vec<Case> = load_bodies(conn, "SELECT body FROM cases ORDER BY seq", [])?;
+    for c in &cases {
+        index_case(conn, c)?;
+    }
+    Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn store_policy_draft(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {
-        let by = by.to_string();
-        self.write(move |c| {
-            let created = c
-                .execute(
-                    "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
-                )
-                .map_err(backend)?
-                > 0;
-            if created {
-                append_event(c, None, None, "policy.drafted", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
-            }
-            Ok(created)
-        })
-        .await
-    }
-
-    pub(super) async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>> {
-        let hash = hash.to_string();
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached("SELECT activated_at FROM policy_activations WHERE hash = ?1 ORDER BY seq")
-                .map_err(backend)?;
-            let rows = st.query_map([hash], |r| r.get::<_, i64>(0)).map_err(backend)?;
-            rows.map(|r| r.map(Timestamp).map_err(backend)).collect()
-        })
-        .await
-    }
-
-    pub(super) async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
+#[async_trait]
+impl crate::LearningStore for SqliteStore {
+    async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
         let id = id.to_string();
         self.read(move |c| load_lesson(c, "SELECT body FROM lessons WHERE id = ?1", &id)).await
     }
 
-    pub(super) async fn lessons(&self, f: LessonFilter) -> Result<Vec<Lesson>> {
+    async fn lessons(&self, f: LessonFilter) -> Result<Vec<Lesson>> {
         self.read(move |c| {
             let all: Vec<Lesson> = load_bodies(
                 c,
@@ -149,7 +139,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
+    async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
         let (review_id, by) = (review_id.to_string(), by.to_string());
         self.write_chained(move |c, chain| {
             crate::writes::create_missing_lesson(&mut SqliteTx { conn: c, chain }, &review_id, &by, at)
@@ -157,7 +147,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
+    async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
         let (id, by) = (id.to_string(), by.to_string());
         self.write_chained(move |c, chain| {
             crate::writes::update_lesson(&mut SqliteTx { conn: c, chain }, &id, &patch, &by, at)
@@ -165,7 +155,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
+    async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_string();
         self.read(move |c| {
             load_events(
@@ -182,7 +172,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn search(&self, q: SearchQuery) -> Result<Vec<SearchHit>> {
+    async fn search(&self, q: SearchQuery) -> Result<Vec<SearchHit>> {
         let Some(words) = fts_words(&q.q) else { return Ok(Vec::new()) };
         // Hits whose title holds every word first, then the rest; newest first in each.
         // (BM25 would read every match of a common word to weigh it: linear in the
@@ -244,152 +234,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn similar_candidates(
-        &self,
-        action: &str,
-        before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Decision>> {
-        let action = action.to_string();
-        self.read(move |c| {
-            load_bodies(
-                c,
-                "SELECT body FROM decisions WHERE action_name = ?1 AND event_time < ?2
-                   AND (final_source = 'review' OR outcome_correct IS NOT NULL)
-                 ORDER BY event_time DESC LIMIT ?3",
-                params![action, before.0, limit as i64],
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn agent_activity(
-        &self,
-        agent: &str,
-        action: &str,
-        since: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Activity>> {
-        let (agent, action) = (agent.to_string(), action.to_string());
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT event_time, subject FROM decisions WHERE agent = ?1 AND action_name = ?2 AND event_time >= ?3
-                     ORDER BY event_time DESC LIMIT ?4",
-                )
-                .map_err(backend)?;
-            let rows = st
-                .query_map(params![agent, action, since.0, limit as i64], |r| {
-                    Ok(Activity { at: Timestamp(r.get(0)?), subject: r.get(1)? })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
-    }
-
-    pub(super) async fn agent_totals(&self, agent: &str, since: Timestamp) -> Result<AgentTotals> {
-        let agent = agent.to_string();
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT COUNT(*), COALESCE(SUM(verdict = 'escalate'), 0), COALESCE(SUM(final_source = 'review'), 0),
-                        COALESCE(SUM(overridden = 1), 0)
-                 FROM decisions WHERE agent = ?1 AND event_time >= ?2",
-            )
-            .map_err(backend)?
-            .query_row(params![agent, since.0], |r| {
-                Ok(AgentTotals {
-                    decisions: r.get::<_, i64>(0)? as u64,
-                    escalated: r.get::<_, i64>(1)? as u64,
-                    reviewed: r.get::<_, i64>(2)? as u64,
-                    overridden: r.get::<_, i64>(3)? as u64,
-                })
-            })
-            .map_err(backend)
-        })
-        .await
-    }
-
-    pub(super) async fn subject_history(
-        &self,
-        subject: &str,
-        before: Timestamp,
-        limit: usize,
-    ) -> Result<(u64, Vec<Decision>)> {
-        let subject = subject.to_string();
-        self.read(move |c| {
-            let total: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM decisions WHERE subject = ?1 AND event_time < ?2")
-                .map_err(backend)?
-                .query_row(params![subject, before.0], |r| r.get(0))
-                .map_err(backend)?;
-            let recent = load_bodies(
-                c,
-                "SELECT body FROM decisions WHERE subject = ?1 AND event_time < ?2 ORDER BY event_time DESC LIMIT ?3",
-                params![subject, before.0, limit as i64],
-            )?;
-            Ok((total as u64, recent))
-        })
-        .await
-    }
-
-    pub(super) async fn reviewed_decisions(
-        &self,
-        action: Option<&str>,
-        since: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Decision>> {
-        let action = action.map(str::to_string);
-        self.read(move |c| match action {
-            Some(a) => load_bodies(
-                c,
-                "SELECT body FROM decisions WHERE final_source = 'review' AND action_name = ?1 AND event_time >= ?2
-                 ORDER BY event_time DESC LIMIT ?3",
-                params![a, since.0, limit as i64],
-            ),
-            None => load_bodies(
-                c,
-                "SELECT body FROM decisions WHERE final_source = 'review' AND event_time >= ?1
-                 ORDER BY event_time DESC LIMIT ?2",
-                params![since.0, limit as i64],
-            ),
-        })
-        .await
-    }
-
-    pub(super) async fn labelled_points(
-        &self,
-        actions: &[String],
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Labelled>> {
-        let actions = serde_json::to_string(actions).map_err(corrupt)?;
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
-                     WHERE outcome_correct IS NOT NULL AND event_time >= ?2 AND event_time < ?3
-                       AND action_name IN (SELECT value FROM json_each(?1))",
-                )
-                .map_err(backend)?;
-            let rows = st.query_map(params![actions, from.0, to.0], labelled_row).map_err(backend)?;
-            rows.map(|r| {
-                let (at, source, verdict, correct) = r.map_err(backend)?;
-                let source = source.as_deref().map(super::dashboard::final_source).transpose()?;
-                let verdict = match verdict.as_deref() {
-                    None => None,
-                    Some(v) => {
-                        Some(Verdict::parse(v).ok_or_else(|| StoreError::Corrupt(format!("unknown verdict `{v}`")))?)
-                    }
-                };
-                Ok(Labelled { at: Timestamp(at), source, verdict, correct })
-            })
-            .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
+    async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
         self.write(move |c| {
             for s in &found {
                 let known: Option<(String, i64)> = c
@@ -429,14 +274,14 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
+    async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
         self.read(move |c| {
             load_bodies(c, "SELECT body FROM suggestions ORDER BY created_at DESC, id LIMIT ?1", [limit as i64])
         })
         .await
     }
 
-    pub(super) async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
+    async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
         let id = id.to_string();
         self.read(move |c| {
             let body: Option<String> = c
@@ -448,7 +293,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn decide_suggestion(
+    async fn decide_suggestion(
         &self,
         id: &str,
         state: SuggestionState,
@@ -493,31 +338,4 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-/// Fill the learning loop's columns and index for rows written before it
-/// (the upgrade to schema 7): subjects, who settled each decision, and the
-/// search documents of review cases and answered decisions.
-pub(super) fn backfill_learning(conn: &Connection, progress: &mut dyn FnMut(u64)) -> Result<()> {
-    let mut done = 0u64;
-    let mut st = conn.prepare("SELECT id, body FROM decisions ORDER BY seq").map_err(backend)?;
-    let mut rows = st.query([]).map_err(backend)?;
-    let mut up = conn
-        .prepare("UPDATE decisions SET subject = ?2, final_source = ?3, overridden = ?4 WHERE id = ?1")
-        .map_err(backend)?;
-    while let Some(r) = rows.next().map_err(backend)? {
-        let (id, body): (String, String) = (r.get(0).map_err(backend)?, r.get(1).map_err(backend)?);
-        let d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
-        let col = DecisionColumns::of(&d);
-        up.execute(params![id, col.subject, col.final_source, col.overridden]).map_err(backend)?;
-        done += 1;
-        if done.is_multiple_of(10_000) {
-            progress(done);
-        }
-    }
-    let cases: Vec<Case> = load_bodies(conn, "SELECT body FROM cases ORDER BY seq", [])?;
-    for c in &cases {
-        index_case(conn, c)?;
-    }
-    Ok(())
 }

@@ -13,7 +13,7 @@ pub(super) fn row_policy_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<Poli
 }
 
 /// Store `v` (once) and make it the active version, with its `policy.activated` event.
-fn activate(c: &Connection, v: &PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
+pub(super) fn activate(c: &Connection, v: &PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
     c.execute(
         "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
@@ -40,38 +40,14 @@ fn activate(c: &Connection, v: &PolicyVersion, at: Timestamp, by: &str) -> Resul
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn activate_policy(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
+#[async_trait]
+impl crate::PolicyStore for SqliteStore {
+    async fn activate_policy(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<()> {
         let by = by.to_string();
         self.write(move |c| activate(c, &v, at, &by)).await
     }
 
-    pub(super) async fn first_start(&self, start: crate::FirstStart, at: Timestamp) -> Result<crate::FirstStartDone> {
-        self.write(move |c| {
-            let mut done = crate::FirstStartDone::default();
-            if let Some(v) = &start.policy {
-                let active: Option<String> = c
-                    .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
-                    .optional()
-                    .map_err(backend)?;
-                if crate::rules::first_start_activates(&start, active.as_deref()) {
-                    activate(c, v, at, &start.by)?;
-                    done.policy_activated = true;
-                }
-            }
-            if let Some(k) = &start.admin {
-                let keys: i64 = c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0)).map_err(backend)?;
-                if keys == 0 {
-                    super::keys::insert_key(c, k)?;
-                    done.admin_created = true;
-                }
-            }
-            Ok(done)
-        })
-        .await
-    }
-
-    pub(super) async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
+    async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
         self.read(|c| {
             c.query_row(
                 "SELECT v.hash, v.name, v.source, v.created_at, v.created_by FROM policy_activations a
@@ -85,7 +61,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>> {
+    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>> {
         let hash = hash.to_string();
         self.read(move |c| {
             c.query_row(
@@ -99,7 +75,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
         self.read(|c| {
             let active: Option<String> = c
                 .query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
@@ -125,6 +101,36 @@ impl SqliteStore {
                 })
                 .map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn store_policy_draft(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {
+        let by = by.to_string();
+        self.write(move |c| {
+            let created = c
+                .execute(
+                    "INSERT OR IGNORE INTO policy_versions (hash, name, source, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![v.hash, v.name, v.source, v.created_at.0, v.created_by],
+                )
+                .map_err(backend)?
+                > 0;
+            if created {
+                append_event(c, None, None, "policy.drafted", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn policy_activations(&self, hash: &str) -> Result<Vec<Timestamp>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT activated_at FROM policy_activations WHERE hash = ?1 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = st.query_map([hash], |r| r.get::<_, i64>(0)).map_err(backend)?;
+            rows.map(|r| r.map(Timestamp).map_err(backend)).collect()
         })
         .await
     }

@@ -80,8 +80,9 @@ pub(super) fn finish_webhook((mut w, events): (Webhook, String)) -> Result<Webho
     Ok(w)
 }
 
-impl SqliteStore {
-    pub(super) async fn create_webhook(&self, w: Webhook) -> Result<()> {
+#[async_trait]
+impl crate::WebhookStore for SqliteStore {
+    async fn create_webhook(&self, w: Webhook) -> Result<()> {
         self.write(move |c| {
             let events = serde_json::to_string(&w.events).map_err(corrupt)?;
             let format = w.format.as_str();
@@ -95,7 +96,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn webhooks(&self) -> Result<Vec<Webhook>> {
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
         self.read(|c| {
             let mut st = c
                 .prepare(concat!("SELECT ", webhook_cols!(), " FROM webhooks w ORDER BY w.created_at, w.id"))
@@ -106,7 +107,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn delete_webhook(&self, id: &str) -> Result<bool> {
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c.execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1", [id]).map_err(backend)?;
@@ -115,7 +116,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn claim_due_deliveries(
+    async fn claim_due_deliveries(
         &self,
         now: Timestamp,
         lease_ms: i64,
@@ -177,7 +178,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn record_delivery_attempt(&self, id: u64, a: DeliveryAttempt) -> Result<()> {
+    async fn record_delivery_attempt(&self, id: u64, a: DeliveryAttempt) -> Result<()> {
         self.write(move |c| {
             let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
             let (status, next, delivered) = match (ok, a.retry_at) {
@@ -200,7 +201,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
+    async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
         let id = webhook_id.to_string();
         self.read(move |c| {
             let mut st = c

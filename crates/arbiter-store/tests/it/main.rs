@@ -1,7 +1,8 @@
 //! Store integration tests: the conformance suite on SQLite, plus durability
 //! and tamper detection that need a real file.
 
-use arbiter_store::{SqliteStore, Store, conformance};
+use arbiter_store::prelude::*;
+use arbiter_store::{SqliteStore, conformance};
 
 /// The conformance suite on SQLite, one test per check.
 mod conformance_checks {

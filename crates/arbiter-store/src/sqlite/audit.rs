@@ -77,63 +77,6 @@ macro_rules! event_cols {
     };
 }
 
-impl SqliteStore {
-    pub(super) async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
-        let id = case_id.to_string();
-        self.read(move |c| {
-            load_events(c, concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"), [id])
-        })
-        .await
-    }
-
-    pub(super) async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |c| {
-            load_events(
-                c,
-                concat!("SELECT ", event_cols!(), " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
-                params![after_seq as i64, limit as i64],
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn record_event(
-        &self,
-        kind: &str,
-        actor: &str,
-        at: Timestamp,
-        data: serde_json::Value,
-    ) -> Result<Event> {
-        let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| {
-            let e = append_event(c, None, None, &kind, &actor, at, data)?;
-            queue_deliveries(c, &e)?;
-            Ok(e)
-        })
-        .await
-    }
-
-    pub(super) async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
-        self.read(move |c| {
-            // One read transaction: every check sees the same snapshot.
-            let tx = c.unchecked_transaction().map_err(backend)?;
-            crate::audit::verify(&mut Snapshot(&tx), anchor.as_ref())
-        })
-        .await
-    }
-
-    pub(super) async fn chain_head(&self) -> Result<Option<ChainHead>> {
-        self.read(|c| {
-            c.query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok(ChainHead { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
-            })
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-}
-
 /// What `audit verify` reads, from one SQLite read transaction.
 struct Snapshot<'a>(&'a Connection);
 
@@ -246,5 +189,57 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
         let mut st = self.0.prepare_cached("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+}
+
+#[async_trait]
+impl crate::AuditStore for SqliteStore {
+    async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
+        let id = case_id.to_string();
+        self.read(move |c| {
+            load_events(c, concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"), [id])
+        })
+        .await
+    }
+
+    async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            load_events(
+                c,
+                concat!("SELECT ", event_cols!(), " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                params![after_seq as i64, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
+        let (kind, actor) = (kind.to_string(), actor.to_string());
+        self.write(move |c| {
+            let e = append_event(c, None, None, &kind, &actor, at, data)?;
+            queue_deliveries(c, &e)?;
+            Ok(e)
+        })
+        .await
+    }
+
+    async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
+        self.read(move |c| {
+            // One read transaction: every check sees the same snapshot.
+            let tx = c.unchecked_transaction().map_err(backend)?;
+            crate::audit::verify(&mut Snapshot(&tx), anchor.as_ref())
+        })
+        .await
+    }
+
+    async fn chain_head(&self) -> Result<Option<ChainHead>> {
+        self.read(|c| {
+            c.query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok(ChainHead { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
     }
 }

@@ -4,8 +4,9 @@
 use super::*;
 use arbiter_core::trace::Span;
 
-impl SqliteStore {
-    pub(super) async fn insert_spans(&self, sender: &str, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
+#[async_trait]
+impl crate::TraceStore for SqliteStore {
+    async fn insert_spans(&self, sender: &str, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
         let sender = sender.to_string();
         self.write(move |c| {
             // a span stored for another sender is never replaced: the WHERE
@@ -32,7 +33,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn trace_spans(&self, trace_id: &str, sender: Option<&str>, limit: usize) -> Result<Vec<Span>> {
+    async fn trace_spans(&self, trace_id: &str, sender: Option<&str>, limit: usize) -> Result<Vec<Span>> {
         let trace_id = trace_id.to_ascii_lowercase();
         let sender = sender.map(str::to_string);
         self.read(move |c| {
@@ -46,7 +47,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>> {
+    async fn trace_of_tool_call(&self, sender: &str, tool_call_id: &str) -> Result<Option<String>> {
         let (sender, id) = (sender.to_string(), tool_call_id.to_string());
         self.read(move |c| {
             c.prepare_cached(
@@ -60,7 +61,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {
+    async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {
         self.write(move |c| {
             c.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS keep_traces (trace_id TEXT PRIMARY KEY); DELETE FROM keep_traces;",
@@ -81,65 +82,6 @@ impl SqliteStore {
                 .map_err(backend)?;
             c.execute_batch("DELETE FROM keep_traces;").map_err(backend)?;
             Ok(n as u64)
-        })
-        .await
-    }
-}
-
-impl SqliteStore {
-    pub(super) async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let prefix = prefix.to_string();
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached("SELECT name, value FROM settings WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")
-                .map_err(backend)?;
-            let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
-    }
-
-    pub(super) async fn consume_receipt(
-        &self,
-        decision_id: &str,
-        consumer: &str,
-        args_digest: &str,
-        at: Timestamp,
-    ) -> Result<crate::Consumption> {
-        let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
-        self.write(move |c| {
-            let prior: Option<(String, String, i64)> = c
-                .prepare_cached("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = ?1")
-                .map_err(backend)?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-                .map_err(backend)?;
-            if let Some((consumer, args_digest, at)) = prior {
-                return Ok(crate::Consumption {
-                    decision_id: id,
-                    consumer,
-                    args_digest,
-                    at: Timestamp(at),
-                    first: false,
-                });
-            }
-            c.prepare_cached(
-                "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(backend)?
-            .execute(params![id, who, digest, at.0])
-            .map_err(backend)?;
-            let e = append_event(
-                c,
-                None,
-                None,
-                "receipt.consumed",
-                &who,
-                at,
-                serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
-            )?;
-            queue_deliveries(c, &e)?;
-            Ok(crate::Consumption { decision_id: id, consumer: who, args_digest: digest, at, first: true })
         })
         .await
     }

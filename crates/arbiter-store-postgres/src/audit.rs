@@ -1,8 +1,10 @@
 //! The hash-chained event log: appends (under the chain-head lock the batch
 //! holds), reads, and `audit verify` over events, decisions, cases and lessons.
 
+use crate::Snapshot;
 use crate::{Params, Sql, Tx, col, corrupt};
 use arbiter_core::Timestamp;
+use arbiter_store::AuditReport;
 use arbiter_store::audit::{DecisionRow, StoredEvent};
 use arbiter_store::rules::{DecisionColumns, column_name};
 use arbiter_store::{ChainHead, Event, Result};
@@ -192,4 +194,55 @@ impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
 pub(crate) fn chain_head(c: &mut impl Sql) -> Result<Option<ChainHead>> {
     let r = c.query_opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", &[])?;
     r.map(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? })).transpose()
+}
+
+#[async_trait::async_trait]
+impl arbiter_store::AuditStore for crate::PostgresStore {
+    async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
+        let id = case_id.to_string();
+        self.read(move |c| load_events(c, crate::audit::events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])).await
+    }
+
+    async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            load_events(
+                c,
+                crate::audit::events_sql!("WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&(after_seq as i64), &(limit as i64)],
+            )
+        })
+        .await
+    }
+
+    async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
+        let (kind, actor) = (kind.to_string(), actor.to_string());
+        self.write(move |t| {
+            let e = append_event(t, None, None, &kind, &actor, at, data.clone())?;
+            crate::webhooks::queue_deliveries(t, &e)?;
+            Ok(e)
+        })
+        .await
+    }
+
+    async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
+        self.read(move |c| {
+            // one snapshot: every check sees the same committed state
+            let tx = c
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(crate::backend)?;
+            let mut snap = Snapshot(tx);
+            let report = arbiter_store::audit::verify(&mut AuditReader(&mut snap), anchor.as_ref())?;
+            snap.0.commit().map_err(crate::backend)?;
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn chain_head(&self) -> Result<Option<ChainHead>> {
+        self.read(chain_head).await
+    }
 }
