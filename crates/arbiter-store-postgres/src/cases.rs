@@ -6,7 +6,7 @@ use arbiter_core::CaseCommand;
 use arbiter_core::{Case, CaseKind, CaseState, Timestamp};
 use arbiter_store::CaseUpdate;
 use arbiter_store::writes;
-use arbiter_store::{CaseFilter, CasePage, CaseQuery, Event, Result, StoreError};
+use arbiter_store::{CaseFilter, CasePage, CaseQuery, Result, StoreError};
 
 pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
     load_body(c, "SELECT body FROM cases WHERE id = $1", &[&id])
@@ -61,70 +61,6 @@ pub(crate) fn insert_cases(t: &mut Tx<'_>, cases: &[&Case]) -> Result<()> {
         &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent],
     )?;
     Ok(())
-}
-
-impl arbiter_store::writes::WriteTx for Tx<'_> {
-    fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
-        // the row lock keeps a case's commands in order even outside the chain lock
-        load_body(self, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])
-    }
-
-    fn save_case(&mut self, case: &Case, insert: bool) -> Result<()> {
-        save_case(self, case, insert)
-    }
-
-    fn append_event(
-        &mut self,
-        case_id: Option<&str>,
-        decision_id: Option<&str>,
-        kind: &str,
-        actor: &str,
-        at: Timestamp,
-        data: serde_json::Value,
-    ) -> Result<Event> {
-        crate::audit::append_event(self, case_id, decision_id, kind, actor, at, data)
-    }
-
-    fn queue_deliveries(&mut self, e: &Event) -> Result<()> {
-        crate::webhooks::queue_deliveries(self, e)
-    }
-
-    fn decision(&mut self, id: &str) -> Result<Option<arbiter_core::Decision>> {
-        crate::decisions::load_decision(self, id)
-    }
-
-    fn save_decision(&mut self, d: &arbiter_core::Decision, at: Timestamp) -> Result<()> {
-        crate::decisions::save_decision(self, d, at)
-    }
-
-    fn decision_finalized(&mut self, id: &str) {
-        self.finalized.push(id.to_string());
-    }
-
-    fn lesson(&mut self, id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
-        load_body(self, "SELECT body FROM lessons WHERE id = $1 FOR UPDATE", &[&id])
-    }
-
-    fn lesson_of_review(&mut self, review_id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
-        load_body(self, "SELECT body FROM lessons WHERE review_id = $1", &[&review_id])
-    }
-
-    fn save_lesson(&mut self, lesson: &arbiter_core::lesson::Lesson) -> Result<()> {
-        crate::learning::save_lesson(self, lesson)
-    }
-
-    fn index_document(&mut self, doc: &arbiter_core::search::Document) -> Result<()> {
-        crate::learning::index_document(self, doc)
-    }
-
-    fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
-        Ok(crate::audit::load_events(
-            self,
-            crate::audit::events_sql!("WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"),
-            &[&case_id, &kind],
-        )?
-        .pop())
-    }
 }
 
 fn states(s: &[CaseState]) -> Vec<String> {

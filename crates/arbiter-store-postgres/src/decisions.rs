@@ -1,13 +1,15 @@
 //! Decision rows: insert (with the idempotency protocol and the open-case
 //! cap), read, outcomes, tool results, receipts and decision chains.
 
-use crate::{Sql, Tx, col, corrupt, load_bodies, load_body};
+use crate::{Sql, Tx, col, load_bodies, load_body};
 use arbiter_core::Outcome;
 use arbiter_core::ToolResult;
-use arbiter_core::{CaseEvent, Decision, Timestamp};
+use arbiter_core::{Decision, Timestamp};
 use arbiter_store::Consumption;
 use arbiter_store::rules::DecisionColumns;
-use arbiter_store::{Inserted, NewDecision, Result, StoreError};
+use arbiter_store::writes::{self, DecisionRow, hour_of};
+use arbiter_store::{Inserted, NewDecision, Result};
+use std::collections::{HashMap, HashSet};
 
 pub(crate) fn load_decision(c: &mut impl Sql, id: &str) -> Result<Option<Decision>> {
     load_body(c, "SELECT body FROM decisions WHERE id = $1", &[&id])
@@ -22,59 +24,78 @@ pub(crate) fn replayed_decision(c: &mut impl Sql, agent: &str, key: &str, digest
     row.map(|r| arbiter_store::rules::replayed(key, &col::<String>(&r, 0)?, digest, &col::<String>(&r, 1)?)).transpose()
 }
 
-/// Count a decision under how it ended (`+1` or `-1`) in the hourly roll-up the dashboard reads.
-fn count_ending(t: &mut Tx<'_>, d: &Decision, verdict: Option<&str>, source: Option<&str>, by: i64) -> Result<()> {
+/// Add `by` to the hourly count of decisions of `d`'s class with this ending.
+pub(crate) fn count_ending(
+    t: &mut Tx<'_>,
+    d: &Decision,
+    verdict: Option<&str>,
+    source: Option<&str>,
+    by: i64,
+) -> Result<()> {
     t.execute(
         "INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (hour, action_name, final_verdict, final_source)
          DO UPDATE SET decisions = decision_endings_hourly.decisions + EXCLUDED.decisions",
-        &[&d.event_time.0.div_euclid(3_600_000), &d.action.name, &verdict.unwrap_or(""), &source.unwrap_or(""), &by],
+        &[&hour_of(d), &d.action.name, &verdict.unwrap_or(""), &source.unwrap_or(""), &by],
     )?;
     Ok(())
 }
 
-/// Rewrite a decision row (after it became final or got an outcome) and commit it to the chain.
-pub(crate) fn save_decision(t: &mut Tx<'_>, d: &Decision, at: Timestamp) -> Result<()> {
-    let body = serde_json::to_string(d).map_err(corrupt)?;
-    let col_ = DecisionColumns::of(d);
-    let was = t.query_one("SELECT final_verdict, final_source FROM decisions WHERE id = $1", &[&d.id])?;
-    let (was_verdict, was_source): (Option<String>, Option<String>) = (col(&was, 0)?, col(&was, 1)?);
-    if (was_verdict.as_deref(), was_source.as_deref()) != (col_.final_verdict, col_.final_source) {
-        count_ending(t, d, was_verdict.as_deref(), was_source.as_deref(), -1)?;
-        count_ending(t, d, col_.final_verdict, col_.final_source, 1)?;
-    }
+/// The final verdict and source columns of a decision row.
+pub(crate) fn decision_ending(t: &mut Tx<'_>, id: &str) -> Result<(Option<String>, Option<String>)> {
+    let was = t.query_one("SELECT final_verdict, final_source FROM decisions WHERE id = $1", &[&id])?;
+    Ok((col(&was, 0)?, col(&was, 1)?))
+}
+
+/// Rewrite a decision row's changing columns and body.
+pub(crate) fn update_decision_row(t: &mut Tx<'_>, d: &Decision, c: &DecisionColumns, body: &str) -> Result<()> {
     t.execute(
         "UPDATE decisions SET status = $2, final_verdict = $3, outcome_correct = $4, outcome_cost = $5, body = $6,
          final_source = $7, overridden = $8 WHERE id = $1",
         &[
             &d.id,
-            &col_.status,
-            &col_.final_verdict,
-            &col_.outcome_correct,
-            &col_.outcome_cost,
+            &c.status,
+            &c.final_verdict,
+            &c.outcome_correct,
+            &c.outcome_cost,
             &body,
-            &col_.final_source,
-            &col_.overridden,
+            &c.final_source,
+            &c.overridden,
         ],
     )?;
-    t.chain.cover(&d.id, &body, at);
     Ok(())
 }
 
-/// Insert one decision (a batch of one for [`insert_many`]: the path a job
-/// takes when its batch runs again with a savepoint per job).
-pub(crate) fn insert(t: &mut Tx<'_>, new: &NewDecision) -> Result<Inserted> {
-    insert_many(t, &[new])?.pop().expect("one result per decision")
+/// How many approval cases each agent has waiting for people, in one query.
+pub(crate) fn open_approval_cases(t: &mut Tx<'_>, agents: &[&str]) -> Result<HashMap<String, u64>> {
+    let mut open = HashMap::new();
+    for r in t.query(
+        "SELECT agent, COUNT(*) FROM cases WHERE agent = ANY($1) AND kind = 'approval' AND state IN ('open', 'claimed')
+         GROUP BY agent",
+        &[&agents],
+    )? {
+        open.insert(col(&r, 0)?, col::<i64>(&r, 1)? as u64);
+    }
+    Ok(open)
 }
 
-/// Set an outcome or a tool result: rewrite the row and commit it to the chain.
-pub(crate) fn rewrite(t: &mut Tx<'_>, id: &str, at: Timestamp, change: impl FnOnce(&mut Decision)) -> Result<Decision> {
-    let mut d = load_body::<Decision>(t, "SELECT body FROM decisions WHERE id = $1 FOR UPDATE", &[&id])?
-        .ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
-    change(&mut d);
-    save_decision(t, &d, at)?;
-    Ok(d)
+/// For each (agent, idempotency key) stored, its request digest and body, in one query.
+pub(crate) fn decisions_by_key(
+    t: &mut Tx<'_>,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<(String, String), (String, String)>> {
+    let agents: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let keys: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    let mut stored = HashMap::new();
+    for r in t.query(
+        "SELECT d.agent, d.idempotency_key, d.request_digest, d.body FROM decisions d
+         JOIN unnest($1::text[], $2::text[]) AS k(agent, key) ON d.agent = k.agent AND d.idempotency_key = k.key",
+        &[&agents, &keys],
+    )? {
+        stored.insert((col(&r, 0)?, col(&r, 1)?), (col(&r, 2)?, col(&r, 3)?));
+    }
+    Ok(stored)
 }
 
 pub(crate) fn labelled(c: &mut impl Sql, limit: usize) -> Result<Vec<Decision>> {
@@ -121,44 +142,16 @@ pub(crate) fn chain(c: &mut impl Sql, traces: &[String], ids: &[String], limit: 
     )
 }
 
-/// Insert the decisions of a whole batch in a few statements (the hot path
-/// of `POST /v1/decisions`: per batch, not per decision): the open-case cap
-/// counted per agent, the rows and hourly roll-ups, the cases and their
-/// `case.opened` events, and their webhook deliveries. Each decision's result
-/// is what [`insert`] would give it run alone, in order.
-pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<Result<Inserted>>> {
-    let mut news: Vec<NewDecision> = batch.iter().map(|n| (*n).clone()).collect();
-    // the cap, counting the cases this batch opens as it goes
-    let capped: Vec<String> =
-        news.iter().filter(|n| n.approval_cap().is_some()).map(|n| n.decision.agent.clone()).collect();
-    if !capped.is_empty() {
-        let mut open: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-        for r in t.query(
-            "SELECT agent, COUNT(*) FROM cases WHERE agent = ANY($1) AND kind = 'approval' AND state IN ('open', 'claimed')
-             GROUP BY agent",
-            &[&capped],
-        )? {
-            open.insert(col(&r, 0)?, col::<i64>(&r, 1)? as u64);
-        }
-        for n in &mut news {
-            if let Some(cap) = n.approval_cap() {
-                let count = open.entry(n.decision.agent.clone()).or_default();
-                if *count >= cap {
-                    arbiter_store::rules::apply_case_cap(&mut n.decision, *count, cap);
-                    n.case = None;
-                } else {
-                    *count += 1;
-                }
-            }
-        }
-    }
-    let bodies =
-        news.iter().map(|n| serde_json::to_string(&n.decision).map_err(corrupt)).collect::<Result<Vec<_>>>()?;
-    let cols: Vec<DecisionColumns> = news.iter().map(|n| DecisionColumns::of(&n.decision)).collect();
-    let id: Vec<&str> = news.iter().map(|n| n.decision.id.as_str()).collect();
+/// Insert the rows whose (agent, idempotency key) is free and count them in
+/// the hourly roll-ups, all in one statement (the bulk insert behind the
+/// group commit of `POST /v1/decisions`: per batch, not per decision).
+pub(crate) fn insert_decision_rows(t: &mut Tx<'_>, rows: &[DecisionRow<'_>]) -> Result<HashSet<String>> {
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    let cols: Vec<&DecisionColumns> = rows.iter().map(|r| &r.columns).collect();
+    let id: Vec<&str> = rows.iter().map(|r| r.new.decision.id.as_str()).collect();
     let agent: Vec<&str> = cols.iter().map(|c| c.agent.as_str()).collect();
     let key: Vec<Option<&str>> = cols.iter().map(|c| c.idempotency_key.as_deref()).collect();
-    let digest: Vec<&str> = news.iter().map(|n| n.request_digest.as_str()).collect();
+    let digest: Vec<&str> = rows.iter().map(|r| r.new.request_digest.as_str()).collect();
     let action: Vec<&str> = cols.iter().map(|c| c.action_name.as_str()).collect();
     let confidence: Vec<Option<f64>> = cols.iter().map(|c| c.confidence).collect();
     let verdict: Vec<&str> = cols.iter().map(|c| c.verdict).collect();
@@ -210,60 +203,7 @@ pub(crate) fn insert_many(t: &mut Tx<'_>, batch: &[&NewDecision]) -> Result<Vec<
             &received, &event_time, &bodies, &session, &subject, &source, &overridden, &hour,
         ],
     )?;
-    let inserted: std::collections::HashSet<String> = rows.iter().map(|r| col(r, 0)).collect::<Result<_>>()?;
-    // the others reused a key: their stored decisions (from before, or from earlier in this batch)
-    let replays: Vec<usize> = (0..news.len()).filter(|i| !inserted.contains(id[*i])).collect();
-    let mut stored: std::collections::HashMap<(String, String), (String, String)> = Default::default();
-    if !replays.is_empty() {
-        let agents: Vec<&str> = replays.iter().map(|i| agent[*i]).collect();
-        let keys: Vec<&str> = replays.iter().map(|i| key[*i].unwrap_or_default()).collect();
-        for r in t.query(
-            "SELECT d.agent, d.idempotency_key, d.request_digest, d.body FROM decisions d
-             JOIN unnest($1::text[], $2::text[]) AS k(agent, key) ON d.agent = k.agent AND d.idempotency_key = k.key",
-            &[&agents, &keys],
-        )? {
-            stored.insert((col(&r, 0)?, col(&r, 1)?), (col(&r, 2)?, col(&r, 3)?));
-        }
-    }
-    let mut out = Vec::with_capacity(news.len());
-    let mut cases: Vec<&arbiter_core::Case> = Vec::new();
-    let mut openers: Vec<(usize, String)> = Vec::new();
-    for (i, n) in news.iter().enumerate() {
-        if !inserted.contains(id[i]) {
-            let k = key[i].unwrap_or_default();
-            let found = stored.get(&(agent[i].to_string(), k.to_string()));
-            out.push(match found {
-                Some((digest, body)) => serde_json::from_str::<Decision>(body)
-                    .map_err(corrupt)
-                    .and_then(|d| arbiter_store::rules::idempotent_replay(k, digest, &n.request_digest, d)),
-                None => Err(StoreError::Conflict(format!("decision {} was not stored (its id is taken)", id[i]))),
-            });
-            continue;
-        }
-        t.chain.cover(id[i], &bodies[i], n.decision.received_at);
-        if let Some(case) = &n.case {
-            cases.push(case);
-            openers.push((i, n.decision.agent.clone()));
-        }
-        out.push(Ok(Inserted::Created(n.decision.clone())));
-    }
-    crate::cases::insert_cases(t, &cases)?;
-    let mut events = Vec::with_capacity(cases.len());
-    for (case, (_, agent)) in cases.iter().zip(&openers) {
-        let ev = CaseEvent::Opened { case: Box::new((*case).clone()) };
-        events.push(crate::audit::chain_event(
-            t,
-            Some(&case.id),
-            case.decision_id.as_deref(),
-            ev.kind(),
-            agent,
-            case.created_at,
-            ev.data(),
-        ));
-    }
-    crate::audit::insert_events(t, &events)?;
-    crate::webhooks::queue_deliveries_many(t, &events)?;
-    Ok(out)
+    rows.iter().map(|r| col(r, 0)).collect()
 }
 
 pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str, at: Timestamp) -> Result<Consumption> {
@@ -325,12 +265,18 @@ impl arbiter_store::DecisionStore for crate::PostgresStore {
 
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
-        self.write(move |t| rewrite(t, &id, outcome.recorded_at, |d| d.outcome = Some(outcome.clone()))).await
+        self.write(move |t| {
+            writes::rewrite_decision(t, &id, outcome.recorded_at, |d| d.outcome = Some(outcome.clone()))
+        })
+        .await
     }
 
     async fn record_tool_result(&self, id: &str, result: ToolResult) -> Result<Decision> {
         let id = id.to_string();
-        self.write(move |t| rewrite(t, &id, result.recorded_at, |d| d.tool_result = Some(result.clone()))).await
+        self.write(move |t| {
+            writes::rewrite_decision(t, &id, result.recorded_at, |d| d.tool_result = Some(result.clone()))
+        })
+        .await
     }
 
     async fn consume_receipt(

@@ -249,31 +249,13 @@ pub(crate) fn decide_suggestion(
 ) -> Result<Suggestion> {
     let mut s: Suggestion = load_body(t, "SELECT body FROM suggestions WHERE id = $1 FOR UPDATE", &[&id])?
         .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
-    if !s.is_open(at) {
-        return Err(StoreError::Conflict(format!(
-            "suggestion {id} is {}; only an open, unexpired suggestion can be accepted or dismissed",
-            if s.state == SuggestionState::Open { "expired" } else { s.state.as_str() }
-        )));
-    }
-    s.state = state;
-    s.draft_policy = draft_policy;
-    s.decided_by = Some(by.to_string());
+    let (kind, data) = arbiter_store::rules::decide_suggestion(&mut s, state, draft_policy, by, at)?;
     let body = serde_json::to_string(&s).map_err(corrupt)?;
     t.execute("UPDATE suggestions SET state = $2, body = $3 WHERE id = $1", &[&id, &s.state.as_str(), &body])?;
-    let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
-    let e = append_event(
-        t,
-        None,
-        None,
-        kind,
-        by,
-        at,
-        serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy}),
-    )?;
+    let e = append_event(t, None, None, kind, by, at, data)?;
     queue_deliveries(t, &e)?;
     Ok(s)
 }
-
 
 #[async_trait::async_trait]
 impl arbiter_store::LearningStore for crate::PostgresStore {

@@ -48,6 +48,7 @@ mod server;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod traces;
+mod tx;
 mod webhooks;
 
 pub use schema::SCHEMA_VERSION;
@@ -303,7 +304,7 @@ pub(crate) trait Job: Send {
     fn inserted(&mut self, _result: Result<arbiter_store::Inserted>) {}
 }
 
-/// A decision to insert: with the others of its batch ([`decisions::insert_many`]), or alone.
+/// A decision to insert: with the others of its batch ([`arbiter_store::writes::insert_decisions`]), or alone.
 pub(crate) struct InsertJob {
     pub new: arbiter_store::NewDecision,
     out: Option<Result<arbiter_store::Inserted>>,
@@ -319,7 +320,7 @@ fn keep<T>(out: &mut Option<Result<T>>, result: Result<T>) -> Result<()> {
 
 impl Job for InsertJob {
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
-        keep(&mut self.out, decisions::insert(tx, &self.new))
+        keep(&mut self.out, arbiter_store::writes::insert_decision(tx, &self.new))
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
@@ -676,7 +677,7 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
         let inserts: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].decision().is_some()).collect();
         if !inserts.is_empty() {
             let news: Vec<&arbiter_store::NewDecision> = inserts.iter().filter_map(|i| batch[*i].decision()).collect();
-            let results = decisions::insert_many(t, &news).map_err(|_| Attempt::JobFailed)?;
+            let results = arbiter_store::writes::insert_decisions(t, &news).map_err(|_| Attempt::JobFailed)?;
             for (i, r) in inserts.into_iter().zip(results) {
                 batch[i].inserted(r);
             }

@@ -1175,8 +1175,22 @@ pub async fn webhook_outbox(store: &dyn Store) {
     let first = store.setting_or_insert("console_secret", "aaa").await.unwrap();
     assert_eq!(first, "aaa");
     assert_eq!(store.setting_or_insert("console_secret", "bbb").await.unwrap(), "aaa", "set once, then kept");
+    // a replayed request stores nothing and counts nothing
+    let once = NewDecision {
+        decision: decision("d-counted-once", Some("count-once"), None),
+        request_digest: "count-once".into(),
+        case: None,
+        open_case_cap: None,
+    };
+    assert!(matches!(store.insert_decision(once.clone()).await.unwrap(), Inserted::Created(_)));
+    assert!(matches!(store.insert_decision(once).await.unwrap(), Inserted::Existing(_)));
     let dash = store.dashboard(Timestamp(0)).await.unwrap();
     assert!(dash.hourly.iter().map(|h| h.decisions).sum::<u64>() > 0);
+    assert_eq!(
+        dash.hourly.iter().map(|h| h.decisions).sum::<u64>(),
+        store.recent_decisions(1_000_000).await.unwrap().len() as u64,
+        "the roll-up counts each stored decision once"
+    );
     assert!(dash.by_class.iter().any(|c| c.action == "isolate_host" && c.verdict == Verdict::Escalate));
     assert!(!dash.time_to_decision_ms.is_empty(), "decided cases count");
     assert!(dash.sla_fallbacks >= 1 && dash.tier_escalations >= 1 && dash.drift_alarms >= 1);

@@ -674,3 +674,28 @@ pub fn fail_point(name: &str) -> crate::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Accept (with the draft version that carries it) or dismiss suggestion
+/// `s` as `by` at `at`; only an open, unexpired one can be. Gives the event
+/// to record: its kind and data.
+pub fn decide_suggestion(
+    s: &mut arbiter_core::suggest::Suggestion,
+    state: arbiter_core::suggest::SuggestionState,
+    draft_policy: Option<String>,
+    by: &str,
+    at: Timestamp,
+) -> crate::Result<(&'static str, serde_json::Value)> {
+    use arbiter_core::suggest::SuggestionState;
+    if !s.is_open(at) {
+        return Err(crate::StoreError::Conflict(format!(
+            "suggestion {} is {}; only an open, unexpired suggestion can be accepted or dismissed",
+            s.id,
+            if s.state == SuggestionState::Open { "expired" } else { s.state.as_str() }
+        )));
+    }
+    s.state = state;
+    s.draft_policy = draft_policy;
+    s.decided_by = Some(by.to_string());
+    let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
+    Ok((kind, serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy})))
+}

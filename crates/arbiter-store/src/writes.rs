@@ -1,24 +1,69 @@
 //! The writes that are the same on every backend, written once over the few
-//! primitives a backend's write transaction offers ([`WriteTx`]): running a
-//! command on a case, opening one, the lesson a closing review writes, and
-//! keeping the search index current. A backend implements the primitives in
-//! its SQL and calls these inside its transaction.
+//! primitives a backend's write transaction offers ([`WriteTx`]): storing
+//! decisions (the open-case cap, the idempotency protocol, the chain and the
+//! roll-ups), rewriting one, running a command on a case, opening one, the
+//! lesson a closing review writes, and keeping the search index current. A
+//! backend implements the primitives in its SQL and calls these inside its
+//! transaction.
 
 use crate::Result;
+use crate::rules::{DecisionColumns, apply_case_cap, idempotent_replay};
 use crate::rules::{
     LESSON_UPDATED, command_actor, decision_document, final_from_event, lesson_document, lesson_event_data,
     lesson_on_close, review_document,
 };
-use crate::{CaseUpdate, Event, StoreError, finalize};
+use crate::{CaseUpdate, Event, Inserted, NewDecision, StoreError, finalize};
 use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::search::Document;
 use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Timestamp};
+use std::collections::{HashMap, HashSet};
 
 /// The `label` of an outcome that an audit recorded.
 pub const AUDIT_LABEL: &str = "audit";
 
+/// A decision row to insert: the decision, its body as stored (and as the
+/// chain commits it) and its indexed columns.
+pub struct DecisionRow<'a> {
+    /// What was asked to be stored.
+    pub new: &'a NewDecision,
+    /// The decision's stored text.
+    pub body: String,
+    /// Its indexed columns.
+    pub columns: DecisionColumns,
+}
+
+/// The hour (since the epoch) a decision is counted under in the roll-ups.
+pub fn hour_of(d: &Decision) -> i64 {
+    d.event_time.0.div_euclid(3_600_000)
+}
+
 /// What a backend's write transaction offers the shared writes.
 pub trait WriteTx {
+    /// How many approval cases each of `agents` has waiting for people (open or claimed).
+    fn open_approval_cases(&mut self, agents: &[&str]) -> Result<HashMap<String, u64>>;
+    /// Insert the rows whose (agent, idempotency key) is free, in order (of
+    /// two with the same key, the first), counting each one inserted once in
+    /// the hourly roll-ups by verdict and by ending. Returns the ids inserted.
+    fn insert_decision_rows(&mut self, rows: &[DecisionRow<'_>]) -> Result<HashSet<String>>;
+    /// For each (agent, idempotency key) stored, its request digest and body.
+    fn decisions_by_key(&mut self, keys: &[(&str, &str)]) -> Result<HashMap<(String, String), (String, String)>>;
+    /// Commit a decision's body to the batch's chain commitment (`at`: as of when).
+    fn cover(&mut self, id: &str, body: &str, at: Timestamp);
+    /// The final verdict and source columns a decision row holds now.
+    fn decision_ending(&mut self, id: &str) -> Result<(Option<String>, Option<String>)>;
+    /// Add `by` (+1 or -1) to the hourly count of decisions of `d`'s class that ended with (`verdict`, `source`).
+    fn count_ending(&mut self, d: &Decision, verdict: Option<&str>, source: Option<&str>, by: i64) -> Result<()>;
+    /// Rewrite a decision row's changing columns and body.
+    fn update_decision_row(&mut self, d: &Decision, columns: &DecisionColumns, body: &str) -> Result<()>;
+    /// Insert new case rows (a backend may do it in one statement).
+    fn insert_cases(&mut self, cases: &[&Case]) -> Result<()> {
+        cases.iter().try_for_each(|c| self.save_case(c, true))
+    }
+    /// Append case events to the chain in order and queue them for the
+    /// webhooks that want them (a backend may do each in one statement).
+    fn append_case_events(&mut self, events: &[(&Case, CaseEvent, &str, Timestamp)]) -> Result<Vec<Event>> {
+        events.iter().map(|(case, ev, actor, at)| append_case_event(self, case, ev, actor, *at)).collect()
+    }
     /// A case, read for changing it (a backend with several writers locks the row).
     fn case_for_update(&mut self, id: &str) -> Result<Option<Case>>;
     /// Insert a new case row, or (`insert: false`) rewrite an existing one.
@@ -37,8 +82,10 @@ pub trait WriteTx {
     fn queue_deliveries(&mut self, e: &Event) -> Result<()>;
     /// A decision.
     fn decision(&mut self, id: &str) -> Result<Option<Decision>>;
-    /// Rewrite a decision row and commit it to the chain (`at`: as of when).
-    fn save_decision(&mut self, d: &Decision, at: Timestamp) -> Result<()>;
+    /// A decision, read for changing it (a backend with several writers locks the row).
+    fn decision_for_update(&mut self, id: &str) -> Result<Option<Decision>> {
+        self.decision(id)
+    }
     /// Note that `id` became final in this transaction (backends with several
     /// processes tell the others once it commits).
     fn decision_finalized(&mut self, _id: &str) {}
@@ -54,9 +101,111 @@ pub trait WriteTx {
     fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>>;
 }
 
+/// Store decisions (and the cases they open) as one batch; each result is
+/// what storing that decision alone, after the ones before it, would give:
+///
+/// 1. the open-case cap, counted per agent (with the cases the batch opens
+///    as it goes): past it the escalation is denied and opens no case
+///    ([`apply_case_cap`]);
+/// 2. the rows whose idempotency key is free are inserted and counted in
+///    the roll-ups; the others answer with the decision stored under that
+///    key ([`idempotent_replay`]: `Conflict` when the request differs);
+/// 3. each inserted body is committed to the chain;
+/// 4. the cases are opened, with their `case.opened` events.
+pub fn insert_decisions(t: &mut (impl WriteTx + ?Sized), batch: &[&NewDecision]) -> Result<Vec<Result<Inserted>>> {
+    let mut news: Vec<NewDecision> = batch.iter().map(|n| (*n).clone()).collect();
+    let capped: Vec<&str> =
+        batch.iter().filter(|n| n.approval_cap().is_some()).map(|n| n.decision.agent.as_str()).collect();
+    if !capped.is_empty() {
+        let mut open = t.open_approval_cases(&capped)?;
+        for n in &mut news {
+            if let Some(cap) = n.approval_cap() {
+                let count = open.entry(n.decision.agent.clone()).or_default();
+                if *count >= cap {
+                    apply_case_cap(&mut n.decision, *count, cap);
+                    n.case = None;
+                } else {
+                    *count += 1;
+                }
+            }
+        }
+    }
+    let rows = news
+        .iter()
+        .map(|n| {
+            let body = serde_json::to_string(&n.decision).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(DecisionRow { new: n, body, columns: DecisionColumns::of(&n.decision) })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let inserted = t.insert_decision_rows(&rows)?;
+    let replays: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !inserted.contains(&r.new.decision.id))
+        .map(|r| (r.columns.agent.as_str(), r.columns.idempotency_key.as_deref().unwrap_or_default()))
+        .collect();
+    let stored = if replays.is_empty() { HashMap::new() } else { t.decisions_by_key(&replays)? };
+    let mut out = Vec::with_capacity(rows.len());
+    let mut opened: Vec<(&Case, CaseEvent, &str, Timestamp)> = Vec::new();
+    for r in &rows {
+        let d = &r.new.decision;
+        if !inserted.contains(&d.id) {
+            let key = r.columns.idempotency_key.as_deref().unwrap_or_default();
+            out.push(match stored.get(&(d.agent.clone(), key.to_string())) {
+                Some((digest, body)) => serde_json::from_str::<Decision>(body)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    .and_then(|prior| idempotent_replay(key, digest, &r.new.request_digest, prior)),
+                None => Err(StoreError::Conflict(format!("decision {} was not stored (its id is taken)", d.id))),
+            });
+            continue;
+        }
+        t.cover(&d.id, &r.body, d.received_at);
+        if let Some(case) = &r.new.case {
+            opened.push((case, CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at));
+        }
+        out.push(Ok(Inserted::Created(d.clone())));
+    }
+    t.insert_cases(&opened.iter().map(|(c, ..)| *c).collect::<Vec<_>>())?;
+    t.append_case_events(&opened)?;
+    Ok(out)
+}
+
+/// Store one decision ([`insert_decisions`] with a batch of one).
+pub fn insert_decision(t: &mut (impl WriteTx + ?Sized), new: &NewDecision) -> Result<Inserted> {
+    insert_decisions(t, &[new])?.pop().expect("one result per decision")
+}
+
+/// Rewrite a decision row (after it became final, got an outcome or a tool
+/// result), moving it between the roll-up's endings when its ending changed,
+/// and commit it to the chain (`at`: as of when).
+pub fn save_decision(t: &mut (impl WriteTx + ?Sized), d: &Decision, at: Timestamp) -> Result<()> {
+    let body = serde_json::to_string(d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let columns = DecisionColumns::of(d);
+    let (was_verdict, was_source) = t.decision_ending(&d.id)?;
+    if (was_verdict.as_deref(), was_source.as_deref()) != (columns.final_verdict, columns.final_source) {
+        t.count_ending(d, was_verdict.as_deref(), was_source.as_deref(), -1)?;
+        t.count_ending(d, columns.final_verdict, columns.final_source, 1)?;
+    }
+    t.update_decision_row(d, &columns, &body)?;
+    t.cover(&d.id, &body, at);
+    Ok(())
+}
+
+/// Change a stored decision (an outcome, a tool result) and save it ([`save_decision`]).
+pub fn rewrite_decision(
+    t: &mut (impl WriteTx + ?Sized),
+    id: &str,
+    at: Timestamp,
+    change: impl FnOnce(&mut Decision),
+) -> Result<Decision> {
+    let mut d = t.decision_for_update(id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+    change(&mut d);
+    save_decision(t, &d, at)?;
+    Ok(d)
+}
+
 /// Append a case event to the chain and queue it for the webhooks that want it.
 pub fn append_case_event(
-    t: &mut impl WriteTx,
+    t: &mut (impl WriteTx + ?Sized),
     case: &Case,
     ev: &CaseEvent,
     actor: &str,
@@ -115,7 +264,7 @@ pub fn update_case(t: &mut impl WriteTx, id: &str, command: &CaseCommand, now: T
             recorded_at: now,
             recorded_by: by.clone(),
         });
-        t.save_decision(&d, now)?;
+        save_decision(t, &d, now)?;
         labelled = Some(d);
     }
     let mut decision = None;
@@ -125,7 +274,7 @@ pub fn update_case(t: &mut impl WriteTx, id: &str, command: &CaseCommand, now: T
             .ok_or_else(|| StoreError::Corrupt(format!("case {} names a missing decision {did}", case.id)))?;
         if let Some(fin) = final_from_event(&case, ev, &d, now) {
             finalize(&mut d, fin);
-            t.save_decision(&d, now)?;
+            save_decision(t, &d, now)?;
             t.decision_finalized(&d.id);
             decision = Some(d);
         }

@@ -1,6 +1,8 @@
 //! Decision rows: insert (with the idempotency protocol and the open-case cap), read, outcomes, tool results, receipts and decision chains.
 
 use super::*;
+use crate::writes::{self, DecisionRow, hour_of};
+use std::collections::{HashMap, HashSet};
 
 pub(super) fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decision>> {
     let body: Option<String> =
@@ -8,38 +10,122 @@ pub(super) fn load_decision(conn: &Connection, id: &str) -> Result<Option<Decisi
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
-/// Count a decision under how it ended (`+1` or `-1`) in the hourly roll-up the dashboard reads.
-fn count_ending(conn: &Connection, d: &Decision, verdict: Option<&str>, source: Option<&str>, by: i64) -> Result<()> {
+/// How many approval cases each agent has waiting for people.
+pub(super) fn open_approval_cases(conn: &Connection, agents: &[&str]) -> Result<HashMap<String, u64>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM cases WHERE agent = ?1 AND kind = 'approval' AND state IN ('open', 'claimed')",
+        )
+        .map_err(backend)?;
+    let mut out = HashMap::new();
+    for agent in agents {
+        if !out.contains_key(*agent) {
+            let open: i64 = st.query_row([agent], |r| r.get(0)).map_err(backend)?;
+            out.insert(agent.to_string(), open as u64);
+        }
+    }
+    Ok(out)
+}
+
+/// Insert the rows whose (agent, idempotency key) is free, counting each in the roll-ups.
+pub(super) fn insert_decision_rows(conn: &Connection, rows: &[DecisionRow<'_>]) -> Result<HashSet<String>> {
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for r in rows {
+        let (d, col) = (&r.new.decision, &r.columns);
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
+                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
+                 subject, final_source, overridden)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                 ON CONFLICT (agent, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+            )
+            .map_err(backend)?
+            .execute(params![
+                d.id,
+                col.agent,
+                col.idempotency_key,
+                r.new.request_digest,
+                col.action_name,
+                col.confidence,
+                col.verdict,
+                col.status,
+                col.final_verdict,
+                col.policy_hash,
+                col.case_id,
+                col.trace_id,
+                col.received_at,
+                col.event_time,
+                r.body,
+                col.session_id,
+                col.subject,
+                col.final_source,
+                col.overridden,
+            ])
+            .map_err(backend)?;
+        if n == 0 {
+            // the key was taken: the shared write answers with the stored decision
+            continue;
+        }
+        conn.prepare_cached(
+            "INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decisions + 1",
+        )
+        .map_err(backend)?
+        .execute(params![hour_of(d), d.action.name, col.verdict])
+        .map_err(backend)?;
+        count_ending(conn, d, col.final_verdict, col.final_source, 1)?;
+        inserted.insert(d.id.clone());
+    }
+    Ok(inserted)
+}
+
+/// For each (agent, idempotency key) stored, its request digest and body.
+pub(super) fn decisions_by_key(
+    conn: &Connection,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<(String, String), (String, String)>> {
+    let mut st = conn
+        .prepare_cached("SELECT request_digest, body FROM decisions WHERE agent = ?1 AND idempotency_key = ?2")
+        .map_err(backend)?;
+    let mut out = HashMap::new();
+    for (agent, key) in keys {
+        if let Some(found) = st.query_row([agent, key], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)? {
+            out.insert((agent.to_string(), key.to_string()), found);
+        }
+    }
+    Ok(out)
+}
+
+/// Add `by` to the hourly count of decisions of `d`'s class with this ending.
+pub(super) fn count_ending(
+    conn: &Connection,
+    d: &Decision,
+    verdict: Option<&str>,
+    source: Option<&str>,
+    by: i64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO decision_endings_hourly (hour, action_name, final_verdict, final_source, decisions)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (hour, action_name, final_verdict, final_source) DO UPDATE SET decisions = decisions + ?5",
     )
     .map_err(backend)?
-    .execute(params![
-        d.event_time.0.div_euclid(3_600_000),
-        d.action.name,
-        verdict.unwrap_or(""),
-        source.unwrap_or(""),
-        by
-    ])
+    .execute(params![hour_of(d), d.action.name, verdict.unwrap_or(""), source.unwrap_or(""), by])
     .map_err(backend)?;
     Ok(())
 }
 
-/// Rewrite a decision row (after it became final or got an outcome) and commit it to the chain.
-pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decision, at: Timestamp) -> Result<()> {
-    let body = serde_json::to_string(d).map_err(corrupt)?;
-    let col = DecisionColumns::of(d);
-    let (was_verdict, was_source): (Option<String>, Option<String>) = conn
-        .prepare_cached("SELECT final_verdict, final_source FROM decisions WHERE id = ?1")
+/// The final verdict and source columns of a decision row.
+pub(super) fn decision_ending(conn: &Connection, id: &str) -> Result<(Option<String>, Option<String>)> {
+    conn.prepare_cached("SELECT final_verdict, final_source FROM decisions WHERE id = ?1")
         .map_err(backend)?
-        .query_row([&d.id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(backend)?;
-    if (was_verdict.as_deref(), was_source.as_deref()) != (col.final_verdict, col.final_source) {
-        count_ending(conn, d, was_verdict.as_deref(), was_source.as_deref(), -1)?;
-        count_ending(conn, d, col.final_verdict, col.final_source, 1)?;
-    }
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(backend)
+}
+
+/// Rewrite a decision row's changing columns and body.
+pub(super) fn update_decision_row(conn: &Connection, d: &Decision, col: &DecisionColumns, body: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE decisions SET status = ?2, final_verdict = ?3, outcome_correct = ?4, outcome_cost = ?5, body = ?6,
          final_source = ?7, overridden = ?8 WHERE id = ?1",
@@ -56,88 +142,13 @@ pub(super) fn save_decision(conn: &Connection, chain: &mut ChainBatch, d: &Decis
         col.overridden
     ])
     .map_err(backend)?;
-    chain.cover(&d.id, &body, at);
     Ok(())
 }
 
 #[async_trait]
 impl crate::DecisionStore for SqliteStore {
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
-        self.write_chained(move |c, chain| {
-            let mut new = new;
-            if let Some(cap) = new.approval_cap() {
-                let open: i64 = c
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM cases WHERE agent = ?1 AND kind = 'approval' AND state IN ('open', 'claimed')",
-                    )
-                    .map_err(backend)?
-                    .query_row([&new.decision.agent], |r| r.get(0))
-                    .map_err(backend)?;
-                if open as u64 >= cap {
-                    crate::rules::apply_case_cap(&mut new.decision, open as u64, cap);
-                    new.case = None;
-                }
-            }
-            let d = &new.decision;
-            if let Some(key) = &d.idempotency_key {
-                let prior: Option<(String, String)> = c
-                    .prepare_cached("SELECT request_digest, body FROM decisions WHERE agent = ?1 AND idempotency_key = ?2")
-                    .map_err(backend)?
-                    .query_row(params![d.agent, key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-                    .map_err(backend)?;
-                if let Some((digest, body)) = prior {
-                    let stored: Decision = serde_json::from_str(&body).map_err(corrupt)?;
-                    return crate::rules::idempotent_replay(key, &digest, &new.request_digest, stored);
-                }
-            }
-            let body = serde_json::to_string(d).map_err(corrupt)?;
-            let col = DecisionColumns::of(d);
-            c.prepare_cached(
-                "INSERT INTO decisions (id, agent, idempotency_key, request_digest, action_name, confidence, verdict, status,
-                 final_verdict, policy_hash, case_id, trace_id, received_at, event_time, body, session_id,
-                 subject, final_source, overridden)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            )
-            .map_err(backend)?
-            .execute(params![
-                d.id,
-                col.agent,
-                col.idempotency_key,
-                new.request_digest,
-                col.action_name,
-                col.confidence,
-                col.verdict,
-                col.status,
-                col.final_verdict,
-                col.policy_hash,
-                col.case_id,
-                col.trace_id,
-                col.received_at,
-                col.event_time,
-                body,
-                col.session_id,
-                col.subject,
-                col.final_source,
-                col.overridden,
-            ])
-            .map_err(backend)?;
-            chain.cover(&d.id, &body, d.received_at);
-            c.prepare_cached(
-                "INSERT INTO decision_hourly (hour, action_name, verdict, decisions) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT (hour, action_name, verdict) DO UPDATE SET decisions = decisions + 1",
-            )
-            .map_err(backend)?
-            .execute(params![d.event_time.0.div_euclid(3_600_000), d.action.name, d.verdict.as_str()])
-            .map_err(backend)?;
-            count_ending(c, d, col.final_verdict, col.final_source, 1)?;
-            if let Some(case) = &new.case {
-                save_case(c, case, true)?;
-                append_case_event(c, case, &CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at)?;
-            }
-            Ok(Inserted::Created(new.decision))
-        })
-        .await
+        self.write_chained(move |conn, chain| writes::insert_decision(&mut SqliteTx { conn, chain }, &new)).await
     }
 
     async fn decision(&self, id: &str) -> Result<Option<Decision>> {
@@ -203,24 +214,18 @@ impl crate::DecisionStore for SqliteStore {
 
     async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<Decision> {
         let id = id.to_string();
-        self.write_chained(move |c, chain| {
-            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+        self.write_chained(move |conn, chain| {
             let at = outcome.recorded_at;
-            d.outcome = Some(outcome);
-            save_decision(c, chain, &d, at)?;
-            Ok(d)
+            writes::rewrite_decision(&mut SqliteTx { conn, chain }, &id, at, |d| d.outcome = Some(outcome))
         })
         .await
     }
 
     async fn record_tool_result(&self, id: &str, result: arbiter_core::ToolResult) -> Result<Decision> {
         let id = id.to_string();
-        self.write_chained(move |c, chain| {
-            let mut d = load_decision(c, &id)?.ok_or_else(|| StoreError::NotFound(format!("decision {id}")))?;
+        self.write_chained(move |conn, chain| {
             let at = result.recorded_at;
-            d.tool_result = Some(result);
-            save_decision(c, chain, &d, at)?;
-            Ok(d)
+            writes::rewrite_decision(&mut SqliteTx { conn, chain }, &id, at, |d| d.tool_result = Some(result))
         })
         .await
     }

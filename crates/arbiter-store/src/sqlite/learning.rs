@@ -309,30 +309,13 @@ impl crate::LearningStore for SqliteStore {
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
             let mut s: Suggestion = serde_json::from_str(&body).map_err(corrupt)?;
-            if !s.is_open(at) {
-                return Err(StoreError::Conflict(format!(
-                    "suggestion {id} is {}; only an open, unexpired suggestion can be accepted or dismissed",
-                    if s.state == SuggestionState::Open { "expired" } else { s.state.as_str() }
-                )));
-            }
-            s.state = state;
-            s.draft_policy = draft_policy;
-            s.decided_by = Some(by.clone());
+            let (kind, data) = crate::rules::decide_suggestion(&mut s, state, draft_policy, &by, at)?;
             let body = serde_json::to_string(&s).map_err(corrupt)?;
             c.prepare_cached("UPDATE suggestions SET state = ?2, body = ?3 WHERE id = ?1")
                 .map_err(backend)?
                 .execute(params![id, s.state.as_str(), body])
                 .map_err(backend)?;
-            let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
-            let e = append_event(
-                c,
-                None,
-                None,
-                kind,
-                &by,
-                at,
-                serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy}),
-            )?;
+            let e = append_event(c, None, None, kind, &by, at, data)?;
             queue_deliveries(c, &e)?;
             Ok(s)
         })

@@ -9,7 +9,7 @@ use crate::{
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat,
 };
 use arbiter_core::audit::{AuditReport, ChainHead, Event, GENESIS_HASH};
-use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
+use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,7 @@ pub mod migrate;
 mod policies;
 mod server;
 mod traces;
+mod tx;
 mod webhooks;
 mod writer;
 
@@ -38,6 +39,7 @@ use cases::*;
 use decisions::*;
 use learning::*;
 use migrate::*;
+use tx::*;
 use webhooks::*;
 use writer::*;
 
