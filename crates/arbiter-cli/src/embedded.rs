@@ -29,7 +29,7 @@ impl Embedded {
         listener: TcpListener,
     ) -> Result<Embedded> {
         let state = AppState::new(store.clone(), config, clock).await?;
-        let boot = arbiter_server::bootstrap(&state, Some(crate::SOC_POLICY)).await?;
+        let boot = arbiter_server::bootstrap(&state, Some(arbiter_tuning::soc::POLICY)).await?;
         let admin_key = boot.admin_key.context("the store is not fresh: it already has keys")?;
         let server = RunningServer::start(state.clone(), listener)?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;

@@ -30,9 +30,6 @@ mod tune;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// The SOC example policy, embedded so `arbiter bench` and the demo work from any directory.
-pub const SOC_POLICY: &str = include_str!("../../../examples/policies/soc.yaml");
-
 /// Arbiter: decides which actions of an AI agent need a person, and makes the human part fast.
 #[derive(Debug, Parser)]
 #[command(name = "arbiter", version, about, propagate_version = true)]

@@ -2,9 +2,9 @@
 
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
+use arbiter_chart::{Chart, Series};
 use arbiter_core::HumanDuration;
 use arbiter_core::Verdict;
-use arbiter_core::chart::{Chart, Series};
 use arbiter_tuning::simulate::{Arrival, Service, SimOptions, erlang_c_reviewers, find_reviewers, replicate};
 use clap::Args;
 use std::path::PathBuf;

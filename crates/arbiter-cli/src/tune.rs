@@ -3,7 +3,7 @@
 
 use crate::history::{self, HistoryArgs};
 use anyhow::{Context, Result, bail};
-use arbiter_core::chart::{Chart, Marker, Series};
+use arbiter_chart::{Chart, Marker, Series};
 use arbiter_tuning::{ClassCurve, Tally, TuneOptions, TuneResult, tune_curves};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -380,8 +380,8 @@ fn reliability(c: &arbiter_tuning::Calibration) -> Chart {
                 dashed: false,
             },
         ],
-        x_axis: arbiter_core::chart::Axis::Percent,
-        y_axis: arbiter_core::chart::Axis::Percent,
+        x_axis: arbiter_chart::Axis::Percent,
+        y_axis: arbiter_chart::Axis::Percent,
         x_range: Some((0.0, 1.0)),
         ..Default::default()
     }

@@ -55,7 +55,6 @@ pub mod action;
 pub mod audit;
 pub mod canonical;
 pub mod case;
-pub mod chart;
 pub mod dataset;
 pub mod decision;
 pub mod diff;

@@ -1,8 +1,9 @@
 //! Arbiter's offline analytics, run by the CLI, never by the server:
 //! threshold tuning on history (below), reviewer-load simulation
-//! ([`simulate`]) and the simulated SOC the demo and the drift scenarios play
-//! ([`soc`]). Pure, like the core they build on; the core keeps only what the
-//! server runs.
+//! ([`simulate`]), the simulated SOC the demo and the drift scenarios play
+//! ([`soc`]), and the drift monitor's evaluation corpus ([`scenarios`]: where
+//! a new test of the monitor on traffic goes). Pure, like the core they build
+//! on; the core keeps only what the server runs.
 //!
 //! # Threshold tuning on history, with guarantees
 //!
@@ -46,6 +47,7 @@
 mod allocate;
 pub mod calibration;
 pub mod history;
+pub mod scenarios;
 pub mod simulate;
 pub mod soc;
 mod tally;

@@ -3,6 +3,10 @@
 //! calibrated confidence — until it drifts. Deterministic: the same seed gives
 //! the same day.
 
+/// The SOC triage agent's policy (`examples/policies/soc.yaml`): what the
+/// demo serves and the drift scenarios evaluate the simulated traffic with.
+pub const POLICY: &str = include_str!("../../../examples/policies/soc.yaml");
+
 use crate::Action;
 use crate::rng::Rng;
 use serde_json::json;

@@ -177,7 +177,7 @@ pub(crate) fn start_child() -> Result<(ChildServer, String, String)> {
 pub(crate) fn start_child_on(db: Option<&str>) -> Result<(ChildServer, String, String)> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let policy = dir.path().join("soc.yaml");
-    std::fs::write(&policy, crate::SOC_POLICY)?;
+    std::fs::write(&policy, arbiter_tuning::soc::POLICY)?;
     let exe = std::env::current_exe().context("cannot find the arbiter binary")?;
     let store = match db {
         Some(d) => std::path::PathBuf::from(d),

@@ -237,7 +237,7 @@ mod tests {
     /// over; the audit-weighted estimate is close and its bound covers.
     #[test]
     fn audit_labels_remove_the_bias_that_escalation_labels_have() {
-        let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).unwrap();
+        let policy = arbiter_policy::Policy::parse(arbiter_tuning::soc::POLICY).unwrap();
         let setup = AuditSetup { seeds: 3, hours: 72, ..AuditSetup::default() };
         let r = evaluate(setup, &policy).unwrap();
         assert!(r.runs.len() >= 12, "{:?}", r.runs);

@@ -26,7 +26,7 @@ pub fn lesson_trigger() -> NewTrigger {
 
 /// The SOC example policy with the lesson's trigger.
 pub fn lesson_policy_source() -> Result<String> {
-    with_trigger(crate::SOC_POLICY, &lesson_trigger())
+    with_trigger(arbiter_tuning::soc::POLICY, &lesson_trigger())
         .map_err(|e| anyhow!("the lesson's trigger does not fit the SOC policy: {e}"))
 }
 

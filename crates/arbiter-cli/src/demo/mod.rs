@@ -14,7 +14,6 @@ mod lesson;
 mod offline;
 mod report;
 mod reviewers;
-mod scenarios;
 mod team;
 mod tuning;
 
@@ -187,7 +186,8 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
     let mut code = if caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     // The data scientist's step: thresholds for the reviewers' budget, from the hours before the drift.
     let tuned = if drift != DriftMode::None && args.drift_at > 0 {
-        let t = tuning::before(&server, crate::SOC_POLICY, Timestamp(start.0 + drift_at), &args.data_dir).await?;
+        let t =
+            tuning::before(&server, arbiter_tuning::soc::POLICY, Timestamp(start.0 + drift_at), &args.data_dir).await?;
         tuning::report(&t, args.drift_at as f64);
         Some(t)
     } else {

@@ -70,36 +70,8 @@ pub enum DemoCommand {
 
 const HOUR: i64 = 3_600_000;
 
-/// Drift points for a simulated run: each proposal evaluated by the SOC policy,
-/// labelled 30 minutes after the fact.
-pub fn timed_points(
-    proposals: &[arbiter_tuning::soc::Proposal],
-    policy: &arbiter_policy::Policy,
-    start: i64,
-) -> Vec<drift::Timed> {
-    let agent = arbiter_policy::cel::agent_value("soc-triage-agent", "");
-    let empty = serde_json::json!({});
-    proposals
-        .iter()
-        .map(|p| {
-            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
-            let verdict = policy.evaluate(&env).verdict;
-            drift::Timed {
-                at: start + p.offset_ms,
-                point: drift::Point {
-                    action: env.name.to_string(),
-                    escalated: verdict == arbiter_core::Verdict::Escalate,
-                    confidence: env.confidence,
-                    correct: Some(p.correct),
-                },
-                labelled_at: Some(start + p.offset_ms + 30 * 60_000),
-            }
-        })
-        .collect()
-}
-
 fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
-    let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = arbiter_policy::Policy::parse(arbiter_tuning::soc::POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
     let lesson = arbiter_policy::Policy::parse(&super::lesson::lesson_policy_source()?)
         .map_err(|e| anyhow::anyhow!("the lesson's policy does not compile: {e}"))?;
     let mut reductions = Vec::new();
@@ -123,7 +95,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
             },
             drift_at + 8 * HOUR,
         );
-        let pts = timed_points(&day, &policy, 0);
+        let pts = arbiter_tuning::scenarios::timed_points(&day, &policy, 0);
         let alarms = drift::scan(&pts, warm, drift_at + 8 * HOUR, step, &cfg);
         let early = alarms.iter().filter(|(t, _)| *t < drift_at).count();
         let first = alarms.iter().find(|(t, _)| *t >= drift_at);
@@ -137,7 +109,7 @@ fn evaluate(seeds: u64, rate: f64, as_json: bool) -> Result<ExitCode> {
             soc::SocConfig { seed: 1000 + seed, alerts_per_hour: rate, ..Default::default() },
             warm + 7 * 24 * HOUR,
         );
-        let wpts = timed_points(&week, &policy, 0);
+        let wpts = arbiter_tuning::scenarios::timed_points(&week, &policy, 0);
         let fa = drift::scan(&wpts, warm, warm + 7 * 24 * HOUR, step, &cfg);
         false_alarms += fa.len() + early;
         // the loop closed: a drifted day under the old policy and under the lesson's version
@@ -222,7 +194,8 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             if !(audit_sample > 0.0 && audit_sample <= 1.0) {
                 bail!("--audit-sample must be in (0, 1]");
             }
-            let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let policy =
+                arbiter_policy::Policy::parse(arbiter_tuning::soc::POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
             let setup = super::audit::AuditSetup { seeds, rate, share: audit_sample, ..Default::default() };
             let spin = Progress::spinner(&format!("simulating {seeds} SOC weeks"));
             let report = super::audit::evaluate(setup, &policy)?;
@@ -235,19 +208,20 @@ pub fn run(cmd: DemoCommand) -> Result<ExitCode> {
             Ok(if report.coverage >= 1.0 - report.delta { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         DemoCommand::Evaluate { seeds, rate, json, scenarios: true, seasonal_days, export, .. } => {
-            let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let policy =
+                arbiter_policy::Policy::parse(arbiter_tuning::soc::POLICY).map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(dir) = &export {
                 let _spin = Progress::spinner(&format!("writing the scenarios' streams to {}", dir.display()));
-                super::scenarios::export(dir, seeds, rate, &policy)?;
+                arbiter_tuning::scenarios::export(dir, seeds, rate, &policy)?;
             }
             let spin = Progress::spinner(&format!("simulating 5 scenarios × {seeds} seeds"));
             let cfg = drift::DriftConfig { seasonal_days, ..Default::default() };
-            let results = super::scenarios::evaluate(seeds, rate, &policy, &cfg)?;
+            let results = arbiter_tuning::scenarios::evaluate(seeds, rate, &policy, &cfg);
             drop(spin);
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
-                super::scenarios::print(&results, rate);
+                arbiter_tuning::scenarios::print(&results, rate);
             }
             Ok(ExitCode::SUCCESS)
         }

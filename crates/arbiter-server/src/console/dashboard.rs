@@ -5,7 +5,7 @@ use super::auth::Viewer;
 use super::layout::{QueryMap, error_page, frame};
 use crate::AppState;
 use crate::extract::Query;
-use arbiter_core::chart::{Axis, Chart, Series};
+use arbiter_chart::{Axis, Chart, Series};
 use arbiter_core::drift::RateTest;
 use arbiter_core::duration::human_ms;
 use arbiter_core::stats::quantile_sorted;

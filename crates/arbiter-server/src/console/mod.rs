@@ -7,7 +7,7 @@
 //!
 //! Pages are [maud] templates, which escape every interpolated value at
 //! compile time unless it is wrapped in `PreEscaped`; the only such values
-//! are the SVG charts that `arbiter_core::chart` renders (and escapes) itself.
+//! are the SVG charts that `arbiter_chart` renders (and escapes) itself.
 //! One module per page: [`queue`], [`case`], [`review`], [`dashboard`],
 //! [`policy`], [`lessons`] (with search), [`suggestions`]; sign-in and sessions in [`auth`]; the page frame in
 //! [`layout`]; form parsing and option lists in [`forms`].

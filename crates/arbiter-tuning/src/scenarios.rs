@@ -1,5 +1,6 @@
-//! `arbiter demo evaluate --scenarios`: the drift monitor on the scenario
-//! kinds of production traffic, over many seeds each — daily seasonality
+//! The drift monitor's evaluation corpus (`arbiter demo evaluate
+//! --scenarios` prints it; `cargo test -p arbiter-tuning --test drift_scenarios`
+//! holds the monitor to it): the scenario kinds of production traffic, over many seeds each — daily seasonality
 //! (night volume a fifth of the day's, a different mix with overnight
 //! scanners), bursts, a linear ramp of over-isolation, a confidence slide on a
 //! low-volume class, and an error-rate doubling on a mid-size class whose
@@ -11,10 +12,9 @@
 //! `--baseline recent` runs the same tests against the 12 h before the
 //! window instead of the same hour on earlier days.
 
-use anyhow::Result;
+use crate::soc::{self, DriftMode, Traffic};
 use arbiter_core::Timestamp;
 use arbiter_core::drift::{self, DriftConfig, Monitor, episode};
-use arbiter_tuning::soc::{self, DriftMode, Traffic};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -44,7 +44,8 @@ pub struct Scenario {
     target_text: &'static str,
 }
 
-const SCENARIOS: &[Scenario] = &[
+/// Every scenario kind, in the order the tables list them.
+pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "seasonality",
         slug: "seasonality",
@@ -127,6 +128,30 @@ struct Run {
     simulated: i64,
 }
 
+/// Drift points for a simulated run: each proposal evaluated by `policy`,
+/// labelled 30 minutes after the fact.
+pub fn timed_points(proposals: &[soc::Proposal], policy: &arbiter_policy::Policy, start: i64) -> Vec<drift::Timed> {
+    let agent = arbiter_policy::cel::agent_value("soc-triage-agent", "");
+    let empty = serde_json::json!({});
+    proposals
+        .iter()
+        .map(|p| {
+            let env = arbiter_policy::env_of(&p.action, &empty, &agent, None);
+            let verdict = policy.evaluate(&env).verdict;
+            drift::Timed {
+                at: start + p.offset_ms,
+                point: drift::Point {
+                    action: env.name.to_string(),
+                    escalated: verdict == arbiter_core::Verdict::Escalate,
+                    confidence: env.confidence,
+                    correct: Some(p.correct),
+                },
+                labelled_at: Some(start + p.offset_ms + 30 * 60_000),
+            }
+        })
+        .collect()
+}
+
 /// The scenario's decisions: a week of history, then the scenario (the drift 2 h in).
 pub fn stream(s: &Scenario, seed: u64, rate: f64, policy: &arbiter_policy::Policy) -> (Vec<drift::Timed>, i64, i64) {
     let drift_at = WARM + 2 * HOUR;
@@ -135,7 +160,7 @@ pub fn stream(s: &Scenario, seed: u64, rate: f64, policy: &arbiter_policy::Polic
         soc::SocConfig { seed, alerts_per_hour: rate, drift: s.drift, drift_at_ms: drift_at, traffic: s.traffic },
         end,
     );
-    let mut pts = super::offline::timed_points(&props, policy, 0);
+    let mut pts = timed_points(&props, policy, 0);
     for p in &mut pts {
         p.labelled_at = Some(p.at + s.label_delay);
     }
@@ -181,7 +206,7 @@ fn run_one(s: &Scenario, seed: u64, rate: f64, policy: &arbiter_policy::Policy, 
 /// Write every scenario's streams for an outside detector: per scenario and
 /// seed a CSV of the decisions (`at_ms,action,escalated,confidence,correct,labelled_at_ms`)
 /// and `scenarios.json` with when each drift starts, the run's end and its target class.
-pub fn export(dir: &std::path::Path, seeds: u64, rate: f64, policy: &arbiter_policy::Policy) -> Result<()> {
+pub fn export(dir: &std::path::Path, seeds: u64, rate: f64, policy: &arbiter_policy::Policy) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let mut meta = Vec::new();
@@ -213,17 +238,11 @@ pub fn export(dir: &std::path::Path, seeds: u64, rate: f64, policy: &arbiter_pol
             }
         }
     }
-    std::fs::write(dir.join("scenarios.json"), serde_json::to_string_pretty(&meta)?)?;
-    Ok(())
+    std::fs::write(dir.join("scenarios.json"), serde_json::to_string_pretty(&meta).map_err(std::io::Error::other)?)
 }
 
 /// Run every scenario over `seeds` seeds at `rate` alerts an hour, on two threads.
-pub fn evaluate(
-    seeds: u64,
-    rate: f64,
-    policy: &arbiter_policy::Policy,
-    cfg: &DriftConfig,
-) -> Result<Vec<ScenarioResult>> {
+pub fn evaluate(seeds: u64, rate: f64, policy: &arbiter_policy::Policy, cfg: &DriftConfig) -> Vec<ScenarioResult> {
     let mut out = Vec::new();
     for s in SCENARIOS {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
@@ -255,7 +274,7 @@ pub fn evaluate(
             target: s.target_text.to_string(),
         });
     }
-    Ok(out)
+    out
 }
 
 /// Print the results as a table.
@@ -293,7 +312,7 @@ mod tests {
     /// episode has one case.
     #[test]
     fn the_harness_catches_a_ramp_with_one_case_per_episode() {
-        let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).unwrap();
+        let policy = arbiter_policy::Policy::parse(crate::soc::POLICY).unwrap();
         let cfg = DriftConfig::default();
         let ramp = SCENARIOS.iter().find(|s| s.name.starts_with("ramp")).unwrap();
         let r = run_one(ramp, 1, 400.0, &policy, &cfg);
@@ -315,7 +334,7 @@ mod tests {
     /// class's confidence tail), not only by what the slide does to escalations.
     #[test]
     fn a_low_volume_confidence_slide_is_caught_by_its_confidence_test() {
-        let policy = arbiter_policy::Policy::parse(crate::SOC_POLICY).unwrap();
+        let policy = arbiter_policy::Policy::parse(crate::soc::POLICY).unwrap();
         let slide = SCENARIOS.iter().find(|s| s.slug == "confidence-slide").unwrap();
         let (pts, drift_at, _) = stream(slide, 1, 400.0, &policy);
         let mut monitor = Monitor::new(DriftConfig::default());

@@ -1,5 +1,6 @@
-//! Small SVG line charts (risk–coverage curves, queue length over time,
-//! dashboards). Plain strings, no dependencies; every label is escaped.
+//! Small SVG line charts for the console and the CLI's reports (risk–coverage
+//! curves, queue length over time, dashboards). Plain strings, no
+//! dependencies but the core's timestamps; every label is escaped.
 
 use std::fmt::Write;
 
@@ -73,7 +74,7 @@ impl Axis {
             }
             Axis::Clock(origin) => {
                 let ms = origin + (v * 3_600_000.0).round() as i64;
-                let t = crate::time::Timestamp(ms).to_string();
+                let t = arbiter_core::Timestamp(ms).to_string();
                 // `2026-11-26T16:00:00.000Z` -> `11-26 16:00`
                 format!("{} {}", t.get(5..10).unwrap_or(""), t.get(11..16).unwrap_or(""))
             }
