@@ -127,20 +127,164 @@ pub enum ErrorClass {
     Internal,
 }
 
+/// The table of error codes: each code's name on the wire, its class (the
+/// adapters' statuses follow from it: `routes/problem.rs`) and its title; the
+/// problem's `type` is `urn:arbiter:error:<code>`. docs/api.md's table is
+/// checked against it.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $class:ident, $title:literal;)*) => {
+        /// Every error code Arbiter answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the table's order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// Its name on the wire (`invalid_request`, `receipt_consumed`, …).
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            /// Its class.
+            pub fn class(self) -> ErrorClass {
+                match self { $(Code::$variant => ErrorClass::$class),* }
+            }
+
+            /// Its title, the same for every error of the code.
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$variant => $title),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not JSON.
+    MalformedJson = "malformed_json", Malformed, "Malformed JSON";
+    /// An OTLP export that cannot be decoded.
+    MalformedTraces = "malformed_traces", Malformed, "Malformed OTLP payload";
+    /// A receipt that does not authorise the call.
+    ReceiptInvalid = "receipt_invalid", Invalid, "The receipt does not authorise this call";
+    /// A receipt already used by another consumer.
+    ReceiptConsumed = "receipt_consumed", Conflict, "The receipt was already used";
+    /// A value of the wrong shape or out of range.
+    InvalidRequest = "invalid_request", Invalid, "Invalid request";
+    /// A policy document with errors.
+    InvalidPolicy = "invalid_policy", Invalid, "Invalid policy";
+    /// The body is over the limit.
+    PayloadTooLarge = "payload_too_large", TooLarge, "Payload too large";
+    /// The path and query are over the limit.
+    UriTooLong = "uri_too_long", UriTooLong, "URI too long";
+    /// A body of a media type the operation does not read.
+    UnsupportedMediaType = "unsupported_media_type", UnsupportedMediaType, "Unsupported media type";
+    /// No valid credentials.
+    Unauthorized = "unauthorized", Unauthorized, "Unauthorized";
+    /// Valid credentials that may not do this.
+    Forbidden = "forbidden", Forbidden, "Forbidden";
+    /// A case rule: none of the roles the case's tier accepts.
+    WrongRole = "wrong_role", Forbidden, "Forbidden";
+    /// A case rule: answering for one's own agent.
+    OwnAction = "own_action", Forbidden, "Forbidden";
+    /// A case rule: only an admin may do this.
+    AdminOnly = "admin_only", Forbidden, "Forbidden";
+    /// A case rule: speaking for a role one lacks.
+    NotYourRole = "not_your_role", Forbidden, "Forbidden";
+    /// The thing does not exist (or is not the caller's to see).
+    NotFound = "not_found", NotFound, "Not found";
+    /// The path does not take this method.
+    MethodNotAllowed = "method_not_allowed", MethodNotAllowed, "Method not allowed";
+    /// The request conflicts with the current state.
+    Conflict = "conflict", Conflict, "Conflict";
+    /// A case rule: the case is decided or closed.
+    NotOpen = "not_open", Conflict, "Conflict";
+    /// A case rule: someone else holds the case.
+    CaseHeld = "case_held", Conflict, "Conflict";
+    /// A case rule: the caller does not hold the case.
+    NotHolder = "not_holder", Conflict, "Conflict";
+    /// A case rule: the caller already approved these arguments.
+    AlreadyAnswered = "already_answered", Conflict, "Conflict";
+    /// A case rule: a command for the other kind of case.
+    WrongKind = "wrong_kind", Conflict, "Conflict";
+    /// A case rule: the review cannot close yet.
+    ReviewIncomplete = "review_incomplete", Conflict, "Conflict";
+    /// The policy denies the action as modified.
+    ModificationDenied = "modification_denied", Invalid, "Modification denied by the policy";
+    /// A policy version that would change too many verdicts, not forced.
+    PolicyChangeUnconfirmed = "policy_change_unconfirmed", Conflict, "Policy change needs confirmation";
+    /// A policy version that undoes published lessons, not forced.
+    PolicyUndoesLessons = "policy_undoes_lessons", Conflict, "The policy change undoes published lessons";
+    /// The key proposed faster than its limit.
+    RateLimited = "rate_limited", RateLimited, "Too many requests";
+    /// Not available now: retry.
+    Unavailable = "unavailable", Unavailable, "Service unavailable";
+    /// A bug or a failure inside.
+    Internal = "internal", Internal, "Internal server error";
+}
+
+impl Code {
+    /// The code of a case rule's refusal.
+    pub fn of_case(e: &arbiter_core::CaseError) -> Code {
+        use arbiter_core::CaseError as E;
+        match e {
+            E::NotOpen(_) => Code::NotOpen,
+            E::WrongRole { .. } => Code::WrongRole,
+            E::AlreadyAnswered => Code::AlreadyAnswered,
+            E::ModificationDenied { .. } => Code::ModificationDenied,
+            E::OwnAction => Code::OwnAction,
+            E::HeldByOther { .. } => Code::CaseHeld,
+            E::NotHolder => Code::NotHolder,
+            E::AdminOnly(_) => Code::AdminOnly,
+            E::WrongKind(..) => Code::WrongKind,
+            E::Incomplete(_) => Code::ReviewIncomplete,
+            E::NotYourRole { .. } => Code::NotYourRole,
+            E::Invalid { .. } => Code::InvalidRequest,
+        }
+    }
+}
+
 impl ApiError {
+    /// Its entry in the table of codes.
+    pub fn code_entry(&self) -> Code {
+        match self {
+            ApiError::MalformedJson(_) => Code::MalformedJson,
+            ApiError::MalformedTraces(_) => Code::MalformedTraces,
+            ApiError::ReceiptInvalid(_) => Code::ReceiptInvalid,
+            ApiError::ReceiptConsumed(_) => Code::ReceiptConsumed,
+            ApiError::Invalid { .. } => Code::InvalidRequest,
+            ApiError::InvalidPolicy(_) => Code::InvalidPolicy,
+            ApiError::TooLarge(_) => Code::PayloadTooLarge,
+            ApiError::UriTooLong(_) => Code::UriTooLong,
+            ApiError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            ApiError::Unauthorized(_) => Code::Unauthorized,
+            ApiError::Forbidden(_) => Code::Forbidden,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::MethodNotAllowed(_) => Code::MethodNotAllowed,
+            ApiError::Conflict(_) => Code::Conflict,
+            ApiError::PolicyUndoesLessons(_) => Code::PolicyUndoesLessons,
+            ApiError::PolicyChangeUnconfirmed(_) => Code::PolicyChangeUnconfirmed,
+            ApiError::Case(e) => Code::of_case(e),
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::RateLimited { .. } => Code::RateLimited,
+            ApiError::Internal { .. } => Code::Internal,
+        }
+    }
+
     /// Its stable code (`invalid_request`, `receipt_consumed`, …).
     pub fn code(&self) -> &'static str {
-        self.parts().1
+        self.code_entry().as_str()
     }
 
     /// Its title, the same for every error of its code.
     pub fn title(&self) -> &'static str {
-        self.parts().2
+        self.code_entry().title()
     }
 
     /// Its class.
     pub fn class(&self) -> ErrorClass {
-        self.parts().0
+        self.code_entry().class()
     }
 
     /// What to tell the user: internal details stay in the log ([`ApiError::log`]).
@@ -180,49 +324,6 @@ impl ApiError {
         ApiError::Internal { context: context.into(), source: None }
     }
 
-    fn parts(&self) -> (ErrorClass, &'static str, &'static str) {
-        use ErrorClass as C;
-        match self {
-            ApiError::MalformedJson(_) => (C::Malformed, "malformed_json", "Malformed JSON"),
-            ApiError::MalformedTraces(_) => (C::Malformed, "malformed_traces", "Malformed OTLP payload"),
-            ApiError::ReceiptInvalid(_) => (C::Invalid, "receipt_invalid", "The receipt does not authorise this call"),
-            ApiError::ReceiptConsumed(_) => (C::Conflict, "receipt_consumed", "The receipt was already used"),
-            ApiError::Invalid { .. } => (C::Invalid, "invalid_request", "Invalid request"),
-            ApiError::InvalidPolicy(_) => (C::Invalid, "invalid_policy", "Invalid policy"),
-            ApiError::TooLarge(_) => (C::TooLarge, "payload_too_large", "Payload too large"),
-            ApiError::UriTooLong(_) => (C::UriTooLong, "uri_too_long", "URI too long"),
-            ApiError::UnsupportedMediaType(_) => {
-                (C::UnsupportedMediaType, "unsupported_media_type", "Unsupported media type")
-            }
-            ApiError::Unauthorized(_) => (C::Unauthorized, "unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => (C::Forbidden, "forbidden", "Forbidden"),
-            ApiError::NotFound(_) => (C::NotFound, "not_found", "Not found"),
-            ApiError::MethodNotAllowed(_) => (C::MethodNotAllowed, "method_not_allowed", "Method not allowed"),
-            ApiError::Conflict(_) => (C::Conflict, "conflict", "Conflict"),
-            ApiError::PolicyUndoesLessons(_) => {
-                (C::Conflict, "policy_undoes_lessons", "The policy change undoes published lessons")
-            }
-            ApiError::PolicyChangeUnconfirmed(_) => {
-                (C::Conflict, "policy_change_unconfirmed", "Policy change needs confirmation")
-            }
-            ApiError::Case(e) => {
-                use arbiter_core::CaseError as E;
-                let (class, title) = match e {
-                    E::WrongRole { .. } | E::OwnAction | E::AdminOnly(_) | E::NotYourRole { .. } => {
-                        (C::Forbidden, "Forbidden")
-                    }
-                    E::Invalid { .. } => (C::Invalid, "Invalid request"),
-                    E::ModificationDenied { .. } => (C::Invalid, "Modification denied by the policy"),
-                    _ => (C::Conflict, "Conflict"),
-                };
-                (class, e.code(), title)
-            }
-            ApiError::Unavailable(_) => (C::Unavailable, "unavailable", "Service unavailable"),
-            ApiError::RateLimited { .. } => (C::RateLimited, "rate_limited", "Too many requests"),
-            ApiError::Internal { .. } => (C::Internal, "internal", "Internal server error"),
-        }
-    }
-
     /// Shorthand for a 422 naming a field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::Invalid { field: field.into(), message: message.into() }
@@ -244,6 +345,34 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(format!("the store is not answering ({why}); try again shortly"))
             }
             other => ApiError::internal("the store failed", other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::CaseError;
+
+    /// The table names each code once, and a case rule's code is the one the core gives it.
+    #[test]
+    fn codes_are_unique_and_case_codes_agree_with_the_core() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{} twice", c.as_str());
+        }
+        let cases = [
+            CaseError::NotOpen(arbiter_core::CaseState::Decided),
+            CaseError::AlreadyAnswered,
+            CaseError::OwnAction,
+            CaseError::NotHolder,
+            CaseError::AdminOnly("x".into()),
+            CaseError::Invalid { field: "f".into(), message: "m".into() },
+            CaseError::WrongRole { needed: vec![], have: vec![] },
+            CaseError::NotYourRole { role: "r".into(), have: vec![] },
+        ];
+        for e in &cases {
+            assert_eq!(Code::of_case(e).as_str(), e.code(), "{e:?}");
         }
     }
 }

@@ -40,11 +40,11 @@ impl ApiError {
     /// written once.
     pub fn problem(&self) -> Problem {
         use arbiter_core::CaseError;
-        let code = self.code();
+        let code = self.code_entry();
         let mut p = Problem {
-            kind: format!("urn:arbiter:error:{code}"),
-            code: code.to_string(),
-            title: self.title().to_string(),
+            kind: format!("urn:arbiter:error:{}", code.as_str()),
+            code: code.as_str().to_string(),
+            title: code.title().to_string(),
             status: self.status().as_u16(),
             detail: self.detail(),
             field: None,
@@ -102,6 +102,37 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"arbiter\""));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::error::Code;
+
+    /// docs/api.md's table of errors is the table of codes: every code with
+    /// the status its class answers with, and nothing else.
+    #[test]
+    fn the_documented_errors_are_the_table() {
+        let doc = include_str!("../../../../docs/api.md");
+        let table = doc.split("## Errors").nth(1).expect("docs/api.md has an Errors section");
+        let mut documented = std::collections::BTreeMap::new();
+        for line in table.lines().take_while(|l| !l.starts_with("## ")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Some(status) = cells.get(1).and_then(|s| s.parse::<u16>().ok()) else { continue };
+            for code in cells[2].split('`').skip(1).step_by(2) {
+                documented.insert(code.to_string(), status);
+            }
+        }
+        for c in Code::ALL {
+            assert_eq!(
+                documented.remove(c.as_str()),
+                Some(status_of(c.class()).as_u16()),
+                "docs/api.md lists `{}` with the status it is answered with",
+                c.as_str()
+            );
+        }
+        assert!(documented.is_empty(), "docs/api.md lists codes the server never answers: {documented:?}");
     }
 }
 
