@@ -250,21 +250,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             Err(e) => anyhow::bail!("webhook_allow: {e}"),
         }
     }
-    if let Some(g) = args.policy_guard
-        && !(0.0..=1.0).contains(&g)
-    {
-        anyhow::bail!("policy_guard must be a share between 0 and 1, got {g}");
-    }
     if let Some(r) = args.receipts.as_deref()
         && r != "on"
         && r != "off"
     {
         anyhow::bail!("receipts must be `on` or `off`, not `{r}`");
-    }
-    if let Some(b) = args.escalation_budget
-        && !(b > 0.0 && b <= 1.0)
-    {
-        anyhow::bail!("escalation_budget must be a share above 0 and at most 1 (0.10 is 10%), got {b}");
     }
     // every default comes from the server's own `Config::default()` (one set of defaults)
     let d = Config::default();
@@ -274,7 +264,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let config = Config {
         public_url: args.public_url.clone(),
         outbound,
-        webhook_timeout: dur(args.webhook_timeout, d.webhook_timeout).max(Duration::from_secs(1)),
+        webhook_timeout: dur(args.webhook_timeout, d.webhook_timeout),
         rate_limits: arbiter_server::RoleRates {
             agent: args.agent_rate_limit.unwrap_or(d.rate_limits.agent),
             admin: args.admin_rate_limit.unwrap_or(d.rate_limits.admin),
@@ -301,33 +291,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_wait: args.max_wait_secs.map_or(d.max_wait, Duration::from_secs),
         min_rationale_len: args.min_rationale_len.unwrap_or(d.min_rationale_len),
         claim_lease: dur(args.claim_lease, d.claim_lease),
-        sweep_interval: args
-            .sweep_interval_ms
-            .map_or(d.sweep_interval, Duration::from_millis)
-            .max(Duration::from_millis(10)),
-        webhook_interval: args
-            .webhook_interval_ms
-            .map_or(d.webhook_interval, Duration::from_millis)
-            .max(Duration::from_millis(10)),
+        sweep_interval: args.sweep_interval_ms.map_or(d.sweep_interval, Duration::from_millis),
+        webhook_interval: args.webhook_interval_ms.map_or(d.webhook_interval, Duration::from_millis),
         drift: arbiter_core::drift::DriftConfig {
             window_ms: args.drift_window.map_or(d.drift.window_ms, |h| h.as_millis()),
             reference_ms: args.drift_reference.map_or(d.drift.reference_ms, |h| h.as_millis()),
-            false_alarms_per_week: match args.drift_false_alarms.unwrap_or(d.drift.false_alarms_per_week) {
-                x if x > 0.0 && x.is_finite() => x,
-                x => anyhow::bail!("--drift-false-alarms must be a positive number of false alarms a week, not {x}"),
-            },
+            false_alarms_per_week: args.drift_false_alarms.unwrap_or(d.drift.false_alarms_per_week),
             seasonal_days: args.drift_seasonal_days.unwrap_or(d.drift.seasonal_days),
             ..d.drift.clone()
         },
         drift_interval: dur(args.drift_interval, d.drift_interval),
         suggest_interval: dur(args.suggest_interval, d.suggest_interval),
-        trace_retention: dur(args.trace_retention, d.trace_retention).max(Duration::from_secs(1)),
+        trace_retention: dur(args.trace_retention, d.trace_retention),
         otlp_endpoint: args.otlp_endpoint.clone(),
-        receipt_ttl: dur(args.receipt_ttl, d.receipt_ttl).max(Duration::from_secs(1)),
+        receipt_ttl: dur(args.receipt_ttl, d.receipt_ttl),
         receipts: args.receipts.as_deref().map_or(d.receipts, |r| r != "off"),
         otlp_headers: otlp_headers(&args.otlp_headers)?,
         ..d.clone()
-    };
+    }
+    // every setting is checked in one place, before anything opens
+    .validated()?;
     crate::runtime()?.block_on(async move {
         let store = crate::store::open_or_create(&db).await?;
         let manual = (args.clock.as_deref() == Some("manual"))

@@ -123,6 +123,50 @@ impl Default for Config {
     }
 }
 
+/// A setting out of its range, by the name the config file gives it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{setting} {message}")]
+pub struct ConfigError {
+    /// The setting (`policy_guard`, `escalation_budget`, ...).
+    pub setting: &'static str,
+    /// What its value must be, and what it was.
+    pub message: String,
+}
+
+impl Config {
+    /// Every setting checked in one place: a value that cannot work is an
+    /// error naming the setting; intervals and lifetimes below their floor
+    /// are raised to it (a 0 ms sweep would spin, a 0 s receipt would never
+    /// authorise). The server checks its configuration when it starts
+    /// ([`crate::AppState::new`]), however it was built.
+    pub fn validated(mut self) -> Result<Config, ConfigError> {
+        let err = |setting, message: String| Err(ConfigError { setting, message });
+        if !(0.0..=1.0).contains(&self.policy_guard) {
+            return err("policy_guard", format!("must be a share between 0 and 1, got {}", self.policy_guard));
+        }
+        if !(self.escalation_budget > 0.0 && self.escalation_budget <= 1.0) {
+            return err(
+                "escalation_budget",
+                format!("must be a share above 0 and at most 1 (0.10 is 10%), got {}", self.escalation_budget),
+            );
+        }
+        let fa = self.drift.false_alarms_per_week;
+        if !(fa > 0.0 && fa.is_finite()) {
+            return err("drift_false_alarms", format!("must be a positive number of false alarms a week, not {fa}"));
+        }
+        if self.max_body_bytes == 0 {
+            return err("max_body_bytes", "must be at least 1 byte".into());
+        }
+        let floor = |d: &mut Duration, min: Duration| *d = (*d).max(min);
+        floor(&mut self.sweep_interval, Duration::from_millis(10));
+        floor(&mut self.webhook_interval, Duration::from_millis(10));
+        floor(&mut self.webhook_timeout, Duration::from_secs(1));
+        floor(&mut self.trace_retention, Duration::from_secs(1));
+        floor(&mut self.receipt_ttl, Duration::from_secs(1));
+        Ok(self)
+    }
+}
+
 /// Default proposal rate limits by role (a key's own limit wins).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoleRates {
@@ -138,5 +182,29 @@ impl Default for RoleRates {
             agent: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
             admin: arbiter_core::rate::RateLimit::Bucket { per_second: 50.0, burst: 200 },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_out_of_range_settings_are_named() {
+        let d = Config::default();
+        assert_eq!(d.clone().validated().unwrap().sweep_interval, d.sweep_interval);
+        let e = Config { policy_guard: 1.5, ..Config::default() }.validated().unwrap_err();
+        assert_eq!(e.to_string(), "policy_guard must be a share between 0 and 1, got 1.5");
+        assert_eq!(
+            Config { escalation_budget: 0.0, ..Config::default() }.validated().unwrap_err().setting,
+            "escalation_budget"
+        );
+        let mut drift = arbiter_core::drift::DriftConfig::default();
+        drift.false_alarms_per_week = f64::NAN;
+        assert_eq!(Config { drift, ..Config::default() }.validated().unwrap_err().setting, "drift_false_alarms");
+        let raised = Config { sweep_interval: Duration::ZERO, receipt_ttl: Duration::ZERO, ..Config::default() }
+            .validated()
+            .unwrap();
+        assert_eq!((raised.sweep_interval, raised.receipt_ttl), (Duration::from_millis(10), Duration::from_secs(1)));
     }
 }

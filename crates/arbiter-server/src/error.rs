@@ -366,7 +366,7 @@ mod tests {
             CaseError::AlreadyAnswered,
             CaseError::OwnAction,
             CaseError::NotHolder,
-            CaseError::AdminOnly("x".into()),
+            CaseError::AdminOnly("x"),
             CaseError::Invalid { field: "f".into(), message: "m".into() },
             CaseError::WrongRole { needed: vec![], have: vec![] },
             CaseError::NotYourRole { role: "r".into(), have: vec![] },

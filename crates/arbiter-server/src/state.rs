@@ -58,6 +58,7 @@ pub struct AppState {
 impl AppState {
     /// Build the state; loads the active policy from the store.
     pub async fn new(store: Arc<dyn Store>, config: Config, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ApiError> {
+        let config = config.validated().map_err(|e| ApiError::invalid(e.setting, e.message))?;
         let state = Arc::new(AppState {
             store,
             policy: RwLock::new(None),
