@@ -199,8 +199,7 @@ mod tests {
             Config { escalation_budget: 0.0, ..Config::default() }.validated().unwrap_err().setting,
             "escalation_budget"
         );
-        let mut drift = arbiter_core::drift::DriftConfig::default();
-        drift.false_alarms_per_week = f64::NAN;
+        let drift = arbiter_core::drift::DriftConfig { false_alarms_per_week: f64::NAN, ..Default::default() };
         assert_eq!(Config { drift, ..Config::default() }.validated().unwrap_err().setting, "drift_false_alarms");
         let raised = Config { sweep_interval: Duration::ZERO, receipt_ttl: Duration::ZERO, ..Config::default() }
             .validated()
