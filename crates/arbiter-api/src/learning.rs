@@ -1,4 +1,4 @@
-//! The knowledge base and the learning loop: lessons, search, what a
+//! Learning: lessons, search, what a
 //! reviewer sees beside a case, guidance for agents, datasets, and standing-rule
 //! suggestions.
 

@@ -1,4 +1,4 @@
-//! `arbiter lessons list|show|search|edit|create|export`: the knowledge base
+//! `arbiter lessons list|show|search|edit|create|export`: learning
 //! from a terminal (over HTTP).
 
 use crate::client::{Api, ApiArgs};

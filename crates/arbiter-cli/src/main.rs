@@ -99,7 +99,7 @@ enum Command {
         #[command(subcommand)]
         command: replay::ReplayCommand,
     },
-    /// The knowledge base: lessons, search, guidance and dataset exports (over HTTP).
+    /// Learning: lessons, search, guidance and dataset exports (over HTTP).
     Lessons {
         #[command(subcommand)]
         command: lessons::LessonsCommand,

@@ -160,7 +160,7 @@ pub trait AuditStore: Send + Sync {
     async fn chain_head(&self) -> Result<Option<ChainHead>>;
 }
 
-/// The learning loop: lessons, the knowledge-base search and rule suggestions.
+/// The learning loop: lessons, the search over lessons and reviews and rule suggestions.
 #[async_trait]
 pub trait LearningStore: Send + Sync {
     /// One lesson.

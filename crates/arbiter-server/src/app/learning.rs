@@ -1,4 +1,4 @@
-//! The knowledge base and the learning loop: lessons (created when a review
+//! Learning: lessons (created when a review
 //! closes), search, what a reviewer sees beside a case, guidance for agents,
 //! datasets of reviewed decisions, standing-rule suggestions, and the checks
 //! that close the loop (an intervention's policy version backtested on the

@@ -79,7 +79,7 @@ pub fn not_found_page(path: &str) -> Response {
         h1 { "Page not found" }
         p { "There is no page at " code { (path) } "." }
         p { "Try the " a href="/queue" { "review queue" } ", the " a href="/cases" { "decided cases" } ", or "
-            a href="/search" { "search the knowledge base" } ". The API is under " code { "/v1" } " and described by "
+            a href="/search" { "search lessons and reviews" } ". The API is under " code { "/v1" } " and described by "
             a href="/openapi.json" { "/openapi.json" } "." }
     };
     let mut r = frame_anonymous("Not found", body);

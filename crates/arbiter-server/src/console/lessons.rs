@@ -1,4 +1,4 @@
-//! `GET /lessons` (the knowledge base, with a search box), `GET /lessons/{id}`
+//! `GET /lessons` (the lessons, with a search box), `GET /lessons/{id}`
 //! (a lesson, its recurrence and history, and the form to edit it),
 //! `GET /search` (search over lessons, reviews and reviewed decisions).
 

@@ -1,4 +1,4 @@
-//! The knowledge base and the learning loop over HTTP: `/v1/lessons`,
+//! Learning over HTTP: `/v1/lessons`,
 //! `/v1/search`, `/v1/cases/{id}/insights`, `/v1/guidance`,
 //! `/v1/datasets/reviewed`, `/v1/suggestions`, and the intervention backtest.
 

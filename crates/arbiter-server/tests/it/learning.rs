@@ -1,4 +1,4 @@
-//! The knowledge base and the learning loop over HTTP: lessons from closed
+//! Learning over HTTP: lessons from closed
 //! reviews, search, case insights, guidance, datasets, rule suggestions, the
 //! intervention backtest and recurrence.
 
