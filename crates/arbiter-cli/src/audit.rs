@@ -46,11 +46,11 @@ pub enum AuditCommand {
 
 /// Run an audit subcommand.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let rt = crate::current_thread()?;
+    let rt = crate::process::current_thread()?;
     rt.block_on(async move {
         match cmd {
             AuditCommand::Verify { db, anchor, json } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let report = store.verify_audit(anchor.clone()).await?;
                 store.close();
                 if json {
@@ -83,7 +83,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 Ok(if report.problem.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
             }
             AuditCommand::Anchor { db } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let head = store.chain_head().await?;
                 store.close();
                 match head {
@@ -93,7 +93,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { db, out, after } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

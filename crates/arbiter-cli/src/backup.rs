@@ -24,8 +24,8 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
              (`pg_dump --format=custom`, or continuous archiving), see docs/operations.md"
         );
     }
-    crate::current_thread()?.block_on(async {
-        let crate::store::OpenStore::Sqlite(store) = crate::open_store(&args.db).await? else {
+    crate::process::current_thread()?.block_on(async {
+        let crate::store::OpenStore::Sqlite(store) = crate::process::open_store(&args.db).await? else {
             unreachable!("a PostgreSQL URL was refused above")
         };
         store.backup_to(&args.out).await.with_context(|| format!("backup to {} failed", args.out.display()))?;

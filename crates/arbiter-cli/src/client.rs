@@ -30,13 +30,13 @@ impl Api {
         let Some(key) = args.key.clone() else {
             bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
-        let rt = crate::current_thread()?;
+        let rt = crate::process::current_thread()?;
         Ok(Api { client: Client::new(reqwest::Client::new(), &args.url, key), rt })
     }
 
     /// Connect without a key, for the few public reads (the receipt keys).
     pub fn public(url: &str) -> Result<Api> {
-        let rt = crate::current_thread()?;
+        let rt = crate::process::current_thread()?;
         Ok(Api { client: Client::new(reqwest::Client::new(), url, ""), rt })
     }
 

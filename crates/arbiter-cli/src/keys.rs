@@ -74,11 +74,11 @@ pub enum KeysCommand {
 
 /// Run a key subcommand.
 pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
-    let rt = crate::current_thread()?;
+    let rt = crate::process::current_thread()?;
     rt.block_on(async move {
         match cmd {
             KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let tags: BTreeSet<String> = tags.into_iter().collect();
                 let spec = arbiter_server::app::keys::KeySpec {
                     name,
@@ -112,7 +112,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Rotate { db, id, old_expires, quiet } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let key = arbiter_server::app::keys::rotate_key(&*store, &id, old_expires, SystemClock.now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"));
@@ -129,7 +129,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::List { db, json } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let keys = store.keys().await?;
                 store.close();
                 if json {
@@ -151,7 +151,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Revoke { db, id } => {
-                let store = crate::open_store(&db).await?;
+                let store = crate::process::open_store(&db).await?;
                 let done = store.revoke_key(&id, SystemClock.now()).await?;
                 store.close();
                 if !done {

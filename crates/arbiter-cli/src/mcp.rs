@@ -57,7 +57,7 @@ pub struct McpArgs {
 /// Run the gateway until the client hangs up (stdio) or a signal (HTTP).
 pub fn run(args: McpArgs) -> Result<ExitCode> {
     // rmcp logs every message at info; the gateway's own lines are what an operator reads.
-    crate::logging("info,rmcp=warn");
+    crate::process::logging("info,rmcp=warn");
     let mut specs = Vec::new();
     for raw in &args.upstream_cmd {
         specs.push(UpstreamSpec::parse(raw, false)?);
@@ -79,7 +79,7 @@ pub fn run(args: McpArgs) -> Result<ExitCode> {
         hide_denied: args.hide_denied,
         poll: Duration::from_secs(args.progress_every),
     };
-    crate::runtime()?.block_on(async move {
+    crate::process::runtime()?.block_on(async move {
         let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
         let arbiter = arbiter_client::Client::new(http, &args.url, key);
         let gateway = Gateway::connect(&specs, arbiter, config).await?;

@@ -31,7 +31,7 @@ pub struct MigrateArgs {
 
 /// Run `arbiter migrate`.
 pub fn run(args: MigrateArgs) -> Result<ExitCode> {
-    crate::init_logging_quiet();
+    crate::process::init_logging_quiet();
     if let Some(to) = &args.to {
         return copy(args.from.as_ref().unwrap_or(&args.db), to);
     }
@@ -126,7 +126,7 @@ fn copy(from: &std::path::Path, to: &str) -> Result<ExitCode> {
         }
     }
     println!("search index: {} documents", report.indexed);
-    crate::current_thread()?.block_on(async {
+    crate::process::current_thread()?.block_on(async {
         let source = crate::store::open_existing(from).await?;
         let target = crate::store::open_existing(std::path::Path::new(to)).await?;
         let (src_head, dst) = (source.chain_head().await?, target.verify_audit(None).await?);

@@ -152,7 +152,7 @@ pub fn load(file: &Path) -> Result<Policy> {
 
 /// The action classes a store's decisions had in the last year and the reviewer roles its active keys hold.
 fn known_names(db: &Path) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
-    crate::current_thread()?.block_on(async {
+    crate::process::current_thread()?.block_on(async {
         let store = crate::store::open_existing(db).await?;
         let now = arbiter_core::Clock::now(&arbiter_core::SystemClock);
         // the last year of the hourly roll-up

@@ -218,7 +218,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             "there is no --port; use --listen 127.0.0.1:{port} (or --listen 0.0.0.0:{port} to accept connections from other machines)"
         );
     }
-    crate::init_logging();
+    crate::process::init_logging();
     let args = match &args.config {
         Some(path) => {
             let file = read_config(path)?;
@@ -311,7 +311,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     // every setting is checked in one place, before anything opens
     .validated()?;
-    crate::runtime()?.block_on(async move {
+    crate::process::runtime()?.block_on(async move {
         let store = crate::store::open_or_create(&db).await?;
         let manual = (args.clock.as_deref() == Some("manual"))
             .then(|| Arc::new(arbiter_core::ManualClock::new(arbiter_core::Clock::now(&SystemClock))));

@@ -196,8 +196,8 @@ fn service(args: &SimulateArgs) -> Result<Service> {
             let Some(db) = &args.history.db else {
                 bail!("--service empirical draws from the review times of decided cases: it needs --db");
             };
-            let times = crate::current_thread()?.block_on(async {
-                let store = crate::open_store(db).await?;
+            let times = crate::process::current_thread()?.block_on(async {
+                let store = crate::process::open_store(db).await?;
                 let d = store.dashboard(arbiter_core::Timestamp(0)).await?;
                 store.close();
                 anyhow::Ok(d.time_to_decision_ms)

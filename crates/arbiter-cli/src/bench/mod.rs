@@ -148,7 +148,7 @@ pub struct DecideArgs {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Decide(args) => decide(args),
-        BenchCommand::Console(args) => crate::runtime()?.block_on(console(args)),
+        BenchCommand::Console(args) => crate::process::runtime()?.block_on(console(args)),
         BenchCommand::Search(args) => search::run(args),
         BenchCommand::Traces(args) => traces::run(args),
         BenchCommand::Tune(args) => tune_bench(args),
@@ -263,7 +263,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         }
     };
     let url = urls.join(",");
-    let rt = crate::runtime()?;
+    let rt = crate::process::runtime()?;
     let (tally, lock) = rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
         let mut client = Client::new(http.clone(), &urls[0], key);

@@ -339,7 +339,7 @@ fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
 
 /// Run `arbiter bench search`.
 pub fn run(args: SearchArgs) -> Result<ExitCode> {
-    crate::runtime()?.block_on(async move {
+    crate::process::runtime()?.block_on(async move {
         let tmp = tempfile::tempdir()?;
         let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

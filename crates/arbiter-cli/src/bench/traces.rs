@@ -98,7 +98,7 @@ pub fn run(args: TracesArgs) -> Result<ExitCode> {
         }
     };
     let endpoint = format!("{url}/v1/traces");
-    let rt = crate::runtime()?;
+    let rt = crate::process::runtime()?;
     let (lat, errors, first_error) = rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
         let started = Instant::now();

@@ -107,7 +107,7 @@ fn simulation_start(now: Timestamp, span_ms: i64) -> Timestamp {
 
 /// Run the demo.
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
-    crate::init_logging_quiet();
+    crate::process::init_logging_quiet();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let db = args.data_dir.join("arbiter.db");
     for suffix in ["", "-wal", "-shm"] {
@@ -116,7 +116,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             std::fs::remove_file(&p).with_context(|| format!("cannot replace the old demo store {}", p.display()))?;
         }
     }
-    crate::runtime()?.block_on(demo(args, db))
+    crate::process::runtime()?.block_on(demo(args, db))
 }
 
 async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {

@@ -86,8 +86,8 @@ fn read_store(
     audit: bool,
 ) -> Result<(Vec<arbiter_core::Decision>, Vec<arbiter_core::Decision>)> {
     let _spin = Progress::spinner(&format!("reading labelled decisions from {}", db.display()));
-    crate::current_thread()?.block_on(async {
-        let store = crate::open_store(db).await?;
+    crate::process::current_thread()?.block_on(async {
+        let store = crate::process::open_store(db).await?;
         let labelled = store.labelled_decisions(limit).await?;
         let mut unlabelled = if audit { store.unlabelled_audit_decisions(limit).await? } else { Vec::new() };
         if labelled.len() == limit
