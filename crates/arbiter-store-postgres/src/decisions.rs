@@ -222,15 +222,8 @@ pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str,
         "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES ($1, $2, $3, $4)",
         &[&id, &who, &digest, &at.0],
     )?;
-    let e = crate::audit::append_event(
-        t,
-        None,
-        None,
-        "receipt.consumed",
-        who,
-        at,
-        serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
-    )?;
+    let (kind, data) = arbiter_store::rules::receipt_consumed(id, who, digest);
+    let e = crate::audit::append_event(t, None, None, kind, who, at, data)?;
     crate::webhooks::queue_deliveries(t, &e)?;
     Ok(Consumption { decision_id: id.into(), consumer: who.into(), args_digest: digest.into(), at, first: true })
 }

@@ -35,15 +35,8 @@ pub(crate) fn activate_policy(t: &mut Tx<'_>, v: &PolicyVersion, at: Timestamp, 
         "INSERT INTO policy_activations (hash, activated_at, activated_by) VALUES ($1, $2, $3)",
         &[&v.hash, &at.0, &by],
     )?;
-    append_event(
-        t,
-        None,
-        None,
-        "policy.activated",
-        by,
-        at,
-        serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
-    )?;
+    let (kind, data) = arbiter_store::rules::policy_activated(v, previous.as_deref());
+    append_event(t, None, None, kind, by, at, data)?;
     Ok(())
 }
 

@@ -699,3 +699,16 @@ pub fn decide_suggestion(
     let kind = if state == SuggestionState::Accepted { "suggestion.accepted" } else { "suggestion.dismissed" };
     Ok((kind, serde_json::json!({"suggestion": s.id, "description": s.description, "draft_policy": s.draft_policy})))
 }
+
+/// The audit event of a policy activation: its kind and data (`previous`: the version it replaces).
+pub fn policy_activated(v: &crate::PolicyVersion, previous: Option<&str>) -> (&'static str, serde_json::Value) {
+    ("policy.activated", serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}))
+}
+
+/// The audit event of a receipt's first use: its kind and data.
+pub fn receipt_consumed(decision_id: &str, consumer: &str, args_digest: &str) -> (&'static str, serde_json::Value) {
+    (
+        "receipt.consumed",
+        serde_json::json!({"decision_id": decision_id, "consumer": consumer, "args_digest": args_digest}),
+    )
+}

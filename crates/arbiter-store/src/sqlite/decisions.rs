@@ -260,15 +260,8 @@ impl crate::DecisionStore for SqliteStore {
             .map_err(backend)?
             .execute(params![id, who, digest, at.0])
             .map_err(backend)?;
-            let e = append_event(
-                c,
-                None,
-                None,
-                "receipt.consumed",
-                &who,
-                at,
-                serde_json::json!({"decision_id": id, "consumer": who, "args_digest": digest}),
-            )?;
+            let (kind, data) = crate::rules::receipt_consumed(&id, &who, &digest);
+            let e = append_event(c, None, None, kind, &who, at, data)?;
             queue_deliveries(c, &e)?;
             Ok(crate::Consumption { decision_id: id, consumer: who, args_digest: digest, at, first: true })
         })

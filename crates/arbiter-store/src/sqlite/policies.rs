@@ -28,15 +28,8 @@ pub(super) fn activate(c: &Connection, v: &PolicyVersion, at: Timestamp, by: &st
         params![v.hash, at.0, by],
     )
     .map_err(backend)?;
-    append_event(
-        c,
-        None,
-        None,
-        "policy.activated",
-        by,
-        at,
-        serde_json::json!({"hash": v.hash, "name": v.name, "previous": previous}),
-    )?;
+    let (kind, data) = crate::rules::policy_activated(v, previous.as_deref());
+    append_event(c, None, None, kind, by, at, data)?;
     Ok(())
 }
 
