@@ -168,7 +168,7 @@ pub(crate) fn insert_decision_rows(t: &mut Tx<'_>, rows: &[DecisionRow<'_>]) -> 
     let overridden: Vec<Option<bool>> = cols.iter().map(|c| c.overridden).collect();
     let hour: Vec<i64> = cols.iter().map(|c| c.event_time.div_euclid(3_600_000)).collect();
     // Rows in order (WITH ORDINALITY), so that of two with the same key the first wins.
-    let rows = t.query(
+    let inserted = t.query(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
                  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[],
@@ -203,7 +203,7 @@ pub(crate) fn insert_decision_rows(t: &mut Tx<'_>, rows: &[DecisionRow<'_>]) -> 
             &received, &event_time, &bodies, &session, &subject, &source, &overridden, &hour,
         ],
     )?;
-    rows.iter().map(|r| col(r, 0)).collect()
+    inserted.iter().map(|r| col(r, 0)).collect()
 }
 
 pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str, at: Timestamp) -> Result<Consumption> {
