@@ -51,12 +51,14 @@ def main():
             runs[name].append(run_once(builds[name], a.decisions, a.requests))
             print(f"round {r + 1}: {name} done", flush=True)
     pages = list(runs["before"][0])
-    print(f"\n{'page':<48} {'p50 before':>11} {'p50 after':>10} {'after/before':>13}")
+    print(f"\n{'page':<44} {'p50 before (range)':>22} {'p50 after (range)':>22} {'after/before':>13}")
     for p in pages:
-        b = statistics.median(run[p] for run in runs["before"] if p in run)
-        f = statistics.median(run[p] for run in runs["after"] if p in run)
-        ratio = f / b if b > 0 else float("nan")
-        print(f"{p:<48} {b:>8.1f} ms {f:>7.1f} ms {ratio:>13.2f}")
+        b = sorted(run[p] for run in runs["before"] if p in run)
+        f = sorted(run[p] for run in runs["after"] if p in run)
+        mb, mf = statistics.median(b), statistics.median(f)
+        ratio = mf / mb if mb > 0 else float("nan")
+        cell = lambda m, xs: f"{m:.1f} ({xs[0]:.1f}–{xs[-1]:.1f}) ms"
+        print(f"{p:<44} {cell(mb, b):>22} {cell(mf, f):>22} {ratio:>13.2f}")
 
 
 if __name__ == "__main__":
