@@ -206,26 +206,28 @@ pub(crate) fn insert_decision_rows(t: &mut Tx<'_>, rows: &[DecisionRow<'_>]) -> 
     inserted.iter().map(|r| col(r, 0)).collect()
 }
 
-pub(crate) fn consume_receipt(t: &mut Tx<'_>, id: &str, who: &str, digest: &str, at: Timestamp) -> Result<Consumption> {
-    let prior =
-        t.query_opt("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = $1", &[&id])?;
-    if let Some(r) = prior {
-        return Ok(Consumption {
-            decision_id: id.to_string(),
-            consumer: col(&r, 0)?,
-            args_digest: col(&r, 1)?,
-            at: Timestamp(col(&r, 2)?),
-            first: false,
-        });
-    }
+/// The recorded use of a decision's receipt.
+pub(crate) fn receipt_use(t: &mut Tx<'_>, id: &str) -> Result<Option<Consumption>> {
+    t.query_opt("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = $1", &[&id])?
+        .map(|r| {
+            Ok(Consumption {
+                decision_id: id.to_string(),
+                consumer: col(&r, 0)?,
+                args_digest: col(&r, 1)?,
+                at: Timestamp(col(&r, 2)?),
+                first: false,
+            })
+        })
+        .transpose()
+}
+
+/// Record a receipt's first use.
+pub(crate) fn insert_receipt_use(t: &mut Tx<'_>, u: &Consumption) -> Result<()> {
     t.execute(
         "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES ($1, $2, $3, $4)",
-        &[&id, &who, &digest, &at.0],
+        &[&u.decision_id, &u.consumer, &u.args_digest, &u.at.0],
     )?;
-    let (kind, data) = arbiter_store::rules::receipt_consumed(id, who, digest);
-    let e = crate::audit::append_event(t, None, None, kind, who, at, data)?;
-    crate::webhooks::queue_deliveries(t, &e)?;
-    Ok(Consumption { decision_id: id.into(), consumer: who.into(), args_digest: digest.into(), at, first: true })
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -280,7 +282,7 @@ impl arbiter_store::DecisionStore for crate::PostgresStore {
         at: Timestamp,
     ) -> Result<Consumption> {
         let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
-        self.write(move |t| consume_receipt(t, &id, &who, &digest, at)).await
+        self.write(move |t| writes::consume_receipt(t, &id, &who, &digest, at)).await
     }
 
     async fn decision_chain(

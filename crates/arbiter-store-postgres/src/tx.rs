@@ -10,6 +10,14 @@ use arbiter_store::{Event, Result};
 use std::collections::{HashMap, HashSet};
 
 impl arbiter_store::writes::WriteTx for Tx<'_> {
+    fn receipt_use(&mut self, decision_id: &str) -> Result<Option<arbiter_store::Consumption>> {
+        decisions::receipt_use(self, decision_id)
+    }
+
+    fn insert_receipt_use(&mut self, used: &arbiter_store::Consumption) -> Result<()> {
+        decisions::insert_receipt_use(self, used)
+    }
+
     fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
         // the row lock keeps a case's commands in order even outside the chain lock
         load_body(self, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])

@@ -12,7 +12,7 @@ use crate::rules::{
     LESSON_UPDATED, command_actor, decision_document, final_from_event, lesson_document, lesson_event_data,
     lesson_on_close, review_document,
 };
-use crate::{CaseUpdate, Event, Inserted, NewDecision, StoreError, finalize};
+use crate::{CaseUpdate, Consumption, Event, Inserted, NewDecision, StoreError, finalize};
 use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::search::Document;
 use arbiter_core::{Case, CaseCommand, CaseEvent, CaseKind, CaseState, Decision, Timestamp};
@@ -64,6 +64,10 @@ pub trait WriteTx {
     fn append_case_events(&mut self, events: &[(&Case, CaseEvent, &str, Timestamp)]) -> Result<Vec<Event>> {
         events.iter().map(|(case, ev, actor, at)| append_case_event(self, case, ev, actor, *at)).collect()
     }
+    /// The recorded use of decision `id`'s receipt, if it was used.
+    fn receipt_use(&mut self, decision_id: &str) -> Result<Option<Consumption>>;
+    /// Record the first use of a receipt.
+    fn insert_receipt_use(&mut self, used: &Consumption) -> Result<()>;
     /// A case, read for changing it (a backend with several writers locks the row).
     fn case_for_update(&mut self, id: &str) -> Result<Option<Case>>;
     /// Insert a new case row, or (`insert: false`) rewrite an existing one.
@@ -201,6 +205,34 @@ pub fn rewrite_decision(
     change(&mut d);
     save_decision(t, &d, at)?;
     Ok(d)
+}
+
+/// Record the single use of decision `decision_id`'s receipt by `consumer`:
+/// the first use is stored with its `receipt.consumed` event (offered to
+/// webhooks) and returned with `first: true`; any later call returns that
+/// first use unchanged.
+pub fn consume_receipt(
+    t: &mut (impl WriteTx + ?Sized),
+    decision_id: &str,
+    consumer: &str,
+    args_digest: &str,
+    at: Timestamp,
+) -> Result<Consumption> {
+    if let Some(prior) = t.receipt_use(decision_id)? {
+        return Ok(Consumption { first: false, ..prior });
+    }
+    let used = Consumption {
+        decision_id: decision_id.to_string(),
+        consumer: consumer.to_string(),
+        args_digest: args_digest.to_string(),
+        at,
+        first: true,
+    };
+    t.insert_receipt_use(&used)?;
+    let (kind, data) = crate::rules::receipt_consumed(decision_id, consumer, args_digest);
+    let e = t.append_event(None, None, kind, consumer, at, data)?;
+    t.queue_deliveries(&e)?;
+    Ok(used)
 }
 
 /// Append a case event to the chain and queue it for the webhooks that want it.

@@ -124,6 +124,34 @@ pub(super) fn decision_ending(conn: &Connection, id: &str) -> Result<(Option<Str
         .map_err(backend)
 }
 
+/// The recorded use of a decision's receipt.
+pub(super) fn receipt_use(conn: &Connection, id: &str) -> Result<Option<crate::Consumption>> {
+    conn.prepare_cached("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = ?1")
+        .map_err(backend)?
+        .query_row([id], |r| {
+            Ok(crate::Consumption {
+                decision_id: id.to_string(),
+                consumer: r.get(0)?,
+                args_digest: r.get(1)?,
+                at: Timestamp(r.get(2)?),
+                first: false,
+            })
+        })
+        .optional()
+        .map_err(backend)
+}
+
+/// Record a receipt's first use.
+pub(super) fn insert_receipt_use(conn: &Connection, u: &crate::Consumption) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(backend)?
+    .execute(params![u.decision_id, u.consumer, u.args_digest, u.at.0])
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Rewrite a decision row's changing columns and body.
 pub(super) fn update_decision_row(conn: &Connection, d: &Decision, col: &DecisionColumns, body: &str) -> Result<()> {
     conn.prepare_cached(
@@ -238,32 +266,8 @@ impl crate::DecisionStore for SqliteStore {
         at: Timestamp,
     ) -> Result<crate::Consumption> {
         let (id, who, digest) = (decision_id.to_string(), consumer.to_string(), args_digest.to_string());
-        self.write(move |c| {
-            let prior: Option<(String, String, i64)> = c
-                .prepare_cached("SELECT consumer, args_digest, at FROM receipt_consumptions WHERE decision_id = ?1")
-                .map_err(backend)?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-                .map_err(backend)?;
-            if let Some((consumer, args_digest, at)) = prior {
-                return Ok(crate::Consumption {
-                    decision_id: id,
-                    consumer,
-                    args_digest,
-                    at: Timestamp(at),
-                    first: false,
-                });
-            }
-            c.prepare_cached(
-                "INSERT INTO receipt_consumptions (decision_id, consumer, args_digest, at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(backend)?
-            .execute(params![id, who, digest, at.0])
-            .map_err(backend)?;
-            let (kind, data) = crate::rules::receipt_consumed(&id, &who, &digest);
-            let e = append_event(c, None, None, kind, &who, at, data)?;
-            queue_deliveries(c, &e)?;
-            Ok(crate::Consumption { decision_id: id, consumer: who, args_digest: digest, at, first: true })
+        self.write_chained(move |conn, chain| {
+            writes::consume_receipt(&mut SqliteTx { conn, chain }, &id, &who, &digest, at)
         })
         .await
     }

@@ -12,6 +12,14 @@ pub(super) struct SqliteTx<'a> {
 }
 
 impl crate::writes::WriteTx for SqliteTx<'_> {
+    fn receipt_use(&mut self, decision_id: &str) -> Result<Option<crate::Consumption>> {
+        receipt_use(self.conn, decision_id)
+    }
+
+    fn insert_receipt_use(&mut self, used: &crate::Consumption) -> Result<()> {
+        insert_receipt_use(self.conn, used)
+    }
+
     fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
         load_case(self.conn, id)
     }
