@@ -480,3 +480,38 @@ fn two_processes_opening_one_fresh_file_migrate_once() {
         assert_eq!(SqliteStore::schema_version(&path).unwrap(), (13, 13));
     }
 }
+
+/// A store written by the last schema-12 build (`tests/fixtures/make-schema-12.sh`
+/// says how it was made) upgrades in place: every migration since applies,
+/// the chain still verifies, the anchor taken before the upgrade still
+/// holds, and every decision and case reads back as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_12_store_upgrades_with_its_chain_and_anchor_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema-12.db"), &path).unwrap();
+    let anchor: arbiter_store::ChainHead =
+        include_str!("../fixtures/schema-12.anchor").trim().parse().expect("the fixture's anchor is SEQ:HASH");
+    let (from, latest) = SqliteStore::schema_version(&path).unwrap();
+    assert_eq!(from, 12, "the fixture is a schema-12 store");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (latest, latest), "opening it upgraded it");
+    let report = store.verify_audit(Some(anchor.clone())).await.unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
+    assert!(report.events >= anchor.seq, "the chain extends the anchor: {report:?}");
+    assert_eq!(report.decisions, 3, "a close, an approved and a refused isolation (the replay stored nothing)");
+    let decided = store.find_cases(arbiter_store::CaseQuery { limit: 10, ..Default::default() }).await.unwrap().cases;
+    assert_eq!(decided.len(), 2);
+    for c in &decided {
+        let d = store.decision(c.decision_id.as_deref().unwrap()).await.unwrap().unwrap();
+        let fin = d.final_verdict.expect("people decided it");
+        assert_eq!(fin.decided_by, ["alice"]);
+    }
+    let dash = store.dashboard(arbiter_core::Timestamp(0)).await.unwrap();
+    assert_eq!(dash.endings.iter().map(|e| e.decisions).sum::<u64>(), 3, "{:?}", dash.endings);
+    // a span stored before spans had senders is kept, and belongs to no agent's run
+    let trace = "5b8efff798038103d269b633813fc60c";
+    let spans = store.trace_spans(trace, None, 10).await.unwrap();
+    assert_eq!((spans.len(), spans[0].sender.as_deref()), (1, None));
+    assert!(store.trace_spans(trace, Some("soc-triage-agent"), 10).await.unwrap().is_empty());
+}
