@@ -139,3 +139,35 @@ async fn dead_connections_fail_no_request_and_an_outage_is_unavailable() {
         other => panic!("expected Unavailable, got {:?}", other.map(|_| ())),
     }
 }
+
+/// A database written by the last schema-2 build (the story of
+/// `crates/arbiter-store/tests/fixtures/make-schema-12.sh`, dumped with
+/// `pg_dump`) upgrades in place: the chain still verifies against the anchor
+/// taken before the upgrade, every decision and case reads back, and a span
+/// from before spans had senders belongs to no agent's run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_2_database_upgrades_with_its_chain_and_anchor_intact() {
+    let Some(db) = testing::fresh("schema_2_upgrade") else { return };
+    db.execute(include_str!("../fixtures/schema-2.sql"));
+    let anchor: arbiter_store::ChainHead =
+        include_str!("../fixtures/schema-2.anchor").trim().parse().expect("the fixture's anchor is SEQ:HASH");
+    let (from, latest) = arbiter_store_postgres::schema_versions(&db.url).unwrap();
+    assert_eq!(from, 2, "the fixture is a schema-2 database");
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    assert_eq!(arbiter_store_postgres::schema_versions(&db.url).unwrap(), (latest, latest), "connecting upgraded it");
+    let report = store.verify_audit(Some(anchor.clone())).await.unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
+    assert!(report.events >= anchor.seq, "the chain extends the anchor: {report:?}");
+    assert_eq!(report.decisions, 3, "a close, an approved and a refused isolation (the replay stored nothing)");
+    let cases = store.find_cases(arbiter_store::CaseQuery { limit: 10, ..Default::default() }).await.unwrap().cases;
+    assert_eq!(cases.len(), 2);
+    for c in &cases {
+        let d = store.decision(c.decision_id.as_deref().unwrap()).await.unwrap().unwrap();
+        assert_eq!(d.final_verdict.expect("people decided it").decided_by, ["alice"]);
+    }
+    let trace = "5b8efff798038103d269b633813fc60c";
+    let spans = store.trace_spans(trace, None, 10).await.unwrap();
+    assert_eq!((spans.len(), spans[0].sender.as_deref()), (1, None));
+    assert!(store.trace_spans(trace, Some("soc-triage-agent"), 10).await.unwrap().is_empty());
+    store.close();
+}
