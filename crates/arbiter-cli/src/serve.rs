@@ -10,6 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where the store is when no `--db` says otherwise.
+const DEFAULT_DB: &str = "./arbiter.db";
+/// Where the server listens when no `--listen` says otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 /// Options of `arbiter serve`. Each can come from a flag, an `ARBITER_*`
 /// environment variable, or the TOML file given by `--config`, in that order
 /// of precedence; the defaults apply to what none of them sets.
@@ -226,8 +231,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         }
         None => args,
     };
-    let db = args.db.clone().unwrap_or_else(|| PathBuf::from("./arbiter.db"));
-    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let db = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    let listen = args.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let policy_source = match &args.policy {
         Some(p) => {
             Some(std::fs::read_to_string(p).with_context(|| format!("cannot read policy file {}", p.display()))?)
@@ -391,4 +396,69 @@ pub(crate) async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod help_defaults {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(Debug, clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    /// The defaults `--help` prints are the server's own (`Config::default()`,
+    /// the CLI's `DEFAULT_*`): one set of defaults, however the help says them.
+    #[test]
+    fn the_help_states_the_defaults_that_apply() {
+        let d = Config::default();
+        let human = |t: Duration| arbiter_core::HumanDuration(t.as_secs()).to_string();
+        let ms = |t: i64| arbiter_core::HumanDuration((t / 1000) as u64).to_string();
+        let expected: std::collections::BTreeMap<&str, String> = [
+            ("db", DEFAULT_DB.to_string()),
+            ("listen", DEFAULT_LISTEN.to_string()),
+            ("max_body_bytes", d.max_body_bytes.to_string()),
+            ("max_wait_secs", d.max_wait.as_secs().to_string()),
+            ("min_rationale_len", d.min_rationale_len.to_string()),
+            ("claim_lease", human(d.claim_lease)),
+            ("sweep_interval_ms", d.sweep_interval.as_millis().to_string()),
+            ("webhook_interval_ms", d.webhook_interval.as_millis().to_string()),
+            ("drift_window", ms(d.drift.window_ms)),
+            ("drift_reference", ms(d.drift.reference_ms)),
+            ("drift_interval", human(d.drift_interval)),
+            ("suggest_interval", human(d.suggest_interval)),
+            ("drift_false_alarms", d.drift.false_alarms_per_week.to_string()),
+            ("drift_seasonal_days", d.drift.seasonal_days.to_string()),
+            ("webhook_timeout", human(d.webhook_timeout)),
+            ("agent_rate_limit", d.rate_limits.agent.to_string()),
+            ("admin_rate_limit", d.rate_limits.admin.to_string()),
+            ("max_open_cases_per_agent", d.max_open_cases_per_agent.unwrap_or(0).to_string()),
+            ("event_time_skew", d.event_time_skew.map_or("off".into(), human)),
+            ("policy_guard", d.policy_guard.to_string()),
+            ("escalation_budget", d.escalation_budget.to_string()),
+            ("trace_retention", human(d.trace_retention)),
+            ("receipt_ttl", human(d.receipt_ttl)),
+            ("receipts", if d.receipts { "on" } else { "off" }.to_string()),
+            ("clock", "system".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let same = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        };
+        let mut stated = 0;
+        for arg in Serve::command().get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(at) = help.rfind("[default: ") else { continue };
+            let said = &help[at + "[default: ".len()..help[at..].find(']').map_or(help.len(), |e| at + e)];
+            let id = arg.get_id().as_str();
+            let want = expected.get(id).unwrap_or_else(|| panic!("--help states a default for `{id}`: add it here"));
+            assert!(same(said, want), "--help says {id} defaults to {said}, the server uses {want}");
+            stated += 1;
+        }
+        assert_eq!(stated, expected.len(), "every default listed here is stated in --help");
+    }
 }
