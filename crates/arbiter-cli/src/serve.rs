@@ -409,8 +409,9 @@ mod help_defaults {
         args: ServeArgs,
     }
 
-    /// The defaults `--help` prints are the server's own (`Config::default()`,
-    /// the CLI's `DEFAULT_*`): one set of defaults, however the help says them.
+    /// The defaults `--help` prints and docs/operations.md lists are the
+    /// server's own (`Config::default()`, the CLI's `DEFAULT_*`): one set of
+    /// defaults, wherever they are written down.
     #[test]
     fn the_help_states_the_defaults_that_apply() {
         let d = Config::default();
@@ -460,5 +461,20 @@ mod help_defaults {
             stated += 1;
         }
         assert_eq!(stated, expected.len(), "every default listed here is stated in --help");
+        // and docs/operations.md's table of options says the same
+        let mut documented = 0;
+        for row in include_str!("../../../docs/operations.md").lines().filter(|l| l.starts_with("| `--")) {
+            let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+            let id = cells[1].trim_start_matches("--").replace('-', "_");
+            if let Some(want) = expected.get(id.as_str()) {
+                assert!(
+                    same(cells[3], want),
+                    "docs/operations.md says {id} defaults to {}, the server uses {want}",
+                    cells[3]
+                );
+                documented += 1;
+            }
+        }
+        assert_eq!(documented, expected.len(), "docs/operations.md lists every option with a default");
     }
 }
