@@ -320,7 +320,7 @@ fn keep<T>(out: &mut Option<Result<T>>, result: Result<T>) -> Result<()> {
 
 impl Job for InsertJob {
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
-        keep(&mut self.out, arbiter_store::writes::insert_decision(tx, &self.new))
+        keep(&mut self.out, arbiter_store::writes::insert_decision(tx, self.new.clone()))
     }
 
     fn reply(self: Box<Self>, committed: Result<()>) {
@@ -677,7 +677,8 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
         let inserts: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].decision().is_some()).collect();
         if !inserts.is_empty() {
             let news: Vec<&arbiter_store::NewDecision> = inserts.iter().filter_map(|i| batch[*i].decision()).collect();
-            let results = arbiter_store::writes::insert_decisions(t, &news).map_err(|_| Attempt::JobFailed)?;
+            let results = arbiter_store::writes::insert_decisions(t, news.into_iter().cloned().collect())
+                .map_err(|_| Attempt::JobFailed)?;
             for (i, r) in inserts.into_iter().zip(results) {
                 batch[i].inserted(r);
             }

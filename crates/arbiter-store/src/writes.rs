@@ -116,12 +116,11 @@ pub trait WriteTx {
 ///    key ([`idempotent_replay`]: `Conflict` when the request differs);
 /// 3. each inserted body is committed to the chain;
 /// 4. the cases are opened, with their `case.opened` events.
-pub fn insert_decisions(t: &mut (impl WriteTx + ?Sized), batch: &[&NewDecision]) -> Result<Vec<Result<Inserted>>> {
-    let mut news: Vec<NewDecision> = batch.iter().map(|n| (*n).clone()).collect();
-    let capped: Vec<&str> =
-        batch.iter().filter(|n| n.approval_cap().is_some()).map(|n| n.decision.agent.as_str()).collect();
+pub fn insert_decisions(t: &mut (impl WriteTx + ?Sized), mut news: Vec<NewDecision>) -> Result<Vec<Result<Inserted>>> {
+    let capped: Vec<String> =
+        news.iter().filter(|n| n.approval_cap().is_some()).map(|n| n.decision.agent.clone()).collect();
     if !capped.is_empty() {
-        let mut open = t.open_approval_cases(&capped)?;
+        let mut open = t.open_approval_cases(&capped.iter().map(String::as_str).collect::<Vec<_>>())?;
         for n in &mut news {
             if let Some(cap) = n.approval_cap() {
                 let count = open.entry(n.decision.agent.clone()).or_default();
@@ -134,48 +133,51 @@ pub fn insert_decisions(t: &mut (impl WriteTx + ?Sized), batch: &[&NewDecision])
             }
         }
     }
-    let rows = news
-        .iter()
-        .map(|n| {
-            let body = serde_json::to_string(&n.decision).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(DecisionRow { new: n, body, columns: DecisionColumns::of(&n.decision) })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let inserted = t.insert_decision_rows(&rows)?;
-    let replays: Vec<(&str, &str)> = rows
-        .iter()
-        .filter(|r| !inserted.contains(&r.new.decision.id))
-        .map(|r| (r.columns.agent.as_str(), r.columns.idempotency_key.as_deref().unwrap_or_default()))
-        .collect();
-    let stored = if replays.is_empty() { HashMap::new() } else { t.decisions_by_key(&replays)? };
-    let mut out = Vec::with_capacity(rows.len());
-    let mut opened: Vec<(&Case, CaseEvent, &str, Timestamp)> = Vec::new();
-    for r in &rows {
-        let d = &r.new.decision;
-        if !inserted.contains(&d.id) {
-            let key = r.columns.idempotency_key.as_deref().unwrap_or_default();
-            out.push(match stored.get(&(d.agent.clone(), key.to_string())) {
-                Some((digest, body)) => serde_json::from_str::<Decision>(body)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-                    .and_then(|prior| idempotent_replay(key, digest, &r.new.request_digest, prior)),
-                None => Err(StoreError::Conflict(format!("decision {} was not stored (its id is taken)", d.id))),
-            });
-            continue;
+    let mut out: Vec<Option<Result<Inserted>>> = Vec::with_capacity(news.len());
+    {
+        let rows = news
+            .iter()
+            .map(|n| {
+                let body = serde_json::to_string(&n.decision).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(DecisionRow { new: n, body, columns: DecisionColumns::of(&n.decision) })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let inserted = t.insert_decision_rows(&rows)?;
+        let replays: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|r| !inserted.contains(&r.new.decision.id))
+            .map(|r| (r.columns.agent.as_str(), r.columns.idempotency_key.as_deref().unwrap_or_default()))
+            .collect();
+        let stored = if replays.is_empty() { HashMap::new() } else { t.decisions_by_key(&replays)? };
+        let mut opened: Vec<(&Case, CaseEvent, &str, Timestamp)> = Vec::new();
+        for r in &rows {
+            let d = &r.new.decision;
+            if !inserted.contains(&d.id) {
+                let key = r.columns.idempotency_key.as_deref().unwrap_or_default();
+                out.push(Some(match stored.get(&(d.agent.clone(), key.to_string())) {
+                    Some((digest, body)) => serde_json::from_str::<Decision>(body)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                        .and_then(|prior| idempotent_replay(key, digest, &r.new.request_digest, prior)),
+                    None => Err(StoreError::Conflict(format!("decision {} was not stored (its id is taken)", d.id))),
+                }));
+                continue;
+            }
+            t.cover(&d.id, &r.body, d.received_at);
+            if let Some(case) = &r.new.case {
+                opened.push((case, CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at));
+            }
+            out.push(None);
         }
-        t.cover(&d.id, &r.body, d.received_at);
-        if let Some(case) = &r.new.case {
-            opened.push((case, CaseEvent::Opened { case: Box::new(case.clone()) }, &d.agent, case.created_at));
-        }
-        out.push(Ok(Inserted::Created(d.clone())));
+        t.insert_cases(&opened.iter().map(|(c, ..)| *c).collect::<Vec<_>>())?;
+        t.append_case_events(&opened)?;
     }
-    t.insert_cases(&opened.iter().map(|(c, ..)| *c).collect::<Vec<_>>())?;
-    t.append_case_events(&opened)?;
-    Ok(out)
+    // the stored decisions answer as themselves, moved rather than copied
+    Ok(out.into_iter().zip(news).map(|(o, n)| o.unwrap_or(Ok(Inserted::Created(n.decision)))).collect())
 }
 
 /// Store one decision ([`insert_decisions`] with a batch of one).
-pub fn insert_decision(t: &mut (impl WriteTx + ?Sized), new: &NewDecision) -> Result<Inserted> {
-    insert_decisions(t, &[new])?.pop().expect("one result per decision")
+pub fn insert_decision(t: &mut (impl WriteTx + ?Sized), new: NewDecision) -> Result<Inserted> {
+    insert_decisions(t, vec![new])?.pop().expect("one result per decision")
 }
 
 /// Rewrite a decision row (after it became final, got an outcome or a tool

@@ -176,7 +176,7 @@ pub(super) fn update_decision_row(conn: &Connection, d: &Decision, col: &Decisio
 #[async_trait]
 impl crate::DecisionStore for SqliteStore {
     async fn insert_decision(&self, new: NewDecision) -> Result<Inserted> {
-        self.write_chained(move |conn, chain| writes::insert_decision(&mut SqliteTx { conn, chain }, &new)).await
+        self.write_chained(move |conn, chain| writes::insert_decision(&mut SqliteTx { conn, chain }, new)).await
     }
 
     async fn decision(&self, id: &str) -> Result<Option<Decision>> {
