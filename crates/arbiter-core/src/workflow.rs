@@ -440,26 +440,6 @@ pub enum CaseError {
     },
 }
 
-impl CaseError {
-    /// A stable code that clients can match on (the problem+json `code`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            CaseError::NotOpen(_) => "not_open",
-            CaseError::WrongRole { .. } => "wrong_role",
-            CaseError::AlreadyAnswered => "already_answered",
-            CaseError::ModificationDenied { .. } => "modification_denied",
-            CaseError::OwnAction => "own_action",
-            CaseError::HeldByOther { .. } => "case_held",
-            CaseError::NotHolder => "not_holder",
-            CaseError::AdminOnly(_) => "admin_only",
-            CaseError::WrongKind(..) => "wrong_kind",
-            CaseError::Incomplete(_) => "review_incomplete",
-            CaseError::NotYourRole { .. } => "not_your_role",
-            CaseError::Invalid { .. } => "invalid_request",
-        }
-    }
-}
-
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
     CaseError::Invalid { field: field.into(), message: message.into() }
 }

@@ -225,7 +225,8 @@ error_codes! {
 }
 
 impl Code {
-    /// The code of a case rule's refusal.
+    /// The code of a case rule's refusal (the only map from the core's
+    /// refusals to the codes clients match on).
     pub fn of_case(e: &arbiter_core::CaseError) -> Code {
         use arbiter_core::CaseError as E;
         match e {
@@ -352,27 +353,13 @@ impl From<StoreError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arbiter_core::CaseError;
 
-    /// The table names each code once, and a case rule's code is the one the core gives it.
+    /// The table names each code once.
     #[test]
-    fn codes_are_unique_and_case_codes_agree_with_the_core() {
+    fn codes_are_unique() {
         let mut seen = std::collections::HashSet::new();
         for c in Code::ALL {
             assert!(seen.insert(c.as_str()), "{} twice", c.as_str());
-        }
-        let cases = [
-            CaseError::NotOpen(arbiter_core::CaseState::Decided),
-            CaseError::AlreadyAnswered,
-            CaseError::OwnAction,
-            CaseError::NotHolder,
-            CaseError::AdminOnly("x"),
-            CaseError::Invalid { field: "f".into(), message: "m".into() },
-            CaseError::WrongRole { needed: vec![], have: vec![] },
-            CaseError::NotYourRole { role: "r".into(), have: vec![] },
-        ];
-        for e in &cases {
-            assert_eq!(Code::of_case(e).as_str(), e.code(), "{e:?}");
         }
     }
 }
