@@ -87,6 +87,9 @@ pub struct KeyRecord {
     /// Its own proposal rate limit, instead of its role's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::rate::RateLimit>,
+    /// The project it belongs to: an agent key acts only there.
+    #[serde(default)]
+    pub project: crate::ProjectId,
 }
 
 impl KeyRecord {

@@ -65,6 +65,7 @@ pub mod insight;
 pub mod key;
 pub mod lesson;
 pub mod policy_version;
+pub mod project;
 pub mod queue;
 pub mod rate;
 pub mod receipt;
@@ -91,6 +92,7 @@ pub use decision::{Decision, DecisionStatus, FinalSource, FinalVerdict, FiredTri
 pub use duration::{DurationError, HumanDuration};
 pub use escalation::{Escalation, Tier};
 pub use key::{Principal, Role};
+pub use project::{Project, ProjectId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verdict::{Severity, Verdict};
 pub use workflow::{Actor, CaseCommand, CaseError, CaseEvent, ModificationCheck};

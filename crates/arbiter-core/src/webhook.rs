@@ -50,6 +50,9 @@ pub struct Webhook {
     pub created_by: String,
     /// False once deleted (deliveries are kept).
     pub active: bool,
+    /// The project whose events it receives.
+    #[serde(default)]
+    pub project: crate::ProjectId,
 }
 
 impl Webhook {

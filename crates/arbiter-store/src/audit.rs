@@ -41,7 +41,7 @@ pub struct DecisionRow {
     pub columns: DecisionColumns,
 }
 
-/// What verification reads, all from one snapshot of the store.
+/// What verification reads, all from one snapshot of the store and all of one project.
 pub trait AuditSnapshot {
     /// Events with a sequence number above `after`, in order, at most `limit`.
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>>;
@@ -59,12 +59,16 @@ pub trait AuditSnapshot {
     fn lessons(&mut self) -> Result<Vec<(String, String)>>;
 }
 
-/// Verify the whole store as `snap` sees it (and, given an `anchor`, that
-/// the chain still extends it). Checking goes on past a problem: the report
+/// Verify one project of the store as `snap` sees it (and, given an
+/// `anchor`, that the project's chain still extends it). Checking goes on past a problem: the report
 /// names every one (bounded), so an odd row cannot hide a forgery after it.
-pub fn verify(snap: &mut dyn AuditSnapshot, anchor: Option<&ChainHead>) -> Result<AuditReport> {
+pub fn verify(
+    snap: &mut dyn AuditSnapshot,
+    project: &arbiter_core::ProjectId,
+    anchor: Option<&ChainHead>,
+) -> Result<AuditReport> {
     let mut report = AuditReport::default();
-    let mut walk = ChainWalk::default();
+    let mut walk = ChainWalk::from_genesis(project.genesis_hash());
     let mut ledger = DecisionLedger::default();
     let mut after = 0u64;
     loop {

@@ -165,7 +165,37 @@ macro_rules! conformance_tests {
             webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
                             sla_sweep, review_cases, learning],
             case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
-            drift_points_placement [], numbers_that_verify []);
+            drift_points_placement [], numbers_that_verify [], projects_are_isolated []);
+        /// The same checks on a handle of another project, each followed by
+        /// a look at the default project of the same database: nothing of
+        /// what the check wrote may show there.
+        mod in_another_project {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance_tests!(@other $make;
+                first_start [], policies [], keys [], decisions_and_idempotency [], idempotency_keys_are_per_agent [],
+                cases_and_events [decisions_and_idempotency], concurrent_writes [], claims_are_exclusive [],
+                sla_sweep [], review_cases [claims_are_exclusive],
+                learning [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
+                          sla_sweep, review_cases],
+                webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
+                                sla_sweep, review_cases, learning],
+                case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
+                drift_points_placement [], numbers_that_verify []);
+        }
+    };
+    (@other $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((root, _guard)) = $make.await else { return };
+                let store = $crate::conformance::another_project(&root).await;
+                $($crate::conformance::$before(&*store).await;)*
+                $crate::conformance::$check(&*store).await;
+                $crate::conformance::assert_verified(&*store).await;
+                $crate::conformance::assert_untouched(&root).await;
+            }
+        )*
     };
     (@each $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
         $(
@@ -179,6 +209,204 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+/// A handle of a second project (`team-b`, created) on `root`'s database.
+pub async fn another_project(root: &dyn Store) -> std::sync::Arc<dyn Store> {
+    let id = arbiter_core::ProjectId::parse("team-b").unwrap();
+    let project = arbiter_core::Project {
+        id: id.clone(),
+        name: "Team B".into(),
+        created_at: Timestamp(1),
+        created_by: "conformance".into(),
+    };
+    assert!(root.create_project(project).await.unwrap());
+    root.for_project(&id)
+}
+
+/// Nothing is stored in `store`'s project: no event, decision, case, lesson,
+/// suggestion, webhook, drift episode, policy version or key (what a check run
+/// in another project must leave behind).
+pub async fn assert_untouched(store: &dyn Store) {
+    let p = store.project().clone();
+    assert_eq!(store.chain_head().await.unwrap(), None, "events of another project reached {p}");
+    assert_eq!(store.events(0, 10).await.unwrap(), vec![]);
+    assert!(store.recent_decisions(10).await.unwrap().is_empty(), "decisions reached {p}");
+    assert!(store.cases(CaseFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty(), "cases reached {p}");
+    assert_eq!(store.open_case_count(None).await.unwrap(), 0);
+    assert!(store.lessons(Default::default()).await.unwrap().is_empty(), "lessons reached {p}");
+    assert!(store.suggestions(10).await.unwrap().is_empty(), "suggestions reached {p}");
+    assert!(store.webhooks().await.unwrap().is_empty(), "webhooks reached {p}");
+    assert!(store.drift_episodes(false, 10).await.unwrap().is_empty(), "drift episodes reached {p}");
+    assert!(store.policy_versions().await.unwrap().is_empty(), "policy versions reached {p}");
+    assert_eq!(store.active_policy().await.unwrap(), None);
+    assert!(store.keys().await.unwrap().is_empty(), "keys reached {p}");
+    let d = store.dashboard(Timestamp(0)).await.unwrap();
+    assert!(d.hourly.is_empty() && d.endings.is_empty() && d.open_cases.is_empty(), "{d:?}");
+    let hits = store.search(search::SearchQuery { q: "web".into(), limit: 10, ..Default::default() }).await.unwrap();
+    assert!(hits.is_empty(), "search hits reached {p}: {hits:?}");
+    let report = store.verify_audit(None).await.unwrap();
+    assert!(report.ok() && report.events == 0 && report.decisions == 0 && report.cases == 0, "{report:?}");
+}
+
+/// Two projects on one database: neither reads nor changes the other's
+/// policies, decisions, cases, events, receipts, keys, webhooks, spans or
+/// drift episodes; the same agent and idempotency key (and the same policy
+/// text) are independent in each; each chain starts at its own genesis and
+/// verifies on its own.
+pub async fn projects_are_isolated(store: &dyn Store) {
+    let a = store;
+    let b = another_project(a).await;
+    let b = &*b;
+    assert_eq!(a.project().as_str(), "default");
+    assert_eq!(b.project().as_str(), "team-b");
+    let again = arbiter_core::Project {
+        id: b.project().clone(),
+        name: "Team B again".into(),
+        created_at: Timestamp(2),
+        created_by: "x".into(),
+    };
+    assert!(!a.create_project(again).await.unwrap(), "a project is created once");
+    let listed: Vec<String> = a.projects().await.unwrap().into_iter().map(|p| p.id.to_string()).collect();
+    assert_eq!(listed, ["default", "team-b"]);
+    // the same policy text in both; a second version in a alone
+    let v = |hash: &str| PolicyVersion {
+        hash: hash.into(),
+        name: hash.into(),
+        source: format!("version: 1\n# {hash}\n"),
+        created_at: Timestamp(1),
+        created_by: "admin".into(),
+    };
+    a.activate_policy(v("p1"), Timestamp(1), "admin").await.unwrap();
+    b.activate_policy(v("p1"), Timestamp(1), "admin").await.unwrap();
+    a.activate_policy(v("p2"), Timestamp(2), "admin").await.unwrap();
+    assert_eq!(b.active_policy().await.unwrap().unwrap().hash, "p1");
+    assert_eq!(b.policy_versions().await.unwrap().len(), 1);
+    assert_eq!(b.policy_version("p2").await.unwrap(), None);
+    assert_eq!(a.policy_activations("p1").await.unwrap().len(), 1);
+    // the same agent and idempotency key: one decision in each project
+    let head_a = a.chain_head().await.unwrap();
+    let mut da = decision("iso-a", Some("key-1"), Some("iso-case-a"));
+    da.trace_id = Some("iso-trace".into());
+    let ca = case("iso-case-a", "iso-a", 1);
+    a.insert_decision(NewDecision { decision: da, request_digest: "r".into(), case: Some(ca), open_case_cap: None })
+        .await
+        .unwrap();
+    let db = decision("iso-b", Some("key-1"), None);
+    let got = b
+        .insert_decision(NewDecision { decision: db, request_digest: "r".into(), case: None, open_case_cap: None })
+        .await
+        .unwrap();
+    assert!(matches!(&got, Inserted::Created(d) if d.id == "iso-b"), "a key used in another project is not a replay here: {got:?}");
+    assert_eq!(b.replayed_decision("soc-agent", "key-1", "r").await.unwrap().unwrap().id, "iso-b");
+    assert_eq!(b.decision("iso-a").await.unwrap(), None);
+    assert_eq!(a.decision("iso-b").await.unwrap(), None);
+    assert!(b.decision_chain(&["iso-trace".into()], &["iso-a".into()], 10).await.unwrap().is_empty());
+    // b cannot see, answer or count a's case
+    assert_eq!(b.case("iso-case-a").await.unwrap(), None);
+    assert!(b.active_approval_cases().await.unwrap().is_empty());
+    assert!(b.case_events("iso-case-a").await.unwrap().is_empty());
+    assert_eq!(b.open_case_count(None).await.unwrap(), 0);
+    assert!(b.due_cases(Timestamp(i64::MAX / 4), 10).await.unwrap().is_empty());
+    let claim = CaseCommand::Claim { by: reviewer("bo", &["soc_lead"]), lease_ms: 60_000 };
+    assert!(matches!(b.update_case("iso-case-a", claim, Timestamp(2_000)).await, Err(StoreError::NotFound(_))));
+    let page = b.find_cases(crate::CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(page.cases.is_empty());
+    // nor record its outcome, tool result or receipt use
+    let outcome = Outcome { correct: true, cost: None, label: None, note: None, recorded_at: Timestamp(3), recorded_by: "b".into() };
+    assert!(matches!(b.record_outcome("iso-a", outcome).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        b.consume_receipt("iso-a", "b-tool", "digest", Timestamp(4)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(a.consume_receipt("iso-a", "a-tool", "digest", Timestamp(4)).await.unwrap().first);
+    // each chain: its own genesis, its own numbers; b's writes left a's head where a's writes put it
+    let first_b = b.events(0, 1).await.unwrap().remove(0);
+    assert_eq!((first_b.seq, first_b.prev_hash.as_str()), (1, b.project().genesis_hash().as_str()));
+    assert_ne!(b.project().genesis_hash(), a.project().genesis_hash());
+    assert!(a.events(0, 100_000).await.unwrap().iter().all(|e| e.decision_id.as_deref() != Some("iso-b")));
+    let a_head = a.chain_head().await.unwrap().unwrap();
+    assert!(head_a.is_none_or(|h| h.seq < a_head.seq));
+    b.record_event("note", "b", Timestamp(5), json!({})).await.unwrap();
+    assert_eq!(a.chain_head().await.unwrap().unwrap(), a_head, "b's event is not in a's chain");
+    // keys: listed and changed in their project only; found by id everywhere (authentication)
+    let key = KeyRecord {
+        id: "iso-key".into(),
+        name: "b-agent".into(),
+        role: Role::Agent,
+        tags: Default::default(),
+        digest: vec![7; 32],
+        created_at: Timestamp(1),
+        revoked_at: None,
+        expires_at: None,
+        rate_limit: None,
+        project: b.project().clone(),
+    };
+    assert!(matches!(a.create_key(key.clone()).await, Err(StoreError::Conflict(_))), "a key of b through a's handle");
+    b.create_key(key).await.unwrap();
+    assert!(a.keys().await.unwrap().iter().all(|k| k.id != "iso-key"));
+    assert_eq!(a.key("iso-key").await.unwrap().unwrap().project, *b.project());
+    assert!(!a.revoke_key("iso-key", Timestamp(6)).await.unwrap());
+    assert!(!a.set_key_expiry("iso-key", Some(Timestamp(6))).await.unwrap());
+    assert_eq!(b.key("iso-key").await.unwrap().unwrap().revoked_at, None);
+    // webhooks: b's hook sees b's events only; a cannot delete it
+    let hook = Webhook {
+        id: "iso-hook".into(),
+        url: "http://127.0.0.1:9/b".into(),
+        events: ["*".to_string()].into_iter().collect(),
+        format: WebhookFormat::Json,
+        secret: "s".into(),
+        created_at: Timestamp(1),
+        created_by: "b".into(),
+        active: true,
+        project: b.project().clone(),
+    };
+    assert!(matches!(a.create_webhook(hook.clone()).await, Err(StoreError::Conflict(_))));
+    b.create_webhook(hook).await.unwrap();
+    assert!(a.webhooks().await.unwrap().is_empty());
+    assert!(!a.delete_webhook("iso-hook").await.unwrap());
+    a.record_event("note", "a", Timestamp(7), json!({})).await.unwrap();
+    b.record_event("note", "b", Timestamp(7), json!({})).await.unwrap();
+    let due = a.claim_due_deliveries(Timestamp(10), 1_000, 100, 100, Default::default()).await.unwrap();
+    assert_eq!(due.len(), 1, "only b's event after the hook was made is queued: {due:?}");
+    assert_eq!((due[0].webhook.project.as_str(), due[0].event.actor.as_str()), ("team-b", "b"));
+    assert!(a.deliveries("iso-hook", 10).await.unwrap().is_empty());
+    assert_eq!(b.deliveries("iso-hook", 10).await.unwrap().len(), 1);
+    // spans: a's run is not b's, and b cannot overwrite it
+    let span = arbiter_core::trace::Span {
+        trace_id: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb1".into(),
+        span_id: "00000000000000d1".into(),
+        parent_span_id: None,
+        name: "a's span".into(),
+        kind: "internal".into(),
+        start_ns: 1,
+        end_ns: 2,
+        status: "unset".into(),
+        status_message: String::new(),
+        service: None,
+        attributes: json!({"gen_ai.tool.call.id": "iso-call"}).as_object().cloned().unwrap(),
+        events: vec![],
+        dropped: Default::default(),
+        sender: None,
+    };
+    assert_eq!(a.insert_spans("sender-1", vec![span.clone()], Timestamp(1)).await.unwrap(), 1);
+    assert!(b.trace_spans(&span.trace_id, None, 10).await.unwrap().is_empty());
+    assert_eq!(b.trace_of_tool_call("sender-1", "iso-call").await.unwrap(), None);
+    let forged = arbiter_core::trace::Span { name: "b's forgery".into(), ..span.clone() };
+    assert_eq!(b.insert_spans("sender-1", vec![forged], Timestamp(2)).await.unwrap(), 0);
+    assert_eq!(a.trace_spans(&span.trace_id, None, 10).await.unwrap()[0].name, "a's span");
+    assert_eq!(b.purge_spans(Timestamp(i64::MAX / 4), vec![]).await.unwrap(), 0);
+    assert_eq!(a.trace_spans(&span.trace_id, None, 10).await.unwrap().len(), 1);
+    // the dashboard and the drift monitor read their own project
+    assert_eq!(b.dashboard(Timestamp(0)).await.unwrap().by_class.iter().map(|c| c.decisions).sum::<u64>(), 1);
+    assert!(b.drift_points(Timestamp(0), Timestamp(10_000), 0).await.unwrap().iter().all(|p| p.decision_id == "iso-b"));
+    assert!(b.agent_totals("soc-agent", Timestamp(0)).await.unwrap().decisions == 1);
+    // both chains verify, each on its own
+    for s in [a, b] {
+        let report = s.verify_audit(None).await.unwrap();
+        assert!(report.ok(), "{}: {report:?}", s.project());
+    }
+    assert!(b.verify_audit(Some(a_head)).await.unwrap().problem.is_some(), "a's anchor is not b's");
 }
 
 /// The drift monitor places live decisions at their receipt (an agent's clock
@@ -415,6 +643,7 @@ pub async fn keys(store: &dyn Store) {
         revoked_at: None,
         expires_at: None,
         rate_limit: Some("5/s:10".parse().unwrap()),
+        project: store.project().clone(),
     };
     store.create_key(k.clone()).await.unwrap();
     assert!(matches!(store.create_key(k.clone()).await, Err(StoreError::Conflict(_))));
@@ -1097,6 +1326,7 @@ pub async fn webhook_outbox(store: &dyn Store) {
         created_at: Timestamp(1),
         created_by: "admin".into(),
         active: true,
+        project: store.project().clone(),
     };
     store.create_webhook(hook.clone()).await.unwrap();
     assert_eq!(store.webhooks().await.unwrap(), vec![hook.clone()]);
@@ -1350,6 +1580,18 @@ pub async fn receipts_and_settings(store: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     assert_verified(store).await;
+    // only a stored decision has a receipt to use
+    assert!(matches!(
+        store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(9)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let nd = NewDecision {
+        decision: decision("rc-1", None, None),
+        request_digest: "rc-1".into(),
+        case: None,
+        open_case_cap: None,
+    };
+    store.insert_decision(nd).await.unwrap();
     let first = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(10)).await.unwrap();
     assert!(first.first);
     let again = store.consume_receipt("rc-1", "gateway-a", "sha256:aa", Timestamp(20)).await.unwrap();
@@ -1551,6 +1793,7 @@ pub async fn first_start(store: &dyn Store) {
             revoked_at: None,
             expires_at: None,
             rate_limit: None,
+            project: store.project().clone(),
         }),
         by: "bootstrap".into(),
     };

@@ -319,6 +319,68 @@ impl ChainBatch {
     }
 }
 
+/// A record handed to a project's store handle must belong to that project
+/// (a caller that built it for another project has a bug; nothing is written).
+pub fn same_project(handle: &str, record: &arbiter_core::ProjectId, what: &str) -> Result<(), crate::StoreError> {
+    if handle == record.as_str() {
+        return Ok(());
+    }
+    Err(crate::StoreError::Conflict(format!(
+        "this {what} belongs to project `{record}`, not to `{handle}` (the store handle's project)"
+    )))
+}
+
+/// The chain commitments of one write batch, one per project: each project's
+/// decisions are committed to that project's chain.
+#[derive(Debug, Default)]
+pub struct ProjectChains {
+    chains: std::collections::BTreeMap<String, ChainBatch>,
+}
+
+impl ProjectChains {
+    /// The commitment of `project`'s decisions in this batch.
+    pub fn of(&mut self, project: &str) -> &mut ChainBatch {
+        if !self.chains.contains_key(project) {
+            self.chains.insert(project.to_string(), ChainBatch::default());
+        }
+        self.chains.get_mut(project).expect("inserted above")
+    }
+
+    /// How many leaves each project has (to roll back a failed job's).
+    pub fn mark(&self) -> Vec<(String, usize)> {
+        self.chains.iter().map(|(p, c)| (p.clone(), c.len())).collect()
+    }
+
+    /// Forget leaves recorded after `mark` (the job that wrote them rolled back).
+    pub fn rollback(&mut self, mark: &[(String, usize)]) {
+        self.chains.retain(|p, c| match mark.iter().find(|(m, _)| m == p) {
+            Some((_, len)) => {
+                c.truncate(*len);
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Whether no project has a leaf.
+    pub fn is_empty(&self) -> bool {
+        self.chains.values().all(ChainBatch::is_empty)
+    }
+
+    /// The projects with leaves, in order (the order their chain heads are locked in).
+    pub fn projects(&self) -> Vec<String> {
+        self.chains.iter().filter(|(_, c)| !c.is_empty()).map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Each project's `decisions.committed` payload and time, in project order, then empty.
+    pub fn take(&mut self) -> Vec<(String, serde_json::Value, Timestamp)> {
+        std::mem::take(&mut self.chains)
+            .into_iter()
+            .filter_map(|(p, mut c)| c.take().map(|(data, at)| (p, data, at)))
+            .collect()
+    }
+}
+
 /// The leaves of a `decisions.committed` event's payload.
 pub fn committed_leaves(data: &serde_json::Value) -> Result<Vec<(String, String)>, String> {
     #[derive(Deserialize)]
@@ -407,13 +469,13 @@ pub struct ChainWalk {
     next_seq: u64,
 }
 
-impl Default for ChainWalk {
-    fn default() -> Self {
-        ChainWalk { prev: crate::GENESIS_HASH.to_string(), next_seq: 1 }
-    }
-}
-
 impl ChainWalk {
+    /// A walk over a chain whose first event links to `genesis` (a project's
+    /// [`arbiter_core::ProjectId::genesis_hash`]).
+    pub fn from_genesis(genesis: String) -> Self {
+        ChainWalk { prev: genesis, next_seq: 1 }
+    }
+
     /// Check the next event: its sequence number, its link and its own hash.
     /// The walk goes on from the stored event either way, so each later
     /// event is checked on its own (one bad event is one problem, not all

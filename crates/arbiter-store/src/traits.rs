@@ -1,6 +1,15 @@
 //! The store's interface: one trait per concern, and [`Store`], all of them
 //! together. A backend implements each concern in its file of the same name
 //! (`decisions.rs` holds `impl DecisionStore`).
+//!
+//! A store handle is scoped to one project ([`Store::project`]): every read
+//! and write of project data (policies, decisions, cases, events, lessons,
+//! suggestions, webhooks, drift episodes, spans, an agent's keys) is of that
+//! project only, so a caller cannot forget the scope. A handle for another
+//! project comes from [`Store::for_project`]. What is server-wide says so:
+//! projects, settings, leases, console sessions, a key's lookup by id
+//! (authentication finds the key before it knows the project), and the
+//! webhook delivery queue (one worker sends every project's deliveries).
 
 use crate::*;
 use arbiter_core::insight::{Activity, AgentTotals};
@@ -31,15 +40,16 @@ pub trait PolicyStore: Send + Sync {
 /// API keys and console sessions.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Store a new API key record.
+    /// Store a new API key record in this project (`key.project` must be it).
     async fn create_key(&self, key: KeyRecord) -> Result<()>;
-    /// Look a key up by its public id.
+    /// Look a key up by its public id, in any project (server-wide:
+    /// authentication reads the key's project from its record).
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>>;
-    /// All keys, oldest first.
+    /// This project's keys, oldest first.
     async fn keys(&self) -> Result<Vec<KeyRecord>>;
-    /// Revoke a key; false if it does not exist or was already revoked.
+    /// Revoke one of this project's keys; false if it does not exist here or was already revoked.
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool>;
-    /// Set (or clear) when a key expires; false if there is no such key.
+    /// Set (or clear) when one of this project's keys expires; false if there is no such key here.
     async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool>;
     /// Store a new console session.
     async fn create_session(&self, session: ConsoleSession) -> Result<()>;
@@ -49,13 +59,18 @@ pub trait KeyStore: Send + Sync {
     async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool>;
 }
 
-/// Server-wide state: the first start, settings and leases.
+/// Server-wide state: projects, the first start, settings and leases.
 #[async_trait]
 pub trait ServerStore: Send + Sync {
+    /// Create a project; false when one with this id exists (it is left unchanged).
+    async fn create_project(&self, project: arbiter_core::Project) -> Result<bool>;
+    /// Every project, by id (the default project included).
+    async fn projects(&self) -> Result<Vec<arbiter_core::Project>>;
     /// First start, atomic however many replicas or processes start together:
-    /// activate `policy` unless it is already the active version (with
-    /// [`FirstStart::policy_only_if_none`], unless any version is active), and
-    /// store `admin` unless a key exists. Says what it did.
+    /// activate `policy` in this handle's project unless it is already the
+    /// active version (with [`FirstStart::policy_only_if_none`], unless any
+    /// version is active), and store `admin` in this project unless a key
+    /// exists in any project. Says what it did.
     async fn first_start(&self, start: FirstStart, at: Timestamp) -> Result<FirstStartDone>;
     /// A server-wide setting, set to `value` first if it has none (atomic across replicas).
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
@@ -231,7 +246,9 @@ pub trait WebhookStore: Send + Sync {
     async fn webhooks(&self) -> Result<Vec<Webhook>>;
     /// Deactivate a webhook; false if there is no active one with this id.
     async fn delete_webhook(&self, id: &str) -> Result<bool>;
-    /// Take up to `limit` pending deliveries due at `now`, oldest first, and at
+    /// Server-wide (one worker sends every project's deliveries; each
+    /// delivery's webhook names its project): take up to `limit` pending
+    /// deliveries due at `now`, oldest first, and at
     /// most `per_webhook` per webhook counting the `in_flight` ones the caller
     /// is already sending. Each taken delivery counts its attempt now (before
     /// it is sent) and is leased for `lease_ms`, so no other worker sends it
@@ -244,7 +261,7 @@ pub trait WebhookStore: Send + Sync {
         per_webhook: usize,
         in_flight: std::collections::HashMap<String, usize>,
     ) -> Result<Vec<DueDelivery>>;
-    /// Record how the attempt counted by the last claim went.
+    /// Record how the attempt counted by the last claim went (server-wide, by delivery id).
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
@@ -298,6 +315,7 @@ pub trait TraceStore: Send + Sync {
 /// Everything Arbiter persists, one trait per concern; a backend implements
 /// each in its file of the same name. Implementations commit before they return.
 /// Callers bring the concerns into scope with `use arbiter_store::prelude::*`.
+/// A handle is scoped to one project (see the module's documentation).
 pub trait Store:
     PolicyStore
     + KeyStore
@@ -314,6 +332,12 @@ pub trait Store:
     + Sync
     + 'static
 {
+    /// The project this handle reads and writes.
+    fn project(&self) -> &arbiter_core::ProjectId;
+    /// A handle on the same database scoped to `project` (which need not
+    /// exist yet: [`ServerStore::create_project`] records it; a handle of an
+    /// unknown project reads nothing).
+    fn for_project(&self, project: &arbiter_core::ProjectId) -> std::sync::Arc<dyn Store>;
     /// Ids of decisions made final by any process sharing this store, as
     /// their commits land; `*` means some may have been missed (the feed
     /// reconnected) and every waiter should look again. `None` when the

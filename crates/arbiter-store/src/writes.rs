@@ -220,6 +220,10 @@ pub fn consume_receipt(
     args_digest: &str,
     at: Timestamp,
 ) -> Result<Consumption> {
+    // only a decision of this handle's project has a receipt to use here
+    if t.decision(decision_id)?.is_none() {
+        return Err(crate::StoreError::NotFound(format!("decision {decision_id}")));
+    }
     if let Some(prior) = t.receipt_use(decision_id)? {
         return Ok(Consumption { first: false, ..prior });
     }

@@ -16,6 +16,7 @@ pub(super) fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::P
 /// Append one event to the chain, linking it to the last one.
 pub(super) fn append_event(
     conn: &Connection,
+    project: &str,
     case_id: Option<&str>,
     decision_id: Option<&str>,
     kind: &str,
@@ -24,12 +25,12 @@ pub(super) fn append_event(
     data: serde_json::Value,
 ) -> Result<Event> {
     let last: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .prepare_cached("SELECT seq, hash FROM events WHERE project = ?1 ORDER BY seq DESC LIMIT 1")
         .map_err(backend)?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([project], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
-    let (seq, prev_hash) = last.map_or((1, GENESIS_HASH.to_string()), |(s, h)| (s as u64 + 1, h));
+    let (seq, prev_hash) = last.map_or_else(|| (1, arbiter_core::project::genesis_hash(project)), |(s, h)| (s as u64 + 1, h));
     let mut ev = Event {
         seq,
         case_id: case_id.map(str::to_string),
@@ -43,11 +44,11 @@ pub(super) fn append_event(
     };
     ev.hash = ev.compute_hash();
     conn.prepare_cached(
-        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .map_err(backend)?
     .execute(
-        params![ev.seq as i64, ev.case_id, ev.decision_id, ev.kind, ev.actor, ev.at.0, ev.data.to_string(), ev.prev_hash, ev.hash],
+        params![ev.seq as i64, ev.case_id, ev.decision_id, ev.kind, ev.actor, ev.at.0, ev.data.to_string(), ev.prev_hash, ev.hash, project],
     )
     .map_err(backend)?;
     Ok(ev)
@@ -77,17 +78,17 @@ macro_rules! event_cols {
     };
 }
 
-/// What `audit verify` reads, from one SQLite read transaction.
-struct Snapshot<'a>(&'a Connection);
+/// What `audit verify` reads of one project, from one SQLite read transaction.
+struct Snapshot<'a>(&'a Connection, &'a str);
 
 impl crate::audit::AuditSnapshot for Snapshot<'_> {
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<crate::audit::StoredEvent>> {
         use crate::audit::StoredEvent;
         let mut st = self
             .0
-            .prepare_cached(concat!("SELECT ", event_cols!(), " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"))
+            .prepare_cached(concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2"))
             .map_err(backend)?;
-        let rows = st.query_map(params![after as i64, limit as i64], row_event).map_err(backend)?;
+        let rows = st.query_map(params![after as i64, limit as i64, self.1], row_event).map_err(backend)?;
         rows.map(|r| {
             let (mut ev, data) = r.map_err(backend)?;
             Ok(match serde_json::from_str(&data) {
@@ -104,7 +105,7 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
     }
 
     fn event_at(&mut self, seq: u64) -> Result<Option<Event>> {
-        let at = load_events(self.0, concat!("SELECT ", event_cols!(), " FROM events WHERE seq = ?1"), [seq as i64])?;
+        let at = load_events(self.0, concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?2 AND seq = ?1"), params![seq as i64, self.1])?;
         Ok(at.into_iter().next())
     }
 
@@ -116,10 +117,10 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
                 "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
                  policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
                  subject, final_source, overridden
-                 FROM decisions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                 FROM decisions WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
             )
             .map_err(backend)?;
-        let mut rows = st.query(params![after, limit as i64]).map_err(backend)?;
+        let mut rows = st.query(params![after, limit as i64, self.1]).map_err(backend)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(backend)? {
             let text = |i: usize| -> Result<String> { r.get::<_, String>(i).map_err(backend) };
@@ -158,18 +159,18 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
     fn cases_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, String, String)>> {
         let mut st = self
             .0
-            .prepare_cached("SELECT seq, id, body FROM cases WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached("SELECT seq, id, body FROM cases WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(backend)?;
         let rows =
-            st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(backend)?;
+            st.query_map(params![after, limit as i64, self.1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 
     fn case_events(&mut self, case_id: &str) -> Result<Vec<Event>> {
         load_events(
             self.0,
-            concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"),
-            [case_id],
+            concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 AND project = ?2 ORDER BY seq"),
+            params![case_id, self.1],
         )
     }
 
@@ -179,15 +180,16 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
             concat!(
                 "SELECT ",
                 event_cols!(),
-                " FROM events WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"
+                " FROM events WHERE project = ?1 AND kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"
             ),
-            [],
+            [self.1],
         )
     }
 
     fn lessons(&mut self) -> Result<Vec<(String, String)>> {
-        let mut st = self.0.prepare_cached("SELECT id, body FROM lessons ORDER BY seq").map_err(backend)?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+        let mut st =
+            self.0.prepare_cached("SELECT id, body FROM lessons WHERE project = ?1 ORDER BY seq").map_err(backend)?;
+        let rows = st.query_map([self.1], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 }
@@ -196,18 +198,22 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
 impl crate::AuditStore for SqliteStore {
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
-        self.read(move |c| {
-            load_events(c, concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 ORDER BY seq"), [id])
+        self.read(move |c, p| {
+            load_events(
+                c,
+                concat!("SELECT ", event_cols!(), " FROM events WHERE case_id = ?1 AND project = ?2 ORDER BY seq"),
+                params![id, p],
+            )
         })
         .await
     }
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |c| {
+        self.read(move |c, p| {
             load_events(
                 c,
-                concat!("SELECT ", event_cols!(), " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
-                params![after_seq as i64, limit as i64],
+                concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2"),
+                params![after_seq as i64, limit as i64, p],
             )
         })
         .await
@@ -215,26 +221,27 @@ impl crate::AuditStore for SqliteStore {
 
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| {
-            let e = append_event(c, None, None, &kind, &actor, at, data)?;
-            queue_deliveries(c, &e)?;
+        self.write(move |c, p| {
+            let e = append_event(c, p, None, None, &kind, &actor, at, data)?;
+            queue_deliveries(c, p, &e)?;
             Ok(e)
         })
         .await
     }
 
     async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
-        self.read(move |c| {
+        let project = self.project.clone();
+        self.read(move |c, p| {
             // One read transaction: every check sees the same snapshot.
             let tx = c.unchecked_transaction().map_err(backend)?;
-            crate::audit::verify(&mut Snapshot(&tx), anchor.as_ref())
+            crate::audit::verify(&mut Snapshot(&tx, p), &project, anchor.as_ref())
         })
         .await
     }
 
     async fn chain_head(&self) -> Result<Option<ChainHead>> {
-        self.read(|c| {
-            c.query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+        self.read(|c, p| {
+            c.query_row("SELECT seq, hash FROM events WHERE project = ?1 ORDER BY seq DESC LIMIT 1", [p], |r| {
                 Ok(ChainHead { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
             })
             .optional()

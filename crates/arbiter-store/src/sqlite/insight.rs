@@ -14,14 +14,14 @@ fn labelled_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Option<String>,
 #[async_trait]
 impl crate::InsightStore for SqliteStore {
     async fn dashboard(&self, since: Timestamp) -> Result<crate::Dashboard> {
-        self.read(move |c| {
+        self.read(move |c, p| {
             let mut d = crate::Dashboard::default();
             // The hourly roll-up gives both the hourly series and the per-class counts.
             let mut st = c
-                .prepare_cached("SELECT hour, action_name, verdict, decisions FROM decision_hourly WHERE hour >= ?1")
+                .prepare_cached("SELECT hour, action_name, verdict, decisions FROM decision_hourly WHERE project = ?2 AND hour >= ?1")
                 .map_err(backend)?;
             let rows: Vec<(i64, String, String, u64)> = st
-                .query_map([since.0.div_euclid(3_600_000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))
+                .query_map(params![since.0.div_euclid(3_600_000), p], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
@@ -48,16 +48,17 @@ impl crate::InsightStore for SqliteStore {
                 .collect::<Result<_>>()?;
             let mut st = c
                 .prepare_cached(
-                    "SELECT e.at - c.created_at FROM events e JOIN cases c ON c.id = e.case_id WHERE e.kind = 'case.decided' AND e.at >= ?1",
+                    "SELECT e.at - c.created_at FROM events e JOIN cases c ON c.id = e.case_id
+                     WHERE e.project = ?2 AND e.kind = 'case.decided' AND e.at >= ?1",
                 )
                 .map_err(backend)?;
             d.time_to_decision_ms = st
-                .query_map([since.0], |r| r.get::<_, i64>(0))
+                .query_map(params![since.0, p], |r| r.get::<_, i64>(0))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
             let count = |kind: &str| -> Result<u64> {
-                c.query_row("SELECT COUNT(*) FROM events WHERE kind = ?1 AND at >= ?2", params![kind, since.0], |r| r.get::<_, i64>(0))
+                c.query_row("SELECT COUNT(*) FROM events WHERE project = ?3 AND kind = ?1 AND at >= ?2", params![kind, since.0, p], |r| r.get::<_, i64>(0))
                     .map(|n| n as u64)
                     .map_err(backend)
             };
@@ -65,10 +66,12 @@ impl crate::InsightStore for SqliteStore {
             d.tier_escalations = count("case.tier_escalated")?;
             d.drift_alarms = count("drift.episode.started")?;
             let mut st = c
-                .prepare_cached("SELECT kind, state, COUNT(*) FROM cases WHERE state IN ('open', 'claimed') GROUP BY 1, 2")
+                .prepare_cached(
+                    "SELECT kind, state, COUNT(*) FROM cases WHERE project = ?1 AND state IN ('open', 'claimed') GROUP BY 1, 2",
+                )
                 .map_err(backend)?;
             d.open_cases = st
-                .query_map([], |r| {
+                .query_map([p], |r| {
                     let (kind, state): (String, String) = (r.get(0)?, r.get(1)?);
                     Ok(crate::CaseCount {
                         kind: CaseKind::parse(&kind).ok_or_else(|| unknown_text(0, "case kind", &kind))?,
@@ -83,11 +86,12 @@ impl crate::InsightStore for SqliteStore {
             let mut st = c
                 .prepare_cached(
                     "SELECT action_name, NULLIF(final_verdict, ''), NULLIF(final_source, ''), SUM(decisions)
-                     FROM decision_endings_hourly WHERE hour >= ?1 GROUP BY 1, 2, 3 HAVING SUM(decisions) > 0",
+                     FROM decision_endings_hourly WHERE project = ?2 AND hour >= ?1 GROUP BY 1, 2, 3
+                     HAVING SUM(decisions) > 0",
                 )
                 .map_err(backend)?;
             let rows: Vec<(String, Option<String>, Option<String>, i64)> = st
-                .query_map([since.0.div_euclid(3_600_000)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_map(params![since.0.div_euclid(3_600_000), p], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
@@ -106,11 +110,11 @@ impl crate::InsightStore for SqliteStore {
             let mut st = c
                 .prepare_cached(
                     "SELECT created_at, CASE WHEN state IN ('open', 'claimed') THEN NULL ELSE updated_at END FROM cases
-                     WHERE kind = 'approval' AND (state IN ('open', 'claimed') OR updated_at >= ?1)",
+                     WHERE project = ?2 AND kind = 'approval' AND (state IN ('open', 'claimed') OR updated_at >= ?1)",
                 )
                 .map_err(backend)?;
             let spans: Vec<(i64, Option<i64>)> = st
-                .query_map([since.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params![since.0, p], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(backend)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(backend)?;
@@ -122,13 +126,13 @@ impl crate::InsightStore for SqliteStore {
 
     async fn similar_candidates(&self, action: &str, before: Timestamp, limit: usize) -> Result<Vec<Decision>> {
         let action = action.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             load_bodies(
                 c,
-                "SELECT body FROM decisions WHERE action_name = ?1 AND event_time < ?2
+                "SELECT body FROM decisions WHERE project = ?4 AND action_name = ?1 AND event_time < ?2
                    AND (final_source = 'review' OR outcome_correct IS NOT NULL)
                  ORDER BY event_time DESC LIMIT ?3",
-                params![action, before.0, limit as i64],
+                params![action, before.0, limit as i64, p],
             )
         })
         .await
@@ -136,15 +140,16 @@ impl crate::InsightStore for SqliteStore {
 
     async fn agent_activity(&self, agent: &str, action: &str, since: Timestamp, limit: usize) -> Result<Vec<Activity>> {
         let (agent, action) = (agent.to_string(), action.to_string());
-        self.read(move |c| {
+        self.read(move |c, p| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT event_time, subject FROM decisions WHERE agent = ?1 AND action_name = ?2 AND event_time >= ?3
+                    "SELECT event_time, subject FROM decisions
+                     WHERE project = ?5 AND agent = ?1 AND action_name = ?2 AND event_time >= ?3
                      ORDER BY event_time DESC LIMIT ?4",
                 )
                 .map_err(backend)?;
             let rows = st
-                .query_map(params![agent, action, since.0, limit as i64], |r| {
+                .query_map(params![agent, action, since.0, limit as i64, p], |r| {
                     Ok(Activity { at: Timestamp(r.get(0)?), subject: r.get(1)? })
                 })
                 .map_err(backend)?;
@@ -155,14 +160,14 @@ impl crate::InsightStore for SqliteStore {
 
     async fn agent_totals(&self, agent: &str, since: Timestamp) -> Result<AgentTotals> {
         let agent = agent.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             c.prepare_cached(
                 "SELECT COUNT(*), COALESCE(SUM(verdict = 'escalate'), 0), COALESCE(SUM(final_source = 'review'), 0),
                         COALESCE(SUM(overridden = 1), 0)
-                 FROM decisions WHERE agent = ?1 AND event_time >= ?2",
+                 FROM decisions WHERE project = ?3 AND agent = ?1 AND event_time >= ?2",
             )
             .map_err(backend)?
-            .query_row(params![agent, since.0], |r| {
+            .query_row(params![agent, since.0, p], |r| {
                 Ok(AgentTotals {
                     decisions: r.get::<_, i64>(0)? as u64,
                     escalated: r.get::<_, i64>(1)? as u64,
@@ -177,16 +182,17 @@ impl crate::InsightStore for SqliteStore {
 
     async fn subject_history(&self, subject: &str, before: Timestamp, limit: usize) -> Result<(u64, Vec<Decision>)> {
         let subject = subject.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             let total: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM decisions WHERE subject = ?1 AND event_time < ?2")
+                .prepare_cached("SELECT COUNT(*) FROM decisions WHERE project = ?3 AND subject = ?1 AND event_time < ?2")
                 .map_err(backend)?
-                .query_row(params![subject, before.0], |r| r.get(0))
+                .query_row(params![subject, before.0, p], |r| r.get(0))
                 .map_err(backend)?;
             let recent = load_bodies(
                 c,
-                "SELECT body FROM decisions WHERE subject = ?1 AND event_time < ?2 ORDER BY event_time DESC LIMIT ?3",
-                params![subject, before.0, limit as i64],
+                "SELECT body FROM decisions WHERE project = ?4 AND subject = ?1 AND event_time < ?2
+                 ORDER BY event_time DESC LIMIT ?3",
+                params![subject, before.0, limit as i64, p],
             )?;
             Ok((total as u64, recent))
         })
@@ -195,18 +201,19 @@ impl crate::InsightStore for SqliteStore {
 
     async fn reviewed_decisions(&self, action: Option<&str>, since: Timestamp, limit: usize) -> Result<Vec<Decision>> {
         let action = action.map(str::to_string);
-        self.read(move |c| match action {
+        self.read(move |c, p| match action {
             Some(a) => load_bodies(
                 c,
-                "SELECT body FROM decisions WHERE final_source = 'review' AND action_name = ?1 AND event_time >= ?2
+                "SELECT body FROM decisions WHERE project = ?4 AND final_source = 'review' AND action_name = ?1
+                   AND event_time >= ?2
                  ORDER BY event_time DESC LIMIT ?3",
-                params![a, since.0, limit as i64],
+                params![a, since.0, limit as i64, p],
             ),
             None => load_bodies(
                 c,
-                "SELECT body FROM decisions WHERE final_source = 'review' AND event_time >= ?1
+                "SELECT body FROM decisions WHERE project = ?3 AND final_source = 'review' AND event_time >= ?1
                  ORDER BY event_time DESC LIMIT ?2",
-                params![since.0, limit as i64],
+                params![since.0, limit as i64, p],
             ),
         })
         .await
@@ -214,15 +221,15 @@ impl crate::InsightStore for SqliteStore {
 
     async fn labelled_points(&self, actions: &[String], from: Timestamp, to: Timestamp) -> Result<Vec<Labelled>> {
         let actions = serde_json::to_string(actions).map_err(corrupt)?;
-        self.read(move |c| {
+        self.read(move |c, p| {
             let mut st = c
                 .prepare_cached(
                     "SELECT event_time, final_source, final_verdict, outcome_correct FROM decisions
-                     WHERE outcome_correct IS NOT NULL AND event_time >= ?2 AND event_time < ?3
+                     WHERE project = ?4 AND outcome_correct IS NOT NULL AND event_time >= ?2 AND event_time < ?3
                        AND action_name IN (SELECT value FROM json_each(?1))",
                 )
                 .map_err(backend)?;
-            let rows = st.query_map(params![actions, from.0, to.0], labelled_row).map_err(backend)?;
+            let rows = st.query_map(params![actions, from.0, to.0, p], labelled_row).map_err(backend)?;
             rows.map(|r| {
                 let (at, source, verdict, correct) = r.map_err(backend)?;
                 let source = source.as_deref().map(final_source).transpose()?;

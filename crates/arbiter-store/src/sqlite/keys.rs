@@ -5,11 +5,11 @@ use super::*;
 /// The columns of a key row, as a literal for `concat!` (SQL text stays static).
 macro_rules! key_cols {
     () => {
-        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit"
+        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit, project"
     };
 }
 
-pub(super) type KeyRow = (KeyRecord, String, String, Option<String>);
+pub(super) type KeyRow = (KeyRecord, String, String, Option<String>, String);
 
 pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((
@@ -23,26 +23,30 @@ pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
             revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
             expires_at: r.get::<_, Option<i64>>(7)?.map(Timestamp),
             rate_limit: None,
+            project: Default::default(),
         },
         r.get(2)?,
         r.get(3)?,
         r.get(8)?,
+        r.get(9)?,
     ))
 }
 
-pub(super) fn finish_key((mut k, role, tags, rate): KeyRow) -> Result<KeyRecord> {
+pub(super) fn finish_key((mut k, role, tags, rate, project): KeyRow) -> Result<KeyRecord> {
+    k.project = ProjectId::parse(&project).map_err(StoreError::Corrupt)?;
     k.role = role.parse().map_err(StoreError::Corrupt)?;
     k.tags = serde_json::from_str(&tags).map_err(corrupt)?;
     k.rate_limit = rate.map(|r| r.parse().map_err(StoreError::Corrupt)).transpose()?;
     Ok(k)
 }
 
-/// Insert a key record; a taken id is a conflict.
-pub(super) fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
+/// Insert a key record into project `p`; a taken id is a conflict.
+pub(super) fn insert_key(c: &Connection, p: &str, k: &KeyRecord) -> Result<()> {
+    crate::rules::same_project(p, &k.project, "key")?;
     let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
     c.execute(
-        "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit, project)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             k.id,
             k.name,
@@ -52,7 +56,8 @@ pub(super) fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
             k.created_at.0,
             k.revoked_at.map(|t| t.0),
             k.expires_at.map(|t| t.0),
-            k.rate_limit.map(|r| r.to_string())
+            k.rate_limit.map(|r| r.to_string()),
+            p
         ],
     )
     .map_err(|e| match e {
@@ -67,12 +72,13 @@ pub(super) fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
 #[async_trait]
 impl crate::KeyStore for SqliteStore {
     async fn create_key(&self, k: KeyRecord) -> Result<()> {
-        self.write(move |c| insert_key(c, &k)).await
+        self.write(move |c, p| insert_key(c, p, &k)).await
     }
 
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
-        self.read(move |c| {
+        // global: a key is looked up before its project is known (authentication)
+        self.read(move |c, _| {
             c.query_row(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = ?1"), [id], key_from_row)
                 .optional()
                 .map_err(backend)?
@@ -83,11 +89,11 @@ impl crate::KeyStore for SqliteStore {
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        self.read(|c| {
+        self.read(|c, p| {
             let mut st = c
-                .prepare(concat!("SELECT ", key_cols!(), " FROM api_keys ORDER BY created_at, id"))
+                .prepare(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE project = ?1 ORDER BY created_at, id"))
                 .map_err(backend)?;
-            let rows = st.query_map([], key_from_row).map_err(backend)?;
+            let rows = st.query_map([p], key_from_row).map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(finish_key)).collect()
         })
         .await
@@ -95,9 +101,12 @@ impl crate::KeyStore for SqliteStore {
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |c| {
+        self.write(move |c, p| {
             let n = c
-                .execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at.0])
+                .execute(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND project = ?3 AND revoked_at IS NULL",
+                    params![id, at.0, p],
+                )
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -106,9 +115,12 @@ impl crate::KeyStore for SqliteStore {
 
     async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |c| {
+        self.write(move |c, p| {
             let n = c
-                .execute("UPDATE api_keys SET expires_at = ?2 WHERE id = ?1", params![id, expires_at.map(|t| t.0)])
+                .execute(
+                    "UPDATE api_keys SET expires_at = ?2 WHERE id = ?1 AND project = ?3",
+                    params![id, expires_at.map(|t| t.0), p],
+                )
                 .map_err(backend)?;
             Ok(n == 1)
         })
@@ -116,7 +128,7 @@ impl crate::KeyStore for SqliteStore {
     }
 
     async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
-        self.write(move |c| {
+        self.write(move |c, _| {
             c.execute(
                 "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -135,7 +147,7 @@ impl crate::KeyStore for SqliteStore {
 
     async fn session(&self, id: &str) -> Result<Option<crate::ConsoleSession>> {
         let id = id.to_string();
-        self.read(move |c| {
+        self.read(move |c, _| {
             c.prepare_cached(
                 "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = ?1",
             )
@@ -157,7 +169,7 @@ impl crate::KeyStore for SqliteStore {
 
     async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |c| {
+        self.write(move |c, _| {
             let n = c
                 .execute(
                     "UPDATE console_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",

@@ -41,20 +41,24 @@ fn match_expression(columns: &str, words: &str, q: &SearchQuery) -> String {
 }
 
 /// Put `doc` in the index, replacing its earlier text.
-pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
+pub(super) fn index_document(conn: &Connection, p: &str, doc: &Document) -> Result<()> {
     let json = |v: &Vec<String>| serde_json::to_string(v).map_err(corrupt);
     let id: i64 = conn
         .prepare_cached(
-            "INSERT INTO search_docs (kind, ref_id, title, actions, agents, failure_modes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO search_docs (kind, ref_id, title, actions, agents, failure_modes, at, project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (kind, ref_id) DO UPDATE SET title = ?3, actions = ?4, agents = ?5, failure_modes = ?6, at = ?7
+             WHERE project = ?8
              RETURNING id",
         )
         .map_err(backend)?
         .query_row(
-            params![doc.kind.as_str(), doc.id, doc.title, json(&doc.actions)?, json(&doc.agents)?, json(&doc.failure_modes)?, doc.at.0],
+            params![doc.kind.as_str(), doc.id, doc.title, json(&doc.actions)?, json(&doc.agents)?, json(&doc.failure_modes)?, doc.at.0, p],
             |r| r.get(0),
         )
-        .map_err(backend)?;
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::Conflict(format!("search document {} belongs to another project", doc.id)))?;
     conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1").map_err(backend)?.execute([id]).map_err(backend)?;
     conn.prepare_cached("INSERT INTO search_fts (rowid, title, body, facets) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?
@@ -63,24 +67,25 @@ pub(super) fn index_document(conn: &Connection, doc: &Document) -> Result<()> {
     Ok(())
 }
 
-/// Keep the index current after a case changed (the shared rule, on this connection).
-pub(super) fn index_case(conn: &Connection, case: &Case) -> Result<()> {
-    crate::writes::index_case(&mut SqliteTx { conn, chain: &mut ChainBatch::default() }, case)
+/// Keep the index current after a case of project `project` changed (the shared rule, on this connection).
+pub(super) fn index_case(conn: &Connection, project: &str, case: &Case) -> Result<()> {
+    crate::writes::index_case(&mut SqliteTx { conn, project, chain: &mut ChainBatch::default() }, case)
 }
 
-pub(super) fn load_lesson(conn: &Connection, sql: &str, key: &str) -> Result<Option<Lesson>> {
-    let body: Option<String> = conn.query_row(sql, [key], |r| r.get(0)).optional().map_err(backend)?;
+pub(super) fn load_lesson(conn: &Connection, sql: &str, key: &str, p: &str) -> Result<Option<Lesson>> {
+    let body: Option<String> =
+        conn.prepare_cached(sql).map_err(backend)?.query_row([key, p], |r| r.get(0)).optional().map_err(backend)?;
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
-pub(super) fn save_lesson(conn: &Connection, l: &Lesson) -> Result<()> {
+pub(super) fn save_lesson(conn: &Connection, p: &str, l: &Lesson) -> Result<()> {
     let body = serde_json::to_string(l).map_err(corrupt)?;
     conn.prepare_cached(
-        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (id) DO UPDATE SET publish = ?3, updated_at = ?5, body = ?6",
+        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET publish = ?3, updated_at = ?5, body = ?6 WHERE project = ?7",
     )
     .map_err(backend)?
-    .execute(params![l.id, l.review_id, l.publish, l.created_at.0, l.updated_at.0, body])
+    .execute(params![l.id, l.review_id, l.publish, l.created_at.0, l.updated_at.0, body, p])
     .map_err(backend)?;
     Ok(())
 }
@@ -109,9 +114,10 @@ pub(super) fn backfill_learning(conn: &Connection, progress: &mut dyn FnMut(u64)
             progress(done);
         }
     }
+    // (runs after every schema step of the upgrade: all rows are the default project's)
     let cases: Vec<Case> = load_bodies(conn, "SELECT body FROM cases ORDER BY seq", [])?;
     for c in &cases {
-        index_case(conn, c)?;
+        index_case(conn, ProjectId::DEFAULT, c)?;
     }
     Ok(())
 }
@@ -120,15 +126,15 @@ pub(super) fn backfill_learning(conn: &Connection, progress: &mut dyn FnMut(u64)
 impl crate::LearningStore for SqliteStore {
     async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
         let id = id.to_string();
-        self.read(move |c| load_lesson(c, "SELECT body FROM lessons WHERE id = ?1", &id)).await
+        self.read(move |c, p| load_lesson(c, "SELECT body FROM lessons WHERE id = ?1 AND project = ?2", &id, p)).await
     }
 
     async fn lessons(&self, f: LessonFilter) -> Result<Vec<Lesson>> {
-        self.read(move |c| {
+        self.read(move |c, p| {
             let all: Vec<Lesson> = load_bodies(
                 c,
-                "SELECT body FROM lessons WHERE (?1 = 0 OR publish = 1) ORDER BY updated_at DESC, seq DESC",
-                params![f.published],
+                "SELECT body FROM lessons WHERE project = ?2 AND (?1 = 0 OR publish = 1) ORDER BY updated_at DESC, seq DESC",
+                params![f.published, p],
             )?;
             Ok(all
                 .into_iter()
@@ -141,32 +147,32 @@ impl crate::LearningStore for SqliteStore {
 
     async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
         let (review_id, by) = (review_id.to_string(), by.to_string());
-        self.write_chained(move |c, chain| {
-            crate::writes::create_missing_lesson(&mut SqliteTx { conn: c, chain }, &review_id, &by, at)
+        self.write_chained(move |conn, project, chain| {
+            crate::writes::create_missing_lesson(&mut SqliteTx { conn, project, chain }, &review_id, &by, at)
         })
         .await
     }
 
     async fn update_lesson(&self, id: &str, patch: LessonPatch, by: &str, at: Timestamp) -> Result<Lesson> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write_chained(move |c, chain| {
-            crate::writes::update_lesson(&mut SqliteTx { conn: c, chain }, &id, &patch, &by, at)
+        self.write_chained(move |conn, project, chain| {
+            crate::writes::update_lesson(&mut SqliteTx { conn, project, chain }, &id, &patch, &by, at)
         })
         .await
     }
 
     async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             load_events(
                 c,
                 concat!(
                     "SELECT ",
                     event_cols!(),
-                    " FROM events WHERE kind IN ('lesson.created', 'lesson.updated')
+                    " FROM events WHERE project = ?2 AND kind IN ('lesson.created', 'lesson.updated')
                       AND json_extract(data, '$.lesson.id') = ?1 ORDER BY seq"
                 ),
-                [id],
+                params![id, p],
             )
         })
         .await
@@ -180,13 +186,13 @@ impl crate::LearningStore for SqliteStore {
         let in_title = match_expression("title", &words, &q);
         let anywhere = match_expression("{title body}", &words, &q);
         let limit = q.limit.clamp(1, 200);
-        self.read(move |c| {
+        self.read(move |c, p| {
             let mut st = c
                 .prepare_cached(
                     "SELECT d.id, d.kind, d.ref_id, d.title, d.actions, d.agents, d.failure_modes, d.at,
                             snippet(search_fts, 1, '', '', '…', 16)
                      FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid
-                     WHERE search_fts MATCH ?1 AND (?2 IS NULL OR d.at >= ?2) AND (?3 IS NULL OR d.at < ?3)
+                     WHERE search_fts MATCH ?1 AND d.project = ?5 AND (?2 IS NULL OR d.at >= ?2) AND (?3 IS NULL OR d.at < ?3)
                      ORDER BY search_fts.rowid DESC LIMIT ?4",
                 )
                 .map_err(backend)?;
@@ -197,7 +203,7 @@ impl crate::LearningStore for SqliteStore {
                     break;
                 }
                 let rows = st
-                    .query_map(params![expr, q.since.map(|t| t.0), q.until.map(|t| t.0), limit as i64], |r| {
+                    .query_map(params![expr, q.since.map(|t| t.0), q.until.map(|t| t.0), limit as i64, p], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, String>(1)?,
@@ -235,31 +241,33 @@ impl crate::LearningStore for SqliteStore {
     }
 
     async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
-        self.write(move |c| {
+        self.write(move |c, p| {
             for s in &found {
                 let known: Option<(String, i64)> = c
-                    .prepare_cached("SELECT state, expires_at FROM suggestions WHERE fingerprint = ?1")
+                    .prepare_cached("SELECT state, expires_at FROM suggestions WHERE project = ?2 AND fingerprint = ?1")
                     .map_err(backend)?
-                    .query_row([&s.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row([s.fingerprint.as_str(), p], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .map_err(backend)?;
                 let body = serde_json::to_string(s).map_err(corrupt)?;
                 match known {
                     None => {
                         c.prepare_cached(
-                            "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body, project)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )
                         .map_err(backend)?
-                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body])
+                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body, p])
                         .map_err(backend)?;
                     }
                     // an expired suggestion (whatever became of it) may be offered again, with fresh numbers
                     Some((_, expires_at)) if expires_at <= now.0 => {
                         c.prepare_cached(
-                            "UPDATE suggestions SET id = ?1, state = ?3, created_at = ?4, expires_at = ?5, body = ?6 WHERE fingerprint = ?2",
+                            "UPDATE suggestions SET id = ?1, state = ?3, created_at = ?4, expires_at = ?5, body = ?6
+                             WHERE project = ?7 AND fingerprint = ?2",
                         )
                         .map_err(backend)?
-                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body])
+                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body, p])
                         .map_err(backend)?;
                     }
                     Some(_) => {}
@@ -267,25 +275,30 @@ impl crate::LearningStore for SqliteStore {
             }
             load_bodies(
                 c,
-                "SELECT body FROM suggestions WHERE state = 'open' AND expires_at > ?1 ORDER BY created_at DESC, id",
-                [now.0],
+                "SELECT body FROM suggestions WHERE project = ?2 AND state = 'open' AND expires_at > ?1
+                 ORDER BY created_at DESC, id",
+                params![now.0, p],
             )
         })
         .await
     }
 
     async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
-        self.read(move |c| {
-            load_bodies(c, "SELECT body FROM suggestions ORDER BY created_at DESC, id LIMIT ?1", [limit as i64])
+        self.read(move |c, p| {
+            load_bodies(
+                c,
+                "SELECT body FROM suggestions WHERE project = ?2 ORDER BY created_at DESC, id LIMIT ?1",
+                params![limit as i64, p],
+            )
         })
         .await
     }
 
     async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
         let id = id.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             let body: Option<String> = c
-                .query_row("SELECT body FROM suggestions WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT body FROM suggestions WHERE id = ?1 AND project = ?2", params![id, p], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
@@ -302,9 +315,9 @@ impl crate::LearningStore for SqliteStore {
         at: Timestamp,
     ) -> Result<Suggestion> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |c| {
+        self.write(move |c, p| {
             let body: String = c
-                .query_row("SELECT body FROM suggestions WHERE id = ?1", [&id], |r| r.get(0))
+                .query_row("SELECT body FROM suggestions WHERE id = ?1 AND project = ?2", params![id, p], |r| r.get(0))
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
@@ -315,8 +328,8 @@ impl crate::LearningStore for SqliteStore {
                 .map_err(backend)?
                 .execute(params![id, s.state.as_str(), body])
                 .map_err(backend)?;
-            let e = append_event(c, None, None, kind, &by, at, data)?;
-            queue_deliveries(c, &e)?;
+            let e = append_event(c, p, None, None, kind, &by, at, data)?;
+            queue_deliveries(c, p, &e)?;
             Ok(s)
         })
         .await

@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (11, include_str!("../../migrations/sqlite/0011_leases.sql")),
     (12, include_str!("../../migrations/sqlite/0012_drift_episodes.sql")),
     (13, include_str!("../../migrations/sqlite/0013_span_senders.sql")),
+    (14, include_str!("../../migrations/sqlite/0014_projects.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for
@@ -55,34 +56,52 @@ fn schema_versions(conn: &Connection) -> Result<(u32, u32)> {
 
 pub(super) fn migrate(conn: &mut Connection, progress: &mut dyn FnMut(MigrationProgress)) -> Result<MigrationReport> {
     let (from, latest) = schema_versions(conn)?;
-    let mut current = from;
-    while current < latest {
-        // Each step takes the write lock first and reads the version under
-        // it: two processes opening one fresh file never both apply a step
-        // (the one that waited finds it done and moves on).
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-        let (now, _) = schema_versions(&tx)?;
-        let Some(&(version, sql)) = MIGRATIONS.iter().find(|(v, _)| *v > now) else { break };
-        current = version;
+    if from == latest {
+        return Ok(MigrationReport { from, to: latest });
+    }
+    // The whole upgrade is one transaction that takes the write lock first
+    // and reads the version under it: two processes opening one file never
+    // both apply a step (the one that waited finds it done), and a crash
+    // leaves the old schema, never half of the new one.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+    let (now, _) = schema_versions(&tx)?;
+    for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > now) {
         tx.execute_batch(sql).map_err(|e| StoreError::backend(format!("migration {version} failed"), e))?;
-        let total = if matches!(version, 6 | 7) {
-            tx.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get::<_, i64>(0)).map_err(backend)? as u64
-        } else {
-            0
-        };
+        if !matches!(version, 6 | 7) {
+            progress(MigrationProgress { version, done: 0, total: 0 });
+        }
+        tracing::info!(version, "applied SQLite migration");
+    }
+    // The steps that rewrite existing rows run after the last schema step,
+    // with the code of this build, which writes the newest schema.
+    let total = || -> Result<u64> {
+        Ok(tx.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get::<_, i64>(0)).map_err(backend)? as u64)
+    };
+    for version in [6, 7].into_iter().filter(|v| *v > now) {
+        let total = total()?;
         let mut step = |done: u64| progress(MigrationProgress { version, done, total });
         step(0);
         if version == 6 {
             commit_existing_decisions(&tx, &mut step)?;
-        }
-        if version == 7 {
+        } else {
             backfill_learning(&tx, &mut step)?;
         }
         step(total);
-        tx.pragma_update(None, "user_version", version).map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        tracing::info!(version, "applied SQLite migration");
     }
+    if now < 8 && now >= 1 {
+        // schema 8 summed the endings from the columns the learning backfill
+        // (above, after it) fills: sum them again from the filled columns
+        tx.execute_batch(
+            "DELETE FROM decision_endings_hourly;
+             INSERT INTO decision_endings_hourly (project, hour, action_name, final_verdict, final_source, decisions)
+                 SELECT project, event_time / 3600000, action_name, COALESCE(final_verdict, ''),
+                        COALESCE(final_source, ''), COUNT(*)
+                 FROM decisions GROUP BY 1, 2, 3, 4, 5;",
+        )
+        .map_err(backend)?;
+    }
+    tx.pragma_update(None, "user_version", latest).map_err(backend)?;
+    tx.commit().map_err(backend)?;
     Ok(MigrationReport { from, to: latest })
 }
 
@@ -111,7 +130,7 @@ pub(super) fn commit_existing_decisions(conn: &Connection, progress: &mut dyn Fn
     let flush = |chain: &mut ChainBatch| -> Result<()> {
         if let Some((mut data, at)) = chain.take() {
             data["backfill"] = serde_json::Value::Bool(true);
-            append_event(conn, None, None, DECISIONS_COMMITTED, "system", at, data)?;
+            append_event(conn, ProjectId::DEFAULT, None, None, DECISIONS_COMMITTED, "system", at, data)?;
         }
         Ok(())
     };

@@ -3,12 +3,13 @@
 //! connections. WAL mode with `synchronous=FULL`: an acknowledged write survives
 //! a killed process and a power cut.
 
-use crate::rules::{ChainBatch, DECISIONS_COMMITTED, DecisionColumns};
+use crate::rules::{ChainBatch, DECISIONS_COMMITTED, DecisionColumns, ProjectChains};
 use crate::{
     CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat,
 };
-use arbiter_core::audit::{AuditReport, ChainHead, Event, GENESIS_HASH};
+use arbiter_core::audit::{AuditReport, ChainHead, Event};
+use arbiter_core::ProjectId;
 use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -45,13 +46,37 @@ use writer::*;
 
 const READERS: usize = 4;
 
-/// The embedded SQLite store.
+/// The embedded SQLite store: a handle on one database file, scoped to one
+/// project (every read and write of project data binds it). Handles of other
+/// projects on the same file come from [`Store::for_project`] and share the
+/// writer and the readers.
 pub struct SqliteStore {
+    db: Arc<Db>,
+    project: ProjectId,
+}
+
+/// One open database file: the writer thread and the reader connections.
+struct Db {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+}
+
+impl Db {
+    fn close(&self) {
+        self.writer.lock().map(|mut w| w.take()).ok();
+        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -109,7 +134,8 @@ fn open_conn(path: &Path) -> Result<Connection> {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the database file at `path` and bring its schema up to date.
+    /// Open (creating if needed) the database file at `path` and bring its
+    /// schema up to date; the handle is scoped to the default project.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_conn(&path)?;
@@ -120,13 +146,19 @@ impl SqliteStore {
             .name("arbiter-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::backend("cannot start the writer thread", e))?;
-        Ok(SqliteStore {
+        let db = Db {
             path,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
-        })
+        };
+        Ok(SqliteStore { db: Arc::new(db), project: ProjectId::default_project() })
+    }
+
+    /// A handle on the same file scoped to `project`.
+    pub fn scoped(&self, project: &ProjectId) -> SqliteStore {
+        SqliteStore { db: self.db.clone(), project: project.clone() }
     }
 
     /// Write a consistent snapshot of the whole database to `dest` (which must
@@ -142,13 +174,13 @@ impl SqliteStore {
         }
         let target =
             dest.to_str().ok_or_else(|| StoreError::backend_msg("the backup path must be valid UTF-8"))?.to_string();
-        self.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
+        self.read(move |c, _| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(backend)).await
     }
 
     /// The writer connection's `journal_mode` and `synchronous` (2 is FULL):
     /// what an acknowledged write's durability rests on.
     pub async fn durability(&self) -> Result<(String, i64)> {
-        self.write(|c| {
+        self.write(|c, _| {
             let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).map_err(backend)?;
             let sync: i64 = c.pragma_query_value(None, "synchronous", |r| r.get(0)).map_err(backend)?;
             Ok((mode, sync))
@@ -158,30 +190,33 @@ impl SqliteStore {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.db.path
     }
 
-    /// Stop accepting writes, finish the ones queued, and wait for the writer.
+    /// Stop accepting writes, finish the ones queued, and wait for the writer
+    /// (for every handle on this file).
     pub fn close(&self) {
-        self.writer.lock().map(|mut w| w.take()).ok();
-        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
-            let _ = h.join();
-        }
+        self.db.close();
     }
 
-    /// Run `f` inside the next group-commit batch; resolves after the batch commits.
-    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        self.write_chained(move |c, _| f(c)).await
+    /// Run `f` inside the next group-commit batch, with this handle's
+    /// project; resolves after the batch commits.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write_chained(move |c, p, _| f(c, p)).await
     }
 
     /// Like [`SqliteStore::write`], for jobs that write decision rows: they
-    /// record them in the batch's chain commitment.
+    /// record them in the batch's chain commitment of this handle's project.
     async fn write_chained<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, &mut ChainBatch) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection, &str, &mut ChainBatch) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn, chain| match f(conn, chain) {
+        let project = self.project.clone();
+        let job: Job = Box::new(move |conn, chains| match f(conn, project.as_str(), chains.of(project.as_str())) {
             Ok(v) => Ok(Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.map(|()| v));
             }) as Reply),
@@ -191,31 +226,30 @@ impl SqliteStore {
             }) as Reply),
         });
         {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let guard = self.db.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
             sender.send(job).map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Run a read on one of the reader connections, off the async threads.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let readers = self.readers.clone();
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+    /// Run a read on one of the reader connections, off the async threads,
+    /// with this handle's project.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.db.readers.clone();
+        let project = self.project.clone();
+        let i = self.db.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
             let conn = readers[i]
                 .lock()
                 .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?;
-            f(&conn)
+            f(&conn, project.as_str())
         })
         .await
         .map_err(|e| StoreError::backend("the read task failed", e))?
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 
@@ -230,4 +264,12 @@ fn load_bodies<T: serde::de::DeserializeOwned>(
     rows.map(|b| serde_json::from_str(&b.map_err(backend)?).map_err(corrupt)).collect()
 }
 
-impl Store for SqliteStore {}
+impl Store for SqliteStore {
+    fn project(&self) -> &ProjectId {
+        &self.project
+    }
+
+    fn for_project(&self, project: &ProjectId) -> Arc<dyn Store> {
+        Arc::new(self.scoped(project))
+    }
+}

@@ -4,11 +4,11 @@ use super::*;
 
 /// Queue `e` for every active webhook that wants its kind (the outbox is
 /// written in the same transaction as the event).
-pub(super) fn queue_deliveries(conn: &Connection, e: &Event) -> Result<()> {
+pub(super) fn queue_deliveries(conn: &Connection, p: &str, e: &Event) -> Result<()> {
     let hooks: Vec<(String, String)> = conn
-        .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")
+        .prepare_cached("SELECT id, events FROM webhooks WHERE project = ?1 AND active = 1")
         .map_err(backend)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([p], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(backend)?
         .collect::<rusqlite::Result<_>>()
         .map_err(backend)?;
@@ -54,11 +54,11 @@ pub(super) fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> 
 /// The columns of a webhook row, as a literal for `concat!` (SQL text stays static).
 macro_rules! webhook_cols {
     () => {
-        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active"
+        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project"
     };
 }
 
-pub(super) fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, String)> {
+pub(super) fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Webhook, String, String)> {
     let format: String = r.get(at + 3)?;
     Ok((
         Webhook {
@@ -70,25 +70,30 @@ pub(super) fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<
             created_at: Timestamp(r.get(at + 5)?),
             created_by: r.get(at + 6)?,
             active: r.get::<_, i64>(at + 7)? != 0,
+            project: Default::default(),
         },
         r.get(at + 2)?,
+        r.get(at + 8)?,
     ))
 }
 
-pub(super) fn finish_webhook((mut w, events): (Webhook, String)) -> Result<Webhook> {
+pub(super) fn finish_webhook((mut w, events, project): (Webhook, String, String)) -> Result<Webhook> {
     w.events = serde_json::from_str(&events).map_err(corrupt)?;
+    w.project = ProjectId::parse(&project).map_err(StoreError::Corrupt)?;
     Ok(w)
 }
 
 #[async_trait]
 impl crate::WebhookStore for SqliteStore {
     async fn create_webhook(&self, w: Webhook) -> Result<()> {
-        self.write(move |c| {
+        self.write(move |c, p| {
+            crate::rules::same_project(p, &w.project, "webhook")?;
             let events = serde_json::to_string(&w.events).map_err(corrupt)?;
             let format = w.format.as_str();
             c.execute(
-                "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![w.id, w.url, events, format, w.secret, w.created_at.0, w.created_by, w.active],
+                "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![w.id, w.url, events, format, w.secret, w.created_at.0, w.created_by, w.active, p],
             )
             .map_err(backend)?;
             Ok(())
@@ -97,11 +102,15 @@ impl crate::WebhookStore for SqliteStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        self.read(|c| {
+        self.read(|c, p| {
             let mut st = c
-                .prepare(concat!("SELECT ", webhook_cols!(), " FROM webhooks w ORDER BY w.created_at, w.id"))
+                .prepare(concat!(
+                    "SELECT ",
+                    webhook_cols!(),
+                    " FROM webhooks w WHERE w.project = ?1 ORDER BY w.created_at, w.id"
+                ))
                 .map_err(backend)?;
-            let rows = st.query_map([], |r| row_webhook(r, 0)).map_err(backend)?;
+            let rows = st.query_map([p], |r| row_webhook(r, 0)).map_err(backend)?;
             rows.map(|r| finish_webhook(r.map_err(backend)?)).collect()
         })
         .await
@@ -109,8 +118,10 @@ impl crate::WebhookStore for SqliteStore {
 
     async fn delete_webhook(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |c| {
-            let n = c.execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND active = 1", [id]).map_err(backend)?;
+        self.write(move |c, p| {
+            let n = c
+                .execute("UPDATE webhooks SET active = 0 WHERE id = ?1 AND project = ?2 AND active = 1", params![id, p])
+                .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -124,13 +135,14 @@ impl crate::WebhookStore for SqliteStore {
         per_webhook: usize,
         in_flight: std::collections::HashMap<String, usize>,
     ) -> Result<Vec<DueDelivery>> {
-        self.write(move |c| {
+        // every project's deliveries: one worker sends them all
+        self.write(move |c, _| {
             // Oldest first within each webhook, at most `per_webhook` each; the
             // ones in flight use up their webhook's share.
             let sql = concat!("SELECT ", delivery_cols!(), ", ", webhook_cols!(), ", e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
                  FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rn
                        FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1) q
-                 JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
+                 JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.project = w.project AND e.seq = d.event_seq
                  WHERE q.rn <= ?2 ORDER BY d.next_attempt_at, d.id");
             let mut st = c.prepare_cached(sql).map_err(backend)?;
             let rows = st
@@ -138,17 +150,17 @@ impl crate::WebhookStore for SqliteStore {
                     let d = row_delivery(r)?;
                     let w = row_webhook(r, 11)?;
                     let ev = Event {
-                        seq: r.get::<_, i64>(19)? as u64,
-                        case_id: r.get(20)?,
-                        decision_id: r.get(21)?,
-                        kind: r.get(22)?,
-                        actor: r.get(23)?,
-                        at: Timestamp(r.get(24)?),
+                        seq: r.get::<_, i64>(20)? as u64,
+                        case_id: r.get(21)?,
+                        decision_id: r.get(22)?,
+                        kind: r.get(23)?,
+                        actor: r.get(24)?,
+                        at: Timestamp(r.get(25)?),
                         data: serde_json::Value::Null,
-                        prev_hash: r.get(26)?,
-                        hash: r.get(27)?,
+                        prev_hash: r.get(27)?,
+                        hash: r.get(28)?,
                     };
-                    Ok((d, w, ev, r.get::<_, String>(25)?, r.get::<_, i64>(28)? as usize))
+                    Ok((d, w, ev, r.get::<_, String>(26)?, r.get::<_, i64>(29)? as usize))
                 })
                 .map_err(backend)?;
             let mut out = Vec::new();
@@ -179,7 +191,7 @@ impl crate::WebhookStore for SqliteStore {
     }
 
     async fn record_delivery_attempt(&self, id: u64, a: DeliveryAttempt) -> Result<()> {
-        self.write(move |c| {
+        self.write(move |c, _| {
             let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
             let (status, next, delivered) = match (ok, a.retry_at) {
                 (true, _) => (DeliveryStatus::Delivered, None, Some(a.at.0)),
@@ -203,15 +215,16 @@ impl crate::WebhookStore for SqliteStore {
 
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
         let id = webhook_id.to_string();
-        self.read(move |c| {
+        self.read(move |c, p| {
             let mut st = c
                 .prepare_cached(concat!(
                     "SELECT ",
                     delivery_cols!(),
-                    " FROM webhook_deliveries d WHERE d.webhook_id = ?1 ORDER BY d.id DESC LIMIT ?2"
+                    " FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                      WHERE d.webhook_id = ?1 AND w.project = ?3 ORDER BY d.id DESC LIMIT ?2"
                 ))
                 .map_err(backend)?;
-            let rows = st.query_map(params![id, limit as i64], row_delivery).map_err(backend)?;
+            let rows = st.query_map(params![id, limit as i64, p], row_delivery).map_err(backend)?;
             rows.collect::<rusqlite::Result<_>>().map_err(backend)
         })
         .await

@@ -10,7 +10,7 @@ pub(super) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 /// reply waits for the batch's commit, so a caller told of a failure reads a
 /// store where the batch's other writes are already visible (a withdrawal
 /// that lost to an approval reads the approval).
-pub(super) type Job = Box<dyn FnOnce(&Connection, &mut ChainBatch) -> std::result::Result<Reply, Reply> + Send>;
+pub(super) type Job = Box<dyn FnOnce(&Connection, &mut ProjectChains) -> std::result::Result<Reply, Reply> + Send>;
 
 pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
@@ -30,15 +30,14 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         };
         let mut replies = Vec::with_capacity(batch.len());
-        let mut chain = ChainBatch::default();
-        run_batch(&tx, batch, &mut replies, &mut chain);
-        // The decisions this batch wrote are committed to the audit chain in
-        // the same transaction: one event for the whole batch.
-        let wrote_decisions = !chain.is_empty();
-        let committed = match chain.take() {
-            Some((data, at)) => append_event(&tx, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ()),
-            None => Ok(()),
-        };
+        let mut chains = ProjectChains::default();
+        run_batch(&tx, batch, &mut replies, &mut chains);
+        // The decisions this batch wrote are committed to their projects'
+        // audit chains in the same transaction: one event per project.
+        let wrote_decisions = !chains.is_empty();
+        let committed = chains.take().into_iter().try_for_each(|(project, data, at)| {
+            append_event(&tx, &project, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ())
+        });
         let outcome = match committed {
             Ok(()) if wrote_decisions => fail_point("decision_commit").and_then(|()| tx.commit().map_err(backend)),
             Ok(()) => tx.commit().map_err(backend),
@@ -52,21 +51,21 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 
 pub(super) use crate::rules::fail_point;
 
-pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>, chain: &mut ChainBatch) {
+pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec<Reply>, chains: &mut ProjectChains) {
     for job in batch {
         // A savepoint per job: a job that fails rolls back alone, and the rest
         // of the batch still commits.
         if tx.execute_batch("SAVEPOINT job").is_err() {
             continue;
         }
-        let covered = chain.len();
-        match job(tx, chain) {
+        let covered = chains.mark();
+        match job(tx, chains) {
             Ok(reply) => {
                 let _ = tx.execute_batch("RELEASE job");
                 replies.push(reply);
             }
             Err(reply) => {
-                chain.truncate(covered);
+                chains.rollback(&covered);
                 let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
                 replies.push(reply);
             }

@@ -153,8 +153,8 @@ async fn verify_names_the_first_tampered_event_whatever_was_edited() {
     // inserting an event (linked to its predecessor) breaks the link of the one after it
     let sql = format!(
         "UPDATE events SET seq = seq + 1000 WHERE seq >= {n}; UPDATE events SET seq = seq - 999 WHERE seq >= 1000;
-         INSERT INTO events (seq, kind, actor, at, data, prev_hash, hash)
-           SELECT {n}, 'case.commented', 'mallory', at, '{{}}', hash, hash FROM events WHERE seq = {n} - 1"
+         INSERT INTO events (project, seq, kind, actor, at, data, prev_hash, hash)
+           SELECT 'default', {n}, 'case.commented', 'mallory', at, '{{}}', hash, hash FROM events WHERE seq = {n} - 1"
     );
     assert_eq!(event_seq(&tampered(&p, "insert", &sql, None).await), n, "insert");
 }
@@ -245,23 +245,40 @@ async fn refuses_a_database_from_a_newer_arbiter() {
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
+/// A fresh database at schema `version` (every migration up to it, as that build applied them).
+fn schema_at(path: &std::path::Path, version: u32) -> rusqlite::Connection {
+    const STEPS: &[&str] = &[
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0002_review_workflow.sql"),
+        include_str!("../../migrations/sqlite/0003_decision_sessions.sql"),
+        include_str!("../../migrations/sqlite/0004_settings.sql"),
+        include_str!("../../migrations/sqlite/0005_dashboard.sql"),
+        include_str!("../../migrations/sqlite/0006_trust.sql"),
+        include_str!("../../migrations/sqlite/0007_learning.sql"),
+        include_str!("../../migrations/sqlite/0008_endings.sql"),
+        include_str!("../../migrations/sqlite/0009_spans.sql"),
+        include_str!("../../migrations/sqlite/0010_receipts.sql"),
+        include_str!("../../migrations/sqlite/0011_leases.sql"),
+        include_str!("../../migrations/sqlite/0012_drift_episodes.sql"),
+        include_str!("../../migrations/sqlite/0013_span_senders.sql"),
+    ];
+    let c = rusqlite::Connection::open(path).unwrap();
+    for sql in &STEPS[..version as usize] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", version).unwrap();
+    c
+}
+
 /// Schema 12 renames the drift alarm event: a webhook subscribed to
 /// `drift.alarm` is moved to `drift.episode.started`, its other kinds kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drift_episode_upgrade_moves_webhooks_off_the_old_alarm_kind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
-    drop(SqliteStore::open(&path).unwrap());
     {
         // a schema 11 store with such a webhook
-        let c = rusqlite::Connection::open(&path).unwrap();
-        // back to schema 11: no episodes, no span senders
-        c.execute_batch(
-            "DROP TABLE drift_episodes; DROP INDEX spans_tool_call; ALTER TABLE spans DROP COLUMN sender;
-             CREATE INDEX spans_tool_call ON spans(tool_call_id) WHERE tool_call_id IS NOT NULL;
-             PRAGMA user_version = 11;",
-        )
-        .unwrap();
+        let c = schema_at(&path, 11);
         c.execute(
             "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by) VALUES ('w1', 'https://example.test/hook', ?1, 'json', 's', 0, 'admin')",
             [r#"["case.opened","drift.alarm"]"#],
@@ -372,25 +389,25 @@ async fn upgrades_a_version_one_database_in_place() {
         )
         .unwrap();
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 13));
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 13), "checking changes nothing");
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 14));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 14), "checking changes nothing");
     // `arbiter migrate`: every migration reports its start and its end, the backfills their rows
     let mut seen = vec![];
     let report = SqliteStore::migrate(&path, &mut |p| seen.push(p)).unwrap();
-    assert_eq!((report.from, report.to), (1, 13));
+    assert_eq!((report.from, report.to), (1, 14));
     let versions: std::collections::BTreeSet<u32> = seen.iter().map(|p| p.version).collect();
-    assert_eq!(versions, (2..=13).collect());
+    assert_eq!(versions, (2..=14).collect());
     for v in [6, 7] {
         let last = seen.iter().rfind(|p| p.version == v).unwrap();
         assert_eq!((last.done, last.total), (1, 1), "migration {v} went through the one old decision");
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (13, 13));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (14, 14));
     let again = SqliteStore::migrate(&path, &mut |_| panic!("nothing left to migrate")).unwrap();
-    assert_eq!((again.from, again.to), (13, 13));
+    assert_eq!((again.from, again.to), (14, 14));
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 13, "every migration applied");
+    assert_eq!(v, 14, "every migration applied");
     // the endings roll-up counts the old decision under how it ended
     let d = store.dashboard(arbiter_core::Timestamp(0)).await.unwrap();
     assert_eq!(d.endings.len(), 1);
@@ -477,7 +494,7 @@ fn two_processes_opening_one_fresh_file_migrate_once() {
         for o in openers {
             o.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e:?}"));
         }
-        assert_eq!(SqliteStore::schema_version(&path).unwrap(), (13, 13));
+        assert_eq!(SqliteStore::schema_version(&path).unwrap(), (14, 14));
     }
 }
 
