@@ -48,24 +48,25 @@ pub(crate) fn chain_event(
     actor: &str,
     at: Timestamp,
     data: serde_json::Value,
-) -> Event {
+) -> Result<Event> {
+    let head = t.head()?.clone();
     let mut ev = Event {
-        seq: t.head.seq + 1,
+        seq: head.seq + 1,
         case_id: case_id.map(str::to_string),
         decision_id: decision_id.map(str::to_string),
         kind: kind.to_string(),
         actor: actor.to_string(),
         at,
         data,
-        prev_hash: t.head.hash.clone(),
+        prev_hash: head.hash,
         hash: String::new(),
     };
     ev.hash = ev.compute_hash();
-    t.head = ChainHead { seq: ev.seq, hash: ev.hash.clone() };
-    ev
+    *t.head()? = ChainHead { seq: ev.seq, hash: ev.hash.clone() };
+    Ok(ev)
 }
 
-/// Insert events made by [`chain_event`], in one statement.
+/// Insert events made by [`chain_event`] (of the running job's project), in one statement.
 pub(crate) fn insert_events(t: &mut Tx<'_>, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
@@ -79,10 +80,11 @@ pub(crate) fn insert_events(t: &mut Tx<'_>, events: &[Event]) -> Result<()> {
     let data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
     let prev: Vec<&str> = events.iter().map(|e| e.prev_hash.as_str()).collect();
     let hash: Vec<&str> = events.iter().map(|e| e.hash.as_str()).collect();
+    let p = t.project.clone();
     t.execute(
-        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])",
-        &[&seq, &case_id, &decision_id, &kind, &actor, &at, &data, &prev, &hash],
+        "INSERT INTO events (seq, case_id, decision_id, kind, actor, at, data, prev_hash, hash, project)
+         SELECT *, $10::text FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])",
+        &[&seq, &case_id, &decision_id, &kind, &actor, &at, &data, &prev, &hash, &&*p],
     )?;
     Ok(())
 }
@@ -97,19 +99,21 @@ pub(crate) fn append_event(
     at: Timestamp,
     data: serde_json::Value,
 ) -> Result<Event> {
-    let ev = chain_event(t, case_id, decision_id, kind, actor, at, data);
+    let ev = chain_event(t, case_id, decision_id, kind, actor, at, data)?;
     insert_events(t, std::slice::from_ref(&ev))?;
     Ok(ev)
 }
 
-/// What `audit verify` reads, from the caller's repeatable-read snapshot;
-/// the verification itself is the shared [`arbiter_store::audit::verify`].
-pub(crate) struct AuditReader<'a, S: Sql>(pub &'a mut S);
+/// What `audit verify` reads of one project, from the caller's repeatable-read
+/// snapshot; the verification itself is the shared [`arbiter_store::audit::verify`].
+pub(crate) struct AuditReader<'a, S: Sql>(pub &'a mut S, pub &'a str);
 
 impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
     fn events_after(&mut self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
-        let rows =
-            self.0.query(events_sql!("WHERE seq > $1 ORDER BY seq LIMIT $2"), &[&(after as i64), &(limit as i64)])?;
+        let rows = self.0.query(
+            events_sql!("WHERE project = $3 AND seq > $1 ORDER BY seq LIMIT $2"),
+            &[&(after as i64), &(limit as i64), &self.1],
+        )?;
         rows.iter()
             .map(|r| {
                 let seq = col::<i64>(r, 0)? as u64;
@@ -126,7 +130,8 @@ impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
     }
 
     fn event_at(&mut self, seq: u64) -> Result<Option<Event>> {
-        Ok(load_events(self.0, events_sql!("WHERE seq = $1"), &[&(seq as i64)])?.into_iter().next())
+        let events = load_events(self.0, events_sql!("WHERE project = $2 AND seq = $1"), &[&(seq as i64), &self.1])?;
+        Ok(events.into_iter().next())
     }
 
     fn decisions_after(&mut self, after: i64, limit: usize) -> Result<Vec<DecisionRow>> {
@@ -134,8 +139,8 @@ impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
             "SELECT seq, id, body, agent, idempotency_key, action_name, confidence, verdict, status, final_verdict,
                  policy_hash, case_id, trace_id, received_at, event_time, session_id, outcome_correct, outcome_cost,
                  subject, final_source, overridden
-                 FROM decisions WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &(limit as i64)],
+                 FROM decisions WHERE project = $3 AND seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit as i64), &self.1],
         )?;
         rows.iter()
             .map(|r| {
@@ -170,29 +175,33 @@ impl<S: Sql> arbiter_store::audit::AuditSnapshot for AuditReader<'_, S> {
 
     fn cases_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, String, String)>> {
         let rows = self.0.query(
-            "SELECT seq, id, body FROM cases WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &(limit as i64)],
+            "SELECT seq, id, body FROM cases WHERE project = $3 AND seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit as i64), &self.1],
         )?;
         rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?))).collect()
     }
 
     fn case_events(&mut self, case_id: &str) -> Result<Vec<Event>> {
-        load_events(self.0, events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&case_id])
+        load_events(self.0, events_sql!("WHERE case_id = $1 AND project = $2 ORDER BY seq"), &[&case_id, &self.1])
     }
 
     fn lesson_events(&mut self) -> Result<Vec<Event>> {
-        load_events(self.0, events_sql!("WHERE kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"), &[])
+        load_events(
+            self.0,
+            events_sql!("WHERE project = $1 AND kind IN ('lesson.created', 'lesson.updated') ORDER BY seq"),
+            &[&self.1],
+        )
     }
 
     fn lessons(&mut self) -> Result<Vec<(String, String)>> {
-        let rows = self.0.query("SELECT id, body FROM lessons ORDER BY seq", &[])?;
+        let rows = self.0.query("SELECT id, body FROM lessons WHERE project = $1 ORDER BY seq", &[&self.1])?;
         rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
     }
 }
 
-/// The last event of the chain.
-pub(crate) fn chain_head(c: &mut impl Sql) -> Result<Option<ChainHead>> {
-    let r = c.query_opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", &[])?;
+/// The last event of project `p`'s chain.
+pub(crate) fn chain_head(c: &mut impl Sql, p: &str) -> Result<Option<ChainHead>> {
+    let r = c.query_opt("SELECT seq, hash FROM events WHERE project = $1 ORDER BY seq DESC LIMIT 1", &[&p])?;
     r.map(|r| Ok(ChainHead { seq: col::<i64>(&r, 0)? as u64, hash: col(&r, 1)? })).transpose()
 }
 
@@ -200,15 +209,18 @@ pub(crate) fn chain_head(c: &mut impl Sql) -> Result<Option<ChainHead>> {
 impl arbiter_store::AuditStore for crate::PostgresStore {
     async fn case_events(&self, case_id: &str) -> Result<Vec<Event>> {
         let id = case_id.to_string();
-        self.read(move |c| load_events(c, crate::audit::events_sql!("WHERE case_id = $1 ORDER BY seq"), &[&id])).await
+        self.read(move |c, p| {
+            load_events(c, crate::audit::events_sql!("WHERE case_id = $1 AND project = $2 ORDER BY seq"), &[&id, &p])
+        })
+        .await
     }
 
     async fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |c| {
+        self.read(move |c, p| {
             load_events(
                 c,
-                crate::audit::events_sql!("WHERE seq > $1 ORDER BY seq LIMIT $2"),
-                &[&(after_seq as i64), &(limit as i64)],
+                crate::audit::events_sql!("WHERE project = $3 AND seq > $1 ORDER BY seq LIMIT $2"),
+                &[&(after_seq as i64), &(limit as i64), &p],
             )
         })
         .await
@@ -225,7 +237,8 @@ impl arbiter_store::AuditStore for crate::PostgresStore {
     }
 
     async fn verify_audit(&self, anchor: Option<ChainHead>) -> Result<AuditReport> {
-        self.read(move |c| {
+        let project = self.project.clone();
+        self.read(move |c, p| {
             // one snapshot: every check sees the same committed state
             let tx = c
                 .client
@@ -235,7 +248,7 @@ impl arbiter_store::AuditStore for crate::PostgresStore {
                 .start()
                 .map_err(crate::backend)?;
             let mut snap = Snapshot(tx);
-            let report = arbiter_store::audit::verify(&mut AuditReader(&mut snap), anchor.as_ref())?;
+            let report = arbiter_store::audit::verify(&mut AuditReader(&mut snap, p), &project, anchor.as_ref())?;
             snap.0.commit().map_err(crate::backend)?;
             Ok(report)
         })
@@ -243,6 +256,6 @@ impl arbiter_store::AuditStore for crate::PostgresStore {
     }
 
     async fn chain_head(&self) -> Result<Option<ChainHead>> {
-        self.read(chain_head).await
+        self.read(|c, p| chain_head(c, p)).await
     }
 }

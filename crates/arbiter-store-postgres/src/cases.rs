@@ -8,8 +8,8 @@ use arbiter_store::CaseUpdate;
 use arbiter_store::writes;
 use arbiter_store::{CaseFilter, CasePage, CaseQuery, Result, StoreError};
 
-pub(crate) fn load_case(c: &mut impl Sql, id: &str) -> Result<Option<Case>> {
-    load_body(c, "SELECT body FROM cases WHERE id = $1", &[&id])
+pub(crate) fn load_case(c: &mut impl Sql, p: &str, id: &str) -> Result<Option<Case>> {
+    load_body(c, "SELECT body FROM cases WHERE id = $1 AND project = $2", &[&id, &p])
 }
 
 /// Insert a new case row, or (`insert: false`) rewrite an existing one.
@@ -18,9 +18,10 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
         return insert_cases(t, &[c]);
     }
     let body = serde_json::to_string(c).map_err(corrupt)?;
+    let p = t.project.clone();
     t.execute(
         "UPDATE cases SET kind = $2, state = $3, decision_id = $4, sla_deadline = $5, created_at = $6, updated_at = $7,
-         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1",
+         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1 AND project = $12",
         &[
             &c.id,
             &c.kind.as_str(),
@@ -33,6 +34,7 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
             &c.due_at().map(|t| t.0),
             &c.trace_id,
             &c.agent,
+            &&*p,
         ],
     )?;
     Ok(())
@@ -54,11 +56,13 @@ pub(crate) fn insert_cases(t: &mut Tx<'_>, cases: &[&Case]) -> Result<()> {
     let due: Vec<Option<i64>> = cases.iter().map(|c| c.due_at().map(|t| t.0)).collect();
     let trace: Vec<Option<&str>> = cases.iter().map(|c| c.trace_id.as_deref()).collect();
     let agent: Vec<&str> = cases.iter().map(|c| c.agent.as_str()).collect();
+    let p = t.project.clone();
     t.execute(
-        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-                              $8::text[], $9::bigint[], $10::text[], $11::text[])",
-        &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent],
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent,
+                            project)
+         SELECT *, $12::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                              $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[])",
+        &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent, &&*p],
     )?;
     Ok(())
 }
@@ -67,16 +71,16 @@ fn states(s: &[CaseState]) -> Vec<String> {
     s.iter().map(|s| s.as_str().to_string()).collect()
 }
 
-pub(crate) fn list(c: &mut impl Sql, f: &CaseFilter) -> Result<Vec<Case>> {
+pub(crate) fn list(c: &mut impl Sql, p: &str, f: &CaseFilter) -> Result<Vec<Case>> {
     load_bodies(
         c,
-        "SELECT body FROM cases WHERE ($1::text IS NULL OR kind = $1)
+        "SELECT body FROM cases WHERE project = $4 AND ($1::text IS NULL OR kind = $1)
          AND (cardinality($2::text[]) = 0 OR state = ANY($2)) ORDER BY seq DESC LIMIT $3",
-        &[&f.kind.map(|k| k.as_str()), &states(&f.states), &(f.limit.max(1) as i64)],
+        &[&f.kind.map(|k| k.as_str()), &states(&f.states), &(f.limit.max(1) as i64), &p],
     )
 }
 
-pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
+pub(crate) fn find(c: &mut impl Sql, p: &str, q: &CaseQuery) -> Result<CasePage> {
     let text = match &q.text {
         Some(t) => Some(
             crate::learning::tsquery(t)
@@ -87,7 +91,7 @@ pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
     let limit = q.limit.clamp(1, 1000);
     let rows = c.query(
         "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
-         WHERE ($1::text IS NULL OR c.kind = $1)
+         WHERE c.project = $15 AND ($1::text IS NULL OR c.kind = $1)
            AND (cardinality($2::text[]) = 0 OR c.state = ANY($2))
            AND ($3::text IS NULL OR c.agent = $3)
            AND ($4::text IS NULL OR COALESCE(d.action_name, c.body::jsonb ->> 'action_name') = $4)
@@ -104,8 +108,10 @@ pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
                                          jsonb_array_elements(COALESCE(e -> 'findings', '[]')) f WHERE f ->> 'kind' = $9))
            AND ($10::bigint IS NULL OR c.updated_at >= $10) AND ($11::bigint IS NULL OR c.updated_at < $11)
            AND ($12::text IS NULL
-                OR c.id IN (SELECT sd.ref_id FROM search_docs sd WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'review')
-                OR c.decision_id IN (SELECT sd.ref_id FROM search_docs sd WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'decision'))
+                OR c.id IN (SELECT sd.ref_id FROM search_docs sd
+                            WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'review' AND sd.project = $15)
+                OR c.decision_id IN (SELECT sd.ref_id FROM search_docs sd
+                            WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'decision' AND sd.project = $15))
            AND ($13::bigint IS NULL OR c.seq < $13)
          ORDER BY c.seq DESC LIMIT $14",
         &[
@@ -124,6 +130,7 @@ pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
             &q.after.map(|s| s as i64),
             // one more than asked tells whether there is a next page
             &(limit as i64 + 1),
+            &p,
         ],
     )?;
     let mut page = CasePage::default();
@@ -139,29 +146,29 @@ pub(crate) fn find(c: &mut impl Sql, q: &CaseQuery) -> Result<CasePage> {
     Ok(page)
 }
 
-pub(crate) fn active_approval(c: &mut impl Sql) -> Result<Vec<Case>> {
+pub(crate) fn active_approval(c: &mut impl Sql, p: &str) -> Result<Vec<Case>> {
     load_bodies(
         c,
-        "SELECT body FROM cases WHERE kind = $1 AND state IN ($2, $3)",
-        &[&CaseKind::Approval.as_str(), &CaseState::Open.as_str(), &CaseState::Claimed.as_str()],
+        "SELECT body FROM cases WHERE project = $4 AND kind = $1 AND state IN ($2, $3)",
+        &[&CaseKind::Approval.as_str(), &CaseState::Open.as_str(), &CaseState::Claimed.as_str(), &p],
     )
 }
 
-pub(crate) fn due(c: &mut impl Sql, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+pub(crate) fn due(c: &mut impl Sql, p: &str, now: Timestamp, limit: usize) -> Result<Vec<String>> {
     c.query(
-        "SELECT id FROM cases WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2",
-        &[&now.0, &(limit as i64)],
+        "SELECT id FROM cases WHERE project = $3 AND due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2",
+        &[&now.0, &(limit as i64), &p],
     )?
     .iter()
     .map(|r| col(r, 0))
     .collect()
 }
 
-pub(crate) fn open_count(c: &mut impl Sql, kind: Option<CaseKind>) -> Result<u64> {
+pub(crate) fn open_count(c: &mut impl Sql, p: &str, kind: Option<CaseKind>) -> Result<u64> {
     let kind = kind.map(CaseKind::as_str);
     let r = c.query_one(
-        "SELECT COUNT(*) FROM cases WHERE state IN ('open', 'claimed') AND ($1::TEXT IS NULL OR kind = $1)",
-        &[&kind],
+        "SELECT COUNT(*) FROM cases WHERE project = $2 AND state IN ('open', 'claimed') AND ($1::TEXT IS NULL OR kind = $1)",
+        &[&kind, &p],
     )?;
     Ok(col::<i64>(&r, 0)? as u64)
 }
@@ -170,7 +177,7 @@ pub(crate) fn open_count(c: &mut impl Sql, kind: Option<CaseKind>) -> Result<u64
 impl arbiter_store::CaseStore for crate::PostgresStore {
     async fn case(&self, id: &str) -> Result<Option<Case>> {
         let id = id.to_string();
-        self.read(move |c| load_case(c, &id)).await
+        self.read(move |c, p| load_case(c, p, &id)).await
     }
 
     async fn open_case(&self, case: Case, actor: &str) -> Result<Case> {
@@ -184,25 +191,25 @@ impl arbiter_store::CaseStore for crate::PostgresStore {
     }
 
     async fn cases(&self, filter: CaseFilter) -> Result<Vec<Case>> {
-        self.read(move |c| list(c, &filter)).await
+        self.read(move |c, p| list(c, p, &filter)).await
     }
 
     async fn find_cases(&self, query: CaseQuery) -> Result<CasePage> {
         if query.text.as_deref().is_some_and(|t| crate::learning::tsquery(t).is_none()) {
             return Err(StoreError::Conflict("the text filter has no word to search for".into()));
         }
-        self.read(move |c| find(c, &query)).await
+        self.read(move |c, p| find(c, p, &query)).await
     }
 
     async fn active_approval_cases(&self) -> Result<Vec<Case>> {
-        self.read(active_approval).await
+        self.read(|c, p| active_approval(c, p)).await
     }
 
     async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
-        self.read(move |c| due(c, now, limit)).await
+        self.read(move |c, p| due(c, p, now, limit)).await
     }
 
     async fn open_case_count(&self, kind: Option<arbiter_core::CaseKind>) -> Result<u64> {
-        self.read(move |c| open_count(c, kind)).await
+        self.read(move |c, p| open_count(c, p, kind)).await
     }
 }

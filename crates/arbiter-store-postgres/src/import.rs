@@ -6,7 +6,7 @@
 
 use crate::{Sql, Statements, Tx, backend, connect, pg, schema};
 use arbiter_core::Case;
-use arbiter_store::rules::{ChainBatch, lesson_document};
+use arbiter_store::rules::lesson_document;
 use arbiter_store::{ChainHead, Result, StoreError};
 use postgres::types::ToSql;
 use std::path::Path;
@@ -29,12 +29,24 @@ type Table = (&'static str, &'static [(&'static str, Kind)], bool);
 
 /// The tables copied, in an order that satisfies the foreign keys, with their columns.
 const TABLES: &[Table] = &[
+    ("projects", &[("id", Text), ("name", Text), ("created_at", Int), ("created_by", Text)], false),
     (
         "policy_versions",
-        &[("hash", Text), ("name", Text), ("source", Text), ("created_at", Int), ("created_by", Text)],
+        &[
+            ("hash", Text),
+            ("name", Text),
+            ("source", Text),
+            ("created_at", Int),
+            ("created_by", Text),
+            ("project", Text),
+        ],
         false,
     ),
-    ("policy_activations", &[("seq", Int), ("hash", Text), ("activated_at", Int), ("activated_by", Text)], true),
+    (
+        "policy_activations",
+        &[("seq", Int), ("hash", Text), ("activated_at", Int), ("activated_by", Text), ("project", Text)],
+        true,
+    ),
     (
         "api_keys",
         &[
@@ -47,6 +59,7 @@ const TABLES: &[Table] = &[
             ("revoked_at", Int),
             ("expires_at", Int),
             ("rate_limit", Text),
+            ("project", Text),
         ],
         false,
     ),
@@ -80,13 +93,25 @@ const TABLES: &[Table] = &[
             ("subject", Text),
             ("final_source", Text),
             ("overridden", Bool),
+            ("project", Text),
         ],
         true,
     ),
-    ("decision_hourly", &[("hour", Int), ("action_name", Text), ("verdict", Text), ("decisions", Int)], false),
+    (
+        "decision_hourly",
+        &[("hour", Int), ("action_name", Text), ("verdict", Text), ("decisions", Int), ("project", Text)],
+        false,
+    ),
     (
         "decision_endings_hourly",
-        &[("hour", Int), ("action_name", Text), ("final_verdict", Text), ("final_source", Text), ("decisions", Int)],
+        &[
+            ("hour", Int),
+            ("action_name", Text),
+            ("final_verdict", Text),
+            ("final_source", Text),
+            ("decisions", Int),
+            ("project", Text),
+        ],
         false,
     ),
     (
@@ -104,6 +129,7 @@ const TABLES: &[Table] = &[
             ("due_at", Int),
             ("trace_id", Text),
             ("agent", Text),
+            ("project", Text),
         ],
         true,
     ),
@@ -119,6 +145,7 @@ const TABLES: &[Table] = &[
             ("data", Text),
             ("prev_hash", Text),
             ("hash", Text),
+            ("project", Text),
         ],
         false,
     ),
@@ -134,6 +161,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("created_by", Text),
             ("active", Bool),
+            ("project", Text),
         ],
         false,
     ),
@@ -164,6 +192,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("updated_at", Int),
             ("body", Text),
+            ("project", Text),
         ],
         true,
     ),
@@ -176,6 +205,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("body", Text),
+            ("project", Text),
         ],
         false,
     ),
@@ -189,6 +219,7 @@ const TABLES: &[Table] = &[
             ("tool_call_id", Text),
             ("body", Text),
             ("sender", Text),
+            ("project", Text),
         ],
         false,
     ),
@@ -196,7 +227,15 @@ const TABLES: &[Table] = &[
     ("leases", &[("name", Text), ("holder", Text), ("expires_at", Int)], false),
     (
         "drift_episodes",
-        &[("id", Text), ("action", Text), ("open", Bool), ("started_at", Int), ("version", Int), ("body", Text)],
+        &[
+            ("id", Text),
+            ("action", Text),
+            ("open", Bool),
+            ("started_at", Int),
+            ("version", Int),
+            ("body", Text),
+            ("project", Text),
+        ],
         false,
     ),
 ];
@@ -211,7 +250,7 @@ pub struct ImportReport {
     pub tables: Vec<(String, u64)>,
     /// Documents put in the search index.
     pub indexed: u64,
-    /// The chain head copied (the target's head after the copy).
+    /// The default project's chain head copied (its head in the target after the copy).
     pub head: Option<ChainHead>,
 }
 
@@ -262,13 +301,14 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
     let mut t = Tx {
         tx,
         stmts: &mut stmts,
-        head: ChainHead { seq: 0, hash: String::new() },
-        chain: ChainBatch::default(),
+        project: arbiter_core::ProjectId::DEFAULT.into(),
+        heads: Default::default(),
+        chains: Default::default(),
         finalized: vec![],
-        hooks: None,
+        hooks: Default::default(),
     };
-    // the same lock every writer takes: no replica writes while the copy runs
-    t.query_one("SELECT seq FROM chain_head FOR UPDATE", &[])?;
+    // the locks every writer takes: no replica writes while the copy runs
+    t.query("SELECT project FROM chain_head ORDER BY project FOR UPDATE", &[])?;
     let held = t.query_one(
         "SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM decisions) + (SELECT COUNT(*) FROM api_keys)
               + (SELECT COUNT(*) FROM policy_versions)",
@@ -280,6 +320,9 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
         ));
     }
     let mut report = ImportReport::default();
+    // the projects (the default one included) come from the source, with their heads
+    t.execute("DELETE FROM chain_head", &[])?;
+    t.execute("DELETE FROM projects", &[])?;
     for (table, columns, identity) in TABLES {
         let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
         let select = format!("SELECT {} FROM {table} ORDER BY rowid", names.join(", "));
@@ -345,22 +388,30 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
         report.tables.push((table.to_string(), n));
     }
     // the search index, rebuilt from the copied rows with the rules every write uses
-    let cases: Vec<Case> = crate::load_bodies(&mut t, "SELECT body FROM cases ORDER BY seq", &[])?;
-    for c in &cases {
-        arbiter_store::writes::index_case(&mut t, c)?;
+    for r in t.query("SELECT project, body FROM cases ORDER BY seq", &[])? {
+        let c: Case = serde_json::from_str(&crate::col::<String>(&r, 1)?).map_err(crate::corrupt)?;
+        t.project = crate::col::<String>(&r, 0)?.into();
+        arbiter_store::writes::index_case(&mut t, &c)?;
     }
-    let lessons: Vec<arbiter_core::lesson::Lesson> =
-        crate::load_bodies(&mut t, "SELECT body FROM lessons ORDER BY seq", &[])?;
-    for l in &lessons {
-        crate::learning::index_document(&mut t, &lesson_document(l))?;
+    for r in t.query("SELECT project, body FROM lessons ORDER BY seq", &[])? {
+        let l: arbiter_core::lesson::Lesson =
+            serde_json::from_str(&crate::col::<String>(&r, 1)?).map_err(crate::corrupt)?;
+        t.project = crate::col::<String>(&r, 0)?.into();
+        crate::learning::index_document(&mut t, &lesson_document(&l))?;
     }
     let indexed = t.query_one("SELECT COUNT(*) FROM search_docs", &[])?;
     report.indexed = crate::col::<i64>(&indexed, 0)? as u64;
-    let head = crate::audit::chain_head(&mut t)?;
-    if let Some(h) = &head {
-        t.execute("UPDATE chain_head SET seq = $1, hash = $2", &[&(h.seq as i64), &h.hash])?;
+    // each project's chain head: its last copied event, or its genesis
+    let projects: Vec<String> =
+        t.query("SELECT id FROM projects", &[])?.iter().map(|r| crate::col(r, 0)).collect::<Result<_>>()?;
+    for p in &projects {
+        let (seq, hash) = match crate::audit::chain_head(&mut t, p)? {
+            Some(h) => (h.seq as i64, h.hash),
+            None => (0, arbiter_core::project::genesis_hash(p)),
+        };
+        t.execute("INSERT INTO chain_head (project, seq, hash) VALUES ($1, $2, $3)", &[p, &seq, &hash])?;
     }
-    report.head = head;
+    report.head = crate::audit::chain_head(&mut t, arbiter_core::ProjectId::DEFAULT)?;
     t.tx.commit().map_err(pg("the copy's commit failed"))?;
     drop(snapshot);
     Ok(report)

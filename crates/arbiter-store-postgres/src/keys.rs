@@ -8,7 +8,7 @@ use postgres::Row;
 /// The columns of a key row, as a literal for `concat!` (SQL text stays static).
 macro_rules! key_cols {
     () => {
-        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit"
+        "id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit, project"
     };
 }
 
@@ -24,14 +24,17 @@ fn row_key(r: &Row) -> Result<KeyRecord> {
         revoked_at: col::<Option<i64>>(r, 6)?.map(Timestamp),
         expires_at: col::<Option<i64>>(r, 7)?.map(Timestamp),
         rate_limit: col::<Option<String>>(r, 8)?.map(|s| s.parse().map_err(StoreError::Corrupt)).transpose()?,
+        project: arbiter_core::ProjectId::parse(&col::<String>(r, 9)?).map_err(StoreError::Corrupt)?,
     })
 }
 
 pub(crate) fn create_key(t: &mut Tx<'_>, k: &KeyRecord) -> Result<()> {
+    let p = t.project.clone();
+    arbiter_store::rules::same_project(&p, &k.project, "key")?;
     let tags = serde_json::to_string(&k.tags).map_err(corrupt)?;
     let n = t.execute(
-        "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO api_keys (id, name, role, tags, digest, created_at, revoked_at, expires_at, rate_limit, project)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
         &[
             &k.id,
             &k.name,
@@ -42,6 +45,7 @@ pub(crate) fn create_key(t: &mut Tx<'_>, k: &KeyRecord) -> Result<()> {
             &k.revoked_at.map(|t| t.0),
             &k.expires_at.map(|t| t.0),
             &k.rate_limit.map(|r| r.to_string()),
+            &&*p,
         ],
     )?;
     if n == 0 {
@@ -57,8 +61,8 @@ pub(crate) fn key(c: &mut impl Sql, id: &str) -> Result<Option<KeyRecord>> {
         .transpose()
 }
 
-pub(crate) fn keys(c: &mut impl Sql) -> Result<Vec<KeyRecord>> {
-    c.query(concat!("SELECT ", key_cols!(), " FROM api_keys ORDER BY created_at, id"), &[])?
+pub(crate) fn keys(c: &mut impl Sql, p: &str) -> Result<Vec<KeyRecord>> {
+    c.query(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE project = $1 ORDER BY created_at, id"), &[&p])?
         .iter()
         .map(row_key)
         .collect()
@@ -89,34 +93,42 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
 
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let id = id.to_string();
-        self.read(move |c| key(c, &id)).await
+        // global: a key is looked up before its project is known (authentication)
+        self.read(move |c, _| key(c, &id)).await
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        self.read(keys).await
+        self.read(|c, p| keys(c, p)).await
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |t| {
+        let p = self.project_name.clone();
+        self.write_global(move |t| {
             use crate::Sql;
-            Ok(t.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at.0])?
-                == 1)
+            Ok(t.execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND project = $3 AND revoked_at IS NULL",
+                &[&id, &at.0, &&*p],
+            )? == 1)
         })
         .await
     }
 
     async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |t| {
+        let p = self.project_name.clone();
+        self.write_global(move |t| {
             use crate::Sql;
-            Ok(t.execute("UPDATE api_keys SET expires_at = $2 WHERE id = $1", &[&id, &expires_at.map(|t| t.0)])? == 1)
+            Ok(t.execute(
+                "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND project = $3",
+                &[&id, &expires_at.map(|t| t.0), &&*p],
+            )? == 1)
         })
         .await
     }
 
     async fn create_session(&self, s: ConsoleSession) -> Result<()> {
-        self.write(move |t| {
+        self.write_global(move |t| {
             use crate::Sql;
             t.execute(
                 "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
@@ -129,12 +141,12 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
 
     async fn session(&self, id: &str) -> Result<Option<ConsoleSession>> {
         let id = id.to_string();
-        self.read(move |c| session(c, &id)).await
+        self.read(move |c, _| session(c, &id)).await
     }
 
     async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
-        self.write(move |t| {
+        self.write_global(move |t| {
             use crate::Sql;
             Ok(t.execute(
                 "UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",

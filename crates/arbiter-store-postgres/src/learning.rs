@@ -83,12 +83,14 @@ fn snippet(body: &str, q: &str) -> String {
 pub(crate) fn index_document(t: &mut Tx<'_>, doc: &Document) -> Result<()> {
     let title_words = words(&doc.title);
     let all = words(&format!("{}\n{}", doc.title, doc.body));
-    t.execute(
-        "INSERT INTO search_docs (kind, ref_id, title, body, actions, agents, failure_modes, at, title_words, words)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, array_to_tsvector($9::text[]), array_to_tsvector($10::text[]))
+    let p = t.project.clone();
+    let n = t.execute(
+        "INSERT INTO search_docs (kind, ref_id, title, body, actions, agents, failure_modes, at, title_words, words, project)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, array_to_tsvector($9::text[]), array_to_tsvector($10::text[]), $11)
          ON CONFLICT (kind, ref_id) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body,
              actions = EXCLUDED.actions, agents = EXCLUDED.agents, failure_modes = EXCLUDED.failure_modes,
-             at = EXCLUDED.at, title_words = EXCLUDED.title_words, words = EXCLUDED.words",
+             at = EXCLUDED.at, title_words = EXCLUDED.title_words, words = EXCLUDED.words
+         WHERE search_docs.project = EXCLUDED.project",
         &[
             &doc.kind.as_str(),
             &doc.id,
@@ -100,30 +102,36 @@ pub(crate) fn index_document(t: &mut Tx<'_>, doc: &Document) -> Result<()> {
             &doc.at.0,
             &title_words,
             &all,
+            &&*p,
         ],
     )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("search document {} belongs to another project", doc.id)));
+    }
     Ok(())
 }
 
 pub(crate) fn save_lesson(t: &mut Tx<'_>, l: &Lesson) -> Result<()> {
     let body = serde_json::to_string(l).map_err(corrupt)?;
+    let p = t.project.clone();
     t.execute(
-        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO UPDATE SET publish = EXCLUDED.publish, updated_at = EXCLUDED.updated_at, body = EXCLUDED.body",
-        &[&l.id, &l.review_id, &l.publish, &l.created_at.0, &l.updated_at.0, &body],
+        "INSERT INTO lessons (id, review_id, publish, created_at, updated_at, body, project) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET publish = EXCLUDED.publish, updated_at = EXCLUDED.updated_at, body = EXCLUDED.body
+         WHERE lessons.project = EXCLUDED.project",
+        &[&l.id, &l.review_id, &l.publish, &l.created_at.0, &l.updated_at.0, &body, &&*p],
     )?;
     Ok(())
 }
 
-pub(crate) fn lesson(c: &mut impl Sql, id: &str) -> Result<Option<Lesson>> {
-    load_body(c, "SELECT body FROM lessons WHERE id = $1", &[&id])
+pub(crate) fn lesson(c: &mut impl Sql, p: &str, id: &str) -> Result<Option<Lesson>> {
+    load_body(c, "SELECT body FROM lessons WHERE id = $1 AND project = $2", &[&id, &p])
 }
 
-pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>> {
+pub(crate) fn lessons(c: &mut impl Sql, p: &str, f: &LessonFilter) -> Result<Vec<Lesson>> {
     let all: Vec<Lesson> = load_bodies(
         c,
-        "SELECT body FROM lessons WHERE (NOT $1 OR publish) ORDER BY updated_at DESC, seq DESC",
-        &[&f.published],
+        "SELECT body FROM lessons WHERE project = $2 AND (NOT $1 OR publish) ORDER BY updated_at DESC, seq DESC",
+        &[&f.published, &p],
     )?;
     Ok(all
         .into_iter()
@@ -132,17 +140,18 @@ pub(crate) fn lessons(c: &mut impl Sql, f: &LessonFilter) -> Result<Vec<Lesson>>
         .collect())
 }
 
-pub(crate) fn lesson_events(c: &mut impl Sql, id: &str) -> Result<Vec<Event>> {
+pub(crate) fn lesson_events(c: &mut impl Sql, p: &str, id: &str) -> Result<Vec<Event>> {
     load_events(
         c,
         crate::audit::events_sql!(
-            "WHERE kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1 ORDER BY seq"
+            "WHERE project = $2 AND kind IN ('lesson.created', 'lesson.updated') AND data::jsonb #>> '{lesson,id}' = $1
+             ORDER BY seq"
         ),
-        &[&id],
+        &[&id, &p],
     )
 }
 
-pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+pub(crate) fn search(c: &mut impl Sql, p: &str, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     let Some(query) = tsquery(&q.q) else { return Ok(Vec::new()) };
     let limit = q.limit.clamp(1, 200);
     // Hits whose title holds every word first, then the rest; newest first in each.
@@ -153,7 +162,7 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
             concat!(
                 "SELECT id, kind, ref_id, title, actions, agents, failure_modes, at, body FROM search_docs WHERE ",
                 $column,
-                " @@ $1::text::tsquery
+                " @@ $1::text::tsquery AND project = $9
                    AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR $3 = ANY(actions))
                    AND ($4::text IS NULL OR $4 = ANY(agents)) AND ($5::text IS NULL OR $5 = ANY(failure_modes))
                    AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7)
@@ -176,6 +185,7 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
                 &q.since.map(|t| t.0),
                 &q.until.map(|t| t.0),
                 &(limit as i64),
+                &p,
             ],
         )?;
         for r in &rows {
@@ -201,23 +211,28 @@ pub(crate) fn search(c: &mut impl Sql, q: &SearchQuery) -> Result<Vec<SearchHit>
 }
 
 pub(crate) fn offer_suggestions(t: &mut Tx<'_>, found: &[Suggestion], now: Timestamp) -> Result<Vec<Suggestion>> {
+    let p = t.project.clone();
     for s in found {
-        let known =
-            t.query_opt("SELECT state, expires_at FROM suggestions WHERE fingerprint = $1", &[&s.fingerprint])?;
+        let known = t.query_opt(
+            "SELECT state, expires_at FROM suggestions WHERE project = $2 AND fingerprint = $1",
+            &[&s.fingerprint, &&*p],
+        )?;
         let body = serde_json::to_string(s).map_err(corrupt)?;
         let params: crate::Params<'_> =
-            &[&s.id, &s.fingerprint, &s.state.as_str(), &s.created_at.0, &s.expires_at.0, &body];
+            &[&s.id, &s.fingerprint, &s.state.as_str(), &s.created_at.0, &s.expires_at.0, &body, &&*p];
         match known {
             None => {
                 t.execute(
-                    "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO suggestions (id, fingerprint, state, created_at, expires_at, body, project)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     params,
                 )?;
             }
             // an expired suggestion (whatever became of it) may be offered again, with fresh numbers
             Some(r) if col::<i64>(&r, 1)? <= now.0 => {
                 t.execute(
-                    "UPDATE suggestions SET id = $1, state = $3, created_at = $4, expires_at = $5, body = $6 WHERE fingerprint = $2",
+                    "UPDATE suggestions SET id = $1, state = $3, created_at = $4, expires_at = $5, body = $6
+                     WHERE project = $7 AND fingerprint = $2",
                     params,
                 )?;
             }
@@ -226,17 +241,22 @@ pub(crate) fn offer_suggestions(t: &mut Tx<'_>, found: &[Suggestion], now: Times
     }
     load_bodies(
         t,
-        "SELECT body FROM suggestions WHERE state = 'open' AND expires_at > $1 ORDER BY created_at DESC, id",
-        &[&now.0],
+        "SELECT body FROM suggestions WHERE project = $2 AND state = 'open' AND expires_at > $1
+         ORDER BY created_at DESC, id",
+        &[&now.0, &&*p],
     )
 }
 
-pub(crate) fn suggestions(c: &mut impl Sql, limit: usize) -> Result<Vec<Suggestion>> {
-    load_bodies(c, "SELECT body FROM suggestions ORDER BY created_at DESC, id LIMIT $1", &[&(limit as i64)])
+pub(crate) fn suggestions(c: &mut impl Sql, p: &str, limit: usize) -> Result<Vec<Suggestion>> {
+    load_bodies(
+        c,
+        "SELECT body FROM suggestions WHERE project = $2 ORDER BY created_at DESC, id LIMIT $1",
+        &[&(limit as i64), &p],
+    )
 }
 
-pub(crate) fn suggestion(c: &mut impl Sql, id: &str) -> Result<Option<Suggestion>> {
-    load_body(c, "SELECT body FROM suggestions WHERE id = $1", &[&id])
+pub(crate) fn suggestion(c: &mut impl Sql, p: &str, id: &str) -> Result<Option<Suggestion>> {
+    load_body(c, "SELECT body FROM suggestions WHERE id = $1 AND project = $2", &[&id, &p])
 }
 
 pub(crate) fn decide_suggestion(
@@ -247,11 +267,16 @@ pub(crate) fn decide_suggestion(
     by: &str,
     at: Timestamp,
 ) -> Result<Suggestion> {
-    let mut s: Suggestion = load_body(t, "SELECT body FROM suggestions WHERE id = $1 FOR UPDATE", &[&id])?
-        .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
+    let p = t.project.clone();
+    let mut s: Suggestion =
+        load_body(t, "SELECT body FROM suggestions WHERE id = $1 AND project = $2 FOR UPDATE", &[&id, &&*p])?
+            .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))?;
     let (kind, data) = arbiter_store::rules::decide_suggestion(&mut s, state, draft_policy, by, at)?;
     let body = serde_json::to_string(&s).map_err(corrupt)?;
-    t.execute("UPDATE suggestions SET state = $2, body = $3 WHERE id = $1", &[&id, &s.state.as_str(), &body])?;
+    t.execute(
+        "UPDATE suggestions SET state = $2, body = $3 WHERE id = $1 AND project = $4",
+        &[&id, &s.state.as_str(), &body, &&*p],
+    )?;
     let e = append_event(t, None, None, kind, by, at, data)?;
     queue_deliveries(t, &e)?;
     Ok(s)
@@ -261,11 +286,11 @@ pub(crate) fn decide_suggestion(
 impl arbiter_store::LearningStore for crate::PostgresStore {
     async fn lesson(&self, id: &str) -> Result<Option<Lesson>> {
         let id = id.to_string();
-        self.read(move |c| lesson(c, &id)).await
+        self.read(move |c, p| lesson(c, p, &id)).await
     }
 
     async fn lessons(&self, filter: LessonFilter) -> Result<Vec<Lesson>> {
-        self.read(move |c| lessons(c, &filter)).await
+        self.read(move |c, p| lessons(c, p, &filter)).await
     }
 
     async fn create_missing_lesson(&self, review_id: &str, by: &str, at: Timestamp) -> Result<Lesson> {
@@ -280,11 +305,11 @@ impl arbiter_store::LearningStore for crate::PostgresStore {
 
     async fn lesson_events(&self, id: &str) -> Result<Vec<Event>> {
         let id = id.to_string();
-        self.read(move |c| lesson_events(c, &id)).await
+        self.read(move |c, p| lesson_events(c, p, &id)).await
     }
 
     async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
-        self.read(move |c| search(c, &query)).await
+        self.read(move |c, p| search(c, p, &query)).await
     }
 
     async fn offer_suggestions(&self, found: Vec<Suggestion>, now: Timestamp) -> Result<Vec<Suggestion>> {
@@ -292,12 +317,12 @@ impl arbiter_store::LearningStore for crate::PostgresStore {
     }
 
     async fn suggestions(&self, limit: usize) -> Result<Vec<Suggestion>> {
-        self.read(move |c| suggestions(c, limit)).await
+        self.read(move |c, p| suggestions(c, p, limit)).await
     }
 
     async fn suggestion(&self, id: &str) -> Result<Option<Suggestion>> {
         let id = id.to_string();
-        self.read(move |c| suggestion(c, &id)).await
+        self.read(move |c, p| suggestion(c, p, &id)).await
     }
 
     async fn decide_suggestion(

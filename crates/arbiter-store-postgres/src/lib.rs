@@ -10,13 +10,18 @@
 //!   back alone.
 //!   With `synchronous_commit = on` (PostgreSQL's default) a write is
 //!   acknowledged only after its commit is durable.
-//! - **One chain, several writers.** Every write transaction first locks the
-//!   one row of `chain_head` (`SELECT ... FOR UPDATE`) and holds it until it
-//!   commits, so replicas append to the audit chain one batch at a time:
-//!   gap-free, never forked. The same lock makes every write job see the
-//!   writes committed before it, which is what keeps claims exclusive and the
-//!   SLA sweep from applying a step twice across replicas (the case rows are
-//!   also read `FOR UPDATE`).
+//! - **One chain per project, several writers.** Every write transaction
+//!   first locks the `chain_head` rows of the projects its jobs write
+//!   (`SELECT ... ORDER BY project FOR UPDATE`: always in id order, so two
+//!   batches never wait on each other in a cycle) and holds them until it
+//!   commits, so replicas append to each project's audit chain one batch at
+//!   a time: gap-free, never forked. Batches of different projects do not
+//!   wait for each other. The same lock makes every write job of a project
+//!   see that project's writes committed before it, which is what keeps
+//!   claims exclusive and the SLA sweep from applying a step twice across
+//!   replicas (the case rows are also read `FOR UPDATE`). Server-wide writes
+//!   (keys, settings, leases, sessions, deliveries) rely on their own row
+//!   constraints and locks, not on a chain head.
 //! - **Readers** are a small pool of connections, used off the async threads.
 //! - **Notifications.** A write that makes a decision final sends
 //!   `NOTIFY arbiter_decisions` in its transaction (delivered on commit); a
@@ -25,7 +30,8 @@
 //! The rules (what a command means, the chain's digests, search documents)
 //! are [`arbiter_store::rules`], shared with SQLite; this crate is SQL.
 
-use arbiter_store::rules::{ChainBatch, DECISIONS_COMMITTED};
+use arbiter_core::ProjectId;
+use arbiter_store::rules::{ChainBatch, DECISIONS_COMMITTED, ProjectChains};
 use arbiter_store::{ChainHead, Result, StoreError};
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
@@ -60,8 +66,19 @@ const MAX_BATCH: usize = 512;
 /// The channel that carries the ids of decisions made final.
 pub(crate) const DECISIONS_CHANNEL: &str = "arbiter_decisions";
 
-/// The PostgreSQL store.
+/// The PostgreSQL store: a handle on one database scoped to one project
+/// (every read and write of project data binds it). Handles of other
+/// projects come from [`arbiter_store::Store::for_project`] and share the
+/// writer, the readers and the listener.
 pub struct PostgresStore {
+    db: Arc<Db>,
+    project: ProjectId,
+    /// The project, as jobs carry it.
+    project_name: Arc<str>,
+}
+
+/// One database: the writer thread, the reader connections and the listener.
+struct Db {
     url: String,
     writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -277,21 +294,44 @@ pub(crate) fn load_body<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A write transaction of the writer thread: the chain head it holds locked,
-/// the decisions it must commit to the chain, and the decisions it made final.
+/// A write transaction of the writer thread: the chain heads it holds
+/// locked (of the projects its jobs write), the project of the job running
+/// now, the decisions it must commit to each chain, and the decisions it made final.
 pub(crate) struct Tx<'t> {
     pub tx: Transaction<'t>,
     stmts: &'t mut Statements,
-    pub head: ChainHead,
-    pub chain: ChainBatch,
+    /// The project of the job running now (server-wide jobs: the default's name, unused).
+    pub project: Arc<str>,
+    pub heads: std::collections::BTreeMap<Arc<str>, ChainHead>,
+    pub chains: ProjectChains,
     pub finalized: Vec<String>,
-    /// The active webhooks and the kinds they want, read once per batch.
-    pub hooks: Option<Vec<(String, std::collections::BTreeSet<String>)>>,
+    /// The active webhooks of a project and the kinds they want, read once per batch.
+    pub hooks: std::collections::HashMap<Arc<str>, Vec<(String, std::collections::BTreeSet<String>)>>,
+}
+
+impl Tx<'_> {
+    /// The chain head of the running job's project (locked by this batch).
+    pub(crate) fn head(&mut self) -> Result<&mut ChainHead> {
+        let p = self.project.clone();
+        self.heads.get_mut(&p).ok_or_else(|| {
+            StoreError::backend_msg(format!(
+                "the batch does not hold project {p}'s chain head (a job without its project)"
+            ))
+        })
+    }
+
+    /// This batch's chain commitment of the running job's project.
+    pub(crate) fn chain(&mut self) -> &mut ChainBatch {
+        let p = self.project.clone();
+        self.chains.of(&p)
+    }
 }
 
 /// A write job: run in the next batch (perhaps twice: see [`run_batch`]),
 /// then told how the batch's commit went.
 pub(crate) trait Job: Send {
+    /// The project it writes, whose chain head the batch must hold (`None`: a server-wide write).
+    fn project(&self) -> Option<&Arc<str>>;
     /// Run against the batch's transaction, keeping the result; an error is returned too.
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()>;
     /// Answer the caller: the kept result if the batch committed, else the commit's error.
@@ -306,6 +346,7 @@ pub(crate) trait Job: Send {
 
 /// A decision to insert: with the others of its batch ([`arbiter_store::writes::insert_decisions`]), or alone.
 pub(crate) struct InsertJob {
+    project: Arc<str>,
     pub new: arbiter_store::NewDecision,
     out: Option<Result<arbiter_store::Inserted>>,
     reply: oneshot::Sender<Result<arbiter_store::Inserted>>,
@@ -319,6 +360,10 @@ fn keep<T>(out: &mut Option<Result<T>>, result: Result<T>) -> Result<()> {
 }
 
 impl Job for InsertJob {
+    fn project(&self) -> Option<&Arc<str>> {
+        Some(&self.project)
+    }
+
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         keep(&mut self.out, arbiter_store::writes::insert_decision(tx, self.new.clone()))
     }
@@ -348,12 +393,17 @@ fn answer<T>(out: Option<Result<T>>, committed: Result<()>) -> Result<T> {
 }
 
 struct FnJob<T, F> {
+    project: Option<Arc<str>>,
     f: F,
     out: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T: Send + 'static, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for FnJob<T, F> {
+    fn project(&self) -> Option<&Arc<str>> {
+        self.project.as_ref()
+    }
+
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         keep(&mut self.out, (self.f)(tx))
     }
@@ -433,7 +483,7 @@ impl PostgresStore {
         let (finalized, _) = broadcast::channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
         listen::spawn(url.clone(), finalized.clone(), stop.clone())?;
-        Ok(PostgresStore {
+        let db = Db {
             url,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
@@ -442,16 +492,73 @@ impl PostgresStore {
             finalized,
             stop,
             stats,
+        };
+        Ok(PostgresStore {
+            db: Arc::new(db),
+            project: ProjectId::default_project(),
+            project_name: ProjectId::DEFAULT.into(),
         })
+    }
+
+    /// A handle on the same database scoped to `project`.
+    pub fn scoped(&self, project: &ProjectId) -> PostgresStore {
+        PostgresStore { db: self.db.clone(), project: project.clone(), project_name: project.as_str().into() }
     }
 
     /// The database URL, without its password.
     pub fn url(&self) -> String {
-        redact(&self.url)
+        redact(&self.db.url)
     }
 
-    /// Stop accepting writes, finish the queued ones, and stop the listener.
+    /// Stop accepting writes, finish the queued ones, and stop the listener
+    /// (for every handle on this database).
     pub fn close(&self) {
+        self.db.close();
+    }
+
+    /// Run `f` inside the next batch, in this handle's project (whose chain
+    /// head the batch locks); resolves after the batch commits.
+    /// `f` may run twice (a batch in which some job failed runs again with a
+    /// savepoint per job), so it takes what it needs by reference or clones it.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        self.db.submit(Box::new(FnJob { project: Some(self.project_name.clone()), f, out: None, reply }))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run a server-wide write (no project's chain) inside the next batch.
+    pub(crate) async fn write_global<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        self.db.submit(Box::new(FnJob { project: None, f, out: None, reply }))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Insert a decision in the next batch (in bulk with the batch's others of its project).
+    pub(crate) async fn insert(&self, new: arbiter_store::NewDecision) -> Result<arbiter_store::Inserted> {
+        let (reply, rx) = oneshot::channel();
+        self.db.submit(Box::new(InsertJob { project: self.project_name.clone(), new, out: None, reply }))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run a read on one of the reader connections, with this handle's project.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Conn, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let project = self.project_name.clone();
+        self.db.read(move |c| f(c, &project)).await
+    }
+}
+
+impl Db {
+    /// Stop accepting writes, finish the queued ones, and stop the listener.
+    fn close(&self) {
         self.stop.store(true, Ordering::Release);
         self.writer.lock().map(|mut w| w.take()).ok();
         if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
@@ -465,25 +572,6 @@ impl PostgresStore {
         }
     }
 
-    /// Run `f` inside the next batch; resolves after the batch commits.
-    /// `f` may run twice (a batch in which some job failed runs again with a
-    /// savepoint per job), so it takes what it needs by reference or clones it.
-    pub(crate) async fn write<T: Send + 'static>(
-        &self,
-        f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let (reply, rx) = oneshot::channel::<Result<T>>();
-        self.submit(Box::new(FnJob { f, out: None, reply }))?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Insert a decision in the next batch (in bulk with the batch's others).
-    pub(crate) async fn insert(&self, new: arbiter_store::NewDecision) -> Result<arbiter_store::Inserted> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Box::new(InsertJob { new, out: None, reply }))?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     /// Queue a job for the writer (`Closed` once the store is closing).
     fn submit(&self, job: Box<dyn Job>) -> Result<()> {
         let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
@@ -493,10 +581,7 @@ impl PostgresStore {
     /// Run a read on one of the reader connections (connecting it if needed),
     /// off the async threads. A read that fails because its pooled connection
     /// had died (a PgBouncer restart, a failover) runs once more on a fresh one.
-    pub(crate) async fn read<T: Send + 'static>(
-        &self,
-        f: impl Fn(&mut Conn) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn read<T: Send + 'static>(&self, f: impl Fn(&mut Conn) -> Result<T> + Send + 'static) -> Result<T> {
         let readers = self.readers.clone();
         let url = self.url.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
@@ -536,7 +621,7 @@ impl PostgresStore {
     }
 }
 
-impl Drop for PostgresStore {
+impl Drop for Db {
     fn drop(&mut self) {
         self.close();
     }
@@ -635,8 +720,9 @@ enum Attempt {
     NotStarted(StoreError),
 }
 
-/// Begin, lock the chain head, run the jobs, commit the batch's decisions to
-/// the chain, move the head, notify, commit.
+/// Begin, lock the chain heads of the batch's projects (in id order), run
+/// the jobs, commit each project's decisions to its chain, move the heads,
+/// notify, commit.
 fn attempt(
     conn: &mut Client,
     stmts: &mut Statements,
@@ -649,23 +735,53 @@ fn attempt(
     let mut t = Tx {
         tx,
         stmts,
-        head: ChainHead { seq: 0, hash: String::new() },
-        chain: ChainBatch::default(),
+        project: ProjectId::DEFAULT.into(),
+        heads: Default::default(),
+        chains: ProjectChains::default(),
         finalized: vec![],
-        hooks: None,
+        hooks: Default::default(),
     };
-    let r = t.query_one("SELECT seq, hash FROM chain_head FOR UPDATE", &[]).map_err(Attempt::NotStarted)?;
-    t.head = ChainHead {
-        seq: col::<i64>(&r, 0).map_err(Attempt::Failed)? as u64,
-        hash: col(&r, 1).map_err(Attempt::Failed)?,
-    };
-    let start_seq = t.head.seq;
+    let mut projects: Vec<Arc<str>> = batch.iter().filter_map(|j| j.project().cloned()).collect();
+    projects.sort();
+    projects.dedup();
+    lock_heads(&mut t, &projects)?;
+    let start: Vec<(Arc<str>, u64)> = t.heads.iter().map(|(p, h)| (p.clone(), h.seq)).collect();
     let locked_at = std::time::Instant::now();
     stats.lock_wait_micros.fetch_add((locked_at - asked).as_micros() as u64, Ordering::Relaxed);
-    let result =
-        run_jobs(&mut t, batch, savepoints).and_then(|()| finish(t, start_seq, stats).map_err(Attempt::Failed));
+    let result = run_jobs(&mut t, batch, savepoints).and_then(|()| finish(t, &start, stats).map_err(Attempt::Failed));
     stats.lock_held_micros.fetch_add(locked_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     result
+}
+
+/// Lock the chain heads of `projects` (sorted) for this transaction; a
+/// project without a head yet (its first write) gets one at its genesis.
+fn lock_heads(t: &mut Tx<'_>, projects: &[Arc<str>]) -> std::result::Result<(), Attempt> {
+    if projects.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = projects.iter().map(|p| &**p).collect();
+    let sql = "SELECT project, seq, hash FROM chain_head WHERE project = ANY($1) ORDER BY project FOR UPDATE";
+    let mut rows = t.query(sql, &[&names]).map_err(Attempt::NotStarted)?;
+    if rows.len() < names.len() {
+        let genesis: Vec<String> = names.iter().map(|p| arbiter_core::project::genesis_hash(p)).collect();
+        t.execute(
+            "INSERT INTO chain_head (project, seq, hash) SELECT p, 0, g FROM unnest($1::text[], $2::text[]) AS n(p, g)
+             ON CONFLICT (project) DO NOTHING",
+            &[&names, &genesis],
+        )
+        .map_err(Attempt::NotStarted)?;
+        rows = t.query(sql, &[&names]).map_err(Attempt::NotStarted)?;
+    }
+    for r in rows {
+        let project: String = col(&r, 0).map_err(Attempt::Failed)?;
+        let head = ChainHead {
+            seq: col::<i64>(&r, 1).map_err(Attempt::Failed)? as u64,
+            hash: col(&r, 2).map_err(Attempt::Failed)?,
+        };
+        let key = projects.iter().find(|p| ***p == *project).cloned().unwrap_or_else(|| project.into());
+        t.heads.insert(key, head);
+    }
+    Ok(())
 }
 
 fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std::result::Result<(), Attempt> {
@@ -673,9 +789,16 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
     if savepoints {
         t.tx.batch_execute("SAVEPOINT job").map_err(sql)?;
     } else {
-        // the batch's decisions first, in bulk: what `POST /v1/decisions` waits on
-        let inserts: Vec<usize> = (0..batch.len()).filter(|i| batch[*i].decision().is_some()).collect();
-        if !inserts.is_empty() {
+        // the batch's decisions first, in bulk (one insert per project): what
+        // `POST /v1/decisions` waits on
+        let mut by_project: std::collections::BTreeMap<Arc<str>, Vec<usize>> = Default::default();
+        for (i, job) in batch.iter().enumerate() {
+            if let (Some(_), Some(p)) = (job.decision(), job.project()) {
+                by_project.entry(p.clone()).or_default().push(i);
+            }
+        }
+        for (project, inserts) in by_project {
+            t.project = project;
             let news: Vec<&arbiter_store::NewDecision> = inserts.iter().filter_map(|i| batch[*i].decision()).collect();
             let results = arbiter_store::writes::insert_decisions(t, news.into_iter().cloned().collect())
                 .map_err(|_| Attempt::JobFailed)?;
@@ -688,15 +811,16 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
         if !savepoints && job.decision().is_some() {
             continue;
         }
-        let (head, covered, finalized) = (t.head.clone(), t.chain.len(), t.finalized.len());
+        t.project = job.project().cloned().unwrap_or_else(|| ProjectId::DEFAULT.into());
+        let (heads, covered, finalized) = (t.heads.clone(), t.chains.mark(), t.finalized.len());
         match job.run(t) {
             Ok(()) if savepoints => t.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job").map_err(sql)?,
             Ok(()) => {}
             Err(_) if savepoints => {
-                t.head = head;
-                t.chain.truncate(covered);
+                t.heads = heads;
+                t.chains.rollback(&covered);
                 t.finalized.truncate(finalized);
-                t.hooks = None;
+                t.hooks.clear();
                 t.tx.batch_execute("ROLLBACK TO SAVEPOINT job").map_err(sql)?;
             }
             // the transaction is rolled back when `t` is dropped
@@ -709,14 +833,28 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
     Ok(())
 }
 
-fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
-    let wrote_decisions = !t.chain.is_empty();
-    if let Some((data, at)) = t.chain.take() {
+fn finish(mut t: Tx<'_>, start: &[(Arc<str>, u64)], stats: &Stats) -> Result<()> {
+    let wrote_decisions = !t.chains.is_empty();
+    for (project, data, at) in t.chains.take() {
+        t.project = project.into();
         audit::append_event(&mut t, None, None, DECISIONS_COMMITTED, "system", at, data)?;
     }
-    if t.head.seq != start_seq {
-        let (seq, hash) = (t.head.seq as i64, t.head.hash.clone());
-        t.execute("UPDATE chain_head SET seq = $1, hash = $2", &[&seq, &hash])?;
+    let moved: Vec<(String, i64, String)> = start
+        .iter()
+        .filter_map(|(p, seq)| {
+            let h = t.heads.get(p)?;
+            (h.seq != *seq).then(|| (p.to_string(), h.seq as i64, h.hash.clone()))
+        })
+        .collect();
+    if !moved.is_empty() {
+        let projects: Vec<&str> = moved.iter().map(|m| m.0.as_str()).collect();
+        let seqs: Vec<i64> = moved.iter().map(|m| m.1).collect();
+        let hashes: Vec<&str> = moved.iter().map(|m| m.2.as_str()).collect();
+        t.execute(
+            "UPDATE chain_head h SET seq = n.seq, hash = n.hash
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS n(project, seq, hash) WHERE h.project = n.project",
+            &[&projects, &seqs, &hashes],
+        )?;
     }
     if !t.finalized.is_empty() {
         let ids = std::mem::take(&mut t.finalized);
@@ -735,11 +873,19 @@ fn finish(mut t: Tx<'_>, start_seq: u64, stats: &Stats) -> Result<()> {
 /// `impl DecisionStore`); each call is a write job in the next group commit,
 /// or a read on a pooled connection.
 impl arbiter_store::Store for PostgresStore {
+    fn project(&self) -> &ProjectId {
+        &self.project
+    }
+
+    fn for_project(&self, project: &ProjectId) -> Arc<dyn arbiter_store::Store> {
+        Arc::new(self.scoped(project))
+    }
+
     fn finalized_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        Some(self.finalized.subscribe())
+        Some(self.db.finalized.subscribe())
     }
 
     fn write_stats(&self) -> arbiter_store::WriteStats {
-        self.stats.read()
+        self.db.stats.read()
     }
 }

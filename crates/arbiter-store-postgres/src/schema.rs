@@ -10,10 +10,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_drift_episodes.sql")),
     (3, include_str!("../migrations/0003_span_senders.sql")),
+    (4, include_str!("../migrations/0004_projects.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The advisory lock key that serialises migrations across replicas ("arbiter" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0061_7262_6974_6572;

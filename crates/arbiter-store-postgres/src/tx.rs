@@ -20,7 +20,8 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
 
     fn case_for_update(&mut self, id: &str) -> Result<Option<Case>> {
         // the row lock keeps a case's commands in order even outside the chain lock
-        load_body(self, "SELECT body FROM cases WHERE id = $1 FOR UPDATE", &[&id])
+        let p = self.project.clone();
+        load_body(self, "SELECT body FROM cases WHERE id = $1 AND project = $2 FOR UPDATE", &[&id, &&*p])
     }
 
     fn save_case(&mut self, case: &Case, insert: bool) -> Result<()> {
@@ -44,11 +45,13 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     }
 
     fn decision(&mut self, id: &str) -> Result<Option<arbiter_core::Decision>> {
-        crate::decisions::load_decision(self, id)
+        let p = self.project.clone();
+        crate::decisions::load_decision(self, &p, id)
     }
 
     fn decision_for_update(&mut self, id: &str) -> Result<Option<arbiter_core::Decision>> {
-        load_body(self, "SELECT body FROM decisions WHERE id = $1 FOR UPDATE", &[&id])
+        let p = self.project.clone();
+        load_body(self, "SELECT body FROM decisions WHERE id = $1 AND project = $2 FOR UPDATE", &[&id, &&*p])
     }
 
     fn open_approval_cases(&mut self, agents: &[&str]) -> Result<HashMap<String, u64>> {
@@ -64,7 +67,7 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     }
 
     fn cover(&mut self, id: &str, body: &str, at: Timestamp) {
-        self.chain.cover(id, body, at);
+        self.chain().cover(id, body, at);
     }
 
     fn decision_ending(&mut self, id: &str) -> Result<(Option<String>, Option<String>)> {
@@ -90,7 +93,7 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
             .map(|(case, ev, actor, at)| {
                 audit::chain_event(self, Some(&case.id), case.decision_id.as_deref(), ev.kind(), actor, *at, ev.data())
             })
-            .collect();
+            .collect::<Result<_>>()?;
         audit::insert_events(self, &events)?;
         crate::webhooks::queue_deliveries_many(self, &events)?;
         Ok(events)
@@ -101,11 +104,13 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     }
 
     fn lesson(&mut self, id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
-        load_body(self, "SELECT body FROM lessons WHERE id = $1 FOR UPDATE", &[&id])
+        let p = self.project.clone();
+        load_body(self, "SELECT body FROM lessons WHERE id = $1 AND project = $2 FOR UPDATE", &[&id, &&*p])
     }
 
     fn lesson_of_review(&mut self, review_id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
-        load_body(self, "SELECT body FROM lessons WHERE review_id = $1", &[&review_id])
+        let p = self.project.clone();
+        load_body(self, "SELECT body FROM lessons WHERE review_id = $1 AND project = $2", &[&review_id, &&*p])
     }
 
     fn save_lesson(&mut self, lesson: &arbiter_core::lesson::Lesson) -> Result<()> {
@@ -117,10 +122,11 @@ impl arbiter_store::writes::WriteTx for Tx<'_> {
     }
 
     fn last_case_event(&mut self, case_id: &str, kind: &str) -> Result<Option<Event>> {
+        let p = self.project.clone();
         Ok(crate::audit::load_events(
             self,
-            crate::audit::events_sql!("WHERE case_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"),
-            &[&case_id, &kind],
+            crate::audit::events_sql!("WHERE case_id = $1 AND kind = $2 AND project = $3 ORDER BY seq DESC LIMIT 1"),
+            &[&case_id, &kind, &&*p],
         )?
         .pop())
     }

@@ -7,26 +7,27 @@ use arbiter_store::{
 };
 use postgres::Row;
 
-/// Queue `e` for every active webhook that wants its kind (the outbox is
-/// written in the same transaction as the event).
+/// Queue `e` for every active webhook of the running job's project that
+/// wants its kind (the outbox is written in the same transaction as the event).
 pub(crate) fn queue_deliveries(t: &mut Tx<'_>, e: &Event) -> Result<()> {
     queue_deliveries_many(t, std::slice::from_ref(e))
 }
 
 /// [`queue_deliveries`] for several events, in one statement.
 pub(crate) fn queue_deliveries_many(t: &mut Tx<'_>, events: &[Event]) -> Result<()> {
-    if t.hooks.is_none() {
+    let p = t.project.clone();
+    if !t.hooks.contains_key(&p) {
         let mut hooks = Vec::new();
-        for r in t.query("SELECT id, events FROM webhooks WHERE active", &[])? {
+        for r in t.query("SELECT id, events FROM webhooks WHERE project = $1 AND active", &[&&*p])? {
             let kinds: std::collections::BTreeSet<String> =
                 serde_json::from_str(&col::<String>(&r, 1)?).map_err(corrupt)?;
             hooks.push((col::<String>(&r, 0)?, kinds));
         }
-        t.hooks = Some(hooks);
+        t.hooks.insert(p.clone(), hooks);
     }
     let (mut hook, mut seq, mut kind, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for e in events {
-        for (id, kinds) in t.hooks.as_ref().expect("read above") {
+        for (id, kinds) in &t.hooks[&p] {
             if arbiter_store::rules::webhook_wants(kinds, &e.kind) {
                 hook.push(id.clone());
                 seq.push(e.seq as i64);
@@ -55,7 +56,7 @@ macro_rules! delivery_cols {
 /// The columns of a webhook row, as a literal for `concat!`.
 macro_rules! webhook_cols {
     () => {
-        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active"
+        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project"
     };
 }
 
@@ -89,32 +90,41 @@ fn row_webhook(r: &Row, at: usize) -> Result<Webhook> {
         created_at: Timestamp(col(r, at + 5)?),
         created_by: col(r, at + 6)?,
         active: col(r, at + 7)?,
+        project: arbiter_core::ProjectId::parse(&col::<String>(r, at + 8)?).map_err(StoreError::Corrupt)?,
     })
 }
 
 pub(crate) fn create(t: &mut Tx<'_>, w: &Webhook) -> Result<()> {
+    let p = t.project.clone();
+    arbiter_store::rules::same_project(&p, &w.project, "webhook")?;
     let events = serde_json::to_string(&w.events).map_err(corrupt)?;
     t.execute(
-        "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&w.id, &w.url, &events, &w.format.as_str(), &w.secret, &w.created_at.0, &w.created_by, &w.active],
+        "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&w.id, &w.url, &events, &w.format.as_str(), &w.secret, &w.created_at.0, &w.created_by, &w.active, &&*p],
     )?;
-    t.hooks = None;
+    t.hooks.remove(&p);
     Ok(())
 }
 
-pub(crate) fn list(c: &mut impl Sql) -> Result<Vec<Webhook>> {
-    let sql = concat!("SELECT ", webhook_cols!(), " FROM webhooks w ORDER BY w.created_at, w.id");
-    c.query(sql, &[])?.iter().map(|r| row_webhook(r, 0)).collect()
+pub(crate) fn list(c: &mut impl Sql, p: &str) -> Result<Vec<Webhook>> {
+    let sql = concat!("SELECT ", webhook_cols!(), " FROM webhooks w WHERE w.project = $1 ORDER BY w.created_at, w.id");
+    c.query(sql, &[&p])?.iter().map(|r| row_webhook(r, 0)).collect()
 }
 
 pub(crate) fn delete(t: &mut Tx<'_>, id: &str) -> Result<bool> {
-    let n = t.execute("UPDATE webhooks SET active = FALSE WHERE id = $1 AND active", &[&id])?;
-    t.hooks = None;
+    let p = t.project.clone();
+    let n = t.execute("UPDATE webhooks SET active = FALSE WHERE id = $1 AND project = $2 AND active", &[&id, &&*p])?;
+    t.hooks.remove(&p);
     Ok(n > 0)
 }
 
-/// Take due deliveries: the batch holds the chain-head lock, so no other
-/// replica claims at the same time; the rows are also locked as they are read.
+/// The advisory lock that keeps two replicas from claiming deliveries at
+/// once ("arbiterw" in ASCII); held until the batch commits.
+const CLAIM_LOCK: i64 = 0x6172_6269_7465_7277;
+
+/// Take due deliveries of every project: the transaction holds the claim
+/// lock, so no other replica claims at the same time.
 pub(crate) fn claim_due(
     t: &mut Tx<'_>,
     now: Timestamp,
@@ -123,6 +133,7 @@ pub(crate) fn claim_due(
     per_webhook: usize,
     in_flight: &std::collections::HashMap<String, usize>,
 ) -> Result<Vec<DueDelivery>> {
+    t.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])?;
     let sql = concat!(
         "SELECT ",
         delivery_cols!(),
@@ -131,7 +142,8 @@ pub(crate) fn claim_due(
         ", e.seq, e.case_id, e.decision_id, e.kind, e.actor, e.at, e.data, e.prev_hash, e.hash, q.rn
          FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rn
                FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) q
-         JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.seq = d.event_seq
+         JOIN webhook_deliveries d ON d.id = q.id JOIN webhooks w ON w.id = d.webhook_id
+         JOIN events e ON e.project = w.project AND e.seq = d.event_seq
          WHERE q.rn <= $2 ORDER BY d.next_attempt_at, d.id"
     );
     let rows = t.query(sql, &[&now.0, &(per_webhook as i64)])?;
@@ -141,12 +153,12 @@ pub(crate) fn claim_due(
             break;
         }
         let delivery = row_delivery(r)?;
-        let rank = col::<i64>(r, 28)? as usize;
+        let rank = col::<i64>(r, 29)? as usize;
         if rank + in_flight.get(&delivery.webhook_id).copied().unwrap_or(0) > per_webhook {
             continue;
         }
         let webhook = row_webhook(r, 11)?;
-        let event = crate::audit::row_event(r, 19)?;
+        let event = crate::audit::row_event(r, 20)?;
         out.push(DueDelivery { delivery, webhook, event });
     }
     let until = now.plus_millis(lease_ms);
@@ -182,13 +194,14 @@ pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Re
     Ok(())
 }
 
-pub(crate) fn deliveries(c: &mut impl Sql, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
+pub(crate) fn deliveries(c: &mut impl Sql, p: &str, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
     let sql = concat!(
         "SELECT ",
         delivery_cols!(),
-        " FROM webhook_deliveries d WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2"
+        " FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+          WHERE d.webhook_id = $1 AND w.project = $3 ORDER BY d.id DESC LIMIT $2"
     );
-    c.query(sql, &[&webhook_id, &(limit as i64)])?.iter().map(row_delivery).collect()
+    c.query(sql, &[&webhook_id, &(limit as i64), &p])?.iter().map(row_delivery).collect()
 }
 
 #[async_trait::async_trait]
@@ -198,7 +211,7 @@ impl arbiter_store::WebhookStore for crate::PostgresStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        self.read(list).await
+        self.read(|c, p| list(c, p)).await
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<bool> {
@@ -214,15 +227,15 @@ impl arbiter_store::WebhookStore for crate::PostgresStore {
         per_webhook: usize,
         in_flight: std::collections::HashMap<String, usize>,
     ) -> Result<Vec<DueDelivery>> {
-        self.write(move |t| claim_due(t, now, lease_ms, limit, per_webhook, &in_flight)).await
+        self.write_global(move |t| claim_due(t, now, lease_ms, limit, per_webhook, &in_flight)).await
     }
 
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()> {
-        self.write(move |t| record_attempt(t, id, &attempt)).await
+        self.write_global(move |t| record_attempt(t, id, &attempt)).await
     }
 
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>> {
         let id = webhook_id.to_string();
-        self.read(move |c| deliveries(c, &id, limit)).await
+        self.read(move |c, p| deliveries(c, p, &id, limit)).await
     }
 }

@@ -297,7 +297,10 @@ pub async fn projects_are_isolated(store: &dyn Store) {
         .insert_decision(NewDecision { decision: db, request_digest: "r".into(), case: None, open_case_cap: None })
         .await
         .unwrap();
-    assert!(matches!(&got, Inserted::Created(d) if d.id == "iso-b"), "a key used in another project is not a replay here: {got:?}");
+    assert!(
+        matches!(&got, Inserted::Created(d) if d.id == "iso-b"),
+        "a key used in another project is not a replay here: {got:?}"
+    );
     assert_eq!(b.replayed_decision("soc-agent", "key-1", "r").await.unwrap().unwrap().id, "iso-b");
     assert_eq!(b.decision("iso-a").await.unwrap(), None);
     assert_eq!(a.decision("iso-b").await.unwrap(), None);
@@ -313,12 +316,16 @@ pub async fn projects_are_isolated(store: &dyn Store) {
     let page = b.find_cases(crate::CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert!(page.cases.is_empty());
     // nor record its outcome, tool result or receipt use
-    let outcome = Outcome { correct: true, cost: None, label: None, note: None, recorded_at: Timestamp(3), recorded_by: "b".into() };
+    let outcome = Outcome {
+        correct: true,
+        cost: None,
+        label: None,
+        note: None,
+        recorded_at: Timestamp(3),
+        recorded_by: "b".into(),
+    };
     assert!(matches!(b.record_outcome("iso-a", outcome).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(
-        b.consume_receipt("iso-a", "b-tool", "digest", Timestamp(4)).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(b.consume_receipt("iso-a", "b-tool", "digest", Timestamp(4)).await, Err(StoreError::NotFound(_))));
     assert!(a.consume_receipt("iso-a", "a-tool", "digest", Timestamp(4)).await.unwrap().first);
     // each chain: its own genesis, its own numbers; b's writes left a's head where a's writes put it
     let first_b = b.events(0, 1).await.unwrap().remove(0);

@@ -30,7 +30,8 @@ pub(super) fn append_event(
         .query_row([project], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
-    let (seq, prev_hash) = last.map_or_else(|| (1, arbiter_core::project::genesis_hash(project)), |(s, h)| (s as u64 + 1, h));
+    let (seq, prev_hash) =
+        last.map_or_else(|| (1, arbiter_core::project::genesis_hash(project)), |(s, h)| (s as u64 + 1, h));
     let mut ev = Event {
         seq,
         case_id: case_id.map(str::to_string),
@@ -86,7 +87,11 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
         use crate::audit::StoredEvent;
         let mut st = self
             .0
-            .prepare_cached(concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2"))
+            .prepare_cached(concat!(
+                "SELECT ",
+                event_cols!(),
+                " FROM events WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
             .map_err(backend)?;
         let rows = st.query_map(params![after as i64, limit as i64, self.1], row_event).map_err(backend)?;
         rows.map(|r| {
@@ -105,7 +110,11 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
     }
 
     fn event_at(&mut self, seq: u64) -> Result<Option<Event>> {
-        let at = load_events(self.0, concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?2 AND seq = ?1"), params![seq as i64, self.1])?;
+        let at = load_events(
+            self.0,
+            concat!("SELECT ", event_cols!(), " FROM events WHERE project = ?2 AND seq = ?1"),
+            params![seq as i64, self.1],
+        )?;
         Ok(at.into_iter().next())
     }
 
@@ -161,8 +170,9 @@ impl crate::audit::AuditSnapshot for Snapshot<'_> {
             .0
             .prepare_cached("SELECT seq, id, body FROM cases WHERE project = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(backend)?;
-        let rows =
-            st.query_map(params![after, limit as i64, self.1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(backend)?;
+        let rows = st
+            .query_map(params![after, limit as i64, self.1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 

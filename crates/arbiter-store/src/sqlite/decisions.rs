@@ -99,7 +99,9 @@ pub(super) fn decisions_by_key(
         .map_err(backend)?;
     let mut out = HashMap::new();
     for (agent, key) in keys {
-        if let Some(found) = st.query_row([*agent, *key, p], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)? {
+        if let Some(found) =
+            st.query_row([*agent, *key, p], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)?
+        {
             out.insert((agent.to_string(), key.to_string()), found);
         }
     }
@@ -142,16 +144,16 @@ pub(super) fn receipt_use(conn: &Connection, p: &str, id: &str) -> Result<Option
     )
     .map_err(backend)?
     .query_row([id, p], |r| {
-            Ok(crate::Consumption {
-                decision_id: id.to_string(),
-                consumer: r.get(0)?,
-                args_digest: r.get(1)?,
-                at: Timestamp(r.get(2)?),
-                first: false,
-            })
+        Ok(crate::Consumption {
+            decision_id: id.to_string(),
+            consumer: r.get(0)?,
+            args_digest: r.get(1)?,
+            at: Timestamp(r.get(2)?),
+            first: false,
         })
-        .optional()
-        .map_err(backend)
+    })
+    .optional()
+    .map_err(backend)
 }
 
 /// Record a receipt's first use (the shared write checked that the decision is the project's).

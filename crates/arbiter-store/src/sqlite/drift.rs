@@ -59,7 +59,9 @@ impl crate::DriftStore for SqliteStore {
         let id = id.to_string();
         self.read(move |c, p| {
             let body: Option<String> = c
-                .query_row("SELECT body FROM drift_episodes WHERE id = ?1 AND project = ?2", params![id, p], |r| r.get(0))
+                .query_row("SELECT body FROM drift_episodes WHERE id = ?1 AND project = ?2", params![id, p], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
             body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
@@ -88,7 +90,15 @@ impl crate::DriftStore for SqliteStore {
                  WHERE drift_episodes.project = excluded.project",
             )
             .map_err(backend)?
-            .execute(params![saved.id, saved.action, saved.is_open(), saved.started_at.0, saved.version as i64, body, p])
+            .execute(params![
+                saved.id,
+                saved.action,
+                saved.is_open(),
+                saved.started_at.0,
+                saved.version as i64,
+                body,
+                p
+            ])
             .map_err(backend)?;
             if let Some(e) = &event {
                 let e = append_event(c, p, None, None, &e.kind, &e.actor, e.at, e.data.clone())?;

@@ -184,7 +184,9 @@ impl crate::InsightStore for SqliteStore {
         let subject = subject.to_string();
         self.read(move |c, p| {
             let total: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM decisions WHERE project = ?3 AND subject = ?1 AND event_time < ?2")
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM decisions WHERE project = ?3 AND subject = ?1 AND event_time < ?2",
+                )
                 .map_err(backend)?
                 .query_row(params![subject, before.0, p], |r| r.get(0))
                 .map_err(backend)?;

@@ -53,7 +53,16 @@ pub(super) fn index_document(conn: &Connection, p: &str, doc: &Document) -> Resu
         )
         .map_err(backend)?
         .query_row(
-            params![doc.kind.as_str(), doc.id, doc.title, json(&doc.actions)?, json(&doc.agents)?, json(&doc.failure_modes)?, doc.at.0, p],
+            params![
+                doc.kind.as_str(),
+                doc.id,
+                doc.title,
+                json(&doc.actions)?,
+                json(&doc.agents)?,
+                json(&doc.failure_modes)?,
+                doc.at.0,
+                p
+            ],
             |r| r.get(0),
         )
         .optional()
@@ -257,7 +266,15 @@ impl crate::LearningStore for SqliteStore {
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )
                         .map_err(backend)?
-                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body, p])
+                        .execute(params![
+                            s.id,
+                            s.fingerprint,
+                            s.state.as_str(),
+                            s.created_at.0,
+                            s.expires_at.0,
+                            body,
+                            p
+                        ])
                         .map_err(backend)?;
                     }
                     // an expired suggestion (whatever became of it) may be offered again, with fresh numbers
@@ -267,7 +284,15 @@ impl crate::LearningStore for SqliteStore {
                              WHERE project = ?7 AND fingerprint = ?2",
                         )
                         .map_err(backend)?
-                        .execute(params![s.id, s.fingerprint, s.state.as_str(), s.created_at.0, s.expires_at.0, body, p])
+                        .execute(params![
+                            s.id,
+                            s.fingerprint,
+                            s.state.as_str(),
+                            s.created_at.0,
+                            s.expires_at.0,
+                            body,
+                            p
+                        ])
                         .map_err(backend)?;
                     }
                     Some(_) => {}

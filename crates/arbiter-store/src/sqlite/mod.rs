@@ -8,8 +8,8 @@ use crate::{
     CaseFilter, CaseUpdate, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Inserted, KeyRecord, NewDecision,
     PolicyVersion, PolicyVersionSummary, Result, Store, StoreError, Webhook, WebhookFormat,
 };
-use arbiter_core::audit::{AuditReport, ChainHead, Event};
 use arbiter_core::ProjectId;
+use arbiter_core::audit::{AuditReport, ChainHead, Event};
 use arbiter_core::{Case, CaseCommand, CaseKind, CaseState, Decision, Outcome, Role, Timestamp};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};

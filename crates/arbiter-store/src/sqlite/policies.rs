@@ -116,7 +116,16 @@ impl crate::PolicyStore for SqliteStore {
                 .map_err(backend)?
                 > 0;
             if created {
-                append_event(c, p, None, None, "policy.drafted", &by, at, serde_json::json!({"hash": v.hash, "name": v.name}))?;
+                append_event(
+                    c,
+                    p,
+                    None,
+                    None,
+                    "policy.drafted",
+                    &by,
+                    at,
+                    serde_json::json!({"hash": v.hash, "name": v.name}),
+                )?;
             }
             Ok(created)
         })
@@ -127,7 +136,9 @@ impl crate::PolicyStore for SqliteStore {
         let hash = hash.to_string();
         self.read(move |c, p| {
             let mut st = c
-                .prepare_cached("SELECT activated_at FROM policy_activations WHERE hash = ?1 AND project = ?2 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT activated_at FROM policy_activations WHERE hash = ?1 AND project = ?2 ORDER BY seq",
+                )
                 .map_err(backend)?;
             let rows = st.query_map(params![hash, p], |r| r.get::<_, i64>(0)).map_err(backend)?;
             rows.map(|r| r.map(Timestamp).map_err(backend)).collect()

@@ -82,11 +82,11 @@ impl crate::ServerStore for SqliteStore {
 
     async fn projects(&self) -> Result<Vec<arbiter_core::Project>> {
         self.read(|c, _| {
-            let mut st =
-                c.prepare_cached("SELECT id, name, created_at, created_by FROM projects ORDER BY id").map_err(backend)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            let mut st = c
+                .prepare_cached("SELECT id, name, created_at, created_by FROM projects ORDER BY id")
                 .map_err(backend)?;
+            let rows =
+                st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(backend)?;
             rows.map(|r| {
                 let (id, name, at, by) = r.map_err(backend)?;
                 Ok(arbiter_core::Project {

@@ -88,7 +88,12 @@ impl crate::writes::WriteTx for SqliteTx<'_> {
     }
 
     fn lesson_of_review(&mut self, review_id: &str) -> Result<Option<arbiter_core::lesson::Lesson>> {
-        load_lesson(self.conn, "SELECT body FROM lessons WHERE review_id = ?1 AND project = ?2", review_id, self.project)
+        load_lesson(
+            self.conn,
+            "SELECT body FROM lessons WHERE review_id = ?1 AND project = ?2",
+            review_id,
+            self.project,
+        )
     }
 
     fn save_lesson(&mut self, lesson: &arbiter_core::lesson::Lesson) -> Result<()> {
