@@ -171,3 +171,54 @@ async fn a_schema_2_database_upgrades_with_its_chain_and_anchor_intact() {
     assert!(store.trace_spans(trace, Some("soc-triage-agent"), 10).await.unwrap().is_empty());
     store.close();
 }
+
+/// Commits of different projects do not wait for each other's chain lock:
+/// while a transaction holds the default project's chain head (as a long
+/// batch of another replica would), a replica's write in another project
+/// commits, and a write in the default project waits until the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_commit_without_waiting_for_each_others_chain_lock() {
+    use std::time::Duration;
+    let Some(db) = testing::fresh("project_locks") else { return };
+    let one = PostgresStore::connect(&db.url).await.unwrap();
+    let two = PostgresStore::connect(&db.url).await.unwrap();
+    let team = conformance::another_project(&two).await;
+    one.record_event("note", "one", arbiter_core::Timestamp(1), serde_json::json!({})).await.unwrap();
+    // another session holds the default project's chain head
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = db.url.clone();
+    let holder = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.query("SELECT seq FROM chain_head WHERE project = 'default' FOR UPDATE", &[]).unwrap();
+        held_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    held_rx.recv().unwrap();
+    let at = arbiter_core::Timestamp(2);
+    // replica one's write in the default project waits for the lock...
+    let waiting = tokio::spawn(async move {
+        one.record_event("note", "one", at, serde_json::json!({})).await.unwrap();
+        one
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the default project's write waits for its chain head");
+    // ...while replica two's write in another project commits at once
+    let other = tokio::time::timeout(Duration::from_secs(5), team.record_event("note", "two", at, serde_json::json!({})))
+        .await
+        .expect("a write of another project does not wait for the default project's lock")
+        .unwrap();
+    assert_eq!(other.seq, 1, "the first event of the team's own chain");
+    assert!(!waiting.is_finished());
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let one = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    for s in [&one as &dyn Store, &*team] {
+        conformance::assert_verified(s).await;
+    }
+    assert_eq!(one.chain_head().await.unwrap().unwrap().seq, 2);
+    one.close();
+    two.close();
+}
