@@ -61,6 +61,17 @@ pub struct Principal {
     /// The key's own proposal rate limit (its role's applies when `None`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<crate::rate::RateLimit>,
+    /// The project the key belongs to.
+    #[serde(default)]
+    pub project: crate::ProjectId,
+}
+
+impl Principal {
+    /// Whether this is a server-wide admin: an admin key of the default
+    /// project, who manages projects and may act in any of them.
+    pub fn is_server_admin(&self) -> bool {
+        self.role == Role::Admin && self.project.is_default()
+    }
 }
 
 /// A stored API key (the secret itself is never stored, only its digest).

@@ -93,6 +93,7 @@ impl KeyCache {
             role: record.role,
             tags: record.tags.clone(),
             rate_limit: record.rate_limit,
+            project: record.project.clone(),
         };
         Ok((p, record))
     }
@@ -122,6 +123,7 @@ impl KeyCache {
             role: record.role,
             tags: record.tags,
             rate_limit: record.rate_limit,
+            project: record.project,
         })
     }
 }

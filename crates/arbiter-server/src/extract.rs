@@ -34,16 +34,69 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into()))?;
-        let text = value.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
-        let key = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <key>`".into()))?;
-        state.keys.authenticate(state.store.as_ref(), key.trim(), state.clock.now()).await.map(Auth)
+        Ok(Auth(caller(parts, state).await?.0))
+    }
+}
+
+/// The header that names the project a request acts in (people only: an
+/// agent key acts in its own project).
+pub const PROJECT_HEADER: &str = "arbiter-project";
+
+/// The caller of a request and the state of the project it acts in, worked
+/// out once per request (kept in the request's extensions): the key's
+/// principal, acting in the key's project, or in the project the
+/// `Arbiter-Project` header names when the key may act there.
+async fn caller(parts: &mut Parts, state: &Arc<AppState>) -> Result<(Principal, Arc<AppState>), ApiError> {
+    if let Some(done) = parts.extensions.get::<(Principal, Arc<AppState>)>() {
+        return Ok(done.clone());
+    }
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into()))?;
+    let text = value.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+    let key = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <key>`".into()))?;
+    let mut who = state.keys.authenticate(state.root.as_ref(), key.trim(), state.clock.now()).await?;
+    let asked = match parts.headers.get(PROJECT_HEADER) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().map_err(|_| ApiError::invalid("Arbiter-Project", "the header is not text"))?;
+            Some(arbiter_core::ProjectId::parse(text.trim()).map_err(|why| ApiError::invalid("Arbiter-Project", why))?)
+        }
+    };
+    if let Some(p) = asked {
+        who.project = may_act_in(&who, p)?;
+    }
+    let scoped = state.in_project(&who.project).await?;
+    parts.extensions.insert((who.clone(), scoped.clone()));
+    Ok((who, scoped))
+}
+
+/// The project `who` asked to act in, if the key may act there: its own
+/// project, or any project for a server admin.
+pub fn may_act_in(who: &Principal, asked: arbiter_core::ProjectId) -> Result<arbiter_core::ProjectId, ApiError> {
+    if asked == who.project || who.is_server_admin() {
+        return Ok(asked);
+    }
+    let whose = if who.role == Role::Agent { "an agent key acts only in its own project" } else { "ask a server admin" };
+    Err(ApiError::Forbidden(format!(
+        "key `{}` belongs to project `{}` and cannot act in project `{asked}` ({whose})",
+        who.name, who.project
+    )))
+}
+
+/// The state of the project a request acts in (see [`Auth`]): every store
+/// read and write of the handler goes through its project-scoped store handle.
+pub struct Scope(pub Arc<AppState>);
+
+impl FromRequestParts<Arc<AppState>> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        Ok(Scope(caller(parts, state).await?.1))
     }
 }
 

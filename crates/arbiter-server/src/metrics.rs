@@ -16,6 +16,15 @@ pub struct DecisionLabels {
     /// The action class, or `other` for classes the policy does not list
     /// (agents choose names, so they must not choose label cardinality).
     pub action: String,
+    /// The project whose policy decided.
+    pub project: String,
+}
+
+/// Labels of per-project gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectLabel {
+    /// The project.
+    pub project: String,
 }
 
 /// All of Arbiter's metrics.
@@ -27,8 +36,8 @@ pub struct Metrics {
     pub decision_latency: Histogram,
     /// Time spent evaluating the policy.
     pub policy_eval: Histogram,
-    /// Cases waiting for people (refreshed from the store at scrape time).
-    pub open_cases: Gauge,
+    /// Cases waiting for people, by project (refreshed from the store at scrape time).
+    pub open_cases: Family<ProjectLabel, Gauge>,
     /// Requests currently long-polling for a final verdict.
     pub waiting_agents: Gauge,
     /// Proposals refused with 429 because the key exceeded its rate limit.
@@ -69,7 +78,7 @@ impl Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let decision_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let policy_eval = Histogram::new(exponential_buckets(0.000_000_5, 2.0, 16));
-        let open_cases = Gauge::default();
+        let open_cases = Family::<ProjectLabel, Gauge>::default();
         let waiting_agents = Gauge::default();
         registry.register("decisions", "Decisions made, by verdict and action class", decisions.clone());
         registry.register(

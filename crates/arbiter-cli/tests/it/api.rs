@@ -57,9 +57,9 @@ async fn allowed_and_escalated_decisions() {
     assert_eq!(events[0]["kind"], "case.opened", "{events}");
 
     let metrics = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host"} 1"#), "{metrics}");
-    assert!(metrics.contains("arbiter_open_cases 1"), "{metrics}");
+    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert",project="default"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host",project="default"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"arbiter_open_cases{project="default"} 1"#), "{metrics}");
     assert!(metrics.contains("arbiter_decision_latency_seconds_bucket"), "{metrics}");
 }
 
@@ -106,7 +106,7 @@ async fn idempotent_retry_returns_the_same_decision() {
     let r = s.propose(&agent2, &body, Some("retry-1")).await;
     assert_eq!(r.status(), 201);
     let open = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(open.contains("arbiter_open_cases 3"), "{open}");
+    assert!(open.contains(r#"arbiter_open_cases{project="default"} 3"#), "{open}");
 }
 
 #[tokio::test]

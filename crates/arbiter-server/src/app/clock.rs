@@ -50,16 +50,21 @@ pub async fn advance(state: &AppState, who: &Principal, req: ClockRequest) -> Re
             break;
         }
         control.clock.set(due);
-        view.swept += super::sla::sweep_once(state).await? as u64;
-        view.sweeps += 1;
-        if let Some(status) = super::drift::run_if_leader(state).await? {
-            view.drift_evaluations += 1;
-            view.opened_reviews.extend(status.opened_reviews);
+        // every project's sweeper and drift monitor run at the due time
+        for project in state.all_projects().await? {
+            view.swept += super::sla::sweep_once(&project).await? as u64;
+            if let Some(status) = super::drift::run_if_leader(&project).await? {
+                view.drift_evaluations += 1;
+                view.opened_reviews.extend(status.opened_reviews);
+            }
         }
+        view.sweeps += 1;
         *control.next_drift.lock().unwrap_or_else(|e| e.into_inner()) = due.plus_millis(interval);
     }
     control.clock.set(to);
-    view.swept += super::sla::sweep_once(state).await? as u64;
+    for project in state.all_projects().await? {
+        view.swept += super::sla::sweep_once(&project).await? as u64;
+    }
     view.sweeps += 1;
     Ok(view)
 }

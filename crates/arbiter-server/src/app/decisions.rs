@@ -142,7 +142,7 @@ pub async fn propose(
         && d.final_verdict.as_ref().is_some_and(|f| f.source == FinalSource::AgentCaseCap)
     {
         state.metrics.case_cap_fallbacks.inc();
-        if state.cap_episodes.starts(&d.agent, now) {
+        if state.cap_episodes.starts(&format!("{}/{}", state.project(), d.agent), now) {
             let data = serde_json::json!({"agent": d.agent, "cap": open_case_cap, "decision_id": d.id,
                                           "fallback": d.final_verdict.as_ref().map(|f| f.verdict)});
             if let Err(e) = state.store.record_event("agent.case_cap", &d.agent, now, data).await {
@@ -156,7 +156,8 @@ pub async fn propose(
             state.cases_changed();
         }
         let action = if policy.knows_class(&d.action.name) { d.action.name.clone() } else { "other".to_string() };
-        state.metrics.decisions.get_or_create(&DecisionLabels { verdict: d.verdict.as_str().into(), action }).inc();
+        let labels = DecisionLabels { verdict: d.verdict.as_str().into(), action, project: state.project().to_string() };
+        state.metrics.decisions.get_or_create(&labels).inc();
         state.metrics.decision_latency.observe(started.elapsed().as_secs_f64());
     }
     Ok(inserted)

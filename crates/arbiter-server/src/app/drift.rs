@@ -30,8 +30,13 @@ fn drift_reviewers(state: &AppState, action: &str) -> std::collections::BTreeSet
     roles
 }
 
-/// The lease the drift monitor holds while it evaluates.
+/// The lease the drift monitor of the default project holds while it evaluates.
 pub const LEASE: &str = "drift-monitor";
+
+/// The lease of `project`'s drift monitor (each project's is evaluated by one replica).
+pub fn lease(project: &arbiter_core::ProjectId) -> String {
+    if project.is_default() { LEASE.to_string() } else { format!("{LEASE}:{project}") }
+}
 
 /// How long the monitor's lease lasts: past the next evaluation, so the
 /// holder keeps it while it runs; a replica that dies hands over within this.
@@ -43,7 +48,8 @@ pub fn lease_ms(interval: std::time::Duration) -> i64 {
 /// evaluates; another takes over within [`lease_ms`] if it dies). `None` when another holds it.
 pub async fn run_if_leader(state: &AppState) -> Result<Option<DriftStatus>, ApiError> {
     let now = state.clock.now();
-    if !state.store.acquire_lease(LEASE, &state.instance, now, lease_ms(state.config.drift_interval)).await? {
+    let name = lease(state.project());
+    if !state.store.acquire_lease(&name, &state.instance, now, lease_ms(state.config.drift_interval)).await? {
         return Ok(None);
     }
     run_once(state).await.map(Some)
@@ -118,7 +124,7 @@ async fn evaluate(state: &AppState, act: bool) -> Result<DriftStatus, ApiError> 
         opened_reviews: opened,
         episodes: open,
     };
-    *state.drift_status.write().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+    state.set_drift_status(status.clone());
     Ok(status)
 }
 

@@ -41,6 +41,7 @@ pub fn generate_key(name: &str, role: Role, tags: BTreeSet<String>, now: Timesta
             revoked_at: None,
             expires_at: None,
             rate_limit: None,
+            project: Default::default(),
         },
     })
 }
@@ -77,11 +78,13 @@ pub struct KeySpec {
     pub same_principal: bool,
 }
 
-/// Create and store a key as `spec` says; the secret is in the result, shown once.
+/// Create and store a key as `spec` says, in `store`'s project; the secret
+/// is in the result, shown once.
 pub async fn create_key(store: &dyn Store, spec: KeySpec, now: Timestamp) -> Result<NewKey, ApiError> {
     validate_key_fields(&spec.name, &spec.tags)?;
     check_principal(&store.keys().await?, &spec.name, spec.same_principal)?;
     let mut key = generate_key(&spec.name, spec.role, spec.tags, now)?;
+    key.record.project = store.project().clone();
     key.record.expires_at = spec.expires_in.map(|d| now.plus_millis(d.as_millis()));
     key.record.rate_limit = spec.rate_limit;
     store.create_key(key.record.clone()).await?;
@@ -124,7 +127,11 @@ pub async fn rotate_key(
     old_expires_in: arbiter_core::HumanDuration,
     now: Timestamp,
 ) -> Result<NewKey, ApiError> {
-    let old = store.key(id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id {id}")))?;
+    let old = store
+        .key(id)
+        .await?
+        .filter(|k| &k.project == store.project())
+        .ok_or_else(|| ApiError::NotFound(format!("no key with id {id} in project {}", store.project())))?;
     if let Some(why) = old.inactive_at(now) {
         return Err(ApiError::Conflict(format!("{why}; create a new key instead of rotating this one")));
     }

@@ -62,6 +62,7 @@ pub async fn create(state: &AppState, by: &str, req: CreateWebhook) -> Result<Cr
         created_at: state.clock.now(),
         created_by: by.to_string(),
         active: true,
+        project: state.project().clone(),
     };
     state.store.create_webhook(webhook.clone()).await?;
     Ok(CreatedWebhook { secret: webhook.secret.clone(), webhook })

@@ -90,6 +90,7 @@ fn cookie(parts: &Parts) -> Option<String> {
 }
 
 /// The signed-in reviewer of a console request.
+#[derive(Clone)]
 pub struct Viewer {
     /// Who is signed in (the key's principal).
     pub who: Principal,
@@ -97,6 +98,20 @@ pub struct Viewer {
     pub csrf: String,
     /// The stored session's id (signing out ends it).
     pub session_id: String,
+    /// The state of the project the page shows (the key's project).
+    pub scope: Arc<AppState>,
+}
+
+/// The state of the project a console page shows: every read and write of
+/// the page goes through its project-scoped store handle.
+pub struct ConsoleScope(pub Arc<AppState>);
+
+impl FromRequestParts<Arc<AppState>> for ConsoleScope {
+    type Rejection = ConsoleRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        Ok(ConsoleScope(Viewer::from_request_parts(parts, state).await?.scope))
+    }
 }
 
 /// Where a request without a valid session goes.
@@ -120,6 +135,9 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
     type Rejection = ConsoleRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        if let Some(v) = parts.extensions.get::<Viewer>() {
+            return Ok(v.clone());
+        }
         let back = parts.uri.path_and_query().map_or("/queue".to_string(), |p| p.to_string());
         let Some(value) = cookie(parts) else { return Err(ConsoleRejection::Login(back)) };
         let secret = state.console_secret().await.map_err(ConsoleRejection::Error)?;
@@ -127,11 +145,11 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
             return Err(ConsoleRejection::Login(back));
         };
         let now = state.clock.now();
-        let session = state.store.session(sid).await.map_err(|e| ConsoleRejection::Error(e.into()))?;
+        let session = state.root.session(sid).await.map_err(|e| ConsoleRejection::Error(e.into()))?;
         let Some(session) = session.filter(|s| s.revoked_at.is_none() && s.expires_at > now) else {
             return Err(ConsoleRejection::Login(back));
         };
-        let who = match state.keys.principal_by_id(state.store.as_ref(), &session.key_id, now).await {
+        let who = match state.keys.principal_by_id(state.root.as_ref(), &session.key_id, now).await {
             Ok(p) => p,
             Err(_) => return Err(ConsoleRejection::Login(back)),
         };
@@ -140,7 +158,10 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 "agent keys cannot use the reviewer console".into(),
             )));
         }
-        Ok(Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id })
+        let scope = state.in_project(&who.project).await.map_err(ConsoleRejection::Error)?;
+        let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope };
+        parts.extensions.insert(viewer.clone());
+        Ok(viewer)
     }
 }
 
@@ -201,7 +222,7 @@ pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) ->
             "That is not an Arbiter API key. Keys start with arb_ and are printed once by `arbiter keys create`; paste the whole key.",
         );
     }
-    let who = match state.keys.authenticate(state.store.as_ref(), presented, state.clock.now()).await {
+    let who = match state.keys.authenticate(state.root.as_ref(), presented, state.clock.now()).await {
         Ok(p) => p,
         Err(ApiError::Unauthorized(why)) => {
             let why = match why.as_str() {

@@ -2,6 +2,7 @@
 //! (the proposed action, why it escalated, the modification so far, the
 //! timeline and the decision chain), and its forms.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::forms::{self, Fields, field, last};
 use super::layout::{
@@ -18,14 +19,12 @@ use arbiter_core::duration::human_ms;
 use arbiter_core::insight::BlastRadius;
 use arbiter_core::{Case, CaseKind, Claim, Decision, FinalSource, Verdict, WireName};
 use axum::Form;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use std::sync::Arc;
 
 /// `GET /cases/{id}` (a review case redirects to its own page).
 pub async fn page(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Query(q): Query<QueryMap>,
@@ -503,7 +502,7 @@ pub fn chain_card(chain: &[Decision], current: Option<&str>) -> Markup {
 
 /// `POST /cases/{id}/act`: claim, release, decide, comment, promote.
 pub async fn act(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(f): Form<Fields>,

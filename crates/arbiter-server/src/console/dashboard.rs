@@ -1,6 +1,7 @@
 //! `GET /dashboard`: decisions and escalations per hour against the reviewer
 //! budget, per action class, time to decision, SLA events, and drift.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::layout::{QueryMap, error_page, frame};
 use crate::AppState;
@@ -10,11 +11,9 @@ use arbiter_core::drift::RateTest;
 use arbiter_core::duration::human_ms;
 use arbiter_core::stats::quantile_sorted;
 use arbiter_core::{CaseKind, FinalSource, Verdict};
-use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 const HOUR_MS: i64 = 3_600_000;
 /// The columns of the endings table: how a decision ended and who settled it.
@@ -33,7 +32,7 @@ const ENDINGS: [(&str, Option<Verdict>, Option<FinalSource>); 7] = [
 const BAR_WIDTH: u64 = 200;
 
 /// `GET /dashboard?hours=N` (1 to 90 days; 24 by default).
-pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn page(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let hours: i64 = q.get("hours").and_then(|h| h.parse().ok()).unwrap_or(24).clamp(1, 24 * 90);
     let now = state.clock.now();
     let budget = state.config.escalation_budget;

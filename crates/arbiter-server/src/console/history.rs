@@ -2,17 +2,15 @@
 //! source, reviewer, failure mode, dates, words in rationales), a page at a
 //! time; `GET /reviews`: review cases, open or closed.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::layout::{QueryMap, error_page, flash, frame, subject, urlencode, when};
-use crate::AppState;
 use crate::app;
 use crate::extract::Query;
 use arbiter_api::cases::ListQuery;
 use arbiter_core::{Case, CaseKind};
-use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use std::sync::Arc;
 
 /// Cases per page.
 const PAGE: usize = 50;
@@ -78,7 +76,7 @@ fn list_query(q: &QueryMap, kind: CaseKind, default_state: &str) -> ListQuery {
 }
 
 /// `GET /cases`.
-pub async fn cases(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn cases(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let page = match app::cases::find(&state, list_query(&q, CaseKind::Approval, "decided")).await {
         Ok(p) => p,
         Err(e) => return error_page(e),
@@ -142,7 +140,7 @@ fn excerpt(c: &Case) -> String {
 }
 
 /// `GET /reviews`.
-pub async fn reviews(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn reviews(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let page = match app::cases::find(&state, list_query(&q, CaseKind::Review, "open")).await {
         Ok(p) => p,
         Err(e) => return error_page(e),
@@ -188,7 +186,7 @@ pub async fn reviews(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q
 }
 
 /// `GET /audits`: allowed decisions drawn for audit, waiting for a label (or labelled).
-pub async fn audits(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn audits(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let page = match app::cases::find(&state, list_query(&q, CaseKind::Audit, "open,claimed")).await {
         Ok(p) => p,
         Err(e) => return error_page(e),

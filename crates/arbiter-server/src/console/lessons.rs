@@ -2,10 +2,10 @@
 //! (a lesson, its recurrence and history, and the form to edit it),
 //! `GET /search` (search over lessons, reviews and reviewed decisions).
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::forms::{Fields, field, lines, optional};
 use super::layout::{QueryMap, done, error_page, failed, flash, frame, urlencode};
-use crate::AppState;
 use crate::app;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
@@ -15,10 +15,8 @@ use arbiter_core::lesson::LessonPatch;
 use arbiter_core::recurrence::RecurrenceStatus;
 use arbiter_core::search::{SearchHit, SearchKind};
 use axum::Form;
-use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use std::sync::Arc;
 
 /// The search box every knowledge page shows.
 pub fn search_box(q: &str, kind: Option<SearchKind>) -> Markup {
@@ -44,7 +42,7 @@ fn hit_link(h: &SearchHit) -> String {
 }
 
 /// `GET /lessons?action=`.
-pub async fn list(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn list(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let action = q.get("action").filter(|a| !a.is_empty()).cloned();
     let query = LessonListQuery { action: action.clone(), published: None, limit: Some(200) };
     let lessons = match app::learning::list(&state, query).await {
@@ -77,7 +75,7 @@ pub async fn list(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
 
 /// `GET /lessons/{id}`.
 pub async fn page(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Query(q): Query<QueryMap>,
@@ -175,7 +173,7 @@ pub async fn page(
 
 /// `POST /lessons/{id}/edit`.
 pub async fn edit(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(f): Form<Fields>,
@@ -199,7 +197,7 @@ pub async fn edit(
 }
 
 /// `GET /search?q=&kind=`.
-pub async fn search(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn search(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let text = q.get("q").cloned().unwrap_or_default();
     let kind = q.get("kind").and_then(|k| SearchKind::parse(k));
     let hits = if text.trim().is_empty() {
@@ -235,7 +233,7 @@ pub async fn search(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q)
 }
 
 /// `GET /decisions/{id}`: a decision is shown on its approval case's page.
-pub async fn decision(State(state): State<Arc<AppState>>, _viewer: Viewer, Path(id): Path<String>) -> Response {
+pub async fn decision(ConsoleScope(state): ConsoleScope, _viewer: Viewer, Path(id): Path<String>) -> Response {
     use axum::response::{IntoResponse, Redirect};
     let found = match state.store.decision(&id).await {
         Ok(d) => d,

@@ -3,6 +3,7 @@
 //! behind a backtest summary; `POST /policy/backtest`: a stored version
 //! replayed on labelled history beside another; `POST /policy/activate`.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::forms::{Fields, field};
 use super::layout::{QueryMap, done, error_page, failed, flash, frame, short, when};
@@ -15,10 +16,8 @@ use arbiter_core::Role;
 use arbiter_core::policy_version::{PolicyVersion, PolicyVersionSummary};
 use arbiter_policy::backtest::BacktestReport;
 use axum::Form;
-use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
-use std::sync::Arc;
 
 /// Diffs of larger documents (lines × lines) are not computed here.
 const DIFF_CELLS: usize = 4_000_000;
@@ -170,7 +169,7 @@ fn pct(x: f64, digits: usize) -> String {
 }
 
 /// `GET /policy?from=&to=` (a diff) `&view=` (a version's source) `&activate=` (an admin's confirmation).
-pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn page(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let versions = match state.store.policy_versions().await {
         Ok(v) => v,
         Err(e) => return error_page(e.into()),
@@ -324,7 +323,7 @@ async fn confirmation(
 }
 
 /// `POST /policy/activate`: an admin activates a stored version.
-pub async fn activate(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f): Form<Fields>) -> Response {
+pub async fn activate(ConsoleScope(state): ConsoleScope, viewer: Viewer, Form(f): Form<Fields>) -> Response {
     if let Err(e) = viewer.check_csrf(&f) {
         return error_page(e);
     }
@@ -346,7 +345,7 @@ pub async fn activate(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f
 }
 
 /// `POST /policy/backtest`: run a backtest and show the results with a plot.
-pub async fn backtest(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f): Form<Fields>) -> Response {
+pub async fn backtest(ConsoleScope(state): ConsoleScope, viewer: Viewer, Form(f): Form<Fields>) -> Response {
     if let Err(e) = viewer.check_csrf(&f) {
         return error_page(e);
     }

@@ -2,17 +2,15 @@
 //! first, and the open review cases. `?rows=1` returns only the table rows
 //! (the page refreshes them every few seconds).
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::layout::{QueryMap, error_page, flash, frame, html_response, rich, severity, subject};
-use crate::AppState;
 use crate::extract::Query;
 use arbiter_core::duration::human_ms;
 use arbiter_core::queue::{self, QueueItem};
 use arbiter_core::{CaseKind, Role, Timestamp};
-use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use std::sync::Arc;
 
 /// Rows shown (the most urgent ones); the heading counts them all.
 const QUEUE_PAGE: usize = 100;
@@ -62,7 +60,7 @@ fn rows(items: &[QueueItem], total: usize, now: Timestamp) -> Markup {
 }
 
 /// `GET /queue`.
-pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn page(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let now = state.clock.now();
     let who = &viewer.who;
     let cases = match state.active_approval_cases().await {

@@ -2,6 +2,7 @@
 //! forms, the interventions and their status, perspectives, and the
 //! decision chain.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::case::chain_card;
 use super::forms::{self, Fields, choice, field, optional};
@@ -13,14 +14,12 @@ use crate::extract::{Path, Query};
 use arbiter_core::review::*;
 use arbiter_core::{CaseState, Decision};
 use axum::Form;
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use std::sync::Arc;
 
 /// `GET /reviews/{id}` (an approval case redirects to its own page).
 pub async fn page(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Query(q): Query<QueryMap>,
@@ -248,7 +247,7 @@ fn stage_form(stage: Stage, url: &str, viewer: &Viewer, chain: &[Decision]) -> M
 
 /// `POST /reviews/{id}/act`: stage entries, interventions, close, reopen.
 pub async fn act(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(f): Form<Fields>,

@@ -2,22 +2,20 @@
 //! answered, each with its backtest; admins accept one into a draft policy
 //! version or dismiss it.
 
+use super::auth::ConsoleScope;
 use super::auth::Viewer;
 use super::forms::{Fields, last};
 use super::layout::{QueryMap, done, error_page, failed, flash, frame, short, urlencode};
-use crate::AppState;
 use crate::app;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use arbiter_core::Role;
 use axum::Form;
-use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use std::sync::Arc;
 
 /// `GET /suggestions`.
-pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
+pub async fn page(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Query<QueryMap>) -> Response {
     let now = state.clock.now();
     let all = match state.store.suggestions(200).await {
         Ok(s) => s,
@@ -71,7 +69,7 @@ pub async fn page(State(state): State<Arc<AppState>>, viewer: Viewer, Query(q): 
 }
 
 /// `POST /suggestions/refresh`.
-pub async fn refresh(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f): Form<Fields>) -> Response {
+pub async fn refresh(ConsoleScope(state): ConsoleScope, viewer: Viewer, Form(f): Form<Fields>) -> Response {
     if let Err(e) = viewer.check_csrf(&f) {
         return error_page(e);
     }
@@ -86,7 +84,7 @@ pub async fn refresh(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f)
 
 /// `POST /suggestions/{id}`: accept or dismiss.
 pub async fn act(
-    State(state): State<Arc<AppState>>,
+    ConsoleScope(state): ConsoleScope,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(f): Form<Fields>,

@@ -15,10 +15,12 @@ use std::time::Duration;
 /// Run every background job until the server stops.
 pub async fn run(state: Arc<AppState>) {
     let refresh = every(state.clone(), state.config.policy_refresh, policy_refresh::run_once);
-    let sweep = every(state.clone(), state.config.sweep_interval, |s| async move {
-        if let Err(e) = crate::app::sla::sweep_once(&s).await {
-            tracing::warn!(error = %e, "the SLA sweep failed; retrying");
-        }
+    let sweep = every(state.clone(), state.config.sweep_interval, |s| {
+        each_project(s, |p| async move {
+            if let Err(e) = crate::app::sla::sweep_once(&p).await {
+                tracing::warn!(project = %p.project(), error = %e, "the SLA sweep failed; retrying");
+            }
+        })
     });
     let client = webhook_delivery::client(state.config.webhook_timeout, Arc::new(state.config.outbound.clone()));
     let deliver = webhook_delivery::run(state.clone(), client);
@@ -29,10 +31,12 @@ pub async fn run(state: Arc<AppState>) {
         if state.clock_control().is_some() {
             return; // a manual clock: moving it runs the monitor at its due times
         }
-        every(state.clone(), state.config.drift_interval, |s| async move {
-            if let Err(e) = crate::app::drift::run_if_leader(&s).await {
-                tracing::warn!(error = %e, "drift evaluation failed; retrying");
-            }
+        every(state.clone(), state.config.drift_interval, |s| {
+            each_project(s, |p| async move {
+                if let Err(e) = crate::app::drift::run_if_leader(&p).await {
+                    tracing::warn!(project = %p.project(), error = %e, "drift evaluation failed; retrying");
+                }
+            })
         })
         .await
     };
@@ -40,14 +44,16 @@ pub async fn run(state: Arc<AppState>) {
         if state.config.suggest_interval.is_zero() {
             return;
         }
-        every(state.clone(), state.config.suggest_interval, |s| async move {
-            match crate::app::learning::refresh_suggestions(&s, None, None).await {
-                Ok(open) => tracing::info!(open = open.len(), "mined the review history for rule suggestions"),
-                Err(e) => {
-                    e.log();
-                    tracing::warn!("mining rule suggestions failed; retrying at the next interval");
+        every(state.clone(), state.config.suggest_interval, |s| {
+            each_project(s, |p| async move {
+                match crate::app::learning::refresh_suggestions(&p, None, None).await {
+                    Ok(open) => tracing::info!(project = %p.project(), open = open.len(), "mined the review history for rule suggestions"),
+                    Err(e) => {
+                        e.log();
+                        tracing::warn!(project = %p.project(), "mining rule suggestions failed; retrying at the next interval");
+                    }
                 }
-            }
+            })
         })
         .await
     };
@@ -55,15 +61,17 @@ pub async fn run(state: Arc<AppState>) {
         if state.config.trace_purge_interval.is_zero() {
             return;
         }
-        every(state.clone(), state.config.trace_purge_interval, |s| async move {
-            match crate::app::traces::purge(&s).await {
-                Ok(n) if n > 0 => tracing::info!(spans = n, "purged spans past their retention"),
-                Ok(_) => {}
-                Err(e) => {
-                    e.log();
-                    tracing::warn!("purging old spans failed; retrying at the next interval");
+        every(state.clone(), state.config.trace_purge_interval, |s| {
+            each_project(s, |p| async move {
+                match crate::app::traces::purge(&p).await {
+                    Ok(n) if n > 0 => tracing::info!(project = %p.project(), spans = n, "purged spans past their retention"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        e.log();
+                        tracing::warn!(project = %p.project(), "purging old spans failed; retrying at the next interval");
+                    }
                 }
-            }
+            })
         })
         .await
     };
@@ -91,6 +99,23 @@ async fn relay_finalized(state: Arc<AppState>) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+}
+
+/// Run `f` for every project in turn (the project list is read each time,
+/// so a project created on another replica is picked up at the next run).
+async fn each_project<F, Fut>(state: Arc<AppState>, mut f: F)
+where
+    F: FnMut(Arc<AppState>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match state.all_projects().await {
+        Ok(projects) => {
+            for p in projects {
+                f(p).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the projects; retrying at the next run"),
     }
 }
 

@@ -1,19 +1,17 @@
 //! `GET /v1/audit/verify`, `GET /v1/audit/events` (admin only).
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::Auth;
 use crate::extract::Query;
 use arbiter_api::audit::{EventsQuery, Verification, VerifyQuery};
 use arbiter_core::Role;
 use arbiter_store::Event;
 use axum::Json;
-use axum::extract::State;
-use std::sync::Arc;
 
 /// Walk the hash chain, check every decision row against it, and replay every case.
 pub async fn verify(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<VerifyQuery>,
 ) -> Result<Json<Verification>, ApiError> {
@@ -25,7 +23,7 @@ pub async fn verify(
 
 /// A page of the audit log, for export.
 pub async fn events(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, ApiError> {

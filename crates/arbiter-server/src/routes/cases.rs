@@ -3,9 +3,10 @@
 //! and the decision chain.
 
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
-use crate::{AppState, app};
+use crate::app;
 use arbiter_api::cases::{
     CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, CommentRequest, ListQuery, QueueView, ReassignRequest,
 };
@@ -13,8 +14,6 @@ use arbiter_core::queue::{self};
 use arbiter_core::{Case, Decision, Role};
 use arbiter_store::Event;
 use axum::Json;
-use axum::extract::State;
-use std::sync::Arc;
 
 /// Roles that work cases.
 pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
@@ -22,7 +21,7 @@ pub const WORKERS: &[Role] = &[Role::Reviewer, Role::Admin];
 pub use crate::app::cases::load;
 
 /// The open approval cases this reviewer may answer, most urgent first, with the reasons.
-pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<QueueView>, ApiError> {
+pub async fn queue(Scope(state): Scope, auth: Auth) -> Result<Json<QueueView>, ApiError> {
     let who = auth.require(WORKERS, "reading the queue")?;
     let now = state.clock.now();
     let cases = state.active_approval_cases().await?;
@@ -33,7 +32,7 @@ pub async fn queue(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Jso
 
 /// Cases, newest first.
 pub async fn list(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     uri: axum::http::Uri,
     Query(q): Query<ListQuery>,
@@ -60,7 +59,7 @@ pub async fn list(
 
 /// One case.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Case>, ApiError> {
@@ -70,7 +69,7 @@ pub async fn get(
 
 /// A case's timeline: its events in order.
 pub async fn events(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
@@ -83,7 +82,7 @@ pub use crate::app::cases::chain_of;
 
 /// `GET /v1/cases/{id}/chain`.
 pub async fn chain(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Decision>>, ApiError> {
@@ -94,7 +93,7 @@ pub async fn chain(
 
 /// Claim (or renew the claim on) a case.
 pub async fn claim(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     body: Option<JsonBody<ClaimRequest>>,
@@ -106,7 +105,7 @@ pub async fn claim(
 
 /// Give the claim back.
 pub async fn release(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Case>, ApiError> {
@@ -116,7 +115,7 @@ pub async fn release(
 
 /// An admin gives the case to another reviewer.
 pub async fn reassign(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ReassignRequest>,
@@ -127,7 +126,7 @@ pub async fn reassign(
 
 /// A reviewer answers an approval case (only the holder, if someone holds it).
 pub async fn decide(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CaseDecisionRequest>,
@@ -145,7 +144,7 @@ pub async fn decide(
 
 /// A reviewer labels an audit case: was the allowed action right?
 pub async fn label(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<arbiter_api::cases::LabelRequest>,
@@ -156,7 +155,7 @@ pub async fn label(
 
 /// Comment on any case.
 pub async fn comment(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CommentRequest>,

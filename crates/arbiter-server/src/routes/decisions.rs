@@ -2,16 +2,15 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
 use arbiter_api::decisions::{OutcomeRequest, WaitQuery};
 use arbiter_core::{Decision, DecisionStatus, HumanDuration, Principal, Role};
 use arbiter_store::Inserted;
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::app::decisions::DecisionRequest;
@@ -29,7 +28,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// Propose an action; the decision is durably stored before the answer.
 pub async fn propose(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     headers: HeaderMap,
     JsonBody(req): JsonBody<DecisionRequest>,
@@ -85,7 +84,7 @@ pub(super) async fn visible(state: &AppState, who: &Principal, id: &str) -> Resu
 
 /// Read a decision, optionally long-polling until it is final.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
@@ -126,7 +125,7 @@ async fn long_poll(state: &AppState, who: &Principal, id: &str, wait: Duration) 
 
 /// Record the ground truth about a decision.
 pub async fn outcome(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<OutcomeRequest>,
@@ -142,7 +141,7 @@ pub async fn outcome(
 /// ends and the decision is final, denied, settled by `withdrawn`. A decision
 /// already final is returned as it is.
 pub async fn withdraw(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<arbiter_api::decisions::WithdrawRequest>,
@@ -159,7 +158,7 @@ pub async fn withdraw(
 /// Record what the tool returned when the allowed action ran (the agent that
 /// proposed it, or an admin): kept on the decision, size-bounded, as evidence.
 pub async fn tool_result(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<arbiter_api::decisions::ToolResultRequest>,

@@ -1,21 +1,19 @@
 //! `GET|POST /v1/keys`, `DELETE /v1/keys/{id}` (admin only).
 
-use crate::AppState;
 use crate::app::keys::{KeySpec, create_key, rotate_key};
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
 use arbiter_api::keys::{CreateKey, CreatedKey, RotateKey};
 use arbiter_core::Role;
 use arbiter_store::KeyRecord;
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
-use std::sync::Arc;
 
 /// Create a key.
 pub async fn create(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     JsonBody(req): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
@@ -36,7 +34,7 @@ pub async fn create(
 
 /// Rotate a key: a new key for the same principal; the old one works until it expires.
 pub async fn rotate(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     body: Option<JsonBody<RotateKey>>,
@@ -50,14 +48,14 @@ pub async fn rotate(
 }
 
 /// List keys (without secrets).
-pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<KeyRecord>>, ApiError> {
+pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<KeyRecord>>, ApiError> {
     auth.require(&[Role::Admin], "listing keys")?;
     Ok(Json(state.store.keys().await?))
 }
 
 /// Revoke a key; it stops working at once on this server.
 pub async fn revoke(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -4,8 +4,9 @@
 
 use super::cases::WORKERS;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody, Path, Query};
-use crate::{AppState, app};
+use crate::app;
 use arbiter_api::learning::{
     AcceptedSuggestion, CaseInsights, CreateLesson, DatasetQuery, Guidance, GuidanceQuery, LessonListQuery, LessonView,
     RefreshSuggestions, SearchParams, SearchResults, SuggestionList, SuggestionQuery,
@@ -14,10 +15,8 @@ use arbiter_core::lesson::{Lesson, LessonPatch};
 use arbiter_core::suggest::Suggestion;
 use arbiter_core::{Case, Role};
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 /// Who may read guidance: the agents it is for, and people.
 const EVERYONE: &[Role] = &[Role::Agent, Role::Reviewer, Role::Admin];
@@ -25,7 +24,7 @@ const ADMINS: &[Role] = &[Role::Admin];
 
 /// Lessons, most recently changed first.
 pub async fn list(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<LessonListQuery>,
 ) -> Result<Json<Vec<Lesson>>, ApiError> {
@@ -35,7 +34,7 @@ pub async fn list(
 
 /// The lesson of a review that closed before lessons existed.
 pub async fn create(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     JsonBody(req): JsonBody<CreateLesson>,
 ) -> Result<(StatusCode, Json<Lesson>), ApiError> {
@@ -45,7 +44,7 @@ pub async fn create(
 
 /// One lesson, its history and its recurrence.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<LessonView>, ApiError> {
@@ -55,7 +54,7 @@ pub async fn get(
 
 /// Edit a lesson (each change is an audit event).
 pub async fn update(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<LessonPatch>,
@@ -66,7 +65,7 @@ pub async fn update(
 
 /// Full-text search over lessons, review cases and reviewed decisions.
 pub async fn search(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<SearchResults>, ApiError> {
@@ -76,7 +75,7 @@ pub async fn search(
 
 /// Similar past cases and lessons, and the blast radius, of an approval case.
 pub async fn insights(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CaseInsights>, ApiError> {
@@ -86,7 +85,7 @@ pub async fn insights(
 
 /// Guidance for an agent's prompt, from the published lessons.
 pub async fn guidance(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<GuidanceQuery>,
 ) -> Result<Response, ApiError> {
@@ -106,7 +105,7 @@ pub async fn guidance(
 
 /// Decisions people decided, as JSON Lines (`examples` or `chat`).
 pub async fn dataset(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<DatasetQuery>,
 ) -> Result<Response, ApiError> {
@@ -122,7 +121,7 @@ pub async fn dataset(
 
 /// Rule suggestions (open ones unless `all=true`).
 pub async fn suggestions(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<SuggestionQuery>,
 ) -> Result<Json<SuggestionList>, ApiError> {
@@ -137,7 +136,7 @@ pub async fn suggestions(
 
 /// Mine the review history again.
 pub async fn refresh_suggestions(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     body: Option<JsonBody<RefreshSuggestions>>,
 ) -> Result<Json<SuggestionList>, ApiError> {
@@ -150,7 +149,7 @@ pub async fn refresh_suggestions(
 
 /// Accept a suggestion: a draft policy version carries its trigger.
 pub async fn accept_suggestion(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<AcceptedSuggestion>, ApiError> {
@@ -160,7 +159,7 @@ pub async fn accept_suggestion(
 
 /// Dismiss a suggestion.
 pub async fn dismiss_suggestion(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Suggestion>, ApiError> {
@@ -170,7 +169,7 @@ pub async fn dismiss_suggestion(
 
 /// Backtest an intervention's policy version on the review's decisions.
 pub async fn check_intervention(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path((id, index)): Path<(String, usize)>,
 ) -> Result<Json<Case>, ApiError> {

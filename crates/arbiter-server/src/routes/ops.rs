@@ -3,6 +3,7 @@
 use super::cases::WORKERS;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -28,8 +29,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, 
 
 /// Prometheus metrics.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if let Ok(n) = state.store.open_case_count(None).await {
-        state.metrics.open_cases.set(n as i64);
+    if let Ok(projects) = state.all_projects().await {
+        for p in projects {
+            if let Ok(n) = p.store.open_case_count(None).await {
+                let label = crate::metrics::ProjectLabel { project: p.project().to_string() };
+                state.metrics.open_cases.get_or_create(&label).set(n as i64);
+            }
+        }
     }
     state.metrics.store_writes.set(state.store.write_stats());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
@@ -42,6 +48,11 @@ pub async fn clock(
     crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::ClockRequest>,
 ) -> Result<axum::Json<arbiter_api::drift::ClockView>, ApiError> {
     let who = auth.require(&[arbiter_core::Role::Admin], "moving the server's clock")?;
+    if !who.is_server_admin() {
+        return Err(ApiError::Forbidden(
+            "moving the server's clock moves it for every project: it needs an admin key of the default project".into(),
+        ));
+    }
     Ok(axum::Json(crate::app::clock::advance(&state, who, req).await?))
 }
 
@@ -70,7 +81,7 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// The latest drift evaluation (evaluated now if none ran yet).
 pub async fn drift(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: crate::extract::Auth,
 ) -> Result<axum::Json<arbiter_api::drift::DriftStatus>, ApiError> {
     auth.require(WORKERS, "reading drift statistics")?;
@@ -82,7 +93,7 @@ pub async fn drift(
 
 /// Drift alarm episodes, newest first (`open=true`: only the open ones).
 pub async fn drift_episodes(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: crate::extract::Auth,
     crate::extract::Query(q): crate::extract::Query<arbiter_api::drift::EpisodeQuery>,
 ) -> Result<axum::Json<arbiter_api::drift::EpisodeList>, ApiError> {
@@ -94,7 +105,7 @@ pub async fn drift_episodes(
 
 /// One drift alarm episode.
 pub async fn drift_episode(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: crate::extract::Auth,
     crate::extract::Path(id): crate::extract::Path<String>,
 ) -> Result<axum::Json<arbiter_core::drift::episode::Episode>, ApiError> {
@@ -105,7 +116,7 @@ pub async fn drift_episode(
 
 /// Acknowledge a drift episode with a reason; optionally snooze it or restart its class's reference.
 pub async fn acknowledge_drift_episode(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: crate::extract::Auth,
     crate::extract::Path(id): crate::extract::Path<String>,
     crate::extract::JsonBody(req): crate::extract::JsonBody<arbiter_api::drift::AcknowledgeRequest>,

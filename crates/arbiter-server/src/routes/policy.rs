@@ -2,18 +2,18 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::{Auth, read_body};
 use crate::extract::{Path, Query};
 use arbiter_api::policy::{ActivateQuery, AlwaysDenied, AlwaysDeniedRequest, BacktestRequest, PolicyView};
 use arbiter_core::Role;
 use arbiter_store::PolicyVersionSummary;
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use std::sync::Arc;
 
 /// The active policy.
-pub async fn active(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<PolicyView>, ApiError> {
+pub async fn active(Scope(state): Scope, auth: Auth) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading the policy")?;
     let v = state.store.active_policy().await?.ok_or_else(|| ApiError::NotFound("no policy is active".into()))?;
     let triggers = state.policy().filter(|p| p.hash() == v.hash).map_or(0, |p| p.trigger_count());
@@ -41,7 +41,7 @@ async fn yaml_body(state: &AppState, req: Request) -> Result<String, ApiError> {
 /// Store a new policy version (YAML body) as a draft, without activating it:
 /// to backtest it, link it to an intervention, and activate it later.
 pub async fn draft(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     req: Request,
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
@@ -56,7 +56,7 @@ pub async fn draft(
 
 /// Store a new policy version (YAML body) and activate it.
 pub async fn put(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Query(q): Query<ActivateQuery>,
     req: Request,
@@ -75,7 +75,7 @@ pub async fn put(
 
 /// Every stored version, newest first.
 pub async fn versions(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
 ) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
@@ -84,7 +84,7 @@ pub async fn versions(
 
 /// One stored version, with its source.
 pub async fn version(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(hash): Path<String>,
 ) -> Result<Json<PolicyView>, ApiError> {
@@ -97,7 +97,7 @@ pub async fn version(
 
 /// Activate a stored version again (roll back or forward); recorded as a `policy.activated` event.
 pub async fn activate(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(hash): Path<String>,
     Query(q): Query<ActivateQuery>,
@@ -110,7 +110,7 @@ pub async fn activate(
 
 /// Replay the decisions with recorded outcomes through a stored version, beside the active one.
 pub async fn backtest(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(hash): Path<String>,
     body: Option<crate::extract::JsonBody<BacktestRequest>>,
@@ -126,7 +126,7 @@ pub async fn backtest(
 /// they would meet by trying, never the policy's conditions. The MCP gateway
 /// hides such tools from its tool list.
 pub async fn always_denied(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     crate::extract::JsonBody(req): crate::extract::JsonBody<AlwaysDeniedRequest>,
 ) -> Result<Json<AlwaysDenied>, ApiError> {

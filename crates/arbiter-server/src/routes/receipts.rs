@@ -1,23 +1,22 @@
 //! `GET /v1/receipts/keys`, `POST /v1/receipts/keys/rotate` and `POST /v1/decisions/{id}/consume`.
 
 use super::decisions::visible;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody, Path};
-use crate::{ApiError, AppState};
+use crate::ApiError;
 use arbiter_api::receipts::{ConsumeRequest, ReceiptKeys};
 use arbiter_core::Role;
 use arbiter_core::receipt::ReceiptKey;
 use arbiter_store::Consumption;
 use axum::Json;
-use axum::extract::State;
-use std::sync::Arc;
 
 /// The public keys receipts are checked with (no key needed: anyone may verify).
-pub async fn keys(State(state): State<Arc<AppState>>) -> Json<ReceiptKeys> {
+pub async fn keys(Scope(state): Scope) -> Json<ReceiptKeys> {
     Json(ReceiptKeys { keys: state.receipts.public_keys() })
 }
 
 /// Add a new signing key (admin); older keys stay published.
-pub async fn rotate(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<ReceiptKey>, ApiError> {
+pub async fn rotate(Scope(state): Scope, auth: Auth) -> Result<Json<ReceiptKey>, ApiError> {
     auth.require(&[Role::Admin], "rotating receipt keys")?;
     let key = state.receipts.rotate(&state).await?;
     let data = serde_json::json!({"key_id": key.key_id});
@@ -27,7 +26,7 @@ pub async fn rotate(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
 
 /// Use a receipt once ([`crate::app::receipts::consume`]).
 pub async fn consume(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ConsumeRequest>,

@@ -3,19 +3,18 @@
 
 use super::cases::WORKERS;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
-use crate::{AppState, app};
+use crate::app;
 use arbiter_api::reviews::{CloseRequest, InterventionUpdate, OpenReview, StageRequest};
 use arbiter_core::Case;
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
-use std::sync::Arc;
 
 /// Open a review case (directly, or promoted from a case or decisions).
 pub async fn open(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     JsonBody(req): JsonBody<OpenReview>,
 ) -> Result<(StatusCode, Json<Case>), ApiError> {
@@ -38,7 +37,7 @@ pub use crate::app::reviews::ReviewView;
 
 /// `GET /v1/reviews/{id}`.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ReviewView>, ApiError> {
@@ -48,7 +47,7 @@ pub async fn get(
 
 /// Record a stage entry.
 pub async fn stage(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<StageRequest>,
@@ -60,7 +59,7 @@ pub async fn stage(
 
 /// Move an intervention along.
 pub async fn intervention(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path((id, index)): Path<(String, usize)>,
     JsonBody(req): JsonBody<InterventionUpdate>,
@@ -73,7 +72,7 @@ pub async fn intervention(
 
 /// Close a review: every stage has an entry and there is an intervention or a recorded decision that none is needed.
 pub async fn close(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CloseRequest>,
@@ -84,7 +83,7 @@ pub async fn close(
 
 /// Reopen a closed review.
 pub async fn reopen(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CloseRequest>,

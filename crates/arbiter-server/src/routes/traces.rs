@@ -1,12 +1,13 @@
 //! `POST /v1/traces` (OTLP/HTTP) and `GET /v1/decisions/{id}/trace`.
 
 use super::decisions::visible;
+use crate::extract::Scope;
 use crate::extract::{Auth, Path, read_body};
 use crate::{ApiError, AppState, app};
 use arbiter_core::Role;
 use arbiter_core::trace::TraceTree;
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ pub const SENDER_HEADER: &str = "arbiter-agent";
 /// Receive an OTLP/HTTP trace export (protobuf or JSON, gzip allowed). The
 /// spans are the sender's: an agent's key sends its own; an admin key sends
 /// its own, or an agent's when it names the agent in `Arbiter-Agent`.
-pub async fn ingest(State(state): State<Arc<AppState>>, auth: Auth, req: Request) -> Result<Response, ApiError> {
+pub async fn ingest(Scope(state): Scope, auth: Auth, req: Request) -> Result<Response, ApiError> {
     let (role, name) = {
         let who = auth.require(&[Role::Agent, Role::Admin], "sending traces")?;
         (who.role, who.name.clone())
@@ -51,7 +52,7 @@ pub async fn ingest(State(state): State<Arc<AppState>>, auth: Auth, req: Request
 
 /// The agent's run around a decision: the span tree with the decision marked.
 pub async fn decision_trace(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<TraceTree>, ApiError> {
@@ -67,7 +68,7 @@ pub async fn decision_trace(
 
 /// A decision as a replay bundle (`arbiter replay export`): agents get their own decisions only.
 pub async fn replay_bundle(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<arbiter_core::replay::Bundle>, ApiError> {
@@ -77,7 +78,7 @@ pub async fn replay_bundle(
 
 /// Any stored trace as a tree (reviewers and admins): the runs a review names, Arbiter's own spans.
 pub async fn trace(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(trace_id): Path<String>,
 ) -> Result<Json<TraceTree>, ApiError> {

@@ -1,20 +1,18 @@
 //! `GET|POST /v1/webhooks`, `DELETE /v1/webhooks/{id}`, `GET /v1/webhooks/{id}/deliveries` (admin only).
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Scope;
 use crate::extract::Path;
 use crate::extract::{Auth, JsonBody};
 use arbiter_api::webhooks::{CreateWebhook, CreatedWebhook};
 use arbiter_core::Role;
 use arbiter_store::{Delivery, Webhook};
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
-use std::sync::Arc;
 
 /// Subscribe a URL to event kinds.
 pub async fn create(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     JsonBody(req): JsonBody<CreateWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
@@ -24,14 +22,14 @@ pub async fn create(
 }
 
 /// All webhooks (without secrets).
-pub async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<Webhook>>, ApiError> {
+pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<Webhook>>, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     Ok(Json(state.store.webhooks().await?))
 }
 
 /// Stop a webhook; its delivery log stays.
 pub async fn delete(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -44,7 +42,7 @@ pub async fn delete(
 
 /// The delivery log of a webhook, newest first.
 pub async fn deliveries(
-    State(state): State<Arc<AppState>>,
+    Scope(state): Scope,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {

@@ -252,7 +252,7 @@ async fn unlisted_actions_share_the_other_label_and_console_pages_are_locked_dow
         s.post(&agent, "/v1/decisions", json!({"action": {"name": name, "confidence": 0.95}})).await;
     }
     let m = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains(r#"arbiter_decisions_total{verdict="escalate",action="other"} 2"#), "{m}");
+    assert!(m.contains(r#"arbiter_decisions_total{verdict="escalate",action="other",project="default"} 2"#), "{m}");
     assert!(m.contains(r#"action="close_alert""#), "{m}");
     assert!(!m.contains("make_coffee") && !m.contains("launch_rocket"), "agents do not choose label values");
     let r = s.http.get(s.at("/login")).send().await.unwrap();

@@ -140,21 +140,22 @@ async fn dead_connections_fail_no_request_and_an_outage_is_unavailable() {
     }
 }
 
-/// A database written by the last schema-2 build (the story of
-/// `crates/arbiter-store/tests/fixtures/make-schema-12.sh`, dumped with
-/// `pg_dump`) upgrades in place: the chain still verifies against the anchor
-/// taken before the upgrade, every decision and case reads back, and a span
-/// from before spans had senders belongs to no agent's run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schema_2_database_upgrades_with_its_chain_and_anchor_intact() {
-    let Some(db) = testing::fresh("schema_2_upgrade") else { return };
-    db.execute(include_str!("../fixtures/schema-2.sql"));
-    let anchor: arbiter_store::ChainHead =
-        include_str!("../fixtures/schema-2.anchor").trim().parse().expect("the fixture's anchor is SEQ:HASH");
+/// A database written by an older build (the story of
+/// `crates/arbiter-store/tests/fixtures/make-fixtures.sh`, dumped with
+/// `pg_dump`) upgrades in place into the default project: the chain still
+/// verifies against the anchor taken before the upgrade, every decision and
+/// case reads back, spans keep their senders (one from before spans had
+/// senders belongs to no agent's run), and a new project starts its own
+/// chain beside it.
+async fn upgrades_with_its_chain_and_anchor_intact(name: &str, dump: &str, anchor: &str, schema: u32) {
+    let Some(db) = testing::fresh(name) else { return };
+    db.execute(dump);
+    let anchor: arbiter_store::ChainHead = anchor.trim().parse().expect("the fixture's anchor is SEQ:HASH");
     let (from, latest) = arbiter_store_postgres::schema_versions(&db.url).unwrap();
-    assert_eq!(from, 2, "the fixture is a schema-2 database");
+    assert_eq!(from, schema, "the fixture is a schema-{schema} database");
     let store = PostgresStore::connect(&db.url).await.unwrap();
     assert_eq!(arbiter_store_postgres::schema_versions(&db.url).unwrap(), (latest, latest), "connecting upgraded it");
+    assert_eq!(store.project().as_str(), "default");
     let report = store.verify_audit(Some(anchor.clone())).await.unwrap();
     assert_eq!(report.problem, None, "{report:?}");
     assert!(report.events >= anchor.seq, "the chain extends the anchor: {report:?}");
@@ -167,9 +168,36 @@ async fn a_schema_2_database_upgrades_with_its_chain_and_anchor_intact() {
     }
     let trace = "5b8efff798038103d269b633813fc60c";
     let spans = store.trace_spans(trace, None, 10).await.unwrap();
-    assert_eq!((spans.len(), spans[0].sender.as_deref()), (1, None));
-    assert!(store.trace_spans(trace, Some("soc-triage-agent"), 10).await.unwrap().is_empty());
+    if schema < 3 {
+        // spans had no senders before schema 3
+        assert_eq!((spans.len(), spans[0].sender.as_deref()), (1, None));
+        assert!(store.trace_spans(trace, Some("soc-triage-agent"), 10).await.unwrap().is_empty());
+    } else {
+        assert_eq!(store.trace_spans(trace, spans[0].sender.as_deref(), 10).await.unwrap().len(), 1);
+    }
+    // the old chain goes on in the default project; a new project has its own
+    store.record_event("note", "after", arbiter_core::Timestamp(1), serde_json::json!({})).await.unwrap();
+    let team = conformance::another_project(&store).await;
+    team.record_event("note", "team", arbiter_core::Timestamp(1), serde_json::json!({})).await.unwrap();
+    assert_eq!(store.verify_audit(Some(anchor)).await.unwrap().problem, None);
+    conformance::assert_verified(&*team).await;
+    assert!(team.keys().await.unwrap().is_empty() && !store.keys().await.unwrap().is_empty());
     store.close();
+}
+
+/// The last schema-2 build's database (the commit before 6ef35c0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_2_database_upgrades_with_its_chain_and_anchor_intact() {
+    let (dump, anchor) = (include_str!("../fixtures/schema-2.sql"), include_str!("../fixtures/schema-2.anchor"));
+    upgrades_with_its_chain_and_anchor_intact("schema_2_upgrade", dump, anchor, 2).await;
+}
+
+/// The last database before projects (schema 3, the build of 3b86de2): it
+/// becomes the default project with its chain and its anchor intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_database_upgrades_into_the_default_project() {
+    let (dump, anchor) = (include_str!("../fixtures/schema-3.sql"), include_str!("../fixtures/schema-3.anchor"));
+    upgrades_with_its_chain_and_anchor_intact("schema_3_upgrade", dump, anchor, 3).await;
 }
 
 /// Commits of different projects do not wait for each other's chain lock:

@@ -498,7 +498,7 @@ fn two_processes_opening_one_fresh_file_migrate_once() {
     }
 }
 
-/// A store written by the last schema-12 build (`tests/fixtures/make-schema-12.sh`
+/// A store written by the last schema-12 build (`tests/fixtures/make-fixtures.sh`
 /// says how it was made) upgrades in place: every migration since applies,
 /// the chain still verifies, the anchor taken before the upgrade still
 /// holds, and every decision and case reads back as it was.
