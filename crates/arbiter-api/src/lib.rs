@@ -11,6 +11,7 @@ pub mod drift;
 pub mod keys;
 pub mod learning;
 pub mod policy;
+pub mod projects;
 pub mod problem;
 pub mod receipts;
 pub mod reviews;

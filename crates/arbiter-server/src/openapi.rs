@@ -203,6 +203,8 @@ mod tests {
             ("Consumption", names::<arbiter_store::Consumption>()),
             ("AlwaysDeniedRequest", names::<arbiter_api::policy::AlwaysDeniedRequest>()),
             ("AlwaysDenied", names::<arbiter_api::policy::AlwaysDenied>()),
+            ("Project", names::<arbiter_core::Project>()),
+            ("CreateProject", names::<arbiter_api::projects::CreateProject>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod keys;
 pub mod learning;
 pub mod policy;
+pub mod projects;
 pub mod receipts;
 pub mod reviews;
 pub mod sla;

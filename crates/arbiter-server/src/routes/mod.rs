@@ -8,6 +8,7 @@ mod learning;
 mod ops;
 mod policy;
 pub mod problem;
+mod projects;
 mod receipts;
 pub(crate) mod reviews;
 pub mod traces;
@@ -47,6 +48,8 @@ impl Api {
 
 fn api() -> Api {
     Api { router: Router::new(), table: Vec::new() }
+        .on("get", "/v1/projects", projects::list)
+        .on("post", "/v1/projects", projects::create)
         .on("post", "/v1/decisions", decisions::propose)
         .on("get", "/v1/decisions/{id}", decisions::get)
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)

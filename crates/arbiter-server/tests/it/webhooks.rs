@@ -220,6 +220,7 @@ async fn private_addresses_are_refused_unless_allowed() {
                 created_at: s.state.clock.now(),
                 created_by: "admin".into(),
                 active: true,
+                project: Default::default(),
             })
             .await
             .unwrap();
