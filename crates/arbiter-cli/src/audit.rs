@@ -22,6 +22,12 @@ pub enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The project whose audit chain this is (each project has its own).
+        #[arg(long, env = "ARBITER_PROJECT", default_value = "default")]
+        project: arbiter_core::ProjectId,
+        /// Verify every project's chain, one after another (`--anchor` does not apply: anchors are per project).
+        #[arg(long, conflicts_with_all = ["anchor", "project"])]
+        all: bool,
     },
     /// Print the chain head (`SEQ:HASH`): store it elsewhere (a ticket, a second system) and later pass it to
     /// `audit verify --anchor` to prove nothing before it was removed or rewritten.
@@ -29,6 +35,9 @@ pub enum AuditCommand {
         /// SQLite database file.
         #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
         db: PathBuf,
+        /// The project whose audit chain this is (each project has its own).
+        #[arg(long, env = "ARBITER_PROJECT", default_value = "default")]
+        project: arbiter_core::ProjectId,
     },
     /// Write the audit log as JSON Lines (one event per line, with its hashes) for an outside archive.
     Export {
@@ -41,7 +50,27 @@ pub enum AuditCommand {
         /// Only events after this sequence number (for incremental archives).
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// The project whose audit chain this is (each project has its own).
+        #[arg(long, env = "ARBITER_PROJECT", default_value = "default")]
+        project: arbiter_core::ProjectId,
     },
+}
+
+/// Verify one project's chain, or (`all`) every project's, each on its own.
+async fn verify_projects(
+    open: &crate::store::OpenStore,
+    all: bool,
+    project: arbiter_core::ProjectId,
+    anchor: Option<arbiter_store::ChainHead>,
+) -> Result<Vec<(arbiter_core::ProjectId, arbiter_store::AuditReport)>> {
+    let projects = if all { open.projects().await?.into_iter().map(|p| p.id).collect() } else { vec![project] };
+    let mut out = Vec::new();
+    for p in projects {
+        let store = open.in_project(&p).await?;
+        let report = store.verify_audit(anchor.clone()).await?;
+        out.push((p, report));
+    }
+    Ok(out)
 }
 
 /// Run an audit subcommand.
@@ -49,13 +78,29 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     let rt = crate::process::current_thread()?;
     rt.block_on(async move {
         match cmd {
-            AuditCommand::Verify { db, anchor, json } => {
-                let store = crate::process::open_store(&db).await?;
-                let report = store.verify_audit(anchor.clone()).await?;
-                store.close();
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
+            AuditCommand::Verify { db, anchor, json, project, all } => {
+                let open = crate::process::open_store(&db).await?;
+                let reports = verify_projects(&open, all, project, anchor.clone()).await;
+                open.close();
+                let reports = reports?;
+                if json && !all {
+                    println!("{}", serde_json::to_string_pretty(&reports[0].1)?);
+                } else if json {
+                    let by_project: serde_json::Map<String, serde_json::Value> = reports
+                        .iter()
+                        .map(|(p, r)| Ok((p.to_string(), serde_json::to_value(r)?)))
+                        .collect::<Result<_>>()?;
+                    println!("{}", serde_json::to_string_pretty(&by_project)?);
+                }
+                let mut ok = true;
+                for (p, report) in &reports {
+                    ok &= report.problem.is_none();
+                    if json {
+                        continue;
+                    }
+                    if all {
+                        print!("{p}: ");
+                    }
                     match &report.problem {
                         Some(_) => {
                             println!("FAILED: {} problem(s) found", report.problems_found.max(1));
@@ -80,20 +125,33 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                         ),
                     }
                 }
-                Ok(if report.problem.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
-            AuditCommand::Anchor { db } => {
-                let store = crate::process::open_store(&db).await?;
-                let head = store.chain_head().await?;
-                store.close();
-                match head {
+            AuditCommand::Anchor { db, project } => {
+                let open = crate::process::open_store(&db).await?;
+                let head = match open.in_project(&project).await {
+                    Ok(store) => store.chain_head().await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                open.close();
+                match head? {
                     Some(h) => println!("{h}"),
-                    None => anyhow::bail!("the audit log of {} is empty; there is nothing to anchor yet", db.display()),
+                    None => anyhow::bail!(
+                        "the audit log of project {project} in {} is empty; there is nothing to anchor yet",
+                        db.display()
+                    ),
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            AuditCommand::Export { db, out, after } => {
-                let store = crate::process::open_store(&db).await?;
+            AuditCommand::Export { db, out, after, project } => {
+                let open = crate::process::open_store(&db).await?;
+                let store = match open.in_project(&project).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        open.close();
+                        return Err(e);
+                    }
+                };
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -112,7 +170,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                     }
                 }
                 w.flush()?;
-                store.close();
+                open.close();
                 if let Some(p) = out {
                     eprintln!("exported {n} events to {}", p.display());
                 }

@@ -16,6 +16,10 @@ pub struct ApiArgs {
     /// API key (reviewer or admin).
     #[arg(long, env = "ARBITER_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
+    /// Act in this project (a server admin's key may act in any; other keys only in their own,
+    /// which is the default).
+    #[arg(long, env = "ARBITER_PROJECT", global = true)]
+    pub project: Option<arbiter_core::ProjectId>,
 }
 
 /// A blocking connection to the API, for the reviewer commands.
@@ -31,7 +35,11 @@ impl Api {
             bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
         let rt = crate::process::current_thread()?;
-        Ok(Api { client: Client::new(reqwest::Client::new(), &args.url, key), rt })
+        let mut client = Client::new(reqwest::Client::new(), &args.url, key);
+        if let Some(p) = &args.project {
+            client = client.in_project(p.as_str());
+        }
+        Ok(Api { client, rt })
     }
 
     /// Connect without a key, for the few public reads (the receipt keys).

@@ -37,6 +37,10 @@ pub enum KeysCommand {
         /// Print only the key (for scripts).
         #[arg(long)]
         quiet: bool,
+        /// The project the key belongs to (an agent key acts only there; an admin key of the
+        /// default project is a server admin).
+        #[arg(long, env = "ARBITER_PROJECT", default_value = "default")]
+        project: arbiter_core::ProjectId,
     },
     /// Rotate a key without downtime: print a new key for the same principal; the old one keeps working for
     /// `--old-expires` (default 7d), then stops.
@@ -53,7 +57,7 @@ pub enum KeysCommand {
         #[arg(long)]
         quiet: bool,
     },
-    /// List keys (never their secrets).
+    /// List a project's keys (never their secrets).
     List {
         /// SQLite database file.
         #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
@@ -61,6 +65,9 @@ pub enum KeysCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// The project whose keys to list.
+        #[arg(long, env = "ARBITER_PROJECT", default_value = "default")]
+        project: arbiter_core::ProjectId,
     },
     /// Revoke a key by its id (the middle part of `arb_<id>_...`).
     Revoke {
@@ -77,8 +84,15 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
     let rt = crate::process::current_thread()?;
     rt.block_on(async move {
         match cmd {
-            KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet } => {
-                let store = crate::process::open_store(&db).await?;
+            KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet, project } => {
+                let open = crate::process::open_store(&db).await?;
+                let store = match open.in_project(&project).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        open.close();
+                        return Err(e);
+                    }
+                };
                 let tags: BTreeSet<String> = tags.into_iter().collect();
                 let spec = arbiter_server::app::keys::KeySpec {
                     name,
@@ -95,7 +109,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                     Ok(Some(v)) => arbiter_policy::Policy::parse(&v.source).ok().map(|p| p.reviewer_roles()),
                     _ => None,
                 };
-                store.close();
+                open.close();
                 let key = key?;
                 for w in arbiter_server::app::keys::key_warnings(&key.record, roles.as_ref()) {
                     eprintln!("warning: {w}");
@@ -112,11 +126,15 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Rotate { db, id, old_expires, quiet } => {
-                let store = crate::process::open_store(&db).await?;
-                let key = arbiter_server::app::keys::rotate_key(&*store, &id, old_expires, SystemClock.now())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"));
-                store.close();
+                let open = crate::process::open_store(&db).await?;
+                // the new key goes to the old key's project
+                let key = match open.of_key(&id).await {
+                    Ok(store) => arbiter_server::app::keys::rotate_key(&*store, &id, old_expires, SystemClock.now())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}")),
+                    Err(e) => Err(e),
+                };
+                open.close();
                 let key = key?;
                 if quiet {
                     println!("{}", key.secret);
@@ -128,10 +146,14 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                     );
                 }
             }
-            KeysCommand::List { db, json } => {
-                let store = crate::process::open_store(&db).await?;
-                let keys = store.keys().await?;
-                store.close();
+            KeysCommand::List { db, json, project } => {
+                let open = crate::process::open_store(&db).await?;
+                let keys = match open.in_project(&project).await {
+                    Ok(store) => store.keys().await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                open.close();
+                let keys = keys?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&keys)?);
                 } else {
@@ -151,10 +173,14 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
                 }
             }
             KeysCommand::Revoke { db, id } => {
-                let store = crate::process::open_store(&db).await?;
-                let done = store.revoke_key(&id, SystemClock.now()).await?;
-                store.close();
-                if !done {
+                let open = crate::process::open_store(&db).await?;
+                // a key is revoked in its own project
+                let done = match open.of_key(&id).await {
+                    Ok(store) => store.revoke_key(&id, SystemClock.now()).await.map_err(anyhow::Error::from),
+                    Err(e) => Err(e),
+                };
+                open.close();
+                if !done? {
                     bail!("no active key with id {id}");
                 }
                 println!("revoked key {id}");

@@ -19,6 +19,7 @@ mod outcomes;
 mod policy;
 mod process;
 mod progress;
+mod projects;
 mod receipt;
 mod replay;
 mod reviews;
@@ -49,6 +50,10 @@ enum Command {
     /// Create, list and revoke API keys directly in the store.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Create and list projects directly in the store: teams sharing one server, each with its own
+    /// policy, keys, queue, lessons and audit chain.
+    #[command(subcommand)]
+    Projects(projects::ProjectsCommand),
     /// Bring a store's schema up to date (with progress), or --check whether anything is pending; or copy an SQLite store into PostgreSQL (--from ./arbiter.db --to postgres://...).
     Migrate(migrate::MigrateArgs),
     /// Copy a live store to a new file (consistent snapshot; the server keeps running).
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Projects(cmd) => projects::run(cmd),
         Command::Backup(args) => backup::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Bench(cmd) => bench::run(cmd),

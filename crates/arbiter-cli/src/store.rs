@@ -43,6 +43,25 @@ impl OpenStore {
         }
     }
 
+    /// A handle of project `id` (which must exist) on the same store.
+    pub async fn in_project(&self, id: &arbiter_core::ProjectId) -> Result<Arc<dyn Store>> {
+        if !self.projects().await?.iter().any(|p| &p.id == id) {
+            anyhow::bail!(
+                "there is no project `{id}` in {}; `arbiter projects list` shows them, `arbiter projects create {id}` makes it",
+                self.describe()
+            );
+        }
+        Ok(self.shared().for_project(id))
+    }
+
+    /// The handle of the project that key `id` belongs to (keys are found by id in every project).
+    pub async fn of_key(&self, id: &str) -> Result<Arc<dyn Store>> {
+        match self.key(id).await? {
+            Some(k) => Ok(self.shared().for_project(&k.project)),
+            None => anyhow::bail!("no key with id {id} in {}", self.describe()),
+        }
+    }
+
     /// Where it is, for messages (a URL without its password).
     pub fn describe(&self) -> String {
         match self {

@@ -71,17 +71,24 @@ pub struct Client {
     http: reqwest::Client,
     url: String,
     key: String,
+    project: Option<String>,
 }
 
 impl Client {
     /// A client for the server at `url` (no trailing slash needed) calling as `key`.
     pub fn new(http: reqwest::Client, url: &str, key: impl Into<String>) -> Client {
-        Client { http, url: url.trim_end_matches('/').to_string(), key: key.into() }
+        Client { http, url: url.trim_end_matches('/').to_string(), key: key.into(), project: None }
     }
 
-    /// The same server, calling as another key.
+    /// The same server, calling as another key (in the key's own project).
     pub fn as_key(&self, key: impl Into<String>) -> Client {
-        Client { http: self.http.clone(), url: self.url.clone(), key: key.into() }
+        Client { http: self.http.clone(), url: self.url.clone(), key: key.into(), project: None }
+    }
+
+    /// The same key, acting in `project` (the `Arbiter-Project` header: a
+    /// server admin's key may act in any project; other keys only in their own).
+    pub fn in_project(&self, project: impl Into<String>) -> Client {
+        Client { project: Some(project.into()), ..self.clone() }
     }
 
     /// The server's base URL.
@@ -115,6 +122,10 @@ impl Client {
     /// or the server's [`Problem`] as the error.
     async fn exchange(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(String, Option<String>)> {
         let unreachable = |source| Error::Unreachable { url: self.url.clone(), source };
+        let req = match &self.project {
+            Some(p) => req.header("arbiter-project", p),
+            None => req,
+        };
         let r = req.bearer_auth(&self.key).send().await.map_err(unreachable)?;
         let next = r.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
         let status = r.status();
@@ -166,6 +177,16 @@ impl Client {
     /// `POST /v1/keys`.
     pub async fn create_key(&self, req: &CreateKey) -> Result<CreatedKey> {
         self.post("/v1/keys", req).await
+    }
+
+    /// `POST /v1/projects` (server admins).
+    pub async fn create_project(&self, req: &arbiter_api::projects::CreateProject) -> Result<arbiter_core::Project> {
+        self.post("/v1/projects", req).await
+    }
+
+    /// `GET /v1/projects`: the projects this key may act in.
+    pub async fn projects(&self) -> Result<Vec<arbiter_core::Project>> {
+        self.get("/v1/projects").await
     }
 
     /// `POST /v1/decisions`, with an idempotency key when given.

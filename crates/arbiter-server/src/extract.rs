@@ -81,7 +81,8 @@ pub fn may_act_in(who: &Principal, asked: arbiter_core::ProjectId) -> Result<arb
     if asked == who.project || who.is_server_admin() {
         return Ok(asked);
     }
-    let whose = if who.role == Role::Agent { "an agent key acts only in its own project" } else { "ask a server admin" };
+    let whose =
+        if who.role == Role::Agent { "an agent key acts only in its own project" } else { "ask a server admin" };
     Err(ApiError::Forbidden(format!(
         "key `{}` belongs to project `{}` and cannot act in project `{asked}` ({whose})",
         who.name, who.project

@@ -57,8 +57,14 @@ async fn allowed_and_escalated_decisions() {
     assert_eq!(events[0]["kind"], "case.opened", "{events}");
 
     let metrics = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert",project="default"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host",project="default"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"arbiter_decisions_total{verdict="allow",action="close_alert",project="default"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host",project="default"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"arbiter_open_cases{project="default"} 1"#), "{metrics}");
     assert!(metrics.contains("arbiter_decision_latency_seconds_bucket"), "{metrics}");
 }

@@ -156,7 +156,8 @@ pub async fn propose(
             state.cases_changed();
         }
         let action = if policy.knows_class(&d.action.name) { d.action.name.clone() } else { "other".to_string() };
-        let labels = DecisionLabels { verdict: d.verdict.as_str().into(), action, project: state.project().to_string() };
+        let labels =
+            DecisionLabels { verdict: d.verdict.as_str().into(), action, project: state.project().to_string() };
         state.metrics.decisions.get_or_create(&labels).inc();
         state.metrics.decision_latency.observe(started.elapsed().as_secs_f64());
     }

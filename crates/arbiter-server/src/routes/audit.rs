@@ -1,9 +1,9 @@
 //! `GET /v1/audit/verify`, `GET /v1/audit/events` (admin only).
 
 use crate::error::ApiError;
-use crate::extract::Scope;
 use crate::extract::Auth;
 use crate::extract::Query;
+use crate::extract::Scope;
 use arbiter_api::audit::{EventsQuery, Verification, VerifyQuery};
 use arbiter_core::Role;
 use arbiter_store::Event;

@@ -2,11 +2,11 @@
 //! claim / release / reassign, the reviewer's decision, comments, the timeline
 //! and the decision chain.
 
+use crate::app;
 use crate::error::ApiError;
 use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody};
 use crate::extract::{Path, Query};
-use crate::app;
 use arbiter_api::cases::{
     CaseDecisionRequest, CaseDecisionResponse, ClaimRequest, CommentRequest, ListQuery, QueueView, ReassignRequest,
 };
@@ -58,21 +58,13 @@ pub async fn list(
 }
 
 /// One case.
-pub async fn get(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Case>, ApiError> {
+pub async fn get(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<Case>, ApiError> {
     auth.require(WORKERS, "reading cases")?;
     Ok(Json(load(&state, &id).await?))
 }
 
 /// A case's timeline: its events in order.
-pub async fn events(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+pub async fn events(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Event>>, ApiError> {
     auth.require(WORKERS, "reading case events")?;
     load(&state, &id).await?;
     Ok(Json(state.store.case_events(&id).await?))
@@ -81,11 +73,7 @@ pub async fn events(
 pub use crate::app::cases::chain_of;
 
 /// `GET /v1/cases/{id}/chain`.
-pub async fn chain(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<Decision>>, ApiError> {
+pub async fn chain(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<Vec<Decision>>, ApiError> {
     auth.require(WORKERS, "reading decision chains")?;
     let case = load(&state, &id).await?;
     Ok(Json(chain_of(&state, &case).await?))
@@ -104,11 +92,7 @@ pub async fn claim(
 }
 
 /// Give the claim back.
-pub async fn release(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Case>, ApiError> {
+pub async fn release(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<Case>, ApiError> {
     let who = auth.require(WORKERS, "releasing cases")?;
     Ok(Json(app::cases::release(&state, who, &id).await?))
 }

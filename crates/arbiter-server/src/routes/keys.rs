@@ -2,8 +2,8 @@
 
 use crate::app::keys::{KeySpec, create_key, rotate_key};
 use crate::error::ApiError;
-use crate::extract::Scope;
 use crate::extract::Path;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody};
 use arbiter_api::keys::{CreateKey, CreatedKey, RotateKey};
 use arbiter_core::Role;
@@ -54,11 +54,7 @@ pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<KeyRecord>
 }
 
 /// Revoke a key; it stops working at once on this server.
-pub async fn revoke(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn revoke(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require(&[Role::Admin], "revoking keys")?;
     if !state.store.revoke_key(&id, state.clock.now()).await? {
         return Err(ApiError::NotFound(format!("no active key with id {id}")));

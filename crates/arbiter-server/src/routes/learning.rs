@@ -3,10 +3,10 @@
 //! `/v1/datasets/reviewed`, `/v1/suggestions`, and the intervention backtest.
 
 use super::cases::WORKERS;
+use crate::app;
 use crate::error::ApiError;
 use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody, Path, Query};
-use crate::app;
 use arbiter_api::learning::{
     AcceptedSuggestion, CaseInsights, CreateLesson, DatasetQuery, Guidance, GuidanceQuery, LessonListQuery, LessonView,
     RefreshSuggestions, SearchParams, SearchResults, SuggestionList, SuggestionQuery,
@@ -43,11 +43,7 @@ pub async fn create(
 }
 
 /// One lesson, its history and its recurrence.
-pub async fn get(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<LessonView>, ApiError> {
+pub async fn get(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
     auth.require(WORKERS, "reading lessons")?;
     Ok(Json(app::learning::view(&state, &id).await?))
 }
@@ -74,21 +70,13 @@ pub async fn search(
 }
 
 /// Similar past cases and lessons, and the blast radius, of an approval case.
-pub async fn insights(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<CaseInsights>, ApiError> {
+pub async fn insights(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<CaseInsights>, ApiError> {
     auth.require(WORKERS, "reading case insights")?;
     Ok(Json(app::learning::insights(&state, &id).await?))
 }
 
 /// Guidance for an agent's prompt, from the published lessons.
-pub async fn guidance(
-    Scope(state): Scope,
-    auth: Auth,
-    Query(q): Query<GuidanceQuery>,
-) -> Result<Response, ApiError> {
+pub async fn guidance(Scope(state): Scope, auth: Auth, Query(q): Query<GuidanceQuery>) -> Result<Response, ApiError> {
     auth.require(EVERYONE, "reading guidance")?;
     let text = match q.format.as_deref() {
         None | Some("json") => false,
@@ -104,11 +92,7 @@ pub async fn guidance(
 }
 
 /// Decisions people decided, as JSON Lines (`examples` or `chat`).
-pub async fn dataset(
-    Scope(state): Scope,
-    auth: Auth,
-    Query(q): Query<DatasetQuery>,
-) -> Result<Response, ApiError> {
+pub async fn dataset(Scope(state): Scope, auth: Auth, Query(q): Query<DatasetQuery>) -> Result<Response, ApiError> {
     auth.require(WORKERS, "exporting datasets")?;
     let lines = app::learning::dataset(&state, q).await?;
     let mut body = String::new();

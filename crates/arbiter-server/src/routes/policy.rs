@@ -40,11 +40,7 @@ async fn yaml_body(state: &AppState, req: Request) -> Result<String, ApiError> {
 
 /// Store a new policy version (YAML body) as a draft, without activating it:
 /// to backtest it, link it to an intervention, and activate it later.
-pub async fn draft(
-    Scope(state): Scope,
-    auth: Auth,
-    req: Request,
-) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
+pub async fn draft(Scope(state): Scope, auth: Auth, req: Request) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     let who = auth.require(&[Role::Admin], "storing policy versions")?.clone();
     let source = yaml_body(&state, req).await?;
     let (version, created) = crate::app::policy::store_draft(&state, &source, &who.name).await?;
@@ -74,20 +70,13 @@ pub async fn put(
 }
 
 /// Every stored version, newest first.
-pub async fn versions(
-    Scope(state): Scope,
-    auth: Auth,
-) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
+pub async fn versions(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<PolicyVersionSummary>>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
     Ok(Json(state.store.policy_versions().await?))
 }
 
 /// One stored version, with its source.
-pub async fn version(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(hash): Path<String>,
-) -> Result<Json<PolicyView>, ApiError> {
+pub async fn version(Scope(state): Scope, auth: Auth, Path(hash): Path<String>) -> Result<Json<PolicyView>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading policy versions")?;
     let v = crate::app::policy::version(&state, &hash).await?;
     let active = state.policy().is_some_and(|p| p.hash() == v.hash);

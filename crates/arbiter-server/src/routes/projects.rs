@@ -18,7 +18,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-/// The projects the caller may act in.
+/// The projects the caller may act in (people's keys; an agent key acts in its own and needs no list).
 pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<Project>>, ApiError> {
-    Ok(Json(crate::app::projects::visible_projects(state.root.as_ref(), &auth.0).await?))
+    let who = auth.require(&[arbiter_core::Role::Reviewer, arbiter_core::Role::Admin], "listing projects")?;
+    Ok(Json(crate::app::projects::visible_projects(state.root.as_ref(), who).await?))
 }

@@ -1,9 +1,9 @@
 //! `GET /v1/receipts/keys`, `POST /v1/receipts/keys/rotate` and `POST /v1/decisions/{id}/consume`.
 
 use super::decisions::visible;
+use crate::ApiError;
 use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody, Path};
-use crate::ApiError;
 use arbiter_api::receipts::{ConsumeRequest, ReceiptKeys};
 use arbiter_core::Role;
 use arbiter_core::receipt::ReceiptKey;

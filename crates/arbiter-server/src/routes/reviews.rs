@@ -2,11 +2,11 @@
 //! `GET /v1/reviews/{id}`, stage entries, interventions, close and reopen.
 
 use super::cases::WORKERS;
-use crate::error::ApiError;
-use crate::extract::Scope;
-use crate::extract::Path;
-use crate::extract::{Auth, JsonBody};
 use crate::app;
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::extract::Scope;
+use crate::extract::{Auth, JsonBody};
 use arbiter_api::reviews::{CloseRequest, InterventionUpdate, OpenReview, StageRequest};
 use arbiter_core::Case;
 use axum::Json;
@@ -36,11 +36,7 @@ pub async fn open(
 pub use crate::app::reviews::ReviewView;
 
 /// `GET /v1/reviews/{id}`.
-pub async fn get(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<ReviewView>, ApiError> {
+pub async fn get(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<Json<ReviewView>, ApiError> {
     auth.require(WORKERS, "reading reviews")?;
     Ok(Json(app::reviews::view(&state, &id).await?))
 }

@@ -77,11 +77,7 @@ pub async fn replay_bundle(
 }
 
 /// Any stored trace as a tree (reviewers and admins): the runs a review names, Arbiter's own spans.
-pub async fn trace(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(trace_id): Path<String>,
-) -> Result<Json<TraceTree>, ApiError> {
+pub async fn trace(Scope(state): Scope, auth: Auth, Path(trace_id): Path<String>) -> Result<Json<TraceTree>, ApiError> {
     auth.require(&[Role::Reviewer, Role::Admin], "reading traces")?;
     if !arbiter_core::trace::valid_id(&trace_id, 32) {
         return Err(ApiError::NotFound(format!("`{trace_id}` is not a trace id (32 hex digits)")));

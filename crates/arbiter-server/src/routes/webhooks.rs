@@ -1,8 +1,8 @@
 //! `GET|POST /v1/webhooks`, `DELETE /v1/webhooks/{id}`, `GET /v1/webhooks/{id}/deliveries` (admin only).
 
 use crate::error::ApiError;
-use crate::extract::Scope;
 use crate::extract::Path;
+use crate::extract::Scope;
 use crate::extract::{Auth, JsonBody};
 use arbiter_api::webhooks::{CreateWebhook, CreatedWebhook};
 use arbiter_core::Role;
@@ -28,11 +28,7 @@ pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<Webhook>>,
 }
 
 /// Stop a webhook; its delivery log stays.
-pub async fn delete(
-    Scope(state): Scope,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(Scope(state): Scope, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require(&[Role::Admin], "managing webhooks")?;
     if !state.store.delete_webhook(&id).await? {
         return Err(ApiError::NotFound(format!("no active webhook {id}")));

@@ -310,7 +310,7 @@ async fn every_other_route_refuses_an_agent_key() {
 
 /// A request body that parses: the documented schema's fields (the required
 /// ones, or all) with plain values.
-fn sample_body(api: &Value, path: &str, method: &Method, every_field: bool) -> Value {
+pub(crate) fn sample_body(api: &Value, path: &str, method: &Method, every_field: bool) -> Value {
     let op = &api["paths"][path][method.as_str().to_ascii_lowercase()];
     let schema = &op["requestBody"]["content"]["application/json"]["schema"];
     sample(api, schema, every_field, 0)

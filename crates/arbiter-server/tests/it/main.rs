@@ -8,6 +8,7 @@ mod drift;
 mod isolation;
 mod learning;
 mod policy_versions;
+mod projects;
 mod review_workflow;
 mod support;
 mod traces;

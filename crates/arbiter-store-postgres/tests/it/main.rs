@@ -234,10 +234,11 @@ async fn projects_commit_without_waiting_for_each_others_chain_lock() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "the default project's write waits for its chain head");
     // ...while replica two's write in another project commits at once
-    let other = tokio::time::timeout(Duration::from_secs(5), team.record_event("note", "two", at, serde_json::json!({})))
-        .await
-        .expect("a write of another project does not wait for the default project's lock")
-        .unwrap();
+    let other =
+        tokio::time::timeout(Duration::from_secs(5), team.record_event("note", "two", at, serde_json::json!({})))
+            .await
+            .expect("a write of another project does not wait for the default project's lock")
+            .unwrap();
     assert_eq!(other.seq, 1, "the first event of the team's own chain");
     assert!(!waiting.is_finished());
     release_tx.send(()).unwrap();

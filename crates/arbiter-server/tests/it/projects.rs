@@ -1,0 +1,325 @@
+//! Two teams on one server: with the keys of project A (its agent, its
+//! reviewer and its project admin), every route of the API and every console
+//! page is called against project B's decisions, cases, traces, receipts,
+//! reviews, search, webhooks, keys and policy, and nothing of B's is read or
+//! changed. A key cannot step into another project with the `Arbiter-Project`
+//! header; a server admin can, and the metrics tell the projects apart.
+
+use crate::support::{POLICY, TestServer, isolate};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const TRACE_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2";
+
+/// What is B's: words that appear only in B's data (never in a request A makes).
+const B_MARKERS: &[&str] =
+    &["srv-teamb-9", "B-SECRET-1", "teamb-span", "teamb-hook", "teamb review", "teamb-agent", "teamb-policy"];
+
+/// A project's keys.
+struct Team {
+    agent: String,
+    reviewer: String,
+    admin: String,
+}
+
+/// Create project `id` as the server admin, give it a policy and keys.
+async fn team(s: &TestServer, id: &str) -> Team {
+    let (code, p) = s.post(&s.admin, "/v1/projects", json!({"id": id, "name": format!("Team {id}")})).await;
+    assert_eq!(code, 201, "{p}");
+    let policy = format!("{POLICY}# {id}-policy\n");
+    let r = s
+        .http
+        .put(s.at("/v1/policy"))
+        .bearer_auth(&s.admin)
+        .header("arbiter-project", id)
+        .header("content-type", "application/yaml")
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let key = |name: String, role: &'static str, tags: Vec<&'static str>| {
+        let (s, id) = (s, id.to_string());
+        async move {
+            let r: Value = s
+                .http
+                .post(s.at("/v1/keys"))
+                .bearer_auth(&s.admin)
+                .header("arbiter-project", &id)
+                .json(&json!({"name": name, "role": role, "tags": tags}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["project"], id.as_str(), "{r}");
+            r["key"].as_str().unwrap().to_string()
+        }
+    };
+    Team {
+        agent: key(format!("{id}-agent"), "agent", vec![]).await,
+        reviewer: key(format!("{id}-reviewer"), "reviewer", vec!["soc_analyst", "soc_lead"]).await,
+        admin: key(format!("{id}-admin"), "admin", vec![]).await,
+    }
+}
+
+/// B's data: an escalated decision (with its case), an allowed one (with a
+/// receipt), a span, a review case and a webhook.
+struct BData {
+    pending: String,
+    case: String,
+    allowed: Value,
+    review: String,
+    webhook: String,
+}
+
+async fn b_data(s: &TestServer, b: &Team) -> BData {
+    let spans = json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        {"traceId": TRACE_B, "spanId": "00000000000000d1", "name": "execute_tool teamb-span",
+         "startTimeUnixNano": "1800000000000000000", "endTimeUnixNano": "1800000001000000000",
+         "attributes": [{"key": "gen_ai.tool.call.id", "value": {"stringValue": "call_b"}}]}]}]}]});
+    let (code, out) = s.post_traces(&b.agent, spans).await;
+    assert_eq!(code, 200, "{out}");
+    let (code, pending) = s
+        .post(
+            &b.agent,
+            "/v1/decisions",
+            json!({"action": isolate("srv-teamb-9", &[], 0.9), "trace_id": TRACE_B, "context": {"tool_call_id": "call_b"}}),
+        )
+        .await;
+    assert_eq!((code, pending["verdict"].as_str()), (201, Some("escalate")), "{pending}");
+    let (code, allowed) = s
+        .post(
+            &b.agent,
+            "/v1/decisions",
+            json!({"action": {"name": "close_alert", "confidence": 0.99, "args": {"alert_id": "B-SECRET-1"}},
+                   "trace_id": TRACE_B}),
+        )
+        .await;
+    assert_eq!((code, allowed["verdict"].as_str()), (201, Some("allow")), "{allowed}");
+    let pending_id = pending["id"].as_str().unwrap().to_string();
+    let (code, review) =
+        s.post(&b.admin, "/v1/reviews", json!({"title": "teamb review", "decision_ids": [pending_id]})).await;
+    assert_eq!(code, 201, "{review}");
+    let (code, hook) =
+        s.post(&b.admin, "/v1/webhooks", json!({"url": "http://127.0.0.1:9/teamb-hook", "events": ["*"]})).await;
+    assert!(code == 201 || code == 422, "{hook}");
+    let webhook = if code == 201 {
+        hook["id"].as_str().unwrap().to_string()
+    } else {
+        // private addresses are refused by default: store B's hook directly in B's project
+        let id = arbiter_core::ProjectId::parse("team-b").unwrap();
+        let store = s.state.in_project(&id).await.unwrap().store.clone();
+        let w = arbiter_store::Webhook {
+            id: "teamb-webhook".into(),
+            url: "http://127.0.0.1:9/teamb-hook".into(),
+            events: ["*".to_string()].into_iter().collect(),
+            format: arbiter_store::WebhookFormat::Json,
+            secret: "whsec_b".into(),
+            created_at: s.state.clock.now(),
+            created_by: "team-b-admin".into(),
+            active: true,
+            project: id,
+        };
+        store.create_webhook(w).await.unwrap();
+        "teamb-webhook".to_string()
+    };
+    BData {
+        case: pending["case_id"].as_str().unwrap().into(),
+        pending: pending_id,
+        allowed,
+        review: review["id"].as_str().unwrap().into(),
+        webhook,
+    }
+}
+
+fn leaks(out: &str) -> Option<&'static str> {
+    B_MARKERS.iter().copied().find(|m| out.contains(m))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_reads_and_changes_nothing_of_another_through_any_route() {
+    let s = TestServer::start().await;
+    let a = team(&s, "team-a").await;
+    let b = team(&s, "team-b").await;
+    let bd = b_data(&s, &b).await;
+    let (_, b_policy) = s.get(&b.admin, "/v1/policy").await;
+    let b_hash = b_policy["hash"].as_str().unwrap().to_string();
+    let api: Value = serde_json::from_str(arbiter_server::openapi::OPENAPI_JSON).unwrap();
+    let mut called = 0;
+    for (method, path) in arbiter_server::openapi::routes() {
+        let id = if path.starts_with("/v1/cases/") {
+            bd.case.as_str()
+        } else if path.starts_with("/v1/reviews/") {
+            bd.review.as_str()
+        } else if path.starts_with("/v1/webhooks/") {
+            bd.webhook.as_str()
+        } else {
+            bd.pending.as_str()
+        };
+        let concrete =
+            path.replace("{id}", id).replace("{trace_id}", TRACE_B).replace("{hash}", &b_hash).replace("{index}", "0");
+        let query = match path {
+            "/v1/search" => "?q=teamb".to_string(),
+            "/v1/cases" => "?text=teamb".to_string(),
+            _ => {
+                let required: Vec<String> = api["paths"][path][method]["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query" && p["required"] == true)
+                    .map(|p| format!("{}=x", p["name"].as_str().unwrap()))
+                    .collect();
+                if required.is_empty() { String::new() } else { format!("?{}", required.join("&")) }
+            }
+        };
+        let concrete = format!("{concrete}{query}");
+        let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        for key in [&a.admin, &a.reviewer, &a.agent] {
+            let body = match (path, m.clone()) {
+                (_, Method::GET | Method::DELETE) => None,
+                ("/v1/decisions/{id}/consume", _) => Some(
+                    json!({"receipt": bd.allowed["final"]["receipt"], "args": {"alert_id": "B-SECRET-1"}, "consumer": "a"}),
+                ),
+                ("/v1/reviews", _) => Some(json!({"title": "a's review of b", "decision_ids": [bd.pending]})),
+                ("/v1/cases/{id}/decision", _) => Some(json!({"decision": "approve", "rationale": "a approves b"})),
+                _ => Some(crate::isolation::sample_body(&api, path, &m, true)),
+            };
+            let (code, out) = s.call(key, m.clone(), &concrete, body).await;
+            called += 1;
+            let text = out.to_string();
+            assert!(
+                leaks(&text).is_none(),
+                "{m} {concrete} with a key of team-a answered {code} with B's data: {text}"
+            );
+            assert!(code != 500, "{m} {concrete}: {text}");
+        }
+    }
+    assert!(called > 150, "every route, three keys: {called}");
+    // B's things are as B left them
+    let (code, d) = s.get(&b.agent, &format!("/v1/decisions/{}", bd.pending)).await;
+    assert_eq!((code, d["status"].as_str()), (200, Some("pending")), "{d}");
+    let (_, c) = s.get(&b.reviewer, &format!("/v1/cases/{}", bd.case)).await;
+    let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        (c["state"].as_str(), c["claim"].is_null(), count(&c["comments"]), count(&c["answers"])),
+        (Some("open"), true, 0, 0),
+        "{c}"
+    );
+    let (_, allowed) = s.get(&b.agent, &format!("/v1/decisions/{}", bd.allowed["id"].as_str().unwrap())).await;
+    assert!(allowed["outcome"].is_null() && allowed["tool_result"].is_null(), "{allowed}");
+    let (_, hooks) = s.get(&b.admin, "/v1/webhooks").await;
+    assert!(hooks.as_array().unwrap().iter().any(|h| h["id"] == bd.webhook.as_str() && h["active"] == true), "{hooks}");
+    let (_, keys) = s.get(&b.admin, "/v1/keys").await;
+    assert!(keys.as_array().unwrap().iter().all(|k| k["revoked_at"].is_null() && k["project"] == "team-b"), "{keys}");
+    let (_, policy) = s.get(&b.admin, "/v1/policy").await;
+    assert_eq!(policy["hash"].as_str(), Some(b_hash.as_str()), "B's policy is still B's");
+    let (code, verify) = s.get(&b.admin, "/v1/audit/verify").await;
+    assert_eq!((code, verify["ok"].as_bool()), (200, Some(true)), "{verify}");
+    let (_, events) = s.get(&b.admin, "/v1/audit/events?limit=1000").await;
+    let actors: Vec<&str> = events["events"]
+        .as_array()
+        .or(events.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert!(actors.iter().all(|a| !a.starts_with("team-a")), "no event of team-a's keys in B's chain: {actors:?}");
+    // B's span still belongs to B's run
+    let (_, trace) = s.get(&b.reviewer, &format!("/v1/traces/{TRACE_B}")).await;
+    assert!(trace.to_string().contains("teamb-span"), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_cannot_step_into_another_project_but_a_server_admin_can() {
+    let s = TestServer::start().await;
+    let a = team(&s, "team-a").await;
+    let b = team(&s, "team-b").await;
+    let bd = b_data(&s, &b).await;
+    let in_b =
+        |key: &str, path: &str| s.http.get(s.at(path)).bearer_auth(key).header("arbiter-project", "team-b").send();
+    for key in [&a.agent, &a.reviewer, &a.admin] {
+        let r = in_b(key, &format!("/v1/cases/{}", bd.case)).await.unwrap();
+        let (code, body) = (r.status().as_u16(), r.text().await.unwrap());
+        assert_eq!(code, 403, "{body}");
+        assert!(body.contains("belongs to project `team-a`") && leaks(&body).is_none(), "{body}");
+    }
+    // a malformed or unknown project is a clear error
+    let r =
+        s.http.get(s.at("/v1/cases")).bearer_auth(&s.admin).header("arbiter-project", "Team B").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let r = s.http.get(s.at("/v1/cases")).bearer_auth(&s.admin).header("arbiter-project", "nope").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().await.unwrap().contains("no project `nope`"));
+    // the server admin acts in B on purpose, and sees B's case there only
+    let r = in_b(&s.admin, &format!("/v1/cases/{}", bd.case)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (code, _) = s.get(&s.admin, &format!("/v1/cases/{}", bd.case)).await;
+    assert_eq!(code, 404, "without the header the server admin acts in the default project");
+    // projects: a server admin lists all, a project's people their own; only a server admin creates one
+    let (_, all) = s.get(&s.admin, "/v1/projects").await;
+    let ids: Vec<&str> = all.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["default", "team-a", "team-b"]);
+    let (_, own) = s.get(&a.admin, "/v1/projects").await;
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["id"], "team-a");
+    let (code, _) = s.post(&a.admin, "/v1/projects", json!({"id": "team-c"})).await;
+    assert_eq!(code, 403);
+    let (code, e) = s.post(&s.admin, "/v1/projects", json!({"id": "team-b"})).await;
+    assert_eq!(code, 409, "{e}");
+    let (code, e) = s.post(&s.admin, "/v1/projects", json!({"id": "Team C"})).await;
+    assert_eq!((code, e["field"].as_str()), (422, Some("id")), "{e}");
+    // the metrics tell the projects apart
+    let m = s.http.get(s.at("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        m.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host",project="team-b"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"arbiter_open_cases{project="team-b"} 2"#), "{m}");
+    assert!(m.contains(r#"arbiter_open_cases{project="team-a"} 0"#), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_of_one_project_sees_nothing_of_another_in_the_console() {
+    let s = TestServer::start().await;
+    let a = team(&s, "team-a").await;
+    let b = team(&s, "team-b").await;
+    let bd = b_data(&s, &b).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |key: String| {
+        let (http, url) = (http.clone(), s.at("/login"));
+        async move {
+            let r = http.post(url).form(&[("key", key.as_str()), ("next", "/queue")]).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 303);
+            r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+        }
+    };
+    let cookie = sign_in(a.reviewer.clone()).await;
+    let pages = [
+        "/queue".to_string(),
+        "/cases".into(),
+        "/cases?q=teamb".into(),
+        "/reviews".into(),
+        "/audits".into(),
+        "/dashboard".into(),
+        "/lessons".into(),
+        "/search?q=teamb".into(),
+        "/suggestions".into(),
+        "/policy".into(),
+        format!("/cases/{}", bd.case),
+        format!("/reviews/{}", bd.review),
+        format!("/decisions/{}", bd.pending),
+    ];
+    for page in &pages {
+        let r = http.get(s.at(page)).header("cookie", &cookie).send().await.unwrap();
+        let code = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert!(code == 200 || code == 404, "{page}: {code} {body}");
+        assert!(leaks(&body).is_none(), "{page} shows B's data to team-a's reviewer: {:?}", leaks(&body));
+    }
+    // the queue of B's reviewer has B's case: the pages do show a project's own data
+    let cookie_b = sign_in(b.reviewer.clone()).await;
+    let queue = http.get(s.at("/queue")).header("cookie", &cookie_b).send().await.unwrap().text().await.unwrap();
+    assert!(queue.contains("srv-teamb-9") || queue.contains(&bd.case), "{queue}");
+}
