@@ -12,6 +12,7 @@ mod audit;
 mod day;
 mod lesson;
 mod offline;
+mod projects;
 mod report;
 mod reviewers;
 mod team;
@@ -88,6 +89,10 @@ pub struct DemoArgs {
     /// Stop after the walkthrough instead of serving for exploration.
     #[arg(long)]
     exit: bool,
+    /// Also run a second team on the same server in a project of its own (support refunds), and show
+    /// both teams side by side: their own policy, queue and audit chain, and what each cannot see.
+    #[arg(long)]
+    projects: bool,
 }
 
 /// A moment of the simulation, `ms` after it began at a UTC midnight: the
@@ -170,6 +175,7 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
         drift,
         drift_at,
     });
+    let proposals_len = proposals.len();
     let day = day::Day { start, begins: 0, total, drift_at, seed: args.seed };
     let summary = day.replay(&server, &clock, &agent, &proposals, &mut pool).await?;
     let sla = report::sla_counts(server.store.as_ref()).await?;
@@ -215,6 +221,15 @@ async fn demo(args: DemoArgs, db: PathBuf) -> Result<ExitCode> {
             code = ExitCode::FAILURE;
         }
         lesson = Some(closed.lesson.id);
+    }
+    let second = if args.projects {
+        let analyst = server.admin.as_key(pool.analyst_key());
+        Some(projects::run(&server.admin, &analyst, args.seed, proposals_len).await?)
+    } else {
+        None
+    };
+    if let Some(t) = &second {
+        println!("\n  support team keys: lead (sam: support_lead) {}  agent {}", t.lead_key, t.agent_key);
     }
     report::look_closer(&report::LookCloser {
         url: server.url(),

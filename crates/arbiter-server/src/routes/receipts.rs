@@ -9,15 +9,22 @@ use arbiter_core::Role;
 use arbiter_core::receipt::ReceiptKey;
 use arbiter_store::Consumption;
 use axum::Json;
+use axum::extract::State;
+use std::sync::Arc;
 
 /// The public keys receipts are checked with (no key needed: anyone may verify).
-pub async fn keys(Scope(state): Scope) -> Json<ReceiptKeys> {
+pub async fn keys(State(state): State<Arc<crate::AppState>>) -> Json<ReceiptKeys> {
     Json(ReceiptKeys { keys: state.receipts.public_keys() })
 }
 
 /// Add a new signing key (admin); older keys stay published.
 pub async fn rotate(Scope(state): Scope, auth: Auth) -> Result<Json<ReceiptKey>, ApiError> {
-    auth.require(&[Role::Admin], "rotating receipt keys")?;
+    let who = auth.require(&[Role::Admin], "rotating receipt keys")?;
+    if !who.is_server_admin() {
+        return Err(ApiError::Forbidden(
+            "receipt keys sign every project's receipts: rotating them needs an admin key of the default project".into(),
+        ));
+    }
     let key = state.receipts.rotate(&state).await?;
     let data = serde_json::json!({"key_id": key.key_id});
     state.store.record_event("receipt.key_rotated", &auth.0.name, state.clock.now(), data).await?;
