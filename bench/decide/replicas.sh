@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # decisions/s of `arbiter bench decide` on SQLite, on PostgreSQL with one
-# replica and with three, interleaved round by round so that all three see the
-# same machine; each PostgreSQL run gets a fresh database (dropped after).
+# replica and with three, interleaved round by round so that all of them see
+# the same machine; each PostgreSQL run gets a fresh database (dropped after).
 #
 #   bench/decide/replicas.sh [ROUNDS] [POSTGRES_ADMIN_URL]
+#   SETUPS="pg3 pg3p4" bench/decide/replicas.sh 3    # 3 replicas: one project vs four
+#
+# SETUPS (default "sqlite pg1 pg3") names the setups: sqlite, pgN (N replicas,
+# one project) and pgNpM (N replicas, the load spread over M projects).
 #
 # Needs a release build (`cargo build --release -p arbiter-cli`) and a
 # PostgreSQL where the user may create databases (default: the local one,
@@ -12,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
 admin="${2:-postgres://postgres@127.0.0.1:5432/postgres}"
+setups="${SETUPS:-sqlite pg1 pg3}"
 bin=./target/release/arbiter
 [ -x "$bin" ] || { echo "build first: cargo build --release -p arbiter-cli" >&2; exit 1; }
 base="${admin%/*}"
@@ -39,24 +44,27 @@ print(json.dumps(res))' "$@")
   python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["postgres_cpu_s"] = round(float(sys.argv[3]) - float(sys.argv[2]), 2); print(json.dumps(r))' "$line" "$before" "$after"
 }
 for r in $(seq 1 "$rounds"); do
-  for setup in sqlite pg1 pg3; do
+  for setup in $setups; do
     case "$setup" in
       sqlite) line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json) ;;
       pg*)
-        n="${setup#pg}"
+        spec="${setup#pg}"
+        n="${spec%%p*}"
+        projects=1
+        [ "$spec" != "$n" ] && projects="${spec#*p}"
         db="arbiter_bench_${setup}_$$_${r}"
         psql "$admin" -qc "CREATE DATABASE ${db}"
-        line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n")
+        line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n" --projects "$projects")
         psql "$admin" -qc "DROP DATABASE ${db} WITH (FORCE)"
         ;;
     esac
     echo "{\"setup\": \"$setup\", \"round\": $r, \"result\": $line}" | tee -a "$out"
   done
 done
-python3 - "$out" <<'PY'
+python3 - "$out" $setups <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-for setup in ["sqlite", "pg1", "pg3"]:
+for setup in sys.argv[2:]:
     rs = sorted((r["result"] for r in runs if r["setup"] == setup), key=lambda x: x["decisions_per_sec"])
     med = rs[len(rs) // 2]
     rates = " / ".join(f'{x["decisions_per_sec"]:,.0f}' for x in rs)

@@ -3,9 +3,12 @@
 //!
 //! The shape is the SQLite backend's, because the reasons are the same:
 //!
-//! - **Group commit.** One writer thread per replica runs every write job of
+//! - **Group commit.** A writer thread runs every write job of
 //!   a batch in one transaction and commits once: one WAL flush for many
-//!   requests. The batch's decisions are inserted in bulk; if any job fails,
+//!   requests. A replica has [`WRITERS`] writers, each on its own
+//!   connection; all of a project's writes go to the same one (so they stay
+//!   in order) and projects are spread over them, so one project's batches
+//!   do not queue behind another's. The batch's decisions are inserted in bulk; if any job fails,
 //!   the batch runs again with a savepoint per job, so the failing one rolls
 //!   back alone.
 //!   With `synchronous_commit = on` (PostgreSQL's default) a write is
@@ -59,7 +62,11 @@ mod webhooks;
 
 pub use schema::SCHEMA_VERSION;
 
-/// Reader connections per replica (the writer and the listener add one each).
+/// Writer threads (and connections) per replica: a project's writes always go
+/// to the same one, and projects are spread over them, so batches of
+/// different projects commit side by side.
+pub const WRITERS: usize = 4;
+/// Reader connections per replica (the writers and the listener add theirs).
 pub const READERS: usize = 8;
 /// Write jobs committed together at most.
 const MAX_BATCH: usize = 512;
@@ -77,11 +84,13 @@ pub struct PostgresStore {
     project_name: Arc<str>,
 }
 
-/// One database: the writer thread, the reader connections and the listener.
+/// One database: the writer threads, the reader connections and the listener.
 struct Db {
     url: String,
-    writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writers: Vec<Mutex<Option<mpsc::Sender<Box<dyn Job>>>>>,
+    writer_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Which writer each project's jobs go to (given in the order projects first write).
+    writer_of: Mutex<std::collections::HashMap<Arc<str>, usize>>,
     readers: Arc<Vec<Mutex<Option<Conn>>>>,
     next_reader: AtomicUsize,
     finalized: broadcast::Sender<String>,
@@ -294,7 +303,7 @@ pub(crate) fn load_body<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A write transaction of the writer thread: the chain heads it holds
+/// A write transaction of a writer thread: the chain heads it holds
 /// locked (of the projects its jobs write), the project of the job running
 /// now, the decisions it must commit to each chain, and the decisions it made final.
 pub(crate) struct Tx<'t> {
@@ -461,7 +470,7 @@ pub fn upgrade(url: &str) -> Result<()> {
 
 impl PostgresStore {
     /// Connect to the database at `url` (`postgres://user@host/db`), bring its
-    /// schema up to date, and start the writer and the listener.
+    /// schema up to date, and start the writers and the listener.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
         let url = url.to_string();
         tokio::task::spawn_blocking(move || PostgresStore::connect_blocking(url))
@@ -472,21 +481,27 @@ impl PostgresStore {
     fn connect_blocking(url: String) -> Result<PostgresStore> {
         let mut client = connect(&url)?;
         schema::migrate(&mut client)?;
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
-        let writer_url = url.clone();
         let stats = Arc::new(Stats::default());
-        let writer_stats = stats.clone();
-        let handle = std::thread::Builder::new()
-            .name("arbiter-pg-writer".into())
-            .spawn(move || writer_loop(writer_url, Some(client), rx, &writer_stats))
-            .map_err(|e| StoreError::backend("cannot start the writer thread", e))?;
+        let (mut writers, mut threads) = (Vec::new(), Vec::new());
+        let mut first = Some(client);
+        for i in 0..WRITERS {
+            let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+            let (writer_url, writer_stats, client) = (url.clone(), stats.clone(), first.take());
+            let handle = std::thread::Builder::new()
+                .name(format!("arbiter-pg-writer-{i}"))
+                .spawn(move || writer_loop(writer_url, client, rx, &writer_stats))
+                .map_err(|e| StoreError::backend("cannot start a writer thread", e))?;
+            writers.push(Mutex::new(Some(tx)));
+            threads.push(handle);
+        }
         let (finalized, _) = broadcast::channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
         listen::spawn(url.clone(), finalized.clone(), stop.clone())?;
         let db = Db {
             url,
-            writer: Mutex::new(Some(tx)),
-            writer_thread: Mutex::new(Some(handle)),
+            writers,
+            writer_threads: Mutex::new(threads),
+            writer_of: Mutex::new([(Arc::from(ProjectId::DEFAULT), 0)].into_iter().collect()),
             readers: Arc::new((0..READERS).map(|_| Mutex::new(None)).collect()),
             next_reader: AtomicUsize::new(0),
             finalized,
@@ -560,8 +575,11 @@ impl Db {
     /// Stop accepting writes, finish the queued ones, and stop the listener.
     fn close(&self) {
         self.stop.store(true, Ordering::Release);
-        self.writer.lock().map(|mut w| w.take()).ok();
-        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+        for w in &self.writers {
+            w.lock().map(|mut w| w.take()).ok();
+        }
+        let threads = self.writer_threads.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for h in threads {
             let _ = h.join();
         }
         // A blocking client closes its connection when dropped, which must
@@ -572,9 +590,18 @@ impl Db {
         }
     }
 
-    /// Queue a job for the writer (`Closed` once the store is closing).
+    /// Queue a job for its project's writer (server-wide jobs: the default
+    /// project's); `Closed` once the store is closing.
     fn submit(&self, job: Box<dyn Job>) -> Result<()> {
-        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let i = match job.project() {
+            None => 0,
+            Some(p) => {
+                let mut of = self.writer_of.lock().map_err(|_| StoreError::Closed)?;
+                let next = of.len() % self.writers.len();
+                *of.entry(p.clone()).or_insert(next)
+            }
+        };
+        let guard = self.writers[i].lock().map_err(|_| StoreError::Closed)?;
         guard.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)
     }
 

@@ -114,22 +114,31 @@ def _retryable(resp: httpx.Response) -> bool:
 
 
 class _Base:
-    def __init__(self, url: Optional[str], key: Optional[str], retries: int, backoff: float) -> None:
+    def __init__(self, url: Optional[str], key: Optional[str], retries: int, backoff: float,
+                 project: Optional[str] = None) -> None:
         self.url = (url or os.environ.get("ARBITER_URL") or DEFAULT_URL).rstrip("/")
         self.key = key if key is not None else os.environ.get("ARBITER_KEY")
         if not self.key:
             raise ValueError("no API key: pass key= or set ARBITER_KEY (create one with `arbiter keys create`)")
         self.retries = retries
         self.backoff = backoff
+        # the project every call acts in: the key's own unless named (a server admin may name any)
+        self.project = project if project is not None else os.environ.get("ARBITER_PROJECT")
         self._headers = {"Authorization": f"Bearer {self.key}", "User-Agent": "arbiter-client-python/0.1"}
+        if self.project:
+            self._headers["Arbiter-Project"] = self.project
 
 
 class Client(_Base):
-    """A synchronous client. ``Client(url, key)``; both default to ``ARBITER_URL`` / ``ARBITER_KEY``."""
+    """A synchronous client. ``Client(url, key)``; both default to ``ARBITER_URL`` / ``ARBITER_KEY``.
+
+    ``project`` (default ``ARBITER_PROJECT``) names the project every call acts in; without it, the key's own.
+    """
 
     def __init__(self, url: Optional[str] = None, key: Optional[str] = None, *, timeout: float = 30.0,
-                 retries: int = 4, backoff: float = 0.25, http: Optional[httpx.Client] = None) -> None:
-        super().__init__(url, key, retries, backoff)
+                 retries: int = 4, backoff: float = 0.25, http: Optional[httpx.Client] = None,
+                 project: Optional[str] = None) -> None:
+        super().__init__(url, key, retries, backoff, project)
         self._http = http or httpx.Client(timeout=timeout)
 
     def close(self) -> None:
@@ -232,8 +241,9 @@ class AsyncClient(_Base):
     """An asyncio client with the same methods as :class:`Client`, as coroutines."""
 
     def __init__(self, url: Optional[str] = None, key: Optional[str] = None, *, timeout: float = 30.0,
-                 retries: int = 4, backoff: float = 0.25, http: Optional[httpx.AsyncClient] = None) -> None:
-        super().__init__(url, key, retries, backoff)
+                 retries: int = 4, backoff: float = 0.25, http: Optional[httpx.AsyncClient] = None,
+                 project: Optional[str] = None) -> None:
+        super().__init__(url, key, retries, backoff, project)
         self._http = http or httpx.AsyncClient(timeout=timeout)
 
     async def aclose(self) -> None:

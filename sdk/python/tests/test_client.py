@@ -28,6 +28,21 @@ def test_allow_and_deny_are_final_at_once(server, agent_key):
         assert denied.reason == "Wiping disks is never done by an agent."
 
 
+def test_a_client_acts_in_its_keys_project_or_the_one_it_names(server, agent_key):
+    # an agent key acts only in its own project: naming another is refused, an unknown one too
+    with Client(server.url, agent_key, project="default") as c:
+        assert c.decide("close_alert", {"alert_id": "A-7", "resolution": "benign"}, confidence=0.97).allowed
+    with Client(server.url, agent_key, project="support") as c:
+        with pytest.raises(ApiError) as e:
+            c.propose("close_alert", {"alert_id": "A-8"}, confidence=0.97)
+        assert e.value.status == 403 and "belongs to project `default`" in e.value.problem.detail
+    # a server admin names any project; a project that does not exist is a 404
+    with Client(server.url, server.admin, project="nope") as c:
+        with pytest.raises(ApiError) as e:
+            c.propose("close_alert", {"alert_id": "A-9"}, confidence=0.97)
+        assert e.value.status == 404 and "no project `nope`" in e.value.problem.detail
+
+
 def test_escalate_then_approve_and_modify(server, agent_key, reviewer):
     with Client(server.url, agent_key) as c:
         d = c.propose("isolate_host", {"host": "srv-db-01", "mode": "full"}, confidence=0.8)

@@ -142,6 +142,10 @@ pub struct DecideArgs {
     /// Without --url: start this many replicas on --db (PostgreSQL) and spread the connections over them.
     #[arg(long, default_value_t = 1, requires = "db")]
     replicas: usize,
+    /// Without --url: load this many projects (the default one and `bench-2`, `bench-3`, ...; each with
+    /// the SOC policy and its own agent key), the connections spread over them.
+    #[arg(long, default_value_t = 1, conflicts_with = "url")]
+    projects: usize,
 }
 
 /// Run a benchmark subcommand.
@@ -235,6 +239,9 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.replicas == 0 {
         bail!("--replicas must be at least 1");
     }
+    if args.projects == 0 {
+        bail!("--projects must be at least 1");
+    }
     if args.replicas > 1
         && args.db.as_deref().is_none_or(|d| crate::store::postgres_url(std::path::Path::new(d)).is_none())
     {
@@ -266,31 +273,21 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     let rt = crate::process::runtime()?;
     let (tally, lock) = rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-        let mut client = Client::new(http.clone(), &urls[0], key);
-        // With our own server, load it the way an agent would: with an agent key.
+        let admin = Client::new(http.clone(), &urls[0], key.clone());
+        // With our own server, load it the way an agent would: with an agent key (one per project).
+        let mut agent_keys = vec![key];
         if !children.is_empty() {
-            let created = client
-                .create_key(&CreateKey {
-                    name: "bench-agent".into(),
-                    role: Role::Agent,
-                    tags: Default::default(),
-                    expires_in: None,
-                    rate_limit: Some(RateLimit::Unlimited),
-                    same_principal: false,
-                })
-                .await?;
-            client = client.as_key(created.key);
+            agent_keys = bench_projects(&admin, args.projects).await?;
         }
         let started = Instant::now();
         let warm_until = started + Duration::from_secs(args.warmup.0);
         let end = warm_until + Duration::from_secs(args.duration.0);
         let run_id = format!("{:x}", started.elapsed().as_nanos() ^ std::process::id() as u128);
-        // each connection talks to one replica, round robin (a load balancer's spread)
-        let clients: Vec<Client> =
-            urls.iter().map(|u| Client::new(http.clone(), u, client.key().to_string())).collect();
+        // each connection talks to one replica, round robin (a load balancer's spread), as the agent of one project
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
-            let (client, run_id) = (clients[t % clients.len()].clone(), run_id.clone());
+            let (url, agent) = (&urls[t % urls.len()], &agent_keys[t % agent_keys.len()]);
+            let (client, run_id) = (Client::new(http.clone(), url, agent.clone()), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut i = t as u64;
@@ -353,13 +350,16 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            json!({"url": url, "concurrency": args.concurrency, "duration_secs": secs, "decisions": ok,
+            json!({"url": url, "concurrency": args.concurrency, "projects": args.projects, "duration_secs": secs, "decisions": ok,
                 "decisions_per_sec": rate, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
                 "allow": allow, "escalate": escalate, "deny": deny, "errors": tally.errors,
                 "replicas": urls.len(), "chain_lock": lock})
         );
     } else {
-        println!("arbiter bench decide: {} connections for {} against {url}", args.concurrency, args.duration);
+        println!(
+            "arbiter bench decide: {} connections for {} against {url} ({} project(s))",
+            args.concurrency, args.duration, args.projects
+        );
         println!("decisions: {ok} (allow {allow}, escalate {escalate}, deny {deny}), errors: {}", tally.errors);
         println!("throughput: {rate:.0} decisions/s");
         println!("latency: p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
@@ -374,6 +374,38 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         eprintln!("first error: {e}");
     }
     Ok(if tally.errors == 0 && ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// An unlimited agent key in each of `n` projects: the default one, and `bench-2` ... `bench-n`
+/// (created by `admin`, the server admin, each with the SOC policy).
+async fn bench_projects(admin: &Client, n: usize) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for i in 1..=n {
+        let client = if i == 1 {
+            admin.clone()
+        } else {
+            let id = format!("bench-{i}");
+            admin.create_project(&arbiter_api::projects::CreateProject { id: id.clone(), name: None }).await?;
+            let scoped = admin.in_project(id);
+            let draft: arbiter_api::policy::PolicyView =
+                scoped.post_yaml("/v1/policy/versions", arbiter_tuning::soc::POLICY.to_string()).await?;
+            let _: arbiter_api::policy::PolicyView =
+                scoped.post(&format!("/v1/policy/versions/{}/activate", draft.version.hash), &json!({})).await?;
+            scoped
+        };
+        let created = client
+            .create_key(&CreateKey {
+                name: "bench-agent".into(),
+                role: Role::Agent,
+                tags: Default::default(),
+                expires_in: None,
+                rate_limit: Some(RateLimit::Unlimited),
+                same_principal: false,
+            })
+            .await?;
+        keys.push(created.key);
+    }
+    Ok(keys)
 }
 
 /// What the audit chain's lock cost during a run, from the replicas' `/metrics`.

@@ -22,7 +22,8 @@ pub async fn rotate(Scope(state): Scope, auth: Auth) -> Result<Json<ReceiptKey>,
     let who = auth.require(&[Role::Admin], "rotating receipt keys")?;
     if !who.is_server_admin() {
         return Err(ApiError::Forbidden(
-            "receipt keys sign every project's receipts: rotating them needs an admin key of the default project".into(),
+            "receipt keys sign every project's receipts: rotating them needs an admin key of the default project"
+                .into(),
         ));
     }
     let key = state.receipts.rotate(&state).await?;
