@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "arbiter_session";
+/// The cookie that remembers the project a server admin switched the console to.
+pub const PROJECT_COOKIE: &str = "arbiter_project";
 const SESSION_MS: i64 = 12 * 3_600_000;
 
 fn mac(secret: &[u8], parts: &[&[u8]]) -> String {
@@ -81,10 +83,14 @@ fn clear_cookie(state: &AppState) -> String {
 }
 
 fn cookie(parts: &Parts) -> Option<String> {
+    named_cookie(parts, COOKIE)
+}
+
+fn named_cookie(parts: &Parts, name: &str) -> Option<String> {
     parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
         |c| {
             let (k, v) = c.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_string())
+            (k == name).then(|| v.to_string())
         },
     )
 }
@@ -98,8 +104,11 @@ pub struct Viewer {
     pub csrf: String,
     /// The stored session's id (signing out ends it).
     pub session_id: String,
-    /// The state of the project the page shows (the key's project).
+    /// The state of the project the page shows (the key's project, or the
+    /// one a server admin switched to).
     pub scope: Arc<AppState>,
+    /// The projects the viewer may switch to (a server admin: all of them).
+    pub projects: Vec<arbiter_core::ProjectId>,
 }
 
 /// The state of the project a console page shows: every read and write of
@@ -158,8 +167,27 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 "agent keys cannot use the reviewer console".into(),
             )));
         }
+        let mut who = who;
+        let projects = match who.is_server_admin() {
+            true => state
+                .root
+                .projects()
+                .await
+                .map_err(|e| ConsoleRejection::Error(e.into()))?
+                .into_iter()
+                .map(|p| p.id)
+                .collect(),
+            false => vec![who.project.clone()],
+        };
+        // a server admin's switch, kept in a cookie (any other key stays in its project)
+        if let Some(asked) = named_cookie(parts, PROJECT_COOKIE).and_then(|v| arbiter_core::ProjectId::parse(&v).ok())
+            && projects.contains(&asked)
+            && crate::extract::may_act_in(&who, asked.clone()).is_ok()
+        {
+            who.project = asked;
+        }
         let scope = state.in_project(&who.project).await.map_err(ConsoleRejection::Error)?;
-        let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope };
+        let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope, projects };
         parts.extensions.insert(viewer.clone());
         Ok(viewer)
     }
@@ -246,6 +274,28 @@ pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) ->
         Err(e) => return error_page(e),
     };
     let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `POST /project`: switch the console to another project (server admins; the
+/// choice is kept in a cookie for this browser).
+pub async fn switch_project(viewer: Viewer, Form(f): Form<Fields>) -> Response {
+    if let Err(e) = viewer.check_csrf(&f) {
+        return error_page(e);
+    }
+    let asked = match arbiter_core::ProjectId::parse(field(&f, "project")) {
+        Ok(p) => p,
+        Err(why) => return failed_because("/queue", &why),
+    };
+    if !viewer.projects.contains(&asked) {
+        return failed_because("/queue", &format!("you cannot switch to project `{asked}`"));
+    }
+    let secure = secure_attribute(&viewer.scope);
+    let cookie = format!("{PROJECT_COOKIE}={asked}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let mut r = Redirect::to("/queue").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -32,6 +32,20 @@ pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
         @if let Some(v) = viewer {
             nav {
                 @for (href, name, key) in PAGES { a href=(href) accesskey=[key] { (name) } }
+                @if v.projects.len() > 1 {
+                    form.inline.project method="post" action="/project" {
+                        (v.csrf_field())
+                        label for="project" { "Project" }
+                        select id="project" name="project" {
+                            @for p in &v.projects {
+                                option value=(p) selected[*p == v.who.project] { (p) }
+                            }
+                        }
+                        button type="submit" { "Switch" }
+                    }
+                } @else {
+                    span.project title="the project this console shows" { (v.who.project) }
+                }
                 span.who { (v.who.name) " " small { (join(&v.who.tags)) } }
                 form.inline method="post" action="/logout" {
                     (v.csrf_field())

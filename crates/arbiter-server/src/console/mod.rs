@@ -40,6 +40,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/", get(|| async { Redirect::to("/queue") }))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/project", post(auth::switch_project))
         .route("/queue", get(queue::page))
         .route("/cases", get(history::cases))
         .route("/reviews", get(history::reviews))

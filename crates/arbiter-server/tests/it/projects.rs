@@ -323,3 +323,60 @@ async fn a_reviewer_of_one_project_sees_nothing_of_another_in_the_console() {
     let queue = http.get(s.at("/queue")).header("cookie", &cookie_b).send().await.unwrap().text().await.unwrap();
     assert!(queue.contains("srv-teamb-9") || queue.contains(&bd.case), "{queue}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_admin_switches_the_console_between_projects_and_nobody_else_can() {
+    let s = TestServer::start().await;
+    let a = team(&s, "team-a").await;
+    let b = team(&s, "team-b").await;
+    let bd = b_data(&s, &b).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |key: String| {
+        let (http, url) = (http.clone(), s.at("/login"));
+        async move {
+            let r = http.post(url).form(&[("key", key.as_str()), ("next", "/queue")]).send().await.unwrap();
+            r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+        }
+    };
+    let page = |cookie: String, path: String| {
+        let (http, url) = (http.clone(), s.at(&path));
+        async move { http.get(url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let csrf = |html: &str| {
+        let at = html.find("name=\"csrf\" value=\"").expect("a form with its CSRF token") + 19;
+        html[at..at + 32].to_string()
+    };
+    // the server admin sees the switcher with every project, and after switching, B's case
+    let admin = sign_in(s.admin.clone()).await;
+    let queue = page(admin.clone(), "/queue".into()).await;
+    assert!(queue.contains(r#"<option value="team-b">"#), "{queue}");
+    let r = http
+        .post(s.at("/project"))
+        .header("cookie", &admin)
+        .form(&[("project", "team-b"), ("csrf", csrf(&queue).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let chosen = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert_eq!(chosen, "arbiter_project=team-b");
+    let both = format!("{admin}; {chosen}");
+    let case = page(both.clone(), format!("/cases/{}", bd.case)).await;
+    assert!(case.contains("srv-teamb-9"), "{case}");
+    assert!(page(both, "/queue".into()).await.contains(r#"<option value="team-b" selected>"#));
+    // team-a's reviewer has no switcher, cannot switch, and a forged cookie changes nothing
+    let reviewer = sign_in(a.reviewer.clone()).await;
+    let queue = page(reviewer.clone(), "/queue".into()).await;
+    assert!(!queue.contains("<select id=\"project\"") && queue.contains("team-a"), "{queue}");
+    let r = http
+        .post(s.at("/project"))
+        .header("cookie", &reviewer)
+        .form(&[("project", "team-b"), ("csrf", csrf(&queue).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("set-cookie").is_none(), "no switch for a project's reviewer");
+    let forged = format!("{reviewer}; arbiter_project=team-b");
+    let case = page(forged, format!("/cases/{}", bd.case)).await;
+    assert!(leaks(&case).is_none(), "{case}");
+}
