@@ -22,6 +22,8 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
             "250",
             "--seed",
             "3",
+            // and a second team beside the SOC, in a project of its own
+            "--projects",
             "--data-dir",
         ])
         .arg(&data)
@@ -63,8 +65,11 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     assert_eq!(lesson["publish"], true);
     assert_eq!(lesson["action_classes"], serde_json::json!(["isolate_host"]));
     assert!(lesson["interventions"][0]["check"]["still_allowed"].as_array().unwrap().is_empty());
-    let live: String =
-        c.query_row("SELECT hash FROM policy_activations ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    let live: String = c
+        .query_row("SELECT hash FROM policy_activations WHERE project = 'default' ORDER BY seq DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(lesson["interventions"][0]["policy_version"], live.as_str(), "the lesson's version is the live one");
     let labelled: i64 =
         c.query_row("SELECT COUNT(*) FROM decisions WHERE outcome_correct IS NOT NULL", [], |r| r.get(0)).unwrap();
@@ -74,6 +79,40 @@ fn the_demo_catches_the_drift_and_opens_a_review_case() {
     assert!(decided > 10, "reviewers worked the queue: {decided}");
     let verify = Command::new(bin()).args(["audit", "verify", "--db", db.to_str().unwrap()]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // The second team: its own decisions, cases and chain; each chain verifies on its own.
+    assert!(text.contains("A second team on the same server") && text.contains("apart:"), "{text}");
+    let support: i64 =
+        c.query_row("SELECT COUNT(*) FROM decisions WHERE project = 'support'", [], |r| r.get(0)).unwrap();
+    assert!(support >= 50, "the refund agent's decisions: {support}");
+    let crossed: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM cases c JOIN decisions d ON d.id = c.decision_id WHERE c.project <> d.project",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(crossed, 0, "every case is in its decision's project");
+    let all = Command::new(bin()).args(["audit", "verify", "--all", "--db", db.to_str().unwrap()]).output().unwrap();
+    let all_text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        all.status.success() && all_text.contains("default: ok:") && all_text.contains("support: ok:"),
+        "{all_text}"
+    );
+    let anchor = Command::new(bin())
+        .args(["audit", "anchor", "--project", "support", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let anchor = String::from_utf8_lossy(&anchor.stdout).trim().to_string();
+    let verify = Command::new(bin())
+        .args(["audit", "verify", "--project", "support", "--anchor", &anchor, "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let wrong = Command::new(bin())
+        .args(["audit", "verify", "--anchor", &anchor, "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "the support chain's anchor is not the default chain's");
 
     // The walkthrough's own commands work as printed: the tuning on the hours before the drift
     // (within the budget it names) and the backtest of the tuned policy, with the demo's numbers.
