@@ -7,7 +7,10 @@
 #   SETUPS="pg3 pg3p4" bench/decide/replicas.sh 3    # 3 replicas: one project vs four
 #
 # SETUPS (default "sqlite pg1 pg3") names the setups: sqlite, pgN (N replicas,
-# one project) and pgNpM (N replicas, the load spread over M projects).
+# one project), pgNpM (N replicas, the load spread over M projects, every
+# replica getting every project's requests) and pgNpMa (the same, each
+# project's requests sent to one replica). ARBITER_PG_WRITERS in the
+# environment sets the servers' writers per replica (default 4).
 #
 # Needs a release build (`cargo build --release -p arbiter-cli`) and a
 # PostgreSQL where the user may create databases (default: the local one,
@@ -49,12 +52,14 @@ for r in $(seq 1 "$rounds"); do
       sqlite) line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json) ;;
       pg*)
         spec="${setup#pg}"
+        affinity=()
+        case "$spec" in *a) affinity=(--affinity); spec="${spec%a}" ;; esac
         n="${spec%%p*}"
         projects=1
         [ "$spec" != "$n" ] && projects="${spec#*p}"
         db="arbiter_bench_${setup}_$$_${r}"
         psql "$admin" -qc "CREATE DATABASE ${db}"
-        line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n" --projects "$projects")
+        line=$(timed "$bin" bench decide --concurrency 64 --duration 10s --json --db "${base}/${db}" --replicas "$n" --projects "$projects" "${affinity[@]}")
         psql "$admin" -qc "DROP DATABASE ${db} WITH (FORCE)"
         ;;
     esac

@@ -62,10 +62,20 @@ mod webhooks;
 
 pub use schema::SCHEMA_VERSION;
 
-/// Writer threads (and connections) per replica: a project's writes always go
-/// to the same one, and projects are spread over them, so batches of
-/// different projects commit side by side.
+/// Writer threads (and connections) per replica by default: a project's
+/// writes always go to the same one, and projects are spread over them, so
+/// batches of different projects commit side by side. `ARBITER_PG_WRITERS`
+/// (1 to 32) sets another number.
 pub const WRITERS: usize = 4;
+
+/// The number of writers per replica: [`WRITERS`], or `ARBITER_PG_WRITERS`.
+fn writer_count() -> usize {
+    std::env::var("ARBITER_PG_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=32).contains(n))
+        .unwrap_or(WRITERS)
+}
 /// Reader connections per replica (the writers and the listener add theirs).
 pub const READERS: usize = 8;
 /// Write jobs committed together at most.
@@ -484,7 +494,7 @@ impl PostgresStore {
         let stats = Arc::new(Stats::default());
         let (mut writers, mut threads) = (Vec::new(), Vec::new());
         let mut first = Some(client);
-        for i in 0..WRITERS {
+        for i in 0..writer_count() {
             let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
             let (writer_url, writer_stats, client) = (url.clone(), stats.clone(), first.take());
             let handle = std::thread::Builder::new()

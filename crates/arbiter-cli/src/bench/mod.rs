@@ -146,6 +146,11 @@ pub struct DecideArgs {
     /// the SOC policy and its own agent key), the connections spread over them.
     #[arg(long, default_value_t = 1, conflicts_with = "url")]
     projects: usize,
+    /// With several projects and replicas: send each project's connections to one replica (project i to
+    /// replica i mod replicas), as a load balancer that routes by team would; without it, every replica
+    /// gets every project's requests.
+    #[arg(long)]
+    affinity: bool,
 }
 
 /// Run a benchmark subcommand.
@@ -286,7 +291,9 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
         // each connection talks to one replica, round robin (a load balancer's spread), as the agent of one project
         let mut tasks = Vec::new();
         for t in 0..args.concurrency {
-            let (url, agent) = (&urls[t % urls.len()], &agent_keys[t % agent_keys.len()]);
+            let project = t % agent_keys.len();
+            let replica = if args.affinity { project % urls.len() } else { t % urls.len() };
+            let (url, agent) = (&urls[replica], &agent_keys[project]);
             let (client, run_id) = (Client::new(http.clone(), url, agent.clone()), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
@@ -350,7 +357,7 @@ fn decide(args: DecideArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            json!({"url": url, "concurrency": args.concurrency, "projects": args.projects, "duration_secs": secs, "decisions": ok,
+            json!({"url": url, "concurrency": args.concurrency, "projects": args.projects, "affinity": args.affinity, "duration_secs": secs, "decisions": ok,
                 "decisions_per_sec": rate, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
                 "allow": allow, "escalate": escalate, "deny": deny, "errors": tally.errors,
                 "replicas": urls.len(), "chain_lock": lock})
