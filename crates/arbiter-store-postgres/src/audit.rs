@@ -256,6 +256,6 @@ impl arbiter_store::AuditStore for crate::PostgresStore {
     }
 
     async fn chain_head(&self) -> Result<Option<ChainHead>> {
-        self.read(|c, p| chain_head(c, p)).await
+        self.read(chain_head).await
     }
 }

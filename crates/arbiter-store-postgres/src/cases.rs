@@ -202,7 +202,7 @@ impl arbiter_store::CaseStore for crate::PostgresStore {
     }
 
     async fn active_approval_cases(&self) -> Result<Vec<Case>> {
-        self.read(|c, p| active_approval(c, p)).await
+        self.read(active_approval).await
     }
 
     async fn due_cases(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {

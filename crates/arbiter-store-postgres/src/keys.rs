@@ -98,7 +98,7 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        self.read(|c, p| keys(c, p)).await
+        self.read(keys).await
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {

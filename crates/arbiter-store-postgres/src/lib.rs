@@ -94,10 +94,13 @@ pub struct PostgresStore {
     project_name: Arc<str>,
 }
 
+/// A writer's queue (`None` once the store is closing).
+type WriterQueue = Mutex<Option<mpsc::Sender<Box<dyn Job>>>>;
+
 /// One database: the writer threads, the reader connections and the listener.
 struct Db {
     url: String,
-    writers: Vec<Mutex<Option<mpsc::Sender<Box<dyn Job>>>>>,
+    writers: Vec<WriterQueue>,
     writer_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Which writer each project's jobs go to (given in the order projects first write).
     writer_of: Mutex<std::collections::HashMap<Arc<str>, usize>>,

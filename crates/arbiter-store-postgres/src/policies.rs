@@ -114,7 +114,7 @@ impl arbiter_store::PolicyStore for crate::PostgresStore {
     }
 
     async fn active_policy(&self) -> Result<Option<PolicyVersion>> {
-        self.read(|c, p| active_policy(c, p)).await
+        self.read(active_policy).await
     }
 
     async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>> {
@@ -123,7 +123,7 @@ impl arbiter_store::PolicyStore for crate::PostgresStore {
     }
 
     async fn policy_versions(&self) -> Result<Vec<PolicyVersionSummary>> {
-        self.read(|c, p| policy_versions(c, p)).await
+        self.read(policy_versions).await
     }
 
     async fn store_policy_draft(&self, v: PolicyVersion, at: Timestamp, by: &str) -> Result<bool> {

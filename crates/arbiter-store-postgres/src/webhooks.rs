@@ -211,7 +211,7 @@ impl arbiter_store::WebhookStore for crate::PostgresStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        self.read(|c, p| list(c, p)).await
+        self.read(list).await
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<bool> {

@@ -120,8 +120,8 @@ pub async fn run(soc_admin: &Client, soc_analyst: &Client, seed: u64, alerts: us
     );
     // side by side
     println!(
-        "\n  {:<10} {:>9} {:>10} {:>11} {:>8}  {}",
-        "PROJECT", "POLICY", "CASES OPEN", "AUDIT CHAIN", "VERIFIED", "HEAD"
+        "\n  {:<10} {:>9} {:>10} {:>11} {:>8}  HEAD",
+        "PROJECT", "POLICY", "CASES OPEN", "AUDIT CHAIN", "VERIFIED"
     );
     for (name, who) in [("default", soc_admin.clone()), (PROJECT, soc_admin.in_project(PROJECT))] {
         let policy: PolicyView = who.get("/v1/policy").await?;

@@ -13,12 +13,23 @@ pub(super) fn load_events(conn: &Connection, sql: &str, params: impl rusqlite::P
     .collect()
 }
 
-/// Append one event to the chain, linking it to the last one.
+/// What an event is about: its case and its decision, when it has them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct About<'a> {
+    pub case_id: Option<&'a str>,
+    pub decision_id: Option<&'a str>,
+}
+
+impl About<'_> {
+    /// An event of no case and no decision (a policy activation, a commitment, a drift episode).
+    pub const NOTHING: About<'static> = About { case_id: None, decision_id: None };
+}
+
+/// Append one event to project `project`'s chain, linking it to its last one.
 pub(super) fn append_event(
     conn: &Connection,
     project: &str,
-    case_id: Option<&str>,
-    decision_id: Option<&str>,
+    about: About<'_>,
     kind: &str,
     actor: &str,
     at: Timestamp,
@@ -34,8 +45,8 @@ pub(super) fn append_event(
         last.map_or_else(|| (1, arbiter_core::project::genesis_hash(project)), |(s, h)| (s as u64 + 1, h));
     let mut ev = Event {
         seq,
-        case_id: case_id.map(str::to_string),
-        decision_id: decision_id.map(str::to_string),
+        case_id: about.case_id.map(str::to_string),
+        decision_id: about.decision_id.map(str::to_string),
         kind: kind.to_string(),
         actor: actor.to_string(),
         at,
@@ -232,7 +243,7 @@ impl crate::AuditStore for SqliteStore {
     async fn record_event(&self, kind: &str, actor: &str, at: Timestamp, data: serde_json::Value) -> Result<Event> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
         self.write(move |c, p| {
-            let e = append_event(c, p, None, None, &kind, &actor, at, data)?;
+            let e = append_event(c, p, About::NOTHING, &kind, &actor, at, data)?;
             queue_deliveries(c, p, &e)?;
             Ok(e)
         })

@@ -101,7 +101,7 @@ impl crate::DriftStore for SqliteStore {
             ])
             .map_err(backend)?;
             if let Some(e) = &event {
-                let e = append_event(c, p, None, None, &e.kind, &e.actor, e.at, e.data.clone())?;
+                let e = append_event(c, p, About::NOTHING, &e.kind, &e.actor, e.at, e.data.clone())?;
                 queue_deliveries(c, p, &e)?;
             }
             Ok(saved)

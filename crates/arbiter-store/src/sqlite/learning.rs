@@ -353,7 +353,7 @@ impl crate::LearningStore for SqliteStore {
                 .map_err(backend)?
                 .execute(params![id, s.state.as_str(), body])
                 .map_err(backend)?;
-            let e = append_event(c, p, None, None, kind, &by, at, data)?;
+            let e = append_event(c, p, About::NOTHING, kind, &by, at, data)?;
             queue_deliveries(c, p, &e)?;
             Ok(s)
         })

@@ -88,7 +88,7 @@ pub(super) fn migrate(conn: &mut Connection, progress: &mut dyn FnMut(MigrationP
         }
         step(total);
     }
-    if now < 8 && now >= 1 {
+    if (1..8).contains(&now) {
         // schema 8 summed the endings from the columns the learning backfill
         // (above, after it) fills: sum them again from the filled columns
         tx.execute_batch(
@@ -130,7 +130,7 @@ pub(super) fn commit_existing_decisions(conn: &Connection, progress: &mut dyn Fn
     let flush = |chain: &mut ChainBatch| -> Result<()> {
         if let Some((mut data, at)) = chain.take() {
             data["backfill"] = serde_json::Value::Bool(true);
-            append_event(conn, ProjectId::DEFAULT, None, None, DECISIONS_COMMITTED, "system", at, data)?;
+            append_event(conn, ProjectId::DEFAULT, About::NOTHING, DECISIONS_COMMITTED, "system", at, data)?;
         }
         Ok(())
     };

@@ -27,7 +27,7 @@ pub(super) fn activate(c: &Connection, p: &str, v: &PolicyVersion, at: Timestamp
     )
     .map_err(backend)?;
     let (kind, data) = crate::rules::policy_activated(v, previous.as_deref());
-    append_event(c, p, None, None, kind, by, at, data)?;
+    append_event(c, p, About::NOTHING, kind, by, at, data)?;
     Ok(())
 }
 
@@ -119,8 +119,7 @@ impl crate::PolicyStore for SqliteStore {
                 append_event(
                     c,
                     p,
-                    None,
-                    None,
+                    About::NOTHING,
                     "policy.drafted",
                     &by,
                     at,

@@ -38,7 +38,7 @@ impl crate::writes::WriteTx for SqliteTx<'_> {
         at: Timestamp,
         data: serde_json::Value,
     ) -> Result<Event> {
-        append_event(self.conn, self.project, case_id, decision_id, kind, actor, at, data)
+        append_event(self.conn, self.project, About { case_id, decision_id }, kind, actor, at, data)
     }
 
     fn queue_deliveries(&mut self, e: &Event) -> Result<()> {

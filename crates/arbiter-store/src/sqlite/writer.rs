@@ -36,7 +36,7 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         // audit chains in the same transaction: one event per project.
         let wrote_decisions = !chains.is_empty();
         let committed = chains.take().into_iter().try_for_each(|(project, data, at)| {
-            append_event(&tx, &project, None, None, DECISIONS_COMMITTED, "system", at, data).map(|_| ())
+            append_event(&tx, &project, About::NOTHING, DECISIONS_COMMITTED, "system", at, data).map(|_| ())
         });
         let outcome = match committed {
             Ok(()) if wrote_decisions => fail_point("decision_commit").and_then(|()| tx.commit().map_err(backend)),
