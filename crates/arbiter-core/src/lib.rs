@@ -92,7 +92,7 @@ pub use decision::{Decision, DecisionStatus, FinalSource, FinalVerdict, FiredTri
 pub use duration::{DurationError, HumanDuration};
 pub use escalation::{Escalation, Tier};
 pub use key::{Principal, Role};
-pub use project::{Project, ProjectId};
+pub use project::{Membership, Project, ProjectId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verdict::{Severity, Verdict};
 pub use workflow::{Actor, CaseCommand, CaseError, CaseEvent, ModificationCheck};

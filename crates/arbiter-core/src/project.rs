@@ -112,6 +112,46 @@ pub struct Project {
     pub created_by: String,
 }
 
+/// A person's role in a project other than their key's own: `principal`
+/// (a key name) of project `home` may act in `project` as `role` with `tags`.
+/// The home is part of who the person is: a key with the same name in
+/// another project is someone else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The project it grants a role in.
+    pub project: ProjectId,
+    /// The project of the person's key.
+    pub home: ProjectId,
+    /// The person: their key's name in `home`.
+    pub principal: String,
+    /// `reviewer` or `admin` (agents act only in their own project).
+    pub role: crate::Role,
+    /// Reviewer role tags in `project`.
+    #[serde(default)]
+    pub tags: std::collections::BTreeSet<String>,
+    /// When it was granted (or last changed).
+    pub created_at: crate::Timestamp,
+    /// Who granted it.
+    pub created_by: String,
+}
+
+impl Membership {
+    /// The member's id in URLs: `principal@home`.
+    pub fn member_id(&self) -> String {
+        format!("{}@{}", self.principal, self.home)
+    }
+
+    /// `principal@home` split (the home has no `@`, a name may).
+    pub fn parse_member_id(id: &str) -> Result<(String, ProjectId), String> {
+        let (name, home) =
+            id.rsplit_once('@').ok_or_else(|| format!("`{id}` is not a member: write it as principal@project"))?;
+        if name.is_empty() {
+            return Err(format!("`{id}` names no principal"));
+        }
+        Ok((name.to_string(), ProjectId::parse(home)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +165,15 @@ mod tests {
             assert!(ProjectId::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(serde_json::from_str::<ProjectId>("\"NOPE\"").is_err());
+    }
+
+    #[test]
+    fn member_ids_split_at_the_last_at() {
+        let (name, home) = Membership::parse_member_id("ann@example.com@soc").unwrap();
+        assert_eq!((name.as_str(), home.as_str()), ("ann@example.com", "soc"));
+        assert!(Membership::parse_member_id("ann").is_err());
+        assert!(Membership::parse_member_id("@soc").is_err());
+        assert!(Membership::parse_member_id("ann@Soc").is_err());
     }
 
     #[test]

@@ -18,6 +18,19 @@ CREATE TABLE projects (
 );
 INSERT INTO projects (id, name, created_at, created_by) VALUES ('default', 'Default project', 0, 'system');
 
+-- A person's role in a project other than their key's own (home).
+CREATE TABLE memberships (
+    project     TEXT NOT NULL,
+    home        TEXT NOT NULL,
+    principal   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    created_by  TEXT NOT NULL,
+    PRIMARY KEY (project, home, principal)
+);
+CREATE INDEX memberships_of ON memberships(home, principal);
+
 ALTER TABLE chain_head DROP CONSTRAINT chain_head_pkey;
 ALTER TABLE chain_head DROP COLUMN id;
 ALTER TABLE chain_head ADD COLUMN project TEXT NOT NULL DEFAULT 'default';

@@ -31,6 +31,19 @@ type Table = (&'static str, &'static [(&'static str, Kind)], bool);
 const TABLES: &[Table] = &[
     ("projects", &[("id", Text), ("name", Text), ("created_at", Int), ("created_by", Text)], false),
     (
+        "memberships",
+        &[
+            ("project", Text),
+            ("home", Text),
+            ("principal", Text),
+            ("role", Text),
+            ("tags", Text),
+            ("created_at", Int),
+            ("created_by", Text),
+        ],
+        false,
+    ),
+    (
         "policy_versions",
         &[
             ("hash", Text),
@@ -328,7 +341,7 @@ pub fn copy_sqlite(src: &Path, dst_url: &str, progress: &mut dyn FnMut(&str, u64
         let select = format!("SELECT {} FROM {table} ORDER BY rowid", names.join(", "));
         let select = if matches!(
             *table,
-            "decision_hourly" | "decision_endings_hourly" | "spans" | "receipt_consumptions" | "leases"
+            "decision_hourly" | "decision_endings_hourly" | "spans" | "receipt_consumptions" | "leases" | "memberships"
         ) {
             // WITHOUT ROWID tables: their primary key orders them
             format!("SELECT {} FROM {table}", names.join(", "))

@@ -28,6 +28,24 @@ fn row_key(r: &Row) -> Result<KeyRecord> {
     })
 }
 
+fn memberships(c: &mut impl Sql, sql: &str, params: crate::Params<'_>) -> Result<Vec<arbiter_core::Membership>> {
+    c.query(sql, params)?
+        .iter()
+        .map(|r| {
+            let role: String = col(r, 3)?;
+            Ok(arbiter_core::Membership {
+                project: arbiter_core::ProjectId::parse(&col::<String>(r, 0)?).map_err(StoreError::Corrupt)?,
+                home: arbiter_core::ProjectId::parse(&col::<String>(r, 1)?).map_err(StoreError::Corrupt)?,
+                principal: col(r, 2)?,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                tags: serde_json::from_str(&col::<String>(r, 4)?).map_err(corrupt)?,
+                created_at: Timestamp(col(r, 5)?),
+                created_by: col(r, 6)?,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn create_key(t: &mut Tx<'_>, k: &KeyRecord) -> Result<()> {
     let p = t.project.clone();
     arbiter_store::rules::same_project(&p, &k.project, "key")?;
@@ -123,6 +141,68 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
                 "UPDATE api_keys SET expires_at = $2 WHERE id = $1 AND project = $3",
                 &[&id, &expires_at.map(|t| t.0), &&*p],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn grant_membership(&self, m: arbiter_core::Membership) -> Result<()> {
+        self.write(move |t| {
+            use crate::Sql;
+            let p = t.project.clone();
+            arbiter_store::rules::same_project(&p, &m.project, "membership")?;
+            arbiter_store::rules::member_role(m.role)?;
+            let tags = serde_json::to_string(&m.tags).map_err(corrupt)?;
+            t.execute(
+                "INSERT INTO memberships (project, home, principal, role, tags, created_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (project, home, principal) DO UPDATE SET role = EXCLUDED.role, tags = EXCLUDED.tags,
+                     created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by",
+                &[&&*p, &m.home.as_str(), &m.principal, &m.role.as_str(), &tags, &m.created_at.0, &m.created_by],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_membership(&self, home: &arbiter_core::ProjectId, principal: &str) -> Result<bool> {
+        let (home, principal) = (home.to_string(), principal.to_string());
+        self.write(move |t| {
+            use crate::Sql;
+            let p = t.project.clone();
+            Ok(t.execute(
+                "DELETE FROM memberships WHERE project = $1 AND home = $2 AND principal = $3",
+                &[&&*p, &home, &principal],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn members(&self) -> Result<Vec<arbiter_core::Membership>> {
+        self.read(|c, p| {
+            memberships(
+                c,
+                "SELECT project, home, principal, role, tags, created_at, created_by FROM memberships
+                 WHERE project = $1 ORDER BY home, principal",
+                &[&p],
+            )
+        })
+        .await
+    }
+
+    async fn memberships_of(
+        &self,
+        home: &arbiter_core::ProjectId,
+        principal: &str,
+    ) -> Result<Vec<arbiter_core::Membership>> {
+        let (home, principal) = (home.to_string(), principal.to_string());
+        // server-wide: read before the request's project is known
+        self.read(move |c, _| {
+            memberships(
+                c,
+                "SELECT project, home, principal, role, tags, created_at, created_by FROM memberships
+                 WHERE home = $1 AND principal = $2 ORDER BY project",
+                &[&home, &principal],
+            )
         })
         .await
     }

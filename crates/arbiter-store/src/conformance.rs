@@ -241,6 +241,7 @@ pub async fn assert_untouched(store: &dyn Store) {
     assert!(store.policy_versions().await.unwrap().is_empty(), "policy versions reached {p}");
     assert_eq!(store.active_policy().await.unwrap(), None);
     assert!(store.keys().await.unwrap().is_empty(), "keys reached {p}");
+    assert!(store.members().await.unwrap().is_empty(), "memberships reached {p}");
     let d = store.dashboard(Timestamp(0)).await.unwrap();
     assert!(d.hourly.is_empty() && d.endings.is_empty() && d.open_cases.is_empty(), "{d:?}");
     let hits = store.search(search::SearchQuery { q: "web".into(), limit: 10, ..Default::default() }).await.unwrap();
@@ -356,6 +357,27 @@ pub async fn projects_are_isolated(store: &dyn Store) {
     assert!(!a.revoke_key("iso-key", Timestamp(6)).await.unwrap());
     assert!(!a.set_key_expiry("iso-key", Some(Timestamp(6))).await.unwrap());
     assert_eq!(b.key("iso-key").await.unwrap().unwrap().revoked_at, None);
+    // memberships: granted in their project only, found by the person's home and name
+    let member = |project: &arbiter_core::ProjectId, role: Role| arbiter_core::Membership {
+        project: project.clone(),
+        home: a.project().clone(),
+        principal: "ann".into(),
+        role,
+        tags: ["support_lead".to_string()].into_iter().collect(),
+        created_at: Timestamp(1),
+        created_by: "admin".into(),
+    };
+    assert!(matches!(a.grant_membership(member(b.project(), Role::Reviewer)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(b.grant_membership(member(b.project(), Role::Agent)).await, Err(StoreError::Conflict(_))));
+    b.grant_membership(member(b.project(), Role::Reviewer)).await.unwrap();
+    b.grant_membership(member(b.project(), Role::Admin)).await.unwrap();
+    assert!(a.members().await.unwrap().is_empty());
+    let of = a.memberships_of(a.project(), "ann").await.unwrap();
+    assert_eq!(of, vec![member(b.project(), Role::Admin)], "granted again: changed, not doubled");
+    assert!(b.memberships_of(b.project(), "ann").await.unwrap().is_empty(), "a home is part of who a person is");
+    assert!(!a.revoke_membership(a.project(), "ann").await.unwrap(), "a's handle revokes only in a");
+    assert!(b.revoke_membership(a.project(), "ann").await.unwrap());
+    assert!(b.members().await.unwrap().is_empty());
     // webhooks: b's hook sees b's events only; a cannot delete it
     let hook = Webhook {
         id: "iso-hook".into(),

@@ -330,6 +330,17 @@ pub fn same_project(handle: &str, record: &arbiter_core::ProjectId, what: &str) 
     )))
 }
 
+/// A membership gives a person's role: reviewer or admin, never agent (an
+/// agent acts only in its own project).
+pub fn member_role(role: arbiter_core::Role) -> Result<(), crate::StoreError> {
+    if role == arbiter_core::Role::Agent {
+        return Err(crate::StoreError::Conflict(
+            "a membership is a person's role (reviewer or admin); an agent acts only in its own project".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The chain commitments of one write batch, one per project: each project's
 /// decisions are committed to that project's chain.
 #[derive(Debug, Default)]

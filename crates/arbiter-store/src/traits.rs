@@ -51,6 +51,15 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool>;
     /// Set (or clear) when one of this project's keys expires; false if there is no such key here.
     async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool>;
+    /// Grant (or change) a person's role in this project: `m.project` must be it.
+    async fn grant_membership(&self, m: arbiter_core::Membership) -> Result<()>;
+    /// Take a person's role in this project away; false if they had none.
+    async fn revoke_membership(&self, home: &arbiter_core::ProjectId, principal: &str) -> Result<bool>;
+    /// The people with a role in this project (from other projects), by home and name.
+    async fn members(&self) -> Result<Vec<arbiter_core::Membership>>;
+    /// Server-wide (authentication): the roles person `principal` of project `home` holds in other projects.
+    async fn memberships_of(&self, home: &arbiter_core::ProjectId, principal: &str)
+    -> Result<Vec<arbiter_core::Membership>>;
     /// Store a new console session.
     async fn create_session(&self, session: ConsoleSession) -> Result<()>;
     /// One console session.

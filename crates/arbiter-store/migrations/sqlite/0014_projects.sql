@@ -14,6 +14,19 @@ CREATE TABLE projects (
 );
 INSERT INTO projects (id, name, created_at, created_by) VALUES ('default', 'Default project', 0, 'system');
 
+-- A person's role in a project other than their key's own (home).
+CREATE TABLE memberships (
+    project     TEXT NOT NULL,
+    home        TEXT NOT NULL,
+    principal   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    tags        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    PRIMARY KEY (project, home, principal)
+) WITHOUT ROWID;
+CREATE INDEX memberships_of ON memberships(home, principal);
+
 -- Policy versions are content-addressed within a project: two projects may
 -- store the same text.
 CREATE TABLE policy_versions_p (

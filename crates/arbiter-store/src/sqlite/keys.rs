@@ -40,6 +40,36 @@ pub(super) fn finish_key((mut k, role, tags, rate, project): KeyRow) -> Result<K
     Ok(k)
 }
 
+fn load_memberships(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<arbiter_core::Membership>> {
+    let mut st = c.prepare_cached(sql).map_err(backend)?;
+    let rows = st
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })
+        .map_err(backend)?;
+    rows.map(|r| {
+        let (project, home, principal, role, tags, at, by) = r.map_err(backend)?;
+        Ok(arbiter_core::Membership {
+            project: ProjectId::parse(&project).map_err(StoreError::Corrupt)?,
+            home: ProjectId::parse(&home).map_err(StoreError::Corrupt)?,
+            principal,
+            role: role.parse().map_err(StoreError::Corrupt)?,
+            tags: serde_json::from_str(&tags).map_err(corrupt)?,
+            created_at: Timestamp(at),
+            created_by: by,
+        })
+    })
+    .collect()
+}
+
 /// Insert a key record into project `p`; a taken id is a conflict.
 pub(super) fn insert_key(c: &Connection, p: &str, k: &KeyRecord) -> Result<()> {
     crate::rules::same_project(p, &k.project, "key")?;
@@ -123,6 +153,64 @@ impl crate::KeyStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn grant_membership(&self, m: arbiter_core::Membership) -> Result<()> {
+        self.write(move |c, p| {
+            crate::rules::same_project(p, &m.project, "membership")?;
+            crate::rules::member_role(m.role)?;
+            let tags = serde_json::to_string(&m.tags).map_err(corrupt)?;
+            c.prepare_cached(
+                "INSERT INTO memberships (project, home, principal, role, tags, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (project, home, principal) DO UPDATE SET role = ?4, tags = ?5, created_at = ?6, created_by = ?7",
+            )
+            .map_err(backend)?
+            .execute(params![p, m.home.as_str(), m.principal, m.role.as_str(), tags, m.created_at.0, m.created_by])
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_membership(&self, home: &ProjectId, principal: &str) -> Result<bool> {
+        let (home, principal) = (home.to_string(), principal.to_string());
+        self.write(move |c, p| {
+            let n = c
+                .execute(
+                    "DELETE FROM memberships WHERE project = ?1 AND home = ?2 AND principal = ?3",
+                    params![p, home, principal],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn members(&self) -> Result<Vec<arbiter_core::Membership>> {
+        self.read(|c, p| {
+            load_memberships(
+                c,
+                "SELECT project, home, principal, role, tags, created_at, created_by FROM memberships
+                 WHERE project = ?1 ORDER BY home, principal",
+                params![p],
+            )
+        })
+        .await
+    }
+
+    async fn memberships_of(&self, home: &ProjectId, principal: &str) -> Result<Vec<arbiter_core::Membership>> {
+        let (home, principal) = (home.to_string(), principal.to_string());
+        // server-wide: read before the request's project is known
+        self.read(move |c, _| {
+            load_memberships(
+                c,
+                "SELECT project, home, principal, role, tags, created_at, created_by FROM memberships
+                 WHERE home = ?1 AND principal = ?2 ORDER BY project",
+                params![home, principal],
+            )
         })
         .await
     }
