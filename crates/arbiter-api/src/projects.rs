@@ -12,3 +12,18 @@ pub struct CreateProject {
     #[serde(default)]
     pub name: Option<String>,
 }
+
+/// The body of `POST /v1/projects/{id}/members`: a person's role in the project.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantMembership {
+    /// The person: their key's name in `home`.
+    pub principal: String,
+    /// The project of the person's key.
+    pub home: String,
+    /// `reviewer` or `admin`.
+    pub role: arbiter_core::Role,
+    /// Reviewer role tags in this project.
+    #[serde(default)]
+    pub tags: std::collections::BTreeSet<String>,
+}

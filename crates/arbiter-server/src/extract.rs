@@ -68,25 +68,53 @@ async fn caller(parts: &mut Parts, state: &Arc<AppState>) -> Result<(Principal, 
         }
     };
     if let Some(p) = asked {
-        who.project = may_act_in(&who, p)?;
+        who = act_in(state, &who, p).await?;
     }
     let scoped = state.in_project(&who.project).await?;
     parts.extensions.insert((who.clone(), scoped.clone()));
     Ok((who, scoped))
 }
 
-/// The project `who` asked to act in, if the key may act there: its own
-/// project, or any project for a server admin.
-pub fn may_act_in(who: &Principal, asked: arbiter_core::ProjectId) -> Result<arbiter_core::ProjectId, ApiError> {
-    if asked == who.project || who.is_server_admin() {
-        return Ok(asked);
+/// `who` (a key's principal, in its own project) as it acts in project
+/// `asked`: in its own project as itself; a server admin in any project; a
+/// person with a membership in `asked` with the membership's role and tags.
+/// Anyone else is refused, saying why.
+pub async fn act_in(state: &AppState, who: &Principal, asked: arbiter_core::ProjectId) -> Result<Principal, ApiError> {
+    if asked == who.project {
+        return Ok(who.clone());
     }
-    let whose =
-        if who.role == Role::Agent { "an agent key acts only in its own project" } else { "ask a server admin" };
-    Err(ApiError::Forbidden(format!(
-        "key `{}` belongs to project `{}` and cannot act in project `{asked}` ({whose})",
-        who.name, who.project
-    )))
+    if who.is_server_admin() {
+        return Ok(Principal { project: asked, ..who.clone() });
+    }
+    if who.role == Role::Agent {
+        return Err(ApiError::Forbidden(format!(
+            "key `{}` belongs to project `{}` and cannot act in project `{asked}` (an agent key acts only in its own project)",
+            who.name, who.project
+        )));
+    }
+    let memberships = state.root.memberships_of(&who.project, &who.name).await?;
+    match memberships.into_iter().find(|m| m.project == asked) {
+        Some(m) => Ok(Principal { role: m.role, tags: m.tags, project: asked, ..who.clone() }),
+        None => Err(ApiError::Forbidden(format!(
+            "key `{}` belongs to project `{}` and cannot act in project `{asked}`: it has no role there (an admin of \
+             `{asked}` grants one: POST /v1/projects/{asked}/members)",
+            who.name, who.project
+        ))),
+    }
+}
+
+/// The projects `who` (in its own project) may act in, by id: its own, those
+/// it has a role in, and every project for a server admin.
+pub async fn projects_of(state: &AppState, who: &Principal) -> Result<Vec<arbiter_core::ProjectId>, ApiError> {
+    let all: Vec<arbiter_core::ProjectId> = state.root.projects().await?.into_iter().map(|p| p.id).collect();
+    if who.is_server_admin() {
+        return Ok(all);
+    }
+    let mut mine = vec![who.project.clone()];
+    if who.role != Role::Agent {
+        mine.extend(state.root.memberships_of(&who.project, &who.name).await?.into_iter().map(|m| m.project));
+    }
+    Ok(all.into_iter().filter(|p| mine.contains(p)).collect())
 }
 
 /// The state of the project a request acts in (see [`Auth`]): every store

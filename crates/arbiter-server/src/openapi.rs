@@ -205,6 +205,8 @@ mod tests {
             ("AlwaysDenied", names::<arbiter_api::policy::AlwaysDenied>()),
             ("Project", names::<arbiter_core::Project>()),
             ("CreateProject", names::<arbiter_api::projects::CreateProject>()),
+            ("Membership", names::<arbiter_core::Membership>()),
+            ("GrantMembership", names::<arbiter_api::projects::GrantMembership>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

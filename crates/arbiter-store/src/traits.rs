@@ -58,8 +58,11 @@ pub trait KeyStore: Send + Sync {
     /// The people with a role in this project (from other projects), by home and name.
     async fn members(&self) -> Result<Vec<arbiter_core::Membership>>;
     /// Server-wide (authentication): the roles person `principal` of project `home` holds in other projects.
-    async fn memberships_of(&self, home: &arbiter_core::ProjectId, principal: &str)
-    -> Result<Vec<arbiter_core::Membership>>;
+    async fn memberships_of(
+        &self,
+        home: &arbiter_core::ProjectId,
+        principal: &str,
+    ) -> Result<Vec<arbiter_core::Membership>>;
     /// Store a new console session.
     async fn create_session(&self, session: ConsoleSession) -> Result<()>;
     /// One console session.

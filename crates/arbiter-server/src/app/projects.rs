@@ -2,7 +2,7 @@
 //! caller may act in. The API and the CLI call these.
 
 use crate::error::ApiError;
-use arbiter_core::{Principal, Project, ProjectId, Timestamp};
+use arbiter_core::{Membership, Principal, Project, ProjectId, Timestamp};
 use arbiter_store::Store;
 
 /// Create project `id` (named `name`, or its id): server admins only. A
@@ -44,8 +44,78 @@ pub async fn create(
     Ok(project)
 }
 
-/// The projects `who` may act in: all of them for a server admin, else the key's own.
-pub async fn visible_projects(store: &dyn Store, who: &Principal) -> Result<Vec<Project>, ApiError> {
-    let all = store.projects().await?;
-    Ok(if who.is_server_admin() { all } else { all.into_iter().filter(|p| p.id == who.project).collect() })
+/// Grant (or change) `principal` of project `home` a role in project
+/// `state`'s project: `by` must be a server admin or an admin of that
+/// project, and the person must have a reviewer or admin key in `home`.
+pub async fn grant(
+    state: &crate::AppState,
+    by: &Principal,
+    principal: &str,
+    home: &ProjectId,
+    role: arbiter_core::Role,
+    tags: std::collections::BTreeSet<String>,
+) -> Result<Membership, ApiError> {
+    may_manage_members(by, state.project())?;
+    if role == arbiter_core::Role::Agent {
+        return Err(ApiError::invalid("role", "a membership is a person's role: reviewer or admin"));
+    }
+    if home == state.project() {
+        return Err(ApiError::invalid(
+            "home",
+            "a person has their key's role in their own project; grant roles in others",
+        ));
+    }
+    crate::app::keys::validate_key_fields(principal, &tags)?;
+    if !state.root.projects().await?.iter().any(|p| &p.id == home) {
+        return Err(ApiError::invalid("home", format!("there is no project `{home}`")));
+    }
+    let keys = state.root.for_project(home).keys().await?;
+    if !keys.iter().any(|k| k.name == principal && k.role != arbiter_core::Role::Agent) {
+        return Err(ApiError::invalid(
+            "principal",
+            format!("project `{home}` has no reviewer or admin key named `{principal}`"),
+        ));
+    }
+    let m = Membership {
+        project: state.project().clone(),
+        home: home.clone(),
+        principal: principal.to_string(),
+        role,
+        tags,
+        created_at: state.clock.now(),
+        created_by: by.name.clone(),
+    };
+    state.store.grant_membership(m.clone()).await?;
+    let data = serde_json::json!({"member": m.member_id(), "role": m.role, "tags": m.tags});
+    state.store.record_event("membership.granted", &by.name, m.created_at, data).await?;
+    Ok(m)
+}
+
+/// Take a person's role in project `state`'s project away.
+pub async fn revoke(state: &crate::AppState, by: &Principal, member: &str) -> Result<(), ApiError> {
+    may_manage_members(by, state.project())?;
+    let (principal, home) = Membership::parse_member_id(member).map_err(|why| ApiError::invalid("member", why))?;
+    if !state.store.revoke_membership(&home, &principal).await? {
+        return Err(ApiError::NotFound(format!("{member} has no role in project `{}`", state.project())));
+    }
+    let data = serde_json::json!({"member": member});
+    state.store.record_event("membership.revoked", &by.name, state.clock.now(), data).await?;
+    Ok(())
+}
+
+/// People's roles are managed by server admins and by the project's admins.
+pub fn may_manage_members(by: &Principal, project: &ProjectId) -> Result<(), ApiError> {
+    if by.is_server_admin() || (by.role == arbiter_core::Role::Admin && &by.project == project) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "managing who has a role in project `{project}` needs a server admin or an admin of `{project}`"
+    )))
+}
+
+/// The projects `who` (a key's principal, in its own project) may act in:
+/// all of them for a server admin, else the key's own and those it has a role in.
+pub async fn visible_projects(state: &crate::AppState, who: &Principal) -> Result<Vec<Project>, ApiError> {
+    let ids = crate::extract::projects_of(state, who).await?;
+    Ok(state.root.projects().await?.into_iter().filter(|p| ids.contains(&p.id)).collect())
 }

@@ -107,7 +107,8 @@ pub struct Viewer {
     /// The state of the project the page shows (the key's project, or the
     /// one a server admin switched to).
     pub scope: Arc<AppState>,
-    /// The projects the viewer may switch to (a server admin: all of them).
+    /// The projects the viewer may switch to: their key's, those they have a
+    /// role in, and for a server admin all of them.
     pub projects: Vec<arbiter_core::ProjectId>,
 }
 
@@ -168,23 +169,12 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
             )));
         }
         let mut who = who;
-        let projects = match who.is_server_admin() {
-            true => state
-                .root
-                .projects()
-                .await
-                .map_err(|e| ConsoleRejection::Error(e.into()))?
-                .into_iter()
-                .map(|p| p.id)
-                .collect(),
-            false => vec![who.project.clone()],
-        };
-        // a server admin's switch, kept in a cookie (any other key stays in its project)
+        let projects = crate::extract::projects_of(state, &who).await.map_err(ConsoleRejection::Error)?;
+        // the project chosen with the switcher, kept in a cookie (only one the key may act in counts)
         if let Some(asked) = named_cookie(parts, PROJECT_COOKIE).and_then(|v| arbiter_core::ProjectId::parse(&v).ok())
             && projects.contains(&asked)
-            && crate::extract::may_act_in(&who, asked.clone()).is_ok()
         {
-            who.project = asked;
+            who = crate::extract::act_in(state, &who, asked).await.map_err(ConsoleRejection::Error)?;
         }
         let scope = state.in_project(&who.project).await.map_err(ConsoleRejection::Error)?;
         let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope, projects };
@@ -280,8 +270,9 @@ pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) ->
     r
 }
 
-/// `POST /project`: switch the console to another project (server admins; the
-/// choice is kept in a cookie for this browser).
+/// `POST /project`: switch the console to another project the viewer may act
+/// in (server admins: any; others: those they have a role in). The choice is
+/// kept in a cookie of this browser.
 pub async fn switch_project(viewer: Viewer, Form(f): Form<Fields>) -> Response {
     if let Err(e) = viewer.check_csrf(&f) {
         return error_page(e);

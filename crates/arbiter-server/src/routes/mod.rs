@@ -50,6 +50,9 @@ fn api() -> Api {
     Api { router: Router::new(), table: Vec::new() }
         .on("get", "/v1/projects", projects::list)
         .on("post", "/v1/projects", projects::create)
+        .on("get", "/v1/projects/{id}/members", projects::members)
+        .on("post", "/v1/projects/{id}/members", projects::grant)
+        .on("delete", "/v1/projects/{id}/members/{member}", projects::revoke)
         .on("post", "/v1/decisions", decisions::propose)
         .on("get", "/v1/decisions/{id}", decisions::get)
         .on("post", "/v1/decisions/{id}/outcome", decisions::outcome)

@@ -380,3 +380,83 @@ async fn a_server_admin_switches_the_console_between_projects_and_nobody_else_ca
     let case = page(forged, format!("/cases/{}", bd.case)).await;
     assert!(leaks(&case).is_none(), "{case}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_acts_in_another_project_with_the_role_its_admin_gave_them() {
+    let s = TestServer::start().await;
+    let a = team(&s, "team-a").await;
+    let b = team(&s, "team-b").await;
+    let bd = b_data(&s, &b).await;
+    let in_b = |key: &str, method: Method, path: &str, body: Option<Value>| {
+        let mut r = s.http.request(method, s.at(path)).bearer_auth(key).header("arbiter-project", "team-b");
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let grant = json!({"principal": "team-a-reviewer", "home": "team-a", "role": "reviewer", "tags": ["soc_analyst"]});
+    // only B's admins (and server admins) give roles in B; only to a person's key of another project
+    let (code, _) = s.post(&a.admin, "/v1/projects/team-b/members", grant.clone()).await;
+    assert_eq!(code, 403);
+    for (bad, field) in [
+        (json!({"principal": "team-a-agent", "home": "team-a", "role": "reviewer"}), "principal"),
+        (json!({"principal": "team-a-reviewer", "home": "team-a", "role": "agent"}), "role"),
+        (json!({"principal": "team-b-reviewer", "home": "team-b", "role": "admin"}), "home"),
+        (json!({"principal": "nobody", "home": "team-a", "role": "reviewer"}), "principal"),
+    ] {
+        let (code, e) = s.post(&b.admin, "/v1/projects/team-b/members", bad).await;
+        assert_eq!((code, e["field"].as_str()), (422, Some(field)), "{e}");
+    }
+    let (code, before) = in_b(&a.reviewer, Method::GET, &format!("/v1/cases/{}", bd.case), None).await;
+    assert_eq!(code, 403, "{before}");
+    assert!(before["detail"].as_str().unwrap().contains("has no role there"), "{before}");
+    let (code, m) = s.post(&b.admin, "/v1/projects/team-b/members", grant).await;
+    assert_eq!((code, m["role"].as_str(), m["home"].as_str()), (200, Some("reviewer"), Some("team-a")), "{m}");
+    // now A's reviewer reads and answers B's case in B, as a reviewer of B; without the header, still A only
+    let (code, case) = in_b(&a.reviewer, Method::GET, &format!("/v1/cases/{}", bd.case), None).await;
+    assert_eq!((code, case["id"].as_str()), (200, Some(bd.case.as_str())), "{case}");
+    let (code, _) = s.get(&a.reviewer, &format!("/v1/cases/{}", bd.case)).await;
+    assert_eq!(code, 404);
+    let answer = json!({"decision": "approve", "rationale": "checked with team B"});
+    let (code, out) = in_b(&a.reviewer, Method::POST, &format!("/v1/cases/{}/decision", bd.case), Some(answer)).await;
+    assert_eq!(code, 200, "{out}");
+    let (_, d) = s.get(&b.agent, &format!("/v1/decisions/{}", bd.pending)).await;
+    assert_eq!(d["final"]["decided_by"], json!(["team-a-reviewer"]), "{d}");
+    // the role is a reviewer's: no keys of B for them; and the projects they may act in
+    let (code, _) = in_b(&a.reviewer, Method::GET, "/v1/keys", None).await;
+    assert_eq!(code, 403);
+    let (_, mine) = s.get(&a.reviewer, "/v1/projects").await;
+    let ids: Vec<&str> = mine.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["team-a", "team-b"]);
+    let (_, members) = s.get(&b.admin, "/v1/projects/team-b/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    let (code, _) = s.get(&a.admin, "/v1/projects/team-b/members").await;
+    assert_eq!(code, 403);
+    // the grant is in B's chain, not A's
+    let (_, events) = s.get(&b.admin, "/v1/audit/events?limit=1000").await;
+    assert!(events.to_string().contains("membership.granted"), "{events}");
+    let (_, events) = s.get(&a.admin, "/v1/audit/events?limit=1000").await;
+    assert!(!events.to_string().contains("membership.granted"));
+    // revoked: refused again at once
+    let r = s
+        .http
+        .delete(s.at("/v1/projects/team-b/members/team-a-reviewer@team-a"))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (code, _) = in_b(&a.reviewer, Method::GET, "/v1/queue", None).await;
+    assert_eq!(code, 403);
+    let r = s
+        .http
+        .delete(s.at("/v1/projects/team-b/members/team-a-reviewer@team-a"))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
