@@ -353,3 +353,76 @@ fn the_benchmarks_run_and_report_no_errors() {
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["spans_per_sec"].as_f64().unwrap() > 0.0, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_cli_creates_projects_keys_and_memberships_and_verifies_each_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let dbs = db.to_str().unwrap();
+    drop(Server::start(&db, &[]));
+    let (ok, out, err) = arbiter(&["projects", "create", "--db", dbs, "refunds", "--name", "Support refunds"]);
+    assert!(ok && out.contains("created project refunds (Support refunds)"), "{out}{err}");
+    let (ok, _, err) = arbiter(&["projects", "create", "--db", dbs, "refunds"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = arbiter(&["projects", "create", "--db", dbs, "Refunds"]);
+    assert!(!ok && err.contains("not a project id"), "{err}");
+    let (ok, out, _) = arbiter(&["projects", "list", "--db", dbs]);
+    assert!(ok && out.contains("default") && out.contains("refunds"), "{out}");
+    // keys belong to a project; listing is per project
+    let (ok, _, err) = arbiter(&[
+        "keys",
+        "create",
+        "--db",
+        dbs,
+        "--project",
+        "refunds",
+        "--name",
+        "sam",
+        "--role",
+        "reviewer",
+        "--tag",
+        "support_lead",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = arbiter(&["keys", "create", "--db", dbs, "--project", "nope", "--name", "x", "--role", "agent"]);
+    assert!(!ok && err.contains("no project `nope`"), "{err}");
+    let (_, default_keys, _) = arbiter(&["keys", "list", "--db", dbs]);
+    let (_, refund_keys, _) = arbiter(&["keys", "list", "--db", dbs, "--project", "refunds"]);
+    assert!(!default_keys.contains("sam") && refund_keys.contains("sam"), "{default_keys}\n{refund_keys}");
+    // a person of the default project gets a role in refunds, then loses it
+    let (ok, _, err) =
+        arbiter(&["keys", "create", "--db", dbs, "--name", "ann", "--role", "reviewer", "--tag", "soc_analyst"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = arbiter(&[
+        "projects",
+        "grant",
+        "--db",
+        dbs,
+        "refunds",
+        "--principal",
+        "ann",
+        "--home",
+        "default",
+        "--role",
+        "reviewer",
+        "--tag",
+        "support_lead",
+    ]);
+    assert!(ok && out.contains("ann@default may now act in project refunds as reviewer (support_lead)"), "{out}{err}");
+    let (_, members, _) = arbiter(&["projects", "members", "--db", dbs, "refunds"]);
+    assert!(members.contains("ann@default"), "{members}");
+    let (ok, _, err) = arbiter(&["projects", "revoke", "--db", dbs, "refunds", "ann@default"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = arbiter(&["projects", "revoke", "--db", dbs, "refunds", "ann@default"]);
+    assert!(!ok && err.contains("has no role"), "{err}");
+    // each project's chain verifies on its own, and its anchor is its own
+    let (ok, out, _) = arbiter(&["audit", "verify", "--db", dbs, "--all"]);
+    assert!(ok && out.contains("default: ok:") && out.contains("refunds: ok:"), "{out}");
+    let (ok, anchor, err) = arbiter(&["audit", "anchor", "--db", dbs, "--project", "refunds"]);
+    assert!(ok, "{err}");
+    let (ok, _, _) = arbiter(&["audit", "verify", "--db", dbs, "--project", "refunds", "--anchor", anchor.trim()]);
+    assert!(ok);
+    let (ok, _, _) = arbiter(&["audit", "verify", "--db", dbs, "--anchor", anchor.trim()]);
+    assert!(!ok, "the refunds anchor is not the default chain's");
+}

@@ -46,7 +46,7 @@ pub async fn create(
 
 /// Grant (or change) `principal` of project `home` a role in project
 /// `state`'s project: `by` must be a server admin or an admin of that
-/// project, and the person must have a reviewer or admin key in `home`.
+/// project.
 pub async fn grant(
     state: &crate::AppState,
     by: &Principal,
@@ -56,20 +56,35 @@ pub async fn grant(
     tags: std::collections::BTreeSet<String>,
 ) -> Result<Membership, ApiError> {
     may_manage_members(by, state.project())?;
+    grant_in(state.store.as_ref(), &by.name, principal, home, role, tags, state.clock.now()).await
+}
+
+/// Grant in `project`'s store handle as `by` (the CLI, on the host, is
+/// trusted as a server admin): the person must have a reviewer or admin key
+/// in `home`, another project. Recorded in the project's chain.
+pub async fn grant_in(
+    project: &dyn Store,
+    by: &str,
+    principal: &str,
+    home: &ProjectId,
+    role: arbiter_core::Role,
+    tags: std::collections::BTreeSet<String>,
+    now: Timestamp,
+) -> Result<Membership, ApiError> {
     if role == arbiter_core::Role::Agent {
         return Err(ApiError::invalid("role", "a membership is a person's role: reviewer or admin"));
     }
-    if home == state.project() {
+    if home == project.project() {
         return Err(ApiError::invalid(
             "home",
             "a person has their key's role in their own project; grant roles in others",
         ));
     }
     crate::app::keys::validate_key_fields(principal, &tags)?;
-    if !state.root.projects().await?.iter().any(|p| &p.id == home) {
+    if !project.projects().await?.iter().any(|p| &p.id == home) {
         return Err(ApiError::invalid("home", format!("there is no project `{home}`")));
     }
-    let keys = state.root.for_project(home).keys().await?;
+    let keys = project.for_project(home).keys().await?;
     if !keys.iter().any(|k| k.name == principal && k.role != arbiter_core::Role::Agent) {
         return Err(ApiError::invalid(
             "principal",
@@ -77,29 +92,33 @@ pub async fn grant(
         ));
     }
     let m = Membership {
-        project: state.project().clone(),
+        project: project.project().clone(),
         home: home.clone(),
         principal: principal.to_string(),
         role,
         tags,
-        created_at: state.clock.now(),
-        created_by: by.name.clone(),
+        created_at: now,
+        created_by: by.to_string(),
     };
-    state.store.grant_membership(m.clone()).await?;
+    project.grant_membership(m.clone()).await?;
     let data = serde_json::json!({"member": m.member_id(), "role": m.role, "tags": m.tags});
-    state.store.record_event("membership.granted", &by.name, m.created_at, data).await?;
+    project.record_event("membership.granted", by, now, data).await?;
     Ok(m)
 }
 
 /// Take a person's role in project `state`'s project away.
 pub async fn revoke(state: &crate::AppState, by: &Principal, member: &str) -> Result<(), ApiError> {
     may_manage_members(by, state.project())?;
+    revoke_in(state.store.as_ref(), &by.name, member, state.clock.now()).await
+}
+
+/// Revoke in `project`'s store handle as `by` (`member` is `principal@home`).
+pub async fn revoke_in(project: &dyn Store, by: &str, member: &str, now: Timestamp) -> Result<(), ApiError> {
     let (principal, home) = Membership::parse_member_id(member).map_err(|why| ApiError::invalid("member", why))?;
-    if !state.store.revoke_membership(&home, &principal).await? {
-        return Err(ApiError::NotFound(format!("{member} has no role in project `{}`", state.project())));
+    if !project.revoke_membership(&home, &principal).await? {
+        return Err(ApiError::NotFound(format!("{member} has no role in project `{}`", project.project())));
     }
-    let data = serde_json::json!({"member": member});
-    state.store.record_event("membership.revoked", &by.name, state.clock.now(), data).await?;
+    project.record_event("membership.revoked", by, now, serde_json::json!({"member": member})).await?;
     Ok(())
 }
 
