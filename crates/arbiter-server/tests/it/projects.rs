@@ -440,6 +440,16 @@ async fn a_person_acts_in_another_project_with_the_role_its_admin_gave_them() {
     assert!(events.to_string().contains("membership.granted"), "{events}");
     let (_, events) = s.get(&a.admin, "/v1/audit/events?limit=1000").await;
     assert!(!events.to_string().contains("membership.granted"));
+    // the console offers the switch, and after switching shows B's case with the reviewer's role there
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login =
+        http.post(s.at("/login")).form(&[("key", a.reviewer.as_str()), ("next", "/queue")]).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let queue = http.get(s.at("/queue")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(queue.contains(r#"<option value="team-b">"#), "{queue}");
+    let in_team_b = format!("{cookie}; arbiter_project=team-b");
+    let page = http.get(s.at(&format!("/cases/{}", bd.case))).header("cookie", &in_team_b).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("srv-teamb-9"));
     // revoked: refused again at once
     let r = s
         .http
@@ -459,4 +469,6 @@ async fn a_person_acts_in_another_project_with_the_role_its_admin_gave_them() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    let page = http.get(s.at(&format!("/cases/{}", bd.case))).header("cookie", &in_team_b).send().await.unwrap();
+    assert!(leaks(&page.text().await.unwrap()).is_none(), "the switch is gone with the role");
 }
