@@ -140,7 +140,22 @@ fn leaks(out: &str) -> Option<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_reads_and_changes_nothing_of_another_through_any_route() {
-    let s = TestServer::start().await;
+    every_route_against_another_project(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_project_reads_and_changes_nothing_of_another_through_any_route() {
+    let Some(s) = TestServer::on_postgres("projects_every_route").await else { return };
+    every_route_against_another_project(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_person_acts_in_another_project_with_the_role_its_admin_gave_them() {
+    let Some(s) = TestServer::on_postgres("projects_membership").await else { return };
+    membership(s).await;
+}
+
+async fn every_route_against_another_project(s: TestServer) {
     let a = team(&s, "team-a").await;
     let b = team(&s, "team-b").await;
     let bd = b_data(&s, &b).await;
@@ -383,7 +398,10 @@ async fn a_server_admin_switches_the_console_between_projects_and_nobody_else_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_acts_in_another_project_with_the_role_its_admin_gave_them() {
-    let s = TestServer::start().await;
+    membership(TestServer::start().await).await;
+}
+
+async fn membership(s: TestServer) {
     let a = team(&s, "team-a").await;
     let b = team(&s, "team-b").await;
     let bd = b_data(&s, &b).await;

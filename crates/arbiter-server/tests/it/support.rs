@@ -38,6 +38,8 @@ pub struct TestServer {
     pub admin: String,
     _server: arbiter_server::RunningServer,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database a server on PostgreSQL runs on (dropped with it).
+    _db: Option<arbiter_store_postgres::testing::TestDatabase>,
 }
 
 /// The SOC example policy.
@@ -52,6 +54,24 @@ impl TestServer {
     pub async fn with(policy: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("arbiter.db")).unwrap());
+        TestServer::on(store, None, dir, policy, tweak).await
+    }
+
+    /// A server on a fresh PostgreSQL database (`None`, the test skipped,
+    /// without `ARBITER_TEST_POSTGRES_URL`; required with `ARBITER_REQUIRE_POSTGRES=1`).
+    pub async fn on_postgres(test: &str) -> Option<TestServer> {
+        let db = arbiter_store_postgres::testing::fresh(test)?;
+        let store = Arc::new(arbiter_store_postgres::PostgresStore::connect(&db.url).await.unwrap());
+        Some(TestServer::on(store, Some(db), tempfile::tempdir().unwrap(), POLICY, |_| {}).await)
+    }
+
+    async fn on(
+        store: Arc<dyn arbiter_store::Store>,
+        db: Option<arbiter_store_postgres::testing::TestDatabase>,
+        dir: tempfile::TempDir,
+        policy: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
         let mut config = Config {
             // Background loops stay quiet; tests call the sweeper and the webhook worker themselves.
@@ -67,7 +87,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = arbiter_server::RunningServer::start(state.clone(), listener).unwrap();
         let url = server.url().to_string();
-        TestServer { url, state, clock, http: Client::new(), admin: boot.admin_key.unwrap(), _server: server, dir }
+        TestServer {
+            url,
+            state,
+            clock,
+            http: Client::new(),
+            admin: boot.admin_key.unwrap(),
+            _server: server,
+            dir,
+            _db: db,
+        }
     }
 
     pub fn at(&self, path: &str) -> String {
