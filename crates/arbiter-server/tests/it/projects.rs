@@ -65,7 +65,8 @@ async fn team(s: &TestServer, id: &str) -> Team {
 }
 
 /// B's data: an escalated decision (with its case), an allowed one (with a
-/// receipt), a span, a review case and a webhook.
+/// receipt), a span, a review case closed into a published lesson (in B's
+/// search and guidance), a policy draft, and a webhook.
 struct BData {
     pending: String,
     case: String,
@@ -102,6 +103,7 @@ async fn b_data(s: &TestServer, b: &Team) -> BData {
     let (code, review) =
         s.post(&b.admin, "/v1/reviews", json!({"title": "teamb review", "decision_ids": [pending_id]})).await;
     assert_eq!(code, 201, "{review}");
+    close_into_a_lesson(s, b, review["id"].as_str().unwrap(), &pending_id).await;
     let (code, hook) =
         s.post(&b.admin, "/v1/webhooks", json!({"url": "http://127.0.0.1:9/teamb-hook", "events": ["*"]})).await;
     assert!(code == 201 || code == 422, "{hook}");
@@ -132,6 +134,57 @@ async fn b_data(s: &TestServer, b: &Team) -> BData {
         review: review["id"].as_str().unwrap().into(),
         webhook,
     }
+}
+
+/// Work B's review through its four stages (with a policy change stored in
+/// B) and close it: it becomes B's published lesson, in B's search and guidance.
+async fn close_into_a_lesson(s: &TestServer, b: &Team, review: &str, decision: &str) {
+    let r: Value = s
+        .http
+        .post(s.at("/v1/keys"))
+        .bearer_auth(&b.admin)
+        .json(&json!({"name": "teamb-engineer", "role": "reviewer", "tags": ["engineering"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eng = r["key"].as_str().unwrap().to_string();
+    let src = format!(
+        "{POLICY}# team-b-policy\n  - name: confirm_isolation\n    actions: [isolate_host]\n    when: '!(has(signals.confirmed) && signals.confirmed == true)'\n    verdict: escalate\n"
+    );
+    let r = s.http.post(s.at("/v1/policy/versions")).bearer_auth(&b.admin).header("content-type", "application/yaml");
+    let v: Value = r.body(src).send().await.unwrap().json().await.unwrap();
+    let version = v["hash"].as_str().expect("a draft in B").to_string();
+    let stages = format!("/v1/reviews/{review}/stages");
+    for mut body in [
+        json!({"stage": "contextual_analysis", "reproduced": "yes", "steps": ["replayed teamb alert"], "environment": "staging"}),
+        json!({"stage": "trace_inspection", "findings": [{"decision_id": decision, "kind": "misread_intent", "note": "teamb finding"}]}),
+        json!({"stage": "impact_assessment", "severity": "S3", "scope": {"count": 1, "entities": []}, "technical_correctness": "wrong", "user_experience": "teamb outage"}),
+        json!({"stage": "resolution_design", "interventions": [
+            {"kind": "tool_change", "description": "teamb confirmation step", "owner": "teamb-engineer", "expected_effect": "fewer", "policy_version": version},
+            {"kind": "prompt_refinement", "description": "teamb: check the order before refunding.", "owner": "teamb-engineer", "expected_effect": "fewer"}]}),
+    ] {
+        body["role"] = json!("engineering");
+        body["rationale"] = json!("teamb rationale");
+        let (code, e) = s.post(&eng, &stages, body).await;
+        assert_eq!(code, 201, "{e}");
+    }
+    let (code, e) = s.post(&eng, &format!("/v1/reviews/{review}/interventions/0/check"), json!({})).await;
+    assert_eq!(code, 200, "{e}");
+    let (code, e) = s.post(&eng, &format!("/v1/reviews/{review}/interventions/0"), json!({"status": "done"})).await;
+    assert_eq!(code, 200, "{e}");
+    let (code, e) =
+        s.post(&eng, &format!("/v1/reviews/{review}/close"), json!({"reason": "teamb review closed"})).await;
+    assert_eq!(code, 200, "{e}");
+    let (_, lessons) = s.get(&b.reviewer, "/v1/lessons").await;
+    assert!(lessons.to_string().contains("teamb review"), "B has its lesson: {lessons}");
+    let id = lessons[0]["id"].as_str().unwrap();
+    let (code, e) = s.patch(&b.admin, &format!("/v1/lessons/{id}"), json!({"publish": true})).await;
+    assert_eq!(code, 200, "{e}");
+    let (_, guidance) = s.get(&b.agent, "/v1/guidance").await;
+    assert!(guidance.to_string().contains("teamb"), "B's agent reads it: {guidance} {lessons}");
 }
 
 fn leaks(out: &str) -> Option<&'static str> {
@@ -291,7 +344,7 @@ async fn a_key_cannot_step_into_another_project_but_a_server_admin_can() {
         m.contains(r#"arbiter_decisions_total{verdict="escalate",action="isolate_host",project="team-b"} 1"#),
         "{m}"
     );
-    assert!(m.contains(r#"arbiter_open_cases{project="team-b"} 2"#), "{m}");
+    assert!(m.contains(r#"arbiter_open_cases{project="team-b"} 1"#), "{m}");
     assert!(m.contains(r#"arbiter_open_cases{project="team-a"} 0"#), "{m}");
 }
 
