@@ -38,29 +38,11 @@ async fn team(s: &TestServer, id: &str) -> Team {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-    let key = |name: String, role: &'static str, tags: Vec<&'static str>| {
-        let (s, id) = (s, id.to_string());
-        async move {
-            let r: Value = s
-                .http
-                .post(s.at("/v1/keys"))
-                .bearer_auth(&s.admin)
-                .header("arbiter-project", &id)
-                .json(&json!({"name": name, "role": role, "tags": tags}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(r["project"], id.as_str(), "{r}");
-            r["key"].as_str().unwrap().to_string()
-        }
-    };
+    let (a, r, ad) = (format!("{id}-agent"), format!("{id}-reviewer"), format!("{id}-admin"));
     Team {
-        agent: key(format!("{id}-agent"), "agent", vec![]).await,
-        reviewer: key(format!("{id}-reviewer"), "reviewer", vec!["soc_analyst", "soc_lead"]).await,
-        admin: key(format!("{id}-admin"), "admin", vec![]).await,
+        agent: s.key_by(&s.admin, Some(id), &a, "agent", &[]).await,
+        reviewer: s.key_by(&s.admin, Some(id), &r, "reviewer", &["soc_analyst", "soc_lead"]).await,
+        admin: s.key_by(&s.admin, Some(id), &ad, "admin", &[]).await,
     }
 }
 
@@ -139,18 +121,7 @@ async fn b_data(s: &TestServer, b: &Team) -> BData {
 /// Work B's review through its four stages (with a policy change stored in
 /// B) and close it: it becomes B's published lesson, in B's search and guidance.
 async fn close_into_a_lesson(s: &TestServer, b: &Team, review: &str, decision: &str) {
-    let r: Value = s
-        .http
-        .post(s.at("/v1/keys"))
-        .bearer_auth(&b.admin)
-        .json(&json!({"name": "teamb-engineer", "role": "reviewer", "tags": ["engineering"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let eng = r["key"].as_str().unwrap().to_string();
+    let eng = s.key_by(&b.admin, None, "teamb-engineer", "reviewer", &["engineering"]).await;
     let src = format!(
         "{POLICY}# team-b-policy\n  - name: confirm_isolation\n    actions: [isolate_host]\n    when: '!(has(signals.confirmed) && signals.confirmed == true)'\n    verdict: escalate\n"
     );

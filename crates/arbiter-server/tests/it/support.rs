@@ -104,17 +104,20 @@ impl TestServer {
     }
 
     pub async fn key(&self, name: &str, role: &str, tags: &[&str]) -> String {
-        let r: Value = self
-            .http
-            .post(self.at("/v1/keys"))
-            .bearer_auth(&self.admin)
-            .json(&json!({"name": name, "role": role, "tags": tags}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        self.key_by(&self.admin, None, name, role, tags).await
+    }
+
+    /// A key created by `admin`, in `project` (the `Arbiter-Project` header) or the admin's own.
+    pub async fn key_by(&self, admin: &str, project: Option<&str>, name: &str, role: &str, tags: &[&str]) -> String {
+        let mut req = self.http.post(self.at("/v1/keys")).bearer_auth(admin);
+        if let Some(p) = project {
+            req = req.header("arbiter-project", p);
+        }
+        let r: Value =
+            req.json(&json!({"name": name, "role": role, "tags": tags})).send().await.unwrap().json().await.unwrap();
+        if let Some(p) = project {
+            assert_eq!(r["project"], p, "{r}");
+        }
         r["key"].as_str().unwrap().to_string()
     }
 
