@@ -852,13 +852,15 @@ fn run_jobs(t: &mut Tx<'_>, batch: &mut [Box<dyn Job>], savepoints: bool) -> std
             continue;
         }
         t.project = job.project().cloned().unwrap_or_else(|| ProjectId::DEFAULT.into());
-        let (heads, covered, finalized) = (t.heads.clone(), t.chains.mark(), t.finalized.len());
+        // what to go back to if the job fails alone (only with savepoints: without, the batch runs again)
+        let (heads, finalized) = (savepoints.then(|| t.heads.clone()), t.finalized.len());
+        t.chains.begin_job();
         match job.run(t) {
             Ok(()) if savepoints => t.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job").map_err(sql)?,
             Ok(()) => {}
             Err(_) if savepoints => {
-                t.heads = heads;
-                t.chains.rollback(&covered);
+                t.heads = heads.unwrap_or_default();
+                t.chains.rollback_job();
                 t.finalized.truncate(finalized);
                 t.hooks.clear();
                 t.tx.batch_execute("ROLLBACK TO SAVEPOINT job").map_err(sql)?;

@@ -345,50 +345,51 @@ pub fn member_role(role: arbiter_core::Role) -> Result<(), crate::StoreError> {
 /// decisions are committed to that project's chain.
 #[derive(Debug, Default)]
 pub struct ProjectChains {
-    chains: std::collections::BTreeMap<String, ChainBatch>,
+    /// By project, in the order they first wrote in the batch (a batch has few).
+    chains: Vec<(String, ChainBatch)>,
+    /// Each chain's length when the running job began (buffer kept across jobs).
+    marked: Vec<usize>,
 }
 
 impl ProjectChains {
     /// The commitment of `project`'s decisions in this batch.
     pub fn of(&mut self, project: &str) -> &mut ChainBatch {
-        if !self.chains.contains_key(project) {
-            self.chains.insert(project.to_string(), ChainBatch::default());
-        }
-        self.chains.get_mut(project).expect("inserted above")
-    }
-
-    /// How many leaves each project has (to roll back a failed job's).
-    pub fn mark(&self) -> Vec<(String, usize)> {
-        self.chains.iter().map(|(p, c)| (p.clone(), c.len())).collect()
-    }
-
-    /// Forget leaves recorded after `mark` (the job that wrote them rolled back).
-    pub fn rollback(&mut self, mark: &[(String, usize)]) {
-        self.chains.retain(|p, c| match mark.iter().find(|(m, _)| m == p) {
-            Some((_, len)) => {
-                c.truncate(*len);
-                true
+        let i = match self.chains.iter().position(|(p, _)| p == project) {
+            Some(i) => i,
+            None => {
+                self.chains.push((project.to_string(), ChainBatch::default()));
+                self.chains.len() - 1
             }
-            None => false,
-        });
+        };
+        &mut self.chains[i].1
+    }
+
+    /// Note where every chain stands as a job begins (to roll the job back).
+    pub fn begin_job(&mut self) {
+        self.marked.clear();
+        self.marked.extend(self.chains.iter().map(|(_, c)| c.len()));
+    }
+
+    /// Forget what the running job recorded (it rolled back).
+    pub fn rollback_job(&mut self) {
+        self.chains.truncate(self.marked.len());
+        for ((_, c), len) in self.chains.iter_mut().zip(&self.marked) {
+            c.truncate(*len);
+        }
     }
 
     /// Whether no project has a leaf.
     pub fn is_empty(&self) -> bool {
-        self.chains.values().all(ChainBatch::is_empty)
+        self.chains.iter().all(|(_, c)| c.is_empty())
     }
 
-    /// The projects with leaves, in order (the order their chain heads are locked in).
-    pub fn projects(&self) -> Vec<String> {
-        self.chains.iter().filter(|(_, c)| !c.is_empty()).map(|(p, _)| p.clone()).collect()
-    }
-
-    /// Each project's `decisions.committed` payload and time, in project order, then empty.
+    /// Each project's `decisions.committed` payload and time, in project id
+    /// order (the order chain heads are locked in), then empty.
     pub fn take(&mut self) -> Vec<(String, serde_json::Value, Timestamp)> {
-        std::mem::take(&mut self.chains)
-            .into_iter()
-            .filter_map(|(p, mut c)| c.take().map(|(data, at)| (p, data, at)))
-            .collect()
+        let mut chains = std::mem::take(&mut self.chains);
+        chains.sort_by(|a, b| a.0.cmp(&b.0));
+        self.marked.clear();
+        chains.into_iter().filter_map(|(p, mut c)| c.take().map(|(data, at)| (p, data, at))).collect()
     }
 }
 

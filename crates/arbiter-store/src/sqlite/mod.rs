@@ -53,6 +53,8 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     db: Arc<Db>,
     project: ProjectId,
+    /// The project, as reads and writes carry it (an `Arc`: no copy per call).
+    name: Arc<str>,
 }
 
 /// One open database file: the writer thread and the reader connections.
@@ -153,12 +155,12 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         };
-        Ok(SqliteStore { db: Arc::new(db), project: ProjectId::default_project() })
+        Ok(SqliteStore { db: Arc::new(db), project: ProjectId::default_project(), name: ProjectId::DEFAULT.into() })
     }
 
     /// A handle on the same file scoped to `project`.
     pub fn scoped(&self, project: &ProjectId) -> SqliteStore {
-        SqliteStore { db: self.db.clone(), project: project.clone() }
+        SqliteStore { db: self.db.clone(), project: project.clone(), name: project.as_str().into() }
     }
 
     /// Write a consistent snapshot of the whole database to `dest` (which must
@@ -215,8 +217,8 @@ impl SqliteStore {
         f: impl FnOnce(&Connection, &str, &mut ChainBatch) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let project = self.project.clone();
-        let job: Job = Box::new(move |conn, chains| match f(conn, project.as_str(), chains.of(project.as_str())) {
+        let project = self.name.clone();
+        let job: Job = Box::new(move |conn, chains| match f(conn, &project, chains.of(&project)) {
             Ok(v) => Ok(Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.map(|()| v));
             }) as Reply),
@@ -240,13 +242,13 @@ impl SqliteStore {
         f: impl FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.db.readers.clone();
-        let project = self.project.clone();
+        let project = self.name.clone();
         let i = self.db.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
             let conn = readers[i]
                 .lock()
                 .map_err(|_| StoreError::backend_msg("a reader connection is poisoned (a read panicked)"))?;
-            f(&conn, project.as_str())
+            f(&conn, &project)
         })
         .await
         .map_err(|e| StoreError::backend("the read task failed", e))?

@@ -58,14 +58,14 @@ pub(super) fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>, replies: &mut Vec
         if tx.execute_batch("SAVEPOINT job").is_err() {
             continue;
         }
-        let covered = chains.mark();
+        chains.begin_job();
         match job(tx, chains) {
             Ok(reply) => {
                 let _ = tx.execute_batch("RELEASE job");
                 replies.push(reply);
             }
             Err(reply) => {
-                chains.rollback(&covered);
+                chains.rollback_job();
                 let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
                 replies.push(reply);
             }
