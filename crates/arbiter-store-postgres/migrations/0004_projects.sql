@@ -77,7 +77,6 @@ CREATE INDEX decisions_agent_time ON decisions(project, agent, event_time, verdi
 DROP INDEX decisions_similar;
 CREATE INDEX decisions_similar ON decisions(project, action_name, event_time)
     WHERE final_source = 'review' OR outcome_correct IS NOT NULL;
-CREATE INDEX decisions_project ON decisions(project, seq);
 
 ALTER TABLE decision_hourly ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE decision_hourly ALTER COLUMN project DROP DEFAULT;
@@ -99,7 +98,6 @@ DROP INDEX cases_kind_state;
 CREATE INDEX cases_kind_state ON cases(project, kind, state, seq);
 DROP INDEX cases_agent_active;
 CREATE INDEX cases_agent_active ON cases(project, agent, kind, state);
-CREATE INDEX cases_project ON cases(project, seq);
 
 ALTER TABLE webhooks ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE webhooks ALTER COLUMN project DROP DEFAULT;

@@ -95,7 +95,6 @@ CREATE INDEX decisions_agent_time ON decisions(project, agent, event_time, verdi
 DROP INDEX decisions_similar;
 CREATE INDEX decisions_similar ON decisions(project, action_name, event_time)
     WHERE final_source = 'review' OR outcome_correct IS NOT NULL;
-CREATE INDEX decisions_project ON decisions(project, seq);
 
 CREATE TABLE decision_hourly_p (
     project      TEXT NOT NULL,
@@ -132,7 +131,6 @@ DROP INDEX cases_due;
 CREATE INDEX cases_due ON cases(project, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX cases_agent_active;
 CREATE INDEX cases_agent_active ON cases(project, agent, kind, state);
-CREATE INDEX cases_project ON cases(project, seq);
 
 ALTER TABLE webhooks ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
 
