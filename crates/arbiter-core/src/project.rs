@@ -7,10 +7,10 @@ use std::fmt;
 
 /// A project's id: 1 to 40 characters of lowercase ASCII letters, digits and
 /// `-`, starting with a letter or digit (safe in URLs, headers, metric labels
-/// and file names).
+/// and file names). Shared, not copied: a clone is a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ProjectId(String);
+pub struct ProjectId(std::sync::Arc<str>);
 
 impl ProjectId {
     /// The project that holds everything a server stored before it had projects.
@@ -18,7 +18,7 @@ impl ProjectId {
 
     /// The default project.
     pub fn default_project() -> ProjectId {
-        ProjectId(Self::DEFAULT.to_string())
+        ProjectId(Self::DEFAULT.into())
     }
 
     /// A project id, checked.
@@ -30,7 +30,7 @@ impl ProjectId {
                 "`{id}` is not a project id: use 1 to 40 lowercase letters, digits and `-`, starting with a letter or digit"
             ));
         }
-        Ok(ProjectId(id.to_string()))
+        Ok(ProjectId(id.into()))
     }
 
     /// The id as text.
@@ -40,7 +40,12 @@ impl ProjectId {
 
     /// Whether this is the default project.
     pub fn is_default(&self) -> bool {
-        self.0 == Self::DEFAULT
+        &*self.0 == Self::DEFAULT
+    }
+
+    /// The id as a shared string (what the stores' jobs carry).
+    pub fn shared(&self) -> std::sync::Arc<str> {
+        self.0.clone()
     }
 
     /// The `prev_hash` of the first event of this project's audit chain. The
@@ -89,7 +94,7 @@ impl TryFrom<String> for ProjectId {
 
 impl From<ProjectId> for String {
     fn from(p: ProjectId) -> String {
-        p.0
+        p.0.to_string()
     }
 }
 

@@ -121,7 +121,7 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
         let id = id.to_string();
-        let p = self.project_name.clone();
+        let p = self.project.shared();
         self.write_global(move |t| {
             use crate::Sql;
             Ok(t.execute(
@@ -134,7 +134,7 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
 
     async fn set_key_expiry(&self, id: &str, expires_at: Option<Timestamp>) -> Result<bool> {
         let id = id.to_string();
-        let p = self.project_name.clone();
+        let p = self.project.shared();
         self.write_global(move |t| {
             use crate::Sql;
             Ok(t.execute(

@@ -90,8 +90,6 @@ pub(crate) const DECISIONS_CHANNEL: &str = "arbiter_decisions";
 pub struct PostgresStore {
     db: Arc<Db>,
     project: ProjectId,
-    /// The project, as jobs carry it.
-    project_name: Arc<str>,
 }
 
 /// A writer's queue (`None` once the store is closing).
@@ -521,16 +519,12 @@ impl PostgresStore {
             stop,
             stats,
         };
-        Ok(PostgresStore {
-            db: Arc::new(db),
-            project: ProjectId::default_project(),
-            project_name: ProjectId::DEFAULT.into(),
-        })
+        Ok(PostgresStore { db: Arc::new(db), project: ProjectId::default_project() })
     }
 
     /// A handle on the same database scoped to `project`.
     pub fn scoped(&self, project: &ProjectId) -> PostgresStore {
-        PostgresStore { db: self.db.clone(), project: project.clone(), project_name: project.as_str().into() }
+        PostgresStore { db: self.db.clone(), project: project.clone() }
     }
 
     /// The database URL, without its password.
@@ -553,7 +547,7 @@ impl PostgresStore {
         f: impl Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, rx) = oneshot::channel::<Result<T>>();
-        self.db.submit(Box::new(FnJob { project: Some(self.project_name.clone()), f, out: None, reply }))?;
+        self.db.submit(Box::new(FnJob { project: Some(self.project.shared()), f, out: None, reply }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -570,7 +564,7 @@ impl PostgresStore {
     /// Insert a decision in the next batch (in bulk with the batch's others of its project).
     pub(crate) async fn insert(&self, new: arbiter_store::NewDecision) -> Result<arbiter_store::Inserted> {
         let (reply, rx) = oneshot::channel();
-        self.db.submit(Box::new(InsertJob { project: self.project_name.clone(), new, out: None, reply }))?;
+        self.db.submit(Box::new(InsertJob { project: self.project.shared(), new, out: None, reply }))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -579,7 +573,7 @@ impl PostgresStore {
         &self,
         f: impl Fn(&mut Conn, &str) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let project = self.project_name.clone();
+        let project = self.project.shared();
         self.db.read(move |c| f(c, &project)).await
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn purge_spans(t: &mut Tx<'_>, p: &str, before: Timestamp, keep: &[St
 #[async_trait::async_trait]
 impl arbiter_store::TraceStore for crate::PostgresStore {
     async fn insert_spans(&self, sender: &str, spans: Vec<Span>, at: Timestamp) -> Result<u64> {
-        let (sender, p) = (sender.to_string(), self.project_name.clone());
+        let (sender, p) = (sender.to_string(), self.project.shared());
         // spans are not chained: no project's chain head is taken for them
         self.write_global(move |t| insert_spans(t, &p, &sender, &spans, at)).await
     }
@@ -75,7 +75,7 @@ impl arbiter_store::TraceStore for crate::PostgresStore {
     }
 
     async fn purge_spans(&self, before: Timestamp, keep: Vec<String>) -> Result<u64> {
-        let p = self.project_name.clone();
+        let p = self.project.shared();
         self.write_global(move |t| purge_spans(t, &p, before, &keep)).await
     }
 }

@@ -53,8 +53,6 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     db: Arc<Db>,
     project: ProjectId,
-    /// The project, as reads and writes carry it (an `Arc`: no copy per call).
-    name: Arc<str>,
 }
 
 /// One open database file: the writer thread and the reader connections.
@@ -155,12 +153,12 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         };
-        Ok(SqliteStore { db: Arc::new(db), project: ProjectId::default_project(), name: ProjectId::DEFAULT.into() })
+        Ok(SqliteStore { db: Arc::new(db), project: ProjectId::default_project() })
     }
 
     /// A handle on the same file scoped to `project`.
     pub fn scoped(&self, project: &ProjectId) -> SqliteStore {
-        SqliteStore { db: self.db.clone(), project: project.clone(), name: project.as_str().into() }
+        SqliteStore { db: self.db.clone(), project: project.clone() }
     }
 
     /// Write a consistent snapshot of the whole database to `dest` (which must
@@ -217,7 +215,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection, &str, &mut ChainBatch) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let project = self.name.clone();
+        let project = self.project.shared();
         let job: Job = Box::new(move |conn, chains| match f(conn, &project, chains.of(&project)) {
             Ok(v) => Ok(Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.map(|()| v));
@@ -242,7 +240,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection, &str) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.db.readers.clone();
-        let project = self.name.clone();
+        let project = self.project.shared();
         let i = self.db.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
             let conn = readers[i]
