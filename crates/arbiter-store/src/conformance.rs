@@ -156,7 +156,20 @@ pub async fn run_all(store: &dyn Store) {
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_tests!(@checks each $make);
+        $crate::conformance_tests!(@each $make; projects_are_isolated []);
+        /// The same checks on a handle of another project, each followed by
+        /// a look at the default project of the same database: nothing of
+        /// what the check wrote may show there.
+        mod in_another_project {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance_tests!(@checks other $make);
+        }
+    };
+    // The checks, each with those whose data it reads; listed once for both modes.
+    (@checks $mode:ident $make:expr) => {
+        $crate::conformance_tests!(@$mode $make;
             first_start [], policies [], keys [], decisions_and_idempotency [], idempotency_keys_are_per_agent [],
             cases_and_events [decisions_and_idempotency], concurrent_writes [], claims_are_exclusive [],
             sla_sweep [], review_cases [claims_are_exclusive],
@@ -165,24 +178,7 @@ macro_rules! conformance_tests {
             webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
                             sla_sweep, review_cases, learning],
             case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
-            drift_points_placement [], numbers_that_verify [], projects_are_isolated []);
-        /// The same checks on a handle of another project, each followed by
-        /// a look at the default project of the same database: nothing of
-        /// what the check wrote may show there.
-        mod in_another_project {
-            #[allow(unused_imports)]
-            use super::*;
-            $crate::conformance_tests!(@other $make;
-                first_start [], policies [], keys [], decisions_and_idempotency [], idempotency_keys_are_per_agent [],
-                cases_and_events [decisions_and_idempotency], concurrent_writes [], claims_are_exclusive [],
-                sla_sweep [], review_cases [claims_are_exclusive],
-                learning [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
-                          sla_sweep, review_cases],
-                webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
-                                sla_sweep, review_cases, learning],
-                case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
-                drift_points_placement [], numbers_that_verify []);
-        }
+            drift_points_placement [], numbers_that_verify []);
     };
     (@other $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
         $(
