@@ -145,13 +145,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             }
             AuditCommand::Export { db, out, after, project } => {
                 let open = crate::process::open_store(&db).await?;
-                let store = match open.in_project(&project).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        open.close();
-                        return Err(e);
-                    }
-                };
+                let store = open.in_project(&project).await?; // on an error, dropping `open` closes it
                 let mut w: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

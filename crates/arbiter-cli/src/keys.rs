@@ -86,13 +86,7 @@ pub fn run(cmd: KeysCommand) -> Result<ExitCode> {
         match cmd {
             KeysCommand::Create { db, name, role, tags, expires, rate_limit, same_principal, quiet, project } => {
                 let open = crate::process::open_store(&db).await?;
-                let store = match open.in_project(&project).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        open.close();
-                        return Err(e);
-                    }
-                };
+                let store = open.in_project(&project).await?; // on an error, dropping `open` closes it
                 let tags: BTreeSet<String> = tags.into_iter().collect();
                 let spec = arbiter_server::app::keys::KeySpec {
                     name,
