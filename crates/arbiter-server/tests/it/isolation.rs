@@ -282,15 +282,7 @@ async fn every_other_route_refuses_an_agent_key() {
         let concrete =
             path.replace("{id}", id).replace("{trace_id}", TRACE_B).replace("{hash}", &hash).replace("{index}", "0");
         // and the query parameters the route requires
-        let required_query: Vec<String> = api["paths"][path][method]["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query" && p["required"] == true)
-            .map(|p| format!("{}=x", p["name"].as_str().unwrap()))
-            .collect();
-        let concrete =
-            if required_query.is_empty() { concrete } else { format!("{concrete}?{}", required_query.join("&")) };
+        let concrete = format!("{concrete}{}", required_query(&api, path, method));
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
         // a body that parses, so the route reaches its role check: the
         // schema's required fields first, then every field
@@ -306,6 +298,18 @@ async fn every_other_route_refuses_an_agent_key() {
         let (code, out) = answer;
         assert_eq!(code, 403, "{method} {path} must refuse an agent key: {out}");
     }
+}
+
+/// `?name=x&...` for the query parameters the documented route requires (empty when none).
+pub(crate) fn required_query(api: &Value, path: &str, method: &str) -> String {
+    let required: Vec<String> = api["paths"][path][method]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query" && p["required"] == true)
+        .map(|p| format!("{}=x", p["name"].as_str().unwrap()))
+        .collect();
+    if required.is_empty() { String::new() } else { format!("?{}", required.join("&")) }
 }
 
 /// A request body that parses: the documented schema's fields (the required
