@@ -27,7 +27,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     /// The store: an SQLite database file, created with its schema if missing [default: ./arbiter.db], or a
     /// PostgreSQL database as `postgres://user@host/db`, shared by several replicas (its schema is created or
-    /// upgraded at start).
+    /// upgraded at start; each replica writes through four connections, `ARBITER_PG_WRITERS` sets another number).
     #[arg(long, env = "ARBITER_DB")]
     pub db: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (printed) [default: 127.0.0.1:8080].
