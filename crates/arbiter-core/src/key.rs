@@ -122,8 +122,12 @@ impl KeyRecord {
 pub struct ConsoleSession {
     /// Random id, carried (signed) in the cookie.
     pub id: String,
-    /// The key that signed in.
+    /// The key that signed in (empty for a single sign-on session).
     pub key_id: String,
+    /// The person signed in by single sign-on, with the roles their groups
+    /// gave them at sign-in (`None` for a key's session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::identity::Identity>,
     /// When the key was created.
     pub created_at: Timestamp,
     /// When it ends on its own.

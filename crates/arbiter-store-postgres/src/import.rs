@@ -78,7 +78,19 @@ const TABLES: &[Table] = &[
     ),
     (
         "console_sessions",
-        &[("id", Text), ("key_id", Text), ("created_at", Int), ("expires_at", Int), ("revoked_at", Int)],
+        &[
+            ("id", Text),
+            ("key_id", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+            ("identity", Text),
+        ],
+        false,
+    ),
+    (
+        "people",
+        &[("name", Text), ("email", Text), ("identity", Text), ("signed_in_at", Int), ("slack_user", Text)],
         false,
     ),
     (

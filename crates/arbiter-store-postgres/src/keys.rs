@@ -12,6 +12,22 @@ macro_rules! key_cols {
     };
 }
 
+/// The columns of a person row.
+macro_rules! people_cols {
+    () => {
+        "name, identity, signed_in_at, slack_user"
+    };
+}
+
+fn row_person(r: &Row) -> Result<arbiter_core::Person> {
+    Ok(arbiter_core::Person {
+        name: col(r, 0)?,
+        identity: col::<Option<String>>(r, 1)?.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()?,
+        signed_in_at: col::<Option<i64>>(r, 2)?.map(Timestamp),
+        slack_user: col(r, 3)?,
+    })
+}
+
 fn row_key(r: &Row) -> Result<KeyRecord> {
     let role: String = col(r, 2)?;
     Ok(KeyRecord {
@@ -88,7 +104,7 @@ pub(crate) fn keys(c: &mut impl Sql, p: &str) -> Result<Vec<KeyRecord>> {
 
 pub(crate) fn session(c: &mut impl Sql, id: &str) -> Result<Option<ConsoleSession>> {
     let r = c.query_opt(
-        "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = $1",
+        "SELECT id, key_id, created_at, expires_at, revoked_at, identity FROM console_sessions WHERE id = $1",
         &[&id],
     )?;
     r.map(|r| {
@@ -98,6 +114,7 @@ pub(crate) fn session(c: &mut impl Sql, id: &str) -> Result<Option<ConsoleSessio
             created_at: Timestamp(col(&r, 2)?),
             expires_at: Timestamp(col(&r, 3)?),
             revoked_at: col::<Option<i64>>(&r, 4)?.map(Timestamp),
+            identity: col::<Option<String>>(&r, 5)?.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()?,
         })
     })
     .transpose()
@@ -208,11 +225,13 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
     }
 
     async fn create_session(&self, s: ConsoleSession) -> Result<()> {
+        let identity = s.identity.as_ref().map(serde_json::to_string).transpose().map_err(corrupt)?;
         self.write_global(move |t| {
             use crate::Sql;
             t.execute(
-                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&s.id, &s.key_id, &s.created_at.0, &s.expires_at.0, &s.revoked_at.map(|t| t.0)],
+                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at, identity)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&s.id, &s.key_id, &s.created_at.0, &s.expires_at.0, &s.revoked_at.map(|t| t.0), &identity],
             )?;
             Ok(())
         })
@@ -232,6 +251,74 @@ impl arbiter_store::KeyStore for crate::PostgresStore {
                 "UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                 &[&id, &at.0],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn record_sign_in(&self, identity: arbiter_core::Identity, at: Timestamp) -> Result<()> {
+        let json = serde_json::to_string(&identity).map_err(corrupt)?;
+        self.write_global(move |t| {
+            t.execute(
+                "INSERT INTO people (name, email, identity, signed_in_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET email = excluded.email, identity = excluded.identity,
+                     signed_in_at = excluded.signed_in_at",
+                &[&identity.name, &identity.email, &json, &at.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn link_slack(&self, name: &str, slack_user: Option<&str>) -> Result<()> {
+        let (name, slack_user) = (name.to_string(), slack_user.map(str::to_string));
+        self.write_global(move |t| {
+            if let Some(u) = &slack_user {
+                t.execute("UPDATE people SET slack_user = NULL WHERE slack_user = $1 AND name <> $2", &[u, &name])?;
+            }
+            t.execute(
+                "INSERT INTO people (name, slack_user) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET slack_user = excluded.slack_user",
+                &[&name, &slack_user],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn person(&self, name: &str) -> Result<Option<arbiter_core::Person>> {
+        let name = name.to_string();
+        self.read(move |c, _| {
+            let rows = c.query(concat!("SELECT ", people_cols!(), " FROM people WHERE name = $1"), &[&name])?;
+            rows.iter().map(row_person).next().transpose()
+        })
+        .await
+    }
+
+    async fn person_by_slack(&self, slack_user: &str) -> Result<Option<arbiter_core::Person>> {
+        let u = slack_user.to_string();
+        self.read(move |c, _| {
+            let rows = c.query(concat!("SELECT ", people_cols!(), " FROM people WHERE slack_user = $1"), &[&u])?;
+            rows.iter().map(row_person).next().transpose()
+        })
+        .await
+    }
+
+    async fn people_by_email(&self, email: &str) -> Result<Vec<arbiter_core::Person>> {
+        let email = email.to_string();
+        self.read(move |c, _| {
+            let rows = c.query(
+                concat!("SELECT ", people_cols!(), " FROM people WHERE lower(email) = lower($1) ORDER BY name"),
+                &[&email],
+            )?;
+            rows.iter().map(row_person).collect()
+        })
+        .await
+    }
+
+    async fn people(&self) -> Result<Vec<arbiter_core::Person>> {
+        self.read(move |c, _| {
+            let rows = c.query(concat!("SELECT ", people_cols!(), " FROM people ORDER BY name"), &[])?;
+            rows.iter().map(row_person).collect()
         })
         .await
     }

@@ -11,10 +11,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_drift_episodes.sql")),
     (3, include_str!("../migrations/0003_span_senders.sql")),
     (4, include_str!("../migrations/0004_projects.sql")),
+    (5, include_str!("../migrations/0005_people.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The advisory lock key that serialises migrations across replicas ("arbiter" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0061_7262_6974_6572;

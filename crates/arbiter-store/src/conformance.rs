@@ -178,7 +178,7 @@ macro_rules! conformance_tests {
             webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
                             sla_sweep, review_cases, learning],
             case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
-            drift_points_placement [], numbers_that_verify []);
+            drift_points_placement [], numbers_that_verify [], people []);
     };
     (@other $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
         $(
@@ -688,6 +688,7 @@ pub async fn keys(store: &dyn Store) {
         created_at: Timestamp(5),
         expires_at: Timestamp(500),
         revoked_at: None,
+        identity: None,
     };
     store.create_session(sess.clone()).await.unwrap();
     assert_eq!(store.session("s1").await.unwrap(), Some(sess));
@@ -699,6 +700,60 @@ pub async fn keys(store: &dyn Store) {
     assert!(!store.revoke_key("abc", Timestamp(10)).await.unwrap());
     assert_eq!(store.key("abc").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
     assert!(store.keys().await.unwrap().iter().any(|x| x.id == "abc"));
+}
+
+/// Single sign-on: a session carries the person's roles; the people
+/// directory is server-wide (every project's handle sees one), keeps each
+/// person's latest roles and their one Slack link.
+pub async fn people(store: &dyn Store) {
+    use arbiter_core::{Grant, Identity, Role};
+    let alice = Identity {
+        name: "alice@example.com".into(),
+        email: Some("Alice@Example.com".into()),
+        grants: vec![Grant {
+            project: store.project().clone(),
+            role: Role::Reviewer,
+            tags: ["soc_analyst".to_string()].into(),
+        }],
+        id_token: Some("eyJ.tok.en".into()),
+    };
+    let sess = crate::ConsoleSession {
+        id: "sso-1".into(),
+        key_id: String::new(),
+        created_at: Timestamp(5),
+        expires_at: Timestamp(500),
+        revoked_at: None,
+        identity: Some(alice.clone()),
+    };
+    store.create_session(sess.clone()).await.unwrap();
+    assert_eq!(store.session("sso-1").await.unwrap(), Some(sess.clone()));
+    assert!(
+        store.create_session(sess).await.is_err(),
+        "a session id is used once (a replayed sign-in cannot start a second session)"
+    );
+
+    assert_eq!(store.person("alice@example.com").await.unwrap(), None);
+    store.record_sign_in(alice.clone(), Timestamp(10)).await.unwrap();
+    store.link_slack("alice@example.com", Some("U111")).await.unwrap();
+    // a later sign-in with fewer roles replaces them and keeps the link
+    let fewer = Identity { grants: vec![], id_token: None, ..alice.clone() };
+    store.record_sign_in(fewer.clone(), Timestamp(20)).await.unwrap();
+    let p = store.person("alice@example.com").await.unwrap().unwrap();
+    assert_eq!((p.identity, p.signed_in_at, p.slack_user.as_deref()), (Some(fewer), Some(Timestamp(20)), Some("U111")));
+    // the directory is server-wide: the default project's handle sees the same person
+    let root = store.for_project(&arbiter_core::ProjectId::default_project());
+    assert_eq!(root.person_by_slack("U111").await.unwrap().unwrap().name, "alice@example.com");
+    assert_eq!(root.people_by_email("alice@EXAMPLE.com").await.unwrap().len(), 1, "emails compare without case");
+    // a Slack user links to one person: linking it to bob takes it from alice
+    store.link_slack("bob", Some("U111")).await.unwrap();
+    assert_eq!(store.person_by_slack("U111").await.unwrap().unwrap().name, "bob");
+    assert_eq!(store.person("alice@example.com").await.unwrap().unwrap().slack_user, None);
+    let bob = store.person("bob").await.unwrap().unwrap();
+    assert_eq!((bob.identity, bob.signed_in_at), (None, None), "a person known only by a link");
+    store.link_slack("bob", None).await.unwrap();
+    assert_eq!(store.person_by_slack("U111").await.unwrap(), None);
+    let names: Vec<String> = store.people().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["alice@example.com", "bob"]);
 }
 
 /// A retried idempotency key returns the first decision; a reused key with a different request is refused.

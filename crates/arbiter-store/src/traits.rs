@@ -69,6 +69,20 @@ pub trait KeyStore: Send + Sync {
     async fn session(&self, id: &str) -> Result<Option<ConsoleSession>>;
     /// End a console session; false if it does not exist or already ended.
     async fn end_session(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Server-wide: record a single sign-on at `at` (the person's roles as
+    /// their groups give them now); their chat link is kept.
+    async fn record_sign_in(&self, identity: arbiter_core::Identity, at: Timestamp) -> Result<()>;
+    /// Server-wide: link Slack user `slack_user` to person `name` (made if
+    /// new), taking it from whoever had it; `None` unlinks `name`.
+    async fn link_slack(&self, name: &str, slack_user: Option<&str>) -> Result<()>;
+    /// Server-wide: one person by name.
+    async fn person(&self, name: &str) -> Result<Option<arbiter_core::Person>>;
+    /// Server-wide: the person linked to a Slack user.
+    async fn person_by_slack(&self, slack_user: &str) -> Result<Option<arbiter_core::Person>>;
+    /// Server-wide: the people who signed in with this verified email.
+    async fn people_by_email(&self, email: &str) -> Result<Vec<arbiter_core::Person>>;
+    /// Server-wide: everyone in the directory, by name.
+    async fn people(&self) -> Result<Vec<arbiter_core::Person>>;
 }
 
 /// Server-wide state: projects, the first start, settings and leases.

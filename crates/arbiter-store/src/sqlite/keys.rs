@@ -218,13 +218,15 @@ impl crate::KeyStore for SqliteStore {
     async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
         self.write(move |c, _| {
             c.execute(
-                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO console_sessions (id, key_id, created_at, expires_at, revoked_at, identity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     session.id,
                     session.key_id,
                     session.created_at.0,
                     session.expires_at.0,
-                    session.revoked_at.map(|t| t.0)
+                    session.revoked_at.map(|t| t.0),
+                    session.identity.as_ref().map(to_json).transpose()?
                 ],
             )
             .map_err(backend)?;
@@ -237,20 +239,29 @@ impl crate::KeyStore for SqliteStore {
         let id = id.to_string();
         self.read(move |c, _| {
             c.prepare_cached(
-                "SELECT id, key_id, created_at, expires_at, revoked_at FROM console_sessions WHERE id = ?1",
+                "SELECT id, key_id, created_at, expires_at, revoked_at, identity FROM console_sessions WHERE id = ?1",
             )
             .map_err(backend)?
             .query_row([id], |r| {
-                Ok(crate::ConsoleSession {
-                    id: r.get(0)?,
-                    key_id: r.get(1)?,
-                    created_at: Timestamp(r.get(2)?),
-                    expires_at: Timestamp(r.get(3)?),
-                    revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
-                })
+                Ok((
+                    crate::ConsoleSession {
+                        id: r.get(0)?,
+                        key_id: r.get(1)?,
+                        created_at: Timestamp(r.get(2)?),
+                        expires_at: Timestamp(r.get(3)?),
+                        revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+                        identity: None,
+                    },
+                    r.get::<_, Option<String>>(5)?,
+                ))
             })
             .optional()
-            .map_err(backend)
+            .map_err(backend)?
+            .map(|(mut s, identity)| {
+                s.identity = identity.as_deref().map(from_json).transpose()?;
+                Ok(s)
+            })
+            .transpose()
         })
         .await
     }
@@ -268,4 +279,84 @@ impl crate::KeyStore for SqliteStore {
         })
         .await
     }
+
+    async fn record_sign_in(&self, identity: arbiter_core::Identity, at: Timestamp) -> Result<()> {
+        self.write(move |c, _| {
+            let json = to_json(&identity)?;
+            c.execute(
+                "INSERT INTO people (name, email, identity, signed_in_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET email = excluded.email, identity = excluded.identity,
+                     signed_in_at = excluded.signed_in_at",
+                params![identity.name, identity.email, json, at.0],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn link_slack(&self, name: &str, slack_user: Option<&str>) -> Result<()> {
+        let (name, slack_user) = (name.to_string(), slack_user.map(str::to_string));
+        self.write(move |c, _| {
+            if let Some(u) = &slack_user {
+                c.execute("UPDATE people SET slack_user = NULL WHERE slack_user = ?1 AND name <> ?2", params![u, name])
+                    .map_err(backend)?;
+            }
+            c.execute(
+                "INSERT INTO people (name, slack_user) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET slack_user = excluded.slack_user",
+                params![name, slack_user],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn person(&self, name: &str) -> Result<Option<arbiter_core::Person>> {
+        let name = name.to_string();
+        self.read(move |c, _| Ok(load_people(c, "WHERE name = ?1", params![name])?.pop())).await
+    }
+
+    async fn person_by_slack(&self, slack_user: &str) -> Result<Option<arbiter_core::Person>> {
+        let u = slack_user.to_string();
+        self.read(move |c, _| Ok(load_people(c, "WHERE slack_user = ?1", params![u])?.pop())).await
+    }
+
+    async fn people_by_email(&self, email: &str) -> Result<Vec<arbiter_core::Person>> {
+        let email = email.to_string();
+        self.read(move |c, _| load_people(c, "WHERE email = ?1 COLLATE NOCASE", params![email])).await
+    }
+
+    async fn people(&self) -> Result<Vec<arbiter_core::Person>> {
+        self.read(move |c, _| load_people(c, "", params![])).await
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn load_people(c: &Connection, filter: &str, params: impl rusqlite::Params) -> Result<Vec<arbiter_core::Person>> {
+    let sql = format!("SELECT name, identity, signed_in_at, slack_user FROM people {filter} ORDER BY name");
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?, r.get(3)?))
+        })
+        .map_err(backend)?;
+    rows.map(|row| {
+        let (name, identity, signed_in_at, slack_user) = row.map_err(backend)?;
+        Ok(arbiter_core::Person {
+            name,
+            identity: identity.as_deref().map(from_json).transpose()?,
+            signed_in_at: signed_in_at.map(Timestamp),
+            slack_user,
+        })
+    })
+    .collect()
 }

@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[(u32, &str)] = &[
     (12, include_str!("../../migrations/sqlite/0012_drift_episodes.sql")),
     (13, include_str!("../../migrations/sqlite/0013_span_senders.sql")),
     (14, include_str!("../../migrations/sqlite/0014_projects.sql")),
+    (15, include_str!("../../migrations/sqlite/0015_people.sql")),
 ];
 
 /// How far a schema upgrade has come: the migration being applied and, for

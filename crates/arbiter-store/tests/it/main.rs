@@ -389,25 +389,25 @@ async fn upgrades_a_version_one_database_in_place() {
         )
         .unwrap();
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 14));
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 14), "checking changes nothing");
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 15));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (1, 15), "checking changes nothing");
     // `arbiter migrate`: every migration reports its start and its end, the backfills their rows
     let mut seen = vec![];
     let report = SqliteStore::migrate(&path, &mut |p| seen.push(p)).unwrap();
-    assert_eq!((report.from, report.to), (1, 14));
+    assert_eq!((report.from, report.to), (1, 15));
     let versions: std::collections::BTreeSet<u32> = seen.iter().map(|p| p.version).collect();
-    assert_eq!(versions, (2..=14).collect());
+    assert_eq!(versions, (2..=15).collect());
     for v in [6, 7] {
         let last = seen.iter().rfind(|p| p.version == v).unwrap();
         assert_eq!((last.done, last.total), (1, 1), "migration {v} went through the one old decision");
     }
-    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (14, 14));
+    assert_eq!(SqliteStore::schema_version(&path).unwrap(), (15, 15));
     let again = SqliteStore::migrate(&path, &mut |_| panic!("nothing left to migrate")).unwrap();
-    assert_eq!((again.from, again.to), (14, 14));
+    assert_eq!((again.from, again.to), (15, 15));
     let store = SqliteStore::open(&path).unwrap();
     let v: u32 =
         rusqlite::Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 14, "every migration applied");
+    assert_eq!(v, 15, "every migration applied");
     // the endings roll-up counts the old decision under how it ended
     let d = store.dashboard(arbiter_core::Timestamp(0)).await.unwrap();
     assert_eq!(d.endings.len(), 1);
@@ -494,7 +494,7 @@ fn two_processes_opening_one_fresh_file_migrate_once() {
         for o in openers {
             o.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e:?}"));
         }
-        assert_eq!(SqliteStore::schema_version(&path).unwrap(), (14, 14));
+        assert_eq!(SqliteStore::schema_version(&path).unwrap(), (15, 15));
     }
 }
 

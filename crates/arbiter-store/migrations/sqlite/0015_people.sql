@@ -1,0 +1,14 @@
+-- Single sign-on: a console session may belong to a person signed in through
+-- the identity provider (their roles as of sign-in, JSON) instead of a key.
+ALTER TABLE console_sessions ADD COLUMN identity TEXT;
+
+-- The people directory (server-wide): each person's roles as of their last
+-- sign-in, and their chat account once linked.
+CREATE TABLE people (
+    name          TEXT PRIMARY KEY,
+    email         TEXT,
+    identity      TEXT,
+    signed_in_at  INTEGER,
+    slack_user    TEXT UNIQUE
+);
+CREATE INDEX people_email ON people(email);
