@@ -144,6 +144,45 @@ pub struct ServeArgs {
     /// decision throughput; turn it off when no gateway or tool server checks receipts) [default: on].
     #[arg(long, env = "ARBITER_RECEIPTS", value_parser = ["on", "off"])]
     pub receipts: Option<String>,
+    /// Single sign-on: the OpenID provider's issuer URL, exactly as it names itself (e.g.
+    /// `https://example.okta.com`); turns SSO on for the console (needs --public-url and --sso-group).
+    #[arg(long, env = "ARBITER_SSO_ISSUER")]
+    pub sso_issuer: Option<String>,
+    /// Single sign-on: the client id Arbiter is registered with at the provider.
+    #[arg(long, env = "ARBITER_SSO_CLIENT_ID")]
+    pub sso_client_id: Option<String>,
+    /// Single sign-on: the client secret (leave unset for a public client; prefer the environment
+    /// variable to a flag, which other users of the machine can read).
+    #[arg(long, env = "ARBITER_SSO_CLIENT_SECRET", hide_env_values = true)]
+    pub sso_client_secret: Option<String>,
+    /// Single sign-on: scopes to ask for besides `openid`, comma-separated (in the config file: a list)
+    /// [default: email,profile].
+    #[arg(long, env = "ARBITER_SSO_SCOPES", value_delimiter = ',')]
+    pub sso_scopes: Option<Vec<String>>,
+    /// Single sign-on: the ID token claim that names a person: `sub` (stable) or `email` [default: sub].
+    #[arg(long, env = "ARBITER_SSO_NAME_CLAIM")]
+    pub sso_name_claim: Option<String>,
+    /// Single sign-on: the ID token claim that lists a person's groups [default: groups].
+    #[arg(long, env = "ARBITER_SSO_GROUPS_CLAIM")]
+    pub sso_groups_claim: Option<String>,
+    /// Single sign-on: a group and the role its members get, `GROUP=ROLE[:TAG+TAG][@PROJECT]`, e.g.
+    /// `soc-analysts=reviewer:soc_analyst` or `arbiter-admins=admin`; repeatable (in the config file: a list).
+    #[arg(long = "sso-group", env = "ARBITER_SSO_GROUPS", value_delimiter = ',')]
+    pub sso_group: Option<Vec<String>>,
+    /// Single sign-on: the sign-in button's label [default: Sign in with single sign-on].
+    #[arg(long, env = "ARBITER_SSO_LABEL")]
+    pub sso_label: Option<String>,
+    /// Single sign-on: how far the provider's clock may be from this server's [default: 60s].
+    #[arg(long, env = "ARBITER_SSO_CLOCK_SKEW")]
+    pub sso_clock_skew: Option<arbiter_core::HumanDuration>,
+    /// Whether the console's sign-in page takes an API key: `on` or `off` (with SSO, `off` makes
+    /// everyone sign in through the provider; keys keep working on the API) [default: on].
+    #[arg(long, env = "ARBITER_KEY_SIGN_IN", value_parser = ["on", "off"])]
+    pub key_sign_in: Option<String>,
+    /// How long a console session lasts; someone removed from a group keeps its roles at most this
+    /// long [default: 12h].
+    #[arg(long, env = "ARBITER_SESSION_LIFETIME")]
+    pub session_lifetime: Option<arbiter_core::HumanDuration>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -201,6 +240,17 @@ impl ServeArgs {
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
             receipt_ttl: self.receipt_ttl.or(file.receipt_ttl),
             receipts: self.receipts.or(file.receipts),
+            sso_issuer: self.sso_issuer.or(file.sso_issuer),
+            sso_client_id: self.sso_client_id.or(file.sso_client_id),
+            sso_client_secret: self.sso_client_secret.or(file.sso_client_secret),
+            sso_scopes: self.sso_scopes.or(file.sso_scopes),
+            sso_name_claim: self.sso_name_claim.or(file.sso_name_claim),
+            sso_groups_claim: self.sso_groups_claim.or(file.sso_groups_claim),
+            sso_group: self.sso_group.or(file.sso_group),
+            sso_label: self.sso_label.or(file.sso_label),
+            sso_clock_skew: self.sso_clock_skew.or(file.sso_clock_skew),
+            key_sign_in: self.key_sign_in.or(file.key_sign_in),
+            session_lifetime: self.session_lifetime.or(file.session_lifetime),
             otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
@@ -214,6 +264,37 @@ fn otlp_headers(raw: &[String]) -> Result<Vec<(String, String)>> {
             _ => anyhow::bail!("--otlp-header {h}: write it as name=value, e.g. authorization=Bearer arb_..."),
         })
         .collect()
+}
+
+/// The single sign-on settings, when an issuer is set.
+fn sso_config(args: &ServeArgs) -> Result<Option<arbiter_server::SsoConfig>> {
+    let Some(issuer) = args.sso_issuer.clone() else {
+        if args.sso_client_id.is_some() || args.sso_group.is_some() {
+            anyhow::bail!("--sso-client-id and --sso-group need --sso-issuer (the OpenID provider's URL)");
+        }
+        return Ok(None);
+    };
+    let Some(client_id) = args.sso_client_id.clone() else {
+        anyhow::bail!("single sign-on needs --sso-client-id (the client id Arbiter is registered with at {issuer})");
+    };
+    let groups = args
+        .sso_group
+        .iter()
+        .flatten()
+        .map(|g| arbiter_core::GroupRule::parse(g).map_err(|e| anyhow::anyhow!("--sso-group {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let name_claim = args.sso_name_claim.clone().unwrap_or_else(|| "sub".into());
+    Ok(Some(arbiter_server::SsoConfig {
+        issuer,
+        client_id,
+        client_secret: args.sso_client_secret.clone().filter(|s| !s.is_empty()),
+        scopes: args.sso_scopes.clone().unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+        name_claim,
+        groups_claim: args.sso_groups_claim.clone().unwrap_or_else(|| "groups".into()),
+        groups,
+        max_skew: args.sso_clock_skew.map_or(Duration::from_secs(60), |h| Duration::from_millis(h.as_millis() as u64)),
+        label: args.sso_label.clone().unwrap_or_else(|| "Sign in with single sign-on".into()),
+    }))
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -312,6 +393,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         receipt_ttl: dur(args.receipt_ttl, d.receipt_ttl),
         receipts: args.receipts.as_deref().map_or(d.receipts, |r| r != "off"),
         otlp_headers: otlp_headers(&args.otlp_headers)?,
+        sso: sso_config(&args)?,
+        key_sign_in: args.key_sign_in.as_deref().map_or(d.key_sign_in, |v| v != "off"),
+        session_lifetime: dur(args.session_lifetime, d.session_lifetime),
         ..d.clone()
     }
     // every setting is checked in one place, before anything opens

@@ -81,6 +81,45 @@ pub struct Config {
     pub receipts: bool,
     /// How many recent decisions that check replays (0 turns it off).
     pub policy_guard_window: usize,
+    /// Single sign-on to the console with an OpenID provider (off when `None`).
+    pub sso: Option<SsoConfig>,
+    /// Whether the console's sign-in page takes an API key (turn it off when
+    /// every person signs in through single sign-on; keys still work on the API).
+    pub key_sign_in: bool,
+    /// How long a console session lasts. A person removed from a group keeps
+    /// its roles at most this long (they are re-read at every sign-in).
+    pub session_lifetime: Duration,
+}
+
+/// Single sign-on with an OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoConfig {
+    /// The issuer URL, exactly as the provider names itself.
+    pub issuer: String,
+    /// The client id Arbiter is registered with.
+    pub client_id: String,
+    /// The client secret (`None`: a public client, PKCE only).
+    pub client_secret: Option<String>,
+    /// Scopes asked for besides `openid` (those that bring the name, email and groups claims).
+    pub scopes: Vec<String>,
+    /// The ID token claim that names the person: `sub` (stable), or `email`
+    /// (readable; then the provider must not say it is unverified).
+    pub name_claim: String,
+    /// The ID token claim that lists the person's groups.
+    pub groups_claim: String,
+    /// Which groups give which roles in which projects.
+    pub groups: Vec<arbiter_core::GroupRule>,
+    /// How far the provider's clock may be from the server's.
+    pub max_skew: Duration,
+    /// The sign-in button's label (e.g. "Sign in with Okta").
+    pub label: String,
+}
+
+impl SsoConfig {
+    /// Where the provider sends the browser back.
+    pub fn redirect_uri(public_url: &str) -> String {
+        format!("{}/sso/callback", public_url.trim_end_matches('/'))
+    }
 }
 
 impl Default for Config {
@@ -119,6 +158,9 @@ impl Default for Config {
             receipt_ttl: Duration::from_secs(15 * 60),
             receipts: true,
             policy_guard_window: 2000,
+            sso: None,
+            key_sign_in: true,
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -157,7 +199,31 @@ impl Config {
         if self.max_body_bytes == 0 {
             return err("max_body_bytes", "must be at least 1 byte".into());
         }
+        if let Some(sso) = &self.sso {
+            if self.public_url.is_none() {
+                return err(
+                    "public_url",
+                    "is needed for single sign-on: the provider sends people back to <public_url>/sso/callback".into(),
+                );
+            }
+            if sso.groups.is_empty() {
+                return err(
+                    "sso_groups",
+                    "maps no group to a role: nobody could sign in (e.g. `soc-analysts=reviewer:soc_analyst`)".into(),
+                );
+            }
+            if sso.issuer.is_empty() || sso.client_id.is_empty() {
+                return err("sso_issuer", "and sso_client_id are both needed for single sign-on".into());
+            }
+        }
+        if !self.key_sign_in && self.sso.is_none() {
+            return err(
+                "key_sign_in",
+                "cannot be off without single sign-on: nobody could sign in to the console".into(),
+            );
+        }
         let floor = |d: &mut Duration, min: Duration| *d = (*d).max(min);
+        floor(&mut self.session_lifetime, Duration::from_secs(60));
         floor(&mut self.sweep_interval, Duration::from_millis(10));
         floor(&mut self.webhook_interval, Duration::from_millis(10));
         floor(&mut self.webhook_timeout, Duration::from_secs(1));

@@ -25,7 +25,7 @@ mod state;
 pub mod telemetry;
 mod waiters;
 
-pub use config::{Config, ConfigError, DEFAULT_EVENT_TIME_SKEW, RoleRates};
+pub use config::{Config, ConfigError, DEFAULT_EVENT_TIME_SKEW, RoleRates, SsoConfig};
 pub use error::ApiError;
 pub use server::{Bootstrap, DEFAULT_POLICY, RunningServer, bootstrap, router, serve, serve_otlp};
 pub use state::{AppState, actor};

@@ -61,6 +61,8 @@ pub struct Server {
     pub telemetry: crate::telemetry::Telemetry,
     /// The keys receipts are signed with.
     pub receipts: crate::receipts::Receipts,
+    /// The OpenID provider people sign in with, when single sign-on is on.
+    pub sso: Option<arbiter_oidc::Provider>,
     /// This server's name among replicas (holder of leases).
     pub instance: String,
     /// The manual clock's control (`--clock manual` only).
@@ -110,6 +112,23 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             telemetry: crate::telemetry::Telemetry::new(config.otlp_endpoint.is_some()),
             receipts: Default::default(),
+            sso: config.sso.as_ref().map(|sso| {
+                let settings = arbiter_oidc::Settings {
+                    issuer: sso.issuer.clone(),
+                    client_id: sso.client_id.clone(),
+                    client_secret: sso.client_secret.clone(),
+                    redirect_uri: crate::SsoConfig::redirect_uri(config.public_url.as_deref().unwrap_or("")),
+                    scopes: sso.scopes.clone(),
+                    max_skew: sso.max_skew,
+                };
+                let http = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("arbiter/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .unwrap_or_default();
+                arbiter_oidc::Provider::new(settings, http)
+            }),
             config,
             clock,
             stopping: watch::channel(false).0,

@@ -1,5 +1,7 @@
 //! The reviewer console in a real browser: runs `tests/browser` (node's test
-//! runner, playwright-core driving Debian's Chromium) against this binary.
+//! runner, playwright-core driving Debian's Chromium) against this binary,
+//! single sign-on included (against `oidc-provider`, a real OpenID provider
+//! the test starts on 127.0.0.1).
 //! Without node, Chromium or `npm ci` in tests/browser it says so and skips,
 //! unless ARBITER_REQUIRE_BROWSER=1 (set by .ci/run), where that is a failure.
 
@@ -34,7 +36,7 @@ fn console_in_headless_chromium() {
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser tests failed:\n{text}");
     // A run that found no tests (or skipped some) must not pass: every test ran and passed.
-    const TESTS: usize = 3;
+    const TESTS: usize = 5;
     for line in [format!("# tests {TESTS}"), format!("# pass {TESTS}"), "# fail 0".to_string()] {
         assert!(text.lines().any(|l| l.trim() == line), "expected `{line}` in the browser test report:\n{text}");
     }

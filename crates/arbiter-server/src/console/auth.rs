@@ -21,9 +21,7 @@ use std::sync::Arc;
 pub const COOKIE: &str = "arbiter_session";
 /// The cookie that remembers the project a server admin switched the console to.
 pub const PROJECT_COOKIE: &str = "arbiter_project";
-const SESSION_MS: i64 = 12 * 3_600_000;
-
-fn mac(secret: &[u8], parts: &[&[u8]]) -> String {
+pub(super) fn mac(secret: &[u8], parts: &[&[u8]]) -> String {
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     for p in parts {
         m.update(p);
@@ -51,7 +49,7 @@ pub fn csrf_token(secret: &[u8], session: &str) -> String {
     mac(secret, &[b"csrf", session.as_bytes()])[..32].to_string()
 }
 
-fn secure_attribute(state: &AppState) -> &'static str {
+pub(super) fn secure_attribute(state: &AppState) -> &'static str {
     if state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) { "; Secure" } else { "" }
 }
 
@@ -64,17 +62,23 @@ async fn start_session(state: &AppState, key_id: &str) -> Result<String, ApiErro
         id: hex::encode(raw),
         key_id: key_id.to_string(),
         created_at: now,
-        expires_at: now.plus_millis(SESSION_MS),
+        expires_at: now.plus_millis(state.config.session_lifetime.as_millis() as i64),
         revoked_at: None,
+        identity: None,
     };
     state.store.create_session(session.clone()).await?;
     let secret = state.console_secret().await?;
-    Ok(format!(
+    Ok(session_cookie(state, &secret, &session.id))
+}
+
+/// The `Set-Cookie` value of stored session `id`.
+pub(super) fn session_cookie(state: &AppState, secret: &[u8], id: &str) -> String {
+    format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        session_value(&secret, &session.id),
-        SESSION_MS / 1000,
+        session_value(secret, id),
+        state.config.session_lifetime.as_secs(),
         secure_attribute(state)
-    ))
+    )
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
@@ -86,7 +90,7 @@ fn cookie(parts: &Parts) -> Option<String> {
     named_cookie(parts, COOKIE)
 }
 
-fn named_cookie(parts: &Parts, name: &str) -> Option<String> {
+pub(super) fn named_cookie(parts: &Parts, name: &str) -> Option<String> {
     parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
         |c| {
             let (k, v) = c.trim().split_once('=')?;
@@ -159,23 +163,49 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
         let Some(session) = session.filter(|s| s.revoked_at.is_none() && s.expires_at > now) else {
             return Err(ConsoleRejection::Login(back));
         };
-        let who = match state.keys.principal_by_id(state.root.as_ref(), &session.key_id, now).await {
-            Ok(p) => p,
-            Err(_) => return Err(ConsoleRejection::Login(back)),
+        let asked = named_cookie(parts, PROJECT_COOKIE).and_then(|v| arbiter_core::ProjectId::parse(&v).ok());
+        let (who, projects) = match &session.identity {
+            // a person signed in by single sign-on: the roles their groups gave them at sign-in
+            Some(identity) => {
+                let all: Vec<arbiter_core::ProjectId> = state
+                    .root
+                    .projects()
+                    .await
+                    .map_err(|e| ConsoleRejection::Error(e.into()))?
+                    .into_iter()
+                    .map(|p| p.id)
+                    .collect();
+                let projects: Vec<_> = all.into_iter().filter(|p| identity.principal_in(p).is_some()).collect();
+                let project = asked.filter(|p| projects.contains(p)).or_else(|| identity.home().cloned());
+                let Some(who) = project.and_then(|p| identity.principal_in(&p)).filter(|_| !projects.is_empty()) else {
+                    return Err(ConsoleRejection::Error(ApiError::Forbidden(format!(
+                        "{} has no role in any project of this server",
+                        identity.name
+                    ))));
+                };
+                (who, projects)
+            }
+            None => {
+                let who = match state.keys.principal_by_id(state.root.as_ref(), &session.key_id, now).await {
+                    Ok(p) => p,
+                    Err(_) => return Err(ConsoleRejection::Login(back)),
+                };
+                if who.role == Role::Agent {
+                    return Err(ConsoleRejection::Error(ApiError::Forbidden(
+                        "agent keys cannot use the reviewer console".into(),
+                    )));
+                }
+                let mut who = who;
+                let projects = crate::extract::projects_of(state, &who).await.map_err(ConsoleRejection::Error)?;
+                // the project chosen with the switcher, kept in a cookie (only one the key may act in counts)
+                if let Some(asked) = asked
+                    && projects.contains(&asked)
+                {
+                    who = crate::extract::act_in(state, &who, asked).await.map_err(ConsoleRejection::Error)?;
+                }
+                (who, projects)
+            }
         };
-        if who.role == Role::Agent {
-            return Err(ConsoleRejection::Error(ApiError::Forbidden(
-                "agent keys cannot use the reviewer console".into(),
-            )));
-        }
-        let mut who = who;
-        let projects = crate::extract::projects_of(state, &who).await.map_err(ConsoleRejection::Error)?;
-        // the project chosen with the switcher, kept in a cookie (only one the key may act in counts)
-        if let Some(asked) = named_cookie(parts, PROJECT_COOKIE).and_then(|v| arbiter_core::ProjectId::parse(&v).ok())
-            && projects.contains(&asked)
-        {
-            who = crate::extract::act_in(state, &who, asked).await.map_err(ConsoleRejection::Error)?;
-        }
         let scope = state.in_project(&who.project).await.map_err(ConsoleRejection::Error)?;
         let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope, projects };
         parts.extensions.insert(viewer.clone());
@@ -203,16 +233,23 @@ impl Viewer {
 }
 
 /// Only local paths: never an open redirect.
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/queue" }
 }
 
 /// `GET /login`.
-pub async fn login_form(Query(q): Query<QueryMap>) -> Response {
+pub async fn login_form(State(state): State<Arc<AppState>>, Query(q): Query<QueryMap>) -> Response {
     let next = q.get("next").map_or("/queue", String::as_str);
+    let sso = state.config.sso.as_ref().map(|s| s.label.clone());
     let body = html! {
         h1 { "Sign in" }
         (flash(&q))
+        @if let Some(label) = &sso {
+            p.card.narrow {
+                a.button #sso href=(format!("/sso/login?next={}", urlencode(next))) { (label) }
+            }
+        }
+        @if state.config.key_sign_in {
         form.card.narrow method="post" action="/login" {
             label for="key" { "API key" }
             input type="password" id="key" name="key" autocomplete="off" autofocus required placeholder="arb_…";
@@ -225,6 +262,7 @@ pub async fn login_form(Query(q): Query<QueryMap>) -> Response {
                 "The key is exchanged for a session cookie and never stored in the browser."
             }
         }
+        }
     };
     frame("Sign in", None, body)
 }
@@ -233,6 +271,12 @@ pub async fn login_form(Query(q): Query<QueryMap>) -> Response {
 pub async fn login(State(state): State<Arc<AppState>>, Form(f): Form<Fields>) -> Response {
     let next = safe_next(field(&f, "next")).to_string();
     let back = format!("/login?next={}", urlencode(&next));
+    if !state.config.key_sign_in {
+        return failed_because(
+            &back,
+            "Signing in with an API key is turned off on this server; sign in with single sign-on.",
+        );
+    }
     let presented = field(&f, "key").trim();
     if crate::auth::key_id(presented).is_none() {
         return failed_because(
@@ -298,10 +342,33 @@ pub async fn logout(State(state): State<Arc<AppState>>, viewer: Viewer, Form(f):
     if let Err(e) = viewer.check_csrf(&f) {
         return error_page(e);
     }
+    let identity = match state.root.session(&viewer.session_id).await {
+        Ok(s) => s.and_then(|s| s.identity),
+        Err(e) => return error_page(e.into()),
+    };
     if let Err(e) = state.store.end_session(&viewer.session_id, state.clock.now()).await {
         return error_page(e.into());
     }
-    let mut r = Redirect::to("/login").into_response();
+    // a person signed in by single sign-on signs out of the provider too
+    // (RP-initiated logout). A page that moves on, not a redirect: the
+    // console's CSP (`form-action 'self'`) stops a form's redirect to another site.
+    let mut r = match (identity, &state.sso, &state.config.public_url) {
+        (Some(identity), Some(provider), Some(public)) => {
+            let back = format!("{}/login", public.trim_end_matches('/'));
+            match provider.logout_url(identity.id_token.as_deref(), &back).await {
+                Some(url) => {
+                    let body = html! {
+                        meta http-equiv="refresh" content=(format!("0;url={url}"));
+                        h1 { "Signed out" }
+                        p { "Signed out of Arbiter. " a #provider-logout href=(url) { "Sign out of the identity provider too" } }
+                    };
+                    frame("Signed out", None, body).into_response()
+                }
+                None => Redirect::to("/login").into_response(),
+            }
+        }
+        _ => Redirect::to("/login").into_response(),
+    };
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(&state)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

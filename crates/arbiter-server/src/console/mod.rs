@@ -22,6 +22,7 @@ mod lessons;
 mod policy;
 mod queue;
 mod review;
+mod sso;
 mod suggestions;
 mod trace;
 
@@ -40,6 +41,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/", get(|| async { Redirect::to("/queue") }))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/sso/login", get(sso::start))
+        .route("/sso/callback", get(sso::callback))
         .route("/project", post(auth::switch_project))
         .route("/queue", get(queue::page))
         .route("/cases", get(history::cases))
