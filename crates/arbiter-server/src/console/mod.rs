@@ -26,7 +26,7 @@ mod sso;
 mod suggestions;
 mod trace;
 
-pub use auth::{COOKIE, Viewer};
+pub use auth::{COOKIE, Viewer, session_value};
 
 use crate::AppState;
 use axum::Router;
