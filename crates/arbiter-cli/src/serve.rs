@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use arbiter_core::SystemClock;
-use arbiter_server::{AppState, Config};
+use arbiter_server::{AppState, Config, SsoConfig};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -172,7 +172,7 @@ pub struct ServeArgs {
     /// Single sign-on: the sign-in button's label [default: Sign in with single sign-on].
     #[arg(long, env = "ARBITER_SSO_LABEL")]
     pub sso_label: Option<String>,
-    /// Single sign-on: how far the provider's clock may be from this server's [default: 60s].
+    /// Single sign-on: how far the provider's clock may be from this server's [default: 1m].
     #[arg(long, env = "ARBITER_SSO_CLOCK_SKEW")]
     pub sso_clock_skew: Option<arbiter_core::HumanDuration>,
     /// Whether the console's sign-in page takes an API key: `on` or `off` (with SSO, `off` makes
@@ -267,7 +267,7 @@ fn otlp_headers(raw: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 /// The single sign-on settings, when an issuer is set.
-fn sso_config(args: &ServeArgs) -> Result<Option<arbiter_server::SsoConfig>> {
+fn sso_config(args: &ServeArgs) -> Result<Option<SsoConfig>> {
     let Some(issuer) = args.sso_issuer.clone() else {
         if args.sso_client_id.is_some() || args.sso_group.is_some() {
             anyhow::bail!("--sso-client-id and --sso-group need --sso-issuer (the OpenID provider's URL)");
@@ -283,17 +283,20 @@ fn sso_config(args: &ServeArgs) -> Result<Option<arbiter_server::SsoConfig>> {
         .flatten()
         .map(|g| arbiter_core::GroupRule::parse(g).map_err(|e| anyhow::anyhow!("--sso-group {e}")))
         .collect::<Result<Vec<_>>>()?;
-    let name_claim = args.sso_name_claim.clone().unwrap_or_else(|| "sub".into());
-    Ok(Some(arbiter_server::SsoConfig {
+    let name_claim = args.sso_name_claim.clone().unwrap_or_else(|| SsoConfig::DEFAULT_NAME_CLAIM.into());
+    Ok(Some(SsoConfig {
         issuer,
         client_id,
         client_secret: args.sso_client_secret.clone().filter(|s| !s.is_empty()),
-        scopes: args.sso_scopes.clone().unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+        scopes: args
+            .sso_scopes
+            .clone()
+            .unwrap_or_else(|| SsoConfig::DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()),
         name_claim,
-        groups_claim: args.sso_groups_claim.clone().unwrap_or_else(|| "groups".into()),
+        groups_claim: args.sso_groups_claim.clone().unwrap_or_else(|| SsoConfig::DEFAULT_GROUPS_CLAIM.into()),
         groups,
-        max_skew: args.sso_clock_skew.map_or(Duration::from_secs(60), |h| Duration::from_millis(h.as_millis() as u64)),
-        label: args.sso_label.clone().unwrap_or_else(|| "Sign in with single sign-on".into()),
+        max_skew: args.sso_clock_skew.map_or(SsoConfig::DEFAULT_MAX_SKEW, |h| Duration::from_millis(h.as_millis() as u64)),
+        label: args.sso_label.clone().unwrap_or_else(|| SsoConfig::DEFAULT_LABEL.into()),
     }))
 }
 
@@ -527,6 +530,13 @@ mod help_defaults {
             ("receipt_ttl", human(d.receipt_ttl)),
             ("receipts", if d.receipts { "on" } else { "off" }.to_string()),
             ("clock", "system".to_string()),
+            ("sso_scopes", SsoConfig::DEFAULT_SCOPES.join(",")),
+            ("sso_name_claim", SsoConfig::DEFAULT_NAME_CLAIM.to_string()),
+            ("sso_groups_claim", SsoConfig::DEFAULT_GROUPS_CLAIM.to_string()),
+            ("sso_label", SsoConfig::DEFAULT_LABEL.to_string()),
+            ("sso_clock_skew", human(SsoConfig::DEFAULT_MAX_SKEW)),
+            ("key_sign_in", if d.key_sign_in { "on" } else { "off" }.to_string()),
+            ("session_lifetime", human(d.session_lifetime)),
         ]
         .into_iter()
         .collect();

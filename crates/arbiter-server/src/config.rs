@@ -116,6 +116,17 @@ pub struct SsoConfig {
 }
 
 impl SsoConfig {
+    /// Scopes asked for besides `openid` unless set.
+    pub const DEFAULT_SCOPES: [&str; 2] = ["email", "profile"];
+    /// The claim that names a person unless set.
+    pub const DEFAULT_NAME_CLAIM: &str = "sub";
+    /// The claim that lists a person's groups unless set.
+    pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+    /// The sign-in button's label unless set.
+    pub const DEFAULT_LABEL: &str = "Sign in with single sign-on";
+    /// How far the provider's clock may be from the server's unless set.
+    pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(60);
+
     /// Where the provider sends the browser back.
     pub fn redirect_uri(public_url: &str) -> String {
         format!("{}/sso/callback", public_url.trim_end_matches('/'))
