@@ -295,7 +295,9 @@ fn sso_config(args: &ServeArgs) -> Result<Option<SsoConfig>> {
         name_claim,
         groups_claim: args.sso_groups_claim.clone().unwrap_or_else(|| SsoConfig::DEFAULT_GROUPS_CLAIM.into()),
         groups,
-        max_skew: args.sso_clock_skew.map_or(SsoConfig::DEFAULT_MAX_SKEW, |h| Duration::from_millis(h.as_millis() as u64)),
+        max_skew: args
+            .sso_clock_skew
+            .map_or(SsoConfig::DEFAULT_MAX_SKEW, |h| Duration::from_millis(h.as_millis() as u64)),
         label: args.sso_label.clone().unwrap_or_else(|| SsoConfig::DEFAULT_LABEL.into()),
     }))
 }
