@@ -101,6 +101,9 @@ pub struct Answer {
     pub args_digest: Option<String>,
     /// When it happened (the server's clock).
     pub at: Timestamp,
+    /// Where it was given, when not in the console or the API (`slack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// Work for people, as projected from the event log.

@@ -133,6 +133,7 @@ fn answer_case(d: &Decision, modes: &[&str]) -> Case {
         failure_modes: modes.iter().map(|m| m.to_string()).collect(),
         args_digest: None,
         at: Timestamp(1),
+        via: None,
     });
     c
 }

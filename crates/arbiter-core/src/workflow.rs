@@ -61,6 +61,8 @@ pub enum CaseCommand {
         rationale: String,
         /// Failure-mode tags.
         failure_modes: Vec<String>,
+        /// Where it was given, when not in the console or the API (`slack`).
+        via: Option<String>,
     },
     /// Add a comment.
     Comment {
@@ -532,7 +534,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             let claim = Claim { by: to.name.clone(), key_id: to.key_id.clone(), until: now.plus_millis(*lease_ms) };
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
-        CaseCommand::Answer { by, verdict, modified_args, check, rationale, failure_modes } => {
+        CaseCommand::Answer { by, verdict, modified_args, check, rationale, failure_modes, via } => {
             require_approval(case, "only approval cases are answered")?;
             may_answer_tier(case, by)?;
             if let Some(c) = case.held_at(now)
@@ -590,6 +592,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
                 failure_modes: failure_modes.clone(),
                 args_digest: digest.clone(),
                 at: now,
+                via: via.clone(),
             };
             events.push(CaseEvent::Answered { answer: answer.clone() });
             if *verdict == Verdict::Deny {

@@ -88,6 +88,7 @@ const TABLES: &[Table] = &[
         ],
         false,
     ),
+    ("slack_messages", &[("project", Text), ("case_id", Text), ("channel", Text), ("ts", Text)], false),
     (
         "people",
         &[("name", Text), ("email", Text), ("identity", Text), ("signed_in_at", Int), ("slack_user", Text)],

@@ -73,6 +73,19 @@ impl arbiter_store::ServerStore for crate::PostgresStore {
         self.write_global(move |t| setting_or_insert(t, &name, &value)).await
     }
 
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        let (name, value) = (name.to_string(), value.to_string());
+        self.write_global(move |t| {
+            use crate::Sql;
+            t.execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&name, &value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let prefix = prefix.to_string();
         self.read(move |c, _| settings_with_prefix(c, &prefix)).await

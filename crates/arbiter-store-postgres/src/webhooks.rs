@@ -238,4 +238,32 @@ impl arbiter_store::WebhookStore for crate::PostgresStore {
         let id = webhook_id.to_string();
         self.read(move |c, p| deliveries(c, p, &id, limit)).await
     }
+
+    async fn slack_messages(&self, case_id: &str) -> Result<Vec<(String, String)>> {
+        let id = case_id.to_string();
+        self.read(move |c, p| {
+            c.query(
+                "SELECT channel, ts FROM slack_messages WHERE project = $1 AND case_id = $2 ORDER BY channel",
+                &[&p, &id],
+            )?
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect()
+        })
+        .await
+    }
+
+    async fn record_slack_message(&self, case_id: &str, channel: &str, ts: &str) -> Result<()> {
+        let (id, channel, ts) = (case_id.to_string(), channel.to_string(), ts.to_string());
+        self.write(move |t| {
+            let p = t.project.clone();
+            t.execute(
+                "INSERT INTO slack_messages (project, case_id, channel, ts) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project, case_id, channel) DO NOTHING",
+                &[&&*p, &id, &channel, &ts],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -105,6 +105,7 @@ fn approve(by: &str, args: Option<serde_json::Value>) -> CaseCommand {
         modified_args: args,
         rationale: format!("{by} checked it"),
         failure_modes: vec![],
+        via: None,
     }
 }
 
@@ -754,6 +755,21 @@ pub async fn people(store: &dyn Store) {
     assert_eq!(store.person_by_slack("U111").await.unwrap(), None);
     let names: Vec<String> = store.people().await.unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["alice@example.com", "bob"]);
+    // settings are set and read back, server-wide
+    store.set_setting("slack-cursor:x", "5").await.unwrap();
+    store.set_setting("slack-cursor:x", "7").await.unwrap();
+    assert_eq!(root.settings_with_prefix("slack-cursor:").await.unwrap(), vec![("slack-cursor:x".into(), "7".into())]);
+    // a case's Slack messages are the project's: the first ts of a channel is kept
+    store.record_slack_message("c1", "C2", "2.0").await.unwrap();
+    store.record_slack_message("c1", "C1", "1.0").await.unwrap();
+    store.record_slack_message("c1", "C1", "9.9").await.unwrap();
+    assert_eq!(
+        store.slack_messages("c1").await.unwrap(),
+        vec![("C1".to_string(), "1.0".to_string()), ("C2".to_string(), "2.0".to_string())]
+    );
+    if store.project() != root.project() {
+        assert!(root.slack_messages("c1").await.unwrap().is_empty(), "another project's messages");
+    }
 }
 
 /// A retried idempotency key returns the first decision; a reused key with a different request is refused.
@@ -1130,6 +1146,7 @@ pub async fn learning(store: &dyn Store) {
         modified_args: None,
         rationale: rationale.into(),
         failure_modes: vec!["wrong_target".into()],
+        via: None,
     };
     store
         .update_case("c-L0", answer(Verdict::Deny, "the address is our own VPN gateway"), Timestamp(11 * 60_000))

@@ -100,6 +100,8 @@ pub trait ServerStore: Send + Sync {
     async fn first_start(&self, start: FirstStart, at: Timestamp) -> Result<FirstStartDone>;
     /// A server-wide setting, set to `value` first if it has none (atomic across replicas).
     async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String>;
+    /// Set a server-wide setting (made if new).
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()>;
     /// Settings whose name starts with `prefix`, by name.
     async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>>;
     /// Take or renew the lease `name` for `holder` until `now + ttl_ms`: true
@@ -291,6 +293,10 @@ pub trait WebhookStore: Send + Sync {
     async fn record_delivery_attempt(&self, id: u64, attempt: DeliveryAttempt) -> Result<()>;
     /// Deliveries of one webhook, newest first.
     async fn deliveries(&self, webhook_id: &str, limit: usize) -> Result<Vec<Delivery>>;
+    /// The Slack messages of case `case_id`, as (channel, message ts).
+    async fn slack_messages(&self, case_id: &str) -> Result<Vec<(String, String)>>;
+    /// Remember the Slack message of case `case_id` in `channel` (kept if one is known).
+    async fn record_slack_message(&self, case_id: &str, channel: &str, ts: &str) -> Result<()>;
 }
 
 /// The drift monitor's points and episodes.

@@ -243,6 +243,7 @@ async fn load(store: &Arc<SqliteStore>, args: &SearchArgs) -> Result<()> {
                         modified_args: None,
                         rationale,
                         failure_modes: vec![],
+                        via: None,
                     };
                     store.update_case(&case, answer, Timestamp(base.0 + i as i64 * 1000 + 60_000)).await?;
                 }

@@ -73,6 +73,7 @@ fn answer(by: &Actor, verdict: Verdict, args: Option<serde_json::Value>) -> Case
         modified_args: args,
         rationale: "checked the host's EDR timeline".into(),
         failure_modes: vec![],
+        via: None,
     }
 }
 
@@ -89,6 +90,7 @@ fn modify(by: &Actor, args: serde_json::Value, check: ModificationCheck) -> Case
         check: Some(check),
         rationale: "narrower action is enough here".into(),
         failure_modes: vec![],
+        via: None,
     }
 }
 
@@ -210,6 +212,7 @@ fn a_modification_is_checked_like_a_new_action() {
         check: None,
         rationale: "looks fine to me".into(),
         failure_modes: vec![],
+        via: None,
     };
     assert!(matches!(run(&mut c, unchecked, MIN), Err(CaseError::Invalid { .. })));
     // a modification the policy denies is refused, naming the triggers
@@ -652,6 +655,7 @@ fn an_audit_is_claimed_and_labelled_never_answered_and_never_falls_back() {
         check: None,
         rationale: "fine".into(),
         failure_modes: vec![],
+        via: None,
     };
     assert!(matches!(run(&mut c, answer, 2 * MIN), Err(CaseError::WrongKind(CaseKind::Audit, _))));
     let label = |by: &Actor, correct| CaseCommand::Label { by: by.clone(), correct, note: Some("  ".into()) };

@@ -20,6 +20,8 @@ pub struct AnswerInput {
     pub args: Option<Value>,
     /// Failure-mode tags.
     pub failure_modes: Vec<String>,
+    /// Where it was given, when not in the console or the API (`slack`).
+    pub via: Option<String>,
 }
 
 /// Check a rationale against the configured minimum; returns it trimmed.
@@ -233,6 +235,7 @@ pub async fn answer(
         check,
         rationale,
         failure_modes: input.failure_modes,
+        via: input.via,
     };
     state.update_case(case_id, cmd).await
 }

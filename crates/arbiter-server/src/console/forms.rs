@@ -64,7 +64,7 @@ pub fn answer(f: &Fields) -> Result<AnswerInput, ApiError> {
     };
     let failure_modes =
         field(f, "failure_modes").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-    Ok(AnswerInput { choice, rationale: field(f, "rationale").to_string(), args, failure_modes })
+    Ok(AnswerInput { choice, rationale: field(f, "rationale").to_string(), args, failure_modes, via: None })
 }
 
 /// A review page's stage entry form.

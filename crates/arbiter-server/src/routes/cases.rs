@@ -121,6 +121,7 @@ pub async fn decide(
         rationale: req.rationale,
         args: req.args,
         failure_modes: req.failure_modes,
+        via: None,
     };
     let update = crate::app::cases::answer(&state, who, &id, input).await?;
     Ok(Json(CaseDecisionResponse { case: update.case, decision: update.decision }))

@@ -12,3 +12,13 @@ CREATE TABLE people (
     slack_user    TEXT UNIQUE
 );
 CREATE INDEX people_email ON people(email);
+
+-- The Slack message of each approval case, per channel it was posted to
+-- (updated in place as the case moves; tier changes go in its thread).
+CREATE TABLE slack_messages (
+    project     TEXT NOT NULL,
+    case_id     TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    PRIMARY KEY (project, case_id, channel)
+);

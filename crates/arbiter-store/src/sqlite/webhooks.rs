@@ -229,4 +229,32 @@ impl crate::WebhookStore for SqliteStore {
         })
         .await
     }
+
+    async fn slack_messages(&self, case_id: &str) -> Result<Vec<(String, String)>> {
+        let id = case_id.to_string();
+        self.read(move |c, p| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT channel, ts FROM slack_messages WHERE project = ?1 AND case_id = ?2 ORDER BY channel",
+                )
+                .map_err(backend)?;
+            let rows = st.query_map(params![p, id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_slack_message(&self, case_id: &str, channel: &str, ts: &str) -> Result<()> {
+        let (id, channel, ts) = (case_id.to_string(), channel.to_string(), ts.to_string());
+        self.write(move |c, p| {
+            c.execute(
+                "INSERT INTO slack_messages (project, case_id, channel, ts) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (project, case_id, channel) DO NOTHING",
+                params![p, id, channel, ts],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
 }
