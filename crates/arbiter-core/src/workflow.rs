@@ -450,6 +450,24 @@ fn tag_list(t: &BTreeSet<String>) -> Vec<String> {
     t.iter().cloned().collect()
 }
 
+/// Whether `by` may answer `case` at `now`, checked as an answer would be
+/// (an approval case still open, one of the tier's roles, not the agent's
+/// own action, not held by someone else, not answered by them already):
+/// for channels that ask before collecting an answer (a Slack modal).
+pub fn may_answer(case: &Case, by: &Actor, now: Timestamp) -> Result<(), CaseError> {
+    require_approval(case, "only approval cases are answered")?;
+    may_answer_tier(case, by)?;
+    if let Some(c) = case.held_at(now)
+        && c.key_id != by.key_id
+    {
+        return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
+    }
+    if case.has_answered(&by.name, &by.key_id) {
+        return Err(CaseError::AlreadyAnswered);
+    }
+    Ok(())
+}
+
 fn may_answer_tier(case: &Case, by: &Actor) -> Result<(), CaseError> {
     let allowed = case.current_reviewers();
     if !by.is_admin && allowed.is_disjoint(&by.tags) {

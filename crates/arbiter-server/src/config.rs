@@ -89,6 +89,88 @@ pub struct Config {
     /// How long a console session lasts. A person removed from a group keeps
     /// its roles at most this long (they are re-read at every sign-in).
     pub session_lifetime: Duration,
+    /// Case messages in Slack and answers from there (off when `None`).
+    pub slack: Option<SlackConfig>,
+}
+
+/// Slack: where case messages go, and the app's credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackConfig {
+    /// The bot token (`xoxb-...`): scopes `chat:write`, `users:read`, `users:read.email`.
+    pub bot_token: String,
+    /// The app's signing secret: every request from Slack is checked with it.
+    pub signing_secret: String,
+    /// Slack's Web API (`https://slack.com/api`; tests point it at 127.0.0.1).
+    pub api_url: String,
+    /// Which cases go to which channel.
+    pub routes: Vec<SlackRoute>,
+    /// How often new case events are brought to Slack.
+    pub interval: Duration,
+}
+
+impl SlackConfig {
+    /// The Web API unless set.
+    pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+}
+
+/// A channel and the approval cases it gets: those of its project that match
+/// every filter it sets (no filter: all of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackRoute {
+    /// The channel id (`C...`).
+    pub channel: String,
+    /// The project whose cases it gets.
+    pub project: arbiter_core::ProjectId,
+    /// Only these severities (empty: any).
+    pub severities: std::collections::BTreeSet<arbiter_core::Severity>,
+    /// Only cases one of these reviewer roles may answer (empty: any).
+    pub roles: std::collections::BTreeSet<String>,
+    /// Only these actions (empty: any).
+    pub actions: std::collections::BTreeSet<String>,
+}
+
+impl SlackRoute {
+    /// Parse `CHANNEL [severity=high,critical] [role=soc_analyst] [action=isolate_host] [project=default]`.
+    pub fn parse(s: &str) -> Result<SlackRoute, String> {
+        let usage = "write it as CHANNEL [severity=high,critical] [role=ROLE,...] [action=NAME,...] [project=ID], \
+                     e.g. `C0123456789 severity=high,critical role=soc_analyst`";
+        let mut words = s.split_whitespace();
+        let channel = words.next().ok_or_else(|| format!("an empty route; {usage}"))?;
+        if channel.contains('=') || channel.starts_with('#') {
+            return Err(format!("`{s}`: start with the channel's id (C...), not its name; {usage}"));
+        }
+        let mut route = SlackRoute {
+            channel: channel.to_string(),
+            project: arbiter_core::ProjectId::default_project(),
+            severities: Default::default(),
+            roles: Default::default(),
+            actions: Default::default(),
+        };
+        for w in words {
+            let (k, v) = w.split_once('=').ok_or_else(|| format!("`{w}` in `{s}`: {usage}"))?;
+            let list = || v.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string);
+            match k {
+                "severity" => {
+                    for x in list() {
+                        route.severities.insert(x.parse().map_err(|e| format!("`{s}`: {e}"))?);
+                    }
+                }
+                "role" => route.roles.extend(list()),
+                "action" => route.actions.extend(list()),
+                "project" => route.project = arbiter_core::ProjectId::parse(v).map_err(|e| format!("`{s}`: {e}"))?,
+                other => return Err(format!("`{s}`: unknown filter `{other}`; {usage}")),
+            }
+        }
+        Ok(route)
+    }
+
+    /// Whether an approval case of `project` goes to this route's channel.
+    pub fn wants(&self, project: &arbiter_core::ProjectId, case: &arbiter_core::Case) -> bool {
+        &self.project == project
+            && (self.severities.is_empty() || self.severities.contains(&case.escalation.severity))
+            && (self.roles.is_empty() || !self.roles.is_disjoint(case.current_reviewers()))
+            && (self.actions.is_empty() || self.actions.contains(&case.action_name))
+    }
 }
 
 /// Single sign-on with an OpenID Connect provider.
@@ -172,6 +254,7 @@ impl Default for Config {
             sso: None,
             key_sign_in: true,
             session_lifetime: Duration::from_secs(12 * 3600),
+            slack: None,
         }
     }
 }
@@ -227,6 +310,18 @@ impl Config {
                 return err("sso_issuer", "and sso_client_id are both needed for single sign-on".into());
             }
         }
+        if let Some(slack) = &self.slack {
+            if slack.bot_token.is_empty() || slack.signing_secret.is_empty() {
+                return err(
+                    "slack_bot_token",
+                    "and slack_signing_secret are both needed for Slack (the app's Basic Information and OAuth pages)"
+                        .into(),
+                );
+            }
+            if slack.routes.is_empty() {
+                return err("slack_route", "names no channel: no case would reach Slack".into());
+            }
+        }
         if !self.key_sign_in && self.sso.is_none() {
             return err(
                 "key_sign_in",
@@ -235,6 +330,9 @@ impl Config {
         }
         let floor = |d: &mut Duration, min: Duration| *d = (*d).max(min);
         floor(&mut self.session_lifetime, Duration::from_secs(60));
+        if let Some(slack) = &mut self.slack {
+            floor(&mut slack.interval, Duration::from_millis(10));
+        }
         floor(&mut self.sweep_interval, Duration::from_millis(10));
         floor(&mut self.webhook_interval, Duration::from_millis(10));
         floor(&mut self.webhook_timeout, Duration::from_secs(1));

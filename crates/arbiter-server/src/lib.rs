@@ -21,11 +21,12 @@ pub mod outbound;
 pub mod receipts;
 pub(crate) mod routes;
 mod server;
+pub mod slack;
 mod state;
 pub mod telemetry;
 mod waiters;
 
-pub use config::{Config, ConfigError, DEFAULT_EVENT_TIME_SKEW, RoleRates, SsoConfig};
+pub use config::{Config, ConfigError, DEFAULT_EVENT_TIME_SKEW, RoleRates, SlackConfig, SlackRoute, SsoConfig};
 pub use error::ApiError;
 pub use server::{Bootstrap, DEFAULT_POLICY, RunningServer, bootstrap, router, serve, serve_otlp};
 pub use state::{AppState, actor};

@@ -63,6 +63,8 @@ pub struct Server {
     pub receipts: crate::receipts::Receipts,
     /// The OpenID provider people sign in with, when single sign-on is on.
     pub sso: Option<arbiter_oidc::Provider>,
+    /// The Slack connection, when Slack is on.
+    pub slack: Option<crate::slack::Slack>,
     /// This server's name among replicas (holder of leases).
     pub instance: String,
     /// The manual clock's control (`--clock manual` only).
@@ -129,6 +131,7 @@ impl AppState {
                     .unwrap_or_default();
                 arbiter_oidc::Provider::new(settings, http)
             }),
+            slack: config.slack.as_ref().map(crate::slack::Slack::new),
             config,
             clock,
             stopping: watch::channel(false).0,
@@ -143,6 +146,7 @@ impl AppState {
         let state = Arc::new(Server::scope(&server, &ProjectId::default_project()));
         state.refresh_policy().await?;
         state.receipts.load(&state).await?;
+        crate::slack::start(&state).await?;
         Ok(state)
     }
 

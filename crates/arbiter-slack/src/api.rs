@@ -59,18 +59,26 @@ impl WebApi {
         WebApi { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http }
     }
 
-    /// Call `method` with `body`; the answer's JSON when `ok` is true.
+    /// Call `method` with a JSON `body`; the answer's JSON when `ok` is true.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, ApiError> {
-        let transport = |why: String| ApiError::Transport { method: method.to_string(), why };
-        let r = self
+        let req = self
             .http
             .post(format!("{}/{method}", self.base))
-            .bearer_auth(&self.token)
             .header("content-type", "application/json; charset=utf-8")
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport(e.to_string()))?;
+            .json(body);
+        self.send(method, req).await
+    }
+
+    /// Call `method` with form fields (the read methods, such as
+    /// `users.info`, take their arguments this way).
+    pub async fn call_form(&self, method: &str, fields: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let req = self.http.post(format!("{}/{method}", self.base)).form(fields);
+        self.send(method, req).await
+    }
+
+    async fn send(&self, method: &str, req: reqwest::RequestBuilder) -> Result<Value, ApiError> {
+        let transport = |why: String| ApiError::Transport { method: method.to_string(), why };
+        let r = req.bearer_auth(&self.token).send().await.map_err(|e| transport(e.to_string()))?;
         if r.status().as_u16() == 429 {
             let secs = r
                 .headers()

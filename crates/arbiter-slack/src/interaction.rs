@@ -49,7 +49,7 @@ pub enum Interaction {
 pub struct PayloadError(pub String);
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().fold(Some(v), |v, k| v.and_then(|v| v.get(*k))).and_then(Value::as_str)
+    path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_str)
 }
 
 /// Read a form-encoded interaction body.

@@ -40,6 +40,8 @@ pub async fn create(
     if !store.create_project(project.clone()).await? {
         return Err(ApiError::Conflict(format!("a project `{id}` already exists")));
     }
+    // its log starts empty: Slack, when it routes this project, brings every event from the first
+    store.set_setting(&crate::slack::cursor_name(&id), "0").await?;
     tracing::info!(project = %id, by, "created a project");
     Ok(project)
 }

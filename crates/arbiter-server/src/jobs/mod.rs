@@ -80,7 +80,18 @@ pub async fn run(state: Arc<AppState>) {
         crate::telemetry::export_loop(state.clone(), client).await
     };
     let relay = relay_finalized(state.clone());
-    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge, export, relay);
+    let slack = async {
+        let Some(config) = &state.config.slack else { return };
+        every(state.clone(), config.interval, |s| {
+            each_project(s, |p| async move {
+                if let Err(e) = crate::slack::sync_if_leader(&p).await {
+                    tracing::warn!(project = %p.project(), error = %e, "bringing case events to Slack failed; retrying");
+                }
+            })
+        })
+        .await
+    };
+    tokio::join!(refresh, sweep, deliver, monitor, suggest, purge, export, relay, slack);
 }
 
 /// Wake the agents waiting here on decisions that another replica made

@@ -134,6 +134,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     api()
         .router
         .merge(crate::console::router())
+        // Slack's interactivity URL: verified by the app's signing secret, not an API key
+        .route("/slack/interactions", axum::routing::post(crate::slack::interactions))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn(uri_limit))

@@ -10,6 +10,7 @@ mod learning;
 mod policy_versions;
 mod projects;
 mod review_workflow;
+mod slack;
 mod sso;
 mod support;
 mod traces;
