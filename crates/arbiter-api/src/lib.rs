@@ -11,6 +11,7 @@ pub mod drift;
 pub mod keys;
 pub mod learning;
 pub mod policy;
+pub mod people;
 pub mod problem;
 pub mod projects;
 pub mod receipts;

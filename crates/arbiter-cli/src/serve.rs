@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use arbiter_core::SystemClock;
-use arbiter_server::{AppState, Config, SsoConfig};
+use arbiter_server::{AppState, Config, SlackConfig, SsoConfig};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -183,6 +183,24 @@ pub struct ServeArgs {
     /// long [default: 12h].
     #[arg(long, env = "ARBITER_SESSION_LIFETIME")]
     pub session_lifetime: Option<arbiter_core::HumanDuration>,
+    /// Slack: the app's bot token (`xoxb-...`; scopes chat:write, users:read, users:read.email). Turns
+    /// Slack on (needs --slack-signing-secret and --slack-route); prefer the environment variable.
+    #[arg(long, env = "ARBITER_SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<String>,
+    /// Slack: the app's signing secret; every request from Slack is checked with it.
+    #[arg(long, env = "ARBITER_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+    /// Slack: where its Web API is [default: https://slack.com/api].
+    #[arg(long, env = "ARBITER_SLACK_API_URL")]
+    pub slack_api_url: Option<String>,
+    /// Slack: a channel and the cases it gets, `CHANNEL [severity=high,critical] [role=ROLE,...]
+    /// [action=NAME,...] [project=ID]`; repeatable (in the environment: separated by `;`, in the config
+    /// file: a list).
+    #[arg(long = "slack-route", env = "ARBITER_SLACK_ROUTES", value_delimiter = ';')]
+    pub slack_route: Option<Vec<String>>,
+    /// Slack: how often new case events are brought to Slack [default: 1s].
+    #[arg(long, env = "ARBITER_SLACK_INTERVAL")]
+    pub slack_interval: Option<arbiter_core::HumanDuration>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -251,6 +269,11 @@ impl ServeArgs {
             sso_clock_skew: self.sso_clock_skew.or(file.sso_clock_skew),
             key_sign_in: self.key_sign_in.or(file.key_sign_in),
             session_lifetime: self.session_lifetime.or(file.session_lifetime),
+            slack_bot_token: self.slack_bot_token.or(file.slack_bot_token),
+            slack_signing_secret: self.slack_signing_secret.or(file.slack_signing_secret),
+            slack_api_url: self.slack_api_url.or(file.slack_api_url),
+            slack_route: self.slack_route.or(file.slack_route),
+            slack_interval: self.slack_interval.or(file.slack_interval),
             otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
@@ -299,6 +322,36 @@ fn sso_config(args: &ServeArgs) -> Result<Option<SsoConfig>> {
             .sso_clock_skew
             .map_or(SsoConfig::DEFAULT_MAX_SKEW, |h| Duration::from_millis(h.as_millis() as u64)),
         label: args.sso_label.clone().unwrap_or_else(|| SsoConfig::DEFAULT_LABEL.into()),
+    }))
+}
+
+/// The Slack settings, when a bot token is set.
+fn slack_config(args: &ServeArgs) -> Result<Option<SlackConfig>> {
+    let Some(bot_token) = args.slack_bot_token.clone().filter(|t| !t.is_empty()) else {
+        if args.slack_route.is_some() || args.slack_signing_secret.is_some() {
+            anyhow::bail!("--slack-route and --slack-signing-secret need --slack-bot-token (ARBITER_SLACK_BOT_TOKEN)");
+        }
+        return Ok(None);
+    };
+    let Some(signing_secret) = args.slack_signing_secret.clone().filter(|t| !t.is_empty()) else {
+        anyhow::bail!(
+            "Slack needs the app's signing secret too: --slack-signing-secret or ARBITER_SLACK_SIGNING_SECRET \
+             (Basic Information → App Credentials)"
+        );
+    };
+    let routes = args
+        .slack_route
+        .iter()
+        .flatten()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| arbiter_server::SlackRoute::parse(r).map_err(|e| anyhow::anyhow!("--slack-route {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(SlackConfig {
+        bot_token,
+        signing_secret,
+        api_url: args.slack_api_url.clone().unwrap_or_else(|| SlackConfig::DEFAULT_API_URL.into()),
+        routes,
+        interval: args.slack_interval.map_or(SlackConfig::DEFAULT_INTERVAL, |h| Duration::from_millis(h.as_millis() as u64)),
     }))
 }
 
@@ -401,6 +454,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         sso: sso_config(&args)?,
         key_sign_in: args.key_sign_in.as_deref().map_or(d.key_sign_in, |v| v != "off"),
         session_lifetime: dur(args.session_lifetime, d.session_lifetime),
+        slack: slack_config(&args)?,
         ..d.clone()
     }
     // every setting is checked in one place, before anything opens
@@ -539,6 +593,8 @@ mod help_defaults {
             ("sso_clock_skew", human(SsoConfig::DEFAULT_MAX_SKEW)),
             ("key_sign_in", if d.key_sign_in { "on" } else { "off" }.to_string()),
             ("session_lifetime", human(d.session_lifetime)),
+            ("slack_api_url", SlackConfig::DEFAULT_API_URL.to_string()),
+            ("slack_interval", human(SlackConfig::DEFAULT_INTERVAL)),
         ]
         .into_iter()
         .collect();

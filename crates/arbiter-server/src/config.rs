@@ -111,6 +111,8 @@ pub struct SlackConfig {
 impl SlackConfig {
     /// The Web API unless set.
     pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+    /// How often case events are brought to Slack unless set.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 }
 
 /// A channel and the approval cases it gets: those of its project that match

@@ -207,6 +207,10 @@ mod tests {
             ("CreateProject", names::<arbiter_api::projects::CreateProject>()),
             ("Membership", names::<arbiter_core::Membership>()),
             ("GrantMembership", names::<arbiter_api::projects::GrantMembership>()),
+            ("Grant", names::<arbiter_core::Grant>()),
+            ("Identity", names::<arbiter_core::Identity>()),
+            ("Person", names::<arbiter_core::Person>()),
+            ("LinkSlack", names::<arbiter_api::people::LinkSlack>()),
         ];
         for (schema, fields) in &expected {
             assert_eq!(&properties(&doc, schema), fields, "schema {schema} and its Rust type disagree");

@@ -6,6 +6,7 @@ mod decisions;
 mod keys;
 mod learning;
 mod ops;
+mod people;
 mod policy;
 pub mod problem;
 mod projects;
@@ -114,6 +115,8 @@ fn api() -> Api {
         .on("get", "/v1/policy/versions/{hash}", policy::version)
         .on("post", "/v1/policy/versions/{hash}/activate", policy::activate)
         .on("post", "/v1/policy/versions/{hash}/backtest", policy::backtest)
+        .on("get", "/v1/people", people::list)
+        .on("put", "/v1/people/{name}/slack", people::link_slack)
         .on("get", "/v1/keys", keys::list)
         .on("post", "/v1/keys", keys::create)
         .on("delete", "/v1/keys/{id}", keys::revoke)
