@@ -16,6 +16,7 @@ mod lessons;
 mod mcp;
 mod migrate;
 mod outcomes;
+mod people;
 mod policy;
 mod process;
 mod progress;
@@ -54,6 +55,10 @@ enum Command {
     /// policy, keys, queue, lessons and audit chain.
     #[command(subcommand)]
     Projects(projects::ProjectsCommand),
+    /// The people directory: who signed in by single sign-on, and the Slack accounts people
+    /// answer cases from (link them here).
+    #[command(subcommand)]
+    People(people::PeopleCommand),
     /// Bring a store's schema up to date (with progress), or --check whether anything is pending; or copy an SQLite store into PostgreSQL (--from ./arbiter.db --to postgres://...).
     Migrate(migrate::MigrateArgs),
     /// Copy a live store to a new file (consistent snapshot; the server keeps running).
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Projects(cmd) => projects::run(cmd),
+        Command::People(cmd) => people::run(cmd),
         Command::Backup(args) => backup::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Bench(cmd) => bench::run(cmd),

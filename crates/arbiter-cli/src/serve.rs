@@ -351,7 +351,9 @@ fn slack_config(args: &ServeArgs) -> Result<Option<SlackConfig>> {
         signing_secret,
         api_url: args.slack_api_url.clone().unwrap_or_else(|| SlackConfig::DEFAULT_API_URL.into()),
         routes,
-        interval: args.slack_interval.map_or(SlackConfig::DEFAULT_INTERVAL, |h| Duration::from_millis(h.as_millis() as u64)),
+        interval: args
+            .slack_interval
+            .map_or(SlackConfig::DEFAULT_INTERVAL, |h| Duration::from_millis(h.as_millis() as u64)),
     }))
 }
 

@@ -426,3 +426,28 @@ async fn projects_cli_creates_projects_keys_and_memberships_and_verifies_each_ch
     let (ok, _, _) = arbiter(&["audit", "verify", "--db", dbs, "--anchor", anchor.trim()]);
     assert!(!ok, "the refunds anchor is not the default chain's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_cli_links_slack_accounts_and_refuses_what_is_not_a_member_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("arbiter.db");
+    let dbs = db.to_str().unwrap();
+    drop(Server::start(&db, &[]));
+    let (ok, _, err) = arbiter(&["people", "link-slack", "--db", dbs, "alice", "@alice"]);
+    assert!(!ok && err.contains("not a Slack member id"), "{err}");
+    let (ok, out, err) = arbiter(&["people", "link-slack", "--db", dbs, "alice", "U0ALICE01"]);
+    assert!(ok && out.contains("alice now answers cases from Slack as Slack user U0ALICE01"), "{out}{err}");
+    // a Slack user is one person: linking it to bob takes it from alice
+    let (ok, _, err) = arbiter(&["people", "link-slack", "--db", dbs, "bob", "U0ALICE01"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = arbiter(&["people", "list", "--db", dbs, "--json"]);
+    assert!(ok, "{out}");
+    let people: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(people[0]["name"], "alice");
+    assert!(people[0]["slack_user"].is_null(), "{people}");
+    assert_eq!(people[1]["slack_user"], "U0ALICE01");
+    let (ok, _, err) = arbiter(&["people", "unlink-slack", "--db", dbs, "bob"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = arbiter(&["people", "list", "--db", dbs]);
+    assert!(out.contains("alice") && out.contains("bob") && !out.contains("U0ALICE01"), "{out}");
+}

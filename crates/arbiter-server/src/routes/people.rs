@@ -52,6 +52,7 @@ pub async fn link_slack(
     }
     state.root.link_slack(&name, user).await?;
     tracing::info!(person = %name, slack_user = ?user, by = %auth.0.name, "linked a Slack account");
-    let person = state.root.person(&name).await?.ok_or_else(|| ApiError::internal_msg("the person just linked is gone"))?;
+    let person =
+        state.root.person(&name).await?.ok_or_else(|| ApiError::internal_msg("the person just linked is gone"))?;
     Ok(Json(served(person)))
 }
