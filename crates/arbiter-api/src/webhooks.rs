@@ -12,9 +12,15 @@ pub struct CreateWebhook {
     pub url: String,
     /// Event kinds, or `["*"]`.
     pub events: BTreeSet<String>,
-    /// `json` (default) or `slack`.
+    /// `json` (default), `slack` or `pagerduty`.
     #[serde(default)]
     pub format: Option<WebhookFormat>,
+    /// `pagerduty` only: the integration's routing key (Events API v2); it is kept as the webhook's secret.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    /// Only cases of at least this severity (`pagerduty`: what pages when a case opens).
+    #[serde(default)]
+    pub min_severity: Option<arbiter_core::Severity>,
 }
 
 /// A created webhook: the only time the signing secret is shown.

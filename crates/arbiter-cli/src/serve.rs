@@ -201,6 +201,10 @@ pub struct ServeArgs {
     /// Slack: how often new case events are brought to Slack [default: 1s].
     #[arg(long, env = "ARBITER_SLACK_INTERVAL")]
     pub slack_interval: Option<arbiter_core::HumanDuration>,
+    /// Announce an unclaimed approval case as due soon this long before each tier's time runs out
+    /// (the `case.due_soon` event: a PagerDuty webhook pages on it), e.g. `5m`; `off`: never [default: off].
+    #[arg(long, env = "ARBITER_PAGE_BEFORE")]
+    pub page_before: Option<String>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -274,6 +278,7 @@ impl ServeArgs {
             slack_api_url: self.slack_api_url.or(file.slack_api_url),
             slack_route: self.slack_route.or(file.slack_route),
             slack_interval: self.slack_interval.or(file.slack_interval),
+            page_before: self.page_before.or(file.page_before),
             otlp_headers: if self.otlp_headers.is_empty() { file.otlp_headers } else { self.otlp_headers },
         }
     }
@@ -457,6 +462,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         key_sign_in: args.key_sign_in.as_deref().map_or(d.key_sign_in, |v| v != "off"),
         session_lifetime: dur(args.session_lifetime, d.session_lifetime),
         slack: slack_config(&args)?,
+        page_before: match args.page_before.as_deref() {
+            None | Some("off") => None,
+            Some(s) => Some(Duration::from_millis(
+                s.parse::<arbiter_core::HumanDuration>()
+                    .map_err(|e| anyhow::anyhow!("--page-before: `{s}` is not a duration such as 5m, or `off` ({e})"))?
+                    .as_millis() as u64,
+            )),
+        },
         ..d.clone()
     }
     // every setting is checked in one place, before anything opens
@@ -597,6 +610,7 @@ mod help_defaults {
             ("session_lifetime", human(d.session_lifetime)),
             ("slack_api_url", SlackConfig::DEFAULT_API_URL.to_string()),
             ("slack_interval", human(SlackConfig::DEFAULT_INTERVAL)),
+            ("page_before", d.page_before.map_or("off".into(), human)),
         ]
         .into_iter()
         .collect();

@@ -157,6 +157,13 @@ pub struct Case {
     /// The class's confidence threshold when it was proposed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// How long before a tier's time runs out an unclaimed approval case is
+    /// announced as due soon (`case.due_soon`, for paging), if at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_before_ms: Option<i64>,
+    /// The tier that was announced as due soon, once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_tier: Option<usize>,
     /// When it was opened.
     pub created_at: Timestamp,
     /// Last change.
@@ -217,6 +224,8 @@ impl Case {
             subject: decision.subject.clone(),
             trigger: decision.triggers.iter().find(|t| t.verdict == Verdict::Escalate).cloned(),
             threshold: decision.threshold,
+            warn_before_ms: None,
+            warned_tier: None,
             created_at: now,
             updated_at: now,
         }
@@ -259,6 +268,8 @@ impl Case {
             subject: decision.subject.clone(),
             trigger: None,
             threshold: decision.threshold,
+            warn_before_ms: None,
+            warned_tier: None,
             created_at: now,
             updated_at: now,
         }
@@ -304,6 +315,8 @@ impl Case {
             subject: None,
             trigger: None,
             threshold: None,
+            warn_before_ms: None,
+            warned_tier: None,
             created_at: now,
             updated_at: now,
         }
@@ -320,8 +333,10 @@ impl Case {
     }
 
     /// The next moment the sweeper must look at it: the end of the lease or of
-    /// the current tier's time, whichever comes first. `None` when nothing is
-    /// due (decided or closed, or a review case without a lease).
+    /// the current tier's time, whichever comes first (or, for an unclaimed
+    /// case not yet announced as due soon in this tier, the start of its
+    /// warning window). `None` when nothing is due (decided or closed, or a
+    /// review case without a lease).
     pub fn due_at(&self) -> Option<Timestamp> {
         if !self.is_active() || self.kind == CaseKind::Review {
             return None;
@@ -332,8 +347,15 @@ impl Case {
         }
         Some(match &self.claim {
             Some(c) => c.until.min(self.sla_deadline),
-            None => self.sla_deadline,
+            None => self.warn_at().map_or(self.sla_deadline, |w| w.min(self.sla_deadline)),
         })
+    }
+
+    /// When the current tier's due-soon warning is due, if it still is.
+    pub fn warn_at(&self) -> Option<Timestamp> {
+        let before = self.warn_before_ms.filter(|ms| *ms > 0)?;
+        (self.kind == CaseKind::Approval && self.warned_tier != Some(self.tier))
+            .then(|| self.sla_deadline.plus_millis(-before))
     }
 
     /// Reviewer role tags that may answer in the current tier.

@@ -12,6 +12,12 @@ pub enum WebhookFormat {
     Json,
     /// A Slack-compatible message (`{"text": ...}`), for incoming-webhook URLs.
     Slack,
+    /// PagerDuty Events API v2: `trigger` when a case opens (of at least the
+    /// webhook's severity) or is due soon unclaimed, `acknowledge` when it
+    /// is claimed, `resolve` when it ends; the case is the `dedup_key`, the
+    /// webhook's secret is the routing key.
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
 }
 
 impl WebhookFormat {
@@ -20,12 +26,13 @@ impl WebhookFormat {
         match self {
             WebhookFormat::Json => "json",
             WebhookFormat::Slack => "slack",
+            WebhookFormat::PagerDuty => "pagerduty",
         }
     }
 
     /// Parse a stored name (`None` for anything else).
     pub fn parse(s: &str) -> Option<Self> {
-        [WebhookFormat::Json, WebhookFormat::Slack].into_iter().find(|f| f.as_str() == s)
+        [WebhookFormat::Json, WebhookFormat::Slack, WebhookFormat::PagerDuty].into_iter().find(|f| f.as_str() == s)
     }
 }
 
@@ -53,6 +60,9 @@ pub struct Webhook {
     /// The project whose events it receives.
     #[serde(default)]
     pub project: crate::ProjectId,
+    /// Only cases of at least this severity (PagerDuty: what pages when a case opens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<crate::verdict::Severity>,
 }
 
 impl Webhook {

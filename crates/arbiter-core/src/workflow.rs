@@ -240,6 +240,22 @@ pub enum CaseEvent {
         /// When this tier's time runs out.
         sla_deadline: Timestamp,
     },
+    /// An unclaimed approval case nears the end of its tier's time (the
+    /// case's warning window): the moment to call someone.
+    #[serde(rename = "case.due_soon")]
+    DueSoon {
+        /// The tier whose time runs out.
+        tier: usize,
+        /// When it runs out.
+        sla_deadline: Timestamp,
+        /// The case's severity, action and subject, for the page.
+        severity: crate::verdict::Severity,
+        /// The proposed action's name.
+        action_name: String,
+        /// What it acts on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
     /// The last tier's time ran out: the policy's fallback verdict applies.
     #[serde(rename = "case.fallback_applied")]
     FallbackApplied {
@@ -340,6 +356,7 @@ impl CaseEvent {
             CaseEvent::RequirementsRaised { .. } => "case.requirements_raised",
             CaseEvent::Decided { .. } => "case.decided",
             CaseEvent::TierEscalated { .. } => "case.tier_escalated",
+            CaseEvent::DueSoon { .. } => "case.due_soon",
             CaseEvent::FallbackApplied { .. } => "case.fallback_applied",
             CaseEvent::Withdrawn { .. } => "case.withdrawn",
             CaseEvent::Commented { .. } => "case.commented",
@@ -828,9 +845,26 @@ pub fn sweep(case: &Case, now: Timestamp) -> Vec<CaseEvent> {
                     verdict: case.escalation.fallback,
                     reason: "sla_expired".into(),
                 });
-                break;
+                return events;
             }
         }
+    }
+    // unclaimed (a lease that ran out, or a new tier, ends a claim) inside the
+    // current tier's warning window, and not yet announced in this tier
+    let unclaimed = tier != case.tier || case.claim.as_ref().is_none_or(|c| c.until <= now);
+    let warn_at = case.warn_before_ms.filter(|ms| *ms > 0).map(|ms| deadline.plus_millis(-ms));
+    if unclaimed
+        && case.kind == CaseKind::Approval
+        && case.warned_tier != Some(tier)
+        && warn_at.is_some_and(|w| w <= now)
+    {
+        events.push(CaseEvent::DueSoon {
+            tier,
+            sla_deadline: deadline,
+            severity: case.escalation.severity,
+            action_name: case.action_name.clone(),
+            subject: case.subject.clone(),
+        });
     }
     events
 }
@@ -862,6 +896,7 @@ impl Case {
                 self.state = CaseState::Decided;
             }
             CaseEvent::RequirementsRaised { escalation, .. } => self.escalation = escalation.clone(),
+            CaseEvent::DueSoon { tier, .. } => self.warned_tier = Some(*tier),
             CaseEvent::TierEscalated { to_tier, sla_deadline, .. } => {
                 self.tier = *to_tier;
                 self.sla_deadline = *sla_deadline;

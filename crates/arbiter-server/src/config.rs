@@ -91,6 +91,10 @@ pub struct Config {
     pub session_lifetime: Duration,
     /// Case messages in Slack and answers from there (off when `None`).
     pub slack: Option<SlackConfig>,
+    /// How long before a tier's time runs out an unclaimed approval case is
+    /// announced as due soon (`case.due_soon`: what pages the on-call person);
+    /// `None`: never.
+    pub page_before: Option<Duration>,
 }
 
 /// Slack: where case messages go, and the app's credentials.
@@ -257,6 +261,7 @@ impl Default for Config {
             key_sign_in: true,
             session_lifetime: Duration::from_secs(12 * 3600),
             slack: None,
+            page_before: None,
         }
     }
 }

@@ -158,6 +158,10 @@ fn thread_note(e: &arbiter_store::Event) -> Option<String> {
             d["escalation"]["approvals"].as_u64().unwrap_or(1),
             list(&d["escalation"]["reviewers"])
         )),
+        "case.due_soon" => Some(format!(
+            "Due soon and nobody has claimed it: this tier ends at {}.",
+            d["sla_deadline"].as_str().unwrap_or("?")
+        )),
         "case.fallback_applied" => {
             Some(format!("The SLA ran out: the fallback `{}` was applied.", d["verdict"].as_str().unwrap_or("?")))
         }

@@ -22,3 +22,7 @@ CREATE TABLE slack_messages (
     ts          TEXT NOT NULL,
     PRIMARY KEY (project, case_id, channel)
 );
+
+-- Paging: a webhook may ask only for cases of at least this severity
+-- (PagerDuty's `trigger` at a case's opening).
+ALTER TABLE webhooks ADD COLUMN min_severity TEXT;

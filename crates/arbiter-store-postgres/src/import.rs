@@ -188,6 +188,7 @@ const TABLES: &[Table] = &[
             ("created_by", Text),
             ("active", Bool),
             ("project", Text),
+            ("min_severity", Text),
         ],
         false,
     ),

@@ -56,7 +56,7 @@ macro_rules! delivery_cols {
 /// The columns of a webhook row, as a literal for `concat!`.
 macro_rules! webhook_cols {
     () => {
-        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project"
+        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project, w.min_severity"
     };
 }
 
@@ -91,6 +91,7 @@ fn row_webhook(r: &Row, at: usize) -> Result<Webhook> {
         created_by: col(r, at + 6)?,
         active: col(r, at + 7)?,
         project: arbiter_core::ProjectId::parse(&col::<String>(r, at + 8)?).map_err(StoreError::Corrupt)?,
+        min_severity: col::<Option<String>>(r, at + 9)?.map(|s| s.parse().map_err(StoreError::Corrupt)).transpose()?,
     })
 }
 
@@ -99,9 +100,20 @@ pub(crate) fn create(t: &mut Tx<'_>, w: &Webhook) -> Result<()> {
     arbiter_store::rules::same_project(&p, &w.project, "webhook")?;
     let events = serde_json::to_string(&w.events).map_err(corrupt)?;
     t.execute(
-        "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[&w.id, &w.url, &events, &w.format.as_str(), &w.secret, &w.created_at.0, &w.created_by, &w.active, &&*p],
+        "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project, min_severity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &w.id,
+            &w.url,
+            &events,
+            &w.format.as_str(),
+            &w.secret,
+            &w.created_at.0,
+            &w.created_by,
+            &w.active,
+            &&*p,
+            &w.min_severity.map(|s| s.as_str()),
+        ],
     )?;
     t.hooks.remove(&p);
     Ok(())
@@ -153,12 +165,12 @@ pub(crate) fn claim_due(
             break;
         }
         let delivery = row_delivery(r)?;
-        let rank = col::<i64>(r, 29)? as usize;
+        let rank = col::<i64>(r, 30)? as usize;
         if rank + in_flight.get(&delivery.webhook_id).copied().unwrap_or(0) > per_webhook {
             continue;
         }
         let webhook = row_webhook(r, 11)?;
-        let event = crate::audit::row_event(r, 20)?;
+        let event = crate::audit::row_event(r, 21)?;
         out.push(DueDelivery { delivery, webhook, event });
     }
     let until = now.plus_millis(lease_ms);
@@ -177,7 +189,7 @@ pub(crate) fn claim_due(
 }
 
 pub(crate) fn record_attempt(t: &mut Tx<'_>, id: u64, a: &DeliveryAttempt) -> Result<()> {
-    let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
+    let ok = a.succeeded();
     let (status, next, delivered) = match (ok, a.retry_at) {
         (true, _) => (DeliveryStatus::Delivered, None, Some(a.at.0)),
         (false, Some(t)) => (DeliveryStatus::Pending, Some(t.0), None),

@@ -79,6 +79,8 @@ fn case(id: &str, decision_id: &str, approvals: u32) -> Case {
         subject: None,
         trigger: None,
         threshold: None,
+        warn_before_ms: None,
+        warned_tier: None,
         created_at: Timestamp(1_000),
         updated_at: Timestamp(1_000),
     }
@@ -386,6 +388,7 @@ pub async fn projects_are_isolated(store: &dyn Store) {
         created_by: "b".into(),
         active: true,
         project: b.project().clone(),
+        min_severity: None,
     };
     assert!(matches!(a.create_webhook(hook.clone()).await, Err(StoreError::Conflict(_))));
     b.create_webhook(hook).await.unwrap();
@@ -1418,12 +1421,13 @@ pub async fn webhook_outbox(store: &dyn Store) {
         id: "wh-1".into(),
         url: "http://127.0.0.1:9/hook".into(),
         events: ["case.opened".to_string(), "case.claimed".to_string()].into_iter().collect(),
-        format: WebhookFormat::Json,
+        format: WebhookFormat::PagerDuty,
         secret: "s3cret".into(),
         created_at: Timestamp(1),
         created_by: "admin".into(),
         active: true,
         project: store.project().clone(),
+        min_severity: Some(arbiter_core::Severity::High),
     };
     store.create_webhook(hook.clone()).await.unwrap();
     assert_eq!(store.webhooks().await.unwrap(), vec![hook.clone()]);
@@ -1456,10 +1460,11 @@ pub async fn webhook_outbox(store: &dyn Store) {
     assert_eq!(retried[0].delivery.attempts, 2);
     let due = retried;
     let (a, b) = (due[0].delivery.id, due[1].delivery.id);
+    // no status and no error: nothing to send for this event (it is done, not retried)
     store
         .record_delivery_attempt(
             a,
-            DeliveryAttempt { at: Timestamp(33_001), status: Some(200), error: None, retry_at: None },
+            DeliveryAttempt { at: Timestamp(33_001), status: None, error: None, retry_at: None },
         )
         .await
         .unwrap();

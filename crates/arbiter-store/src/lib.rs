@@ -248,6 +248,15 @@ pub struct DeliveryAttempt {
     pub retry_at: Option<Timestamp>,
 }
 
+impl DeliveryAttempt {
+    /// Whether the delivery is done: the receiver answered 2xx, or there was
+    /// nothing to send (no status and no error: a format with no request for
+    /// this event, such as PagerDuty for a comment).
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status.is_none_or(|s| (200..300).contains(&s))
+    }
+}
+
 /// Decisions in one hour (by event time).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HourCount {

@@ -51,6 +51,8 @@ fn approval(approvals: u32) -> Case {
         subject: None,
         trigger: None,
         threshold: None,
+        warn_before_ms: None,
+        warned_tier: None,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
     }
@@ -273,6 +275,39 @@ fn roles_rejections_and_own_actions() {
     ));
     let ev = run(&mut c, answer(&admin(), Verdict::Deny, None), 0).unwrap();
     assert_eq!(ev.last().unwrap().final_verdict(), Some(Verdict::Deny), "one rejection decides");
+}
+
+#[test]
+fn an_unclaimed_case_is_announced_due_soon_once_per_tier() {
+    // tier 0 ends at 15 min, tier 1 at 25 min; warn 5 minutes before
+    let mut c = approval(1);
+    c.warn_before_ms = Some(5 * MIN);
+    assert_eq!(c.due_at(), Some(Timestamp(10 * MIN)), "the sweeper wakes at the warning");
+    assert_eq!(sweep(&c, Timestamp(10 * MIN - 1)), vec![]);
+    let ev = run(&mut c, CaseCommand::Sweep, 10 * MIN).unwrap();
+    assert!(
+        matches!(ev[..], [CaseEvent::DueSoon { tier: 0, sla_deadline: Timestamp(t), .. }] if t == 15 * MIN),
+        "{ev:?}"
+    );
+    assert_eq!(ev[0].kind(), "case.due_soon");
+    assert_eq!((c.warned_tier, c.due_at()), (Some(0), Some(Timestamp(15 * MIN))), "once per tier");
+    assert_eq!(run(&mut c, CaseCommand::Sweep, 11 * MIN).unwrap(), vec![]);
+    // the next tier is announced again, 5 minutes before its end
+    run(&mut c, CaseCommand::Sweep, 15 * MIN).unwrap();
+    assert_eq!(c.due_at(), Some(Timestamp(20 * MIN)));
+    assert!(matches!(run(&mut c, CaseCommand::Sweep, 20 * MIN).unwrap()[..], [CaseEvent::DueSoon { tier: 1, .. }]));
+
+    // a claimed case is being worked: no warning while the lease holds; when it runs out, the warning comes
+    let mut c = approval(1);
+    c.warn_before_ms = Some(5 * MIN);
+    let ann = reviewer("ann", &["soc_analyst"]);
+    run(&mut c, CaseCommand::Claim { by: ann, lease_ms: 12 * MIN }, 0).unwrap();
+    assert_eq!(c.due_at(), Some(Timestamp(12 * MIN)));
+    let ev = run(&mut c, CaseCommand::Sweep, 12 * MIN).unwrap();
+    assert!(matches!(ev[..], [CaseEvent::LeaseExpired { .. }, CaseEvent::DueSoon { tier: 0, .. }]), "{ev:?}");
+    // without a warning window, nothing changes (the old behaviour)
+    let c = approval(1);
+    assert_eq!((c.due_at(), c.warn_at()), (Some(Timestamp(15 * MIN)), None));
 }
 
 #[test]

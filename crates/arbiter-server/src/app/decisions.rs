@@ -124,7 +124,9 @@ pub async fn propose(
     decision.event_time_skew_ms = skew;
     let case = match (decision.verdict, escalation) {
         (Verdict::Escalate, Some(esc)) => {
-            let case = Case::new_approval(new_id(), &decision, esc, now);
+            let mut case = Case::new_approval(new_id(), &decision, esc, now);
+            // announced as due soon (`case.due_soon`, for paging) this long before each tier ends
+            case.warn_before_ms = state.config.page_before.map(|d| d.as_millis() as i64);
             decision.case_id = Some(case.id.clone());
             Some(case)
         }

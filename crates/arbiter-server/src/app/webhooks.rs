@@ -18,6 +18,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "case.requirements_raised",
     "case.decided",
     "case.tier_escalated",
+    "case.due_soon",
     "case.fallback_applied",
     "case.commented",
     "review.stage_recorded",
@@ -51,18 +52,48 @@ pub async fn create(state: &AppState, by: &str, req: CreateWebhook) -> Result<Cr
             format!("unknown event kind `{bad}` (known: {})", EVENT_KINDS.join(", ")),
         ));
     }
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| ApiError::internal("no randomness available", e))?;
+    let format = req.format.unwrap_or(WebhookFormat::Json);
+    let secret = match (format, req.routing_key.as_deref().map(str::trim)) {
+        (WebhookFormat::PagerDuty, Some(key)) if key.len() == 32 && key.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            key.to_string()
+        }
+        (WebhookFormat::PagerDuty, _) => {
+            return Err(ApiError::invalid(
+                "routing_key",
+                "a PagerDuty webhook needs the 32-character integration key of an Events API v2 integration \
+                 (the service's Integrations tab)",
+            ));
+        }
+        (_, Some(_)) => return Err(ApiError::invalid("routing_key", "only a `pagerduty` webhook takes a routing key")),
+        (_, None) => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| ApiError::internal("no randomness available", e))?;
+            format!("whsec_{}", hex::encode(secret))
+        }
+    };
+    if format == WebhookFormat::PagerDuty
+        && let Some(bad) =
+            req.events.iter().find(|e| !crate::jobs::webhook_delivery::PAGED.contains(&e.as_str()) && *e != "*")
+    {
+        return Err(ApiError::invalid(
+            "events",
+            format!(
+                "PagerDuty has nothing to do with `{bad}`; subscribe it to {} (or `*`)",
+                crate::jobs::webhook_delivery::PAGED.join(", ")
+            ),
+        ));
+    }
     let webhook = Webhook {
         id: uuid::Uuid::now_v7().to_string(),
         url: url.to_string(),
         events: req.events,
-        format: req.format.unwrap_or(WebhookFormat::Json),
-        secret: format!("whsec_{}", hex::encode(secret)),
+        format,
+        secret,
         created_at: state.clock.now(),
         created_by: by.to_string(),
         active: true,
         project: state.project().clone(),
+        min_severity: req.min_severity,
     };
     state.store.create_webhook(webhook.clone()).await?;
     Ok(CreatedWebhook { secret: webhook.secret.clone(), webhook })

@@ -105,6 +105,12 @@ pub fn summary(e: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join(", "))
         ),
+        "case.due_soon" => format!(
+            "Case {case} (`{}`{}) is due at {} and nobody has claimed it",
+            s(d, &["action_name"]),
+            d["subject"].as_str().map_or(String::new(), |s| format!(" on {s}")),
+            s(d, &["sla_deadline"])
+        ),
         "case.fallback_applied" => {
             format!("Case {case}: SLA expired; the fallback `{}` was applied", s(d, &["verdict"]))
         }
@@ -113,18 +119,92 @@ pub fn summary(e: &Event) -> String {
     }
 }
 
-/// The request body for one delivery.
-pub fn body(due: &DueDelivery) -> Vec<u8> {
+/// The event kinds a PagerDuty webhook acts on.
+pub const PAGED: &[&str] =
+    &["case.opened", "case.due_soon", "case.claimed", "case.decided", "case.fallback_applied", "case.withdrawn"];
+
+/// PagerDuty's severity for a case's (`critical`, `error`, `warning`, `info`).
+fn pagerduty_severity(s: &str) -> &'static str {
+    match s {
+        "critical" => "critical",
+        "high" => "error",
+        "medium" => "warning",
+        _ => "info",
+    }
+}
+
+/// The PagerDuty Events API v2 event for `due`, if its event pages at all:
+/// `trigger` for an approval case that opens at or above the webhook's
+/// severity or is due soon unclaimed, `acknowledge` when claimed, `resolve`
+/// when it ends. The project and case make the `dedup_key`, so one case is
+/// one alert. (<https://developer.pagerduty.com/docs/events-api-v2/trigger-events/>)
+pub fn pagerduty_event(due: &DueDelivery, public_url: Option<&str>) -> Option<Value> {
+    let e = &due.event;
+    let case = e.case_id.as_deref()?;
+    let dedup_key = format!("arbiter:{}:{case}", due.webhook.project);
+    let plain =
+        |action: &str| json!({"routing_key": due.webhook.secret, "event_action": action, "dedup_key": dedup_key});
+    let at_least = |severity: &str| {
+        let s: Option<arbiter_core::Severity> = severity.parse().ok();
+        due.webhook.min_severity.is_none_or(|min| s.is_some_and(|s| s >= min))
+    };
+    let (severity, action, subject) = match e.kind.as_str() {
+        "case.opened" => {
+            let c = &e.data["case"];
+            if c["kind"] != "approval" || !at_least(c["escalation"]["severity"].as_str().unwrap_or("")) {
+                return None;
+            }
+            (c["escalation"]["severity"].as_str(), c["action_name"].as_str(), c["subject"].as_str())
+        }
+        "case.due_soon" => (e.data["severity"].as_str(), e.data["action_name"].as_str(), e.data["subject"].as_str()),
+        "case.claimed" => return Some(plain("acknowledge")),
+        "case.decided" | "case.fallback_applied" | "case.withdrawn" => return Some(plain("resolve")),
+        _ => return None,
+    };
+    let mut event = plain("trigger");
+    let summary = match e.kind.as_str() {
+        "case.due_soon" => format!("[Arbiter] Unclaimed, due soon: {}", summary(e)),
+        _ => format!("[Arbiter] {}", summary(e)),
+    };
+    event["payload"] = json!({
+        "summary": arbiter_slack::message::clip(&summary, 1024),
+        "source": format!("arbiter/{}", due.webhook.project),
+        "severity": pagerduty_severity(severity.unwrap_or("high")),
+        "timestamp": e.at.to_string(),
+        "component": action.unwrap_or("?"),
+        "group": due.webhook.project.as_str(),
+        "class": "approval_case",
+        "custom_details": {"case_id": case, "subject": subject, "event": e.kind, "audit_seq": e.seq},
+    });
+    event["client"] = json!("Arbiter");
+    if let Some(base) = public_url {
+        let href = format!("{}/cases/{case}", base.trim_end_matches('/'));
+        event["client_url"] = json!(href);
+        event["links"] = json!([{"href": href, "text": "Open the case in Arbiter"}]);
+    }
+    Some(event)
+}
+
+/// The request body for one delivery (`None`: this format has no request for this event).
+pub fn body(due: &DueDelivery, public_url: Option<&str>) -> Option<Vec<u8>> {
+    let wanted_severity = || {
+        let sev = due.event.data["case"]["escalation"]["severity"].as_str().or(due.event.data["severity"].as_str());
+        due.webhook
+            .min_severity
+            .is_none_or(|min| sev.and_then(|s| s.parse().ok()).is_none_or(|s: arbiter_core::Severity| s >= min))
+    };
     let v = match due.webhook.format {
-        WebhookFormat::Json => json!({
+        WebhookFormat::Json if wanted_severity() => json!({
             "delivery_id": due.delivery.id,
             "type": due.event.kind,
             "summary": summary(&due.event),
             "event": due.event,
         }),
-        WebhookFormat::Slack => json!({"text": format!("[Arbiter] {}", summary(&due.event))}),
+        WebhookFormat::Slack if wanted_severity() => json!({"text": format!("[Arbiter] {}", summary(&due.event))}),
+        WebhookFormat::Json | WebhookFormat::Slack => return None,
+        WebhookFormat::PagerDuty => pagerduty_event(due, public_url)?,
     };
-    serde_json::to_vec(&v).unwrap_or_default()
+    Some(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 /// The address check for an IP written in the URL itself (the resolver is
@@ -137,8 +217,11 @@ fn literal_address_refused(policy: &OutboundPolicy, url: &str) -> Option<String>
 }
 
 async fn send(state: &AppState, client: &reqwest::Client, due: &DueDelivery) -> DeliveryAttempt {
-    let body = body(due);
     let now = state.clock.now();
+    let Some(body) = body(due, state.config.public_url.as_deref()) else {
+        // nothing to send for this event (a page for a comment, a case below the webhook's severity)
+        return DeliveryAttempt { at: now, status: None, error: None, retry_at: None };
+    };
     let ts = now.millis().div_euclid(1000);
     let (status, error) = match literal_address_refused(&state.config.outbound, &due.webhook.url) {
         Some(why) => (None, Some(why)),

@@ -7,6 +7,7 @@ mod documented;
 mod drift;
 mod isolation;
 mod learning;
+mod paging;
 mod policy_versions;
 mod projects;
 mod review_workflow;

@@ -105,6 +105,7 @@ async fn b_data(s: &TestServer, b: &Team) -> BData {
             created_by: "team-b-admin".into(),
             active: true,
             project: id,
+            min_severity: None,
         };
         store.create_webhook(w).await.unwrap();
         "teamb-webhook".to_string()

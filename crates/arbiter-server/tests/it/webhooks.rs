@@ -221,6 +221,7 @@ async fn private_addresses_are_refused_unless_allowed() {
                 created_by: "admin".into(),
                 active: true,
                 project: Default::default(),
+                min_severity: None,
             })
             .await
             .unwrap();

@@ -54,7 +54,7 @@ pub(super) fn row_delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> 
 /// The columns of a webhook row, as a literal for `concat!` (SQL text stays static).
 macro_rules! webhook_cols {
     () => {
-        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project"
+        "w.id, w.url, w.events, w.format, w.secret, w.created_at, w.created_by, w.active, w.project, w.min_severity"
     };
 }
 
@@ -71,6 +71,10 @@ pub(super) fn row_webhook(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<
             created_by: r.get(at + 6)?,
             active: r.get::<_, i64>(at + 7)? != 0,
             project: Default::default(),
+            min_severity: match r.get::<_, Option<String>>(at + 9)? {
+                Some(s) => Some(s.parse().map_err(|_| unknown_text(at + 9, "severity", &s))?),
+                None => None,
+            },
         },
         r.get(at + 2)?,
         r.get(at + 8)?,
@@ -91,9 +95,20 @@ impl crate::WebhookStore for SqliteStore {
             let events = serde_json::to_string(&w.events).map_err(corrupt)?;
             let format = w.format.as_str();
             c.execute(
-                "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![w.id, w.url, events, format, w.secret, w.created_at.0, w.created_by, w.active, p],
+                "INSERT INTO webhooks (id, url, events, format, secret, created_at, created_by, active, project, min_severity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    w.id,
+                    w.url,
+                    events,
+                    format,
+                    w.secret,
+                    w.created_at.0,
+                    w.created_by,
+                    w.active,
+                    p,
+                    w.min_severity.map(|s| s.as_str())
+                ],
             )
             .map_err(backend)?;
             Ok(())
@@ -150,17 +165,17 @@ impl crate::WebhookStore for SqliteStore {
                     let d = row_delivery(r)?;
                     let w = row_webhook(r, 11)?;
                     let ev = Event {
-                        seq: r.get::<_, i64>(20)? as u64,
-                        case_id: r.get(21)?,
-                        decision_id: r.get(22)?,
-                        kind: r.get(23)?,
-                        actor: r.get(24)?,
-                        at: Timestamp(r.get(25)?),
+                        seq: r.get::<_, i64>(21)? as u64,
+                        case_id: r.get(22)?,
+                        decision_id: r.get(23)?,
+                        kind: r.get(24)?,
+                        actor: r.get(25)?,
+                        at: Timestamp(r.get(26)?),
                         data: serde_json::Value::Null,
-                        prev_hash: r.get(27)?,
-                        hash: r.get(28)?,
+                        prev_hash: r.get(28)?,
+                        hash: r.get(29)?,
                     };
-                    Ok((d, w, ev, r.get::<_, String>(26)?, r.get::<_, i64>(29)? as usize))
+                    Ok((d, w, ev, r.get::<_, String>(27)?, r.get::<_, i64>(30)? as usize))
                 })
                 .map_err(backend)?;
             let mut out = Vec::new();
@@ -192,7 +207,7 @@ impl crate::WebhookStore for SqliteStore {
 
     async fn record_delivery_attempt(&self, id: u64, a: DeliveryAttempt) -> Result<()> {
         self.write(move |c, _| {
-            let ok = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
+            let ok = a.succeeded();
             let (status, next, delivered) = match (ok, a.retry_at) {
                 (true, _) => (DeliveryStatus::Delivered, None, Some(a.at.0)),
                 (false, Some(t)) => (DeliveryStatus::Pending, Some(t.0), None),
