@@ -502,7 +502,28 @@ pub async fn interactions(State(state): State<Arc<AppState>>, headers: HeaderMap
                 via: Some("slack".into()),
             };
             match crate::app::cases::answer(&scoped, &who, &case_id, input).await {
-                Ok(_) => StatusCode::OK.into_response(),
+                // decided: the form closes; the message shows the outcome
+                Ok(u) if u.decision.is_some() => StatusCode::OK.into_response(),
+                // recorded, and the case needs more: say what, instead of closing silently
+                Ok(u) => {
+                    let raised = u.events.iter().any(|e| e.kind == "case.requirements_raised");
+                    let c = &u.case;
+                    let needs = format!(
+                        "{} approval(s) of {} from {}",
+                        c.escalation.approvals.saturating_sub(c.approvals() as u32),
+                        c.escalation.approvals,
+                        c.current_reviewers().iter().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                    let text = if raised {
+                        format!(
+                            "Your answer is recorded. Your modification needs more than the case asked for: it now \
+                             needs {needs} (the policy's check of the modified action)."
+                        )
+                    } else {
+                        format!("Your answer is recorded. The case still needs {needs}.")
+                    };
+                    axum::Json(message::notice_view("Answer recorded", &text)).into_response()
+                }
                 Err(e) => errors(error_field(&e), e.to_string()),
             }
         }

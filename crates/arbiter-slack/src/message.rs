@@ -217,6 +217,20 @@ impl CaseCard {
     }
 }
 
+/// The answer to a modal submission that replaces the form with a notice
+/// (the answer was recorded, and what the case still needs).
+pub fn notice_view(title: &str, text: &str) -> Value {
+    json!({
+        "response_action": "update",
+        "view": {
+            "type": "modal",
+            "title": plain(title, 24),
+            "close": plain("Close", 24),
+            "blocks": [{"type": "section", "text": mrkdwn(text)}],
+        }
+    })
+}
+
 /// `chat.postMessage` arguments for a note in the case message's thread.
 pub fn thread_note(channel: &str, thread_ts: &str, text: &str) -> Value {
     json!({"channel": channel, "thread_ts": thread_ts, "text": clip(text, 3000), "unfurl_links": false})

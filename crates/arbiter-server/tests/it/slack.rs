@@ -247,7 +247,11 @@ async fn a_case_is_answered_from_slack_with_every_rule_of_the_console() {
     assert!(errors["errors"]["rationale"].as_str().unwrap().contains("at least 10"), "{errors}");
     let ok = submit("UALICE", &case, "approve", "confirmed malware on the crown jewel", None);
     let (code, body) = interact(&s, &ok).await;
-    assert_eq!((code, body.as_str()), (200, ""), "an empty 200 closes the modal");
+    assert_eq!(code, 200);
+    let notice: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(notice["response_action"], "update", "the form says what the case still needs: {notice}");
+    assert!(notice.to_string().contains("1 approval(s) of 2"), "{notice}");
+    let notice_view = notice["view"].clone();
     // a re-delivered submission records nothing twice
     let (code, body) = interact(&s, &ok).await;
     assert_eq!(code, 200);
@@ -300,7 +304,10 @@ async fn a_case_is_answered_from_slack_with_every_rule_of_the_console() {
     let (_, v) = s.get(&s.admin, "/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");
 
-    check_types(&slack.all());
+    // every body sent, and the view answered to a submission, pass Slack's published types
+    let mut bodies = slack.all();
+    bodies.push(("view".into(), notice_view));
+    check_types(&bodies);
 }
 
 fn post_ts(slack: &FakeSlack) -> String {
@@ -415,11 +422,14 @@ fn check_types(calls: &[(String, Value)]) {
         "chat.postEphemeral" => Some("ChatPostEphemeralArguments"),
         "views.open" => Some("ViewsOpenArguments"),
         "users.info" => Some("UsersInfoArguments"),
+        // a view answered to a modal submission (`response_action: update`)
+        "view" => Some("ModalView"),
         _ => None,
     };
     let mut ts = String::from(
         "import type { ChatPostMessageArguments, ChatUpdateArguments, ChatPostEphemeralArguments, \
-         ViewsOpenArguments, UsersInfoArguments } from \"@slack/web-api\";\n",
+         ViewsOpenArguments, UsersInfoArguments } from \"@slack/web-api\";\n\
+         import type { ModalView } from \"@slack/types\";\n",
     );
     for (i, (method, body)) in calls.iter().enumerate() {
         let ty = types(method).unwrap_or_else(|| panic!("Arbiter called `{method}`, which this check does not know"));
