@@ -175,6 +175,10 @@ pub struct ServeArgs {
     /// Single sign-on: how far the provider's clock may be from this server's [default: 1m].
     #[arg(long, env = "ARBITER_SSO_CLOCK_SKEW")]
     pub sso_clock_skew: Option<arbiter_core::HumanDuration>,
+    /// Single sign-on: `on` lets a signed-in person create an API key for themselves (for the CLI), named as
+    /// them, with their current roles, expiring after the session lifetime [default: off].
+    #[arg(long, env = "ARBITER_SSO_SELF_KEYS", value_parser = ["on", "off"])]
+    pub sso_self_keys: Option<String>,
     /// Whether the console's sign-in page takes an API key: `on` or `off` (with SSO, `off` makes
     /// everyone sign in through the provider; keys keep working on the API) [default: on].
     #[arg(long, env = "ARBITER_KEY_SIGN_IN", value_parser = ["on", "off"])]
@@ -271,6 +275,7 @@ impl ServeArgs {
             sso_group: self.sso_group.or(file.sso_group),
             sso_label: self.sso_label.or(file.sso_label),
             sso_clock_skew: self.sso_clock_skew.or(file.sso_clock_skew),
+            sso_self_keys: self.sso_self_keys.or(file.sso_self_keys),
             key_sign_in: self.key_sign_in.or(file.key_sign_in),
             session_lifetime: self.session_lifetime.or(file.session_lifetime),
             slack_bot_token: self.slack_bot_token.or(file.slack_bot_token),
@@ -327,6 +332,7 @@ fn sso_config(args: &ServeArgs) -> Result<Option<SsoConfig>> {
             .sso_clock_skew
             .map_or(SsoConfig::DEFAULT_MAX_SKEW, |h| Duration::from_millis(h.as_millis() as u64)),
         label: args.sso_label.clone().unwrap_or_else(|| SsoConfig::DEFAULT_LABEL.into()),
+        self_keys: args.sso_self_keys.as_deref() == Some("on"),
     }))
 }
 
@@ -606,6 +612,7 @@ mod help_defaults {
             ("sso_groups_claim", SsoConfig::DEFAULT_GROUPS_CLAIM.to_string()),
             ("sso_label", SsoConfig::DEFAULT_LABEL.to_string()),
             ("sso_clock_skew", human(SsoConfig::DEFAULT_MAX_SKEW)),
+            ("sso_self_keys", "off".to_string()),
             ("key_sign_in", if d.key_sign_in { "on" } else { "off" }.to_string()),
             ("session_lifetime", human(d.session_lifetime)),
             ("slack_api_url", SlackConfig::DEFAULT_API_URL.to_string()),

@@ -201,6 +201,10 @@ pub struct SsoConfig {
     pub max_skew: Duration,
     /// The sign-in button's label (e.g. "Sign in with Okta").
     pub label: String,
+    /// Whether a person signed in by SSO may create an API key for themselves
+    /// (for the CLI): named as them, with their current roles in the project,
+    /// expiring after the session lifetime.
+    pub self_keys: bool,
 }
 
 impl SsoConfig {

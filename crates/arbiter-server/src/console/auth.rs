@@ -114,6 +114,8 @@ pub struct Viewer {
     /// The projects the viewer may switch to: their key's, those they have a
     /// role in, and for a server admin all of them.
     pub projects: Vec<arbiter_core::ProjectId>,
+    /// Signed in by single sign-on (not with a key).
+    pub sso: bool,
 }
 
 /// The state of the project a console page shows: every read and write of
@@ -207,7 +209,8 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
             }
         };
         let scope = state.in_project(&who.project).await.map_err(ConsoleRejection::Error)?;
-        let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope, projects };
+        let sso = session.identity.is_some();
+        let viewer = Viewer { csrf: csrf_token(&secret, &value), who, session_id: session.id, scope, projects, sso };
         parts.extensions.insert(viewer.clone());
         Ok(viewer)
     }

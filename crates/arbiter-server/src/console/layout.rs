@@ -47,6 +47,9 @@ pub fn frame(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                     span.project title="the project this console shows" { (v.who.project) }
                 }
                 span.who { (v.who.name) " " small { (join(&v.who.tags)) } }
+                @if v.sso && v.scope.config.sso.as_ref().is_some_and(|s| s.self_keys) {
+                    a href="/me/key" title="an API key of your own, for the CLI" { "API key" }
+                }
                 form.inline method="post" action="/logout" {
                     (v.csrf_field())
                     button.link type="submit" { "Sign out" }

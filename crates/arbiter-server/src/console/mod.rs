@@ -43,6 +43,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/logout", post(auth::logout))
         .route("/sso/login", get(sso::start))
         .route("/sso/callback", get(sso::callback))
+        .route("/me/key", get(sso::my_key_form).post(sso::my_key))
         .route("/project", post(auth::switch_project))
         .route("/queue", get(queue::page))
         .route("/cases", get(history::cases))

@@ -237,6 +237,85 @@ pub async fn callback(State(state): State<Arc<AppState>>, parts: Parts) -> Respo
     with_cookies(frame("Signed in", None, body).into_response(), &[clear_pending(&state), session_cookie])
 }
 
+fn self_keys_allowed(viewer: &super::Viewer) -> Result<(), ApiError> {
+    if !viewer.sso {
+        return Err(ApiError::Forbidden(
+            "you signed in with an API key: use that key, or ask an admin for another (`arbiter keys create`)".into(),
+        ));
+    }
+    if !viewer.scope.config.sso.as_ref().is_some_and(|s| s.self_keys) {
+        return Err(ApiError::NotFound(
+            "this server does not let people create their own API keys (an admin turns it on with --sso-self-keys on)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /me/key`: what a key of one's own is, and the button that makes one.
+pub async fn my_key_form(viewer: super::Viewer) -> Response {
+    if let Err(e) = self_keys_allowed(&viewer) {
+        return error_page(e);
+    }
+    let lifetime = arbiter_core::HumanDuration(viewer.scope.config.session_lifetime.as_secs());
+    let who = &viewer.who;
+    let body = html! {
+        h1 { "An API key of your own" }
+        div.card.narrow {
+            p {
+                "A key for the CLI or scripts that acts as " strong { (who.name) } " in project "
+                strong { (who.project) } ", as " (who.role)
+                @if !who.tags.is_empty() { " (" (who.tags.iter().cloned().collect::<Vec<_>>().join(", ")) ")" }
+                ". It is you: your approvals by key and in the console count once. It stops working after "
+                (lifetime.to_string()) ", like a session, so a role your groups no longer give does not outlive it."
+            }
+            form method="post" action="/me/key" {
+                (viewer.csrf_field())
+                button type="submit" { "Create my key" }
+            }
+        }
+    };
+    frame("API key", Some(&viewer), body).into_response()
+}
+
+/// `POST /me/key`: create it; the key is shown once.
+pub async fn my_key(viewer: super::Viewer, axum::Form(f): axum::Form<super::forms::Fields>) -> Response {
+    if let Err(e) = viewer.check_csrf(&f).and_then(|_| self_keys_allowed(&viewer)) {
+        return error_page(e);
+    }
+    let state = &viewer.scope;
+    let who = &viewer.who;
+    let lifetime = arbiter_core::HumanDuration(state.config.session_lifetime.as_secs());
+    let spec = crate::app::keys::KeySpec {
+        name: who.name.clone(),
+        role: who.role,
+        tags: who.tags.clone(),
+        expires_in: Some(lifetime),
+        rate_limit: None,
+        same_principal: true,
+    };
+    let key = match crate::app::keys::create_key(state.store.as_ref(), spec, state.clock.now()).await {
+        Ok(k) => k,
+        Err(e) => return error_page(e),
+    };
+    tracing::info!(person = %who.name, key = %key.record.id, project = %who.project, "a person created an API key for themselves");
+    let until = key.record.expires_at.map(|t| t.to_string()).unwrap_or_default();
+    let body = html! {
+        h1 { "Your API key" }
+        div.card.narrow {
+            p.flash.ok role="status" { "Copy it now: it is shown once and stored only as a digest." }
+            pre #my-key { (key.secret) }
+            p { "It acts as " strong { (who.name) } " in project " strong { (who.project) } " until " (until) "." }
+            pre {
+                "export ARBITER_URL=" (state.config.public_url.as_deref().unwrap_or("http://127.0.0.1:8080")) "\n"
+                "export ARBITER_KEY=" (key.secret) "\n"
+                "arbiter cases list"
+            }
+        }
+    };
+    frame("Your API key", Some(&viewer), body).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +347,7 @@ mod tests {
             groups: vec![arbiter_core::GroupRule::parse("soc=reviewer:soc_analyst").unwrap()],
             max_skew: std::time::Duration::from_secs(60),
             label: "SSO".into(),
+            self_keys: false,
         };
         let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
         let ok = identity_of(

@@ -164,6 +164,7 @@ fn single_sign_on_settings_that_cannot_work_are_refused() {
         groups: vec![arbiter_core::GroupRule::parse("soc=reviewer:soc_analyst").unwrap()],
         max_skew: Duration::from_secs(60),
         label: "SSO".into(),
+        self_keys: false,
     };
     let e = arbiter_server::Config { sso: Some(sso.clone()), ..Default::default() }.validated().unwrap_err();
     assert_eq!(e.setting, "public_url");
@@ -187,4 +188,116 @@ fn single_sign_on_settings_that_cannot_work_are_refused() {
         .validated()
         .is_ok()
     );
+}
+
+fn sso_config(self_keys: bool) -> arbiter_server::SsoConfig {
+    arbiter_server::SsoConfig {
+        issuer: "https://idp.example.com".into(),
+        client_id: "arbiter".into(),
+        client_secret: None,
+        scopes: vec![],
+        name_claim: "sub".into(),
+        groups_claim: "groups".into(),
+        groups: vec![arbiter_core::GroupRule::parse("soc=reviewer:soc_analyst").unwrap()],
+        max_skew: Duration::from_secs(60),
+        label: "SSO".into(),
+        self_keys,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_creates_a_key_of_their_own_that_is_them_and_expires_with_a_session() {
+    let s = TestServer::with(POLICY, |c| {
+        c.public_url = Some("https://arbiter.example.com".into());
+        c.sso = Some(sso_config(true));
+        c.session_lifetime = Duration::from_secs(3600);
+    })
+    .await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let bob = s.key("bob", "reviewer", &["soc_analyst"]).await;
+    let alice = Identity {
+        name: "alice".into(),
+        email: None,
+        grants: vec![grant("default", Role::Reviewer, &["soc_analyst"])],
+        id_token: None,
+    };
+    let cookie = signed_in(&s, "sso-alice-keys", alice).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = http.get(s.at("/me/key")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(form.contains("Create my key") && form.contains("alice"), "{form}");
+    let page = http
+        .post(s.at("/me/key"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf(&form).as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("<pre id=\"my-key\">").expect("the key, shown once") + "<pre id=\"my-key\">".len();
+    let key = page[at..].split('<').next().unwrap().to_string();
+    assert!(key.starts_with("arb_"), "{key}");
+    // the key is alice: the API knows her, and her approvals by key and by session count once
+    let (code, keys) = s.get(&s.admin, "/v1/keys").await;
+    assert_eq!(code, 200);
+    let record = keys.as_array().unwrap().iter().find(|k| k["name"] == "alice").unwrap().clone();
+    assert_eq!((record["role"].as_str(), record["tags"].clone()), (Some("reviewer"), json!(["soc_analyst"])));
+    assert!(record["expires_at"].is_string(), "it expires: {record}");
+    let (_, case) = s.escalate(&agent, isolate("db-2", &["crown_jewel"], 0.9)).await;
+    let (code, e) = s
+        .post(
+            &key,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "approve", "rationale": "approved with my own key"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{e}");
+    let html =
+        http.get(s.at(&format!("/cases/{case}"))).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let r = http
+        .post(s.at(&format!("/cases/{case}/act")))
+        .header("cookie", &cookie)
+        .form(&[
+            ("op", "decide"),
+            ("decision", "approve"),
+            ("rationale", "and again in the console"),
+            ("csrf", &csrf(&html)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("already"), "{:?}", r.headers());
+    let (code, _) = s
+        .post(
+            &bob,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "approve", "rationale": "second person agrees"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    // after the session lifetime the key stops working, like the session
+    s.advance(Duration::from_secs(3601));
+    let (code, e) = s.get(&key, "/v1/cases").await;
+    assert_eq!(code, 401, "{e}");
+
+    // with self keys off (the default), there is no such page
+    let s = TestServer::with(POLICY, |c| {
+        c.public_url = Some("https://arbiter.example.com".into());
+        c.sso = Some(sso_config(false));
+    })
+    .await;
+    let cookie = signed_in(
+        &s,
+        "sso-alice-nokeys",
+        Identity {
+            name: "alice".into(),
+            email: None,
+            grants: vec![grant("default", Role::Reviewer, &["soc_analyst"])],
+            id_token: None,
+        },
+    )
+    .await;
+    let r = http.get(s.at("/me/key")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
 }
