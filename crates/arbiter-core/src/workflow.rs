@@ -570,16 +570,7 @@ pub fn handle(case: &Case, cmd: &CaseCommand, now: Timestamp) -> Result<Vec<Case
             Ok(vec![CaseEvent::Reassigned { from, claim }])
         }
         CaseCommand::Answer { by, verdict, modified_args, check, rationale, failure_modes, via } => {
-            require_approval(case, "only approval cases are answered")?;
-            may_answer_tier(case, by)?;
-            if let Some(c) = case.held_at(now)
-                && c.key_id != by.key_id
-            {
-                return Err(CaseError::HeldByOther { holder: c.by.clone(), until: c.until });
-            }
-            if case.has_answered(&by.name, &by.key_id) {
-                return Err(CaseError::AlreadyAnswered);
-            }
+            may_answer(case, by, now)?;
             if !matches!(verdict, Verdict::Allow | Verdict::Deny) {
                 return Err(invalid("decision", "a reviewer approves or rejects"));
             }

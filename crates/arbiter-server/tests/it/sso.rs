@@ -18,6 +18,16 @@ fn grant(project: &str, role: Role, tags: &[&str]) -> Grant {
     }
 }
 
+/// A person as their identity provider's groups made them: one grant.
+fn person(name: &str, project: &str, role: Role, tags: &[&str]) -> Identity {
+    Identity { name: name.into(), email: None, grants: vec![grant(project, role, tags)], id_token: None }
+}
+
+/// An HTTP client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
 /// A console cookie for a stored single sign-on session of `identity`.
 async fn signed_in(s: &TestServer, id: &str, identity: Identity) -> String {
     let now = s.state.clock.now();
@@ -56,7 +66,7 @@ async fn a_person_is_one_approver_whether_by_session_or_by_key() {
         id_token: None,
     };
     let cookie = signed_in(&s, "sso-alice", alice).await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = no_redirects();
     let (did, case) = s.escalate(&agent, isolate("db-1", &["crown_jewel"], 0.9)).await;
 
     let page = http.get(s.at(&format!("/cases/{case}"))).header("cookie", &cookie).send().await.unwrap();
@@ -122,14 +132,9 @@ async fn a_person_switches_only_to_the_projects_their_groups_give() {
         let (code, body) = s.post(&s.admin, "/v1/projects", json!({"id": p, "name": p})).await;
         assert_eq!(code, 201, "{body}");
     }
-    let carol = Identity {
-        name: "carol".into(),
-        email: None,
-        grants: vec![grant("team-b", Role::Reviewer, &["support"])],
-        id_token: None,
-    };
+    let carol = person("carol", "team-b", Role::Reviewer, &["support"]);
     let cookie = signed_in(&s, "sso-carol", carol).await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = no_redirects();
     // no role in the default project: carol starts in team-b
     let queue = http.get(s.at("/queue")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(queue.contains("team-b") && queue.contains("carol"), "{queue}");
@@ -154,18 +159,7 @@ async fn a_person_switches_only_to_the_projects_their_groups_give() {
 
 #[test]
 fn single_sign_on_settings_that_cannot_work_are_refused() {
-    let sso = arbiter_server::SsoConfig {
-        issuer: "https://idp.example.com".into(),
-        client_id: "arbiter".into(),
-        client_secret: None,
-        scopes: vec![],
-        name_claim: "sub".into(),
-        groups_claim: "groups".into(),
-        groups: vec![arbiter_core::GroupRule::parse("soc=reviewer:soc_analyst").unwrap()],
-        max_skew: Duration::from_secs(60),
-        label: "SSO".into(),
-        self_keys: false,
-    };
+    let sso = sso_config(false);
     let e = arbiter_server::Config { sso: Some(sso.clone()), ..Default::default() }.validated().unwrap_err();
     assert_eq!(e.setting, "public_url");
     let e = arbiter_server::Config {
@@ -215,14 +209,9 @@ async fn a_person_creates_a_key_of_their_own_that_is_them_and_expires_with_a_ses
     .await;
     let agent = s.key("soc-agent", "agent", &[]).await;
     let bob = s.key("bob", "reviewer", &["soc_analyst"]).await;
-    let alice = Identity {
-        name: "alice".into(),
-        email: None,
-        grants: vec![grant("default", Role::Reviewer, &["soc_analyst"])],
-        id_token: None,
-    };
+    let alice = person("alice", "default", Role::Reviewer, &["soc_analyst"]);
     let cookie = signed_in(&s, "sso-alice-keys", alice).await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = no_redirects();
     let form = http.get(s.at("/me/key")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(form.contains("Create my key") && form.contains("alice"), "{form}");
     let page = http
@@ -287,17 +276,7 @@ async fn a_person_creates_a_key_of_their_own_that_is_them_and_expires_with_a_ses
         c.sso = Some(sso_config(false));
     })
     .await;
-    let cookie = signed_in(
-        &s,
-        "sso-alice-nokeys",
-        Identity {
-            name: "alice".into(),
-            email: None,
-            grants: vec![grant("default", Role::Reviewer, &["soc_analyst"])],
-            id_token: None,
-        },
-    )
-    .await;
+    let cookie = signed_in(&s, "sso-alice-nokeys", person("alice", "default", Role::Reviewer, &["soc_analyst"])).await;
     let r = http.get(s.at("/me/key")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
