@@ -34,8 +34,9 @@ impl Api {
         let Some(key) = args.key.clone() else {
             bail!("no API key: pass --key or set ARBITER_KEY (create one with `arbiter keys create`)");
         };
+        let url = arbiter_client::check_base_url(&args.url).map_err(|why| anyhow::anyhow!("--url {why}"))?;
         let rt = crate::process::current_thread()?;
-        let mut client = Client::new(reqwest::Client::new(), &args.url, key);
+        let mut client = Client::new(reqwest::Client::new(), &url, key);
         if let Some(p) = &args.project {
             client = client.in_project(p.as_str());
         }
@@ -44,8 +45,9 @@ impl Api {
 
     /// Connect without a key, for the few public reads (the receipt keys).
     pub fn public(url: &str) -> Result<Api> {
+        let url = arbiter_client::check_base_url(url).map_err(|why| anyhow::anyhow!("--url {why}"))?;
         let rt = crate::process::current_thread()?;
-        Ok(Api { client: Client::new(reqwest::Client::new(), url, ""), rt })
+        Ok(Api { client: Client::new(reqwest::Client::new(), &url, ""), rt })
     }
 
     /// GET a path and read the answer as `T`.

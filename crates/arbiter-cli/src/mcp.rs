@@ -79,9 +79,10 @@ pub fn run(args: McpArgs) -> Result<ExitCode> {
         hide_denied: args.hide_denied,
         poll: Duration::from_secs(args.progress_every),
     };
+    let url = arbiter_client::check_base_url(&args.url).map_err(|why| anyhow::anyhow!("--url {why}"))?;
     crate::process::runtime()?.block_on(async move {
         let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
-        let arbiter = arbiter_client::Client::new(http, &args.url, key);
+        let arbiter = arbiter_client::Client::new(http, &url, key);
         let gateway = Gateway::connect(&specs, arbiter, config).await?;
         match &args.listen {
             None => arbiter_mcp::serve_stdio(gateway.clone()).await?,

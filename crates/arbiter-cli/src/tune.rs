@@ -74,7 +74,9 @@ fn parse_kv(s: &str) -> Result<(String, f64), String> {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.2}%", 100.0 * x)
+    // never "-0.00%": a share rounds to zero from either side
+    let v = 100.0 * x;
+    format!("{:.2}%", if v.abs() < 0.005 { 0.0 } else { v })
 }
 
 /// Run `arbiter tune`.
@@ -283,6 +285,17 @@ fn print_table(r: &TuneResult, opts: &TuneOptions) {
             pct(r.budget),
             r.budget_escalations,
             r.decisions
+        ),
+        (false, Some(e)) if r.classes.iter().all(|c| c.decisions < opts.scan_start()) => println!(
+            "TOO FEW OUTCOMES: bounding the auto-error rate at {} with probability {} needs at least {} labelled \
+             decisions in a class before any threshold can be tested ({}); the history has {} ({}). Record more \
+             outcomes (`arbiter outcomes`, audits) or tune without --max-auto-error; nothing was bounded.",
+            pct(e),
+            1.0 - opts.delta,
+            opts.scan_start(),
+            opts.scan_start_rule(),
+            r.decisions,
+            r.classes.iter().map(|c| format!("{}: {}", c.action, c.decisions)).collect::<Vec<_>>().join(", ")
         ),
         (false, Some(e)) => println!(
             "INFEASIBLE: the budget {} allows {} escalations of {} decisions, and the bound {} needs at least {} ({}); the thresholds above use that.",

@@ -21,13 +21,16 @@ pub enum Error {
     #[error("{0}")]
     Problem(Box<Problem>),
     /// No answer: the server is down, unreachable, or the connection broke.
-    #[error("cannot reach Arbiter at {url}: {source}")]
+    #[error(
+        "cannot reach Arbiter at {url}: {}. Is the server running (`arbiter serve`), and is this its address? \
+         Set --url or ARBITER_URL",
+        root_cause(.cause)
+    )]
     Unreachable {
         /// The server's base URL.
         url: String,
-        /// The HTTP client's error.
-        #[source]
-        source: reqwest::Error,
+        /// The HTTP client's error (its innermost cause is in the message).
+        cause: reqwest::Error,
     },
     /// An error status without a problem document: not Arbiter, or a proxy in between.
     #[error("{what}: HTTP {status}: {body}")]
@@ -62,6 +65,37 @@ impl Error {
 
 /// The result of an API call.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The innermost cause of an error, in words ("Connection refused (os error 111)").
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        text = s.to_string();
+        next = s.source();
+    }
+    text
+}
+
+/// Check a server address given by a person (`--url`, `ARBITER_URL`): an
+/// `http://` or `https://` URL of the server itself, not of its API path.
+/// Returns it without a trailing slash, or what is wrong and what to type.
+pub fn check_base_url(url: &str) -> std::result::Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    if !url.contains("://") {
+        return Err(format!("`{url}` has no scheme: write http://{url} (or https:// for a server behind TLS)"));
+    }
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e}); e.g. http://127.0.0.1:8080"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`{url}`: Arbiter speaks http:// or https://, not {}://", parsed.scheme()));
+    }
+    if parsed.path().trim_end_matches('/').ends_with("/v1") {
+        let base = url.trim_end_matches("/v1");
+        return Err(format!("`{url}` ends in /v1: give the server's address, {base}; the API paths are added to it"));
+    }
+    Ok(url.to_string())
+}
 
 /// An async connection to the API as one key, with typed calls for the
 /// endpoints the demo and the load generators use. Errors come back as the
@@ -121,7 +155,7 @@ impl Client {
     /// Send as this key; the answer's text and its `Link: rel="next"` cursor,
     /// or the server's [`Problem`] as the error.
     async fn exchange(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(String, Option<String>)> {
-        let unreachable = |source| Error::Unreachable { url: self.url.clone(), source };
+        let unreachable = |cause| Error::Unreachable { url: self.url.clone(), cause };
         let req = match &self.project {
             Some(p) => req.header("arbiter-project", p),
             None => req,

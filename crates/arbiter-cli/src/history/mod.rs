@@ -13,11 +13,15 @@ use clap::Args;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
+/// What to say when no history is given.
+const NO_SOURCE: &str = "no history to read: give --history FILE (CSV, JSON Lines or Parquet; see docs/tuning.md) \
+                         or --db STORE (an Arbiter store's decisions with their outcomes, e.g. --db ./arbiter.db)";
+
 /// Where the history comes from.
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// A history file: `.csv`, `.jsonl`/`.ndjson` (JSON Lines) or `.parquet`.
-    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    #[arg(long, conflicts_with = "db")]
     pub history: Option<PathBuf>,
     /// Read decisions with recorded outcomes from this store instead.
     #[arg(long)]
@@ -135,7 +139,7 @@ pub fn load(args: &HistoryArgs) -> Result<History> {
             }
             h
         }
-        (None, None) => bail!("give --history FILE or --db STORE"),
+        (None, None) => bail!(NO_SOURCE),
     };
     let h = if args.since.is_some() || args.until.is_some() || h.has_audit_design() {
         h.between(args.since, args.until)
@@ -319,7 +323,7 @@ pub fn replay(args: &HistoryArgs, mut f: impl FnMut(&Replay<'_>, Timestamp)) -> 
                 n += 1;
             }
         }
-        (None, None) => bail!("give --history FILE or --db STORE"),
+        (None, None) => bail!(NO_SOURCE),
     }
     Ok(n)
 }

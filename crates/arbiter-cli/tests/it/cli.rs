@@ -451,3 +451,56 @@ async fn people_cli_links_slack_accounts_and_refuses_what_is_not_a_member_id() {
     let (_, out, _) = arbiter(&["people", "list", "--db", dbs]);
     assert!(out.contains("alice") && out.contains("bob") && !out.contains("U0ALICE01"), "{out}");
 }
+
+/// `arbiter openapi | head -1`: the reader closes the pipe early; the command
+/// ends quietly (exit 0, nothing on stderr), as other command-line tools do.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(bin())
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the read end is dropped: closed
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {err}", out.status.code());
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A wrong server address says what is wrong and what to type, once.
+#[test]
+fn a_wrong_server_address_says_what_to_type() {
+    let cases = [
+        ("127.0.0.1:8080", "has no scheme: write http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080/v1", "ends in /v1: give the server's address, http://127.0.0.1:8080"),
+        ("ftp://127.0.0.1", "not ftp://"),
+    ];
+    for (url, says) in cases {
+        let (ok, _, err) = arbiter(&["cases", "list", "--url", url, "--key", "arb_x_y"]);
+        assert!(!ok && err.contains(says), "{url}: {err}");
+    }
+    // nothing listens there: the cause once, and a hint
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (ok, _, err) = arbiter(&["cases", "list", "--url", &format!("http://127.0.0.1:{port}"), "--key", "arb_x_y"]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("Connection refused") && err.contains("Is the server running"), "{err}");
+    assert_eq!(err.matches("error sending request").count(), 0, "no repeated transport text: {err}");
+}
+
+#[test]
+fn tune_says_when_there_are_too_few_outcomes_and_where_a_history_comes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.csv");
+    std::fs::write(&one, "timestamp,action,confidence,correct\n2026-01-01T00:00:00Z,isolate_host,0.9,1\n").unwrap();
+    let (ok, out, _) = arbiter(&["tune", "--history", one.to_str().unwrap(), "--max-auto-error", "0.05"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("TOO FEW OUTCOMES") && out.contains("needs at least 200 labelled decisions"), "{out}");
+    assert!(out.contains("the history has 1 (isolate_host: 1)"), "{out}");
+    assert!(!out.contains("-0.00%"), "{out}");
+    let (ok, _, err) = arbiter(&["tune"]);
+    assert!(!ok && err.contains("--history FILE") && err.contains("--db STORE"), "{err}");
+}

@@ -92,8 +92,9 @@ pub async fn create_key(store: &dyn Store, spec: KeySpec, now: Timestamp) -> Res
 }
 
 /// What an admin should know about a key just created: a reviewer key whose
-/// tags match no reviewer role (`roles`, those of the active policy, when
-/// known) will never see a case.
+/// tags can do nothing (none is a reviewer role of the active policy,
+/// `roles` when known, nor a review perspective such as `engineering`, which
+/// writes review stages) will never see a case.
 pub fn key_warnings(record: &KeyRecord, roles: Option<&BTreeSet<String>>) -> Vec<String> {
     if record.role != Role::Reviewer {
         return vec![];
@@ -107,8 +108,9 @@ pub fn key_warnings(record: &KeyRecord, roles: Option<&BTreeSet<String>>) -> Vec
             record.name
         )];
     }
+    let perspective = |t: &String| arbiter_core::review::DEFAULT_REVIEWERS.contains(&t.as_str());
     match roles {
-        Some(r) if record.tags.is_disjoint(r) => vec![format!(
+        Some(r) if record.tags.is_disjoint(r) && !record.tags.iter().any(perspective) => vec![format!(
             "none of reviewer key `{}`'s tags ({}) is a role the active policy routes cases to{hint}; \
              its queue stays empty until one is",
             record.name,
@@ -164,4 +166,24 @@ pub fn validate_key_fields(name: &str, tags: &BTreeSet<String>) -> Result<(), Ap
         return Err(ApiError::invalid("tags", format!("tag `{t}`: use 1-64 letters, digits, `_`, `-`, `.` or `@`")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_key_whose_tags_can_do_nothing_is_warned_about() {
+        let roles: BTreeSet<String> = ["soc_analyst".to_string()].into();
+        let key = |tags: &[&str]| {
+            generate_key("k", Role::Reviewer, tags.iter().map(|t| t.to_string()).collect(), Timestamp(0))
+                .unwrap()
+                .record
+        };
+        assert!(key_warnings(&key(&["soc_analyst"]), Some(&roles)).is_empty());
+        assert!(key_warnings(&key(&["engineering"]), Some(&roles)).is_empty(), "engineering writes review stages");
+        assert!(key_warnings(&key(&["ux", "nobody"]), Some(&roles)).is_empty());
+        assert_eq!(key_warnings(&key(&["finanse"]), Some(&roles)).len(), 1, "a typo can do nothing");
+        assert_eq!(key_warnings(&key(&[]), Some(&roles)).len(), 1, "no tags at all");
+    }
 }
