@@ -421,3 +421,37 @@ test("a decided case shows its record and takes an outcome; history, policy acti
   assert.notEqual((await api(admin, "GET", "/v1/policy")).body.hash, draft, "rolled back");
   await adminCtx.close();
 });
+
+// The SLA countdown runs from the server's clock: a browser whose own clock is
+// hours off (ahead or behind) shows what the server and the CLI say.
+test("the SLA countdown follows the server's clock, not the browser's", async () => {
+  const agent = (await api(admin, "POST", "/v1/keys", { name: "skew-agent", role: "agent" })).body.key;
+  const sam = (await api(admin, "POST", "/v1/keys", { name: "sam-skew", role: "reviewer", tags: ["soc_analyst"] })).body.key;
+  const proposed = await api(agent, "POST", "/v1/decisions", {
+    action: { name: "isolate_host", confidence: 0.9, args: { host: "ws-skew-1", host_tags: ["workstation"] }, signals: { alert_type: "malware", alert_severity: "medium" } },
+  });
+  assert.equal(proposed.body.verdict, "escalate", JSON.stringify(proposed.body));
+  const seconds = (text) => {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
+    assert.ok(m, `a countdown, not "${text}"`);
+    return Number(m[1] || 0) * 3600 + Number(m[2] || 0) * 60 + Number(m[3] || 0);
+  };
+  for (const skewHours of [8, -8]) {
+    const ctx = await browser.newContext();
+    await ctx.addInitScript((offset) => {
+      const realNow = Date.now;
+      Date.now = () => realNow() + offset;
+    }, skewHours * 3600_000);
+    const page = await ctx.newPage();
+    await signIn(page, sam);
+    const cell = page.locator(`#queue-rows tr:has(a[data-case="${proposed.body.case_id}"]) [data-deadline]`);
+    await page.waitForTimeout(1500); // the countdown has ticked
+    const shown = (await cell.textContent()).trim();
+    assert.doesNotMatch(shown, /overdue/, `skew ${skewHours}h: ${shown}`);
+    const queue = (await api(sam, "GET", "/v1/queue")).body;
+    const item = (queue.items || queue).find((i) => i.case.id === proposed.body.case_id);
+    const server = item.sla_left_ms / 1000;
+    assert.ok(Math.abs(seconds(shown) - server) <= 5, `skew ${skewHours}h: the page says ${shown}, the server ${server}s`);
+    await ctx.close();
+  }
+});

@@ -15,7 +15,6 @@ use crate::extract::{Path, Query};
 use arbiter_api::cases::ReviewerChoice;
 use arbiter_api::learning::CaseInsights;
 use arbiter_core::audit::Event;
-use arbiter_core::duration::human_ms;
 use arbiter_core::insight::BlastRadius;
 use arbiter_core::{Case, CaseKind, Claim, Decision, FinalSource, Verdict, WireName};
 use axum::Form;
@@ -71,7 +70,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                 "Audit of an allowed decision (drawn with probability " (audit_probability(decision.as_ref())) ")"
                 " · state " b { (case.state.as_str()) }
                 @if case.is_active() {
-                    " · label within " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
+                    " · label within " (super::layout::countdown(super::layout::ServerTime::of(state), case.sla_deadline))
                     @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (when(h.until)) }
                 }
             }
@@ -79,7 +78,7 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
             p {
                 "State " b { (case.state.as_str()) }
                 " · tier " (case.tier + 1) " (" (join(case.current_reviewers())) ")"
-                " · SLA " span data-deadline=(case.sla_deadline.0) { (human_ms(case.sla_deadline.0 - now.0)) }
+                " · SLA " (super::layout::countdown(super::layout::ServerTime::of(state), case.sla_deadline))
                 " · needs " (case.escalation.approvals) " approval(s), " (case.approvals()) " so far"
                 " · fallback " b { (case.escalation.fallback.to_string()) }
                 @if let Some(h) = held { " · claimed by " b { (h.by) } " until " (when(h.until)) }

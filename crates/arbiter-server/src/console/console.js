@@ -1,10 +1,16 @@
 // Arbiter console: small, optional enhancements. Every page works without it.
 (function () {
   "use strict";
-  // SLA countdowns: elements with data-deadline (ms since the epoch) tick every second.
+  // SLA countdowns: elements with data-deadline tick every second from the
+  // server's time at rendering (data-now), on the browser's monotonic clock:
+  // the browser's own date may be hours off. data-frozen: the server's clock
+  // is simulated and stands still, so the countdown does too.
   function tick() {
-    document.querySelectorAll("[data-deadline]").forEach(function (el) {
-      var left = Number(el.getAttribute("data-deadline")) - Date.now() - Number(el.getAttribute("data-skew") || 0);
+    var t = performance.now();
+    document.querySelectorAll("[data-deadline][data-now]").forEach(function (el) {
+      if (el.arbiterSeen === undefined) el.arbiterSeen = t;
+      var elapsed = el.hasAttribute("data-frozen") ? 0 : t - el.arbiterSeen;
+      var left = Number(el.getAttribute("data-deadline")) - Number(el.getAttribute("data-now")) - elapsed;
       var s = Math.abs(Math.round(left / 1000));
       var text = (s >= 3600 ? Math.floor(s / 3600) + "h" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m" : s >= 60 ? Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s" : s + "s");
       el.textContent = left < 0 ? "overdue " + text : text;

@@ -223,8 +223,7 @@ pub async fn audits(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q):
                         td.opt { (c.confidence.map_or("–".to_string(), |v| format!("{v:.2}"))) }
                         td {
                             @if c.is_active() {
-                                @let left = c.sla_deadline.0 - now.0;
-                                span data-deadline=(c.sla_deadline.0) { @if left < 0 { "overdue " } (arbiter_core::duration::human_ms(left)) }
+                                (super::layout::countdown(super::layout::ServerTime::of(&state), c.sla_deadline))
                             } @else { "–" }
                         }
                         td.opt { (c.agent) }

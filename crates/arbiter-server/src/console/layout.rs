@@ -194,6 +194,36 @@ pub fn join<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
 
 /// A moment: UTC in the page, shown in the reader's time zone by the
 /// script, with the UTC value on hover.
+/// The server's clock as a page renders it: the countdowns run from it, never
+/// from the browser's clock (which may be hours off, and knows nothing of a
+/// simulated clock).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTime {
+    /// The server's time now.
+    pub now: arbiter_core::Timestamp,
+    /// The server's clock is manual (simulated): it stands still between moves.
+    pub frozen: bool,
+}
+
+impl ServerTime {
+    /// The server's time for a page of `state`.
+    pub fn of(state: &crate::AppState) -> ServerTime {
+        ServerTime { now: state.clock.now(), frozen: state.clock_control().is_some() }
+    }
+}
+
+/// Time left until `deadline` ("14m05s", "overdue 3m"), ticking in the
+/// browser from the server's time at rendering (`data-now`), on the
+/// browser's monotonic clock; still when the server's clock is simulated.
+pub fn countdown(t: ServerTime, deadline: arbiter_core::Timestamp) -> Markup {
+    let left = deadline.0 - t.now.0;
+    html! {
+        span data-deadline=(deadline.0) data-now=(t.now.0) data-frozen[t.frozen] .overdue[left < 0] {
+            @if left < 0 { "overdue " } (arbiter_core::duration::human_ms(left))
+        }
+    }
+}
+
 pub fn when(t: arbiter_core::Timestamp) -> Markup {
     let utc = t.to_string();
     html! { time datetime=(utc) title={ (utc) " UTC" } { (utc.get(..16).unwrap_or(&utc).replace('T', " ")) " UTC" } }

@@ -4,20 +4,17 @@
 
 use super::auth::ConsoleScope;
 use super::auth::Viewer;
-use super::layout::{QueryMap, error_page, flash, frame, html_response, rich, severity, subject};
+use super::layout::{
+    QueryMap, ServerTime, countdown, error_page, flash, frame, html_response, rich, severity, subject,
+};
 use crate::extract::Query;
-use arbiter_core::duration::human_ms;
 use arbiter_core::queue::{self, QueueItem};
-use arbiter_core::{CaseKind, Role, Timestamp};
+use arbiter_core::{CaseKind, Role};
 use axum::response::Response;
 use maud::{Markup, html};
 
 /// Rows shown (the most urgent ones); the heading counts them all.
 const QUEUE_PAGE: usize = 100;
-
-fn sla_left(ms: i64) -> String {
-    if ms < 0 { format!("overdue {}", human_ms(ms)) } else { human_ms(ms) }
-}
 
 fn confidence(c: &arbiter_core::Case) -> String {
     match (c.confidence, c.threshold) {
@@ -27,7 +24,8 @@ fn confidence(c: &arbiter_core::Case) -> String {
     }
 }
 
-fn rows(items: &[QueueItem], total: usize, now: Timestamp) -> Markup {
+fn rows(items: &[QueueItem], total: usize, t: ServerTime) -> Markup {
+    let now = t.now;
     html! {
         @if items.is_empty() {
             tr { td.muted colspan="7" { "Nothing waiting for you." } }
@@ -48,7 +46,7 @@ fn rows(items: &[QueueItem], total: usize, now: Timestamp) -> Markup {
                     @else { small.muted { "below its confidence threshold" } }
                 }
                 td.opt { (confidence(c)) }
-                td { span data-deadline=(c.sla_deadline.0) { (sla_left(i.sla_left_ms)) } }
+                td { (countdown(t, c.sla_deadline)) }
                 td.opt { (c.agent) }
                 td.opt { (c.tier + 1) }
             }
@@ -70,7 +68,7 @@ pub async fn page(ConsoleScope(state): ConsoleScope, viewer: Viewer, Query(q): Q
     let visible =
         cases.iter().filter(|c| queue::visible_to(c, &who.name, &who.key_id, &who.tags, who.role == Role::Admin, now));
     let (total, items) = queue::top(visible, now, QUEUE_PAGE);
-    let rows = rows(&items, total, now);
+    let rows = rows(&items, total, ServerTime::of(&state));
     if q.contains_key("rows") {
         return html_response(rows);
     }
