@@ -177,6 +177,11 @@ test("a reviewer works the queue and the agent receives the modified action", as
     await f.locator("textarea[name=steps]").fill("replayed the alert against the staging agent");
     await f.locator("input[name=environment]").fill("staging, prompt v7");
   });
+  // stages still missing: said in words, and the review cannot be closed yet
+  const cannot = await page.textContent("#cannot-close");
+  assert.match(cannot, /an entry for the trace inspection; an entry for the impact assessment/, cannot);
+  assert.doesNotMatch(cannot, /impact_assessment/, "stage names in prose, not wire names");
+  assert.ok(await page.locator("form:has(input[name=op][value=close]) button[type=submit]").isDisabled(), "close is disabled");
   await stage("trace_inspection", async (f) => {
     await f.locator("textarea[name=note]").fill("isolated a whole server for a single-process infection");
   });

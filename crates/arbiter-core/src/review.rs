@@ -28,6 +28,18 @@ wire_names!(InterventionKind {
 });
 wire_names!(InterventionStatus { Proposed => "proposed", InProgress => "in_progress", Done => "done", Verified => "verified" });
 
+impl Stage {
+    /// The stage's name in prose ("impact assessment"), not the wire name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::ContextualAnalysis => "contextual analysis",
+            Stage::TraceInspection => "trace inspection",
+            Stage::ImpactAssessment => "impact assessment",
+            Stage::ResolutionDesign => "resolution design",
+        }
+    }
+}
+
 impl ReviewSource {
     /// A name for people (`Drift alarm`), not the wire name.
     pub fn label(self) -> &'static str {
@@ -526,7 +538,7 @@ impl Review {
     /// What is still missing before the review can close (empty when it can).
     pub fn missing(&self) -> Vec<String> {
         let mut out: Vec<String> =
-            Stage::ALL.iter().filter(|s| !self.has(**s)).map(|s| format!("a {} entry", s.as_str())).collect();
+            Stage::ALL.iter().filter(|s| !self.has(**s)).map(|s| format!("an entry for the {}", s.label())).collect();
         if self.has(Stage::ResolutionDesign) && self.interventions.is_empty() && self.no_intervention_needed.is_none() {
             out.push("an intervention, or a recorded decision that none is needed".into());
         }

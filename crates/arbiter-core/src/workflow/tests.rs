@@ -422,7 +422,7 @@ fn a_review_closes_only_with_every_stage_and_a_resolution() {
     )
     .unwrap();
     assert!(
-        matches!(run(&mut c, close(&eng), 0), Err(CaseError::Incomplete(m)) if m == vec!["a resolution_design entry".to_string()])
+        matches!(run(&mut c, close(&eng), 0), Err(CaseError::Incomplete(m)) if m == vec!["an entry for the resolution design".to_string()])
     );
     assert!(matches!(
         run(

@@ -61,10 +61,12 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
             " · opened " (super::layout::when(case.created_at))
         }
         @if !r.description.is_empty() { p { (r.description) } }
-        @if missing.is_empty() {
-            p.ok { "Every stage has an entry; the review can close." }
-        } @else {
-            p.error { "Missing before it can close: " (missing.join("; ")) }
+        @if open {
+            @if missing.is_empty() {
+                p.ok #can-close { "Every stage has an entry; the review can close." }
+            } @else {
+                p.error #cannot-close { "Missing before it can close: " (missing.join("; ")) }
+            }
         }
         @if !r.evidence.is_null() {
             details.card { summary { "Evidence attached when it was opened" } (json_block(&r.evidence)) }
@@ -153,7 +155,12 @@ async fn render(state: &AppState, viewer: &Viewer, id: &str, q: &QueryMap) -> Re
                         input type="hidden" name="op" value="close";
                         label for="close-reason" { "Closing remark" }
                         input type="text" #close-reason name="reason" required;
-                        button type="submit" { "Close the review" }
+                        @if missing.is_empty() {
+                            button type="submit" { "Close the review" }
+                        } @else {
+                            button type="submit" disabled title=(format!("missing: {}", missing.join("; "))) { "Close the review" }
+                            small.muted { " Not yet: " (missing.join("; ")) "." }
+                        }
                     }
                 } @else {
                     form.card method="post" action=(url) {
