@@ -130,7 +130,7 @@ async fn reviewer_claims_and_modifies_two_approvals_review_case_and_audit() {
         json!({"findings": [{"decision_id": id, "kind": "wrong_action", "note": "full isolation where process kill sufficed"}]}),
     );
     let (ok_, _, err) = arbiter(&s, &eve, &["reviews", "close", &rid, "-r", "trying to close early"]);
-    assert!(!ok_ && err.contains("impact_assessment"), "{err}");
+    assert!(!ok_ && err.contains("an entry for the impact assessment"), "{err}");
     stage(
         &dan,
         "impact_assessment",
