@@ -239,7 +239,7 @@ async fn a_review_case_through_four_stages() {
     assert_eq!(code, 200);
     let (code, e) = s.post(&eng, &format!("/v1/reviews/{rid}/close"), json!({"reason": "not yet, surely"})).await;
     assert_eq!(code, 409, "{e}");
-    assert!(e["detail"].as_str().unwrap().contains("resolution_design"), "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("an entry for the resolution design"), "{e}");
     let (code, _) = stage(json!({"stage": "resolution_design", "role": "engineering", "rationale": "a confirmation step prevents this class of error",
         "interventions": [{"kind": "tool_change", "description": "confirm before isolate_host", "owner": "eve", "expected_effect": "no isolation on benign alerts"}]})).await;
     assert_eq!(code, 201);
