@@ -546,7 +546,12 @@ impl Reader<'_> {
         let Node::Scalar { style, pos, .. } = n else {
             return n.pos();
         };
-        let before = &text[..offset.min(text.len())];
+        // the offset may fall inside a character (an error at a multi-byte one): back to its start
+        let mut end = offset.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &text[..end];
         match style {
             ScalarStyle::Literal | ScalarStyle::Folded => {
                 // Block scalars start on the next line; find its indentation in the source.

@@ -535,3 +535,19 @@ fn names_that_match_nothing_are_warned_about() {
     );
     assert!(Policy::parse(SOC).unwrap().name_warnings(None, None).is_empty(), "the example is clean");
 }
+
+/// Found by the policy fuzzer: an invalid condition whose error points inside
+/// a multi-byte character made locating the error panic (a byte offset that
+/// is not a character boundary). The error is reported, with a position.
+#[test]
+fn an_error_at_a_multibyte_character_is_located_not_a_panic() {
+    for when in [r#"args.ip.start---"\朜C0"#, "args.x == \"\\é", "朜 ==", "args.y ~ é"] {
+        let src = format!(
+            "version: 1\npolicy: p\ndefaults:\n  reviewers: [r]\n  sla: 1m\n  fallback: deny\ntriggers:\n  - name: t\n    verdict: deny\n    when: '{}'\n",
+            when.replace('\'', "''")
+        );
+        let e = Policy::parse(&src).expect_err(when);
+        let text = e.render("p.yaml");
+        assert!(text.contains("invalid condition") && text.contains("p.yaml:10:"), "{when}: {text}");
+    }
+}
