@@ -351,6 +351,13 @@ impl Case {
         })
     }
 
+    /// When the case stopped being active, for its stored row: `None` while it
+    /// is active; the time it was last changed when it just ended; `before`
+    /// (the row's earlier value) when it had ended already.
+    pub fn ended_at(&self, before: Option<Timestamp>) -> Option<Timestamp> {
+        if self.is_active() { None } else { Some(before.unwrap_or(self.updated_at)) }
+    }
+
     /// When the current tier's due-soon warning is due, if it still is.
     pub fn warn_at(&self) -> Option<Timestamp> {
         let before = self.warn_before_ms.filter(|ms| *ms > 0)?;

@@ -26,3 +26,9 @@ CREATE TABLE slack_messages (
 -- Paging: a webhook may ask only for cases of at least this severity
 -- (PagerDuty's `trigger` at a case's opening).
 ALTER TABLE webhooks ADD COLUMN min_severity TEXT;
+
+-- When a case stopped being active (decided or closed): decided cases are
+-- listed by it, newest first. Backfilled from the last change.
+ALTER TABLE cases ADD COLUMN ended_at BIGINT;
+UPDATE cases SET ended_at = updated_at WHERE state NOT IN ('open', 'claimed');
+CREATE INDEX cases_ended ON cases(project, ended_at, seq);

@@ -21,7 +21,9 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
     let p = t.project.clone();
     t.execute(
         "UPDATE cases SET kind = $2, state = $3, decision_id = $4, sla_deadline = $5, created_at = $6, updated_at = $7,
-         body = $8, due_at = $9, trace_id = $10, agent = $11 WHERE id = $1 AND project = $12",
+         body = $8, due_at = $9, trace_id = $10, agent = $11,
+         ended_at = CASE WHEN $13::bigint IS NULL THEN NULL ELSE COALESCE(ended_at, $13) END
+         WHERE id = $1 AND project = $12",
         &[
             &c.id,
             &c.kind.as_str(),
@@ -35,6 +37,7 @@ pub(crate) fn save_case(t: &mut Tx<'_>, c: &Case, insert: bool) -> Result<()> {
             &c.trace_id,
             &c.agent,
             &&*p,
+            &c.ended_at(None).map(|t| t.0),
         ],
     )?;
     Ok(())
@@ -56,13 +59,14 @@ pub(crate) fn insert_cases(t: &mut Tx<'_>, cases: &[&Case]) -> Result<()> {
     let due: Vec<Option<i64>> = cases.iter().map(|c| c.due_at().map(|t| t.0)).collect();
     let trace: Vec<Option<&str>> = cases.iter().map(|c| c.trace_id.as_deref()).collect();
     let agent: Vec<&str> = cases.iter().map(|c| c.agent.as_str()).collect();
+    let ended: Vec<Option<i64>> = cases.iter().map(|c| c.ended_at(None).map(|t| t.0)).collect();
     let p = t.project.clone();
     t.execute(
         "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent,
-                            project)
-         SELECT *, $12::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                              $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[])",
-        &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent, &&*p],
+                            ended_at, project)
+         SELECT *, $13::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                              $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])",
+        &[&id, &kind, &state, &decision, &sla, &created, &updated, &body, &due, &trace, &agent, &ended, &&*p],
     )?;
     Ok(())
 }
@@ -80,16 +84,9 @@ pub(crate) fn list(c: &mut impl Sql, p: &str, f: &CaseFilter) -> Result<Vec<Case
     )
 }
 
-pub(crate) fn find(c: &mut impl Sql, p: &str, q: &CaseQuery) -> Result<CasePage> {
-    let text = match &q.text {
-        Some(t) => Some(
-            crate::learning::tsquery(t)
-                .ok_or_else(|| StoreError::Conflict("the text filter has no word to search for".into()))?,
-        ),
-        None => None,
-    };
-    let limit = q.limit.clamp(1, 1000);
-    let rows = c.query(
+/// The filters of a case search, before its cursor and order.
+macro_rules! find_where {
+    () => {
         "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
          WHERE c.project = $15 AND ($1::text IS NULL OR c.kind = $1)
            AND (cardinality($2::text[]) = 0 OR c.state = ANY($2))
@@ -112,8 +109,31 @@ pub(crate) fn find(c: &mut impl Sql, p: &str, q: &CaseQuery) -> Result<CasePage>
                             WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'review' AND sd.project = $15)
                 OR c.decision_id IN (SELECT sd.ref_id FROM search_docs sd
                             WHERE sd.words @@ $12::text::tsquery AND sd.kind = 'decision' AND sd.project = $15))
-           AND ($13::bigint IS NULL OR c.seq < $13)
-         ORDER BY c.seq DESC LIMIT $14",
+           "
+    };
+}
+
+pub(crate) fn find(c: &mut impl Sql, p: &str, q: &CaseQuery) -> Result<CasePage> {
+    let text = match &q.text {
+        Some(t) => Some(
+            crate::learning::tsquery(t)
+                .ok_or_else(|| StoreError::Conflict("the text filter has no word to search for".into()))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.clamp(1, 1000);
+    // only ended cases asked for (decided, closed): newest ending first
+    let sql = if arbiter_store::rules::lists_ended_cases(&q.states) {
+        concat!(
+            find_where!(),
+            "AND ($13::bigint IS NULL OR (c.ended_at, c.seq) < ((SELECT x.ended_at FROM cases x WHERE x.seq = $13), $13))
+             ORDER BY c.ended_at DESC, c.seq DESC LIMIT $14"
+        )
+    } else {
+        concat!(find_where!(), "AND ($13::bigint IS NULL OR c.seq < $13) ORDER BY c.seq DESC LIMIT $14")
+    };
+    let rows = c.query(
+        sql,
         &[
             &q.kind.map(|k| k.as_str()),
             &states(&q.states),

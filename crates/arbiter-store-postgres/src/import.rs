@@ -156,6 +156,7 @@ const TABLES: &[Table] = &[
             ("trace_id", Text),
             ("agent", Text),
             ("project", Text),
+            ("ended_at", Int),
         ],
         true,
     ),

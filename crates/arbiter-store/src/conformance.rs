@@ -181,7 +181,7 @@ macro_rules! conformance_tests {
             webhook_outbox [decisions_and_idempotency, cases_and_events, concurrent_writes, claims_are_exclusive,
                             sla_sweep, review_cases, learning],
             case_cap [], spans [], receipts_and_settings [], leases [], audits [], drift_episodes [],
-            drift_points_placement [], numbers_that_verify [], people []);
+            drift_points_placement [], numbers_that_verify [], people [], ended_cases_newest_ending_first []);
     };
     (@other $make:expr; $($check:ident [$($before:ident),*]),* $(,)?) => {
         $(
@@ -704,6 +704,35 @@ pub async fn keys(store: &dyn Store) {
     assert!(!store.revoke_key("abc", Timestamp(10)).await.unwrap());
     assert_eq!(store.key("abc").await.unwrap().unwrap().revoked_at, Some(Timestamp(9)));
     assert!(store.keys().await.unwrap().iter().any(|x| x.id == "abc"));
+}
+
+/// Ended cases are listed by when they ended (newest first), page by page;
+/// any other listing by when the cases opened.
+pub async fn ended_cases_newest_ending_first(store: &dyn Store) {
+    for n in ["e1", "e2", "e3"] {
+        escalate(store, n, |_| {}).await;
+    }
+    // decided in another order than opened: e3, then e1, then e2
+    for (n, at) in [("e3", 61_000), ("e1", 62_000), ("e2", 63_000)] {
+        store.update_case(&format!("c-{n}"), approve("lee", None), Timestamp(at)).await.unwrap();
+    }
+    let ids = |p: &crate::CasePage| p.cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let decided = crate::CaseQuery { states: vec![arbiter_core::CaseState::Decided], limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.find_cases(decided.clone()).await.unwrap()), ["c-e2", "c-e1", "c-e3"], "newest ending first");
+    // a page at a time, the cursor goes on in that order
+    let mut seen = vec![];
+    let mut q = crate::CaseQuery { limit: 1, ..decided.clone() };
+    loop {
+        let page = store.find_cases(q.clone()).await.unwrap();
+        seen.extend(ids(&page));
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["c-e2", "c-e1", "c-e3"]);
+    let all = crate::CaseQuery { limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.find_cases(all).await.unwrap()), ["c-e3", "c-e2", "c-e1"], "any state: newest opened first");
 }
 
 /// Single sign-on: a session carries the person's roles; the people

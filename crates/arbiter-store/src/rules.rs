@@ -786,3 +786,11 @@ pub fn receipt_consumed(decision_id: &str, consumer: &str, args_digest: &str) ->
         serde_json::json!({"decision_id": decision_id, "consumer": consumer, "args_digest": args_digest}),
     )
 }
+
+/// Whether a case query asks only for cases that ended (decided or closed):
+/// those are listed by when they ended, newest first; any other query by
+/// when the cases opened.
+pub fn lists_ended_cases(states: &[arbiter_core::CaseState]) -> bool {
+    use arbiter_core::CaseState;
+    !states.is_empty() && states.iter().all(|s| matches!(s, CaseState::Decided | CaseState::Closed))
+}

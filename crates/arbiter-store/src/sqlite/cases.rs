@@ -12,14 +12,39 @@ pub(super) fn load_case(conn: &Connection, p: &str, id: &str) -> Result<Option<C
     body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
 }
 
+const FIND_WHERE: &str = "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
+                     WHERE c.project = ?15 AND (?1 IS NULL OR c.kind = ?1)
+                       AND (?2 = '[]' OR c.state IN (SELECT value FROM json_each(?2)))
+                       AND (?3 IS NULL OR c.agent = ?3)
+                       AND (?4 IS NULL OR COALESCE(d.action_name, json_extract(c.body, '$.action_name')) = ?4)
+                       AND (?5 IS NULL OR d.subject = ?5)
+                       AND (?6 IS NULL OR d.final_verdict = ?6)
+                       AND (?7 IS NULL OR d.final_source = ?7)
+                       AND (?8 IS NULL
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a WHERE json_extract(a.value, '$.by') = ?8)
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e WHERE json_extract(e.value, '$.by') = ?8))
+                       AND (?9 IS NULL
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a, json_each(a.value, '$.failure_modes') f WHERE f.value = ?9)
+                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e, json_each(e.value, '$.findings') f
+                                       WHERE json_extract(f.value, '$.kind') = ?9))
+                       AND (?10 IS NULL OR c.updated_at >= ?10) AND (?11 IS NULL OR c.updated_at < ?11)
+                       AND (?12 IS NULL OR c.id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
+                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'review' AND sd.project = ?15)
+                                         OR c.decision_id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
+                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'decision' AND sd.project = ?15))
+                       ";
+
 pub(super) fn save_case(conn: &Connection, p: &str, c: &Case, insert: bool) -> Result<()> {
     let body = serde_json::to_string(c).map_err(corrupt)?;
     let sql = if insert {
-        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent, project)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT INTO cases (id, kind, state, decision_id, sla_deadline, created_at, updated_at, body, due_at, trace_id, agent, project,
+                            ended_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     } else {
         "UPDATE cases SET kind = ?2, state = ?3, decision_id = ?4, sla_deadline = ?5, created_at = ?6, updated_at = ?7,
-         body = ?8, due_at = ?9, trace_id = ?10, agent = ?11 WHERE id = ?1 AND project = ?12"
+         body = ?8, due_at = ?9, trace_id = ?10, agent = ?11,
+         ended_at = CASE WHEN ?13 IS NULL THEN NULL ELSE COALESCE(ended_at, ?13) END
+         WHERE id = ?1 AND project = ?12"
     };
     conn.prepare_cached(sql)
         .map_err(backend)?
@@ -35,7 +60,8 @@ pub(super) fn save_case(conn: &Connection, p: &str, c: &Case, insert: bool) -> R
             c.due_at().map(|t| t.0),
             c.trace_id,
             c.agent,
-            p
+            p,
+            c.ended_at(None).map(|t| t.0)
         ])
         .map_err(backend)?;
     Ok(())
@@ -91,31 +117,21 @@ impl crate::CaseStore for SqliteStore {
             None => None,
         };
         let limit = q.limit.clamp(1, 1000);
+        // only ended cases asked for (decided, closed): newest ending first
+        let by_end = crate::rules::lists_ended_cases(&q.states);
         self.read(move |c, p| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT c.seq, c.body FROM cases c LEFT JOIN decisions d ON d.id = c.decision_id
-                     WHERE c.project = ?15 AND (?1 IS NULL OR c.kind = ?1)
-                       AND (?2 = '[]' OR c.state IN (SELECT value FROM json_each(?2)))
-                       AND (?3 IS NULL OR c.agent = ?3)
-                       AND (?4 IS NULL OR COALESCE(d.action_name, json_extract(c.body, '$.action_name')) = ?4)
-                       AND (?5 IS NULL OR d.subject = ?5)
-                       AND (?6 IS NULL OR d.final_verdict = ?6)
-                       AND (?7 IS NULL OR d.final_source = ?7)
-                       AND (?8 IS NULL
-                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a WHERE json_extract(a.value, '$.by') = ?8)
-                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e WHERE json_extract(e.value, '$.by') = ?8))
-                       AND (?9 IS NULL
-                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.answers') a, json_each(a.value, '$.failure_modes') f WHERE f.value = ?9)
-                            OR EXISTS (SELECT 1 FROM json_each(c.body, '$.review.entries') e, json_each(e.value, '$.findings') f
-                                       WHERE json_extract(f.value, '$.kind') = ?9))
-                       AND (?10 IS NULL OR c.updated_at >= ?10) AND (?11 IS NULL OR c.updated_at < ?11)
-                       AND (?12 IS NULL OR c.id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
-                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'review' AND sd.project = ?15)
-                                         OR c.decision_id IN (SELECT sd.ref_id FROM search_fts JOIN search_docs sd ON sd.id = search_fts.rowid
-                                                    WHERE search_fts MATCH ?12 AND sd.kind = 'decision' AND sd.project = ?15))
-                       AND (?13 IS NULL OR c.seq < ?13)
-                     ORDER BY c.seq DESC LIMIT ?14",
+                    &if by_end {
+                    format!(
+                        "{}{}",
+                        FIND_WHERE,
+                        "AND (?13 IS NULL OR (c.ended_at, c.seq) < ((SELECT x.ended_at FROM cases x WHERE x.seq = ?13), ?13))
+                         ORDER BY c.ended_at DESC, c.seq DESC LIMIT ?14"
+                    )
+                } else {
+                    format!("{}{}", FIND_WHERE, "AND (?13 IS NULL OR c.seq < ?13) ORDER BY c.seq DESC LIMIT ?14")
+                },
                 )
                 .map_err(backend)?;
             let rows = st
