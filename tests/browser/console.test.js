@@ -460,3 +460,35 @@ test("the SLA countdown follows the server's clock, not the browser's", async ()
     await ctx.close();
   }
 });
+
+// Keyboard on a case page: a / r / m choose the answer and put the cursor
+// where the reviewer writes next; typing there does not trigger them.
+test("a, r and m choose the answer from the keyboard", async () => {
+  const agent = (await api(admin, "POST", "/v1/keys", { name: "keys-agent", role: "agent" })).body.key;
+  const kim = (await api(admin, "POST", "/v1/keys", { name: "kim-keys", role: "reviewer", tags: ["soc_analyst"] })).body.key;
+  const proposed = await api(agent, "POST", "/v1/decisions", {
+    action: { name: "isolate_host", confidence: 0.9, args: { host: "ws-keys-1", host_tags: ["workstation"] }, signals: { alert_type: "malware", alert_severity: "medium" } },
+  });
+  assert.equal(proposed.body.verdict, "escalate", JSON.stringify(proposed.body));
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await signIn(page, kim);
+  await page.goto(url + `/cases/${proposed.body.case_id}`);
+  const checked = () => page.evaluate(() => document.querySelector("input[name=decision]:checked")?.value);
+  const focused = () => page.evaluate(() => document.activeElement.id);
+  await page.keyboard.press("r");
+  assert.equal(await checked(), "reject");
+  assert.equal(await focused(), "rationale");
+  await page.keyboard.type("a rationale typed here does not switch the answer");
+  assert.equal(await checked(), "reject", "typing in the rationale is typing");
+  await page.locator("h1").first().click();
+  await page.keyboard.press("m");
+  assert.equal(await checked(), "modify");
+  assert.equal(await focused(), "args");
+  assert.equal(await page.locator("#modify-args").isHidden(), false, "the arguments editor shows");
+  await page.locator("h1").first().click();
+  await page.keyboard.press("a");
+  assert.equal(await checked(), "approve");
+  assert.equal(await focused(), "rationale");
+  await ctx.close();
+});

@@ -36,7 +36,7 @@ fn console_in_headless_chromium() {
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser tests failed:\n{text}");
     // A run that found no tests (or skipped some) must not pass: every test ran and passed.
-    const TESTS: usize = 6;
+    const TESTS: usize = 7;
     for line in [format!("# tests {TESTS}"), format!("# pass {TESTS}"), "# fail 0".to_string()] {
         assert!(text.lines().any(|l| l.trim() == line), "expected `{line}` in the browser test report:\n{text}");
     }

@@ -173,7 +173,7 @@ fn decide_card(
                 (viewer.csrf_field())
                 input type="hidden" name="op" value="decide";
                 fieldset.choices {
-                    legend.muted { "Your answer" }
+                    legend.muted { "Your answer " small { "(keys: " kbd { "a" } " approve, " kbd { "r" } " reject, " kbd { "m" } " modify)" } }
                     @for c in ReviewerChoice::all() {
                         label.choice {
                             input type="radio" name="decision" value=(c.wire_name()) required;

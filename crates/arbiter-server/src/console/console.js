@@ -38,6 +38,20 @@
       })
       .catch(function () {});
   }
+  // Keyboard on a case: a approves, r rejects, m modifies; the rationale
+  // field takes the focus (the answer is still submitted by the person).
+  document.addEventListener("keydown", function (e) {
+    if (e.target && /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    var choice = { a: "approve", r: "reject", m: "modify" }[e.key];
+    var radio = choice && document.querySelector('input[name=decision][value="' + choice + '"]');
+    if (!radio) return;
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+    var why = document.getElementById(choice === "modify" ? "args" : "rationale");
+    if (why) why.focus();
+    e.preventDefault();
+  });
   // Keyboard: j/k move through the queue, Enter opens (native on links).
   document.addEventListener("keydown", function (e) {
     if (e.target && /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
