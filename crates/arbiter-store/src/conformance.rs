@@ -1280,6 +1280,11 @@ pub async fn learning(store: &dyn Store) {
     assert_eq!(store.search(q("gate*")).await.unwrap().len(), 1, "`word*` is a prefix");
     assert!(store.search(q("gate")).await.unwrap().is_empty(), "words match whole words");
     assert_eq!(store.search(q("VPN Gateway")).await.unwrap().len(), 1, "case is ignored");
+    // a reviewed decision is found by the values of its arguments (and context), not only its rationale
+    let by_args = store.search(q("inbound")).await.unwrap();
+    let mut found: Vec<&str> = by_args.iter().map(|h| h.id.as_str()).collect();
+    found.sort();
+    assert_eq!(found, ["L0", "L1"], "{by_args:?}");
     let ranked = store.search(q("isolated")).await.unwrap();
     assert_eq!(ranked[0].kind, search::SearchKind::Lesson, "a title holding every word comes first: {ranked:?}");
     assert!(ranked.iter().any(|h| h.kind == search::SearchKind::Review), "the review's body matches too: {ranked:?}");

@@ -601,6 +601,21 @@ pub fn check_lesson(id: &str, body: &str, last_event: Option<&crate::Event>) -> 
     Ok(())
 }
 
+/// Short string values of `v` (at most 32, three levels deep): the ids,
+/// hosts and names a person searches a decision by.
+fn identifiers(v: &serde_json::Value, depth: usize, out: &mut Vec<String>) {
+    use serde_json::Value;
+    if depth > 3 || out.len() >= 32 {
+        return;
+    }
+    match v {
+        Value::String(s) if !s.is_empty() && s.chars().count() <= 64 && !out.contains(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| identifiers(x, depth + 1, out)),
+        Value::Object(o) => o.values().for_each(|x| identifiers(x, depth + 1, out)),
+        _ => {}
+    }
+}
+
 fn push_text(out: &mut Vec<String>, s: &str) {
     let t = s.trim();
     if !t.is_empty() {
@@ -682,6 +697,11 @@ pub fn decision_document(d: &Decision, c: &Case) -> Option<arbiter_core::search:
     let mut text = vec![d.explanation.clone()];
     c.answers.iter().for_each(|a| push_text(&mut text, &a.rationale));
     c.comments.iter().for_each(|cm| push_text(&mut text, &cm.text));
+    // the identifiers people search by: alert ids, hosts, users from the arguments and the context
+    let mut ids = Vec::new();
+    identifiers(&d.action.args, 0, &mut ids);
+    identifiers(&d.context, 0, &mut ids);
+    push_text(&mut text, &ids.join(" "));
     let mut failure_modes: Vec<String> = c.answers.iter().flat_map(|a| a.failure_modes.iter().cloned()).collect();
     failure_modes.sort();
     failure_modes.dedup();

@@ -62,6 +62,39 @@ async fn confirmation_version(s: &TestServer) -> String {
     v["hash"].as_str().unwrap().to_string()
 }
 
+/// A decision is found by the identifiers in its arguments and context (an
+/// alert id, a host, a user), not only by its rationale's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_is_found_by_its_alert_id_host_and_user() {
+    let s = TestServer::start().await;
+    let agent = s.key("soc-agent", "agent", &[]).await;
+    let ann = s.key("ann", "reviewer", &["soc_analyst"]).await;
+    let (code, d) = s
+        .post(
+            &agent,
+            "/v1/decisions",
+            json!({"action": {"name": "isolate_host", "confidence": 0.8,
+                              "args": {"host": "srv-77", "host_tags": ["workstation"], "user": "jdoe"}},
+                   "context": {"alert_id": "A-9182", "ticket": {"queue": "soc-tier1"}}}),
+        )
+        .await;
+    assert_eq!((code, d["verdict"].as_str()), (201, Some("escalate")), "{d}");
+    let case = d["case_id"].as_str().unwrap();
+    let (code, e) = s
+        .post(
+            &ann,
+            &format!("/v1/cases/{case}/decision"),
+            json!({"decision": "reject", "rationale": "benign scanner traffic"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{e}");
+    for q in ["A-9182", "jdoe", "srv-77", "soc-tier1"] {
+        let (code, r) = s.get(&ann, &format!("/v1/search?q={q}&kind=decision")).await;
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(r["hits"][0]["id"], d["id"], "{q}: {r}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_review_becomes_an_audited_searchable_lesson() {
     let s = TestServer::start().await;
