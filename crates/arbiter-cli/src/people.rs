@@ -40,16 +40,6 @@ pub enum PeopleCommand {
     },
 }
 
-fn check_slack_user(u: &str) -> Result<()> {
-    if u.len() <= 32 && u.starts_with(['U', 'W']) && u.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "`{u}` is not a Slack member id: copy it from the person's Slack profile (⋮ → Copy member ID), e.g. U0123ABCD"
-        )
-    }
-}
-
 /// Run a people subcommand.
 pub fn run(cmd: PeopleCommand) -> Result<ExitCode> {
     let rt = crate::process::current_thread()?;
@@ -59,12 +49,7 @@ pub fn run(cmd: PeopleCommand) -> Result<ExitCode> {
                 let store = crate::process::open_store(&db).await?;
                 let people = store.people().await;
                 store.close();
-                let mut people = people?;
-                for p in &mut people {
-                    if let Some(i) = &mut p.identity {
-                        i.id_token = None;
-                    }
-                }
+                let people: Vec<_> = people?.into_iter().map(arbiter_core::Person::without_id_token).collect();
                 if json {
                     println!("{}", serde_json::to_string_pretty(&people)?);
                 } else {
@@ -98,7 +83,7 @@ pub fn run(cmd: PeopleCommand) -> Result<ExitCode> {
                 }
             }
             PeopleCommand::LinkSlack { db, name, slack_user } => {
-                check_slack_user(&slack_user)?;
+                arbiter_core::identity::check_slack_member_id(&slack_user).map_err(|e| anyhow::anyhow!(e))?;
                 let store = crate::process::open_store(&db).await?;
                 let done = store.link_slack(&name, Some(&slack_user)).await;
                 store.close();

@@ -158,12 +158,43 @@ pub struct Person {
     pub slack_user: Option<String>,
 }
 
+impl Person {
+    /// The person as served to others: never the ID token of their sign-in.
+    pub fn without_id_token(mut self) -> Person {
+        if let Some(i) = &mut self.identity {
+            i.id_token = None;
+        }
+        self
+    }
+}
+
+/// Check a Slack member id (`U0123ABCD`, or `W…` in Enterprise Grid) as an
+/// admin gives it: what is wrong when it is a name, an email or anything else.
+pub fn check_slack_member_id(u: &str) -> Result<(), String> {
+    if !u.is_empty() && u.len() <= 32 && u.starts_with(['U', 'W']) && u.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{u}` is not a Slack member id: copy it from the person's Slack profile (⋮ → Copy member ID), e.g. \
+             U0123ABCD; not a name or an email"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(s: &str) -> ProjectId {
         ProjectId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn slack_member_ids_are_checked() {
+        assert!(check_slack_member_id("U0123ABCD").is_ok() && check_slack_member_id("W0123").is_ok());
+        for bad in ["", "@alice", "alice@example.com", "u0123", "U01 23", &"U".repeat(33)] {
+            assert!(check_slack_member_id(bad).unwrap_err().contains("not a Slack member id"), "{bad}");
+        }
     }
 
     #[test]

@@ -104,6 +104,18 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// Who calls with this key: its name, role, tags, rate limit and project.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            key_id: self.id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            tags: self.tags.clone(),
+            rate_limit: self.rate_limit,
+            project: self.project.clone(),
+        }
+    }
+
     /// Why the key does not work at `now` (revoked or expired), if it does not.
     pub fn inactive_at(&self, now: Timestamp) -> Option<String> {
         if let Some(t) = self.revoked_at {

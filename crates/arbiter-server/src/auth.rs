@@ -87,15 +87,7 @@ impl KeyCache {
         if let Some(why) = record.inactive_at(now) {
             return Err(ApiError::Unauthorized(why));
         }
-        let p = Principal {
-            key_id: record.id.clone(),
-            name: record.name.clone(),
-            role: record.role,
-            tags: record.tags.clone(),
-            rate_limit: record.rate_limit,
-            project: record.project.clone(),
-        };
-        Ok((p, record))
+        Ok((record.principal(), record))
     }
 
     /// Check a presented key and return who it belongs to.
@@ -117,14 +109,7 @@ impl KeyCache {
         if let Some(why) = record.inactive_at(now) {
             return Err(ApiError::Unauthorized(why));
         }
-        Ok(Principal {
-            key_id: record.id,
-            name: record.name,
-            role: record.role,
-            tags: record.tags,
-            rate_limit: record.rate_limit,
-            project: record.project,
-        })
+        Ok(record.principal())
     }
 }
 

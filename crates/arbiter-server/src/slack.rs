@@ -320,14 +320,7 @@ pub async fn principal(state: &AppState, user: &str) -> Result<Principal, String
         .filter(|k| k.name == person.name && k.role != Role::Agent && k.inactive_at(now).is_none())
         .max_by_key(|k| (k.role == Role::Admin, k.created_at));
     match key {
-        Some(k) => Ok(Principal {
-            key_id: k.id.clone(),
-            name: k.name.clone(),
-            role: k.role,
-            tags: k.tags.clone(),
-            rate_limit: k.rate_limit,
-            project: state.project().clone(),
-        }),
+        Some(k) => Ok(k.principal()),
         None if person.identity.is_some() && !fresh => Err(format!(
             "{} has no role in project `{}` right now: your roles come from your last sign-in, which is older than \
              the session lifetime. Sign in to the Arbiter console again to refresh them.",
@@ -399,7 +392,7 @@ pub async fn interactions(State(state): State<Arc<AppState>>, headers: HeaderMap
         return (StatusCode::NOT_FOUND, "Slack is not configured on this server").into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let wall = arbiter_core::Clock::now(&arbiter_core::SystemClock).millis().div_euclid(1000);
     if let Err(e) = arbiter_slack::signature::verify(
         &config.signing_secret,
         header("x-slack-request-timestamp"),

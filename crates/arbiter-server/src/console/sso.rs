@@ -199,7 +199,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, parts: Parts) -> Respo
     }
     let Some(code) = q.get("code") else { return refused(&state, "the provider sent no authorization code") };
     // ID tokens are stamped with real time, whatever clock the server runs on
-    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let wall = arbiter_core::Clock::now(&arbiter_core::SystemClock).millis().div_euclid(1000);
     let verified = match provider.finish(code, &pending.verifier, &pending.nonce, wall).await {
         Ok(v) => v,
         Err(e) => return refused(&state, &e.to_string()),

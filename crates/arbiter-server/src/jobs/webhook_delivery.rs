@@ -123,6 +123,15 @@ pub fn summary(e: &Event) -> String {
 pub const PAGED: &[&str] =
     &["case.opened", "case.due_soon", "case.claimed", "case.decided", "case.fallback_applied", "case.withdrawn"];
 
+/// Whether `due`'s event is about a case below the webhook's `min_severity`
+/// (an event that names no severity, such as a claim, is never below it).
+fn below_min_severity(due: &DueDelivery) -> bool {
+    let d = &due.event.data;
+    let severity = d["case"]["escalation"]["severity"].as_str().or(d["severity"].as_str());
+    let severity: Option<arbiter_core::Severity> = severity.and_then(|s| s.parse().ok());
+    matches!((due.webhook.min_severity, severity), (Some(min), Some(s)) if s < min)
+}
+
 /// PagerDuty's severity for a case's (`critical`, `error`, `warning`, `info`).
 fn pagerduty_severity(s: &str) -> &'static str {
     match s {
@@ -144,14 +153,10 @@ pub fn pagerduty_event(due: &DueDelivery, public_url: Option<&str>) -> Option<Va
     let dedup_key = format!("arbiter:{}:{case}", due.webhook.project);
     let plain =
         |action: &str| json!({"routing_key": due.webhook.secret, "event_action": action, "dedup_key": dedup_key});
-    let at_least = |severity: &str| {
-        let s: Option<arbiter_core::Severity> = severity.parse().ok();
-        due.webhook.min_severity.is_none_or(|min| s.is_some_and(|s| s >= min))
-    };
     let (severity, action, subject) = match e.kind.as_str() {
         "case.opened" => {
             let c = &e.data["case"];
-            if c["kind"] != "approval" || !at_least(c["escalation"]["severity"].as_str().unwrap_or("")) {
+            if c["kind"] != "approval" || below_min_severity(due) {
                 return None;
             }
             (c["escalation"]["severity"].as_str(), c["action_name"].as_str(), c["subject"].as_str())
@@ -187,21 +192,16 @@ pub fn pagerduty_event(due: &DueDelivery, public_url: Option<&str>) -> Option<Va
 
 /// The request body for one delivery (`None`: this format has no request for this event).
 pub fn body(due: &DueDelivery, public_url: Option<&str>) -> Option<Vec<u8>> {
-    let wanted_severity = || {
-        let sev = due.event.data["case"]["escalation"]["severity"].as_str().or(due.event.data["severity"].as_str());
-        due.webhook
-            .min_severity
-            .is_none_or(|min| sev.and_then(|s| s.parse().ok()).is_none_or(|s: arbiter_core::Severity| s >= min))
-    };
     let v = match due.webhook.format {
-        WebhookFormat::Json if wanted_severity() => json!({
+        // a case below the webhook's severity: nothing to send
+        WebhookFormat::Json | WebhookFormat::Slack if below_min_severity(due) => return None,
+        WebhookFormat::Json => json!({
             "delivery_id": due.delivery.id,
             "type": due.event.kind,
             "summary": summary(&due.event),
             "event": due.event,
         }),
-        WebhookFormat::Slack if wanted_severity() => json!({"text": format!("[Arbiter] {}", summary(&due.event))}),
-        WebhookFormat::Json | WebhookFormat::Slack => return None,
+        WebhookFormat::Slack => json!({"text": format!("[Arbiter] {}", summary(&due.event))}),
         WebhookFormat::PagerDuty => pagerduty_event(due, public_url)?,
     };
     Some(serde_json::to_vec(&v).unwrap_or_default())

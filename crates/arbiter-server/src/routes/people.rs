@@ -17,18 +17,10 @@ fn server_admin(auth: &Auth, what: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A person as served: never their ID token.
-fn served(mut p: Person) -> Person {
-    if let Some(i) = &mut p.identity {
-        i.id_token = None;
-    }
-    p
-}
-
 /// Everyone in the directory, by name.
 pub async fn list(Scope(state): Scope, auth: Auth) -> Result<Json<Vec<Person>>, ApiError> {
     server_admin(&auth, "listing people")?;
-    Ok(Json(state.root.people().await?.into_iter().map(served).collect()))
+    Ok(Json(state.root.people().await?.into_iter().map(Person::without_id_token).collect()))
 }
 
 /// Link (or unlink) a person's Slack account.
@@ -42,17 +34,12 @@ pub async fn link_slack(
     crate::app::keys::validate_key_fields(&name, &Default::default())
         .map_err(|_| ApiError::invalid("name", "a person's name: 1-64 letters, digits, `_`, `-`, `.` or `@`"))?;
     let user = req.slack_user.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    if let Some(u) = user
-        && !(u.len() <= 32 && u.starts_with(['U', 'W']) && u.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
-        return Err(ApiError::invalid(
-            "slack_user",
-            "a Slack member id such as U0123ABCD (Slack profile → ⋮ → Copy member ID), not a name or an email",
-        ));
+    if let Some(u) = user {
+        arbiter_core::identity::check_slack_member_id(u).map_err(|why| ApiError::invalid("slack_user", why))?;
     }
     state.root.link_slack(&name, user).await?;
     tracing::info!(person = %name, slack_user = ?user, by = %auth.0.name, "linked a Slack account");
     let person =
         state.root.person(&name).await?.ok_or_else(|| ApiError::internal_msg("the person just linked is gone"))?;
-    Ok(Json(served(person)))
+    Ok(Json(person.without_id_token()))
 }
