@@ -11,6 +11,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { callApi } from "./api.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.ARBITER_BIN || join(root, "target", "debug", "arbiter");
@@ -19,15 +20,7 @@ mkdirSync(artifacts, { recursive: true });
 
 let server, url, admin, browser;
 
-async function api(key, method, path, body) {
-  const r = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+const api = (key, method, path, body) => callApi(url, key, method, path, body);
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), "arbiter-browser-"));

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 import { startProvider } from "./oidc-provider.js";
+import { callApi } from "./api.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = process.env.ARBITER_BIN || join(root, "target", "debug", "arbiter");
@@ -31,15 +32,7 @@ async function freePort() {
   return port;
 }
 
-async function api(key, method, path, body) {
-  const r = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+const api = (key, method, path, body) => callApi(url, key, method, path, body);
 
 before(async () => {
   const port = await freePort();
