@@ -242,6 +242,12 @@ pub fn cursor_name(project: &ProjectId) -> String {
     format!("slack-cursor:{project}")
 }
 
+/// The stored Slack cursor of a project, if it has one.
+async fn stored_cursor(state: &AppState, name: &str) -> Result<Option<u64>, ApiError> {
+    let found = state.root.settings_with_prefix(name).await?;
+    Ok(found.into_iter().find(|(n, _)| n == name).and_then(|(_, v)| v.parse().ok()))
+}
+
 /// At server start: a project that has no Slack cursor yet (Slack just
 /// turned on) starts at the head of its log, so its history is not replayed
 /// into the channels; one that has one goes on from there.
@@ -263,15 +269,28 @@ pub async fn sync_if_leader(state: &AppState) -> Result<usize, ApiError> {
     if !config.routes.iter().any(|r| &r.project == state.project()) || slack.paused() {
         return Ok(0);
     }
+    let name = cursor_name(state.project());
+    // every interval: reads only, until there is something to bring (a
+    // lease and a cursor are writes, and SQLite has one writer)
+    if let Some(at) = stored_cursor(state, &name).await?
+        && state.store.events(at, 1).await?.is_empty()
+    {
+        return Ok(0);
+    }
     let now = state.clock.now();
     let ttl = (config.interval * 10).max(Duration::from_secs(30)).as_millis() as i64;
     if !state.store.acquire_lease(&format!("slack:{}", state.project()), &state.instance, now, ttl).await? {
         return Ok(0);
     }
-    // first run: start at the head of the log (Slack turned on later does not replay history)
-    let head = state.store.chain_head().await?.map_or(0, |h| h.seq);
-    let name = cursor_name(state.project());
-    let mut cursor: u64 = state.root.setting_or_insert(&name, &head.to_string()).await?.parse().unwrap_or(head);
+    // read again under the lease (another replica may have moved it); a project
+    // without one yet starts at the head of its log (history is not replayed)
+    let mut cursor = match stored_cursor(state, &name).await? {
+        Some(at) => at,
+        None => {
+            let head = state.store.chain_head().await?.map_or(0, |h| h.seq);
+            state.root.setting_or_insert(&name, &head.to_string()).await?.parse().unwrap_or(head)
+        }
+    };
     let events = state.store.events(cursor, 200).await?;
     // one update per case per batch: after its last event here
     let mut last = std::collections::HashMap::new();
